@@ -1,0 +1,548 @@
+//! The per-lcore worker: rx burst → classify → ARP/ICMP → TX buffers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
+use qsplice_netdev::{Burst, Clock, Frame, Queue};
+use qsplice_wire::{checksum, ethernet_l3, ethertype, ip_proto, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Addr, Ipv4Packet, MacAddr};
+
+use crate::counters::{Counters, DropReason, SharedCounters};
+use crate::neigh::{Learned, NeighTimers, NeighborTable, Probe};
+
+/// ARP opcodes.
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+/// Minimum Ethernet frame without FCS.
+const MIN_FRAME: usize = 60;
+/// TTL of packets we originate.
+const OUR_TTL: u8 = 64;
+
+/// An IPv4 address the appliance owns on a port, with its prefix.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Prefix length (0..=32).
+    pub prefix: u8,
+}
+
+impl IfAddr {
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix.min(32)))
+        }
+    }
+    /// Whether `ip` is in this address's subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+}
+
+/// Static description of one port as a worker sees it.
+#[derive(Clone, Debug)]
+pub struct PortSetup {
+    /// Port name (from config), for diagnostics.
+    pub name: String,
+    /// Addresses the appliance owns on this port.
+    pub addrs: Vec<IfAddr>,
+    /// Neighbours to resolve at start and keep fresh (primary worker only).
+    pub neighbors: Vec<Ipv4Addr>,
+}
+
+/// ARP timers and table size.
+#[derive(Copy, Clone, Debug)]
+pub struct ArpConf {
+    /// Lifetime of a confirmed entry, ms.
+    pub reachable_ms: u64,
+    /// Interval between unanswered requests, ms.
+    pub probe_interval_ms: u64,
+    /// Requests before giving up.
+    pub max_probes: u8,
+    /// Announce our addresses with gratuitous ARP at start.
+    pub gratuitous_on_start: bool,
+    /// Neighbour table slots per worker.
+    pub table_size: usize,
+}
+
+/// Engine settings for one worker.
+#[derive(Copy, Clone, Debug)]
+pub struct EngineConf {
+    /// Rx burst size (≤ [`qsplice_netdev::MAX_BURST`]).
+    pub burst: usize,
+    /// TX buffer flush timeout, µs.
+    pub tx_drain_us: u64,
+    /// Sleep this long after a poll that found nothing (0: busy poll).
+    pub idle_sleep_us: u64,
+    /// ARP settings.
+    pub arp: ArpConf,
+    /// The primary worker (queue 0 of every port, which receives non-RSS
+    /// traffic such as ARP) resolves configured neighbours and announces
+    /// our addresses.
+    pub primary: bool,
+}
+
+/// A command from the control thread to a worker.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CoreCmd {
+    /// A neighbour learned by another worker.
+    Neigh {
+        /// Port index.
+        port: u8,
+        /// Neighbour address.
+        ip: Ipv4Addr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+}
+
+/// An event from a worker to the control thread.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// A neighbour became reachable or changed MAC.
+    NeighLearned {
+        /// Port index.
+        port: u8,
+        /// Neighbour address.
+        ip: Ipv4Addr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+    /// Resolution of a neighbour gave up.
+    NeighFailed {
+        /// Number of entries that failed in this tick.
+        count: u64,
+    },
+}
+
+/// Bounded lock-free queues between one worker and the control thread.
+#[derive(Clone, Debug)]
+pub struct ControlLink {
+    /// Control → worker.
+    pub cmds: Arc<ArrayQueue<CoreCmd>>,
+    /// Worker → control.
+    pub events: Arc<ArrayQueue<CoreEvent>>,
+}
+
+impl ControlLink {
+    /// A link with room for `cap` messages each way.
+    pub fn new(cap: usize) -> Self {
+        ControlLink { cmds: Arc::new(ArrayQueue::new(cap)), events: Arc::new(ArrayQueue::new(cap)) }
+    }
+}
+
+struct PortState<Q: Queue> {
+    q: Q,
+    mac: MacAddr,
+    setup: PortSetup,
+    txbuf: Burst<Q::Frame>,
+}
+
+impl<Q: Queue> PortState<Q> {
+    #[inline]
+    fn owns(&self, ip: Ipv4Addr) -> bool {
+        self.setup.addrs.iter().any(|a| a.addr == ip)
+    }
+    #[inline]
+    fn on_link(&self, ip: Ipv4Addr) -> bool {
+        self.setup.addrs.iter().any(|a| a.contains(ip))
+    }
+    /// Our address to use as the source toward `ip`.
+    fn source_for(&self, ip: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.setup.addrs.iter().find(|a| a.contains(ip)).or(self.setup.addrs.first()).map(|a| a.addr)
+    }
+}
+
+/// One worker lcore's state. See the crate docs for the loop.
+pub struct Worker<Q: Queue, C: Clock> {
+    conf: EngineConf,
+    ports: Vec<PortState<Q>>,
+    neigh: NeighborTable,
+    c: Counters,
+    shared: Arc<SharedCounters>,
+    clock: C,
+    link: Option<ControlLink>,
+    drain_cycles: u64,
+    tick_cycles: u64,
+    next_drain: u64,
+    next_tick: u64,
+    started: bool,
+}
+
+impl<Q: Queue, C: Clock> std::fmt::Debug for Worker<Q, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("ports", &self.ports.len()).field("primary", &self.conf.primary).finish()
+    }
+}
+
+/// Fix a word's checksum contribution after changing it (RFC 1624).
+#[inline(always)]
+fn csum_update(csum: u16, old: u16, new: u16) -> u16 {
+    checksum::update_u16(csum, old, new)
+}
+
+impl<Q: Queue, C: Clock> Worker<Q, C> {
+    /// A worker over `ports` (queue `i` of each port belongs to this worker;
+    /// `setups[i]` describes port `i`). All allocation happens here.
+    pub fn new(conf: EngineConf, ports: Vec<(Q, PortSetup)>, clock: C, shared: Arc<SharedCounters>, link: Option<ControlLink>) -> Self {
+        let ms = clock.us_to_cycles(1000).max(1);
+        let timers = NeighTimers {
+            reachable: conf.arp.reachable_ms.saturating_mul(ms),
+            probe_interval: conf.arp.probe_interval_ms.saturating_mul(ms),
+            max_probes: conf.arp.max_probes,
+        };
+        let drain_cycles = clock.us_to_cycles(conf.tx_drain_us).max(1);
+        let ports = ports
+            .into_iter()
+            .map(|(q, setup)| PortState { mac: MacAddr(q.mac()), q, setup, txbuf: Burst::new() })
+            .collect();
+        let mut conf = conf;
+        conf.burst = conf.burst.clamp(1, qsplice_netdev::MAX_BURST);
+        Worker {
+            neigh: NeighborTable::new(conf.arp.table_size, timers),
+            conf,
+            ports,
+            c: Counters::default(),
+            shared,
+            clock,
+            link,
+            drain_cycles,
+            tick_cycles: ms,
+            next_drain: 0,
+            next_tick: 0,
+            started: false,
+        }
+    }
+
+    /// Counters so far (the worker's working copy).
+    pub fn counters(&self) -> &Counters {
+        &self.c
+    }
+
+    /// The worker's neighbour table.
+    pub fn neighbors(&self) -> &NeighborTable {
+        &self.neigh
+    }
+
+    /// Access a port's queue (tests inspect what was sent).
+    pub fn queue_mut(&mut self, port: usize) -> &mut Q {
+        &mut self.ports[port].q
+    }
+
+    /// Run until `stop` is set, then flush and publish.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let busy = self.poll();
+            if !busy && self.conf.idle_sleep_us > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(self.conf.idle_sleep_us));
+            }
+        }
+        self.finish();
+    }
+
+    /// Flush TX buffers and publish counters (end of run).
+    pub fn finish(&mut self) {
+        for pi in 0..self.ports.len() {
+            self.flush(pi);
+        }
+        self.shared.publish(&self.c);
+    }
+
+    /// One iteration of the loop. Returns whether any frame was received.
+    pub fn poll(&mut self) -> bool {
+        let now = self.clock.now();
+        if !self.started {
+            self.start(now);
+        }
+        let mut busy = false;
+        for pi in 0..self.ports.len() {
+            let mut rx: Burst<Q::Frame> = Burst::new();
+            let n = self.ports[pi].q.rx_burst(&mut rx, self.conf.burst);
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            self.c.rx_packets += n as u64;
+            for f in rx.drain(..) {
+                self.c.rx_bytes += f.len() as u64;
+                self.handle(pi, f, now);
+            }
+        }
+        self.c.polls += 1;
+        if !busy {
+            self.c.idle_polls += 1;
+        }
+        if now >= self.next_drain {
+            for pi in 0..self.ports.len() {
+                self.flush(pi);
+            }
+            self.next_drain = now + self.drain_cycles;
+        }
+        if now >= self.next_tick {
+            self.tick(now);
+            self.next_tick = now + self.tick_cycles;
+        }
+        busy
+    }
+
+    fn start(&mut self, now: u64) {
+        self.started = true;
+        self.next_drain = now + self.drain_cycles;
+        if !self.conf.primary {
+            return;
+        }
+        for pi in 0..self.ports.len() {
+            for i in 0..self.ports[pi].setup.neighbors.len() {
+                let ip = self.ports[pi].setup.neighbors[i];
+                if !self.neigh.want(pi as u8, ip, now, true) {
+                    self.c.neigh_table_full += 1;
+                }
+            }
+            if self.conf.arp.gratuitous_on_start {
+                for i in 0..self.ports[pi].setup.addrs.len() {
+                    let ip = self.ports[pi].setup.addrs[i].addr;
+                    if self.send_arp(pi, ARP_REQUEST, MacAddr::BROADCAST, MacAddr::ZERO, ip, ip) {
+                        self.c.arp_gratuitous_sent += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Millisecond timer: control commands, neighbour timers, counters.
+    fn tick(&mut self, now: u64) {
+        if let Some(link) = &self.link {
+            while let Some(CoreCmd::Neigh { port, ip, mac }) = link.cmds.pop() {
+                self.neigh.learn(port, ip, mac, now, true);
+            }
+        }
+        let mut probes: ArrayVec<Probe, 64> = ArrayVec::new();
+        let failed = self.neigh.poll(now, |p| {
+            let _ = probes.try_push(p);
+        });
+        if failed > 0 {
+            self.c.neigh_failed += failed;
+            if let Some(link) = &self.link {
+                let _ = link.events.push(CoreEvent::NeighFailed { count: failed });
+            }
+        }
+        for p in probes {
+            let pi = p.port as usize;
+            let Some(src) = self.ports.get(pi).and_then(|s| s.source_for(p.ip)) else { continue };
+            let dst = p.unicast.unwrap_or(MacAddr::BROADCAST);
+            if self.send_arp(pi, ARP_REQUEST, dst, MacAddr::ZERO, src, p.ip) {
+                self.c.arp_requests_sent += 1;
+            }
+        }
+        self.shared.publish(&self.c);
+    }
+
+    /// Queue a frame for transmission on port `pi`.
+    #[inline]
+    fn send(&mut self, pi: usize, f: Q::Frame) {
+        if self.ports[pi].txbuf.is_full() {
+            self.flush(pi);
+        }
+        let p = &mut self.ports[pi];
+        if let Err(e) = p.txbuf.try_push(f) {
+            drop(e.element());
+            self.c.drop(DropReason::TxFull);
+            return;
+        }
+        if p.txbuf.len() >= self.conf.burst {
+            self.flush(pi);
+        }
+    }
+
+    /// Hand port `pi`'s TX buffer to the device; what it refuses is dropped
+    /// and counted (the device is overloaded; retrying would stall rx).
+    fn flush(&mut self, pi: usize) {
+        let p = &mut self.ports[pi];
+        if p.txbuf.is_empty() {
+            return;
+        }
+        let bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
+        let sent = p.q.tx_burst(&mut p.txbuf);
+        let unsent_bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
+        self.c.tx_packets += sent as u64;
+        self.c.tx_bytes += (bytes - unsent_bytes) as u64;
+        for _ in p.txbuf.drain(..) {
+            self.c.drops[DropReason::TxFull as usize] += 1;
+        }
+    }
+
+    /// Classify one received frame and act on it.
+    #[inline]
+    fn handle(&mut self, pi: usize, f: Q::Frame, now: u64) {
+        let data = f.data();
+        let Ok((et, l3, _vid)) = ethernet_l3(data) else {
+            self.c.drop(DropReason::EthTruncated);
+            return;
+        };
+        let dst = MacAddr([data[0], data[1], data[2], data[3], data[4], data[5]]);
+        if dst != self.ports[pi].mac && !dst.is_broadcast() {
+            self.c.drop(if dst.is_multicast() { DropReason::L2Multicast } else { DropReason::NotOurMac });
+            return;
+        }
+        match et {
+            ethertype::ARP => self.handle_arp(pi, f, l3, now),
+            ethertype::IPV4 => self.handle_ipv4(pi, f, l3),
+            ethertype::IPV6 => self.c.drop(DropReason::Ipv6),
+            _ => self.c.drop(DropReason::UnknownEthertype),
+        }
+    }
+
+    fn handle_arp(&mut self, pi: usize, mut f: Q::Frame, l3: usize, now: u64) {
+        let (op, smac, sip, tip) = match ArpPacket::new_checked(&f.data()[l3..]) {
+            Ok(a) => (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip()),
+            Err(qsplice_wire::Error::Truncated) => return self.c.drop(DropReason::ArpTruncated),
+            Err(_) => return self.c.drop(DropReason::ArpUnsupported),
+        };
+        if !smac.is_unicast() || (op != ARP_REQUEST && op != ARP_REPLY) {
+            return self.c.drop(DropReason::ArpInvalid);
+        }
+        let port = &self.ports[pi];
+        let our_mac = port.mac;
+        if port.owns(sip) && smac != our_mac {
+            self.c.arp_conflicts += 1;
+        }
+        let for_us = port.owns(tip);
+        if !sip.is_unspecified() && port.on_link(sip) && !port.owns(sip) {
+            match self.neigh.learn(pi as u8, sip, smac, now, for_us) {
+                Learned::New | Learned::Changed => {
+                    self.c.neigh_learned += 1;
+                    if let Some(link) = &self.link {
+                        let _ = link.events.push(CoreEvent::NeighLearned { port: pi as u8, ip: sip, mac: smac });
+                    }
+                }
+                Learned::Refreshed | Learned::Ignored => {}
+            }
+        }
+        if op == ARP_REPLY {
+            self.c.arp_replies_received += 1;
+            return; // consumed
+        }
+        if !for_us {
+            return self.c.drop(DropReason::ArpNotForUs);
+        }
+        // Turn the request into the reply in place (keeps any VLAN tag).
+        let data = f.data_mut();
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *data);
+            eth.set_dst(smac);
+            eth.set_src(our_mac);
+        }
+        let mut arp = ArpPacket::new_unchecked(&mut data[l3..]);
+        arp.set_operation(ARP_REPLY);
+        arp.set_target_mac(smac);
+        arp.set_target_ip(sip);
+        arp.set_sender_mac(our_mac);
+        arp.set_sender_ip(tip);
+        self.c.arp_requests_answered += 1;
+        self.send(pi, f);
+    }
+
+    fn handle_ipv4(&mut self, pi: usize, mut f: Q::Frame, l3: usize) {
+        use qsplice_wire::Error as E;
+        let (src, dst, proto, hl, tl, frag, ttl) = match Ipv4Packet::new_checked(&f.data()[l3..]) {
+            Ok(ip) => {
+                if !ip.verify_checksum() {
+                    return self.c.drop(DropReason::Ipv4BadChecksum);
+                }
+                (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.header_len() as usize, ip.total_len() as usize, ip.is_fragment(), ip.ttl())
+            }
+            Err(e) => {
+                return self.c.drop(match e {
+                    E::Truncated => DropReason::Ipv4Truncated,
+                    E::BadVersion => DropReason::Ipv4BadVersion,
+                    E::BadHeaderLen => DropReason::Ipv4BadHeaderLen,
+                    _ => DropReason::Ipv4BadTotalLen,
+                })
+            }
+        };
+        let port = &self.ports[pi];
+        if !port.owns(dst) {
+            return self.c.drop(DropReason::Ipv4NotForUs);
+        }
+        if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || port.owns(src) {
+            return self.c.drop(DropReason::Ipv4BadSource);
+        }
+        if frag {
+            return self.c.drop(DropReason::Ipv4Fragment);
+        }
+        match proto {
+            ip_proto::ICMP => {}
+            ip_proto::TCP => return self.c.drop(DropReason::TcpNoService),
+            ip_proto::UDP => return self.c.drop(DropReason::UdpNoService),
+            _ => return self.c.drop(DropReason::UnknownProtocol),
+        }
+        let our_mac = port.mac;
+        let l4 = l3 + hl;
+        let end = l3 + tl;
+        let data = f.data_mut();
+        {
+            let Ok(icmp) = Icmpv4Packet::new_checked(&data[l4..end]) else {
+                return self.c.drop(DropReason::IcmpTruncated);
+            };
+            if !icmp.verify_checksum() {
+                return self.c.drop(DropReason::IcmpBadChecksum);
+            }
+            if icmp.msg_type() != Icmpv4Packet::<&[u8]>::ECHO_REQUEST || icmp.code() != 0 {
+                return self.c.drop(DropReason::IcmpUnhandled);
+            }
+        }
+        // Echo reply in place: ICMP type 8 → 0; swap addresses (the IPv4
+        // checksum is a sum, a swap leaves it unchanged); reset TTL; swap MACs.
+        {
+            let mut icmp = Icmpv4Packet::new_unchecked(&mut data[l4..end]);
+            icmp.set_msg_type(Icmpv4Packet::<&[u8]>::ECHO_REPLY);
+            let c = csum_update(icmp.checksum(), u16::from(Icmpv4Packet::<&[u8]>::ECHO_REQUEST) << 8, u16::from(Icmpv4Packet::<&[u8]>::ECHO_REPLY) << 8);
+            icmp.set_checksum(c);
+        }
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut data[l3..]);
+            ip.set_src_addr(dst);
+            ip.set_dst_addr(src);
+            ip.set_ttl(OUR_TTL);
+            let c = csum_update(ip.checksum(), u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([OUR_TTL, proto]));
+            ip.set_checksum(c);
+        }
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *data);
+            let peer = eth.src();
+            eth.set_dst(peer);
+            eth.set_src(our_mac);
+        }
+        self.c.icmp_echo_replied += 1;
+        self.send(pi, f);
+    }
+
+    /// Build and queue an ARP packet on port `pi`. Returns false (counted)
+    /// when no buffer is available.
+    fn send_arp(&mut self, pi: usize, op: u16, eth_dst: MacAddr, target_mac: MacAddr, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> bool {
+        let our_mac = self.ports[pi].mac;
+        let Some(mut f) = self.ports[pi].q.alloc() else {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        };
+        if !f.set_len(MIN_FRAME) {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        }
+        let data = f.data_mut();
+        data.fill(0);
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *data);
+            eth.set_dst(eth_dst);
+            eth.set_src(our_mac);
+            eth.set_ethertype(ethertype::ARP);
+        }
+        let repr = ArpRepr { op, sender_mac: our_mac, sender_ip, target_mac, target_ip };
+        repr.emit(&mut ArpPacket::new_unchecked(&mut data[EthernetFrame::<&[u8]>::HEADER_LEN..]));
+        self.send(pi, f);
+        true
+    }
+}

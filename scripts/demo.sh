@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# qsplice demo on a fresh machine: set up, build, create the namespace
+# topology, run the appliance on it, and show it working from the client's
+# side. Cleans up everything it started.
+#
+#   scripts/demo.sh [--seconds N] [--keep]
+#
+#   --seconds N   how long the appliance runs (default 20; the demo stops early once done)
+#   --keep        leave the topology up afterwards (tear down: scripts/netns.sh down)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN_SECONDS=20
+KEEP=0
+while (($#)); do
+    case "$1" in
+        --seconds) RUN_SECONDS=$2; shift ;;
+        --keep) KEEP=1 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "setup (packages, hugepages)"
+scripts/setup.sh
+
+step "build"
+cargo build --release --bin qsplice
+QS=target/release/qsplice
+"$QS" --version
+
+step "topology: client ns -- [qsplice on af_packet] -- backend ns with nginx"
+scripts/netns.sh up --prefix qs --backends 3 | tee /tmp/qsplice-demo-netns.env
+APP_PID=""
+cleanup() {
+    if [[ -n $APP_PID ]] && kill -0 "$APP_PID" 2>/dev/null; then
+        kill -TERM "$APP_PID" 2>/dev/null || true
+        wait "$APP_PID" 2>/dev/null || true
+    fi
+    if [[ $KEEP == 0 ]]; then scripts/netns.sh down --prefix qs >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+step "machine topology and placement plan"
+"$QS" topo --config conf/demo.toml || true
+
+step "start qsplice (conf/demo.toml)"
+STATS=$(mktemp /tmp/qsplice-demo-XXXX.json)
+"$QS" run --config conf/demo.toml --duration "$RUN_SECONDS" --stats-json "$STATS" --live-json >/tmp/qsplice-demo.out 2>/tmp/qsplice-demo.err &
+APP_PID=$!
+for _ in $(seq 1 100); do
+    if [[ -s $STATS ]] && python3 - "$STATS" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if len(r["neighbors"]) >= 3 else 1)
+PY
+    then break; fi
+    kill -0 "$APP_PID" 2>/dev/null || { cat /tmp/qsplice-demo.err; echo "qsplice exited early" >&2; exit 1; }
+    sleep 0.2
+done
+echo "backends resolved by ARP:"
+python3 -c 'import json,sys; [print("  ", n["port"], n["ip"], "is-at", n["mac"]) for n in json.load(open(sys.argv[1]))["neighbors"]]' "$STATS"
+
+step "client namespace: ping the VIP 10.10.1.1 through DPDK af_packet"
+ip netns exec qs-client ping -c 5 -i 0.2 10.10.1.1
+echo "client's ARP entry for the VIP (the DPDK port's MAC):"
+ip netns exec qs-client ip neigh show 10.10.1.1
+
+step "client namespace: hostile frames (bad checksums, truncations, fragments...)"
+ip netns exec qs-client tests/tools/send_frames.py qs-cli0 "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ports"][0]["mac"])' "$STATS")" 10.10.1.2 10.10.1.1 2
+ip netns exec qs-client ping -c 2 -i 0.2 10.10.1.1 >/dev/null && echo "VIP still answering"
+
+step "stop qsplice: final counters"
+kill -TERM "$APP_PID"; wait "$APP_PID" || true; APP_PID=""
+tail -n 60 /tmp/qsplice-demo.out
+rm -f "$STATS"

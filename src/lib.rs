@@ -1,0 +1,13 @@
+//! The `qsplice` appliance runtime: boots DPDK from a validated config,
+//! configures ports and mempools, launches one [`qsplice_engine::Worker`] per
+//! worker lcore, and runs the control loop on the main lcore (neighbour
+//! relay between workers, counter aggregation, periodic stats, shutdown).
+//!
+//! The CLI (`src/main.rs`) is a thin layer over [`run`], [`fwd_bench`] and
+//! the topology report.
+#![forbid(unsafe_code)]
+
+pub mod runtime;
+pub mod stats;
+
+pub use runtime::{fwd_bench, run, FwdBenchOpts, RunOpts};

@@ -1,0 +1,150 @@
+//! `qsplice`: command-line entry point. Parses arguments, loads and
+//! validates the config, sets up logging, and hands over to the runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use qsplice::{FwdBenchOpts, RunOpts};
+use qsplice_engine::fwd::FwdMode;
+
+/// qsplice: a DPDK user-space data-plane appliance — TCP-splicing load
+/// balancer, post-quantum TLS terminator, packet generator, lab appliance.
+#[derive(Parser, Debug)]
+#[command(name = "qsplice", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the appliance's L2/L3 presence on the configured ports: answer
+    /// ARP for its addresses, resolve neighbours, answer ping; print counters.
+    Run {
+        /// Config file (TOML).
+        #[arg(short, long, default_value = "conf/demo.toml")]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Write the final counters as JSON to this file.
+        #[arg(long)]
+        stats_json: Option<PathBuf>,
+        /// Rewrite --stats-json at every stats interval, not only at exit.
+        #[arg(long)]
+        live_json: bool,
+    },
+    /// Show the machine's NUMA topology and the planned lcore / queue /
+    /// mempool placement for a config, with warnings.
+    Topo {
+        /// Config file to plan for (omit to show the machine only).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Parse and validate config files; print the first error of each.
+    CheckConfig {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Benchmark the engine's forwarding loop (use net_null ports).
+    FwdBench {
+        /// Config file (TOML), e.g. conf/null-bench.toml.
+        #[arg(short, long, default_value = "conf/null-bench.toml")]
+        config: PathBuf,
+        /// Forwarding mode.
+        #[arg(long, value_enum, default_value_t = Mode::Macswap)]
+        mode: Mode,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Seconds of warm-up before measuring.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Mode {
+    Io,
+    Macswap,
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QSPLICE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn load(path: &PathBuf) -> Result<qsplice_config::Config> {
+    qsplice_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qsplice: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run { config, duration, stats_json, live_json } => {
+            let cfg = load(&config)?;
+            init_logging(&cfg.log.level);
+            let opts = RunOpts { duration: duration.map(Duration::from_secs_f64), stats_json, live_json };
+            let report = qsplice::run(&cfg, &opts)?;
+            println!("{}", report.render());
+            Ok(())
+        }
+        Cmd::Topo { config } => {
+            let topo = qsplice_topo::Topology::detect().context("reading the machine topology")?;
+            println!("{}", topo.render_machine());
+            if let Some(path) = config {
+                let cfg = load(&path)?;
+                println!("{}", qsplice_topo::plan(&topo, &cfg));
+            }
+            Ok(())
+        }
+        Cmd::CheckConfig { files } => {
+            let mut bad = 0;
+            for f in &files {
+                match qsplice_config::load(f) {
+                    Ok(_) => println!("{}: ok", f.display()),
+                    Err(e) => {
+                        println!("{e}");
+                        bad += 1;
+                    }
+                }
+            }
+            if bad > 0 {
+                anyhow::bail!("{bad} of {} config files invalid", files.len());
+            }
+            Ok(())
+        }
+        Cmd::FwdBench { config, mode, seconds, warmup, json } => {
+            let cfg = load(&config)?;
+            init_logging(&cfg.log.level);
+            let mode = match mode {
+                Mode::Io => FwdMode::Io,
+                Mode::Macswap => FwdMode::MacSwap,
+            };
+            let r = qsplice::fwd_bench(&cfg, &FwdBenchOpts { mode, seconds, warmup })?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("qsplice fwd {}: {:.2} Mpps total, {:.2} Mpps/lcore on {} lcore(s), tx_full {}", r.mode, r.pps / 1e6, r.mpps_per_lcore, r.lcores, r.tx_full);
+            }
+            Ok(())
+        }
+    }
+}

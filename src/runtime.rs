@@ -1,0 +1,346 @@
+//! Boot and run the appliance: EAL, mempools, ports, workers, control loop.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use qsplice_config::Config;
+use qsplice_dpdk::{Eal, EthPort, EthQueue, Mempool, PortConf, TscClock};
+use qsplice_engine::fwd::{FwdMode, Forwarder};
+use qsplice_engine::{ArpConf, ControlLink, CoreCmd, CoreEvent, Counters, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
+use qsplice_wire::MacAddr;
+
+use crate::stats::{counter_map, NeighborReport, PortReport, Report};
+
+/// Options of `qsplice run`.
+#[derive(Clone, Debug, Default)]
+pub struct RunOpts {
+    /// Stop after this long (None: until SIGINT/SIGTERM).
+    pub duration: Option<Duration>,
+    /// Write the final report as JSON here.
+    pub stats_json: Option<PathBuf>,
+    /// Also rewrite `stats_json` at every stats interval (live view for tools).
+    pub live_json: bool,
+}
+
+/// The DPDK side of a booted appliance.
+struct Booted {
+    eal: &'static Eal,
+    ports: Vec<EthPort>,
+    pools: Vec<(String, Mempool)>,
+    /// Port names from the config, in port order.
+    names: Vec<String>,
+    /// queues[w] = worker w's queue on every port, in port order.
+    queues: Vec<Vec<EthQueue>>,
+}
+
+fn mac_str(m: [u8; 6]) -> String {
+    MacAddr(m).to_string()
+}
+
+/// Bring up EAL, mempools and ports from `cfg`.
+fn boot(cfg: &Config) -> Result<Booted> {
+    let needed_mb = cfg.eal.memory_mb;
+    let huge = qsplice_config::hugepages_available(needed_mb);
+    let args = cfg.eal_args(std::process::id(), huge);
+    tracing::info!(hugepages = huge, args = %args.join(" "), "starting EAL");
+    let eal = Eal::init(&args).context("EAL initialisation")?;
+    tracing::info!(version = %Eal::version(), "EAL up");
+
+    let workers = cfg.eal.worker_lcores.clone();
+    let enabled = eal.worker_lcores();
+    for w in &workers {
+        if !enabled.contains(w) {
+            bail!("eal.worker_lcores: lcore {w} is not enabled in EAL (enabled: {enabled:?})");
+        }
+    }
+    // One mempool per NUMA socket that runs a worker (l3fwd's model): rx
+    // queues fill from the pool local to the lcore that polls them.
+    let sockets: BTreeSet<Option<u32>> = workers.iter().map(|w| eal.lcore_socket(*w)).collect();
+    let mut pools = Vec::new();
+    for s in &sockets {
+        let name = match s {
+            Some(s) => format!("mbuf_s{s}"),
+            None => "mbuf_any".to_string(),
+        };
+        let mp = Mempool::create(eal, &name, cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, *s)
+            .with_context(|| format!("mempool {name} ({} mbufs): lower [mempool].mbufs or raise [eal].memory_mb", cfg.mempool.mbufs))?;
+        pools.push((name, mp));
+    }
+    let pool_of = |w: u32| -> Mempool {
+        let s = eal.lcore_socket(w);
+        let i = sockets.iter().position(|x| *x == s).unwrap_or(0);
+        pools[i].1
+    };
+    let worker_pools: Vec<Mempool> = workers.iter().map(|w| pool_of(*w)).collect();
+
+    let mut ports = Vec::new();
+    let mut queues: Vec<Vec<EthQueue>> = workers.iter().map(|_| Vec::new()).collect();
+    for p in &cfg.ports {
+        let dev_name = p.device.split(',').next().unwrap_or(&p.device);
+        let id = EthPort::id_by_name(eal, dev_name).with_context(|| format!("ports `{}`: device {}", p.name, p.device))?;
+        let conf = PortConf {
+            queues: workers.len() as u16,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            mtu: p.mtu,
+            promiscuous: p.promiscuous,
+            rss: p.rss,
+        };
+        let mut port = EthPort::configure(eal, id, &conf, &worker_pools).with_context(|| format!("ports `{}`: configure {}", p.name, p.device))?;
+        let info = port.info().clone();
+        tracing::info!(port = %p.name, device = %info.name, driver = %info.driver, mac = %mac_str(info.mac), socket = ?info.socket, rss_hf = info.rss_hf, rx_desc = info.rx_desc, tx_desc = info.tx_desc, "port started");
+        for (w, q) in port.take_queues().into_iter().enumerate() {
+            queues[w].push(q);
+        }
+        ports.push(port);
+    }
+    let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    Ok(Booted { eal, ports, pools, names, queues })
+}
+
+fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
+    EngineConf {
+        burst: cfg.engine.burst as usize,
+        tx_drain_us: cfg.engine.tx_drain_us,
+        idle_sleep_us: cfg.engine.idle_sleep_us,
+        arp: ArpConf {
+            reachable_ms: cfg.arp.reachable_ms,
+            probe_interval_ms: cfg.arp.probe_interval_ms,
+            max_probes: cfg.arp.max_probes.min(u32::from(u8::MAX)) as u8,
+            gratuitous_on_start: cfg.arp.gratuitous_on_start,
+            table_size: cfg.arp.table_size as usize,
+        },
+        primary,
+    }
+}
+
+fn port_setups(cfg: &Config) -> Vec<PortSetup> {
+    cfg.ports
+        .iter()
+        .map(|p| PortSetup {
+            name: p.name.clone(),
+            addrs: p.addresses.iter().map(|c| IfAddr { addr: c.addr, prefix: c.prefix }).collect(),
+            neighbors: p.neighbors.clone(),
+        })
+        .collect()
+}
+
+/// Set by SIGINT/SIGTERM.
+fn install_signal_handler() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)) {
+        tracing::warn!("cannot install the SIGINT/SIGTERM handler: {e}");
+    }
+    stop
+}
+
+/// `qsplice run`: the appliance's L2/L3 presence (ARP, neighbour
+/// resolution, ICMP echo) on every configured port, until stopped.
+pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
+    let mut b = boot(cfg)?;
+    let setups = port_setups(cfg);
+    let workers = cfg.eal.worker_lcores.clone();
+    let stop = install_signal_handler();
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let mut shared = Vec::new();
+    let mut links = Vec::new();
+    for (i, lcore) in workers.iter().enumerate() {
+        let sc = Arc::new(SharedCounters::default());
+        let link = ControlLink::new(1024);
+        let qs = std::mem::take(&mut b.queues[i]);
+        let ports: Vec<(EthQueue, PortSetup)> = qs.into_iter().zip(setups.iter().cloned()).collect();
+        let conf = engine_conf(cfg, i == 0);
+        let clock = TscClock::new(b.eal);
+        let (sc2, link2, st) = (sc.clone(), link.clone(), worker_stop.clone());
+        b.eal
+            .launch(*lcore, move || {
+                // Built on the lcore itself: the worker's memory is first
+                // touched on its own NUMA node.
+                let mut w = Worker::new(conf, ports, clock, sc2, Some(link2));
+                w.run(&st);
+                0
+            })
+            .with_context(|| format!("launch worker on lcore {lcore}"))?;
+        shared.push(sc);
+        links.push(link);
+    }
+    tracing::info!(workers = ?workers, "workers running");
+
+    let started = Instant::now();
+    let mut neighbors: BTreeSet<NeighborReport> = BTreeSet::new();
+    let interval = Duration::from_millis(cfg.engine.stats_interval_ms);
+    let mut next_stats = started + interval;
+    loop {
+        if stop.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        // Relay what one worker learned to the others (share-nothing tables).
+        for (i, l) in links.iter().enumerate() {
+            while let Some(ev) = l.events.pop() {
+                match ev {
+                    CoreEvent::NeighLearned { port, ip, mac } => {
+                        let name = cfg.ports.get(port as usize).map(|p| p.name.clone()).unwrap_or_default();
+                        neighbors.retain(|n| !(n.port == name && n.ip == ip.to_string()));
+                        neighbors.insert(NeighborReport { port: name.clone(), ip: ip.to_string(), mac: mac.to_string() });
+                        tracing::info!(port = %name, %ip, %mac, "neighbour learned");
+                        for (j, other) in links.iter().enumerate() {
+                            if j != i && other.cmds.push(CoreCmd::Neigh { port, ip, mac }).is_err() {
+                                tracing::warn!(worker = j, "command queue full; neighbour update dropped");
+                            }
+                        }
+                    }
+                    CoreEvent::NeighFailed { count } => tracing::warn!(count, "neighbour resolution failed"),
+                }
+            }
+        }
+        if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
+            next_stats += interval;
+            let r = report(&b, &shared, &neighbors, started);
+            println!("{}", r.render());
+            if opts.live_json {
+                if let Some(p) = &opts.stats_json {
+                    write_json(p, &r)?;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    worker_stop.store(true, Ordering::SeqCst);
+    for (i, l) in workers.iter().enumerate() {
+        let code = b.eal.wait(*l);
+        if code != 0 {
+            tracing::error!(worker = i, lcore = l, code, "worker exited with an error");
+        }
+    }
+    let r = report(&b, &shared, &neighbors, started);
+    for p in &mut b.ports {
+        p.stop();
+    }
+    if let Some(p) = &opts.stats_json {
+        write_json(p, &r)?;
+    }
+    Ok(r)
+}
+
+fn write_json(path: &PathBuf, r: &Report) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(r)?).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+fn report(b: &Booted, shared: &[Arc<SharedCounters>], neighbors: &BTreeSet<NeighborReport>, started: Instant) -> Report {
+    let per: Vec<Counters> = shared.iter().map(|s| s.snapshot()).collect();
+    let mut total = Counters::default();
+    for c in &per {
+        total.add(c);
+    }
+    let ports = b
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let st = p.stats();
+            let info = p.info();
+            PortReport {
+                name: b.names.get(i).cloned().unwrap_or_default(),
+                device: info.name.clone(),
+                mac: mac_str(info.mac),
+                socket: info.socket,
+                ipackets: st.ipackets,
+                opackets: st.opackets,
+                imissed: st.imissed,
+                ierrors: st.ierrors,
+                oerrors: st.oerrors,
+                rx_nombuf: st.rx_nombuf,
+            }
+        })
+        .collect();
+    Report {
+        uptime_s: started.elapsed().as_secs_f64(),
+        total: counter_map(&total),
+        per_core: per.iter().map(counter_map).collect(),
+        ports,
+        neighbors: neighbors.iter().cloned().collect(),
+        mempools: b.pools.iter().map(|(n, p)| (n.clone(), p.available(), p.size())).collect(),
+    }
+}
+
+/// Options of `qsplice fwd-bench`.
+#[derive(Clone, Debug)]
+pub struct FwdBenchOpts {
+    /// io or macswap.
+    pub mode: FwdMode,
+    /// Measurement time after warm-up.
+    pub seconds: f64,
+    /// Warm-up time (not measured).
+    pub warmup: f64,
+}
+
+/// Result of `qsplice fwd-bench`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FwdBenchResult {
+    /// "io" or "macswap".
+    pub mode: String,
+    /// Worker lcores used.
+    pub lcores: usize,
+    /// Packets forwarded per second, all lcores.
+    pub pps: f64,
+    /// Per-lcore Mpps.
+    pub mpps_per_lcore: f64,
+    /// Frames the device refused (tx full).
+    pub tx_full: u64,
+}
+
+/// `qsplice fwd-bench`: the engine's forwarding loop between port pairs
+/// (use `net_null` vdevs for a pure software measurement, comparable with
+/// `dpdk-testpmd --forward-mode=io|macswap`).
+pub fn fwd_bench(cfg: &Config, opts: &FwdBenchOpts) -> Result<FwdBenchResult> {
+    let mut b = boot(cfg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = cfg.eal.worker_lcores.clone();
+    let mut shared = Vec::new();
+    for (i, lcore) in workers.iter().enumerate() {
+        let sc = Arc::new(SharedCounters::default());
+        let qs = std::mem::take(&mut b.queues[i]);
+        let (sc2, st, mode, burst) = (sc.clone(), stop.clone(), opts.mode, cfg.engine.burst as usize);
+        b.eal.launch(*lcore, move || {
+            let mut f = Forwarder::new(qs, mode, burst, sc2);
+            f.run(&st);
+            0
+        })?;
+        shared.push(sc);
+    }
+    let sum = |sh: &[Arc<SharedCounters>]| -> (u64, u64) {
+        sh.iter().map(|s| s.snapshot()).fold((0, 0), |(t, d), c| (t + c.tx_packets, d + c.drops_of(qsplice_engine::DropReason::TxFull)))
+    };
+    std::thread::sleep(Duration::from_secs_f64(opts.warmup));
+    let (t0, d0) = sum(&shared);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(opts.seconds));
+    let (t1, d1) = sum(&shared);
+    let dt = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    for l in &workers {
+        b.eal.wait(*l);
+    }
+    for p in &mut b.ports {
+        p.stop();
+    }
+    let pps = (t1 - t0) as f64 / dt;
+    Ok(FwdBenchResult {
+        mode: match opts.mode {
+            FwdMode::Io => "io".into(),
+            FwdMode::MacSwap => "macswap".into(),
+        },
+        lcores: workers.len(),
+        pps,
+        mpps_per_lcore: pps / 1e6 / workers.len() as f64,
+        tx_full: d1 - d0,
+    })
+}

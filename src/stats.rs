@@ -1,0 +1,97 @@
+//! Aggregated counters as the control thread sees them, rendered as text
+//! for operators and as JSON for tests and tooling.
+
+use std::collections::BTreeMap;
+
+use qsplice_engine::Counters;
+use serde::Serialize;
+
+/// One port's view: device counters plus identity.
+#[derive(Clone, Debug, Serialize)]
+pub struct PortReport {
+    /// Config name.
+    pub name: String,
+    /// DPDK device name.
+    pub device: String,
+    /// MAC address.
+    pub mac: String,
+    /// NUMA socket, if the device has one.
+    pub socket: Option<u32>,
+    /// Packets received by the device.
+    pub ipackets: u64,
+    /// Packets sent by the device.
+    pub opackets: u64,
+    /// Rx drops because queues were full.
+    pub imissed: u64,
+    /// Rx errors.
+    pub ierrors: u64,
+    /// Tx errors.
+    pub oerrors: u64,
+    /// Rx mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// A resolved neighbour.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NeighborReport {
+    /// Port name.
+    pub port: String,
+    /// Neighbour address.
+    pub ip: String,
+    /// Its MAC.
+    pub mac: String,
+}
+
+/// Everything `qsplice run` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Seconds since the workers started.
+    pub uptime_s: f64,
+    /// Counters summed over all workers (`drop_*` are drops by reason).
+    pub total: BTreeMap<String, u64>,
+    /// Per-worker counters, indexed like `eal.worker_lcores`.
+    pub per_core: Vec<BTreeMap<String, u64>>,
+    /// Per-port device counters.
+    pub ports: Vec<PortReport>,
+    /// Neighbours learned so far.
+    pub neighbors: Vec<NeighborReport>,
+    /// Mbufs free / total per mempool.
+    pub mempools: Vec<(String, u32, u32)>,
+}
+
+/// Counters as a name → value map.
+pub fn counter_map(c: &Counters) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    c.for_each(|k, v| {
+        m.insert(k.to_string(), v);
+    });
+    m
+}
+
+impl Report {
+    /// Human-readable summary: non-zero counters only.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "qsplice counters after {:.1} s", self.uptime_s);
+        for (k, v) in &self.total {
+            if *v != 0 {
+                let _ = writeln!(s, "  {k:<28} {v}");
+            }
+        }
+        for p in &self.ports {
+            let _ = writeln!(
+                s,
+                "  port {:<8} {} mac {} rx {} tx {} missed {} rx_err {} tx_err {} nombuf {}",
+                p.name, p.device, p.mac, p.ipackets, p.opackets, p.imissed, p.ierrors, p.oerrors, p.rx_nombuf
+            );
+        }
+        for n in &self.neighbors {
+            let _ = writeln!(s, "  neighbor {} {} is-at {}", n.port, n.ip, n.mac);
+        }
+        for (name, free, size) in &self.mempools {
+            let _ = writeln!(s, "  mempool {name}: {free}/{size} free");
+        }
+        s
+    }
+}

@@ -1,0 +1,202 @@
+//! Harness for end-to-end tests: a network-namespace topology built by
+//! `scripts/netns.sh`, a `qsplice` process, and helpers to run commands in
+//! namespaces. Everything started is torn down by `Drop`, by PID.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// End-to-end tests need root (namespaces, af_packet). Without it they fail
+/// loudly unless QSPLICE_SKIP_NETNS=1 says to skip on purpose.
+pub fn require_root() -> bool {
+    let euid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    if euid == "0" {
+        return true;
+    }
+    if std::env::var("QSPLICE_SKIP_NETNS").as_deref() == Ok("1") {
+        eprintln!("skipping: not root and QSPLICE_SKIP_NETNS=1");
+        return false;
+    }
+    panic!("end-to-end tests need root (network namespaces); set QSPLICE_SKIP_NETNS=1 to skip");
+}
+
+/// The demo topology (client ns, DUT veths in the root ns, backends).
+pub struct Topology {
+    pub prefix: String,
+    pub vars: HashMap<String, String>,
+}
+
+impl Topology {
+    pub fn up(tag: &str, backends: u32) -> Topology {
+        // ≤ 8 chars, unique per process and test.
+        let prefix = format!("{}{}", tag, std::process::id() % 100_000);
+        let out = Command::new(repo_root().join("scripts/netns.sh"))
+            .args(["up", "--prefix", &prefix, "--backends", &backends.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/netns.sh");
+        let topo = Topology { prefix: prefix.clone(), vars: HashMap::new() };
+        assert!(out.status.success(), "netns.sh up failed: {}", String::from_utf8_lossy(&out.stdout));
+        let vars = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .collect();
+        Topology { vars, ..topo }
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        self.vars.get(k).unwrap_or_else(|| panic!("netns.sh did not print {k}"))
+    }
+
+    /// Run a command inside namespace `ns`.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec")
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/netns.sh")).args(["down", "--prefix", &self.prefix]).stdout(Stdio::null()).status();
+    }
+}
+
+/// A running `qsplice` process, killed (by PID) on drop.
+pub struct Appliance {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Appliance {
+    /// Start `qsplice <args>`; stdout/stderr go to files in `dir`.
+    pub fn spawn(dir: &Path, args: &[&str]) -> Appliance {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::fs::File::create(dir.join("qsplice.out")).unwrap();
+        let err = std::fs::File::create(dir.join("qsplice.err")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_qsplice"))
+            .args(args)
+            .current_dir(repo_root())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn qsplice");
+        Appliance { child, dir: dir.to_path_buf() }
+    }
+
+    pub fn logs(&self) -> String {
+        let o = std::fs::read_to_string(self.dir.join("qsplice.out")).unwrap_or_default();
+        let e = std::fs::read_to_string(self.dir.join("qsplice.err")).unwrap_or_default();
+        format!("--- stdout\n{o}\n--- stderr\n{e}")
+    }
+
+    /// Ask it to stop (SIGTERM) and wait up to `timeout`.
+    pub fn stop(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Poll `f` every 100 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if t.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A scratch directory for one test, removed on drop unless the test failed
+/// (then kept for inspection).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("qsplice-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            eprintln!("keeping {} for inspection", self.0.display());
+        }
+    }
+}
+
+/// A config for the demo topology with the DUT ifaces of `topo`.
+pub fn demo_config(topo: &Topology, extra_port_keys: &str) -> String {
+    format!(
+        r#"
+[eal]
+main_lcore = 0
+worker_lcores = [1]
+memory_mb = 256
+hugepages = "off"
+file_prefix = "qs-e2e-{pid}"
+log_level = "warning"
+
+[mempool]
+mbufs = 4095
+cache = 128
+
+[engine]
+stats_interval_ms = 200
+
+[arp]
+probe_interval_ms = 200
+max_probes = 5
+
+[[ports]]
+name = "client"
+device = "net_af_packet0,iface={c}"
+addresses = ["10.10.1.1/24"]
+{extra}
+
+[[ports]]
+name = "backend"
+device = "net_af_packet1,iface={b}"
+addresses = ["10.10.2.1/24"]
+neighbors = [{neigh}]
+"#,
+        pid = std::process::id(),
+        c = topo.var("DUT_CLIENT_IF"),
+        b = topo.var("DUT_BACKEND_IF"),
+        extra = extra_port_keys,
+        neigh = topo.var("BACKENDS").split_whitespace().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", "),
+    )
+}
