@@ -156,10 +156,7 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // passes it to this function exactly once.
     let f = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send>) };
     // A panic must not unwind into C.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f())) {
-        Ok(code) => code,
-        Err(_) => -1,
-    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(-1)
 }
 
 /// The calling thread's lcore id (`u32::MAX` on a non-EAL thread).

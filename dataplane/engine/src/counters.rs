@@ -200,8 +200,7 @@ mod tests {
 
     #[test]
     fn publish_snapshot_roundtrip_and_sum() {
-        let mut c = Counters::default();
-        c.rx_packets = 7;
+        let mut c = Counters { rx_packets: 7, ..Default::default() };
         c.drop(DropReason::Ipv4BadChecksum);
         c.drop(DropReason::Ipv4BadChecksum);
         let s = SharedCounters::default();

@@ -209,6 +209,7 @@ fn answers_ping_with_valid_checksums() {
 }
 
 #[test]
+#[allow(clippy::vec_init_then_push)]
 fn malformed_frames_are_counted_by_reason_never_answered() {
     let mut r = rig(false, vec![]);
     let good_ip = ipv4(PEER_IP, VIP, 1, &echo_request(1, 1));

@@ -1,0 +1,446 @@
+//! Fuzz harness bodies for `qsplice-wire`, shared by the targets in
+//! `fuzz_targets/`.
+//!
+//! Each function validates its input with `new_checked`, then calls every
+//! accessor (a panic is a bug: the crate promises none after validation),
+//! exercises the setters on a copy, and asserts semantic invariants:
+//! emit/parse round trips, `fill_checksum` ⇒ `verify_checksum`, RFC 1624
+//! incremental updates preserving checksum validity, and the splice
+//! rewrite leaving the frame untouched on error.
+//!
+//! Input conventions: the `udp` and `tcp` targets take the IPv4 source and
+//! destination address from the first 8 bytes and the segment from the
+//! rest; every other target takes the raw packet.
+
+use qsplice_wire::checksum::{update_u16, update_u32};
+use qsplice_wire::rewrite::{rewrite_dst_v4_tcp, rewrite_src_v4_tcp};
+use qsplice_wire::{
+    ethernet_l3, ethertype, ip_proto, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Addr,
+    Ipv4Packet, TcpOption, TcpOptionsIter, TcpPacket, UdpPacket, VlanHeader,
+};
+
+fn split_addrs(data: &[u8]) -> (Ipv4Addr, Ipv4Addr, &[u8]) {
+    match data.split_first_chunk::<8>() {
+        Some((a, rest)) => {
+            let src = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+            let dst = Ipv4Addr::new(a[4], a[5], a[6], a[7]);
+            (src, dst, rest)
+        }
+        None => (
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(198, 51, 100, 2),
+            data,
+        ),
+    }
+}
+
+/// A cheap input-dependent value, so that rewrites vary with the input.
+fn mix(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Ethernet header, VLAN tags and `ethernet_l3`.
+pub fn ethernet(data: &[u8]) {
+    let l3 = ethernet_l3(data);
+    match EthernetFrame::new_checked(data) {
+        Ok(f) => {
+            let (dst, src, et) = (f.dst(), f.src(), f.ethertype());
+            let _ = (
+                dst.is_broadcast(),
+                dst.is_multicast(),
+                dst.is_unicast(),
+                dst.to_string(),
+            );
+            assert_eq!(
+                f.payload().len(),
+                data.len() - EthernetFrame::<&[u8]>::HEADER_LEN
+            );
+            assert_eq!(f.header_len(), 14);
+            if let Ok((_, off, vid)) = l3 {
+                assert!(off == 14 || off == 18 || off == 22, "l3 offset {off}");
+                assert!(off <= data.len());
+                assert_eq!(vid.is_some(), off > 14);
+            }
+            if et == ethertype::VLAN || et == ethertype::QINQ {
+                if let Ok(v) = VlanHeader::new_checked(f.payload()) {
+                    let _ = (
+                        v.tci(),
+                        v.pcp(),
+                        v.dei(),
+                        v.inner_ethertype(),
+                        v.payload().len(),
+                    );
+                    assert!(v.pcp() < 8 && v.vid() < 4096);
+                    if let Ok((_, _, vid)) = l3 {
+                        assert_eq!(vid, Some(v.vid()));
+                    }
+                    let mut tag = [0u8; 4];
+                    let mut w = VlanHeader::new_unchecked(&mut tag[..]);
+                    w.set_pcp(v.pcp());
+                    w.set_dei(v.dei());
+                    w.set_vid(v.vid());
+                    w.set_inner_ethertype(v.inner_ethertype());
+                    assert_eq!(&tag[..], &f.payload()[..4]);
+                } else {
+                    assert!(l3.is_err());
+                }
+            } else {
+                assert_eq!(l3, Ok((et, 14, None)));
+            }
+            let mut buf = data.to_vec();
+            let mut g = EthernetFrame::new_checked(&mut buf[..]).expect("same length");
+            g.set_dst(src);
+            g.set_src(dst);
+            g.set_ethertype(et);
+            assert_eq!((g.dst(), g.src(), g.ethertype()), (src, dst, et));
+            assert_eq!(g.payload_mut().len(), data.len() - 14);
+        }
+        Err(e) => {
+            assert!(data.len() < 14);
+            assert_eq!(l3, Err(e));
+        }
+    }
+}
+
+/// ARP view and `ArpRepr` parse/emit.
+pub fn arp(data: &[u8]) {
+    match ArpPacket::new_checked(data) {
+        Ok(p) => {
+            let _ = (
+                p.hardware_type(),
+                p.protocol_type(),
+                p.hardware_len(),
+                p.protocol_len(),
+            );
+            let r = ArpRepr::parse(&p).expect("checked packet parses");
+            assert_eq!(r.op, p.operation());
+            assert_eq!((r.sender_mac, r.sender_ip), (p.sender_mac(), p.sender_ip()));
+            assert_eq!((r.target_mac, r.target_ip), (p.target_mac(), p.target_ip()));
+            let mut out = [0u8; 28];
+            r.emit(&mut ArpPacket::new_unchecked(&mut out[..]));
+            assert_eq!(&out[..], &data[..28], "emit(parse(x)) == x");
+            let mut buf = data.to_vec();
+            let mut m = ArpPacket::new_checked(&mut buf[..]).expect("same bytes");
+            m.set_operation(2);
+            m.set_sender_mac(r.target_mac);
+            m.set_target_mac(r.sender_mac);
+            m.set_sender_ip(r.target_ip);
+            m.set_target_ip(r.sender_ip);
+            let back = ArpRepr::parse(&m).expect("still valid");
+            assert_eq!((back.sender_ip, back.target_ip), (r.target_ip, r.sender_ip));
+        }
+        Err(e) => {
+            assert_eq!(ArpRepr::parse(&ArpPacket::new_unchecked(data)), Err(e));
+        }
+    }
+}
+
+/// ICMPv4 message (the whole buffer is the message).
+pub fn icmp(data: &[u8]) {
+    let Ok(p) = Icmpv4Packet::new_checked(data) else {
+        assert!(data.len() < 8);
+        return;
+    };
+    let _ = (
+        p.msg_type(),
+        p.code(),
+        p.checksum(),
+        p.rest_of_header(),
+        p.echo_ident(),
+        p.echo_seq(),
+    );
+    assert_eq!(p.payload().len(), data.len() - 8);
+    let valid = p.verify_checksum();
+
+    let mut buf = data.to_vec();
+    let mut m = Icmpv4Packet::new_unchecked(&mut buf[..]);
+    // Echo request <-> reply with an incremental checksum update (as the
+    // engine does); validity is preserved unless the covered data is
+    // all-zero before or after (RFC 1624's only ambiguity).
+    let old = u16::from_be_bytes([m.msg_type(), m.code()]);
+    let new_type = if m.msg_type() == 8 { 0 } else { 8 };
+    m.set_msg_type(new_type);
+    let new = u16::from_be_bytes([new_type, m.code()]);
+    m.set_checksum(update_u16(m.checksum(), old, new));
+    let nonzero = |b: &[u8]| {
+        b.iter()
+            .enumerate()
+            .any(|(i, &x)| !(2..4).contains(&i) && x != 0)
+    };
+    if nonzero(data) && nonzero(m.as_ref()) {
+        assert_eq!(m.verify_checksum(), valid);
+    }
+    m.fill_checksum();
+    assert!(m.verify_checksum());
+    m.set_echo_ident(1);
+    m.set_echo_seq(2);
+    m.set_rest_of_header(3);
+    m.set_code(4);
+    let _ = m.payload_mut().len();
+}
+
+/// `udp` target: addresses from the first 8 bytes, then a UDP datagram.
+pub fn udp(data: &[u8]) {
+    let (src, dst, d) = split_addrs(data);
+    udp_datagram(d, src, dst);
+}
+
+fn udp_datagram(d: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    let Ok(u) = UdpPacket::new_checked(d) else {
+        return;
+    };
+    let len = usize::from(u.len());
+    assert!((8..=d.len()).contains(&len));
+    assert_eq!(u.payload().len(), len - 8);
+    assert_eq!(u.datagram().len(), len);
+    let _ = (u.src_port(), u.dst_port(), u.checksum(), u.header_len());
+    if u.checksum() == 0 {
+        assert!(u.verify_checksum(src, dst));
+    }
+    let valid = u.verify_checksum(src, dst);
+
+    let mut buf = d.to_vec();
+    let mut m = UdpPacket::new_unchecked(&mut buf[..]);
+    if m.checksum() != 0 {
+        // NAT-style port change with the UDP rules for the incremental
+        // update (0 = none; computed 0 is sent as 0xffff).
+        let (old, new) = (m.dst_port(), m.dst_port() ^ 0x5a5a);
+        m.set_dst_port(new);
+        let c = update_u16(m.checksum(), old, new);
+        m.set_checksum(if c == 0 { 0xffff } else { c });
+        assert_eq!(m.verify_checksum(src, dst), valid);
+    }
+    m.set_src_port(m.src_port().wrapping_add(1));
+    m.fill_checksum(src, dst);
+    assert_ne!(m.checksum(), 0);
+    assert!(m.verify_checksum(src, dst));
+    let _ = m.payload_mut().len();
+}
+
+/// `tcp` target: addresses from the first 8 bytes, then a TCP segment.
+pub fn tcp(data: &[u8]) {
+    let (src, dst, seg) = split_addrs(data);
+    tcp_segment(seg, src, dst);
+}
+
+fn tcp_segment(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    // Option parsing on the raw bytes too (not just a validated header).
+    tcp_options(seg.get(20..).unwrap_or(&[]));
+    let Ok(t) = TcpPacket::new_checked(seg) else {
+        return;
+    };
+    let hl = usize::from(t.header_len());
+    assert!((20..=seg.len()).contains(&hl));
+    assert_eq!(t.options().len(), hl - 20);
+    assert_eq!(t.payload().len(), seg.len() - hl);
+    let _ = (
+        t.src_port(),
+        t.dst_port(),
+        t.window_len(),
+        t.urgent_at(),
+        t.segment_len(),
+    );
+    let fl = t.flags();
+    assert_eq!(fl.to_string().parse(), Ok(fl));
+    assert!(fl.bits() <= 0x1ff);
+    tcp_options(t.options());
+    let valid = t.verify_checksum(src, dst);
+
+    // Splice-style incremental update: port, seq, ack, pseudo-header
+    // address. The pseudo-header makes the covered data non-zero, so
+    // validity must be preserved exactly, and after a fill the incremental
+    // result must equal a full recomputation.
+    let mut buf = seg.to_vec();
+    let mut m = TcpPacket::new_unchecked(&mut buf[..]);
+    let k = mix(seg);
+    let new_dst = Ipv4Addr::from(k);
+    let patch = |m: &mut TcpPacket<&mut [u8]>| {
+        let mut c = m.checksum();
+        let (p, s, a) = (m.dst_port(), m.seq_number(), m.ack_number());
+        m.set_dst_port(k as u16);
+        c = update_u16(c, p, k as u16);
+        m.set_seq_number(s.wrapping_add(k));
+        c = update_u32(c, s, s.wrapping_add(k));
+        m.set_ack_number(a.wrapping_sub(k));
+        c = update_u32(c, a, a.wrapping_sub(k));
+        c = qsplice_wire::checksum::update_addr(c, dst, new_dst);
+        m.set_checksum(c);
+    };
+    patch(&mut m);
+    assert_eq!(m.verify_checksum(src, new_dst), valid);
+    m.fill_checksum(src, dst);
+    assert!(m.verify_checksum(src, dst));
+    patch(&mut m);
+    let inc = m.checksum();
+    m.fill_checksum(src, new_dst);
+    assert_eq!(inc, m.checksum(), "incremental == full recompute");
+
+    m.set_src_port(1);
+    m.set_window_len(2);
+    m.set_urgent_at(3);
+    m.set_flags(fl);
+    m.set_header_len(t.header_len());
+    assert_eq!(m.flags(), fl);
+    let _ = (m.options_mut().len(), m.payload_mut().len());
+}
+
+fn tcp_options(area: &[u8]) {
+    let mut last = None;
+    let mut n = 0usize;
+    let mut errored = false;
+    let mut it = TcpOptionsIter::new(area);
+    for item in it.by_ref() {
+        n += 1;
+        assert!(n <= area.len(), "iterator must consume input");
+        assert!(!errored, "nothing after an error");
+        match item {
+            Ok((off, opt)) => {
+                assert!(last.is_none_or(|l| off > l));
+                last = Some(off);
+                let len = opt.buffer_len();
+                assert!(off + len <= area.len());
+                let mut out = [0u8; 256];
+                let w = opt.emit(&mut out);
+                assert_eq!(w, len);
+                if !matches!(opt, TcpOption::Unknown { .. }) {
+                    assert_eq!(&out[..w], &area[off..off + w], "re-emit matches");
+                }
+            }
+            Err(_) => errored = true,
+        }
+    }
+    assert!(it.next().is_none());
+}
+
+/// IPv4 packet (with whatever it carries), plus the splice rewrite with the
+/// packet at offset 0.
+pub fn ipv4(data: &[u8]) {
+    ipv4_packet(data);
+    rewrite(data, 0);
+}
+
+fn ipv4_packet(data: &[u8]) {
+    let Ok(ip) = Ipv4Packet::new_checked(data) else {
+        return;
+    };
+    let hl = usize::from(ip.header_len());
+    let tl = usize::from(ip.total_len());
+    assert_eq!(ip.version(), 4);
+    assert!(hl >= 20 && hl <= tl && tl <= data.len());
+    assert_eq!(ip.options().len(), hl - 20);
+    assert_eq!(ip.header().len(), hl);
+    assert_eq!(ip.payload().len(), tl - hl);
+    let _ = (
+        ip.dscp(),
+        ip.ecn(),
+        ip.ident(),
+        ip.dont_frag(),
+        ip.more_frags(),
+        ip.reserved_flag(),
+    );
+    let _ = (
+        ip.frag_offset(),
+        ip.is_fragment(),
+        ip.src_addr(),
+        ip.dst_addr(),
+    );
+    let valid = ip.verify_checksum();
+
+    // TTL decrement with incremental update (a router's job): validity is
+    // preserved (the version nibble keeps the header non-zero).
+    let mut buf = data.to_vec();
+    let mut m = Ipv4Packet::new_unchecked(&mut buf[..]);
+    let old = u16::from_be_bytes([m.ttl(), m.protocol()]);
+    m.set_ttl(m.ttl().wrapping_sub(1));
+    let new = u16::from_be_bytes([m.ttl(), m.protocol()]);
+    m.set_checksum(update_u16(m.checksum(), old, new));
+    assert_eq!(m.verify_checksum(), valid);
+    m.fill_checksum();
+    assert!(m.verify_checksum());
+    m.set_ident(7);
+    m.set_dscp_ecn(0);
+    m.set_dont_frag(true);
+    m.set_more_frags(false);
+    m.set_frag_offset(0);
+    assert!(!m.is_fragment());
+    let _ = (m.options_mut().len(), m.payload_mut().len());
+
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let payload = ip.payload();
+    match ip.protocol() {
+        ip_proto::TCP => tcp_segment(payload, src, dst),
+        ip_proto::UDP => udp_datagram(payload, src, dst),
+        ip_proto::ICMP => icmp(payload),
+        _ => {}
+    }
+}
+
+/// The splice rewrite on `frame` with the IPv4 header at `l3`: on success
+/// the IPv4 and TCP checksums keep their validity and the fields changed;
+/// on error the frame is untouched.
+fn rewrite(frame: &[u8], l3: usize) {
+    let k = mix(frame);
+    let before = frame
+        .get(l3..)
+        .and_then(|b| Ipv4Packet::new_checked(b).ok())
+        .map(|ip| {
+            let t = TcpPacket::new_checked(ip.payload()).ok();
+            (
+                ip.verify_checksum(),
+                t.map(|t| t.verify_checksum(ip.src_addr(), ip.dst_addr())),
+                t.map(|t| (t.seq_number(), t.ack_number())),
+            )
+        });
+    for reverse in [false, true] {
+        let mut f = frame.to_vec();
+        let (addr, port, sd, ad) = (Ipv4Addr::from(k.rotate_left(7)), k as u16, k, !k);
+        let r = if reverse {
+            rewrite_src_v4_tcp(&mut f, l3, addr, port, sd, ad)
+        } else {
+            rewrite_dst_v4_tcp(&mut f, l3, addr, port, sd, ad)
+        };
+        match r {
+            Ok(()) => {
+                let (ip_ok, tcp_ok, Some((seq, ack))) = before.expect("rewrite succeeded") else {
+                    panic!("rewrite succeeded on a non-TCP packet")
+                };
+                let ip = Ipv4Packet::new_checked(&f[l3..]).expect("still valid IPv4");
+                assert_eq!(ip.verify_checksum(), ip_ok);
+                let t = TcpPacket::new_checked(ip.payload()).expect("still valid TCP");
+                assert_eq!(
+                    Some(t.verify_checksum(ip.src_addr(), ip.dst_addr())),
+                    tcp_ok
+                );
+                assert_eq!(t.seq_number(), seq.wrapping_add(sd));
+                assert_eq!(t.ack_number(), ack.wrapping_add(ad));
+                if reverse {
+                    assert_eq!((ip.src_addr(), t.src_port()), (addr, port));
+                } else {
+                    assert_eq!((ip.dst_addr(), t.dst_port()), (addr, port));
+                }
+            }
+            Err(_) => assert_eq!(&f[..], frame, "frame untouched on error"),
+        }
+    }
+}
+
+/// The whole stack: Ethernet → up to two VLAN tags → ARP / IPv4 →
+/// TCP / UDP / ICMP, calling every accessor on the way, plus the splice
+/// rewrite at the discovered L3 offset.
+pub fn packet_parser(data: &[u8]) {
+    ethernet(data);
+    let Ok((et, l3, _)) = ethernet_l3(data) else {
+        return;
+    };
+    let rest = &data[l3..];
+    match et {
+        ethertype::ARP => arp(rest),
+        ethertype::IPV4 => {
+            ipv4_packet(rest);
+            rewrite(data, l3);
+        }
+        _ => {}
+    }
+}
