@@ -77,8 +77,12 @@ enum Mode {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QSPLICE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QSPLICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn load(path: &PathBuf) -> Result<qsplice_config::Config> {
@@ -98,10 +102,19 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Run { config, duration, stats_json, live_json } => {
+        Cmd::Run {
+            config,
+            duration,
+            stats_json,
+            live_json,
+        } => {
             let cfg = load(&config)?;
             init_logging(&cfg.log.level);
-            let opts = RunOpts { duration: duration.map(Duration::from_secs_f64), stats_json, live_json };
+            let opts = RunOpts {
+                duration: duration.map(Duration::from_secs_f64),
+                stats_json,
+                live_json,
+            };
             let report = qsplice::run(&cfg, &opts)?;
             println!("{}", report.render());
             Ok(())
@@ -131,18 +144,38 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::FwdBench { config, mode, seconds, warmup, json } => {
+        Cmd::FwdBench {
+            config,
+            mode,
+            seconds,
+            warmup,
+            json,
+        } => {
             let cfg = load(&config)?;
             init_logging(&cfg.log.level);
             let mode = match mode {
                 Mode::Io => FwdMode::Io,
                 Mode::Macswap => FwdMode::MacSwap,
             };
-            let r = qsplice::fwd_bench(&cfg, &FwdBenchOpts { mode, seconds, warmup })?;
+            let r = qsplice::fwd_bench(
+                &cfg,
+                &FwdBenchOpts {
+                    mode,
+                    seconds,
+                    warmup,
+                },
+            )?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("qsplice fwd {}: {:.2} Mpps total, {:.2} Mpps/lcore on {} lcore(s), tx_full {}", r.mode, r.pps / 1e6, r.mpps_per_lcore, r.lcores, r.tx_full);
+                println!(
+                    "qsplice fwd {}: {:.2} Mpps total, {:.2} Mpps/lcore on {} lcore(s), tx_full {}",
+                    r.mode,
+                    r.pps / 1e6,
+                    r.mpps_per_lcore,
+                    r.lcores,
+                    r.tx_full
+                );
             }
             Ok(())
         }

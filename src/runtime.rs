@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use qsplice_config::Config;
 use qsplice_dpdk::{Eal, EthPort, EthQueue, Mempool, PortConf, TscClock};
-use qsplice_engine::fwd::{FwdMode, Forwarder};
-use qsplice_engine::{ArpConf, ControlLink, CoreCmd, CoreEvent, Counters, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
+use qsplice_engine::fwd::{Forwarder, FwdMode};
+use qsplice_engine::{
+    ArpConf, ControlLink, CoreCmd, CoreEvent, Counters, EngineConf, IfAddr, PortSetup,
+    SharedCounters, Worker,
+};
 use qsplice_wire::MacAddr;
 
 use crate::stats::{counter_map, NeighborReport, PortReport, Report};
@@ -66,8 +69,20 @@ fn boot(cfg: &Config) -> Result<Booted> {
             Some(s) => format!("mbuf_s{s}"),
             None => "mbuf_any".to_string(),
         };
-        let mp = Mempool::create(eal, &name, cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, *s)
-            .with_context(|| format!("mempool {name} ({} mbufs): lower [mempool].mbufs or raise [eal].memory_mb", cfg.mempool.mbufs))?;
+        let mp = Mempool::create(
+            eal,
+            &name,
+            cfg.mempool.mbufs,
+            cfg.mempool.cache,
+            cfg.mempool.data_room,
+            *s,
+        )
+        .with_context(|| {
+            format!(
+                "mempool {name} ({} mbufs): lower [mempool].mbufs or raise [eal].memory_mb",
+                cfg.mempool.mbufs
+            )
+        })?;
         pools.push((name, mp));
     }
     let pool_of = |w: u32| -> Mempool {
@@ -81,7 +96,8 @@ fn boot(cfg: &Config) -> Result<Booted> {
     let mut queues: Vec<Vec<EthQueue>> = workers.iter().map(|_| Vec::new()).collect();
     for p in &cfg.ports {
         let dev_name = p.device.split(',').next().unwrap_or(&p.device);
-        let id = EthPort::id_by_name(eal, dev_name).with_context(|| format!("ports `{}`: device {}", p.name, p.device))?;
+        let id = EthPort::id_by_name(eal, dev_name)
+            .with_context(|| format!("ports `{}`: device {}", p.name, p.device))?;
         let conf = PortConf {
             queues: workers.len() as u16,
             rx_desc: p.rx_desc,
@@ -90,7 +106,8 @@ fn boot(cfg: &Config) -> Result<Booted> {
             promiscuous: p.promiscuous,
             rss: p.rss,
         };
-        let mut port = EthPort::configure(eal, id, &conf, &worker_pools).with_context(|| format!("ports `{}`: configure {}", p.name, p.device))?;
+        let mut port = EthPort::configure(eal, id, &conf, &worker_pools)
+            .with_context(|| format!("ports `{}`: configure {}", p.name, p.device))?;
         let info = port.info().clone();
         tracing::info!(port = %p.name, device = %info.name, driver = %info.driver, mac = %mac_str(info.mac), socket = ?info.socket, rss_hf = info.rss_hf, rx_desc = info.rx_desc, tx_desc = info.tx_desc, "port started");
         for (w, q) in port.take_queues().into_iter().enumerate() {
@@ -99,7 +116,13 @@ fn boot(cfg: &Config) -> Result<Booted> {
         ports.push(port);
     }
     let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
-    Ok(Booted { eal, ports, pools, names, queues })
+    Ok(Booted {
+        eal,
+        ports,
+        pools,
+        names,
+        queues,
+    })
 }
 
 fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
@@ -123,7 +146,14 @@ fn port_setups(cfg: &Config) -> Vec<PortSetup> {
         .iter()
         .map(|p| PortSetup {
             name: p.name.clone(),
-            addrs: p.addresses.iter().map(|c| IfAddr { addr: c.addr, prefix: c.prefix }).collect(),
+            addrs: p
+                .addresses
+                .iter()
+                .map(|c| IfAddr {
+                    addr: c.addr,
+                    prefix: c.prefix,
+                })
+                .collect(),
             neighbors: p.neighbors.clone(),
         })
         .collect()
@@ -153,7 +183,8 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         let sc = Arc::new(SharedCounters::default());
         let link = ControlLink::new(1024);
         let qs = std::mem::take(&mut b.queues[i]);
-        let ports: Vec<(EthQueue, PortSetup)> = qs.into_iter().zip(setups.iter().cloned()).collect();
+        let ports: Vec<(EthQueue, PortSetup)> =
+            qs.into_iter().zip(setups.iter().cloned()).collect();
         let conf = engine_conf(cfg, i == 0);
         let clock = TscClock::new(b.eal);
         let (sc2, link2, st) = (sc.clone(), link.clone(), worker_stop.clone());
@@ -184,17 +215,31 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             while let Some(ev) = l.events.pop() {
                 match ev {
                     CoreEvent::NeighLearned { port, ip, mac } => {
-                        let name = cfg.ports.get(port as usize).map(|p| p.name.clone()).unwrap_or_default();
+                        let name = cfg
+                            .ports
+                            .get(port as usize)
+                            .map(|p| p.name.clone())
+                            .unwrap_or_default();
                         neighbors.retain(|n| !(n.port == name && n.ip == ip.to_string()));
-                        neighbors.insert(NeighborReport { port: name.clone(), ip: ip.to_string(), mac: mac.to_string() });
+                        neighbors.insert(NeighborReport {
+                            port: name.clone(),
+                            ip: ip.to_string(),
+                            mac: mac.to_string(),
+                        });
                         tracing::info!(port = %name, %ip, %mac, "neighbour learned");
                         for (j, other) in links.iter().enumerate() {
-                            if j != i && other.cmds.push(CoreCmd::Neigh { port, ip, mac }).is_err() {
-                                tracing::warn!(worker = j, "command queue full; neighbour update dropped");
+                            if j != i && other.cmds.push(CoreCmd::Neigh { port, ip, mac }).is_err()
+                            {
+                                tracing::warn!(
+                                    worker = j,
+                                    "command queue full; neighbour update dropped"
+                                );
                             }
                         }
                     }
-                    CoreEvent::NeighFailed { count } => tracing::warn!(count, "neighbour resolution failed"),
+                    CoreEvent::NeighFailed { count } => {
+                        tracing::warn!(count, "neighbour resolution failed")
+                    }
                 }
             }
         }
@@ -229,12 +274,18 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
 
 fn write_json(path: &PathBuf, r: &Report) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(r)?).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(r)?)
+        .with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
     Ok(())
 }
 
-fn report(b: &Booted, shared: &[Arc<SharedCounters>], neighbors: &BTreeSet<NeighborReport>, started: Instant) -> Report {
+fn report(
+    b: &Booted,
+    shared: &[Arc<SharedCounters>],
+    neighbors: &BTreeSet<NeighborReport>,
+    started: Instant,
+) -> Report {
     let per: Vec<Counters> = shared.iter().map(|s| s.snapshot()).collect();
     let mut total = Counters::default();
     for c in &per {
@@ -267,7 +318,11 @@ fn report(b: &Booted, shared: &[Arc<SharedCounters>], neighbors: &BTreeSet<Neigh
         per_core: per.iter().map(counter_map).collect(),
         ports,
         neighbors: neighbors.iter().cloned().collect(),
-        mempools: b.pools.iter().map(|(n, p)| (n.clone(), p.available(), p.size())).collect(),
+        mempools: b
+            .pools
+            .iter()
+            .map(|(n, p)| (n.clone(), p.available(), p.size()))
+            .collect(),
     }
 }
 
@@ -308,7 +363,12 @@ pub fn fwd_bench(cfg: &Config, opts: &FwdBenchOpts) -> Result<FwdBenchResult> {
     for (i, lcore) in workers.iter().enumerate() {
         let sc = Arc::new(SharedCounters::default());
         let qs = std::mem::take(&mut b.queues[i]);
-        let (sc2, st, mode, burst) = (sc.clone(), stop.clone(), opts.mode, cfg.engine.burst as usize);
+        let (sc2, st, mode, burst) = (
+            sc.clone(),
+            stop.clone(),
+            opts.mode,
+            cfg.engine.burst as usize,
+        );
         b.eal.launch(*lcore, move || {
             let mut f = Forwarder::new(qs, mode, burst, sc2);
             f.run(&st);
@@ -317,7 +377,12 @@ pub fn fwd_bench(cfg: &Config, opts: &FwdBenchOpts) -> Result<FwdBenchResult> {
         shared.push(sc);
     }
     let sum = |sh: &[Arc<SharedCounters>]| -> (u64, u64) {
-        sh.iter().map(|s| s.snapshot()).fold((0, 0), |(t, d), c| (t + c.tx_packets, d + c.drops_of(qsplice_engine::DropReason::TxFull)))
+        sh.iter().map(|s| s.snapshot()).fold((0, 0), |(t, d), c| {
+            (
+                t + c.tx_packets,
+                d + c.drops_of(qsplice_engine::DropReason::TxFull),
+            )
+        })
     };
     std::thread::sleep(Duration::from_secs_f64(opts.warmup));
     let (t0, d0) = sum(&shared);

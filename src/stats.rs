@@ -83,7 +83,15 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  port {:<8} {} mac {} rx {} tx {} missed {} rx_err {} tx_err {} nombuf {}",
-                p.name, p.device, p.mac, p.ipackets, p.opackets, p.imissed, p.ierrors, p.oerrors, p.rx_nombuf
+                p.name,
+                p.device,
+                p.mac,
+                p.ipackets,
+                p.opackets,
+                p.imissed,
+                p.ierrors,
+                p.oerrors,
+                p.rx_nombuf
             );
         }
         for n in &self.neighbors {

@@ -22,7 +22,10 @@ fn main() {
     // The shim: compiled with DPDK's own cflags. rte_memcpy.h needs SSSE3
     // (`__builtin_ia32_palignr128`), hence -march=corei7 (pkg-config also says so).
     let mut cc = cc::Build::new();
-    cc.file("csrc/shim.c").include("csrc").flag("-march=corei7").warnings(false);
+    cc.file("csrc/shim.c")
+        .include("csrc")
+        .flag("-march=corei7")
+        .warnings(false);
     for p in &dpdk.include_paths {
         cc.include(p);
     }

@@ -15,7 +15,11 @@ pub fn repo_root() -> PathBuf {
 /// End-to-end tests need root (namespaces, af_packet). Without it they fail
 /// loudly unless QSPLICE_SKIP_NETNS=1 says to skip on purpose.
 pub fn require_root() -> bool {
-    let euid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let euid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     if euid == "0" {
         return true;
     }
@@ -37,32 +41,57 @@ impl Topology {
         // ≤ 8 chars, unique per process and test.
         let prefix = format!("{}{}", tag, std::process::id() % 100_000);
         let out = Command::new(repo_root().join("scripts/netns.sh"))
-            .args(["up", "--prefix", &prefix, "--backends", &backends.to_string()])
+            .args([
+                "up",
+                "--prefix",
+                &prefix,
+                "--backends",
+                &backends.to_string(),
+            ])
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/netns.sh");
-        let topo = Topology { prefix: prefix.clone(), vars: HashMap::new() };
-        assert!(out.status.success(), "netns.sh up failed: {}", String::from_utf8_lossy(&out.stdout));
-        let vars = String::from_utf8_lossy(&out.stdout)
+        let mut topo = Topology {
+            prefix,
+            vars: HashMap::new(),
+        };
+        assert!(
+            out.status.success(),
+            "netns.sh up failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        topo.vars = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            })
             .collect();
-        Topology { vars, ..topo }
+        topo
     }
 
     pub fn var(&self, k: &str) -> &str {
-        self.vars.get(k).unwrap_or_else(|| panic!("netns.sh did not print {k}"))
+        self.vars
+            .get(k)
+            .unwrap_or_else(|| panic!("netns.sh did not print {k}"))
     }
 
     /// Run a command inside namespace `ns`.
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", ns]).args(args).output().expect("ip netns exec")
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
     }
 }
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/netns.sh")).args(["down", "--prefix", &self.prefix]).stdout(Stdio::null()).status();
+        let _ = Command::new(repo_root().join("scripts/netns.sh"))
+            .args(["down", "--prefix", &self.prefix])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
@@ -85,7 +114,10 @@ impl Appliance {
             .stderr(err)
             .spawn()
             .expect("spawn qsplice");
-        Appliance { child, dir: dir.to_path_buf() }
+        Appliance {
+            child,
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -96,7 +128,9 @@ impl Appliance {
 
     /// Ask it to stop (SIGTERM) and wait up to `timeout`.
     pub fn stop(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let t = Instant::now();
         while t.elapsed() < timeout {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -171,7 +205,7 @@ file_prefix = "qs-e2e-{pid}"
 log_level = "warning"
 
 [mempool]
-mbufs = 4095
+mbufs = 8191
 cache = 128
 
 [engine]
@@ -197,6 +231,11 @@ neighbors = [{neigh}]
         c = topo.var("DUT_CLIENT_IF"),
         b = topo.var("DUT_BACKEND_IF"),
         extra = extra_port_keys,
-        neigh = topo.var("BACKENDS").split_whitespace().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", "),
+        neigh = topo
+            .var("BACKENDS")
+            .split_whitespace()
+            .map(|b| format!("\"{b}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }

@@ -2,7 +2,11 @@
 """Send hand-made (mostly malformed) Ethernet frames out of an interface.
 
 Usage: send_frames.py IFACE DST_MAC SRC_IP DST_IP [COUNT]
-Prints one line per kind: "<kind> <count>". Used by the end-to-end tests to
+Prints one line per kind: "<kind> <count>", where <kind> is the appliance's
+drop reason for it. (Frames shorter than an Ethernet header cannot be sent
+through a veth, and DPDK's af_packet PMD joins a PACKET_FANOUT group with
+PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments before
+DPDK sees them: both cases are covered by the engine's unit tests.) Used by the end-to-end tests to
 check that the appliance counts and drops bad input instead of failing.
 """
 import socket
@@ -54,11 +58,11 @@ def main():
         "ipv4_bad_version": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), ver=6)),
         "ipv4_bad_header_len": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), ihl=3)),
         "ipv4_bad_total_len": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), tot=1400)),
-        "ipv4_fragment": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), frag=0x2000)),
         "icmp_bad_checksum": eth(0x0800, ipv4(src, dst, 1, icmp_echo(bad=True))),
         "arp_unsupported": eth(0x0806, struct.pack("!HHBBH", 6, 0x0800, 6, 4, 1) + b"\0" * 20),
         "unknown_ethertype": eth(0x88B5, b"hello"),
-        "eth_truncated": (dmac + smac)[:10],
+        "ipv4_not_for_us": eth(0x0800, ipv4(src, "10.10.1.77", 1, icmp_echo())),
+        "tcp_no_service": eth(0x0800, ipv4(src, dst, 6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))),
     }
     for kind, frame in kinds.items():
         for _ in range(count):

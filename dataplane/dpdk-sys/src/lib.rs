@@ -3,7 +3,12 @@
 //!
 //! Nothing here is safe to call directly: use the `qsplice-dpdk` crate, which
 //! is the only place in the project allowed to call into this one.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 #![allow(missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 

@@ -44,14 +44,23 @@ impl Eal {
     /// cannot be re-initialised.
     pub fn init(args: &[String]) -> Result<&'static Eal, DpdkError> {
         if INIT_STARTED.swap(true, Ordering::SeqCst) {
-            return Err(DpdkError::new("rte_eal_init", libc_ealready(), "EAL already initialised in this process"));
+            return Err(DpdkError::new(
+                "rte_eal_init",
+                libc_ealready(),
+                "EAL already initialised in this process",
+            ));
         }
         let cargs: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError::new("rte_eal_init", 22, format!("argument {a:?} contains NUL"))))
+            .map(|a| {
+                CString::new(a.as_str()).map_err(|_| {
+                    DpdkError::new("rte_eal_init", 22, format!("argument {a:?} contains NUL"))
+                })
+            })
             .collect::<Result<_, _>>()?;
         // rte_eal_init may permute argv; give it a private array of pointers.
-        let mut argv: Vec<*mut std::ffi::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
+        let mut argv: Vec<*mut std::ffi::c_char> =
+            cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
         let argc = argv.len() as c_int;
         // SAFETY: argv holds `argc` valid NUL-terminated strings that outlive
         // the call (cargs lives to the end of this function; DPDK copies what
@@ -62,7 +71,9 @@ impl Eal {
         }
         // DPDK keeps pointers into argv for some options; keep the strings alive forever.
         std::mem::forget(cargs);
-        Ok(EAL.get_or_init(|| Eal { args: args.to_vec() }))
+        Ok(EAL.get_or_init(|| Eal {
+            args: args.to_vec(),
+        }))
     }
 
     /// The EAL, if initialised.
@@ -78,7 +89,11 @@ impl Eal {
     /// DPDK's version string, e.g. "DPDK 22.11.11".
     pub fn version() -> String {
         // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
-        unsafe { std::ffi::CStr::from_ptr(sys::rte_version()).to_string_lossy().into_owned() }
+        unsafe {
+            std::ffi::CStr::from_ptr(sys::rte_version())
+                .to_string_lossy()
+                .into_owned()
+        }
     }
 
     /// The main lcore's id.
@@ -201,7 +216,9 @@ pub struct TscClock {
 impl TscClock {
     /// A clock using the frequency EAL measured.
     pub fn new(_eal: &Eal) -> Self {
-        TscClock { hz: tsc_hz().max(1) }
+        TscClock {
+            hz: tsc_hz().max(1),
+        }
     }
 }
 

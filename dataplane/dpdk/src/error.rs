@@ -18,7 +18,11 @@ impl DpdkError {
     /// An error for `op` with an explicit errno (negative values are accepted
     /// as DPDK returns `-errno`).
     pub fn new(op: &'static str, errno: i32, context: impl Into<String>) -> Self {
-        DpdkError { op, errno: errno.abs(), context: context.into() }
+        DpdkError {
+            op,
+            errno: errno.abs(),
+            context: context.into(),
+        }
     }
 
     /// An error for `op` taking the errno from `rte_errno`.
@@ -60,7 +64,11 @@ impl fmt::Display for DpdkError {
 impl std::error::Error for DpdkError {}
 
 /// Map a DPDK `int` return (0 or positive = ok, negative = -errno).
-pub(crate) fn check(ret: i32, op: &'static str, context: impl FnOnce() -> String) -> Result<i32, DpdkError> {
+pub(crate) fn check(
+    ret: i32,
+    op: &'static str,
+    context: impl FnOnce() -> String,
+) -> Result<i32, DpdkError> {
     if ret < 0 {
         Err(DpdkError::new(op, ret, context()))
     } else {

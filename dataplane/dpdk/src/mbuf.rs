@@ -30,15 +30,28 @@ impl Mempool {
     /// Create a packet mbuf pool of `n` mbufs with a per-lcore cache of
     /// `cache` and `data_room` bytes per buffer (including the 128 B
     /// headroom), on `socket` (`None`: any socket).
-    pub fn create(_eal: &Eal, name: &str, n: u32, cache: u32, data_room: u16, socket: Option<u32>) -> Result<Mempool, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::new("rte_pktmbuf_pool_create", 22, "name contains NUL"))?;
+    pub fn create(
+        _eal: &Eal,
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: Option<u32>,
+    ) -> Result<Mempool, DpdkError> {
+        let cname = CString::new(name)
+            .map_err(|_| DpdkError::new("rte_pktmbuf_pool_create", 22, "name contains NUL"))?;
         let socket_id = socket.map(|s| s as i32).unwrap_or(-1); // SOCKET_ID_ANY
-        // SAFETY: EAL is initialised (we hold &Eal); the name is a valid C
-        // string copied by DPDK.
-        let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket_id) };
-        NonNull::new(p)
-            .map(|ptr| Mempool { ptr })
-            .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create", format!("{name}: {n} mbufs of {data_room} B, cache {cache}, socket {socket_id}")))
+                                                                // SAFETY: EAL is initialised (we hold &Eal); the name is a valid C
+                                                                // string copied by DPDK.
+        let p = unsafe {
+            sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket_id)
+        };
+        NonNull::new(p).map(|ptr| Mempool { ptr }).ok_or_else(|| {
+            DpdkError::from_rte_errno(
+                "rte_pktmbuf_pool_create",
+                format!("{name}: {n} mbufs of {data_room} B, cache {cache}, socket {socket_id}"),
+            )
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::rte_mempool {
@@ -126,14 +139,23 @@ impl Mbuf {
         let m = self.raw();
         // SAFETY: for a single-segment mbuf, buf_addr + data_off points to
         // data_len initialised bytes inside the buffer, which we own.
-        unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize) }
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        }
     }
 
     /// The frame bytes, mutable.
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         let m = self.raw();
-        let (addr, off, len) = (m.buf_addr as *mut u8, m.data_off as usize, m.data_len as usize);
+        let (addr, off, len) = (
+            m.buf_addr as *mut u8,
+            m.data_off as usize,
+            m.data_len as usize,
+        );
         // SAFETY: as in `data`, and we own the mbuf uniquely (&mut self).
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }

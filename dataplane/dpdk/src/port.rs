@@ -17,7 +17,8 @@ const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
 const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
 const RSS_NONFRAG_IPV4_OTHER: u64 = 1 << 7;
 /// What qsplice asks RSS to hash on: IPv4 addresses and L4 ports.
-const RSS_WANTED: u64 = RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP | RSS_NONFRAG_IPV4_OTHER;
+const RSS_WANTED: u64 =
+    RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP | RSS_NONFRAG_IPV4_OTHER;
 /// RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE: all mbufs of a tx queue come from one
 /// pool and have refcount 1, so the driver can free them in bulk.
 const TX_OFFLOAD_MBUF_FAST_FREE: u64 = 1 << 16;
@@ -127,11 +128,14 @@ fn c_name(p: *const std::ffi::c_char) -> String {
 impl EthPort {
     /// Find the port id of a device by name (`net_null0`, `0000:03:00.0`...).
     pub fn id_by_name(_eal: &Eal, name: &str) -> Result<u16, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::new("rte_eth_dev_get_port_by_name", 22, name))?;
+        let cname = CString::new(name)
+            .map_err(|_| DpdkError::new("rte_eth_dev_get_port_by_name", 22, name))?;
         let mut id = 0u16;
         // SAFETY: valid C string and out-pointer.
         let r = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
-        check(r, "rte_eth_dev_get_port_by_name", || format!("no ethdev named {name:?} (is the vdev/PCI device in the EAL arguments?)"))?;
+        check(r, "rte_eth_dev_get_port_by_name", || {
+            format!("no ethdev named {name:?} (is the vdev/PCI device in the EAL arguments?)")
+        })?;
         Ok(id)
     }
 
@@ -144,18 +148,38 @@ impl EthPort {
     /// Configure port `port_id` with `conf.queues` rx/tx queue pairs, each rx
     /// queue filling from `pools[q]` (one pool per queue, normally the pool of
     /// the polling lcore's NUMA node), and start it.
-    pub fn configure(eal: &Eal, port_id: u16, conf: &PortConf, pools: &[Mempool]) -> Result<EthPort, DpdkError> {
+    pub fn configure(
+        eal: &Eal,
+        port_id: u16,
+        conf: &PortConf,
+        pools: &[Mempool],
+    ) -> Result<EthPort, DpdkError> {
         let ctx = |what: &str| format!("port {port_id}: {what}");
         if conf.queues == 0 || pools.len() != conf.queues as usize {
-            return Err(DpdkError::new("EthPort::configure", 22, ctx("need one mempool per queue and at least one queue")));
+            return Err(DpdkError::new(
+                "EthPort::configure",
+                22,
+                ctx("need one mempool per queue and at least one queue"),
+            ));
         }
         let _ = eal;
         let mut dev_info = sys::rte_eth_dev_info::default();
         // SAFETY: valid out-pointer; port_id validity is checked by DPDK.
-        check(unsafe { sys::rte_eth_dev_info_get(port_id, &mut dev_info) }, "rte_eth_dev_info_get", || ctx("info"))?;
+        check(
+            unsafe { sys::rte_eth_dev_info_get(port_id, &mut dev_info) },
+            "rte_eth_dev_info_get",
+            || ctx("info"),
+        )?;
         let max_queues = dev_info.max_rx_queues.min(dev_info.max_tx_queues);
         if conf.queues > max_queues {
-            return Err(DpdkError::new("EthPort::configure", 22, ctx(&format!("{} queues requested, the PMD supports {max_queues}", conf.queues))));
+            return Err(DpdkError::new(
+                "EthPort::configure",
+                22,
+                ctx(&format!(
+                    "{} queues requested, the PMD supports {max_queues}",
+                    conf.queues
+                )),
+            ));
         }
         let mut name_buf = [0 as std::ffi::c_char; 64];
         // SAFETY: the buffer is RTE_ETH_NAME_MAX_LEN (64) bytes as required.
@@ -164,7 +188,11 @@ impl EthPort {
         let driver = c_name(dev_info.driver_name);
 
         let mut eth_conf = sys::rte_eth_conf::default();
-        let rss_hf = if conf.rss && conf.queues > 1 { RSS_WANTED & dev_info.flow_type_rss_offloads } else { 0 };
+        let rss_hf = if conf.rss && conf.queues > 1 {
+            RSS_WANTED & dev_info.flow_type_rss_offloads
+        } else {
+            0
+        };
         let mut key = RSS_KEY;
         if rss_hf != 0 {
             eth_conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
@@ -180,11 +208,17 @@ impl EthPort {
         // SAFETY: eth_conf is fully initialised and (with the key buffer) lives
         // across the call; DPDK copies the key.
         let r = unsafe { sys::rte_eth_dev_configure(port_id, conf.queues, conf.queues, &eth_conf) };
-        check(r, "rte_eth_dev_configure", || ctx(&format!("{name} ({driver}), {} queues", conf.queues)))?;
+        check(r, "rte_eth_dev_configure", || {
+            ctx(&format!("{name} ({driver}), {} queues", conf.queues))
+        })?;
 
         let (mut rx_desc, mut tx_desc) = (conf.rx_desc, conf.tx_desc);
         // SAFETY: valid out-pointers.
-        check(unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rx_desc, &mut tx_desc) }, "rte_eth_dev_adjust_nb_rx_tx_desc", || ctx("descriptors"))?;
+        check(
+            unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rx_desc, &mut tx_desc) },
+            "rte_eth_dev_adjust_nb_rx_tx_desc",
+            || ctx("descriptors"),
+        )?;
 
         // SAFETY: port id is valid (configure succeeded).
         let sock = unsafe { sys::rte_eth_dev_socket_id(port_id) };
@@ -193,26 +227,47 @@ impl EthPort {
 
         for q in 0..conf.queues {
             // SAFETY: pool pointer is valid forever; NULL rx_conf = PMD defaults.
-            let r = unsafe { sys::rte_eth_rx_queue_setup(port_id, q, rx_desc, sock_arg, std::ptr::null(), pools[q as usize].as_ptr()) };
-            check(r, "rte_eth_rx_queue_setup", || ctx(&format!("rx queue {q}, {rx_desc} descriptors")))?;
+            let r = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    port_id,
+                    q,
+                    rx_desc,
+                    sock_arg,
+                    std::ptr::null(),
+                    pools[q as usize].as_ptr(),
+                )
+            };
+            check(r, "rte_eth_rx_queue_setup", || {
+                ctx(&format!("rx queue {q}, {rx_desc} descriptors"))
+            })?;
             let mut txconf = dev_info.default_txconf;
             txconf.offloads = eth_conf.txmode.offloads;
             // SAFETY: txconf is a valid, initialised struct copied by DPDK.
             let r = unsafe { sys::rte_eth_tx_queue_setup(port_id, q, tx_desc, sock_arg, &txconf) };
-            check(r, "rte_eth_tx_queue_setup", || ctx(&format!("tx queue {q}, {tx_desc} descriptors")))?;
+            check(r, "rte_eth_tx_queue_setup", || {
+                ctx(&format!("tx queue {q}, {tx_desc} descriptors"))
+            })?;
         }
         // SAFETY: port id valid. A PMD that cannot change the MTU (veth via
         // af_packet follows the kernel interface) is not an error.
         let mtu_set = unsafe { sys::rte_eth_dev_set_mtu(port_id, conf.mtu) } == 0;
         // SAFETY: port configured with all queues set up.
-        check(unsafe { sys::rte_eth_dev_start(port_id) }, "rte_eth_dev_start", || ctx(&name))?;
+        check(
+            unsafe { sys::rte_eth_dev_start(port_id) },
+            "rte_eth_dev_start",
+            || ctx(&name),
+        )?;
         if conf.promiscuous {
             // SAFETY: port id valid and started.
             unsafe { sys::rte_eth_promiscuous_enable(port_id) };
         }
         let mut mac = sys::rte_ether_addr::default();
         // SAFETY: valid out-pointer.
-        check(unsafe { sys::rte_eth_macaddr_get(port_id, &mut mac) }, "rte_eth_macaddr_get", || ctx(&name))?;
+        check(
+            unsafe { sys::rte_eth_macaddr_get(port_id, &mut mac) },
+            "rte_eth_macaddr_get",
+            || ctx(&name),
+        )?;
 
         let info = PortInfo {
             port_id,
@@ -227,9 +282,18 @@ impl EthPort {
             max_queues,
         };
         let queues = (0..conf.queues)
-            .map(|q| EthQueue { port_id, queue_id: q, pool: pools[q as usize], mac: info.mac })
+            .map(|q| EthQueue {
+                port_id,
+                queue_id: q,
+                pool: pools[q as usize],
+                mac: info.mac,
+            })
             .collect();
-        Ok(EthPort { info, queues, started: true })
+        Ok(EthPort {
+            info,
+            queues,
+            started: true,
+        })
     }
 
     /// What was configured.
@@ -265,7 +329,10 @@ impl EthPort {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: valid out-pointer.
         unsafe { sys::rte_eth_link_get_nowait(self.info.port_id, &mut l) };
-        LinkStatus { up: l.link_status() != 0, speed_mbps: l.link_speed }
+        LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+        }
     }
 
     /// Stop the port. Call only after every lcore using its queues has
@@ -337,7 +404,12 @@ impl EthQueue {
         // no mbuf is dropped twice or leaked.
         unsafe {
             let p = pkts.as_mut_ptr();
-            let n = sys::qs_tx_burst(self.port_id, self.queue_id, p as *mut *mut sys::rte_mbuf, len.min(u16::MAX as usize) as u16) as usize;
+            let n = sys::qs_tx_burst(
+                self.port_id,
+                self.queue_id,
+                p as *mut *mut sys::rte_mbuf,
+                len.min(u16::MAX as usize) as u16,
+            ) as usize;
             if n > 0 {
                 std::ptr::copy(p.add(n), p, len - n);
                 pkts.set_len(len - n);
@@ -370,5 +442,7 @@ impl Queue for EthQueue {
 fn _assert_layout() {
     // Mbuf must be pointer-sized for the burst transmutes above.
     const _: () = assert!(std::mem::size_of::<Mbuf>() == std::mem::size_of::<*mut sys::rte_mbuf>());
-    const _: () = assert!(std::mem::size_of::<Option<Mbuf>>() == std::mem::size_of::<NonNull<sys::rte_mbuf>>());
+    const _: () = assert!(
+        std::mem::size_of::<Option<Mbuf>>() == std::mem::size_of::<NonNull<sys::rte_mbuf>>()
+    );
 }

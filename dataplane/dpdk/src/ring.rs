@@ -27,21 +27,39 @@ unsafe impl Send for Ring {}
 impl Ring {
     /// Create a multi-producer/multi-consumer ring with room for `count - 1`
     /// mbufs (`count` a power of two).
-    pub fn create(_eal: &Eal, name: &str, count: u32, socket: Option<u32>) -> Result<Ring, DpdkError> {
+    pub fn create(
+        _eal: &Eal,
+        name: &str,
+        count: u32,
+        socket: Option<u32>,
+    ) -> Result<Ring, DpdkError> {
         Self::create_flags(name, count, socket, 0)
     }
 
     /// Create a single-producer/single-consumer ring.
-    pub fn create_spsc(_eal: &Eal, name: &str, count: u32, socket: Option<u32>) -> Result<Ring, DpdkError> {
+    pub fn create_spsc(
+        _eal: &Eal,
+        name: &str,
+        count: u32,
+        socket: Option<u32>,
+    ) -> Result<Ring, DpdkError> {
         Self::create_flags(name, count, socket, RING_F_SP_ENQ | RING_F_SC_DEQ)
     }
 
-    fn create_flags(name: &str, count: u32, socket: Option<u32>, flags: u32) -> Result<Ring, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::new("rte_ring_create", 22, "name contains NUL"))?;
+    fn create_flags(
+        name: &str,
+        count: u32,
+        socket: Option<u32>,
+        flags: u32,
+    ) -> Result<Ring, DpdkError> {
+        let cname = CString::new(name)
+            .map_err(|_| DpdkError::new("rte_ring_create", 22, "name contains NUL"))?;
         let s = socket.map(|s| s as i32).unwrap_or(-1);
         // SAFETY: valid name; EAL initialised (callers hold &Eal).
         let p = unsafe { sys::rte_ring_create(cname.as_ptr(), count, s, flags) };
-        NonNull::new(p).map(|ptr| Ring { ptr }).ok_or_else(|| DpdkError::from_rte_errno("rte_ring_create", format!("{name}, {count} slots")))
+        NonNull::new(p).map(|ptr| Ring { ptr }).ok_or_else(|| {
+            DpdkError::from_rte_errno("rte_ring_create", format!("{name}, {count} slots"))
+        })
     }
 
     /// Enqueue mbufs from the front of `pkts`; enqueued ones are removed,
@@ -52,7 +70,9 @@ impl Ring {
         // owns the first `n` mbufs; the rest are moved to the front.
         unsafe {
             let p = pkts.as_mut_ptr();
-            let n = sys::qs_ring_enqueue_burst(self.ptr.as_ptr(), p as *const *mut c_void, len as u32) as usize;
+            let n =
+                sys::qs_ring_enqueue_burst(self.ptr.as_ptr(), p as *const *mut c_void, len as u32)
+                    as usize;
             if n > 0 {
                 std::ptr::copy(p.add(n), p, len - n);
                 pkts.set_len(len - n);

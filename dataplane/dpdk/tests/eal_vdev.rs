@@ -41,7 +41,11 @@ fn frame(pool: &Mempool, bytes: &[u8]) -> Mbuf {
 #[test]
 fn eal_ports_mbufs_rings() {
     let eal = Eal::init(&eal_args()).expect("EAL init");
-    assert!(Eal::version().starts_with("DPDK 22.11"), "{}", Eal::version());
+    assert!(
+        Eal::version().starts_with("DPDK 22.11"),
+        "{}",
+        Eal::version()
+    );
     // A second init is refused, not undefined behaviour.
     let again = Eal::init(&eal_args()).unwrap_err();
     assert_eq!(again.errno, 114);
@@ -66,16 +70,31 @@ fn eal_ports_mbufs_rings() {
         assert!(!m.adj(1000));
         assert_eq!(pool.in_use(), 1);
     }
-    assert_eq!(pool.available(), baseline, "dropping an Mbuf returns it to the pool");
+    assert_eq!(
+        pool.available(),
+        baseline,
+        "dropping an Mbuf returns it to the pool"
+    );
 
     // --- net_ring0 loops tx back to rx.
     let ring_id = EthPort::id_by_name(eal, "net_ring0").expect("net_ring0");
     assert!(EthPort::id_by_name(eal, "net_nonexistent").is_err());
-    let conf = PortConf { queues: 1, rx_desc: 256, tx_desc: 256, mtu: 1500, promiscuous: false, rss: true };
-    let mut ring_port = EthPort::configure(eal, ring_id, &conf, &[pool]).expect("configure net_ring0");
+    let conf = PortConf {
+        queues: 1,
+        rx_desc: 256,
+        tx_desc: 256,
+        mtu: 1500,
+        promiscuous: false,
+        rss: true,
+    };
+    let mut ring_port =
+        EthPort::configure(eal, ring_id, &conf, &[pool]).expect("configure net_ring0");
     assert_eq!(ring_port.info().rss_hf, 0, "one queue: no RSS");
     let mut q = ring_port.take_queues().pop().unwrap();
-    assert!(ring_port.take_queues().is_empty(), "queues are handed out once");
+    assert!(
+        ring_port.take_queues().is_empty(),
+        "queues are handed out once"
+    );
 
     let mut tx: ArrayVec<Mbuf, 32> = ArrayVec::new();
     for i in 0..10u8 {
@@ -94,7 +113,11 @@ fn eal_ports_mbufs_rings() {
     }
     assert_eq!(got, 10);
     for (i, m) in rx.iter().enumerate() {
-        assert_eq!(m.data(), &[i as u8; 64][..], "frame {i} intact and in order");
+        assert_eq!(
+            m.data(),
+            &[i as u8; 64][..],
+            "frame {i} intact and in order"
+        );
     }
     rx.clear();
     let st = ring_port.stats();
@@ -102,7 +125,8 @@ fn eal_ports_mbufs_rings() {
 
     // --- net_null0: rx produces frames from the pool, tx swallows them.
     let null_id = EthPort::id_by_name(eal, "net_null0").unwrap();
-    let mut null_port = EthPort::configure(eal, null_id, &conf, &[pool]).expect("configure net_null0");
+    let mut null_port =
+        EthPort::configure(eal, null_id, &conf, &[pool]).expect("configure net_null0");
     let mut nq = null_port.take_queues().pop().unwrap();
     let n = nq.rx_burst(&mut rx, 32);
     assert_eq!(n, 32);
@@ -118,7 +142,11 @@ fn eal_ports_mbufs_rings() {
     assert_eq!(r.enqueue_burst(&mut tx), 5);
     assert_eq!(r.len(), 5);
     let mut out: ArrayVec<Mbuf, 2> = ArrayVec::new();
-    assert_eq!(r.dequeue_burst(&mut out), 2, "bounded by the caller's capacity");
+    assert_eq!(
+        r.dequeue_burst(&mut out),
+        2,
+        "bounded by the caller's capacity"
+    );
     assert_eq!(out[1].data(), &[1u8; 10][..]);
     drop(out);
     drop(r);
@@ -132,7 +160,11 @@ fn eal_ports_mbufs_rings() {
     // --- Launch on a worker is refused when the lcore is not enabled.
     assert!(eal.launch(5, || 0).is_err());
     let clock = qsplice_dpdk::TscClock::new(eal);
-    assert!(clock.hz() > 100_000_000, "TSC frequency measured: {}", clock.hz());
+    assert!(
+        clock.hz() > 100_000_000,
+        "TSC frequency measured: {}",
+        clock.hz()
+    );
     let t0 = clock.now();
     assert!(clock.now() >= t0);
 }

@@ -200,7 +200,10 @@ mod tests {
 
     #[test]
     fn publish_snapshot_roundtrip_and_sum() {
-        let mut c = Counters { rx_packets: 7, ..Default::default() };
+        let mut c = Counters {
+            rx_packets: 7,
+            ..Default::default()
+        };
         c.drop(DropReason::Ipv4BadChecksum);
         c.drop(DropReason::Ipv4BadChecksum);
         let s = SharedCounters::default();

@@ -30,7 +30,10 @@ pub struct Forwarder<Q: Queue> {
 
 impl<Q: Queue> std::fmt::Debug for Forwarder<Q> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forwarder").field("ports", &self.ports.len()).field("mode", &self.mode).finish()
+        f.debug_struct("Forwarder")
+            .field("ports", &self.ports.len())
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -45,7 +48,13 @@ fn macswap(d: &mut [u8]) {
 impl<Q: Queue> Forwarder<Q> {
     /// A forwarder over `ports`.
     pub fn new(ports: Vec<Q>, mode: FwdMode, burst: usize, shared: Arc<SharedCounters>) -> Self {
-        Forwarder { ports, mode, burst: burst.clamp(1, qsplice_netdev::MAX_BURST), c: Counters::default(), shared }
+        Forwarder {
+            ports,
+            mode,
+            burst: burst.clamp(1, qsplice_netdev::MAX_BURST),
+            c: Counters::default(),
+            shared,
+        }
     }
 
     fn peer(&self, i: usize) -> usize {

@@ -106,12 +106,18 @@ impl NeighborTable {
     /// A table with `capacity` slots (rounded up to a power of two, at least `WINDOW`).
     pub fn new(capacity: usize, timers: NeighTimers) -> Self {
         let cap = capacity.max(WINDOW).next_power_of_two();
-        NeighborTable { slots: vec![None; cap], mask: cap - 1, timers }
+        NeighborTable {
+            slots: vec![None; cap],
+            mask: cap - 1,
+            timers,
+        }
     }
 
     fn find(&self, port: u8, ip: Ipv4Addr) -> Option<usize> {
         let h = hash(ip, port);
-        (0..WINDOW).map(|i| (h + i) & self.mask).find(|&s| matches!(self.slots[s], Some(e) if e.ip == ip && e.port == port))
+        (0..WINDOW)
+            .map(|i| (h + i) & self.mask)
+            .find(|&s| matches!(self.slots[s], Some(e) if e.ip == ip && e.port == port))
     }
 
     /// Find a slot for a new key: an empty one in the window, else the least
@@ -122,7 +128,9 @@ impl NeighborTable {
         if let Some(s) = window.clone().find(|&s| self.slots[s].is_none()) {
             return Some(s);
         }
-        window.filter(|&s| self.slots[s].is_some_and(|e| !e.pinned)).min_by_key(|&s| self.slots[s].map_or(0, |e| e.updated))
+        window
+            .filter(|&s| self.slots[s].is_some_and(|e| !e.pinned))
+            .min_by_key(|&s| self.slots[s].map_or(0, |e| e.updated))
     }
 
     /// The MAC for `ip` on `port`, if known (reachable or stale).
@@ -142,15 +150,31 @@ impl NeighborTable {
     /// Record that `ip` on `port` is at `mac`. Creates the entry only when
     /// `create` is set (the ARP was addressed to us, RFC 826's merge rule
     /// otherwise only updates existing entries).
-    pub fn learn(&mut self, port: u8, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) -> Learned {
-        let reachable = NeighState::Reachable { mac, expires: now.saturating_add(self.timers.reachable) };
+    pub fn learn(
+        &mut self,
+        port: u8,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        now: u64,
+        create: bool,
+    ) -> Learned {
+        let reachable = NeighState::Reachable {
+            mac,
+            expires: now.saturating_add(self.timers.reachable),
+        };
         if let Some(s) = self.find(port, ip) {
-            let Some(e) = self.slots[s].as_mut() else { return Learned::Ignored };
+            let Some(e) = self.slots[s].as_mut() else {
+                return Learned::Ignored;
+            };
             let old = e.state;
             e.state = reachable;
             e.updated = now;
             return match old {
-                NeighState::Reachable { mac: m, .. } | NeighState::Stale { mac: m, .. } if m == mac => Learned::Refreshed,
+                NeighState::Reachable { mac: m, .. } | NeighState::Stale { mac: m, .. }
+                    if m == mac =>
+                {
+                    Learned::Refreshed
+                }
                 NeighState::Reachable { .. } | NeighState::Stale { .. } => Learned::Changed,
                 _ => Learned::New,
             };
@@ -160,7 +184,13 @@ impl NeighborTable {
         }
         match self.place(port, ip) {
             Some(s) => {
-                self.slots[s] = Some(Entry { ip, port, pinned: false, updated: now, state: reachable });
+                self.slots[s] = Some(Entry {
+                    ip,
+                    port,
+                    pinned: false,
+                    updated: now,
+                    state: reachable,
+                });
                 Learned::New
             }
             None => Learned::Ignored,
@@ -175,7 +205,10 @@ impl NeighborTable {
                 e.pinned |= pinned;
                 if let NeighState::Failed { retry } = e.state {
                     if now >= retry {
-                        e.state = NeighState::Incomplete { probes: 0, next: now };
+                        e.state = NeighState::Incomplete {
+                            probes: 0,
+                            next: now,
+                        };
                     }
                 }
             }
@@ -183,7 +216,16 @@ impl NeighborTable {
         }
         match self.place(port, ip) {
             Some(s) => {
-                self.slots[s] = Some(Entry { ip, port, pinned, updated: now, state: NeighState::Incomplete { probes: 0, next: now } });
+                self.slots[s] = Some(Entry {
+                    ip,
+                    port,
+                    pinned,
+                    updated: now,
+                    state: NeighState::Incomplete {
+                        probes: 0,
+                        next: now,
+                    },
+                });
                 true
             }
             None => false,
@@ -201,31 +243,68 @@ impl NeighborTable {
             match e.state {
                 NeighState::Incomplete { probes, next } if now >= next => {
                     if probes >= t.max_probes {
-                        e.state = NeighState::Failed { retry: now.saturating_add(t.probe_interval.saturating_mul(u64::from(t.max_probes))) };
+                        e.state = NeighState::Failed {
+                            retry: now.saturating_add(
+                                t.probe_interval.saturating_mul(u64::from(t.max_probes)),
+                            ),
+                        };
                         failed += 1;
                     } else {
-                        send(Probe { port: e.port, ip: e.ip, unicast: None });
-                        e.state = NeighState::Incomplete { probes: probes + 1, next: now.saturating_add(t.probe_interval) };
+                        send(Probe {
+                            port: e.port,
+                            ip: e.ip,
+                            unicast: None,
+                        });
+                        e.state = NeighState::Incomplete {
+                            probes: probes + 1,
+                            next: now.saturating_add(t.probe_interval),
+                        };
                     }
                 }
                 NeighState::Reachable { mac, expires } if now >= expires => {
-                    e.state = NeighState::Stale { mac, probes: 0, next: now };
+                    e.state = NeighState::Stale {
+                        mac,
+                        probes: 0,
+                        next: now,
+                    };
                     if e.pinned {
-                        send(Probe { port: e.port, ip: e.ip, unicast: Some(mac) });
-                        e.state = NeighState::Stale { mac, probes: 1, next: now.saturating_add(t.probe_interval) };
+                        send(Probe {
+                            port: e.port,
+                            ip: e.ip,
+                            unicast: Some(mac),
+                        });
+                        e.state = NeighState::Stale {
+                            mac,
+                            probes: 1,
+                            next: now.saturating_add(t.probe_interval),
+                        };
                     }
                 }
                 NeighState::Stale { mac, probes, next } if now >= next && e.pinned => {
                     if probes >= t.max_probes {
                         // Unicast refresh unanswered: fall back to broadcast resolution.
-                        e.state = NeighState::Incomplete { probes: 0, next: now };
+                        e.state = NeighState::Incomplete {
+                            probes: 0,
+                            next: now,
+                        };
                     } else {
-                        send(Probe { port: e.port, ip: e.ip, unicast: Some(mac) });
-                        e.state = NeighState::Stale { mac, probes: probes + 1, next: now.saturating_add(t.probe_interval) };
+                        send(Probe {
+                            port: e.port,
+                            ip: e.ip,
+                            unicast: Some(mac),
+                        });
+                        e.state = NeighState::Stale {
+                            mac,
+                            probes: probes + 1,
+                            next: now.saturating_add(t.probe_interval),
+                        };
                     }
                 }
                 NeighState::Failed { retry } if e.pinned && now >= retry => {
-                    e.state = NeighState::Incomplete { probes: 0, next: now };
+                    e.state = NeighState::Incomplete {
+                        probes: 0,
+                        next: now,
+                    };
                 }
                 _ => {}
             }
@@ -244,7 +323,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const T: NeighTimers = NeighTimers { reachable: 1000, probe_interval: 100, max_probes: 3 };
+    const T: NeighTimers = NeighTimers {
+        reachable: 1000,
+        probe_interval: 100,
+        max_probes: 3,
+    };
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 5]);
 
@@ -259,14 +342,31 @@ mod tests {
         let mut t = NeighborTable::new(16, T);
         assert!(t.want(0, IP, 0, true));
         assert_eq!(t.lookup(0, IP), None);
-        assert_eq!(probes(&mut t, 0), vec![Probe { port: 0, ip: IP, unicast: None }]);
-        assert!(probes(&mut t, 50).is_empty(), "next probe only after the interval");
+        assert_eq!(
+            probes(&mut t, 0),
+            vec![Probe {
+                port: 0,
+                ip: IP,
+                unicast: None
+            }]
+        );
+        assert!(
+            probes(&mut t, 50).is_empty(),
+            "next probe only after the interval"
+        );
         assert_eq!(t.learn(0, IP, MAC, 60, false), Learned::New);
         assert_eq!(t.lookup(0, IP), Some(MAC));
         assert_eq!(t.learn(0, IP, MAC, 70, false), Learned::Refreshed);
         // Expiry: pinned entries are refreshed by unicast and stay usable.
         let p = probes(&mut t, 70 + 1000);
-        assert_eq!(p, vec![Probe { port: 0, ip: IP, unicast: Some(MAC) }]);
+        assert_eq!(
+            p,
+            vec![Probe {
+                port: 0,
+                ip: IP,
+                unicast: Some(MAC)
+            }]
+        );
         assert_eq!(t.lookup(0, IP), Some(MAC), "stale entries are still used");
         let other = MacAddr([2, 0, 0, 0, 0, 6]);
         assert_eq!(t.learn(0, IP, other, 1100, false), Learned::Changed);

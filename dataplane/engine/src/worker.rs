@@ -6,7 +6,10 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use crossbeam::queue::ArrayQueue;
 use qsplice_netdev::{Burst, Clock, Frame, Queue};
-use qsplice_wire::{checksum, ethernet_l3, ethertype, ip_proto, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Addr, Ipv4Packet, MacAddr};
+use qsplice_wire::{
+    checksum, ethernet_l3, ethertype, ip_proto, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet,
+    Ipv4Addr, Ipv4Packet, MacAddr,
+};
 
 use crate::counters::{Counters, DropReason, SharedCounters};
 use crate::neigh::{Learned, NeighTimers, NeighborTable, Probe};
@@ -130,7 +133,10 @@ pub struct ControlLink {
 impl ControlLink {
     /// A link with room for `cap` messages each way.
     pub fn new(cap: usize) -> Self {
-        ControlLink { cmds: Arc::new(ArrayQueue::new(cap)), events: Arc::new(ArrayQueue::new(cap)) }
+        ControlLink {
+            cmds: Arc::new(ArrayQueue::new(cap)),
+            events: Arc::new(ArrayQueue::new(cap)),
+        }
     }
 }
 
@@ -152,7 +158,12 @@ impl<Q: Queue> PortState<Q> {
     }
     /// Our address to use as the source toward `ip`.
     fn source_for(&self, ip: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.setup.addrs.iter().find(|a| a.contains(ip)).or(self.setup.addrs.first()).map(|a| a.addr)
+        self.setup
+            .addrs
+            .iter()
+            .find(|a| a.contains(ip))
+            .or(self.setup.addrs.first())
+            .map(|a| a.addr)
     }
 }
 
@@ -174,7 +185,10 @@ pub struct Worker<Q: Queue, C: Clock> {
 
 impl<Q: Queue, C: Clock> std::fmt::Debug for Worker<Q, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("ports", &self.ports.len()).field("primary", &self.conf.primary).finish()
+        f.debug_struct("Worker")
+            .field("ports", &self.ports.len())
+            .field("primary", &self.conf.primary)
+            .finish()
     }
 }
 
@@ -187,7 +201,13 @@ fn csum_update(csum: u16, old: u16, new: u16) -> u16 {
 impl<Q: Queue, C: Clock> Worker<Q, C> {
     /// A worker over `ports` (queue `i` of each port belongs to this worker;
     /// `setups[i]` describes port `i`). All allocation happens here.
-    pub fn new(conf: EngineConf, ports: Vec<(Q, PortSetup)>, clock: C, shared: Arc<SharedCounters>, link: Option<ControlLink>) -> Self {
+    pub fn new(
+        conf: EngineConf,
+        ports: Vec<(Q, PortSetup)>,
+        clock: C,
+        shared: Arc<SharedCounters>,
+        link: Option<ControlLink>,
+    ) -> Self {
         let ms = clock.us_to_cycles(1000).max(1);
         let timers = NeighTimers {
             reachable: conf.arp.reachable_ms.saturating_mul(ms),
@@ -197,7 +217,12 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         let drain_cycles = clock.us_to_cycles(conf.tx_drain_us).max(1);
         let ports = ports
             .into_iter()
-            .map(|(q, setup)| PortState { mac: MacAddr(q.mac()), q, setup, txbuf: Burst::new() })
+            .map(|(q, setup)| PortState {
+                mac: MacAddr(q.mac()),
+                q,
+                setup,
+                txbuf: Burst::new(),
+            })
             .collect();
         let mut conf = conf;
         conf.burst = conf.burst.clamp(1, qsplice_netdev::MAX_BURST);
@@ -331,7 +356,9 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         }
         for p in probes {
             let pi = p.port as usize;
-            let Some(src) = self.ports.get(pi).and_then(|s| s.source_for(p.ip)) else { continue };
+            let Some(src) = self.ports.get(pi).and_then(|s| s.source_for(p.ip)) else {
+                continue;
+            };
             let dst = p.unicast.unwrap_or(MacAddr::BROADCAST);
             if self.send_arp(pi, ARP_REQUEST, dst, MacAddr::ZERO, src, p.ip) {
                 self.c.arp_requests_sent += 1;
@@ -384,7 +411,11 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         };
         let dst = MacAddr([data[0], data[1], data[2], data[3], data[4], data[5]]);
         if dst != self.ports[pi].mac && !dst.is_broadcast() {
-            self.c.drop(if dst.is_multicast() { DropReason::L2Multicast } else { DropReason::NotOurMac });
+            self.c.drop(if dst.is_multicast() {
+                DropReason::L2Multicast
+            } else {
+                DropReason::NotOurMac
+            });
             return;
         }
         match et {
@@ -415,7 +446,11 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
                 Learned::New | Learned::Changed => {
                     self.c.neigh_learned += 1;
                     if let Some(link) = &self.link {
-                        let _ = link.events.push(CoreEvent::NeighLearned { port: pi as u8, ip: sip, mac: smac });
+                        let _ = link.events.push(CoreEvent::NeighLearned {
+                            port: pi as u8,
+                            ip: sip,
+                            mac: smac,
+                        });
                     }
                 }
                 Learned::Refreshed | Learned::Ignored => {}
@@ -452,7 +487,15 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
                 if !ip.verify_checksum() {
                     return self.c.drop(DropReason::Ipv4BadChecksum);
                 }
-                (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.header_len() as usize, ip.total_len() as usize, ip.is_fragment(), ip.ttl())
+                (
+                    ip.src_addr(),
+                    ip.dst_addr(),
+                    ip.protocol(),
+                    ip.header_len() as usize,
+                    ip.total_len() as usize,
+                    ip.is_fragment(),
+                    ip.ttl(),
+                )
             }
             Err(e) => {
                 return self.c.drop(match e {
@@ -499,7 +542,11 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         {
             let mut icmp = Icmpv4Packet::new_unchecked(&mut data[l4..end]);
             icmp.set_msg_type(Icmpv4Packet::<&[u8]>::ECHO_REPLY);
-            let c = csum_update(icmp.checksum(), u16::from(Icmpv4Packet::<&[u8]>::ECHO_REQUEST) << 8, u16::from(Icmpv4Packet::<&[u8]>::ECHO_REPLY) << 8);
+            let c = csum_update(
+                icmp.checksum(),
+                u16::from(Icmpv4Packet::<&[u8]>::ECHO_REQUEST) << 8,
+                u16::from(Icmpv4Packet::<&[u8]>::ECHO_REPLY) << 8,
+            );
             icmp.set_checksum(c);
         }
         {
@@ -507,7 +554,11 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
             ip.set_src_addr(dst);
             ip.set_dst_addr(src);
             ip.set_ttl(OUR_TTL);
-            let c = csum_update(ip.checksum(), u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([OUR_TTL, proto]));
+            let c = csum_update(
+                ip.checksum(),
+                u16::from_be_bytes([ttl, proto]),
+                u16::from_be_bytes([OUR_TTL, proto]),
+            );
             ip.set_checksum(c);
         }
         {
@@ -522,7 +573,15 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
 
     /// Build and queue an ARP packet on port `pi`. Returns false (counted)
     /// when no buffer is available.
-    fn send_arp(&mut self, pi: usize, op: u16, eth_dst: MacAddr, target_mac: MacAddr, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> bool {
+    fn send_arp(
+        &mut self,
+        pi: usize,
+        op: u16,
+        eth_dst: MacAddr,
+        target_mac: MacAddr,
+        sender_ip: Ipv4Addr,
+        target_ip: Ipv4Addr,
+    ) -> bool {
         let our_mac = self.ports[pi].mac;
         let Some(mut f) = self.ports[pi].q.alloc() else {
             self.c.drop(DropReason::NoBuffer);
@@ -540,8 +599,16 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
             eth.set_src(our_mac);
             eth.set_ethertype(ethertype::ARP);
         }
-        let repr = ArpRepr { op, sender_mac: our_mac, sender_ip, target_mac, target_ip };
-        repr.emit(&mut ArpPacket::new_unchecked(&mut data[EthernetFrame::<&[u8]>::HEADER_LEN..]));
+        let repr = ArpRepr {
+            op,
+            sender_mac: our_mac,
+            sender_ip,
+            target_mac,
+            target_ip,
+        };
+        repr.emit(&mut ArpPacket::new_unchecked(
+            &mut data[EthernetFrame::<&[u8]>::HEADER_LEN..],
+        ));
         self.send(pi, f);
         true
     }

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use qsplice_engine::{ArpConf, ControlLink, CoreCmd, CoreEvent, DropReason, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
+use qsplice_engine::{
+    ArpConf, ControlLink, CoreCmd, CoreEvent, DropReason, EngineConf, IfAddr, PortSetup,
+    SharedCounters, Worker,
+};
 use qsplice_netdev::mem::{ManualClock, MemQueue, VecFrame};
 use qsplice_netdev::Frame;
 use qsplice_wire::{Ipv4Addr, MacAddr};
@@ -84,26 +87,56 @@ fn rig(primary: bool, neighbors: Vec<Ipv4Addr>) -> Rig {
         burst: 32,
         tx_drain_us: 100,
         idle_sleep_us: 0,
-        arp: ArpConf { reachable_ms: 30_000, probe_interval_ms: 1000, max_probes: 3, gratuitous_on_start: true, table_size: 64 },
+        arp: ArpConf {
+            reachable_ms: 30_000,
+            probe_interval_ms: 1000,
+            max_probes: 3,
+            gratuitous_on_start: true,
+            table_size: 64,
+        },
         primary,
     };
-    let setup = PortSetup { name: "client".into(), addrs: vec![IfAddr { addr: Ipv4Addr::from(VIP), prefix: 24 }], neighbors };
+    let setup = PortSetup {
+        name: "client".into(),
+        addrs: vec![IfAddr {
+            addr: Ipv4Addr::from(VIP),
+            prefix: 24,
+        }],
+        neighbors,
+    };
     let shared = Arc::new(SharedCounters::default());
     let link = ControlLink::new(64);
-    let w = Worker::new(conf, vec![(MemQueue::new(OUR_MAC), setup)], clock.clone(), shared.clone(), Some(link.clone()));
-    Rig { w, clock, shared, link }
+    let w = Worker::new(
+        conf,
+        vec![(MemQueue::new(OUR_MAC), setup)],
+        clock.clone(),
+        shared.clone(),
+        Some(link.clone()),
+    );
+    Rig {
+        w,
+        clock,
+        shared,
+        link,
+    }
 }
 
 impl Rig {
     fn inject(&mut self, frame: Vec<u8>) {
-        self.w.queue_mut(0).rx.push_back(VecFrame::from_bytes(&frame));
+        self.w
+            .queue_mut(0)
+            .rx
+            .push_back(VecFrame::from_bytes(&frame));
     }
     /// Poll, let the TX drain timer fire, return what was sent.
     fn run(&mut self) -> Vec<Vec<u8>> {
         self.w.poll();
         self.clock.advance_ms(2);
         self.w.poll();
-        std::mem::take(&mut self.w.queue_mut(0).tx).into_iter().map(VecFrame::into_vec).collect()
+        std::mem::take(&mut self.w.queue_mut(0).tx)
+            .into_iter()
+            .map(VecFrame::into_vec)
+            .collect()
     }
 }
 
@@ -128,7 +161,12 @@ fn primary_announces_addresses_with_gratuitous_arp() {
 #[test]
 fn answers_arp_request_for_vip_in_place_and_learns_sender() {
     let mut r = rig(false, vec![]);
-    r.inject(eth([0xff; 6], PEER_MAC, 0x0806, &arp(1, PEER_MAC, PEER_IP, [0; 6], VIP)));
+    r.inject(eth(
+        [0xff; 6],
+        PEER_MAC,
+        0x0806,
+        &arp(1, PEER_MAC, PEER_IP, [0; 6], VIP),
+    ));
     let out = r.run();
     assert_eq!(out.len(), 1);
     let f = &out[0];
@@ -140,14 +178,29 @@ fn answers_arp_request_for_vip_in_place_and_learns_sender() {
     assert_eq!(&f[32..38], &PEER_MAC);
     assert_eq!(&f[38..42], &PEER_IP);
     assert_eq!(r.w.counters().arp_requests_answered, 1);
-    assert_eq!(r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)), Some(MacAddr(PEER_MAC)));
-    assert_eq!(r.link.events.pop(), Some(CoreEvent::NeighLearned { port: 0, ip: Ipv4Addr::from(PEER_IP), mac: MacAddr(PEER_MAC) }));
+    assert_eq!(
+        r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)),
+        Some(MacAddr(PEER_MAC))
+    );
+    assert_eq!(
+        r.link.events.pop(),
+        Some(CoreEvent::NeighLearned {
+            port: 0,
+            ip: Ipv4Addr::from(PEER_IP),
+            mac: MacAddr(PEER_MAC)
+        })
+    );
 }
 
 #[test]
 fn arp_for_someone_else_is_dropped_and_not_learned() {
     let mut r = rig(false, vec![]);
-    r.inject(eth([0xff; 6], PEER_MAC, 0x0806, &arp(1, PEER_MAC, PEER_IP, [0; 6], [10, 10, 1, 99])));
+    r.inject(eth(
+        [0xff; 6],
+        PEER_MAC,
+        0x0806,
+        &arp(1, PEER_MAC, PEER_IP, [0; 6], [10, 10, 1, 99]),
+    ));
     assert!(r.run().is_empty());
     assert_eq!(r.w.counters().drops_of(DropReason::ArpNotForUs), 1);
     assert_eq!(r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)), None);
@@ -162,13 +215,22 @@ fn resolves_configured_neighbour_and_retries() {
     let reqs: Vec<_> = out.iter().filter(|f| f[38..42] == PEER_IP).collect();
     assert_eq!(reqs.len(), 1, "one broadcast request for the neighbour");
     assert_eq!(&reqs[0][0..6], &[0xff; 6]);
-    assert_eq!(&reqs[0][28..32], &VIP, "asked from our address on that subnet");
+    assert_eq!(
+        &reqs[0][28..32],
+        &VIP,
+        "asked from our address on that subnet"
+    );
     // Unanswered: retried after probe_interval.
     r.clock.advance_ms(1000);
     let out = r.run();
     assert_eq!(out.iter().filter(|f| f[38..42] == PEER_IP).count(), 1);
     // The reply resolves it.
-    r.inject(eth(OUR_MAC, PEER_MAC, 0x0806, &arp(2, PEER_MAC, PEER_IP, OUR_MAC, VIP)));
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0806,
+        &arp(2, PEER_MAC, PEER_IP, OUR_MAC, VIP),
+    ));
     r.run();
     assert_eq!(r.w.neighbors().lookup(0, peer), Some(MacAddr(PEER_MAC)));
     assert_eq!(r.w.counters().arp_replies_received, 1);
@@ -179,15 +241,30 @@ fn resolves_configured_neighbour_and_retries() {
 #[test]
 fn neighbour_from_control_command_is_applied() {
     let mut r = rig(false, vec![]);
-    r.link.cmds.push(CoreCmd::Neigh { port: 0, ip: Ipv4Addr::from(PEER_IP), mac: MacAddr(PEER_MAC) }).unwrap();
+    r.link
+        .cmds
+        .push(CoreCmd::Neigh {
+            port: 0,
+            ip: Ipv4Addr::from(PEER_IP),
+            mac: MacAddr(PEER_MAC),
+        })
+        .unwrap();
     r.run();
-    assert_eq!(r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)), Some(MacAddr(PEER_MAC)));
+    assert_eq!(
+        r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)),
+        Some(MacAddr(PEER_MAC))
+    );
 }
 
 #[test]
 fn answers_ping_with_valid_checksums() {
     let mut r = rig(false, vec![]);
-    let req = eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &echo_request(0x4242, 7)));
+    let req = eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 1, &echo_request(0x4242, 7)),
+    );
     r.inject(req.clone());
     let out = r.run();
     assert_eq!(out.len(), 1);
@@ -198,13 +275,21 @@ fn answers_ping_with_valid_checksums() {
     assert_eq!(&ip[12..16], &VIP, "source is the VIP");
     assert_eq!(&ip[16..20], &PEER_IP);
     assert_eq!(ip[8], 64, "our TTL");
-    assert_eq!(csum(ip), 0, "IPv4 header checksum valid after incremental update");
+    assert_eq!(
+        csum(ip),
+        0,
+        "IPv4 header checksum valid after incremental update"
+    );
     let icmp_len = u16::from_be_bytes([ip[2], ip[3]]) as usize - 20;
     let icmp = &f[34..34 + icmp_len];
     assert_eq!(icmp[0], 0, "echo reply");
     assert_eq!(&icmp[4..8], &[0x42, 0x42, 0, 7], "id and seq echoed");
     assert_eq!(&icmp[8..], &req[42..42 + icmp_len - 8], "payload echoed");
-    assert_eq!(csum(icmp), 0, "ICMP checksum valid after incremental update");
+    assert_eq!(
+        csum(icmp),
+        0,
+        "ICMP checksum valid after incremental update"
+    );
     assert_eq!(r.w.counters().icmp_echo_replied, 1);
 }
 
@@ -215,27 +300,67 @@ fn malformed_frames_are_counted_by_reason_never_answered() {
     let good_ip = ipv4(PEER_IP, VIP, 1, &echo_request(1, 1));
     let mut cases: Vec<(DropReason, Vec<u8>)> = Vec::new();
     cases.push((DropReason::EthTruncated, vec![0xff; 10]));
-    cases.push((DropReason::NotOurMac, eth([0x02, 9, 9, 9, 9, 9], PEER_MAC, 0x0800, &good_ip)));
-    cases.push((DropReason::L2Multicast, eth([0x01, 0, 0x5e, 0, 0, 1], PEER_MAC, 0x0800, &good_ip)));
-    cases.push((DropReason::UnknownEthertype, eth(OUR_MAC, PEER_MAC, 0x88b5, b"hi")));
-    cases.push((DropReason::Ipv6, eth(OUR_MAC, PEER_MAC, 0x86dd, &[0x60; 40])));
+    cases.push((
+        DropReason::NotOurMac,
+        eth([0x02, 9, 9, 9, 9, 9], PEER_MAC, 0x0800, &good_ip),
+    ));
+    cases.push((
+        DropReason::L2Multicast,
+        eth([0x01, 0, 0x5e, 0, 0, 1], PEER_MAC, 0x0800, &good_ip),
+    ));
+    cases.push((
+        DropReason::UnknownEthertype,
+        eth(OUR_MAC, PEER_MAC, 0x88b5, b"hi"),
+    ));
+    cases.push((
+        DropReason::Ipv6,
+        eth(OUR_MAC, PEER_MAC, 0x86dd, &[0x60; 40]),
+    ));
     let mut bad_csum = good_ip.clone();
     bad_csum[10] ^= 0xff;
-    cases.push((DropReason::Ipv4BadChecksum, eth(OUR_MAC, PEER_MAC, 0x0800, &bad_csum)));
+    cases.push((
+        DropReason::Ipv4BadChecksum,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &bad_csum),
+    ));
     let mut bad_ver = good_ip.clone();
     bad_ver[0] = 0x65;
-    cases.push((DropReason::Ipv4BadVersion, eth(OUR_MAC, PEER_MAC, 0x0800, &bad_ver)));
+    cases.push((
+        DropReason::Ipv4BadVersion,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &bad_ver),
+    ));
     let mut bad_ihl = good_ip.clone();
     bad_ihl[0] = 0x43;
-    cases.push((DropReason::Ipv4BadHeaderLen, eth(OUR_MAC, PEER_MAC, 0x0800, &bad_ihl)));
+    cases.push((
+        DropReason::Ipv4BadHeaderLen,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &bad_ihl),
+    ));
     let mut bad_tot = good_ip.clone();
     bad_tot[2..4].copy_from_slice(&1400u16.to_be_bytes());
-    cases.push((DropReason::Ipv4BadTotalLen, eth(OUR_MAC, PEER_MAC, 0x0800, &bad_tot)));
+    cases.push((
+        DropReason::Ipv4BadTotalLen,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &bad_tot),
+    ));
     let mut trunc = eth(OUR_MAC, PEER_MAC, 0x0800, &good_ip[..10]);
     trunc.truncate(24);
     cases.push((DropReason::Ipv4Truncated, trunc));
-    cases.push((DropReason::Ipv4NotForUs, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, [10, 10, 1, 77], 1, &echo_request(1, 1)))));
-    cases.push((DropReason::Ipv4BadSource, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4([255, 255, 255, 255], VIP, 1, &echo_request(1, 1)))));
+    cases.push((
+        DropReason::Ipv4NotForUs,
+        eth(
+            OUR_MAC,
+            PEER_MAC,
+            0x0800,
+            &ipv4(PEER_IP, [10, 10, 1, 77], 1, &echo_request(1, 1)),
+        ),
+    ));
+    cases.push((
+        DropReason::Ipv4BadSource,
+        eth(
+            OUR_MAC,
+            PEER_MAC,
+            0x0800,
+            &ipv4([255, 255, 255, 255], VIP, 1, &echo_request(1, 1)),
+        ),
+    ));
     let mut frag = good_ip.clone();
     frag[6] = 0x20; // MF
     let c = {
@@ -244,35 +369,94 @@ fn malformed_frames_are_counted_by_reason_never_answered() {
         csum(&frag[..20])
     };
     frag[10..12].copy_from_slice(&c.to_be_bytes());
-    cases.push((DropReason::Ipv4Fragment, eth(OUR_MAC, PEER_MAC, 0x0800, &frag)));
+    cases.push((
+        DropReason::Ipv4Fragment,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &frag),
+    ));
     let mut bad_icmp = echo_request(1, 1);
     bad_icmp[2] ^= 0x55;
-    cases.push((DropReason::IcmpBadChecksum, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &bad_icmp))));
-    cases.push((DropReason::IcmpTruncated, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &[8, 0, 0]))));
+    cases.push((
+        DropReason::IcmpBadChecksum,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &bad_icmp)),
+    ));
+    cases.push((
+        DropReason::IcmpTruncated,
+        eth(
+            OUR_MAC,
+            PEER_MAC,
+            0x0800,
+            &ipv4(PEER_IP, VIP, 1, &[8, 0, 0]),
+        ),
+    ));
     let mut unreach = vec![3, 3, 0, 0, 0, 0, 0, 0];
     let c = csum(&unreach);
     unreach[2..4].copy_from_slice(&c.to_be_bytes());
-    cases.push((DropReason::IcmpUnhandled, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &unreach))));
-    cases.push((DropReason::TcpNoService, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 6, &[0; 20]))));
-    cases.push((DropReason::UdpNoService, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 17, &[0; 8]))));
-    cases.push((DropReason::UnknownProtocol, eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 47, &[0; 8]))));
-    cases.push((DropReason::ArpTruncated, eth(OUR_MAC, PEER_MAC, 0x0806, &[0, 1, 8, 0]).into_iter().take(18).collect()));
-    cases.push((DropReason::ArpUnsupported, eth(OUR_MAC, PEER_MAC, 0x0806, &{
-        let mut a = arp(1, PEER_MAC, PEER_IP, [0; 6], VIP);
-        a[1] = 6; // htype IEEE 802
-        a
-    })));
-    cases.push((DropReason::ArpInvalid, eth([0xff; 6], PEER_MAC, 0x0806, &arp(1, [0xff; 6], PEER_IP, [0; 6], VIP))));
+    cases.push((
+        DropReason::IcmpUnhandled,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &unreach)),
+    ));
+    cases.push((
+        DropReason::TcpNoService,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 6, &[0; 20])),
+    ));
+    cases.push((
+        DropReason::UdpNoService,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 17, &[0; 8])),
+    ));
+    cases.push((
+        DropReason::UnknownProtocol,
+        eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 47, &[0; 8])),
+    ));
+    cases.push((
+        DropReason::ArpTruncated,
+        eth(OUR_MAC, PEER_MAC, 0x0806, &[0, 1, 8, 0])
+            .into_iter()
+            .take(18)
+            .collect(),
+    ));
+    cases.push((
+        DropReason::ArpUnsupported,
+        eth(OUR_MAC, PEER_MAC, 0x0806, &{
+            let mut a = arp(1, PEER_MAC, PEER_IP, [0; 6], VIP);
+            a[1] = 6; // htype IEEE 802
+            a
+        }),
+    ));
+    cases.push((
+        DropReason::ArpInvalid,
+        eth(
+            [0xff; 6],
+            PEER_MAC,
+            0x0806,
+            &arp(1, [0xff; 6], PEER_IP, [0; 6], VIP),
+        ),
+    ));
 
     for (reason, frame) in &cases {
         r.inject(frame.clone());
         let out = r.run();
-        assert!(out.is_empty(), "{reason:?}: malformed frame must not be answered, got {out:?}");
-        assert_eq!(r.w.counters().drops_of(*reason), 1, "{reason:?} counted once");
+        assert!(
+            out.is_empty(),
+            "{reason:?}: malformed frame must not be answered, got {out:?}"
+        );
+        assert_eq!(
+            r.w.counters().drops_of(*reason),
+            1,
+            "{reason:?} counted once"
+        );
     }
-    assert_eq!(r.w.counters().total_drops(), cases.len() as u64, "each frame counted under exactly one reason");
+    assert_eq!(
+        r.w.counters().total_drops(),
+        cases.len() as u64,
+        "each frame counted under exactly one reason"
+    );
     // Still healthy afterwards.
-    r.inject(eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &echo_request(9, 9))));
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 1, &echo_request(9, 9)),
+    ));
     assert_eq!(r.run().len(), 1);
     // Counters were published for the control thread.
     assert_eq!(r.shared.snapshot().icmp_echo_replied, 1);
@@ -286,7 +470,11 @@ fn vlan_tagged_request_gets_tagged_reply() {
     r.inject(eth([0xff; 6], PEER_MAC, 0x8100, &payload));
     let out = r.run();
     assert_eq!(out.len(), 1);
-    assert_eq!(&out[0][12..18], &[0x81, 0x00, 0x00, 0x64, 0x08, 0x06], "tag kept");
+    assert_eq!(
+        &out[0][12..18],
+        &[0x81, 0x00, 0x00, 0x64, 0x08, 0x06],
+        "tag kept"
+    );
     assert_eq!(&out[0][24..26], &[0, 2], "ARP reply");
 }
 
@@ -294,7 +482,12 @@ fn vlan_tagged_request_gets_tagged_reply() {
 fn tx_full_is_counted_not_fatal() {
     let mut r = rig(false, vec![]);
     r.w.queue_mut(0).tx_limit = 0;
-    r.inject(eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &echo_request(1, 1))));
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 1, &echo_request(1, 1)),
+    ));
     assert!(r.run().is_empty());
     assert_eq!(r.w.counters().drops_of(DropReason::TxFull), 1);
 }
@@ -325,7 +518,11 @@ fn random_garbage_never_panics() {
     r.run();
     let c = r.w.counters();
     assert_eq!(c.rx_packets, 20_000);
-    let accounted = c.total_drops() + c.arp_requests_answered + c.arp_replies_received + c.icmp_echo_replied;
-    assert_eq!(accounted, 20_000, "every frame is either answered, consumed, or counted as a drop");
+    let accounted =
+        c.total_drops() + c.arp_requests_answered + c.arp_replies_received + c.icmp_echo_replied;
+    assert_eq!(
+        accounted, 20_000,
+        "every frame is either answered, consumed, or counted as a drop"
+    );
     let _ = Frame::len(&VecFrame::from_bytes(&[]));
 }

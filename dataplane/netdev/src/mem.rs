@@ -21,7 +21,10 @@ impl VecFrame {
 
     /// A frame holding a copy of `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Self {
-        VecFrame { buf: bytes.to_vec(), cap: Self::DEFAULT_CAP.max(bytes.len()) }
+        VecFrame {
+            buf: bytes.to_vec(),
+            cap: Self::DEFAULT_CAP.max(bytes.len()),
+        }
     }
     /// The frame's bytes, consuming it.
     pub fn into_vec(self) -> Vec<u8> {
@@ -64,7 +67,13 @@ pub struct MemQueue {
 impl MemQueue {
     /// A queue with the given MAC, an unlimited device and a large pool.
     pub fn new(mac: [u8; 6]) -> Self {
-        MemQueue { rx: VecDeque::new(), tx: Vec::new(), tx_limit: usize::MAX, pool: 1 << 20, mac }
+        MemQueue {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            tx_limit: usize::MAX,
+            pool: 1 << 20,
+            mac,
+        }
     }
 }
 
@@ -94,7 +103,10 @@ impl Queue for MemQueue {
             return None;
         }
         self.pool -= 1;
-        Some(VecFrame { buf: Vec::new(), cap: VecFrame::DEFAULT_CAP })
+        Some(VecFrame {
+            buf: Vec::new(),
+            cap: VecFrame::DEFAULT_CAP,
+        })
     }
     fn mac(&self) -> [u8; 6] {
         self.mac
@@ -138,7 +150,10 @@ mod tests {
             b.push(VecFrame::from_bytes(&[i]));
         }
         assert_eq!(q.tx_burst(&mut b), 2);
-        assert_eq!(b.iter().map(|f| f.data()[0]).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(
+            b.iter().map(|f| f.data()[0]).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
         assert_eq!(q.tx.len(), 2);
     }
 

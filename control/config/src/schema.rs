@@ -1,0 +1,387 @@
+//! The config schema: serde types with defaults. Every table denies
+//! unknown keys. Field docs are the reference (docs/config.md mirrors them).
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// The whole config.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// DPDK EAL: lcores, memory, logging.
+    pub eal: EalConf,
+    /// Packet buffer pools.
+    pub mempool: MempoolConf,
+    /// The lcore loop.
+    pub engine: EngineConf,
+    /// ARP / neighbour resolution.
+    pub arp: ArpConf,
+    /// Ports (1..=8).
+    pub ports: Vec<PortConf>,
+    /// Logging of the control thread.
+    pub log: LogConf,
+}
+
+/// Hugepage use.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Hugepages {
+    /// Use hugepages if enough are free and hugetlbfs is mounted, else `--no-huge`.
+    #[default]
+    Auto,
+    /// Require hugepages (EAL fails without them).
+    On,
+    /// Never use hugepages (`--no-huge`; slower, works everywhere).
+    Off,
+}
+
+/// `[eal]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EalConf {
+    /// Lcore of the control thread.
+    pub main_lcore: u32,
+    /// Lcores running the packet loop; worker i polls queue i of every port.
+    pub worker_lcores: Vec<u32>,
+    /// Optional lcore→CPU map passed as `--lcores` (e.g. `"0@0,1@1"`).
+    pub lcore_map: String,
+    /// Memory for EAL, MiB.
+    pub memory_mb: u32,
+    /// Hugepage use.
+    pub hugepages: Hugepages,
+    /// EAL `--file-prefix`; empty: `qsplice-<pid>`.
+    pub file_prefix: String,
+    /// EAL `--in-memory` (no hugepage files left behind); only with hugepages.
+    pub in_memory: bool,
+    /// `"va"`, `"pa"` or `""` (EAL decides).
+    pub iova_mode: String,
+    /// Extra EAL arguments, appended verbatim.
+    pub extra_args: Vec<String>,
+    /// EAL log level.
+    pub log_level: String,
+}
+
+impl Default for EalConf {
+    fn default() -> Self {
+        EalConf {
+            main_lcore: 0,
+            worker_lcores: vec![1],
+            lcore_map: String::new(),
+            memory_mb: 512,
+            hugepages: Hugepages::Auto,
+            file_prefix: String::new(),
+            in_memory: true,
+            iova_mode: "va".into(),
+            extra_args: Vec::new(),
+            log_level: "notice".into(),
+        }
+    }
+}
+
+/// `[mempool]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConf {
+    /// Mbufs per pool (one pool per NUMA socket running workers).
+    pub mbufs: u32,
+    /// Per-lcore mbuf cache.
+    pub cache: u32,
+    /// Buffer size including the 128-byte headroom.
+    pub data_room: u16,
+}
+
+impl Default for MempoolConf {
+    fn default() -> Self {
+        MempoolConf {
+            mbufs: 8191,
+            cache: 250,
+            data_room: 2176,
+        }
+    }
+}
+
+/// `[engine]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConf {
+    /// Rx burst size.
+    pub burst: u32,
+    /// TX buffer flush timeout, µs.
+    pub tx_drain_us: u64,
+    /// Counter aggregation/print period, ms; 0 disables printing.
+    pub stats_interval_ms: u64,
+    /// Sleep after an empty poll, µs; 0 = pure busy polling.
+    pub idle_sleep_us: u64,
+}
+
+impl Default for EngineConf {
+    fn default() -> Self {
+        EngineConf {
+            burst: 32,
+            tx_drain_us: 100,
+            stats_interval_ms: 1000,
+            idle_sleep_us: 0,
+        }
+    }
+}
+
+/// `[arp]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArpConf {
+    /// Lifetime of a confirmed neighbour, ms.
+    pub reachable_ms: u64,
+    /// Retransmit interval of unanswered requests, ms.
+    pub probe_interval_ms: u64,
+    /// Requests before a resolution fails.
+    pub max_probes: u32,
+    /// Announce our addresses at start.
+    pub gratuitous_on_start: bool,
+    /// Neighbour entries per worker (power of two).
+    pub table_size: u32,
+}
+
+impl Default for ArpConf {
+    fn default() -> Self {
+        ArpConf {
+            reachable_ms: 30_000,
+            probe_interval_ms: 1000,
+            max_probes: 3,
+            gratuitous_on_start: true,
+            table_size: 1024,
+        }
+    }
+}
+
+/// One `[[ports]]` entry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortConf {
+    /// Unique name, `[a-z0-9_-]{1,32}`.
+    pub name: String,
+    /// DPDK vdev spec (`net_af_packet0,iface=X`, `net_null0`…) or PCI address.
+    pub device: String,
+    /// Rx descriptors per queue (power of two).
+    pub rx_desc: u16,
+    /// Tx descriptors per queue (power of two).
+    pub tx_desc: u16,
+    /// MTU.
+    pub mtu: u16,
+    /// Promiscuous mode.
+    pub promiscuous: bool,
+    /// RSS over worker queues where the PMD supports it.
+    pub rss: bool,
+    /// IPv4 addresses (CIDR) owned on this port.
+    pub addresses: Vec<Cidr>,
+    /// Neighbours to resolve at start and keep fresh.
+    pub neighbors: Vec<Ipv4Addr>,
+    /// Next hop for destinations outside the port's subnets.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl Default for PortConf {
+    fn default() -> Self {
+        PortConf {
+            name: String::new(),
+            device: String::new(),
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: 1500,
+            promiscuous: false,
+            rss: true,
+            addresses: Vec::new(),
+            neighbors: Vec::new(),
+            gateway: None,
+        }
+    }
+}
+
+impl PortConf {
+    /// Whether the device is a virtual device (vs a PCI address).
+    pub fn is_vdev(&self) -> bool {
+        self.device.starts_with("net_")
+    }
+    /// The vdev/device name DPDK registers (text before the first comma).
+    pub fn dev_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+    /// The `iface=` of an af_packet vdev.
+    pub fn iface(&self) -> Option<&str> {
+        self.device
+            .split(',')
+            .skip(1)
+            .find_map(|kv| kv.strip_prefix("iface="))
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConf {
+    /// tracing filter directive, e.g. `info` or `qsplice=debug`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConf {
+    fn default() -> Self {
+        LogConf {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// An interface address with its prefix, `10.10.1.1/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Prefix length 0..=32.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Netmask as u32.
+    pub fn mask_u32(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+    /// Netmask.
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask_u32())
+    }
+    /// Network address.
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask_u32())
+    }
+    /// Broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask_u32())
+    }
+    /// Whether `ip` is in this subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask_u32() == 0
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not an IPv4 CIDR (expected e.g. 10.0.0.1/24)"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("`{a}` is not a valid IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("prefix `{p}` is not in 0..=32"))?;
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Config {
+    /// The EAL argv for this config. `hugepages_available` is what
+    /// [`crate::hugepages_available`] reported (used when `hugepages = "auto"`).
+    pub fn eal_args(&self, pid: u32, hugepages_available: bool) -> Vec<String> {
+        let e = &self.eal;
+        let mut a: Vec<String> = vec!["qsplice".into()];
+        if e.lcore_map.is_empty() {
+            let mut l: Vec<u32> = std::iter::once(e.main_lcore)
+                .chain(e.worker_lcores.iter().copied())
+                .collect();
+            l.sort_unstable();
+            l.dedup();
+            a.push("-l".into());
+            a.push(
+                l.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        } else {
+            a.push("--lcores".into());
+            a.push(e.lcore_map.clone());
+        }
+        a.push("--main-lcore".into());
+        a.push(e.main_lcore.to_string());
+        a.push("--file-prefix".into());
+        a.push(if e.file_prefix.is_empty() {
+            format!("qsplice-{pid}")
+        } else {
+            e.file_prefix.clone()
+        });
+        let huge = match e.hugepages {
+            Hugepages::On => true,
+            Hugepages::Off => false,
+            Hugepages::Auto => hugepages_available,
+        };
+        a.push("-m".into());
+        a.push(e.memory_mb.to_string());
+        if huge {
+            if e.in_memory {
+                a.push("--in-memory".into());
+            } else {
+                a.push("--huge-unlink".into());
+            }
+        } else {
+            a.push("--no-huge".into());
+        }
+        if !e.iova_mode.is_empty() {
+            a.push("--iova-mode".into());
+            a.push(e.iova_mode.clone());
+        }
+        a.push("--log-level".into());
+        a.push(e.log_level.clone());
+        let mut pci = false;
+        for p in &self.ports {
+            if p.is_vdev() {
+                a.push("--vdev".into());
+            } else {
+                a.push("-a".into());
+                pci = true;
+            }
+            a.push(p.device.clone());
+        }
+        if !pci {
+            a.push("--no-pci".into());
+        }
+        a.extend(e.extra_args.iter().cloned());
+        a
+    }
+}
