@@ -85,7 +85,7 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-fn load(path: &PathBuf) -> Result<qsplice_config::Config> {
+fn load(path: &std::path::Path) -> Result<qsplice_config::Config> {
     qsplice_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -272,7 +272,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     Ok(r)
 }
 
-fn write_json(path: &PathBuf, r: &Report) -> Result<()> {
+fn write_json(path: &std::path::Path, r: &Report) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(r)?)
         .with_context(|| format!("write {}", tmp.display()))?;

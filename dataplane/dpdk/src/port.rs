@@ -165,11 +165,8 @@ impl EthPort {
         let _ = eal;
         let mut dev_info = sys::rte_eth_dev_info::default();
         // SAFETY: valid out-pointer; port_id validity is checked by DPDK.
-        check(
-            unsafe { sys::rte_eth_dev_info_get(port_id, &mut dev_info) },
-            "rte_eth_dev_info_get",
-            || ctx("info"),
-        )?;
+        let r = unsafe { sys::rte_eth_dev_info_get(port_id, &mut dev_info) };
+        check(r, "rte_eth_dev_info_get", || ctx("info"))?;
         let max_queues = dev_info.max_rx_queues.min(dev_info.max_tx_queues);
         if conf.queues > max_queues {
             return Err(DpdkError::new(
@@ -214,11 +211,9 @@ impl EthPort {
 
         let (mut rx_desc, mut tx_desc) = (conf.rx_desc, conf.tx_desc);
         // SAFETY: valid out-pointers.
-        check(
-            unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rx_desc, &mut tx_desc) },
-            "rte_eth_dev_adjust_nb_rx_tx_desc",
-            || ctx("descriptors"),
-        )?;
+        let r =
+            unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rx_desc, &mut tx_desc) };
+        check(r, "rte_eth_dev_adjust_nb_rx_tx_desc", || ctx("descriptors"))?;
 
         // SAFETY: port id is valid (configure succeeded).
         let sock = unsafe { sys::rte_eth_dev_socket_id(port_id) };
@@ -252,22 +247,16 @@ impl EthPort {
         // af_packet follows the kernel interface) is not an error.
         let mtu_set = unsafe { sys::rte_eth_dev_set_mtu(port_id, conf.mtu) } == 0;
         // SAFETY: port configured with all queues set up.
-        check(
-            unsafe { sys::rte_eth_dev_start(port_id) },
-            "rte_eth_dev_start",
-            || ctx(&name),
-        )?;
+        let r = unsafe { sys::rte_eth_dev_start(port_id) };
+        check(r, "rte_eth_dev_start", || ctx(&name))?;
         if conf.promiscuous {
             // SAFETY: port id valid and started.
             unsafe { sys::rte_eth_promiscuous_enable(port_id) };
         }
         let mut mac = sys::rte_ether_addr::default();
         // SAFETY: valid out-pointer.
-        check(
-            unsafe { sys::rte_eth_macaddr_get(port_id, &mut mac) },
-            "rte_eth_macaddr_get",
-            || ctx(&name),
-        )?;
+        let r = unsafe { sys::rte_eth_macaddr_get(port_id, &mut mac) };
+        check(r, "rte_eth_macaddr_get", || ctx(&name))?;
 
         let info = PortInfo {
             port_id,

@@ -1,0 +1,443 @@
+//! Config loading: every shipped file is valid, every rule rejects with the
+//! right key, value and reason, nothing panics, and the EAL argv is right.
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use qsplice_config::{parse, ConfigError, Hugepages};
+
+const BASE: &str = r#"
+[eal]
+main_lcore = 0
+worker_lcores = [1]
+
+[[ports]]
+name = "client"
+device = "net_af_packet0,iface=veth0"
+addresses = ["10.10.1.1/24"]
+neighbors = ["10.10.1.2"]
+
+[[ports]]
+name = "backend"
+device = "0000:03:00.1"
+addresses = ["10.10.2.1/24"]
+"#;
+
+fn with(find: &str, replace: &str) -> String {
+    assert!(BASE.contains(find), "fixture lacks {find:?}");
+    BASE.replacen(find, replace, 1)
+}
+
+fn reject(text: &str) -> ConfigError {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conf");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            qsplice_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "expected the shipped configs in {}", dir.display());
+}
+
+#[test]
+fn base_fixture_is_valid_and_defaults_apply() {
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.mempool.mbufs, 8191);
+    assert_eq!(c.engine.burst, 32);
+    assert_eq!(c.eal.hugepages, Hugepages::Auto);
+    assert_eq!(c.ports[0].iface(), Some("veth0"));
+    assert!(c.ports[0].is_vdev() && !c.ports[1].is_vdev());
+}
+
+/// (replace this, with this, expected key, expected value, reason fragment)
+const BAD: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = []",
+        "eal.worker_lcores",
+        "[]",
+        "at least one",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [0]",
+        "eal.worker_lcores[0]",
+        "0",
+        "main lcore",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1, 1]",
+        "eal.worker_lcores[1]",
+        "1",
+        "twice",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [500]",
+        "eal.worker_lcores[0]",
+        "500",
+        "RTE_MAX_LCORE",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nmemory_mb = 10",
+        "eal.memory_mb",
+        "10",
+        "at least 64",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nlog_level = \"loud\"",
+        "eal.log_level",
+        "loud",
+        "one of",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\niova_mode = \"xx\"",
+        "eal.iova_mode",
+        "xx",
+        "\"va\"",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nfile_prefix = \"a b\"",
+        "eal.file_prefix",
+        "a b",
+        "letters",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nlcore_map = \"0@0\"",
+        "eal.lcore_map",
+        "0@0",
+        "does not map lcore 1",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nlcore_map = \"zz\"",
+        "eal.lcore_map",
+        "zz",
+        "LCORE@CPU",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[engine]\nburst = 0",
+        "engine.burst",
+        "0",
+        "between 1 and 256",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[engine]\ntx_drain_us = 0",
+        "engine.tx_drain_us",
+        "0",
+        "between",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[arp]\ntable_size = 1000",
+        "arp.table_size",
+        "1000",
+        "power of two",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[arp]\nmax_probes = 0",
+        "arp.max_probes",
+        "0",
+        "between",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[mempool]\nmbufs = 100",
+        "mempool.mbufs",
+        "100",
+        "too few",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[mempool]\ncache = 600",
+        "mempool.cache",
+        "600",
+        "512",
+    ),
+    (
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\n[mempool]\ndata_room = 1000",
+        "mempool.data_room",
+        "1000",
+        "needs at least",
+    ),
+    (
+        "name = \"client\"",
+        "name = \"Client!\"",
+        "ports[0].name",
+        "Client!",
+        "[a-z0-9_-]",
+    ),
+    (
+        "name = \"backend\"",
+        "name = \"client\"",
+        "ports[1].name",
+        "client",
+        "another port",
+    ),
+    (
+        "device = \"net_af_packet0,iface=veth0\"",
+        "device = \"net_af_packet0\"",
+        "ports[0].device",
+        "net_af_packet0",
+        "iface=",
+    ),
+    (
+        "device = \"net_af_packet0,iface=veth0\"",
+        "device = \"eth0\"",
+        "ports[0].device",
+        "eth0",
+        "neither a vdev",
+    ),
+    (
+        "device = \"net_af_packet0,iface=veth0\"",
+        "device = \"net_null0,oops\"",
+        "ports[0].device",
+        "net_null0,oops",
+        "key=value",
+    ),
+    (
+        "device = \"0000:03:00.1\"",
+        "device = \"0000:03:00.9\"",
+        "ports[1].device",
+        "0000:03:00.9",
+        "PCI",
+    ),
+    (
+        "device = \"0000:03:00.1\"",
+        "device = \"net_af_packet0,iface=veth1\"",
+        "ports[1].device",
+        "net_af_packet0,iface=veth1",
+        "used by another port",
+    ),
+    (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = []",
+        "ports[0].addresses",
+        "[]",
+        "at least one",
+    ),
+    (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"10.10.1.0/24\"]",
+        "ports[0].addresses[0]",
+        "10.10.1.0/24",
+        "network address",
+    ),
+    (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"10.10.1.255/24\"]",
+        "ports[0].addresses[0]",
+        "10.10.1.255/24",
+        "broadcast address",
+    ),
+    (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"224.0.0.1/24\"]",
+        "ports[0].addresses[0]",
+        "224.0.0.1/24",
+        "unicast",
+    ),
+    (
+        "addresses = [\"10.10.2.1/24\"]",
+        "addresses = [\"10.10.1.1/24\"]",
+        "ports[1].addresses[0]",
+        "10.10.1.1/24",
+        "already configured",
+    ),
+    (
+        "neighbors = [\"10.10.1.2\"]",
+        "neighbors = [\"192.168.0.1\"]",
+        "ports[0].neighbors[0]",
+        "192.168.0.1",
+        "not inside any subnet",
+    ),
+    (
+        "neighbors = [\"10.10.1.2\"]",
+        "neighbors = [\"10.10.1.1\"]",
+        "ports[0].neighbors[0]",
+        "10.10.1.1",
+        "own addresses",
+    ),
+    (
+        "neighbors = [\"10.10.1.2\"]",
+        "gateway = \"10.99.0.1\"",
+        "ports[0].gateway",
+        "10.99.0.1",
+        "inside a subnet",
+    ),
+    (
+        "name = \"client\"",
+        "name = \"client\"\nmtu = 20",
+        "ports[0].mtu",
+        "20",
+        "between 68 and 9600",
+    ),
+    (
+        "name = \"client\"",
+        "name = \"client\"\nrx_desc = 1000",
+        "ports[0].rx_desc",
+        "1000",
+        "power of two",
+    ),
+];
+
+#[test]
+fn each_rule_names_key_value_and_reason() {
+    for (find, repl, key, value, reason) in BAD {
+        let e = reject(&with(find, repl));
+        assert_eq!(e.key, *key, "for {repl:?}: {e}");
+        assert_eq!(e.value, *value, "for {repl:?}: {e}");
+        assert!(
+            e.reason.contains(reason),
+            "for {repl:?}: reason {:?} lacks {reason:?}",
+            e.reason
+        );
+        let shown = e.to_string();
+        assert!(shown.contains(key) && shown.contains(value), "{shown}");
+    }
+}
+
+#[test]
+fn schema_errors_name_the_key() {
+    // Unknown key at top level, in a table, and in an array-of-tables entry.
+    let e = reject(&format!("bogus = 1\n{BASE}"));
+    assert_eq!(e.key, "bogus");
+    assert!(e.reason.contains("unknown key"), "{e}");
+    let e = reject(&with(
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nlcores = 3",
+    ));
+    assert_eq!(e.key, "eal.lcores");
+    assert_eq!(e.value, "lcores");
+    assert!(e.reason.contains("expected one of"), "{e}");
+    let e = reject(&with(
+        "name = \"backend\"",
+        "name = \"backend\"\nspeed = 10",
+    ));
+    assert_eq!(e.key, "ports[1].speed");
+    assert_eq!(
+        e.line,
+        Some(
+            BASE.lines()
+                .position(|l| l.contains("name = \"backend\""))
+                .unwrap()
+                + 2
+        ),
+        "{e}"
+    );
+    // Wrong type.
+    let e = reject(&with("main_lcore = 0", "main_lcore = \"zero\""));
+    assert_eq!(e.key, "eal.main_lcore");
+    assert!(e.reason.contains("invalid type"), "{e}");
+    // Bad address syntax is reported at its index.
+    let e = reject(&with(
+        "addresses = [\"10.10.2.1/24\"]",
+        "addresses = [\"10.10.2.1/24\", \"10.0.0.300/24\"]",
+    ));
+    assert_eq!(e.key, "ports[1].addresses[1]");
+    assert!(e.reason.contains("10.0.0.300"), "{e}");
+    // Bad enum value.
+    let e = reject(&with(
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nhugepages = \"maybe\"",
+    ));
+    assert_eq!(e.key, "eal.hugepages");
+    assert!(e.reason.contains("auto"), "{e}");
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let text = "[eal]\nmain_lcore = 0\nworker_lcores = [1,\n";
+    let e = reject(text);
+    assert!(e.reason.contains("TOML syntax error"), "{e}");
+    assert!(e.line.is_some(), "{e}");
+}
+
+#[test]
+fn load_reports_the_file() {
+    let p = std::env::temp_dir().join(format!("qsplice-cfg-{}.toml", std::process::id()));
+    std::fs::write(
+        &p,
+        with("worker_lcores = [1]", "worker_lcores = [1]\nmemory_mb = 1"),
+    )
+    .unwrap();
+    let e = qsplice_config::load(&p).unwrap_err();
+    std::fs::remove_file(&p).unwrap();
+    assert_eq!(e.file.as_deref(), Some(p.as_path()));
+    assert!(
+        e.to_string().starts_with(&format!("{}:", p.display())),
+        "{e}"
+    );
+    let missing = qsplice_config::load(std::path::Path::new("/nonexistent/q.toml")).unwrap_err();
+    assert!(missing.reason.contains("cannot read"), "{missing}");
+}
+
+#[test]
+fn eal_args_follow_the_config() {
+    let c = parse(BASE).unwrap();
+    let a = c.eal_args(42, false);
+    let s = a.join(" ");
+    assert_eq!(a[0], "qsplice");
+    assert!(s.contains("-l 0,1"), "{s}");
+    assert!(s.contains("--main-lcore 0"), "{s}");
+    assert!(s.contains("--file-prefix qsplice-42"), "{s}");
+    assert!(
+        s.contains("--no-huge") && !s.contains("--in-memory"),
+        "auto without hugepages: {s}"
+    );
+    assert!(s.contains("--vdev net_af_packet0,iface=veth0"), "{s}");
+    assert!(s.contains("-a 0000:03:00.1"), "{s}");
+    assert!(!s.contains("--no-pci"), "a PCI port is configured: {s}");
+    let h = c.eal_args(42, true).join(" ");
+    assert!(h.contains("--in-memory") && !h.contains("--no-huge"), "{h}");
+
+    let off = parse(&with("worker_lcores = [1]", "worker_lcores = [1]\nhugepages = \"off\"\nlcore_map = \"0@0,1@0\"\nextra_args = [\"--huge-worker-stack\"]")).unwrap();
+    let o = off.eal_args(1, true).join(" ");
+    assert!(
+        o.contains("--no-huge"),
+        "off wins over available hugepages: {o}"
+    );
+    assert!(o.contains("--lcores 0@0,1@0") && !o.contains(" -l "), "{o}");
+    assert!(o.ends_with("--huge-worker-stack"), "{o}");
+
+    let vdev_only = parse(&with("device = \"0000:03:00.1\"", "device = \"net_null0\"")).unwrap();
+    assert!(vdev_only
+        .eal_args(1, false)
+        .contains(&"--no-pci".to_string()));
+}
+
+proptest! {
+    #[test]
+    fn parse_never_panics(s in ".{0,400}") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn parse_never_panics_on_mutated_config(pos in 0usize..BASE.len(), byte in any::<u8>()) {
+        let mut b = BASE.as_bytes().to_vec();
+        b[pos] = byte;
+        if let Ok(s) = String::from_utf8(b) {
+            let _ = parse(&s);
+        }
+    }
+}
