@@ -44,6 +44,10 @@ pub trait Frame: Sized {
     fn rss_hash(&self) -> Option<u32> {
         None
     }
+    /// Hint the CPU to start loading the frame's first cache line (call a
+    /// few frames ahead of touching the data). No-op by default.
+    #[inline(always)]
+    fn prefetch(&self) {}
 }
 
 /// One rx/tx queue pair of one port, used by exactly one lcore.
