@@ -109,7 +109,7 @@ fn real_main(cli: Cli) -> Result<()> {
             live_json,
         } => {
             let cfg = load(&config)?;
-            init_logging(&cfg.log.level);
+            init_logging(&cfg.log);
             let opts = RunOpts {
                 duration: duration.map(Duration::from_secs_f64),
                 stats_json,
@@ -152,7 +152,7 @@ fn real_main(cli: Cli) -> Result<()> {
             json,
         } => {
             let cfg = load(&config)?;
-            init_logging(&cfg.log.level);
+            init_logging(&cfg.log);
             let mode = match mode {
                 Mode::Io => FwdMode::Io,
                 Mode::Macswap => FwdMode::MacSwap,
