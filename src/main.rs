@@ -76,13 +76,16 @@ enum Mode {
     Macswap,
 }
 
-fn init_logging(level: &str) {
+fn init_logging(log: &qsplice_config::LogConf) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QSPLICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match log.format {
+        qsplice_config::LogFormat::Json => b.json().try_init(),
+        qsplice_config::LogFormat::Text => b
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 fn load(path: &std::path::Path) -> Result<qsplice_config::Config> {
