@@ -79,7 +79,9 @@ enum Mode {
 fn init_logging(log: &qsplice_config::LogConf) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QSPLICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match log.format {
         qsplice_config::LogFormat::Json => b.json().try_init(),
         qsplice_config::LogFormat::Text => b

@@ -267,8 +267,13 @@ fn lcore_cpus(cfg: &Config) -> BTreeMap<u32, u32> {
     m
 }
 
-/// Lay `cfg` onto `topo`.
+/// Lay `cfg` onto `topo`, with port NUMA nodes read from sysfs ([`port_socket`]).
 pub fn plan(topo: &Topology, cfg: &Config) -> Plan {
+    plan_with(topo, cfg, port_socket)
+}
+
+/// [`plan`] with the port → NUMA node lookup supplied by the caller.
+pub fn plan_with(topo: &Topology, cfg: &Config, port_node: impl Fn(&str) -> Option<u32>) -> Plan {
     let map = lcore_cpus(cfg);
     let cpu_of = |l: u32| map.get(&l).copied().unwrap_or(l);
     let cpus = topo.cpus();
@@ -525,6 +530,24 @@ mod tests {
         assert!(s.contains("worker lcore 1 on CPU 1 (node 0)"));
         assert!(s.contains("virtual device"));
         assert!(s.contains("no placement warnings"));
+    }
+
+    #[test]
+    fn remote_port_is_warned_for_lcore_and_mempool() {
+        // Port on node 1, worker and its mempool on node 0.
+        let p = plan_with(&two_nodes(), &cfg("[1]", ""), |_| Some(1));
+        let w = p.warnings.join("\n");
+        assert!(
+            w.contains("worker lcore 1 (node 0) polls port `a` on node 1"),
+            "{w}"
+        );
+        assert!(
+            w.contains("mempool on node 0 feeds rx queues of port `a` on node 1"),
+            "{w}"
+        );
+        // Moving the worker to node 1 clears both.
+        let p = plan_with(&two_nodes(), &cfg("[5]", ""), |_| Some(1));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
 
     #[test]
