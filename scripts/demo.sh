@@ -69,7 +69,7 @@ ip netns exec qs-client ping -c 5 -i 0.2 10.10.1.1
 echo "client's ARP entry for the VIP (the DPDK port's MAC):"
 ip netns exec qs-client ip neigh show 10.10.1.1
 
-step "client namespace: hostile frames (bad checksums, truncations, fragments...)"
+step "client namespace: hostile frames (bad checksums, bad lengths, unknown protocols...)"
 ip netns exec qs-client tests/tools/send_frames.py qs-cli0 "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ports"][0]["mac"])' "$STATS")" 10.10.1.2 10.10.1.1 2
 ip netns exec qs-client ping -c 2 -i 0.2 10.10.1.1 >/dev/null && echo "VIP still answering"
 

@@ -340,7 +340,7 @@ pub fn plan_with(topo: &Topology, cfg: &Config, port_node: impl Fn(&str) -> Opti
         .map(|p| PortPlace {
             name: p.name.clone(),
             device: p.device.clone(),
-            node: port_socket(&p.device),
+            node: port_node(&p.device),
         })
         .collect();
     for p in &ports {
