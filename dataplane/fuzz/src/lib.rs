@@ -444,3 +444,43 @@ pub fn packet_parser(data: &[u8]) {
         _ => {}
     }
 }
+
+/// `splice_translate` target: the first 25 bytes choose a splice
+/// translation (addresses, ports, deltas, window shift), the rest is an
+/// Ethernet frame. Asserts: a refused frame is left unchanged; a translated
+/// frame whose IPv4/TCP checksums were valid still has valid checksums.
+pub fn splice_translate(data: &[u8]) {
+    use qsplice_splice::translate::{translate, Translation};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    if data.len() < 25 {
+        return;
+    }
+    let (h, rest) = data.split_at(25);
+    let u32at = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let u16at = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    let t = Translation {
+        src: SocketAddrV4::new(Ipv4Addr::from(u32at(0)), u16at(4)),
+        dst: SocketAddrV4::new(Ipv4Addr::from(u32at(6)), u16at(10)),
+        seq_delta: u32at(12),
+        ack_delta: u32at(16),
+        tsval_delta: u32at(20),
+        tsecr_delta: u32at(8),
+        win_shift: (h[24] as i8) % 17,
+    };
+    let valid = |f: &[u8]| -> Option<bool> {
+        let ip = Ipv4Packet::new_checked(f.get(14..)?).ok()?;
+        let (s, d) = (ip.src_addr(), ip.dst_addr());
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        Some(ip.verify_checksum() && tcp.verify_checksum(s, d))
+    };
+    let mut frame = rest.to_vec();
+    let was_valid = valid(&frame) == Some(true);
+    match translate(&mut frame, 14, &t) {
+        Err(_) => assert_eq!(frame, rest, "refused frame must be unchanged"),
+        Ok(_) => {
+            if was_valid {
+                assert_eq!(valid(&frame), Some(true), "checksums must stay valid");
+            }
+        }
+    }
+}

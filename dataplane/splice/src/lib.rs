@@ -1,0 +1,26 @@
+//! TCP splicing, the pure part (no DPDK, no sockets, time as an argument).
+//!
+//! The appliance answers a client's SYN itself, decides on a backend, opens
+//! the backend leg, relays what was buffered, and then **splices** the two
+//! TCP connections: every later segment is forwarded with header
+//! translation only. This crate holds the logic that decides those headers:
+//!
+//! * [`seq`]: 32-bit sequence-number arithmetic with wraparound (RFC 793/1982).
+//! * [`isn`]: the appliance's initial sequence number toward the client, a
+//!   keyed hash of the connection and a coarse time slot (the source paper's
+//!   `vs_seq = H(client addr, client port)`, made unpredictable with a
+//!   secret), and SYN cookies that carry the client's MSS so a half-open
+//!   connection costs no memory.
+//! * [`translate`]: the per-segment rewrite of a spliced flow — addresses,
+//!   ports, sequence and acknowledgement offsets, SACK blocks, the timestamp
+//!   option, window values between legs with different window scales — with
+//!   RFC 1624 incremental checksum updates, in place, without touching the
+//!   payload.
+#![forbid(unsafe_code)]
+
+pub mod isn;
+pub mod seq;
+pub mod translate;
+
+pub use isn::{IsnSecret, SynCookie, MSS_TABLE};
+pub use translate::{translate, SpliceParams, Translated, Translation};

@@ -1,0 +1,327 @@
+//! Post-splice header translation of one TCP/IPv4 segment, in place.
+//!
+//! A spliced flow has two legs: client ↔ appliance (VIP) and appliance
+//! (backend-side address) ↔ server. Each leg negotiated its own initial
+//! sequence numbers, window scales and timestamp clocks. Forwarding a
+//! segment from one leg to the other rewrites:
+//!
+//! * source/destination address and port (full NAT);
+//! * sequence number (`+ seq_delta`) and acknowledgement and SACK block
+//!   edges (`+ ack_delta`: they refer to the *other* side's sequence space);
+//! * the timestamp option: TSval `+ tsval_delta`, TSecr `+ tsecr_delta`, so
+//!   each end keeps seeing a monotonic clock from its peer (PAWS, RFC 7323);
+//! * the window value, when the two legs use different window scales
+//!   (`win_shift`): the byte window is preserved, rounding down (never
+//!   advertising more than the receiver offered);
+//! * IPv4 header and TCP checksums, by RFC 1624 incremental updates of the
+//!   changed words only; the payload is never read.
+//!
+//! Malformed input is refused with an error before anything is written: the
+//! frame is then unchanged.
+
+use std::net::SocketAddrV4;
+
+use qsplice_wire::checksum::{fold, sum, update_u16, update_u32};
+use qsplice_wire::{ip_proto, Error, Ipv4Packet, Result, TcpFlags, TcpPacket};
+
+/// How to rewrite segments of one direction of a spliced flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// New source address and port.
+    pub src: SocketAddrV4,
+    /// New destination address and port.
+    pub dst: SocketAddrV4,
+    /// Added (mod 2^32) to the sequence number.
+    pub seq_delta: u32,
+    /// Added to the acknowledgement number and to SACK block edges.
+    pub ack_delta: u32,
+    /// Added to the timestamp option's TSval.
+    pub tsval_delta: u32,
+    /// Added to the timestamp option's TSecr (when non-zero on the wire).
+    pub tsecr_delta: u32,
+    /// Window value scaling: `v << s` (clamped to 65535) for `s > 0`,
+    /// `v >> -s` for `s < 0`.
+    pub win_shift: i8,
+}
+
+/// What a translated segment was, for the flow's state tracking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translated {
+    /// TCP flags.
+    pub flags: TcpFlags,
+    /// Sequence number after translation.
+    pub seq: u32,
+    /// Acknowledgement number after translation.
+    pub ack: u32,
+    /// Payload bytes.
+    pub payload_len: usize,
+}
+
+/// Facts about the two legs of a flow at splice time, from which both
+/// directions' [`Translation`]s follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpliceParams {
+    /// The client's address and port.
+    pub client: SocketAddrV4,
+    /// The VIP and port the client connected to.
+    pub vip: SocketAddrV4,
+    /// The appliance's backend-side address and the source port it used.
+    pub local: SocketAddrV4,
+    /// The backend server.
+    pub server: SocketAddrV4,
+    /// Server-leg sequence = client-leg sequence + this, for bytes the
+    /// client sends (0 when the backend SYN reused the client's ISN).
+    pub c2s_seq_delta: u32,
+    /// Client-leg sequence = server-leg sequence + this, for bytes the
+    /// server sends (`vs_seq - s_seq` in the paper).
+    pub s2c_seq_delta: u32,
+    /// TSval seen by the server = client's TSval + this (timestamps on both legs).
+    pub c2s_ts_delta: u32,
+    /// TSval seen by the client = server's TSval + this.
+    pub s2c_ts_delta: u32,
+    /// Window scale the client announced (its windows are `v << client_ws`).
+    pub client_ws: u8,
+    /// Window scale the appliance announced to the client.
+    pub vip_ws: u8,
+    /// Window scale the appliance announced to the server.
+    pub local_ws: u8,
+    /// Window scale the server announced.
+    pub server_ws: u8,
+}
+
+impl SpliceParams {
+    /// Client → server.
+    pub fn c2s(&self) -> Translation {
+        Translation {
+            src: self.local,
+            dst: self.server,
+            seq_delta: self.c2s_seq_delta,
+            ack_delta: self.s2c_seq_delta.wrapping_neg(),
+            tsval_delta: self.c2s_ts_delta,
+            tsecr_delta: self.s2c_ts_delta.wrapping_neg(),
+            win_shift: self.client_ws as i8 - self.local_ws as i8,
+        }
+    }
+
+    /// Server → client.
+    pub fn s2c(&self) -> Translation {
+        Translation {
+            src: self.vip,
+            dst: self.client,
+            seq_delta: self.s2c_seq_delta,
+            ack_delta: self.c2s_seq_delta.wrapping_neg(),
+            tsval_delta: self.s2c_ts_delta,
+            tsecr_delta: self.c2s_ts_delta.wrapping_neg(),
+            win_shift: self.server_ws as i8 - self.vip_ws as i8,
+        }
+    }
+}
+
+impl Translation {
+    /// The translation that undoes this one (window scaling aside, which
+    /// loses precision when shifting down).
+    pub fn inverse(&self, orig_src: SocketAddrV4, orig_dst: SocketAddrV4) -> Translation {
+        Translation {
+            src: orig_src,
+            dst: orig_dst,
+            seq_delta: self.seq_delta.wrapping_neg(),
+            ack_delta: self.ack_delta.wrapping_neg(),
+            tsval_delta: self.tsval_delta.wrapping_neg(),
+            tsecr_delta: self.tsecr_delta.wrapping_neg(),
+            win_shift: -self.win_shift,
+        }
+    }
+}
+
+/// Scale a window value by `shift` (see [`Translation::win_shift`]).
+#[inline]
+pub fn scale_window(v: u16, shift: i8) -> u16 {
+    match shift {
+        0 => v,
+        s if s > 0 => (u32::from(v) << s.min(16) as u32).min(0xffff) as u16,
+        s => (u32::from(v) >> (-(s as i32)).min(16) as u32) as u16,
+    }
+}
+
+/// Checksum update for bytes replaced at `off` from the start of the
+/// checksummed area (odd offsets straddle 16-bit words; a zero byte in
+/// front keeps both sums aligned identically).
+#[inline]
+fn update_bytes(csum: u16, off: usize, old: &[u8], new: &[u8]) -> u16 {
+    let (so, sn) = if off % 2 == 1 {
+        let mut o = [0u8; 9];
+        let mut n = [0u8; 9];
+        o[1..1 + old.len()].copy_from_slice(old);
+        n[1..1 + new.len()].copy_from_slice(new);
+        (sum(&o[..1 + old.len()], 0), sum(&n[..1 + new.len()], 0))
+    } else {
+        (sum(old, 0), sum(new, 0))
+    };
+    // RFC 1624 eqn 3 over a group of words: HC' = ~(~HC + ~m + m').
+    !fold(u32::from(!csum) + u32::from(!fold(so)) + sn)
+}
+
+#[inline]
+fn rd32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Where the timestamp and SACK options sit, found before anything is written.
+#[derive(Default)]
+struct OptionPlan {
+    ts: Option<usize>,
+    sack: Option<(usize, usize)>,
+}
+
+fn plan_options(opts: &[u8]) -> Result<OptionPlan> {
+    let mut p = OptionPlan::default();
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let len = *opts.get(i + 1).ok_or(Error::BadOption)? as usize;
+                if len < 2 || i + len > opts.len() {
+                    return Err(Error::BadOption);
+                }
+                match kind {
+                    8 if len == 10 => p.ts = Some(i + 2),
+                    8 => return Err(Error::BadOption),
+                    5 if (len - 2) % 8 == 0 && len > 2 => p.sack = Some((i + 2, (len - 2) / 8)),
+                    5 => return Err(Error::BadOption),
+                    _ => {}
+                }
+                i += len;
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Translate the TCP/IPv4 segment whose IPv4 header starts at `l3` in
+/// `frame`. On error nothing was written.
+pub fn translate(frame: &mut [u8], l3: usize, t: &Translation) -> Result<Translated> {
+    let ip_buf = frame.get_mut(l3..).ok_or(Error::Truncated)?;
+    let (hl, tl, old_src, old_dst) = {
+        let ip = Ipv4Packet::new_checked(&*ip_buf)?;
+        if ip.protocol() != ip_proto::TCP {
+            return Err(Error::Unsupported);
+        }
+        if ip.is_fragment() {
+            return Err(Error::Fragmented);
+        }
+        (
+            ip.header_len() as usize,
+            ip.total_len() as usize,
+            ip.src_addr(),
+            ip.dst_addr(),
+        )
+    };
+    let seg = ip_buf.get_mut(hl..tl).ok_or(Error::BadTotalLen)?;
+    let tcp = TcpPacket::new_checked(&*seg)?;
+    let thl = tcp.header_len() as usize;
+    let plan = plan_options(tcp.options())?;
+    let flags = tcp.flags();
+    let (sport, dport, seq, ack, win, csum) = (
+        tcp.src_port(),
+        tcp.dst_port(),
+        tcp.seq_number(),
+        tcp.ack_number(),
+        tcp.window_len(),
+        tcp.checksum(),
+    );
+    let payload_len = seg.len() - thl;
+
+    let (new_src, new_dst) = (*t.src.ip(), *t.dst.ip());
+    let nseq = seq.wrapping_add(t.seq_delta);
+    let nack = ack.wrapping_add(t.ack_delta);
+    let nwin = scale_window(win, t.win_shift);
+
+    // TCP checksum: pseudo-header addresses, then the header fields.
+    let mut c = update_u32(csum, u32::from(old_src), u32::from(new_src));
+    c = update_u32(c, u32::from(old_dst), u32::from(new_dst));
+    c = update_u16(c, sport, t.src.port());
+    c = update_u16(c, dport, t.dst.port());
+    c = update_u32(c, seq, nseq);
+    c = update_u32(c, ack, nack);
+    c = update_u16(c, win, nwin);
+
+    // Options (offsets relative to the TCP header start, which is 16-bit
+    // aligned in the checksummed area).
+    if let Some(at) = plan.ts {
+        let o = 20 + at;
+        let (tsval, tsecr) = (
+            rd32(seg, o).ok_or(Error::BadOption)?,
+            rd32(seg, o + 4).ok_or(Error::BadOption)?,
+        );
+        let ntsval = tsval.wrapping_add(t.tsval_delta);
+        // TSecr is zero (and meaningless) until the sender has seen a TSval.
+        let ntsecr = if tsecr == 0 {
+            0
+        } else {
+            tsecr.wrapping_add(t.tsecr_delta)
+        };
+        let mut old = [0u8; 8];
+        old.copy_from_slice(&seg[o..o + 8]);
+        let mut new = [0u8; 8];
+        new[..4].copy_from_slice(&ntsval.to_be_bytes());
+        new[4..].copy_from_slice(&ntsecr.to_be_bytes());
+        c = update_bytes(c, o, &old, &new);
+        seg[o..o + 8].copy_from_slice(&new);
+    }
+    if let Some((at, n)) = plan.sack {
+        for b in 0..n {
+            let o = 20 + at + b * 8;
+            let (l, r) = (
+                rd32(seg, o).ok_or(Error::BadOption)?,
+                rd32(seg, o + 4).ok_or(Error::BadOption)?,
+            );
+            let mut old = [0u8; 8];
+            old.copy_from_slice(&seg[o..o + 8]);
+            let mut new = [0u8; 8];
+            new[..4].copy_from_slice(&l.wrapping_add(t.ack_delta).to_be_bytes());
+            new[4..].copy_from_slice(&r.wrapping_add(t.ack_delta).to_be_bytes());
+            c = update_bytes(c, o, &old, &new);
+            seg[o..o + 8].copy_from_slice(&new);
+        }
+    }
+    {
+        let mut tcp = TcpPacket::new_unchecked(&mut *seg);
+        tcp.set_src_port(t.src.port());
+        tcp.set_dst_port(t.dst.port());
+        tcp.set_seq_number(nseq);
+        tcp.set_ack_number(nack);
+        tcp.set_window_len(nwin);
+        tcp.set_checksum(c);
+    }
+    let mut ip = Ipv4Packet::new_unchecked(ip_buf);
+    let ic = update_u32(
+        update_u32(ip.checksum(), u32::from(old_src), u32::from(new_src)),
+        u32::from(old_dst),
+        u32::from(new_dst),
+    );
+    ip.set_src_addr(new_src);
+    ip.set_dst_addr(new_dst);
+    ip.set_checksum(ic);
+    Ok(Translated {
+        flags,
+        seq: nseq,
+        ack: nack,
+        payload_len,
+    })
+}
+
+/// The `(source, destination)` endpoints of a TCP/IPv4 segment whose IPv4
+/// header starts at `l3` (the flow-table key).
+pub fn endpoints(frame: &[u8], l3: usize) -> Result<(SocketAddrV4, SocketAddrV4)> {
+    let ip = Ipv4Packet::new_checked(frame.get(l3..).ok_or(Error::Truncated)?)?;
+    if ip.protocol() != ip_proto::TCP {
+        return Err(Error::Unsupported);
+    }
+    let tcp = TcpPacket::new_checked(ip.payload())?;
+    Ok((
+        SocketAddrV4::new(ip.src_addr(), tcp.src_port()),
+        SocketAddrV4::new(ip.dst_addr(), tcp.dst_port()),
+    ))
+}
