@@ -143,22 +143,23 @@ pub fn scale_window(v: u16, shift: i8) -> u16 {
     }
 }
 
-/// Checksum update for bytes replaced at `off` from the start of the
-/// checksummed area (odd offsets straddle 16-bit words; a zero byte in
-/// front keeps both sums aligned identically).
+/// Checksum update for two 32-bit words `(a, b)` replaced by `(na, nb)` at
+/// byte offset `off` from the start of the checksummed area. Even offsets
+/// are two plain RFC 1624 word updates; odd offsets straddle 16-bit words,
+/// which a zero byte in front of both old and new bytes keeps aligned.
 #[inline]
-fn update_bytes(csum: u16, off: usize, old: &[u8], new: &[u8]) -> u16 {
-    let (so, sn) = if off % 2 == 1 {
-        let mut o = [0u8; 9];
-        let mut n = [0u8; 9];
-        o[1..1 + old.len()].copy_from_slice(old);
-        n[1..1 + new.len()].copy_from_slice(new);
-        (sum(&o[..1 + old.len()], 0), sum(&n[..1 + new.len()], 0))
-    } else {
-        (sum(old, 0), sum(new, 0))
-    };
+fn update_pair(csum: u16, off: usize, (a, b): (u32, u32), (na, nb): (u32, u32)) -> u16 {
+    if off % 2 == 0 {
+        return update_u32(update_u32(csum, a, na), b, nb);
+    }
+    let mut o = [0u8; 9];
+    let mut n = [0u8; 9];
+    o[1..5].copy_from_slice(&a.to_be_bytes());
+    o[5..].copy_from_slice(&b.to_be_bytes());
+    n[1..5].copy_from_slice(&na.to_be_bytes());
+    n[5..].copy_from_slice(&nb.to_be_bytes());
     // RFC 1624 eqn 3 over a group of words: HC' = ~(~HC + ~m + m').
-    !fold(u32::from(!csum) + u32::from(!fold(so)) + sn)
+    !fold(u32::from(!csum) + u32::from(!fold(sum(&o, 0))) + sum(&n, 0))
 }
 
 #[inline]
@@ -262,13 +263,9 @@ pub fn translate(frame: &mut [u8], l3: usize, t: &Translation) -> Result<Transla
         } else {
             tsecr.wrapping_add(t.tsecr_delta)
         };
-        let mut old = [0u8; 8];
-        old.copy_from_slice(&seg[o..o + 8]);
-        let mut new = [0u8; 8];
-        new[..4].copy_from_slice(&ntsval.to_be_bytes());
-        new[4..].copy_from_slice(&ntsecr.to_be_bytes());
-        c = update_bytes(c, o, &old, &new);
-        seg[o..o + 8].copy_from_slice(&new);
+        c = update_pair(c, o, (tsval, tsecr), (ntsval, ntsecr));
+        seg[o..o + 4].copy_from_slice(&ntsval.to_be_bytes());
+        seg[o + 4..o + 8].copy_from_slice(&ntsecr.to_be_bytes());
     }
     if let Some((at, n)) = plan.sack {
         for b in 0..n {
@@ -277,13 +274,10 @@ pub fn translate(frame: &mut [u8], l3: usize, t: &Translation) -> Result<Transla
                 rd32(seg, o).ok_or(Error::BadOption)?,
                 rd32(seg, o + 4).ok_or(Error::BadOption)?,
             );
-            let mut old = [0u8; 8];
-            old.copy_from_slice(&seg[o..o + 8]);
-            let mut new = [0u8; 8];
-            new[..4].copy_from_slice(&l.wrapping_add(t.ack_delta).to_be_bytes());
-            new[4..].copy_from_slice(&r.wrapping_add(t.ack_delta).to_be_bytes());
-            c = update_bytes(c, o, &old, &new);
-            seg[o..o + 8].copy_from_slice(&new);
+            let (nl, nr) = (l.wrapping_add(t.ack_delta), r.wrapping_add(t.ack_delta));
+            c = update_pair(c, o, (l, r), (nl, nr));
+            seg[o..o + 4].copy_from_slice(&nl.to_be_bytes());
+            seg[o + 4..o + 8].copy_from_slice(&nr.to_be_bytes());
         }
     }
     {
