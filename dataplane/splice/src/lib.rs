@@ -16,11 +16,16 @@
 //!   option, window values between legs with different window scales — with
 //!   RFC 1624 incremental checksum updates, in place, without touching the
 //!   payload.
+//! * [`flow`]: the per-lcore table of spliced flows (found from either
+//!   direction, fixed capacity, no allocation after creation) and each
+//!   flow's FIN/RST/idle tracking.
 #![forbid(unsafe_code)]
 
+pub mod flow;
 pub mod isn;
 pub mod seq;
 pub mod translate;
 
+pub use flow::{Dir, Flow, FlowId, FlowState, FlowTable, FlowTimers, InsertError};
 pub use isn::{IsnSecret, SynCookie, MSS_TABLE};
 pub use translate::{translate, SpliceParams, Translated, Translation};
