@@ -1,12 +1,28 @@
+//! [`ConfigError`] and how each kind of failure is located in the text.
+//!
+//! Syntax errors carry toml's span. Schema errors (unknown key, wrong type,
+//! bad address) carry serde's path (via `serde_path_to_error`) and toml's
+//! span. Validation errors carry a key path only; it is looked up in the
+//! spanned document (`toml::de::DeTable`) to find the line and nothing is
+//! guessed from the text.
+
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
 /// A config problem: which key, which value, why, and where.
+///
+/// Displays as `conf/x.toml:12: key `ports[0].addresses[1]` = `10.0.0.300/24`: invalid IPv4 address …`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
-    /// Dotted key path, e.g. `ports[0].addresses[1]` (empty for file-level errors).
+    /// Key path, e.g. `eal.worker_lcores[1]` or `ports[0].addresses[1]`
+    /// (empty when no key applies, e.g. an unreadable file).
     pub key: String,
-    /// The offending value as written (or as understood).
+    /// The offending value: a string's contents, otherwise the TOML text as
+    /// written (for an unknown key, the value given to it).
     pub value: String,
     /// Why it is rejected.
     pub reason: String,
@@ -14,6 +30,159 @@ pub struct ConfigError {
     pub file: Option<PathBuf>,
     /// 1-based line, when it could be located.
     pub line: Option<usize>,
+}
+
+/// One step of a key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Split `ports[0].addresses[1]` into segments.
+fn split_key(key: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in key.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                out.push(Seg::Key(rest[..i].to_string()));
+            }
+            rest = &rest[i..];
+            while let Some(r) = rest.strip_prefix('[') {
+                let Some((n, tail)) = r.split_once(']') else {
+                    break;
+                };
+                match n.parse() {
+                    Ok(n) => out.push(Seg::Index(n)),
+                    Err(_) => return out,
+                }
+                rest = tail;
+            }
+        } else if !rest.is_empty() {
+            out.push(Seg::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
+/// Render segments back to `a.b[1].c`.
+fn join_key(segs: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// What a key path points at in the spanned document.
+struct Found<'d, 'i> {
+    value: &'d Spanned<DeValue<'i>>,
+    /// The span of the key itself when the path ends in a table key.
+    key_span: Option<Range<usize>>,
+}
+
+fn lookup<'d, 'i>(root: &'d Spanned<DeTable<'i>>, segs: &[Seg]) -> Option<Found<'d, 'i>> {
+    let mut table: Option<&DeTable<'i>> = Some(root.get_ref());
+    let mut array: Option<&[Spanned<DeValue<'i>>]> = None;
+    let mut found: Option<Found<'d, 'i>> = None;
+    for seg in segs {
+        let (value, key_span) = match seg {
+            Seg::Key(k) => {
+                let (ks, v) = table?.iter().find(|(ks, _)| ks.get_ref().as_ref() == k)?;
+                (v, Some(ks.span()))
+            }
+            Seg::Index(i) => (array?.get(*i)?, None),
+        };
+        table = None;
+        array = None;
+        match value.get_ref() {
+            DeValue::Table(t) => table = Some(t),
+            DeValue::Array(a) => array = Some(a),
+            _ => {}
+        }
+        found = Some(Found { value, key_span });
+    }
+    found
+}
+
+/// 1-based line of a byte offset.
+fn line_of_offset(text: &str, off: usize) -> usize {
+    let off = off.min(text.len());
+    text.as_bytes()[..off]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// A value as the operator wrote it, kept to one short line.
+fn render_value(text: &str, v: &Spanned<DeValue<'_>>) -> String {
+    match v.get_ref() {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Table(_) => "{…}".to_string(),
+        _ => {
+            let raw = text.get(v.span()).unwrap_or("").trim();
+            let first = raw.lines().next().unwrap_or("");
+            if first.len() < raw.len() || first.chars().count() > 60 {
+                let short: String = first.chars().take(60).collect();
+                format!("{short}…")
+            } else {
+                raw.to_string()
+            }
+        }
+    }
+}
+
+/// Best-effort key of a syntax error: `table.key` from the line, if the
+/// line reads `key = …`, under the nearest `[table]` / `[[array]]` header.
+fn key_on_line(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(l) = lines.get(line.saturating_sub(1)) else {
+        return String::new();
+    };
+    let Some((k, _)) = l.split_once('=') else {
+        return String::new();
+    };
+    let k = k.trim();
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return String::new();
+    }
+    let mut prefix = String::new();
+    for (i, h) in lines.iter().enumerate().take(line - 1).rev() {
+        let h = h.trim();
+        if let Some(arr) = h.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            let arr = arr.trim();
+            let idx = lines[..i]
+                .iter()
+                .filter(|x| {
+                    x.trim()
+                        .strip_prefix("[[")
+                        .and_then(|r| r.strip_suffix("]]"))
+                        .is_some_and(|a| a.trim() == arr)
+                })
+                .count();
+            prefix = format!("{arr}[{idx}].");
+            break;
+        }
+        if let Some(t) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            prefix = format!("{}.", t.trim());
+            break;
+        }
+    }
+    format!("{prefix}{k}")
 }
 
 impl ConfigError {
@@ -36,113 +205,94 @@ impl ConfigError {
         self
     }
 
+    /// The document is not valid TOML.
     pub(crate) fn syntax(text: &str, e: &toml::de::Error) -> Self {
         let line = e.span().map(|s| line_of_offset(text, s.start));
-        let value = line
-            .and_then(|l| text.lines().nth(l - 1))
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        let (key, value) = match line {
+            Some(l) => {
+                let src = text.lines().nth(l - 1).unwrap_or("").trim();
+                let key = key_on_line(text, l);
+                let value = if key.is_empty() {
+                    src.to_string()
+                } else {
+                    src.split_once('=')
+                        .map_or("", |(_, v)| v)
+                        .trim()
+                        .to_string()
+                };
+                (key, value)
+            }
+            None => (String::new(), String::new()),
+        };
         ConfigError {
-            key: String::new(),
+            key,
             value,
-            reason: format!("TOML syntax error: {}", e.message()),
+            reason: format!("TOML syntax error: {}", e.message().trim()),
             file: None,
             line,
         }
     }
 
-    pub(crate) fn schema(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> Self {
-        let key = e.path().to_string();
-        let msg = e.inner().message().to_string();
-        // serde's messages carry the value ("invalid type: string \"a\"") or
-        // the unknown field's name; pull the value out where we can.
-        let value = if let Some(rest) = msg.strip_prefix("unknown field `") {
-            rest.split('`').next().unwrap_or("").to_string()
-        } else {
-            extract_value(text, &key).unwrap_or_default()
-        };
+    /// Valid TOML that does not fit the schema: unknown key, wrong type,
+    /// malformed address or enum value.
+    pub(crate) fn schema(
+        text: &str,
+        doc: &Spanned<DeTable<'_>>,
+        e: &serde_path_to_error::Error<toml::de::Error>,
+    ) -> Self {
+        use serde_path_to_error::Segment;
+        let mut segs = Vec::new();
+        for s in e.path().iter() {
+            match s {
+                Segment::Seq { index } => segs.push(Seg::Index(*index)),
+                Segment::Map { key } => segs.push(Seg::Key(key.clone())),
+                Segment::Enum { .. } | Segment::Unknown => {}
+            }
+        }
+        let msg = e.inner().message().trim().to_string();
+        let found = lookup(doc, &segs);
+        let value = found
+            .as_ref()
+            .map(|f| render_value(text, f.value))
+            .unwrap_or_default();
+        let line = e
+            .inner()
+            .span()
+            .or_else(|| {
+                found
+                    .as_ref()
+                    .map(|f| f.key_span.clone().unwrap_or(f.value.span()))
+            })
+            .map(|s| line_of_offset(text, s.start));
         let reason = if msg.starts_with("unknown field") {
             format!("unknown key: {msg}")
+        } else if msg.starts_with("missing field") {
+            format!("required key: {msg}")
         } else {
             msg
         };
-        let mut err = ConfigError {
-            key,
+        ConfigError {
+            key: join_key(&segs),
             value,
             reason,
             file: None,
-            line: None,
-        };
-        err.line = find_key_line(text, &err.key);
-        err
+            line,
+        }
     }
 
-    /// Best-effort line lookup for validation errors.
-    pub(crate) fn locate(mut self, text: &str) -> Self {
+    /// Find the line of a validation error's key in the document; a key
+    /// that is absent (a required key left out) points at the deepest part
+    /// of its path that is there (the `[[ports]]` entry).
+    pub(crate) fn locate(mut self, text: &str, doc: &Spanned<DeTable<'_>>) -> Self {
         if self.line.is_none() {
-            self.line = find_key_line(text, &self.key);
+            let segs = split_key(&self.key);
+            self.line = (1..=segs.len())
+                .rev()
+                .find_map(|n| lookup(doc, &segs[..n]))
+                .map(|f| line_of_offset(text, f.key_span.unwrap_or(f.value.span()).start));
         }
         self
     }
-}
-
-fn line_of_offset(text: &str, off: usize) -> usize {
-    text[..off.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
-}
-
-/// The last plain name of a key path: `ports[0].addresses[1]` → `addresses`.
-fn leaf(key: &str) -> &str {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    last.split('[').next().unwrap_or(last)
-}
-
-/// The line of `leaf = ...` inside the right table. For `a[i].b` keys the
-/// i-th `[[a]]` header is found first.
-fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    let name = leaf(key);
-    if name.is_empty() || name == "?" {
-        return None;
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    // Start of the table section the key lives in.
-    let mut start = 0;
-    let head = key.split('.').next().unwrap_or("");
-    if head != key {
-        if let Some((arr, idx)) = head.split_once('[') {
-            let idx: usize = idx.trim_end_matches(']').parse().ok()?;
-            let hdr = format!("[[{arr}]]");
-            start = lines
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.trim() == hdr)
-                .nth(idx)
-                .map(|(i, _)| i)?;
-        } else {
-            let hdr = format!("[{head}]");
-            start = lines.iter().position(|l| l.trim() == hdr).unwrap_or(0);
-        }
-    }
-    lines
-        .iter()
-        .enumerate()
-        .skip(start)
-        .find(|(_, l)| {
-            let t = l.trim_start();
-            t.strip_prefix(name)
-                .is_some_and(|r| r.trim_start().starts_with('='))
-        })
-        .map(|(i, _)| i + 1)
-}
-
-fn extract_value(text: &str, key: &str) -> Option<String> {
-    let line = find_key_line(text, key)?;
-    let l = text.lines().nth(line - 1)?;
-    Some(l.split_once('=')?.1.trim().to_string())
 }
 
 impl fmt::Display for ConfigError {
@@ -166,3 +316,52 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_round_trip() {
+        for k in [
+            "eal.worker_lcores[1]",
+            "ports[0].addresses[1]",
+            "log",
+            "a.b.c",
+        ] {
+            assert_eq!(join_key(&split_key(k)), k);
+        }
+        assert_eq!(
+            split_key("ports[2].name"),
+            vec![
+                Seg::Key("ports".into()),
+                Seg::Index(2),
+                Seg::Key("name".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn lookup_finds_lines() {
+        let text = "[eal]\nworker_lcores = [\n  1,\n  2,\n]\n\n[[ports]]\nname = \"a\"\n\n[[ports]]\nname = \"b\"\naddresses = [\"1.2.3.4/8\"]\n";
+        let doc = DeTable::parse(text).unwrap();
+        let line = |k: &str| {
+            lookup(&doc, &split_key(k))
+                .map(|f| line_of_offset(text, f.key_span.unwrap_or(f.value.span()).start))
+        };
+        assert_eq!(line("eal.worker_lcores"), Some(2));
+        assert_eq!(line("eal.worker_lcores[1]"), Some(4));
+        assert_eq!(line("ports[1].name"), Some(11));
+        assert_eq!(line("ports[1].addresses[0]"), Some(12));
+        assert_eq!(line("ports[2].name"), None);
+        assert_eq!(line("nope"), None);
+    }
+
+    #[test]
+    fn syntax_key_guess() {
+        let text = "[eal]\nmain_lcore = 0 0\n[[ports]]\n[[ports]]\nmtu = =\n";
+        assert_eq!(key_on_line(text, 2), "eal.main_lcore");
+        assert_eq!(key_on_line(text, 5), "ports[1].mtu");
+        assert_eq!(key_on_line(text, 1), "");
+    }
+}

@@ -98,12 +98,12 @@ pub fn parse_lcore_map(map: &str) -> Result<BTreeMap<u32, Vec<u32>>, String> {
             Some((l, c)) => (l, Some(c)),
             None => (item, None),
         };
-        let (lcores, group) = parse_set(lc.trim(), "lcore", MAX_LCORE)
-            .map_err(|e| format!("`{item}`: {e}"))?;
+        let (lcores, group) =
+            parse_set(lc.trim(), "lcore", MAX_LCORE).map_err(|e| format!("`{item}`: {e}"))?;
         let cpu_of: Box<dyn Fn(u32) -> Vec<u32>> = match cpus {
             Some(c) => {
-                let (set, _) = parse_set(c.trim(), "CPU", MAX_CPU)
-                    .map_err(|e| format!("`{item}`: {e}"))?;
+                let (set, _) =
+                    parse_set(c.trim(), "CPU", MAX_CPU).map_err(|e| format!("`{item}`: {e}"))?;
                 let v: Vec<u32> = set.into_iter().collect();
                 Box::new(move |_| v.clone())
             }

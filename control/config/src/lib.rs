@@ -9,18 +9,20 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod lcores;
 mod schema;
 mod validate;
 
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
-    ArpConf, Cidr, Config, EalConf, EngineConf, Hugepages, LogConf, LogFormat, MempoolConf,
+    ArpConf, Cidr, Config, EalConf, EngineConf, Hugepages, LogConf, LogFormat, MempoolConf, Port,
     PortConf,
 };
 
-/// Read, parse and validate a config file.
+/// Read, parse and validate a config file. Errors carry the file's path.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         key: String::new(),
@@ -32,17 +34,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text).map_err(|e| e.in_file(path))
 }
 
-/// Parse and validate config text.
+/// Parse and validate config text (TOML syntax → schema → [`Config::validate`]).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::syntax(text, &e))?;
-    let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-        .map_err(|e| ConfigError::schema(text, &e))?;
-    cfg.validate().map_err(|e| e.locate(text))?;
+    let doc = toml::de::DeTable::parse(text).map_err(|e| ConfigError::syntax(text, &e))?;
+    let de = toml::de::Deserializer::parse(text).map_err(|e| ConfigError::syntax(text, &e))?;
+    let cfg: Config =
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::schema(text, &doc, &e))?;
+    cfg.validate().map_err(|e| e.locate(text, &doc))?;
     Ok(cfg)
 }
 
-/// Whether enough free 2 MB (or other size) hugepages are reserved and
-/// hugetlbfs is mounted for EAL to get `needed_mb` MiB.
+/// The same as [`parse`] (the name the design notes use).
+pub fn from_str(text: &str) -> Result<Config, ConfigError> {
+    parse(text)
+}
+
+impl std::str::FromStr for Config {
+    type Err = ConfigError;
+    /// [`parse`]: `text.parse::<Config>()`.
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        parse(text)
+    }
+}
+
+/// Whether hugetlbfs is mounted and enough free hugepages of the default
+/// size are reserved (`HugePages_Free × Hugepagesize` in `/proc/meminfo`)
+/// for EAL to get `needed_mb` MiB. Feed the result to [`Config::eal_args`].
 pub fn hugepages_available(needed_mb: u32) -> bool {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| -> u64 {

@@ -1,11 +1,14 @@
 //! The config schema: serde types with defaults. Every table denies
 //! unknown keys. Field docs are the reference (docs/config.md mirrors them).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use serde::Deserialize;
+
+use crate::lcores::parse_lcore_map;
 
 /// The whole config.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -178,9 +181,25 @@ pub struct PortConf {
     pub addresses: Vec<Cidr>,
     /// Neighbours to resolve at start and keep fresh.
     pub neighbors: Vec<Ipv4Addr>,
-    /// Next hop for destinations outside the port's subnets.
+    /// Next hop for destinations outside the port's subnets (`""` or
+    /// absent: none).
+    #[serde(deserialize_with = "opt_ipv4")]
     pub gateway: Option<Ipv4Addr>,
 }
+
+/// `""` → `None`, else an IPv4 address.
+fn opt_ipv4<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("invalid IPv4 address `{s}`")))
+}
+
+/// The name the spec uses for a `[[ports]]` entry.
+pub type Port = PortConf;
 
 impl Default for PortConf {
     fn default() -> Self {
@@ -200,20 +219,45 @@ impl Default for PortConf {
 }
 
 impl PortConf {
-    /// Whether the device is a virtual device (vs a PCI address).
+    /// Whether the device is a virtual device (`net_…`) rather than a PCI address.
     pub fn is_vdev(&self) -> bool {
         self.device.starts_with("net_")
     }
-    /// The vdev/device name DPDK registers (text before the first comma).
+    /// The vdev/device name DPDK registers (text before the first comma):
+    /// what `rte_eth_dev_get_port_by_name` takes.
     pub fn dev_name(&self) -> &str {
         self.device.split(',').next().unwrap_or(&self.device)
     }
-    /// The `iface=` of an af_packet vdev.
-    pub fn iface(&self) -> Option<&str> {
+    /// The value of a `key=value` option of a vdev spec.
+    pub fn vdev_arg(&self, key: &str) -> Option<&str> {
+        if !self.is_vdev() {
+            return None;
+        }
         self.device
             .split(',')
             .skip(1)
-            .find_map(|kv| kv.strip_prefix("iface="))
+            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key))
+            .map(|(_, v)| v)
+    }
+    /// The kernel interface (`iface=`) of an af_packet vdev.
+    pub fn iface(&self) -> Option<&str> {
+        if !self.dev_name().starts_with("net_af_packet") {
+            return None;
+        }
+        self.vdev_arg("iface")
+    }
+    /// The PCI address in full `DDDD:BB:DD.F` form (lowercase), for a PCI
+    /// port; `None` for a vdev.
+    pub fn pci_addr(&self) -> Option<String> {
+        if self.is_vdev() {
+            return None;
+        }
+        let d = self.device.to_ascii_lowercase();
+        Some(if d.matches(':').count() == 1 {
+            format!("0000:{d}")
+        } else {
+            d
+        })
     }
 }
 
@@ -286,18 +330,19 @@ impl Cidr {
 
 impl FromStr for Cidr {
     type Err = String;
+    /// `a.b.c.d/len`; the message of an error names what is wrong.
     fn from_str(s: &str) -> Result<Self, String> {
         let (a, p) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not an IPv4 CIDR (expected e.g. 10.0.0.1/24)"))?;
+            .ok_or_else(|| "missing `/prefix` (expected e.g. 10.0.0.1/24)".to_string())?;
         let addr: Ipv4Addr = a
             .parse()
-            .map_err(|_| format!("`{a}` is not a valid IPv4 address"))?;
+            .map_err(|_| format!("invalid IPv4 address `{a}`"))?;
         let prefix: u8 = p
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("prefix `{p}` is not in 0..=32"))?;
+            .ok_or_else(|| format!("invalid prefix length `{p}` (must be 0..=32)"))?;
         Ok(Cidr { addr, prefix })
     }
 }
@@ -315,7 +360,41 @@ impl fmt::Display for Cidr {
     }
 }
 
+impl EalConf {
+    /// CPUs of the main lcore and of every worker lcore: from `lcore_map`
+    /// when set, else lcore *n* on CPU *n*. An lcore the map lists with
+    /// several CPUs floats over them. Lcores the map lacks (rejected by
+    /// validation) fall back to 1:1.
+    pub fn lcore_cpus(&self) -> BTreeMap<u32, Vec<u32>> {
+        let map = parse_lcore_map(&self.lcore_map).unwrap_or_default();
+        std::iter::once(self.main_lcore)
+            .chain(self.worker_lcores.iter().copied())
+            .map(|l| (l, map.get(&l).cloned().unwrap_or_else(|| vec![l])))
+            .collect()
+    }
+}
+
 impl Config {
+    /// The smallest `mempool.mbufs` a pool serving `workers` worker lcores
+    /// needs: every rx and tx descriptor of their queues on every port can
+    /// hold an mbuf, and each worker holds its mempool cache plus in-flight
+    /// packets: one rx burst, and up to two bursts per port in its TX buffer
+    /// (forwarded packets plus the ones it builds itself: ARP, ICMP).
+    pub fn mbufs_needed(&self, workers: u32) -> u64 {
+        let rings: u64 = self
+            .ports
+            .iter()
+            .map(|p| (u64::from(p.rx_desc) + u64::from(p.tx_desc)) * u64::from(workers))
+            .sum();
+        rings + u64::from(workers) * self.mbufs_per_worker()
+    }
+
+    /// Cache plus in-flight bursts of one worker (see [`Config::mbufs_needed`]).
+    pub(crate) fn mbufs_per_worker(&self) -> u64 {
+        u64::from(self.mempool.cache)
+            + u64::from(self.engine.burst) * (1 + 2 * self.ports.len() as u64)
+    }
+
     /// The EAL argv for this config. `hugepages_available` is what
     /// [`crate::hugepages_available`] reported (used when `hugepages = "auto"`).
     pub fn eal_args(&self, pid: u32, hugepages_available: bool) -> Vec<String> {
@@ -353,6 +432,9 @@ impl Config {
         };
         a.push("-m".into());
         a.push(e.memory_mb.to_string());
+        // DPDK 22.11 turns --no-huge into legacy memory mode, which rejects
+        // --in-memory ("Option --legacy-mem is not compatible with
+        // --in-memory"), so --in-memory / --huge-unlink only go with hugepages.
         if huge {
             if e.in_memory {
                 a.push("--in-memory".into());

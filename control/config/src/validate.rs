@@ -1,18 +1,22 @@
 //! Semantic checks after parsing: every rule names the key, the value and
-//! the reason.
+//! the reason. Rules are checked in file order (eal, mempool, engine, arp,
+//! ports, log) except where one value's limit depends on another section.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use crate::lcores::{parse_lcore_map, MAX_LCORE};
 use crate::schema::{Config, PortConf};
 use crate::ConfigError;
 
-/// DPDK 22.11 (Debian build) limits.
-const MAX_LCORE: u32 = 128;
+/// `RTE_MEMPOOL_CACHE_MAX_SIZE`.
 const MEMPOOL_CACHE_MAX: u32 = 512;
+/// `RTE_PKTMBUF_HEADROOM`.
 const HEADROOM: u32 = 128;
 /// Ethernet header + two VLAN tags + FCS beyond the MTU.
 const L2_OVERHEAD: u32 = 14 + 8 + 4;
+/// Linux `IFNAMSIZ - 1`.
+const IFNAME_MAX: usize = 15;
 const EAL_LOG_LEVELS: &[&str] = &[
     "emergency",
     "alert",
@@ -22,6 +26,29 @@ const EAL_LOG_LEVELS: &[&str] = &[
     "notice",
     "info",
     "debug",
+];
+const TRACING_LEVELS: &[&str] = &[
+    "off", "error", "warn", "info", "debug", "trace", "0", "1", "2", "3", "4", "5",
+];
+/// EAL options `eal_args` generates from the config, with the key that sets
+/// each. Passing them again in `extra_args` would contradict the config or
+/// make EAL reject the command line.
+const MANAGED_EAL_OPTS: &[(&str, &str)] = &[
+    ("-l", "eal.worker_lcores / eal.main_lcore"),
+    ("-c", "eal.worker_lcores / eal.main_lcore"),
+    ("--lcores", "eal.lcore_map"),
+    ("--main-lcore", "eal.main_lcore"),
+    ("--master-lcore", "eal.main_lcore"),
+    ("--file-prefix", "eal.file_prefix"),
+    ("-m", "eal.memory_mb"),
+    (
+        "--socket-mem",
+        "eal.memory_mb (EAL rejects -m with --socket-mem)",
+    ),
+    ("--no-huge", "eal.hugepages = \"off\""),
+    ("--in-memory", "eal.in_memory"),
+    ("--huge-unlink", "eal.in_memory"),
+    ("--iova-mode", "eal.iova_mode"),
 ];
 
 type R = Result<(), ConfigError>;
@@ -44,8 +71,8 @@ fn is_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// `DDDD:BB:DD.F` or `BB:DD.F`, hex; device 0..=0x1f, function 0..=7.
 fn is_pci(s: &str) -> bool {
-    // DDDD:BB:DD.F or BB:DD.F, hex.
     let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
     let parts: Vec<&str> = s.split(':').collect();
     let (bus, devfn) = match parts.as_slice() {
@@ -56,13 +83,18 @@ fn is_pci(s: &str) -> bool {
     let Some((dev, func)) = devfn.split_once('.') else {
         return false;
     };
-    hex(bus, 2) && hex(dev, 2) && func.len() == 1 && matches!(func.as_bytes()[0], b'0'..=b'7')
+    hex(bus, 2)
+        && hex(dev, 2)
+        && u8::from_str_radix(dev, 16).is_ok_and(|d| d <= 0x1f)
+        && func.len() == 1
+        && matches!(func.as_bytes()[0], b'0'..=b'7')
 }
 
-/// Check a vdev spec: `net_<driver><instance>[,key=value...]`.
-fn check_vdev(key: &str, dev: &str) -> R {
-    let mut parts = dev.split(',');
-    let name = parts.next().unwrap_or("");
+/// Check a vdev spec: `net_<driver><instance>[,key=value...]`, and what the
+/// engine's model needs of it (one queue pair per worker).
+fn check_vdev(key: &str, p: &PortConf, workers: usize) -> R {
+    let dev = p.device.as_str();
+    let name = p.dev_name();
     if name.len() <= 4
         || !name
             .bytes()
@@ -70,7 +102,8 @@ fn check_vdev(key: &str, dev: &str) -> R {
     {
         return err(key, dev, "vdev name must be `net_<driver><n>` in lowercase letters, digits and `_` (e.g. net_af_packet0)");
     }
-    for kv in parts {
+    let mut keys = HashSet::new();
+    for kv in dev.split(',').skip(1) {
         let Some((k, v)) = kv.split_once('=') else {
             return err(key, dev, format!("vdev option `{kv}` is not key=value"));
         };
@@ -81,23 +114,109 @@ fn check_vdev(key: &str, dev: &str) -> R {
                 format!("vdev option `{kv}` has an empty key or value"),
             );
         }
+        if !keys.insert(k) {
+            return err(key, dev, format!("vdev option `{k}` is given twice"));
+        }
     }
-    if name.starts_with("net_af_packet") && !dev.contains(",iface=") {
-        return err(key, dev, "net_af_packet needs `iface=<interface>`");
+    if name.starts_with("net_af_packet") {
+        let Some(iface) = p.iface() else {
+            return err(key, dev, "net_af_packet needs `iface=<interface>`");
+        };
+        if iface.len() > IFNAME_MAX
+            || iface
+                .bytes()
+                .any(|b| b == b'/' || b.is_ascii_whitespace() || b == b':')
+        {
+            return err(
+                key,
+                dev,
+                format!("`{iface}` is not a Linux interface name (at most {IFNAME_MAX} characters, no `/`, `:` or spaces)"),
+            );
+        }
+        let qpairs = match p.vdev_arg("qpairs") {
+            None => 1,
+            Some(q) => match q.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => return err(key, dev, format!("qpairs=`{q}` is not a positive integer")),
+            },
+        };
+        if qpairs < workers {
+            return err(
+                key,
+                dev,
+                format!(
+                    "net_af_packet has {qpairs} queue pair(s) but each of the {workers} worker lcores polls its own queue: add `,qpairs={workers}`"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A `tracing` `EnvFilter` string: comma-separated `[target][span]=level`
+/// or bare `level` directives. A bare word that is not a level would be
+/// taken as a target (enabling everything from it) — almost always a typo
+/// for a level (`warning`, `inof`), so it is rejected.
+fn check_log_filter(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty (e.g. \"info\")".into());
+    }
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut directives = Vec::new();
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                directives.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    directives.push(&s[start..]);
+    let is_level = |l: &str| TRACING_LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    for d in directives {
+        let d = d.trim();
+        if d.is_empty() {
+            return Err("empty directive (stray `,`)".into());
+        }
+        let lvl = d.rfind('=').filter(|i| !d[*i..].contains(['}', ']']));
+        match lvl {
+            Some(i) => {
+                if !is_level(&d[i + 1..]) {
+                    return Err(format!(
+                        "`{}` in `{d}` is not a level (trace, debug, info, warn, error, off)",
+                        &d[i + 1..]
+                    ));
+                }
+            }
+            None if is_level(d) || d.contains('[') => {}
+            None => {
+                return Err(format!(
+                    "`{d}` is not a level (trace, debug, info, warn, error, off); to enable everything from target `{d}` write `{d}=trace`"
+                ))
+            }
+        }
     }
     Ok(())
 }
 
 impl Config {
-    /// Check every value; the first problem is returned.
+    /// Check every value; the first problem is returned, naming the key
+    /// (`ports[1].addresses[0]`), the value and the reason. [`crate::parse`]
+    /// and [`crate::load`] call this; call it again after changing a
+    /// `Config` in code.
     pub fn validate(&self) -> R {
         self.validate_eal()?;
+        in_range("mempool.data_room", self.mempool.data_room, 256, u16::MAX)?;
         self.validate_engine()?;
         self.validate_arp()?;
         self.validate_ports()?;
         self.validate_mempool()?;
-        if self.log.level.trim().is_empty() {
-            return err("log.level", "", "must not be empty (e.g. \"info\")");
+        if let Err(reason) = check_log_filter(&self.log.level) {
+            return err("log.level", &self.log.level, reason);
         }
         Ok(())
     }
@@ -132,30 +251,22 @@ impl Config {
             }
         }
         if !e.lcore_map.is_empty() {
-            let mut mapped = HashSet::new();
-            for item in e.lcore_map.split(',') {
-                let (l, c) = item.split_once('@').unwrap_or((item, item));
-                let ok = l.parse::<u32>().is_ok()
-                    && c.trim_matches(|ch| ch == '(' || ch == ')')
-                        .split('-')
-                        .all(|x| x.parse::<u32>().is_ok());
-                if !ok {
-                    return err(
-                        "eal.lcore_map",
-                        &e.lcore_map,
-                        format!("`{item}` is not LCORE@CPU (e.g. \"0@0,1@1\")"),
-                    );
-                }
-                if let Ok(l) = l.parse::<u32>() {
-                    mapped.insert(l);
-                }
-            }
+            let map = match parse_lcore_map(&e.lcore_map) {
+                Ok(m) => m,
+                Err(why) => return err(
+                    "eal.lcore_map",
+                    &e.lcore_map,
+                    format!(
+                        "{why} (expected EAL --lcores syntax, e.g. \"0@0,1@2\" or \"(1-2)@(4,6)\")"
+                    ),
+                ),
+            };
             for l in std::iter::once(&e.main_lcore).chain(&e.worker_lcores) {
-                if !mapped.contains(l) {
+                if !map.contains_key(l) {
                     return err(
                         "eal.lcore_map",
                         &e.lcore_map,
-                        format!("does not map lcore {l}"),
+                        format!("does not map lcore {l} (every lcore in main_lcore and worker_lcores needs a CPU)"),
                     );
                 }
             }
@@ -182,6 +293,26 @@ impl Config {
                 &e.iova_mode,
                 "must be \"va\", \"pa\" or \"\"",
             );
+        }
+        for (i, a) in e.extra_args.iter().enumerate() {
+            let key = format!("eal.extra_args[{i}]");
+            if a.is_empty() {
+                return err(key, a, "empty argument");
+            }
+            for (opt, instead) in MANAGED_EAL_OPTS {
+                let hit = if opt.starts_with("--") {
+                    a == opt || a.starts_with(&format!("{opt}="))
+                } else {
+                    a.starts_with(opt) && !a.starts_with("--")
+                };
+                if hit {
+                    return err(
+                        key,
+                        a,
+                        format!("`{opt}` is generated from the config; set {instead} instead"),
+                    );
+                }
+            }
         }
         if !EAL_LOG_LEVELS.contains(&e.log_level.as_str()) {
             return err(
@@ -229,6 +360,9 @@ impl Config {
         let mut addrs: HashSet<Ipv4Addr> = HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             let k = |f: &str| format!("ports[{i}].{f}");
+            if p.name.is_empty() {
+                return err(k("name"), "", "is required: 1-32 of [a-z0-9_-]");
+            }
             if !is_name(&p.name, 32) {
                 return err(k("name"), &p.name, "must be 1-32 of [a-z0-9_-]");
             }
@@ -236,11 +370,12 @@ impl Config {
                 return err(k("name"), &p.name, "another port has this name");
             }
             self.validate_port(i, p)?;
-            if !devs.insert(p.dev_name()) {
+            let dev_id = p.pci_addr().unwrap_or_else(|| p.dev_name().to_string());
+            if !devs.insert(dev_id.clone()) {
                 return err(
                     k("device"),
                     &p.device,
-                    format!("device `{}` is used by another port", p.dev_name()),
+                    format!("device `{dev_id}` is used by another port"),
                 );
             }
             for (j, c) in p.addresses.iter().enumerate() {
@@ -262,11 +397,11 @@ impl Config {
             return err(
                 k("device"),
                 "",
-                "a DPDK vdev (e.g. net_af_packet0,iface=eth1) or PCI address is required",
+                "is required: a DPDK vdev (e.g. net_af_packet0,iface=eth1) or a PCI address (0000:03:00.0)",
             );
         }
         if p.is_vdev() {
-            check_vdev(&k("device"), &p.device)?;
+            check_vdev(&k("device"), p, self.eal.worker_lcores.len())?;
         } else if !is_pci(&p.device) {
             return err(
                 k("device"),
@@ -283,7 +418,7 @@ impl Config {
         in_range(&k("mtu"), p.mtu, 68, 9600)?;
         let need = u32::from(p.mtu) + L2_OVERHEAD + HEADROOM;
         if u32::from(self.mempool.data_room) < need {
-            return err("mempool.data_room", self.mempool.data_room, format!("port `{}` has MTU {} and needs at least {need} bytes per mbuf (frames are single-segment)", p.name, p.mtu));
+            return err("mempool.data_room", self.mempool.data_room, format!("port `{}` has MTU {} and needs at least {need} bytes per mbuf = MTU + {L2_OVERHEAD} (Ethernet header, 2 VLAN tags, FCS) + {HEADROOM} headroom (frames are single-segment)", p.name, p.mtu));
         }
         if p.addresses.is_empty() {
             return err(
@@ -313,6 +448,7 @@ impl Config {
                 );
             }
         }
+        let mut seen = HashSet::new();
         for (j, n) in p.neighbors.iter().enumerate() {
             let key = format!("ports[{i}].neighbors[{j}]");
             if !p.addresses.iter().any(|c| c.contains(*n)) {
@@ -325,6 +461,15 @@ impl Config {
             if p.addresses.iter().any(|c| c.addr == *n) {
                 return err(key, n, "is one of the port's own addresses");
             }
+            if p.addresses
+                .iter()
+                .any(|c| c.prefix < 31 && (*n == c.network() || *n == c.broadcast()))
+            {
+                return err(key, n, "is a network or broadcast address");
+            }
+            if !seen.insert(*n) {
+                return err(key, n, "listed twice");
+            }
         }
         if let Some(g) = p.gateway {
             if !p.addresses.iter().any(|c| c.contains(g)) || p.addresses.iter().any(|c| c.addr == g)
@@ -332,7 +477,10 @@ impl Config {
                 return err(
                     k("gateway"),
                     g,
-                    format!("must be a neighbour inside a subnet of port `{}`", p.name),
+                    format!(
+                        "must be a neighbour inside a subnet of port `{}` (not one of its own addresses)",
+                        p.name
+                    ),
                 );
             }
         }
@@ -342,20 +490,23 @@ impl Config {
     fn validate_mempool(&self) -> R {
         let m = &self.mempool;
         let workers = self.eal.worker_lcores.len() as u32;
-        // Every rx and tx descriptor can hold an mbuf, each worker's cache and
-        // its in-flight bursts (rx burst + TX buffer per port) hold more.
-        let rings: u32 = self
-            .ports
-            .iter()
-            .map(|p| (u32::from(p.rx_desc) + u32::from(p.tx_desc)) * workers)
-            .sum();
-        let per_worker = m.cache + self.engine.burst * (1 + 2 * self.ports.len() as u32);
-        let need = rings + workers * per_worker;
-        if m.mbufs < need {
+        let need = self.mbufs_needed(workers);
+        if u64::from(m.mbufs) < need {
+            let descs: Vec<String> = self
+                .ports
+                .iter()
+                .map(|p| format!("{}+{}", p.rx_desc, p.tx_desc))
+                .collect();
             return err(
                 "mempool.mbufs",
                 m.mbufs,
-                format!("too few: rx+tx descriptors of all port queues ({rings}) + per worker cache and bursts ({workers} × {per_worker}) = {need}"),
+                format!(
+                    "too few: need at least {need} = rx+tx descriptors per queue ({}) × {workers} worker queue(s) + {workers} worker(s) × (cache {} + burst {} × (1 rx + 2 × {} port TX buffers))",
+                    descs.join(" + "),
+                    m.cache,
+                    self.engine.burst,
+                    self.ports.len(),
+                ),
             );
         }
         if m.cache > MEMPOOL_CACHE_MAX {
@@ -369,10 +520,52 @@ impl Config {
             return err(
                 "mempool.cache",
                 m.cache,
-                "must be ≤ mbufs / 1.5 (DPDK rule)",
+                format!(
+                    "must be ≤ mbufs / 1.5 = {} (DPDK rule)",
+                    u64::from(m.mbufs) * 2 / 3
+                ),
             );
         }
-        in_range("mempool.data_room", m.data_room, 256, u16::MAX)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_syntax() {
+        for ok in ["0000:03:00.0", "03:00.1", "0000:af:1f.7", "ABCD:EF:00.0"] {
+            assert!(is_pci(ok), "{ok}");
+        }
+        for bad in [
+            "0000:03:00.8",
+            "03:20.0",
+            "3:00.0",
+            "0000:03:00",
+            "eth0",
+            "0000:03:00.0:1",
+        ] {
+            assert!(!is_pci(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_filters() {
+        for ok in [
+            "info",
+            "WARN",
+            "qsplice=debug,warn",
+            "qsplice::runtime=trace",
+            "[span{a=1,b=2}]=debug",
+            "off",
+            "3",
+        ] {
+            assert_eq!(check_log_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " ", "warning", "inof", "qsplice=loud", "info,,debug"] {
+            assert!(check_log_filter(bad).is_err(), "{bad:?}");
+        }
     }
 }

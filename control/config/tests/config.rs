@@ -129,7 +129,7 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
         "worker_lcores = [1]\nlcore_map = \"zz\"",
         "eal.lcore_map",
         "zz",
-        "LCORE@CPU",
+        "EAL --lcores syntax",
     ),
     (
         "worker_lcores = [1]",
@@ -328,7 +328,8 @@ fn schema_errors_name_the_key() {
         "worker_lcores = [1]\nlcores = 3",
     ));
     assert_eq!(e.key, "eal.lcores");
-    assert_eq!(e.value, "lcores");
+    // The value shown for an unknown key is the value given to it.
+    assert_eq!(e.value, "3");
     assert!(e.reason.contains("expected one of"), "{e}");
     let e = reject(&with(
         "name = \"backend\"",
