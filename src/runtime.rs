@@ -155,6 +155,7 @@ fn port_setups(cfg: &Config) -> Vec<PortSetup> {
                 })
                 .collect(),
             neighbors: p.neighbors.clone(),
+            gateway: p.gateway,
         })
         .collect()
 }

@@ -31,4 +31,7 @@ pub mod worker;
 
 pub use counters::{Counters, DropReason, SharedCounters};
 pub use neigh::{NeighState, NeighborTable};
-pub use worker::{ArpConf, ControlLink, CoreCmd, CoreEvent, EngineConf, IfAddr, PortSetup, Worker};
+pub use worker::{
+    ArpConf, ControlLink, CoreCmd, CoreEvent, EngineConf, IfAddr, Io, NoService, PortSetup,
+    Service, Worker,
+};

@@ -54,6 +54,8 @@ pub struct PortSetup {
     pub addrs: Vec<IfAddr>,
     /// Neighbours to resolve at start and keep fresh (primary worker only).
     pub neighbors: Vec<Ipv4Addr>,
+    /// Next hop for destinations outside the port's subnets.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// ARP timers and table size.
@@ -140,6 +142,157 @@ impl ControlLink {
     }
 }
 
+/// A layer-4 service plugged into a worker (the load balancer, a
+/// generator): it gets the IPv4 packets addressed to the appliance that are
+/// not ARP/ICMP, and a hook on every loop iteration and every tick.
+///
+/// Implementations follow the worker's rules: no locks, no allocation, no
+/// system calls per packet.
+pub trait Service<Q: Queue> {
+    /// A TCP or UDP packet for one of our addresses on port `pi`: the IPv4
+    /// header is valid (checksum included), it is not a fragment, and it
+    /// starts at `l3`. Return the frame to decline it (the worker counts a
+    /// `tcp_no_service`/`udp_no_service` drop).
+    fn on_ipv4(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        l3: usize,
+        now: u64,
+    ) -> Option<Q::Frame>;
+    /// Called on every loop iteration after the rx bursts (e.g. to take
+    /// frames other lcores steered here). Returns whether it did any work.
+    fn poll(&mut self, _io: &mut Io<'_, Q>, _now: u64) -> bool {
+        false
+    }
+    /// Called every millisecond (timers, counter publication).
+    fn tick(&mut self, _io: &mut Io<'_, Q>, _now: u64) {}
+    /// Called once when the worker stops, after the last poll.
+    fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {}
+}
+
+/// No service: every TCP/UDP packet is declined.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct NoService;
+
+impl<Q: Queue> Service<Q> for NoService {
+    #[inline]
+    fn on_ipv4(
+        &mut self,
+        _io: &mut Io<'_, Q>,
+        _pi: usize,
+        f: Q::Frame,
+        _l3: usize,
+        _now: u64,
+    ) -> Option<Q::Frame> {
+        Some(f)
+    }
+}
+
+/// What a [`Service`] may do with the worker's ports while it runs:
+/// allocate frames, resolve next hops, queue frames for transmission.
+pub struct Io<'a, Q: Queue> {
+    ports: &'a mut [PortState<Q>],
+    neigh: &'a mut NeighborTable,
+    c: &'a mut Counters,
+    burst: usize,
+    now: u64,
+}
+
+impl<Q: Queue> std::fmt::Debug for Io<'_, Q> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Io")
+            .field("ports", &self.ports.len())
+            .finish()
+    }
+}
+
+impl<Q: Queue> Io<'_, Q> {
+    /// Number of ports.
+    pub fn ports(&self) -> usize {
+        self.ports.len()
+    }
+    /// Port `pi`'s MAC address.
+    #[inline]
+    pub fn mac(&self, pi: usize) -> MacAddr {
+        self.ports[pi].mac
+    }
+    /// An empty frame from port `pi`'s pool (counted `no_buffer` when the
+    /// pool is empty).
+    #[inline]
+    pub fn alloc(&mut self, pi: usize) -> Option<Q::Frame> {
+        let f = self.ports[pi].q.alloc();
+        if f.is_none() {
+            self.c.drop(DropReason::NoBuffer);
+        }
+        f
+    }
+    /// The MAC of the next hop toward `ip` on port `pi`: the neighbour
+    /// itself when on-link, else the port's gateway. `None` while
+    /// unresolved (resolution is started; the caller drops or retries).
+    #[inline]
+    pub fn resolve(&mut self, pi: usize, ip: Ipv4Addr) -> Option<MacAddr> {
+        let hop = if self.ports[pi].on_link(ip) {
+            ip
+        } else {
+            self.ports[pi].setup.gateway?
+        };
+        let port = pi as u8;
+        match self.neigh.lookup(port, hop) {
+            Some(m) => Some(m),
+            None => {
+                if !self.neigh.want(port, hop, self.now, false) {
+                    self.c.neigh_table_full += 1;
+                }
+                None
+            }
+        }
+    }
+    /// Queue `f` for transmission on port `pi` (flushed at a burst or by
+    /// the drain timer).
+    #[inline]
+    pub fn send(&mut self, pi: usize, f: Q::Frame) {
+        port_send(&mut self.ports[pi], self.c, self.burst, f);
+    }
+    /// Count a drop in the worker's counters.
+    #[inline]
+    pub fn drop_frame(&mut self, r: DropReason) {
+        self.c.drop(r);
+    }
+}
+
+#[inline]
+fn port_send<Q: Queue>(p: &mut PortState<Q>, c: &mut Counters, burst: usize, f: Q::Frame) {
+    if p.txbuf.is_full() {
+        port_flush(p, c);
+    }
+    if let Err(e) = p.txbuf.try_push(f) {
+        drop(e.element());
+        c.drop(DropReason::TxFull);
+        return;
+    }
+    if p.txbuf.len() >= burst {
+        port_flush(p, c);
+    }
+}
+
+/// Hand a port's TX buffer to the device; what it refuses is dropped and
+/// counted (the device is overloaded; retrying would stall rx).
+fn port_flush<Q: Queue>(p: &mut PortState<Q>, c: &mut Counters) {
+    if p.txbuf.is_empty() {
+        return;
+    }
+    let bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
+    let sent = p.q.tx_burst(&mut p.txbuf);
+    let unsent_bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
+    c.tx_packets += sent as u64;
+    c.tx_bytes += (bytes - unsent_bytes) as u64;
+    for _ in p.txbuf.drain(..) {
+        c.drops[DropReason::TxFull as usize] += 1;
+    }
+}
+
 struct PortState<Q: Queue> {
     q: Q,
     mac: MacAddr,
@@ -168,7 +321,8 @@ impl<Q: Queue> PortState<Q> {
 }
 
 /// One worker lcore's state. See the crate docs for the loop.
-pub struct Worker<Q: Queue, C: Clock> {
+pub struct Worker<Q: Queue, C: Clock, S: Service<Q> = NoService> {
+    service: S,
     conf: EngineConf,
     ports: Vec<PortState<Q>>,
     neigh: NeighborTable,
@@ -183,7 +337,7 @@ pub struct Worker<Q: Queue, C: Clock> {
     started: bool,
 }
 
-impl<Q: Queue, C: Clock> std::fmt::Debug for Worker<Q, C> {
+impl<Q: Queue, C: Clock, S: Service<Q>> std::fmt::Debug for Worker<Q, C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("ports", &self.ports.len())
@@ -198,15 +352,30 @@ fn csum_update(csum: u16, old: u16, new: u16) -> u16 {
     checksum::update_u16(csum, old, new)
 }
 
-impl<Q: Queue, C: Clock> Worker<Q, C> {
+impl<Q: Queue, C: Clock> Worker<Q, C, NoService> {
     /// A worker over `ports` (queue `i` of each port belongs to this worker;
-    /// `setups[i]` describes port `i`). All allocation happens here.
+    /// `setups[i]` describes port `i`) with no layer-4 service. All
+    /// allocation happens here.
     pub fn new(
         conf: EngineConf,
         ports: Vec<(Q, PortSetup)>,
         clock: C,
         shared: Arc<SharedCounters>,
         link: Option<ControlLink>,
+    ) -> Self {
+        Worker::with_service(conf, ports, clock, shared, link, NoService)
+    }
+}
+
+impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
+    /// A worker running `service` for TCP/UDP packets to our addresses.
+    pub fn with_service(
+        conf: EngineConf,
+        ports: Vec<(Q, PortSetup)>,
+        clock: C,
+        shared: Arc<SharedCounters>,
+        link: Option<ControlLink>,
+        service: S,
     ) -> Self {
         let ms = clock.us_to_cycles(1000).max(1);
         let timers = NeighTimers {
@@ -227,6 +396,7 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         let mut conf = conf;
         conf.burst = conf.burst.clamp(1, qsplice_netdev::MAX_BURST);
         Worker {
+            service,
             neigh: NeighborTable::new(conf.arp.table_size, timers),
             conf,
             ports,
@@ -252,6 +422,16 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         &self.neigh
     }
 
+    /// The layer-4 service.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// The layer-4 service, mutable.
+    pub fn service_mut(&mut self) -> &mut S {
+        &mut self.service
+    }
+
     /// Access a port's queue (tests inspect what was sent).
     pub fn queue_mut(&mut self, port: usize) -> &mut Q {
         &mut self.ports[port].q
@@ -270,6 +450,9 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
 
     /// Flush TX buffers and publish counters (end of run).
     pub fn finish(&mut self) {
+        let now = self.clock.now();
+        let (svc, mut io) = self.io(now);
+        svc.finish(&mut io, now);
         for pi in 0..self.ports.len() {
             self.flush(pi);
         }
@@ -295,6 +478,10 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
                 self.c.rx_bytes += f.len() as u64;
                 self.handle(pi, f, now);
             }
+        }
+        {
+            let (svc, mut io) = self.io(now);
+            busy |= svc.poll(&mut io, now);
         }
         self.c.polls += 1;
         if !busy {
@@ -354,6 +541,10 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
                 let _ = link.events.push(CoreEvent::NeighFailed { count: failed });
             }
         }
+        {
+            let (svc, mut io) = self.io(now);
+            svc.tick(&mut io, now);
+        }
         for p in probes {
             let pi = p.port as usize;
             let Some(src) = self.ports.get(pi).and_then(|s| s.source_for(p.ip)) else {
@@ -370,35 +561,25 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
     /// Queue a frame for transmission on port `pi`.
     #[inline]
     fn send(&mut self, pi: usize, f: Q::Frame) {
-        if self.ports[pi].txbuf.is_full() {
-            self.flush(pi);
-        }
-        let p = &mut self.ports[pi];
-        if let Err(e) = p.txbuf.try_push(f) {
-            drop(e.element());
-            self.c.drop(DropReason::TxFull);
-            return;
-        }
-        if p.txbuf.len() >= self.conf.burst {
-            self.flush(pi);
-        }
+        port_send(&mut self.ports[pi], &mut self.c, self.conf.burst, f);
     }
 
-    /// Hand port `pi`'s TX buffer to the device; what it refuses is dropped
-    /// and counted (the device is overloaded; retrying would stall rx).
     fn flush(&mut self, pi: usize) {
-        let p = &mut self.ports[pi];
-        if p.txbuf.is_empty() {
-            return;
-        }
-        let bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
-        let sent = p.q.tx_burst(&mut p.txbuf);
-        let unsent_bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
-        self.c.tx_packets += sent as u64;
-        self.c.tx_bytes += (bytes - unsent_bytes) as u64;
-        for _ in p.txbuf.drain(..) {
-            self.c.drops[DropReason::TxFull as usize] += 1;
-        }
+        port_flush(&mut self.ports[pi], &mut self.c);
+    }
+
+    /// The service's view of this worker.
+    fn io(&mut self, now: u64) -> (&mut S, Io<'_, Q>) {
+        (
+            &mut self.service,
+            Io {
+                ports: &mut self.ports,
+                neigh: &mut self.neigh,
+                c: &mut self.c,
+                burst: self.conf.burst,
+                now,
+            },
+        )
     }
 
     /// Classify one received frame and act on it.
@@ -420,7 +601,7 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         }
         match et {
             ethertype::ARP => self.handle_arp(pi, f, l3, now),
-            ethertype::IPV4 => self.handle_ipv4(pi, f, l3),
+            ethertype::IPV4 => self.handle_ipv4(pi, f, l3, now),
             ethertype::IPV6 => self.c.drop(DropReason::Ipv6),
             _ => self.c.drop(DropReason::UnknownEthertype),
         }
@@ -480,7 +661,7 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         self.send(pi, f);
     }
 
-    fn handle_ipv4(&mut self, pi: usize, mut f: Q::Frame, l3: usize) {
+    fn handle_ipv4(&mut self, pi: usize, mut f: Q::Frame, l3: usize, now: u64) {
         use qsplice_wire::Error as E;
         let (src, dst, proto, hl, tl, frag, ttl) = match Ipv4Packet::new_checked(&f.data()[l3..]) {
             Ok(ip) => {
@@ -518,8 +699,17 @@ impl<Q: Queue, C: Clock> Worker<Q, C> {
         }
         match proto {
             ip_proto::ICMP => {}
-            ip_proto::TCP => return self.c.drop(DropReason::TcpNoService),
-            ip_proto::UDP => return self.c.drop(DropReason::UdpNoService),
+            ip_proto::TCP | ip_proto::UDP => {
+                let (svc, mut io) = self.io(now);
+                if svc.on_ipv4(&mut io, pi, f, l3, now).is_some() {
+                    self.c.drop(if proto == ip_proto::TCP {
+                        DropReason::TcpNoService
+                    } else {
+                        DropReason::UdpNoService
+                    });
+                }
+                return;
+            }
             _ => return self.c.drop(DropReason::UnknownProtocol),
         }
         let our_mac = port.mac;

@@ -103,6 +103,7 @@ fn rig(primary: bool, neighbors: Vec<Ipv4Addr>) -> Rig {
             prefix: 24,
         }],
         neighbors,
+        gateway: None,
     };
     let shared = Arc::new(SharedCounters::default());
     let link = ControlLink::new(64);

@@ -95,6 +95,23 @@ impl Flow {
         }
     }
 
+    /// Replace the flow's parameters once the backend leg's handshake is
+    /// known (sequence, timestamp and window-scale deltas), recomputing both
+    /// translations. The four endpoints must stay the same (they are the
+    /// table keys); returns false and changes nothing otherwise.
+    pub fn rebase(&mut self, params: SpliceParams) -> bool {
+        let p = &self.params;
+        if (p.client, p.vip, p.local, p.server)
+            != (params.client, params.vip, params.local, params.server)
+        {
+            return false;
+        }
+        self.params = params;
+        self.c2s = params.c2s();
+        self.s2c = params.s2c();
+        true
+    }
+
     /// The translation for segments travelling in `dir`.
     pub fn translation(&self, dir: Dir) -> &Translation {
         match dir {

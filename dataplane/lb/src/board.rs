@@ -1,0 +1,101 @@
+//! Backend state published by the control thread to every lcore, and
+//! per-backend counters published back.
+//!
+//! The control thread builds a new set of immutable [`Snapshot`]s (one per
+//! pool) whenever a backend's state changes (health check, drain, config)
+//! and swaps it in atomically ([`arc_swap`]): lcores never lock. An lcore
+//! checks the version once per tick (1 ms) and takes the new set then, so
+//! its view is at most one tick stale; between ticks it reads its own
+//! `Arc` with no atomic operation per packet.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use qsplice_pool::Snapshot;
+
+/// The published pools.
+#[derive(Debug)]
+pub struct PoolBoard {
+    version: AtomicU64,
+    pools: ArcSwap<Vec<Snapshot>>,
+}
+
+impl PoolBoard {
+    /// A board holding `pools` as version 1.
+    pub fn new(pools: Vec<Snapshot>) -> Self {
+        PoolBoard {
+            version: AtomicU64::new(1),
+            pools: ArcSwap::from_pointee(pools),
+        }
+    }
+    /// Replace every pool's snapshot (control thread).
+    pub fn publish(&self, pools: Vec<Snapshot>) {
+        self.pools.store(Arc::new(pools));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+    /// Current version (changes on every publish).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+    /// The current pools.
+    pub fn load(&self) -> Arc<Vec<Snapshot>> {
+        self.pools.load_full()
+    }
+}
+
+/// Per-backend counters of one lcore, laid out `pool × backend`.
+#[derive(Debug)]
+pub struct BackendCounters {
+    offsets: Vec<usize>,
+    /// `[active, opened, failed]` per backend.
+    cells: Vec<[AtomicU64; 3]>,
+}
+
+/// One backend's counters (summed over lcores by the reader).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Connections now spliced to it.
+    pub active: u64,
+    /// Connections opened to it (backend SYN sent).
+    pub opened: u64,
+    /// Connections to it that failed (refused, timed out).
+    pub failed: u64,
+}
+
+impl BackendCounters {
+    /// Counters for pools of the given sizes.
+    pub fn new(pool_sizes: &[usize]) -> Self {
+        let mut offsets = Vec::with_capacity(pool_sizes.len());
+        let mut n = 0;
+        for s in pool_sizes {
+            offsets.push(n);
+            n += s;
+        }
+        BackendCounters {
+            offsets,
+            cells: (0..n).map(|_| Default::default()).collect(),
+        }
+    }
+    fn cell(&self, pool: usize, backend: usize) -> Option<&[AtomicU64; 3]> {
+        self.cells.get(self.offsets.get(pool)? + backend)
+    }
+    /// Store one backend's values (the owning lcore only).
+    pub fn store(&self, pool: usize, backend: usize, s: BackendStats) {
+        if let Some(c) = self.cell(pool, backend) {
+            c[0].store(s.active, Ordering::Relaxed);
+            c[1].store(s.opened, Ordering::Relaxed);
+            c[2].store(s.failed, Ordering::Relaxed);
+        }
+    }
+    /// Read one backend's values.
+    pub fn get(&self, pool: usize, backend: usize) -> BackendStats {
+        self.cell(pool, backend)
+            .map(|c| BackendStats {
+                active: c[0].load(Ordering::Relaxed),
+                opened: c[1].load(Ordering::Relaxed),
+                failed: c[2].load(Ordering::Relaxed),
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,1083 @@
+//! One lcore's balancer: accept, connect, splice, close.
+//!
+//! ```text
+//! client                     appliance (this lcore)                  backend
+//!   SYN x ───────────────▶  stateless: SYN-ACK y = cookie(x, MSS),
+//!                            TSval low bits = client WS + SACK-ok
+//!   ◀─────────────── SYN-ACK y
+//!   ACK x+1, y+1 ────────▶  cookie ok → pick backend, source port owned
+//!                            by this lcore, flow entry (Connecting)
+//!                            SYN x (the client's ISN) ──────────────▶
+//!   data (held, not ACKed)                  ◀──────────────── SYN-ACK z
+//!                            ACK z+1 ───────────────────────────────▶
+//!                            held data, translated ─────────────────▶
+//!   ◀──── every later segment: addresses, seq/ack (+y−z), SACK, TS,
+//!         window scale rewritten in place (splice) ──────────────────▶
+//! ```
+//!
+//! Client→server sequence numbers need no translation (the backend SYN
+//! reuses the client's ISN); server→client ones are shifted by `y − z`.
+//! The appliance never acknowledges client data itself, so nothing is in
+//! flight inside it when the flow is spliced: the splice happens as soon as
+//! the backend's SYN-ACK arrives.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
+use qsplice_engine::{Io, Service};
+use qsplice_netdev::{Frame, Queue};
+use qsplice_pool::{client_hash, Cursor, Snapshot};
+use qsplice_splice::flow::{Dir, FlowId, FlowState, FlowTable, FlowTimers, InsertError};
+use qsplice_splice::isn::{IsnSecret, SynCookie};
+use qsplice_splice::translate::{scale_window, translate, SpliceParams};
+use qsplice_wire::{
+    ethernet_l3, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpPacket,
+};
+
+use crate::board::{BackendCounters, BackendStats, PoolBoard};
+use crate::counters::{LbCounters, SharedLbCounters};
+use crate::tcp::{
+    decode_ts, encode_ts, rst_for, segment_len, write_segment, write_syn_options, write_ts_option,
+    Segment, SynOptions,
+};
+
+/// Client segments one lcore holds while backend handshakes complete.
+pub const HOLD_MAX: usize = 128;
+/// Frames taken from the steering inbox per poll.
+const INBOX_BURST: usize = 64;
+/// Cookie time slot: 64 s (a cookie is valid for up to two slots).
+const COOKIE_SLOT_S: u64 = 64;
+/// Source ports tried per new connection.
+const SPORT_TRIES: usize = 64;
+/// Flows examined for expiry per tick.
+const EXPIRE_BUDGET: usize = 1024;
+/// MSS assumed when a SYN carries none (RFC 9293).
+const DEFAULT_MSS: u16 = 536;
+
+/// A virtual service: address and port, and the pool it spreads over.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct VipConf {
+    /// VIP address and port.
+    pub addr: SocketAddrV4,
+    /// Index of its pool on the [`PoolBoard`].
+    pub pool: usize,
+}
+
+/// One lcore's balancer settings.
+#[derive(Clone, Debug)]
+pub struct LbConf {
+    /// Virtual services.
+    pub vips: Vec<VipConf>,
+    /// Port index facing clients (owns the VIP addresses).
+    pub client_port: usize,
+    /// Port index facing backends (owns `local`).
+    pub backend_port: usize,
+    /// Source address of backend connections.
+    pub local: Ipv4Addr,
+    /// Source ports of backend connections: `sport_min..=sport_max`,
+    /// interleaved over lcores (port `p` belongs to lcore
+    /// `(p − sport_min) % lcores`).
+    pub sport_min: u16,
+    /// See `sport_min`.
+    pub sport_max: u16,
+    /// This lcore's index among the balancer's lcores.
+    pub lcore: u16,
+    /// Number of balancer lcores.
+    pub lcores: u16,
+    /// Flow table size.
+    pub max_flows: usize,
+    /// Connections waiting for a backend's SYN-ACK at once.
+    pub max_connecting: usize,
+    /// First backend SYN retransmission timeout, ms (doubles each retry).
+    pub syn_rto_ms: u64,
+    /// Backend SYN retransmissions before giving up.
+    pub syn_retries: u8,
+    /// Remove a flow with no segment for this long, ms.
+    pub idle_timeout_ms: u64,
+    /// Keep a closed flow this long for late segments, ms.
+    pub linger_ms: u64,
+    /// MSS announced to clients (what the backend side can carry).
+    pub client_mss: u16,
+    /// Largest MSS announced to backends (what the client side can carry).
+    pub backend_mss: u16,
+    /// Window scale announced to clients that offer window scaling.
+    pub vip_ws: u8,
+    /// Clock rate (cycles per second).
+    pub hz: u64,
+    /// Cookie / ISN secret (the same on every lcore).
+    pub secret: IsnSecret,
+    /// Flow-table hash seed.
+    pub seed: u64,
+}
+
+/// What one lcore shares with the control thread and the other lcores.
+#[derive(Debug)]
+pub struct LbShared<F> {
+    /// Published backend state.
+    pub board: Arc<PoolBoard>,
+    /// This lcore's published counters.
+    pub counters: Arc<SharedLbCounters>,
+    /// This lcore's published per-backend counters.
+    pub backends: Arc<BackendCounters>,
+    /// One inbox per lcore for segments of flows it owns that arrived on
+    /// another lcore's queue (indexed by lcore).
+    pub inboxes: Arc<Vec<ArrayQueue<F>>>,
+}
+
+impl<F> Clone for LbShared<F> {
+    fn clone(&self) -> Self {
+        LbShared {
+            board: self.board.clone(),
+            counters: self.counters.clone(),
+            backends: self.backends.clone(),
+            inboxes: self.inboxes.clone(),
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Free,
+    Connecting,
+    Spliced,
+}
+
+/// Per-flow facts beside the splice table's entry.
+#[derive(Copy, Clone, Debug)]
+struct Meta {
+    phase: Phase,
+    pool: u16,
+    backend: u16,
+    client_mac: MacAddr,
+    backend_mac: MacAddr,
+    client_isn: u32,
+    our_isn: u32,
+    mss: u16,
+    ws: Option<u8>,
+    sack: bool,
+    ts: bool,
+    client_tsval: u32,
+    our_tsval: u32,
+    client_win: u16,
+    server_isn: u32,
+    server_tsval: u32,
+    backend_ts: bool,
+    tries: u8,
+    deadline: u64,
+}
+
+impl Meta {
+    const FREE: Meta = Meta {
+        phase: Phase::Free,
+        pool: 0,
+        backend: 0,
+        client_mac: MacAddr::ZERO,
+        backend_mac: MacAddr::ZERO,
+        client_isn: 0,
+        our_isn: 0,
+        mss: 0,
+        ws: None,
+        sack: false,
+        ts: false,
+        client_tsval: 0,
+        our_tsval: 0,
+        client_win: 0,
+        server_isn: 0,
+        server_tsval: 0,
+        backend_ts: false,
+        tries: 0,
+        deadline: 0,
+    };
+}
+
+/// Parsed IPv4/TCP header facts of a received segment.
+#[derive(Copy, Clone, Debug)]
+struct Seg {
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    win: u16,
+    payload: usize,
+    eth_src: MacAddr,
+}
+
+/// Why a flow is being removed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Gone {
+    Failed,
+    Aborted,
+    Closed,
+}
+
+/// One lcore's balancer. See the module docs.
+#[derive(Debug)]
+pub struct LbCore<F> {
+    conf: LbConf,
+    shared: LbShared<F>,
+    flows: FlowTable,
+    meta: Vec<Meta>,
+    connecting: Vec<FlowId>,
+    held: ArrayVec<(FlowId, F), HOLD_MAX>,
+    pools: Arc<Vec<Snapshot>>,
+    pools_version: u64,
+    cursors: Vec<Cursor>,
+    bstats: Vec<Vec<BackendStats>>,
+    c: LbCounters,
+    sport_next: u32,
+    ms: u64,
+    timers: FlowTimers,
+}
+
+impl<F: Frame> LbCore<F> {
+    /// A balancer lcore. All memory is allocated here.
+    pub fn new(conf: LbConf, shared: LbShared<F>) -> Self {
+        let ms = (conf.hz / 1000).max(1);
+        let pools = shared.board.load();
+        let pools_version = shared.board.version();
+        let cursors = pools.iter().map(Snapshot::cursor).collect();
+        let bstats = pools
+            .iter()
+            .map(|p| vec![BackendStats::default(); p.backends.len()])
+            .collect();
+        let timers = FlowTimers {
+            idle: conf.idle_timeout_ms.saturating_mul(ms),
+            linger: conf.linger_ms.saturating_mul(ms),
+        };
+        LbCore {
+            flows: FlowTable::new(conf.max_flows, conf.seed),
+            meta: vec![Meta::FREE; conf.max_flows],
+            connecting: Vec::with_capacity(conf.max_connecting),
+            held: ArrayVec::new(),
+            pools,
+            pools_version,
+            cursors,
+            bstats,
+            c: LbCounters::default(),
+            sport_next: 0,
+            ms,
+            timers,
+            conf,
+            shared,
+        }
+    }
+
+    /// Counters so far (working copy).
+    pub fn counters(&self) -> &LbCounters {
+        &self.c
+    }
+
+    /// Flows in the table.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Client segments held right now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Which lcore owns backend-side source port `port` (`None`: outside
+    /// the balancer's range).
+    pub fn owner_of(&self, port: u16) -> Option<u16> {
+        if port < self.conf.sport_min || port > self.conf.sport_max {
+            return None;
+        }
+        Some((port - self.conf.sport_min) % self.conf.lcores.max(1))
+    }
+
+    fn vip_pool(&self, vip: SocketAddrV4) -> Option<usize> {
+        self.conf
+            .vips
+            .iter()
+            .find(|v| v.addr == vip)
+            .map(|v| v.pool)
+    }
+
+    fn is_vip_addr(&self, ip: Ipv4Addr) -> bool {
+        self.conf.vips.iter().any(|v| *v.addr.ip() == ip)
+    }
+
+    fn ts_clock(&self, now: u64) -> u32 {
+        (now / self.ms) as u32
+    }
+
+    fn cookie_slot(&self, now: u64) -> u32 {
+        (now / self.conf.hz.max(1) / COOKIE_SLOT_S) as u32
+    }
+
+    /// Parse the TCP segment at `l3` (IPv4 already validated by the engine).
+    fn parse(&mut self, f: &F, l3: usize, verify: bool) -> Option<(Seg, SynOptions)> {
+        let d = f.data();
+        let ip = Ipv4Packet::new_unchecked(d.get(l3..)?);
+        let (sip, dip) = (ip.src_addr(), ip.dst_addr());
+        let l4 = l3 + usize::from(ip.header_len());
+        let end = l3 + usize::from(ip.total_len());
+        let Some(Ok(tcp)) = d.get(l4..end).map(TcpPacket::new_checked) else {
+            self.c.drop_tcp_malformed += 1;
+            return None;
+        };
+        let flags = tcp.flags();
+        let opts = if flags.contains(TcpFlags::SYN) {
+            let Ok(o) = SynOptions::parse(tcp.options()) else {
+                self.c.drop_tcp_malformed += 1;
+                return None;
+            };
+            o
+        } else {
+            SynOptions {
+                ts: SynOptions::timestamps(tcp.options()),
+                ..Default::default()
+            }
+        };
+        if verify && !tcp.verify_checksum(sip, dip) {
+            self.c.drop_tcp_bad_checksum += 1;
+            return None;
+        }
+        let seg = Seg {
+            src: SocketAddrV4::new(sip, tcp.src_port()),
+            dst: SocketAddrV4::new(dip, tcp.dst_port()),
+            seq: tcp.seq_number(),
+            ack: tcp.ack_number(),
+            flags,
+            win: tcp.window_len(),
+            payload: tcp.payload().len(),
+            eth_src: EthernetFrame::new_unchecked(d).src(),
+        };
+        Some((seg, opts))
+    }
+
+    /// Rewrite `f` in place into `seg` and queue it on port `pi`.
+    fn emit<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        mut f: F,
+        seg: &Segment<'_>,
+    ) {
+        let need = segment_len(seg.options.len(), seg.payload.len()).max(crate::tcp::MIN_FRAME);
+        if !f.set_len(need) {
+            self.c.drop_no_buffer += 1;
+            return;
+        }
+        match write_segment(f.data_mut(), seg) {
+            Some(len) => {
+                f.set_len(len);
+                io.send(pi, f);
+            }
+            None => self.c.drop_no_buffer += 1,
+        }
+    }
+
+    /// Build `seg` in a new frame and queue it on port `pi`.
+    fn emit_new<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, pi: usize, seg: &Segment<'_>) {
+        match io.alloc(pi) {
+            Some(f) => self.emit(io, pi, f, seg),
+            None => self.c.drop_no_buffer += 1,
+        }
+    }
+
+    /// Answer the segment in `f` with a RST (unless it is one), in place.
+    fn reply_rst<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, pi: usize, f: F, s: &Seg) {
+        if s.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let (seq, ack, flags) = rst_for(s.flags, s.seq, s.ack, s.payload);
+        let seg = Segment {
+            src_mac: io.mac(pi),
+            dst_mac: s.eth_src,
+            src: s.dst,
+            dst: s.src,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: &[],
+            payload: &[],
+        };
+        self.emit(io, pi, f, &seg);
+    }
+
+    // ----- client side --------------------------------------------------
+
+    fn on_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
+        let Some((s, opts)) = self.parse(&f, l3, false) else {
+            return;
+        };
+        if let Some((id, dir)) = self.flows.lookup(s.src, s.dst) {
+            if dir != Dir::C2S {
+                self.c.drop_unexpected += 1;
+                return;
+            }
+            let closed = matches!(
+                self.flows.get(id).map(|x| x.state),
+                Some(FlowState::Linger { .. })
+            );
+            let new_syn = s.flags.contains(TcpFlags::SYN) && !s.flags.contains(TcpFlags::ACK);
+            if !(closed && new_syn) {
+                return self.client_segment(io, f, l3, id, &s, now);
+            }
+            // The client reuses the 4-tuple of a closed flow: start afresh.
+            self.remove_flow(io, id, Gone::Closed);
+        }
+        let pi = self.conf.client_port;
+        let Some(pool) = self.vip_pool(s.dst) else {
+            self.c.syn_no_listener += u64::from(s.flags.contains(TcpFlags::SYN));
+            self.c.no_flow += u64::from(!s.flags.contains(TcpFlags::SYN));
+            return self.reply_rst(io, pi, f, &s);
+        };
+        let syn = s.flags.contains(TcpFlags::SYN);
+        let ack = s.flags.contains(TcpFlags::ACK);
+        let rst = s.flags.contains(TcpFlags::RST);
+        if syn && !ack && !rst && !s.flags.contains(TcpFlags::FIN) {
+            self.answer_syn(io, f, l3, &s, &opts, now);
+        } else if ack && !syn && !rst {
+            self.accept(io, f, l3, &s, &opts, pool, now);
+        } else {
+            self.c.no_flow += 1;
+            self.reply_rst(io, pi, f, &s);
+        }
+    }
+
+    /// SYN to a VIP: SYN-ACK with a cookie, keeping no state.
+    fn answer_syn<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        s: &Seg,
+        opts: &SynOptions,
+        now: u64,
+    ) {
+        // We answer from this segment alone: check it is intact.
+        if self.parse(&f, l3, true).is_none() {
+            return;
+        }
+        self.c.syn_received += 1;
+        let mss = opts.mss.unwrap_or(DEFAULT_MSS);
+        let cookie = SynCookie::encode(
+            &self.conf.secret,
+            s.src,
+            s.dst,
+            s.seq,
+            mss,
+            self.cookie_slot(now),
+        );
+        // Without timestamps there is nowhere to keep the client's window
+        // scale and SACK-permitted: offer neither (as Linux does).
+        let ts = opts
+            .ts
+            .map(|(tsval, _)| (encode_ts(self.ts_clock(now), opts.ws, opts.sack_ok), tsval));
+        let ours = SynOptions {
+            mss: Some(self.conf.client_mss),
+            ws: (ts.is_some() && opts.ws.is_some()).then_some(self.conf.vip_ws),
+            sack_ok: ts.is_some() && opts.sack_ok,
+            ts,
+        };
+        let mut ob = [0u8; 40];
+        let n = write_syn_options(&mut ob, &ours);
+        let pi = self.conf.client_port;
+        let seg = Segment {
+            src_mac: io.mac(pi),
+            dst_mac: s.eth_src,
+            src: s.dst,
+            dst: s.src,
+            seq: cookie,
+            ack: s.seq.wrapping_add(1),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: u16::MAX,
+            options: &ob[..n],
+            payload: &[],
+        };
+        self.emit(io, pi, f, &seg);
+    }
+
+    /// An ACK for no flow: if its cookie checks out, choose a backend and
+    /// open the backend leg.
+    #[allow(clippy::too_many_arguments)]
+    fn accept<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        s: &Seg,
+        opts: &SynOptions,
+        pool: usize,
+        now: u64,
+    ) {
+        let pi = self.conf.client_port;
+        let slot = self.cookie_slot(now);
+        let Some(mss) = SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot)
+        else {
+            self.c.cookie_bad += 1;
+            return self.reply_rst(io, pi, f, s);
+        };
+        if self.parse(&f, l3, true).is_none() {
+            return;
+        }
+        self.c.cookie_ok += 1;
+        let (ws, sack) = match opts.ts {
+            Some((_, tsecr)) => decode_ts(tsecr),
+            None => (None, false),
+        };
+        if self.connecting.len() >= self.conf.max_connecting {
+            self.c.connecting_full += 1;
+            return self.reply_rst(io, pi, f, s);
+        }
+        let Some(snap) = self.pools.get(pool) else {
+            self.c.conn_no_backend += 1;
+            return self.reply_rst(io, pi, f, s);
+        };
+        let Some(b) = self
+            .cursors
+            .get_mut(pool)
+            .and_then(|cur| snap.pick(client_hash(*s.src.ip()), cur))
+        else {
+            self.c.conn_no_backend += 1;
+            return self.reply_rst(io, pi, f, s);
+        };
+        let server = snap.backends[b].addr;
+        let bp = self.conf.backend_port;
+        let Some(backend_mac) = io.resolve(bp, *server.ip()) else {
+            // The client retransmits; by then ARP has answered.
+            self.c.drop_unresolved += 1;
+            return;
+        };
+        let Some(sport) = self.alloc_sport(server) else {
+            self.c.no_source_port += 1;
+            return self.reply_rst(io, pi, f, s);
+        };
+        let cws = ws.unwrap_or(0);
+        let params = SpliceParams {
+            client: s.src,
+            vip: s.dst,
+            local: SocketAddrV4::new(self.conf.local, sport),
+            server,
+            c2s_seq_delta: 0,
+            s2c_seq_delta: 0,
+            c2s_ts_delta: 0,
+            s2c_ts_delta: 0,
+            client_ws: cws,
+            vip_ws: if ws.is_some() { self.conf.vip_ws } else { 0 },
+            local_ws: cws,
+            server_ws: 0,
+        };
+        let id = match self.flows.insert(params, now) {
+            Ok(id) => id,
+            Err(InsertError::Full) => {
+                self.c.flow_table_full += 1;
+                return self.reply_rst(io, pi, f, s);
+            }
+            Err(InsertError::Exists) => {
+                self.c.drop_unexpected += 1;
+                return;
+            }
+        };
+        let (client_tsval, our_tsval) = opts.ts.unwrap_or((0, 0));
+        self.meta[id as usize] = Meta {
+            phase: Phase::Connecting,
+            pool: pool as u16,
+            backend: b as u16,
+            client_mac: s.eth_src,
+            backend_mac,
+            client_isn: s.seq.wrapping_sub(1),
+            our_isn: s.ack.wrapping_sub(1),
+            mss,
+            ws,
+            sack,
+            ts: opts.ts.is_some(),
+            client_tsval,
+            our_tsval,
+            client_win: s.win,
+            server_isn: 0,
+            server_tsval: 0,
+            backend_ts: false,
+            tries: 0,
+            deadline: now + self.conf.syn_rto_ms * self.ms,
+        };
+        self.connecting.push(id);
+        self.c.conn_opened += 1;
+        if let Some(cur) = self.cursors.get_mut(pool) {
+            if let Some(l) = cur.local_conns.get_mut(b) {
+                *l += 1;
+            }
+        }
+        self.bstat(pool, b, |st| st.opened += 1);
+        self.send_backend_syn(io, id);
+        if s.payload > 0 || s.flags.contains(TcpFlags::FIN) {
+            self.hold(id, f);
+        }
+    }
+
+    fn bstat(&mut self, pool: usize, b: usize, f: impl FnOnce(&mut BackendStats)) {
+        if let Some(st) = self.bstats.get_mut(pool).and_then(|p| p.get_mut(b)) {
+            f(st);
+        }
+    }
+
+    /// A free source port owned by this lcore toward `server`.
+    fn alloc_sport(&mut self, server: SocketAddrV4) -> Option<u16> {
+        let lcores = u32::from(self.conf.lcores.max(1));
+        let base = u32::from(self.conf.sport_min) + u32::from(self.conf.lcore);
+        let max = u32::from(self.conf.sport_max);
+        if base > max {
+            return None;
+        }
+        let count = (max - base) / lcores + 1;
+        for _ in 0..SPORT_TRIES.min(count as usize) {
+            let k = self.sport_next % count;
+            self.sport_next = self.sport_next.wrapping_add(1);
+            let port = (base + k * lcores) as u16;
+            let local = SocketAddrV4::new(self.conf.local, port);
+            if self.flows.lookup(server, local).is_none() {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    fn hold(&mut self, id: FlowId, f: F) {
+        match self.held.try_push((id, f)) {
+            Ok(()) => self.c.held += 1,
+            Err(_) => self.c.held_dropped += 1,
+        }
+    }
+
+    fn send_backend_syn<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, id: FlowId) {
+        let (Some(flow), Some(m)) = (self.flows.get(id), self.meta.get(id as usize)) else {
+            return;
+        };
+        let m = *m;
+        let p = flow.params;
+        let opts = SynOptions {
+            mss: Some(m.mss.min(self.conf.backend_mss)),
+            ws: m.ws,
+            sack_ok: m.sack,
+            ts: m.ts.then_some((m.client_tsval, 0)),
+        };
+        let mut ob = [0u8; 40];
+        let n = write_syn_options(&mut ob, &opts);
+        let bp = self.conf.backend_port;
+        let window = scale_window(m.client_win, m.ws.unwrap_or(0) as i8);
+        let seg = Segment {
+            src_mac: io.mac(bp),
+            dst_mac: m.backend_mac,
+            src: p.local,
+            dst: p.server,
+            seq: m.client_isn,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window,
+            options: &ob[..n],
+            payload: &[],
+        };
+        self.emit_new(io, bp, &seg);
+    }
+
+    fn client_segment<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        id: FlowId,
+        s: &Seg,
+        now: u64,
+    ) {
+        match self.meta[id as usize].phase {
+            Phase::Spliced => self.forward(io, f, l3, id, Dir::C2S, now),
+            Phase::Connecting => {
+                if s.flags.contains(TcpFlags::RST) {
+                    self.c.conn_client_abort += 1;
+                    self.remove_flow(io, id, Gone::Aborted);
+                } else if s.payload > 0 || s.flags.contains(TcpFlags::FIN) {
+                    self.hold(id, f);
+                } else {
+                    // A pure ACK (window update, duplicate handshake ACK):
+                    // the backend gets our own ACK instead.
+                    self.c.held_dropped += 1;
+                }
+            }
+            Phase::Free => self.c.drop_unexpected += 1,
+        }
+    }
+
+    // ----- backend side ---------------------------------------------------
+
+    fn on_backend<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        steered: bool,
+        now: u64,
+    ) {
+        let Some((s, opts)) = self.parse(&f, l3, false) else {
+            return;
+        };
+        let bp = self.conf.backend_port;
+        let Some(owner) = self.owner_of(s.dst.port()) else {
+            self.c.no_flow += 1;
+            return self.reply_rst(io, bp, f, &s);
+        };
+        if owner != self.conf.lcore && !steered {
+            let Some(inbox) = self.shared.inboxes.get(usize::from(owner)) else {
+                self.c.drop_unexpected += 1;
+                return;
+            };
+            match inbox.push(f) {
+                Ok(()) => self.c.steered_out += 1,
+                Err(_) => self.c.steer_full += 1,
+            }
+            return;
+        }
+        let Some((id, Dir::S2C)) = self.flows.lookup(s.src, s.dst) else {
+            self.c.no_flow += 1;
+            return self.reply_rst(io, bp, f, &s);
+        };
+        match self.meta[id as usize].phase {
+            Phase::Connecting => self.backend_handshake(io, f, id, &s, &opts, now),
+            Phase::Spliced => {
+                if s.flags.contains(TcpFlags::SYN) {
+                    // Our ACK to its SYN-ACK was lost: send it again.
+                    if s.flags.contains(TcpFlags::ACK) && s.seq == self.meta[id as usize].server_isn
+                    {
+                        self.ack_backend(io, f, id);
+                    } else {
+                        self.c.drop_unexpected += 1;
+                    }
+                    return;
+                }
+                self.forward(io, f, l3, id, Dir::S2C, now)
+            }
+            Phase::Free => self.c.drop_unexpected += 1,
+        }
+    }
+
+    fn backend_handshake<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        id: FlowId,
+        s: &Seg,
+        opts: &SynOptions,
+        now: u64,
+    ) {
+        let m = self.meta[id as usize];
+        let acceptable = s.flags.contains(TcpFlags::ACK) && s.ack == m.client_isn.wrapping_add(1);
+        if s.flags.contains(TcpFlags::RST) {
+            if acceptable {
+                self.c.conn_refused += 1;
+                self.bstat(m.pool.into(), m.backend.into(), |st| st.failed += 1);
+                self.reset_client(io, id);
+                self.remove_flow(io, id, Gone::Failed);
+            } else {
+                self.c.drop_unexpected += 1;
+            }
+            return;
+        }
+        if !s.flags.contains(TcpFlags::SYN) || !acceptable {
+            self.c.drop_unexpected += 1;
+            return;
+        }
+        let Some(flow) = self.flows.get_mut(id) else {
+            return;
+        };
+        let mut p = flow.params;
+        // Window scaling on the backend leg only if both ends agreed.
+        let (local_ws, server_ws) = match (m.ws, opts.ws) {
+            (Some(c), Some(sv)) => (c, sv),
+            _ => (0, 0),
+        };
+        let backend_ts = m.ts && opts.ts.is_some();
+        let server_tsval = opts.ts.map_or(0, |t| t.0);
+        p.local_ws = local_ws;
+        p.server_ws = server_ws;
+        p.s2c_seq_delta = m.our_isn.wrapping_sub(s.seq);
+        p.s2c_ts_delta = if backend_ts {
+            m.our_tsval.wrapping_sub(server_tsval)
+        } else {
+            0
+        };
+        flow.rebase(p);
+        flow.last_seen = now;
+        let meta = &mut self.meta[id as usize];
+        meta.server_isn = s.seq;
+        meta.server_tsval = server_tsval;
+        meta.backend_ts = backend_ts;
+        meta.phase = Phase::Spliced;
+        self.connecting.retain(|x| *x != id);
+        self.c.conn_spliced += 1;
+        self.bstat(m.pool.into(), m.backend.into(), |st| st.active += 1);
+        self.ack_backend(io, f, id);
+        // Release what the client sent meanwhile, in order.
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].0 == id {
+                let (_, hf) = self.held.remove(i);
+                match ethernet_l3(hf.data()) {
+                    Ok((_, l3, _)) => self.forward(io, hf, l3, id, Dir::C2S, now),
+                    Err(_) => self.c.drop_unexpected += 1,
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The ACK completing the backend handshake, written into `f`.
+    fn ack_backend<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, id: FlowId) {
+        let (Some(flow), Some(m)) = (self.flows.get(id), self.meta.get(id as usize)) else {
+            return;
+        };
+        let m = *m;
+        let p = flow.params;
+        let mut ob = [0u8; 40];
+        let n = if m.backend_ts {
+            write_ts_option(&mut ob, m.client_tsval, m.server_tsval)
+        } else {
+            0
+        };
+        let bp = self.conf.backend_port;
+        let seg = Segment {
+            src_mac: io.mac(bp),
+            dst_mac: m.backend_mac,
+            src: p.local,
+            dst: p.server,
+            seq: m.client_isn.wrapping_add(1),
+            ack: m.server_isn.wrapping_add(1),
+            flags: TcpFlags::ACK,
+            window: scale_window(m.client_win, flow.c2s.win_shift),
+            options: &ob[..n],
+            payload: &[],
+        };
+        self.emit(io, bp, f, &seg);
+    }
+
+    /// RST to the client of flow `id` (its backend failed).
+    fn reset_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, id: FlowId) {
+        let (Some(flow), Some(m)) = (self.flows.get(id), self.meta.get(id as usize)) else {
+            return;
+        };
+        let m = *m;
+        let p = flow.params;
+        let pi = self.conf.client_port;
+        let seg = Segment {
+            src_mac: io.mac(pi),
+            dst_mac: m.client_mac,
+            src: p.vip,
+            dst: p.client,
+            seq: m.our_isn.wrapping_add(1),
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            options: &[],
+            payload: &[],
+        };
+        self.emit_new(io, pi, &seg);
+    }
+
+    // ----- spliced ----------------------------------------------------------
+
+    /// Translate a segment of a spliced flow and send it to the other leg.
+    fn forward<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        mut f: F,
+        l3: usize,
+        id: FlowId,
+        dir: Dir,
+        now: u64,
+    ) {
+        let Some(flow) = self.flows.get_mut(id) else {
+            self.c.drop_unexpected += 1;
+            return;
+        };
+        let t = match translate(f.data_mut(), l3, flow.translation(dir)) {
+            Ok(t) => t,
+            Err(_) => {
+                self.c.drop_translate += 1;
+                return;
+            }
+        };
+        flow.on_segment(dir, &t, now, &self.timers);
+        let m = &self.meta[id as usize];
+        let (pi, dst_mac) = match dir {
+            Dir::C2S => {
+                self.c.c2s_packets += 1;
+                self.c.c2s_bytes += t.payload_len as u64;
+                (self.conf.backend_port, m.backend_mac)
+            }
+            Dir::S2C => {
+                self.c.s2c_packets += 1;
+                self.c.s2c_bytes += t.payload_len as u64;
+                (self.conf.client_port, m.client_mac)
+            }
+        };
+        {
+            let mut eth = EthernetFrame::new_unchecked(f.data_mut());
+            eth.set_src(io.mac(pi));
+            eth.set_dst(dst_mac);
+        }
+        io.send(pi, f);
+    }
+
+    // ----- removal and timers ---------------------------------------------
+
+    fn remove_flow<Q: Queue<Frame = F>>(&mut self, _io: &mut Io<'_, Q>, id: FlowId, why: Gone) {
+        if let Some(flow) = self.flows.remove(id) {
+            self.forget(id, flow.state, why);
+        }
+    }
+
+    /// Release everything a removed flow held.
+    fn forget(&mut self, id: FlowId, _state: FlowState, why: Gone) {
+        let m = std::mem::replace(&mut self.meta[id as usize], Meta::FREE);
+        let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
+        match m.phase {
+            Phase::Connecting => {
+                self.connecting.retain(|x| *x != id);
+                self.held.retain(|(h, _)| *h != id);
+            }
+            Phase::Spliced => self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1)),
+            Phase::Free => return,
+        }
+        if let Some(l) = self
+            .cursors
+            .get_mut(pool)
+            .and_then(|c| c.local_conns.get_mut(b))
+        {
+            *l -= 1;
+        }
+        if why == Gone::Closed {
+            self.c.conn_closed += 1;
+        }
+    }
+
+    /// Backend SYN retransmissions and give-ups.
+    fn connect_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        let mut due: ArrayVec<FlowId, 256> = ArrayVec::new();
+        for &id in &self.connecting {
+            if self.meta[id as usize].deadline <= now && due.try_push(id).is_err() {
+                break;
+            }
+        }
+        for id in due {
+            let m = &mut self.meta[id as usize];
+            if m.tries < self.conf.syn_retries {
+                m.tries += 1;
+                m.deadline = now + ((self.conf.syn_rto_ms * self.ms) << m.tries.min(10));
+                self.c.backend_syn_retx += 1;
+                self.send_backend_syn(io, id);
+            } else {
+                let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
+                self.c.conn_timeout += 1;
+                self.bstat(pool, b, |st| st.failed += 1);
+                self.reset_client(io, id);
+                self.remove_flow(io, id, Gone::Failed);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: u64) {
+        let mut gone: ArrayVec<(FlowId, FlowState), EXPIRE_BUDGET> = ArrayVec::new();
+        let budget = EXPIRE_BUDGET.min(self.flows.capacity() / 64 + 16);
+        self.flows.expire(now, &self.timers, budget, |id, flow| {
+            let _ = gone.try_push((id, flow.state));
+        });
+        for (id, state) in gone {
+            let closed = matches!(state, FlowState::Linger { .. });
+            if !closed {
+                self.c.conn_idle += 1;
+            }
+            self.forget(id, state, if closed { Gone::Closed } else { Gone::Aborted });
+        }
+    }
+
+    fn refresh_pools(&mut self) {
+        let v = self.shared.board.version();
+        if v == self.pools_version {
+            return;
+        }
+        self.pools = self.shared.board.load();
+        self.pools_version = v;
+        for (i, p) in self.pools.iter().enumerate() {
+            match self.cursors.get_mut(i) {
+                Some(c) if c.local_conns.len() == p.backends.len() => {
+                    // The new snapshot's totals include this lcore's opens.
+                    c.local_conns.iter_mut().for_each(|l| *l = 0);
+                }
+                Some(c) => *c = p.cursor(),
+                None => self.cursors.push(p.cursor()),
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        self.c.flows_active = self.flows.len() as u64;
+        self.c.flows_connecting = self.connecting.len() as u64;
+        self.shared.counters.publish(&self.c);
+        for (pi, p) in self.bstats.iter().enumerate() {
+            for (bi, st) in p.iter().enumerate() {
+                self.shared.backends.store(pi, bi, *st);
+            }
+        }
+    }
+}
+
+impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
+    fn on_ipv4(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        l3: usize,
+        now: u64,
+    ) -> Option<Q::Frame> {
+        let (proto, dst) = {
+            let ip = Ipv4Packet::new_unchecked(&f.data()[l3..]);
+            (ip.protocol(), ip.dst_addr())
+        };
+        if proto != ip_proto::TCP {
+            return Some(f);
+        }
+        if pi == self.conf.backend_port && dst == self.conf.local {
+            self.on_backend(io, f, l3, false, now);
+        } else if pi == self.conf.client_port && self.is_vip_addr(dst) {
+            self.on_client(io, f, l3, now);
+        } else {
+            return Some(f);
+        }
+        None
+    }
+
+    fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
+        let me = usize::from(self.conf.lcore);
+        let mut n = 0;
+        while n < INBOX_BURST {
+            let Some(f) = self.shared.inboxes.get(me).and_then(ArrayQueue::pop) else {
+                break;
+            };
+            n += 1;
+            self.c.steered_in += 1;
+            match ethernet_l3(f.data()) {
+                Ok((_, l3, _)) => self.on_backend(io, f, l3, true, now),
+                Err(_) => self.c.drop_unexpected += 1,
+            }
+        }
+        n > 0
+    }
+
+    fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        self.refresh_pools();
+        self.connect_timers(io, now);
+        self.expire(now);
+        self.publish();
+    }
+
+    fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
+        self.publish();
+    }
+}

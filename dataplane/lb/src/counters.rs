@@ -1,0 +1,141 @@
+//! The balancer's per-core counters: plain `u64`s on the hot path,
+//! published every tick to relaxed atomics the control thread sums
+//! (the same scheme as the engine's counters).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! lb_counters {
+    ($( $(#[$m:meta])* $name:ident, )*) => {
+        /// Per-core balancer counters (working copy, owned by the lcore).
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct LbCounters {
+            $( $(#[$m])* pub $name: u64, )*
+        }
+
+        /// The published copy of one core's [`LbCounters`].
+        #[derive(Debug, Default)]
+        #[repr(align(64))]
+        pub struct SharedLbCounters {
+            $( $name: AtomicU64, )*
+        }
+
+        impl SharedLbCounters {
+            /// Store `c` (relaxed: each counter is monotonic or a gauge on its own).
+            pub fn publish(&self, c: &LbCounters) {
+                $( self.$name.store(c.$name, Ordering::Relaxed); )*
+            }
+            /// Read the last published values.
+            pub fn snapshot(&self) -> LbCounters {
+                LbCounters { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        impl LbCounters {
+            /// Add another core's counters.
+            pub fn add(&mut self, o: &LbCounters) {
+                $( self.$name += o.$name; )*
+            }
+            /// Visit every counter by name.
+            pub fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
+                $( f(stringify!($name), self.$name); )*
+            }
+        }
+    };
+}
+
+lb_counters! {
+    /// SYNs to a VIP answered with a SYN-ACK (cookie).
+    syn_received,
+    /// SYNs to our address on a port with no VIP: answered with RST.
+    syn_no_listener,
+    /// Handshake ACKs whose cookie checked out.
+    cookie_ok,
+    /// ACKs for no flow whose cookie did not check out (answered with RST).
+    cookie_bad,
+    /// Backend connections opened (backend SYN sent).
+    conn_opened,
+    /// Backend SYN retransmissions.
+    backend_syn_retx,
+    /// Flows that reached the spliced state.
+    conn_spliced,
+    /// Backend refused (RST to our SYN): client reset.
+    conn_refused,
+    /// Backend did not answer our SYNs: client reset.
+    conn_timeout,
+    /// No eligible backend for a new connection: client reset.
+    conn_no_backend,
+    /// Client reset before the backend answered.
+    conn_client_abort,
+    /// Flows removed after a normal close or a reset (after linger).
+    conn_closed,
+    /// Flows removed by the idle timeout.
+    conn_idle,
+    /// Flows now in the table (gauge).
+    flows_active,
+    /// Flows now waiting for a backend (gauge).
+    flows_connecting,
+    /// New connection refused: flow table full.
+    flow_table_full,
+    /// New connection refused: too many connections waiting for backends.
+    connecting_full,
+    /// New connection refused: no free source port toward that backend.
+    no_source_port,
+    /// Client segments held while the backend handshake completes.
+    held,
+    /// Client segments dropped while connecting (hold buffer full, pure ACKs).
+    held_dropped,
+    /// Segments handed to the lcore that owns their flow.
+    steered_out,
+    /// Segments received from another lcore.
+    steered_in,
+    /// Segments dropped because the owner's inbox was full.
+    steer_full,
+    /// Client → server segments forwarded.
+    c2s_packets,
+    /// Client → server payload bytes forwarded.
+    c2s_bytes,
+    /// Server → client segments forwarded.
+    s2c_packets,
+    /// Server → client payload bytes forwarded.
+    s2c_bytes,
+    /// Segments for no flow (other than cookie ACKs): answered with RST unless RST.
+    no_flow,
+    /// TCP header truncated, bad data offset or malformed options.
+    drop_tcp_malformed,
+    /// TCP checksum wrong on a segment we answer ourselves.
+    drop_tcp_bad_checksum,
+    /// Segment the splice translation refused.
+    drop_translate,
+    /// Next hop not resolved yet (ARP pending).
+    drop_unresolved,
+    /// No mbuf to build a segment.
+    drop_no_buffer,
+    /// Segment that makes no sense in the flow's state.
+    drop_unexpected,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_snapshot_and_sum() {
+        let c = LbCounters {
+            syn_received: 3,
+            c2s_bytes: 10,
+            ..Default::default()
+        };
+        let s = SharedLbCounters::default();
+        s.publish(&c);
+        let mut t = s.snapshot();
+        assert_eq!(t, c);
+        t.add(&c);
+        let mut seen = Vec::new();
+        t.for_each(|n, v| {
+            if v > 0 {
+                seen.push((n, v));
+            }
+        });
+        assert_eq!(seen, vec![("syn_received", 6), ("c2s_bytes", 20)]);
+    }
+}

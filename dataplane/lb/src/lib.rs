@@ -1,0 +1,26 @@
+//! The L4 load balancer that runs on every worker lcore (`qsplice lb`).
+//!
+//! * [`core`]: one lcore's balancer — stateless SYN-cookie accept, backend
+//!   choice from the published pools, backend connect from the client's
+//!   ISN with a source port this lcore owns, splice, close and timers. It
+//!   plugs into the engine's worker as a [`qsplice_engine::Service`].
+//! * [`tcp`]: the segments the balancer originates and the SYN options.
+//! * [`board`]: backend state published by the control thread (one atomic
+//!   swap per change) and per-backend counters published back.
+//! * [`counters`]: per-core counters.
+//!
+//! **Invariants.** Per-lcore state is share-nothing; all memory is
+//! allocated in [`core::LbCore::new`]; nothing a packet contains can make
+//! it panic (malformed segments are counted by reason and dropped); an lcore
+//! only ever handles flows whose backend-side source port it owns, segments
+//! that arrive elsewhere are handed over through a bounded lock-free inbox.
+#![forbid(unsafe_code)]
+
+pub mod board;
+pub mod core;
+pub mod counters;
+pub mod tcp;
+
+pub use board::{BackendCounters, BackendStats, PoolBoard};
+pub use core::{LbConf, LbCore, LbShared, VipConf, HOLD_MAX};
+pub use counters::{LbCounters, SharedLbCounters};

@@ -1,0 +1,793 @@
+//! The balancer inside a real engine worker on in-memory queues: every
+//! segment a client and a backend would exchange, byte for byte, through
+//! accept (cookie), backend connect, hold-and-release, splice, close and
+//! the failure paths.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+use proptest::prelude::*;
+use qsplice_engine::{ArpConf, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
+use qsplice_lb::tcp::{write_segment, Segment, SynOptions};
+use qsplice_lb::{BackendCounters, LbConf, LbCore, LbShared, PoolBoard, SharedLbCounters, VipConf};
+use qsplice_netdev::mem::{ManualClock, MemQueue, VecFrame};
+use qsplice_pool::{Backend, Policy, Snapshot};
+use qsplice_splice::isn::IsnSecret;
+use qsplice_wire::{Ipv4Packet, MacAddr, TcpFlags, TcpPacket};
+
+const CMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 1]);
+const BMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 2]);
+const CLIENT_MAC: MacAddr = MacAddr([2, 0xcc, 0, 0, 0, 1]);
+const SERVER_MAC: MacAddr = MacAddr([2, 0xbb, 0, 0, 0, 1]);
+const VIP_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 1);
+const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 2, 1);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 2);
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 2, 11);
+
+fn vip() -> SocketAddrV4 {
+    SocketAddrV4::new(VIP_IP, 80)
+}
+fn client() -> SocketAddrV4 {
+    SocketAddrV4::new(CLIENT_IP, 40001)
+}
+fn server() -> SocketAddrV4 {
+    SocketAddrV4::new(SERVER_IP, 8080)
+}
+
+type W = Worker<MemQueue, ManualClock, LbCore<VecFrame>>;
+
+struct Rig {
+    w: W,
+    clock: ManualClock,
+    counters: Arc<SharedLbCounters>,
+    board: Arc<PoolBoard>,
+}
+
+fn conf() -> LbConf {
+    LbConf {
+        vips: vec![VipConf {
+            addr: vip(),
+            pool: 0,
+        }],
+        client_port: 0,
+        backend_port: 1,
+        local: LOCAL_IP,
+        sport_min: 10000,
+        sport_max: 10999,
+        lcore: 0,
+        lcores: 1,
+        max_flows: 64,
+        max_connecting: 16,
+        syn_rto_ms: 200,
+        syn_retries: 2,
+        idle_timeout_ms: 60_000,
+        linger_ms: 1000,
+        client_mss: 1460,
+        backend_mss: 1400,
+        vip_ws: 7,
+        hz: 1_000_000_000,
+        secret: IsnSecret::from_bytes([7; 16]),
+        seed: 1,
+    }
+}
+
+fn rig_with(conf: LbConf) -> Rig {
+    let clock = ManualClock::default();
+    clock.advance_ms(5_000);
+    let board = Arc::new(PoolBoard::new(vec![Snapshot::build(
+        1,
+        Policy::RoundRobin,
+        vec![Backend::new(server())],
+        vec![],
+        qsplice_pool::MAGLEV_M,
+    )]));
+    let counters = Arc::new(SharedLbCounters::default());
+    let shared = LbShared {
+        board: board.clone(),
+        counters: counters.clone(),
+        backends: Arc::new(BackendCounters::new(&[1])),
+        inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
+    };
+    let lb = LbCore::new(conf, shared);
+    let econf = EngineConf {
+        burst: 32,
+        tx_drain_us: 0,
+        idle_sleep_us: 0,
+        arp: ArpConf {
+            reachable_ms: 600_000,
+            probe_interval_ms: 1000,
+            max_probes: 3,
+            gratuitous_on_start: false,
+            table_size: 64,
+        },
+        primary: true,
+    };
+    let ports = vec![
+        (
+            MemQueue::new(CMAC.0),
+            PortSetup {
+                name: "client".into(),
+                addrs: vec![IfAddr {
+                    addr: VIP_IP,
+                    prefix: 24,
+                }],
+                neighbors: vec![],
+                gateway: None,
+            },
+        ),
+        (
+            MemQueue::new(BMAC.0),
+            PortSetup {
+                name: "backend".into(),
+                addrs: vec![IfAddr {
+                    addr: LOCAL_IP,
+                    prefix: 24,
+                }],
+                neighbors: vec![SERVER_IP],
+                gateway: None,
+            },
+        ),
+    ];
+    let w = Worker::with_service(
+        econf,
+        ports,
+        clock.clone(),
+        Arc::new(SharedCounters::default()),
+        None,
+        lb,
+    );
+    let mut r = Rig {
+        w,
+        clock,
+        counters,
+        board,
+    };
+    // Start (ARP request for the backend), then the backend's ARP reply.
+    r.w.poll();
+    r.take(1);
+    let mut a = vec![0u8; 60];
+    a[..6].copy_from_slice(&BMAC.0);
+    a[6..12].copy_from_slice(&SERVER_MAC.0);
+    a[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    a[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+    a[22..28].copy_from_slice(&SERVER_MAC.0);
+    a[28..32].copy_from_slice(&SERVER_IP.octets());
+    a[32..38].copy_from_slice(&BMAC.0);
+    a[38..42].copy_from_slice(&LOCAL_IP.octets());
+    r.inject(1, a);
+    assert!(r.take(1).is_empty());
+    r
+}
+
+fn rig() -> Rig {
+    rig_with(conf())
+}
+
+/// A parsed segment the worker sent.
+#[derive(Debug, Clone)]
+struct Out {
+    eth_dst: MacAddr,
+    eth_src: MacAddr,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    win: u16,
+    opts: SynOptions,
+    payload: Vec<u8>,
+}
+
+fn parse(f: &[u8]) -> Out {
+    let ip = Ipv4Packet::new_checked(&f[14..]).expect("ipv4");
+    assert!(ip.verify_checksum(), "ip checksum");
+    let tcp = TcpPacket::new_checked(&ip.payload()[..]).expect("tcp");
+    assert!(
+        tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
+        "tcp checksum"
+    );
+    let opts = if tcp.flags().contains(TcpFlags::SYN) {
+        SynOptions::parse(tcp.options()).unwrap()
+    } else {
+        SynOptions {
+            ts: SynOptions::timestamps(tcp.options()),
+            ..Default::default()
+        }
+    };
+    Out {
+        eth_dst: MacAddr::from_bytes(&f[0..6]).unwrap(),
+        eth_src: MacAddr::from_bytes(&f[6..12]).unwrap(),
+        src: SocketAddrV4::new(ip.src_addr(), tcp.src_port()),
+        dst: SocketAddrV4::new(ip.dst_addr(), tcp.dst_port()),
+        seq: tcp.seq_number(),
+        ack: tcp.ack_number(),
+        flags: tcp.flags(),
+        win: tcp.window_len(),
+        opts,
+        payload: tcp.payload().to_vec(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn seg(
+    from_mac: MacAddr,
+    to_mac: MacAddr,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    win: u16,
+    opts: &SynOptions,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut ob = [0u8; 40];
+    let n = if flags.contains(TcpFlags::SYN) {
+        qsplice_lb::tcp::write_syn_options(&mut ob, opts)
+    } else if let Some((a, b)) = opts.ts {
+        qsplice_lb::tcp::write_ts_option(&mut ob, a, b)
+    } else {
+        0
+    };
+    let mut buf = vec![0u8; 2048];
+    let len = write_segment(
+        &mut buf,
+        &Segment {
+            src_mac: from_mac,
+            dst_mac: to_mac,
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window: win,
+            options: &ob[..n],
+            payload,
+        },
+    )
+    .unwrap();
+    buf.truncate(len);
+    buf
+}
+
+impl Rig {
+    fn inject(&mut self, port: usize, f: Vec<u8>) {
+        self.w
+            .queue_mut(port)
+            .rx
+            .push_back(VecFrame::from_bytes(&f));
+        self.w.poll();
+        self.w.finish();
+    }
+    fn take(&mut self, port: usize) -> Vec<Vec<u8>> {
+        self.w.finish();
+        self.w
+            .queue_mut(port)
+            .tx
+            .drain(..)
+            .map(VecFrame::into_vec)
+            .collect()
+    }
+    fn take_tcp(&mut self, port: usize) -> Vec<Out> {
+        self.take(port).iter().map(|f| parse(f)).collect()
+    }
+    fn from_client(
+        &mut self,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        ts: Option<(u32, u32)>,
+        payload: &[u8],
+    ) {
+        let o = SynOptions {
+            ts,
+            ..Default::default()
+        };
+        let f = seg(
+            CLIENT_MAC,
+            CMAC,
+            client(),
+            vip(),
+            seq,
+            ack,
+            flags,
+            500,
+            &o,
+            payload,
+        );
+        self.inject(0, f);
+    }
+    fn from_server(
+        &mut self,
+        dst: SocketAddrV4,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        win: u16,
+        opts: &SynOptions,
+        payload: &[u8],
+    ) {
+        let f = seg(
+            SERVER_MAC,
+            BMAC,
+            server(),
+            dst,
+            seq,
+            ack,
+            flags,
+            win,
+            opts,
+            payload,
+        );
+        self.inject(1, f);
+    }
+    fn lb(&self) -> &LbCore<VecFrame> {
+        self.w.service()
+    }
+    fn tick_ms(&mut self, ms: u64) {
+        for _ in 0..ms {
+            self.clock.advance_ms(1);
+            self.w.poll();
+        }
+        self.w.finish();
+    }
+}
+
+const CISN: u32 = 0xffff_ff00; // wraps within the test
+const SISN: u32 = 0x7fff_fff0;
+
+/// Client SYN → SYN-ACK; returns (our ISN, our TSval).
+fn handshake(r: &mut Rig) -> (u32, u32) {
+    let syn = SynOptions {
+        mss: Some(1460),
+        ws: Some(9),
+        sack_ok: true,
+        ts: Some((100, 0)),
+    };
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        CISN,
+        0,
+        TcpFlags::SYN,
+        64240,
+        &syn,
+        &[],
+    );
+    r.inject(0, f);
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1, "one SYN-ACK");
+    let sa = &out[0];
+    assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!((sa.src, sa.dst), (vip(), client()));
+    assert_eq!((sa.eth_src, sa.eth_dst), (CMAC, CLIENT_MAC));
+    assert_eq!(sa.ack, CISN.wrapping_add(1));
+    assert_eq!(sa.opts.mss, Some(1460));
+    assert_eq!(sa.opts.ws, Some(7));
+    assert!(sa.opts.sack_ok);
+    let (tsval, tsecr) = sa.opts.ts.unwrap();
+    assert_eq!(tsecr, 100);
+    assert!(r.lb().flows() == 0, "a SYN costs no state");
+    (sa.seq, tsval)
+}
+
+/// Handshake ACK + request; backend SYN → SYN-ACK; returns the local
+/// (appliance) address of the backend leg.
+fn connect(r: &mut Rig, y: u32, our_ts: u32, req: &[u8]) -> SocketAddrV4 {
+    r.from_client(
+        CISN.wrapping_add(1),
+        y.wrapping_add(1),
+        TcpFlags::ACK,
+        Some((101, our_ts)),
+        &[],
+    );
+    r.from_client(
+        CISN.wrapping_add(1),
+        y.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::PSH,
+        Some((102, our_ts)),
+        req,
+    );
+    assert_eq!(r.lb().flows(), 1);
+    assert_eq!(r.lb().held(), 1, "request held, not acknowledged");
+    assert!(r.take(0).is_empty(), "nothing to the client");
+    let out = r.take_tcp(1);
+    assert_eq!(out.len(), 1, "one backend SYN: {out:?}");
+    let syn = &out[0];
+    assert_eq!(syn.flags, TcpFlags::SYN);
+    assert_eq!(syn.dst, server());
+    assert_eq!(*syn.src.ip(), LOCAL_IP);
+    assert_eq!((syn.eth_src, syn.eth_dst), (BMAC, SERVER_MAC));
+    assert_eq!(syn.seq, CISN, "the backend SYN reuses the client's ISN");
+    assert_eq!(syn.opts.mss, Some(1400), "MSS clamped to the client side");
+    assert_eq!(syn.opts.ws, Some(9), "the client's window scale");
+    assert!(syn.opts.sack_ok);
+    assert_eq!(syn.opts.ts, Some((101, 0)));
+    syn.src
+}
+
+#[test]
+fn accept_connect_splice_and_close() {
+    let mut r = rig();
+    let (y, our_ts) = handshake(&mut r);
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let local = connect(&mut r, y, our_ts, req);
+
+    // Backend SYN-ACK with a different window scale and TS clock.
+    let sa = SynOptions {
+        mss: Some(1460),
+        ws: Some(5),
+        sack_ok: true,
+        ts: Some((7000, 101)),
+    };
+    r.from_server(
+        local,
+        SISN,
+        CISN.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        65160,
+        &sa,
+        &[],
+    );
+    let out = r.take_tcp(1);
+    assert_eq!(out.len(), 2, "ACK + held request: {out:?}");
+    let ack = &out[0];
+    assert_eq!(ack.flags, TcpFlags::ACK);
+    assert_eq!((ack.src, ack.dst), (local, server()));
+    assert_eq!(ack.seq, CISN.wrapping_add(1));
+    assert_eq!(ack.ack, SISN.wrapping_add(1));
+    assert_eq!(ack.opts.ts, Some((101, 7000)));
+    let data = &out[1];
+    assert_eq!(data.payload, req);
+    assert_eq!((data.src, data.dst), (local, server()));
+    assert_eq!(data.seq, CISN.wrapping_add(1), "c2s sequence unchanged");
+    assert_eq!(
+        data.ack,
+        SISN.wrapping_add(1),
+        "ack moved into the server's space"
+    );
+    assert_eq!(
+        data.opts.ts,
+        Some((102, 7000)),
+        "TSecr moved to the server's clock"
+    );
+    assert_eq!(data.win, 500, "both legs use the client's scale");
+    assert_eq!(r.lb().held(), 0);
+    assert_eq!(r.lb().counters().conn_spliced, 1);
+
+    // Response: seq/ack/TS/window translated toward the client.
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let c_next = CISN.wrapping_add(1).wrapping_add(req.len() as u32);
+    let ts_ack = SynOptions {
+        ts: Some((7001, 102)),
+        ..Default::default()
+    };
+    r.from_server(
+        local,
+        SISN.wrapping_add(1),
+        c_next,
+        TcpFlags::ACK | TcpFlags::PSH,
+        100,
+        &ts_ack,
+        resp,
+    );
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    let d = &out[0];
+    assert_eq!((d.src, d.dst), (vip(), client()));
+    assert_eq!((d.eth_src, d.eth_dst), (CMAC, CLIENT_MAC));
+    assert_eq!(d.seq, y.wrapping_add(1));
+    assert_eq!(d.ack, c_next);
+    assert_eq!(d.payload, resp);
+    assert_eq!(d.opts.ts, Some((our_ts.wrapping_add(1), 102)));
+    assert_eq!(d.win, 25, "100 << 5 >> 7");
+
+    // Close: server FIN, client FIN+ACK, server ACK.
+    let s_fin = SISN.wrapping_add(1).wrapping_add(resp.len() as u32);
+    r.from_server(
+        local,
+        s_fin,
+        c_next,
+        TcpFlags::ACK | TcpFlags::FIN,
+        100,
+        &ts_ack,
+        &[],
+    );
+    let fin = r.take_tcp(0);
+    assert!(fin[0].flags.contains(TcpFlags::FIN));
+    let y_fin = y.wrapping_add(1).wrapping_add(resp.len() as u32);
+    assert_eq!(fin[0].seq, y_fin);
+    r.from_client(
+        c_next,
+        y_fin.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::FIN,
+        Some((103, our_ts + 2)),
+        &[],
+    );
+    let out = r.take_tcp(1);
+    assert_eq!(out[0].ack, s_fin.wrapping_add(1));
+    r.from_server(
+        local,
+        s_fin.wrapping_add(1),
+        c_next.wrapping_add(1),
+        TcpFlags::ACK,
+        100,
+        &ts_ack,
+        &[],
+    );
+    assert_eq!(r.take_tcp(0).len(), 1);
+    assert_eq!(r.lb().flows(), 1, "lingers");
+    r.tick_ms(1100);
+    assert_eq!(r.lb().flows(), 0, "removed after the linger");
+    let c = r.counters.snapshot();
+    assert_eq!(c.conn_closed, 1);
+    assert_eq!(c.c2s_bytes, req.len() as u64);
+    assert_eq!(c.s2c_bytes, resp.len() as u64);
+    assert_eq!(c.flows_active, 0);
+}
+
+#[test]
+fn backend_syn_ack_retransmission_is_reacknowledged() {
+    let mut r = rig();
+    let (y, ts) = handshake(&mut r);
+    let local = connect(&mut r, y, ts, b"x");
+    let sa = SynOptions {
+        mss: Some(1460),
+        ws: Some(7),
+        sack_ok: false,
+        ts: Some((1, 101)),
+    };
+    r.from_server(
+        local,
+        SISN,
+        CISN.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        1000,
+        &sa,
+        &[],
+    );
+    assert_eq!(r.take(1).len(), 2);
+    r.from_server(
+        local,
+        SISN,
+        CISN.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        1000,
+        &sa,
+        &[],
+    );
+    let out = r.take_tcp(1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags, TcpFlags::ACK);
+    assert_eq!(out[0].ack, SISN.wrapping_add(1));
+    assert!(
+        r.take(0).is_empty(),
+        "the client never sees a SYN-ACK from the backend"
+    );
+}
+
+#[test]
+fn backend_refusal_resets_the_client() {
+    let mut r = rig();
+    let (y, ts) = handshake(&mut r);
+    let local = connect(&mut r, y, ts, b"GET /");
+    r.from_server(
+        local,
+        0,
+        CISN.wrapping_add(1),
+        TcpFlags::RST | TcpFlags::ACK,
+        0,
+        &SynOptions::default(),
+        &[],
+    );
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags, TcpFlags::RST);
+    assert_eq!(out[0].seq, y.wrapping_add(1), "in the client's window");
+    assert_eq!(r.lb().flows(), 0);
+    assert_eq!(r.lb().held(), 0, "held data released");
+    r.w.finish();
+    assert_eq!(r.counters.snapshot().conn_refused, 1);
+}
+
+#[test]
+fn silent_backend_is_retried_then_client_reset() {
+    let mut r = rig();
+    let (y, ts) = handshake(&mut r);
+    connect(&mut r, y, ts, b"GET /");
+    // RTO 200 ms, doubling: retries at 200, 600 (200+400); give up at 1400.
+    r.tick_ms(210);
+    assert_eq!(r.take_tcp(1).len(), 1, "first retransmission");
+    r.tick_ms(400);
+    assert_eq!(r.take_tcp(1).len(), 1, "second retransmission");
+    r.tick_ms(900);
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags, TcpFlags::RST);
+    assert_eq!(r.lb().flows(), 0);
+    let c = r.counters.snapshot();
+    assert_eq!((c.backend_syn_retx, c.conn_timeout), (2, 1));
+}
+
+#[test]
+fn forged_ack_and_unknown_port_get_rst_and_no_state() {
+    let mut r = rig();
+    r.from_client(5000, 12345, TcpFlags::ACK, Some((1, 2)), &[]);
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].flags, out[0].seq), (TcpFlags::RST, 12345));
+    assert_eq!(r.lb().flows(), 0);
+    // SYN to a port with no VIP.
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        SocketAddrV4::new(VIP_IP, 81),
+        77,
+        0,
+        TcpFlags::SYN,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    r.inject(0, f);
+    let out = r.take_tcp(0);
+    assert_eq!(out[0].flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(out[0].ack, 78);
+    let c = r.counters.snapshot();
+    assert_eq!((c.cookie_bad, c.syn_no_listener), (1, 1));
+}
+
+#[test]
+fn no_eligible_backend_resets() {
+    let mut r = rig();
+    let mut b = Backend::new(server());
+    b.state = qsplice_pool::BackendState::Down;
+    r.board.publish(vec![Snapshot::build(
+        2,
+        Policy::RoundRobin,
+        vec![b],
+        vec![],
+        qsplice_pool::MAGLEV_M,
+    )]);
+    r.tick_ms(2);
+    let (y, ts) = handshake(&mut r);
+    r.from_client(
+        CISN.wrapping_add(1),
+        y.wrapping_add(1),
+        TcpFlags::ACK,
+        Some((101, ts)),
+        &[],
+    );
+    let out = r.take_tcp(0);
+    assert_eq!(out[0].flags, TcpFlags::RST);
+    assert!(r.take(1).is_empty());
+    assert_eq!(r.counters.snapshot().conn_no_backend, 1);
+}
+
+#[test]
+fn client_without_timestamps_gets_no_scaling_or_sack() {
+    let mut r = rig();
+    let syn = SynOptions {
+        mss: Some(1300),
+        ws: Some(9),
+        sack_ok: true,
+        ts: None,
+    };
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        1,
+        0,
+        TcpFlags::SYN,
+        100,
+        &syn,
+        &[],
+    );
+    r.inject(0, f);
+    let sa = r.take_tcp(0).remove(0);
+    assert_eq!(
+        (sa.opts.ws, sa.opts.sack_ok, sa.opts.ts),
+        (None, false, None)
+    );
+    r.from_client(2, sa.seq.wrapping_add(1), TcpFlags::ACK, None, &[]);
+    let syn = r.take_tcp(1).remove(0);
+    assert_eq!(syn.opts.mss, Some(1220), "the cookie's MSS class");
+    assert_eq!(
+        (syn.opts.ws, syn.opts.sack_ok, syn.opts.ts),
+        (None, false, None)
+    );
+}
+
+#[test]
+fn backend_segments_for_another_lcore_are_steered() {
+    let mut c = conf();
+    c.lcores = 2;
+    let mut r = rig_with(c);
+    // Port 10001 belongs to lcore 1.
+    let local = SocketAddrV4::new(LOCAL_IP, 10001);
+    r.from_server(local, 1, 2, TcpFlags::ACK, 10, &SynOptions::default(), b"x");
+    assert!(r.take(0).is_empty() && r.take(1).is_empty());
+    r.w.finish();
+    assert_eq!(r.counters.snapshot().steered_out, 1);
+    assert_eq!(r.lb().owner_of(10001), Some(1));
+    assert_eq!(r.lb().owner_of(10000), Some(0));
+    assert_eq!(r.lb().owner_of(9999), None);
+}
+
+#[test]
+fn malformed_tcp_is_counted_not_answered() {
+    let mut r = rig();
+    let mut f = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        1,
+        0,
+        TcpFlags::SYN,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    f[14 + 20 + 12] = 0xf0; // data offset 60 > segment
+    r.inject(0, f);
+    let mut g = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        1,
+        0,
+        TcpFlags::SYN,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    g[14 + 20 + 16] ^= 0xff; // TCP checksum
+    r.inject(0, g);
+    assert!(r.take(0).is_empty());
+    r.w.finish();
+    let c = r.counters.snapshot();
+    assert_eq!((c.drop_tcp_malformed, c.drop_tcp_bad_checksum), (1, 1));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Arbitrary TCP headers and options after a valid IPv4 header, on
+    /// either port: never a panic, and the table never exceeds its size.
+    #[test]
+    fn arbitrary_segments_never_panic(
+        port in 0usize..2,
+        tcp in proptest::collection::vec(any::<u8>(), 0..80),
+        fix_offset in any::<bool>(),
+    ) {
+        let mut r = rig();
+        let mut tcp = tcp;
+        if fix_offset && tcp.len() >= 20 {
+            tcp[12] = ((tcp.len().min(60) / 4) as u8) << 4;
+        }
+        let (src, dst) = if port == 0 { (CLIENT_IP, VIP_IP) } else { (SERVER_IP, LOCAL_IP) };
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        let c = !qsplice_wire::checksum::fold(qsplice_wire::checksum::sum(&ip, 0));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&tcp);
+        let mut f = Vec::new();
+        f.extend_from_slice(&(if port == 0 { CMAC } else { BMAC }).0);
+        f.extend_from_slice(&CLIENT_MAC.0);
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        f.extend_from_slice(&ip);
+        while f.len() < 60 { f.push(0); }
+        r.inject(port, f);
+        prop_assert!(r.lb().flows() <= 64);
+    }
+}
