@@ -37,6 +37,23 @@ enum Cmd {
         #[arg(long)]
         live_json: bool,
     },
+    /// Run the L4 load balancer of the config's `[lb]` section: TCP
+    /// connections to each VIP are spread over its backends and spliced
+    /// (plus everything `run` does).
+    Lb {
+        /// Config file (TOML) with an `[lb]` section.
+        #[arg(short, long, default_value = "conf/lb.toml")]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Write the final counters as JSON to this file.
+        #[arg(long)]
+        stats_json: Option<PathBuf>,
+        /// Rewrite --stats-json at every stats interval, not only at exit.
+        #[arg(long)]
+        live_json: bool,
+    },
     /// Show the machine's NUMA topology and the planned lcore / queue /
     /// mempool placement for a config, with warnings.
     Topo {
@@ -114,6 +131,29 @@ fn real_main(cli: Cli) -> Result<()> {
             live_json,
         } => {
             let cfg = load(&config)?;
+            init_logging(&cfg.log);
+            let opts = RunOpts {
+                duration: duration.map(Duration::from_secs_f64),
+                stats_json,
+                live_json,
+            };
+            let report = qsplice::run(&cfg, &opts)?;
+            println!("{}", report.render());
+            Ok(())
+        }
+        Cmd::Lb {
+            config,
+            duration,
+            stats_json,
+            live_json,
+        } => {
+            let cfg = load(&config)?;
+            if cfg.lb.is_none() {
+                anyhow::bail!(
+                    "{}: no [lb] section: `qsplice lb` needs VIPs and backends (see docs/config.md)",
+                    config.display()
+                );
+            }
             init_logging(&cfg.log);
             let opts = RunOpts {
                 duration: duration.map(Duration::from_secs_f64),

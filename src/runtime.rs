@@ -16,6 +16,8 @@ use qsplice_engine::{
 };
 use qsplice_wire::MacAddr;
 
+use crate::lb::LbRuntime;
+
 use crate::stats::{counter_map, NeighborReport, PortReport, Report};
 
 /// Options of `qsplice run`.
@@ -180,6 +182,11 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut shared = Vec::new();
     let mut links = Vec::new();
+    let hz = qsplice_netdev::Clock::hz(&TscClock::new(b.eal));
+    let mut lb = match &cfg.lb {
+        Some(l) => Some(LbRuntime::new(cfg, l, workers.len(), hz)?),
+        None => None,
+    };
     for (i, lcore) in workers.iter().enumerate() {
         let sc = Arc::new(SharedCounters::default());
         let link = ControlLink::new(1024);
@@ -189,12 +196,23 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         let conf = engine_conf(cfg, i == 0);
         let clock = TscClock::new(b.eal);
         let (sc2, link2, st) = (sc.clone(), link.clone(), worker_stop.clone());
+        let lb_core = lb.as_mut().map(|l| l.core_parts(i));
         b.eal
             .launch(*lcore, move || {
                 // Built on the lcore itself: the worker's memory is first
                 // touched on its own NUMA node.
-                let mut w = Worker::new(conf, ports, clock, sc2, Some(link2));
-                w.run(&st);
+                match lb_core {
+                    Some((lconf, lshared)) => {
+                        let svc = qsplice_lb::LbCore::new(lconf, lshared);
+                        let mut w =
+                            Worker::with_service(conf, ports, clock, sc2, Some(link2), svc);
+                        w.run(&st);
+                    }
+                    None => {
+                        let mut w = Worker::new(conf, ports, clock, sc2, Some(link2));
+                        w.run(&st);
+                    }
+                }
                 0
             })
             .with_context(|| format!("launch worker on lcore {lcore}"))?;
@@ -244,9 +262,12 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 }
             }
         }
+        if let Some(l) = lb.as_mut() {
+            l.control(Instant::now());
+        }
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
             next_stats += interval;
-            let r = report(&b, &shared, &neighbors, started);
+            let r = report(&b, &shared, &neighbors, started, lb.as_ref());
             println!("{}", r.render());
             if opts.live_json {
                 if let Some(p) = &opts.stats_json {
@@ -263,7 +284,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             tracing::error!(worker = i, lcore = l, code, "worker exited with an error");
         }
     }
-    let r = report(&b, &shared, &neighbors, started);
+    let r = report(&b, &shared, &neighbors, started, lb.as_ref());
     for p in &mut b.ports {
         p.stop();
     }
@@ -286,6 +307,7 @@ fn report(
     shared: &[Arc<SharedCounters>],
     neighbors: &BTreeSet<NeighborReport>,
     started: Instant,
+    lb: Option<&LbRuntime>,
 ) -> Report {
     let per: Vec<Counters> = shared.iter().map(|s| s.snapshot()).collect();
     let mut total = Counters::default();
@@ -319,6 +341,7 @@ fn report(
         per_core: per.iter().map(counter_map).collect(),
         ports,
         neighbors: neighbors.iter().cloned().collect(),
+        lb: lb.map(LbRuntime::report),
         mempools: b
             .pools
             .iter()

@@ -55,6 +55,8 @@ pub struct Report {
     pub ports: Vec<PortReport>,
     /// Neighbours learned so far.
     pub neighbors: Vec<NeighborReport>,
+    /// The load balancer, when configured.
+    pub lb: Option<crate::lb::LbReport>,
     /// Mbufs free / total per mempool.
     pub mempools: Vec<(String, u32, u32)>,
 }
@@ -96,6 +98,34 @@ impl Report {
         }
         for n in &self.neighbors {
             let _ = writeln!(s, "  neighbor {} {} is-at {}", n.port, n.ip, n.mac);
+        }
+        if let Some(lb) = &self.lb {
+            for (k, v) in &lb.total {
+                if *v != 0 {
+                    let _ = writeln!(s, "  lb.{k:<25} {v}");
+                }
+            }
+            for v in &lb.vips {
+                let _ = writeln!(s, "  vip {} {}", v.name, v.address);
+                for b in &v.backends {
+                    let _ = writeln!(
+                        s,
+                        "    backend {:<21} {:<8} {:<9} active {} opened {} failed {} checks {}{}",
+                        b.address,
+                        b.admin,
+                        if b.healthy { "healthy" } else { "unhealthy" },
+                        b.active,
+                        b.opened,
+                        b.failed,
+                        b.checks,
+                        if b.last_error.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" last_error {}", b.last_error)
+                        }
+                    );
+                }
+            }
         }
         for (name, free, size) in &self.mempools {
             let _ = writeln!(s, "  mempool {name}: {free}/{size} free");

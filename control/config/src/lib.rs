@@ -18,8 +18,9 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
-    ArpConf, Cidr, Config, EalConf, EngineConf, Hugepages, LogConf, LogFormat, MempoolConf, Port,
-    PortConf,
+    ArpConf, BackendConf, BackendStateConf, Cidr, Config, EalConf, EngineConf, HealthConf,
+    HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf, PolicyConf, Port, PortConf,
+    VipConf,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

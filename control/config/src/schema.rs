@@ -26,6 +26,8 @@ pub struct Config {
     pub ports: Vec<PortConf>,
     /// Logging of the control thread.
     pub log: LogConf,
+    /// The L4 load balancer (absent: no balancing).
+    pub lb: Option<LbConf>,
 }
 
 /// Hugepage use.
@@ -465,5 +467,174 @@ impl Config {
         }
         a.extend(e.extra_args.iter().cloned());
         a
+    }
+}
+
+/// `[lb]`: the L4 load balancer (`qsplice lb`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LbConf {
+    /// Name of the port facing clients (owns the VIP addresses).
+    pub client_port: String,
+    /// Name of the port facing backends (owns `local`).
+    pub backend_port: String,
+    /// Source address of backend connections; empty: the backend port's
+    /// first address.
+    #[serde(deserialize_with = "opt_ipv4")]
+    pub local: Option<Ipv4Addr>,
+    /// Lowest source port of backend connections.
+    pub source_port_min: u16,
+    /// Highest source port of backend connections.
+    pub source_port_max: u16,
+    /// Flow table size per worker lcore.
+    pub max_flows: u32,
+    /// Connections waiting for a backend's SYN-ACK per lcore.
+    pub max_connecting: u32,
+    /// First backend SYN retransmission timeout, ms (doubles per retry).
+    pub syn_rto_ms: u64,
+    /// Backend SYN retransmissions before the client is reset.
+    pub syn_retries: u8,
+    /// Idle timeout of a flow, s.
+    pub idle_timeout_s: u64,
+    /// How long a closed flow is kept for late segments, ms.
+    pub linger_ms: u64,
+    /// Window scale announced to clients that offer window scaling.
+    pub window_scale: u8,
+    /// Active health checks.
+    pub health: HealthConf,
+    /// Virtual services.
+    pub vips: Vec<VipConf>,
+}
+
+impl Default for LbConf {
+    fn default() -> Self {
+        LbConf {
+            client_port: String::new(),
+            backend_port: String::new(),
+            local: None,
+            source_port_min: 10_000,
+            source_port_max: 60_999,
+            max_flows: 65_536,
+            max_connecting: 4096,
+            syn_rto_ms: 250,
+            syn_retries: 3,
+            idle_timeout_s: 300,
+            linger_ms: 2000,
+            window_scale: 7,
+            health: HealthConf::default(),
+            vips: Vec::new(),
+        }
+    }
+}
+
+/// Scheduling policy of a VIP.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyConf {
+    /// Eligible backends in turn.
+    #[default]
+    RoundRobin,
+    /// Smooth weighted round robin.
+    WeightedRoundRobin,
+    /// Fewest active connections per weight.
+    LeastConnections,
+    /// Maglev consistent hashing on the client address.
+    Maglev,
+}
+
+/// `[[lb.vips]]`: one virtual service.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VipConf {
+    /// Name (counters, logs).
+    pub name: String,
+    /// `address:port` clients connect to.
+    pub address: std::net::SocketAddrV4,
+    /// Scheduling policy.
+    #[serde(default)]
+    pub policy: PolicyConf,
+    /// The pool.
+    pub backends: Vec<BackendConf>,
+}
+
+/// Administrative state of a backend.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendStateConf {
+    /// In rotation (subject to health checks).
+    #[default]
+    Up,
+    /// Out of rotation.
+    Down,
+    /// No new connections; existing ones continue.
+    Draining,
+}
+
+/// `[[lb.vips.backends]]`: one backend server.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConf {
+    /// `address:port`.
+    pub address: std::net::SocketAddrV4,
+    /// Weight (weighted policies), 1..=1000.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Connection limit (0: none).
+    #[serde(default)]
+    pub max_conns: u32,
+    /// Administrative state.
+    #[serde(default)]
+    pub state: BackendStateConf,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Kind of health check.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthKind {
+    /// TCP handshake completes.
+    #[default]
+    Tcp,
+    /// `GET http_path` answers `expect_status`.
+    Http,
+}
+
+/// `[lb.health]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConf {
+    /// Run health checks.
+    pub enabled: bool,
+    /// What a check does.
+    pub kind: HealthKind,
+    /// Time between checks of one backend, ms.
+    pub interval_ms: u64,
+    /// A check not answered in this long fails, ms.
+    pub timeout_ms: u64,
+    /// Consecutive successes to bring a failed backend back.
+    pub rise: u32,
+    /// Consecutive failures to take a backend out.
+    pub fall: u32,
+    /// Path of the HTTP check.
+    pub http_path: String,
+    /// Expected HTTP status.
+    pub expect_status: u16,
+}
+
+impl Default for HealthConf {
+    fn default() -> Self {
+        HealthConf {
+            enabled: true,
+            kind: HealthKind::Tcp,
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 2,
+            http_path: "/".into(),
+            expect_status: 200,
+        }
     }
 }

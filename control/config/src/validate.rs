@@ -215,6 +215,7 @@ impl Config {
         self.validate_arp()?;
         self.validate_ports()?;
         self.validate_mempool()?;
+        self.validate_lb()?;
         if let Err(reason) = check_log_filter(&self.log.level) {
             return err("log.level", &self.log.level, reason);
         }
@@ -253,13 +254,15 @@ impl Config {
         if !e.lcore_map.is_empty() {
             let map = match parse_lcore_map(&e.lcore_map) {
                 Ok(m) => m,
-                Err(why) => return err(
-                    "eal.lcore_map",
-                    &e.lcore_map,
-                    format!(
+                Err(why) => {
+                    return err(
+                        "eal.lcore_map",
+                        &e.lcore_map,
+                        format!(
                         "{why} (expected EAL --lcores syntax, e.g. \"0@0,1@2\" or \"(1-2)@(4,6)\")"
                     ),
-                ),
+                    )
+                }
             };
             for l in std::iter::once(&e.main_lcore).chain(&e.worker_lcores) {
                 if !map.contains_key(l) {
@@ -344,6 +347,144 @@ impl Config {
         in_range("arp.table_size", a.table_size, 8, 1 << 20)?;
         if !a.table_size.is_power_of_two() {
             return err("arp.table_size", a.table_size, "must be a power of two");
+        }
+        Ok(())
+    }
+
+    /// The index of the port named `name`.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    fn validate_lb(&self) -> R {
+        let Some(lb) = &self.lb else {
+            return Ok(());
+        };
+        let port = |key: &str, name: &str| -> Result<usize, ConfigError> {
+            if name.is_empty() {
+                return Err(ConfigError::new(key, "", "is required: the name of a [[ports]] entry"));
+            }
+            self.port_index(name).ok_or_else(|| {
+                ConfigError::new(key, name, "no [[ports]] entry has this name")
+            })
+        };
+        let cp = port("lb.client_port", &lb.client_port)?;
+        let bp = port("lb.backend_port", &lb.backend_port)?;
+        let bport = &self.ports[bp];
+        match lb.local {
+            Some(a) if !bport.addresses.iter().any(|c| c.addr == a) => {
+                return err(
+                    "lb.local",
+                    a,
+                    format!("is not an address of the backend port `{}`", bport.name),
+                );
+            }
+            None if bport.addresses.is_empty() => {
+                return err(
+                    "lb.backend_port",
+                    &lb.backend_port,
+                    "this port has no address to connect to backends from",
+                );
+            }
+            _ => {}
+        }
+        if lb.source_port_min < 1024 {
+            return err("lb.source_port_min", lb.source_port_min, "must be at least 1024");
+        }
+        if lb.source_port_max < lb.source_port_min {
+            return err(
+                "lb.source_port_max",
+                lb.source_port_max,
+                format!("must not be below lb.source_port_min ({})", lb.source_port_min),
+            );
+        }
+        let workers = self.eal.worker_lcores.len().max(1) as u32;
+        let span = u32::from(lb.source_port_max - lb.source_port_min) + 1;
+        if span < workers * 16 {
+            return err(
+                "lb.source_port_max",
+                lb.source_port_max,
+                format!("the source port range must hold at least 16 ports per worker lcore ({} needed)", workers * 16),
+            );
+        }
+        in_range("lb.max_flows", lb.max_flows, 16, 1 << 24)?;
+        in_range("lb.max_connecting", lb.max_connecting, 1, lb.max_flows)?;
+        in_range("lb.syn_rto_ms", lb.syn_rto_ms, 10, 10_000)?;
+        in_range("lb.syn_retries", lb.syn_retries, 0, 8)?;
+        in_range("lb.idle_timeout_s", lb.idle_timeout_s, 1, 86_400 * 7)?;
+        in_range("lb.linger_ms", lb.linger_ms, 0, 600_000)?;
+        in_range("lb.window_scale", lb.window_scale, 0, 14)?;
+        let h = &lb.health;
+        in_range("lb.health.interval_ms", h.interval_ms, 50, 3_600_000)?;
+        in_range("lb.health.timeout_ms", h.timeout_ms, 10, h.interval_ms)?;
+        in_range("lb.health.rise", h.rise, 1, 100)?;
+        in_range("lb.health.fall", h.fall, 1, 100)?;
+        if !h.http_path.starts_with('/') || h.http_path.len() > 200
+            || h.http_path.bytes().any(|b| !(0x21..0x7f).contains(&b))
+        {
+            return err(
+                "lb.health.http_path",
+                &h.http_path,
+                "must start with `/`, be at most 200 characters, without spaces or control characters",
+            );
+        }
+        in_range("lb.health.expect_status", h.expect_status, 100, 599)?;
+        if lb.vips.is_empty() {
+            return err("lb.vips", "[]", "at least one [[lb.vips]] entry is needed");
+        }
+        let cport = &self.ports[cp];
+        let mut seen = HashSet::new();
+        let mut names = HashSet::new();
+        for (i, v) in lb.vips.iter().enumerate() {
+            let k = |f: &str| format!("lb.vips[{i}].{f}");
+            if !is_name(&v.name, 32) {
+                return err(k("name"), &v.name, "must be 1-32 of [a-z0-9_-]");
+            }
+            if !names.insert(v.name.as_str()) {
+                return err(k("name"), &v.name, "another VIP has this name");
+            }
+            if !cport.addresses.iter().any(|c| c.addr == *v.address.ip()) {
+                return err(
+                    k("address"),
+                    v.address,
+                    format!("the address is not one of the client port `{}`'s addresses", cport.name),
+                );
+            }
+            if v.address.port() == 0 {
+                return err(k("address"), v.address, "port 0 is not a service port");
+            }
+            if !seen.insert(v.address) {
+                return err(k("address"), v.address, "another VIP uses this address and port");
+            }
+            if v.backends.is_empty() {
+                return err(k("backends"), "[]", "a VIP needs at least one backend");
+            }
+            if v.backends.len() > 1024 {
+                return err(k("backends"), v.backends.len(), "at most 1024 backends per VIP");
+            }
+            let mut bseen = HashSet::new();
+            for (j, b) in v.backends.iter().enumerate() {
+                let bk = |f: &str| format!("lb.vips[{i}].backends[{j}].{f}");
+                if !bseen.insert(b.address) {
+                    return err(bk("address"), b.address, "listed twice in this VIP");
+                }
+                if b.address.port() == 0 {
+                    return err(bk("address"), b.address, "port 0 is not a service port");
+                }
+                let ip = *b.address.ip();
+                let on_link = bport.addresses.iter().any(|c| c.contains(ip));
+                if !on_link && bport.gateway.is_none() {
+                    return err(
+                        bk("address"),
+                        b.address,
+                        format!("is not on a subnet of the backend port `{}` and that port has no gateway", bport.name),
+                    );
+                }
+                if bport.addresses.iter().any(|c| c.addr == ip) {
+                    return err(bk("address"), b.address, "is one of the appliance's own addresses");
+                }
+                in_range(&bk("weight"), b.weight, 1, 1000)?;
+            }
         }
         Ok(())
     }

@@ -38,6 +38,9 @@ use qsplice_wire::{
 
 use crate::board::{BackendCounters, BackendStats, PoolBoard};
 use crate::counters::{LbCounters, SharedLbCounters};
+use crate::health::{
+    http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
+};
 use crate::tcp::{
     decode_ts, encode_ts, rst_for, segment_len, write_segment, write_syn_options, write_ts_option,
     Segment, SynOptions,
@@ -110,6 +113,10 @@ pub struct LbConf {
     pub secret: IsnSecret,
     /// Flow-table hash seed.
     pub seed: u64,
+    /// Path of HTTP health checks.
+    pub health_path: String,
+    /// Expected status of HTTP health checks.
+    pub health_status: u16,
 }
 
 /// What one lcore shares with the control thread and the other lcores.
@@ -124,6 +131,8 @@ pub struct LbShared<F> {
     /// One inbox per lcore for segments of flows it owns that arrived on
     /// another lcore's queue (indexed by lcore).
     pub inboxes: Arc<Vec<ArrayQueue<F>>>,
+    /// Health-check queues (the probing lcore only).
+    pub health: Option<Arc<HealthShared>>,
 }
 
 impl<F> Clone for LbShared<F> {
@@ -133,8 +142,29 @@ impl<F> Clone for LbShared<F> {
             counters: self.counters.clone(),
             backends: self.backends.clone(),
             inboxes: self.inboxes.clone(),
+            health: self.health.clone(),
         }
     }
+}
+
+/// Health probes one lcore runs at once.
+pub const MAX_PROBES: usize = 64;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ProbeState {
+    SynSent,
+    /// Request sent; the response's first byte is at this sequence number.
+    AwaitResponse(u32),
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Probe {
+    check: HealthCheck,
+    local: SocketAddrV4,
+    mac: MacAddr,
+    isn: u32,
+    state: ProbeState,
+    deadline: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -230,6 +260,10 @@ pub struct LbCore<F> {
     sport_next: u32,
     ms: u64,
     timers: FlowTimers,
+    probes: ArrayVec<Probe, MAX_PROBES>,
+    /// `GET <path> HTTP/1.0` request of HTTP checks (built once).
+    http_req: Vec<u8>,
+    rng: u64,
 }
 
 impl<F: Frame> LbCore<F> {
@@ -260,6 +294,13 @@ impl<F: Frame> LbCore<F> {
             sport_next: 0,
             ms,
             timers,
+            probes: ArrayVec::new(),
+            http_req: format!(
+                "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: qsplice-health\r\nConnection: close\r\n\r\n",
+                conf.health_path, conf.local
+            )
+            .into_bytes(),
+            rng: conf.seed | 1,
             conf,
             shared,
         }
@@ -632,7 +673,12 @@ impl<F: Frame> LbCore<F> {
             self.sport_next = self.sport_next.wrapping_add(1);
             let port = (base + k * lcores) as u16;
             let local = SocketAddrV4::new(self.conf.local, port);
-            if self.flows.lookup(server, local).is_none() {
+            if self.flows.lookup(server, local).is_none()
+                && !self
+                    .probes
+                    .iter()
+                    .any(|p| p.local == local && p.check.addr == server)
+            {
                 return Some(port);
             }
         }
@@ -734,6 +780,13 @@ impl<F: Frame> LbCore<F> {
             return;
         }
         let Some((id, Dir::S2C)) = self.flows.lookup(s.src, s.dst) else {
+            if let Some(i) = self
+                .probes
+                .iter()
+                .position(|p| p.local == s.dst && p.check.addr == s.src)
+            {
+                return self.probe_segment(io, f, l3, i, &s);
+            }
             self.c.no_flow += 1;
             return self.reply_rst(io, bp, f, &s);
         };
@@ -924,6 +977,176 @@ impl<F: Frame> LbCore<F> {
         io.send(pi, f);
     }
 
+    // ----- health probes ----------------------------------------------------
+
+    fn next_rand(&mut self) -> u32 {
+        // xorshift64*: probe ISNs only need to differ between probes.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+
+    fn report_probe(&mut self, check: &HealthCheck, result: HealthResult) {
+        if let Some(h) = &self.shared.health {
+            let _ = h.results.push(HealthReport {
+                pool: check.pool,
+                backend: check.backend,
+                token: check.token,
+                result,
+            });
+        }
+    }
+
+    /// Take scheduled checks and send their SYNs.
+    fn start_probes<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        let Some(h) = self.shared.health.clone() else {
+            return;
+        };
+        while !self.probes.is_full() {
+            let Some(check) = h.checks.pop() else {
+                break;
+            };
+            let bp = self.conf.backend_port;
+            let Some(mac) = io.resolve(bp, *check.addr.ip()) else {
+                self.report_probe(&check, HealthResult::Unresolved);
+                continue;
+            };
+            let Some(sport) = self.alloc_sport(check.addr) else {
+                self.report_probe(&check, HealthResult::NoResources);
+                continue;
+            };
+            let probe = Probe {
+                check,
+                local: SocketAddrV4::new(self.conf.local, sport),
+                mac,
+                isn: self.next_rand(),
+                state: ProbeState::SynSent,
+                deadline: now + check.timeout_ms.max(1) * self.ms,
+            };
+            let mut ob = [0u8; 40];
+            let n = write_syn_options(
+                &mut ob,
+                &SynOptions {
+                    mss: Some(self.conf.backend_mss),
+                    ..Default::default()
+                },
+            );
+            let seg = Segment {
+                src_mac: io.mac(bp),
+                dst_mac: mac,
+                src: probe.local,
+                dst: check.addr,
+                seq: probe.isn,
+                ack: 0,
+                flags: TcpFlags::SYN,
+                window: 65535,
+                options: &ob[..n],
+                payload: &[],
+            };
+            self.probes.push(probe);
+            self.emit_new(io, bp, &seg);
+        }
+    }
+
+    /// A backend segment for probe `i`.
+    fn probe_segment<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        i: usize,
+        s: &Seg,
+    ) {
+        let p = self.probes[i];
+        let bp = self.conf.backend_port;
+        if s.flags.contains(TcpFlags::RST) {
+            self.probes.remove(i);
+            let r = match p.state {
+                ProbeState::SynSent => HealthResult::Refused,
+                ProbeState::AwaitResponse(_) => HealthResult::BadStatus,
+            };
+            return self.report_probe(&p.check, r);
+        }
+        let mut seg = Segment {
+            src_mac: io.mac(bp),
+            dst_mac: p.mac,
+            src: p.local,
+            dst: p.check.addr,
+            seq: p.isn.wrapping_add(1),
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            options: &[],
+            payload: &[],
+        };
+        match p.state {
+            ProbeState::SynSent => {
+                if !s.flags.contains(TcpFlags::SYN | TcpFlags::ACK)
+                    || s.ack != p.isn.wrapping_add(1)
+                {
+                    return;
+                }
+                if p.check.kind == ProbeKind::Tcp {
+                    self.probes.remove(i);
+                    self.report_probe(&p.check, HealthResult::Up);
+                    return self.emit(io, bp, f, &seg);
+                }
+                self.probes[i].state = ProbeState::AwaitResponse(s.seq.wrapping_add(1));
+                let req = std::mem::take(&mut self.http_req);
+                seg.flags = TcpFlags::ACK | TcpFlags::PSH;
+                seg.ack = s.seq.wrapping_add(1);
+                seg.window = 65535;
+                seg.payload = &req;
+                self.emit(io, bp, f, &seg);
+                self.http_req = req;
+            }
+            ProbeState::AwaitResponse(first) => {
+                if s.payload == 0 || s.seq != first {
+                    return;
+                }
+                let status = {
+                    let d = f.data();
+                    let ip = Ipv4Packet::new_unchecked(&d[l3..]);
+                    let l4 = l3 + usize::from(ip.header_len());
+                    let end = l3 + usize::from(ip.total_len());
+                    d.get(l4..end)
+                        .map(TcpPacket::new_unchecked)
+                        .and_then(|t| http_status(t.payload()))
+                };
+                self.probes.remove(i);
+                let ok = status == Some(self.conf.health_status);
+                self.report_probe(
+                    &p.check,
+                    if ok {
+                        HealthResult::Up
+                    } else {
+                        HealthResult::BadStatus
+                    },
+                );
+                seg.seq = p
+                    .isn
+                    .wrapping_add(1)
+                    .wrapping_add(self.http_req.len() as u32);
+                self.emit(io, bp, f, &seg);
+            }
+        }
+    }
+
+    fn probe_timers(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.probes.len() {
+            if self.probes[i].deadline <= now {
+                let p = self.probes.remove(i);
+                self.report_probe(&p.check, HealthResult::Timeout);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     // ----- removal and timers ---------------------------------------------
 
     fn remove_flow<Q: Queue<Frame = F>>(&mut self, _io: &mut Io<'_, Q>, id: FlowId, why: Gone) {
@@ -1072,6 +1295,8 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
 
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
         self.refresh_pools();
+        self.probe_timers(now);
+        self.start_probes(io, now);
         self.connect_timers(io, now);
         self.expire(now);
         self.publish();

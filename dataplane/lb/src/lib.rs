@@ -19,6 +19,7 @@
 pub mod board;
 pub mod core;
 pub mod counters;
+pub mod health;
 pub mod tcp;
 
 pub use board::{BackendCounters, BackendStats, PoolBoard};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 use proptest::prelude::*;
 use qsplice_engine::{ArpConf, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
+use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
 use qsplice_lb::tcp::{write_segment, Segment, SynOptions};
 use qsplice_lb::{BackendCounters, LbConf, LbCore, LbShared, PoolBoard, SharedLbCounters, VipConf};
 use qsplice_netdev::mem::{ManualClock, MemQueue, VecFrame};
@@ -42,6 +43,7 @@ struct Rig {
     clock: ManualClock,
     counters: Arc<SharedLbCounters>,
     board: Arc<PoolBoard>,
+    health: Arc<HealthShared>,
 }
 
 fn conf() -> LbConf {
@@ -69,6 +71,8 @@ fn conf() -> LbConf {
         hz: 1_000_000_000,
         secret: IsnSecret::from_bytes([7; 16]),
         seed: 1,
+        health_path: "/health".into(),
+        health_status: 200,
     }
 }
 
@@ -83,11 +87,13 @@ fn rig_with(conf: LbConf) -> Rig {
         qsplice_pool::MAGLEV_M,
     )]));
     let counters = Arc::new(SharedLbCounters::default());
+    let health = Arc::new(HealthShared::new(16));
     let shared = LbShared {
         board: board.clone(),
         counters: counters.clone(),
         backends: Arc::new(BackendCounters::new(&[1])),
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
+        health: Some(health.clone()),
     };
     let lb = LbCore::new(conf, shared);
     let econf = EngineConf {
@@ -142,6 +148,7 @@ fn rig_with(conf: LbConf) -> Rig {
         clock,
         counters,
         board,
+        health,
     };
     // Start (ARP request for the backend), then the backend's ARP reply.
     r.w.poll();
@@ -789,5 +796,117 @@ proptest! {
         while f.len() < 60 { f.push(0); }
         r.inject(port, f);
         prop_assert!(r.lb().flows() <= 64);
+    }
+}
+
+fn check(kind: ProbeKind) -> HealthCheck {
+    HealthCheck {
+        pool: 0,
+        backend: 0,
+        addr: server(),
+        kind,
+        timeout_ms: 300,
+        token: 9,
+    }
+}
+
+#[test]
+fn tcp_health_check_up_refused_timeout() {
+    let mut r = rig();
+    // Up: SYN → SYN-ACK → RST from us, result Up.
+    r.health.checks.push(check(ProbeKind::Tcp)).unwrap();
+    r.tick_ms(2);
+    let syn = r.take_tcp(1).remove(0);
+    assert_eq!(syn.flags, TcpFlags::SYN);
+    assert_eq!(syn.dst, server());
+    r.from_server(
+        syn.src,
+        1,
+        syn.seq.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    let rst = r.take_tcp(1).remove(0);
+    assert_eq!(
+        (rst.flags, rst.seq),
+        (TcpFlags::RST, syn.seq.wrapping_add(1))
+    );
+    let rep = r.health.results.pop().unwrap();
+    assert_eq!((rep.result, rep.token), (HealthResult::Up, 9));
+    // Refused.
+    r.health.checks.push(check(ProbeKind::Tcp)).unwrap();
+    r.tick_ms(2);
+    let syn = r.take_tcp(1).remove(0);
+    r.from_server(
+        syn.src,
+        0,
+        syn.seq.wrapping_add(1),
+        TcpFlags::RST | TcpFlags::ACK,
+        0,
+        &SynOptions::default(),
+        &[],
+    );
+    assert_eq!(
+        r.health.results.pop().unwrap().result,
+        HealthResult::Refused
+    );
+    // Timeout.
+    r.health.checks.push(check(ProbeKind::Tcp)).unwrap();
+    r.tick_ms(2);
+    assert_eq!(r.take(1).len(), 1);
+    r.tick_ms(400);
+    assert_eq!(
+        r.health.results.pop().unwrap().result,
+        HealthResult::Timeout
+    );
+    assert!(r.health.results.pop().is_none());
+}
+
+#[test]
+fn http_health_check_reads_the_status() {
+    for (resp, want) in [
+        (&b"HTTP/1.1 200 OK\r\n\r\n"[..], HealthResult::Up),
+        (
+            &b"HTTP/1.1 503 Service Unavailable\r\n\r\n"[..],
+            HealthResult::BadStatus,
+        ),
+        (&b"SSH-2.0-OpenSSH\r\n"[..], HealthResult::BadStatus),
+    ] {
+        let mut r = rig();
+        r.health.checks.push(check(ProbeKind::Http)).unwrap();
+        r.tick_ms(2);
+        let syn = r.take_tcp(1).remove(0);
+        r.from_server(
+            syn.src,
+            500,
+            syn.seq.wrapping_add(1),
+            TcpFlags::SYN | TcpFlags::ACK,
+            100,
+            &SynOptions::default(),
+            &[],
+        );
+        let req = r.take_tcp(1).remove(0);
+        assert_eq!(req.flags, TcpFlags::ACK | TcpFlags::PSH);
+        assert!(
+            req.payload.starts_with(b"GET /health HTTP/1.0\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&req.payload)
+        );
+        assert_eq!(req.ack, 501);
+        r.from_server(
+            syn.src,
+            501,
+            req.seq.wrapping_add(req.payload.len() as u32),
+            TcpFlags::ACK | TcpFlags::PSH,
+            100,
+            &SynOptions::default(),
+            resp,
+        );
+        let rst = r.take_tcp(1).remove(0);
+        assert_eq!(rst.flags, TcpFlags::RST);
+        assert_eq!(rst.seq, req.seq.wrapping_add(req.payload.len() as u32));
+        assert_eq!(r.health.results.pop().unwrap().result, want);
     }
 }

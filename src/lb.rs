@@ -1,0 +1,397 @@
+//! The load balancer's control-thread side: builds each lcore's
+//! [`qsplice_lb::LbCore`] settings from the config, owns the backend pools
+//! (administrative state + health), publishes them to the lcores as one
+//! atomic snapshot, runs the health checks and aggregates counters.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use crossbeam::queue::ArrayQueue;
+use qsplice_config::{BackendStateConf, Config, HealthKind, PolicyConf};
+use qsplice_dpdk::Mbuf;
+use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
+use qsplice_lb::{
+    BackendCounters, LbConf, LbCounters, LbShared, PoolBoard, SharedLbCounters, VipConf,
+};
+use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
+use qsplice_splice::isn::IsnSecret;
+use serde::Serialize;
+
+/// Steering inbox size per lcore.
+const INBOX: usize = 4096;
+/// How often the pools are republished with fresh connection totals
+/// (least-connections).
+const LOAD_REFRESH: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug)]
+struct BackendCtl {
+    addr: SocketAddrV4,
+    weight: u32,
+    max_conns: u32,
+    admin: BackendStateConf,
+    /// Health verdict (true until checks say otherwise).
+    healthy: bool,
+    ok_streak: u32,
+    fail_streak: u32,
+    checks: u64,
+    last_error: &'static str,
+    next_check: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct VipCtl {
+    name: String,
+    addr: SocketAddrV4,
+    policy: Policy,
+    backends: Vec<BackendCtl>,
+}
+
+/// The balancer as the control thread runs it.
+#[derive(Debug)]
+pub struct LbRuntime {
+    vips: Vec<VipCtl>,
+    board: Arc<PoolBoard>,
+    counters: Vec<Arc<SharedLbCounters>>,
+    backends: Vec<Arc<BackendCounters>>,
+    inboxes: Arc<Vec<ArrayQueue<Mbuf>>>,
+    health: Arc<HealthShared>,
+    health_conf: qsplice_config::HealthConf,
+    template: LbConf,
+    version: u64,
+    next_load_refresh: Instant,
+    token: u32,
+}
+
+/// One backend in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendReport {
+    /// `address:port`.
+    pub address: String,
+    /// `up`, `down` or `draining` (configured).
+    pub admin: String,
+    /// Passing health checks (or checks disabled).
+    pub healthy: bool,
+    /// Health checks run.
+    pub checks: u64,
+    /// Why the last failed check failed.
+    pub last_error: String,
+    /// Connections now spliced to it.
+    pub active: u64,
+    /// Connections opened to it.
+    pub opened: u64,
+    /// Connections to it that failed.
+    pub failed: u64,
+}
+
+/// One VIP in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct VipReport {
+    /// Name.
+    pub name: String,
+    /// `address:port`.
+    pub address: String,
+    /// Its pool.
+    pub backends: Vec<BackendReport>,
+}
+
+/// The balancer's part of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct LbReport {
+    /// Counters summed over lcores.
+    pub total: BTreeMap<String, u64>,
+    /// Per-lcore counters.
+    pub per_core: Vec<BTreeMap<String, u64>>,
+    /// VIPs and backends.
+    pub vips: Vec<VipReport>,
+}
+
+fn lb_map(c: &LbCounters) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    c.for_each(|k, v| {
+        m.insert(k.to_string(), v);
+    });
+    m
+}
+
+fn policy(p: PolicyConf) -> Policy {
+    match p {
+        PolicyConf::RoundRobin => Policy::RoundRobin,
+        PolicyConf::WeightedRoundRobin => Policy::WeightedRoundRobin,
+        PolicyConf::LeastConnections => Policy::LeastConnections,
+        PolicyConf::Maglev => Policy::Maglev,
+    }
+}
+
+/// 16 bytes from the kernel's CSPRNG (the cookie secret).
+fn random_secret() -> Result<[u8; 16]> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| anyhow::anyhow!("reading /dev/urandom for the SYN-cookie secret: {e}"))?;
+    Ok(b)
+}
+
+impl LbRuntime {
+    /// Set up from a validated config for `workers` lcores whose clock runs
+    /// at `hz`.
+    pub fn new(cfg: &Config, l: &qsplice_config::LbConf, workers: usize, hz: u64) -> Result<Self> {
+        let cp = cfg.port_index(&l.client_port).unwrap_or(0);
+        let bp = cfg.port_index(&l.backend_port).unwrap_or(0);
+        let local = l
+            .local
+            .or_else(|| cfg.ports[bp].addresses.first().map(|c| c.addr))
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        let mtu = |i: usize| cfg.ports[i].mtu.saturating_sub(40);
+        let now = Instant::now();
+        let vips: Vec<VipCtl> = l
+            .vips
+            .iter()
+            .map(|v| VipCtl {
+                name: v.name.clone(),
+                addr: v.address,
+                policy: policy(v.policy),
+                backends: v
+                    .backends
+                    .iter()
+                    .map(|b| BackendCtl {
+                        addr: b.address,
+                        weight: b.weight,
+                        max_conns: b.max_conns,
+                        admin: b.state,
+                        healthy: true,
+                        ok_streak: 0,
+                        fail_streak: 0,
+                        checks: 0,
+                        last_error: "",
+                        next_check: now,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let sizes: Vec<usize> = vips.iter().map(|v| v.backends.len()).collect();
+        let secret = IsnSecret::from_bytes(random_secret()?);
+        let template = LbConf {
+            vips: vips
+                .iter()
+                .enumerate()
+                .map(|(i, v)| VipConf {
+                    addr: v.addr,
+                    pool: i,
+                })
+                .collect(),
+            client_port: cp,
+            backend_port: bp,
+            local,
+            sport_min: l.source_port_min,
+            sport_max: l.source_port_max,
+            lcore: 0,
+            lcores: workers as u16,
+            max_flows: l.max_flows as usize,
+            max_connecting: l.max_connecting as usize,
+            syn_rto_ms: l.syn_rto_ms,
+            syn_retries: l.syn_retries,
+            idle_timeout_ms: l.idle_timeout_s * 1000,
+            linger_ms: l.linger_ms,
+            client_mss: mtu(bp),
+            backend_mss: mtu(cp),
+            vip_ws: l.window_scale,
+            hz,
+            secret,
+            seed: 0,
+            health_path: l.health.http_path.clone(),
+            health_status: l.health.expect_status,
+        };
+        let mut rt = LbRuntime {
+            board: Arc::new(PoolBoard::new(Vec::new())),
+            counters: (0..workers)
+                .map(|_| Arc::new(SharedLbCounters::default()))
+                .collect(),
+            backends: (0..workers)
+                .map(|_| Arc::new(BackendCounters::new(&sizes)))
+                .collect(),
+            inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(INBOX)).collect()),
+            health: Arc::new(HealthShared::new(256)),
+            health_conf: l.health.clone(),
+            vips,
+            template,
+            version: 0,
+            next_load_refresh: now,
+            token: 0,
+        };
+        rt.publish();
+        Ok(rt)
+    }
+
+    /// Lcore `i`'s settings and shared handles.
+    pub fn core_parts(&mut self, i: usize) -> (LbConf, LbShared<Mbuf>) {
+        let mut c = self.template.clone();
+        c.lcore = i as u16;
+        c.seed = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1);
+        let shared = LbShared {
+            board: self.board.clone(),
+            counters: self.counters[i].clone(),
+            backends: self.backends[i].clone(),
+            inboxes: self.inboxes.clone(),
+            health: (i == 0).then(|| self.health.clone()),
+        };
+        (c, shared)
+    }
+
+    fn active(&self, pool: usize, b: usize) -> u64 {
+        self.backends.iter().map(|c| c.get(pool, b).active).sum()
+    }
+
+    /// Build and publish every pool's snapshot from the current state.
+    fn publish(&mut self) {
+        self.version += 1;
+        let snaps = self
+            .vips
+            .iter()
+            .enumerate()
+            .map(|(pi, v)| {
+                let backends = v
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let mut x = Backend::new(b.addr);
+                        x.weight = b.weight;
+                        x.max_conns = b.max_conns;
+                        x.state = match (b.admin, b.healthy) {
+                            (BackendStateConf::Down, _) | (_, false) => BackendState::Down,
+                            (BackendStateConf::Draining, _) => BackendState::Draining,
+                            (BackendStateConf::Up, true) => BackendState::Up,
+                        };
+                        x
+                    })
+                    .collect();
+                let conns = (0..v.backends.len())
+                    .map(|b| self.active(pi, b).min(u64::from(u32::MAX)) as u32)
+                    .collect();
+                Snapshot::build(self.version, v.policy, backends, conns, MAGLEV_M)
+            })
+            .collect();
+        self.board.publish(snaps);
+    }
+
+    /// Control-loop step: health checks, republishing.
+    pub fn control(&mut self, now: Instant) {
+        let mut changed = false;
+        // Results from the probing lcore.
+        while let Some(r) = self.health.results.pop() {
+            let h = &self.health_conf;
+            let Some(b) = self
+                .vips
+                .get_mut(usize::from(r.pool))
+                .and_then(|v| v.backends.get_mut(usize::from(r.backend)))
+            else {
+                continue;
+            };
+            b.checks += 1;
+            match r.result {
+                HealthResult::Up => {
+                    b.ok_streak += 1;
+                    b.fail_streak = 0;
+                    if !b.healthy && b.ok_streak >= h.rise {
+                        b.healthy = true;
+                        changed = true;
+                        tracing::info!(backend = %b.addr, "backend up (health check)");
+                    }
+                }
+                fail => {
+                    b.fail_streak += 1;
+                    b.ok_streak = 0;
+                    b.last_error = fail.as_str();
+                    if b.healthy && b.fail_streak >= h.fall {
+                        b.healthy = false;
+                        changed = true;
+                        tracing::warn!(backend = %b.addr, reason = fail.as_str(), "backend down (health check)");
+                    }
+                }
+            }
+        }
+        // Schedule due checks.
+        if self.health_conf.enabled {
+            let interval = Duration::from_millis(self.health_conf.interval_ms);
+            let timeout_ms = self.health_conf.timeout_ms;
+            let kind = match self.health_conf.kind {
+                HealthKind::Tcp => ProbeKind::Tcp,
+                HealthKind::Http => ProbeKind::Http,
+            };
+            for (pi, v) in self.vips.iter_mut().enumerate() {
+                for (bi, b) in v.backends.iter_mut().enumerate() {
+                    if b.admin == BackendStateConf::Down || now < b.next_check {
+                        continue;
+                    }
+                    self.token = self.token.wrapping_add(1);
+                    let check = HealthCheck {
+                        pool: pi as u16,
+                        backend: bi as u16,
+                        addr: b.addr,
+                        kind,
+                        timeout_ms,
+                        token: self.token,
+                    };
+                    if self.health.checks.push(check).is_ok() {
+                        b.next_check = now + interval;
+                    }
+                }
+            }
+        }
+        let least = self.vips.iter().any(|v| v.policy == Policy::LeastConnections);
+        if changed || (least && now >= self.next_load_refresh) {
+            self.next_load_refresh = now + LOAD_REFRESH;
+            self.publish();
+        }
+    }
+
+    /// Counters and pool state.
+    pub fn report(&self) -> LbReport {
+        let per: Vec<LbCounters> = self.counters.iter().map(|c| c.snapshot()).collect();
+        let mut total = LbCounters::default();
+        for c in &per {
+            total.add(c);
+        }
+        let vips = self
+            .vips
+            .iter()
+            .enumerate()
+            .map(|(pi, v)| VipReport {
+                name: v.name.clone(),
+                address: v.addr.to_string(),
+                backends: v
+                    .backends
+                    .iter()
+                    .enumerate()
+                    .map(|(bi, b)| {
+                        let (mut active, mut opened, mut failed) = (0, 0, 0);
+                        for c in &self.backends {
+                            let s = c.get(pi, bi);
+                            active += s.active;
+                            opened += s.opened;
+                            failed += s.failed;
+                        }
+                        BackendReport {
+                            address: b.addr.to_string(),
+                            admin: format!("{:?}", b.admin).to_lowercase(),
+                            healthy: b.healthy,
+                            checks: b.checks,
+                            last_error: b.last_error.to_string(),
+                            active,
+                            opened,
+                            failed,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        LbReport {
+            total: lb_map(&total),
+            per_core: per.iter().map(lb_map).collect(),
+            vips,
+        }
+    }
+}
