@@ -17,6 +17,7 @@ impl<T: Copy + Default> Ring<T> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -478,6 +478,7 @@ enum State {
 const IN_FREE: u8 = 1;
 const IN_OFFERS: u8 = 2;
 const IN_TIMERS: u8 = 4;
+const IN_QUARANTINE: u8 = 8;
 
 #[derive(Copy, Clone, Debug, Default)]
 struct Lease {
@@ -505,6 +506,7 @@ struct Pool {
     free: Ring<u32>,
     offers: Ring<(u64, u32)>,
     timers: Ring<(u64, u32)>,
+    quarantine: Ring<(u64, u32)>,
 }
 
 impl Pool {
@@ -651,6 +653,7 @@ impl Server {
                 free,
                 offers: Ring::with_capacity(size as usize),
                 timers: Ring::with_capacity(size as usize),
+                quarantine: Ring::with_capacity(size as usize),
             });
         }
         let mut leases = vec![Lease::default(); total as usize];
@@ -1011,6 +1014,16 @@ impl Server {
         }
     }
 
+    fn push_quarantine(&mut self, i: u32) {
+        let l = &mut self.leases[i as usize];
+        if l.rings & IN_QUARANTINE == 0 {
+            l.rings |= IN_QUARANTINE;
+            let e = l.expires;
+            let p = self.pool_of_lease(i);
+            self.pools[p].quarantine.push((e, i));
+        }
+    }
+
     fn push_timer(&mut self, i: u32) {
         let l = &mut self.leases[i as usize];
         if l.rings & IN_TIMERS == 0 {
@@ -1071,20 +1084,37 @@ impl Server {
                 n += 1;
                 let l = &mut self.leases[i as usize];
                 l.rings &= !IN_TIMERS;
-                let st = l.state;
-                if !matches!(st, State::Bound | State::Declined) {
+                if l.state != State::Bound {
                     continue;
                 }
                 if l.expires <= now {
-                    if st == State::Bound {
-                        self.set_state(i, State::Expired);
-                        self.stats.counters.leases_expired += 1;
-                    } else {
-                        self.set_state(i, State::Free);
-                    }
+                    self.set_state(i, State::Expired);
+                    self.stats.counters.leases_expired += 1;
                     self.push_free(i);
                 } else {
                     self.push_timer(i);
+                }
+            }
+            let mut n = 0;
+            while n < budget {
+                let Some((t, i)) = self.pools[p].quarantine.front() else {
+                    break;
+                };
+                if t > now {
+                    break;
+                }
+                self.pools[p].quarantine.pop();
+                n += 1;
+                let l = &mut self.leases[i as usize];
+                l.rings &= !IN_QUARANTINE;
+                if l.state != State::Declined {
+                    continue;
+                }
+                if l.expires <= now {
+                    self.set_state(i, State::Free);
+                    self.push_free(i);
+                } else {
+                    self.push_quarantine(i);
                 }
             }
         }
@@ -1230,7 +1260,7 @@ impl Server {
                 self.clear_key(i);
                 self.set_state(i, State::Declined);
                 self.leases[i as usize].expires = now.saturating_add(self.quarantine_ticks);
-                self.push_timer(i);
+                self.push_quarantine(i);
                 Ok(())
             }
             _ => Err(Reject::DeclineUnknown),
