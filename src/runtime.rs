@@ -239,13 +239,16 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                             .get(port as usize)
                             .map(|p| p.name.clone())
                             .unwrap_or_default();
-                        neighbors.retain(|n| !(n.port == name && n.ip == ip.to_string()));
-                        neighbors.insert(NeighborReport {
+                        let entry = NeighborReport {
                             port: name.clone(),
                             ip: ip.to_string(),
                             mac: mac.to_string(),
-                        });
-                        tracing::info!(port = %name, %ip, %mac, "neighbour learned");
+                        };
+                        if !neighbors.contains(&entry) {
+                            neighbors.retain(|n| !(n.port == name && n.ip == entry.ip));
+                            neighbors.insert(entry);
+                            tracing::info!(port = %name, %ip, %mac, "neighbour learned");
+                        }
                         for (j, other) in links.iter().enumerate() {
                             if j != i && other.cmds.push(CoreCmd::Neigh { port, ip, mac }).is_err()
                             {

@@ -38,6 +38,11 @@ pub struct Topology {
 
 impl Topology {
     pub fn up(tag: &str, backends: u32) -> Topology {
+        Topology::up_with(tag, backends, &[])
+    }
+
+    /// `up` with extra `netns.sh up` arguments (e.g. `--bigfile 64`).
+    pub fn up_with(tag: &str, backends: u32, extra: &[&str]) -> Topology {
         // ≤ 8 chars, unique per process and test.
         let prefix = format!("{}{}", tag, std::process::id() % 100_000);
         let out = Command::new(repo_root().join("scripts/netns.sh"))
@@ -48,6 +53,7 @@ impl Topology {
                 "--backends",
                 &backends.to_string(),
             ])
+            .args(extra)
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/netns.sh");

@@ -623,18 +623,21 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         }
         let for_us = port.owns(tip);
         if !sip.is_unspecified() && port.on_link(sip) && !port.owns(sip) {
-            match self.neigh.learn(pi as u8, sip, smac, now, for_us) {
-                Learned::New | Learned::Changed => {
-                    self.c.neigh_learned += 1;
-                    if let Some(link) = &self.link {
-                        let _ = link.events.push(CoreEvent::NeighLearned {
-                            port: pi as u8,
-                            ip: sip,
-                            mac: smac,
-                        });
-                    }
+            let learned = self.neigh.learn(pi as u8, sip, smac, now, for_us);
+            if matches!(learned, Learned::New | Learned::Changed) {
+                self.c.neigh_learned += 1;
+            }
+            // A refresh is relayed too: with several rx queues the answer to
+            // one worker's ARP probe may arrive at another worker, and the
+            // prober must hear it or its entry fails (ARP is rare traffic).
+            if learned != Learned::Ignored {
+                if let Some(link) = &self.link {
+                    let _ = link.events.push(CoreEvent::NeighLearned {
+                        port: pi as u8,
+                        ip: sip,
+                        mac: smac,
+                    });
                 }
-                Learned::Refreshed | Learned::Ignored => {}
             }
         }
         if op == ARP_REPLY {

@@ -65,9 +65,9 @@ pub struct Flow {
     pub state: FlowState,
     /// Last segment time.
     pub last_seen: u64,
-    /// Sequence number just after the client's FIN (server space), once seen.
+    /// Sequence number just after the client's FIN (server leg's space), once seen.
     fin_c: Option<u32>,
-    /// Sequence number just after the server's FIN (client space), once seen.
+    /// Sequence number just after the server's FIN (client leg's space), once seen.
     fin_s: Option<u32>,
     fin_c_acked: bool,
     fin_s_acked: bool,
@@ -140,12 +140,17 @@ impl Flow {
         let fin_end = t.seq.wrapping_add(t.payload_len as u32).wrapping_add(1);
         let acks = t.flags.contains(TcpFlags::ACK);
         match dir {
+            // `t` holds post-translation numbers: a C2S segment's seq is in
+            // the server leg's space and its ack in the client leg's space
+            // turned into the server leg's (and vice versa), so an ack is
+            // mapped back into the FIN's space before comparing.
             Dir::C2S => {
                 if t.flags.contains(TcpFlags::FIN) {
                     self.fin_c = Some(self.fin_c.map_or(fin_end, |f| seq::max(f, fin_end)));
                 }
                 if let (true, Some(f)) = (acks, self.fin_s) {
-                    self.fin_s_acked |= seq::ge(t.ack, f);
+                    let ack = t.ack.wrapping_add(self.params.s2c_seq_delta);
+                    self.fin_s_acked |= seq::ge(ack, f);
                 }
             }
             Dir::S2C => {
@@ -153,7 +158,8 @@ impl Flow {
                     self.fin_s = Some(self.fin_s.map_or(fin_end, |f| seq::max(f, fin_end)));
                 }
                 if let (true, Some(f)) = (acks, self.fin_c) {
-                    self.fin_c_acked |= seq::ge(t.ack, f);
+                    let ack = t.ack.wrapping_add(self.params.c2s_seq_delta);
+                    self.fin_c_acked |= seq::ge(ack, f);
                 }
             }
         }

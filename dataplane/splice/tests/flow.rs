@@ -101,7 +101,11 @@ fn orderly_close_lingers_then_expires() {
         &T,
     );
     assert_eq!(f.state, FlowState::Closing, "server FIN not acked yet");
-    f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 111, 5001, 0), 4, &T);
+    // The client's ACK arrives translated into the server leg's space
+    // (s2c_seq_delta = 1000): 4000 is the FIN's own number, 4001 covers it.
+    f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 111, 4000, 0), 4, &T);
+    assert_eq!(f.state, FlowState::Closing, "FIN itself not covered");
+    f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 111, 4001, 0), 4, &T);
     assert_eq!(f.state, FlowState::Linger { until: 104 });
     assert_eq!(f.bytes, [10, 0]);
     assert_eq!(t.expire(50, &T, 4, |_, _| {}), 0, "still lingering");
@@ -151,7 +155,8 @@ fn fin_across_sequence_wraparound() {
         2,
         &T,
     );
-    f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 0, 8, 0), 3, &T);
+    // Server FIN ends at 8 in the client's space = 8 - 1000 in the server's.
+    f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 0, 8u32.wrapping_sub(1000), 0), 3, &T);
     assert_eq!(f.state, FlowState::Closing);
     f.on_segment(Dir::S2C, &seg(TcpFlags::ACK, 8, 0, 0), 4, &T);
     assert!(matches!(f.state, FlowState::Linger { .. }));

@@ -1,0 +1,298 @@
+//! End to end: `qsplice lb` on af_packet vdevs with two worker lcores
+//! between a client namespace (curl, wrk, hping3) and three nginx backends.
+//!
+//! One appliance run covers, in order: spreading over every backend, a
+//! large download and an upload compared by sha256, 20,000 short
+//! connections with no error and no leak (flow tables and mbuf pools back
+//! to idle), a SYN flood that does not stop real clients, a backend killed
+//! and brought back (health checks), and large transfers under netem loss,
+//! reordering and duplication.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn lb_config(topo: &Topology, scratch: &std::path::Path) -> std::path::PathBuf {
+    let base = demo_config(topo, "")
+        .replace("worker_lcores = [1]", "worker_lcores = [1, 2]\nlcore_map = \"0@0,1@1,2@0\"")
+        .replace("mbufs = 8191", "mbufs = 16383")
+        .replace("stats_interval_ms = 200", "stats_interval_ms = 200\nidle_sleep_us = 20")
+        .replace(
+            &format!("iface={}\"", topo.var("DUT_CLIENT_IF")),
+            &format!("iface={},qpairs=2\"", topo.var("DUT_CLIENT_IF")),
+        )
+        .replace(
+            &format!("iface={}\"", topo.var("DUT_BACKEND_IF")),
+            &format!("iface={},qpairs=2\"", topo.var("DUT_BACKEND_IF")),
+        );
+    let backends: Vec<String> = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .map(|b| format!("    {{ address = \"{b}:80\" }},"))
+        .collect();
+    let cfg = format!(
+        r#"{base}
+[lb]
+client_port = "client"
+backend_port = "backend"
+linger_ms = 500
+
+[lb.health]
+kind = "http"
+http_path = "/"
+interval_ms = 300
+timeout_ms = 250
+rise = 2
+fall = 2
+
+[[lb.vips]]
+name = "web"
+address = "10.10.1.1:80"
+policy = "round-robin"
+backends = [
+{}
+]
+"#,
+        backends.join("\n")
+    );
+    let path = scratch.join("lb.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn stats(path: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn lb_total(v: &serde_json::Value, k: &str) -> u64 {
+    v["lb"]["total"][k].as_u64().unwrap_or(0)
+}
+
+fn healthy(v: &serde_json::Value) -> Vec<bool> {
+    v["lb"]["vips"][0]["backends"]
+        .as_array()
+        .map(|a| a.iter().map(|b| b["healthy"].as_bool() == Some(true)).collect())
+        .unwrap_or_default()
+}
+
+fn curl_backend(topo: &Topology) -> Option<String> {
+    let ns = topo.var("CLIENT_NS");
+    let out = topo.exec(ns, &["curl", "-s", "-m", "5", "-D-", "-o", "/dev/null", "http://10.10.1.1/"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
+}
+
+fn sha256_of_stdout(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().expect("run");
+    assert!(out.status.success(), "command failed: {cmd:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn expected_sum(topo: &Topology, name: &str) -> String {
+    std::fs::read_to_string(topo.var("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (h, n) = l.split_once(char::is_whitespace)?;
+            (n.trim().trim_start_matches('*') == name).then(|| h.to_string())
+        })
+        .unwrap_or_else(|| panic!("{name} not in SHA256SUMS"))
+}
+
+/// Download `name` through the VIP and return its sha256.
+fn download_sum(topo: &Topology, name: &str, timeout_s: u32) -> String {
+    sha256_of_stdout(Command::new("sh").args([
+        "-c",
+        &format!(
+            "ip netns exec {} curl -sf -m {timeout_s} http://10.10.1.1/{name} | sha256sum",
+            topo.var("CLIENT_NS")
+        ),
+    ]))
+}
+
+#[test]
+fn lb_end_to_end() {
+    if !require_root() {
+        return;
+    }
+    let big_mb: u32 = std::env::var("QSPLICE_E2E_BIG_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let topo = Topology::up_with("qlb", 3, &["--bigfile", &big_mb.to_string()]);
+    let scratch = Scratch::new("e2e-lb");
+    let cfg = lb_config(&topo, &scratch.0);
+    let json = scratch.0.join("stats.json");
+    let mut app = Appliance::spawn(
+        &scratch.0,
+        &[
+            "lb",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stats-json",
+            json.to_str().unwrap(),
+            "--live-json",
+        ],
+    );
+    // All three backends resolved and passing health checks.
+    let up = wait_for(Duration::from_secs(20), || {
+        let v = stats(&json)?;
+        (v["neighbors"].as_array()?.len() >= 3 && healthy(&v) == vec![true; 3]).then_some(())
+    });
+    assert!(up.is_some(), "backends never healthy\n{}", app.logs());
+
+    // 1. Spread: 12 requests reach every backend, evenly per lcore cursor.
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..12 {
+        let b = curl_backend(&topo).unwrap_or_else(|| panic!("curl through the VIP failed\n{}", app.logs()));
+        *seen.entry(b).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 3, "every backend reached: {seen:?}");
+    assert!(seen.values().all(|n| *n >= 2), "round robin per lcore: {seen:?}");
+
+    // 2. Large download and an upload, byte-exact.
+    let got = download_sum(&topo, "big.bin", 300);
+    assert_eq!(got, expected_sum(&topo, "big.bin"), "big.bin through the VIP\n{}", app.logs());
+    let up_file = scratch.0.join("up.bin");
+    std::fs::write(&up_file, (0..8_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    let out = topo.exec(
+        topo.var("CLIENT_NS"),
+        &[
+            "curl", "-sf", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}", "-T",
+            up_file.to_str().unwrap(), "http://10.10.1.1/upload/e2e.bin",
+        ],
+    );
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(code == "201" || code == "204", "upload status {code}\n{}", app.logs());
+    let want = sha256_of_stdout(Command::new("sha256sum").arg(&up_file));
+    let state = topo.var("STATE_DIR");
+    let stored: Vec<String> = (1..=3)
+        .filter_map(|k| {
+            let p = format!("{state}/b{k}/upload/e2e.bin");
+            std::path::Path::new(&p)
+                .exists()
+                .then(|| sha256_of_stdout(Command::new("sha256sum").arg(&p)))
+        })
+        .collect();
+    assert_eq!(stored, vec![want], "exactly one backend stored the upload, intact");
+
+    // 3. 20,000 short connections, zero errors, then no leaks.
+    let before = lb_total(&stats(&json).unwrap(), "conn_spliced");
+    let out = topo.exec(
+        topo.var("CLIENT_NS"),
+        &[
+            "wrk", "-t2", "-c32", "-d60s", "-H", "Connection: close",
+            "-s", common::repo_root().join("tests/tools/wrk-count.lua").to_str().unwrap(),
+            "http://10.10.1.1/", "--", "10000",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "wrk failed: {text}");
+    assert!(!text.contains("Socket errors"), "wrk errors: {text}");
+    assert!(!text.contains("Non-2xx"), "wrk non-2xx: {text}");
+    let reqs: u64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    assert!(reqs >= 20_000, "wrk completed {reqs} requests: {text}");
+    let idle = wait_for(Duration::from_secs(15), || {
+        let v = stats(&json)?;
+        let flows = lb_total(&v, "flows_active");
+        let pools_full = v["mempools"]
+            .as_array()?
+            .iter()
+            .all(|p| p[1].as_u64() == p[2].as_u64());
+        (flows == 0 && pools_full).then_some(v)
+    });
+    let v = idle.unwrap_or_else(|| panic!("flows/mbufs not back to idle: {:?}\n{}", stats(&json).map(|v| v["lb"]["total"].clone()), app.logs()));
+    assert!(lb_total(&v, "conn_spliced") - before >= 20_000);
+
+    // 4. SYN flood (bounded: 10 s) while curl keeps working.
+    let mut flood = Command::new("ip")
+        .args([
+            "netns", "exec", topo.var("CLIENT_NS"), "timeout", "10", "hping3", "--flood", "-S",
+            "-p", "80", "--rand-source", "-q", "10.10.1.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hping3");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ok = 0;
+    for _ in 0..10 {
+        if curl_backend(&topo).is_some() {
+            ok += 1;
+        }
+    }
+    let _ = flood.wait();
+    assert!(ok >= 9, "only {ok}/10 requests succeeded during the SYN flood\n{}", app.logs());
+    let v = stats(&json).unwrap();
+    assert!(lb_total(&v, "syn_received") > 1000, "the flood reached the appliance");
+    assert!(lb_total(&v, "flows_active") < 100, "SYNs cost no flow state");
+
+    // 5. Kill backend b2's nginx: out of rotation after failed checks,
+    //    back after it restarts.
+    let b2 = format!("{state}/b2");
+    let pid = std::fs::read_to_string(format!("{b2}/nginx.pid")).unwrap();
+    Command::new("kill").arg(pid.trim()).status().unwrap();
+    let down = wait_for(Duration::from_secs(5), || {
+        (healthy(&stats(&json)?) == vec![true, false, true]).then_some(())
+    });
+    assert!(down.is_some(), "b2 not taken out\n{}", app.logs());
+    for _ in 0..9 {
+        let b = curl_backend(&topo).expect("requests keep working with a backend down");
+        assert_ne!(b, "b2");
+    }
+    let st = Command::new("ip")
+        .args([
+            "netns", "exec", &format!("{}-b2", topo.prefix), "nginx", "-p", &format!("{b2}/"),
+            "-e", &format!("{b2}/error.log"), "-c", &format!("{b2}/nginx.conf"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let back = wait_for(Duration::from_secs(5), || {
+        (healthy(&stats(&json)?) == vec![true; 3]).then_some(())
+    });
+    assert!(back.is_some(), "b2 did not rejoin\n{}", app.logs());
+    let mut seen = BTreeMap::new();
+    for _ in 0..9 {
+        *seen.entry(curl_backend(&topo).unwrap()).or_insert(0) += 1;
+    }
+    assert!(seen.contains_key("b2"), "b2 gets traffic again: {seen:?}");
+
+    // 6. netem on the client side and the backend side: loss, reordering,
+    //    duplication; a large transfer stays intact.
+    let cli_if = format!("{}-cli0", topo.prefix);
+    let netem = |ns: &str, dev: &str, op: &str| {
+        let mut a = vec!["netns", "exec", ns, "tc", "qdisc", op, "dev", dev, "root"];
+        if op != "del" {
+            a.extend(["netem", "loss", "1%", "delay", "1ms", "reorder", "1%", "50%", "duplicate", "1%"]);
+        }
+        Command::new("ip").args(&a).status().unwrap().success()
+    };
+    assert!(netem(topo.var("CLIENT_NS"), &cli_if, "add"), "tc netem on {cli_if}");
+    let sw = topo.var("SW_NS").to_string();
+    let sw_if = format!("{}-sw-dut", topo.prefix);
+    let sw_netem = netem(&sw, &sw_if, "add");
+    let got = download_sum(&topo, "1m.bin", 60);
+    let got_big = download_sum(&topo, "big.bin", 600);
+    netem(topo.var("CLIENT_NS"), &cli_if, "del");
+    if sw_netem {
+        netem(&sw, &sw_if, "del");
+    }
+    assert_eq!(got, expected_sum(&topo, "1m.bin"));
+    assert_eq!(got_big, expected_sum(&topo, "big.bin"), "big.bin under netem");
+
+    let st = app.stop(Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "clean shutdown\n{}", app.logs());
+}
