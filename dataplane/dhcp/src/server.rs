@@ -388,7 +388,8 @@ pub struct ReplyMeta {
 /// Server counters. Plain integers: read them between calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ServerCounters {
-    /// Requests given to `handle` / `handle_frame`.
+    /// DHCP messages given to `handle` (directly, or by `handle_frame` once
+    /// the frame parsed).
     pub received: u64,
     /// DISCOVERs processed.
     pub discover: u64,
