@@ -45,17 +45,19 @@ cleanup() {
 trap cleanup EXIT
 
 step "machine topology and placement plan"
-"$QS" topo --config conf/demo.toml || true
+"$QS" topo --config conf/lb.toml || true
 
-step "start qsplice (conf/demo.toml)"
+step "start the load balancer: qsplice lb (conf/lb.toml)"
 STATS=$(mktemp /tmp/qsplice-demo-XXXX.json)
-"$QS" run --config conf/demo.toml --duration "$RUN_SECONDS" --stats-json "$STATS" --live-json >/tmp/qsplice-demo.out 2>/tmp/qsplice-demo.err &
+"$QS" lb --config conf/lb.toml --duration "$RUN_SECONDS" --stats-json "$STATS" --live-json >/tmp/qsplice-demo.out 2>/tmp/qsplice-demo.err &
 APP_PID=$!
 for _ in $(seq 1 100); do
     if [[ -s $STATS ]] && python3 - "$STATS" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-sys.exit(0 if len(r["neighbors"]) >= 3 else 1)
+ok = len(r["neighbors"]) >= 3 and all(
+    b["healthy"] and b["checks"] >= 2 for v in r["lb"]["vips"] for b in v["backends"])
+sys.exit(0 if ok else 1)
 PY
     then break; fi
     kill -0 "$APP_PID" 2>/dev/null || { cat /tmp/qsplice-demo.err; echo "qsplice exited early" >&2; exit 1; }
@@ -68,6 +70,15 @@ step "client namespace: ping the VIP 10.10.1.1 through DPDK af_packet"
 ip netns exec qs-client ping -c 5 -i 0.2 10.10.1.1
 echo "client's ARP entry for the VIP (the DPDK port's MAC):"
 ip netns exec qs-client ip neigh show 10.10.1.1
+
+step "client namespace: HTTP to the VIP, spread over the nginx backends and spliced"
+for i in $(seq 1 6); do
+    printf '  request %d -> ' "$i"
+    ip netns exec qs-client curl -s -m 5 -D- -o /dev/null http://10.10.1.1/ | grep -i '^x-backend' || echo "FAILED"
+done
+echo "1 MiB download through the VIP:"
+printf '  got      %s\n' "$(ip netns exec qs-client curl -s -m 20 http://10.10.1.1/1m.bin | sha256sum | cut -d' ' -f1)"
+printf '  expected %s\n' "$(grep ' 1m.bin' /tmp/qsplice-netns-qs/shared/SHA256SUMS | cut -d' ' -f1)"
 
 step "client namespace: hostile frames (bad checksums, bad lengths, unknown protocols...)"
 ip netns exec qs-client tests/tools/send_frames.py qs-cli0 "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ports"][0]["mac"])' "$STATS")" 10.10.1.2 10.10.1.1 2
