@@ -150,8 +150,9 @@ pub struct TesterConfig {
     pub renew_after: Option<Duration>,
     /// Send a RELEASE at the end.
     pub release: bool,
-    /// Ethernet destination of unicast renew/release frames; learned from
-    /// the source of the first valid reply if `None` (fallback broadcast).
+    /// Ethernet destination of unicast renew/release frames. If `None`: the
+    /// relay's `server_mac` in relay mode, else learned from the source of
+    /// the first valid reply (broadcast until then).
     pub server_mac: Option<MacAddr>,
     /// Seed of the jitter and xid generator.
     pub seed: u64,
@@ -1071,7 +1072,11 @@ impl Tester {
         } else if matches!(msg, Msg::Renew | Msg::Release) {
             spec.src_ip = addr;
             spec.dst_ip = server;
-            spec.dst_mac = self.server_mac.unwrap_or(MacAddr::BROADCAST);
+            let relay_next_hop = self.cfg.relay.as_ref().map(|r| r.server_mac);
+            spec.dst_mac = self
+                .server_mac
+                .or(relay_next_hop)
+                .unwrap_or(MacAddr::BROADCAST);
         }
         let Some(buf) = batch.next_buf() else {
             self.stats.counters.tx_buffer_full += 1;
