@@ -42,6 +42,12 @@ PACKAGES=(
     python3
     procps
     kmod
+    # tests/tools/impair.sh (tc BPF link impairment where sch_netem is missing)
+    gcc
+    linux-libc-dev
+    # peers of benches/e2e/lb-vs-peers.sh (the device in the middle)
+    haproxy
+    nftables
 )
 
 HP_SIZE_KB=2048

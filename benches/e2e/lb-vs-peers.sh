@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# qsplice lb vs HAProxy 2.6 (TCP mode) vs the kernel (nftables DNAT+SNAT) as
+# the device between the client namespace and three nginx backends, on the
+# same topology (scripts/netns.sh) in one run.
+#
+#   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W]
+#
+# For each device, R rounds of (medians are printed):
+#   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
+#   req/s      wrk, keep-alive, C connections: requests per second
+#   MB/s       wrk, keep-alive, 4 connections, GET /1m.bin: bulk throughput
+# with wrk's p50/p99 latency for the first two, and each figure's ratio to
+# qsplice. The devices take turns on the same veths: the kernel ones get the
+# VIP and backend-side addresses on the DUT interfaces (qb-dut-c / qb-dut-b);
+# qsplice binds them with net_af_packet. Bounded: every load runs N seconds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SECS=10
+ROUNDS=3
+CONNS=64
+WORKERS=1
+while (($#)); do
+    case "$1" in
+        --seconds) SECS=$2; shift ;;
+        --rounds) ROUNDS=$2; shift ;;
+        --conns) CONNS=$2; shift ;;
+        --workers) WORKERS=$2; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+P=qb
+CLI_NS=$P-client
+DUT_C=$P-dut-c
+DUT_B=$P-dut-b
+VIP=10.10.1.1
+LOCAL=10.10.2.1
+BACKENDS=(10.10.2.11 10.10.2.12 10.10.2.13)
+WORK=$(mktemp -d /tmp/qsplice-lbbench-XXXX)
+QS=target/release/qsplice
+PIDS=()
+
+log() { printf '[lb-bench] %s\n' "$*" >&2; }
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    kernel_off 2>/dev/null || true
+    scripts/netns.sh down --prefix "$P" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for t in wrk haproxy nft; do
+    command -v "$t" >/dev/null || { echo "missing $t: run scripts/setup.sh" >&2; exit 1; }
+done
+cargo build --release --bin qsplice >&2
+scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
+
+# --- the kernel as the device (HAProxy and nftables) -------------------------
+FWD_SAVED=$(sysctl -n net.ipv4.ip_forward)
+kernel_on() {
+    ip addr add $VIP/24 dev "$DUT_C"
+    ip addr add $LOCAL/24 dev "$DUT_B"
+    for i in "$DUT_C" "$DUT_B"; do
+        ip link set dev "$i" arp on
+        sysctl -qw "net.ipv4.conf.$i.arp_ignore=0"
+    done
+}
+kernel_off() {
+    nft delete table ip qsbench 2>/dev/null || true
+    for i in "$DUT_C" "$DUT_B"; do
+        ip addr flush dev "$i" 2>/dev/null || true
+        ip link set dev "$i" arp off 2>/dev/null || true
+        sysctl -qw "net.ipv4.conf.$i.arp_ignore=8" 2>/dev/null || true
+        sysctl -qw "net.ipv4.conf.$i.forwarding=0" 2>/dev/null || true
+    done
+    sysctl -qw "net.ipv4.ip_forward=$FWD_SAVED"
+    ip netns exec "$CLI_NS" ip neigh flush all 2>/dev/null || true
+}
+
+start_haproxy() {
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 100000
+    nbthread $WORKERS
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend vip
+    bind $VIP:80
+    default_backend web
+backend web
+    balance roundrobin
+    source $LOCAL
+$(for i in "${!BACKENDS[@]}"; do echo "    server b$((i + 1)) ${BACKENDS[$i]}:80"; done)
+EOF
+    haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+    PIDS+=($!)
+    HAPROXY_PID=$!
+}
+
+start_nft() {
+    sysctl -qw net.ipv4.ip_forward=1
+    for i in "$DUT_C" "$DUT_B"; do sysctl -qw "net.ipv4.conf.$i.forwarding=1"; done
+    nft -f - <<EOF
+table ip qsbench {
+    chain pre {
+        type nat hook prerouting priority dstnat;
+        ip daddr $VIP tcp dport 80 dnat to numgen inc mod 3 map { 0 : ${BACKENDS[0]}, 1 : ${BACKENDS[1]}, 2 : ${BACKENDS[2]} }:80
+    }
+    chain post {
+        type nat hook postrouting priority srcnat;
+        oifname "$DUT_B" snat to $LOCAL
+    }
+}
+EOF
+}
+
+start_qsplice() {
+    local lcores="[1]" map="" q=""
+    if ((WORKERS > 1)); then
+        lcores="[$(seq -s, 1 "$WORKERS")]"
+        q=",qpairs=$WORKERS"
+        # lcore i on CPU i mod nproc (more workers than CPUs share them)
+        local n; n=$(nproc)
+        map="lcore_map = \"$(for i in $(seq 0 "$WORKERS"); do printf '%s%d@%d' "${i:+,}" "$i" $((i % n)); done | sed 's/^,//')\""
+    fi
+    sed -e "s/qs-dut-c\"/$DUT_C$q\"/" -e "s/qs-dut-b\"/$DUT_B$q\"/" \
+        -e "s/^worker_lcores = .*/worker_lcores = $lcores\n$map/" \
+        -e "s/^mbufs = .*/mbufs = 32767/" \
+        -e "s/^memory_mb = .*/memory_mb = 1024/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0/" \
+        conf/lb.toml >"$WORK/lb.toml"
+    "$QS" lb --config "$WORK/lb.toml" --stats-json "$WORK/qs.json" --live-json \
+        >"$WORK/qsplice.out" 2>&1 &
+    PIDS+=($!)
+    QS_PID=$!
+}
+
+wait_vip() {
+    for _ in $(seq 1 100); do
+        if ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://$VIP/"; then
+            # and every backend reachable (health checks / ARP settled)
+            sleep 1
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "VIP not answering" >&2
+    return 1
+}
+
+# wrk → "value p50_ms p99_ms"
+wrk_run() {
+    local mode=$1 out
+    case $mode in
+        conn) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H 'Connection: close' "http://$VIP/") ;;
+        req) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://$VIP/") ;;
+        bulk) out=$(ip netns exec "$CLI_NS" wrk -t2 -c4 -d"${SECS}s" "http://$VIP/1m.bin") ;;
+    esac
+    echo "$out" >>"$WORK/wrk.log"
+    if grep -q 'Socket errors' <<<"$out"; then log "$mode: $(grep 'Socket errors' <<<"$out")"; fi
+    python3 - "$mode" <<PY
+import re, sys
+out = """$out"""
+mode = sys.argv[1]
+def ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    if not m: return float("nan")
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+def lat(p):
+    m = re.search(r"^\s+%s%%\s+(\S+)" % p, out, re.M)
+    return ms(m.group(1)) if m else float("nan")
+if mode == "bulk":
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    v = float(m.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}.get(m.group(2), 1) if m else 0
+    print(f"{v:.1f} nan nan")
+else:
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    print(f"{float(m.group(1)) if m else 0:.0f} {lat(50):.2f} {lat(99):.2f}")
+PY
+}
+
+declare -A RES
+measure() { # device
+    local dev=$1 m
+    for m in conn req bulk; do
+        RES[$dev.$m]+="$(wrk_run "$m");"
+        log "$dev $m: $(tail -c 40 <<<"${RES[$dev.$m]}")"
+    done
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    log "round $r/$ROUNDS: qsplice"
+    start_qsplice; wait_vip; measure qsplice
+    kill -TERM "$QS_PID"; wait "$QS_PID" 2>/dev/null || true
+    ip netns exec "$CLI_NS" ip neigh flush all
+
+    log "round $r/$ROUNDS: haproxy"
+    kernel_on; start_haproxy; wait_vip; measure haproxy
+    kill -TERM "$HAPROXY_PID"; wait "$HAPROXY_PID" 2>/dev/null || true
+    kernel_off
+
+    log "round $r/$ROUNDS: nftables"
+    kernel_on; start_nft; wait_vip; measure nftables
+    kernel_off
+done
+
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" <<PY
+import statistics, sys
+rounds, secs, conns, workers = sys.argv[1:]
+res = {}
+$(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
+def med(dev, m, i):
+    vals = [float(x.split()[i]) for x in res[f"{dev}.{m}"].split(";") if x.strip()]
+    vals = [v for v in vals if v == v]
+    return statistics.median(vals) if vals else float("nan")
+print(f"qsplice lb vs peers: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s); medians")
+print(f"{'device':<10} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
+q = [med("qsplice", "conn", 0), med("qsplice", "req", 0), med("qsplice", "bulk", 0)]
+for dev in ["qsplice", "haproxy", "nftables"]:
+    c, cl50, cl99 = (med(dev, "conn", i) for i in range(3))
+    r, rl50, rl99 = (med(dev, "req", i) for i in range(3))
+    b = med(dev, "bulk", 0)
+    ratio = "  ".join(f"{qv / v:.2f}x" if v else "-" for qv, v in zip(q, [c, r, b]))
+    print(f"{dev:<10} {c:>9.0f} {cl50:>7.2f} {cl99:>7.2f} {r:>9.0f} {rl50:>7.2f} {rl99:>7.2f} {b:>8.1f}   {ratio}")
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers)
+PY
