@@ -10,6 +10,45 @@
 //! allocate: tables are preallocated and bounded. No input can make any
 //! function panic; rejected input is reported with a reason enum whose
 //! `as_str()` names are stable counter names.
+//!
+//! ```
+//! use core::time::Duration;
+//! use qsplice_dhcp::client::{Tester, TesterConfig, TxBatch};
+//! use qsplice_dhcp::server::{PoolConfig, Server, ServerConfig};
+//! use qsplice_dhcp::wire::AddrList;
+//! use qsplice_dhcp::{Ipv4Addr, MacAddr};
+//!
+//! let hz = 1_000_000_000; // ticks per second (here: nanoseconds)
+//! let server_ip = Ipv4Addr::new(10, 0, 0, 1);
+//! let pool = PoolConfig {
+//!     network: Ipv4Addr::new(10, 0, 0, 0),
+//!     prefix_len: 24,
+//!     range_start: Ipv4Addr::new(10, 0, 0, 100),
+//!     range_end: Ipv4Addr::new(10, 0, 0, 199),
+//!     routers: AddrList::from_iter([server_ip]),
+//!     dns_servers: AddrList::new(),
+//!     lease_time: Duration::from_secs(3600),
+//! };
+//! let mut server =
+//!     Server::new(&ServerConfig::new(server_ip, MacAddr([2, 0, 0, 0, 0, 1]), pool), hz).unwrap();
+//! let mut tester = Tester::new(&TesterConfig::new(50), hz).unwrap();
+//! let (mut batch, mut reply, mut now) = (TxBatch::new(32), [0u8; 1500], 0u64);
+//! while !tester.is_finished() {
+//!     batch.clear();
+//!     tester.poll(now, &mut batch); // DISCOVERs, REQUESTs, retransmissions
+//!     for frame in batch.iter() {
+//!         // `server_ip` is also the address of the receiving interface here.
+//!         if let Ok(Some(m)) = server.handle_frame(now, server_ip, frame, &mut reply) {
+//!             tester.on_reply(now, &reply[..m.len]).unwrap();
+//!         }
+//!     }
+//!     now += 10_000;
+//! }
+//! assert_eq!(tester.stats().counters.done, 50);
+//! assert_eq!(server.leases_bound(), 50);
+//! let report = tester.report(now); // serde::Serialize (JSON for --json)
+//! assert_eq!(report.success_rate, 1.0);
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -518,3 +518,48 @@ fn retransmission_backoff_timing() {
     let end = now / 1_000_000;
     assert!((300 + 120..=300 + 201 + 1).contains(&end), "{end}");
 }
+
+#[test]
+fn relay_mode_renews_directly_with_the_server() {
+    let mut sc = server_cfg(100);
+    sc.pools.push(pool([172, 16], 100));
+    let mut s = Server::new(&sc, HZ).unwrap();
+    let mut tc = tester_cfg(20);
+    tc.relay = Some(relay());
+    tc.renew_after = Some(Duration::from_millis(50));
+    let mut t = Tester::new(&tc, HZ).unwrap();
+    // Bind everyone, then catch the renewals on the wire.
+    let mut b = TxBatch::new(64);
+    let mut out = [0u8; 1500];
+    let mut now = 0;
+    let mut renewals = 0;
+    while !t.is_finished() && now < 10 * HZ {
+        b.clear();
+        t.poll(now, &mut b);
+        let mut replies = Vec::new();
+        for f in b.iter() {
+            let p = parse_frame(f).unwrap();
+            let d = DhcpRepr::parse(p.dhcp(f)).unwrap();
+            if !d.ciaddr.is_unspecified() {
+                renewals += 1;
+                // Unicast from the client's address to the server, no relay.
+                assert_eq!((p.meta.src_ip, p.meta.dst_ip), (d.ciaddr, SERVER_IP));
+                assert_eq!((p.meta.src_port, p.meta.dst_port), (68, 67));
+                assert_eq!(p.meta.dst_mac, SERVER_MAC);
+                assert_eq!(d.giaddr, Ipv4Addr::UNSPECIFIED);
+                assert_eq!(d.relay_agent_info, None);
+                assert_eq!((d.server_id, d.requested_ip), (None, None));
+            }
+            if let Ok(Some(m)) = s.handle_frame(now, SERVER_IP, f, &mut out) {
+                replies.push(out[..m.len].to_vec());
+            }
+        }
+        for r in &replies {
+            t.on_reply(now, r).unwrap();
+        }
+        now += 1_000_000;
+    }
+    assert_eq!(renewals, 20);
+    let c = &t.stats().counters;
+    assert_eq!((c.done, c.renew_ack, c.option82_mismatch), (20, 20, 0));
+}
