@@ -84,6 +84,16 @@ pub struct BackendReport {
     pub opened: u64,
     /// Connections to it that failed.
     pub failed: u64,
+    /// Spliced connections ended by a RST.
+    pub reset: u64,
+    /// Client → backend segments and payload bytes.
+    pub c2s_packets: u64,
+    /// See `c2s_packets`.
+    pub c2s_bytes: u64,
+    /// Backend → client segments and payload bytes.
+    pub s2c_packets: u64,
+    /// See `s2c_packets`.
+    pub s2c_bytes: u64,
 }
 
 /// One VIP in the report.
@@ -93,6 +103,9 @@ pub struct VipReport {
     pub name: String,
     /// `address:port`.
     pub address: String,
+    /// Sums over the VIP's backends: connections opened / active / failed /
+    /// reset, segments and bytes each way.
+    pub total: BTreeMap<String, u64>,
     /// Its pool.
     pub backends: Vec<BackendReport>,
 }
@@ -341,11 +354,102 @@ impl LbRuntime {
                 }
             }
         }
-        let least = self.vips.iter().any(|v| v.policy == Policy::LeastConnections);
+        let least = self
+            .vips
+            .iter()
+            .any(|v| v.policy == Policy::LeastConnections);
         if changed || (least && now >= self.next_load_refresh) {
             self.next_load_refresh = now + LOAD_REFRESH;
             self.publish();
         }
+    }
+
+    /// Apply a reloaded `[lb]` section: backend state, weight and limit,
+    /// VIP policies, and the health-check timers and thresholds. The VIPs
+    /// (names, addresses) and each VIP's backend addresses must be as
+    /// before, and so must what the lcores were built with (ports, source
+    /// range, table sizes, timeouts, check kind and path); a difference is
+    /// an error naming the key, and nothing changes. Returns how many
+    /// settings changed.
+    pub fn reconfigure(&mut self, l: &qsplice_config::LbConf) -> Result<usize> {
+        let h = &l.health;
+        let fixed = [
+            (
+                "lb.max_flows",
+                self.template.max_flows == l.max_flows as usize,
+            ),
+            (
+                "lb.max_connecting",
+                self.template.max_connecting == l.max_connecting as usize,
+            ),
+            (
+                "lb.source_port_min",
+                self.template.sport_min == l.source_port_min,
+            ),
+            (
+                "lb.source_port_max",
+                self.template.sport_max == l.source_port_max,
+            ),
+            ("lb.syn_rto_ms", self.template.syn_rto_ms == l.syn_rto_ms),
+            ("lb.syn_retries", self.template.syn_retries == l.syn_retries),
+            (
+                "lb.idle_timeout_s",
+                self.template.idle_timeout_ms == l.idle_timeout_s * 1000,
+            ),
+            ("lb.linger_ms", self.template.linger_ms == l.linger_ms),
+            ("lb.window_scale", self.template.vip_ws == l.window_scale),
+            (
+                "lb.health.http_path",
+                self.template.health_path == h.http_path,
+            ),
+            (
+                "lb.health.expect_status",
+                self.template.health_status == h.expect_status,
+            ),
+            ("lb.vips", self.vips.len() == l.vips.len()),
+        ];
+        if let Some((k, _)) = fixed.iter().find(|(_, same)| !same) {
+            anyhow::bail!("key `{k}` changed: it takes a restart to apply");
+        }
+        for (i, (old, new)) in self.vips.iter().zip(&l.vips).enumerate() {
+            if old.name != new.name || old.addr != new.address {
+                anyhow::bail!("key `lb.vips[{i}]` changed name or address: it takes a restart");
+            }
+            if old.backends.len() != new.backends.len()
+                || old
+                    .backends
+                    .iter()
+                    .zip(&new.backends)
+                    .any(|(a, b)| a.addr != b.address)
+            {
+                anyhow::bail!(
+                    "key `lb.vips[{i}].backends` added, removed or reordered backends: it takes a restart"
+                );
+            }
+        }
+        let mut n = 0;
+        for (old, new) in self.vips.iter_mut().zip(&l.vips) {
+            let p = policy(new.policy);
+            n += usize::from(old.policy != p);
+            old.policy = p;
+            for (b, nb) in old.backends.iter_mut().zip(&new.backends) {
+                n += usize::from(b.weight != nb.weight)
+                    + usize::from(b.max_conns != nb.max_conns)
+                    + usize::from(b.admin != nb.state);
+                if b.admin != nb.state {
+                    tracing::info!(backend = %b.addr, from = ?b.admin, to = ?nb.state, "backend state");
+                }
+                b.weight = nb.weight;
+                b.max_conns = nb.max_conns;
+                b.admin = nb.state;
+            }
+        }
+        if self.health_conf != *h {
+            n += 1;
+            self.health_conf = h.clone();
+        }
+        self.publish();
+        Ok(n)
     }
 
     /// Counters and pool state.
@@ -359,33 +463,54 @@ impl LbRuntime {
             .vips
             .iter()
             .enumerate()
-            .map(|(pi, v)| VipReport {
-                name: v.name.clone(),
-                address: v.addr.to_string(),
-                backends: v
+            .map(|(pi, v)| {
+                let mut vt = qsplice_lb::BackendStats::default();
+                let backends = v
                     .backends
                     .iter()
                     .enumerate()
                     .map(|(bi, b)| {
-                        let (mut active, mut opened, mut failed) = (0, 0, 0);
+                        let mut st = qsplice_lb::BackendStats::default();
                         for c in &self.backends {
-                            let s = c.get(pi, bi);
-                            active += s.active;
-                            opened += s.opened;
-                            failed += s.failed;
+                            st.add(&c.get(pi, bi));
                         }
+                        vt.add(&st);
                         BackendReport {
                             address: b.addr.to_string(),
                             admin: format!("{:?}", b.admin).to_lowercase(),
                             healthy: b.healthy,
                             checks: b.checks,
                             last_error: b.last_error.to_string(),
-                            active,
-                            opened,
-                            failed,
+                            active: st.active,
+                            opened: st.opened,
+                            failed: st.failed,
+                            reset: st.reset,
+                            c2s_packets: st.c2s_packets,
+                            c2s_bytes: st.c2s_bytes,
+                            s2c_packets: st.s2c_packets,
+                            s2c_bytes: st.s2c_bytes,
                         }
                     })
-                    .collect(),
+                    .collect();
+                let total = [
+                    ("active", vt.active),
+                    ("opened", vt.opened),
+                    ("failed", vt.failed),
+                    ("reset", vt.reset),
+                    ("c2s_packets", vt.c2s_packets),
+                    ("c2s_bytes", vt.c2s_bytes),
+                    ("s2c_packets", vt.s2c_packets),
+                    ("s2c_bytes", vt.s2c_bytes),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                VipReport {
+                    name: v.name.clone(),
+                    address: v.addr.to_string(),
+                    total,
+                    backends,
+                }
             })
             .collect();
         LbReport {

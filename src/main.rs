@@ -136,6 +136,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 duration: duration.map(Duration::from_secs_f64),
                 stats_json,
                 live_json,
+                config_path: Some(config.clone()),
             };
             let report = qsplice::run(&cfg, &opts)?;
             println!("{}", report.render());
@@ -159,6 +160,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 duration: duration.map(Duration::from_secs_f64),
                 stats_json,
                 live_json,
+                config_path: Some(config.clone()),
             };
             let report = qsplice::run(&cfg, &opts)?;
             println!("{}", report.render());

@@ -29,6 +29,9 @@ pub struct RunOpts {
     pub stats_json: Option<PathBuf>,
     /// Also rewrite `stats_json` at every stats interval (live view for tools).
     pub live_json: bool,
+    /// The config file, re-read on SIGHUP (backend state, weights, limits,
+    /// policies and health timers change without a restart).
+    pub config_path: Option<PathBuf>,
 }
 
 /// The DPDK side of a booted appliance.
@@ -179,6 +182,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let setups = port_setups(cfg);
     let workers = cfg.eal.worker_lcores.clone();
     let stop = install_signal_handler();
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
+        tracing::warn!("cannot install the SIGHUP (reload) handler: {e}");
+    }
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut shared = Vec::new();
     let mut links = Vec::new();
@@ -204,8 +211,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 match lb_core {
                     Some((lconf, lshared)) => {
                         let svc = qsplice_lb::LbCore::new(lconf, lshared);
-                        let mut w =
-                            Worker::with_service(conf, ports, clock, sc2, Some(link2), svc);
+                        let mut w = Worker::with_service(conf, ports, clock, sc2, Some(link2), svc);
                         w.run(&st);
                     }
                     None => {
@@ -265,6 +271,9 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 }
             }
         }
+        if reload.swap(false, Ordering::SeqCst) {
+            reload_config(opts, lb.as_mut());
+        }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
         }
@@ -295,6 +304,28 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         write_json(p, &r)?;
     }
     Ok(r)
+}
+
+/// SIGHUP: re-read the config and apply what can change while running.
+fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>) {
+    let Some(path) = &opts.config_path else {
+        tracing::warn!("SIGHUP: no config file to reload");
+        return;
+    };
+    let cfg = match qsplice_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("SIGHUP: config not reloaded: {e}");
+            return;
+        }
+    };
+    match (lb, &cfg.lb) {
+        (Some(l), Some(new)) => match l.reconfigure(new) {
+            Ok(n) => tracing::info!(changes = n, "SIGHUP: config reloaded"),
+            Err(e) => tracing::error!("SIGHUP: config not reloaded: {e}"),
+        },
+        _ => tracing::info!("SIGHUP: nothing to reload without an [lb] section"),
+    }
 }
 
 fn write_json(path: &std::path::Path, r: &Report) -> Result<()> {

@@ -106,7 +106,19 @@ impl Report {
                 }
             }
             for v in &lb.vips {
-                let _ = writeln!(s, "  vip {} {}", v.name, v.address);
+                let t = |k: &str| v.total.get(k).copied().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "  vip {} {}: active {} opened {} failed {} reset {} bytes c2s {} s2c {}",
+                    v.name,
+                    v.address,
+                    t("active"),
+                    t("opened"),
+                    t("failed"),
+                    t("reset"),
+                    t("c2s_bytes"),
+                    t("s2c_bytes")
+                );
                 for b in &v.backends {
                     let _ = writeln!(
                         s,

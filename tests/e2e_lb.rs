@@ -335,6 +335,97 @@ fn lb_end_to_end() {
         "SYNs cost no flow state"
     );
 
+    // 4b. Drain by config reload (SIGHUP): the backend serving a slow
+    //     download stops getting new connections, the download completes.
+    let slow_out = scratch.0.join("slow.sum");
+    let mut slow = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ip netns exec {} curl -sf -m 60 --limit-rate 300k http://10.10.1.1/1m.bin | sha256sum > {}",
+                topo.var("CLIENT_NS"),
+                slow_out.display()
+            ),
+        ])
+        .spawn()
+        .expect("slow download");
+    let serving = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        let bs = v["lb"]["vips"][0]["backends"].as_array()?.clone();
+        let i = bs.iter().position(|b| b["active"].as_u64() == Some(1))?;
+        Some(bs[i]["address"].as_str()?.to_string())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no backend shows the slow download as active\n{}",
+            app.logs()
+        )
+    });
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let drained = text.replace(
+        &format!("{{ address = \"{serving}\" }}"),
+        &format!("{{ address = \"{serving}\", state = \"draining\" }}"),
+    );
+    assert_ne!(text, drained);
+    std::fs::write(&cfg, &drained).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status()
+        .unwrap();
+    let name = format!(
+        "b{}",
+        serving
+            .split(':')
+            .next()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            - 10
+    );
+    let applied = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        let bs = v["lb"]["vips"][0]["backends"].as_array()?.clone();
+        bs.iter()
+            .any(|b| b["address"].as_str() == Some(&serving) && b["admin"] == "draining")
+            .then_some(())
+    });
+    assert!(applied.is_some(), "reload not applied\n{}", app.logs());
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..9 {
+        let b = curl_backend(&topo).expect("requests work while draining");
+        assert_ne!(b, name, "a draining backend got a new connection");
+    }
+    assert!(slow.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(&slow_out)
+            .unwrap()
+            .split_whitespace()
+            .next(),
+        Some(expected_sum(&topo, "1m.bin").as_str()),
+        "the connection to the draining backend ran to its end"
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status()
+        .unwrap();
+    let undrained = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        v["lb"]["vips"][0]["backends"]
+            .as_array()?
+            .iter()
+            .all(|b| b["admin"] == "up")
+            .then_some(())
+    });
+    assert!(
+        undrained.is_some(),
+        "reload back to up not applied\n{}",
+        app.logs()
+    );
+
     // 5. Kill backend b2's nginx: out of rotation after failed checks,
     //    back after it restarts.
     let b2 = format!("{state}/b2");

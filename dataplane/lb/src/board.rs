@@ -44,12 +44,15 @@ impl PoolBoard {
     }
 }
 
+/// Counters kept per backend.
+const CELLS: usize = 8;
+
 /// Per-backend counters of one lcore, laid out `pool × backend`.
 #[derive(Debug)]
 pub struct BackendCounters {
     offsets: Vec<usize>,
-    /// `[active, opened, failed]` per backend.
-    cells: Vec<[AtomicU64; 3]>,
+    /// [`BackendStats`] fields, in declaration order, per backend.
+    cells: Vec<[AtomicU64; CELLS]>,
 }
 
 /// One backend's counters (summed over lcores by the reader).
@@ -61,6 +64,51 @@ pub struct BackendStats {
     pub opened: u64,
     /// Connections to it that failed (refused, timed out).
     pub failed: u64,
+    /// Spliced connections ended by a RST (either side).
+    pub reset: u64,
+    /// Segments client → backend.
+    pub c2s_packets: u64,
+    /// Payload bytes client → backend.
+    pub c2s_bytes: u64,
+    /// Segments backend → client.
+    pub s2c_packets: u64,
+    /// Payload bytes backend → client.
+    pub s2c_bytes: u64,
+}
+
+impl BackendStats {
+    fn to_array(self) -> [u64; CELLS] {
+        [
+            self.active,
+            self.opened,
+            self.failed,
+            self.reset,
+            self.c2s_packets,
+            self.c2s_bytes,
+            self.s2c_packets,
+            self.s2c_bytes,
+        ]
+    }
+    fn from_array(a: [u64; CELLS]) -> Self {
+        BackendStats {
+            active: a[0],
+            opened: a[1],
+            failed: a[2],
+            reset: a[3],
+            c2s_packets: a[4],
+            c2s_bytes: a[5],
+            s2c_packets: a[6],
+            s2c_bytes: a[7],
+        }
+    }
+    /// Add another lcore's (or backend's) counters.
+    pub fn add(&mut self, o: &BackendStats) {
+        let mut a = self.to_array();
+        for (x, y) in a.iter_mut().zip(o.to_array()) {
+            *x += y;
+        }
+        *self = BackendStats::from_array(a);
+    }
 }
 
 impl BackendCounters {
@@ -77,24 +125,22 @@ impl BackendCounters {
             cells: (0..n).map(|_| Default::default()).collect(),
         }
     }
-    fn cell(&self, pool: usize, backend: usize) -> Option<&[AtomicU64; 3]> {
+    fn cell(&self, pool: usize, backend: usize) -> Option<&[AtomicU64; CELLS]> {
         self.cells.get(self.offsets.get(pool)? + backend)
     }
     /// Store one backend's values (the owning lcore only).
     pub fn store(&self, pool: usize, backend: usize, s: BackendStats) {
         if let Some(c) = self.cell(pool, backend) {
-            c[0].store(s.active, Ordering::Relaxed);
-            c[1].store(s.opened, Ordering::Relaxed);
-            c[2].store(s.failed, Ordering::Relaxed);
+            for (cell, v) in c.iter().zip(s.to_array()) {
+                cell.store(v, Ordering::Relaxed);
+            }
         }
     }
     /// Read one backend's values.
     pub fn get(&self, pool: usize, backend: usize) -> BackendStats {
         self.cell(pool, backend)
-            .map(|c| BackendStats {
-                active: c[0].load(Ordering::Relaxed),
-                opened: c[1].load(Ordering::Relaxed),
-                failed: c[2].load(Ordering::Relaxed),
+            .map(|c| {
+                BackendStats::from_array(std::array::from_fn(|i| c[i].load(Ordering::Relaxed)))
             })
             .unwrap_or_default()
     }

@@ -956,16 +956,32 @@ impl<F: Frame> LbCore<F> {
             }
         };
         flow.on_segment(dir, &t, now, &self.timers);
-        let m = &self.meta[id as usize];
+        let m = self.meta[id as usize];
+        let bytes = t.payload_len as u64;
+        let rst = t.flags.contains(TcpFlags::RST);
+        let st = self
+            .bstats
+            .get_mut(usize::from(m.pool))
+            .and_then(|p| p.get_mut(usize::from(m.backend)));
         let (pi, dst_mac) = match dir {
             Dir::C2S => {
                 self.c.c2s_packets += 1;
-                self.c.c2s_bytes += t.payload_len as u64;
+                self.c.c2s_bytes += bytes;
+                if let Some(st) = st {
+                    st.c2s_packets += 1;
+                    st.c2s_bytes += bytes;
+                    st.reset += u64::from(rst);
+                }
                 (self.conf.backend_port, m.backend_mac)
             }
             Dir::S2C => {
                 self.c.s2c_packets += 1;
-                self.c.s2c_bytes += t.payload_len as u64;
+                self.c.s2c_bytes += bytes;
+                if let Some(st) = st {
+                    st.s2c_packets += 1;
+                    st.s2c_bytes += bytes;
+                    st.reset += u64::from(rst);
+                }
                 (self.conf.client_port, m.client_mac)
             }
         };
