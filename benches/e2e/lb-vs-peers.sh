@@ -85,7 +85,7 @@ kernel_off() {
 start_haproxy() {
     cat >"$WORK/haproxy.cfg" <<EOF
 global
-    maxconn 100000
+    maxconn 8000
     nbthread $WORKERS
 defaults
     mode tcp

@@ -381,9 +381,18 @@ fn handshake(r: &mut Rig) -> (u32, u32) {
     (sa.seq, tsval)
 }
 
-/// Handshake ACK + request; backend SYN → SYN-ACK; returns the local
-/// (appliance) address of the backend leg.
-fn connect(r: &mut Rig, y: u32, our_ts: u32, req: &[u8]) -> SocketAddrV4 {
+/// The backend leg as the balancer opened it.
+#[derive(Copy, Clone, Debug)]
+struct Leg {
+    local: SocketAddrV4,
+    /// Our ISN toward the backend.
+    isn: u32,
+    /// Our TSval in the backend SYN.
+    ts: u32,
+}
+
+/// Handshake ACK + request; backend SYN → SYN-ACK; returns the backend leg.
+fn connect(r: &mut Rig, y: u32, our_ts: u32, req: &[u8]) -> Leg {
     r.from_client(
         CISN.wrapping_add(1),
         y.wrapping_add(1),
@@ -408,12 +417,16 @@ fn connect(r: &mut Rig, y: u32, our_ts: u32, req: &[u8]) -> SocketAddrV4 {
     assert_eq!(syn.dst, server());
     assert_eq!(*syn.src.ip(), LOCAL_IP);
     assert_eq!((syn.eth_src, syn.eth_dst), (BMAC, SERVER_MAC));
-    assert_eq!(syn.seq, CISN, "the backend SYN reuses the client's ISN");
     assert_eq!(syn.opts.mss, Some(1400), "MSS clamped to the client side");
     assert_eq!(syn.opts.ws, Some(9), "the client's window scale");
     assert!(syn.opts.sack_ok);
-    assert_eq!(syn.opts.ts, Some((101, 0)));
-    syn.src
+    let (ts, ecr) = syn.opts.ts.expect("timestamps toward the backend");
+    assert_eq!(ecr, 0);
+    Leg {
+        local: syn.src,
+        isn: syn.seq,
+        ts,
+    }
 }
 
 #[test]
@@ -421,19 +434,24 @@ fn accept_connect_splice_and_close() {
     let mut r = rig();
     let (y, our_ts) = handshake(&mut r);
     let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    let local = connect(&mut r, y, our_ts, req);
+    let leg = connect(&mut r, y, our_ts, req);
+    let local = leg.local;
+    // Client → server: sequence numbers and TSvals move into the backend
+    // leg's spaces.
+    let c2b = |seq: u32| seq.wrapping_add(leg.isn.wrapping_sub(CISN));
+    let ts2b = |t: u32| t.wrapping_add(leg.ts.wrapping_sub(101));
 
     // Backend SYN-ACK with a different window scale and TS clock.
     let sa = SynOptions {
         mss: Some(1460),
         ws: Some(5),
         sack_ok: true,
-        ts: Some((7000, 101)),
+        ts: Some((7000, leg.ts)),
     };
     r.from_server(
         local,
         SISN,
-        CISN.wrapping_add(1),
+        leg.isn.wrapping_add(1),
         TcpFlags::SYN | TcpFlags::ACK,
         65160,
         &sa,
@@ -444,13 +462,17 @@ fn accept_connect_splice_and_close() {
     let ack = &out[0];
     assert_eq!(ack.flags, TcpFlags::ACK);
     assert_eq!((ack.src, ack.dst), (local, server()));
-    assert_eq!(ack.seq, CISN.wrapping_add(1));
+    assert_eq!(ack.seq, leg.isn.wrapping_add(1));
     assert_eq!(ack.ack, SISN.wrapping_add(1));
-    assert_eq!(ack.opts.ts, Some((101, 7000)));
+    assert_eq!(ack.opts.ts, Some((leg.ts, 7000)));
     let data = &out[1];
     assert_eq!(data.payload, req);
     assert_eq!((data.src, data.dst), (local, server()));
-    assert_eq!(data.seq, CISN.wrapping_add(1), "c2s sequence unchanged");
+    assert_eq!(
+        data.seq,
+        c2b(CISN.wrapping_add(1)),
+        "c2s sequence in the backend leg's space"
+    );
     assert_eq!(
         data.ack,
         SISN.wrapping_add(1),
@@ -458,8 +480,8 @@ fn accept_connect_splice_and_close() {
     );
     assert_eq!(
         data.opts.ts,
-        Some((102, 7000)),
-        "TSecr moved to the server's clock"
+        Some((ts2b(102), 7000)),
+        "TSval to our backend-leg clock, TSecr to the server's clock"
     );
     assert_eq!(data.win, 500, "both legs use the client's scale");
     assert_eq!(r.lb().held(), 0);
@@ -469,13 +491,13 @@ fn accept_connect_splice_and_close() {
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     let c_next = CISN.wrapping_add(1).wrapping_add(req.len() as u32);
     let ts_ack = SynOptions {
-        ts: Some((7001, 102)),
+        ts: Some((7001, ts2b(102))),
         ..Default::default()
     };
     r.from_server(
         local,
         SISN.wrapping_add(1),
-        c_next,
+        c2b(c_next),
         TcpFlags::ACK | TcpFlags::PSH,
         100,
         &ts_ack,
@@ -497,7 +519,7 @@ fn accept_connect_splice_and_close() {
     r.from_server(
         local,
         s_fin,
-        c_next,
+        c2b(c_next),
         TcpFlags::ACK | TcpFlags::FIN,
         100,
         &ts_ack,
@@ -519,7 +541,7 @@ fn accept_connect_splice_and_close() {
     r.from_server(
         local,
         s_fin.wrapping_add(1),
-        c_next.wrapping_add(1),
+        c2b(c_next).wrapping_add(1),
         TcpFlags::ACK,
         100,
         &ts_ack,
@@ -540,7 +562,8 @@ fn accept_connect_splice_and_close() {
 fn backend_syn_ack_retransmission_is_reacknowledged() {
     let mut r = rig();
     let (y, ts) = handshake(&mut r);
-    let local = connect(&mut r, y, ts, b"x");
+    let leg = connect(&mut r, y, ts, b"x");
+    let local = leg.local;
     let sa = SynOptions {
         mss: Some(1460),
         ws: Some(7),
@@ -550,7 +573,7 @@ fn backend_syn_ack_retransmission_is_reacknowledged() {
     r.from_server(
         local,
         SISN,
-        CISN.wrapping_add(1),
+        leg.isn.wrapping_add(1),
         TcpFlags::SYN | TcpFlags::ACK,
         1000,
         &sa,
@@ -560,7 +583,7 @@ fn backend_syn_ack_retransmission_is_reacknowledged() {
     r.from_server(
         local,
         SISN,
-        CISN.wrapping_add(1),
+        leg.isn.wrapping_add(1),
         TcpFlags::SYN | TcpFlags::ACK,
         1000,
         &sa,
@@ -577,14 +600,48 @@ fn backend_syn_ack_retransmission_is_reacknowledged() {
 }
 
 #[test]
+fn reused_backend_tuple_gets_a_newer_isn_and_tsval() {
+    // One source port: the second connection reuses the backend tuple the
+    // first one used (the backend may hold it in TIME-WAIT).
+    let mut c = conf();
+    c.sport_max = c.sport_min;
+    let mut r = rig_with(c);
+    let (y, ts) = handshake(&mut r);
+    let first = connect(&mut r, y, ts, b"a");
+    // The backend refuses; the flow goes away; 3 s later the same tuple.
+    r.from_server(
+        first.local,
+        0,
+        first.isn.wrapping_add(1),
+        TcpFlags::RST | TcpFlags::ACK,
+        0,
+        &SynOptions::default(),
+        &[],
+    );
+    assert_eq!(r.lb().flows(), 0);
+    assert_eq!(r.take_tcp(0)[0].flags, TcpFlags::RST);
+    r.tick_ms(3000);
+    r.take(1);
+    let (y2, ts2) = handshake(&mut r);
+    let second = connect(&mut r, y2, ts2, b"b");
+    assert_eq!(second.local, first.local, "same tuple");
+    let d = second.isn.wrapping_sub(first.isn);
+    // 3 s of 4 µs ticks later (modulo nothing else).
+    assert!((750_000..760_000).contains(&d), "ISN advanced by {d}");
+    let t = second.ts.wrapping_sub(first.ts);
+    assert!((3000..3100).contains(&t), "TSval advanced by {t} ms");
+}
+
+#[test]
 fn backend_refusal_resets_the_client() {
     let mut r = rig();
     let (y, ts) = handshake(&mut r);
-    let local = connect(&mut r, y, ts, b"GET /");
+    let leg = connect(&mut r, y, ts, b"GET /");
+    let local = leg.local;
     r.from_server(
         local,
         0,
-        CISN.wrapping_add(1),
+        leg.isn.wrapping_add(1),
         TcpFlags::RST | TcpFlags::ACK,
         0,
         &SynOptions::default(),
