@@ -116,7 +116,7 @@ table ip qsbench {
     }
     chain post {
         type nat hook postrouting priority srcnat;
-        oifname "$DUT_B" snat to $LOCAL
+        oifname "$DUT_B" snat to $LOCAL fully-random
     }
 }
 EOF

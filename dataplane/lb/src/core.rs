@@ -663,22 +663,21 @@ impl<F: Frame> LbCore<F> {
         }
     }
 
-    /// Our ISN and TSval toward `server` from `local` (RFC 6528 style): a
-    /// keyed hash of the tuple plus a clock (4 µs ticks for the ISN, ms for
-    /// the TSval). Each is monotonic per tuple, so when a source port is
-    /// reused toward a backend that still holds the previous connection in
-    /// TIME-WAIT, the new SYN is newer than what it remembers and is
-    /// accepted (RFC 6191) — a client's own ISN and TSval are random
-    /// relative to the previous user's, and reusing them (the paper's
-    /// trick) was measured to get ~1 in 4 reused tuples refused.
+    /// Our ISN and TSval toward `server` from `local`. The ISN is RFC 6528's
+    /// keyed hash of the tuple plus a 4 µs clock; the TSval is the
+    /// machine's TSC in ms (it runs on across restarts of the appliance,
+    /// unlike anything keyed by a per-process secret). Both are monotonic
+    /// per tuple, so when a source port is reused toward a backend that
+    /// still holds the previous connection in TIME-WAIT, the new SYN is
+    /// newer than what it remembers and is accepted (RFC 6191). A client's
+    /// own ISN and TSval are random relative to the previous user's of the
+    /// tuple: reusing them (the paper's trick) was measured to get about 1
+    /// in 4 reused tuples refused, and a per-process TS key did the same
+    /// after every restart.
     fn backend_isn_ts(&self, local: SocketAddrV4, server: SocketAddrV4, now: u64) -> (u32, u32) {
-        let s = &self.conf.secret;
         let us4 = (u128::from(now) * 250_000 / u128::from(self.conf.hz.max(1))) as u32;
-        (
-            s.isn(local, server, 0x5eed_0001).wrapping_add(us4),
-            s.isn(local, server, 0x5eed_0002)
-                .wrapping_add(self.ts_clock(now)),
-        )
+        let isn = self.conf.secret.isn(local, server, 0x5eed_0001);
+        (isn.wrapping_add(us4), self.ts_clock(now))
     }
 
     fn bstat(&mut self, pool: usize, b: usize, f: impl FnOnce(&mut BackendStats)) {
