@@ -7,6 +7,7 @@
 //! the topology report.
 #![forbid(unsafe_code)]
 
+pub mod dhcp;
 pub mod lb;
 pub mod runtime;
 pub mod stats;

@@ -67,6 +67,40 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// DHCP server simulator on the `[dhcp_server]` port: pools, leases,
+    /// Option 82 echo, fault simulation; live counters, final summary.
+    DhcpServer {
+        /// Config file (TOML) with a `[dhcp_server]` section.
+        #[arg(short, long, default_value = "conf/dhcp-server.toml")]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Write the counters as JSON to this file (at every stats interval
+        /// and at exit).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// DHCP load tester: N virtual clients through DISCOVER/OFFER/REQUEST/ACK
+    /// on the `[dhcp_tester]` port; live dashboard, final report. Exits
+    /// non-zero when a client did not get a lease.
+    DhcpTester {
+        /// Config file (TOML) with a `[dhcp_tester]` section.
+        #[arg(short, long, default_value = "conf/dhcp-tester.toml")]
+        config: PathBuf,
+        /// Give up after this many seconds (default: dhcp_tester.timeout_s).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Write the final report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a latency histogram + CDF as PNG to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Plain progress lines even when stdout is a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
     /// Benchmark the engine's forwarding loop (use net_null ports).
     FwdBench {
         /// Config file (TOML), e.g. conf/null-bench.toml.
@@ -165,6 +199,53 @@ fn real_main(cli: Cli) -> Result<()> {
             let report = qsplice::run(&cfg, &opts)?;
             println!("{}", report.render());
             Ok(())
+        }
+        Cmd::DhcpServer {
+            config,
+            duration,
+            json,
+        } => {
+            let cfg = load(&config)?;
+            if cfg.dhcp_server.is_none() {
+                anyhow::bail!(
+                    "{}: no [dhcp_server] section (see docs/config.md)",
+                    config.display()
+                );
+            }
+            init_logging(&cfg.log);
+            let opts = qsplice::dhcp::DhcpOpts {
+                duration: duration.map(Duration::from_secs_f64),
+                json,
+                ..Default::default()
+            };
+            let r = qsplice::dhcp::server(&cfg, &opts)?;
+            println!("{}", qsplice::dhcp::render_server(&r));
+            Ok(())
+        }
+        Cmd::DhcpTester {
+            config,
+            duration,
+            json,
+            plot,
+            plain,
+        } => {
+            let cfg = load(&config)?;
+            if cfg.dhcp_tester.is_none() {
+                anyhow::bail!(
+                    "{}: no [dhcp_tester] section (see docs/config.md)",
+                    config.display()
+                );
+            }
+            init_logging(&cfg.log);
+            let opts = qsplice::dhcp::DhcpOpts {
+                duration: duration.map(Duration::from_secs_f64),
+                json,
+                plot,
+                plain,
+            };
+            let r = qsplice::dhcp::tester(&cfg, &opts)?;
+            println!("{}", qsplice::dhcp::render_tester(&r));
+            qsplice::dhcp::check_tester(&r)
         }
         Cmd::Topo { config } => {
             let topo = qsplice_topo::Topology::detect().context("reading the machine topology")?;

@@ -35,14 +35,14 @@ pub struct RunOpts {
 }
 
 /// The DPDK side of a booted appliance.
-struct Booted {
-    eal: &'static Eal,
-    ports: Vec<EthPort>,
-    pools: Vec<(String, Mempool)>,
+pub(crate) struct Booted {
+    pub(crate) eal: &'static Eal,
+    pub(crate) ports: Vec<EthPort>,
+    pub(crate) pools: Vec<(String, Mempool)>,
     /// Port names from the config, in port order.
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// queues[w] = worker w's queue on every port, in port order.
-    queues: Vec<Vec<EthQueue>>,
+    pub(crate) queues: Vec<Vec<EthQueue>>,
 }
 
 fn mac_str(m: [u8; 6]) -> String {
@@ -50,7 +50,7 @@ fn mac_str(m: [u8; 6]) -> String {
 }
 
 /// Bring up EAL, mempools and ports from `cfg`.
-fn boot(cfg: &Config) -> Result<Booted> {
+pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
     let needed_mb = cfg.eal.memory_mb;
     let huge = qsplice_config::hugepages_available(needed_mb);
     let args = cfg.eal_args(std::process::id(), huge);

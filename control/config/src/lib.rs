@@ -18,9 +18,10 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
-    ArpConf, BackendConf, BackendStateConf, Cidr, Config, EalConf, EngineConf, HealthConf,
-    HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf, PolicyConf, Port, PortConf,
-    VipConf,
+    parse_mac, ArpConf, BackendConf, BackendStateConf, Cidr, Config, DhcpFaultsConf, DhcpPoolConf,
+    DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf, DhcpTesterConf, EalConf, EngineConf,
+    ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf,
+    PolicyConf, Port, PortConf, Probability, VipConf,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

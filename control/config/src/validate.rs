@@ -216,6 +216,7 @@ impl Config {
         self.validate_ports()?;
         self.validate_mempool()?;
         self.validate_lb()?;
+        self.validate_dhcp()?;
         if let Err(reason) = check_log_filter(&self.log.level) {
             return err("log.level", &self.log.level, reason);
         }

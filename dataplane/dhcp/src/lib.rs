@@ -60,6 +60,9 @@ pub use core::net::Ipv4Addr;
 pub use qsplice_wire::MacAddr;
 
 pub mod client;
+pub mod lcore;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod server;
 pub mod stats;
 

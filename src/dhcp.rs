@@ -1,0 +1,557 @@
+//! `qsplice dhcp-server` and `qsplice dhcp-tester`: boot DPDK from the
+//! config, run the DHCP lcore loop (`qsplice_dhcp::lcore`) on the single
+//! worker lcore, and drive the dashboard / counters / reports from the
+//! control thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use qsplice_config::{parse_mac, Config, DhcpServerConf, DhcpTesterConf, ExhaustionConf};
+use qsplice_dhcp::client::{Pacing, RelayConfig, RetransmitConfig, Tester, TesterConfig};
+use qsplice_dhcp::lcore::{ServerLoop, ServerShared, TesterFinal, TesterLoop, TesterShared};
+use qsplice_dhcp::server::{
+    DelayConfig, ExhaustionPolicy, FaultConfig, PoolConfig, RateLimit, Server, ServerConfig,
+    ServerReport,
+};
+use qsplice_dhcp::stats::{LatencySummary, TesterCounters, TesterReport};
+use qsplice_dhcp::wire::AddrList;
+use qsplice_dpdk::TscClock;
+use qsplice_netdev::Clock;
+use qsplice_wire::MacAddr;
+use serde::Serialize;
+
+use crate::runtime::boot;
+
+/// Options of the DHCP subcommands.
+#[derive(Clone, Debug, Default)]
+pub struct DhcpOpts {
+    /// Stop after this long (server: None = until SIGINT/SIGTERM; tester:
+    /// None = `dhcp_tester.timeout_s`).
+    pub duration: Option<Duration>,
+    /// Write the final report as JSON here.
+    pub json: Option<PathBuf>,
+    /// Tester: write a latency histogram / CDF PNG here.
+    pub plot: Option<PathBuf>,
+    /// Force plain line output even on a terminal.
+    pub plain: bool,
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)) {
+        tracing::warn!("cannot install the SIGINT/SIGTERM handler: {e}");
+    }
+    stop
+}
+
+fn port_index(cfg: &Config, name: &str) -> Result<usize> {
+    cfg.ports
+        .iter()
+        .position(|p| p.name == name)
+        .ok_or_else(|| anyhow!("no port named {name}"))
+}
+
+fn mac(s: &str) -> Option<MacAddr> {
+    parse_mac(s).map(MacAddr)
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// Maps `[dhcp_server]` onto the crate's [`ServerConfig`].
+pub fn server_config(cfg: &Config, s: &DhcpServerConf, port_mac: MacAddr) -> Result<ServerConfig> {
+    let port = &cfg.ports[port_index(cfg, &s.port)?];
+    let ip = s
+        .server_ip
+        .or_else(|| port.addresses.first().map(|c| c.addr))
+        .ok_or_else(|| anyhow!("dhcp_server.server_ip: no address"))?;
+    let pools: Vec<PoolConfig> = s
+        .pools
+        .iter()
+        .map(|p| PoolConfig {
+            network: p.subnet.network(),
+            prefix_len: p.subnet.prefix,
+            range_start: p.range_start,
+            range_end: p.range_end,
+            routers: AddrList::from_iter(p.routers.iter().copied()),
+            dns_servers: AddrList::from_iter(p.dns_servers.iter().copied()),
+            lease_time: Duration::from_secs(p.lease_time_s),
+        })
+        .collect();
+    let f = &s.faults;
+    let delay = if f.delay_ms > 0 {
+        DelayConfig::Fixed(ms(f.delay_ms))
+    } else if f.delay_max_ms > 0 {
+        DelayConfig::Uniform {
+            min: ms(f.delay_min_ms),
+            max: ms(f.delay_max_ms),
+        }
+    } else {
+        DelayConfig::None
+    };
+    let mut sc = ServerConfig::new(ip, port_mac, pools[0].clone());
+    sc.pools = pools;
+    sc.offer_timeout = ms(s.offer_timeout_ms);
+    sc.decline_quarantine = Duration::from_secs(s.decline_quarantine_s);
+    sc.exhaustion = match s.exhaustion {
+        ExhaustionConf::NoReply => ExhaustionPolicy::NoReply,
+        ExhaustionConf::Nak => ExhaustionPolicy::Nak,
+    };
+    sc.authoritative = s.authoritative;
+    sc.echo_relay_agent_info = s.echo_option82;
+    sc.max_leases = s.max_leases as usize;
+    sc.seed = s.seed;
+    sc.faults = FaultConfig {
+        drop_probability: f.drop_rate.0,
+        delay,
+        rate_limit: (f.rate_limit_pps > 0).then_some(RateLimit {
+            per_sec: f.rate_limit_pps,
+            burst: f.rate_limit_burst,
+        }),
+    };
+    Ok(sc)
+}
+
+/// Maps `[dhcp_tester]` onto the crate's [`TesterConfig`].
+pub fn tester_config(t: &DhcpTesterConf, port_mac: MacAddr) -> Result<TesterConfig> {
+    let mut tc = TesterConfig::new(t.clients);
+    tc.concurrency = if t.concurrency == 0 {
+        t.clients
+    } else {
+        t.concurrency
+    };
+    tc.pacing = if t.rate == 0 {
+        Pacing::Unlimited
+    } else {
+        Pacing::Rate {
+            per_sec: t.rate,
+            burst: t.burst,
+        }
+    };
+    tc.base_mac = mac(&t.base_mac).ok_or_else(|| anyhow!("dhcp_tester.base_mac"))?;
+    tc.vlan = (t.vlan != 0).then_some(t.vlan);
+    tc.broadcast_flag = t.broadcast;
+    tc.send_client_id = t.client_id;
+    tc.max_naks = t.max_naks;
+    tc.renew_after = (t.renew_after_ms > 0).then(|| ms(t.renew_after_ms));
+    tc.release = t.release;
+    tc.server_mac = mac(&t.server_mac);
+    tc.seed = t.seed;
+    let r = &t.retransmit;
+    tc.retransmit = RetransmitConfig {
+        initial: ms(r.initial_ms),
+        multiplier: r.multiplier,
+        max: ms(r.max_ms),
+        jitter_pct: r.jitter_pct,
+        discover_retries: r.discover_retries,
+        request_retries: r.request_retries,
+    };
+    if let Some(rl) = &t.relay {
+        tc.relay = Some(RelayConfig {
+            giaddr: rl
+                .giaddr
+                .ok_or_else(|| anyhow!("dhcp_tester.relay.giaddr"))?,
+            relay_mac: port_mac,
+            server_ip: rl
+                .server_ip
+                .ok_or_else(|| anyhow!("dhcp_tester.relay.server_ip"))?,
+            server_mac: mac(&rl.server_mac)
+                .ok_or_else(|| anyhow!("dhcp_tester.relay.server_mac"))?,
+            hops: rl.hops,
+            max_hops: rl.max_hops,
+            circuit_id: rl.circuit_id.clone(),
+            remote_id: rl.remote_id.clone(),
+        });
+    }
+    Ok(tc)
+}
+
+/// The final report of `qsplice dhcp-server` (also its `--json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerRunReport {
+    /// Seconds run.
+    pub uptime_s: f64,
+    /// The server's counters, leases and rejections by reason.
+    pub server: Option<ServerReport>,
+    /// The loop's I/O counters.
+    pub io: BTreeMap<&'static str, u64>,
+}
+
+fn server_line(r: &ServerRunReport) -> String {
+    let mut s = format!("dhcp-server up {:.1}s", r.uptime_s);
+    if let Some(x) = &r.server {
+        let c = &x.counters;
+        s += &format!(
+            " | rx {} discover {} request {} release {} decline {} inform {} relayed {} | offer {} ack {} nak {} | bound {} offered {} / {} | exhausted {} delayed {} | rejected {}",
+            c.received, c.discover, c.request, c.release, c.decline, c.inform, c.relayed,
+            c.offer_sent, c.ack_sent, c.nak_sent, x.leases_bound, x.leases_offered, x.addresses,
+            c.pool_exhausted, c.delayed, x.rejects.values().sum::<u64>()
+        );
+    }
+    s
+}
+
+/// Multi-line summary of a server run.
+pub fn render_server(r: &ServerRunReport) -> String {
+    let mut s = server_line(r);
+    if let Some(x) = &r.server {
+        if !x.rejects.is_empty() {
+            s += "\n  rejected by reason:";
+            for (k, v) in &x.rejects {
+                s += &format!(" {k}={v}");
+            }
+        }
+    }
+    s += "\n  io:";
+    for (k, v) in &r.io {
+        s += &format!(" {k}={v}");
+    }
+    s
+}
+
+fn server_report(shared: &ServerShared, started: Instant) -> ServerRunReport {
+    ServerRunReport {
+        uptime_s: started.elapsed().as_secs_f64(),
+        server: shared.report.lock().ok().and_then(|g| g.clone()),
+        io: shared.io.snapshot().into_iter().collect(),
+    }
+}
+
+fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
+        .with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// `qsplice dhcp-server`: the DHCP server simulator on `dhcp_server.port`
+/// until SIGINT/SIGTERM or `--duration`.
+pub fn server(cfg: &Config, opts: &DhcpOpts) -> Result<ServerRunReport> {
+    let s = cfg
+        .dhcp_server
+        .as_ref()
+        .ok_or_else(|| anyhow!("no [dhcp_server] section"))?;
+    let pi = port_index(cfg, &s.port)?;
+    let mut b = boot(cfg)?;
+    let lcore = cfg.eal.worker_lcores[0];
+    let q = b.queues[0].swap_remove(pi);
+    let port_mac = MacAddr(qsplice_netdev::Queue::mac(&q));
+    let sc = server_config(cfg, s, port_mac)?;
+    let hz = TscClock::new(b.eal).hz();
+    let server = Server::new(&sc, hz).map_err(|e| anyhow!("dhcp_server: {e}"))?;
+    tracing::info!(ip = %sc.server_ip, mac = %port_mac, pools = sc.pools.len(), "DHCP server starting");
+    let shared = Arc::new(ServerShared::default());
+    let stop = stop_flag();
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let (sh, ws, clock) = (shared.clone(), worker_stop.clone(), TscClock::new(b.eal));
+    let (ip, burst, maxd, idle) = (
+        sc.server_ip,
+        cfg.engine.burst as usize,
+        s.faults.max_delayed as usize,
+        cfg.engine.idle_sleep_us,
+    );
+    b.eal
+        .launch(lcore, move || {
+            let mut l = ServerLoop::new(server, q, clock, ip, burst, maxd, sh);
+            l.run(&ws, idle);
+            0
+        })
+        .with_context(|| format!("launch the DHCP server on lcore {lcore}"))?;
+    let started = Instant::now();
+    let interval = ms(cfg.engine.stats_interval_ms.max(100));
+    let mut next = started + interval;
+    while !stop.load(Ordering::SeqCst) && !opts.duration.is_some_and(|d| started.elapsed() >= d) {
+        if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next {
+            next += interval;
+            let r = server_report(&shared, started);
+            println!("{}", server_line(&r));
+            if let Some(p) = &opts.json {
+                write_json(p, &r)?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worker_stop.store(true, Ordering::SeqCst);
+    b.eal.wait(lcore);
+    let r = server_report(&shared, started);
+    for p in &mut b.ports {
+        p.stop();
+    }
+    if let Some(p) = &opts.json {
+        write_json(p, &r)?;
+    }
+    Ok(r)
+}
+
+/// The final report of `qsplice dhcp-tester` (also its `--json`): the
+/// crate's [`TesterReport`] flattened, plus the loop's I/O counters and
+/// address checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct TesterRunReport {
+    /// The tester's report.
+    #[serde(flatten)]
+    pub report: TesterReport,
+    /// Clients holding an address at the end.
+    pub bound_addresses: u64,
+    /// Distinct addresses among them.
+    pub unique_addresses: u64,
+    /// Stopped by the deadline or a signal before every client finished.
+    pub interrupted: bool,
+    /// The loop's I/O counters.
+    pub io: BTreeMap<&'static str, u64>,
+}
+
+impl TesterRunReport {
+    /// Whether every client got a lease.
+    pub fn all_bound(&self) -> bool {
+        !self.interrupted && self.report.counters.failed == 0
+    }
+}
+
+fn fmt_stage(name: &str, l: &LatencySummary) -> String {
+    format!(
+        "  {name:<16} {:>9} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+        l.count, l.min_us, l.mean_us, l.p50_us, l.p95_us, l.p99_us, l.max_us
+    )
+}
+
+/// Multi-line final report of a tester run.
+pub fn render_tester(r: &TesterRunReport) -> String {
+    let t = &r.report;
+    let c = &t.counters;
+    let mut s = format!(
+        "dhcp-tester: {} clients, {} bound, {} failed{} in {:.3}s: success {:.2}%, {:.0} clients/s\n",
+        t.clients_total,
+        c.bound,
+        c.failed,
+        if r.interrupted { " (interrupted)" } else { "" },
+        t.elapsed_s,
+        t.success_rate * 100.0,
+        t.clients_per_s
+    );
+    s += &format!(
+        "  discover sent {}  offer recv {}  request sent {}  ack recv {}  nak {}  timeouts {}  retries {}  renew {}/{}  release {}  reply errors {}  option82 mismatch {}\n",
+        c.discover_sent, c.offer_received, c.request_sent, c.ack_received, c.nak_received,
+        c.timeouts, c.retries, c.renew_ack, c.renew_sent, c.release_sent, c.reply_errors,
+        c.option82_mismatch
+    );
+    s += &format!(
+        "  addresses: {} bound, {} unique\n",
+        r.bound_addresses, r.unique_addresses
+    );
+    s += &format!(
+        "  {:<16} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+        "latency (us)", "count", "min", "mean", "median", "p95", "p99", "max"
+    );
+    s += &fmt_stage("discover->offer", &t.discover_offer);
+    s += "\n";
+    s += &fmt_stage("request->ack", &t.request_ack);
+    s += "\n";
+    s += &fmt_stage("total", &t.total);
+    s += "\n";
+    if t.renew.count > 0 {
+        s += &fmt_stage("renew", &t.renew);
+        s += "\n";
+    }
+    s += "  errors:";
+    if t.errors.is_empty() {
+        s += " none";
+    }
+    for (k, v) in &t.errors {
+        s += &format!(" {k}={v}");
+    }
+    s += "\n  retries histogram (retries:clients):";
+    for (k, v) in &t.retries_histogram {
+        s += &format!(" {k}:{v}");
+    }
+    s += "\n  io:";
+    for (k, v) in &r.io {
+        s += &format!(" {k}={v}");
+    }
+    s
+}
+
+struct Dashboard {
+    tty: bool,
+    started: Instant,
+    last: (Instant, u64),
+    total: u64,
+}
+
+impl Dashboard {
+    fn draw(&mut self, c: &TesterCounters, in_flight: u64, errs: u64) {
+        let now = Instant::now();
+        let el = now.duration_since(self.started).as_secs_f64();
+        let dt = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        let finished = c.done + c.failed;
+        let rate_now = c.bound.saturating_sub(self.last.1) as f64 / dt;
+        let avg = c.bound as f64 / el.max(1e-3);
+        self.last = (now, c.bound);
+        let frac = if self.total == 0 {
+            1.0
+        } else {
+            finished as f64 / self.total as f64
+        };
+        let counters = format!(
+            "disc {} offer {} req {} ack {} nak {} timeouts {} retries {} parse/net errors {} failed {} in-flight {}",
+            c.discover_sent, c.offer_received, c.request_sent, c.ack_received, c.nak_received,
+            c.timeouts, c.retries, c.reply_errors + errs, c.failed, in_flight
+        );
+        if self.tty {
+            let width = 30;
+            let fill = ((frac * width as f64) as usize).min(width);
+            let bar = format!("{}{}", "#".repeat(fill), "-".repeat(width - fill));
+            print!(
+                "\x1b[2K\r[{bar}] {:>5.1}% {finished}/{} {el:>6.1}s now {rate_now:>9.0}/s avg {avg:>9.0}/s\n\x1b[2K{counters}\x1b[1A\r",
+                frac * 100.0,
+                self.total
+            );
+            let _ = std::io::stdout().flush();
+        } else {
+            println!(
+                "dhcp-tester {:.1}% {finished}/{} elapsed {el:.1}s rate now {rate_now:.0}/s avg {avg:.0}/s | {counters}",
+                frac * 100.0,
+                self.total
+            );
+        }
+    }
+
+    fn end(&self) {
+        if self.tty {
+            println!("\n");
+        }
+    }
+}
+
+/// `qsplice dhcp-tester`: runs the configured clients to completion (or
+/// to the deadline), then reports.
+pub fn tester(cfg: &Config, opts: &DhcpOpts) -> Result<TesterRunReport> {
+    let t = cfg
+        .dhcp_tester
+        .as_ref()
+        .ok_or_else(|| anyhow!("no [dhcp_tester] section"))?;
+    let pi = port_index(cfg, &t.port)?;
+    let mut b = boot(cfg)?;
+    let lcore = cfg.eal.worker_lcores[0];
+    let q = b.queues[0].swap_remove(pi);
+    let port_mac = MacAddr(qsplice_netdev::Queue::mac(&q));
+    let tc = tester_config(t, port_mac)?;
+    let hz = TscClock::new(b.eal).hz();
+    let tester = Tester::new(&tc, hz).map_err(|e| anyhow!("dhcp_tester: {e}"))?;
+    let relay = tc.relay.as_ref().map(|r| (r.giaddr, r.relay_mac));
+    tracing::info!(
+        clients = tc.clients,
+        concurrency = tc.concurrency,
+        relay = relay.is_some(),
+        "DHCP tester starting"
+    );
+    let shared = Arc::new(TesterShared::default());
+    let stop = stop_flag();
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let (sh, ws, clock) = (shared.clone(), worker_stop.clone(), TscClock::new(b.eal));
+    let (burst, clients, base) = (cfg.engine.burst as usize, tc.clients, tc.base_mac);
+    b.eal
+        .launch(lcore, move || {
+            let mut l = TesterLoop::new(tester, q, clock, burst, clients, base, relay, sh);
+            l.run(&ws);
+            0
+        })
+        .with_context(|| format!("launch the DHCP tester on lcore {lcore}"))?;
+    let started = Instant::now();
+    let deadline = opts.duration.unwrap_or(Duration::from_secs(t.timeout_s));
+    let mut dash = Dashboard {
+        tty: !opts.plain && std::io::stdout().is_terminal(),
+        started,
+        last: (started, 0),
+        total: u64::from(t.clients),
+    };
+    let refresh = if dash.tty {
+        Duration::from_millis(250)
+    } else {
+        ms(cfg.engine.stats_interval_ms.max(250))
+    };
+    let mut next = started + refresh;
+    loop {
+        if shared.result.lock().map(|g| g.is_some()).unwrap_or(true) {
+            break;
+        }
+        if stop.load(Ordering::SeqCst) || started.elapsed() >= deadline {
+            worker_stop.store(true, Ordering::SeqCst);
+        }
+        if Instant::now() >= next {
+            next += refresh;
+            let c = shared
+                .counters
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_default();
+            dash.draw(&c, shared.in_flight.load(Ordering::Relaxed), 0);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    b.eal.wait(lcore);
+    let c = shared
+        .counters
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
+    dash.draw(&c, 0, 0);
+    dash.end();
+    for p in &mut b.ports {
+        p.stop();
+    }
+    let fin: TesterFinal = shared
+        .result
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .ok_or_else(|| anyhow!("the tester lcore ended without a result"))?;
+    let unique: BTreeSet<_> = fin.addresses.iter().map(|(_, a)| *a).collect();
+    let r = TesterRunReport {
+        report: fin.report.clone(),
+        bound_addresses: fin.addresses.len() as u64,
+        unique_addresses: unique.len() as u64,
+        interrupted: fin.interrupted,
+        io: shared.io.snapshot().into_iter().collect(),
+    };
+    if let Some(p) = &opts.json {
+        write_json(p, &r)?;
+    }
+    if let Some(p) = &opts.plot {
+        plot(p, &fin)?;
+    }
+    Ok(r)
+}
+
+fn plot(path: &std::path::Path, fin: &TesterFinal) -> Result<()> {
+    qsplice_dhcp::plot::latency_png(
+        path,
+        &[
+            ("discover->offer", &fin.discover_offer),
+            ("request->ack", &fin.request_ack),
+            ("total", &fin.total),
+        ],
+    )
+    .map_err(|e| anyhow!("--plot {}: {e}", path.display()))
+}
+
+/// Checks a run's outcome for the exit status.
+pub fn check_tester(r: &TesterRunReport) -> Result<()> {
+    if !r.all_bound() {
+        bail!(
+            "{} of {} clients did not get a lease{}",
+            r.report.clients_total - r.report.counters.bound.min(r.report.clients_total),
+            r.report.clients_total,
+            if r.interrupted { " (interrupted)" } else { "" }
+        );
+    }
+    Ok(())
+}
