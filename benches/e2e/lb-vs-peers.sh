@@ -12,7 +12,11 @@
 # with wrk's p50/p99 latency for the first two, and each figure's ratio to
 # qsplice. The devices take turns on the same veths: the kernel ones get the
 # VIP and backend-side addresses on the DUT interfaces (qb-dut-c / qb-dut-b);
-# qsplice binds them with net_af_packet. Bounded: every load runs N seconds.
+# qsplice binds them with net_af_packet. Each device connects to the
+# backends from its own address (qsplice 10.10.2.1, HAProxy 10.10.2.2,
+# nftables SNAT 10.10.2.3): the backends keep closed connections in
+# TIME-WAIT, and one device's leftovers must not refuse the next device's
+# SYNs. Bounded: every load runs N seconds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -37,7 +41,9 @@ CLI_NS=$P-client
 DUT_C=$P-dut-c
 DUT_B=$P-dut-b
 VIP=10.10.1.1
-LOCAL=10.10.2.1
+LOCAL=10.10.2.1        # qsplice (conf/lb.toml)
+LOCAL_HAPROXY=10.10.2.2
+LOCAL_NFT=10.10.2.3
 BACKENDS=(10.10.2.11 10.10.2.12 10.10.2.13)
 WORK=$(mktemp -d /tmp/qsplice-lbbench-XXXX)
 QS=target/release/qsplice
@@ -64,7 +70,8 @@ scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
 FWD_SAVED=$(sysctl -n net.ipv4.ip_forward)
 kernel_on() {
     ip addr add $VIP/24 dev "$DUT_C"
-    ip addr add $LOCAL/24 dev "$DUT_B"
+    ip addr add $LOCAL_HAPROXY/24 dev "$DUT_B"
+    ip addr add $LOCAL_NFT/24 dev "$DUT_B"
     for i in "$DUT_C" "$DUT_B"; do
         ip link set dev "$i" arp on
         sysctl -qw "net.ipv4.conf.$i.arp_ignore=0"
@@ -97,7 +104,7 @@ frontend vip
     default_backend web
 backend web
     balance roundrobin
-    source $LOCAL
+    source $LOCAL_HAPROXY
 $(for i in "${!BACKENDS[@]}"; do echo "    server b$((i + 1)) ${BACKENDS[$i]}:80"; done)
 EOF
     haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
@@ -116,7 +123,7 @@ table ip qsbench {
     }
     chain post {
         type nat hook postrouting priority srcnat;
-        oifname "$DUT_B" snat to $LOCAL fully-random
+        oifname "$DUT_B" snat to $LOCAL_NFT fully-random
     }
 }
 EOF
