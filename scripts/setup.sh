@@ -48,6 +48,14 @@ PACKAGES=(
     # peers of benches/e2e/lb-vs-peers.sh (the device in the middle)
     haproxy
     nftables
+    # DHCP peers of tests/e2e_dhcp.rs and benches/e2e/dhcp-vs-perfdhcp.sh
+    isc-dhcp-client
+    udhcpc
+    dnsmasq-base
+    kea-dhcp4-server
+    kea-admin
+    # a TrueType font for the labels of `qsplice dhcp-tester --plot`
+    fonts-dejavu-core
 )
 
 HP_SIZE_KB=2048

@@ -694,7 +694,7 @@ pub enum ExhaustionConf {
 }
 
 /// `[dhcp_server.faults]`: fault simulation.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DhcpFaultsConf {
     /// Probability that a request is dropped unseen (0.0–1.0).
@@ -713,6 +713,20 @@ pub struct DhcpFaultsConf {
     pub rate_limit_pps: u64,
     /// Bucket size of the rate limit.
     pub rate_limit_burst: u64,
+}
+
+impl Default for DhcpFaultsConf {
+    fn default() -> Self {
+        DhcpFaultsConf {
+            drop_rate: Probability(0.0),
+            delay_ms: 0,
+            delay_min_ms: 0,
+            delay_max_ms: 0,
+            max_delayed: 4096,
+            rate_limit_pps: 0,
+            rate_limit_burst: 64,
+        }
+    }
 }
 
 /// `[dhcp_server]`: the DHCP server simulator.
@@ -758,11 +772,7 @@ impl Default for DhcpServerConf {
             echo_option82: true,
             max_leases: 1 << 20,
             seed: 1,
-            faults: DhcpFaultsConf {
-                max_delayed: 4096,
-                rate_limit_burst: 64,
-                ..DhcpFaultsConf::default()
-            },
+            faults: DhcpFaultsConf::default(),
         }
     }
 }

@@ -442,3 +442,178 @@ proptest! {
         }
     }
 }
+
+const DHCP: &str = r#"
+[eal]
+main_lcore = 0
+worker_lcores = [1]
+
+[[ports]]
+name = "dhcp"
+device = "net_af_packet0,iface=veth0"
+addresses = ["10.30.0.1/16"]
+promiscuous = true
+
+[dhcp_server]
+port = "dhcp"
+
+[[dhcp_server.pools]]
+subnet = "10.30.0.0/16"
+range_start = "10.30.1.0"
+range_end = "10.30.9.255"
+
+[dhcp_server.faults]
+drop_rate = 0.0
+
+[dhcp_tester]
+port = "dhcp"
+clients = 100
+
+[dhcp_tester.relay]
+giaddr = "10.31.0.1"
+server_ip = "10.30.0.1"
+server_mac = "02:00:00:00:00:01"
+"#;
+
+#[test]
+fn dhcp_sections_parse_with_defaults() {
+    let c = parse(DHCP).unwrap_or_else(|e| panic!("{e}"));
+    let s = c.dhcp_server.unwrap();
+    assert_eq!(s.offer_timeout_ms, 30_000);
+    assert_eq!(s.faults.max_delayed, 4096);
+    assert_eq!(s.pools[0].lease_time_s, 3600);
+    let t = c.dhcp_tester.unwrap();
+    assert_eq!((t.clients, t.concurrency, t.burst), (100, 0, 16));
+    assert_eq!(t.retransmit.initial_ms, 4000);
+    assert_eq!(t.relay.unwrap().max_hops, 16);
+    assert_eq!(
+        qsplice_config::parse_mac("02:0a:00:00:00:ff"),
+        Some([2, 10, 0, 0, 0, 255])
+    );
+    assert_eq!(qsplice_config::parse_mac("02:0a:00:00:00"), None);
+}
+
+#[test]
+fn dhcp_rules_name_key_value_and_reason() {
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "port = \"dhcp\"\n\n[[dhcp_server",
+            "port = \"nope\"\n\n[[dhcp_server",
+            "dhcp_server.port",
+            "nope",
+            "no [[ports]]",
+        ),
+        (
+            "range_end = \"10.30.9.255\"",
+            "range_end = \"10.30.0.255\"\nlease_time_s = 5",
+            "dhcp_server.pools[0].range_end",
+            "10.30.0.255",
+            "before range_start",
+        ),
+        (
+            "range_start = \"10.30.1.0\"",
+            "range_start = \"10.40.1.0\"",
+            "dhcp_server.pools[0].range_start",
+            "10.40.1.0",
+            "host address",
+        ),
+        (
+            "drop_rate = 0.0",
+            "drop_rate = 1.5",
+            "dhcp_server.faults.drop_rate",
+            "1.5",
+            "probability",
+        ),
+        (
+            "drop_rate = 0.0",
+            "delay_ms = 5\ndelay_max_ms = 9",
+            "dhcp_server.faults.delay_max_ms",
+            "9",
+            "exclude",
+        ),
+        (
+            "drop_rate = 0.0",
+            "delay_min_ms = 10\ndelay_max_ms = 9",
+            "dhcp_server.faults.delay_min_ms",
+            "10",
+            "above delay_max_ms",
+        ),
+        (
+            "clients = 100",
+            "clients = 0",
+            "dhcp_tester.clients",
+            "0",
+            "1..=",
+        ),
+        (
+            "clients = 100",
+            "clients = 100\nconcurrency = 101",
+            "dhcp_tester.concurrency",
+            "101",
+            "0..=100",
+        ),
+        (
+            "clients = 100",
+            "clients = 100\nbase_mac = \"01:00:00:00:00:00\"",
+            "dhcp_tester.base_mac",
+            "01:00:00:00:00:00",
+            "unicast",
+        ),
+        (
+            "clients = 100",
+            "clients = 100\nbase_mac = \"zz\"",
+            "dhcp_tester.base_mac",
+            "zz",
+            "not a MAC",
+        ),
+        (
+            "clients = 100",
+            "clients = 100\nvlan = 4095",
+            "dhcp_tester.vlan",
+            "4095",
+            "0..=4094",
+        ),
+        (
+            "server_mac = \"02:00:00:00:00:01\"",
+            "server_mac = \"02:00:00:00:00:01\"\nhops = 16",
+            "dhcp_tester.relay.hops",
+            "16",
+            "below max_hops",
+        ),
+        (
+            "giaddr = \"10.31.0.1\"",
+            "giaddr = \"\"",
+            "dhcp_tester.relay.giaddr",
+            "",
+            "required",
+        ),
+        (
+            "promiscuous = true",
+            "promiscuous = false",
+            "ports[0].promiscuous",
+            "false",
+            "promiscuous",
+        ),
+    ];
+    for (find, repl, key, value, reason) in cases {
+        assert!(DHCP.contains(find), "fixture lacks {find:?}");
+        let e = reject(&DHCP.replacen(find, repl, 1));
+        assert_eq!(e.key, *key, "for {repl:?}: {e}");
+        assert_eq!(e.value, *value, "for {repl:?}: {e}");
+        assert!(e.reason.contains(reason), "for {repl:?}: {e}");
+    }
+    let two = DHCP
+        .replace("worker_lcores = [1]", "worker_lcores = [1, 2]")
+        .replace("iface=veth0", "iface=veth0,qpairs=2");
+    let e = reject(&two);
+    assert_eq!(
+        (e.key.as_str(), e.value.as_str()),
+        ("eal.worker_lcores", "[1, 2]"),
+        "{e}"
+    );
+    assert!(e.reason.contains("exactly one worker"), "{e}");
+    let e = reject(&DHCP.replace("[dhcp_server.faults]", "[dhcp_server.faults]\nbogus = 1"));
+    assert!(e.to_string().contains("bogus"), "{e}");
+    let e = reject(&DHCP.replace("clients = 100", "clients = 100\nclinets = 5"));
+    assert!(e.to_string().contains("clinets"), "{e}");
+}
