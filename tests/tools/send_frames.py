@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Send hand-made (mostly malformed) Ethernet frames out of an interface.
 
-Usage: send_frames.py IFACE DST_MAC SRC_IP DST_IP [COUNT]
+Usage: send_frames.py [--lb] IFACE DST_MAC SRC_IP DST_IP [COUNT]
 Prints one line per kind: "<kind> <count>", where <kind> is the appliance's
-drop reason for it. (Frames shorter than an Ethernet header cannot be sent
+drop reason for it. With --lb, hostile TCP segments to DST_IP port 80 (a
+load-balancer VIP) instead, named by the `lb` counter that counts them. (Frames shorter than an Ethernet header cannot be sent
 through a veth, and DPDK's af_packet PMD joins a PACKET_FANOUT group with
 PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments before
 DPDK sees them: both cases are covered by the engine's unit tests.) Used by the end-to-end tests to
@@ -41,9 +42,22 @@ def icmp_echo(bad=False):
     return body[:2] + struct.pack("!H", c) + body[4:]
 
 
+def tcp(src, dst, flags, seq=1, ack=0, doff=5, opts=b"", payload=b"", bad_csum=False, sport=40999):
+    hdr = struct.pack("!HHIIBBHHH", sport, 80, seq, ack, doff << 4, flags, 65535, 0, 0) + opts
+    seg = hdr + payload
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(seg))
+    c = csum(ph + seg)
+    if bad_csum:
+        c ^= 0x0F0F
+    return seg[:16] + struct.pack("!H", c) + seg[18:]
+
+
 def main():
-    iface, dmac, src, dst = sys.argv[1:5]
-    count = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    args = sys.argv[1:]
+    lb = "--lb" in args
+    args = [a for a in args if a != "--lb"]
+    iface, dmac, src, dst = args[0:4]
+    count = int(args[4]) if len(args) > 4 else 3
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     smac = s.getsockname()[4]
@@ -64,10 +78,21 @@ def main():
         "ipv4_not_for_us": eth(0x0800, ipv4(src, "10.10.1.77", 1, icmp_echo())),
         "tcp_no_service": eth(0x0800, ipv4(src, dst, 6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))),
     }
+    if lb:
+        SYN, ACK = 0x02, 0x10
+        kinds = {
+            # data offset 60 bytes in a 20-byte segment
+            "drop_tcp_malformed": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, SYN, doff=15))),
+            # MSS option whose length runs past the header
+            "drop_tcp_malformed ": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, SYN, doff=6, opts=bytes([1, 2, 8, 5])))),
+            "drop_tcp_bad_checksum": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, SYN, bad_csum=True))),
+            # an ACK for no connection with a made-up cookie
+            "cookie_bad": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, ACK, seq=77, ack=0x12345678))),
+        }
     for kind, frame in kinds.items():
         for _ in range(count):
             s.send(frame)
-        print(kind, count)
+        print(kind.strip(), count)
 
 
 if __name__ == "__main__":
