@@ -12,6 +12,8 @@
 //! destination address from the first 8 bytes and the segment from the
 //! rest; every other target takes the raw packet.
 
+pub mod lb;
+
 use qsplice_wire::checksum::{update_u16, update_u32};
 use qsplice_wire::rewrite::{rewrite_dst_v4_tcp, rewrite_src_v4_tcp};
 use qsplice_wire::{
