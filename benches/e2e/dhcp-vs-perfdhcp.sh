@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# DHCP benchmark, one run, same machine, same veth topology:
+#   A. ISC perfdhcp (the reference load generator) against dnsmasq, ISC Kea
+#      and `qsplice dhcp-server` at increasing rates: highest rate each
+#      sustains with < 0.1% drops (4-way exchanges/s);
+#   B. `qsplice dhcp-tester` (max rate) against the same three servers:
+#      clients bound per second.
+#
+# Usage (root): benches/e2e/dhcp-vs-perfdhcp.sh [--rates "1000 2000 4000"] [--secs 5] [--clients 20000]
+# Needs: perfdhcp (kea-admin), dnsmasq, kea-dhcp4 (scripts/setup.sh), a release build.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATES="1000 2000 4000 8000 16000"
+SECS=5
+CLIENTS=20000
+while (($#)); do
+    case "$1" in
+        --rates) RATES=$2; shift ;;
+        --secs) SECS=$2; shift ;;
+        --clients) CLIENTS=$2; shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+((EUID == 0)) || { echo "must run as root" >&2; exit 1; }
+QS=${QS:-target/release/qsplice}
+[[ -x $QS ]] || cargo build --release
+W=$(mktemp -d /tmp/qs-dhcpbench.XXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 1
+    ip netns del qdb-srv 2>/dev/null || true
+    ip netns del qdb-cli 2>/dev/null || true
+    ip link del qdb-s 2>/dev/null || true
+    ip link del qdb-t 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+
+veth() { # a b ns-of-b
+    ip link add "$1" type veth peer name "$2"
+    ip link set "$2" netns "$3"
+    ip link set "$1" up; ethtool -K "$1" tx off rx off >/dev/null 2>&1 || true
+    sysctl -qw "net.ipv6.conf.$1.disable_ipv6=1" || true
+    ip netns exec "$3" ip link set "$2" up
+    ip netns exec "$3" ethtool -K "$2" tx off rx off >/dev/null 2>&1 || true
+}
+ip netns add qdb-srv; ip netns add qdb-cli
+for n in qdb-srv qdb-cli; do ip netns exec $n ip link set lo up; ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
+# kernel servers: perfdhcp / tester side qdb-c1 (ns qdb-cli) <-> qdb-p0 (ns qdb-srv)
+ip link add qdb-c1 type veth peer name qdb-p0
+ip link set qdb-c1 netns qdb-cli; ip link set qdb-p0 netns qdb-srv
+ip netns exec qdb-cli ip link set qdb-c1 up; ip netns exec qdb-srv ip link set qdb-p0 up
+ip netns exec qdb-cli ethtool -K qdb-c1 tx off rx off >/dev/null 2>&1 || true
+ip netns exec qdb-srv ethtool -K qdb-p0 tx off rx off >/dev/null 2>&1 || true
+ip netns exec qdb-srv ip addr add 10.30.0.1/16 dev qdb-p0
+ip netns exec qdb-cli ip addr add 10.30.0.2/16 dev qdb-c1
+# qsplice dhcp-server: qdb-s (root, DPDK) <-> qdb-c2 (ns qdb-cli, perfdhcp)
+veth qdb-s qdb-c2 qdb-cli
+ip netns exec qdb-cli ip addr add 10.40.0.2/16 dev qdb-c2
+# qsplice dhcp-tester: qdb-t (root, DPDK) <-> qdb-p1 (ns qdb-srv)
+veth qdb-t qdb-p1 qdb-srv
+
+cat >"$W/server.toml" <<EOT
+[eal]
+worker_lcores = [1]
+memory_mb = 256
+file_prefix = "qs-bench-dhcpd"
+log_level = "warning"
+[engine]
+stats_interval_ms = 1000
+[[ports]]
+name = "dhcp"
+device = "net_af_packet0,iface=qdb-s"
+addresses = ["10.40.0.1/16"]
+[dhcp_server]
+port = "dhcp"
+offer_timeout_ms = 5000
+[[dhcp_server.pools]]
+subnet = "10.40.0.0/16"
+range_start = "10.40.1.0"
+range_end = "10.40.250.255"
+lease_time_s = 3600
+EOT
+tester_toml() { # iface prefix
+cat <<EOT
+[eal]
+worker_lcores = [1]
+memory_mb = 256
+file_prefix = "$2"
+log_level = "warning"
+[engine]
+stats_interval_ms = 1000
+[[ports]]
+name = "dhcp"
+device = "net_af_packet0,iface=$1"
+promiscuous = true
+addresses = ["10.30.0.250/16"]
+[dhcp_tester]
+port = "dhcp"
+clients = $CLIENTS
+concurrency = 256
+timeout_s = 120
+[dhcp_tester.retransmit]
+initial_ms = 1000
+max_ms = 4000
+EOT
+}
+
+start_dnsmasq() { # iface leasefile
+    ip netns exec qdb-srv dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=0 \
+        --interface="$1" --bind-interfaces --dhcp-range=10.30.1.0,10.30.250.255,255.255.0.0,1h \
+        --dhcp-lease-max=1000000 --dhcp-authoritative --no-ping --quiet-dhcp \
+        --dhcp-leasefile="$2" --pid-file="$W/dnsmasq.pid" --log-facility="$W/dnsmasq.log" &
+    PIDS+=($!); sleep 1
+}
+start_kea() { # iface
+    cat >"$W/kea.json" <<EOT
+{ "Dhcp4": { "interfaces-config": { "interfaces": [ "$1" ], "dhcp-socket-type": "raw" },
+  "lease-database": { "type": "memfile", "persist": false },
+  "valid-lifetime": 3600,
+  "subnet4": [ { "id": 1, "subnet": "10.30.0.0/16", "pools": [ { "pool": "10.30.1.0 - 10.30.250.255" } ] } ],
+  "loggers": [ { "name": "kea-dhcp4", "severity": "ERROR", "output_options": [ { "output": "$W/kea.log" } ] } ] } }
+EOT
+    mkdir -p /run/kea
+    ip netns exec qdb-srv kea-dhcp4 -c "$W/kea.json" >"$W/kea.out" 2>&1 &
+    PIDS+=($!); sleep 2
+}
+stop_last() { local p=${PIDS[-1]}; kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; unset 'PIDS[-1]'; sleep 1; }
+
+perf() { # name iface -> prints "rate drops%" lines, best rate
+    local name=$1 ifc=$2 best=0
+    for r in $RATES; do
+        out=$(ip netns exec qdb-cli timeout $((SECS + 10)) perfdhcp -4 -l "$ifc" -r "$r" -p "$SECS" -R 1000000 2>&1 || true)
+        sent=$(awk '/Statistics for: DISCOVER-OFFER/{f=1} f&&/sent packets:/{print $3; exit}' <<<"$out")
+        dro=$(awk '/drops:/{s+=$2} END{print s+0}' <<<"$out")
+        rate=$(awk '/^Rate:/{print $2; exit}' <<<"$out")
+        pct=$(awk -v d="$dro" -v s="${sent:-0}" 'BEGIN{ if (s>0) printf "%.3f", 100*d/(2*s); else print "n/a" }')
+        printf '  %-22s rate %6s/s: %s 4-way/s, drops %s%%\n' "$name" "$r" "${rate:-?}" "$pct"
+        if [[ $pct != n/a ]] && awk -v p="$pct" 'BEGIN{exit !(p < 0.1)}'; then best=$r; fi
+    done
+    printf '  %-22s highest rate with < 0.1%% drops: %s/s\n' "$name" "$best"
+}
+tester() { # name iface prefix
+    tester_toml "$2" "$3" >"$W/$3.toml"
+    "$QS" dhcp-tester --config "$W/$3.toml" --json "$W/$3.json" --plain >"$W/$3.out" 2>&1 || true
+    python3 - "$W/$3.json" "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["counters"]
+print(f"  {sys.argv[2]:<22} {c['bound']}/{r['clients_total']} bound in {r['elapsed_s']:.2f}s: "
+      f"{r['clients_per_s']:.0f} clients/s, retries {c['retries']}, total p50 {r['total']['p50_us']:.0f} us p99 {r['total']['p99_us']:.0f} us")
+PY
+}
+
+if [[ ${SKIP_PERFDHCP:-0} != 1 ]]; then
+echo "== A. perfdhcp (${SECS}s per rate) =="
+start_dnsmasq qdb-p0 "$W/dnsmasq.leases"; perf dnsmasq qdb-c1; stop_last
+start_kea qdb-p0; perf kea-dhcp4 qdb-c1; stop_last
+"$QS" dhcp-server --config "$W/server.toml" >"$W/server.out" 2>&1 &
+PIDS+=($!); sleep 3
+perf "qsplice dhcp-server" qdb-c2; stop_last
+fi
+# the servers move to the tester's veth
+ip netns exec qdb-srv ip addr flush dev qdb-p0
+ip netns exec qdb-srv ip addr add 10.30.0.1/16 dev qdb-p1
+echo "== B. qsplice dhcp-tester, $CLIENTS clients, concurrency 256 =="
+start_dnsmasq qdb-p1 "$W/dnsmasq2.leases"; tester "vs dnsmasq" qdb-t qs-bench-t1; stop_last
+start_kea qdb-p1; tester "vs kea-dhcp4" qdb-t qs-bench-t2; stop_last
+echo "(work dir $W)"
