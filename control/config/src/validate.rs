@@ -363,11 +363,14 @@ impl Config {
         };
         let port = |key: &str, name: &str| -> Result<usize, ConfigError> {
             if name.is_empty() {
-                return Err(ConfigError::new(key, "", "is required: the name of a [[ports]] entry"));
+                return Err(ConfigError::new(
+                    key,
+                    "",
+                    "is required: the name of a [[ports]] entry",
+                ));
             }
-            self.port_index(name).ok_or_else(|| {
-                ConfigError::new(key, name, "no [[ports]] entry has this name")
-            })
+            self.port_index(name)
+                .ok_or_else(|| ConfigError::new(key, name, "no [[ports]] entry has this name"))
         };
         let cp = port("lb.client_port", &lb.client_port)?;
         let bp = port("lb.backend_port", &lb.backend_port)?;
@@ -390,13 +393,20 @@ impl Config {
             _ => {}
         }
         if lb.source_port_min < 1024 {
-            return err("lb.source_port_min", lb.source_port_min, "must be at least 1024");
+            return err(
+                "lb.source_port_min",
+                lb.source_port_min,
+                "must be at least 1024",
+            );
         }
         if lb.source_port_max < lb.source_port_min {
             return err(
                 "lb.source_port_max",
                 lb.source_port_max,
-                format!("must not be below lb.source_port_min ({})", lb.source_port_min),
+                format!(
+                    "must not be below lb.source_port_min ({})",
+                    lb.source_port_min
+                ),
             );
         }
         let workers = self.eal.worker_lcores.len().max(1) as u32;
@@ -420,7 +430,8 @@ impl Config {
         in_range("lb.health.timeout_ms", h.timeout_ms, 10, h.interval_ms)?;
         in_range("lb.health.rise", h.rise, 1, 100)?;
         in_range("lb.health.fall", h.fall, 1, 100)?;
-        if !h.http_path.starts_with('/') || h.http_path.len() > 200
+        if !h.http_path.starts_with('/')
+            || h.http_path.len() > 200
             || h.http_path.bytes().any(|b| !(0x21..0x7f).contains(&b))
         {
             return err(
@@ -448,20 +459,31 @@ impl Config {
                 return err(
                     k("address"),
                     v.address,
-                    format!("the address is not one of the client port `{}`'s addresses", cport.name),
+                    format!(
+                        "the address is not one of the client port `{}`'s addresses",
+                        cport.name
+                    ),
                 );
             }
             if v.address.port() == 0 {
                 return err(k("address"), v.address, "port 0 is not a service port");
             }
             if !seen.insert(v.address) {
-                return err(k("address"), v.address, "another VIP uses this address and port");
+                return err(
+                    k("address"),
+                    v.address,
+                    "another VIP uses this address and port",
+                );
             }
             if v.backends.is_empty() {
                 return err(k("backends"), "[]", "a VIP needs at least one backend");
             }
             if v.backends.len() > 1024 {
-                return err(k("backends"), v.backends.len(), "at most 1024 backends per VIP");
+                return err(
+                    k("backends"),
+                    v.backends.len(),
+                    "at most 1024 backends per VIP",
+                );
             }
             let mut bseen = HashSet::new();
             for (j, b) in v.backends.iter().enumerate() {
@@ -482,7 +504,11 @@ impl Config {
                     );
                 }
                 if bport.addresses.iter().any(|c| c.addr == ip) {
-                    return err(bk("address"), b.address, "is one of the appliance's own addresses");
+                    return err(
+                        bk("address"),
+                        b.address,
+                        "is one of the appliance's own addresses",
+                    );
                 }
                 in_range(&bk("weight"), b.weight, 1, 1000)?;
             }

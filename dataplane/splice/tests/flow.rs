@@ -156,7 +156,12 @@ fn fin_across_sequence_wraparound() {
         &T,
     );
     // Server FIN ends at 8 in the client's space = 8 - 1000 in the server's.
-    f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 0, 8u32.wrapping_sub(1000), 0), 3, &T);
+    f.on_segment(
+        Dir::C2S,
+        &seg(TcpFlags::ACK, 0, 8u32.wrapping_sub(1000), 0),
+        3,
+        &T,
+    );
     assert_eq!(f.state, FlowState::Closing);
     f.on_segment(Dir::S2C, &seg(TcpFlags::ACK, 8, 0, 0), 4, &T);
     assert!(matches!(f.state, FlowState::Linger { .. }));
