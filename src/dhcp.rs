@@ -42,12 +42,7 @@ pub struct DhcpOpts {
 }
 
 fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)) {
-        tracing::warn!("cannot install the SIGINT/SIGTERM handler: {e}");
-    }
-    stop
+    crate::runtime::install_signal_handler()
 }
 
 fn port_index(cfg: &Config, name: &str) -> Result<usize> {

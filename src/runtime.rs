@@ -166,11 +166,14 @@ fn port_setups(cfg: &Config) -> Vec<PortSetup> {
 }
 
 /// Set by SIGINT/SIGTERM.
-fn install_signal_handler() -> Arc<AtomicBool> {
+/// SIGINT and SIGTERM set the returned flag (the control loop stops the
+/// workers and reports). SIGHUP is left to the caller (reload).
+pub(crate) fn install_signal_handler() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)) {
-        tracing::warn!("cannot install the SIGINT/SIGTERM handler: {e}");
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            tracing::warn!("cannot install the handler of signal {sig}: {e}");
+        }
     }
     stop
 }
