@@ -65,6 +65,11 @@ for t in wrk haproxy nft; do
 done
 cargo build --release --bin qsplice >&2
 scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
+# The client namespace is a load generator: let it reuse its TIME-WAIT
+# ports and give it the whole port range, or wrk itself runs out of ports
+# (~28k ephemeral ports / 60 s TIME-WAIT ≈ 470 conn/s once a peer leaves
+# the client closing first) and every device after that looks slow.
+ip netns exec "$CLI_NS" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
 
 # --- the kernel as the device (HAProxy and nftables) -------------------------
 FWD_SAVED=$(sysctl -n net.ipv4.ip_forward)
@@ -142,7 +147,7 @@ start_qsplice() {
         -e "s/^worker_lcores = .*/worker_lcores = $lcores\n$map/" \
         -e "s/^mbufs = .*/mbufs = 32767/" \
         -e "s/^memory_mb = .*/memory_mb = 1024/" \
-        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000/" \
         conf/lb.toml >"$WORK/lb.toml"
     "$QS" lb --config "$WORK/lb.toml" --stats-json "$WORK/qs.json" --live-json \
         >"$WORK/qsplice.out" 2>&1 &
@@ -208,6 +213,13 @@ for r in $(seq 1 "$ROUNDS"); do
     log "round $r/$ROUNDS: qsplice"
     start_qsplice; wait_vip; measure qsplice
     kill -TERM "$QS_PID"; wait "$QS_PID" 2>/dev/null || true
+    python3 - "$WORK/qs.json" <<'PY' >&2 || true
+import json, sys
+t = json.load(open(sys.argv[1]))["lb"]["total"]
+keys = ["conn_spliced", "conn_timeout", "conn_refused", "backend_syn_retx", "drop_unexpected",
+        "cookie_bad", "no_flow", "held_dropped", "drop_unresolved", "flow_table_full", "no_source_port"]
+print("[lb-bench] qsplice counters:", {k: t.get(k, 0) for k in keys if t.get(k, 0)})
+PY
     ip netns exec "$CLI_NS" ip neigh flush all
 
     log "round $r/$ROUNDS: haproxy"
