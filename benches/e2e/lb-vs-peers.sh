@@ -3,7 +3,7 @@
 # the device between the client namespace and three nginx backends, on the
 # same topology (scripts/netns.sh) in one run.
 #
-#   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W]
+#   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -24,12 +24,14 @@ SECS=10
 ROUNDS=3
 CONNS=64
 WORKERS=1
+IDLE_SLEEP_US=0   # qsplice engine.idle_sleep_us: >0 lends idle CPU to the load generator on small machines
 while (($#)); do
     case "$1" in
         --seconds) SECS=$2; shift ;;
         --rounds) ROUNDS=$2; shift ;;
         --conns) CONNS=$2; shift ;;
         --workers) WORKERS=$2; shift ;;
+        --idle-sleep-us) IDLE_SLEEP_US=$2; shift ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -147,7 +149,7 @@ start_qsplice() {
         -e "s/^worker_lcores = .*/worker_lcores = $lcores\n$map/" \
         -e "s/^mbufs = .*/mbufs = 32767/" \
         -e "s/^memory_mb = .*/memory_mb = 1024/" \
-        -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = $IDLE_SLEEP_US/" \
         conf/lb.toml >"$WORK/lb.toml"
     "$QS" lb --config "$WORK/lb.toml" --stats-json "$WORK/qs.json" --live-json \
         >"$WORK/qsplice.out" 2>&1 &
@@ -232,16 +234,16 @@ PY
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" <<PY
 import statistics, sys
-rounds, secs, conns, workers = sys.argv[1:]
+rounds, secs, conns, workers, idle = sys.argv[1:]
 res = {}
 $(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
 def med(dev, m, i):
     vals = [float(x.split()[i]) for x in res[f"{dev}.{m}"].split(";") if x.strip()]
     vals = [v for v in vals if v == v]
     return statistics.median(vals) if vals else float("nan")
-print(f"qsplice lb vs peers: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s); medians")
+print(f"qsplice lb vs peers: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
 print(f"{'device':<10} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
 q = [med("qsplice", "conn", 0), med("qsplice", "req", 0), med("qsplice", "bulk", 0)]
 for dev in ["qsplice", "haproxy", "nftables"]:
@@ -250,5 +252,5 @@ for dev in ["qsplice", "haproxy", "nftables"]:
     b = med(dev, "bulk", 0)
     ratio = "  ".join(f"{qv / v:.2f}x" if v else "-" for qv, v in zip(q, [c, r, b]))
     print(f"{dev:<10} {c:>9.0f} {cl50:>7.2f} {cl99:>7.2f} {r:>9.0f} {rl50:>7.2f} {rl99:>7.2f} {b:>8.1f}   {ratio}")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers)
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle)
 PY
