@@ -263,7 +263,7 @@ pub fn server(cfg: &Config, opts: &DhcpOpts) -> Result<ServerRunReport> {
     let started = Instant::now();
     let interval = ms(cfg.engine.stats_interval_ms.max(100));
     let mut next = started + interval;
-    while !stop.load(Ordering::SeqCst) && !opts.duration.is_some_and(|d| started.elapsed() >= d) {
+    while !stop.load(Ordering::SeqCst) && opts.duration.is_none_or(|d| started.elapsed() < d) {
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next {
             next += interval;
             let r = server_report(&shared, started);

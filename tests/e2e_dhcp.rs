@@ -350,7 +350,7 @@ fn real_clients_get_leases_from_qsplice_dhcp_server() {
     });
     let v = released.unwrap_or_else(|| panic!("no RELEASE counted\n{}", app.logs()));
     assert!(v["io"]["arp_replies"].as_u64().unwrap() >= 1, "{v}");
-    ok(&format!("ip netns exec qd1-cli ip addr flush dev qd1-cli0"));
+    ok("ip netns exec qd1-cli ip addr flush dev qd1-cli0");
 
     // busybox udhcpc: another client implementation, same server.
     let o = sh("ip netns exec qd1-cli timeout 30 udhcpc -i qd1-cli0 -n -q -t 5 -T 2 -s /bin/true");

@@ -432,7 +432,10 @@ fn lb_end_to_end() {
     let out = topo.exec(
         topo.var("CLIENT_NS"),
         &[
-            common::repo_root().join("tests/tools/send_frames.py").to_str().unwrap(),
+            common::repo_root()
+                .join("tests/tools/send_frames.py")
+                .to_str()
+                .unwrap(),
             "--lb",
             &format!("{}-cli0", topo.prefix),
             &vip_mac,
@@ -459,7 +462,10 @@ fn lb_end_to_end() {
         "hostile segments not counted: sent {sent:?}, counters {:?}",
         stats(&json).map(|v| v["lb"]["total"].clone())
     );
-    assert!(curl_backend(&topo).is_some(), "still serving after hostile input");
+    assert!(
+        curl_backend(&topo).is_some(),
+        "still serving after hostile input"
+    );
 
     // 5. Kill backend b2's nginx: out of rotation after failed checks,
     //    back after it restarts.

@@ -431,6 +431,7 @@ impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
     /// A loop driving `tester` (built for `clients` clients from `base_mac`)
     /// on `q`. In relay mode pass `(giaddr, relay_mac)`: the loop answers ARP
     /// for giaddr and accepts replies to the relay.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tester: Tester,
         q: Q,

@@ -53,7 +53,9 @@ pub fn latency_png(path: &Path, stages: &[(&str, &Histogram<u64>)]) -> Result<()
     let hi_us = hi_ns as f64 / 1000.0 * 1.05;
     const BUCKETS: usize = 60;
     let width = hi_us / BUCKETS as f64;
-    let mut series: Vec<(String, Vec<f64>, Vec<(f64, f64)>)> = Vec::new();
+    // (stage name, histogram bucket heights, CDF points)
+    type Series = (String, Vec<f64>, Vec<(f64, f64)>);
+    let mut series: Vec<Series> = Vec::new();
     let mut ymax = 1.0f64;
     for (name, h) in stages {
         let mut counts = vec![0f64; BUCKETS];

@@ -189,7 +189,7 @@ struct Out {
 fn parse(f: &[u8]) -> Out {
     let ip = Ipv4Packet::new_checked(&f[14..]).expect("ipv4");
     assert!(ip.verify_checksum(), "ip checksum");
-    let tcp = TcpPacket::new_checked(&ip.payload()[..]).expect("tcp");
+    let tcp = TcpPacket::new_checked(ip.payload()).expect("tcp");
     assert!(
         tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
         "tcp checksum"
@@ -279,7 +279,7 @@ impl Rig {
     fn take_tcp(&mut self, port: usize) -> Vec<Out> {
         self.take(port).iter().map(|f| parse(f)).collect()
     }
-    fn from_client(
+    fn client_sends(
         &mut self,
         seq: u32,
         ack: u32,
@@ -305,7 +305,8 @@ impl Rig {
         );
         self.inject(0, f);
     }
-    fn from_server(
+    #[allow(clippy::too_many_arguments)]
+    fn server_sends(
         &mut self,
         dst: SocketAddrV4,
         seq: u32,
@@ -393,14 +394,14 @@ struct Leg {
 
 /// Handshake ACK + request; backend SYN → SYN-ACK; returns the backend leg.
 fn connect(r: &mut Rig, y: u32, our_ts: u32, req: &[u8]) -> Leg {
-    r.from_client(
+    r.client_sends(
         CISN.wrapping_add(1),
         y.wrapping_add(1),
         TcpFlags::ACK,
         Some((101, our_ts)),
         &[],
     );
-    r.from_client(
+    r.client_sends(
         CISN.wrapping_add(1),
         y.wrapping_add(1),
         TcpFlags::ACK | TcpFlags::PSH,
@@ -448,7 +449,7 @@ fn accept_connect_splice_and_close() {
         sack_ok: true,
         ts: Some((7000, leg.ts)),
     };
-    r.from_server(
+    r.server_sends(
         local,
         SISN,
         leg.isn.wrapping_add(1),
@@ -494,7 +495,7 @@ fn accept_connect_splice_and_close() {
         ts: Some((7001, ts2b(102))),
         ..Default::default()
     };
-    r.from_server(
+    r.server_sends(
         local,
         SISN.wrapping_add(1),
         c2b(c_next),
@@ -516,7 +517,7 @@ fn accept_connect_splice_and_close() {
 
     // Close: server FIN, client FIN+ACK, server ACK.
     let s_fin = SISN.wrapping_add(1).wrapping_add(resp.len() as u32);
-    r.from_server(
+    r.server_sends(
         local,
         s_fin,
         c2b(c_next),
@@ -529,7 +530,7 @@ fn accept_connect_splice_and_close() {
     assert!(fin[0].flags.contains(TcpFlags::FIN));
     let y_fin = y.wrapping_add(1).wrapping_add(resp.len() as u32);
     assert_eq!(fin[0].seq, y_fin);
-    r.from_client(
+    r.client_sends(
         c_next,
         y_fin.wrapping_add(1),
         TcpFlags::ACK | TcpFlags::FIN,
@@ -538,7 +539,7 @@ fn accept_connect_splice_and_close() {
     );
     let out = r.take_tcp(1);
     assert_eq!(out[0].ack, s_fin.wrapping_add(1));
-    r.from_server(
+    r.server_sends(
         local,
         s_fin.wrapping_add(1),
         c2b(c_next).wrapping_add(1),
@@ -570,7 +571,7 @@ fn backend_syn_ack_retransmission_is_reacknowledged() {
         sack_ok: false,
         ts: Some((1, 101)),
     };
-    r.from_server(
+    r.server_sends(
         local,
         SISN,
         leg.isn.wrapping_add(1),
@@ -580,7 +581,7 @@ fn backend_syn_ack_retransmission_is_reacknowledged() {
         &[],
     );
     assert_eq!(r.take(1).len(), 2);
-    r.from_server(
+    r.server_sends(
         local,
         SISN,
         leg.isn.wrapping_add(1),
@@ -609,7 +610,7 @@ fn reused_backend_tuple_gets_a_newer_isn_and_tsval() {
     let (y, ts) = handshake(&mut r);
     let first = connect(&mut r, y, ts, b"a");
     // The backend refuses; the flow goes away; 3 s later the same tuple.
-    r.from_server(
+    r.server_sends(
         first.local,
         0,
         first.isn.wrapping_add(1),
@@ -638,7 +639,7 @@ fn backend_refusal_resets_the_client() {
     let (y, ts) = handshake(&mut r);
     let leg = connect(&mut r, y, ts, b"GET /");
     let local = leg.local;
-    r.from_server(
+    r.server_sends(
         local,
         0,
         leg.isn.wrapping_add(1),
@@ -679,7 +680,7 @@ fn silent_backend_is_retried_then_client_reset() {
 #[test]
 fn forged_ack_and_unknown_port_get_rst_and_no_state() {
     let mut r = rig();
-    r.from_client(5000, 12345, TcpFlags::ACK, Some((1, 2)), &[]);
+    r.client_sends(5000, 12345, TcpFlags::ACK, Some((1, 2)), &[]);
     let out = r.take_tcp(0);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].flags, out[0].seq), (TcpFlags::RST, 12345));
@@ -719,7 +720,7 @@ fn no_eligible_backend_resets() {
     )]);
     r.tick_ms(2);
     let (y, ts) = handshake(&mut r);
-    r.from_client(
+    r.client_sends(
         CISN.wrapping_add(1),
         y.wrapping_add(1),
         TcpFlags::ACK,
@@ -759,7 +760,7 @@ fn client_without_timestamps_gets_no_scaling_or_sack() {
         (sa.opts.ws, sa.opts.sack_ok, sa.opts.ts),
         (None, false, None)
     );
-    r.from_client(2, sa.seq.wrapping_add(1), TcpFlags::ACK, None, &[]);
+    r.client_sends(2, sa.seq.wrapping_add(1), TcpFlags::ACK, None, &[]);
     let syn = r.take_tcp(1).remove(0);
     assert_eq!(syn.opts.mss, Some(1220), "the cookie's MSS class");
     assert_eq!(
@@ -775,7 +776,7 @@ fn backend_segments_for_another_lcore_are_steered() {
     let mut r = rig_with(c);
     // Port 10001 belongs to lcore 1.
     let local = SocketAddrV4::new(LOCAL_IP, 10001);
-    r.from_server(local, 1, 2, TcpFlags::ACK, 10, &SynOptions::default(), b"x");
+    r.server_sends(local, 1, 2, TcpFlags::ACK, 10, &SynOptions::default(), b"x");
     assert!(r.take(0).is_empty() && r.take(1).is_empty());
     r.w.finish();
     assert_eq!(r.counters.snapshot().steered_out, 1);
@@ -876,7 +877,7 @@ fn tcp_health_check_up_refused_timeout() {
     let syn = r.take_tcp(1).remove(0);
     assert_eq!(syn.flags, TcpFlags::SYN);
     assert_eq!(syn.dst, server());
-    r.from_server(
+    r.server_sends(
         syn.src,
         1,
         syn.seq.wrapping_add(1),
@@ -896,7 +897,7 @@ fn tcp_health_check_up_refused_timeout() {
     r.health.checks.push(check(ProbeKind::Tcp)).unwrap();
     r.tick_ms(2);
     let syn = r.take_tcp(1).remove(0);
-    r.from_server(
+    r.server_sends(
         syn.src,
         0,
         syn.seq.wrapping_add(1),
@@ -935,7 +936,7 @@ fn http_health_check_reads_the_status() {
         r.health.checks.push(check(ProbeKind::Http)).unwrap();
         r.tick_ms(2);
         let syn = r.take_tcp(1).remove(0);
-        r.from_server(
+        r.server_sends(
             syn.src,
             500,
             syn.seq.wrapping_add(1),
@@ -952,7 +953,7 @@ fn http_health_check_reads_the_status() {
             String::from_utf8_lossy(&req.payload)
         );
         assert_eq!(req.ack, 501);
-        r.from_server(
+        r.server_sends(
             syn.src,
             501,
             req.seq.wrapping_add(req.payload.len() as u32),
