@@ -1,0 +1,2 @@
+//! Packet generator (being written).
+#![forbid(unsafe_code)]
