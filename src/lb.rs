@@ -86,6 +86,8 @@ pub struct BackendReport {
     pub failed: u64,
     /// Spliced connections ended by a RST.
     pub reset: u64,
+    /// Connections that reached the spliced state.
+    pub spliced: u64,
     /// Client → backend segments and payload bytes.
     pub c2s_packets: u64,
     /// See `c2s_packets`.
@@ -485,6 +487,7 @@ impl LbRuntime {
                             opened: st.opened,
                             failed: st.failed,
                             reset: st.reset,
+                            spliced: st.spliced,
                             c2s_packets: st.c2s_packets,
                             c2s_bytes: st.c2s_bytes,
                             s2c_packets: st.s2c_packets,
@@ -495,6 +498,7 @@ impl LbRuntime {
                 let total = [
                     ("active", vt.active),
                     ("opened", vt.opened),
+                    ("spliced", vt.spliced),
                     ("failed", vt.failed),
                     ("reset", vt.reset),
                     ("c2s_packets", vt.c2s_packets),

@@ -109,11 +109,12 @@ impl Report {
                 let t = |k: &str| v.total.get(k).copied().unwrap_or(0);
                 let _ = writeln!(
                     s,
-                    "  vip {} {}: active {} opened {} failed {} reset {} bytes c2s {} s2c {}",
+                    "  vip {} {}: active {} opened {} spliced {} failed {} reset {} bytes c2s {} s2c {}",
                     v.name,
                     v.address,
                     t("active"),
                     t("opened"),
+                    t("spliced"),
                     t("failed"),
                     t("reset"),
                     t("c2s_bytes"),

@@ -45,7 +45,7 @@ impl PoolBoard {
 }
 
 /// Counters kept per backend.
-const CELLS: usize = 8;
+const CELLS: usize = 9;
 
 /// Per-backend counters of one lcore, laid out `pool × backend`.
 #[derive(Debug)]
@@ -66,6 +66,8 @@ pub struct BackendStats {
     pub failed: u64,
     /// Spliced connections ended by a RST (either side).
     pub reset: u64,
+    /// Connections that reached the spliced state.
+    pub spliced: u64,
     /// Segments client → backend.
     pub c2s_packets: u64,
     /// Payload bytes client → backend.
@@ -87,6 +89,7 @@ impl BackendStats {
             self.c2s_bytes,
             self.s2c_packets,
             self.s2c_bytes,
+            self.spliced,
         ]
     }
     fn from_array(a: [u64; CELLS]) -> Self {
@@ -99,6 +102,7 @@ impl BackendStats {
             c2s_bytes: a[5],
             s2c_packets: a[6],
             s2c_bytes: a[7],
+            spliced: a[8],
         }
     }
     /// Add another lcore's (or backend's) counters.

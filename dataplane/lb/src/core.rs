@@ -896,7 +896,10 @@ impl<F: Frame> LbCore<F> {
         meta.phase = Phase::Spliced;
         self.connecting.retain(|x| *x != id);
         self.c.conn_spliced += 1;
-        self.bstat(m.pool.into(), m.backend.into(), |st| st.active += 1);
+        self.bstat(m.pool.into(), m.backend.into(), |st| {
+            st.active += 1;
+            st.spliced += 1;
+        });
         self.ack_backend(io, f, id);
         // Release what the client sent meanwhile, in order.
         let mut i = 0;

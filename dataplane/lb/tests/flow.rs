@@ -44,6 +44,7 @@ struct Rig {
     counters: Arc<SharedLbCounters>,
     board: Arc<PoolBoard>,
     health: Arc<HealthShared>,
+    backends: Arc<BackendCounters>,
 }
 
 fn conf() -> LbConf {
@@ -88,10 +89,11 @@ fn rig_with(conf: LbConf) -> Rig {
     )]));
     let counters = Arc::new(SharedLbCounters::default());
     let health = Arc::new(HealthShared::new(16));
+    let backends = Arc::new(BackendCounters::new(&[1]));
     let shared = LbShared {
         board: board.clone(),
         counters: counters.clone(),
-        backends: Arc::new(BackendCounters::new(&[1])),
+        backends: backends.clone(),
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(health.clone()),
     };
@@ -149,6 +151,7 @@ fn rig_with(conf: LbConf) -> Rig {
         counters,
         board,
         health,
+        backends,
     };
     // Start (ARP request for the backend), then the backend's ARP reply.
     r.w.poll();
@@ -557,6 +560,20 @@ fn accept_connect_splice_and_close() {
     assert_eq!(c.c2s_bytes, req.len() as u64);
     assert_eq!(c.s2c_bytes, resp.len() as u64);
     assert_eq!(c.flows_active, 0);
+    let b = r.backends.get(0, 0);
+    assert_eq!(
+        (b.opened, b.spliced, b.active, b.failed, b.reset),
+        (1, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        (b.c2s_bytes, b.s2c_bytes),
+        (req.len() as u64, resp.len() as u64)
+    );
+    assert_eq!(
+        (b.c2s_packets, b.s2c_packets),
+        (2, 3),
+        "request + FIN; response, FIN, last ACK"
+    );
 }
 
 #[test]
