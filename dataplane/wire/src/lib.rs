@@ -60,6 +60,7 @@ pub use core::net::Ipv4Addr;
 
 pub mod checksum;
 pub mod rewrite;
+pub mod tls;
 
 mod arp;
 mod ethernet;
