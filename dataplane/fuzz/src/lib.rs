@@ -486,3 +486,38 @@ pub fn splice_translate(data: &[u8]) {
         }
     }
 }
+
+/// TLS hello readers: the input, split into segments at positions taken
+/// from its first byte, goes through the assembler; whatever message comes
+/// out is read as a ClientHello and as a ServerHello. The assembler must
+/// agree with itself for the unsplit input, stay within its bounds, and
+/// every length a reader returns must lie within the message.
+pub fn tls_hello(data: &[u8]) {
+    use qsplice_wire::tls::{ClientHello, HelloAssembler, ServerHello, MAX_HANDSHAKE};
+    let Some((&k, stream)) = data.split_first() else {
+        return;
+    };
+    let mut whole = HelloAssembler::new();
+    let r_whole = whole.push(stream);
+    let mut split = HelloAssembler::new();
+    let step = usize::from(k % 17) + 1;
+    let mut r_split = Ok(None);
+    for chunk in stream.chunks(step) {
+        r_split = split.push(chunk);
+        if !matches!(r_split, Ok(None)) {
+            break;
+        }
+    }
+    assert_eq!(r_whole, r_split, "segmentation changed the outcome");
+    assert_eq!(whole.message(), split.message());
+    assert!(whole.consumed() <= stream.len());
+    let msg = whole.message().unwrap_or(stream);
+    assert!(msg.len() <= MAX_HANDSHAKE + 4 || whole.message().is_none());
+    if let Ok(ch) = ClientHello::parse(msg) {
+        assert!(ch.session_id.len() <= 32 && ch.random.len() == 32);
+        assert!(ch.cipher_suites.len() % 2 == 0);
+    }
+    if let Ok(sh) = ServerHello::parse(msg) {
+        assert!(sh.session_id.len() <= 32);
+    }
+}
