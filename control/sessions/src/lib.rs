@@ -1,0 +1,303 @@
+//! The server mapping table of session-aware dispatch (the source paper,
+//! §5.2–5.3), owned by the control thread.
+//!
+//! Rows are `session key | backend | timestamp | state`, several rows per
+//! key: every backend known to hold the session. The timestamp is the
+//! appliance's clock when that backend last *finished* serving the session
+//! (or learned it); the state is BUSY while that backend serves the session
+//! right now. A new connection presenting a session key goes to the
+//! candidate that is not busy (and whose backend is eligible: up, under its
+//! limit) with the **oldest** timestamp — least recently used, which keeps
+//! load spread — and falls back to the VIP's ordinary scheduler when no
+//! candidate is left.
+//!
+//! Expiry: rows older than the reference age are deleted by a periodic
+//! [`SessionTable::sweep`] (bounding how long a session can be reused: the
+//! paper's partial forward secrecy argument); the table is bounded in keys
+//! (the key with the oldest newest row is evicted first) and in rows per key
+//! ([`MAX_ROWS`]).
+//!
+//! Keys are keyed hashes of the session identity ([`SessionKey::of`]): a
+//! TLS 1.2 session ID, a TLS 1.2 ticket, a TLS 1.3 PSK identity, or the key
+//! name that starts OpenSSL/nginx tickets — the table itself does not care
+//! which.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hasher;
+
+use arrayvec::ArrayVec;
+use siphasher::sip::SipHasher24;
+
+/// Backends remembered per session.
+pub const MAX_ROWS: usize = 4;
+
+/// What a session identity is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum IdentityKind {
+    /// TLS 1.2 `legacy_session_id`.
+    SessionId = 1,
+    /// TLS 1.2 session ticket (the whole ticket).
+    Ticket = 2,
+    /// TLS 1.3 `pre_shared_key` identity.
+    PskIdentity = 3,
+    /// The key name at the start of an OpenSSL/nginx ticket (first 16 bytes):
+    /// which backend's ticket key encrypted it.
+    TicketKeyName = 4,
+}
+
+/// A session's key in the table: a keyed 64-bit hash of its identity.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub u64);
+
+impl SessionKey {
+    /// Hash `identity` of `kind` with the appliance's `secret` (so outsiders
+    /// cannot aim collisions at the table).
+    pub fn of(secret: (u64, u64), kind: IdentityKind, identity: &[u8]) -> SessionKey {
+        let mut h = SipHasher24::new_with_keys(secret.0, secret.1);
+        h.write_u8(kind as u8);
+        h.write(identity);
+        SessionKey(h.finish())
+    }
+}
+
+/// A row's state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RowState {
+    /// The backend holds the session and is not serving it now.
+    Idle,
+    /// The backend is serving the session on this many connections.
+    Busy(u16),
+}
+
+/// One `session key | backend | timestamp | state` row.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Backend index (in the VIP's pool).
+    pub backend: u16,
+    /// When the backend last finished serving the session (or learned it).
+    pub ts: u64,
+    /// Idle or busy.
+    pub state: RowState,
+}
+
+/// The outcome of [`SessionTable::select`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The least recently used idle, eligible backend holding the session.
+    Hit(u16),
+    /// Rows exist but every candidate is busy or not eligible: use the
+    /// scheduler (counted as a fallback).
+    Busy,
+    /// The session is unknown: use the scheduler.
+    Miss,
+}
+
+/// Counters of the table's life.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Rows added.
+    pub learned: u64,
+    /// Rows removed by the age sweep.
+    pub expired: u64,
+    /// Keys evicted to stay within the bound.
+    pub evicted: u64,
+    /// Rows replaced because a key had [`MAX_ROWS`] already.
+    pub replaced: u64,
+}
+
+/// The table. See the crate docs.
+#[derive(Debug)]
+pub struct SessionTable {
+    rows: HashMap<SessionKey, ArrayVec<Row, MAX_ROWS>>,
+    /// Every row as `(timestamp, key, backend)`: the sweep walks the old
+    /// end, eviction takes the key of the oldest row.
+    order: BTreeSet<(u64, SessionKey, u16)>,
+    max_keys: usize,
+    max_age: u64,
+    stats: Stats,
+}
+
+impl SessionTable {
+    /// A table for at most `max_keys` sessions whose rows live `max_age`
+    /// (in the caller's clock units) after their timestamp.
+    pub fn new(max_keys: usize, max_age: u64) -> Self {
+        SessionTable {
+            rows: HashMap::with_capacity(max_keys.min(1 << 20)),
+            order: BTreeSet::new(),
+            max_keys: max_keys.max(1),
+            max_age,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Sessions in the table.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The rows of `key`.
+    pub fn rows(&self, key: SessionKey) -> &[Row] {
+        self.rows.get(&key).map_or(&[], |r| r.as_slice())
+    }
+
+    /// Change `key`'s rows through `f`, keeping the eviction order right;
+    /// creates the key (evicting the stalest one at the bound) if `create`.
+    fn update(
+        &mut self,
+        key: SessionKey,
+        create: bool,
+        f: impl FnOnce(&mut ArrayVec<Row, MAX_ROWS>, &mut Stats),
+    ) {
+        if !self.rows.contains_key(&key) {
+            if !create {
+                return;
+            }
+            if self.rows.len() >= self.max_keys {
+                if let Some(&(_, victim, _)) = self.order.iter().next() {
+                    if let Some(rows) = self.rows.remove(&victim) {
+                        for r in &rows {
+                            self.order.remove(&(r.ts, victim, r.backend));
+                        }
+                    }
+                    self.stats.evicted += 1;
+                }
+            }
+            self.rows.insert(key, ArrayVec::new());
+        }
+        let Some(rows) = self.rows.get_mut(&key) else {
+            return;
+        };
+        for r in rows.iter() {
+            self.order.remove(&(r.ts, key, r.backend));
+        }
+        f(rows, &mut self.stats);
+        for r in rows.iter() {
+            self.order.insert((r.ts, key, r.backend));
+        }
+        if rows.is_empty() {
+            self.rows.remove(&key);
+        }
+    }
+
+    /// `backend` starts serving `key` (the appliance saw it accept the
+    /// session, or chose it for a resumption): its row is added if new and
+    /// marked busy. A key with [`MAX_ROWS`] rows replaces its oldest idle
+    /// row (or its oldest row).
+    pub fn on_open(&mut self, key: SessionKey, backend: u16, now: u64) {
+        self.update(key, true, |rows, st| {
+            if let Some(r) = rows.iter_mut().find(|r| r.backend == backend) {
+                r.state = match r.state {
+                    RowState::Idle => RowState::Busy(1),
+                    RowState::Busy(n) => RowState::Busy(n.saturating_add(1)),
+                };
+                return;
+            }
+            let row = Row {
+                backend,
+                ts: now,
+                state: RowState::Busy(1),
+            };
+            st.learned += 1;
+            if rows.is_full() {
+                let victim = rows
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, r)| (r.state != RowState::Idle, r.ts))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                rows[victim] = row;
+                st.replaced += 1;
+            } else {
+                rows.push(row);
+            }
+        });
+    }
+
+    /// A connection of `key` on `backend` ended: the row's timestamp becomes
+    /// `now` and, when it was the last one, the row is idle again.
+    pub fn on_close(&mut self, key: SessionKey, backend: u16, now: u64) {
+        self.update(key, false, |rows, _| {
+            if let Some(r) = rows.iter_mut().find(|r| r.backend == backend) {
+                r.ts = r.ts.max(now);
+                r.state = match r.state {
+                    RowState::Busy(n) if n > 1 => RowState::Busy(n - 1),
+                    _ => RowState::Idle,
+                };
+            }
+        });
+    }
+
+    /// Forget that `backend` holds `key` (it refused a resumption).
+    pub fn forget(&mut self, key: SessionKey, backend: u16) {
+        self.update(key, false, |rows, _| rows.retain(|r| r.backend != backend));
+    }
+
+    /// Choose for a new connection presenting `key`: among rows that are
+    /// idle and whose backend is `eligible`, the oldest timestamp.
+    pub fn select(&self, key: SessionKey, eligible: impl Fn(u16) -> bool) -> Selection {
+        let Some(rows) = self.rows.get(&key) else {
+            return Selection::Miss;
+        };
+        rows.iter()
+            .filter(|r| r.state == RowState::Idle && eligible(r.backend))
+            .min_by_key(|r| (r.ts, r.backend))
+            .map_or(Selection::Busy, |r| Selection::Hit(r.backend))
+    }
+
+    /// Delete idle rows whose timestamp is older than the reference age.
+    /// Busy rows stay (their session is in use). Returns rows removed.
+    pub fn sweep(&mut self, now: u64) -> usize {
+        let limit = now.saturating_sub(self.max_age);
+        let mut stale: Vec<SessionKey> = self
+            .order
+            .range(..(limit, SessionKey(0), 0))
+            .map(|&(_, k, _)| k)
+            .collect();
+        stale.dedup();
+        let mut removed = 0;
+        for key in stale {
+            self.update(key, false, |rows, st| {
+                let n = rows.len();
+                rows.retain(|r| r.state != RowState::Idle || r.ts >= limit);
+                let gone = n - rows.len();
+                st.expired += gone as u64;
+                removed += gone;
+            });
+        }
+        removed
+    }
+
+    /// What lcores need for lookups: per key, the idle candidates in order
+    /// of preference (oldest timestamp first). Busy rows are left out (a
+    /// snapshot lives until the next publication).
+    pub fn snapshot(&self) -> HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>> {
+        self.rows
+            .iter()
+            .filter_map(|(k, rows)| {
+                let mut idle: ArrayVec<Row, MAX_ROWS> = rows
+                    .iter()
+                    .filter(|r| r.state == RowState::Idle)
+                    .copied()
+                    .collect();
+                idle.sort_by_key(|r| (r.ts, r.backend));
+                let c: ArrayVec<u16, MAX_ROWS> = idle.iter().map(|r| r.backend).collect();
+                (!c.is_empty()).then_some((*k, c))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
