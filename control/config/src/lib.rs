@@ -23,6 +23,10 @@ pub use schema::{
     ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf,
     PolicyConf, Port, PortConf, Probability, VipConf,
 };
+pub use schema::{
+    parse_ip_range, parse_port_range, PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode,
+    PktgenStreamConf,
+};
 
 /// Read, parse and validate a config file. Errors carry the file's path.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -217,6 +217,7 @@ impl Config {
         self.validate_mempool()?;
         self.validate_lb()?;
         self.validate_dhcp()?;
+        self.validate_pktgen()?;
         if let Err(reason) = check_log_filter(&self.log.level) {
             return err("log.level", &self.log.level, reason);
         }
@@ -735,5 +736,95 @@ mod tests {
         for bad in ["", " ", "warning", "inof", "qsplice=loud", "info,,debug"] {
             assert!(check_log_filter(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+impl Config {
+    /// The `[pktgen]` rules.
+    fn validate_pktgen(&self) -> R {
+        use crate::schema::{parse_ip_range, parse_mac, parse_port_range, PktgenSizeMode};
+        let Some(g) = &self.pktgen else {
+            return Ok(());
+        };
+        let port = |key: &str, name: &str| -> R {
+            if !self.ports.iter().any(|p| p.name == name) {
+                return err(key, name, "no [[ports]] entry has this name");
+            }
+            Ok(())
+        };
+        if self.eal.worker_lcores.len() != 1 {
+            return err(
+                "eal.worker_lcores",
+                format!("{:?}", self.eal.worker_lcores),
+                "qsplice pktgen runs on exactly one worker lcore",
+            );
+        }
+        port("pktgen.tx_port", &g.tx_port)?;
+        if !g.rx_port.is_empty() {
+            port("pktgen.rx_port", &g.rx_port)?;
+        }
+        if g.rate_pps > 0 && g.rate_bps > 0 {
+            return err(
+                "pktgen.rate_bps",
+                g.rate_bps,
+                "set either rate_pps or rate_bps, not both",
+            );
+        }
+        in_range("pktgen.rate_pps", g.rate_pps, 0, 1_000_000_000)?;
+        in_range("pktgen.rate_bps", g.rate_bps, 0, 1_000_000_000_000)?;
+        in_range("pktgen.burst", g.burst, 1, 256)?;
+        in_range("pktgen.drain_ms", g.drain_ms, 0, 60_000)?;
+        let max = (u32::from(self.mempool.data_room).saturating_sub(HEADROOM) + 4).min(9220);
+        let size = |key: &str, v: u32| in_range(key, v, 64, max);
+        match g.size_mode {
+            PktgenSizeMode::Fixed => size("pktgen.size", u32::from(g.size))?,
+            PktgenSizeMode::Range => {
+                size("pktgen.size_min", u32::from(g.size_min))?;
+                size("pktgen.size_max", u32::from(g.size_max))?;
+                if g.size_min > g.size_max {
+                    return err("pktgen.size_min", g.size_min, "is above size_max");
+                }
+            }
+            PktgenSizeMode::Imix => {
+                if g.imix.is_empty() || g.imix.len() > 16 {
+                    return err("pktgen.imix", g.imix.len(), "needs 1..=16 [size, weight] pairs");
+                }
+                let mut total = 0u32;
+                for (i, [s, w]) in g.imix.iter().enumerate() {
+                    size(&format!("pktgen.imix[{i}][0]"), *s)?;
+                    in_range(&format!("pktgen.imix[{i}][1]"), *w, 1, 10_000)?;
+                    total += w;
+                }
+                in_range("pktgen.imix (sum of weights)", total, 1, 10_000)?;
+            }
+        }
+        if g.streams.is_empty() || g.streams.len() > 1024 {
+            return err(
+                "pktgen.streams",
+                g.streams.len(),
+                "needs 1..=1024 [[pktgen.streams]] entries",
+            );
+        }
+        for (i, s) in g.streams.iter().enumerate() {
+            let k = |f: &str| format!("pktgen.streams[{i}].{f}");
+            for (f, v) in [("src_mac", &s.src_mac), ("dst_mac", &s.dst_mac)] {
+                if !v.is_empty() && parse_mac(v).is_none() {
+                    return err(k(f), v, "not a MAC address (expected aa:bb:cc:dd:ee:ff)");
+                }
+            }
+            in_range(&k("vlan"), s.vlan, 0, 4094)?;
+            for (f, v) in [("src_ip", &s.src_ip), ("dst_ip", &s.dst_ip)] {
+                if parse_ip_range(v).is_none() {
+                    return err(k(f), v, "expected an IPv4 address or a range a.b.c.d-e.f.g.h (first <= last)");
+                }
+            }
+            for (f, v) in [("src_port", &s.src_port), ("dst_port", &s.dst_port)] {
+                if parse_port_range(v).is_none() {
+                    return err(k(f), v, "expected a port or a range n-m (first <= last)");
+                }
+            }
+            in_range(&k("ttl"), s.ttl, 1, 255)?;
+        }
+        Ok(())
     }
 }

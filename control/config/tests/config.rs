@@ -617,3 +617,166 @@ fn dhcp_rules_name_key_value_and_reason() {
     let e = reject(&DHCP.replace("clients = 100", "clients = 100\nclinets = 5"));
     assert!(e.to_string().contains("clinets"), "{e}");
 }
+
+const PKTGEN: &str = r#"
+[eal]
+main_lcore = 0
+worker_lcores = [1]
+
+[[ports]]
+name = "a"
+device = "net_af_packet0,iface=pg-a"
+addresses = ["198.18.255.254/16"]
+
+[[ports]]
+name = "b"
+device = "net_af_packet1,iface=pg-b"
+addresses = ["198.19.255.254/16"]
+promiscuous = true
+
+[pktgen]
+tx_port = "a"
+rx_port = "b"
+rate_pps = 10000
+count = 1000
+
+[[pktgen.streams]]
+proto = "udp"
+src_ip = "10.0.0.1-10.0.0.10"
+dst_port = "9-19"
+
+[[pktgen.streams]]
+proto = "tcp-syn"
+fields = "random"
+vlan = 5
+"#;
+
+#[test]
+fn pktgen_section_parses_with_defaults() {
+    let c = parse(PKTGEN).unwrap_or_else(|e| panic!("{e}"));
+    let g = c.pktgen.unwrap();
+    assert_eq!((g.burst, g.drain_ms, g.size), (32, 200, 64));
+    assert_eq!(g.size_mode, qsplice_config::PktgenSizeMode::Fixed);
+    assert_eq!(g.imix, vec![[64, 7], [594, 4], [1518, 1]]);
+    assert_eq!(g.streams.len(), 2);
+    assert_eq!(g.streams[1].proto, qsplice_config::PktgenProto::TcpSyn);
+    assert_eq!(g.streams[1].fields, qsplice_config::PktgenFields::Random);
+    assert_eq!(g.streams[1].dst_ip, "198.19.0.1");
+    assert_eq!(
+        qsplice_config::parse_ip_range("10.0.0.1-10.0.0.10"),
+        Some(("10.0.0.1".parse().unwrap(), "10.0.0.10".parse().unwrap()))
+    );
+    assert_eq!(qsplice_config::parse_ip_range("10.0.0.9-10.0.0.1"), None);
+    assert_eq!(qsplice_config::parse_port_range("9-19"), Some((9, 19)));
+    assert_eq!(qsplice_config::parse_port_range("70000"), None);
+}
+
+#[test]
+fn pktgen_rules_name_key_value_and_reason() {
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "tx_port = \"a\"",
+            "tx_port = \"z\"",
+            "pktgen.tx_port",
+            "z",
+            "no [[ports]]",
+        ),
+        (
+            "rx_port = \"b\"",
+            "rx_port = \"y\"",
+            "pktgen.rx_port",
+            "y",
+            "no [[ports]]",
+        ),
+        (
+            "rate_pps = 10000",
+            "rate_pps = 10000\nrate_bps = 5",
+            "pktgen.rate_bps",
+            "5",
+            "not both",
+        ),
+        (
+            "count = 1000",
+            "count = 1000\nburst = 0",
+            "pktgen.burst",
+            "0",
+            "between 1 and 256",
+        ),
+        (
+            "count = 1000",
+            "count = 1000\nsize = 63",
+            "pktgen.size",
+            "63",
+            "between 64",
+        ),
+        (
+            "count = 1000",
+            "count = 1000\nsize = 3000",
+            "pktgen.size",
+            "3000",
+            "and 2052",
+        ),
+        (
+            "count = 1000",
+            "count = 1000\nsize_mode = \"range\"\nsize_min = 600\nsize_max = 500",
+            "pktgen.size_min",
+            "600",
+            "above size_max",
+        ),
+        (
+            "count = 1000",
+            "count = 1000\nsize_mode = \"imix\"\nimix = [[64, 0]]",
+            "pktgen.imix[0][1]",
+            "0",
+            "between 1",
+        ),
+        (
+            "src_ip = \"10.0.0.1-10.0.0.10\"",
+            "src_ip = \"10.0.0.10-10.0.0.1\"",
+            "pktgen.streams[0].src_ip",
+            "10.0.0.10-10.0.0.1",
+            "range",
+        ),
+        (
+            "dst_port = \"9-19\"",
+            "dst_port = \"x\"",
+            "pktgen.streams[0].dst_port",
+            "x",
+            "port",
+        ),
+        (
+            "vlan = 5",
+            "vlan = 4095",
+            "pktgen.streams[1].vlan",
+            "4095",
+            "between 0 and 4094",
+        ),
+        (
+            "vlan = 5",
+            "vlan = 5\ndst_mac = \"nope\"",
+            "pktgen.streams[1].dst_mac",
+            "nope",
+            "not a MAC",
+        ),
+    ];
+    for (find, repl, key, value, reason) in cases {
+        assert!(PKTGEN.contains(find), "fixture lacks {find:?}");
+        let e = reject(&PKTGEN.replacen(find, repl, 1));
+        assert_eq!(e.key, *key, "for {repl:?}: {e}");
+        assert_eq!(e.value, *value, "for {repl:?}: {e}");
+        assert!(e.reason.contains(reason), "for {repl:?}: {e}");
+    }
+    let e = reject(&PKTGEN.replace("vlan = 5", "vlan = 5\nbogus = 1"));
+    assert!(e.to_string().contains("bogus"), "{e}");
+    let two = PKTGEN
+        .replace("worker_lcores = [1]", "worker_lcores = [1, 2]")
+        .replace("iface=pg-a", "iface=pg-a,qpairs=2")
+        .replace("iface=pg-b", "iface=pg-b,qpairs=2")
+        .replace("[pktgen]", "[mempool]\nmbufs = 32767\n\n[pktgen]");
+    let e = reject(&two);
+    assert_eq!(e.key, "eal.worker_lcores", "{e}");
+    assert!(e.reason.contains("exactly one worker"), "{e}");
+    let no_streams = PKTGEN.split("[[pktgen.streams]]").next().unwrap();
+    let e = reject(no_streams);
+    assert_eq!(e.key, "pktgen.streams", "{e}");
+}
