@@ -101,6 +101,29 @@ enum Cmd {
         #[arg(long)]
         plain: bool,
     },
+    /// Packet generator on `[pktgen]`: templated UDP / TCP-SYN streams at a
+    /// paced rate; loss, reordering and one-way latency measured on the
+    /// receive port; live lines, final report.
+    Pktgen {
+        /// Config file (TOML) with a `[pktgen]` section.
+        #[arg(short, long, default_value = "conf/pktgen.toml")]
+        config: PathBuf,
+        /// Send for this many seconds (overrides pktgen.duration_ms).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Send this many packets (overrides pktgen.count).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Packets per second (overrides the config's rate; 0 = max).
+        #[arg(long)]
+        rate_pps: Option<u64>,
+        /// Write the final report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a latency histogram + CDF as PNG to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Benchmark the engine's forwarding loop (use net_null ports).
     FwdBench {
         /// Config file (TOML), e.g. conf/null-bench.toml.
@@ -246,6 +269,33 @@ fn real_main(cli: Cli) -> Result<()> {
             let r = qsplice::dhcp::tester(&cfg, &opts)?;
             println!("{}", qsplice::dhcp::render_tester(&r));
             qsplice::dhcp::check_tester(&r)
+        }
+        Cmd::Pktgen {
+            config,
+            duration,
+            count,
+            rate_pps,
+            json,
+            plot,
+        } => {
+            let cfg = load(&config)?;
+            if cfg.pktgen.is_none() {
+                anyhow::bail!(
+                    "{}: no [pktgen] section (see docs/config.md)",
+                    config.display()
+                );
+            }
+            init_logging(&cfg.log);
+            let opts = qsplice::pktgen::PktgenOpts {
+                duration: duration.map(Duration::from_secs_f64),
+                count,
+                rate_pps,
+                json,
+                plot,
+            };
+            let r = qsplice::pktgen::pktgen(&cfg, &opts)?;
+            println!("{}", qsplice::pktgen::render(&r));
+            Ok(())
         }
         Cmd::Topo { config } => {
             let topo = qsplice_topo::Topology::detect().context("reading the machine topology")?;

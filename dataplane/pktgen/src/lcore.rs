@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram;
 use qsplice_netdev::{Burst, Clock, Frame, Queue};
 use rand::rngs::SmallRng;
-use serde::Serialize;
 
 use crate::pacer::{Pacer, Rate};
 use crate::rx::{RxCounters, RxSide, StreamRxCounters};
