@@ -178,6 +178,8 @@ fields = "random"
     for k in ["min_us", "p50_us", "p95_us", "p99_us", "p999_us", "max_us"] {
         assert!(f(&r, &["latency", k]) > 0.0, "{k}: {r:#}");
     }
+    // Not the clamp value: a real one-way time (> 0.1 us) was measured.
+    assert!(f(&r, &["latency", "p50_us"]) > 0.1, "{r:#}");
     assert!(f(&r, &["latency", "p50_us"]) <= f(&r, &["latency", "p99_us"]));
     assert!(f(&r, &["tx", "bps_l1"]) > f(&r, &["tx", "bps_l2"]));
     assert_eq!(r["streams"].as_array().unwrap().len(), 2);

@@ -286,6 +286,12 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
         let mut b: Burst<Q::Frame> = Burst::new();
         let q = self.rx_q.as_mut().unwrap_or(&mut self.tx_q);
         q.rx_burst(&mut b, self.burst.max(32));
+        if b.is_empty() {
+            return active;
+        }
+        // A fresh timestamp: on a loopback the frames sent above may be
+        // received in the same iteration.
+        let now = self.clock.now();
         let pkts = self.rx.c.pkts;
         for f in b.drain(..) {
             self.rx.frame(f.data(), now);
