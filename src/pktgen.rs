@@ -109,6 +109,7 @@ pub fn gen_config(
         burst: g.burst,
         drain_ms: g.drain_ms,
         seed: g.seed,
+        receive: g.receive,
     })
 }
 

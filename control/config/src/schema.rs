@@ -1232,6 +1232,8 @@ pub struct PktgenConf {
     pub imix: Vec<[u32; 2]>,
     /// Seed of random fields and sizes.
     pub seed: u64,
+    /// Poll `rx_port` (false: transmit only, e.g. benchmarks on net_null).
+    pub receive: bool,
     /// The streams (sent round robin).
     pub streams: Vec<PktgenStreamConf>,
 }
@@ -1253,6 +1255,7 @@ impl Default for PktgenConf {
             size_max: 1518,
             imix: vec![[64, 7], [594, 4], [1518, 1]],
             seed: 1,
+            receive: true,
             streams: Vec::new(),
         }
     }

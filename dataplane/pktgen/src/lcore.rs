@@ -32,6 +32,9 @@ pub struct GenConfig {
     pub drain_ms: u64,
     /// RNG seed (random fields and sizes).
     pub seed: u64,
+    /// Poll the receive queue (false: TX only, e.g. benchmarks on net_null,
+    /// whose rx invents frames).
+    pub receive: bool,
 }
 
 /// The transmit side: streams, sizes, pacing, stop condition.
@@ -202,6 +205,7 @@ pub struct GenLoop<Q: Queue, C: Clock> {
     burst: usize,
     drain: u64,
     shared: Arc<GenShared>,
+    receive: bool,
     pending: Burst<Q::Frame>,
     tx_pkts: u64,
     tx_bytes: u64,
@@ -231,6 +235,7 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
             drain: clock.us_to_cycles(cfg.drain_ms * 1000),
             clock,
             shared,
+            receive: cfg.receive,
             pending: Burst::new(),
             tx_pkts: 0,
             tx_bytes: 0,
@@ -282,6 +287,9 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
                 }
             }
             active = !(self.pending.is_empty() && self.gen.finished(now));
+        }
+        if !self.receive {
+            return active;
         }
         let mut b: Burst<Q::Frame> = Burst::new();
         let q = self.rx_q.as_mut().unwrap_or(&mut self.tx_q);

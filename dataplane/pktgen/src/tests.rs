@@ -21,6 +21,7 @@ fn cfg(streams: Vec<StreamSpec>, sizes: SizeDist, rate: Rate, count: u64) -> Gen
         burst: 32,
         drain_ms: 10,
         seed: 7,
+        receive: true,
     }
 }
 
@@ -170,7 +171,10 @@ fn pacing_pps_accuracy() {
         max_burst = max_burst.max(k);
         sent += k;
     }
-    assert!((sent as i64 - (t / 1000) as i64).abs() <= 1, "{sent} in {t} ns");
+    assert!(
+        (sent as i64 - (t / 1000) as i64).abs() <= 1,
+        "{sent} in {t} ns"
+    );
     assert!(max_burst <= 8, "{max_burst}");
     // A stalled loop catches up by at most one burst.
     p.refill(t + 1_000_000_000);

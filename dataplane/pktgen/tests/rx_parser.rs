@@ -66,6 +66,7 @@ fn one_frame(seed: u64, vlan: bool, proto: Proto, size: u16) -> Vec<u8> {
         burst: 1,
         drain_ms: 0,
         seed,
+        receive: true,
     };
     let mut g = Generator::new(&cfg, 1_000_000_000, 0);
     // Stream ids come from the specs; make the first one id 3.
@@ -73,4 +74,49 @@ fn one_frame(seed: u64, vlan: bool, proto: Proto, size: u16) -> Vec<u8> {
     let mut b: Burst<VecFrame> = Burst::new();
     g.fill(&mut q, &mut b, 1, 12345);
     b.pop().unwrap().into_vec()
+}
+
+fn corpus() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pktgen_rx")
+}
+
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let udp = one_frame(1, false, Proto::Udp, 64);
+    let mut truncated = udp.clone();
+    truncated.truncate(50);
+    let mut bad_magic = udp.clone();
+    let n = bad_magic.len();
+    bad_magic[n - 18] ^= 0x55;
+    vec![
+        ("udp-64", udp),
+        ("udp-vlan-1518", one_frame(2, true, Proto::Udp, 1518)),
+        ("tcp-syn-128", one_frame(3, false, Proto::TcpSyn, 128)),
+        ("tcp-syn-vlan-78", one_frame(4, true, Proto::TcpSyn, 64)),
+        ("truncated", truncated),
+        ("bad-magic", bad_magic),
+    ]
+}
+
+/// Writes the fuzz seeds: `cargo test -p qsplice-pktgen --test rx_parser -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz corpus seeds"]
+fn write_fuzz_seeds() {
+    std::fs::create_dir_all(corpus()).unwrap();
+    for (name, bytes) in seeds() {
+        std::fs::write(corpus().join(format!("seed-{name}")), bytes).unwrap();
+    }
+}
+
+#[test]
+fn fuzz_seeds_are_current() {
+    for (name, bytes) in seeds() {
+        let p = corpus().join(format!("seed-{name}"));
+        let on_disk = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(
+            on_disk, bytes,
+            "{name}: regenerate with --ignored write_fuzz_seeds"
+        );
+        let parsed = parse_frame(&on_disk).is_ok();
+        assert_eq!(parsed, !matches!(name, "truncated" | "bad-magic"), "{name}");
+    }
 }
