@@ -1,9 +1,10 @@
 //! Stream templates: the headers of a stream are built once; per packet the
 //! hot path copies the template prefix, zeroes the padding and rewrites the
 //! varying fields (addresses, ports, lengths, sequence number, timestamp)
-//! with RFC 1624 incremental checksum updates.
+//! with RFC 1624 incremental checksum updates (eq. 3, accumulated over the
+//! changed words and folded once per checksum).
 
-use qsplice_wire::checksum::{update_addr, update_u16, update_u32};
+use qsplice_wire::checksum::fold;
 use qsplice_wire::{ethertype, ip_proto, Ipv4Addr, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -262,39 +263,43 @@ impl Stream {
         let dport = self.spec.dst_port.0.wrapping_add(dp as u16);
         let total = (len - l3) as u16;
         let l4_len = (len - l4) as u16;
-        // IPv4 header.
-        let mut ic = self.base_ip_csum;
-        ic = update_u16(ic, self.base_total_len, total);
+        // IPv4 header: RFC 1624 eq. 3 over all changed words, folded once
+        // (one's complement addition is associative: same result as one
+        // `update_*` per field).
+        let mut ia = 0u32;
+        acc16(&mut ia, self.base_total_len, total);
+        acc32(&mut ia, u32::from(src0), u32::from(src));
+        acc32(&mut ia, u32::from(dst0), u32::from(dst));
         buf[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-        ic = update_addr(ic, src0, src);
-        ic = update_addr(ic, dst0, dst);
         buf[l3 + 12..l3 + 16].copy_from_slice(&src.octets());
         buf[l3 + 16..l3 + 20].copy_from_slice(&dst.octets());
+        let ic = !fold(u32::from(!self.base_ip_csum) + ia);
         buf[l3 + 10..l3 + 12].copy_from_slice(&ic.to_be_bytes());
         // L4: pseudo header (addresses, length), ports, seq, timestamp.
-        let mut c = self.base_l4_csum;
-        c = update_addr(c, src0, src);
-        c = update_addr(c, dst0, dst);
-        c = update_u16(c, self.base_l4_len, l4_len);
-        c = update_u16(c, self.spec.src_port.0, sport);
-        c = update_u16(c, self.spec.dst_port.0, dport);
+        let mut a = 0u32;
+        acc32(&mut a, u32::from(src0), u32::from(src));
+        acc32(&mut a, u32::from(dst0), u32::from(dst));
+        acc16(&mut a, self.base_l4_len, l4_len);
+        acc16(&mut a, self.spec.src_port.0, sport);
+        acc16(&mut a, self.spec.dst_port.0, dport);
         buf[l4..l4 + 2].copy_from_slice(&sport.to_be_bytes());
         buf[l4 + 2..l4 + 4].copy_from_slice(&dport.to_be_bytes());
         let csum_off = match self.spec.proto {
             Proto::Udp => {
-                c = update_u16(c, self.base_l4_len, l4_len);
+                acc16(&mut a, self.base_l4_len, l4_len);
                 buf[l4 + 4..l4 + 6].copy_from_slice(&l4_len.to_be_bytes());
                 6
             }
             Proto::TcpSyn => {
-                c = update_u32(c, 0, seq);
+                acc32(&mut a, 0, seq);
                 buf[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
                 16
             }
         };
-        c = update_u32(c, 0, seq);
-        c = update_u32(c, 0, (tsc >> 32) as u32);
-        c = update_u32(c, 0, tsc as u32);
+        acc32(&mut a, 0, seq);
+        acc32(&mut a, 0, (tsc >> 32) as u32);
+        acc32(&mut a, 0, tsc as u32);
+        let mut c = !fold(u32::from(!self.base_l4_csum) + a);
         buf[pay + payload::OFF_SEQ..pay + payload::OFF_SEQ + 4].copy_from_slice(&seq.to_be_bytes());
         buf[pay + payload::OFF_TSC..pay + payload::OFF_TSC + 8].copy_from_slice(&tsc.to_be_bytes());
         if self.spec.proto == Proto::Udp && c == 0 {
@@ -303,6 +308,20 @@ impl Stream {
         buf[l4 + csum_off..l4 + csum_off + 2].copy_from_slice(&c.to_be_bytes());
         seq
     }
+}
+
+/// RFC 1624: adds `~old + new` of one changed 16-bit word to an accumulator
+/// (at most 16 words per packet here: no overflow of the u32).
+#[inline(always)]
+fn acc16(a: &mut u32, old: u16, new: u16) {
+    *a += u32::from(!old) + u32::from(new);
+}
+
+/// [`acc16`] for a 32-bit field at an even offset.
+#[inline(always)]
+fn acc32(a: &mut u32, old: u32, new: u32) {
+    acc16(a, (old >> 16) as u16, (new >> 16) as u16);
+    acc16(a, old as u16, new as u16);
 }
 
 /// Frame sizes (including FCS).
