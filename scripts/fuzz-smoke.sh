@@ -66,7 +66,8 @@ else
 fi
 
 BUILD_ARGS=(--fuzz-dir "$FUZZ_DIR")
-[[ -n ${FUZZ_JOBS:-} ]] && BUILD_ARGS+=(--jobs "$FUZZ_JOBS")
+# cargo-fuzz has no --jobs flag; cargo reads the job count from the environment.
+[[ -n ${FUZZ_JOBS:-} ]] && export CARGO_BUILD_JOBS=$FUZZ_JOBS
 
 # --- build (pick the sanitizer) --------------------------------------------
 # `cargo fuzz build` takes zero (= all) or one target.

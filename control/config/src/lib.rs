@@ -18,14 +18,14 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
+    parse_ip_range, parse_port_range, PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode,
+    PktgenStreamConf,
+};
+pub use schema::{
     parse_mac, ArpConf, BackendConf, BackendStateConf, Cidr, Config, DhcpFaultsConf, DhcpPoolConf,
     DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf, DhcpTesterConf, EalConf, EngineConf,
     ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf,
     PolicyConf, Port, PortConf, Probability, VipConf,
-};
-pub use schema::{
-    parse_ip_range, parse_port_range, PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode,
-    PktgenStreamConf,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

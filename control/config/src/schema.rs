@@ -31,7 +31,8 @@ pub struct Config {
     /// The DHCP server simulator (`qsplice dhcp-server`).
     pub dhcp_server: Option<DhcpServerConf>,
     /// The DHCP load tester (`qsplice dhcp-tester`).
-    pub dhcp_tester: Option<DhcpTesterConf>,    /// The packet generator (`qsplice pktgen`).
+    pub dhcp_tester: Option<DhcpTesterConf>,
+    /// The packet generator (`qsplice pktgen`).
     pub pktgen: Option<PktgenConf>,
 }
 

@@ -699,46 +699,6 @@ impl Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pci_syntax() {
-        for ok in ["0000:03:00.0", "03:00.1", "0000:af:1f.7", "ABCD:EF:00.0"] {
-            assert!(is_pci(ok), "{ok}");
-        }
-        for bad in [
-            "0000:03:00.8",
-            "03:20.0",
-            "3:00.0",
-            "0000:03:00",
-            "eth0",
-            "0000:03:00.0:1",
-        ] {
-            assert!(!is_pci(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn log_filters() {
-        for ok in [
-            "info",
-            "WARN",
-            "qsplice=debug,warn",
-            "qsplice::runtime=trace",
-            "[span{a=1,b=2}]=debug",
-            "off",
-            "3",
-        ] {
-            assert_eq!(check_log_filter(ok), Ok(()), "{ok}");
-        }
-        for bad in ["", " ", "warning", "inof", "qsplice=loud", "info,,debug"] {
-            assert!(check_log_filter(bad).is_err(), "{bad:?}");
-        }
-    }
-}
-
 impl Config {
     /// The `[pktgen]` rules.
     fn validate_pktgen(&self) -> R {
@@ -787,7 +747,11 @@ impl Config {
             }
             PktgenSizeMode::Imix => {
                 if g.imix.is_empty() || g.imix.len() > 16 {
-                    return err("pktgen.imix", g.imix.len(), "needs 1..=16 [size, weight] pairs");
+                    return err(
+                        "pktgen.imix",
+                        g.imix.len(),
+                        "needs 1..=16 [size, weight] pairs",
+                    );
                 }
                 let mut total = 0u32;
                 for (i, [s, w]) in g.imix.iter().enumerate() {
@@ -815,7 +779,11 @@ impl Config {
             in_range(&k("vlan"), s.vlan, 0, 4094)?;
             for (f, v) in [("src_ip", &s.src_ip), ("dst_ip", &s.dst_ip)] {
                 if parse_ip_range(v).is_none() {
-                    return err(k(f), v, "expected an IPv4 address or a range a.b.c.d-e.f.g.h (first <= last)");
+                    return err(
+                        k(f),
+                        v,
+                        "expected an IPv4 address or a range a.b.c.d-e.f.g.h (first <= last)",
+                    );
                 }
             }
             for (f, v) in [("src_port", &s.src_port), ("dst_port", &s.dst_port)] {
@@ -826,5 +794,45 @@ impl Config {
             in_range(&k("ttl"), s.ttl, 1, 255)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_syntax() {
+        for ok in ["0000:03:00.0", "03:00.1", "0000:af:1f.7", "ABCD:EF:00.0"] {
+            assert!(is_pci(ok), "{ok}");
+        }
+        for bad in [
+            "0000:03:00.8",
+            "03:20.0",
+            "3:00.0",
+            "0000:03:00",
+            "eth0",
+            "0000:03:00.0:1",
+        ] {
+            assert!(!is_pci(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_filters() {
+        for ok in [
+            "info",
+            "WARN",
+            "qsplice=debug,warn",
+            "qsplice::runtime=trace",
+            "[span{a=1,b=2}]=debug",
+            "off",
+            "3",
+        ] {
+            assert_eq!(check_log_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " ", "warning", "inof", "qsplice=loud", "info,,debug"] {
+            assert!(check_log_filter(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -655,7 +655,10 @@ vlan = 5
 fn pktgen_section_parses_with_defaults() {
     let c = parse(PKTGEN).unwrap_or_else(|e| panic!("{e}"));
     let g = c.pktgen.unwrap();
-    assert_eq!((g.burst, g.drain_ms, g.size, g.receive), (32, 200, 64, true));
+    assert_eq!(
+        (g.burst, g.drain_ms, g.size, g.receive),
+        (32, 200, 64, true)
+    );
     assert_eq!(g.size_mode, qsplice_config::PktgenSizeMode::Fixed);
     assert_eq!(g.imix, vec![[64, 7], [594, 4], [1518, 1]]);
     assert_eq!(g.streams.len(), 2);
