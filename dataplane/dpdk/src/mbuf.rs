@@ -66,6 +66,36 @@ impl Mempool {
         NonNull::new(m).map(Mbuf)
     }
 
+    /// Allocate `n` mbufs in one call (clamped to `out`'s spare capacity),
+    /// appending them to `out`. All or nothing: returns `n`, or 0 when the
+    /// pool has fewer free.
+    #[inline]
+    pub fn alloc_bulk<const N: usize>(
+        &self,
+        out: &mut arrayvec::ArrayVec<Mbuf, N>,
+        n: usize,
+    ) -> usize {
+        let len = out.len();
+        let n = n.min(N - len).min(u32::MAX as usize);
+        if n == 0 {
+            return 0;
+        }
+        // SAFETY: `Mbuf` is repr(transparent) over NonNull<rte_mbuf>, so the
+        // spare capacity of `out` is an array of at least `n` pointer slots.
+        // rte_pktmbuf_alloc_bulk either fills all `n` with valid, owned,
+        // non-null mbufs and returns 0 (then the length is extended by
+        // exactly `n`), or writes nothing usable and returns non-zero (then
+        // the length is left alone). The pool is valid for the process.
+        unsafe {
+            let slots = out.as_mut_ptr().add(len) as *mut *mut sys::rte_mbuf;
+            if sys::qs_pktmbuf_alloc_bulk(self.ptr.as_ptr(), slots, n as u32) != 0 {
+                return 0;
+            }
+            out.set_len(len + n);
+        }
+        n
+    }
+
     /// Mbufs currently free in the pool (including per-lcore caches).
     pub fn available(&self) -> u32 {
         // SAFETY: the pool is valid; this only reads counters.

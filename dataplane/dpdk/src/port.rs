@@ -422,6 +422,24 @@ impl Queue for EthQueue {
     fn alloc(&mut self) -> Option<Mbuf> {
         self.pool.alloc()
     }
+    #[inline]
+    fn alloc_bulk(&mut self, out: &mut Burst<Mbuf>, n: usize) -> usize {
+        match self.pool.alloc_bulk(out, n) {
+            0 => {
+                // Fewer free than asked: take what there is one by one.
+                let mut k = 0;
+                while k < n && !out.is_full() {
+                    match self.pool.alloc() {
+                        Some(m) => out.push(m),
+                        None => break,
+                    }
+                    k += 1;
+                }
+                k
+            }
+            k => k,
+        }
+    }
     fn mac(&self) -> [u8; 6] {
         self.mac
     }

@@ -76,6 +76,33 @@ fn eal_ports_mbufs_rings() {
         "dropping an Mbuf returns it to the pool"
     );
 
+    // --- Bulk allocation: clamped to the burst's capacity, all or nothing.
+    {
+        use qsplice_netdev::Burst;
+        let mut b: Burst<Mbuf> = Burst::new();
+        assert_eq!(pool.alloc_bulk(&mut b, 32), 32);
+        assert!(b.iter().all(|m| m.len() == 0));
+        assert_eq!(
+            pool.alloc_bulk(&mut b, 10_000),
+            224,
+            "clamped to the capacity"
+        );
+        assert_eq!(b.len(), 256);
+        let (mut c, mut d, mut e): (Burst<Mbuf>, Burst<Mbuf>, Burst<Mbuf>) =
+            (Burst::new(), Burst::new(), Burst::new());
+        assert_eq!(pool.alloc_bulk(&mut c, 256), 256);
+        assert_eq!(pool.alloc_bulk(&mut d, 256), 256);
+        // 1023 - 768 = 255 left: a bulk of 256 gets nothing.
+        assert_eq!(pool.alloc_bulk(&mut e, 256), 0);
+        assert!(e.is_empty());
+        assert_eq!(pool.alloc_bulk(&mut e, 200), 200);
+    }
+    assert_eq!(
+        pool.available(),
+        baseline,
+        "bulk-allocated mbufs return on drop"
+    );
+
     // --- net_ring0 loops tx back to rx.
     let ring_id = EthPort::id_by_name(eal, "net_ring0").expect("net_ring0");
     assert!(EthPort::id_by_name(eal, "net_nonexistent").is_err());

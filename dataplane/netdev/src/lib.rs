@@ -63,6 +63,20 @@ pub trait Queue {
     fn tx_burst(&mut self, pkts: &mut Burst<Self::Frame>) -> usize;
     /// Allocate an empty frame (length 0) from this queue's pool.
     fn alloc(&mut self) -> Option<Self::Frame>;
+    /// Allocate up to `n` frames (never beyond `out`'s capacity), appending
+    /// them to `out`; returns how many. Implementations with a bulk
+    /// allocator (DPDK mempools) take them in one call.
+    fn alloc_bulk(&mut self, out: &mut Burst<Self::Frame>, n: usize) -> usize {
+        let mut k = 0;
+        while k < n && !out.is_full() {
+            match self.alloc() {
+                Some(f) => out.push(f),
+                None => break,
+            }
+            k += 1;
+        }
+        k
+    }
     /// The port's MAC address.
     fn mac(&self) -> [u8; 6];
 }

@@ -82,11 +82,13 @@ impl Generator {
         (self.count > 0 && self.sent >= self.count) || self.deadline.is_some_and(|d| now >= d)
     }
 
-    /// Builds up to `max` paced frames (allocated from `q`) into `out`.
-    /// Returns how many were built.
+    /// Builds up to `max` paced frames into `out`, taking buffers from
+    /// `stash` (refilled from `q` in bulk when empty; frames left there stay
+    /// for the next call). Returns how many were built.
     pub fn fill<Q: Queue>(
         &mut self,
         q: &mut Q,
+        stash: &mut Burst<Q::Frame>,
         out: &mut Burst<Q::Frame>,
         max: usize,
         now: u64,
@@ -112,7 +114,10 @@ impl Generator {
             if !self.pacer.take(size) {
                 break;
             }
-            let Some(mut f) = q.alloc() else { break };
+            if stash.is_empty() {
+                q.alloc_bulk(stash, max - n);
+            }
+            let Some(mut f) = stash.pop() else { break };
             if !f.set_len(usize::from(size) - FCS) {
                 break;
             }
@@ -207,6 +212,8 @@ pub struct GenLoop<Q: Queue, C: Clock> {
     shared: Arc<GenShared>,
     receive: bool,
     pending: Burst<Q::Frame>,
+    /// Buffers allocated in bulk, not yet built into frames.
+    stash: Burst<Q::Frame>,
     tx_pkts: u64,
     tx_bytes: u64,
     tx_retries: u64,
@@ -237,6 +244,7 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
             shared,
             receive: cfg.receive,
             pending: Burst::new(),
+            stash: Burst::new(),
             tx_pkts: 0,
             tx_bytes: 0,
             tx_retries: 0,
@@ -269,7 +277,8 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
         if active {
             if self.pending.is_empty() {
                 let max = self.burst;
-                self.gen.fill(&mut self.tx_q, &mut self.pending, max, now);
+                self.gen
+                    .fill(&mut self.tx_q, &mut self.stash, &mut self.pending, max, now);
             }
             if !self.pending.is_empty() {
                 let bytes: u64 = self.pending.iter().map(|f| (f.len() + FCS) as u64).sum();

@@ -33,7 +33,14 @@ fn build(c: &GenConfig, n: usize) -> Vec<Vec<u8>> {
     while out.len() < n {
         clock.advance_ms(1);
         let mut b: Burst<VecFrame> = Burst::new();
-        let k = g.fill(&mut q, &mut b, 64, qsplice_netdev::Clock::now(&clock));
+        let mut stash = Burst::new();
+        let k = g.fill(
+            &mut q,
+            &mut stash,
+            &mut b,
+            64,
+            qsplice_netdev::Clock::now(&clock),
+        );
         assert!(k > 0 || g.finished(0));
         out.extend(b.into_iter().map(|f| f.into_vec()));
         if k == 0 {
