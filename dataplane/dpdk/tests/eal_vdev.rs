@@ -81,7 +81,7 @@ fn eal_ports_mbufs_rings() {
         use qsplice_netdev::Burst;
         let mut b: Burst<Mbuf> = Burst::new();
         assert_eq!(pool.alloc_bulk(&mut b, 32), 32);
-        assert!(b.iter().all(|m| m.len() == 0));
+        assert!(b.iter().all(|m| m.is_empty()));
         assert_eq!(
             pool.alloc_bulk(&mut b, 10_000),
             224,
