@@ -182,7 +182,9 @@ impl LbRuntime {
                         fail_streak: 0,
                         checks: 0,
                         last_error: "",
-                        next_check: now,
+                        // First check once ARP had a chance to resolve the
+                        // backend (a check that finds no MAC fails).
+                        next_check: now + Duration::from_millis(300),
                     })
                     .collect(),
             })

@@ -198,6 +198,9 @@ struct Meta {
     server_isn: u32,
     server_tsval: u32,
     backend_ts: bool,
+    /// The flow closed (FINs acknowledged or RST) and was taken off its
+    /// backend's active count; it lingers for late segments.
+    closed: bool,
     tries: u8,
     deadline: u64,
 }
@@ -223,6 +226,7 @@ impl Meta {
         server_isn: 0,
         server_tsval: 0,
         backend_ts: false,
+        closed: false,
         tries: 0,
         deadline: 0,
     };
@@ -646,6 +650,7 @@ impl<F: Frame> LbCore<F> {
             server_isn: 0,
             server_tsval: 0,
             backend_ts: false,
+            closed: false,
             tries: 0,
             deadline: now + self.conf.syn_rto_ms * self.ms,
         };
@@ -992,6 +997,16 @@ impl<F: Frame> LbCore<F> {
             }
         };
         flow.on_segment(dir, &t, now, &self.timers);
+        let lingering = matches!(flow.state, FlowState::Linger { .. });
+        if lingering && !self.meta[id as usize].closed {
+            let m = &mut self.meta[id as usize];
+            m.closed = true;
+            let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
+            self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1));
+            if let Some(l) = self.cursors.get_mut(pool).and_then(|c| c.local_conns.get_mut(b)) {
+                *l -= 1;
+            }
+        }
         let m = self.meta[id as usize];
         let bytes = t.payload_len as u64;
         let rst = t.flags.contains(TcpFlags::RST);
@@ -1216,15 +1231,18 @@ impl<F: Frame> LbCore<F> {
                 self.connecting.retain(|x| *x != id);
                 self.held.retain(|(h, _)| *h != id);
             }
+            Phase::Spliced if m.closed => {} // already off the active counts
             Phase::Spliced => self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1)),
             Phase::Free => return,
         }
-        if let Some(l) = self
-            .cursors
-            .get_mut(pool)
-            .and_then(|c| c.local_conns.get_mut(b))
-        {
-            *l -= 1;
+        if !m.closed {
+            if let Some(l) = self
+                .cursors
+                .get_mut(pool)
+                .and_then(|c| c.local_conns.get_mut(b))
+            {
+                *l -= 1;
+            }
         }
         if why == Gone::Closed {
             self.c.conn_closed += 1;

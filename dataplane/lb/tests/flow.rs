@@ -553,6 +553,12 @@ fn accept_connect_splice_and_close() {
     );
     assert_eq!(r.take_tcp(0).len(), 1);
     assert_eq!(r.lb().flows(), 1, "lingers");
+    r.w.finish();
+    assert_eq!(
+        r.backends.get(0, 0).active,
+        0,
+        "a closed flow is not active while it lingers"
+    );
     r.tick_ms(1100);
     assert_eq!(r.lb().flows(), 0, "removed after the linger");
     let c = r.counters.snapshot();
