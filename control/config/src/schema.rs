@@ -759,6 +759,12 @@ pub struct DhcpServerConf {
     pub seed: u64,
     /// Fault simulation.
     pub faults: DhcpFaultsConf,
+    /// Sleep after an empty poll, µs; unset: `engine.idle_sleep_us` when
+    /// that is non-zero, else 50 on kernel-backed ports (`net_af_packet`,
+    /// `net_tap`: a busy-polling lcore takes the CPU the kernel's veth path
+    /// and the peers on the same machine need) and 0 (busy polling) on
+    /// others.
+    pub idle_sleep_us: Option<u64>,
 }
 
 impl Default for DhcpServerConf {
@@ -775,6 +781,7 @@ impl Default for DhcpServerConf {
             max_leases: 1 << 20,
             seed: 1,
             faults: DhcpFaultsConf::default(),
+            idle_sleep_us: None,
         }
     }
 }
@@ -1009,6 +1016,9 @@ impl Config {
                 7 * 86_400,
             )?;
             within("dhcp_server.max_leases", s.max_leases, 1, 1 << 24)?;
+            if let Some(v) = s.idle_sleep_us {
+                within("dhcp_server.idle_sleep_us", v, 0, 1_000_000)?;
+            }
             let mut total: u64 = 0;
             for (i, pool) in s.pools.iter().enumerate() {
                 let k = |f: &str| format!("dhcp_server.pools[{i}].{f}");
