@@ -8,7 +8,15 @@
 //! 3. `qsplice dhcp-tester` in relay mode against `qsplice dhcp-server`
 //!    (two processes, one veth pair), with the server dropping 20% of the
 //!    requests: every client is bound through retries, Option 82 comes back,
-//!    both sides count the same leases.
+//!    both sides count the same leases;
+//! 4. ISC perfdhcp at 1000 DORA/s against `qsplice dhcp-server`: every
+//!    request answered, no drops other than perfdhcp's own socket
+//!    overflowing (kernel `UdpRcvbufErrors`), at most 0.5%;
+//! 5. `qsplice dhcp-tester` against ISC Kea (raw sockets, memfile): direct
+//!    and relayed clients (giaddr selects the subnet, Kea echoes Option 82)
+//!    all bound and in Kea's lease file;
+//! 6. hand-made malformed requests (tests/tools/send_dhcp_malformed.py)
+//!    counted by reason, the server still serving.
 //!
 //! Namespaces and veths are made and removed by the test (prefix `qd…`);
 //! every process is stopped by PID; every wait is bounded.
