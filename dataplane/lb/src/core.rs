@@ -564,6 +564,14 @@ impl<F: Frame> LbCore<F> {
         let Some(mss) = SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot)
         else {
             self.c.cookie_bad += 1;
+            // With several lcores the segment may belong to a live flow that
+            // another lcore owns (net_af_packet's fanout rolls packets over
+            // to another queue when a ring is full): a RST from here would
+            // kill it. Drop; TCP retransmits. A single lcore owns every flow,
+            // so there the segment really is for no connection.
+            if self.conf.lcores > 1 {
+                return;
+            }
             return self.reply_rst(io, pi, f, s);
         };
         if self.parse(&f, l3, true).is_none() {
