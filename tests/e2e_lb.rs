@@ -29,11 +29,17 @@ fn lb_config(topo: &Topology, scratch: &std::path::Path) -> std::path::PathBuf {
         )
         .replace(
             &format!("iface={}\"", topo.var("DUT_CLIENT_IF")),
-            &format!("iface={},qpairs=2,framecnt=4096\"", topo.var("DUT_CLIENT_IF")),
+            &format!(
+                "iface={},qpairs=2,framecnt=4096\"",
+                topo.var("DUT_CLIENT_IF")
+            ),
         )
         .replace(
             &format!("iface={}\"", topo.var("DUT_BACKEND_IF")),
-            &format!("iface={},qpairs=2,framecnt=4096\"", topo.var("DUT_BACKEND_IF")),
+            &format!(
+                "iface={},qpairs=2,framecnt=4096\"",
+                topo.var("DUT_BACKEND_IF")
+            ),
         );
     let backends: Vec<String> = topo
         .var("BACKENDS")

@@ -1011,7 +1011,11 @@ impl<F: Frame> LbCore<F> {
             m.closed = true;
             let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
             self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1));
-            if let Some(l) = self.cursors.get_mut(pool).and_then(|c| c.local_conns.get_mut(b)) {
+            if let Some(l) = self
+                .cursors
+                .get_mut(pool)
+                .and_then(|c| c.local_conns.get_mut(b))
+            {
                 *l -= 1;
             }
         }
