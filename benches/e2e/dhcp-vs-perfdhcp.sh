@@ -3,8 +3,12 @@
 #   A. ISC perfdhcp (the reference load generator) against dnsmasq, ISC Kea
 #      and `qsplice dhcp-server` at increasing rates: highest rate each
 #      sustains with < 0.1% drops (4-way exchanges/s);
-#   B. `qsplice dhcp-tester` (max rate) against the same three servers:
-#      clients bound per second.
+#   B. `qsplice dhcp-tester` (max rate) against dnsmasq and Kea:
+#      clients bound per second;
+#   C. in memory, no I/O (the `scale` test of qsplice-dhcp, release build):
+#      the tester engine against the server engine, 1M clients, frames
+#      handed over in memory on one core: DORA exchanges/s of tester CPU,
+#      requests/s of server CPU, bytes of state per client.
 #
 # Usage (root): benches/e2e/dhcp-vs-perfdhcp.sh [--rates "1000 2000 4000"] [--secs 5] [--clients 20000]
 # Needs: perfdhcp (kea-admin), dnsmasq, kea-dhcp4 (scripts/setup.sh), a release build.
@@ -171,4 +175,6 @@ ip netns exec qdb-srv ip addr add 10.30.0.1/16 dev qdb-p1
 echo "== B. qsplice dhcp-tester, $CLIENTS clients, concurrency 256 =="
 start_dnsmasq qdb-p1 "$W/dnsmasq2.leases"; tester "vs dnsmasq" qdb-t qs-bench-t1; stop_last
 start_kea qdb-p1; tester "vs kea-dhcp4" qdb-t qs-bench-t2; stop_last
+echo "== C. in memory: dhcp-tester engine vs dhcp-server engine, 1M clients, one core =="
+cargo test -q --release -p qsplice-dhcp --test scale -- --ignored --nocapture 2>&1 | grep -E '^1M DORA' | sed 's/^/  /'
 echo "(work dir $W)"

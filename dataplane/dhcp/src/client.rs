@@ -734,6 +734,14 @@ impl Tester {
         })
     }
 
+    /// Bytes of the tester's tables: the per-client records and the
+    /// timer wheel (the fixed-size statistics are not included). Grows
+    /// linearly with [`TesterConfig::clients`], about 64 bytes each.
+    pub fn state_bytes(&self) -> usize {
+        self.clients.capacity() * core::mem::size_of::<Client>()
+            + self.heads.capacity() * core::mem::size_of::<u32>()
+    }
+
     /// Statistics so far (cheap: read it for a live dashboard).
     pub fn stats(&self) -> &TesterStats {
         &self.stats

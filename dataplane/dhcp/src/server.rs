@@ -690,6 +690,13 @@ impl Server {
         &self.stats
     }
 
+    /// Bytes of the server's lease tables: one record per pool address and
+    /// the client-key index.
+    pub fn state_bytes(&self) -> usize {
+        self.leases.capacity() * core::mem::size_of::<Lease>()
+            + self.index.capacity() * core::mem::size_of::<u32>()
+    }
+
     /// Leases bound now.
     pub fn leases_bound(&self) -> u64 {
         self.state_counts[State::Bound as usize]

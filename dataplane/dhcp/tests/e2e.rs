@@ -135,6 +135,13 @@ fn ten_thousand_clients_all_bound_with_unique_addresses() {
     assert_eq!((c.retries, c.timeouts, c.reply_errors), (0, 0, 0));
     assert!(info.reply_errors.is_empty());
     assert_eq!(s.leases_bound(), u64::from(n));
+    // State: 64 bytes per client plus the fixed 256 KiB timer wheel
+    // (1M clients: ≈ 64 MB, issue 6 allows 200 MB).
+    assert!(
+        t.state_bytes() <= 64 * n as usize + (256 << 10),
+        "{}",
+        t.state_bytes()
+    );
     let first = u32::from(Ipv4Addr::new(10, 0, 0, 10));
     let mut seen = HashSet::new();
     for i in 0..n {

@@ -64,6 +64,15 @@ fn one_million_clients_in_memory() {
     let c = &t.stats().counters;
     assert_eq!(c.done, u64::from(N));
     assert_eq!(s.leases_bound(), u64::from(N));
+    // Issue 6: at most 200 bytes of state per emulated client.
+    let per_client = t.state_bytes() as f64 / f64::from(N);
+    assert!(per_client <= 200.0, "{per_client} bytes per client");
+    println!(
+        "1M DORA: tester state {:.1} B/client ({:.1} MB), server leases {:.1} B/lease",
+        per_client,
+        t.state_bytes() as f64 / 1e6,
+        s.state_bytes() as f64 / f64::from(N),
+    );
     println!(
         "1M DORA: wall {:.2} s; tester {:.2} s ({:.2} M DORA/s), server {:.2} s ({:.2} M requests/s)",
         wall.as_secs_f64(),

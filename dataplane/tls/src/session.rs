@@ -1,0 +1,540 @@
+//! One TLS connection, sans-IO: TLS bytes in and out, plaintext through a
+//! [`Plaintext`] adapter, over rustls' unbuffered API.
+//!
+//! The caller (the lcore's TCP glue) owns the sockets; per connection it
+//! - appends bytes from the client to [`TlsSession::receive`] (as many as
+//!   [`TlsSession::rx_room`] allows — TCP flow control does the rest);
+//! - calls [`TlsSession::process`] with a [`Plaintext`] that hands
+//!   decrypted bytes to the backend leg and gives plaintext from the
+//!   backend to encrypt;
+//! - sends [`TlsSession::outgoing`] to the client and
+//!   [`TlsSession::consume_outgoing`]s what it sent.
+//!
+//! Records are decrypted in place in the receive buffer and encrypted
+//! straight into the transmit buffer: no allocation per record here
+//! (rustls allocates only for handshake messages). The receive buffer
+//! holds at least one whole record; while the backend leg has no room for
+//! one more record of plaintext, no record is decrypted (records stay in
+//! the buffer, the buffer fills, the client's TCP window closes).
+//!
+//! Before rustls sees the first byte, the ClientHello is reassembled and
+//! parsed by `qsplice_wire::tls` to pick the VIP's configuration for the
+//! client's key shares (see [`TlsContext::config_for`]).
+
+use qsplice_wire::tls::{ClientHello, HelloAssembler};
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
+use rustls::HandshakeKind;
+
+use crate::context::TlsContext;
+use crate::groups::Group;
+use crate::stats::{Failure, HandshakeInfo, TlsStats};
+
+/// Largest TLS record on the wire (TLS 1.2 allows 2^14 + 2048 of
+/// ciphertext, plus the 5-byte header).
+pub const MAX_RECORD: usize = 5 + 16384 + 2048;
+/// Largest plaintext of one record.
+pub const MAX_PLAINTEXT: usize = 16384;
+/// Receive buffer: two records, so one can arrive while one waits.
+const RX_CAP: usize = 2 * MAX_RECORD;
+/// Transmit buffer start / hard limit (a handshake flight with an ML-DSA-87
+/// chain is about 15 KB).
+const TX_INITIAL: usize = 32 * 1024;
+const TX_MAX: usize = 128 * 1024;
+/// Record overhead bound (header, explicit nonce, content type, tag).
+const RECORD_OVERHEAD: usize = 5 + 8 + 1 + 16 + 8;
+/// Iteration guard for one `process` call.
+const MAX_STEPS: usize = 256;
+
+/// The backend side of a connection, as [`TlsSession::process`] sees it.
+pub trait Plaintext {
+    /// Bytes of decrypted client data the backend leg can take now.
+    fn room(&self) -> usize;
+    /// Takes decrypted client data (never more than [`room`](Self::room)).
+    fn put(&mut self, data: &[u8]);
+    /// Plaintext from the backend waiting to be encrypted (a contiguous
+    /// prefix of it; empty when none).
+    fn pending(&self) -> &[u8];
+    /// `n` bytes of [`pending`](Self::pending) were encrypted.
+    fn consume(&mut self, n: usize);
+}
+
+/// Where a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for / inside the handshake.
+    Handshaking,
+    /// Application data flows.
+    Established,
+    /// Failed (see [`TlsSession::failure`]); send what is in
+    /// [`TlsSession::outgoing`] (an alert, if any) and close.
+    Failed,
+    /// Closed cleanly both ways.
+    Closed,
+}
+
+/// What one [`TlsSession::process`] call changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// The handshake completed in this call ([`TlsSession::handshake`]).
+    pub handshake_done: bool,
+    /// The client sent close_notify in this call.
+    pub peer_closed: bool,
+    /// The connection failed in this call ([`TlsSession::failure`]).
+    pub failed: bool,
+}
+
+/// See the module docs.
+pub struct TlsSession {
+    conn: Option<UnbufferedServerConnection>,
+    rx: Box<[u8]>,
+    rx_len: usize,
+    tx: Vec<u8>,
+    tx_start: usize,
+    phase: Phase,
+    failure: Option<Failure>,
+    hello_malformed: bool,
+    info: Option<HandshakeInfo>,
+    sni: Option<String>,
+    peer_closed: bool,
+    close_wanted: bool,
+    close_sent: bool,
+}
+
+impl core::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("phase", &self.phase)
+            .field("rx_len", &self.rx_len)
+            .field("tx", &(self.tx.len() - self.tx_start))
+            .field("failure", &self.failure)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TlsSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlsSession {
+    /// A session waiting for its ClientHello (allocates its buffers).
+    pub fn new() -> TlsSession {
+        TlsSession {
+            conn: None,
+            rx: vec![0; RX_CAP].into_boxed_slice(),
+            rx_len: 0,
+            tx: Vec::with_capacity(TX_INITIAL),
+            tx_start: 0,
+            phase: Phase::Handshaking,
+            failure: None,
+            hello_malformed: false,
+            info: None,
+            sni: None,
+            peer_closed: false,
+            close_wanted: false,
+            close_sent: false,
+        }
+    }
+
+    /// Forgets the connection, keeps the buffers (reuse from a free list).
+    pub fn reset(&mut self) {
+        self.conn = None;
+        self.rx_len = 0;
+        self.tx.clear();
+        self.tx_start = 0;
+        self.phase = Phase::Handshaking;
+        self.failure = None;
+        self.hello_malformed = false;
+        self.info = None;
+        self.sni = None;
+        self.peer_closed = false;
+        self.close_wanted = false;
+        self.close_sent = false;
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Still handshaking?
+    pub fn is_handshaking(&self) -> bool {
+        self.phase == Phase::Handshaking
+    }
+
+    /// Why it failed.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure
+    }
+
+    /// What the handshake negotiated, once done.
+    pub fn handshake(&self) -> Option<&HandshakeInfo> {
+        self.info.as_ref()
+    }
+
+    /// The client sent close_notify.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// A close_notify has been queued in [`outgoing`](Self::outgoing).
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Bytes [`receive`](Self::receive) can take now.
+    pub fn rx_room(&self) -> usize {
+        self.rx.len() - self.rx_len
+    }
+
+    /// TLS bytes from the client not yet processed.
+    pub fn rx_pending(&self) -> usize {
+        self.rx_len
+    }
+
+    /// Appends TLS bytes from the client; returns how many it took.
+    pub fn receive(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.rx_room());
+        self.rx[self.rx_len..self.rx_len + n].copy_from_slice(&data[..n]);
+        self.rx_len += n;
+        n
+    }
+
+    /// TLS bytes to send to the client.
+    pub fn outgoing(&self) -> &[u8] {
+        &self.tx[self.tx_start..]
+    }
+
+    /// `n` bytes of [`outgoing`](Self::outgoing) were sent.
+    pub fn consume_outgoing(&mut self, n: usize) {
+        self.tx_start = (self.tx_start + n).min(self.tx.len());
+        if self.tx_start == self.tx.len() {
+            self.tx.clear();
+            self.tx_start = 0;
+        }
+    }
+
+    /// Queues a close_notify (sent by the next [`process`](Self::process)
+    /// once pending plaintext is encrypted).
+    pub fn close(&mut self) {
+        self.close_wanted = true;
+    }
+
+    /// Fails the connection from outside (e.g. handshake timeout).
+    pub fn abort(&mut self, why: Failure, stats: &mut TlsStats) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+            self.phase = Phase::Failed;
+            stats.count_failure(why);
+        }
+    }
+
+    fn discard(&mut self, n: usize) {
+        let n = n.min(self.rx_len);
+        if n > 0 {
+            self.rx.copy_within(n..self.rx_len, 0);
+            self.rx_len -= n;
+        }
+    }
+
+    /// Runs the connection as far as the input, the plaintext adapter and
+    /// the transmit buffer allow.
+    pub fn process(
+        &mut self,
+        ctx: &TlsContext,
+        scratch: &mut HelloAssembler,
+        plain: &mut dyn Plaintext,
+        stats: &mut TlsStats,
+    ) -> Progress {
+        let mut p = Progress::default();
+        if matches!(self.phase, Phase::Failed | Phase::Closed) {
+            return p;
+        }
+        if self.conn.is_none() {
+            if self.rx_len == 0 {
+                return p;
+            }
+            scratch.reset();
+            let hello = match scratch.push(&self.rx[..self.rx_len]) {
+                Ok(None) if self.rx_room() > 0 => return p,
+                Ok(None) => {
+                    self.hello_malformed = true;
+                    None
+                }
+                Ok(Some(_)) => match scratch.message().map(ClientHello::parse) {
+                    Some(Ok(h)) => {
+                        self.sni = h
+                            .sni
+                            .and_then(|n| core::str::from_utf8(n).ok())
+                            .map(str::to_ascii_lowercase);
+                        Some(h)
+                    }
+                    _ => {
+                        self.hello_malformed = true;
+                        None
+                    }
+                },
+                Err(_) => {
+                    self.hello_malformed = true;
+                    None
+                }
+            };
+            stats.connections += 1;
+            let cfg = ctx.config_for(hello.as_ref()).clone();
+            match UnbufferedServerConnection::new(cfg) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    self.fail(Failure::of(&e, true), stats, &mut p);
+                    return p;
+                }
+            }
+        }
+        self.run(plain, stats, &mut p);
+        p
+    }
+
+    fn fail(&mut self, f: Failure, stats: &mut TlsStats, p: &mut Progress) {
+        let f = if self.hello_malformed && self.phase == Phase::Handshaking {
+            Failure::MalformedHello
+        } else {
+            f
+        };
+        self.failure = Some(f);
+        self.phase = Phase::Failed;
+        stats.count_failure(f);
+        p.failed = true;
+    }
+
+    fn run(&mut self, plain: &mut dyn Plaintext, stats: &mut TlsStats, p: &mut Progress) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        self.steps(&mut conn, plain, stats, p);
+        self.conn = Some(conn);
+    }
+
+    fn steps(
+        &mut self,
+        conn: &mut UnbufferedServerConnection,
+        plain: &mut dyn Plaintext,
+        stats: &mut TlsStats,
+        p: &mut Progress,
+    ) {
+        for _ in 0..MAX_STEPS {
+            // Decrypt only while the backend leg can take a whole record;
+            // otherwise show rustls no input, so it reaches WriteTraffic.
+            let feed = if self.phase == Phase::Handshaking || plain.room() >= MAX_PLAINTEXT {
+                self.rx_len
+            } else {
+                0
+            };
+            let status = conn.process_tls_records(&mut self.rx[..feed]);
+            let mut discard = status.discard;
+            let state = match status.state {
+                Ok(s) => s,
+                Err(e) => {
+                    let handshaking = self.phase == Phase::Handshaking;
+                    // `discard` is relative to the buffer passed in.
+                    let n = discard;
+                    drain_alert(conn, &mut self.tx);
+                    self.discard(n);
+                    let f = Failure::of(&e, handshaking);
+                    self.fail(f, stats, p);
+                    return;
+                }
+            };
+            let mut stop = false;
+            match state {
+                ConnectionState::EncodeTlsData(mut enc) => {
+                    let mut grown = false;
+                    loop {
+                        let at = self.tx.len();
+                        let spare = self.tx.capacity() - at;
+                        self.tx.resize(at + spare, 0);
+                        match enc.encode(&mut self.tx[at..]) {
+                            Ok(n) => {
+                                self.tx.truncate(at + n);
+                                break;
+                            }
+                            Err(EncodeError::InsufficientSize(s)) if !grown => {
+                                self.tx.truncate(at);
+                                if at + s.required_size > TX_MAX {
+                                    self.fail(Failure::BufferOverflow, stats, p);
+                                    return;
+                                }
+                                self.tx.reserve(s.required_size);
+                                grown = true;
+                            }
+                            Err(_) => {
+                                self.tx.truncate(at);
+                                self.fail(Failure::BufferOverflow, stats, p);
+                                return;
+                            }
+                        }
+                    }
+                }
+                ConnectionState::TransmitTlsData(t) => {
+                    // Everything encoded is in `tx`, sent in order by the
+                    // caller: for rustls it is as good as transmitted.
+                    t.done();
+                }
+                ConnectionState::BlockedHandshake => stop = true,
+                ConnectionState::ReadTraffic(mut rt) => loop {
+                    match rt.peek_len() {
+                        Some(n) if n.get() > plain.room() => break,
+                        None => break,
+                        Some(_) => {}
+                    }
+                    match rt.next_record() {
+                        Some(Ok(rec)) => {
+                            discard += rec.discard;
+                            plain.put(rec.payload);
+                            stats.bytes_in += rec.payload.len() as u64;
+                        }
+                        Some(Err(e)) => {
+                            drop(rt);
+                            drain_alert(conn, &mut self.tx);
+                            self.discard(discard);
+                            self.fail(Failure::of(&e, false), stats, p);
+                            return;
+                        }
+                        None => break,
+                    }
+                },
+                ConnectionState::ReadEarlyData(_) => {
+                    // Early data is never enabled (max_early_data_size = 0).
+                    stop = true;
+                }
+                ConnectionState::PeerClosed => {
+                    if !self.peer_closed {
+                        self.peer_closed = true;
+                        p.peer_closed = true;
+                        stats.close_notify += 1;
+                    }
+                }
+                ConnectionState::Closed => {
+                    if !self.peer_closed {
+                        self.peer_closed = true;
+                        p.peer_closed = true;
+                        stats.close_notify += 1;
+                    }
+                    self.phase = Phase::Closed;
+                    stop = true;
+                }
+                ConnectionState::WriteTraffic(mut wt) => {
+                    loop {
+                        let data = plain.pending();
+                        if data.is_empty() {
+                            break;
+                        }
+                        let chunk = data.len().min(MAX_PLAINTEXT);
+                        if !tx_reserve(&mut self.tx, &mut self.tx_start, chunk + RECORD_OVERHEAD) {
+                            break;
+                        }
+                        let at = self.tx.len();
+                        self.tx.resize(at + chunk + RECORD_OVERHEAD, 0);
+                        match wt.encrypt(&data[..chunk], &mut self.tx[at..]) {
+                            Ok(n) => {
+                                self.tx.truncate(at + n);
+                                plain.consume(chunk);
+                                stats.bytes_out += chunk as u64;
+                            }
+                            Err(EncryptError::InsufficientSize(_)) => {
+                                self.tx.truncate(at);
+                                break;
+                            }
+                            Err(_) => {
+                                self.tx.truncate(at);
+                                self.fail(Failure::Other, stats, p);
+                                return;
+                            }
+                        }
+                    }
+                    if self.close_wanted && !self.close_sent && plain.pending().is_empty() {
+                        let at = self.tx.len();
+                        self.tx.resize(at + 64, 0);
+                        match wt.queue_close_notify(&mut self.tx[at..]) {
+                            Ok(n) => {
+                                self.tx.truncate(at + n);
+                                self.close_sent = true;
+                            }
+                            Err(_) => self.tx.truncate(at),
+                        }
+                    }
+                    stop = true;
+                }
+                _ => stop = true,
+            }
+            self.discard(discard);
+            if self.phase == Phase::Handshaking && !conn.is_handshaking() {
+                self.phase = Phase::Established;
+                let info = handshake_info(conn, self.sni.take());
+                stats.count_handshake(&info);
+                self.info = Some(info);
+                p.handshake_done = true;
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+}
+
+/// Makes room for `want` more bytes at the end of `tx`, within
+/// [`TX_MAX`]; compacts sent bytes away first.
+fn tx_reserve(tx: &mut Vec<u8>, start: &mut usize, want: usize) -> bool {
+    if *start > 0 && tx.capacity() - tx.len() < want {
+        tx.drain(..*start);
+        *start = 0;
+    }
+    if tx.len() + want > TX_MAX {
+        return false;
+    }
+    tx.reserve(want);
+    true
+}
+
+/// After an error rustls may have queued an alert: encode it into `tx`.
+fn drain_alert(conn: &mut UnbufferedServerConnection, tx: &mut Vec<u8>) {
+    for _ in 0..4 {
+        let st = conn.process_tls_records(&mut []);
+        match st.state {
+            Ok(ConnectionState::EncodeTlsData(mut enc)) => {
+                let at = tx.len();
+                tx.resize(at + 256, 0);
+                match enc.encode(&mut tx[at..]) {
+                    Ok(n) => tx.truncate(at + n),
+                    Err(_) => {
+                        tx.truncate(at);
+                        return;
+                    }
+                }
+            }
+            Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+            _ => return,
+        }
+    }
+}
+
+fn handshake_info(conn: &UnbufferedServerConnection, sni: Option<String>) -> HandshakeInfo {
+    let kind = conn.handshake_kind();
+    HandshakeInfo {
+        version: conn
+            .protocol_version()
+            .unwrap_or(rustls::ProtocolVersion::Unknown(0)),
+        suite: conn
+            .negotiated_cipher_suite()
+            .map(|s| s.suite())
+            .unwrap_or(rustls::CipherSuite::Unknown(0)),
+        group: conn
+            .negotiated_key_exchange_group()
+            .and_then(|g| Group::from_named(g.name())),
+        resumed: kind == Some(HandshakeKind::Resumed),
+        hello_retry: kind == Some(HandshakeKind::FullWithHelloRetryRequest),
+        sni,
+        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+    }
+}

@@ -1,0 +1,703 @@
+//! `TlsSession` against a real TLS client (rustls' client, in process):
+//! handshakes per group and policy, certificates by SNI and signature
+//! scheme, resumption across "lcores" (separate sessions and stats sharing
+//! one context), flow control, close, and bad input.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use qsplice_tls::certs::CertSpec;
+use qsplice_tls::session::MAX_PLAINTEXT;
+use qsplice_tls::{
+    Failure, Group, Phase, Plaintext, PqPolicy, TlsContext, TlsSession, TlsSettings, TlsStats,
+};
+use qsplice_wire::tls::HelloAssembler;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SignatureAlgorithm,
+    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_ML_DSA_65,
+};
+use rustls::client::{Resumption, Tls12Resumption};
+use rustls::crypto::aws_lc_rs::{self, kx_group};
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
+
+/// A test PKI: one CA, leaf certificates written as PEM files.
+struct Pki {
+    dir: PathBuf,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    n: usize,
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("qs-tls-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let ca = CertifiedIssuer::self_signed(p, key).unwrap();
+        Pki { dir, ca, n: 0 }
+    }
+
+    fn roots(&self) -> RootCertStore {
+        let mut r = RootCertStore::empty();
+        r.add(self.ca.der().clone()).unwrap();
+        r
+    }
+
+    /// A leaf for `names`, signed by the CA; returns the spec and its DER.
+    fn leaf(
+        &mut self,
+        alg: &'static SignatureAlgorithm,
+        names: &[&str],
+        sni: &[&str],
+    ) -> (CertSpec, CertificateDer<'static>) {
+        self.n += 1;
+        let key = KeyPair::generate_for(alg).unwrap();
+        let p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
+        let cert_path = self.dir.join(format!("leaf{}.pem", self.n));
+        let key_path = self.dir.join(format!("leaf{}.key", self.n));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let spec = CertSpec {
+            cert: cert_path,
+            key: key_path,
+            names: sni.iter().map(|s| s.to_string()).collect(),
+        };
+        (spec, cert.der().clone())
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The backend side: bounded buffers both ways.
+#[derive(Default)]
+struct Backend {
+    /// Decrypted client data.
+    got: Vec<u8>,
+    room: usize,
+    /// Plaintext to send to the client.
+    out: Vec<u8>,
+    out_pos: usize,
+}
+
+impl Plaintext for Backend {
+    fn room(&self) -> usize {
+        self.room
+    }
+    fn put(&mut self, d: &[u8]) {
+        assert!(d.len() <= self.room, "put beyond room");
+        self.got.extend_from_slice(d);
+        self.room -= d.len();
+    }
+    fn pending(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+    fn consume(&mut self, n: usize) {
+        self.out_pos += n;
+    }
+}
+
+/// One server connection as an lcore holds it.
+struct Server {
+    s: TlsSession,
+    scratch: HelloAssembler,
+    stats: TlsStats,
+    be: Backend,
+    /// Plaintext the client read.
+    client_got: Vec<u8>,
+}
+
+impl Server {
+    fn new() -> Server {
+        Server {
+            s: TlsSession::new(),
+            scratch: HelloAssembler::new(),
+            stats: TlsStats::default(),
+            be: Backend {
+                room: usize::MAX,
+                ..Backend::default()
+            },
+            client_got: Vec::new(),
+        }
+    }
+}
+
+fn client_config(
+    pki: &Pki,
+    groups: &[&'static dyn SupportedKxGroup],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> ClientConfig {
+    let provider = CryptoProvider {
+        kx_groups: groups.to_vec(),
+        ..aws_lc_rs::default_provider()
+    };
+    ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(pki.roots())
+        .with_no_client_auth()
+}
+
+fn tls13() -> Vec<&'static rustls::SupportedProtocolVersion> {
+    vec![&rustls::version::TLS13]
+}
+
+/// Moves bytes both ways until neither side makes progress. `chunk`
+/// limits client-to-server writes (segmenting).
+fn pump(c: &mut ClientConnection, srv: &mut Server, ctx: &TlsContext, chunk: usize) {
+    for _ in 0..100_000 {
+        let mut moved = false;
+        // client → server
+        let mut buf = vec![0u8; chunk.min(srv.s.rx_room())];
+        if !buf.is_empty() && c.wants_write() {
+            let n = c.write_tls(&mut &mut buf[..]).unwrap();
+            if n > 0 {
+                assert_eq!(srv.s.receive(&buf[..n]), n);
+                moved = true;
+            }
+        }
+        let before = (
+            srv.s.outgoing().len(),
+            srv.s.rx_pending(),
+            srv.be.got.len(),
+            srv.be.out_pos,
+        );
+        srv.s
+            .process(ctx, &mut srv.scratch, &mut srv.be, &mut srv.stats);
+        let after = (
+            srv.s.outgoing().len(),
+            srv.s.rx_pending(),
+            srv.be.got.len(),
+            srv.be.out_pos,
+        );
+        moved |= before != after;
+        // server → client
+        let out = srv.s.outgoing();
+        if !out.is_empty() {
+            let mut rd = out;
+            let n = c.read_tls(&mut rd).unwrap();
+            srv.s.consume_outgoing(n);
+            moved |= n > 0;
+            if let Err(_e) = c.process_new_packets() {
+                return;
+            }
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(k) = c.reader().read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                srv.client_got.extend_from_slice(&buf[..k]);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("pump did not settle");
+}
+
+fn connect(
+    cfg: &Arc<ClientConfig>,
+    name: &str,
+    srv: &mut Server,
+    ctx: &TlsContext,
+) -> ClientConnection {
+    let mut c = ClientConnection::new(cfg.clone(), ServerName::try_from(name.to_string()).unwrap())
+        .unwrap();
+    pump(&mut c, srv, ctx, 1 << 20);
+    c
+}
+
+fn settings(certs: Vec<CertSpec>) -> TlsSettings {
+    TlsSettings {
+        certs,
+        ..TlsSettings::default()
+    }
+}
+
+#[test]
+fn classical_and_hybrid_handshakes_carry_data_both_ways() {
+    let mut pki = Pki::new("basic");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    for (groups, want) in [
+        (vec![kx_group::X25519], Group::X25519),
+        (
+            vec![kx_group::X25519MLKEM768, kx_group::X25519],
+            Group::X25519MlKem768,
+        ),
+        (vec![kx_group::SECP256R1MLKEM768], Group::SecP256r1MlKem768),
+        (vec![kx_group::SECP384R1], Group::P384),
+    ] {
+        let cc = Arc::new(client_config(&pki, &groups, &tls13()));
+        let mut srv = Server::new();
+        let mut c = connect(&cc, "vip.test", &mut srv, &ctx);
+        assert!(!c.is_handshaking(), "{want}: client still handshaking");
+        assert_eq!(srv.s.phase(), Phase::Established, "{want}");
+        let h = srv.s.handshake().unwrap().clone();
+        assert_eq!(h.group, Some(want));
+        assert_eq!(h.version, rustls::ProtocolVersion::TLSv1_3);
+        assert!(!h.resumed && !h.hello_retry);
+        assert_eq!(h.sni.as_deref(), Some("vip.test"));
+        assert_eq!(h.alpn, None, "client offered no ALPN");
+        assert_eq!(srv.stats.groups[want.index()], 1);
+        assert_eq!(srv.stats.post_quantum(), u64::from(want.is_post_quantum()));
+        // data both ways
+        c.writer().write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        srv.be.out = b"HTTP/1.1 200 OK\r\n\r\nhello".to_vec();
+        pump(&mut c, &mut srv, &ctx, 1 << 20);
+        assert_eq!(srv.be.got, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(srv.client_got, b"HTTP/1.1 200 OK\r\n\r\nhello");
+        assert_eq!(srv.stats.bytes_in, 18);
+        assert_eq!(srv.stats.bytes_out, 24);
+    }
+}
+
+#[test]
+fn alpn_is_negotiated() {
+    let mut pki = Pki::new("alpn");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let mut cfg = client_config(&pki, &[kx_group::X25519MLKEM768], &tls13());
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut srv = Server::new();
+    let c = connect(&Arc::new(cfg), "vip.test", &mut srv, &ctx);
+    assert_eq!(c.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(
+        srv.s.handshake().unwrap().alpn.as_deref(),
+        Some(&b"http/1.1"[..])
+    );
+}
+
+#[test]
+fn require_policy_rejects_classical_and_retries_hybrid() {
+    let mut pki = Pki::new("require");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&TlsSettings {
+        policy: PqPolicy::Require,
+        ..settings(vec![spec])
+    })
+    .unwrap();
+    // classical-only client: handshake_failure alert, counted incompatible
+    let cc = Arc::new(client_config(
+        &pki,
+        &[kx_group::X25519, kx_group::SECP256R1],
+        &tls13(),
+    ));
+    let mut srv = Server::new();
+    let mut c = ClientConnection::new(cc, ServerName::try_from("vip.test").unwrap()).unwrap();
+    pump(&mut c, &mut srv, &ctx, 1 << 20);
+    assert_eq!(srv.s.phase(), Phase::Failed);
+    assert_eq!(srv.s.failure(), Some(Failure::Incompatible));
+    assert_eq!(srv.stats.failures[Failure::Incompatible.index()], 1);
+    let e = c.process_new_packets().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)
+        ),
+        "{e:?}"
+    );
+    // a client that supports the hybrid but leads with a classical share:
+    // HelloRetryRequest, then hybrid
+    let cc = Arc::new(client_config(
+        &pki,
+        &[kx_group::X25519, kx_group::X25519MLKEM768],
+        &tls13(),
+    ));
+    let mut srv = Server::new();
+    let c = connect(&cc, "vip.test", &mut srv, &ctx);
+    assert!(!c.is_handshaking());
+    assert_eq!(
+        c.handshake_kind(),
+        Some(HandshakeKind::FullWithHelloRetryRequest)
+    );
+    let h = srv.s.handshake().unwrap();
+    assert_eq!(h.group, Some(Group::X25519MlKem768));
+    assert!(h.hello_retry);
+    assert_eq!(srv.stats.hello_retries, 1);
+}
+
+#[test]
+fn require_needs_a_pq_group_in_config() {
+    let mut pki = Pki::new("reqcfg");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let e = TlsContext::new(&TlsSettings {
+        policy: PqPolicy::Require,
+        groups: vec![Group::X25519],
+        ..settings(vec![spec])
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("post-quantum"), "{e}");
+    let e = TlsContext::new(&TlsSettings::default()).unwrap_err();
+    assert_eq!(e.to_string(), "no certificate configured");
+}
+
+#[test]
+fn certificates_by_sni_and_signature_scheme() {
+    let mut pki = Pki::new("sni");
+    let (a, a_der) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["a.test"], &["a.test"]);
+    let (b_pq, b_pq_der) = pki.leaf(&PKCS_ML_DSA_65, &["b.test"], &["b.test"]);
+    let (b, _) = pki.leaf(&PKCS_ECDSA_P384_SHA384, &["b.test"], &["b.test"]);
+    let (w, w_der) = pki.leaf(&PKCS_ED25519, &["x.wild.test"], &["*.wild.test"]);
+    let (d, d_der) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["default.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![a, b_pq, b, w, d])).unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
+    for (name, want) in [
+        ("a.test", &a_der),
+        ("b.test", &b_pq_der),
+        ("x.wild.test", &w_der),
+        ("default.test", &d_der),
+    ] {
+        let mut srv = Server::new();
+        let c = connect(&cc, name, &mut srv, &ctx);
+        assert!(!c.is_handshaking(), "{name}");
+        assert_eq!(c.peer_certificates().unwrap()[0], *want, "{name}");
+    }
+}
+
+#[test]
+fn bad_key_file_is_reported_with_its_path() {
+    let mut pki = Pki::new("badkey");
+    let (mut a, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["a.test"], &[]);
+    let (b, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["b.test"], &[]);
+    a.key = b.key.clone();
+    let e = TlsContext::new(&settings(vec![a])).unwrap_err().to_string();
+    assert!(
+        e.contains("leaf2.key") && e.contains("does not match"),
+        "{e}"
+    );
+    let (mut c, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["c.test"], &[]);
+    c.cert = pki.dir.join("missing.pem");
+    let e = TlsContext::new(&settings(vec![c])).unwrap_err().to_string();
+    assert!(e.contains("missing.pem"), "{e}");
+}
+
+/// A second connection resumes with the first one's ticket, on another
+/// "lcore" (own session, scratch and counters, shared context).
+#[test]
+fn tls13_ticket_resumes_on_another_lcore_until_keys_rotate_out() {
+    let mut pki = Pki::new("ticket");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&TlsSettings {
+        session_cache: 0,
+        ..settings(vec![spec])
+    })
+    .unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
+    let mut lcore0 = Server::new();
+    let c = connect(&cc, "vip.test", &mut lcore0, &ctx);
+    assert_eq!(c.handshake_kind(), Some(HandshakeKind::Full));
+    let mut lcore1 = Server::new();
+    let c = connect(&cc, "vip.test", &mut lcore1, &ctx);
+    assert_eq!(c.handshake_kind(), Some(HandshakeKind::Resumed));
+    let h = lcore1.s.handshake().unwrap();
+    assert!(h.resumed);
+    assert_eq!(
+        h.group,
+        Some(Group::X25519MlKem768),
+        "psk_dhe_ke keeps the hybrid"
+    );
+    assert_eq!((lcore1.stats.resumed, lcore1.stats.handshakes), (1, 1));
+    // one rotation: the newest ticket (issued on lcore1) still resumes
+    let keys = ctx.tickets.as_ref().unwrap();
+    keys.rotate();
+    let mut s = Server::new();
+    assert_eq!(
+        connect(&cc, "vip.test", &mut s, &ctx).handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+    // two rotations: every ticket the client holds is dead
+    keys.rotate();
+    keys.rotate();
+    let mut s = Server::new();
+    assert_eq!(
+        connect(&cc, "vip.test", &mut s, &ctx).handshake_kind(),
+        Some(HandshakeKind::Full)
+    );
+    let (issued, accepted, rejected) = keys.counts();
+    assert!(
+        issued >= 4 && accepted >= 2 && rejected >= 1,
+        "{issued} {accepted} {rejected}"
+    );
+}
+
+#[test]
+fn tls12_resumes_by_session_id_from_the_shared_cache() {
+    let mut pki = Pki::new("sessid");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&TlsSettings {
+        tickets: false,
+        ..settings(vec![spec])
+    })
+    .unwrap();
+    let mut cfg = client_config(&pki, &[kx_group::X25519], &[&rustls::version::TLS12]);
+    cfg.resumption =
+        Resumption::in_memory_sessions(16).tls12_resumption(Tls12Resumption::SessionIdOnly);
+    let cc = Arc::new(cfg);
+    let mut s0 = Server::new();
+    let c = connect(&cc, "vip.test", &mut s0, &ctx);
+    assert_eq!(c.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(c.handshake_kind(), Some(HandshakeKind::Full));
+    assert_eq!(s0.stats.tls12, 1);
+    let mut s1 = Server::new();
+    let c = connect(&cc, "vip.test", &mut s1, &ctx);
+    assert_eq!(c.handshake_kind(), Some(HandshakeKind::Resumed));
+    let h = s1.s.handshake().unwrap();
+    assert!(h.resumed);
+    assert_eq!(h.group, None, "TLS 1.2 resumption has no key exchange");
+    let n = ctx.cache.as_ref().unwrap().counts();
+    assert_eq!((n.stored, n.hits), (1, 1));
+}
+
+#[test]
+fn tls12_ticket_resumes() {
+    let mut pki = Pki::new("t12");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let cc = Arc::new(client_config(
+        &pki,
+        &[kx_group::X25519],
+        &[&rustls::version::TLS12],
+    ));
+    let mut s0 = Server::new();
+    connect(&cc, "vip.test", &mut s0, &ctx);
+    let mut s1 = Server::new();
+    let c = connect(&cc, "vip.test", &mut s1, &ctx);
+    assert_eq!(c.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert!(
+        ctx.tickets.as_ref().unwrap().counts().1 >= 1,
+        "a ticket was accepted"
+    );
+}
+
+#[test]
+fn no_resumption_when_both_are_off() {
+    let mut pki = Pki::new("nores");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&TlsSettings {
+        tickets: false,
+        session_cache: 0,
+        ..settings(vec![spec])
+    })
+    .unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519], &tls13()));
+    for _ in 0..2 {
+        let mut s = Server::new();
+        let c = connect(&cc, "vip.test", &mut s, &ctx);
+        assert_eq!(c.handshake_kind(), Some(HandshakeKind::Full));
+    }
+    let mut cfg12 = client_config(&pki, &[kx_group::X25519], &[&rustls::version::TLS12]);
+    cfg12.resumption = Resumption::in_memory_sessions(4);
+    let cc12 = Arc::new(cfg12);
+    for _ in 0..2 {
+        let mut s = Server::new();
+        let c = connect(&cc12, "vip.test", &mut s, &ctx);
+        assert_eq!(c.handshake_kind(), Some(HandshakeKind::Full));
+    }
+}
+
+#[test]
+fn tls12_can_be_disabled() {
+    let mut pki = Pki::new("no12");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&TlsSettings {
+        tls12: false,
+        ..settings(vec![spec])
+    })
+    .unwrap();
+    let cc = Arc::new(client_config(
+        &pki,
+        &[kx_group::X25519],
+        &[&rustls::version::TLS12],
+    ));
+    let mut s = Server::new();
+    let mut c = ClientConnection::new(cc, ServerName::try_from("vip.test").unwrap()).unwrap();
+    pump(&mut c, &mut s, &ctx, 1 << 20);
+    assert_eq!(s.s.failure(), Some(Failure::Incompatible));
+}
+
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Megabytes both ways with a backend that takes little at a time: the
+/// session decrypts only what fits, nothing is lost or reordered.
+#[test]
+fn bulk_both_ways_with_backpressure() {
+    let mut pki = Pki::new("bulk");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
+    let mut srv = Server::new();
+    let mut c = connect(&cc, "vip.test", &mut srv, &ctx);
+    let up = pseudo_random(3 << 20, 7);
+    let down = pseudo_random(2 << 20, 9);
+    srv.be.out = down.clone();
+    let mut sent = 0;
+    for _ in 0..100_000 {
+        if sent < up.len() {
+            sent += c
+                .writer()
+                .write(&up[sent..(sent + 40_000).min(up.len())])
+                .unwrap();
+        }
+        srv.be.room = MAX_PLAINTEXT + 1000; // the backend drains a bit per round
+        pump(&mut c, &mut srv, &ctx, 9000);
+        if sent == up.len() && srv.be.got.len() == up.len() && srv.client_got.len() == down.len() {
+            break;
+        }
+    }
+    assert!(
+        srv.be.got == up,
+        "upload differs ({} of {} bytes)",
+        srv.be.got.len(),
+        up.len()
+    );
+    assert!(
+        srv.client_got == down,
+        "download differs ({} of {} bytes)",
+        srv.client_got.len(),
+        down.len()
+    );
+    assert_eq!(srv.stats.bytes_in, up.len() as u64);
+    assert_eq!(srv.stats.bytes_out, down.len() as u64);
+    assert!(srv.s.outgoing().is_empty());
+}
+
+#[test]
+fn close_notify_both_ways() {
+    let mut pki = Pki::new("close");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519], &tls13()));
+    let mut srv = Server::new();
+    let mut c = connect(&cc, "vip.test", &mut srv, &ctx);
+    srv.be.out = b"bye".to_vec();
+    srv.s.close();
+    pump(&mut c, &mut srv, &ctx, 1 << 20);
+    assert!(srv.s.close_sent());
+    assert_eq!(srv.client_got, b"bye");
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        c.reader().read(&mut buf).unwrap(),
+        0,
+        "clean EOF after close_notify"
+    );
+    c.send_close_notify();
+    pump(&mut c, &mut srv, &ctx, 1 << 20);
+    assert!(srv.s.peer_closed());
+    assert_eq!(srv.stats.close_notify, 1);
+    assert_eq!(srv.s.failure(), None);
+}
+
+#[test]
+fn plain_http_to_the_tls_port_is_a_malformed_hello_with_an_alert() {
+    let mut pki = Pki::new("http");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let mut srv = Server::new();
+    srv.s.receive(b"GET / HTTP/1.1\r\nHost: vip.test\r\n\r\n");
+    let p = srv
+        .s
+        .process(&ctx, &mut srv.scratch, &mut srv.be, &mut srv.stats);
+    assert!(p.failed);
+    assert_eq!(srv.s.failure(), Some(Failure::MalformedHello));
+    assert_eq!(srv.stats.failures[Failure::MalformedHello.index()], 1);
+    let out = srv.s.outgoing();
+    assert!(
+        out.len() >= 7 && out[0] == 0x15,
+        "an alert record: {out:02x?}"
+    );
+    // a later process call changes nothing
+    let p = srv
+        .s
+        .process(&ctx, &mut srv.scratch, &mut srv.be, &mut srv.stats);
+    assert_eq!(p, Default::default());
+}
+
+#[test]
+fn truncated_hello_waits_then_times_out() {
+    let mut pki = Pki::new("trunc");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
+    let mut c = ClientConnection::new(cc, ServerName::try_from("vip.test").unwrap()).unwrap();
+    let mut hello = Vec::new();
+    c.write_tls(&mut hello).unwrap();
+    assert!(hello.len() > 1200, "hybrid share: {} bytes", hello.len());
+    let mut srv = Server::new();
+    srv.s.receive(&hello[..1000]);
+    let p = srv
+        .s
+        .process(&ctx, &mut srv.scratch, &mut srv.be, &mut srv.stats);
+    assert_eq!(p, Default::default(), "waits for the rest");
+    assert!(srv.s.is_handshaking());
+    assert!(srv.s.outgoing().is_empty());
+    // the caller's timer fires
+    srv.s.abort(Failure::HandshakeTimeout, &mut srv.stats);
+    assert_eq!(srv.s.phase(), Phase::Failed);
+    assert_eq!(srv.stats.failures[Failure::HandshakeTimeout.index()], 1);
+    assert_eq!(ctx.handshake_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn garbage_after_the_handshake_is_a_bad_record() {
+    let mut pki = Pki::new("garbage");
+    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let cc = Arc::new(client_config(&pki, &[kx_group::X25519], &tls13()));
+    let mut srv = Server::new();
+    let _c = connect(&cc, "vip.test", &mut srv, &ctx);
+    assert_eq!(srv.s.phase(), Phase::Established);
+    srv.s.consume_outgoing(usize::MAX);
+    let mut rec = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+    rec.extend(pseudo_random(0x40, 3));
+    srv.s.receive(&rec);
+    let p = srv
+        .s
+        .process(&ctx, &mut srv.scratch, &mut srv.be, &mut srv.stats);
+    assert!(p.failed);
+    assert_eq!(srv.s.failure(), Some(Failure::BadRecord));
+    assert!(srv.be.got.is_empty());
+    assert!(!srv.s.outgoing().is_empty(), "bad_record_mac alert");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Any segmentation of the client's bytes (hybrid hello over several
+    /// segments included) gives the same handshake and data.
+    #[test]
+    fn any_segmentation_works(chunk in 1usize..3000, hybrid in any::<bool>()) {
+        let mut pki = Pki::new(&format!("seg{chunk}"));
+        let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+        let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+        let g = if hybrid { kx_group::X25519MLKEM768 } else { kx_group::X25519 };
+        let cc = Arc::new(client_config(&pki, &[g], &tls13()));
+        let mut srv = Server::new();
+        let mut c = ClientConnection::new(cc, ServerName::try_from("vip.test").unwrap()).unwrap();
+        c.writer().write_all(b"early app data after the handshake").unwrap();
+        pump(&mut c, &mut srv, &ctx, chunk);
+        prop_assert_eq!(srv.s.phase(), Phase::Established);
+        prop_assert_eq!(&srv.be.got[..], &b"early app data after the handshake"[..]);
+    }
+}
