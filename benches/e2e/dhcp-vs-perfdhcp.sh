@@ -3,8 +3,9 @@
 #   A. ISC perfdhcp (the reference load generator) against dnsmasq, ISC Kea
 #      and `qsplice dhcp-server` at increasing rates: highest rate each
 #      sustains with < 0.1% drops (4-way exchanges/s);
-#   B. `qsplice dhcp-tester` (max rate) against dnsmasq and Kea:
-#      clients bound per second;
+#   B. `qsplice dhcp-tester` (max rate) against dnsmasq, Kea and `qsplice
+#      dhcp-server` (the same load generator for all three, one that is not
+#      the bottleneck): clients bound per second;
 #   C. in memory, no I/O (the `scale` test of qsplice-dhcp, release build):
 #      the tester engine against the server engine, 1M clients, frames
 #      handed over in memory on one core: DORA exchanges/s of tester CPU,
@@ -38,6 +39,7 @@ cleanup() {
     ip netns del qdb-cli 2>/dev/null || true
     ip link del qdb-s 2>/dev/null || true
     ip link del qdb-t 2>/dev/null || true
+    ip link del qdb-u 2>/dev/null || true
 }
 trap cleanup EXIT
 cleanup
@@ -65,6 +67,12 @@ veth qdb-s qdb-c2 qdb-cli
 ip netns exec qdb-cli ip addr add 10.40.0.2/16 dev qdb-c2
 # qsplice dhcp-tester: qdb-t (root, DPDK) <-> qdb-p1 (ns qdb-srv)
 veth qdb-t qdb-p1 qdb-srv
+# qsplice dhcp-tester vs qsplice dhcp-server: qdb-u <-> qdb-v, both DPDK in root
+ip link add qdb-u type veth peer name qdb-v
+for i in qdb-u qdb-v; do
+    ip link set "$i" up; ethtool -K "$i" tx off rx off >/dev/null 2>&1 || true
+    sysctl -qw "net.ipv6.conf.$i.disable_ipv6=1" || true
+done
 
 cat >"$W/server.toml" <<EOT
 [eal]
@@ -173,8 +181,17 @@ fi
 ip netns exec qdb-srv ip addr flush dev qdb-p0
 ip netns exec qdb-srv ip addr add 10.30.0.1/16 dev qdb-p1
 echo "== B. qsplice dhcp-tester, $CLIENTS clients, concurrency 256 =="
+if [[ ${SKIP_B_PEERS:-0} != 1 ]]; then
 start_dnsmasq qdb-p1 "$W/dnsmasq2.leases"; tester "vs dnsmasq" qdb-t qs-bench-t1; stop_last
 start_kea qdb-p1; tester "vs kea-dhcp4" qdb-t qs-bench-t2; stop_last
+fi
+sed -e 's/iface=qdb-s/iface=qdb-v/' -e 's/qs-bench-dhcpd/qs-bench-dhcpd2/' -e 's#10.40.0.1/16#10.30.0.1/16#' \
+    -e 's#10.40.0.0/16#10.30.0.0/16#' -e 's/10.40.1.0/10.30.1.0/' -e 's/10.40.250.255/10.30.250.255/' \
+    -e 's/worker_lcores = \[1\]/main_lcore = 1\nworker_lcores = [0]/' "$W/server.toml" >"$W/server2.toml"
+"$QS" dhcp-server --config "$W/server2.toml" >"$W/server2.out" 2>&1 &
+PIDS+=($!); sleep 3
+kill -0 "${PIDS[-1]}" 2>/dev/null || { echo "dhcp-server did not start:" >&2; cat "$W/server2.out" >&2; exit 1; }
+tester "vs qsplice dhcp-server" qdb-u qs-bench-t3; stop_last
 echo "== C. in memory: dhcp-tester engine vs dhcp-server engine, 1M clients, one core =="
 cargo test -q --release -p qsplice-dhcp --test scale -- --ignored --nocapture 2>&1 | grep -E '^1M DORA' | sed 's/^/  /'
 echo "(work dir $W)"

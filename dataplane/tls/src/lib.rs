@@ -12,6 +12,7 @@
 //! AES-256-GCM per core (see docs/perf.md and `benches/benches/tls.rs`).
 //!
 //! - [`groups`]: key-exchange groups by name and the PQ policy;
+//! - [`certgen`]: a lab CA issuing ECDSA / Ed25519 / RSA / ML-DSA certificates;
 //! - [`certs`]: PEM loading and SNI / signature-scheme certificate choice;
 //! - [`ticket`]: session-ticket keys shared by all lcores, rotated;
 //! - [`cache`]: the shared, bounded, TTL'd stateful session cache;
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod certgen;
 pub mod certs;
 pub mod context;
 pub mod groups;

@@ -89,8 +89,11 @@ pub struct TlsSession {
     conn: Option<UnbufferedServerConnection>,
     rx: Box<[u8]>,
     rx_len: usize,
+    /// Transmit buffer: `tx[tx_start..tx_end]` is to be sent; the whole
+    /// vector stays initialized (no zero-fill per record).
     tx: Vec<u8>,
     tx_start: usize,
+    tx_end: usize,
     phase: Phase,
     failure: Option<Failure>,
     hello_malformed: bool,
@@ -106,7 +109,7 @@ impl core::fmt::Debug for TlsSession {
         f.debug_struct("TlsSession")
             .field("phase", &self.phase)
             .field("rx_len", &self.rx_len)
-            .field("tx", &(self.tx.len() - self.tx_start))
+            .field("tx", &(self.tx_end - self.tx_start))
             .field("failure", &self.failure)
             .field("info", &self.info)
             .finish_non_exhaustive()
@@ -126,8 +129,9 @@ impl TlsSession {
             conn: None,
             rx: vec![0; RX_CAP].into_boxed_slice(),
             rx_len: 0,
-            tx: Vec::with_capacity(TX_INITIAL),
+            tx: vec![0; TX_INITIAL],
             tx_start: 0,
+            tx_end: 0,
             phase: Phase::Handshaking,
             failure: None,
             hello_malformed: false,
@@ -143,8 +147,8 @@ impl TlsSession {
     pub fn reset(&mut self) {
         self.conn = None;
         self.rx_len = 0;
-        self.tx.clear();
         self.tx_start = 0;
+        self.tx_end = 0;
         self.phase = Phase::Handshaking;
         self.failure = None;
         self.hello_malformed = false;
@@ -205,16 +209,38 @@ impl TlsSession {
 
     /// TLS bytes to send to the client.
     pub fn outgoing(&self) -> &[u8] {
-        &self.tx[self.tx_start..]
+        &self.tx[self.tx_start..self.tx_end]
     }
 
     /// `n` bytes of [`outgoing`](Self::outgoing) were sent.
     pub fn consume_outgoing(&mut self, n: usize) {
-        self.tx_start = (self.tx_start + n).min(self.tx.len());
-        if self.tx_start == self.tx.len() {
-            self.tx.clear();
+        self.tx_start = (self.tx_start + n).min(self.tx_end);
+        if self.tx_start == self.tx_end {
+            self.tx_start = 0;
+            self.tx_end = 0;
+        }
+    }
+
+    /// Spare room at the end of `tx` for `want` bytes (compacting sent
+    /// bytes away, then growing up to [`TX_MAX`]); false when it cannot.
+    fn tx_room(&mut self, want: usize) -> bool {
+        if self.tx.len() - self.tx_end >= want {
+            return true;
+        }
+        if self.tx_start > 0 {
+            self.tx.copy_within(self.tx_start..self.tx_end, 0);
+            self.tx_end -= self.tx_start;
             self.tx_start = 0;
         }
+        if self.tx.len() - self.tx_end >= want {
+            return true;
+        }
+        if self.tx_end + want > TX_MAX {
+            return false;
+        }
+        self.tx
+            .resize((self.tx_end + want).max(2 * self.tx.len()).min(TX_MAX), 0);
+        true
     }
 
     /// Queues a close_notify (sent by the next [`process`](Self::process)
@@ -296,6 +322,26 @@ impl TlsSession {
         p
     }
 
+    /// After an error rustls may have queued an alert: encode it into `tx`.
+    fn drain_alert(&mut self, conn: &mut UnbufferedServerConnection) {
+        for _ in 0..4 {
+            let st = conn.process_tls_records(&mut []);
+            match st.state {
+                Ok(ConnectionState::EncodeTlsData(mut enc)) => {
+                    if !self.tx_room(256) {
+                        return;
+                    }
+                    match enc.encode(&mut self.tx[self.tx_end..]) {
+                        Ok(n) => self.tx_end += n,
+                        Err(_) => return,
+                    }
+                }
+                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+                _ => return,
+            }
+        }
+    }
+
     fn fail(&mut self, f: Failure, stats: &mut TlsStats, p: &mut Progress) {
         let f = if self.hello_malformed && self.phase == Phase::Handshaking {
             Failure::MalformedHello
@@ -339,7 +385,7 @@ impl TlsSession {
                     let handshaking = self.phase == Phase::Handshaking;
                     // `discard` is relative to the buffer passed in.
                     let n = discard;
-                    drain_alert(conn, &mut self.tx);
+                    self.drain_alert(conn);
                     self.discard(n);
                     let f = Failure::of(&e, handshaking);
                     self.fail(f, stats, p);
@@ -349,27 +395,21 @@ impl TlsSession {
             let mut stop = false;
             match state {
                 ConnectionState::EncodeTlsData(mut enc) => {
-                    let mut grown = false;
+                    let mut want = 4096;
                     loop {
-                        let at = self.tx.len();
-                        let spare = self.tx.capacity() - at;
-                        self.tx.resize(at + spare, 0);
-                        match enc.encode(&mut self.tx[at..]) {
+                        if !self.tx_room(want) {
+                            self.fail(Failure::BufferOverflow, stats, p);
+                            return;
+                        }
+                        match enc.encode(&mut self.tx[self.tx_end..]) {
                             Ok(n) => {
-                                self.tx.truncate(at + n);
+                                self.tx_end += n;
                                 break;
                             }
-                            Err(EncodeError::InsufficientSize(s)) if !grown => {
-                                self.tx.truncate(at);
-                                if at + s.required_size > TX_MAX {
-                                    self.fail(Failure::BufferOverflow, stats, p);
-                                    return;
-                                }
-                                self.tx.reserve(s.required_size);
-                                grown = true;
+                            Err(EncodeError::InsufficientSize(s)) if s.required_size > want => {
+                                want = s.required_size;
                             }
                             Err(_) => {
-                                self.tx.truncate(at);
                                 self.fail(Failure::BufferOverflow, stats, p);
                                 return;
                             }
@@ -396,7 +436,7 @@ impl TlsSession {
                         }
                         Some(Err(e)) => {
                             drop(rt);
-                            drain_alert(conn, &mut self.tx);
+                            self.drain_alert(conn);
                             self.discard(discard);
                             self.fail(Failure::of(&e, false), stats, p);
                             return;
@@ -431,37 +471,30 @@ impl TlsSession {
                             break;
                         }
                         let chunk = data.len().min(MAX_PLAINTEXT);
-                        if !tx_reserve(&mut self.tx, &mut self.tx_start, chunk + RECORD_OVERHEAD) {
+                        if !self.tx_room(chunk + RECORD_OVERHEAD) {
                             break;
                         }
-                        let at = self.tx.len();
-                        self.tx.resize(at + chunk + RECORD_OVERHEAD, 0);
-                        match wt.encrypt(&data[..chunk], &mut self.tx[at..]) {
+                        match wt.encrypt(&data[..chunk], &mut self.tx[self.tx_end..]) {
                             Ok(n) => {
-                                self.tx.truncate(at + n);
+                                self.tx_end += n;
                                 plain.consume(chunk);
                                 stats.bytes_out += chunk as u64;
                             }
-                            Err(EncryptError::InsufficientSize(_)) => {
-                                self.tx.truncate(at);
-                                break;
-                            }
+                            Err(EncryptError::InsufficientSize(_)) => break,
                             Err(_) => {
-                                self.tx.truncate(at);
                                 self.fail(Failure::Other, stats, p);
                                 return;
                             }
                         }
                     }
-                    if self.close_wanted && !self.close_sent && plain.pending().is_empty() {
-                        let at = self.tx.len();
-                        self.tx.resize(at + 64, 0);
-                        match wt.queue_close_notify(&mut self.tx[at..]) {
-                            Ok(n) => {
-                                self.tx.truncate(at + n);
-                                self.close_sent = true;
-                            }
-                            Err(_) => self.tx.truncate(at),
+                    if self.close_wanted
+                        && !self.close_sent
+                        && plain.pending().is_empty()
+                        && self.tx_room(64)
+                    {
+                        if let Ok(n) = wt.queue_close_notify(&mut self.tx[self.tx_end..]) {
+                            self.tx_end += n;
+                            self.close_sent = true;
                         }
                     }
                     stop = true;
@@ -479,42 +512,6 @@ impl TlsSession {
             if stop {
                 return;
             }
-        }
-    }
-}
-
-/// Makes room for `want` more bytes at the end of `tx`, within
-/// [`TX_MAX`]; compacts sent bytes away first.
-fn tx_reserve(tx: &mut Vec<u8>, start: &mut usize, want: usize) -> bool {
-    if *start > 0 && tx.capacity() - tx.len() < want {
-        tx.drain(..*start);
-        *start = 0;
-    }
-    if tx.len() + want > TX_MAX {
-        return false;
-    }
-    tx.reserve(want);
-    true
-}
-
-/// After an error rustls may have queued an alert: encode it into `tx`.
-fn drain_alert(conn: &mut UnbufferedServerConnection, tx: &mut Vec<u8>) {
-    for _ in 0..4 {
-        let st = conn.process_tls_records(&mut []);
-        match st.state {
-            Ok(ConnectionState::EncodeTlsData(mut enc)) => {
-                let at = tx.len();
-                tx.resize(at + 256, 0);
-                match enc.encode(&mut tx[at..]) {
-                    Ok(n) => tx.truncate(at + n),
-                    Err(_) => {
-                        tx.truncate(at);
-                        return;
-                    }
-                }
-            }
-            Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-            _ => return,
         }
     }
 }

@@ -9,26 +9,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use qsplice_tls::certgen::{KeyAlg, LabCa};
 use qsplice_tls::certs::CertSpec;
 use qsplice_tls::session::MAX_PLAINTEXT;
 use qsplice_tls::{
     Failure, Group, Phase, Plaintext, PqPolicy, TlsContext, TlsSession, TlsSettings, TlsStats,
 };
 use qsplice_wire::tls::HelloAssembler;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SignatureAlgorithm,
-    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_ML_DSA_65,
-};
 use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::aws_lc_rs::{self, kx_group};
 use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
 
-/// A test PKI: one CA, leaf certificates written as PEM files.
+/// A test PKI: the lab CA, leaf certificates written as PEM files.
 struct Pki {
     dir: PathBuf,
-    ca: CertifiedIssuer<'static, KeyPair>,
+    ca: LabCa,
     n: usize,
 }
 
@@ -36,11 +33,11 @@ impl Pki {
     fn new(tag: &str) -> Pki {
         let dir = std::env::temp_dir().join(format!("qs-tls-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let ca = CertifiedIssuer::self_signed(p, key).unwrap();
-        Pki { dir, ca, n: 0 }
+        Pki {
+            dir,
+            ca: LabCa::new().unwrap(),
+            n: 0,
+        }
     }
 
     fn roots(&self) -> RootCertStore {
@@ -49,28 +46,25 @@ impl Pki {
         r
     }
 
-    /// A leaf for `names`, signed by the CA; returns the spec and its DER.
+    /// A leaf for `names`, served for `sni`; returns the spec and its DER.
     fn leaf(
         &mut self,
-        alg: &'static SignatureAlgorithm,
+        alg: KeyAlg,
         names: &[&str],
         sni: &[&str],
     ) -> (CertSpec, CertificateDer<'static>) {
         self.n += 1;
-        let key = KeyPair::generate_for(alg).unwrap();
-        let p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap();
-        let cert = p.signed_by(&key, &self.ca).unwrap();
+        let leaf = self.ca.leaf(alg, names).unwrap();
         let cert_path = self.dir.join(format!("leaf{}.pem", self.n));
         let key_path = self.dir.join(format!("leaf{}.key", self.n));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        std::fs::write(&cert_path, &leaf.cert_pem).unwrap();
+        std::fs::write(&key_path, &leaf.key_pem).unwrap();
         let spec = CertSpec {
             cert: cert_path,
             key: key_path,
             names: sni.iter().map(|s| s.to_string()).collect(),
         };
-        (spec, cert.der().clone())
+        (spec, leaf.der)
     }
 }
 
@@ -229,7 +223,7 @@ fn settings(certs: Vec<CertSpec>) -> TlsSettings {
 #[test]
 fn classical_and_hybrid_handshakes_carry_data_both_ways() {
     let mut pki = Pki::new("basic");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     for (groups, want) in [
         (vec![kx_group::X25519], Group::X25519),
@@ -267,7 +261,7 @@ fn classical_and_hybrid_handshakes_carry_data_both_ways() {
 #[test]
 fn alpn_is_negotiated() {
     let mut pki = Pki::new("alpn");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let mut cfg = client_config(&pki, &[kx_group::X25519MLKEM768], &tls13());
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -283,7 +277,7 @@ fn alpn_is_negotiated() {
 #[test]
 fn require_policy_rejects_classical_and_retries_hybrid() {
     let mut pki = Pki::new("require");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&TlsSettings {
         policy: PqPolicy::Require,
         ..settings(vec![spec])
@@ -332,7 +326,7 @@ fn require_policy_rejects_classical_and_retries_hybrid() {
 #[test]
 fn require_needs_a_pq_group_in_config() {
     let mut pki = Pki::new("reqcfg");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let e = TlsContext::new(&TlsSettings {
         policy: PqPolicy::Require,
         groups: vec![Group::X25519],
@@ -347,17 +341,19 @@ fn require_needs_a_pq_group_in_config() {
 #[test]
 fn certificates_by_sni_and_signature_scheme() {
     let mut pki = Pki::new("sni");
-    let (a, a_der) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["a.test"], &["a.test"]);
-    let (b_pq, b_pq_der) = pki.leaf(&PKCS_ML_DSA_65, &["b.test"], &["b.test"]);
-    let (b, _) = pki.leaf(&PKCS_ECDSA_P384_SHA384, &["b.test"], &["b.test"]);
-    let (w, w_der) = pki.leaf(&PKCS_ED25519, &["x.wild.test"], &["*.wild.test"]);
-    let (d, d_der) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["default.test"], &[]);
-    let ctx = TlsContext::new(&settings(vec![a, b_pq, b, w, d])).unwrap();
+    let (a, a_der) = pki.leaf(KeyAlg::EcdsaP256, &["a.test"], &["a.test"]);
+    let (b_pq, b_pq_der) = pki.leaf(KeyAlg::MlDsa65, &["b.test"], &["b.test"]);
+    let (b, _) = pki.leaf(KeyAlg::EcdsaP384, &["b.test"], &["b.test"]);
+    let (w, w_der) = pki.leaf(KeyAlg::Ed25519, &["x.wild.test"], &["*.wild.test"]);
+    let (r, r_der) = pki.leaf(KeyAlg::Rsa2048, &["rsa.test"], &["rsa.test"]);
+    let (d, d_der) = pki.leaf(KeyAlg::EcdsaP256, &["default.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![a, b_pq, b, w, r, d])).unwrap();
     let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
     for (name, want) in [
         ("a.test", &a_der),
         ("b.test", &b_pq_der),
         ("x.wild.test", &w_der),
+        ("rsa.test", &r_der),
         ("default.test", &d_der),
     ] {
         let mut srv = Server::new();
@@ -370,15 +366,15 @@ fn certificates_by_sni_and_signature_scheme() {
 #[test]
 fn bad_key_file_is_reported_with_its_path() {
     let mut pki = Pki::new("badkey");
-    let (mut a, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["a.test"], &[]);
-    let (b, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["b.test"], &[]);
+    let (mut a, _) = pki.leaf(KeyAlg::EcdsaP256, &["a.test"], &[]);
+    let (b, _) = pki.leaf(KeyAlg::EcdsaP256, &["b.test"], &[]);
     a.key = b.key.clone();
     let e = TlsContext::new(&settings(vec![a])).unwrap_err().to_string();
     assert!(
         e.contains("leaf2.key") && e.contains("does not match"),
         "{e}"
     );
-    let (mut c, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["c.test"], &[]);
+    let (mut c, _) = pki.leaf(KeyAlg::EcdsaP256, &["c.test"], &[]);
     c.cert = pki.dir.join("missing.pem");
     let e = TlsContext::new(&settings(vec![c])).unwrap_err().to_string();
     assert!(e.contains("missing.pem"), "{e}");
@@ -389,7 +385,7 @@ fn bad_key_file_is_reported_with_its_path() {
 #[test]
 fn tls13_ticket_resumes_on_another_lcore_until_keys_rotate_out() {
     let mut pki = Pki::new("ticket");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&TlsSettings {
         session_cache: 0,
         ..settings(vec![spec])
@@ -436,7 +432,7 @@ fn tls13_ticket_resumes_on_another_lcore_until_keys_rotate_out() {
 #[test]
 fn tls12_resumes_by_session_id_from_the_shared_cache() {
     let mut pki = Pki::new("sessid");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&TlsSettings {
         tickets: false,
         ..settings(vec![spec])
@@ -464,7 +460,7 @@ fn tls12_resumes_by_session_id_from_the_shared_cache() {
 #[test]
 fn tls12_ticket_resumes() {
     let mut pki = Pki::new("t12");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let cc = Arc::new(client_config(
         &pki,
@@ -485,7 +481,7 @@ fn tls12_ticket_resumes() {
 #[test]
 fn no_resumption_when_both_are_off() {
     let mut pki = Pki::new("nores");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&TlsSettings {
         tickets: false,
         session_cache: 0,
@@ -511,7 +507,7 @@ fn no_resumption_when_both_are_off() {
 #[test]
 fn tls12_can_be_disabled() {
     let mut pki = Pki::new("no12");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&TlsSettings {
         tls12: false,
         ..settings(vec![spec])
@@ -545,7 +541,7 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
 #[test]
 fn bulk_both_ways_with_backpressure() {
     let mut pki = Pki::new("bulk");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
     let mut srv = Server::new();
@@ -587,7 +583,7 @@ fn bulk_both_ways_with_backpressure() {
 #[test]
 fn close_notify_both_ways() {
     let mut pki = Pki::new("close");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let cc = Arc::new(client_config(&pki, &[kx_group::X25519], &tls13()));
     let mut srv = Server::new();
@@ -613,7 +609,7 @@ fn close_notify_both_ways() {
 #[test]
 fn plain_http_to_the_tls_port_is_a_malformed_hello_with_an_alert() {
     let mut pki = Pki::new("http");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let mut srv = Server::new();
     srv.s.receive(b"GET / HTTP/1.1\r\nHost: vip.test\r\n\r\n");
@@ -638,7 +634,7 @@ fn plain_http_to_the_tls_port_is_a_malformed_hello_with_an_alert() {
 #[test]
 fn truncated_hello_waits_then_times_out() {
     let mut pki = Pki::new("trunc");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let cc = Arc::new(client_config(&pki, &[kx_group::X25519MLKEM768], &tls13()));
     let mut c = ClientConnection::new(cc, ServerName::try_from("vip.test").unwrap()).unwrap();
@@ -663,7 +659,7 @@ fn truncated_hello_waits_then_times_out() {
 #[test]
 fn garbage_after_the_handshake_is_a_bad_record() {
     let mut pki = Pki::new("garbage");
-    let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
     let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
     let cc = Arc::new(client_config(&pki, &[kx_group::X25519], &tls13()));
     let mut srv = Server::new();
@@ -689,7 +685,7 @@ proptest! {
     #[test]
     fn any_segmentation_works(chunk in 1usize..3000, hybrid in any::<bool>()) {
         let mut pki = Pki::new(&format!("seg{chunk}"));
-        let (spec, _) = pki.leaf(&PKCS_ECDSA_P256_SHA256, &["vip.test"], &[]);
+        let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
         let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
         let g = if hybrid { kx_group::X25519MLKEM768 } else { kx_group::X25519 };
         let cc = Arc::new(client_config(&pki, &[g], &tls13()));
@@ -700,4 +696,44 @@ proptest! {
         prop_assert_eq!(srv.s.phase(), Phase::Established);
         prop_assert_eq!(&srv.be.got[..], &b"early app data after the handshake"[..]);
     }
+}
+
+fn first_flight(pki: &Pki, groups: &[&'static dyn SupportedKxGroup]) -> Vec<u8> {
+    let cc = Arc::new(client_config(pki, groups, &tls13()));
+    let mut c = ClientConnection::new(cc, ServerName::try_from("vip.test").unwrap()).unwrap();
+    let mut v = Vec::new();
+    c.write_tls(&mut v).unwrap();
+    v
+}
+
+/// `prefer`: a hello carrying a hybrid key share gets the configuration
+/// with that group alone (so the hybrid wins whatever the client's order);
+/// a classical-only hello gets the general one.
+#[test]
+fn prefer_picks_the_config_for_the_hybrid_share() {
+    let mut pki = Pki::new("prefer");
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let mut asm = HelloAssembler::new();
+    for (groups, pq) in [
+        (vec![kx_group::X25519MLKEM768, kx_group::X25519], true),
+        (vec![kx_group::SECP256R1MLKEM768], true),
+        (vec![kx_group::X25519, kx_group::SECP256R1], false),
+    ] {
+        asm.reset();
+        let flight = first_flight(&pki, &groups);
+        asm.push(&flight).unwrap().expect("whole hello");
+        let hello = qsplice_wire::tls::ClientHello::parse(asm.message().unwrap()).unwrap();
+        let cfg = ctx.config_for(Some(&hello));
+        assert_eq!(
+            !Arc::ptr_eq(cfg, ctx.general()),
+            pq,
+            "{:?}",
+            hello.key_share_groups
+        );
+        if pq {
+            assert_eq!(cfg.crypto_provider().kx_groups.len(), 1);
+        }
+    }
+    assert!(Arc::ptr_eq(ctx.config_for(None), ctx.general()));
 }
