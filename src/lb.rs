@@ -9,15 +9,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use qsplice_config::{BackendStateConf, Config, HealthKind, PolicyConf};
+use qsplice_config::{TlsGroupConf, TlsModeConf, TlsPolicyConf};
 use qsplice_dpdk::Mbuf;
 use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
 use qsplice_lb::{
-    BackendCounters, LbConf, LbCounters, LbShared, PoolBoard, SharedLbCounters, VipConf,
+    BackendCounters, LbConf, LbCounters, LbShared, PoolBoard, SharedLbCounters, TlsVip, VipConf,
 };
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
 use qsplice_splice::isn::IsnSecret;
+use qsplice_tls::certs::CertSpec;
+use qsplice_tls::{Group, PqPolicy, TlsContext, TlsReport, TlsSettings, TlsStats};
 use serde::Serialize;
 
 /// Steering inbox size per lcore.
@@ -60,6 +64,8 @@ pub struct LbRuntime {
     health: Arc<HealthShared>,
     health_conf: qsplice_config::HealthConf,
     template: LbConf,
+    /// Per lcore: its TLS counters per terminated VIP.
+    tls_stats: Vec<Arc<ArcSwap<Vec<TlsStats>>>>,
     version: u64,
     next_load_refresh: Instant,
     token: u32,
@@ -110,6 +116,11 @@ pub struct VipReport {
     pub total: BTreeMap<String, u64>,
     /// Its pool.
     pub backends: Vec<BackendReport>,
+    /// TLS termination counters (terminated VIPs only): negotiated groups
+    /// (the share of post-quantum handshakes), suites, versions,
+    /// resumptions, failures by reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
 }
 
 /// The balancer's part of the report.
@@ -191,6 +202,22 @@ impl LbRuntime {
             .collect();
         let sizes: Vec<usize> = vips.iter().map(|v| v.backends.len()).collect();
         let secret = IsnSecret::from_bytes(random_secret()?);
+        let mut tls_vips = Vec::new();
+        for (i, v) in l.vips.iter().enumerate() {
+            if v.tls != TlsModeConf::Terminate {
+                continue;
+            }
+            let Some(t) = &v.tls_options else {
+                anyhow::bail!("key `lb.vips[{i}].tls_options` is missing");
+            };
+            let ctx = TlsContext::new(&tls_settings(t))
+                .map_err(|e| anyhow::anyhow!("key `lb.vips[{i}].tls_options`: {e}"))?;
+            tls_vips.push(TlsVip {
+                addr: v.address,
+                pool: i,
+                ctx: Arc::new(ctx),
+            });
+        }
         let template = LbConf {
             vips: vips
                 .iter()
@@ -221,6 +248,8 @@ impl LbRuntime {
             seed: 0,
             health_path: l.health.http_path.clone(),
             health_status: l.health.expect_status,
+            tls_vips,
+            tls_max_conns: l.tls_max_conns as usize,
         };
         let mut rt = LbRuntime {
             board: Arc::new(PoolBoard::new(Vec::new())),
@@ -232,6 +261,9 @@ impl LbRuntime {
                 .collect(),
             inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(INBOX)).collect()),
             health: Arc::new(HealthShared::new(256)),
+            tls_stats: (0..workers)
+                .map(|_| Arc::new(ArcSwap::from_pointee(Vec::new())))
+                .collect(),
             health_conf: l.health.clone(),
             vips,
             template,
@@ -254,6 +286,7 @@ impl LbRuntime {
             backends: self.backends[i].clone(),
             inboxes: self.inboxes.clone(),
             health: (i == 0).then(|| self.health.clone()),
+            tls: self.tls_stats[i].clone(),
         };
         (c, shared)
     }
@@ -297,6 +330,13 @@ impl LbRuntime {
     /// Control-loop step: health checks, republishing.
     pub fn control(&mut self, now: Instant) {
         let mut changed = false;
+        for t in &self.template.tls_vips {
+            if let Some(k) = &t.ctx.tickets {
+                if k.rotate_if_due(now) {
+                    tracing::info!(vip = %t.addr, rotations = k.rotations(), "TLS ticket keys rotated");
+                }
+            }
+        }
         // Results from the probing lcore.
         while let Some(r) = self.health.results.pop() {
             let h = &self.health_conf;
@@ -511,11 +551,26 @@ impl LbRuntime {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
+                let tls = self
+                    .template
+                    .tls_vips
+                    .iter()
+                    .position(|t| t.addr == v.addr)
+                    .map(|ti| {
+                        let mut sum = TlsStats::default();
+                        for lc in &self.tls_stats {
+                            if let Some(st) = lc.load().get(ti) {
+                                sum.merge(st);
+                            }
+                        }
+                        sum.report()
+                    });
                 VipReport {
                     name: v.name.clone(),
                     address: v.addr.to_string(),
                     total,
                     backends,
+                    tls,
                 }
             })
             .collect();
@@ -524,5 +579,45 @@ impl LbRuntime {
             per_core: per.iter().map(lb_map).collect(),
             vips,
         }
+    }
+}
+
+fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
+    TlsSettings {
+        tls12: t.tls12,
+        groups: t
+            .groups
+            .iter()
+            .map(|g| match g {
+                TlsGroupConf::X25519MlKem768 => Group::X25519MlKem768,
+                TlsGroupConf::SecP256r1MlKem768 => Group::SecP256r1MlKem768,
+                TlsGroupConf::MlKem768 => Group::MlKem768,
+                TlsGroupConf::MlKem1024 => Group::MlKem1024,
+                TlsGroupConf::X25519 => Group::X25519,
+                TlsGroupConf::Secp256r1 => Group::P256,
+                TlsGroupConf::Secp384r1 => Group::P384,
+            })
+            .collect(),
+        policy: match t.policy {
+            TlsPolicyConf::Prefer => PqPolicy::Prefer,
+            TlsPolicyConf::Require => PqPolicy::Require,
+        },
+        cipher_suites: Vec::new(),
+        alpn: t.alpn.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        certs: t
+            .certificates
+            .iter()
+            .map(|c| CertSpec {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+                names: c.names.clone(),
+            })
+            .collect(),
+        tickets: t.tickets,
+        ticket_rotation: Duration::from_secs(t.ticket_rotation_s),
+        tickets_per_handshake: 1,
+        session_cache: t.session_cache as usize,
+        session_ttl: Duration::from_secs(t.session_ttl_s),
+        handshake_timeout: Duration::from_millis(t.handshake_timeout_ms),
     }
 }

@@ -61,6 +61,20 @@ enum Cmd {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Lab certificates for terminated VIPs: a fresh CA (`ca.pem`) and one
+    /// leaf per algorithm (`<alg>.pem`, `<alg>.key`) for the given names.
+    TlsCert {
+        /// Output directory (created).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// DNS names of the leaves (the first is also the CN).
+        #[arg(short, long, required = true)]
+        name: Vec<String>,
+        /// Key algorithms: ecdsa-p256, ecdsa-p384, ed25519, rsa2048,
+        /// ml-dsa-44, ml-dsa-65, ml-dsa-87.
+        #[arg(short, long, default_values_t = vec!["ecdsa-p256".to_string()])]
+        alg: Vec<String>,
+    },
     /// Parse and validate config files; print the first error of each.
     CheckConfig {
         /// Files to check.
@@ -303,6 +317,30 @@ fn real_main(cli: Cli) -> Result<()> {
             if let Some(path) = config {
                 let cfg = load(&path)?;
                 println!("{}", qsplice_topo::plan(&topo, &cfg));
+            }
+            Ok(())
+        }
+        Cmd::TlsCert { out, name, alg } => {
+            use qsplice_tls::certgen::{KeyAlg, LabCa};
+            let algs = alg
+                .iter()
+                .map(|a| a.parse::<KeyAlg>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let ca = LabCa::new().map_err(anyhow::Error::msg)?;
+            let write = |f: String, body: &str| -> Result<()> {
+                let p = out.join(f);
+                std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+                println!("{}", p.display());
+                Ok(())
+            };
+            write("ca.pem".into(), &ca.cert_pem())?;
+            let names: Vec<&str> = name.iter().map(String::as_str).collect();
+            for a in algs {
+                let leaf = ca.leaf(a, &names).map_err(anyhow::Error::msg)?;
+                write(format!("{a}.pem"), &leaf.cert_pem)?;
+                write(format!("{a}.key"), &leaf.key_pem)?;
             }
             Ok(())
         }

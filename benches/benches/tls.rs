@@ -40,7 +40,7 @@ impl Plaintext for Sink {
     fn put(&mut self, d: &[u8]) {
         std::hint::black_box(d);
     }
-    fn pending(&self) -> &[u8] {
+    fn pending(&mut self) -> &[u8] {
         &self.out[self.pos..]
     }
     fn consume(&mut self, n: usize) {

@@ -506,6 +506,8 @@ pub struct LbConf {
     pub linger_ms: u64,
     /// Window scale announced to clients that offer window scaling.
     pub window_scale: u8,
+    /// Terminated TLS connections per worker lcore.
+    pub tls_max_conns: u32,
     /// Active health checks.
     pub health: HealthConf,
     /// Virtual services.
@@ -527,6 +529,7 @@ impl Default for LbConf {
             idle_timeout_s: 300,
             linger_ms: 2000,
             window_scale: 7,
+            tls_max_conns: 4096,
             health: HealthConf::default(),
             vips: Vec::new(),
         }
@@ -561,6 +564,135 @@ pub struct VipConf {
     pub policy: PolicyConf,
     /// The pool.
     pub backends: Vec<BackendConf>,
+    /// TLS handling: `off` (TCP spliced as is) or `terminate`.
+    #[serde(default)]
+    pub tls: TlsModeConf,
+    /// TLS termination settings (`tls = "terminate"`).
+    #[serde(default)]
+    pub tls_options: Option<VipTlsConf>,
+}
+
+/// What a VIP does with TLS.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsModeConf {
+    /// Nothing: the TCP connection is spliced to a backend as is.
+    #[default]
+    Off,
+    /// Each lcore terminates TLS and relays plaintext to the backend.
+    Terminate,
+}
+
+/// Post-quantum key-exchange policy of a terminated VIP.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicyConf {
+    /// Hybrid whenever the client sends a hybrid share, else classical.
+    #[default]
+    Prefer,
+    /// Post-quantum groups only (HelloRetryRequest / handshake failure).
+    Require,
+}
+
+/// A key-exchange group, by its IANA name.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+pub enum TlsGroupConf {
+    /// X25519 + ML-KEM-768.
+    #[serde(rename = "X25519MLKEM768")]
+    X25519MlKem768,
+    /// P-256 + ML-KEM-768.
+    #[serde(rename = "SecP256r1MLKEM768")]
+    SecP256r1MlKem768,
+    /// ML-KEM-768.
+    #[serde(rename = "MLKEM768")]
+    MlKem768,
+    /// ML-KEM-1024.
+    #[serde(rename = "MLKEM1024")]
+    MlKem1024,
+    /// X25519.
+    #[serde(rename = "X25519")]
+    X25519,
+    /// NIST P-256.
+    #[serde(rename = "secp256r1")]
+    Secp256r1,
+    /// NIST P-384.
+    #[serde(rename = "secp384r1")]
+    Secp384r1,
+}
+
+impl TlsGroupConf {
+    /// Post-quantum (hybrid or ML-KEM)?
+    pub fn is_post_quantum(self) -> bool {
+        matches!(
+            self,
+            TlsGroupConf::X25519MlKem768
+                | TlsGroupConf::SecP256r1MlKem768
+                | TlsGroupConf::MlKem768
+                | TlsGroupConf::MlKem1024
+        )
+    }
+}
+
+/// One certificate chain and key of a terminated VIP.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertConf {
+    /// PEM file: end-entity certificate first, then intermediates.
+    pub cert: std::path::PathBuf,
+    /// PEM file with the private key.
+    pub key: std::path::PathBuf,
+    /// SNI names it serves (`*.example.com` allowed); empty: default.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// `[lb.vips.tls_options]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VipTlsConf {
+    /// Certificates (at least one).
+    pub certificates: Vec<TlsCertConf>,
+    /// Post-quantum policy.
+    pub policy: TlsPolicyConf,
+    /// Allowed groups, in server preference order.
+    pub groups: Vec<TlsGroupConf>,
+    /// Also offer TLS 1.2.
+    pub tls12: bool,
+    /// ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// Stateless session tickets.
+    pub tickets: bool,
+    /// Ticket key rotation interval, s.
+    pub ticket_rotation_s: u64,
+    /// Stateful session cache size (0: off).
+    pub session_cache: u32,
+    /// Cached session lifetime, s.
+    pub session_ttl_s: u64,
+    /// Handshake timeout, ms.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for VipTlsConf {
+    fn default() -> Self {
+        VipTlsConf {
+            certificates: Vec::new(),
+            policy: TlsPolicyConf::Prefer,
+            groups: vec![
+                TlsGroupConf::X25519MlKem768,
+                TlsGroupConf::SecP256r1MlKem768,
+                TlsGroupConf::X25519,
+                TlsGroupConf::Secp256r1,
+                TlsGroupConf::Secp384r1,
+            ],
+            tls12: true,
+            alpn: vec!["http/1.1".to_string()],
+            tickets: true,
+            ticket_rotation_s: 3600,
+            session_cache: 20_000,
+            session_ttl_s: 300,
+            handshake_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// Administrative state of a backend.

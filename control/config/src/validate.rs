@@ -57,6 +57,100 @@ fn err(key: impl Into<String>, value: impl std::fmt::Display, reason: impl Into<
     Err(ConfigError::new(key, value, reason))
 }
 
+fn validate_vip_tls(i: usize, v: &crate::VipConf) -> R {
+    use crate::schema::TlsModeConf;
+    let k = |f: &str| format!("lb.vips[{i}].{f}");
+    let t = match (v.tls, &v.tls_options) {
+        (TlsModeConf::Off, None) => return Ok(()),
+        (TlsModeConf::Off, Some(_)) => {
+            return err(
+                k("tls_options"),
+                "{…}",
+                "given, but the VIP does not terminate TLS (set tls = \"terminate\")",
+            )
+        }
+        (TlsModeConf::Terminate, None) => {
+            return err(
+                k("tls_options"),
+                "(absent)",
+                "tls = \"terminate\" needs [lb.vips.tls_options] with at least one certificate",
+            )
+        }
+        (TlsModeConf::Terminate, Some(t)) => t,
+    };
+    let k = |f: &str| format!("lb.vips[{i}].tls_options.{f}");
+    if t.certificates.is_empty() {
+        return err(
+            k("certificates"),
+            "[]",
+            "at least one certificate is needed",
+        );
+    }
+    for (j, c) in t.certificates.iter().enumerate() {
+        for (f, path) in [("cert", &c.cert), ("key", &c.key)] {
+            if let Err(e) = std::fs::metadata(path) {
+                return err(
+                    k(&format!("certificates[{j}].{f}")),
+                    path.display(),
+                    format!("cannot read the file: {e}"),
+                );
+            }
+        }
+        for n in &c.names {
+            let host = n.strip_prefix("*.").unwrap_or(n);
+            let ok = !host.is_empty()
+                && n.len() <= 253
+                && host
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '.');
+            if !ok {
+                return err(
+                    k(&format!("certificates[{j}].names")),
+                    n,
+                    "not a DNS name (letters, digits, '-', '.', an optional leading \"*.\")",
+                );
+            }
+        }
+    }
+    if t.groups.is_empty() {
+        return err(
+            k("groups"),
+            "[]",
+            "at least one key-exchange group is needed",
+        );
+    }
+    let mut seen = HashSet::new();
+    for g in &t.groups {
+        if !seen.insert(*g) {
+            return err(k("groups"), format!("{g:?}"), "listed twice");
+        }
+    }
+    if t.policy == crate::schema::TlsPolicyConf::Require
+        && !t.groups.iter().any(|g| g.is_post_quantum())
+    {
+        return err(
+            k("groups"),
+            format!("{:?}", t.groups),
+            "policy \"require\" needs at least one post-quantum group (X25519MLKEM768, SecP256r1MLKEM768, MLKEM768, MLKEM1024)",
+        );
+    }
+    for a in &t.alpn {
+        if a.is_empty() || a.len() > 255 {
+            return err(k("alpn"), a, "an ALPN protocol id is 1-255 bytes");
+        }
+    }
+    in_range(&k("ticket_rotation_s"), t.ticket_rotation_s, 1, 604_800)?;
+    in_range(&k("session_cache"), t.session_cache, 0, 10_000_000)?;
+    in_range(&k("session_ttl_s"), t.session_ttl_s, 1, 86_400)?;
+    in_range(
+        &k("handshake_timeout_ms"),
+        t.handshake_timeout_ms,
+        100,
+        600_000,
+    )?;
+    Ok(())
+}
+
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, lo: T, hi: T) -> R {
     if v < lo || v > hi {
         return err(key, v, format!("must be between {lo} and {hi}"));
@@ -513,7 +607,9 @@ impl Config {
                 }
                 in_range(&bk("weight"), b.weight, 1, 1000)?;
             }
+            validate_vip_tls(i, v)?;
         }
+        in_range("lb.tls_max_conns", lb.tls_max_conns, 1, 1_000_000)?;
         Ok(())
     }
 

@@ -150,6 +150,7 @@ impl Rig {
             backends: Arc::new(BackendCounters::new(&[1])),
             inboxes: Arc::new(vec![ArrayQueue::new(8), ArrayQueue::new(8)]),
             health: Some(Arc::new(HealthShared::new(4))),
+            tls: Default::default(),
         };
         let conf = LbConf {
             vips: vec![VipConf {
@@ -177,6 +178,8 @@ impl Rig {
             seed: 5,
             health_path: "/".into(),
             health_status: 200,
+            tls_vips: Vec::new(),
+            tls_max_conns: 16,
         };
         let lb = LbCore::new(conf, shared);
         let econf = EngineConf {

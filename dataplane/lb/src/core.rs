@@ -42,6 +42,10 @@ use crate::counters::{LbCounters, SharedLbCounters};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
+pub use term::TlsVip;
+
+mod term;
+
 use crate::tcp::{
     decode_ts, encode_ts, rst_for, segment_len, write_segment, write_syn_options, write_ts_option,
     Segment, SynOptions,
@@ -118,6 +122,10 @@ pub struct LbConf {
     pub health_path: String,
     /// Expected status of HTTP health checks.
     pub health_status: u16,
+    /// VIPs whose TLS this lcore terminates (also listed in `vips`).
+    pub tls_vips: Vec<TlsVip>,
+    /// Terminated connections one lcore holds at most.
+    pub tls_max_conns: usize,
 }
 
 /// What one lcore shares with the control thread and the other lcores.
@@ -134,7 +142,13 @@ pub struct LbShared<F> {
     pub inboxes: Arc<Vec<ArrayQueue<F>>>,
     /// Health-check queues (the probing lcore only).
     pub health: Option<Arc<HealthShared>>,
+    /// This lcore's TLS counters per terminated VIP (in `tls_vips` order),
+    /// republished every [`TLS_PUBLISH_MS`].
+    pub tls: Arc<arc_swap::ArcSwap<Vec<qsplice_tls::TlsStats>>>,
 }
+
+/// How often an lcore republishes its TLS counters (one allocation each).
+pub const TLS_PUBLISH_MS: u64 = 100;
 
 impl<F> Clone for LbShared<F> {
     fn clone(&self) -> Self {
@@ -144,6 +158,7 @@ impl<F> Clone for LbShared<F> {
             backends: self.backends.clone(),
             inboxes: self.inboxes.clone(),
             health: self.health.clone(),
+            tls: self.tls.clone(),
         }
     }
 }
@@ -274,6 +289,8 @@ pub struct LbCore<F> {
     /// `GET <path> HTTP/1.0` request of HTTP checks (built once).
     http_req: Vec<u8>,
     rng: u64,
+    term: term::Terminator,
+    publishes: u64,
 }
 
 impl<F: Frame> LbCore<F> {
@@ -311,6 +328,8 @@ impl<F: Frame> LbCore<F> {
             )
             .into_bytes(),
             rng: conf.seed | 1,
+            term: term::Terminator::new(conf.tls_vips.clone(), conf.tls_max_conns),
+            publishes: 0,
             conf,
             shared,
         }
@@ -458,6 +477,9 @@ impl<F: Frame> LbCore<F> {
         let Some((s, opts)) = self.parse(&f, l3, false) else {
             return;
         };
+        if let Some(vi) = self.term.vip_at(s.dst) {
+            return self.term_client(io, f, l3, vi, &s, now);
+        }
         if let Some((id, dir)) = self.flows.lookup(s.src, s.dst) {
             if dir != Dir::C2S {
                 self.c.drop_unexpected += 1;
@@ -714,6 +736,7 @@ impl<F: Frame> LbCore<F> {
             let port = (base + k * lcores) as u16;
             let local = SocketAddrV4::new(self.conf.local, port);
             if self.flows.lookup(server, local).is_none()
+                && !self.term.owns_backend(server, port)
                 && !self
                     .probes
                     .iter()
@@ -819,6 +842,10 @@ impl<F: Frame> LbCore<F> {
             }
             return;
         }
+        let f = match self.term_backend(io, f, l3, &s, now) {
+            Some(f) => f,
+            None => return,
+        };
         let Some((id, Dir::S2C)) = self.flows.lookup(s.src, s.dst) else {
             if let Some(i) = self
                 .probes
@@ -1321,6 +1348,10 @@ impl<F: Frame> LbCore<F> {
     }
 
     fn publish(&mut self) {
+        self.publishes += 1;
+        if !self.term.stats.is_empty() && self.publishes % TLS_PUBLISH_MS == 0 {
+            self.shared.tls.store(Arc::new(self.term.stats.clone()));
+        }
         self.c.flows_active = self.flows.len() as u64;
         self.c.flows_connecting = self.connecting.len() as u64;
         self.shared.counters.publish(&self.c);
@@ -1380,11 +1411,13 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         self.probe_timers(now);
         self.start_probes(io, now);
         self.connect_timers(io, now);
+        self.term_timers(io, now);
         self.expire(now);
         self.publish();
     }
 
     fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
+        self.publishes = TLS_PUBLISH_MS - 1;
         self.publish();
     }
 }

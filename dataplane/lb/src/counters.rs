@@ -112,6 +112,23 @@ lb_counters! {
     drop_no_buffer,
     /// Segment that makes no sense in the flow's state.
     drop_unexpected,
+    /// TLS-terminated connections accepted (client SYN to a `tls =
+    /// "terminate"` VIP).
+    tls_accepted,
+    /// TLS connections refused: this lcore's termination table was full.
+    tls_refused,
+    /// TLS connections now open on this lcore (gauge).
+    tls_active,
+    /// Backend connections opened for terminated connections.
+    tls_backend_opened,
+    /// Backend connections of terminated connections that failed (refused,
+    /// timed out, no backend, no source port).
+    tls_backend_failed,
+    /// Terminated connections ended (cleanly or not).
+    tls_closed,
+    /// Terminated connections aborted with a RST (handshake timeout,
+    /// idle timeout, backend failure).
+    tls_reset,
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //!   choice from the published pools, backend connect from the client's
 //!   ISN with a source port this lcore owns, splice, close and timers. It
 //!   plugs into the engine's worker as a [`qsplice_engine::Service`].
+//! * `core::term`: TLS termination for VIPs marked `tls = "terminate"`
+//!   (smoltcp TCP endpoints per connection, `qsplice_tls` sessions, the
+//!   backend leg opened once the handshake is done).
 //! * [`tcp`]: the segments the balancer originates and the SYN options.
 //! * [`board`]: backend state published by the control thread (one atomic
 //!   swap per change) and per-backend counters published back.
@@ -23,5 +26,5 @@ pub mod health;
 pub mod tcp;
 
 pub use board::{BackendCounters, BackendStats, PoolBoard};
-pub use core::{LbConf, LbCore, LbShared, VipConf, HOLD_MAX};
+pub use core::{LbConf, LbCore, LbShared, TlsVip, VipConf, HOLD_MAX, TLS_PUBLISH_MS};
 pub use counters::{LbCounters, SharedLbCounters};

@@ -74,6 +74,8 @@ fn conf() -> LbConf {
         seed: 1,
         health_path: "/health".into(),
         health_status: 200,
+        tls_vips: Vec::new(),
+        tls_max_conns: 16,
     }
 }
 
@@ -96,6 +98,7 @@ fn rig_with(conf: LbConf) -> Rig {
         backends: backends.clone(),
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(health.clone()),
+        tls: Default::default(),
     };
     let lb = LbCore::new(conf, shared);
     let econf = EngineConf {

@@ -54,7 +54,7 @@ pub trait Plaintext {
     fn put(&mut self, data: &[u8]);
     /// Plaintext from the backend waiting to be encrypted (a contiguous
     /// prefix of it; empty when none).
-    fn pending(&self) -> &[u8];
+    fn pending(&mut self) -> &[u8];
     /// `n` bytes of [`pending`](Self::pending) were encrypted.
     fn consume(&mut self, n: usize);
 }

@@ -94,7 +94,7 @@ impl Plaintext for Backend {
         self.got.extend_from_slice(d);
         self.room -= d.len();
     }
-    fn pending(&self) -> &[u8] {
+    fn pending(&mut self) -> &[u8] {
         &self.out[self.out_pos..]
     }
     fn consume(&mut self, n: usize) {

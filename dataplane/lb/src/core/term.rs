@@ -1,0 +1,771 @@
+//! TLS termination on the lcore, for VIPs marked `tls = "terminate"`.
+//!
+//! ```text
+//! client ──TCP──▶ [smoltcp socket]─TLS bytes─▶ TlsSession ─plaintext─▶ [smoltcp socket] ──TCP──▶ backend
+//!        ◀──────                ◀─ records ───            ◀──────────                  ◀──────
+//! ```
+//!
+//! Each terminated connection owns a small smoltcp `Interface` (medium IP,
+//! no ARP) with two sockets: the client's (accepted on the VIP) and the
+//! backend's (opened from `local`, a source port this lcore owns, once the
+//! TLS handshake is done). One interface per connection keeps smoltcp's
+//! per-packet socket scan at two sockets, whatever the number of
+//! connections; the lcore demultiplexes by 4-tuple itself. Frames go in as
+//! borrowed IP packets (no copy) and out through the engine's `Io` (the
+//! Ethernet header is added here: the client's next hop is the SYN's
+//! source MAC, the backend's comes from the neighbour table).
+//!
+//! Per connection: the TCP sockets' buffers and a [`TlsSession`] are
+//! allocated when the SYN arrives (not per packet); the table is bounded
+//! (`max_conns` per lcore, beyond it a RST and `tls_refused`). Timers
+//! (retransmission, delayed ACK, the handshake timeout, idle) run from a
+//! deadline heap checked every tick.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use qsplice_engine::Io;
+use qsplice_netdev::{Frame, Queue};
+use qsplice_pool::client_hash;
+use qsplice_tls::{Failure, Plaintext, TlsContext, TlsSession, TlsStats};
+use qsplice_wire::tls::HelloAssembler;
+use qsplice_wire::{Ipv4Packet, MacAddr, TcpFlags};
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::{Duration as SDuration, Instant as SInstant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
+
+use super::{LbCore, Seg};
+
+/// Client socket buffers: receive (TLS records in) and send (records out).
+const CLIENT_RX: usize = 32 * 1024;
+const CLIENT_TX: usize = 64 * 1024;
+/// Backend socket buffers.
+const BACKEND_RX: usize = 64 * 1024;
+const BACKEND_TX: usize = 64 * 1024;
+/// Drive/poll rounds per event.
+const ROUNDS: usize = 16;
+/// A connection with no segment for this long is reset.
+const IDLE_TIMEOUT_S: u64 = 300;
+
+/// A VIP whose TLS the appliance terminates.
+#[derive(Clone, Debug)]
+pub struct TlsVip {
+    /// The VIP (address and port).
+    pub addr: SocketAddrV4,
+    /// Index of its pool on the board.
+    pub pool: usize,
+    /// Its TLS configuration (shared by all lcores).
+    pub ctx: Arc<TlsContext>,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Route {
+    client_mac: MacAddr,
+    cpi: usize,
+    server_ip: Option<Ipv4Addr>,
+    server_mac: MacAddr,
+    bpi: usize,
+}
+
+/// One terminated connection.
+struct Conn {
+    gen: u32,
+    vip: usize,
+    client: SocketAddrV4,
+    route: Route,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    client_h: SocketHandle,
+    backend_h: Option<SocketHandle>,
+    /// Backend: (address, source port, pool, index).
+    server: Option<(SocketAddrV4, u16, usize, usize)>,
+    tls: TlsSession,
+    created: u64,
+    last: u64,
+    want_connect: bool,
+    /// Deadline of this connection's pending heap entry (`u64::MAX`: none).
+    armed: u64,
+    backend_up: bool,
+    backend_fin_sent: bool,
+    client_fin_sent: bool,
+    failed: bool,
+}
+
+/// The terminator's per-lcore state (a field of [`LbCore`]).
+pub(super) struct Terminator {
+    vips: Vec<TlsVip>,
+    conns: Vec<Option<Box<Conn>>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    by_client: HashMap<(SocketAddrV4, SocketAddrV4), u32>,
+    by_backend: HashMap<(SocketAddrV4, u16), u32>,
+    timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    scratch: HelloAssembler,
+    /// Per-VIP TLS counters (working copy).
+    pub(super) stats: Vec<TlsStats>,
+    max_conns: usize,
+}
+
+impl core::fmt::Debug for Terminator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Terminator")
+            .field("vips", &self.vips.len())
+            .field("conns", &self.by_client.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Terminator {
+    pub(super) fn new(vips: Vec<TlsVip>, max_conns: usize) -> Terminator {
+        let n = vips.len();
+        Terminator {
+            vips,
+            conns: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            by_client: HashMap::new(),
+            by_backend: HashMap::new(),
+            timers: BinaryHeap::new(),
+            scratch: HelloAssembler::new(),
+            stats: vec![TlsStats::default(); n],
+            max_conns: max_conns.max(1),
+        }
+    }
+
+    /// The terminated VIP at `addr`.
+    pub(super) fn vip_at(&self, addr: SocketAddrV4) -> Option<usize> {
+        self.vips.iter().position(|v| v.addr == addr)
+    }
+
+    /// Is `(server, sport)` a backend leg of a terminated connection?
+    pub(super) fn owns_backend(&self, server: SocketAddrV4, sport: u16) -> bool {
+        self.by_backend.contains_key(&(server, sport))
+    }
+
+    /// Connections open.
+    pub(super) fn active(&self) -> usize {
+        self.by_client.len()
+    }
+
+    fn slot(&mut self) -> Option<u32> {
+        if let Some(i) = self.free.pop() {
+            return Some(i);
+        }
+        if self.conns.len() >= self.max_conns {
+            return None;
+        }
+        self.conns.push(None);
+        self.gens.push(0);
+        Some((self.conns.len() - 1) as u32)
+    }
+}
+
+// ---- smoltcp device over the engine's Io ----------------------------------
+
+struct Dev<'a, 'b, Q: Queue> {
+    rx: Option<&'a [u8]>,
+    io: &'a mut Io<'b, Q>,
+    route: Route,
+}
+
+struct RxTok<'a>(&'a [u8]);
+
+impl phy::RxToken for RxTok<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.0)
+    }
+}
+
+struct TxTok<'a, 'b, Q: Queue> {
+    io: &'a mut Io<'b, Q>,
+    route: Route,
+}
+
+impl<Q: Queue> phy::TxToken for TxTok<'_, '_, Q> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let r = self.route;
+        let mut fr = match self.io.alloc(r.cpi) {
+            Some(mut fr) => {
+                if len < 20 || !fr.set_len(14 + len) {
+                    let mut scratch = [0u8; 2048];
+                    return f(&mut scratch[..len.min(2048)]);
+                }
+                fr
+            }
+            None => {
+                // No buffer (counted by the engine): smoltcp retransmits.
+                let mut scratch = [0u8; 2048];
+                return f(&mut scratch[..len.min(2048)]);
+            }
+        };
+        let out = f(&mut fr.data_mut()[14..14 + len]);
+        let d = fr.data();
+        let dst = Ipv4Addr::new(d[30], d[31], d[32], d[33]);
+        let (pi, mac) = if Some(dst) == r.server_ip {
+            (r.bpi, r.server_mac)
+        } else {
+            (r.cpi, r.client_mac)
+        };
+        let src = self.io.mac(pi);
+        let d = fr.data_mut();
+        d[0..6].copy_from_slice(&mac.0);
+        d[6..12].copy_from_slice(&src.0);
+        d[12..14].copy_from_slice(&[0x08, 0x00]);
+        self.io.send(pi, fr);
+        out
+    }
+}
+
+impl<'a, 'b, Q: Queue> Device for Dev<'a, 'b, Q> {
+    type RxToken<'t>
+        = RxTok<'t>
+    where
+        Self: 't;
+    type TxToken<'t>
+        = TxTok<'t, 'b, Q>
+    where
+        Self: 't;
+
+    fn receive(&mut self, _ts: SInstant) -> Option<(RxTok<'_>, TxTok<'_, 'b, Q>)> {
+        let p = self.rx.take()?;
+        Some((
+            RxTok(p),
+            TxTok {
+                io: &mut *self.io,
+                route: self.route,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _ts: SInstant) -> Option<TxTok<'_, 'b, Q>> {
+        Some(TxTok {
+            io: &mut *self.io,
+            route: self.route,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = 1500;
+        c
+    }
+}
+
+// ---- the backend leg as the TLS session's plaintext side -------------------
+
+struct Leg<'s> {
+    sock: Option<&'s mut tcp::Socket<'static>>,
+}
+
+impl Plaintext for Leg<'_> {
+    fn room(&self) -> usize {
+        match &self.sock {
+            Some(s) if s.may_send() => s.send_capacity() - s.send_queue(),
+            _ => 0,
+        }
+    }
+
+    fn put(&mut self, data: &[u8]) {
+        if let Some(s) = self.sock.as_mut() {
+            let _ = s.send_slice(data);
+        }
+    }
+
+    fn pending(&mut self) -> &[u8] {
+        match self.sock.as_mut() {
+            Some(s) if s.can_recv() => s.peek(usize::MAX).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        if let Some(s) = self.sock.as_mut() {
+            while n > 0 {
+                match s.recv(|b| {
+                    let k = n.min(b.len());
+                    (k, k)
+                }) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n -= k,
+                }
+            }
+        }
+    }
+}
+
+fn sock<'s>(set: &'s mut SocketSet<'static>, h: SocketHandle) -> &'s mut tcp::Socket<'static> {
+    set.get_mut::<tcp::Socket>(h)
+}
+
+fn closed(s: State) -> bool {
+    matches!(s, State::Closed | State::TimeWait)
+}
+
+impl<F: Frame> LbCore<F> {
+    fn term_instant(&self, now: u64) -> SInstant {
+        SInstant::from_micros(
+            (u128::from(now) * 1_000_000 / u128::from(self.conf.hz.max(1))) as i64,
+        )
+    }
+
+    fn term_ticks(&self, d: SDuration) -> u64 {
+        (u128::from(d.total_micros()) * u128::from(self.conf.hz) / 1_000_000) as u64
+    }
+
+    /// A segment for a terminated VIP (`vi`) from a client.
+    pub(super) fn term_client<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        vi: usize,
+        s: &Seg,
+        now: u64,
+    ) {
+        let pi = self.conf.client_port;
+        let idx = match self.term.by_client.get(&(s.src, s.dst)) {
+            Some(&i) => i,
+            None => {
+                let syn = s.flags.contains(TcpFlags::SYN)
+                    && !s
+                        .flags
+                        .intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN);
+                if !syn {
+                    self.c.no_flow += 1;
+                    // See `accept`: with several lcores this may be a live
+                    // connection's segment another lcore owns.
+                    if self.conf.lcores > 1 || s.flags.contains(TcpFlags::RST) {
+                        return;
+                    }
+                    return self.reply_rst(io, pi, f, s);
+                }
+                match self.term_open(io, vi, s, now) {
+                    Some(i) => i,
+                    None => {
+                        self.c.tls_refused += 1;
+                        return self.reply_rst(io, pi, f, s);
+                    }
+                }
+            }
+        };
+        self.term_event(io, idx, Some((f, l3)), now);
+    }
+
+    /// A segment from a backend toward a terminated connection's leg;
+    /// gives the frame back when no such leg exists.
+    pub(super) fn term_backend<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        s: &Seg,
+        now: u64,
+    ) -> Option<F> {
+        let Some(&idx) = self.term.by_backend.get(&(s.src, s.dst.port())) else {
+            return Some(f);
+        };
+        self.term_event(io, idx, Some((f, l3)), now);
+        None
+    }
+
+    fn term_open<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        vi: usize,
+        s: &Seg,
+        now: u64,
+    ) -> Option<u32> {
+        let idx = self.term.slot()?;
+        let route = Route {
+            client_mac: s.eth_src,
+            cpi: self.conf.client_port,
+            server_ip: None,
+            server_mac: MacAddr::ZERO,
+            bpi: self.conf.backend_port,
+        };
+        let inst = self.term_instant(now);
+        let mut cfg = Config::new(HardwareAddress::Ip);
+        // smoltcp draws the connection's ISN from this seed: keyed by the
+        // appliance's secret, the tuple and the clock.
+        let hi = self.conf.secret.isn(s.src, s.dst, now as u32);
+        let lo = self.conf.secret.isn(s.src, s.dst, (now >> 32) as u32 ^ idx);
+        cfg.random_seed = (u64::from(hi) << 32) | u64::from(lo);
+        let mut dev = Dev {
+            rx: None,
+            io,
+            route,
+        };
+        let mut iface = Interface::new(cfg, &mut dev, inst);
+        let vip = self.term.vips[vi].addr;
+        let local = self.conf.local;
+        iface.update_ip_addrs(|a| {
+            // Prefix 0: every peer is "on link" for smoltcp (medium IP needs
+            // no neighbour; routing is ours).
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(*vip.ip()), 0));
+            if local != *vip.ip() {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(local), 0));
+            }
+        });
+        let mut sockets = SocketSet::new(Vec::with_capacity(2));
+        let mut cs = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; CLIENT_RX]),
+            tcp::SocketBuffer::new(vec![0; CLIENT_TX]),
+        );
+        cs.set_nagle_enabled(false);
+        cs.listen(IpListenEndpoint {
+            addr: Some(IpAddress::Ipv4(*vip.ip())),
+            port: vip.port(),
+        })
+        .ok()?;
+        let client_h = sockets.add(cs);
+        let gen = self.term.gens[idx as usize].wrapping_add(1);
+        self.term.gens[idx as usize] = gen;
+        self.term.conns[idx as usize] = Some(Box::new(Conn {
+            gen,
+            vip: vi,
+            client: s.src,
+            route,
+            iface,
+            sockets,
+            client_h,
+            backend_h: None,
+            server: None,
+            tls: TlsSession::new(),
+            created: now,
+            last: now,
+            want_connect: false,
+            armed: u64::MAX,
+            backend_up: false,
+            backend_fin_sent: false,
+            client_fin_sent: false,
+            failed: false,
+        }));
+        self.term.by_client.insert((s.src, s.dst), idx);
+        self.c.tls_accepted += 1;
+        Some(idx)
+    }
+
+    /// Runs connection `idx` on an input frame (or a timer).
+    fn term_event<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        idx: u32,
+        input: Option<(F, usize)>,
+        now: u64,
+    ) {
+        let Some(mut conn) = self.term.conns.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        let inst = self.term_instant(now);
+        if let Some((f, l3)) = &input {
+            conn.last = now;
+            let data = f.data();
+            let ip = Ipv4Packet::new_unchecked(&data[*l3..]);
+            let end = (*l3 + usize::from(ip.total_len())).min(data.len());
+            let mut dev = Dev {
+                rx: Some(&data[*l3..end]),
+                io: &mut *io,
+                route: conn.route,
+            };
+            conn.iface.poll(inst, &mut dev, &mut conn.sockets);
+        }
+        drop(input);
+        for _ in 0..ROUNDS {
+            let moved = self.term_drive(&mut conn);
+            if conn.want_connect {
+                self.term_connect(io, idx, &mut conn, now);
+            }
+            self.term_lifecycle(&mut conn, now);
+            let mut dev = Dev {
+                rx: None,
+                io: &mut *io,
+                route: conn.route,
+            };
+            let r = conn.iface.poll(inst, &mut dev, &mut conn.sockets);
+            if !moved && r == PollResult::None {
+                break;
+            }
+        }
+        if self.term_finished(&conn) {
+            self.term_free(idx, conn);
+            return;
+        }
+        // Next wake-up: smoltcp's timers, the handshake deadline, idle.
+        let mut due = now + self.term_ticks(SDuration::from_secs(IDLE_TIMEOUT_S));
+        if let Some(at) = conn.iface.poll_at(inst, &conn.sockets) {
+            let d = at - inst;
+            due = due.min(now + self.term_ticks(d).max(self.ms));
+        }
+        if conn.tls.is_handshaking() {
+            let hs = self.term.vips[conn.vip].ctx.handshake_timeout;
+            let t = conn.created + (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
+            due = due.min(t.max(now + self.ms));
+        }
+        if conn.want_connect {
+            due = due.min(now + 10 * self.ms);
+        }
+        if due < conn.armed {
+            conn.armed = due;
+            self.term.timers.push(Reverse((due, idx, conn.gen)));
+        }
+        self.term.conns[idx as usize] = Some(conn);
+    }
+
+    /// Moves bytes client socket → TLS → backend socket and back.
+    /// Returns whether anything moved.
+    fn term_drive(&mut self, conn: &mut Conn) -> bool {
+        let t = &mut self.term;
+        let vip = &t.vips[conn.vip];
+        let stats = &mut t.stats[conn.vip];
+        let mut moved = false;
+        {
+            let cs = sock(&mut conn.sockets, conn.client_h);
+            while cs.can_recv() && conn.tls.rx_room() > 0 {
+                match cs.recv(|b| {
+                    let n = conn.tls.receive(b);
+                    (n, n)
+                }) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => moved = true,
+                }
+            }
+        }
+        let before = (conn.tls.outgoing().len(), conn.tls.rx_pending());
+        let p = {
+            let (a, b) = (conn.client_h, conn.backend_h);
+            let leg = match b {
+                Some(h) if h != a => Some(sock(&mut conn.sockets, h)),
+                _ => None,
+            };
+            let mut leg = Leg { sock: leg };
+            conn.tls.process(&vip.ctx, &mut t.scratch, &mut leg, stats)
+        };
+        moved |= before != (conn.tls.outgoing().len(), conn.tls.rx_pending());
+        if p.handshake_done {
+            conn.want_connect = true;
+        }
+        let cs = sock(&mut conn.sockets, conn.client_h);
+        while !conn.tls.outgoing().is_empty() && cs.can_send() {
+            match cs.send_slice(conn.tls.outgoing()) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    conn.tls.consume_outgoing(n);
+                    moved = true;
+                }
+            }
+        }
+        moved
+    }
+
+    /// Picks a backend and opens the backend leg.
+    fn term_connect<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        idx: u32,
+        conn: &mut Conn,
+        now: u64,
+    ) {
+        let pool = self.term.vips[conn.vip].pool;
+        let picked = self.pools.get(pool).and_then(|snap| {
+            let cur = self.cursors.get_mut(pool)?;
+            let b = snap.pick(client_hash(*conn.client.ip()), cur)?;
+            Some((b, snap.backends[b].addr))
+        });
+        let Some((b, server)) = picked else {
+            self.c.conn_no_backend += 1;
+            return self.term_fail_backend(conn);
+        };
+        let Some(mac) = io.resolve(self.conf.backend_port, *server.ip()) else {
+            // ARP is under way; retried from the timer.
+            if now.saturating_sub(conn.created) > 3000 * self.ms {
+                self.c.drop_unresolved += 1;
+                self.term_fail_backend(conn);
+            }
+            return;
+        };
+        let Some(sport) = self.alloc_sport(server) else {
+            self.c.no_source_port += 1;
+            return self.term_fail_backend(conn);
+        };
+        conn.want_connect = false;
+        let mut bs = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; BACKEND_RX]),
+            tcp::SocketBuffer::new(vec![0; BACKEND_TX]),
+        );
+        bs.set_nagle_enabled(false);
+        let local = SocketAddrV4::new(self.conf.local, sport);
+        if bs
+            .connect(
+                conn.iface.context(),
+                (IpAddress::Ipv4(*server.ip()), server.port()),
+                (IpAddress::Ipv4(*local.ip()), sport),
+            )
+            .is_err()
+        {
+            return self.term_fail_backend(conn);
+        }
+        conn.backend_h = Some(conn.sockets.add(bs));
+        conn.route.server_ip = Some(*server.ip());
+        conn.route.server_mac = mac;
+        conn.server = Some((server, sport, pool, b));
+        self.term.by_backend.insert((server, sport), idx);
+        self.c.tls_backend_opened += 1;
+        self.bstat(pool, b, |st| {
+            st.opened += 1;
+            st.active += 1;
+        });
+    }
+
+    fn term_fail_backend(&mut self, conn: &mut Conn) {
+        conn.want_connect = false;
+        if !conn.failed {
+            conn.failed = true;
+            self.c.tls_backend_failed += 1;
+            self.c.tls_reset += 1;
+            if let Some((_, _, pool, b)) = conn.server {
+                self.bstat(pool, b, |st| st.failed += 1);
+            }
+        }
+        sock(&mut conn.sockets, conn.client_h).abort();
+        if let Some(h) = conn.backend_h {
+            sock(&mut conn.sockets, h).abort();
+        }
+    }
+
+    /// Half-closes, failures and timeouts.
+    fn term_lifecycle(&mut self, conn: &mut Conn, now: u64) {
+        if conn.failed {
+            return;
+        }
+        let hs = self.term.vips[conn.vip].ctx.handshake_timeout;
+        let hs_ticks = (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
+        if conn.tls.is_handshaking() && now.saturating_sub(conn.created) >= hs_ticks {
+            let st = &mut self.term.stats[conn.vip];
+            conn.tls.abort(Failure::HandshakeTimeout, st);
+            conn.failed = true;
+            self.c.tls_reset += 1;
+            sock(&mut conn.sockets, conn.client_h).abort();
+            return;
+        }
+        if now.saturating_sub(conn.last) >= IDLE_TIMEOUT_S * 1000 * self.ms {
+            conn.failed = true;
+            self.c.tls_reset += 1;
+            sock(&mut conn.sockets, conn.client_h).abort();
+            if let Some(h) = conn.backend_h {
+                sock(&mut conn.sockets, h).abort();
+            }
+            return;
+        }
+        if conn.tls.failure().is_some() {
+            // The alert (if any) is queued on the client socket: close after it.
+            if conn.tls.outgoing().is_empty() && !conn.client_fin_sent {
+                conn.client_fin_sent = true;
+                sock(&mut conn.sockets, conn.client_h).close();
+            }
+            if let Some(h) = conn.backend_h {
+                sock(&mut conn.sockets, h).abort();
+            }
+            return;
+        }
+        let client_state = sock(&mut conn.sockets, conn.client_h).state();
+        if let Some(h) = conn.backend_h {
+            let bs = sock(&mut conn.sockets, h);
+            let bstate = bs.state();
+            if bstate == State::Established && !conn.backend_up {
+                conn.backend_up = true;
+            }
+            if !conn.backend_up && bstate == State::Closed {
+                // Refused (RST) or SYN retries exhausted.
+                return self.term_fail_backend(conn);
+            }
+            // Backend finished its response: close_notify, then FIN.
+            if conn.backend_up && !bs.may_recv() && bs.recv_queue() == 0 && !conn.tls.close_sent() {
+                conn.tls.close();
+            }
+            // Client finished (close_notify or FIN) and all it sent went
+            // through: FIN to the backend.
+            let client_done = conn.tls.peer_closed()
+                || (!matches!(client_state, State::Listen | State::SynReceived)
+                    && !sock(&mut conn.sockets, conn.client_h).may_recv());
+            let bs = sock(&mut conn.sockets, h);
+            if client_done
+                && conn.backend_up
+                && !conn.backend_fin_sent
+                && conn.tls.rx_pending() == 0
+            {
+                conn.backend_fin_sent = true;
+                bs.close();
+            }
+        } else if !matches!(client_state, State::Listen | State::SynReceived)
+            && !sock(&mut conn.sockets, conn.client_h).may_recv()
+            && conn.tls.is_handshaking()
+        {
+            // The client gave up during the handshake.
+            sock(&mut conn.sockets, conn.client_h).close();
+        }
+        if conn.tls.close_sent() && conn.tls.outgoing().is_empty() && !conn.client_fin_sent {
+            conn.client_fin_sent = true;
+            sock(&mut conn.sockets, conn.client_h).close();
+        }
+    }
+
+    fn term_finished(&mut self, conn: &Conn) -> bool {
+        let c = conn.sockets.get::<tcp::Socket>(conn.client_h).state();
+        let b = conn
+            .backend_h
+            .map(|h| conn.sockets.get::<tcp::Socket>(h).state());
+        let client_gone = closed(c) || (c == State::Listen && conn.failed);
+        client_gone && b.is_none_or(closed)
+    }
+
+    fn term_free(&mut self, idx: u32, conn: Box<Conn>) {
+        let vip = self.term.vips[conn.vip].addr;
+        self.term.by_client.remove(&(conn.client, vip));
+        if let Some((server, sport, pool, b)) = conn.server {
+            self.term.by_backend.remove(&(server, sport));
+            self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1));
+        }
+        self.term.free.push(idx);
+        self.c.tls_closed += 1;
+    }
+
+    /// Runs due timers.
+    pub(super) fn term_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        let mut budget = 4096;
+        while let Some(&Reverse((due, idx, gen))) = self.term.timers.peek() {
+            if due > now || budget == 0 {
+                break;
+            }
+            budget -= 1;
+            self.term.timers.pop();
+            let live = match self
+                .term
+                .conns
+                .get_mut(idx as usize)
+                .and_then(Option::as_mut)
+            {
+                // Only the entry the connection armed last counts.
+                Some(c) if c.gen == gen && c.armed == due => {
+                    c.armed = u64::MAX;
+                    true
+                }
+                _ => false,
+            };
+            if live {
+                self.term_event(io, idx, None, now);
+            }
+        }
+        self.c.tls_active = self.term.active() as u64;
+    }
+}

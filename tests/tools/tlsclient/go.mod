@@ -1,0 +1,3 @@
+module qsplice/tlsclient
+
+go 1.24

@@ -1,0 +1,122 @@
+// tlsclient: a second, independent TLS client for qsplice's end-to-end
+// tests (Go crypto/tls: X25519MLKEM768 by default since Go 1.24).
+//
+// It makes -n HTTPS GET requests to -addr (one connection each, sharing a
+// session cache so later connections try to resume) and prints one JSON
+// line per connection: version, cipher suite, key-exchange group, whether
+// the session resumed, the HTTP status and the body length.
+//
+//	go run . -addr 10.10.1.1:443 -name vip.test -ca ca.pem -n 2 [-groups X25519]
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+type result struct {
+	Version string `json:"version"`
+	Suite   string `json:"suite"`
+	Group   string `json:"group"`
+	Resumed bool   `json:"resumed"`
+	Status  int    `json:"status"`
+	Bytes   int64  `json:"bytes"`
+	Backend string `json:"backend"`
+	Error   string `json:"error,omitempty"`
+}
+
+func main() {
+	addr := flag.String("addr", "", "host:port to connect to")
+	name := flag.String("name", "vip.test", "server name (SNI, verification)")
+	caFile := flag.String("ca", "", "CA certificate (PEM)")
+	n := flag.Int("n", 1, "connections")
+	groups := flag.String("groups", "", "comma-separated groups (X25519MLKEM768, X25519, P256, ...); empty: Go's default")
+	path := flag.String("path", "/", "request path")
+	maxVersion := flag.String("max-version", "1.3", "1.2 or 1.3")
+	flag.Parse()
+
+	pool := x509.NewCertPool()
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		pool.AppendCertsFromPEM(pem)
+	}
+	cfg := &tls.Config{
+		ServerName:         *name,
+		RootCAs:            pool,
+		ClientSessionCache: tls.NewLRUClientSessionCache(16),
+		NextProtos:         []string{"http/1.1"},
+	}
+	if *maxVersion == "1.2" {
+		cfg.MaxVersion = tls.VersionTLS12
+	}
+	if *groups != "" {
+		for _, g := range strings.Split(*groups, ",") {
+			id, ok := map[string]tls.CurveID{
+				"X25519MLKEM768": tls.X25519MLKEM768,
+				"X25519":         tls.X25519,
+				"P256":           tls.CurveP256,
+				"P384":           tls.CurveP384,
+			}[g]
+			if !ok {
+				fmt.Fprintln(os.Stderr, "unknown group", g)
+				os.Exit(2)
+			}
+			cfg.CurvePreferences = append(cfg.CurvePreferences, id)
+		}
+	}
+	failed := false
+	for i := 0; i < *n; i++ {
+		r := once(*addr, *path, cfg)
+		if r.Error != "" {
+			failed = true
+		}
+		b, _ := json.Marshal(r)
+		fmt.Println(string(b))
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func once(addr, path string, cfg *tls.Config) (r result) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	st := c.ConnectionState()
+	r.Version = tls.VersionName(st.Version)
+	r.Suite = tls.CipherSuiteName(st.CipherSuite)
+	r.Group = st.CurveID.String()
+	r.Resumed = st.DidResume
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, cfg.ServerName)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	r.Status = resp.StatusCode
+	r.Backend = resp.Header.Get("X-Backend")
+	r.Bytes, err = io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return
+}
