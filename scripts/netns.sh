@@ -291,6 +291,11 @@ http {
             return 200 "ok b$k\n";
         }
 
+        location = /xff {
+            default_type text/plain;
+            return 200 "xff \$http_x_forwarded_for\n";
+        }
+
         location = /whoami {
             default_type text/plain;
             return 200 "backend b$k client \$remote_addr:\$remote_port server \$server_addr:\$server_port\n";

@@ -216,6 +216,7 @@ impl LbRuntime {
                 addr: v.address,
                 pool: i,
                 ctx: Arc::new(ctx),
+                x_forwarded_for: t.x_forwarded_for,
             });
         }
         let template = LbConf {

@@ -89,6 +89,7 @@ backends = [
 [lb.vips.tls_options]
 {certs}
 handshake_timeout_ms = 2000
+x_forwarded_for = true
 
 [[lb.vips]]
 name = "pq-only"
@@ -377,6 +378,68 @@ fn tls_termination_end_to_end() {
         .unwrap_or("")
         .to_string();
     assert_eq!(got, want, "big.bin over TLS\n{}", app.logs());
+
+    // 5b. X-Forwarded-For on every request of a keep-alive connection, and
+    //     a request body passes intact around it.
+    let ca_s = ca.to_str().unwrap();
+    let out = topo.exec(
+        topo.var("CLIENT_NS"),
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "10",
+            "--cacert",
+            ca_s,
+            "--resolve",
+            "vip.test:443:10.10.1.1",
+            "https://vip.test/xff",
+            "https://vip.test/xff",
+        ],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        body.matches("xff 10.10.1.2").count(),
+        2,
+        "both requests: {body}"
+    );
+    let up = scratch.0.join("up.bin");
+    std::fs::write(
+        &up,
+        (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let out = topo.exec(
+        topo.var("CLIENT_NS"),
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "30",
+            "--cacert",
+            ca_s,
+            "--resolve",
+            "vip.test:443:10.10.1.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-T",
+            up.to_str().unwrap(),
+            "https://vip.test/upload/tls.bin",
+        ],
+    );
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(code == "201" || code == "204", "upload over TLS: {code}");
+    let stored: Vec<Vec<u8>> = (1..=3)
+        .filter_map(|k| {
+            std::fs::read(format!("{}/b{k}/upload/tls.bin", topo.var("STATE_DIR"))).ok()
+        })
+        .collect();
+    assert_eq!(stored.len(), 1, "one backend stored it");
+    assert!(stored[0] == std::fs::read(&up).unwrap(), "upload intact");
 
     // 6. Bad input, each ended and counted, while a good client carries on.
     let before = tls(&settle(&json), 0);

@@ -670,6 +670,9 @@ pub struct VipTlsConf {
     pub session_ttl_s: u64,
     /// Handshake timeout, ms.
     pub handshake_timeout_ms: u64,
+    /// Add `X-Forwarded-For: <client>` to every HTTP/1.1 request relayed
+    /// to the backend.
+    pub x_forwarded_for: bool,
 }
 
 impl Default for VipTlsConf {
@@ -691,6 +694,7 @@ impl Default for VipTlsConf {
             session_cache: 20_000,
             session_ttl_s: 300,
             handshake_timeout_ms: 10_000,
+            x_forwarded_for: false,
         }
     }
 }

@@ -59,6 +59,7 @@ use core::str::FromStr;
 pub use core::net::Ipv4Addr;
 
 pub mod checksum;
+pub mod http1;
 pub mod rewrite;
 pub mod tls;
 

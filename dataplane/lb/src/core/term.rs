@@ -30,6 +30,7 @@ use qsplice_engine::Io;
 use qsplice_netdev::{Frame, Queue};
 use qsplice_pool::client_hash;
 use qsplice_tls::{Failure, Plaintext, TlsContext, TlsSession, TlsStats};
+use qsplice_wire::http1::XffInserter;
 use qsplice_wire::tls::HelloAssembler;
 use qsplice_wire::{Ipv4Packet, MacAddr, TcpFlags};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
@@ -43,6 +44,9 @@ use super::{LbCore, Seg};
 /// Client socket buffers: receive (TLS records in) and send (records out).
 const CLIENT_RX: usize = 32 * 1024;
 const CLIENT_TX: usize = 64 * 1024;
+/// Rewritten plaintext held for the backend socket at most (beyond it the
+/// connection is reset: a client pipelining tiny requests to grow it).
+const XFF_PENDING_MAX: usize = 256 * 1024;
 /// Backend socket buffers.
 const BACKEND_RX: usize = 64 * 1024;
 const BACKEND_TX: usize = 64 * 1024;
@@ -60,6 +64,8 @@ pub struct TlsVip {
     pub pool: usize,
     /// Its TLS configuration (shared by all lcores).
     pub ctx: Arc<TlsContext>,
+    /// Add `X-Forwarded-For` to the HTTP/1.1 requests relayed.
+    pub x_forwarded_for: bool,
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -84,6 +90,10 @@ struct Conn {
     /// Backend: (address, source port, pool, index).
     server: Option<(SocketAddrV4, u16, usize, usize)>,
     tls: TlsSession,
+    /// `X-Forwarded-For` insertion, and rewritten bytes the backend socket
+    /// had no room for yet.
+    xff: Option<XffInserter>,
+    xff_pending: Vec<u8>,
     created: u64,
     last: u64,
     want_connect: bool,
@@ -266,19 +276,39 @@ impl<'a, 'b, Q: Queue> Device for Dev<'a, 'b, Q> {
 
 struct Leg<'s> {
     sock: Option<&'s mut tcp::Socket<'static>>,
+    xff: Option<&'s mut XffInserter>,
+    pending: &'s mut Vec<u8>,
 }
 
 impl Plaintext for Leg<'_> {
     fn room(&self) -> usize {
         match &self.sock {
-            Some(s) if s.may_send() => s.send_capacity() - s.send_queue(),
+            Some(s) if s.may_send() => {
+                (s.send_capacity() - s.send_queue()).saturating_sub(self.pending.len())
+            }
             _ => 0,
         }
     }
 
     fn put(&mut self, data: &[u8]) {
-        if let Some(s) = self.sock.as_mut() {
-            let _ = s.send_slice(data);
+        let Some(s) = self.sock.as_mut() else {
+            return;
+        };
+        match self.xff.as_mut() {
+            None => {
+                let _ = s.send_slice(data);
+            }
+            Some(x) => {
+                let pending = &mut *self.pending;
+                x.feed(data, &mut |b| {
+                    let n = if pending.is_empty() {
+                        s.send_slice(b).unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    pending.extend_from_slice(&b[n..]);
+                });
+            }
         }
     }
 
@@ -442,6 +472,10 @@ impl<F: Frame> LbCore<F> {
             backend_h: None,
             server: None,
             tls: TlsSession::new(),
+            xff: self.term.vips[vi]
+                .x_forwarded_for
+                .then(|| XffInserter::new(*s.src.ip())),
+            xff_pending: Vec::new(),
             created: now,
             last: now,
             want_connect: false,
@@ -541,6 +575,18 @@ impl<F: Frame> LbCore<F> {
                 }
             }
         }
+        if let Some(h) = conn.backend_h {
+            let bs = sock(&mut conn.sockets, h);
+            while !conn.xff_pending.is_empty() {
+                match bs.send_slice(&conn.xff_pending) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        conn.xff_pending.drain(..n);
+                        moved = true;
+                    }
+                }
+            }
+        }
         let before = (conn.tls.outgoing().len(), conn.tls.rx_pending());
         let p = {
             let (a, b) = (conn.client_h, conn.backend_h);
@@ -548,9 +594,17 @@ impl<F: Frame> LbCore<F> {
                 Some(h) if h != a => Some(sock(&mut conn.sockets, h)),
                 _ => None,
             };
-            let mut leg = Leg { sock: leg };
+            let mut leg = Leg {
+                sock: leg,
+                xff: conn.xff.as_mut(),
+                pending: &mut conn.xff_pending,
+            };
             conn.tls.process(&vip.ctx, &mut t.scratch, &mut leg, stats)
         };
+        if conn.xff_pending.len() > XFF_PENDING_MAX {
+            let st = &mut t.stats[conn.vip];
+            conn.tls.abort(Failure::BufferOverflow, st);
+        }
         moved |= before != (conn.tls.outgoing().len(), conn.tls.rx_pending());
         if p.handshake_done {
             conn.want_connect = true;
@@ -703,6 +757,7 @@ impl<F: Frame> LbCore<F> {
                 && conn.backend_up
                 && !conn.backend_fin_sent
                 && conn.tls.rx_pending() == 0
+                && conn.xff_pending.is_empty()
             {
                 conn.backend_fin_sent = true;
                 bs.close();
