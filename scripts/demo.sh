@@ -47,9 +47,12 @@ trap cleanup EXIT
 step "machine topology and placement plan"
 "$QS" topo --config conf/lb.toml || true
 
-step "start the load balancer: qsplice lb (conf/lb.toml)"
+step "lab certificates for the HTTPS VIP (ML-DSA-65 and ECDSA P-256, one lab CA)"
+"$QS" tls-cert --out /tmp/qsplice-certs --name vip.test --alg ml-dsa-65 --alg ecdsa-p256
+
+step "start the load balancer: qsplice lb (conf/lb-tls.toml: HTTP VIP :80 spliced, HTTPS VIP :443 terminated)"
 STATS=$(mktemp /tmp/qsplice-demo-XXXX.json)
-"$QS" lb --config conf/lb.toml --duration "$RUN_SECONDS" --stats-json "$STATS" --live-json >/tmp/qsplice-demo.out 2>/tmp/qsplice-demo.err &
+"$QS" lb --config conf/lb-tls.toml --duration "$RUN_SECONDS" --stats-json "$STATS" --live-json >/tmp/qsplice-demo.out 2>/tmp/qsplice-demo.err &
 APP_PID=$!
 for _ in $(seq 1 100); do
     if [[ -s $STATS ]] && python3 - "$STATS" <<'PY'
@@ -79,6 +82,22 @@ done
 echo "1 MiB download through the VIP:"
 printf '  got      %s\n' "$(ip netns exec qs-client curl -s -m 20 http://10.10.1.1/1m.bin | sha256sum | cut -d' ' -f1)"
 printf '  expected %s\n' "$(grep ' 1m.bin' /tmp/qsplice-netns-qs/shared/SHA256SUMS | cut -d' ' -f1)"
+
+step "client namespace: HTTPS to the VIP, TLS terminated on the lcore (hybrid post-quantum when the client offers it)"
+CURL_TLS=(curl -s -m 5 --cacert /tmp/qsplice-certs/ca.pem --resolve vip.test:443:10.10.1.1)
+printf '  curl (OpenSSL 3.0, classical X25519): '
+ip netns exec qs-client "${CURL_TLS[@]}" -w ' [%{http_version}, verify %{ssl_verify_result}]\n' https://vip.test/xff || echo "FAILED"
+if command -v go >/dev/null 2>&1; then
+    (cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o /tmp/qsplice-tlsclient .)
+    echo "  Go crypto/tls, 3 connections (X25519MLKEM768, then ticket resumption):"
+    ip netns exec qs-client /tmp/qsplice-tlsclient -addr 10.10.1.1:443 -name vip.test \
+        -ca /tmp/qsplice-certs/ca.pem -n 3 | sed 's/^/    /'
+elif command -v chromium >/dev/null 2>&1; then
+    echo "  headless Chromium (X25519MLKEM768):"
+    ip netns exec qs-client chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --user-data-dir="$(mktemp -d)" --ignore-certificate-errors \
+        --host-resolver-rules="MAP vip.test 10.10.1.1" --dump-dom https://vip.test/ 2>/dev/null | sed 's/^/    /'
+fi
 
 step "client namespace: hostile frames (bad checksums, bad lengths, unknown protocols...)"
 ip netns exec qs-client tests/tools/send_frames.py qs-cli0 "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ports"][0]["mac"])' "$STATS")" 10.10.1.2 10.10.1.1 2

@@ -120,6 +120,30 @@ impl Report {
                     t("c2s_bytes"),
                     t("s2c_bytes")
                 );
+                if let Some(tl) = &v.tls {
+                    let list = |l: &[(String, u64)]| {
+                        l.iter()
+                            .map(|(k, n)| format!("{k}={n}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    let _ = writeln!(
+                        s,
+                        "    tls: handshakes {} (post-quantum {}, resumed {}, hrr {}, tls1.3 {}, tls1.2 {}) groups [{}] suites [{}] failures [{}] close_notify {} bytes in {} out {}",
+                        tl.handshakes,
+                        tl.post_quantum,
+                        tl.resumed,
+                        tl.hello_retries,
+                        tl.tls13,
+                        tl.tls12,
+                        list(&tl.groups),
+                        list(&tl.suites),
+                        list(&tl.failures),
+                        tl.close_notify,
+                        tl.bytes_in,
+                        tl.bytes_out
+                    );
+                }
                 for b in &v.backends {
                     let _ = writeln!(
                         s,

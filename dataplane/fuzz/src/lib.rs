@@ -521,3 +521,105 @@ pub fn tls_hello(data: &[u8]) {
         assert!(sh.session_id.len() <= 32);
     }
 }
+
+/// `http_xff`: the X-Forwarded-For inserter on arbitrary client bytes, cut
+/// in two ways. The output never depends on the cut, removing the inserted
+/// lines gives the input back, and growth stays within `max_growth`.
+pub fn http_xff(data: &[u8]) {
+    use qsplice_wire::http1::XffInserter;
+    let Some((&k, stream)) = data.split_first() else {
+        return;
+    };
+    let ip = core::net::Ipv4Addr::new(10, 0, 0, k);
+    let run = |step: usize| {
+        let mut x = XffInserter::new(ip);
+        let mut out = Vec::new();
+        for piece in stream.chunks(step) {
+            let before = out.len();
+            x.feed(piece, &mut |b| out.extend_from_slice(b));
+            assert!(out.len() - before <= piece.len() + x.max_growth(piece.len()));
+        }
+        (out, x.requests())
+    };
+    let (a, na) = run(stream.len().max(1));
+    let (b, nb) = run(usize::from(k % 13) + 1);
+    assert_eq!(a, b, "segmentation changed the output");
+    assert_eq!(na, nb);
+    let line = format!("X-Forwarded-For: {ip}\r\n");
+    assert_eq!(a.len(), stream.len() + line.len() * na as usize);
+}
+
+/// `tls_session`: a server `TlsSession` fed arbitrary client bytes in
+/// pieces: it ends in a state, never panics, and its output stays bounded.
+pub fn tls_session(data: &[u8]) {
+    use qsplice_tls::{Phase, Plaintext, TlsSession, TlsStats};
+    use qsplice_wire::tls::HelloAssembler;
+    use std::sync::OnceLock;
+
+    struct Sink {
+        got: usize,
+        out: &'static [u8],
+        pos: usize,
+    }
+    impl Plaintext for Sink {
+        fn room(&self) -> usize {
+            65_536
+        }
+        fn put(&mut self, d: &[u8]) {
+            self.got += d.len();
+        }
+        fn pending(&mut self) -> &[u8] {
+            &self.out[self.pos..]
+        }
+        fn consume(&mut self, n: usize) {
+            self.pos += n;
+        }
+    }
+
+    static CTX: OnceLock<qsplice_tls::TlsContext> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| {
+        use qsplice_tls::certgen::{KeyAlg, LabCa};
+        let dir = std::env::temp_dir().join(format!("qsplice-fuzz-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let leaf = LabCa::new().unwrap().leaf(KeyAlg::EcdsaP256, &["vip.test"]).unwrap();
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&c, leaf.cert_pem).unwrap();
+        std::fs::write(&k, leaf.key_pem).unwrap();
+        qsplice_tls::TlsContext::new(&qsplice_tls::TlsSettings {
+            certs: vec![qsplice_tls::certs::CertSpec { cert: c, key: k, names: vec![] }],
+            ..Default::default()
+        })
+        .unwrap()
+    });
+    let Some((&k, stream)) = data.split_first() else {
+        return;
+    };
+    let mut s = TlsSession::new();
+    let mut scratch = HelloAssembler::new();
+    let mut stats = TlsStats::default();
+    let mut sink = Sink {
+        got: 0,
+        out: b"HTTP/1.1 200 OK\r\n\r\n",
+        pos: 0,
+    };
+    for piece in stream.chunks(usize::from(k) * 8 + 1) {
+        let mut off = 0;
+        while off < piece.len() {
+            let n = s.receive(&piece[off..]);
+            off += n;
+            s.process(ctx, &mut scratch, &mut sink, &mut stats);
+            let out = s.outgoing().len();
+            assert!(out <= 128 * 1024);
+            s.consume_outgoing(out);
+            if n == 0 || matches!(s.phase(), Phase::Failed | Phase::Closed) {
+                break;
+            }
+        }
+        if matches!(s.phase(), Phase::Failed | Phase::Closed) {
+            break;
+        }
+    }
+    // Garbage never yields plaintext without a completed handshake.
+    assert!(sink.got == 0 || s.handshake().is_some());
+    assert!(stats.failures.iter().sum::<u64>() <= 1);
+}

@@ -99,6 +99,9 @@ pub struct TlsSession {
     hello_malformed: bool,
     info: Option<HandshakeInfo>,
     sni: Option<String>,
+    /// rustls stopped on an application-data record the backend leg had
+    /// no room for.
+    read_blocked: bool,
     peer_closed: bool,
     close_wanted: bool,
     close_sent: bool,
@@ -137,6 +140,7 @@ impl TlsSession {
             hello_malformed: false,
             info: None,
             sni: None,
+            read_blocked: false,
             peer_closed: false,
             close_wanted: false,
             close_sent: false,
@@ -154,6 +158,7 @@ impl TlsSession {
         self.hello_malformed = false;
         self.info = None;
         self.sni = None;
+        self.read_blocked = false;
         self.peer_closed = false;
         self.close_wanted = false;
         self.close_sent = false;
@@ -323,23 +328,39 @@ impl TlsSession {
     }
 
     /// After an error rustls may have queued an alert: encode it into `tx`.
+    /// rustls hands out queued records before it looks at any input, so it
+    /// is only called while something is queued (a call with nothing queued
+    /// would deframe the bad input again); the receive buffer is passed as
+    /// it is (with every discard applied): the handshake deframer may hold
+    /// offsets into it.
     fn drain_alert(&mut self, conn: &mut UnbufferedServerConnection) {
+        let mut rx = core::mem::take(&mut self.rx);
         for _ in 0..4 {
-            let st = conn.process_tls_records(&mut []);
-            match st.state {
+            if !conn.wants_write() {
+                break;
+            }
+            let st = conn.process_tls_records(&mut rx[..self.rx_len]);
+            let done = match st.state {
                 Ok(ConnectionState::EncodeTlsData(mut enc)) => {
-                    if !self.tx_room(256) {
-                        return;
-                    }
-                    match enc.encode(&mut self.tx[self.tx_end..]) {
-                        Ok(n) => self.tx_end += n,
-                        Err(_) => return,
+                    if self.tx_room(256) {
+                        match enc.encode(&mut self.tx[self.tx_end..]) {
+                            Ok(n) => {
+                                self.tx_end += n;
+                                false
+                            }
+                            Err(_) => true,
+                        }
+                    } else {
+                        true
                     }
                 }
-                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-                _ => return,
+                _ => true,
+            };
+            if done {
+                break;
             }
         }
+        self.rx = rx;
     }
 
     fn fail(&mut self, f: Failure, stats: &mut TlsStats, p: &mut Progress) {
@@ -372,10 +393,14 @@ impl TlsSession {
         for _ in 0..MAX_STEPS {
             // Decrypt only while the backend leg can take a whole record;
             // otherwise show rustls no input, so it reaches WriteTraffic.
-            let feed = if self.phase == Phase::Handshaking || plain.room() >= MAX_PLAINTEXT {
-                self.rx_len
-            } else {
+            // Only right after rustls stopped on an application-data record
+            // (so its handshake deframer holds nothing: RFC 8446 §5.1
+            // forbids interleaving) may the input be hidden from it.
+            let feed = if self.read_blocked && plain.room() < MAX_PLAINTEXT {
                 0
+            } else {
+                self.read_blocked = false;
+                self.rx_len
             };
             let status = conn.process_tls_records(&mut self.rx[..feed]);
             let mut discard = status.discard;
@@ -384,9 +409,8 @@ impl TlsSession {
                 Err(e) => {
                     let handshaking = self.phase == Phase::Handshaking;
                     // `discard` is relative to the buffer passed in.
-                    let n = discard;
+                    self.discard(discard);
                     self.drain_alert(conn);
-                    self.discard(n);
                     let f = Failure::of(&e, handshaking);
                     self.fail(f, stats, p);
                     return;
@@ -424,7 +448,10 @@ impl TlsSession {
                 ConnectionState::BlockedHandshake => stop = true,
                 ConnectionState::ReadTraffic(mut rt) => loop {
                     match rt.peek_len() {
-                        Some(n) if n.get() > plain.room() => break,
+                        Some(n) if n.get() > plain.room() => {
+                            self.read_blocked = true;
+                            break;
+                        }
                         None => break,
                         Some(_) => {}
                     }
@@ -436,8 +463,8 @@ impl TlsSession {
                         }
                         Some(Err(e)) => {
                             drop(rt);
-                            self.drain_alert(conn);
                             self.discard(discard);
+                            self.drain_alert(conn);
                             self.fail(Failure::of(&e, false), stats, p);
                             return;
                         }

@@ -20,7 +20,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -43,6 +45,9 @@ func main() {
 	groups := flag.String("groups", "", "comma-separated groups (X25519MLKEM768, X25519, P256, ...); empty: Go's default")
 	path := flag.String("path", "/", "request path")
 	maxVersion := flag.String("max-version", "1.3", "1.2 or 1.3")
+	conc := flag.Int("c", 0, "load mode: concurrent clients (0: -n sequential connections)")
+	secs := flag.Float64("d", 5, "load mode: seconds")
+	resume := flag.Bool("resume", false, "load mode: resume sessions (tickets) after each client's first handshake")
 	flag.Parse()
 
 	pool := x509.NewCertPool()
@@ -77,6 +82,10 @@ func main() {
 			}
 			cfg.CurvePreferences = append(cfg.CurvePreferences, id)
 		}
+	}
+	if *conc > 0 {
+		load(*addr, *path, cfg, *conc, time.Duration(*secs*float64(time.Second)), *resume)
+		return
 	}
 	failed := false
 	for i := 0; i < *n; i++ {
@@ -119,4 +128,79 @@ func once(addr, path string, cfg *tls.Config) (r result) {
 		r.Error = err.Error()
 	}
 	return
+}
+
+// load runs c clients for d: each loops connect (TLS handshake) + GET +
+// close, and prints one JSON summary: connections/s, errors, resumed,
+// groups, latency percentiles of connect+request.
+func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bool) {
+	type stat struct {
+		ok, errs, resumed int
+		groups            map[string]int
+		lat               []float64
+		lastErr           string
+	}
+	stats := make([]stat, c)
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func(st *stat) {
+			defer wg.Done()
+			cfg := base.Clone()
+			if resume {
+				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			} else {
+				cfg.ClientSessionCache = nil
+				cfg.SessionTicketsDisabled = true
+			}
+			st.groups = map[string]int{}
+			for time.Now().Before(deadline) {
+				t := time.Now()
+				r := once(addr, path, cfg)
+				if r.Error != "" || r.Status != 200 {
+					st.errs++
+					st.lastErr = r.Error
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				st.ok++
+				st.lat = append(st.lat, float64(time.Since(t).Microseconds())/1000)
+				st.groups[r.Group]++
+				if r.Resumed {
+					st.resumed++
+				}
+			}
+		}(&stats[i])
+	}
+	wg.Wait()
+	var ok, errs, resumed int
+	groups := map[string]int{}
+	var lat []float64
+	lastErr := ""
+	for _, st := range stats {
+		ok += st.ok
+		errs += st.errs
+		resumed += st.resumed
+		for g, k := range st.groups {
+			groups[g] += k
+		}
+		lat = append(lat, st.lat...)
+		if st.lastErr != "" {
+			lastErr = st.lastErr
+		}
+	}
+	sort.Float64s(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[int(p*float64(len(lat)-1))]
+	}
+	out := map[string]any{
+		"conns": ok, "per_s": float64(ok) / d.Seconds(), "errors": errs, "resumed": resumed,
+		"groups": groups, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "last_error": lastErr,
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(string(b))
 }
