@@ -111,7 +111,7 @@ fn lab() -> Lab {
     let dir = std::env::temp_dir().join(format!("qs-tls-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = LabCa::new().unwrap();
-    let mut spec = |alg: KeyAlg, n: &str| {
+    let spec = |alg: KeyAlg, n: &str| {
         let l = ca.leaf(alg, &["vip.test"]).unwrap();
         let (c, k) = (dir.join(format!("{n}.pem")), dir.join(format!("{n}.key")));
         std::fs::write(&c, l.cert_pem).unwrap();

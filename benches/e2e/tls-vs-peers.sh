@@ -12,7 +12,9 @@
 # each looping TLS connect + `GET /` + close:
 #   full/s     every connection a full handshake (no session cache)
 #   resumed/s  TLS 1.3 ticket resumption after each client's first handshake
-# with p50/p99 of connect+request and the ratio qsplice/device. ECDSA P-256
+# with p50/p99 of connect+request, connections per CPU-second of the device
+# process (/proc utime+stime: the client shares the machine, so throughput
+# alone can be the client's limit), and the ratio qsplice/device. ECDSA P-256
 # certificate everywhere. The devices take turns on the same veths (see
 # lb-vs-peers.sh for the address plan). Bounded: every load runs N seconds.
 set -euo pipefail
@@ -191,11 +193,18 @@ wait_vip() {
     return 1
 }
 
-load() { # resume(0|1) -> "per_s p50 p99 group"
-    local extra=() out
+# CPU time (user + system, clock ticks) of a process and its threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+load() { # resume(0|1) -> "per_s p50 p99 group resumed per_device_cpu_s"
+    local extra=() out c0 c1
     (($1)) && extra=(-resume)
+    c0=$(cpu_ticks "$PEER_PID")
     out=$(ip netns exec "$CLI_NS" "$WORK/tlsclient" -addr "$VIP:443" -name vip.test -ca "$WORK/certs/ca.pem" \
         -c "$CONNS" -d "$SECS" "${extra[@]}")
+    c1=$(cpu_ticks "$PEER_PID")
+    out=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["device_cpu_s"]=(int(sys.argv[3])-int(sys.argv[2]))/float(sys.argv[4]); print(json.dumps(r))' \
+        "$out" "$c0" "$c1" "$(getconf CLK_TCK)")
     echo "$out" >>"$WORK/load.log"
     python3 -c '
 import json, sys
@@ -203,7 +212,8 @@ r = json.loads(sys.argv[1])
 g = max(r["groups"], key=r["groups"].get) if r["groups"] else "-"
 if r["errors"]:
     print("[tls-bench] errors:", r["errors"], r["last_error"], file=sys.stderr)
-print(f"{r[\"per_s\"]:.0f} {r[\"p50_ms\"]:.2f} {r[\"p99_ms\"]:.2f} {g} {r[\"resumed\"]}")
+cpu = r["device_cpu_s"]
+print("%.0f %.2f %.2f %s %d %.0f" % (r["per_s"], r["p50_ms"], r["p99_ms"], g, r["resumed"], r["conns"] / cpu if cpu > 0 else 0))
 ' "$out"
 }
 
@@ -242,12 +252,15 @@ def col(dev, m, i):
 def med(dev, m, i):
     return statistics.median(float(v) for v in col(dev, m, i))
 print(f"TLS through the VIP: {rounds} round(s) of {secs} s, {conns} concurrent Go clients, {workers} worker(s)/thread(s); medians")
-print(f"{'device':<8} {'group':<15} {'full/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'resumed/s':>10} {'p50 ms':>7} {'p99 ms':>7}   ratio qsplice/device (full, resumed)")
-q = (med("qsplice", "full", 0), med("qsplice", "res", 0))
+print(f"{'device':<8} {'group':<15} {'full/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'resumed/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'full/CPU-s':>11} {'res/CPU-s':>10}   ratio qsplice/device (full/s, resumed/s, full/CPU-s)")
+q = (med("qsplice", "full", 0), med("qsplice", "res", 0), med("qsplice", "full", 5))
 for dev in ["qsplice", "haproxy", "nginx"]:
     f = [med(dev, "full", i) for i in range(3)]
     r = [med(dev, "res", i) for i in range(3)]
+    fc, rc = med(dev, "full", 5), med(dev, "res", 5)
     g = statistics.mode(col(dev, "full", 3))
-    print(f"{dev:<8} {g:<15} {f[0]:>8.0f} {f[1]:>7.2f} {f[2]:>7.2f} {r[0]:>10.0f} {r[1]:>7.2f} {r[2]:>7.2f}   {q[0]/f[0] if f[0] else float('nan'):.2f}x {q[1]/r[0] if r[0] else float('nan'):.2f}x")
+    ratio = lambda a, b: f"{a/b:.2f}x" if b else "nan"
+    print(f"{dev:<8} {g:<15} {f[0]:>8.0f} {f[1]:>7.2f} {f[2]:>7.2f} {r[0]:>10.0f} {r[1]:>7.2f} {r[2]:>7.2f} {fc:>11.0f} {rc:>10.0f}   {ratio(q[0], f[0])} {ratio(q[1], r[0])} {ratio(q[2], fc)}")
+print("full/CPU-s, res/CPU-s: connections per CPU-second the device process used (user+system; qsplice's lcore polls, sleeping idle_sleep_us when idle)")
 print("reproduce: benches/e2e/tls-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers)
 PY

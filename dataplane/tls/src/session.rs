@@ -341,17 +341,13 @@ impl TlsSession {
             }
             let st = conn.process_tls_records(&mut rx[..self.rx_len]);
             let done = match st.state {
-                Ok(ConnectionState::EncodeTlsData(mut enc)) => {
-                    if self.tx_room(256) {
-                        match enc.encode(&mut self.tx[self.tx_end..]) {
-                            Ok(n) => {
-                                self.tx_end += n;
-                                false
-                            }
-                            Err(_) => true,
+                Ok(ConnectionState::EncodeTlsData(mut enc)) if self.tx_room(256) => {
+                    match enc.encode(&mut self.tx[self.tx_end..]) {
+                        Ok(n) => {
+                            self.tx_end += n;
+                            false
                         }
-                    } else {
-                        true
+                        Err(_) => true,
                     }
                 }
                 _ => true,
