@@ -73,6 +73,7 @@ fn tls_config(topo: &Topology, dir: &Path) -> PathBuf {
 [lb]
 client_port = "client"
 backend_port = "backend"
+tls_max_conns = 512
 
 [lb.health]
 kind = "http"
@@ -496,6 +497,48 @@ fn tls_termination_end_to_end() {
             "{reason}: {after}"
         );
     }
+
+    // 6b. A SYN flood on the TLS VIP (forged sources): half-open entries
+    //     are recycled oldest first, real clients still get through.
+    let mut flood = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            topo.var("CLIENT_NS"),
+            "timeout",
+            "8",
+            "hping3",
+            "--flood",
+            "-S",
+            "-p",
+            "443",
+            "--rand-source",
+            "-q",
+            "10.10.1.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hping3");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ok = 0;
+    for _ in 0..10 {
+        if curl(&topo, &ca, 443, "/", &[]).0 {
+            ok += 1;
+        }
+    }
+    let _ = flood.wait();
+    assert!(
+        ok >= 9,
+        "only {ok}/10 TLS requests during the SYN flood\n{}",
+        app.logs()
+    );
+    let v = settle(&json);
+    assert!(
+        v["lb"]["total"]["tls_syn_evicted"].as_u64().unwrap_or(0) > 100,
+        "half-open entries recycled: {}",
+        v["lb"]["total"]
+    );
 
     // 7. Nothing left behind.
     let idle = wait_for(Duration::from_secs(30), || {

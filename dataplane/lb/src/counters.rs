@@ -129,6 +129,9 @@ lb_counters! {
     /// Terminated connections aborted with a RST (handshake timeout,
     /// idle timeout, backend failure).
     tls_reset,
+    /// Half-open terminated connections dropped to make room for newer
+    /// SYNs (the half-open bound is a quarter of `tls_max_conns`).
+    tls_syn_evicted,
 }
 
 #[cfg(test)]

@@ -126,13 +126,16 @@ impl Default for TlsSession {
 }
 
 impl TlsSession {
-    /// A session waiting for its ClientHello (allocates its buffers).
+    /// A session waiting for its ClientHello (its buffers are allocated
+    /// when the first bytes arrive).
     pub fn new() -> TlsSession {
         TlsSession {
             conn: None,
-            rx: vec![0; RX_CAP].into_boxed_slice(),
+            // Allocated on first use: a half-open TCP connection (a SYN
+            // flood) costs no TLS buffers.
+            rx: Box::default(),
             rx_len: 0,
-            tx: vec![0; TX_INITIAL],
+            tx: Vec::new(),
             tx_start: 0,
             tx_end: 0,
             phase: Phase::Handshaking,
@@ -196,7 +199,7 @@ impl TlsSession {
 
     /// Bytes [`receive`](Self::receive) can take now.
     pub fn rx_room(&self) -> usize {
-        self.rx.len() - self.rx_len
+        RX_CAP - self.rx_len
     }
 
     /// TLS bytes from the client not yet processed.
@@ -206,6 +209,12 @@ impl TlsSession {
 
     /// Appends TLS bytes from the client; returns how many it took.
     pub fn receive(&mut self, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
+        if self.rx.len() < RX_CAP {
+            self.rx = vec![0; RX_CAP].into_boxed_slice();
+        }
         let n = data.len().min(self.rx_room());
         self.rx[self.rx_len..self.rx_len + n].copy_from_slice(&data[..n]);
         self.rx_len += n;
@@ -243,8 +252,11 @@ impl TlsSession {
         if self.tx_end + want > TX_MAX {
             return false;
         }
-        self.tx
-            .resize((self.tx_end + want).max(2 * self.tx.len()).min(TX_MAX), 0);
+        let grow = (self.tx_end + want)
+            .max(2 * self.tx.len())
+            .max(TX_INITIAL)
+            .min(TX_MAX);
+        self.tx.resize(grow, 0);
         true
     }
 

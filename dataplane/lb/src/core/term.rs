@@ -54,6 +54,11 @@ const BACKEND_TX: usize = 64 * 1024;
 const ROUNDS: usize = 16;
 /// A connection with no segment for this long is reset.
 const IDLE_TIMEOUT_S: u64 = 300;
+/// Half-open connections (SYN received, TCP handshake not complete) one
+/// lcore keeps, as a share of `max_conns`; beyond it the oldest half-open
+/// one is dropped (a SYN cache: under a SYN flood a real client's ACK
+/// arrives long before a thousand newer SYNs have pushed its entry out).
+const HALF_OPEN_SHARE: usize = 4;
 
 /// A VIP whose TLS the appliance terminates.
 #[derive(Clone, Debug)]
@@ -97,6 +102,8 @@ struct Conn {
     created: u64,
     last: u64,
     want_connect: bool,
+    /// The client's TCP handshake completed.
+    established: bool,
     /// Deadline of this connection's pending heap entry (`u64::MAX`: none).
     armed: u64,
     backend_up: bool,
@@ -114,6 +121,10 @@ pub(super) struct Terminator {
     by_client: HashMap<(SocketAddrV4, SocketAddrV4), u32>,
     by_backend: HashMap<(SocketAddrV4, u16), u32>,
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Half-open connections, oldest first (stale entries skipped).
+    half_open: std::collections::VecDeque<(u32, u32)>,
+    half_open_count: usize,
+    max_half_open: usize,
     scratch: HelloAssembler,
     /// Per-VIP TLS counters (working copy).
     pub(super) stats: Vec<TlsStats>,
@@ -140,6 +151,9 @@ impl Terminator {
             by_client: HashMap::new(),
             by_backend: HashMap::new(),
             timers: BinaryHeap::new(),
+            half_open: std::collections::VecDeque::new(),
+            half_open_count: 0,
+            max_half_open: (max_conns / HALF_OPEN_SHARE).max(1),
             scratch: HelloAssembler::new(),
             stats: vec![TlsStats::default(); n],
             max_conns: max_conns.max(1),
@@ -416,6 +430,9 @@ impl<F: Frame> LbCore<F> {
         s: &Seg,
         now: u64,
     ) -> Option<u32> {
+        if self.term.half_open_count >= self.term.max_half_open {
+            self.term_evict_half_open();
+        }
         let idx = self.term.slot()?;
         let route = Route {
             client_mac: s.eth_src,
@@ -479,6 +496,7 @@ impl<F: Frame> LbCore<F> {
             created: now,
             last: now,
             want_connect: false,
+            established: false,
             armed: u64::MAX,
             backend_up: false,
             backend_fin_sent: false,
@@ -486,8 +504,30 @@ impl<F: Frame> LbCore<F> {
             failed: false,
         }));
         self.term.by_client.insert((s.src, s.dst), idx);
+        self.term.half_open.push_back((idx, gen));
+        self.term.half_open_count += 1;
         self.c.tls_accepted += 1;
         Some(idx)
+    }
+
+    /// Drops the oldest connection still in its TCP handshake (no RST: a
+    /// flood's sources are usually forged).
+    fn term_evict_half_open(&mut self) {
+        while let Some((idx, gen)) = self.term.half_open.pop_front() {
+            let live = self
+                .term
+                .conns
+                .get(idx as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.gen == gen && !c.established);
+            if live {
+                if let Some(conn) = self.term.conns[idx as usize].take() {
+                    self.c.tls_syn_evicted += 1;
+                    self.term_free(idx, conn);
+                }
+                return;
+            }
+        }
     }
 
     /// Runs connection `idx` on an input frame (or a timer).
@@ -530,6 +570,15 @@ impl<F: Frame> LbCore<F> {
             if !moved && r == PollResult::None {
                 break;
             }
+        }
+        if !conn.established
+            && !matches!(
+                sock(&mut conn.sockets, conn.client_h).state(),
+                State::Listen | State::SynReceived
+            )
+        {
+            conn.established = true;
+            self.term.half_open_count = self.term.half_open_count.saturating_sub(1);
         }
         if self.term_finished(&conn) {
             self.term_free(idx, conn);
@@ -785,6 +834,20 @@ impl<F: Frame> LbCore<F> {
     }
 
     fn term_free(&mut self, idx: u32, conn: Box<Conn>) {
+        if !conn.established {
+            self.term.half_open_count = self.term.half_open_count.saturating_sub(1);
+        }
+        if self.term.half_open.len() > 2 * self.term.max_half_open + 64 {
+            // Drop stale entries (connections gone or established).
+            let t = &mut self.term;
+            let conns = &t.conns;
+            t.half_open.retain(|&(i, g)| {
+                conns
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|c| c.gen == g && !c.established)
+            });
+        }
         let vip = self.term.vips[conn.vip].addr;
         self.term.by_client.remove(&(conn.client, vip));
         if let Some((server, sport, pool, b)) = conn.server {
