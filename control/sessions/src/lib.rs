@@ -29,6 +29,8 @@ use std::hash::Hasher;
 use arrayvec::ArrayVec;
 use siphasher::sip::SipHasher24;
 
+pub mod identity;
+
 /// Backends remembered per session.
 pub const MAX_ROWS: usize = 4;
 
