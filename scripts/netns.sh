@@ -21,7 +21,11 @@
 #                                       | veth
 #   [ns P-sw]  bridge P-br0: P-sw-dut + P-sw1..P-swN
 #                                       | veths
-#   [ns P-bK]  P-bk0 10.10.2.(10+K)/24, default via 10.10.2.1; nginx on :80
+#   [ns P-bK]  P-bk0 10.10.2.(10+K)/24, default via 10.10.2.1; nginx on :80,
+#              and TLS on :443 (its own certificate from a lab CA in
+#              STATE_DIR/shared/ca.pem, its own session cache and ticket
+#              keys: a session resumes only on the backend that made it;
+#              GET /tls answers "backend bK reused r|. PROTOCOL")
 #
 # `up` ends with machine-readable KEY=VALUE lines (CLIENT_NS, SW_NS,
 # BACKEND_NS, DUT_CLIENT_IF, DUT_BACKEND_IF, VIP, BACKEND_SIDE_IP, BACKENDS,
@@ -326,8 +330,47 @@ http {
             proxy_set_header Connection "";
         }
     }
+
+    # TLS pass-through target (session-aware dispatch): a per-backend
+    # session cache and per-process random ticket keys.
+    server {
+        listen 443 ssl default_server;
+        server_name _;
+        ssl_certificate $dir/tls.pem;
+        ssl_certificate_key $dir/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:b$k:1m;
+        ssl_session_timeout 10m;
+        ssl_session_tickets on;
+        add_header X-Backend b$k always;
+        location / {
+            root $dir/html;
+            index index.html;
+        }
+        location = /tls {
+            default_type text/plain;
+            return 200 "backend b$k reused \$ssl_session_reused \$ssl_protocol\n";
+        }
+    }
 }
 EOF
+}
+
+# A lab CA (once per topology) and a leaf per backend (vip.test, bK.test).
+make_ca() {
+    local d=$STATE_DIR/shared
+    [[ -e $d/ca.pem ]] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj "/CN=qsplice netns CA" -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 \
+        || die "openssl: cannot make the lab CA"
+}
+make_leaf() { # k dir
+    local k=$1 dir=$2 d=$STATE_DIR/shared
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=vip.test" \
+        -keyout "$dir/tls.key" -out "$dir/tls.csr" >/dev/null 2>&1 || die "openssl: leaf key for b$k"
+    printf 'subjectAltName=DNS:vip.test,DNS:b%s.test\n' "$k" >"$dir/tls.ext"
+    openssl x509 -req -in "$dir/tls.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 30 -extfile "$dir/tls.ext" -out "$dir/tls.pem" >/dev/null 2>&1 || die "openssl: leaf cert for b$k"
 }
 
 start_backend() {
@@ -340,6 +383,7 @@ start_backend() {
     if [[ -e $STATE_DIR/shared/big.bin ]]; then
         ln -f "$STATE_DIR/shared/big.bin" "$dir/html/big.bin"
     fi
+    make_leaf "$k" "$dir"
     write_nginx_conf "$k" "$dir"
     nsx "$ns" "$NGINX" -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
         || die "nginx config test failed for b$k (see $dir/error.log)"
@@ -519,6 +563,7 @@ cmd_up() {
         head -c $((BIGFILE_MB * 1024 * 1024)) /dev/urandom >"$STATE_DIR/shared/big.bin"
     fi
     (cd "$STATE_DIR/shared" && sha256sum -- *.bin >SHA256SUMS)
+    make_ca
 
     # --- nginx -------------------------------------------------------------
     for ((k = 1; k <= NBACKENDS; k++)); do
@@ -544,6 +589,7 @@ cmd_up() {
     echo "BACKENDS=$backend_list"
     echo "STATE_DIR=$STATE_DIR"
     echo "SHA256SUMS=$STATE_DIR/shared/SHA256SUMS"
+    echo "TLS_CA=$STATE_DIR/shared/ca.pem"
 }
 
 # ---------------------------------------------------------------------------
