@@ -510,6 +510,25 @@ pub fn tls_hello(data: &[u8]) {
     }
     assert_eq!(r_whole, r_split, "segmentation changed the outcome");
     assert_eq!(whole.message(), split.message());
+    // The same pieces held as segments, reversed (out of order), with the
+    // first repeated: the same message once whole.
+    let base = u32::from(k).wrapping_mul(0x9e37_79b9);
+    let mut pieces: Vec<(u32, &[u8])> = stream
+        .chunks(step)
+        .scan(0u32, |off, c| {
+            let p = (base.wrapping_add(*off), c);
+            *off += c.len() as u32;
+            Some(p)
+        })
+        .collect();
+    pieces.reverse();
+    if let Some(&last) = pieces.last() {
+        pieces.push(last);
+    }
+    let mut seg = HelloAssembler::new();
+    let r_seg = qsplice_wire::tls::assemble_segments(&mut seg, base, &pieces);
+    assert_eq!(r_seg, r_whole, "held segments changed the outcome");
+    assert_eq!(seg.message(), whole.message());
     assert!(whole.consumed() <= stream.len());
     let msg = whole.message().unwrap_or(stream);
     assert!(msg.len() <= MAX_HANDSHAKE + 4 || whole.message().is_none());

@@ -489,3 +489,38 @@ impl<'a> ServerHello<'a> {
         Ok(sh)
     }
 }
+
+/// Feeds the first bytes of a TCP stream, held as segments, into `asm`
+/// (reset first): `pieces` are `(sequence number, payload)` in any order,
+/// possibly overlapping or repeated (retransmissions); `base` is the
+/// sequence number of the stream's first byte. Bytes are taken in order
+/// from `base` until a gap; the result is the assembler's
+/// ([`HelloAssembler::push`]): `Ok(Some(len))` once the hello is whole,
+/// `Ok(None)` while bytes are missing.
+pub fn assemble_segments(
+    asm: &mut HelloAssembler,
+    base: u32,
+    pieces: &[(u32, &[u8])],
+) -> Result<Option<usize>, TlsError> {
+    asm.reset();
+    let mut next = base;
+    let mut r = Ok(None);
+    loop {
+        // The piece covering `next` that reaches furthest.
+        let best = pieces
+            .iter()
+            .filter_map(|&(seq, p)| {
+                let off = next.wrapping_sub(seq) as usize;
+                (off < p.len() && (next.wrapping_sub(seq) as i32) >= 0).then(|| &p[off..])
+            })
+            .max_by_key(|rest| rest.len());
+        let Some(rest) = best else {
+            return r;
+        };
+        r = asm.push(rest);
+        if !matches!(r, Ok(None)) {
+            return r;
+        }
+        next = next.wrapping_add(rest.len() as u32);
+    }
+}

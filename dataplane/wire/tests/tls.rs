@@ -262,3 +262,39 @@ proptest! {
         }
     }
 }
+
+/// A ClientHello held as out-of-order, overlapping, repeated segments is
+/// assembled exactly as the in-order stream; a gap waits.
+#[test]
+fn assemble_segments_any_order() {
+    use qsplice_wire::tls::{assemble_segments, HelloAssembler};
+    let stream = fixture("ch-curl.bin");
+    let mut whole = HelloAssembler::new();
+    let want = whole.push(&stream).unwrap().expect("whole hello");
+    let base = 1_000u32.wrapping_sub(7); // wraps nowhere near: plain offsets
+    let cut = |a: usize, b: usize| (base.wrapping_add(a as u32), &stream[a..b.min(stream.len())]);
+    let n = want + 5;
+    let mut asm = HelloAssembler::new();
+    // in order, reversed, overlapping, repeated
+    let parts = [cut(0, 100), cut(100, 300), cut(300, n)];
+    assert_eq!(assemble_segments(&mut asm, base, &parts), Ok(Some(want)));
+    assert_eq!(asm.message(), whole.message());
+    let rev = [cut(300, n), cut(100, 300), cut(0, 100)];
+    assert_eq!(assemble_segments(&mut asm, base, &rev), Ok(Some(want)));
+    let overl = [cut(0, 150), cut(120, 320), cut(0, 90), cut(310, n)];
+    assert_eq!(assemble_segments(&mut asm, base, &overl), Ok(Some(want)));
+    assert_eq!(asm.message(), whole.message());
+    // a gap: not yet
+    let gap = [cut(0, 100), cut(150, n)];
+    assert_eq!(assemble_segments(&mut asm, base, &gap), Ok(None));
+    // across sequence-number wrap-around
+    let base2 = u32::MAX - 50;
+    let parts2: Vec<(u32, &[u8])> = [(0usize, 60usize), (60, 400), (400, n)]
+        .iter()
+        .map(|&(a, b)| (base2.wrapping_add(a as u32), &stream[a..b]))
+        .collect();
+    assert_eq!(assemble_segments(&mut asm, base2, &parts2), Ok(Some(want)));
+    // a piece entirely before the base is ignored
+    let stale = [(base.wrapping_sub(10), &stream[..5]), cut(0, n)];
+    assert_eq!(assemble_segments(&mut asm, base, &stale), Ok(Some(want)));
+}
