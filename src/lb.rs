@@ -16,13 +16,21 @@ use qsplice_config::{TlsGroupConf, TlsModeConf, TlsPolicyConf};
 use qsplice_dpdk::Mbuf;
 use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
 use qsplice_lb::{
-    BackendCounters, LbConf, LbCounters, LbShared, PoolBoard, SharedLbCounters, TlsVip, VipConf,
+    BackendCounters, LbConf, LbCounters, LbShared, PoolBoard, SessionShared, SharedLbCounters,
+    TlsVip, VipConf,
 };
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
+use qsplice_sessions::SessionTable;
 use qsplice_splice::isn::IsnSecret;
 use qsplice_tls::certs::CertSpec;
 use qsplice_tls::{Group, PqPolicy, TlsContext, TlsReport, TlsSettings, TlsStats};
 use serde::Serialize;
+
+/// Session-learning events queued from the lcores at most.
+const SESSION_EVENTS: usize = 65_536;
+/// The session table is republished at most this often (a lcore's view is
+/// at most this stale, well under a sweep interval).
+const SESSION_PUBLISH: Duration = Duration::from_millis(100);
 
 /// Steering inbox size per lcore.
 const INBOX: usize = 4096;
@@ -50,6 +58,7 @@ struct VipCtl {
     name: String,
     addr: SocketAddrV4,
     policy: Policy,
+    session_aware: bool,
     backends: Vec<BackendCtl>,
 }
 
@@ -69,6 +78,14 @@ pub struct LbRuntime {
     version: u64,
     next_load_refresh: Instant,
     token: u32,
+    /// Session-aware dispatch: the table per pool, shared state, timers.
+    sessions: Option<Arc<SessionShared>>,
+    tables: Vec<SessionTable>,
+    sessions_conf: qsplice_config::SessionsConf,
+    sessions_dirty: bool,
+    next_sweep: Instant,
+    next_session_publish: Instant,
+    epoch: Instant,
 }
 
 /// One backend in the report.
@@ -116,6 +133,10 @@ pub struct VipReport {
     pub total: BTreeMap<String, u64>,
     /// Its pool.
     pub backends: Vec<BackendReport>,
+    /// The server mapping table (session-aware VIPs only): sessions held,
+    /// rows learned / expired / replaced, keys evicted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<BTreeMap<String, u64>>,
     /// TLS termination counters (terminated VIPs only): negotiated groups
     /// (the share of post-quantum handshakes), suites, versions,
     /// resumptions, failures by reason.
@@ -148,6 +169,8 @@ fn policy(p: PolicyConf) -> Policy {
         PolicyConf::WeightedRoundRobin => Policy::WeightedRoundRobin,
         PolicyConf::LeastConnections => Policy::LeastConnections,
         PolicyConf::Maglev => Policy::Maglev,
+        // Its fallback scheduler.
+        PolicyConf::SessionAware => Policy::RoundRobin,
     }
 }
 
@@ -180,6 +203,7 @@ impl LbRuntime {
                 name: v.name.clone(),
                 addr: v.address,
                 policy: policy(v.policy),
+                session_aware: v.policy == PolicyConf::SessionAware,
                 backends: v
                     .backends
                     .iter()
@@ -226,6 +250,7 @@ impl LbRuntime {
                 .map(|(i, v)| VipConf {
                     addr: v.addr,
                     pool: i,
+                    session_aware: v.session_aware,
                 })
                 .collect(),
             client_port: cp,
@@ -271,7 +296,27 @@ impl LbRuntime {
             version: 0,
             next_load_refresh: now,
             token: 0,
+            sessions: None,
+            tables: Vec::new(),
+            sessions_conf: l.sessions.clone(),
+            sessions_dirty: false,
+            next_sweep: now,
+            next_session_publish: now,
+            epoch: now,
         };
+        if rt.vips.iter().any(|v| v.session_aware) {
+            let b = random_secret()?;
+            let c = random_secret()?;
+            let secret = (
+                u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
+            );
+            rt.sessions = Some(SessionShared::new(rt.vips.len(), secret, SESSION_EVENTS));
+            let max_age = l.sessions.max_age_s * 1000;
+            rt.tables = (0..rt.vips.len())
+                .map(|_| SessionTable::new(l.sessions.max_keys as usize, max_age))
+                .collect();
+        }
         rt.publish();
         Ok(rt)
     }
@@ -287,6 +332,7 @@ impl LbRuntime {
             backends: self.backends[i].clone(),
             inboxes: self.inboxes.clone(),
             health: (i == 0).then(|| self.health.clone()),
+            sessions: self.sessions.clone(),
             tls: self.tls_stats[i].clone(),
         };
         (c, shared)
@@ -331,6 +377,7 @@ impl LbRuntime {
     /// Control-loop step: health checks, republishing.
     pub fn control(&mut self, now: Instant) {
         let mut changed = false;
+        self.sessions_step(now);
         for t in &self.template.tls_vips {
             if let Some(k) = &t.ctx.tickets {
                 if k.rotate_if_due(now) {
@@ -409,6 +456,43 @@ impl LbRuntime {
         }
     }
 
+    /// Session-aware dispatch: apply the lcores' learning events to the
+    /// tables, sweep expired rows, republish (at most every 100 ms).
+    fn sessions_step(&mut self, now: Instant) {
+        let Some(shared) = self.sessions.clone() else {
+            return;
+        };
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let mut n = 0;
+        while let Some(ev) = shared.events.pop() {
+            if let Some(t) = self.tables.get_mut(usize::from(ev.pool)) {
+                // Learned from a ServerHello: the backend holds the session
+                // and finished serving it now (idle, newest timestamp).
+                t.on_open(ev.key, ev.backend, ms);
+                t.on_close(ev.key, ev.backend, ms);
+                self.sessions_dirty = true;
+            }
+            n += 1;
+            if n >= 100_000 {
+                break;
+            }
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + Duration::from_millis(self.sessions_conf.sweep_interval_ms);
+            for t in &mut self.tables {
+                if t.sweep(ms) > 0 {
+                    self.sessions_dirty = true;
+                }
+            }
+        }
+        if self.sessions_dirty && now >= self.next_session_publish {
+            self.next_session_publish = now + SESSION_PUBLISH;
+            self.sessions_dirty = false;
+            let snap: Vec<_> = self.tables.iter().map(SessionTable::snapshot).collect();
+            shared.snap.store(Arc::new(snap));
+        }
+    }
+
     /// Apply a reloaded `[lb]` section: backend state, weight and limit,
     /// VIP policies, and the health-check timers and thresholds. The VIPs
     /// (names, addresses) and each VIP's backend addresses must be as
@@ -457,6 +541,9 @@ impl LbRuntime {
             anyhow::bail!("key `{k}` changed: it takes a restart to apply");
         }
         for (i, (old, new)) in self.vips.iter().zip(&l.vips).enumerate() {
+            if old.session_aware != (new.policy == PolicyConf::SessionAware) {
+                anyhow::bail!("key `lb.vips[{i}].policy` changed to or from session-aware: it takes a restart");
+            }
             if old.name != new.name || old.addr != new.address {
                 anyhow::bail!("key `lb.vips[{i}]` changed name or address: it takes a restart");
             }
@@ -566,11 +653,28 @@ impl LbRuntime {
                         }
                         sum.report()
                     });
+                let sessions = (v.session_aware)
+                    .then(|| self.tables.get(pi))
+                    .flatten()
+                    .map(|t| {
+                        let st = t.stats();
+                        [
+                            ("sessions", t.len() as u64),
+                            ("learned", st.learned),
+                            ("expired", st.expired),
+                            ("replaced", st.replaced),
+                            ("evicted", st.evicted),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect()
+                    });
                 VipReport {
                     name: v.name.clone(),
                     address: v.addr.to_string(),
                     total,
                     backends,
+                    sessions,
                     tls,
                 }
             })

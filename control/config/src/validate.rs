@@ -608,8 +608,24 @@ impl Config {
                 in_range(&bk("weight"), b.weight, 1, 1000)?;
             }
             validate_vip_tls(i, v)?;
+            if v.policy == crate::PolicyConf::SessionAware && v.tls == crate::TlsModeConf::Terminate
+            {
+                return err(
+                    k("policy"),
+                    "session-aware",
+                    "session-aware dispatch is for TLS pass-through VIPs (tls = \"off\"): a terminated VIP resumes sessions itself",
+                );
+            }
         }
         in_range("lb.tls_max_conns", lb.tls_max_conns, 1, 1_000_000)?;
+        in_range("lb.sessions.max_age_s", lb.sessions.max_age_s, 1, 86_400)?;
+        in_range("lb.sessions.max_keys", lb.sessions.max_keys, 16, 10_000_000)?;
+        in_range(
+            "lb.sessions.sweep_interval_ms",
+            lb.sessions.sweep_interval_ms,
+            10,
+            600_000,
+        )?;
         Ok(())
     }
 

@@ -284,6 +284,12 @@ impl Snapshot {
         max == 0 || self.load(i, cur) < i64::from(max)
     }
 
+    /// Can backend `i` take a new connection now (in rotation, under its
+    /// limit)? Session-aware dispatch checks its table's candidates with it.
+    pub fn can_take(&self, i: usize, cur: &Cursor) -> bool {
+        i < self.backends.len() && self.eligible.contains(&(i as u16)) && self.has_room(i, cur)
+    }
+
     /// Pick a backend for a new connection from `client_hash` (used by
     /// Maglev). Backends at their connection limit are skipped (Maglev then
     /// probes the following table slots). `None`: no eligible backend.

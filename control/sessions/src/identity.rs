@@ -117,10 +117,7 @@ impl Outcome {
             return out;
         }
         if sh.is_tls13() {
-            if let Some((k, n)) = sh
-                .selected_psk
-                .and_then(|i| offer.psk.get(usize::from(i)))
-            {
+            if let Some((k, n)) = sh.selected_psk.and_then(|i| offer.psk.get(usize::from(i))) {
                 out.resumed = true;
                 out.learn.push(*k);
                 if let Some(n) = n {
@@ -208,7 +205,11 @@ mod tests {
         assert_eq!(k, SessionKey::of(SECRET, IdentityKind::Ticket, t));
         assert_eq!(
             n,
-            Some(SessionKey::of(SECRET, IdentityKind::TicketKeyName, &t[..16]))
+            Some(SessionKey::of(
+                SECRET,
+                IdentityKind::TicketKeyName,
+                &t[..16]
+            ))
         );
         assert_eq!(o.keys[0], k, "the ticket is looked up first");
         assert_eq!(*o.keys.last().unwrap(), n.unwrap(), "the key name last");

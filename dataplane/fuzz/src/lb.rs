@@ -151,11 +151,13 @@ impl Rig {
             inboxes: Arc::new(vec![ArrayQueue::new(8), ArrayQueue::new(8)]),
             health: Some(Arc::new(HealthShared::new(4))),
             tls: Default::default(),
+            sessions: None,
         };
         let conf = LbConf {
             vips: vec![VipConf {
                 addr: SocketAddrV4::new(VIP, 80),
                 pool: 0,
+                session_aware: false,
             }],
             client_port: 0,
             backend_port: 1,

@@ -42,8 +42,10 @@ use crate::counters::{LbCounters, SharedLbCounters};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
+pub use sa::{SessionEvent, SessionShared, SessionSnap, MAX_PENDING};
 pub use term::TlsVip;
 
+mod sa;
 mod term;
 
 use crate::tcp::{
@@ -71,6 +73,9 @@ pub struct VipConf {
     pub addr: SocketAddrV4,
     /// Index of its pool on the [`PoolBoard`].
     pub pool: usize,
+    /// TLS pass-through with session-aware dispatch (the backend is chosen
+    /// from the ClientHello's session; see `core::sa`).
+    pub session_aware: bool,
 }
 
 /// One lcore's balancer settings.
@@ -142,6 +147,9 @@ pub struct LbShared<F> {
     pub inboxes: Arc<Vec<ArrayQueue<F>>>,
     /// Health-check queues (the probing lcore only).
     pub health: Option<Arc<HealthShared>>,
+    /// The session-aware dispatch table and its learning queue (shared
+    /// by every lcore; `None` when no VIP uses it).
+    pub sessions: Option<Arc<SessionShared>>,
     /// This lcore's TLS counters per terminated VIP (in `tls_vips` order),
     /// republished every [`TLS_PUBLISH_MS`].
     pub tls: Arc<arc_swap::ArcSwap<Vec<qsplice_tls::TlsStats>>>,
@@ -158,6 +166,7 @@ impl<F> Clone for LbShared<F> {
             backends: self.backends.clone(),
             inboxes: self.inboxes.clone(),
             health: self.health.clone(),
+            sessions: self.sessions.clone(),
             tls: self.tls.clone(),
         }
     }
@@ -290,6 +299,7 @@ pub struct LbCore<F> {
     http_req: Vec<u8>,
     rng: u64,
     term: term::Terminator,
+    sa: sa::SessionAware<F>,
     publishes: u64,
 }
 
@@ -329,6 +339,7 @@ impl<F: Frame> LbCore<F> {
             .into_bytes(),
             rng: conf.seed | 1,
             term: term::Terminator::new(conf.tls_vips.clone(), conf.tls_max_conns),
+            sa: sa::SessionAware::new(shared.sessions.clone()),
             publishes: 0,
             conf,
             shared,
@@ -365,6 +376,13 @@ impl<F: Frame> LbCore<F> {
             .iter()
             .find(|v| v.addr == vip)
             .map(|v| v.pool)
+    }
+
+    fn vip_session_aware(&self, vip: SocketAddrV4) -> bool {
+        self.conf
+            .vips
+            .iter()
+            .any(|v| v.addr == vip && v.session_aware)
     }
 
     fn is_vip_addr(&self, ip: Ipv4Addr) -> bool {
@@ -502,6 +520,14 @@ impl<F: Frame> LbCore<F> {
             self.c.no_flow += u64::from(!s.flags.contains(TcpFlags::SYN));
             return self.reply_rst(io, pi, f, &s);
         };
+        let f = if self.vip_session_aware(s.dst) {
+            match self.sa_client(io, f, l3, &s, pool, now) {
+                Some(f) => f,
+                None => return,
+            }
+        } else {
+            f
+        };
         let syn = s.flags.contains(TcpFlags::SYN);
         let ack = s.flags.contains(TcpFlags::ACK);
         let rst = s.flags.contains(TcpFlags::RST);
@@ -581,6 +607,24 @@ impl<F: Frame> LbCore<F> {
         pool: usize,
         now: u64,
     ) {
+        let _ = self.accept_forced(io, f, l3, s, opts, pool, now, None);
+    }
+
+    /// [`accept`](Self::accept) to backend `forced` when given (chosen by
+    /// session-aware dispatch), else to the scheduler's choice. Returns the
+    /// new flow.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_forced<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        s: &Seg,
+        opts: &SynOptions,
+        pool: usize,
+        now: u64,
+        forced: Option<usize>,
+    ) -> Option<FlowId> {
         let pi = self.conf.client_port;
         let slot = self.cookie_slot(now);
         let Some(mss) = SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot)
@@ -592,12 +636,15 @@ impl<F: Frame> LbCore<F> {
             // kill it. Drop; TCP retransmits. A single lcore owns every flow,
             // so there the segment really is for no connection.
             if self.conf.lcores > 1 {
-                return;
+                return None;
             }
-            return self.reply_rst(io, pi, f, s);
+            {
+                self.reply_rst(io, pi, f, s);
+                return None;
+            }
         };
         if self.parse(&f, l3, true).is_none() {
-            return;
+            return None;
         }
         self.c.cookie_ok += 1;
         let (ws, sack) = match opts.ts {
@@ -606,30 +653,45 @@ impl<F: Frame> LbCore<F> {
         };
         if self.connecting.len() >= self.conf.max_connecting {
             self.c.connecting_full += 1;
-            return self.reply_rst(io, pi, f, s);
+            {
+                self.reply_rst(io, pi, f, s);
+                return None;
+            }
         }
         let Some(snap) = self.pools.get(pool) else {
             self.c.conn_no_backend += 1;
-            return self.reply_rst(io, pi, f, s);
+            {
+                self.reply_rst(io, pi, f, s);
+                return None;
+            }
         };
-        let Some(b) = self
-            .cursors
-            .get_mut(pool)
-            .and_then(|cur| snap.pick(client_hash(*s.src.ip()), cur))
-        else {
+        let picked = match forced {
+            Some(b) => Some(b),
+            None => self
+                .cursors
+                .get_mut(pool)
+                .and_then(|cur| snap.pick(client_hash(*s.src.ip()), cur)),
+        };
+        let Some(b) = picked else {
             self.c.conn_no_backend += 1;
-            return self.reply_rst(io, pi, f, s);
+            {
+                self.reply_rst(io, pi, f, s);
+                return None;
+            }
         };
         let server = snap.backends[b].addr;
         let bp = self.conf.backend_port;
         let Some(backend_mac) = io.resolve(bp, *server.ip()) else {
             // The client retransmits; by then ARP has answered.
             self.c.drop_unresolved += 1;
-            return;
+            return None;
         };
         let Some(sport) = self.alloc_sport(server) else {
             self.c.no_source_port += 1;
-            return self.reply_rst(io, pi, f, s);
+            {
+                self.reply_rst(io, pi, f, s);
+                return None;
+            }
         };
         let cws = ws.unwrap_or(0);
         let local = SocketAddrV4::new(self.conf.local, sport);
@@ -651,11 +713,14 @@ impl<F: Frame> LbCore<F> {
             Ok(id) => id,
             Err(InsertError::Full) => {
                 self.c.flow_table_full += 1;
-                return self.reply_rst(io, pi, f, s);
+                {
+                    self.reply_rst(io, pi, f, s);
+                    return None;
+                }
             }
             Err(InsertError::Exists) => {
                 self.c.drop_unexpected += 1;
-                return;
+                return None;
             }
         };
         let (client_tsval, our_tsval) = opts.ts.unwrap_or((0, 0));
@@ -696,6 +761,7 @@ impl<F: Frame> LbCore<F> {
         if s.payload > 0 || s.flags.contains(TcpFlags::FIN) {
             self.hold(id, f);
         }
+        Some(id)
     }
 
     /// Our ISN and TSval toward `server` from `local`. The ISN is RFC 6528's
@@ -1020,6 +1086,9 @@ impl<F: Frame> LbCore<F> {
         dir: Dir,
         now: u64,
     ) {
+        if dir == Dir::S2C && !self.sa.is_idle() {
+            self.sa_learn(id, f.data(), l3);
+        }
         let Some(flow) = self.flows.get_mut(id) else {
             self.c.drop_unexpected += 1;
             return;
@@ -1263,6 +1332,7 @@ impl<F: Frame> LbCore<F> {
 
     /// Release everything a removed flow held.
     fn forget(&mut self, id: FlowId, _state: FlowState, why: Gone) {
+        self.sa_forget(id);
         let m = std::mem::replace(&mut self.meta[id as usize], Meta::FREE);
         let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
         match m.phase {
@@ -1412,6 +1482,7 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         self.start_probes(io, now);
         self.connect_timers(io, now);
         self.term_timers(io, now);
+        self.sa_timers(io, now);
         self.expire(now);
         self.publish();
     }

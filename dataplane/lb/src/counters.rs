@@ -132,6 +132,32 @@ lb_counters! {
     /// Half-open terminated connections dropped to make room for newer
     /// SYNs (the half-open bound is a quarter of `tls_max_conns`).
     tls_syn_evicted,
+    /// Session-aware VIPs: handshake ACKs that only wait for the hello.
+    sa_ack_waiting,
+    /// Session-aware VIPs: connections dispatched by the scheduler because
+    /// the pending-hello table was full.
+    sa_pending_full,
+    /// Session-aware VIPs: first flights that were not a TLS ClientHello.
+    sa_not_tls,
+    /// Session-aware VIPs: hellos not whole within 1 s (scheduler).
+    sa_hello_timeout,
+    /// Hellos that offered a session (keyed lookups).
+    sa_lookups,
+    /// Lookups answered from the table (a backend holding the session).
+    sa_hits,
+    /// Lookups whose candidates were all unable to take a connection
+    /// (down, draining, at their limit): scheduler.
+    sa_fallback_busy,
+    /// Lookups of sessions the table did not know: scheduler.
+    sa_misses,
+    /// ServerHellos that resumed the offered session.
+    sa_resumed,
+    /// Learning events sent to the control thread.
+    sa_learned,
+    /// Learning events lost to a full queue.
+    sa_events_full,
+    /// First backend data segments that were not a ServerHello.
+    sa_no_server_hello,
 }
 
 #[cfg(test)]

@@ -26,5 +26,8 @@ pub mod health;
 pub mod tcp;
 
 pub use board::{BackendCounters, BackendStats, PoolBoard};
-pub use core::{LbConf, LbCore, LbShared, TlsVip, VipConf, HOLD_MAX, TLS_PUBLISH_MS};
+pub use core::{
+    LbConf, LbCore, LbShared, SessionEvent, SessionShared, SessionSnap, TlsVip, VipConf, HOLD_MAX,
+    MAX_PENDING, TLS_PUBLISH_MS,
+};
 pub use counters::{LbCounters, SharedLbCounters};

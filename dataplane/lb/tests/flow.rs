@@ -52,6 +52,7 @@ fn conf() -> LbConf {
         vips: vec![VipConf {
             addr: vip(),
             pool: 0,
+            session_aware: false,
         }],
         client_port: 0,
         backend_port: 1,
@@ -99,6 +100,7 @@ fn rig_with(conf: LbConf) -> Rig {
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(health.clone()),
         tls: Default::default(),
+        sessions: None,
     };
     let lb = LbCore::new(conf, shared);
     let econf = EngineConf {

@@ -1,0 +1,392 @@
+//! Session-aware dispatch for TLS pass-through VIPs (`policy =
+//! "session-aware"`): the backend is chosen from the ClientHello.
+//!
+//! The handshake ACK creates no state (as for every VIP: SYN cookies).
+//! The client's first data segments — its ClientHello, one or two
+//! segments (post-quantum key shares make it span two) — are held, not
+//! acknowledged, in a small per-lcore table keyed by the 4-tuple, until
+//! `qsplice_wire::tls::assemble_segments` has the whole hello (or a
+//! second has passed, or it is not TLS). Then the offer's session keys
+//! (`qsplice_sessions::identity::Offer`) are looked up in the table the
+//! control thread publishes: the least recently used idle candidate that
+//! can take a connection wins; with none, the VIP's scheduler (round
+//! robin) decides and the fallback is counted. The connection then opens
+//! exactly like any other (cookie-checked accept, backend SYN, held
+//! segments released after the backend's SYN-ACK).
+//!
+//! Learning: the flow remembers its offer until the backend's first data
+//! segment, read as a ServerHello (`Outcome`): the keys the backend now
+//! holds (echoed or new TLS 1.2 session ID, accepted ticket or PSK
+//! identity, and the ticket's key name) go to the control thread as
+//! events on a bounded lock-free queue; the control thread updates the
+//! server mapping table and republishes it.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
+use qsplice_engine::Io;
+use qsplice_netdev::{Frame, Queue};
+use qsplice_sessions::identity::{Offer, Outcome};
+use qsplice_sessions::{SessionKey, MAX_ROWS};
+use qsplice_splice::flow::FlowId;
+use qsplice_wire::tls::{assemble_segments, ClientHello, HelloAssembler, ServerHello};
+use qsplice_wire::TcpFlags;
+
+use super::{LbCore, Seg};
+
+/// Connections one lcore holds while their ClientHello completes.
+pub const MAX_PENDING: usize = 1024;
+/// Segments held per pending connection.
+const MAX_PIECES: usize = 4;
+/// A ClientHello not whole after this long is dispatched by the scheduler.
+const HELLO_WAIT_MS: u64 = 1000;
+
+/// Per-pool candidate lists, as the control thread publishes them.
+pub type SessionSnap = Vec<HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>>>;
+
+/// What lcores tell the control thread.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SessionEvent {
+    /// Pool (VIP) index.
+    pub pool: u16,
+    /// The session key.
+    pub key: SessionKey,
+    /// The backend that holds it.
+    pub backend: u16,
+}
+
+/// Shared between the control thread and the lcores.
+#[derive(Debug)]
+pub struct SessionShared {
+    /// The published table (per pool).
+    pub snap: ArcSwap<SessionSnap>,
+    /// Learning events, lcores → control thread.
+    pub events: ArrayQueue<SessionEvent>,
+    /// The secret keying session hashes (the same on every lcore).
+    pub secret: (u64, u64),
+}
+
+impl SessionShared {
+    /// An empty table for `pools` pools.
+    pub fn new(pools: usize, secret: (u64, u64), queue: usize) -> Arc<SessionShared> {
+        Arc::new(SessionShared {
+            snap: ArcSwap::from_pointee(vec![HashMap::new(); pools]),
+            events: ArrayQueue::new(queue.max(1)),
+            secret,
+        })
+    }
+}
+
+pub(super) struct Pending<F> {
+    /// (sequence number, frame, payload offset, payload length)
+    pieces: ArrayVec<(u32, F, usize, usize), MAX_PIECES>,
+    base: u32,
+    pool: usize,
+    deadline: u64,
+}
+
+/// The lcore's session-aware state (a field of [`LbCore`]).
+pub(super) struct SessionAware<F> {
+    pub(super) shared: Option<Arc<SessionShared>>,
+    pending: HashMap<(SocketAddrV4, SocketAddrV4), Pending<F>>,
+    /// Flows waiting for their ServerHello: pool and offer.
+    learning: HashMap<FlowId, (u16, Offer)>,
+    scratch: HelloAssembler,
+}
+
+impl<F> core::fmt::Debug for SessionAware<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SessionAware")
+            .field("pending", &self.pending.len())
+            .field("learning", &self.learning.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> SessionAware<F> {
+    /// No flow waits for its ServerHello.
+    pub(super) fn is_idle(&self) -> bool {
+        self.learning.is_empty()
+    }
+
+    pub(super) fn new(shared: Option<Arc<SessionShared>>) -> Self {
+        SessionAware {
+            shared,
+            pending: HashMap::new(),
+            learning: HashMap::new(),
+            scratch: HelloAssembler::new(),
+        }
+    }
+}
+
+/// Byte offset of a segment's TCP payload in its frame.
+fn payload_off(data: &[u8], l3: usize) -> Option<usize> {
+    let ihl = usize::from(*data.get(l3)? & 0x0f) * 4;
+    let doff = usize::from(*data.get(l3 + ihl + 12)? >> 4) * 4;
+    Some(l3 + ihl + doff)
+}
+
+impl<F: Frame> LbCore<F> {
+    /// A client segment for a session-aware VIP (pool `pool`) with no flow.
+    /// Returns the frame when the ordinary path should take it.
+    pub(super) fn sa_client<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        f: F,
+        l3: usize,
+        s: &Seg,
+        pool: usize,
+        now: u64,
+    ) -> Option<F> {
+        self.sa.shared.as_ref()?;
+        let key = (s.src, s.dst);
+        let data_or_fin = s.payload > 0 || s.flags.contains(TcpFlags::FIN);
+        let plain_ack =
+            s.flags.contains(TcpFlags::ACK) && !s.flags.intersects(TcpFlags::SYN | TcpFlags::RST);
+        if !plain_ack {
+            if s.flags.contains(TcpFlags::RST) {
+                self.sa.pending.remove(&key);
+            }
+            return Some(f);
+        }
+        if !self.sa.pending.contains_key(&key) {
+            if !data_or_fin {
+                // The handshake's last ACK: wait for the hello (stateless).
+                self.c.sa_ack_waiting += 1;
+                return None;
+            }
+            if s.flags.contains(TcpFlags::FIN) && s.payload == 0 {
+                return Some(f);
+            }
+            if self.sa.pending.len() >= MAX_PENDING {
+                self.c.sa_pending_full += 1;
+                return Some(f);
+            }
+            // Only the first data segment (seq = client ISN + 1) carries a
+            // checkable cookie; later ones wait for it.
+            let slot = self.cookie_slot(now);
+            if qsplice_splice::isn::SynCookie::decode(
+                &self.conf.secret,
+                s.src,
+                s.dst,
+                s.seq,
+                s.ack,
+                slot,
+            )
+            .is_none()
+            {
+                self.c.cookie_bad += 1;
+                return None;
+            }
+            self.sa.pending.insert(
+                key,
+                Pending {
+                    pieces: ArrayVec::new(),
+                    base: s.seq,
+                    pool,
+                    deadline: now + HELLO_WAIT_MS * self.ms,
+                },
+            );
+        }
+        let Some(p) = self.sa.pending.get_mut(&key) else {
+            return Some(f);
+        };
+        if p.pieces.is_full() {
+            self.c.held_dropped += 1;
+            return None;
+        }
+        let Some(off) = payload_off(f.data(), l3) else {
+            return None;
+        };
+        let len = payload_len(f.data(), l3);
+        p.pieces.push((s.seq, f, off, len));
+        let r = assemble(&mut self.sa.scratch, p);
+        let fin = s.flags.contains(TcpFlags::FIN);
+        if matches!(r, Ok(None)) && !fin && !p.pieces.is_full() {
+            return None;
+        }
+        self.sa_decide(io, key, now);
+        None
+    }
+
+    /// The hello is whole (or will not be): choose and open the connection.
+    fn sa_decide<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        key: (SocketAddrV4, SocketAddrV4),
+        now: u64,
+    ) {
+        let Some(mut p) = self.sa.pending.remove(&key) else {
+            return;
+        };
+        let Some(shared) = self.sa.shared.clone() else {
+            return;
+        };
+        let _ = assemble(&mut self.sa.scratch, &p);
+        let offer = match self.sa.scratch.message().map(ClientHello::parse) {
+            Some(Ok(ch)) => Offer::of(shared.secret, &ch),
+            _ => {
+                self.c.sa_not_tls += 1;
+                Offer::default()
+            }
+        };
+        // Table lookup: the first key with an eligible idle candidate.
+        let mut forced = None;
+        if !offer.is_empty() {
+            self.c.sa_lookups += 1;
+            let snap = shared.snap.load();
+            let mut seen = false;
+            if let (Some(table), Some(pool_snap), Some(cur)) = (
+                snap.get(p.pool),
+                self.pools.get(p.pool),
+                self.cursors.get(p.pool),
+            ) {
+                'keys: for k in &offer.keys {
+                    if let Some(cands) = table.get(k) {
+                        seen = true;
+                        for &b in cands {
+                            if pool_snap.can_take(usize::from(b), cur) {
+                                forced = Some(usize::from(b));
+                                break 'keys;
+                            }
+                        }
+                    }
+                }
+            }
+            match (forced, seen) {
+                (Some(_), _) => self.c.sa_hits += 1,
+                (None, true) => self.c.sa_fallback_busy += 1,
+                (None, false) => self.c.sa_misses += 1,
+            }
+        }
+        // Open with the first segment (it carries the cookie), hold the rest.
+        let base = p.base;
+        p.pieces
+            .sort_by_key(|(seq, _, _, _)| seq.wrapping_sub(base));
+        let mut it = p.pieces.into_iter();
+        let Some((_, first, _, _)) = it.next() else {
+            return;
+        };
+        let l3 = match qsplice_wire::ethernet_l3(first.data()) {
+            Ok((_, l3, _)) => l3,
+            Err(_) => return,
+        };
+        let Some((s, opts)) = self.parse(&first, l3, false) else {
+            return;
+        };
+        let pool = p.pool;
+        let Some(id) = self.accept_forced(io, first, l3, &s, &opts, pool, now, forced) else {
+            return;
+        };
+        for (_, f, _, _) in it {
+            self.hold(id, f);
+        }
+        // Learn from the ServerHello even when nothing was offered: a
+        // TLS 1.2 server names its new session there.
+        self.sa.learning.insert(id, (pool as u16, offer));
+    }
+
+    /// Hellos waiting too long: dispatch what is there.
+    pub(super) fn sa_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        if self.sa.pending.is_empty() {
+            return;
+        }
+        let due: ArrayVec<(SocketAddrV4, SocketAddrV4), 64> = self
+            .sa
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| *k)
+            .take(64)
+            .collect();
+        for k in due {
+            self.c.sa_hello_timeout += 1;
+            self.sa_decide(io, k, now);
+        }
+    }
+
+    /// A backend → client data segment of flow `id` before translation:
+    /// the first one is read as the ServerHello.
+    pub(super) fn sa_learn(&mut self, id: FlowId, data: &[u8], l3: usize) {
+        if payload_len(data, l3) == 0 || !self.sa.learning.contains_key(&id) {
+            return;
+        }
+        let Some((pool, offer)) = self.sa.learning.remove(&id) else {
+            return;
+        };
+        let Some(shared) = self.sa.shared.clone() else {
+            return;
+        };
+        let Some(off) = payload_off(data, l3) else {
+            return;
+        };
+        let end = data.len().min(off + payload_len(data, l3));
+        let payload = data.get(off..end).unwrap_or(&[]);
+        self.sa.scratch.reset();
+        if !matches!(self.sa.scratch.push(payload), Ok(Some(_))) {
+            self.c.sa_no_server_hello += 1;
+            return;
+        }
+        let Some(Ok(sh)) = self.sa.scratch.message().map(ServerHello::parse) else {
+            self.c.sa_no_server_hello += 1;
+            return;
+        };
+        let out = Outcome::of(shared.secret, &offer, &sh);
+        if out.retry {
+            // The real ServerHello follows the client's second hello.
+            self.sa.learning.insert(id, (pool, offer));
+            return;
+        }
+        if out.resumed {
+            self.c.sa_resumed += 1;
+        }
+        let backend = self.meta.get(id as usize).map(|m| m.backend).unwrap_or(0);
+        for key in out.learn {
+            let ev = SessionEvent { pool, key, backend };
+            if shared.events.push(ev).is_ok() {
+                self.c.sa_learned += 1;
+            } else {
+                self.c.sa_events_full += 1;
+            }
+        }
+    }
+
+    /// Forget a flow's pending learning (it ended).
+    pub(super) fn sa_forget(&mut self, id: FlowId) {
+        self.sa.learning.remove(&id);
+    }
+}
+
+/// Runs the held pieces of `p` through the hello assembler.
+fn assemble<F: Frame>(
+    asm: &mut HelloAssembler,
+    p: &Pending<F>,
+) -> Result<Option<usize>, qsplice_wire::tls::TlsError> {
+    let pieces: ArrayVec<(u32, &[u8]), MAX_PIECES> = p
+        .pieces
+        .iter()
+        .map(|(seq, fr, off, len)| {
+            let d = fr.data();
+            (*seq, d.get(*off..d.len().min(off + len)).unwrap_or(&[]))
+        })
+        .collect();
+    assemble_segments(asm, p.base, &pieces)
+}
+
+/// TCP payload length of the IPv4 packet at `l3`.
+fn payload_len(data: &[u8], l3: usize) -> usize {
+    let (Some(&v), Some(tl_hi), Some(tl_lo)) = (data.get(l3), data.get(l3 + 2), data.get(l3 + 3))
+    else {
+        return 0;
+    };
+    let ihl = usize::from(v & 0x0f) * 4;
+    let total = usize::from(*tl_hi) << 8 | usize::from(*tl_lo);
+    let doff = data
+        .get(l3 + ihl + 12)
+        .map_or(0, |b| usize::from(b >> 4) * 4);
+    total.saturating_sub(ihl + doff)
+}
