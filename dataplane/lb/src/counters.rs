@@ -148,8 +148,13 @@ lb_counters! {
     /// Lookups whose candidates were all unable to take a connection
     /// (down, draining, at their limit): scheduler.
     sa_fallback_busy,
-    /// Lookups of sessions the table did not know: scheduler.
+    /// Lookups of sessions the table did not know: the client's last
+    /// backend on this lcore if it can take the connection (below), else
+    /// the scheduler.
     sa_misses,
+    /// Misses sent to the backend this lcore last gave the client (the
+    /// likely issuer of its newest ticket).
+    sa_client_hint,
     /// ServerHellos that resumed the offered session.
     sa_resumed,
     /// Learning events sent to the control thread.

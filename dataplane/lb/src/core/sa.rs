@@ -42,6 +42,8 @@ use super::{LbCore, Seg};
 pub const MAX_PENDING: usize = 1024;
 /// Segments held per pending connection.
 const MAX_PIECES: usize = 4;
+/// Clients remembered per lcore for the last-backend hint.
+const RECENT_MAX: usize = 65_536;
 /// A ClientHello not whole after this long is dispatched by the scheduler.
 const HELLO_WAIT_MS: u64 = 1000;
 
@@ -95,6 +97,11 @@ pub(super) struct SessionAware<F> {
     pending: HashMap<(SocketAddrV4, SocketAddrV4), Pending<F>>,
     /// Flows waiting for their ServerHello: pool and offer.
     learning: HashMap<FlowId, (u16, Offer)>,
+    /// The backend this lcore last gave each client (per pool): the one
+    /// that issued the client's newest ticket. Tried for an offer the table
+    /// does not know yet (a TLS 1.3 ticket travels encrypted, so its key
+    /// name is learned only from a first accepted resumption).
+    recent: HashMap<(u16, std::net::Ipv4Addr), u16>,
     scratch: HelloAssembler,
 }
 
@@ -118,6 +125,7 @@ impl<F> SessionAware<F> {
             shared,
             pending: HashMap::new(),
             learning: HashMap::new(),
+            recent: HashMap::new(),
             scratch: HelloAssembler::new(),
         }
     }
@@ -260,7 +268,18 @@ impl<F: Frame> LbCore<F> {
             match (forced, seen) {
                 (Some(_), _) => self.c.sa_hits += 1,
                 (None, true) => self.c.sa_fallback_busy += 1,
-                (None, false) => self.c.sa_misses += 1,
+                (None, false) => {
+                    self.c.sa_misses += 1;
+                    let hint = self.sa.recent.get(&(p.pool as u16, *key.0.ip())).copied();
+                    if let (Some(b), Some(pool_snap), Some(cur)) =
+                        (hint, self.pools.get(p.pool), self.cursors.get(p.pool))
+                    {
+                        if pool_snap.can_take(usize::from(b), cur) {
+                            forced = Some(usize::from(b));
+                            self.c.sa_client_hint += 1;
+                        }
+                    }
+                }
             }
         }
         // Open with the first segment (it carries the cookie), hold the rest.
@@ -282,6 +301,11 @@ impl<F: Frame> LbCore<F> {
         let Some(id) = self.accept_forced(io, first, l3, &s, &opts, pool, now, forced) else {
             return;
         };
+        if self.sa.recent.len() >= RECENT_MAX {
+            self.sa.recent.clear();
+        }
+        let backend = self.meta.get(id as usize).map_or(0, |m| m.backend);
+        self.sa.recent.insert((pool as u16, *key.0.ip()), backend);
         for (_, f, _, _) in it {
             self.hold(id, f);
         }

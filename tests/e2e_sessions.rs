@@ -1,0 +1,264 @@
+//! End to end: session-aware dispatch (issue 5) on a TLS pass-through VIP
+//! in front of three nginx backends that each terminate TLS with their own
+//! session cache and ticket keys (a session resumes only where it was
+//! made), against round robin on the same backends in the same run.
+//!
+//! TLS 1.2 session IDs (`openssl s_client -no_ticket -sess_out/-sess_in`)
+//! and TLS 1.3 tickets (Go crypto/tls) are resumed through both VIPs; the
+//! session-aware VIP must resume ≥ 95% of attempts, round robin about a
+//! third; expired table rows send a session back to the scheduler.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn config(topo: &Topology, dir: &Path) -> PathBuf {
+    let base = demo_config(topo, "");
+    let backends: Vec<String> = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .map(|b| format!("    {{ address = \"{b}:443\" }},"))
+        .collect();
+    let backends = backends.join("\n");
+    let cfg = format!(
+        r#"{base}
+[lb]
+client_port = "client"
+backend_port = "backend"
+
+[lb.health]
+kind = "tcp"
+interval_ms = 300
+timeout_ms = 250
+
+[lb.sessions]
+max_age_s = 3
+sweep_interval_ms = 200
+
+[[lb.vips]]
+name = "sa"
+address = "10.10.1.1:443"
+policy = "session-aware"
+backends = [
+{backends}
+]
+
+[[lb.vips]]
+name = "rr"
+address = "10.10.1.1:8443"
+policy = "round-robin"
+backends = [
+{backends}
+]
+"#
+    );
+    let path = dir.join("sessions.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn stats(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// `openssl s_client` TLS 1.2 without tickets; returns whether it resumed.
+fn s_client(topo: &Topology, ca: &str, port: u16, sess: &Path, save: bool) -> Option<bool> {
+    let connect = format!("10.10.1.1:{port}");
+    let sess = sess.to_str().unwrap();
+    let mut args = vec!["sh", "-c", ""];
+    let cmd = format!(
+        "echo | ip netns exec {} openssl s_client -connect {connect} -tls1_2 -no_ticket -CAfile {ca} -servername vip.test {} {sess} 2>/dev/null",
+        topo.var("CLIENT_NS"),
+        if save { "-sess_out" } else { "-sess_in" }
+    );
+    args[2] = &cmd;
+    let out = Command::new(args[0]).args(&args[1..]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("\nReused, TLSv1.2") {
+        Some(true)
+    } else if text.contains("\nNew, TLSv1.2") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// 8 sessions, each resumed 4 times; returns (resumed, attempts).
+fn tls12_workload(topo: &Topology, ca: &str, port: u16, dir: &Path) -> (u32, u32) {
+    let (mut resumed, mut attempts) = (0, 0);
+    for s in 0..8 {
+        let sess = dir.join(format!("sess-{port}-{s}.pem"));
+        assert_eq!(
+            s_client(topo, ca, port, &sess, true),
+            Some(false),
+            "new session"
+        );
+        // the learning event reaches the table within its 100 ms republication
+        std::thread::sleep(Duration::from_millis(250));
+        for _ in 0..4 {
+            attempts += 1;
+            if s_client(topo, ca, port, &sess, false) == Some(true) {
+                resumed += 1;
+            }
+        }
+    }
+    (resumed, attempts)
+}
+
+#[test]
+fn session_aware_dispatch_end_to_end() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::up_with("qss", 3, &[]);
+    let scratch = Scratch::new("e2e-sessions");
+    let cfg = config(&topo, &scratch.0);
+    let json = scratch.0.join("stats.json");
+    let ca = topo.var("TLS_CA").to_string();
+    let mut app = Appliance::spawn(
+        &scratch.0,
+        &[
+            "lb",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stats-json",
+            json.to_str().unwrap(),
+            "--live-json",
+        ],
+    );
+    let up = wait_for(Duration::from_secs(20), || {
+        let v = stats(&json)?;
+        v["lb"]["vips"][0]["backends"]
+            .as_array()?
+            .iter()
+            .all(|b| b["healthy"].as_bool() == Some(true))
+            .then_some(())
+    });
+    assert!(up.is_some(), "backends never healthy\n{}", app.logs());
+
+    // 1. TLS 1.2 session IDs: session-aware vs round robin.
+    let (sa_r, sa_n) = tls12_workload(&topo, &ca, 443, &scratch.0);
+    let (rr_r, rr_n) = tls12_workload(&topo, &ca, 8443, &scratch.0);
+    eprintln!("TLS 1.2 resumed: session-aware {sa_r}/{sa_n}, round robin {rr_r}/{rr_n}");
+    assert!(
+        f64::from(sa_r) >= 0.95 * f64::from(sa_n),
+        "session-aware resumed {sa_r}/{sa_n}\n{}",
+        app.logs()
+    );
+    assert!(
+        f64::from(rr_r) <= 0.6 * f64::from(rr_n),
+        "round robin resumed {rr_r}/{rr_n}: the backends do not share sessions?"
+    );
+    // New sessions (full handshakes) stay balanced: 8 went round robin.
+    let v = stats(&json).unwrap();
+    let opened: Vec<u64> = v["lb"]["vips"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["opened"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        opened.iter().all(|&n| n > 0),
+        "every backend served: {opened:?}"
+    );
+    let t = &v["lb"]["total"];
+    assert!(t["sa_hits"].as_u64().unwrap_or(0) >= 30, "{t}");
+    assert!(t["sa_learned"].as_u64().unwrap_or(0) >= 8, "{t}");
+    assert!(
+        v["lb"]["vips"][0]["sessions"]["sessions"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+
+    // 2. Expiry: rows older than max_age_s (3 s) are swept; the session
+    //    then goes to the scheduler.
+    let sess = scratch.0.join("sess-expiry.pem");
+    assert_eq!(s_client(&topo, &ca, 443, &sess, true), Some(false));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = stats(&json).unwrap()["lb"]["total"]["sa_misses"]
+        .as_u64()
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(4));
+    let gone = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        (v["lb"]["vips"][0]["sessions"]["sessions"].as_u64()? == 0).then_some(v)
+    });
+    assert!(
+        gone.is_some(),
+        "rows expired: {:?}",
+        stats(&json).map(|v| v["lb"]["vips"][0]["sessions"].clone())
+    );
+    let _ = s_client(&topo, &ca, 443, &sess, false);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = stats(&json).unwrap()["lb"]["total"]["sa_misses"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        after > before,
+        "an expired session is a table miss ({before} → {after})"
+    );
+
+    // 3. TLS 1.3 tickets (Go): they travel encrypted; the first accepted
+    //    resumption teaches the backend's ticket key name.
+    let go = ["go", "/usr/local/bin/go"].into_iter().find(|g| {
+        Command::new(g)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if let Some(go) = go {
+        let bin = scratch.0.join("tlsclient");
+        let ok = Command::new(go)
+            .args(["build", "-o", bin.to_str().unwrap(), "."])
+            .current_dir(repo_root().join("tests/tools/tlsclient"))
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", scratch.0.join("gocache"))
+            .env("HOME", &scratch.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "go build");
+        let run = |port: u16| -> (usize, usize) {
+            let out = topo.exec(
+                topo.var("CLIENT_NS"),
+                &[
+                    bin.to_str().unwrap(),
+                    "-addr",
+                    &format!("10.10.1.1:{port}"),
+                    "-ca",
+                    &ca,
+                    "-n",
+                    "21",
+                ],
+            );
+            let rs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            assert_eq!(rs.len(), 21, "{rs:?}");
+            let resumed = rs[1..].iter().filter(|r| r["resumed"] == true).count();
+            (resumed, rs.len() - 1)
+        };
+        let (sa, n) = run(443);
+        let (rr, _) = run(8443);
+        eprintln!("TLS 1.3 resumed: session-aware {sa}/{n}, round robin {rr}/{n}");
+        assert!(
+            sa as f64 >= 0.95 * n as f64,
+            "TLS 1.3 session-aware {sa}/{n}"
+        );
+        assert!(rr < sa, "round robin {rr}/{n}");
+    } else {
+        eprintln!("sessions e2e: no Go toolchain; TLS 1.3 part skipped");
+    }
+    let st = app.stop(Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "clean exit\n{}",
+        app.logs()
+    );
+}
