@@ -69,14 +69,12 @@ fn stats(path: &Path) -> Option<serde_json::Value> {
 fn s_client(topo: &Topology, ca: &str, port: u16, sess: &Path, save: bool) -> Option<bool> {
     let connect = format!("10.10.1.1:{port}");
     let sess = sess.to_str().unwrap();
-    let mut args = vec!["sh", "-c", ""];
     let cmd = format!(
         "echo | ip netns exec {} openssl s_client -connect {connect} -tls1_2 -no_ticket -CAfile {ca} -servername vip.test {} {sess} 2>/dev/null",
         topo.var("CLIENT_NS"),
         if save { "-sess_out" } else { "-sess_in" }
     );
-    args[2] = &cmd;
-    let out = Command::new(args[0]).args(&args[1..]).output().ok()?;
+    let out = Command::new("sh").args(["-c", &cmd]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     if text.contains("\nReused, TLSv1.2") {
         Some(true)

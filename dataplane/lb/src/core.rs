@@ -643,9 +643,7 @@ impl<F: Frame> LbCore<F> {
                 return None;
             }
         };
-        if self.parse(&f, l3, true).is_none() {
-            return None;
-        }
+        self.parse(&f, l3, true)?;
         self.c.cookie_ok += 1;
         let (ws, sack) = match opts.ts {
             Some((_, tsecr)) => decode_ts(tsecr),

@@ -254,8 +254,7 @@ impl TlsSession {
         }
         let grow = (self.tx_end + want)
             .max(2 * self.tx.len())
-            .max(TX_INITIAL)
-            .min(TX_MAX);
+            .clamp(TX_INITIAL, TX_MAX);
         self.tx.resize(grow, 0);
         true
     }

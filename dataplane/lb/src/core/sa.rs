@@ -207,9 +207,7 @@ impl<F: Frame> LbCore<F> {
             self.c.held_dropped += 1;
             return None;
         }
-        let Some(off) = payload_off(f.data(), l3) else {
-            return None;
-        };
+        let off = payload_off(f.data(), l3)?;
         let len = payload_len(f.data(), l3);
         p.pieces.push((s.seq, f, off, len));
         let r = assemble(&mut self.sa.scratch, p);
