@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# TLS session resumption through a pass-through VIP, in one run on the same
+# topology (scripts/netns.sh: three nginx backends, each terminating TLS on
+# :443 with its own session cache and ticket keys):
+#   qsplice lb, policy "session-aware"      (server mapping table)
+#   qsplice lb, policy "round-robin"        (what a session-blind balancer does)
+#   HAProxy 2.6, mode tcp, roundrobin + its documented SSL session-ID
+#     stickiness: stick on req.payload_lv(43,1) / stick store-response
+#     resp.payload_lv(43,1)
+#
+#   benches/e2e/sessions-vs-haproxy.sh [--sessions N] [--resumes R] [--tls13 N]
+#
+# Workloads (per device): TLS 1.2 session IDs — N sessions made with
+# `openssl s_client -tls1_2 -no_ticket -sess_out`, each resumed R times with
+# `-sess_in`; TLS 1.3 tickets — the Go client (tests/tools/tlsclient), one
+# full handshake then N connections each offering the newest ticket.
+# Printed: resumed / attempts per device and workload, and the backends'
+# share of new sessions. Bounded: every client call has a timeout.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SESSIONS=10
+RESUMES=5
+TLS13=30
+while (($#)); do
+    case "$1" in
+        --sessions) SESSIONS=$2; shift ;;
+        --resumes) RESUMES=$2; shift ;;
+        --tls13) TLS13=$2; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+P=qh
+CLI_NS=$P-client
+DUT_C=$P-dut-c
+DUT_B=$P-dut-b
+VIP=10.10.1.1
+LOCAL_HAPROXY=10.10.2.2
+BACKENDS=(10.10.2.11 10.10.2.12 10.10.2.13)
+WORK=$(mktemp -d /tmp/qsplice-sessbench-XXXX)
+QS=target/release/qsplice
+PIDS=()
+
+log() { printf '[sess-bench] %s\n' "$*" >&2; }
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    kernel_off 2>/dev/null || true
+    scripts/netns.sh down --prefix "$P" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for t in haproxy openssl go; do
+    command -v "$t" >/dev/null || { echo "missing $t: run scripts/setup.sh" >&2; exit 1; }
+done
+cargo build --release --bin qsplice >&2
+(cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$WORK/tlsclient" .)
+scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
+CA=$(awk -F= '/^TLS_CA=/{print $2}' "$WORK/netns.env")
+
+kernel_on() {
+    ip addr add $VIP/24 dev "$DUT_C"
+    ip addr add $LOCAL_HAPROXY/24 dev "$DUT_B"
+    for i in "$DUT_C" "$DUT_B"; do
+        ip link set dev "$i" arp on
+        sysctl -qw "net.ipv4.conf.$i.arp_ignore=0"
+    done
+}
+kernel_off() {
+    for i in "$DUT_C" "$DUT_B"; do
+        ip addr flush dev "$i" 2>/dev/null || true
+        ip link set dev "$i" arp off 2>/dev/null || true
+        sysctl -qw "net.ipv4.conf.$i.arp_ignore=8" 2>/dev/null || true
+    done
+    ip netns exec "$CLI_NS" ip neigh flush all 2>/dev/null || true
+}
+
+start_qsplice() {
+    sed -e "s/qs-dut-c\"/$DUT_C\"/" -e "s/qs-dut-b\"/$DUT_B\"/" \
+        -e 's/^kind = "http".*/kind = "tcp"/' \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = 50/" \
+        conf/lb.toml >"$WORK/lb.toml"
+    local b
+    b=$(for x in "${BACKENDS[@]}"; do echo "    { address = \"$x:443\" },"; done)
+    cat >>"$WORK/lb.toml" <<EOF
+
+[[lb.vips]]
+name = "sa"
+address = "$VIP:443"
+policy = "session-aware"
+backends = [
+$b
+]
+
+[[lb.vips]]
+name = "rr"
+address = "$VIP:8443"
+policy = "round-robin"
+backends = [
+$b
+]
+EOF
+    "$QS" lb --config "$WORK/lb.toml" --stats-json "$WORK/qs.json" >"$WORK/qsplice.out" 2>&1 &
+    PIDS+=($!)
+    PEER_PID=$!
+}
+
+start_haproxy() {
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend vip
+    bind $VIP:443
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req_ssl_hello_type 1 }
+    default_backend web
+backend web
+    balance roundrobin
+    source $LOCAL_HAPROXY
+    stick-table type binary len 32 size 30k expire 30m
+    acl clienthello req_ssl_hello_type 1
+    acl serverhello rep_ssl_hello_type 2
+    tcp-request inspect-delay 5s
+    tcp-request content accept if clienthello
+    tcp-response content accept if serverhello
+    stick on req.payload_lv(43,1) if clienthello
+    stick store-response resp.payload_lv(43,1) if serverhello
+$(for i in "${!BACKENDS[@]}"; do echo "    server b$((i + 1)) ${BACKENDS[$i]}:443"; done)
+EOF
+    haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+    PIDS+=($!)
+    PEER_PID=$!
+}
+
+wait_vip() { # port
+    for _ in $(seq 1 100); do
+        if ip netns exec "$CLI_NS" timeout 3 openssl s_client -connect "$VIP:$1" -CAfile "$CA" \
+            -servername vip.test </dev/null >/dev/null 2>&1; then
+            sleep 1
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "VIP :$1 not answering" >&2
+    return 1
+}
+
+s_client() { # port sessfile out|in
+    echo | ip netns exec "$CLI_NS" timeout 5 openssl s_client -connect "$VIP:$1" -tls1_2 -no_ticket \
+        -CAfile "$CA" -servername vip.test "-sess_$3" "$2" 2>/dev/null | grep -E '^(New|Reused),' | cut -d, -f1
+}
+
+tls12() { # port -> "resumed attempts"
+    local r=0 n=0 s i f
+    for s in $(seq 1 "$SESSIONS"); do
+        f="$WORK/sess-$1-$s.pem"
+        s_client "$1" "$f" out >/dev/null
+        sleep 0.25
+        for i in $(seq 1 "$RESUMES"); do
+            n=$((n + 1))
+            [[ $(s_client "$1" "$f" in) == Reused ]] && r=$((r + 1))
+        done
+    done
+    echo "$r $n"
+}
+
+tls13() { # port -> "resumed attempts"
+    ip netns exec "$CLI_NS" timeout 120 "$WORK/tlsclient" -addr "$VIP:$1" -name vip.test -ca "$CA" -n $((TLS13 + 1)) |
+        python3 -c 'import json, sys; rs = [json.loads(l) for l in sys.stdin]; print(sum(1 for r in rs[1:] if r["resumed"]), len(rs) - 1)'
+}
+
+declare -A RES
+log "qsplice"
+start_qsplice; wait_vip 443; wait_vip 8443
+RES[sa.12]=$(tls12 443); log "session-aware TLS 1.2: ${RES[sa.12]}"
+RES[sa.13]=$(tls13 443); log "session-aware TLS 1.3: ${RES[sa.13]}"
+RES[rr.12]=$(tls12 8443); log "round-robin TLS 1.2: ${RES[rr.12]}"
+RES[rr.13]=$(tls13 8443); log "round-robin TLS 1.3: ${RES[rr.13]}"
+kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
+python3 - "$WORK/qs.json" <<'PY' >&2 || true
+import json, sys
+r = json.load(open(sys.argv[1]))["lb"]
+print("[sess-bench] qsplice:", {k: v for k, v in r["total"].items() if k.startswith("sa_") and v})
+for v in r["vips"]:
+    if v["name"] in ("sa", "rr"):
+        print(f"[sess-bench]   {v['name']}: backends opened", [b["opened"] for b in v["backends"]], v.get("sessions", ""))
+PY
+ip netns exec "$CLI_NS" ip neigh flush all
+
+log "haproxy"
+kernel_on; start_haproxy; wait_vip 443
+RES[ha.12]=$(tls12 443); log "haproxy stick TLS 1.2: ${RES[ha.12]}"
+RES[ha.13]=$(tls13 443); log "haproxy stick TLS 1.3: ${RES[ha.13]}"
+kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
+kernel_off
+
+python3 - "$SESSIONS" "$RESUMES" "$TLS13" <<PY
+import sys
+s, r, t = sys.argv[1:]
+res = {}
+$(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
+def pct(k):
+    a, n = (int(x) for x in res[k].split())
+    return f"{a}/{n} ({100 * a / n:.0f}%)" if n else "n/a"
+print(f"TLS session resumption through a pass-through VIP (3 backends, own caches/ticket keys): TLS 1.2 {s} sessions x {r} resumptions; TLS 1.3 {t} ticket resumptions")
+print(f"{'device':<34} {'TLS 1.2 session ID':>20} {'TLS 1.3 ticket':>16}")
+for name, k in [("qsplice session-aware", "sa"), ("qsplice round-robin", "rr"), ("HAProxy 2.6 stick on session ID", "ha")]:
+    print(f"{name:<34} {pct(k + '.12'):>20} {pct(k + '.13'):>16}")
+print("reproduce: benches/e2e/sessions-vs-haproxy.sh --sessions", s, "--resumes", r, "--tls13", t)
+PY
