@@ -6,7 +6,7 @@
 #   qsplice lb, policy "round-robin"        (what a session-blind balancer does)
 #   HAProxy 2.6, mode tcp, roundrobin + its documented SSL session-ID
 #     stickiness: stick on req.payload_lv(43,1) / stick store-response
-#     resp.payload_lv(43,1)
+#     res.payload_lv(43,1)
 #
 #   benches/e2e/sessions-vs-haproxy.sh [--sessions N] [--resumes R] [--tls13 N]
 #
@@ -132,9 +132,13 @@ backend web
     acl serverhello rep_ssl_hello_type 2
     tcp-request inspect-delay 5s
     tcp-request content accept if clienthello
+    # without a response inspect delay the ServerHello is examined before
+    # it has arrived and nothing is stored (every resumption then sticks
+    # to whichever server its first attempt hit)
+    tcp-response inspect-delay 5s
     tcp-response content accept if serverhello
     stick on req.payload_lv(43,1) if clienthello
-    stick store-response resp.payload_lv(43,1) if serverhello
+    stick store-response res.payload_lv(43,1) if serverhello
 $(for i in "${!BACKENDS[@]}"; do echo "    server b$((i + 1)) ${BACKENDS[$i]}:443"; done)
 EOF
     haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
