@@ -1,0 +1,76 @@
+//! The session-aware lookup on the lcore: from a whole ClientHello message
+//! (already reassembled) to a backend — parse the hello
+//! (`qsplice_wire::tls::ClientHello`), derive the offer's keys
+//! (`qsplice_sessions::identity::Offer`: SipHash-2-4 per identity), look them
+//! up in a published table of 100,000 sessions. Target (issue 5): ≤ 100 ns
+//! for the lookup itself; the parse and hashing are shown separately.
+//!
+//! `cargo bench -p qsplice-benches --bench sessions`
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use arrayvec::ArrayVec;
+use criterion::{criterion_group, criterion_main, Criterion};
+use qsplice_sessions::identity::Offer;
+use qsplice_sessions::{IdentityKind, SessionKey, MAX_ROWS};
+use qsplice_wire::tls::{ClientHello, HelloAssembler};
+
+const SECRET: (u64, u64) = (0x1234, 0x5678);
+
+fn hello(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dataplane/wire/tests/fixtures/tls")
+        .join(name);
+    let raw = std::fs::read(&p).expect("fixture");
+    let mut a = HelloAssembler::new();
+    a.push(&raw).expect("hello").expect("whole");
+    a.message().expect("message").to_vec()
+}
+
+fn bench(c: &mut Criterion) {
+    // 100k sessions, 1–3 candidate backends each; the fixture's own
+    // session is among them.
+    let mut table: HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>> = HashMap::new();
+    for i in 0..100_000u32 {
+        let k = SessionKey::of(SECRET, IdentityKind::SessionId, &i.to_be_bytes());
+        table.insert(k, (0..=(i % 3) as u16).collect());
+    }
+    let tls12 = hello("ch-tls12-resume-sessid.bin");
+    let tls13 = hello("ch-tls13-psk.bin");
+    for m in [&tls12, &tls13] {
+        let ch = ClientHello::parse(m).unwrap();
+        for k in Offer::of(SECRET, &ch).keys {
+            table.insert(k, [1u16].into_iter().collect());
+        }
+    }
+    let mut g = c.benchmark_group("session_aware");
+    for (name, m) in [("tls12_session_id", &tls12), ("tls13_psk", &tls13)] {
+        let ch = ClientHello::parse(m).unwrap();
+        let offer = Offer::of(SECRET, &ch);
+        g.bench_function(format!("lookup/{name}"), |b| {
+            b.iter(|| {
+                black_box(&offer)
+                    .keys
+                    .iter()
+                    .find_map(|k| table.get(k).and_then(|c| c.first().copied()))
+            })
+        });
+        g.bench_function(format!("offer_keys/{name}"), |b| {
+            b.iter(|| Offer::of(SECRET, black_box(&ch)))
+        });
+        g.bench_function(format!("parse_offer_lookup/{name}"), |b| {
+            b.iter(|| {
+                let ch = ClientHello::parse(black_box(m)).unwrap();
+                let o = Offer::of(SECRET, &ch);
+                o.keys
+                    .iter()
+                    .find_map(|k| table.get(k).and_then(|c| c.first().copied()))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
