@@ -88,6 +88,19 @@ pub struct LbRuntime {
     epoch: Instant,
 }
 
+/// Sessions shown per session-aware VIP in the report.
+pub const TABLE_DUMP_ROWS: usize = 16;
+
+/// One session of the server mapping table in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionRowReport {
+    /// The session key (keyed hash of its identity), hex.
+    pub key: String,
+    /// `backend address`, `ms` (appliance clock when it last finished
+    /// serving the session), `state` (`idle` or `busy(n)`) per row.
+    pub rows: Vec<(String, u64, String)>,
+}
+
 /// One backend in the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct BackendReport {
@@ -137,6 +150,10 @@ pub struct VipReport {
     /// rows learned / expired / replaced, keys evicted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<BTreeMap<String, u64>>,
+    /// The table's newest rows (session-aware VIPs only): up to
+    /// [`TABLE_DUMP_ROWS`] sessions, most recently used first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_rows: Option<Vec<SessionRowReport>>,
     /// TLS termination counters (terminated VIPs only): negotiated groups
     /// (the share of post-quantum handshakes), suites, versions,
     /// resumptions, failures by reason.
@@ -669,12 +686,44 @@ impl LbRuntime {
                         .map(|(k, v)| (k.to_string(), v))
                         .collect()
                     });
+                let session_rows = (v.session_aware)
+                    .then(|| self.tables.get(pi))
+                    .flatten()
+                    .map(|t| {
+                        t.top(TABLE_DUMP_ROWS)
+                            .into_iter()
+                            .map(|(k, rows)| SessionRowReport {
+                                key: format!("{:016x}", k.0),
+                                rows: rows
+                                    .iter()
+                                    .map(|r| {
+                                        (
+                                            v.backends.get(usize::from(r.backend)).map_or_else(
+                                                || r.backend.to_string(),
+                                                |b| b.addr.to_string(),
+                                            ),
+                                            r.ts,
+                                            match r.state {
+                                                qsplice_sessions::RowState::Idle => {
+                                                    "idle".to_string()
+                                                }
+                                                qsplice_sessions::RowState::Busy(n) => {
+                                                    format!("busy({n})")
+                                                }
+                                            },
+                                        )
+                                    })
+                                    .collect(),
+                            })
+                            .collect()
+                    });
                 VipReport {
                     name: v.name.clone(),
                     address: v.addr.to_string(),
                     total,
                     backends,
                     sessions,
+                    session_rows,
                     tls,
                 }
             })

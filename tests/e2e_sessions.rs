@@ -173,6 +173,78 @@ fn session_aware_dispatch_end_to_end() {
             >= 1
     );
 
+    // 1b. The table dump names backends; a draining backend is never
+    //     chosen from the table (the scheduler takes the session).
+    let sess = scratch.0.join("sess-drain.pem");
+    assert_eq!(s_client(&topo, &ca, 443, &sess, true), Some(false));
+    // learned (≤ 100 ms) and in the next stats file (200 ms): the newest row
+    std::thread::sleep(Duration::from_millis(700));
+    let holder = wait_for(Duration::from_secs(3), || {
+        let v = stats(&json)?;
+        let top = v["lb"]["vips"][0]["session_rows"]
+            .as_array()?
+            .first()?
+            .clone();
+        top["rows"][0][0].as_str().map(str::to_string)
+    })
+    .expect("the new session in the table dump");
+    assert!(holder.ends_with(":443"), "{holder}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let entry = format!("{{ address = \"{holder}\" }}");
+    let drained = text.replacen(
+        &entry,
+        &format!("{{ address = \"{holder}\", state = \"draining\" }}"),
+        1,
+    );
+    assert_ne!(text, drained);
+    std::fs::write(&cfg, drained).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status();
+    let opened_of = |v: &serde_json::Value| -> u64 {
+        v["lb"]["vips"][0]["backends"]
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["address"] == holder.as_str()))
+            .and_then(|b| b["opened"].as_u64())
+            .unwrap_or(0)
+    };
+    let v = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        let b = v["lb"]["vips"][0]["backends"]
+            .as_array()?
+            .iter()
+            .find(|b| b["address"] == holder.as_str())?
+            .clone();
+        (b["admin"] == "draining").then_some(v)
+    })
+    .expect("backend draining after SIGHUP");
+    let (busy0, opened0) = (
+        v["lb"]["total"]["sa_fallback_busy"].as_u64().unwrap_or(0),
+        opened_of(&v),
+    );
+    assert_eq!(
+        s_client(&topo, &ca, 443, &sess, false),
+        Some(false),
+        "resumed elsewhere is a new session"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let v = stats(&json).unwrap();
+    assert!(
+        v["lb"]["total"]["sa_fallback_busy"].as_u64().unwrap_or(0) > busy0,
+        "{}",
+        v["lb"]["total"]
+    );
+    assert_eq!(
+        opened_of(&v),
+        opened0,
+        "the draining backend got no new connection"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
+
     // 2. Expiry: rows older than max_age_s (3 s) are swept; the session
     //    then goes to the scheduler.
     let sess = scratch.0.join("sess-expiry.pem");

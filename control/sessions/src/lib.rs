@@ -149,6 +149,22 @@ impl SessionTable {
         self.stats
     }
 
+    /// The `n` most recently used sessions, newest first, with their rows
+    /// (the table dump of the control interface).
+    pub fn top(&self, n: usize) -> Vec<(SessionKey, &[Row])> {
+        let mut out: Vec<(SessionKey, &[Row])> = Vec::with_capacity(n.min(self.rows.len()));
+        for &(_, key, _) in self.order.iter().rev() {
+            if out.len() >= n {
+                break;
+            }
+            if out.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            out.push((key, self.rows(key)));
+        }
+        out
+    }
+
     /// The rows of `key`.
     pub fn rows(&self, key: SessionKey) -> &[Row] {
         self.rows.get(&key).map_or(&[], |r| r.as_slice())

@@ -162,3 +162,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn top_lists_the_newest_sessions_first() {
+    let mut t = SessionTable::new(100, 1_000);
+    for i in 0..10u64 {
+        t.on_open(SessionKey(i), (i % 3) as u16, i * 10);
+        t.on_close(SessionKey(i), (i % 3) as u16, i * 10);
+    }
+    // session 2 used again, most recently
+    t.on_open(SessionKey(2), 0, 500);
+    t.on_close(SessionKey(2), 0, 500);
+    let top = t.top(3);
+    let keys: Vec<u64> = top.iter().map(|(k, _)| k.0).collect();
+    assert_eq!(keys, vec![2, 9, 8]);
+    assert_eq!(top[0].1.len(), 2, "session 2 on backends 2 and 0");
+    assert_eq!(t.top(100).len(), 10);
+}
