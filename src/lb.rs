@@ -16,8 +16,8 @@ use qsplice_config::{TlsGroupConf, TlsModeConf, TlsPolicyConf};
 use qsplice_dpdk::Mbuf;
 use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
 use qsplice_lb::{
-    BackendCounters, LbConf, LbCounters, LbShared, PoolBoard, SessionShared, SharedLbCounters,
-    TlsVip, VipConf,
+    BackendCounters, ContentRule, ContentVip, LbConf, LbCounters, LbShared, PoolBoard,
+    SessionShared, SharedLbCounters, TlsVip, VipConf,
 };
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
 use qsplice_sessions::SessionTable;
@@ -293,6 +293,36 @@ impl LbRuntime {
             health_status: l.health.expect_status,
             tls_vips,
             tls_max_conns: l.tls_max_conns as usize,
+            content: l
+                .vips
+                .iter()
+                .filter(|v| !v.rules.is_empty())
+                .map(|v| ContentVip {
+                    addr: v.address,
+                    rules: v
+                        .rules
+                        .iter()
+                        .map(|r| ContentRule {
+                            host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                            path_prefix: r.path_prefix.clone(),
+                            cookie: r.cookie.as_ref().and_then(|c| {
+                                c.split_once('=')
+                                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                            }),
+                            backends: r
+                                .backends
+                                .iter()
+                                .filter_map(|b| {
+                                    v.backends
+                                        .iter()
+                                        .position(|x| x.address == *b)
+                                        .map(|i| i as u16)
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
         };
         let mut rt = LbRuntime {
             board: Arc::new(PoolBoard::new(Vec::new())),

@@ -24,6 +24,7 @@ fn config(topo: &Topology, dir: &Path) -> PathBuf {
         .map(|b| format!("    {{ address = \"{b}:443\" }},"))
         .collect();
     let backends = backends.join("\n");
+    let http = backends.replace(":443", ":80");
     let cfg = format!(
         r#"{base}
 [lb]
@@ -46,6 +47,22 @@ policy = "session-aware"
 backends = [
 {backends}
 ]
+
+[[lb.vips]]
+name = "web"
+address = "10.10.1.1:80"
+backends = [
+{http}
+]
+[[lb.vips.rules]]
+host = "img.test"
+backends = ["10.10.2.12:80"]
+[[lb.vips.rules]]
+path_prefix = "/whoami"
+backends = ["10.10.2.13:80"]
+[[lb.vips.rules]]
+cookie = "srv=b1"
+backends = ["10.10.2.11:80"]
 
 [[lb.vips]]
 name = "rr"
@@ -244,6 +261,39 @@ fn session_aware_dispatch_end_to_end() {
         .args(["-HUP", &app.child.id().to_string()])
         .status();
     std::thread::sleep(Duration::from_millis(500));
+
+    // 1c. Content-aware dispatch on the plaintext VIP: Host, path prefix,
+    //     cookie rules; unmatched requests go round robin.
+    let backend_of = |args: &[&str]| -> String {
+        let mut a = vec!["curl", "-s", "-m", "5", "-D-", "-o", "/dev/null"];
+        a.extend_from_slice(args);
+        let out = topo.exec(topo.var("CLIENT_NS"), &a);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
+            .unwrap_or_default()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            backend_of(&["-H", "Host: img.test", "http://10.10.1.1/"]),
+            "b2"
+        );
+        assert_eq!(backend_of(&["http://10.10.1.1/whoami"]), "b3");
+        assert_eq!(
+            backend_of(&["-b", "x=1; srv=b1", "http://10.10.1.1/"]),
+            "b1"
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        seen.insert(backend_of(&["http://10.10.1.1/"]));
+    }
+    assert_eq!(seen.len(), 3, "unmatched requests round robin: {seen:?}");
+    let matched = wait_for(Duration::from_secs(3), || {
+        let t = stats(&json)?["lb"]["total"].clone();
+        (t["ca_matched"].as_u64()? >= 9).then_some(())
+    });
+    assert!(matched.is_some(), "ca_matched counts the 9 rule hits");
 
     // 2. Expiry: rows older than max_age_s (3 s) are swept; the session
     //    then goes to the scheduler.

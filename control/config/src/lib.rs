@@ -22,11 +22,11 @@ pub use schema::{
     PktgenStreamConf,
 };
 pub use schema::{
-    parse_mac, ArpConf, BackendConf, BackendStateConf, Cidr, Config, DhcpFaultsConf, DhcpPoolConf,
-    DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf, DhcpTesterConf, EalConf, EngineConf,
-    ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf, LogConf, LogFormat, MempoolConf,
-    PolicyConf, Port, PortConf, Probability, SessionsConf, TlsCertConf, TlsGroupConf, TlsModeConf,
-    TlsPolicyConf, VipConf, VipTlsConf,
+    parse_mac, ArpConf, BackendConf, BackendStateConf, Cidr, Config, ContentRuleConf,
+    DhcpFaultsConf, DhcpPoolConf, DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf,
+    DhcpTesterConf, EalConf, EngineConf, ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf,
+    LogConf, LogFormat, MempoolConf, PolicyConf, Port, PortConf, Probability, SessionsConf,
+    TlsCertConf, TlsGroupConf, TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

@@ -598,6 +598,26 @@ pub struct VipConf {
     /// TLS termination settings (`tls = "terminate"`).
     #[serde(default)]
     pub tls_options: Option<VipTlsConf>,
+    /// Content-aware dispatch rules (plaintext HTTP VIPs), first match wins.
+    #[serde(default)]
+    pub rules: Vec<ContentRuleConf>,
+}
+
+/// `[[lb.vips.rules]]`: a content-aware dispatch rule.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRuleConf {
+    /// `Host` header to match (case-insensitive, port ignored).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Request-target prefix to match.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Cookie `name=value` to match.
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// Backends (addresses among the VIP's) that serve matching requests.
+    pub backends: Vec<std::net::SocketAddrV4>,
 }
 
 /// What a VIP does with TLS.

@@ -608,6 +608,47 @@ impl Config {
                 in_range(&bk("weight"), b.weight, 1, 1000)?;
             }
             validate_vip_tls(i, v)?;
+            for (r, rule) in v.rules.iter().enumerate() {
+                let rk = |f: &str| format!("lb.vips[{i}].rules[{r}].{f}");
+                if v.tls == crate::TlsModeConf::Terminate
+                    || v.policy == crate::PolicyConf::SessionAware
+                {
+                    return err(
+                        k("rules"),
+                        format!("[{} rule(s)]", v.rules.len()),
+                        "content-aware rules are for plaintext HTTP VIPs (not tls = \"terminate\", not session-aware)",
+                    );
+                }
+                if rule.host.is_none() && rule.path_prefix.is_none() && rule.cookie.is_none() {
+                    return err(
+                        rk("host"),
+                        "(absent)",
+                        "a rule needs at least one of host, path_prefix, cookie",
+                    );
+                }
+                if let Some(p) = &rule.path_prefix {
+                    if !p.starts_with('/') || p.contains(' ') {
+                        return err(
+                            rk("path_prefix"),
+                            p,
+                            "must start with `/` and contain no spaces",
+                        );
+                    }
+                }
+                if let Some(c) = &rule.cookie {
+                    if c.split_once('=').is_none_or(|(n, _)| n.is_empty()) {
+                        return err(rk("cookie"), c, "must be `name=value`");
+                    }
+                }
+                if rule.backends.is_empty() {
+                    return err(rk("backends"), "[]", "a rule needs at least one backend");
+                }
+                for b in &rule.backends {
+                    if !v.backends.iter().any(|x| x.address == *b) {
+                        return err(rk("backends"), b, "is not one of this VIP's backends");
+                    }
+                }
+            }
             if v.policy == crate::PolicyConf::SessionAware && v.tls == crate::TlsModeConf::Terminate
             {
                 return err(

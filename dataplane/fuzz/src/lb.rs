@@ -182,6 +182,7 @@ impl Rig {
             health_status: 200,
             tls_vips: Vec::new(),
             tls_max_conns: 16,
+            content: Vec::new(),
         };
         let lb = LbCore::new(conf, shared);
         let econf = EngineConf {

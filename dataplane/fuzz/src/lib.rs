@@ -642,3 +642,27 @@ pub fn tls_session(data: &[u8]) {
     assert!(sink.got == 0 || s.handshake().is_some());
     assert!(stats.failures.iter().sum::<u64>() <= 1);
 }
+
+/// `http_rules`: content-aware rule matching on arbitrary request heads:
+/// never panics, and a rule with more criteria never matches where the
+/// same rule without them does not.
+pub fn http_rules(data: &[u8]) {
+    use qsplice_lb::{rule_matches, ContentRule};
+    let r = |host: Option<&str>, path: Option<&str>, cookie: Option<(&str, &str)>| ContentRule {
+        host: host.map(str::to_string),
+        path_prefix: path.map(str::to_string),
+        cookie: cookie.map(|(n, v)| (n.to_string(), v.to_string())),
+        backends: vec![0],
+    };
+    let host = r(Some("img.test"), None, None);
+    let path = r(None, Some("/a"), None);
+    let cookie = r(None, None, Some(("srv", "b1")));
+    let all = r(Some("img.test"), Some("/a"), Some(("srv", "b1")));
+    let (h, p, c, a) = (
+        rule_matches(&host, data),
+        rule_matches(&path, data),
+        rule_matches(&cookie, data),
+        rule_matches(&all, data),
+    );
+    assert!(!a || (h && p && c), "all criteria imply each");
+}

@@ -42,7 +42,9 @@ use crate::counters::{LbCounters, SharedLbCounters};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
-pub use sa::{SessionEvent, SessionShared, SessionSnap, MAX_PENDING};
+pub use sa::{
+    rule_matches, ContentRule, ContentVip, SessionEvent, SessionShared, SessionSnap, MAX_PENDING,
+};
 pub use term::TlsVip;
 
 mod sa;
@@ -131,6 +133,8 @@ pub struct LbConf {
     pub tls_vips: Vec<TlsVip>,
     /// Terminated connections one lcore holds at most.
     pub tls_max_conns: usize,
+    /// Content-aware (LARD-style) VIPs and their rules.
+    pub content: Vec<ContentVip>,
 }
 
 /// What one lcore shares with the control thread and the other lcores.
@@ -520,7 +524,7 @@ impl<F: Frame> LbCore<F> {
             self.c.no_flow += u64::from(!s.flags.contains(TcpFlags::SYN));
             return self.reply_rst(io, pi, f, &s);
         };
-        let f = if self.vip_session_aware(s.dst) {
+        let f = if self.vip_session_aware(s.dst) || self.content_rules(s.dst).is_some() {
             match self.sa_client(io, f, l3, &s, pool, now) {
                 Some(f) => f,
                 None => return,

@@ -163,6 +163,13 @@ lb_counters! {
     sa_events_full,
     /// First backend data segments that were not a ServerHello.
     sa_no_server_hello,
+    /// Content-aware VIPs: requests sent to a matching rule's backend.
+    ca_matched,
+    /// Content-aware VIPs: a rule matched but none of its backends could
+    /// take the connection (scheduler).
+    ca_fallback,
+    /// Content-aware VIPs: no rule matched, or no whole head (scheduler).
+    ca_unmatched,
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ fn conf() -> LbConf {
         health_status: 200,
         tls_vips: Vec::new(),
         tls_max_conns: 16,
+        content: Vec::new(),
     }
 }
 

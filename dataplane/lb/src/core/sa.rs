@@ -42,6 +42,8 @@ use super::{LbCore, Seg};
 pub const MAX_PENDING: usize = 1024;
 /// Segments held per pending connection.
 const MAX_PIECES: usize = 4;
+/// Longest HTTP request head a content-aware VIP waits for.
+const HTTP_HEAD_MAX: usize = 8192;
 /// Clients remembered per lcore for the last-backend hint.
 const RECENT_MAX: usize = 65_536;
 /// A ClientHello not whole after this long is dispatched by the scheduler.
@@ -88,6 +90,7 @@ pub(super) struct Pending<F> {
     pieces: ArrayVec<(u32, F, usize, usize), MAX_PIECES>,
     base: u32,
     pool: usize,
+    client: std::net::Ipv4Addr,
     deadline: u64,
 }
 
@@ -103,6 +106,10 @@ pub(super) struct SessionAware<F> {
     /// name is learned only from a first accepted resumption).
     recent: HashMap<(u16, std::net::Ipv4Addr), u16>,
     scratch: HelloAssembler,
+    /// The held HTTP request head of a content-aware VIP (reused).
+    bytes: Vec<u8>,
+    /// Rotation among a content rule's backends.
+    rr: usize,
 }
 
 impl<F> core::fmt::Debug for SessionAware<F> {
@@ -127,6 +134,8 @@ impl<F> SessionAware<F> {
             learning: HashMap::new(),
             recent: HashMap::new(),
             scratch: HelloAssembler::new(),
+            bytes: Vec::with_capacity(HTTP_HEAD_MAX),
+            rr: 0,
         }
     }
 }
@@ -150,7 +159,10 @@ impl<F: Frame> LbCore<F> {
         pool: usize,
         now: u64,
     ) -> Option<F> {
-        self.sa.shared.as_ref()?;
+        let content = self.content_rules(s.dst).is_some();
+        if self.sa.shared.is_none() && !content {
+            return Some(f);
+        }
         let key = (s.src, s.dst);
         let data_or_fin = s.payload > 0 || s.flags.contains(TcpFlags::FIN);
         let plain_ack =
@@ -196,6 +208,7 @@ impl<F: Frame> LbCore<F> {
                     pieces: ArrayVec::new(),
                     base: s.seq,
                     pool,
+                    client: *s.src.ip(),
                     deadline: now + HELLO_WAIT_MS * self.ms,
                 },
             );
@@ -210,9 +223,13 @@ impl<F: Frame> LbCore<F> {
         let off = payload_off(f.data(), l3)?;
         let len = payload_len(f.data(), l3);
         p.pieces.push((s.seq, f, off, len));
-        let r = assemble(&mut self.sa.scratch, p);
         let fin = s.flags.contains(TcpFlags::FIN);
-        if matches!(r, Ok(None)) && !fin && !p.pieces.is_full() {
+        let whole = if content {
+            http_head(&mut self.sa.bytes, p).is_some()
+        } else {
+            !matches!(assemble(&mut self.sa.scratch, p), Ok(None))
+        };
+        if !whole && !fin && !p.pieces.is_full() {
             return None;
         }
         self.sa_decide(io, key, now);
@@ -226,9 +243,14 @@ impl<F: Frame> LbCore<F> {
         key: (SocketAddrV4, SocketAddrV4),
         now: u64,
     ) {
-        let Some(mut p) = self.sa.pending.remove(&key) else {
+        let Some(p) = self.sa.pending.remove(&key) else {
             return;
         };
+        if let Some(rules) = self.content_rules(key.1).cloned() {
+            let forced = http_head(&mut self.sa.bytes, &p)
+                .and_then(|n| self.content_pick(&rules, p.pool, n));
+            return self.sa_open(io, p, forced, None, now);
+        }
         let Some(shared) = self.sa.shared.clone() else {
             return;
         };
@@ -280,7 +302,21 @@ impl<F: Frame> LbCore<F> {
                 }
             }
         }
-        // Open with the first segment (it carries the cookie), hold the rest.
+        self.sa_open(io, p, forced, Some(offer), now);
+    }
+
+    /// Opens a held connection: accept with the first segment (it carries
+    /// the cookie) to `forced` (else the scheduler), hold the rest, and
+    /// wait for the ServerHello when `offer` is given.
+    fn sa_open<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        mut p: Pending<F>,
+        forced: Option<usize>,
+        offer: Option<Offer>,
+        now: u64,
+    ) {
+        let client = p.client;
         let base = p.base;
         p.pieces
             .sort_by_key(|(seq, _, _, _)| seq.wrapping_sub(base));
@@ -303,13 +339,15 @@ impl<F: Frame> LbCore<F> {
             self.sa.recent.clear();
         }
         let backend = self.meta.get(id as usize).map_or(0, |m| m.backend);
-        self.sa.recent.insert((pool as u16, *key.0.ip()), backend);
+        self.sa.recent.insert((pool as u16, client), backend);
         for (_, f, _, _) in it {
             self.hold(id, f);
         }
         // Learn from the ServerHello even when nothing was offered: a
         // TLS 1.2 server names its new session there.
-        self.sa.learning.insert(id, (pool as u16, offer));
+        if let Some(offer) = offer {
+            self.sa.learning.insert(id, (pool as u16, offer));
+        }
     }
 
     /// Hellos waiting too long: dispatch what is there.
@@ -380,6 +418,137 @@ impl<F: Frame> LbCore<F> {
     /// Forget a flow's pending learning (it ended).
     pub(super) fn sa_forget(&mut self, id: FlowId) {
         self.sa.learning.remove(&id);
+    }
+}
+
+/// A content-aware dispatch rule (LARD-style): every criterion given must
+/// match; the request then goes to one of `backends` that can take it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentRule {
+    /// `Host` header (lowercase, without port).
+    pub host: Option<String>,
+    /// Request-target prefix.
+    pub path_prefix: Option<String>,
+    /// A cookie `name=value` in the `Cookie` header.
+    pub cookie: Option<(String, String)>,
+    /// Backend indices in the VIP's pool.
+    pub backends: Vec<u16>,
+}
+
+/// The rules of one content-aware VIP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentVip {
+    /// The VIP.
+    pub addr: SocketAddrV4,
+    /// Rules, first match wins.
+    pub rules: Vec<ContentRule>,
+}
+
+/// The held pieces of `p` in order into `buf`; the head's length once
+/// `\r\n\r\n` is in (or `None`).
+fn http_head<F: Frame>(buf: &mut Vec<u8>, p: &Pending<F>) -> Option<usize> {
+    buf.clear();
+    let mut order: ArrayVec<usize, MAX_PIECES> = (0..p.pieces.len()).collect();
+    order.sort_by_key(|&i| p.pieces[i].0.wrapping_sub(p.base));
+    for i in order {
+        let (seq, fr, off, len) = &p.pieces[i];
+        let d = fr.data();
+        let piece = d.get(*off..d.len().min(off + len)).unwrap_or(&[]);
+        let at = seq.wrapping_sub(p.base) as usize;
+        if at > buf.len() {
+            break;
+        }
+        let skip = buf.len() - at;
+        if skip < piece.len() {
+            let room = HTTP_HEAD_MAX.saturating_sub(buf.len());
+            let take = (piece.len() - skip).min(room);
+            buf.extend_from_slice(&piece[skip..skip + take]);
+        }
+    }
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Does `rule` match the request head `head`?
+pub fn rule_matches(rule: &ContentRule, head: &[u8]) -> bool {
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let Some(req) = lines.next() else {
+        return false;
+    };
+    let mut parts = req.split(|&b| b == b' ');
+    let (Some(_method), Some(target)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (mut host, mut cookie) = (None, None);
+    for l in lines {
+        let Some(c) = l.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&l[..c], l[c + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"host") {
+            host = Some(value);
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            cookie = Some(value);
+        }
+    }
+    if let Some(h) = &rule.host {
+        let got = host.map(|v| v.split(|&b| b == b':').next().unwrap_or(v));
+        if !got.is_some_and(|g| g.eq_ignore_ascii_case(h.as_bytes())) {
+            return false;
+        }
+    }
+    if let Some(pre) = &rule.path_prefix {
+        if !target.starts_with(pre.as_bytes()) {
+            return false;
+        }
+    }
+    if let Some((name, value)) = &rule.cookie {
+        let found = cookie.is_some_and(|c| {
+            c.split(|&b| b == b';').any(|kv| {
+                let kv = kv.trim_ascii();
+                kv.len() == name.len() + 1 + value.len()
+                    && kv.starts_with(name.as_bytes())
+                    && kv[name.len()] == b'='
+                    && kv.ends_with(value.as_bytes())
+            })
+        });
+        if !found {
+            return false;
+        }
+    }
+    true
+}
+
+impl<F: Frame> LbCore<F> {
+    /// The content rules of VIP `vip`, if it has any.
+    pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<&Vec<ContentRule>> {
+        self.conf
+            .content
+            .iter()
+            .find(|c| c.addr == vip)
+            .map(|c| &c.rules)
+    }
+
+    /// The backend for the held head (`len` bytes of `self.sa.bytes`).
+    fn content_pick(&mut self, rules: &[ContentRule], pool: usize, len: usize) -> Option<usize> {
+        let head = &self.sa.bytes[..len.min(self.sa.bytes.len())];
+        let Some(rule) = rules.iter().find(|r| rule_matches(r, head)) else {
+            self.c.ca_unmatched += 1;
+            return None;
+        };
+        let (snap, cur) = (self.pools.get(pool)?, self.cursors.get(pool)?);
+        let n = rule.backends.len();
+        for k in 0..n {
+            let b = usize::from(rule.backends[(self.sa.rr + k) % n]);
+            if snap.can_take(b, cur) {
+                self.sa.rr = self.sa.rr.wrapping_add(k + 1);
+                self.c.ca_matched += 1;
+                return Some(b);
+            }
+        }
+        self.c.ca_fallback += 1;
+        None
     }
 }
 
