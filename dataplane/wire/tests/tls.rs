@@ -298,3 +298,38 @@ fn assemble_segments_any_order() {
     let stale = [(base.wrapping_sub(10), &stream[..5]), cut(0, n)];
     assert_eq!(assemble_segments(&mut asm, base, &stale), Ok(Some(want)));
 }
+
+/// Real post-quantum first flights (Go crypto/tls, headless Chromium): the
+/// hybrid key share is seen, and the hello reassembles from two
+/// MSS-sized segments in either order.
+#[test]
+fn pq_clients_hellos() {
+    use qsplice_wire::tls::{assemble_segments, ClientHello, HelloAssembler};
+    for (name, sni) in [
+        ("ch-go-x25519mlkem768.bin", "vip.test"),
+        ("ch-chromium-x25519mlkem768.bin", "vip.test"),
+    ] {
+        let stream = fixture(name);
+        let mut a = HelloAssembler::new();
+        let n = a.push(&stream).unwrap().expect("whole hello");
+        let ch = ClientHello::parse(a.message().unwrap()).unwrap();
+        assert!(
+            ch.key_share_groups.contains(&0x11ec),
+            "{name}: {:?}",
+            ch.key_share_groups
+        );
+        assert!(ch.offers_tls13, "{name}");
+        assert_eq!(ch.sni, Some(sni.as_bytes()), "{name}");
+        assert!(n > 1200, "{name}: a hybrid hello is big ({n} bytes)");
+        // two segments at a 1460-byte MSS, delivered in reverse order
+        let base = 7u32;
+        let cut = 1460.min(stream.len());
+        let pieces = [(base + cut as u32, &stream[cut..]), (base, &stream[..cut])];
+        let mut b = HelloAssembler::new();
+        let got = assemble_segments(&mut b, base, &pieces).unwrap();
+        if stream.len() > cut {
+            assert_eq!(got, Some(n), "{name}");
+            assert_eq!(b.message(), a.message());
+        }
+    }
+}
