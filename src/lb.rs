@@ -320,7 +320,8 @@ impl LbRuntime {
                                 })
                                 .collect(),
                         })
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 })
                 .collect(),
         };

@@ -17,30 +17,7 @@ use std::time::Duration;
 use common::*;
 
 fn lb_config(topo: &Topology, scratch: &std::path::Path) -> std::path::PathBuf {
-    let base = demo_config(topo, "")
-        .replace(
-            "worker_lcores = [1]",
-            "worker_lcores = [1, 2]\nlcore_map = \"0@0,1@1,2@0\"",
-        )
-        .replace("mbufs = 8191", "mbufs = 16383")
-        .replace(
-            "stats_interval_ms = 200",
-            "stats_interval_ms = 200\nidle_sleep_us = 20",
-        )
-        .replace(
-            &format!("iface={}\"", topo.var("DUT_CLIENT_IF")),
-            &format!(
-                "iface={},qpairs=2,framecnt=4096\"",
-                topo.var("DUT_CLIENT_IF")
-            ),
-        )
-        .replace(
-            &format!("iface={}\"", topo.var("DUT_BACKEND_IF")),
-            &format!(
-                "iface={},qpairs=2,framecnt=4096\"",
-                topo.var("DUT_BACKEND_IF")
-            ),
-        );
+    let base = two_lcore_config(topo);
     let backends: Vec<String> = topo
         .var("BACKENDS")
         .split_whitespace()

@@ -199,6 +199,33 @@ impl Drop for Scratch {
 }
 
 /// A config for the demo topology with the DUT ifaces of `topo`.
+/// [`demo_config`] on two worker lcores (one CPU each on a 2-vCPU box),
+/// two queue pairs per af_packet port with big rings (fanout rollover is
+/// rarer), a larger mempool, and a 20 µs idle sleep so the client and
+/// backends in the namespaces get CPU.
+pub fn two_lcore_config(topo: &Topology) -> String {
+    let q = |k: &str| {
+        (
+            format!("iface={}\"", topo.var(k)),
+            format!("iface={},qpairs=2,framecnt=4096\"", topo.var(k)),
+        )
+    };
+    let (c0, c1) = q("DUT_CLIENT_IF");
+    let (b0, b1) = q("DUT_BACKEND_IF");
+    demo_config(topo, "")
+        .replace(
+            "worker_lcores = [1]",
+            "worker_lcores = [1, 2]\nlcore_map = \"0@0,1@1,2@0\"",
+        )
+        .replace("mbufs = 8191", "mbufs = 16383")
+        .replace(
+            "stats_interval_ms = 200",
+            "stats_interval_ms = 200\nidle_sleep_us = 20",
+        )
+        .replace(&c0, &c1)
+        .replace(&b0, &b1)
+}
+
 pub fn demo_config(topo: &Topology, extra_port_keys: &str) -> String {
     format!(
         r#"

@@ -538,7 +538,7 @@ impl<F: Frame> LbCore<F> {
         if syn && !ack && !rst && !s.flags.contains(TcpFlags::FIN) {
             self.answer_syn(io, f, l3, &s, &opts, now);
         } else if ack && !syn && !rst {
-            self.accept(io, f, l3, &s, &opts, pool, now);
+            let _ = self.accept_forced(io, f, l3, &s, &opts, pool, now, None);
         } else {
             self.c.no_flow += 1;
             self.reply_rst(io, pi, f, &s);
@@ -600,23 +600,10 @@ impl<F: Frame> LbCore<F> {
 
     /// An ACK for no flow: if its cookie checks out, choose a backend and
     /// open the backend leg.
-    #[allow(clippy::too_many_arguments)]
-    fn accept<Q: Queue<Frame = F>>(
-        &mut self,
-        io: &mut Io<'_, Q>,
-        f: F,
-        l3: usize,
-        s: &Seg,
-        opts: &SynOptions,
-        pool: usize,
-        now: u64,
-    ) {
-        let _ = self.accept_forced(io, f, l3, s, opts, pool, now, None);
-    }
-
-    /// [`accept`](Self::accept) to backend `forced` when given (chosen by
-    /// session-aware dispatch), else to the scheduler's choice. Returns the
-    /// new flow.
+    /// A handshake ACK (or the first data segment) with a valid cookie:
+    /// open the backend leg — to backend `forced` when given (chosen by
+    /// session-aware or content-aware dispatch), else to the scheduler's
+    /// choice. Returns the new flow.
     #[allow(clippy::too_many_arguments)]
     fn accept_forced<Q: Queue<Frame = F>>(
         &mut self,

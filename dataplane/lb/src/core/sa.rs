@@ -440,8 +440,8 @@ pub struct ContentRule {
 pub struct ContentVip {
     /// The VIP.
     pub addr: SocketAddrV4,
-    /// Rules, first match wins.
-    pub rules: Vec<ContentRule>,
+    /// Rules, first match wins (shared: a decision clones the `Arc`).
+    pub rules: Arc<[ContentRule]>,
 }
 
 /// The held pieces of `p` in order into `buf`; the head's length once
@@ -522,7 +522,7 @@ pub fn rule_matches(rule: &ContentRule, head: &[u8]) -> bool {
 
 impl<F: Frame> LbCore<F> {
     /// The content rules of VIP `vip`, if it has any.
-    pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<&Vec<ContentRule>> {
+    pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<&Arc<[ContentRule]>> {
         self.conf
             .content
             .iter()
