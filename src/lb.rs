@@ -28,9 +28,10 @@ use serde::Serialize;
 
 /// Session-learning events queued from the lcores at most.
 const SESSION_EVENTS: usize = 65_536;
-/// The session table is republished at most this often (a lcore's view is
-/// at most this stale, well under a sweep interval).
-const SESSION_PUBLISH: Duration = Duration::from_millis(100);
+/// The session table is republished at most this often when building a
+/// snapshot is slow (a large table); small tables are republished at every
+/// control step that changed them. Never more than half a sweep interval.
+const SESSION_PUBLISH_MAX: Duration = Duration::from_millis(100);
 
 /// Steering inbox size per lcore.
 const INBOX: usize = 4096;
@@ -86,6 +87,66 @@ pub struct LbRuntime {
     next_sweep: Instant,
     next_session_publish: Instant,
     epoch: Instant,
+    view: ViewLag,
+}
+
+/// How stale the lcores' view of the session table gets: for every event
+/// an lcore queued, the time until a snapshot containing it was published
+/// (what the lcores then load). Control thread only.
+#[derive(Debug, Default)]
+struct ViewLag {
+    /// Applied since the last publication: count, sum and minimum of
+    /// their queueing times (µs since the shared epoch).
+    pending: u64,
+    pending_sum: u128,
+    pending_oldest: Option<u64>,
+    /// Over the run.
+    events: u64,
+    lagged: u64,
+    sum_us: u128,
+    max_us: u64,
+    publishes: u64,
+    build: Duration,
+    build_max: Duration,
+}
+
+impl ViewLag {
+    fn applied(&mut self, at_us: u64) {
+        self.pending += 1;
+        self.pending_sum += u128::from(at_us);
+        self.pending_oldest = Some(self.pending_oldest.map_or(at_us, |o| o.min(at_us)));
+    }
+
+    fn published(&mut self, now_us: u64, build: Duration) {
+        self.publishes += 1;
+        self.build = build;
+        self.build_max = self.build_max.max(build);
+        if let Some(oldest) = self.pending_oldest.take() {
+            self.max_us = self.max_us.max(now_us.saturating_sub(oldest));
+            self.sum_us += (u128::from(now_us) * u128::from(self.pending))
+                .saturating_sub(self.pending_sum);
+            self.lagged += self.pending;
+        }
+        self.pending = 0;
+        self.pending_sum = 0;
+    }
+
+    fn report(&self) -> BTreeMap<String, u64> {
+        [
+            ("events", self.events),
+            ("publishes", self.publishes),
+            ("view_lag_max_us", self.max_us),
+            (
+                "view_lag_avg_us",
+                (self.sum_us / u128::from(self.lagged.max(1))) as u64,
+            ),
+            ("build_last_us", self.build.as_micros() as u64),
+            ("build_max_us", self.build_max.as_micros() as u64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
 }
 
 /// Sessions shown per session-aware VIP in the report.
@@ -132,6 +193,10 @@ pub struct BackendReport {
     pub s2c_packets: u64,
     /// See `s2c_packets`.
     pub s2c_bytes: u64,
+    /// Session-aware VIPs: full TLS handshakes it made (new sessions).
+    pub tls_new: u64,
+    /// Session-aware VIPs: TLS handshakes it resumed.
+    pub tls_resumed: u64,
 }
 
 /// One VIP in the report.
@@ -168,6 +233,12 @@ pub struct LbReport {
     pub total: BTreeMap<String, u64>,
     /// Per-lcore counters.
     pub per_core: Vec<BTreeMap<String, u64>>,
+    /// Session-aware dispatch (when a VIP uses it): how stale the lcores'
+    /// view of the table got — events applied, publications,
+    /// `view_lag_max_us` / `view_lag_avg_us` (lcore event → published
+    /// snapshot), snapshot build time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_view: Option<BTreeMap<String, u64>>,
     /// VIPs and backends.
     pub vips: Vec<VipReport>,
 }
@@ -351,6 +422,7 @@ impl LbRuntime {
             next_sweep: now,
             next_session_publish: now,
             epoch: now,
+            view: ViewLag::default(),
         };
         if rt.vips.iter().any(|v| v.session_aware) {
             let b = random_secret()?;
@@ -359,7 +431,13 @@ impl LbRuntime {
                 u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
                 u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
             );
-            rt.sessions = Some(SessionShared::new(rt.vips.len(), secret, SESSION_EVENTS));
+            let flows = (l.max_flows as usize).saturating_mul(workers);
+            rt.sessions = Some(SessionShared::new(
+                rt.vips.len(),
+                secret,
+                SESSION_EVENTS,
+                flows,
+            ));
             let max_age = l.sessions.max_age_s * 1000;
             rt.tables = (0..rt.vips.len())
                 .map(|_| SessionTable::new(l.sessions.max_keys as usize, max_age))
@@ -504,8 +582,12 @@ impl LbRuntime {
         }
     }
 
-    /// Session-aware dispatch: apply the lcores' learning events to the
-    /// tables, sweep expired rows, republish (at most every 100 ms).
+    /// Session-aware dispatch: apply the lcores' events to the tables
+    /// (open: the backend holds the session and serves it now; close: it
+    /// finished, the row's timestamp moves), sweep expired rows, republish.
+    /// Publication follows every change unless building snapshots is slow,
+    /// then at most every `2 × build time` (≤ 100 ms, ≤ half a sweep
+    /// interval), and the resulting staleness is measured ([`ViewLag`]).
     fn sessions_step(&mut self, now: Instant) {
         let Some(shared) = self.sessions.clone() else {
             return;
@@ -514,10 +596,13 @@ impl LbRuntime {
         let mut n = 0;
         while let Some(ev) = shared.events.pop() {
             if let Some(t) = self.tables.get_mut(usize::from(ev.pool)) {
-                // Learned from a ServerHello: the backend holds the session
-                // and finished serving it now (idle, newest timestamp).
-                t.on_open(ev.key, ev.backend, ms);
-                t.on_close(ev.key, ev.backend, ms);
+                if ev.open {
+                    t.on_open(ev.key, ev.backend, ms);
+                } else {
+                    t.on_close(ev.key, ev.backend, ms);
+                }
+                self.view.applied(ev.at_us);
+                self.view.events += 1;
                 self.sessions_dirty = true;
             }
             n += 1;
@@ -527,17 +612,23 @@ impl LbRuntime {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_millis(self.sessions_conf.sweep_interval_ms);
-            for t in &mut self.tables {
-                if t.sweep(ms) > 0 {
+            for (pi, t) in self.tables.iter_mut().enumerate() {
+                let busy = |k, b| shared.busy.get(pi as u16, k, b) > 0;
+                if t.sweep_with(ms, busy) > 0 {
                     self.sessions_dirty = true;
                 }
             }
         }
         if self.sessions_dirty && now >= self.next_session_publish {
-            self.next_session_publish = now + SESSION_PUBLISH;
             self.sessions_dirty = false;
+            let t0 = Instant::now();
             let snap: Vec<_> = self.tables.iter().map(SessionTable::snapshot).collect();
             shared.snap.store(Arc::new(snap));
+            let build = t0.elapsed();
+            self.view.published(shared.now_us(), build);
+            let cap = SESSION_PUBLISH_MAX
+                .min(Duration::from_millis(self.sessions_conf.sweep_interval_ms / 2));
+            self.next_session_publish = now + (build * 2).min(cap);
         }
     }
 
@@ -670,6 +761,8 @@ impl LbRuntime {
                             c2s_bytes: st.c2s_bytes,
                             s2c_packets: st.s2c_packets,
                             s2c_bytes: st.s2c_bytes,
+                            tls_new: st.tls_new,
+                            tls_resumed: st.tls_resumed,
                         }
                     })
                     .collect();
@@ -734,13 +827,13 @@ impl LbRuntime {
                                                 |b| b.addr.to_string(),
                                             ),
                                             r.ts,
-                                            match r.state {
-                                                qsplice_sessions::RowState::Idle => {
-                                                    "idle".to_string()
-                                                }
-                                                qsplice_sessions::RowState::Busy(n) => {
-                                                    format!("busy({n})")
-                                                }
+                                            // the lcores' counters are the
+                                            // BUSY column (exact, no lag)
+                                            match self.sessions.as_ref().map_or(0, |sh| {
+                                                sh.busy.get(pi as u16, k, r.backend)
+                                            }) {
+                                                0 => "idle".to_string(),
+                                                n => format!("busy({n})"),
                                             },
                                         )
                                     })
@@ -762,6 +855,7 @@ impl LbRuntime {
         LbReport {
             total: lb_map(&total),
             per_core: per.iter().map(lb_map).collect(),
+            session_view: self.sessions.is_some().then(|| self.view.report()),
             vips,
         }
     }

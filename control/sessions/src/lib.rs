@@ -25,6 +25,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use arrayvec::ArrayVec;
 use siphasher::sip::SipHasher24;
@@ -277,6 +278,14 @@ impl SessionTable {
     /// Delete idle rows whose timestamp is older than the reference age.
     /// Busy rows stay (their session is in use). Returns rows removed.
     pub fn sweep(&mut self, now: u64) -> usize {
+        self.sweep_with(now, |_, _| true)
+    }
+
+    /// [`sweep`](Self::sweep), where a row the table holds busy counts as
+    /// idle (and is set idle) unless `still_busy(key, backend)`: the
+    /// authoritative busy state lives elsewhere ([`BusyCounts`]), so a lost
+    /// close event cannot pin a row forever.
+    pub fn sweep_with(&mut self, now: u64, still_busy: impl Fn(SessionKey, u16) -> bool) -> usize {
         let limit = now.saturating_sub(self.max_age);
         let mut stale: Vec<SessionKey> = self
             .order
@@ -288,6 +297,11 @@ impl SessionTable {
         for key in stale {
             self.update(key, false, |rows, st| {
                 let n = rows.len();
+                for r in rows.iter_mut() {
+                    if r.state != RowState::Idle && r.ts < limit && !still_busy(key, r.backend) {
+                        r.state = RowState::Idle;
+                    }
+                }
                 rows.retain(|r| r.state != RowState::Idle || r.ts >= limit);
                 let gone = n - rows.len();
                 st.expired += gone as u64;
@@ -297,23 +311,82 @@ impl SessionTable {
         removed
     }
 
-    /// What lcores need for lookups: per key, the idle candidates in order
-    /// of preference (oldest timestamp first). Busy rows are left out (a
-    /// snapshot lives until the next publication).
+    /// What lcores need for lookups: per key, every backend holding the
+    /// session in order of preference (oldest timestamp first). Busy rows
+    /// are included: whether a backend serves the session *now* is read
+    /// from [`BusyCounts`] at lookup time, which is exact, while a
+    /// snapshot lives until the next publication.
     pub fn snapshot(&self) -> HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>> {
         self.rows
             .iter()
-            .filter_map(|(k, rows)| {
-                let mut idle: ArrayVec<Row, MAX_ROWS> = rows
-                    .iter()
-                    .filter(|r| r.state == RowState::Idle)
-                    .copied()
-                    .collect();
-                idle.sort_by_key(|r| (r.ts, r.backend));
-                let c: ArrayVec<u16, MAX_ROWS> = idle.iter().map(|r| r.backend).collect();
-                (!c.is_empty()).then_some((*k, c))
+            .map(|(k, rows)| {
+                let mut all = rows.clone();
+                all.sort_by_key(|r| (r.ts, r.backend));
+                (*k, all.iter().map(|r| r.backend).collect())
             })
             .collect()
+    }
+}
+
+/// The BUSY column at session grain, shared by every lcore: how many
+/// connections each `(pool, session, backend)` is serving right now.
+///
+/// A counting array indexed by a hash of the triple (no slots to allocate
+/// or free, so an lcore can enter when it dispatches or learns and leave
+/// when the connection ends without asking the control thread). Entering
+/// and leaving are one atomic add per connection, not per packet; a lookup
+/// reads one counter per candidate. Two triples that share a counter make
+/// each other look busy while both are served (a fallback to the
+/// scheduler, never a wrong resumption): with the array sized at four
+/// times the flows it can hold, rare.
+#[derive(Debug)]
+pub struct BusyCounts {
+    slots: Box<[AtomicU32]>,
+    bits: u32,
+}
+
+impl BusyCounts {
+    /// Counters for about `flows` concurrent connections (rounded up to a
+    /// power of two of at least 4× that, between 2^12 and 2^22).
+    pub fn new(flows: usize) -> Self {
+        let n = flows
+            .saturating_mul(4)
+            .clamp(1 << 12, 1 << 22)
+            .next_power_of_two();
+        BusyCounts {
+            slots: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            bits: n.trailing_zeros(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn memory(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<AtomicU32>()
+    }
+
+    fn slot(&self, pool: u16, key: SessionKey, backend: u16) -> &AtomicU32 {
+        let h = key.0
+            ^ (u64::from(pool) << 48)
+            ^ u64::from(backend).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let i = h.wrapping_mul(0xff51_afd7_ed55_8ccd) >> (64 - self.bits);
+        &self.slots[i as usize & (self.slots.len() - 1)]
+    }
+
+    /// A connection of `pool` starts serving `key` on `backend`.
+    pub fn enter(&self, pool: u16, key: SessionKey, backend: u16) {
+        self.slot(pool, key, backend).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// That connection ended (a `leave` without an `enter` does nothing).
+    pub fn leave(&self, pool: u16, key: SessionKey, backend: u16) {
+        let _ = self
+            .slot(pool, key, backend)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Connections serving `key` on `backend` now (or sharing its counter).
+    pub fn get(&self, pool: u16, key: SessionKey, backend: u16) -> u32 {
+        self.slot(pool, key, backend).load(Ordering::Relaxed)
     }
 }
 

@@ -179,3 +179,163 @@ fn top_lists_the_newest_sessions_first() {
     assert_eq!(top[0].1.len(), 2, "session 2 on backends 2 and 0");
     assert_eq!(t.top(100).len(), 10);
 }
+
+#[test]
+fn snapshot_lists_busy_rows_too_in_lru_order() {
+    let mut t = SessionTable::new(10, 1000);
+    let k = key(3);
+    t.on_open(k, 1, 5);
+    t.on_close(k, 1, 50);
+    t.on_open(k, 2, 10); // busy since 10: still a candidate in the snapshot
+    let snap = t.snapshot();
+    assert_eq!(snap.get(&k).map(|c| c.to_vec()), Some(vec![2, 1]));
+}
+
+#[test]
+fn sweep_with_reconciles_rows_whose_close_was_lost() {
+    let mut t = SessionTable::new(10, 100);
+    let (a, b) = (key(1), key(2));
+    t.on_open(a, 0, 0); // its close event never arrives
+    t.on_open(b, 0, 0); // still being served
+    assert_eq!(t.sweep_with(500, |k, _| k == b), 1);
+    assert!(t.rows(a).is_empty(), "a's row: not busy by the counters, old → gone");
+    assert_eq!(t.rows(b).len(), 1, "b is served right now: kept");
+    assert_eq!(t.rows(b)[0].state, RowState::Busy(1));
+}
+
+#[test]
+fn busy_counts_enter_leave_per_triple() {
+    let c = BusyCounts::new(1000);
+    assert!(c.memory() >= 4 * 4096);
+    let (k1, k2) = (key(1), key(2));
+    c.enter(0, k1, 3);
+    c.enter(0, k1, 3);
+    assert_eq!(c.get(0, k1, 3), 2);
+    c.leave(0, k1, 3);
+    assert_eq!(c.get(0, k1, 3), 1);
+    c.leave(0, k1, 3);
+    c.leave(0, k1, 3); // an unmatched leave does not wrap
+    assert_eq!(c.get(0, k1, 3), 0);
+    // Other triples are (almost surely) elsewhere.
+    c.enter(0, k1, 3);
+    let others = [(1, k1, 3), (0, k2, 3), (0, k1, 4)];
+    assert!(others.iter().all(|&(p, k, b)| c.get(p, k, b) == 0));
+}
+
+proptest! {
+    /// Any interleaving of enters and leaves leaves each counter at its
+    /// own balance (≥ what this triple alone would give, when shared).
+    #[test]
+    fn busy_counts_balance(ops in proptest::collection::vec((0u16..2, 0u8..20, 0u16..4, any::<bool>()), 0..300)) {
+        let c = BusyCounts::new(16);
+        let mut model: HashMap<(u16, u8, u16), u32> = HashMap::new();
+        for (p, k, b, enter) in ops {
+            let m = model.entry((p, k, b)).or_default();
+            if enter {
+                c.enter(p, key(k), b);
+                *m += 1;
+            } else if *m > 0 {
+                c.leave(p, key(k), b);
+                *m -= 1;
+            }
+        }
+        for (&(p, k, b), &n) in &model {
+            prop_assert!(c.get(p, key(k), b) >= n);
+        }
+        let total: u32 = model.values().sum();
+        let seen: u32 = c.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+        prop_assert_eq!(seen, total);
+    }
+}
+
+/// Lcores look up and mark sessions busy while the control thread learns
+/// and republishes: every lookup sees a whole snapshot (candidates from one
+/// publication, LRU order), a learned session becomes visible, and the busy
+/// counters return to zero when every connection has left.
+#[test]
+fn concurrent_learning_and_lookup() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    type Snap = HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>>;
+    let published: Arc<arc_swap::ArcSwap<Snap>> = Arc::new(arc_swap::ArcSwap::from_pointee(Snap::new()));
+    let busy = Arc::new(BusyCounts::new(1024));
+    let events = Arc::new(crossbeam::queue::ArrayQueue::<(SessionKey, u16, bool)>::new(4096));
+    let stop = Arc::new(AtomicBool::new(false));
+    let lcores: Vec<_> = (0..3u16)
+        .map(|lc| {
+            let (published, busy, events, stop) =
+                (published.clone(), busy.clone(), events.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut hits = 0u64;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let k = key((i % 50) as u8);
+                    let snap = published.load();
+                    let choice = snap
+                        .get(&k)
+                        .and_then(|c| c.iter().copied().find(|&b| busy.get(0, k, b) == 0));
+                    let b = match choice {
+                        Some(b) => {
+                            hits += 1;
+                            assert!(b < 4);
+                            b
+                        }
+                        None => ((i + u64::from(lc)) % 4) as u16,
+                    };
+                    busy.enter(0, k, b);
+                    while events.push((k, b, true)).is_err() {
+                        std::thread::yield_now();
+                    }
+                    busy.leave(0, k, b);
+                    while events.push((k, b, false)).is_err() {
+                        std::thread::yield_now();
+                    }
+                }
+                hits
+            })
+        })
+        .collect();
+    let mut t = SessionTable::new(1000, 1_000_000);
+    let start = std::time::Instant::now();
+    let mut now = 0;
+    while start.elapsed() < std::time::Duration::from_millis(300) {
+        for _ in 0..4096 {
+            let Some((k, b, open)) = events.pop() else {
+                break;
+            };
+            now += 1;
+            if open {
+                t.on_open(k, b, now);
+            } else {
+                t.on_close(k, b, now);
+            }
+        }
+        published.store(Arc::new(t.snapshot()));
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    // Keep draining while the lcores finish (they wait on a full queue).
+    loop {
+        let done = lcores.iter().all(|h| h.is_finished());
+        while let Some((k, b, open)) = events.pop() {
+            now += 1;
+            if open {
+                t.on_open(k, b, now);
+            } else {
+                t.on_close(k, b, now);
+            }
+        }
+        if done {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let hits: u64 = lcores.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(hits > 0, "published sessions were found");
+    assert_eq!(t.len(), 50, "every session learned");
+    assert!(busy.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+    for k in 0..50 {
+        assert!(t.rows(key(k)).iter().all(|r| r.state == RowState::Idle));
+    }
+}

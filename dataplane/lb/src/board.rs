@@ -45,7 +45,7 @@ impl PoolBoard {
 }
 
 /// Counters kept per backend.
-const CELLS: usize = 9;
+const CELLS: usize = 11;
 
 /// Per-backend counters of one lcore, laid out `pool × backend`.
 #[derive(Debug)]
@@ -76,6 +76,11 @@ pub struct BackendStats {
     pub s2c_packets: u64,
     /// Payload bytes backend → client.
     pub s2c_bytes: u64,
+    /// Session-aware VIPs: full TLS handshakes it made (a ServerHello that
+    /// resumed nothing) — its new-session load.
+    pub tls_new: u64,
+    /// Session-aware VIPs: TLS handshakes it resumed.
+    pub tls_resumed: u64,
 }
 
 impl BackendStats {
@@ -90,6 +95,8 @@ impl BackendStats {
             self.s2c_packets,
             self.s2c_bytes,
             self.spliced,
+            self.tls_new,
+            self.tls_resumed,
         ]
     }
     fn from_array(a: [u64; CELLS]) -> Self {
@@ -103,6 +110,8 @@ impl BackendStats {
             s2c_packets: a[6],
             s2c_bytes: a[7],
             spliced: a[8],
+            tls_new: a[9],
+            tls_resumed: a[10],
         }
     }
     /// Add another lcore's (or backend's) counters.

@@ -1092,6 +1092,7 @@ impl<F: Frame> LbCore<F> {
         flow.on_segment(dir, &t, now, &self.timers);
         let lingering = matches!(flow.state, FlowState::Linger { .. });
         if lingering && !self.meta[id as usize].closed {
+            self.sa_release(id);
             let m = &mut self.meta[id as usize];
             m.closed = true;
             let (pool, b) = (usize::from(m.pool), usize::from(m.backend));

@@ -20,10 +20,20 @@
 //! identity, and the ticket's key name) go to the control thread as
 //! events on a bounded lock-free queue; the control thread updates the
 //! server mapping table and republishes it.
+//!
+//! BUSY at session grain: while a connection serves a session key on a
+//! backend (from the table hit that dispatched it, or from its ServerHello
+//! on), the key's counter in the shared [`BusyCounts`] is raised — one
+//! atomic add at dispatch or learning and one at the end, not per packet —
+//! so every lcore skips that candidate at once, without waiting for a
+//! publication. The end (both FINs, a RST, or removal) also sends a close
+//! event: the row's timestamp becomes the time the backend last finished
+//! serving the session, which orders the candidates (LRU).
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use arrayvec::ArrayVec;
@@ -31,7 +41,7 @@ use crossbeam::queue::ArrayQueue;
 use qsplice_engine::Io;
 use qsplice_netdev::{Frame, Queue};
 use qsplice_sessions::identity::{Offer, Outcome};
-use qsplice_sessions::{SessionKey, MAX_ROWS};
+use qsplice_sessions::{BusyCounts, SessionKey, MAX_ROWS};
 use qsplice_splice::flow::FlowId;
 use qsplice_wire::tls::{assemble_segments, ClientHello, HelloAssembler, ServerHello};
 use qsplice_wire::TcpFlags;
@@ -61,6 +71,13 @@ pub struct SessionEvent {
     pub key: SessionKey,
     /// The backend that holds it.
     pub backend: u16,
+    /// `true`: a connection started serving the session on the backend
+    /// (learned from its ServerHello, or dispatched by a table hit);
+    /// `false`: that connection ended.
+    pub open: bool,
+    /// When the lcore queued it, µs since [`SessionShared::epoch`] (the
+    /// control thread measures how long until the lcores see it).
+    pub at_us: u64,
 }
 
 /// Shared between the control thread and the lcores.
@@ -72,16 +89,28 @@ pub struct SessionShared {
     pub events: ArrayQueue<SessionEvent>,
     /// The secret keying session hashes (the same on every lcore).
     pub secret: (u64, u64),
+    /// The BUSY column at session grain (exact for every lcore at once).
+    pub busy: BusyCounts,
+    /// The clock origin of [`SessionEvent::at_us`].
+    pub epoch: Instant,
 }
 
 impl SessionShared {
-    /// An empty table for `pools` pools.
-    pub fn new(pools: usize, secret: (u64, u64), queue: usize) -> Arc<SessionShared> {
+    /// An empty table for `pools` pools; busy counters sized for `flows`
+    /// concurrent connections (all lcores).
+    pub fn new(pools: usize, secret: (u64, u64), queue: usize, flows: usize) -> Arc<SessionShared> {
         Arc::new(SessionShared {
             snap: ArcSwap::from_pointee(vec![HashMap::new(); pools]),
             events: ArrayQueue::new(queue.max(1)),
             secret,
+            busy: BusyCounts::new(flows),
+            epoch: Instant::now(),
         })
+    }
+
+    /// Now, in [`SessionEvent::at_us`] units.
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
     }
 }
 
@@ -94,12 +123,22 @@ pub(super) struct Pending<F> {
     deadline: u64,
 }
 
+/// The session keys one connection is serving (BUSY while it lasts).
+#[derive(Debug)]
+struct Serving {
+    pool: u16,
+    backend: u16,
+    keys: ArrayVec<SessionKey, 6>,
+}
+
 /// The lcore's session-aware state (a field of [`LbCore`]).
 pub(super) struct SessionAware<F> {
     pub(super) shared: Option<Arc<SessionShared>>,
     pending: HashMap<(SocketAddrV4, SocketAddrV4), Pending<F>>,
     /// Flows waiting for their ServerHello: pool and offer.
     learning: HashMap<FlowId, (u16, Offer)>,
+    /// Connections serving a known session now.
+    serving: HashMap<FlowId, Serving>,
     /// The backend this lcore last gave each client (per pool): the one
     /// that issued the client's newest ticket. Tried for an offer the table
     /// does not know yet (a TLS 1.3 ticket travels encrypted, so its key
@@ -117,6 +156,7 @@ impl<F> core::fmt::Debug for SessionAware<F> {
         f.debug_struct("SessionAware")
             .field("pending", &self.pending.len())
             .field("learning", &self.learning.len())
+            .field("serving", &self.serving.len())
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +172,7 @@ impl<F> SessionAware<F> {
             shared,
             pending: HashMap::new(),
             learning: HashMap::new(),
+            serving: HashMap::new(),
             recent: HashMap::new(),
             scratch: HelloAssembler::new(),
             bytes: Vec::with_capacity(HTTP_HEAD_MAX),
@@ -249,7 +290,7 @@ impl<F: Frame> LbCore<F> {
         if let Some(rules) = self.content_rules(key.1).cloned() {
             let forced = http_head(&mut self.sa.bytes, &p)
                 .and_then(|n| self.content_pick(&rules, p.pool, n));
-            return self.sa_open(io, p, forced, None, now);
+            return self.sa_open(io, p, forced, None, None, now);
         }
         let Some(shared) = self.sa.shared.clone() else {
             return;
@@ -262,8 +303,12 @@ impl<F: Frame> LbCore<F> {
                 Offer::default()
             }
         };
-        // Table lookup: the first key with an eligible idle candidate.
+        // Table lookup: the first key with a candidate that is not serving
+        // the session right now (BUSY, shared counters) and can take a
+        // connection (up, not draining, under its limit); candidates come
+        // least recently used first.
         let mut forced = None;
+        let mut hit = None;
         if !offer.is_empty() {
             self.c.sa_lookups += 1;
             let snap = shared.snap.load();
@@ -273,12 +318,16 @@ impl<F: Frame> LbCore<F> {
                 self.pools.get(p.pool),
                 self.cursors.get(p.pool),
             ) {
+                let pool = p.pool as u16;
                 'keys: for k in &offer.keys {
                     if let Some(cands) = table.get(k) {
                         seen = true;
                         for &b in cands {
-                            if pool_snap.can_take(usize::from(b), cur) {
+                            if shared.busy.get(pool, *k, b) == 0
+                                && pool_snap.can_take(usize::from(b), cur)
+                            {
                                 forced = Some(usize::from(b));
+                                hit = Some(*k);
                                 break 'keys;
                             }
                         }
@@ -302,17 +351,19 @@ impl<F: Frame> LbCore<F> {
                 }
             }
         }
-        self.sa_open(io, p, forced, Some(offer), now);
+        self.sa_open(io, p, forced, hit, Some(offer), now);
     }
 
     /// Opens a held connection: accept with the first segment (it carries
     /// the cookie) to `forced` (else the scheduler), hold the rest, and
-    /// wait for the ServerHello when `offer` is given.
+    /// wait for the ServerHello when `offer` is given. `hit`: the table key
+    /// that chose `forced` (the connection serves it from now on).
     fn sa_open<Q: Queue<Frame = F>>(
         &mut self,
         io: &mut Io<'_, Q>,
         mut p: Pending<F>,
         forced: Option<usize>,
+        hit: Option<SessionKey>,
         offer: Option<Offer>,
         now: u64,
     ) {
@@ -340,6 +391,9 @@ impl<F: Frame> LbCore<F> {
         }
         let backend = self.meta.get(id as usize).map_or(0, |m| m.backend);
         self.sa.recent.insert((pool as u16, client), backend);
+        if let Some(k) = hit {
+            self.sa_serve(id, pool as u16, backend, k);
+        }
         for (_, f, _, _) in it {
             self.hold(id, f);
         }
@@ -401,23 +455,82 @@ impl<F: Frame> LbCore<F> {
             self.sa.learning.insert(id, (pool, offer));
             return;
         }
-        if out.resumed {
+        let backend = self.meta.get(id as usize).map(|m| m.backend).unwrap_or(0);
+        let resumed = out.resumed;
+        if resumed {
             self.c.sa_resumed += 1;
         }
-        let backend = self.meta.get(id as usize).map(|m| m.backend).unwrap_or(0);
-        for key in out.learn {
-            let ev = SessionEvent { pool, key, backend };
-            if shared.events.push(ev).is_ok() {
-                self.c.sa_learned += 1;
+        self.bstat(usize::from(pool), usize::from(backend), |st| {
+            if resumed {
+                st.tls_resumed += 1;
             } else {
+                st.tls_new += 1;
+            }
+        });
+        for key in out.learn {
+            self.c.sa_learned += 1;
+            self.sa_serve(id, pool, backend, key);
+        }
+    }
+
+    /// Flow `id` serves session `key` on `backend` from now on: BUSY for
+    /// every lcore at once, and an open event for the table.
+    fn sa_serve(&mut self, id: FlowId, pool: u16, backend: u16, key: SessionKey) {
+        let Some(shared) = self.sa.shared.as_ref() else {
+            return;
+        };
+        let s = self.sa.serving.entry(id).or_insert_with(|| Serving {
+            pool,
+            backend,
+            keys: ArrayVec::new(),
+        });
+        if s.keys.contains(&key) || s.keys.is_full() {
+            return;
+        }
+        s.keys.push(key);
+        shared.busy.enter(pool, key, backend);
+        let ev = SessionEvent {
+            pool,
+            key,
+            backend,
+            open: true,
+            at_us: shared.now_us(),
+        };
+        if shared.events.push(ev).is_err() {
+            self.c.sa_events_full += 1;
+        }
+    }
+
+    /// Flow `id` no longer serves its sessions (both sides closed, reset,
+    /// or removed): not BUSY any more, and the rows' timestamps move to now.
+    pub(super) fn sa_release(&mut self, id: FlowId) {
+        if self.sa.serving.is_empty() {
+            return;
+        }
+        let (Some(s), Some(shared)) = (self.sa.serving.remove(&id), self.sa.shared.as_ref())
+        else {
+            return;
+        };
+        let at_us = shared.now_us();
+        for key in s.keys {
+            shared.busy.leave(s.pool, key, s.backend);
+            let ev = SessionEvent {
+                pool: s.pool,
+                key,
+                backend: s.backend,
+                open: false,
+                at_us,
+            };
+            if shared.events.push(ev).is_err() {
                 self.c.sa_events_full += 1;
             }
         }
     }
 
-    /// Forget a flow's pending learning (it ended).
+    /// Forget a flow's pending learning and release its sessions (it ended).
     pub(super) fn sa_forget(&mut self, id: FlowId) {
         self.sa.learning.remove(&id);
+        self.sa_release(id);
     }
 }
 
