@@ -4,30 +4,46 @@
 # :443 with its own session cache and ticket keys):
 #   qsplice lb, policy "session-aware"      (server mapping table)
 #   qsplice lb, policy "round-robin"        (what a session-blind balancer does)
+#   qsplice lb, policy "maglev"             (source-IP hashing: sticky by client,
+#                                            not by session)
 #   HAProxy 2.6, mode tcp, roundrobin + its documented SSL session-ID
 #     stickiness: stick on req.payload_lv(43,1) / stick store-response
 #     res.payload_lv(43,1)
 #
 #   benches/e2e/sessions-vs-haproxy.sh [--sessions N] [--resumes R] [--tls13 N]
+#                                      [--load-secs S] [--clients C] [--renew K]
 #
-# Workloads (per device): TLS 1.2 session IDs — N sessions made with
-# `openssl s_client -tls1_2 -no_ticket -sess_out`, each resumed R times with
-# `-sess_in`; TLS 1.3 tickets — the Go client (tests/tools/tlsclient), one
-# full handshake then N connections each offering the newest ticket.
-# Printed: resumed / attempts per device and workload, and the backends'
-# share of new sessions. Bounded: every client call has a timeout.
+# Workloads (per device):
+#  1. sequential resumption ratio: TLS 1.2 session IDs — N sessions made with
+#     `openssl s_client -tls1_2 -no_ticket -sess_out`, each resumed R times
+#     with `-sess_in`; TLS 1.3 tickets — the Go client (tests/tools/tlsclient),
+#     one full handshake then N connections each offering the newest ticket.
+#  2. handshake rate under load: the Go client, C concurrent clients for S
+#     seconds, each from one of 16 client addresses (so source hashing has
+#     something to spread), connect + TLS + GET + close in a loop, starting a
+#     new session every K connections (ideal resumption (K-1)/K); TLS 1.3
+#     tickets and TLS 1.2 tickets. Printed: handshakes/s, resumed / attempts,
+#     and the new-session imbalance (largest backend's deviation from the mean
+#     of full handshakes per backend, read from each response's X-Backend).
+# Bounded: every client call has a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SESSIONS=10
 RESUMES=5
 TLS13=30
+LOAD_SECS=5
+CLIENTS=8
+RENEW=4
 while (($#)); do
     case "$1" in
         --sessions) SESSIONS=$2; shift ;;
         --resumes) RESUMES=$2; shift ;;
         --tls13) TLS13=$2; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --load-secs) LOAD_SECS=$2; shift ;;
+        --clients) CLIENTS=$2; shift ;;
+        --renew) RENEW=$2; shift ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -62,6 +78,11 @@ cargo build --release --bin qsplice >&2
 (cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$WORK/tlsclient" .)
 scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
 CA=$(awk -F= '/^TLS_CA=/{print $2}' "$WORK/netns.env")
+SRCS=$(for i in $(seq 100 115); do
+    ip netns exec "$CLI_NS" ip addr add "10.10.1.$i/24" dev "$P-cli0" 2>/dev/null || true
+    printf '10.10.1.%s,' "$i"
+done)
+SRCS=${SRCS%,}
 
 kernel_on() {
     ip addr add $VIP/24 dev "$DUT_C"
@@ -101,6 +122,14 @@ $b
 name = "rr"
 address = "$VIP:8443"
 policy = "round-robin"
+backends = [
+$b
+]
+
+[[lb.vips]]
+name = "hash"
+address = "$VIP:9443"
+policy = "maglev"
 backends = [
 $b
 ]
@@ -183,21 +212,38 @@ tls13() { # port -> "resumed attempts"
         python3 -c 'import json, sys; rs = [json.loads(l) for l in sys.stdin]; print(sum(1 for r in rs[1:] if r["resumed"]), len(rs) - 1)'
 }
 
+load() { # port max-version -> "per_s resumed attempts imbalance%"
+    ip netns exec "$CLI_NS" timeout $((LOAD_SECS + 60)) "$WORK/tlsclient" -addr "$VIP:$1" -name vip.test \
+        -ca "$CA" -c "$CLIENTS" -d "$LOAD_SECS" -resume -renew "$RENEW" -max-version "$2" -src "$SRCS" |
+        python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+new = [r["new_by_backend"].get(b, 0) for b in ("b1", "b2", "b3")]
+mean = sum(new) / 3
+imb = max(abs(n - mean) for n in new) / mean * 100 if mean else 0
+print("%.0f %d %d %.0f %d" % (r["per_s"], r["resumed"], r["attempts"], imb, r["errors"]))'
+}
+
 declare -A RES
 log "qsplice"
-start_qsplice; wait_vip 443; wait_vip 8443
-RES[sa.12]=$(tls12 443); log "session-aware TLS 1.2: ${RES[sa.12]}"
-RES[sa.13]=$(tls13 443); log "session-aware TLS 1.3: ${RES[sa.13]}"
-RES[rr.12]=$(tls12 8443); log "round-robin TLS 1.2: ${RES[rr.12]}"
-RES[rr.13]=$(tls13 8443); log "round-robin TLS 1.3: ${RES[rr.13]}"
+start_qsplice; wait_vip 443; wait_vip 8443; wait_vip 9443
+for dev in sa:443 rr:8443 hash:9443; do
+    k=${dev%%:*}; port=${dev##*:}
+    RES[$k.12]=$(tls12 "$port"); log "$k TLS 1.2 session IDs: ${RES[$k.12]}"
+    RES[$k.13]=$(tls13 "$port"); log "$k TLS 1.3 tickets: ${RES[$k.13]}"
+    RES[$k.l13]=$(load "$port" 1.3); log "$k load TLS 1.3 (per_s resumed attempts imbalance% errors): ${RES[$k.l13]}"
+    RES[$k.l12]=$(load "$port" 1.2); log "$k load TLS 1.2: ${RES[$k.l12]}"
+done
 kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
 python3 - "$WORK/qs.json" <<'PY' >&2 || true
 import json, sys
 r = json.load(open(sys.argv[1]))["lb"]
 print("[sess-bench] qsplice:", {k: v for k, v in r["total"].items() if k.startswith("sa_") and v})
 for v in r["vips"]:
-    if v["name"] in ("sa", "rr"):
-        print(f"[sess-bench]   {v['name']}: backends opened", [b["opened"] for b in v["backends"]], v.get("sessions", ""))
+    if v["name"] in ("sa", "rr", "hash"):
+        print(f"[sess-bench]   {v['name']}: backends opened", [b["opened"] for b in v["backends"]],
+              "new", [b.get("tls_new") for b in v["backends"]], v.get("sessions", ""))
+print("[sess-bench] session table view:", r.get("session_view"))
 PY
 ip netns exec "$CLI_NS" ip neigh flush all
 
@@ -205,20 +251,38 @@ log "haproxy"
 kernel_on; start_haproxy; wait_vip 443
 RES[ha.12]=$(tls12 443); log "haproxy stick TLS 1.2: ${RES[ha.12]}"
 RES[ha.13]=$(tls13 443); log "haproxy stick TLS 1.3: ${RES[ha.13]}"
+RES[ha.l13]=$(load 443 1.3); log "haproxy load TLS 1.3: ${RES[ha.l13]}"
+RES[ha.l12]=$(load 443 1.2); log "haproxy load TLS 1.2: ${RES[ha.l12]}"
 kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
 kernel_off
 
-python3 - "$SESSIONS" "$RESUMES" "$TLS13" <<PY
+python3 - "$SESSIONS" "$RESUMES" "$TLS13" "$LOAD_SECS" "$CLIENTS" "$RENEW" <<PY
 import sys
-s, r, t = sys.argv[1:]
+s, r, t, secs, c, k = sys.argv[1:]
 res = {}
 $(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
 def pct(k):
-    a, n = (int(x) for x in res[k].split())
+    a, n = (int(x) for x in res[k].split()[:2])
     return f"{a}/{n} ({100 * a / n:.0f}%)" if n else "n/a"
-print(f"TLS session resumption through a pass-through VIP (3 backends, own caches/ticket keys): TLS 1.2 {s} sessions x {r} resumptions; TLS 1.3 {t} ticket resumptions")
+def load(k):
+    rate, a, n, imb, err = res[k].split()
+    ratio = f"{100 * int(a) / int(n):.0f}%" if int(n) else "n/a"
+    return rate, ratio, f"±{imb}%"
+devs = [("qsplice session-aware", "sa"), ("qsplice round-robin", "rr"), ("qsplice maglev (source-IP hash)", "hash"),
+        ("HAProxy 2.6 stick on session ID", "ha")]
+print(f"TLS session resumption through a pass-through VIP (3 backends, own caches/ticket keys)")
+print(f"1. sequential: TLS 1.2 {s} sessions x {r} resumptions (one client address); TLS 1.3 {t} ticket resumptions")
 print(f"{'device':<34} {'TLS 1.2 session ID':>20} {'TLS 1.3 ticket':>16}")
-for name, k in [("qsplice session-aware", "sa"), ("qsplice round-robin", "rr"), ("HAProxy 2.6 stick on session ID", "ha")]:
-    print(f"{name:<34} {pct(k + '.12'):>20} {pct(k + '.13'):>16}")
-print("reproduce: benches/e2e/sessions-vs-haproxy.sh --sessions", s, "--resumes", r, "--tls13", t)
+for name, d in devs:
+    print(f"{name:<34} {pct(d + '.12'):>20} {pct(d + '.13'):>16}")
+print(f"2. load: {c} Go clients from 16 addresses, {secs} s, new session every {k} connections ({int(k) - 1} of {k} offer a session: resumed = share of those)")
+print(f"{'device':<34} {'TLS 1.3 hs/s':>12} {'resumed':>8} {'new-sess imbalance':>18} {'TLS 1.2 hs/s':>12} {'resumed':>8} {'new-sess imbalance':>18}")
+for name, d in devs:
+    a, b = load(d + '.l13'), load(d + '.l12')
+    print(f"{name:<34} {a[0]:>12} {a[1]:>8} {a[2]:>18} {b[0]:>12} {b[1]:>8} {b[2]:>18}")
+ratio = lambda x, y: float(res[x].split()[0]) / max(1.0, float(res[y].split()[0]))
+print(f"handshake rate, session-aware / HAProxy: TLS 1.3 {ratio('sa.l13', 'ha.l13'):.2f}x, TLS 1.2 {ratio('sa.l12', 'ha.l12'):.2f}x; "
+      f"session-aware / round-robin: TLS 1.3 {ratio('sa.l13', 'rr.l13'):.2f}x, TLS 1.2 {ratio('sa.l12', 'rr.l12'):.2f}x")
+print("reproduce: benches/e2e/sessions-vs-haproxy.sh --sessions", s, "--resumes", r, "--tls13", t,
+      "--load-secs", secs, "--clients", c, "--renew", k)
 PY

@@ -89,6 +89,14 @@ impl Offer {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// Is `k` one of the offer's ticket key names? A key name stands for
+    /// a backend's ticket key (every session it sealed), not for one
+    /// session: it is never BUSY at session grain.
+    pub fn is_key_name(&self, k: SessionKey) -> bool {
+        self.psk.iter().any(|(_, n)| *n == Some(k))
+            || self.ticket.is_some_and(|(_, n)| n == Some(k))
+    }
 }
 
 fn push(v: &mut ArrayVec<SessionKey, MAX_OFFER_KEYS>, k: SessionKey) {
@@ -213,6 +221,9 @@ mod tests {
         );
         assert_eq!(o.keys[0], k, "the ticket is looked up first");
         assert_eq!(*o.keys.last().unwrap(), n.unwrap(), "the key name last");
+        assert!(o.is_key_name(n.unwrap()));
+        assert!(!o.is_key_name(k), "the ticket itself is a session");
+        assert!(o.session_id.is_none_or(|s| !o.is_key_name(s)));
     }
 
     #[test]

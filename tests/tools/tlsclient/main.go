@@ -48,6 +48,8 @@ func main() {
 	conc := flag.Int("c", 0, "load mode: concurrent clients (0: -n sequential connections)")
 	secs := flag.Float64("d", 5, "load mode: seconds")
 	resume := flag.Bool("resume", false, "load mode: resume sessions (tickets) after each client's first handshake")
+	renew := flag.Int("renew", 0, "load mode with -resume: each client starts a new session every N connections (0: never)")
+	srcs := flag.String("src", "", "load mode: comma-separated local addresses, client i binds the i-th (mod count)")
 	flag.Parse()
 
 	pool := x509.NewCertPool()
@@ -84,7 +86,11 @@ func main() {
 		}
 	}
 	if *conc > 0 {
-		load(*addr, *path, cfg, *conc, time.Duration(*secs*float64(time.Second)), *resume)
+		var local []string
+		if *srcs != "" {
+			local = strings.Split(*srcs, ",")
+		}
+		load(*addr, *path, cfg, *conc, time.Duration(*secs*float64(time.Second)), *resume, *renew, local)
 		return
 	}
 	failed := false
@@ -102,7 +108,14 @@ func main() {
 }
 
 func once(addr, path string, cfg *tls.Config) (r result) {
+	return onceFrom(addr, path, cfg, "")
+}
+
+func onceFrom(addr, path string, cfg *tls.Config, src string) (r result) {
 	d := &net.Dialer{Timeout: 5 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
 	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
 	if err != nil {
 		r.Error = err.Error()
@@ -132,11 +145,14 @@ func once(addr, path string, cfg *tls.Config) (r result) {
 
 // load runs c clients for d: each loops connect (TLS handshake) + GET +
 // close, and prints one JSON summary: connections/s, errors, resumed,
-// groups, latency percentiles of connect+request.
-func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bool) {
+// groups, latency percentiles of connect+request, and per backend (its
+// X-Backend header) the new sessions (full handshakes) and resumptions.
+func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bool, renew int, local []string) {
 	type stat struct {
 		ok, errs, resumed int
+		attempts          int
 		groups            map[string]int
+		fresh, again      map[string]int
 		lat               []float64
 		lastErr           string
 	}
@@ -145,7 +161,11 @@ func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bo
 	var wg sync.WaitGroup
 	for i := 0; i < c; i++ {
 		wg.Add(1)
-		go func(st *stat) {
+		src := ""
+		if len(local) > 0 {
+			src = local[i%len(local)]
+		}
+		go func(st *stat, src string) {
 			defer wg.Done()
 			cfg := base.Clone()
 			if resume {
@@ -155,9 +175,15 @@ func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bo
 				cfg.SessionTicketsDisabled = true
 			}
 			st.groups = map[string]int{}
-			for time.Now().Before(deadline) {
+			st.fresh = map[string]int{}
+			st.again = map[string]int{}
+			for n := 0; time.Now().Before(deadline); n++ {
+				if resume && renew > 0 && n%renew == 0 {
+					cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+				}
+				offered := resume && ((renew == 0 && n > 0) || (renew > 0 && n%renew != 0))
 				t := time.Now()
-				r := once(addr, path, cfg)
+				r := onceFrom(addr, path, cfg, src)
 				if r.Error != "" || r.Status != 200 {
 					st.errs++
 					st.lastErr = r.Error
@@ -165,25 +191,40 @@ func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bo
 					continue
 				}
 				st.ok++
+				if offered {
+					st.attempts++
+				}
 				st.lat = append(st.lat, float64(time.Since(t).Microseconds())/1000)
 				st.groups[r.Group]++
 				if r.Resumed {
 					st.resumed++
+					st.again[r.Backend]++
+				} else {
+					st.fresh[r.Backend]++
 				}
 			}
-		}(&stats[i])
+		}(&stats[i], src)
 	}
 	wg.Wait()
-	var ok, errs, resumed int
+	var ok, errs, resumed, attempts int
 	groups := map[string]int{}
+	fresh := map[string]int{}
+	again := map[string]int{}
 	var lat []float64
 	lastErr := ""
 	for _, st := range stats {
 		ok += st.ok
 		errs += st.errs
 		resumed += st.resumed
+		attempts += st.attempts
 		for g, k := range st.groups {
 			groups[g] += k
+		}
+		for b, k := range st.fresh {
+			fresh[b] += k
+		}
+		for b, k := range st.again {
+			again[b] += k
 		}
 		lat = append(lat, st.lat...)
 		if st.lastErr != "" {
@@ -198,8 +239,9 @@ func load(addr, path string, base *tls.Config, c int, d time.Duration, resume bo
 		return lat[int(p*float64(len(lat)-1))]
 	}
 	out := map[string]any{
-		"conns": ok, "per_s": float64(ok) / d.Seconds(), "errors": errs, "resumed": resumed,
+		"conns": ok, "per_s": float64(ok) / d.Seconds(), "errors": errs, "resumed": resumed, "attempts": attempts,
 		"groups": groups, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "last_error": lastErr,
+		"new_by_backend": fresh, "resumed_by_backend": again,
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))

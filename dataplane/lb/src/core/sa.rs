@@ -322,12 +322,13 @@ impl<F: Frame> LbCore<F> {
                 'keys: for k in &offer.keys {
                     if let Some(cands) = table.get(k) {
                         seen = true;
+                        let name = offer.is_key_name(*k);
                         for &b in cands {
-                            if shared.busy.get(pool, *k, b) == 0
+                            if (name || shared.busy.get(pool, *k, b) == 0)
                                 && pool_snap.can_take(usize::from(b), cur)
                             {
                                 forced = Some(usize::from(b));
-                                hit = Some(*k);
+                                hit = (!name).then_some(*k);
                                 break 'keys;
                             }
                         }
@@ -339,7 +340,15 @@ impl<F: Frame> LbCore<F> {
                 (None, true) => self.c.sa_fallback_busy += 1,
                 (None, false) => {
                     self.c.sa_misses += 1;
-                    let hint = self.sa.recent.get(&(p.pool as u16, *key.0.ip())).copied();
+                    // Only a ticket or PSK the table cannot place yet (its
+                    // key name unlearned) goes to the client's last backend;
+                    // an unknown session ID (TLS 1.3 clients send a random
+                    // one) is a new session: the scheduler keeps those
+                    // balanced.
+                    let ticket = !offer.psk.is_empty() || offer.ticket.is_some();
+                    let hint = ticket
+                        .then(|| self.sa.recent.get(&(p.pool as u16, *key.0.ip())).copied())
+                        .flatten();
                     if let (Some(b), Some(pool_snap), Some(cur)) =
                         (hint, self.pools.get(p.pool), self.cursors.get(p.pool))
                     {
@@ -469,7 +478,29 @@ impl<F: Frame> LbCore<F> {
         });
         for key in out.learn {
             self.c.sa_learned += 1;
-            self.sa_serve(id, pool, backend, key);
+            if offer.is_key_name(key) {
+                // the backend's ticket key: learned, never busy
+                self.sa_event(pool, key, backend, true);
+                self.sa_event(pool, key, backend, false);
+            } else {
+                self.sa_serve(id, pool, backend, key);
+            }
+        }
+    }
+
+    fn sa_event(&mut self, pool: u16, key: SessionKey, backend: u16, open: bool) {
+        let Some(shared) = self.sa.shared.as_ref() else {
+            return;
+        };
+        let ev = SessionEvent {
+            pool,
+            key,
+            backend,
+            open,
+            at_us: shared.now_us(),
+        };
+        if shared.events.push(ev).is_err() {
+            self.c.sa_events_full += 1;
         }
     }
 
@@ -489,16 +520,7 @@ impl<F: Frame> LbCore<F> {
         }
         s.keys.push(key);
         shared.busy.enter(pool, key, backend);
-        let ev = SessionEvent {
-            pool,
-            key,
-            backend,
-            open: true,
-            at_us: shared.now_us(),
-        };
-        if shared.events.push(ev).is_err() {
-            self.c.sa_events_full += 1;
-        }
+        self.sa_event(pool, key, backend, true);
     }
 
     /// Flow `id` no longer serves its sessions (both sides closed, reset,
