@@ -455,10 +455,21 @@ fn session_aware_dispatch_end_to_end() {
         );
         assert!(rr < sa, "round robin {rr}/{n}");
 
-        // 4. Under load: 4 concurrent Go clients, a new session every third
-        //    connection. Resumptions land where their tickets were issued;
-        //    new sessions (TLS 1.3 clients send a random legacy session ID,
-        //    which must not pin them) stay within ±15% per backend.
+        // 4. Under load: 4 concurrent Go clients (4 client addresses), a
+        //    new session every third connection. Resumptions land where
+        //    their tickets were issued; new sessions (TLS 1.3 clients send a
+        //    random legacy session ID, which must not pin them) stay within
+        //    ±15% per backend.
+        let cli_if = format!("{}-cli0", topo.prefix);
+        let srcs: Vec<String> = (100..104).map(|i| format!("10.10.1.{i}")).collect();
+        for a in &srcs {
+            let cidr = format!("{a}/24");
+            topo.exec(
+                topo.var("CLIENT_NS"),
+                &["ip", "addr", "add", &cidr, "dev", &cli_if],
+            );
+        }
+        let srcs = srcs.join(",");
         let out = topo.exec(
             topo.var("CLIENT_NS"),
             &[
@@ -474,6 +485,8 @@ fn session_aware_dispatch_end_to_end() {
                 "-resume",
                 "-renew",
                 "3",
+                "-src",
+                &srcs,
             ],
         );
         let r: serde_json::Value =
