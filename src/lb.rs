@@ -572,11 +572,13 @@ impl LbRuntime {
                 }
             }
         }
-        let least = self
-            .vips
-            .iter()
-            .any(|v| v.policy == Policy::LeastConnections);
-        if changed || (least && now >= self.next_load_refresh) {
+        // Connection totals matter to least-connections and to any backend
+        // with a limit (enforced across lcores: each adds its own opens
+        // since the last publication).
+        let loads = self.vips.iter().any(|v| {
+            v.policy == Policy::LeastConnections || v.backends.iter().any(|b| b.max_conns > 0)
+        });
+        if changed || (loads && now >= self.next_load_refresh) {
             self.next_load_refresh = now + LOAD_REFRESH;
             self.publish();
         }

@@ -344,6 +344,84 @@ fn session_aware_dispatch_end_to_end() {
         .status();
     std::thread::sleep(Duration::from_millis(500));
 
+    // 1b'. A backend at its connection limit is not chosen from the table:
+    //      two sessions on one backend X (four new sessions over three
+    //      backends: two share one), X limited to one connection, one held
+    //      open on X by resuming the first; the second session then falls
+    //      back to the scheduler, which picks a backend with room.
+    let newest = |after: &str| -> Option<(String, String)> {
+        wait_for(Duration::from_secs(3), || {
+            let v = stats(&json)?;
+            let top = v["lb"]["vips"][0]["session_rows"].as_array()?.first()?.clone();
+            let key = top["key"].as_str()?.to_string();
+            (key != after).then(|| (key, top["rows"][0][0].as_str().unwrap_or("").to_string()))
+        })
+    };
+    let mut on: Vec<(PathBuf, String)> = Vec::new();
+    let mut last = String::new();
+    for i in 0..4 {
+        let sess = scratch.0.join(format!("sess-limit-{i}.pem"));
+        assert_eq!(s_client(&topo, &ca, 443, &sess, true), Some(false));
+        let (key, backend) = newest(&last).expect("the new session in the dump");
+        last = key;
+        on.push((sess, backend));
+    }
+    let (x, p, q) = (0..4)
+        .flat_map(|i| (i + 1..4).map(move |j| (i, j)))
+        .find(|&(i, j)| on[i].1 == on[j].1)
+        .map(|(i, j)| (on[i].1.clone(), on[i].0.clone(), on[j].0.clone()))
+        .expect("two of four sessions share a backend");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let entry = format!("{{ address = \"{x}\" }}");
+    std::fs::write(
+        &cfg,
+        text.replacen(&entry, &format!("{{ address = \"{x}\", max_conns = 1 }}"), 1),
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
+    let holder = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "sleep 2 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
+                topo.var("CLIENT_NS"),
+                p.display()
+            ),
+        ])
+        .spawn()
+        .unwrap();
+    let mut holder = Reaper(holder);
+    // held on X, and X's total republished (≤ 100 ms) to both lcores
+    std::thread::sleep(Duration::from_millis(400));
+    let v = stats(&json).unwrap();
+    let (busy0, opened0) = (
+        v["lb"]["total"]["sa_fallback_busy"].as_u64().unwrap_or(0),
+        opened_of_addr(&v, &x),
+    );
+    assert_eq!(
+        s_client(&topo, &ca, 443, &q, false),
+        Some(false),
+        "X is full: the session is made anew elsewhere"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let v = stats(&json).unwrap();
+    assert_eq!(
+        v["lb"]["total"]["sa_fallback_busy"].as_u64().unwrap_or(0),
+        busy0 + 1,
+        "{}",
+        v["lb"]["total"]
+    );
+    assert_eq!(opened_of_addr(&v, &x), opened0, "no connection to the full backend");
+    let _ = holder.0.wait();
+    std::fs::write(&cfg, text).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
+
     // 1c. Content-aware dispatch on the plaintext VIP: Host, path prefix,
     //     cookie rules; unmatched requests go round robin.
     let backend_of = |args: &[&str]| -> String {
@@ -519,6 +597,15 @@ fn session_aware_dispatch_end_to_end() {
         "clean exit\n{}",
         app.logs()
     );
+}
+
+/// Connections opened to the session-aware VIP's backend `addr`.
+fn opened_of_addr(v: &serde_json::Value, addr: &str) -> u64 {
+    v["lb"]["vips"][0]["backends"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["address"] == addr))
+        .and_then(|b| b["opened"].as_u64())
+        .unwrap_or(0)
 }
 
 /// A child process killed (if still running) and reaped when dropped.
