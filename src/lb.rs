@@ -123,8 +123,8 @@ impl ViewLag {
         self.build_max = self.build_max.max(build);
         if let Some(oldest) = self.pending_oldest.take() {
             self.max_us = self.max_us.max(now_us.saturating_sub(oldest));
-            self.sum_us += (u128::from(now_us) * u128::from(self.pending))
-                .saturating_sub(self.pending_sum);
+            self.sum_us +=
+                (u128::from(now_us) * u128::from(self.pending)).saturating_sub(self.pending_sum);
             self.lagged += self.pending;
         }
         self.pending = 0;
@@ -628,8 +628,9 @@ impl LbRuntime {
             shared.snap.store(Arc::new(snap));
             let build = t0.elapsed();
             self.view.published(shared.now_us(), build);
-            let cap = SESSION_PUBLISH_MAX
-                .min(Duration::from_millis(self.sessions_conf.sweep_interval_ms / 2));
+            let cap = SESSION_PUBLISH_MAX.min(Duration::from_millis(
+                self.sessions_conf.sweep_interval_ms / 2,
+            ));
             self.next_session_publish = now + (build * 2).min(cap);
         }
     }

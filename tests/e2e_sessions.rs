@@ -201,7 +201,10 @@ fn session_aware_dispatch_end_to_end() {
     let (new, resumed) = (count("tls_new"), count("tls_resumed"));
     eprintln!("session-aware per backend: new sessions {new:?}, resumed {resumed:?}");
     let mean = new.iter().sum::<u64>() as f64 / new.len() as f64;
-    assert!(mean >= 10.0, "30 sessions and any failed resumptions: {new:?}");
+    assert!(
+        mean >= 10.0,
+        "30 sessions and any failed resumptions: {new:?}"
+    );
     assert!(
         new.iter().all(|&n| (n as f64 - mean).abs() <= 0.15 * mean),
         "new-session load within ±15% of the mean: {new:?}"
@@ -216,7 +219,10 @@ fn session_aware_dispatch_end_to_end() {
     eprintln!("session table view: {view}");
     assert!(view["events"].as_u64().unwrap_or(0) >= 60, "{view}");
     let lag = view["view_lag_max_us"].as_u64().unwrap_or(u64::MAX);
-    assert!(lag > 0 && lag < 200_000, "view lag {lag} µs ≥ sweep interval");
+    assert!(
+        lag > 0 && lag < 200_000,
+        "view lag {lag} µs ≥ sweep interval"
+    );
 
     // 1a. BUSY at session grain: while a connection serves a session on its
     //     backend, a second connection offering that session is not sent
@@ -352,7 +358,10 @@ fn session_aware_dispatch_end_to_end() {
     let newest = |after: &str| -> Option<(String, String)> {
         wait_for(Duration::from_secs(3), || {
             let v = stats(&json)?;
-            let top = v["lb"]["vips"][0]["session_rows"].as_array()?.first()?.clone();
+            let top = v["lb"]["vips"][0]["session_rows"]
+                .as_array()?
+                .first()?
+                .clone();
             let key = top["key"].as_str()?.to_string();
             (key != after).then(|| (key, top["rows"][0][0].as_str().unwrap_or("").to_string()))
         })
@@ -375,7 +384,11 @@ fn session_aware_dispatch_end_to_end() {
     let entry = format!("{{ address = \"{x}\" }}");
     std::fs::write(
         &cfg,
-        text.replacen(&entry, &format!("{{ address = \"{x}\", max_conns = 1 }}"), 1),
+        text.replacen(
+            &entry,
+            &format!("{{ address = \"{x}\", max_conns = 1 }}"),
+            1,
+        ),
     )
     .unwrap();
     let _ = Command::new("kill")
@@ -414,7 +427,11 @@ fn session_aware_dispatch_end_to_end() {
         "{}",
         v["lb"]["total"]
     );
-    assert_eq!(opened_of_addr(&v, &x), opened0, "no connection to the full backend");
+    assert_eq!(
+        opened_of_addr(&v, &x),
+        opened0,
+        "no connection to the full backend"
+    );
     let _ = holder.0.wait();
     std::fs::write(&cfg, text).unwrap();
     let _ = Command::new("kill")
@@ -567,8 +584,7 @@ fn session_aware_dispatch_end_to_end() {
                 &srcs,
             ],
         );
-        let r: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("load summary");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("load summary");
         eprintln!("TLS 1.3 load through the session-aware VIP: {r}");
         let (resumed, attempts) = (
             r["resumed"].as_u64().unwrap_or(0),

@@ -374,14 +374,15 @@ impl BusyCounts {
 
     /// A connection of `pool` starts serving `key` on `backend`.
     pub fn enter(&self, pool: u16, key: SessionKey, backend: u16) {
-        self.slot(pool, key, backend).fetch_add(1, Ordering::Relaxed);
+        self.slot(pool, key, backend)
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// That connection ended (a `leave` without an `enter` does nothing).
     pub fn leave(&self, pool: u16, key: SessionKey, backend: u16) {
-        let _ = self
-            .slot(pool, key, backend)
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let _ =
+            self.slot(pool, key, backend)
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Connections serving `key` on `backend` now (or sharing its counter).

@@ -198,7 +198,10 @@ fn sweep_with_reconciles_rows_whose_close_was_lost() {
     t.on_open(a, 0, 0); // its close event never arrives
     t.on_open(b, 0, 0); // still being served
     assert_eq!(t.sweep_with(500, |k, _| k == b), 1);
-    assert!(t.rows(a).is_empty(), "a's row: not busy by the counters, old → gone");
+    assert!(
+        t.rows(a).is_empty(),
+        "a's row: not busy by the counters, old → gone"
+    );
     assert_eq!(t.rows(b).len(), 1, "b is served right now: kept");
     assert_eq!(t.rows(b)[0].state, RowState::Busy(1));
 }
@@ -257,14 +260,19 @@ fn concurrent_learning_and_lookup() {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     type Snap = HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>>;
-    let published: Arc<arc_swap::ArcSwap<Snap>> = Arc::new(arc_swap::ArcSwap::from_pointee(Snap::new()));
+    let published: Arc<arc_swap::ArcSwap<Snap>> =
+        Arc::new(arc_swap::ArcSwap::from_pointee(Snap::new()));
     let busy = Arc::new(BusyCounts::new(1024));
     let events = Arc::new(crossbeam::queue::ArrayQueue::<(SessionKey, u16, bool)>::new(4096));
     let stop = Arc::new(AtomicBool::new(false));
     let lcores: Vec<_> = (0..3u16)
         .map(|lc| {
-            let (published, busy, events, stop) =
-                (published.clone(), busy.clone(), events.clone(), stop.clone());
+            let (published, busy, events, stop) = (
+                published.clone(),
+                busy.clone(),
+                events.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 let mut hits = 0u64;
                 let mut i = 0u64;

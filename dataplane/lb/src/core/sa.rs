@@ -529,8 +529,7 @@ impl<F: Frame> LbCore<F> {
         if self.sa.serving.is_empty() {
             return;
         }
-        let (Some(s), Some(shared)) = (self.sa.serving.remove(&id), self.sa.shared.as_ref())
-        else {
+        let (Some(s), Some(shared)) = (self.sa.serving.remove(&id), self.sa.shared.as_ref()) else {
             return;
         };
         let at_us = shared.now_us();
