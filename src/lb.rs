@@ -808,6 +808,7 @@ impl LbRuntime {
                             ("expired", st.expired),
                             ("replaced", st.replaced),
                             ("evicted", st.evicted),
+                            ("memory_bytes", t.memory() as u64),
                         ]
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))

@@ -212,6 +212,14 @@ fn session_aware_dispatch_end_to_end() {
     assert_eq!(resumed.iter().sum::<u64>(), u64::from(sa_r), "{resumed:?}");
     let t = &v["lb"]["total"];
     assert!(t["sa_hits"].as_u64().unwrap_or(0) >= 57, "{t}");
+    let hit_resumed = wait_for(Duration::from_secs(3), || {
+        let n = stats(&json)?["lb"]["total"]["sa_hit_resumed"].as_u64()?;
+        (n == u64::from(sa_r)).then_some(n)
+    });
+    assert!(
+        hit_resumed.is_some(),
+        "every resumption was a table hit: {t}"
+    );
     assert!(t["sa_learned"].as_u64().unwrap_or(0) >= 30, "{t}");
     // The lcores' view of the table: every event published well within a
     // sweep interval (200 ms here).
@@ -264,6 +272,8 @@ fn session_aware_dispatch_end_to_end() {
         busy_before + 1,
         "the second connection fell back: its only candidate was busy"
     );
+    let t = &stats(&json).unwrap()["lb"]["total"];
+    assert_eq!(t["sa_fallback_session_busy"], 1, "{t}");
     let _ = holder.0.wait();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
@@ -431,6 +441,14 @@ fn session_aware_dispatch_end_to_end() {
         opened_of_addr(&v, &x),
         opened0,
         "no connection to the full backend"
+    );
+    assert!(
+        v["lb"]["total"]["sa_fallback_backend"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2,
+        "drained, then full: {}",
+        v["lb"]["total"]
     );
     let _ = holder.0.wait();
     std::fs::write(&cfg, text).unwrap();

@@ -150,6 +150,15 @@ impl SessionTable {
         self.stats
     }
 
+    /// Bytes the table holds, approximately (hash map slots at their
+    /// capacity, plus the eviction index's entries with B-tree overhead):
+    /// bounded by `max_keys` and [`MAX_ROWS`].
+    pub fn memory(&self) -> usize {
+        let slot = std::mem::size_of::<(SessionKey, ArrayVec<Row, MAX_ROWS>)>() + 1;
+        let entry = std::mem::size_of::<(u64, SessionKey, u16)>();
+        self.rows.capacity() * slot + self.order.len() * entry * 3 / 2
+    }
+
     /// The `n` most recently used sessions, newest first, with their rows
     /// (the table dump of the control interface).
     pub fn top(&self, n: usize) -> Vec<(SessionKey, &[Row])> {

@@ -347,3 +347,18 @@ fn concurrent_learning_and_lookup() {
         assert!(t.rows(key(k)).iter().all(|r| r.state == RowState::Idle));
     }
 }
+
+#[test]
+fn memory_is_bounded_by_max_keys() {
+    let mut t = SessionTable::new(1000, u64::MAX);
+    for i in 0..20_000u64 {
+        for b in 0..MAX_ROWS as u16 {
+            t.on_open(SessionKey(i), b, i);
+            t.on_close(SessionKey(i), b, i);
+        }
+    }
+    assert_eq!(t.len(), 1000);
+    let per_key = t.memory() / 1000;
+    assert!(per_key < 600, "{per_key} B per session");
+    assert!(t.memory() > 0);
+}

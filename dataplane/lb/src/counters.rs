@@ -145,9 +145,14 @@ lb_counters! {
     sa_lookups,
     /// Lookups answered from the table (a backend holding the session).
     sa_hits,
-    /// Lookups whose candidates were all unable to take a connection
-    /// (down, draining, at their limit): scheduler.
+    /// Lookups whose every candidate was BUSY (serving the session now, or
+    /// its backend down, draining or at its limit): scheduler. The sum of
+    /// the two below.
     sa_fallback_busy,
+    /// … of which at least one candidate was serving the session right now.
+    sa_fallback_session_busy,
+    /// … of which every candidate's backend was down, draining or full.
+    sa_fallback_backend,
     /// Lookups of sessions the table did not know: the client's last
     /// backend on this lcore if it can take the connection (below), else
     /// the scheduler.
@@ -157,6 +162,9 @@ lb_counters! {
     sa_client_hint,
     /// ServerHellos that resumed the offered session.
     sa_resumed,
+    /// … of connections the table dispatched (hits that led to an
+    /// accepted resumption).
+    sa_hit_resumed,
     /// Learning events sent to the control thread.
     sa_learned,
     /// Learning events lost to a full queue.

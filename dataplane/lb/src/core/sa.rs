@@ -135,8 +135,9 @@ struct Serving {
 pub(super) struct SessionAware<F> {
     pub(super) shared: Option<Arc<SessionShared>>,
     pending: HashMap<(SocketAddrV4, SocketAddrV4), Pending<F>>,
-    /// Flows waiting for their ServerHello: pool and offer.
-    learning: HashMap<FlowId, (u16, Offer)>,
+    /// Flows waiting for their ServerHello: pool, offer, and whether the
+    /// table chose the backend.
+    learning: HashMap<FlowId, (u16, Offer, bool)>,
     /// Connections serving a known session now.
     serving: HashMap<FlowId, Serving>,
     /// The backend this lcore last gave each client (per pool): the one
@@ -309,10 +310,12 @@ impl<F: Frame> LbCore<F> {
         // least recently used first.
         let mut forced = None;
         let mut hit = None;
+        let hits_before = self.c.sa_hits;
         if !offer.is_empty() {
             self.c.sa_lookups += 1;
             let snap = shared.snap.load();
             let mut seen = false;
+            let mut session_busy = false;
             if let (Some(table), Some(pool_snap), Some(cur)) = (
                 snap.get(p.pool),
                 self.pools.get(p.pool),
@@ -324,9 +327,11 @@ impl<F: Frame> LbCore<F> {
                         seen = true;
                         let name = offer.is_key_name(*k);
                         for &b in cands {
-                            if (name || shared.busy.get(pool, *k, b) == 0)
-                                && pool_snap.can_take(usize::from(b), cur)
-                            {
+                            if !name && shared.busy.get(pool, *k, b) > 0 {
+                                session_busy = true;
+                                continue;
+                            }
+                            if pool_snap.can_take(usize::from(b), cur) {
                                 forced = Some(usize::from(b));
                                 hit = (!name).then_some(*k);
                                 break 'keys;
@@ -337,7 +342,14 @@ impl<F: Frame> LbCore<F> {
             }
             match (forced, seen) {
                 (Some(_), _) => self.c.sa_hits += 1,
-                (None, true) => self.c.sa_fallback_busy += 1,
+                (None, true) => {
+                    self.c.sa_fallback_busy += 1;
+                    if session_busy {
+                        self.c.sa_fallback_session_busy += 1;
+                    } else {
+                        self.c.sa_fallback_backend += 1;
+                    }
+                }
                 (None, false) => {
                     self.c.sa_misses += 1;
                     // Only a ticket or PSK the table cannot place yet (its
@@ -360,20 +372,22 @@ impl<F: Frame> LbCore<F> {
                 }
             }
         }
-        self.sa_open(io, p, forced, hit, Some(offer), now);
+        let table_hit = forced.is_some() && self.c.sa_hits > hits_before;
+        self.sa_open(io, p, forced, hit, Some((offer, table_hit)), now);
     }
 
     /// Opens a held connection: accept with the first segment (it carries
     /// the cookie) to `forced` (else the scheduler), hold the rest, and
-    /// wait for the ServerHello when `offer` is given. `hit`: the table key
-    /// that chose `forced` (the connection serves it from now on).
+    /// wait for the ServerHello when `offer` is given (with whether the
+    /// table chose the backend). `hit`: the session key that chose `forced`
+    /// (the connection serves it from now on; not a ticket key name).
     fn sa_open<Q: Queue<Frame = F>>(
         &mut self,
         io: &mut Io<'_, Q>,
         mut p: Pending<F>,
         forced: Option<usize>,
         hit: Option<SessionKey>,
-        offer: Option<Offer>,
+        offer: Option<(Offer, bool)>,
         now: u64,
     ) {
         let client = p.client;
@@ -408,8 +422,8 @@ impl<F: Frame> LbCore<F> {
         }
         // Learn from the ServerHello even when nothing was offered: a
         // TLS 1.2 server names its new session there.
-        if let Some(offer) = offer {
-            self.sa.learning.insert(id, (pool as u16, offer));
+        if let Some((offer, table_hit)) = offer {
+            self.sa.learning.insert(id, (pool as u16, offer, table_hit));
         }
     }
 
@@ -438,7 +452,7 @@ impl<F: Frame> LbCore<F> {
         if payload_len(data, l3) == 0 || !self.sa.learning.contains_key(&id) {
             return;
         }
-        let Some((pool, offer)) = self.sa.learning.remove(&id) else {
+        let Some((pool, offer, hit)) = self.sa.learning.remove(&id) else {
             return;
         };
         let Some(shared) = self.sa.shared.clone() else {
@@ -461,13 +475,14 @@ impl<F: Frame> LbCore<F> {
         let out = Outcome::of(shared.secret, &offer, &sh);
         if out.retry {
             // The real ServerHello follows the client's second hello.
-            self.sa.learning.insert(id, (pool, offer));
+            self.sa.learning.insert(id, (pool, offer, hit));
             return;
         }
         let backend = self.meta.get(id as usize).map(|m| m.backend).unwrap_or(0);
         let resumed = out.resumed;
         if resumed {
             self.c.sa_resumed += 1;
+            self.c.sa_hit_resumed += u64::from(hit);
         }
         self.bstat(usize::from(pool), usize::from(backend), |st| {
             if resumed {
