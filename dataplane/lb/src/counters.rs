@@ -165,7 +165,9 @@ lb_counters! {
     /// … of connections the table dispatched (hits that led to an
     /// accepted resumption).
     sa_hit_resumed,
-    /// Learning events sent to the control thread.
+    /// Table hits the backend refused to resume (the row is forgotten).
+    sa_refused,
+    /// Session keys learned from ServerHellos.
     sa_learned,
     /// Learning events lost to a full queue.
     sa_events_full,

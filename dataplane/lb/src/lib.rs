@@ -27,7 +27,7 @@ pub mod tcp;
 
 pub use board::{BackendCounters, BackendStats, PoolBoard};
 pub use core::{
-    rule_matches, ContentRule, ContentVip, LbConf, LbCore, LbShared, SessionEvent, SessionShared,
-    SessionSnap, TlsVip, VipConf, HOLD_MAX, MAX_PENDING, TLS_PUBLISH_MS,
+    rule_matches, ContentRule, ContentVip, EventKind, LbConf, LbCore, LbShared, SessionEvent,
+    SessionShared, SessionSnap, TlsVip, VipConf, HOLD_MAX, MAX_PENDING, TLS_PUBLISH_MS,
 };
 pub use counters::{LbCounters, SharedLbCounters};

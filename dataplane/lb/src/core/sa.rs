@@ -22,8 +22,9 @@
 //! server mapping table and republishes it.
 //!
 //! BUSY at session grain: while a connection serves a session key on a
-//! backend (from the table hit that dispatched it, or from its ServerHello
-//! on), the key's counter in the shared [`BusyCounts`] is raised — one
+//! backend (from its ServerHello on: the session was created or resumed
+//! there; a resumption the backend refuses makes the control thread forget
+//! that row), the key's counter in the shared [`BusyCounts`] is raised — one
 //! atomic add at dispatch or learning and one at the end, not per packet —
 //! so every lcore skips that candidate at once, without waiting for a
 //! publication. The end (both FINs, a RST, or removal) also sends a close
@@ -71,13 +72,35 @@ pub struct SessionEvent {
     pub key: SessionKey,
     /// The backend that holds it.
     pub backend: u16,
-    /// `true`: a connection started serving the session on the backend
-    /// (learned from its ServerHello, or dispatched by a table hit);
-    /// `false`: that connection ended.
-    pub open: bool,
+    /// What happened.
+    pub kind: EventKind,
     /// When the lcore queued it, µs since [`SessionShared::epoch`] (the
     /// control thread measures how long until the lcores see it).
     pub at_us: u64,
+}
+
+/// What a [`SessionEvent`] reports.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A connection started serving the session on the backend (its
+    /// ServerHello created or resumed it).
+    Open,
+    /// That connection ended.
+    Close,
+    /// The table sent a resumption there and the backend refused it: it
+    /// no longer holds the session.
+    Refused,
+}
+
+/// A flow waiting for its ServerHello.
+#[derive(Debug)]
+pub(super) struct Learning {
+    pool: u16,
+    offer: Offer,
+    /// The table chose the backend.
+    table_hit: bool,
+    /// The session key (not a ticket key name) that chose it.
+    hit: Option<SessionKey>,
 }
 
 /// Shared between the control thread and the lcores.
@@ -135,9 +158,8 @@ struct Serving {
 pub(super) struct SessionAware<F> {
     pub(super) shared: Option<Arc<SessionShared>>,
     pending: HashMap<(SocketAddrV4, SocketAddrV4), Pending<F>>,
-    /// Flows waiting for their ServerHello: pool, offer, and whether the
-    /// table chose the backend.
-    learning: HashMap<FlowId, (u16, Offer, bool)>,
+    /// Flows waiting for their ServerHello.
+    learning: HashMap<FlowId, Learning>,
     /// Connections serving a known session now.
     serving: HashMap<FlowId, Serving>,
     /// The backend this lcore last gave each client (per pool): the one
@@ -291,7 +313,7 @@ impl<F: Frame> LbCore<F> {
         if let Some(rules) = self.content_rules(key.1).cloned() {
             let forced = http_head(&mut self.sa.bytes, &p)
                 .and_then(|n| self.content_pick(&rules, p.pool, n));
-            return self.sa_open(io, p, forced, None, None, now);
+            return self.sa_open(io, p, forced, None, now);
         }
         let Some(shared) = self.sa.shared.clone() else {
             return;
@@ -307,9 +329,12 @@ impl<F: Frame> LbCore<F> {
         // Table lookup: the first key with a candidate that is not serving
         // the session right now (BUSY, shared counters) and can take a
         // connection (up, not draining, under its limit); candidates come
-        // least recently used first.
+        // least recently used first. A backend found serving one of the
+        // offer's sessions is skipped for the later keys too (a ticket's
+        // key name leads to the same backend).
         let mut forced = None;
         let mut hit = None;
+        let mut busy_on: ArrayVec<u16, 8> = ArrayVec::new();
         let hits_before = self.c.sa_hits;
         if !offer.is_empty() {
             self.c.sa_lookups += 1;
@@ -327,8 +352,12 @@ impl<F: Frame> LbCore<F> {
                         seen = true;
                         let name = offer.is_key_name(*k);
                         for &b in cands {
+                            if busy_on.contains(&b) {
+                                continue;
+                            }
                             if !name && shared.busy.get(pool, *k, b) > 0 {
                                 session_busy = true;
+                                let _ = busy_on.try_push(b);
                                 continue;
                             }
                             if pool_snap.can_take(usize::from(b), cur) {
@@ -373,21 +402,24 @@ impl<F: Frame> LbCore<F> {
             }
         }
         let table_hit = forced.is_some() && self.c.sa_hits > hits_before;
-        self.sa_open(io, p, forced, hit, Some((offer, table_hit)), now);
+        let learn = Learning {
+            pool: p.pool as u16,
+            offer,
+            table_hit,
+            hit,
+        };
+        self.sa_open(io, p, forced, Some(learn), now);
     }
 
     /// Opens a held connection: accept with the first segment (it carries
     /// the cookie) to `forced` (else the scheduler), hold the rest, and
-    /// wait for the ServerHello when `offer` is given (with whether the
-    /// table chose the backend). `hit`: the session key that chose `forced`
-    /// (the connection serves it from now on; not a ticket key name).
+    /// wait for the ServerHello when `learn` is given.
     fn sa_open<Q: Queue<Frame = F>>(
         &mut self,
         io: &mut Io<'_, Q>,
         mut p: Pending<F>,
         forced: Option<usize>,
-        hit: Option<SessionKey>,
-        offer: Option<(Offer, bool)>,
+        learn: Option<Learning>,
         now: u64,
     ) {
         let client = p.client;
@@ -414,16 +446,13 @@ impl<F: Frame> LbCore<F> {
         }
         let backend = self.meta.get(id as usize).map_or(0, |m| m.backend);
         self.sa.recent.insert((pool as u16, client), backend);
-        if let Some(k) = hit {
-            self.sa_serve(id, pool as u16, backend, k);
-        }
         for (_, f, _, _) in it {
             self.hold(id, f);
         }
         // Learn from the ServerHello even when nothing was offered: a
         // TLS 1.2 server names its new session there.
-        if let Some((offer, table_hit)) = offer {
-            self.sa.learning.insert(id, (pool as u16, offer, table_hit));
+        if let Some(l) = learn {
+            self.sa.learning.insert(id, l);
         }
     }
 
@@ -452,7 +481,7 @@ impl<F: Frame> LbCore<F> {
         if payload_len(data, l3) == 0 || !self.sa.learning.contains_key(&id) {
             return;
         }
-        let Some((pool, offer, hit)) = self.sa.learning.remove(&id) else {
+        let Some(l) = self.sa.learning.remove(&id) else {
             return;
         };
         let Some(shared) = self.sa.shared.clone() else {
@@ -472,17 +501,23 @@ impl<F: Frame> LbCore<F> {
             self.c.sa_no_server_hello += 1;
             return;
         };
-        let out = Outcome::of(shared.secret, &offer, &sh);
+        let (pool, offer) = (l.pool, &l.offer);
+        let out = Outcome::of(shared.secret, offer, &sh);
         if out.retry {
             // The real ServerHello follows the client's second hello.
-            self.sa.learning.insert(id, (pool, offer, hit));
+            self.sa.learning.insert(id, l);
             return;
         }
         let backend = self.meta.get(id as usize).map(|m| m.backend).unwrap_or(0);
         let resumed = out.resumed;
         if resumed {
             self.c.sa_resumed += 1;
-            self.c.sa_hit_resumed += u64::from(hit);
+            self.c.sa_hit_resumed += u64::from(l.table_hit);
+        } else if let Some(k) = l.hit {
+            // The table sent the session to a backend that no longer has
+            // it (its cache dropped it): forget that row.
+            self.c.sa_refused += 1;
+            self.sa_event(pool, k, backend, EventKind::Refused);
         }
         self.bstat(usize::from(pool), usize::from(backend), |st| {
             if resumed {
@@ -495,15 +530,15 @@ impl<F: Frame> LbCore<F> {
             self.c.sa_learned += 1;
             if offer.is_key_name(key) {
                 // the backend's ticket key: learned, never busy
-                self.sa_event(pool, key, backend, true);
-                self.sa_event(pool, key, backend, false);
+                self.sa_event(pool, key, backend, EventKind::Open);
+                self.sa_event(pool, key, backend, EventKind::Close);
             } else {
                 self.sa_serve(id, pool, backend, key);
             }
         }
     }
 
-    fn sa_event(&mut self, pool: u16, key: SessionKey, backend: u16, open: bool) {
+    fn sa_event(&mut self, pool: u16, key: SessionKey, backend: u16, kind: EventKind) {
         let Some(shared) = self.sa.shared.as_ref() else {
             return;
         };
@@ -511,7 +546,7 @@ impl<F: Frame> LbCore<F> {
             pool,
             key,
             backend,
-            open,
+            kind,
             at_us: shared.now_us(),
         };
         if shared.events.push(ev).is_err() {
@@ -535,7 +570,7 @@ impl<F: Frame> LbCore<F> {
         }
         s.keys.push(key);
         shared.busy.enter(pool, key, backend);
-        self.sa_event(pool, key, backend, true);
+        self.sa_event(pool, key, backend, EventKind::Open);
     }
 
     /// Flow `id` no longer serves its sessions (both sides closed, reset,
@@ -554,7 +589,7 @@ impl<F: Frame> LbCore<F> {
                 pool: s.pool,
                 key,
                 backend: s.backend,
-                open: false,
+                kind: EventKind::Close,
                 at_us,
             };
             if shared.events.push(ev).is_err() {
