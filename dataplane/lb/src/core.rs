@@ -1092,6 +1092,13 @@ impl<F: Frame> LbCore<F> {
         };
         flow.on_segment(dir, &t, now, &self.timers);
         let lingering = matches!(flow.state, FlowState::Linger { .. });
+        let fins = flow.both_fins();
+        // A session stops being served once both sides have sent FIN (not
+        // when the last FIN is acknowledged: a client's next connection,
+        // possibly on another lcore, would race that last ACK).
+        if fins && !self.sa.serves_none() {
+            self.sa_forget(id);
+        }
         if lingering && !self.meta[id as usize].closed {
             self.sa_forget(id);
             let m = &mut self.meta[id as usize];

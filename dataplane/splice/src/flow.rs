@@ -172,6 +172,13 @@ impl Flow {
         }
     }
 
+    /// Both sides have sent their FIN (acknowledged or not): the
+    /// connection carries no more requests. A RST counts as both.
+    pub fn both_fins(&self) -> bool {
+        (self.fin_c.is_some() && self.fin_s.is_some())
+            || matches!(self.state, FlowState::Linger { .. })
+    }
+
     /// Whether the flow should be removed at `now`.
     pub fn expired(&self, now: u64, timers: &FlowTimers) -> bool {
         match self.state {

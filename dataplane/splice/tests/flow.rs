@@ -92,6 +92,7 @@ fn orderly_close_lingers_then_expires() {
         &T,
     );
     assert_eq!(f.state, FlowState::Closing);
+    assert!(!f.both_fins(), "only the client's FIN");
     // Server ACKs 110 (not the FIN), then 111, with its own FIN at 5000.
     f.on_segment(Dir::S2C, &seg(TcpFlags::ACK, 5000, 110, 0), 2, &T);
     f.on_segment(
@@ -101,6 +102,7 @@ fn orderly_close_lingers_then_expires() {
         &T,
     );
     assert_eq!(f.state, FlowState::Closing, "server FIN not acked yet");
+    assert!(f.both_fins(), "both FINs sent: no more requests");
     // The client's ACK arrives translated into the server leg's space
     // (s2c_seq_delta = 1000): 4000 is the FIN's own number, 4001 covers it.
     f.on_segment(Dir::C2S, &seg(TcpFlags::ACK, 111, 4000, 0), 4, &T);
@@ -124,6 +126,7 @@ fn rst_lingers_and_idle_flows_expire() {
         .unwrap()
         .on_segment(Dir::S2C, &seg(TcpFlags::RST, 1, 0, 0), 10, &T);
     assert_eq!(t.get(a).unwrap().state, FlowState::Linger { until: 110 });
+    assert!(t.get(a).unwrap().both_fins(), "a RST ends it too");
     t.get_mut(b)
         .unwrap()
         .on_segment(Dir::C2S, &seg(TcpFlags::ACK, 1, 1, 5), 500, &T);

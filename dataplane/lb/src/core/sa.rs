@@ -190,6 +190,11 @@ impl<F> SessionAware<F> {
         self.learning.is_empty()
     }
 
+    /// No flow serves a known session (BUSY).
+    pub(super) fn serves_none(&self) -> bool {
+        self.serving.is_empty()
+    }
+
     pub(super) fn new(shared: Option<Arc<SessionShared>>) -> Self {
         SessionAware {
             shared,
