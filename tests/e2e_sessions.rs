@@ -595,45 +595,51 @@ fn session_aware_dispatch_end_to_end() {
             );
         }
         let srcs = srcs.join(",");
-        let out = topo.exec(
-            topo.var("CLIENT_NS"),
-            &[
-                bin.to_str().unwrap(),
-                "-addr",
-                "10.10.1.1:443",
-                "-ca",
-                &ca,
-                "-c",
-                "4",
-                "-d",
-                "4",
-                "-resume",
-                "-renew",
-                "3",
-                "-src",
-                &srcs,
-            ],
-        );
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("load summary");
-        eprintln!("TLS 1.3 load through the session-aware VIP: {r}");
-        let (resumed, attempts) = (
-            r["resumed"].as_u64().unwrap_or(0),
-            r["attempts"].as_u64().unwrap_or(0),
-        );
-        assert!(attempts >= 30, "{r}");
-        assert!(
-            resumed as f64 >= 0.95 * attempts as f64,
-            "resumed {resumed}/{attempts}"
-        );
-        let new: Vec<u64> = ["b1", "b2", "b3"]
-            .iter()
-            .map(|b| r["new_by_backend"][b].as_u64().unwrap_or(0))
-            .collect();
-        let mean = new.iter().sum::<u64>() as f64 / 3.0;
-        assert!(
-            new.iter().all(|&n| (n as f64 - mean).abs() <= 0.15 * mean),
-            "new sessions per backend within ±15%: {new:?}"
-        );
+        // TLS 1.3 tickets, then TLS 1.2 tickets (the same ticket offered
+        // by a client's next connection right after the previous closed).
+        for version in ["1.3", "1.2"] {
+            let out = topo.exec(
+                topo.var("CLIENT_NS"),
+                &[
+                    bin.to_str().unwrap(),
+                    "-addr",
+                    "10.10.1.1:443",
+                    "-ca",
+                    &ca,
+                    "-c",
+                    "4",
+                    "-d",
+                    "4",
+                    "-resume",
+                    "-renew",
+                    "3",
+                    "-max-version",
+                    version,
+                    "-src",
+                    &srcs,
+                ],
+            );
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("load summary");
+            eprintln!("TLS {version} load through the session-aware VIP: {r}");
+            let (resumed, attempts) = (
+                r["resumed"].as_u64().unwrap_or(0),
+                r["attempts"].as_u64().unwrap_or(0),
+            );
+            assert!(attempts >= 30, "{r}");
+            assert!(
+                resumed as f64 >= 0.95 * attempts as f64,
+                "TLS {version}: resumed {resumed}/{attempts}"
+            );
+            let new: Vec<u64> = ["b1", "b2", "b3"]
+                .iter()
+                .map(|b| r["new_by_backend"][b].as_u64().unwrap_or(0))
+                .collect();
+            let mean = new.iter().sum::<u64>() as f64 / 3.0;
+            assert!(
+                new.iter().all(|&n| (n as f64 - mean).abs() <= 0.15 * mean),
+                "TLS {version}: new sessions per backend within ±15%: {new:?}"
+            );
+        }
     } else {
         eprintln!("sessions e2e: no Go toolchain; TLS 1.3 part skipped");
     }

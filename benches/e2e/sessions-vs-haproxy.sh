@@ -11,7 +11,7 @@
 #     res.payload_lv(43,1)
 #
 #   benches/e2e/sessions-vs-haproxy.sh [--sessions N] [--resumes R] [--tls13 N]
-#                                      [--load-secs S] [--clients C] [--renew K]
+#                                      [--load-secs S] [--clients C] [--renew K] [--rounds R]
 #
 # Workloads (per device):
 #  1. sequential resumption ratio: TLS 1.2 session IDs — N sessions made with
@@ -25,6 +25,8 @@
 #     tickets and TLS 1.2 tickets. Printed: handshakes/s, resumed / attempts,
 #     and the new-session imbalance (largest backend's deviation from the mean
 #     of full handshakes per backend, read from each response's X-Backend).
+#     R rounds (default 3), devices interleaved within a round; medians of
+#     the rate and imbalance, resumed summed over rounds.
 # Bounded: every client call has a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,6 +37,7 @@ TLS13=30
 LOAD_SECS=5
 CLIENTS=8
 RENEW=4
+ROUNDS=3
 while (($#)); do
     case "$1" in
         --sessions) SESSIONS=$2; shift ;;
@@ -43,6 +46,7 @@ while (($#)); do
         --load-secs) LOAD_SECS=$2; shift ;;
         --clients) CLIENTS=$2; shift ;;
         --renew) RENEW=$2; shift ;;
+        --rounds) ROUNDS=$2; shift ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -231,8 +235,13 @@ for dev in sa:443 rr:8443 hash:9443; do
     k=${dev%%:*}; port=${dev##*:}
     RES[$k.12]=$(tls12 "$port"); log "$k TLS 1.2 session IDs: ${RES[$k.12]}"
     RES[$k.13]=$(tls13 "$port"); log "$k TLS 1.3 tickets: ${RES[$k.13]}"
-    RES[$k.l13]=$(load "$port" 1.3); log "$k load TLS 1.3 (per_s resumed attempts imbalance% errors): ${RES[$k.l13]}"
-    RES[$k.l12]=$(load "$port" 1.2); log "$k load TLS 1.2: ${RES[$k.l12]}"
+done
+for r in $(seq 1 "$ROUNDS"); do
+    for dev in sa:443 rr:8443 hash:9443; do
+        k=${dev%%:*}; port=${dev##*:}
+        RES[$k.l13.$r]=$(load "$port" 1.3); log "round $r $k load TLS 1.3 (per_s resumed attempts imbalance% errors): ${RES[$k.l13.$r]}"
+        RES[$k.l12.$r]=$(load "$port" 1.2); log "round $r $k load TLS 1.2: ${RES[$k.l12.$r]}"
+    done
 done
 kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
 python3 - "$WORK/qs.json" <<'PY' >&2 || true
@@ -251,23 +260,30 @@ log "haproxy"
 kernel_on; start_haproxy; wait_vip 443
 RES[ha.12]=$(tls12 443); log "haproxy stick TLS 1.2: ${RES[ha.12]}"
 RES[ha.13]=$(tls13 443); log "haproxy stick TLS 1.3: ${RES[ha.13]}"
-RES[ha.l13]=$(load 443 1.3); log "haproxy load TLS 1.3: ${RES[ha.l13]}"
-RES[ha.l12]=$(load 443 1.2); log "haproxy load TLS 1.2: ${RES[ha.l12]}"
+for r in $(seq 1 "$ROUNDS"); do
+    RES[ha.l13.$r]=$(load 443 1.3); log "round $r haproxy load TLS 1.3: ${RES[ha.l13.$r]}"
+    RES[ha.l12.$r]=$(load 443 1.2); log "round $r haproxy load TLS 1.2: ${RES[ha.l12.$r]}"
+done
 kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
 kernel_off
 
-python3 - "$SESSIONS" "$RESUMES" "$TLS13" "$LOAD_SECS" "$CLIENTS" "$RENEW" <<PY
-import sys
-s, r, t, secs, c, k = sys.argv[1:]
+python3 - "$SESSIONS" "$RESUMES" "$TLS13" "$LOAD_SECS" "$CLIENTS" "$RENEW" "$ROUNDS" <<PY
+import statistics, sys
+s, r, t, secs, c, k, rounds = sys.argv[1:]
 res = {}
 $(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
 def pct(k):
     a, n = (int(x) for x in res[k].split()[:2])
     return f"{a}/{n} ({100 * a / n:.0f}%)" if n else "n/a"
+def rounds_of(k):
+    return [[float(x) for x in v.split()] for key, v in res.items() if key.startswith(k + ".")]
+def rate(k):
+    return statistics.median(x[0] for x in rounds_of(k))
 def load(k):
-    rate, a, n, imb, err = res[k].split()
-    ratio = f"{100 * int(a) / int(n):.0f}%" if int(n) else "n/a"
-    return rate, ratio, f"±{imb}%"
+    rs = rounds_of(k)
+    a, n = sum(x[1] for x in rs), sum(x[2] for x in rs)
+    ratio = f"{100 * a / n:.0f}%" if n else "n/a"
+    return f"{rate(k):.0f}", ratio, f"±{statistics.median(x[3] for x in rs):.0f}%"
 devs = [("qsplice session-aware", "sa"), ("qsplice round-robin", "rr"), ("qsplice maglev (source-IP hash)", "hash"),
         ("HAProxy 2.6 stick on session ID", "ha")]
 print(f"TLS session resumption through a pass-through VIP (3 backends, own caches/ticket keys)")
@@ -275,14 +291,14 @@ print(f"1. sequential: TLS 1.2 {s} sessions x {r} resumptions (one client addres
 print(f"{'device':<34} {'TLS 1.2 session ID':>20} {'TLS 1.3 ticket':>16}")
 for name, d in devs:
     print(f"{name:<34} {pct(d + '.12'):>20} {pct(d + '.13'):>16}")
-print(f"2. load: {c} Go clients from 16 addresses, {secs} s, new session every {k} connections ({int(k) - 1} of {k} offer a session: resumed = share of those)")
+print(f"2. load: {c} Go clients from 16 addresses, {secs} s x {rounds} rounds (medians), new session every {k} connections ({int(k) - 1} of {k} offer a session: resumed = share of those)")
 print(f"{'device':<34} {'TLS 1.3 hs/s':>12} {'resumed':>8} {'new-sess imbalance':>18} {'TLS 1.2 hs/s':>12} {'resumed':>8} {'new-sess imbalance':>18}")
 for name, d in devs:
     a, b = load(d + '.l13'), load(d + '.l12')
     print(f"{name:<34} {a[0]:>12} {a[1]:>8} {a[2]:>18} {b[0]:>12} {b[1]:>8} {b[2]:>18}")
-ratio = lambda x, y: float(res[x].split()[0]) / max(1.0, float(res[y].split()[0]))
+ratio = lambda x, y: rate(x) / max(1.0, rate(y))
 print(f"handshake rate, session-aware / HAProxy: TLS 1.3 {ratio('sa.l13', 'ha.l13'):.2f}x, TLS 1.2 {ratio('sa.l12', 'ha.l12'):.2f}x; "
       f"session-aware / round-robin: TLS 1.3 {ratio('sa.l13', 'rr.l13'):.2f}x, TLS 1.2 {ratio('sa.l12', 'rr.l12'):.2f}x")
 print("reproduce: benches/e2e/sessions-vs-haproxy.sh --sessions", s, "--resumes", r, "--tls13", t,
-      "--load-secs", secs, "--clients", c, "--renew", k)
+      "--load-secs", secs, "--clients", c, "--renew", k, "--rounds", rounds)
 PY
