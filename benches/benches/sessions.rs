@@ -7,15 +7,15 @@
 //! lcore does. Target (issue 5): ≤ 100 ns for the lookup itself; the parse
 //! and hashing are shown separately.
 //!
+//! Also the control thread's side: building the snapshot it publishes.
+//!
 //! `cargo bench -p qsplice-benches --bench sessions`
 
-use std::collections::HashMap;
 use std::hint::black_box;
 
-use arrayvec::ArrayVec;
 use criterion::{criterion_group, criterion_main, Criterion};
 use qsplice_sessions::identity::Offer;
-use qsplice_sessions::{BusyCounts, IdentityKind, SessionKey, MAX_ROWS};
+use qsplice_sessions::{BusyCounts, Candidates, IdentityKind, SessionKey};
 use qsplice_wire::tls::{ClientHello, HelloAssembler};
 
 const SECRET: (u64, u64) = (0x1234, 0x5678);
@@ -30,7 +30,7 @@ fn hello(name: &str) -> Vec<u8> {
     a.message().expect("message").to_vec()
 }
 
-type Table = HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>>;
+type Table = Candidates;
 
 /// The lcore's choice: the first offered key with a candidate that is not
 /// busy (key names never are).
@@ -48,7 +48,7 @@ fn pick(table: &Table, busy: &BusyCounts, offer: &Offer) -> Option<u16> {
 fn bench(c: &mut Criterion) {
     // 100k sessions, 1–3 candidate backends each; the fixture's own
     // session is among them.
-    let mut table: Table = HashMap::new();
+    let mut table: Table = Table::default();
     let busy = BusyCounts::new(1 << 20);
     for i in 0..100_000u32 {
         let k = SessionKey::of(SECRET, IdentityKind::SessionId, &i.to_be_bytes());
@@ -88,6 +88,18 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The control thread's publication: a snapshot of a 100k-session
+    // table (a copy of its candidate map).
+    let mut t = qsplice_sessions::SessionTable::new(100_000, u64::MAX);
+    for i in 0..100_000u64 {
+        let k = SessionKey::of(SECRET, IdentityKind::SessionId, &i.to_be_bytes());
+        for b in 0..=(i % 3) as u16 {
+            t.on_open(k, b, i);
+            t.on_close(k, b, i + u64::from(b));
+        }
+    }
+    g.sample_size(20);
+    g.bench_function("snapshot/100k_sessions", |b| b.iter(|| t.snapshot()));
     g.finish();
 }
 

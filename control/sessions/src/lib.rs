@@ -24,7 +24,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use arrayvec::ArrayVec;
@@ -64,6 +64,35 @@ impl SessionKey {
         SessionKey(h.finish())
     }
 }
+
+/// Hashes a [`SessionKey`] by taking its value: the key already is a
+/// keyed SipHash of the identity, uniform and unpredictable to clients, so
+/// hashing it again would only cost time on every lookup and update.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// A map keyed by session key (see [`KeyHasher`]).
+pub type KeyMap<V> = HashMap<SessionKey, V, BuildHasherDefault<KeyHasher>>;
+
+/// What lcores read: per session, the backends holding it, least recently
+/// used first.
+pub type Candidates = KeyMap<ArrayVec<u16, MAX_ROWS>>;
 
 /// A row's state.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -113,7 +142,10 @@ pub struct Stats {
 /// The table. See the crate docs.
 #[derive(Debug)]
 pub struct SessionTable {
-    rows: HashMap<SessionKey, ArrayVec<Row, MAX_ROWS>>,
+    rows: KeyMap<ArrayVec<Row, MAX_ROWS>>,
+    /// Per key, the backends in LRU order: kept in step with `rows` so a
+    /// snapshot is a plain copy of this map (no rehashing, no sorting).
+    cands: Candidates,
     /// Every row as `(timestamp, key, backend)`: the sweep walks the old
     /// end, eviction takes the key of the oldest row.
     order: BTreeSet<(u64, SessionKey, u16)>,
@@ -127,7 +159,8 @@ impl SessionTable {
     /// (in the caller's clock units) after their timestamp.
     pub fn new(max_keys: usize, max_age: u64) -> Self {
         SessionTable {
-            rows: HashMap::with_capacity(max_keys.min(1 << 20)),
+            rows: KeyMap::with_capacity_and_hasher(max_keys.min(1 << 20), Default::default()),
+            cands: Candidates::with_capacity_and_hasher(max_keys.min(1 << 20), Default::default()),
             order: BTreeSet::new(),
             max_keys: max_keys.max(1),
             max_age,
@@ -155,8 +188,11 @@ impl SessionTable {
     /// bounded by `max_keys` and [`MAX_ROWS`].
     pub fn memory(&self) -> usize {
         let slot = std::mem::size_of::<(SessionKey, ArrayVec<Row, MAX_ROWS>)>() + 1;
+        let cand = std::mem::size_of::<(SessionKey, ArrayVec<u16, MAX_ROWS>)>() + 1;
         let entry = std::mem::size_of::<(u64, SessionKey, u16)>();
-        self.rows.capacity() * slot + self.order.len() * entry * 3 / 2
+        self.rows.capacity() * slot
+            + self.cands.capacity() * cand
+            + self.order.len() * entry * 3 / 2
     }
 
     /// The `n` most recently used sessions, newest first, with their rows
@@ -194,6 +230,7 @@ impl SessionTable {
             }
             if self.rows.len() >= self.max_keys {
                 if let Some(&(_, victim, _)) = self.order.iter().next() {
+                    self.cands.remove(&victim);
                     if let Some(rows) = self.rows.remove(&victim) {
                         for r in &rows {
                             self.order.remove(&(r.ts, victim, r.backend));
@@ -216,6 +253,12 @@ impl SessionTable {
         }
         if rows.is_empty() {
             self.rows.remove(&key);
+            self.cands.remove(&key);
+        } else {
+            let mut lru: ArrayVec<Row, MAX_ROWS> = rows.clone();
+            lru.sort_by_key(|r| (r.ts, r.backend));
+            self.cands
+                .insert(key, lru.iter().map(|r| r.backend).collect());
         }
     }
 
@@ -325,15 +368,8 @@ impl SessionTable {
     /// are included: whether a backend serves the session *now* is read
     /// from [`BusyCounts`] at lookup time, which is exact, while a
     /// snapshot lives until the next publication.
-    pub fn snapshot(&self) -> HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>> {
-        self.rows
-            .iter()
-            .map(|(k, rows)| {
-                let mut all = rows.clone();
-                all.sort_by_key(|r| (r.ts, r.backend));
-                (*k, all.iter().map(|r| r.backend).collect())
-            })
-            .collect()
+    pub fn snapshot(&self) -> Candidates {
+        self.cands.clone()
     }
 }
 

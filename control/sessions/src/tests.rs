@@ -146,6 +146,11 @@ proptest! {
                 for r in rows {
                     prop_assert!(t.order.contains(&(r.ts, *k, r.backend)));
                 }
+                // the published candidates are the rows in LRU order
+                let mut lru: Vec<Row> = rows.to_vec();
+                lru.sort_by_key(|r| (r.ts, r.backend));
+                let want: Vec<u16> = lru.iter().map(|r| r.backend).collect();
+                prop_assert_eq!(t.cands.get(k).map(|c| c.to_vec()), Some(want));
                 n += rows.len();
                 let even = |b: u16| b % 2 == 0;
                 match t.select(*k, even) {
@@ -159,6 +164,7 @@ proptest! {
                 }
             }
             prop_assert_eq!(n, t.order.len());
+            prop_assert_eq!(t.cands.len(), t.rows.len());
         }
     }
 }
@@ -259,9 +265,9 @@ proptest! {
 fn concurrent_learning_and_lookup() {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-    type Snap = HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>>;
+    type Snap = Candidates;
     let published: Arc<arc_swap::ArcSwap<Snap>> =
-        Arc::new(arc_swap::ArcSwap::from_pointee(Snap::new()));
+        Arc::new(arc_swap::ArcSwap::from_pointee(Snap::default()));
     let busy = Arc::new(BusyCounts::new(1024));
     let events = Arc::new(crossbeam::queue::ArrayQueue::<(SessionKey, u16, bool)>::new(4096));
     let stop = Arc::new(AtomicBool::new(false));

@@ -42,7 +42,7 @@ use crossbeam::queue::ArrayQueue;
 use qsplice_engine::Io;
 use qsplice_netdev::{Frame, Queue};
 use qsplice_sessions::identity::{Offer, Outcome};
-use qsplice_sessions::{BusyCounts, SessionKey, MAX_ROWS};
+use qsplice_sessions::{BusyCounts, Candidates, SessionKey};
 use qsplice_splice::flow::FlowId;
 use qsplice_wire::tls::{assemble_segments, ClientHello, HelloAssembler, ServerHello};
 use qsplice_wire::TcpFlags;
@@ -61,7 +61,7 @@ const RECENT_MAX: usize = 65_536;
 const HELLO_WAIT_MS: u64 = 1000;
 
 /// Per-pool candidate lists, as the control thread publishes them.
-pub type SessionSnap = Vec<HashMap<SessionKey, ArrayVec<u16, MAX_ROWS>>>;
+pub type SessionSnap = Vec<Candidates>;
 
 /// What lcores tell the control thread.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -123,7 +123,7 @@ impl SessionShared {
     /// concurrent connections (all lcores).
     pub fn new(pools: usize, secret: (u64, u64), queue: usize, flows: usize) -> Arc<SessionShared> {
         Arc::new(SessionShared {
-            snap: ArcSwap::from_pointee(vec![HashMap::new(); pools]),
+            snap: ArcSwap::from_pointee(vec![Candidates::default(); pools]),
             events: ArrayQueue::new(queue.max(1)),
             secret,
             busy: BusyCounts::new(flows),
