@@ -585,8 +585,8 @@ impl LbRuntime {
     }
 
     /// Session-aware dispatch: apply the lcores' events to the tables
-    /// (open: the backend holds the session and serves it now; close: it
-    /// finished, the row's timestamp moves), sweep expired rows, republish.
+    /// (open: the backend holds the session; close: it finished serving
+    /// it, the row's timestamp moves; refused: it no longer holds it), sweep expired rows, republish.
     /// Publication follows every change unless building snapshots is slow,
     /// then at most every `2 × build time` (≤ 100 ms, ≤ half a sweep
     /// interval), and the resulting staleness is measured ([`ViewLag`]).
@@ -599,8 +599,8 @@ impl LbRuntime {
         while let Some(ev) = shared.events.pop() {
             if let Some(t) = self.tables.get_mut(usize::from(ev.pool)) {
                 match ev.kind {
-                    EventKind::Open => t.on_open(ev.key, ev.backend, ms),
-                    EventKind::Close => t.on_close(ev.key, ev.backend, ms),
+                    EventKind::Open => t.learn(ev.key, ev.backend, ms),
+                    EventKind::Close => t.finished(ev.key, ev.backend, ms),
                     EventKind::Refused => t.forget(ev.key, ev.backend),
                 }
                 self.view.applied(ev.at_us);
@@ -616,7 +616,7 @@ impl LbRuntime {
             self.next_sweep = now + Duration::from_millis(self.sessions_conf.sweep_interval_ms);
             for (pi, t) in self.tables.iter_mut().enumerate() {
                 let busy = |k, b| shared.busy.get(pi as u16, k, b) > 0;
-                if t.sweep_with(ms, busy) > 0 {
+                if t.sweep(ms, busy) > 0 {
                     self.sessions_dirty = true;
                 }
             }

@@ -53,10 +53,6 @@ backends = [
     path
 }
 
-fn stats(path: &std::path::Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
 fn lb_total(v: &serde_json::Value, k: &str) -> u64 {
     v["lb"]["total"][k].as_u64().unwrap_or(0)
 }
@@ -136,18 +132,7 @@ fn lb_end_to_end() {
     let topo = Topology::up_with("qlb", 3, &["--bigfile", &big_mb.to_string()]);
     let scratch = Scratch::new("e2e-lb");
     let cfg = lb_config(&topo, &scratch.0);
-    let json = scratch.0.join("stats.json");
-    let mut app = Appliance::spawn(
-        &scratch.0,
-        &[
-            "lb",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--stats-json",
-            json.to_str().unwrap(),
-            "--live-json",
-        ],
-    );
+    let (mut app, json) = spawn_lb(&scratch.0, &cfg);
     // All three backends resolved and passing health checks.
     let up = wait_for(Duration::from_secs(20), || {
         let v = stats(&json)?;

@@ -78,10 +78,6 @@ backends = [
     path
 }
 
-fn stats(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
 /// `openssl s_client` TLS 1.2 without tickets; returns whether it resumed.
 fn s_client(topo: &Topology, ca: &str, port: u16, sess: &Path, save: bool) -> Option<bool> {
     let connect = format!("10.10.1.1:{port}");
@@ -141,28 +137,9 @@ fn session_aware_dispatch_end_to_end() {
     let topo = Topology::up_with("qss", 3, &[]);
     let scratch = Scratch::new("e2e-sessions");
     let cfg = config(&topo, &scratch.0);
-    let json = scratch.0.join("stats.json");
     let ca = topo.var("TLS_CA").to_string();
-    let mut app = Appliance::spawn(
-        &scratch.0,
-        &[
-            "lb",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--stats-json",
-            json.to_str().unwrap(),
-            "--live-json",
-        ],
-    );
-    let up = wait_for(Duration::from_secs(20), || {
-        let v = stats(&json)?;
-        v["lb"]["vips"][0]["backends"]
-            .as_array()?
-            .iter()
-            .all(|b| b["healthy"].as_bool() == Some(true))
-            .then_some(())
-    });
-    assert!(up.is_some(), "backends never healthy\n{}", app.logs());
+    let (mut app, json) = spawn_lb(&scratch.0, &cfg);
+    wait_vip0_healthy(&app, &json);
 
     // 1. TLS 1.2 session IDs: session-aware vs round robin.
     let (sa_r, sa_n) = tls12_workload(&topo, &ca, 443, &scratch.0, 30, 2);
@@ -265,18 +242,7 @@ fn session_aware_dispatch_end_to_end() {
         fallback("sa_fallback_session_busy"),
     );
     // held open for 5 s (stdin closes then), far longer than the steps below
-    let holder = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "sleep 5 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
-                topo.var("CLIENT_NS"),
-                sess.display()
-            ),
-        ])
-        .spawn()
-        .unwrap();
-    let mut holder = Reaper(holder);
+    let mut holder = hold_session(&topo, &ca, &sess, 5);
     let shown = wait_for(Duration::from_secs(3), || {
         let v = stats(&json)?;
         let rows = v["lb"]["vips"][0]["session_rows"].as_array()?.clone();
@@ -335,17 +301,7 @@ fn session_aware_dispatch_end_to_end() {
         1,
     );
     assert_ne!(text, drained);
-    std::fs::write(&cfg, drained).unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &app.child.id().to_string()])
-        .status();
-    let opened_of = |v: &serde_json::Value| -> u64 {
-        v["lb"]["vips"][0]["backends"]
-            .as_array()
-            .and_then(|a| a.iter().find(|b| b["address"] == holder.as_str()))
-            .and_then(|b| b["opened"].as_u64())
-            .unwrap_or(0)
-    };
+    reload(&app, &cfg, &drained);
     let v = wait_for(Duration::from_secs(5), || {
         let v = stats(&json)?;
         let b = v["lb"]["vips"][0]["backends"]
@@ -358,7 +314,7 @@ fn session_aware_dispatch_end_to_end() {
     .expect("backend draining after SIGHUP");
     let (busy0, opened0) = (
         v["lb"]["total"]["sa_fallback_busy"].as_u64().unwrap_or(0),
-        opened_of(&v),
+        opened_of_addr(&v, &holder),
     );
     assert_eq!(
         s_client(&topo, &ca, 443, &sess, false),
@@ -373,14 +329,11 @@ fn session_aware_dispatch_end_to_end() {
         v["lb"]["total"]
     );
     assert_eq!(
-        opened_of(&v),
+        opened_of_addr(&v, &holder),
         opened0,
         "the draining backend got no new connection"
     );
-    std::fs::write(&cfg, text).unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &app.child.id().to_string()])
-        .status();
+    reload(&app, &cfg, &text);
     std::thread::sleep(Duration::from_millis(500));
 
     // 1b'. A backend at its connection limit is not chosen from the table:
@@ -404,31 +357,15 @@ fn session_aware_dispatch_end_to_end() {
         .expect("two of four sessions share a backend");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let entry = format!("{{ address = \"{x}\" }}");
-    std::fs::write(
-        &cfg,
-        text.replacen(
-            &entry,
-            &format!("{{ address = \"{x}\", max_conns = 1 }}"),
-            1,
-        ),
-    )
-    .unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &app.child.id().to_string()])
-        .status();
+    let limited = text.replacen(
+        &entry,
+        &format!("{{ address = \"{x}\", max_conns = 1 }}"),
+        1,
+    );
+    assert_ne!(text, limited);
+    reload(&app, &cfg, &limited);
     std::thread::sleep(Duration::from_millis(500));
-    let holder = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "sleep 4 | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
-                topo.var("CLIENT_NS"),
-                p.display()
-            ),
-        ])
-        .spawn()
-        .unwrap();
-    let mut holder = Reaper(holder);
+    let mut holder = hold_session(&topo, &ca, &p, 4);
     // held on X, and X's total republished (≤ 100 ms) to both lcores
     std::thread::sleep(Duration::from_millis(400));
     let v = stats(&json).unwrap();
@@ -463,10 +400,7 @@ fn session_aware_dispatch_end_to_end() {
         v["lb"]["total"]
     );
     let _ = holder.0.wait();
-    std::fs::write(&cfg, text).unwrap();
-    let _ = Command::new("kill")
-        .args(["-HUP", &app.child.id().to_string()])
-        .status();
+    reload(&app, &cfg, &text);
     std::thread::sleep(Duration::from_millis(500));
 
     // 1c. Content-aware dispatch on the plaintext VIP: Host, path prefix,
@@ -658,6 +592,31 @@ fn opened_of_addr(v: &serde_json::Value, addr: &str) -> u64 {
         .and_then(|a| a.iter().find(|b| b["address"] == addr))
         .and_then(|b| b["opened"].as_u64())
         .unwrap_or(0)
+}
+
+/// Write `text` as the appliance's config and make it reload (SIGHUP).
+fn reload(app: &Appliance, cfg: &Path, text: &str) {
+    std::fs::write(cfg, text).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status();
+}
+
+/// A TLS 1.2 connection resuming `sess` through the session-aware VIP,
+/// held open for `secs` seconds (its stdin closes then).
+fn hold_session(topo: &Topology, ca: &str, sess: &Path, secs: u32) -> Reaper {
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "sleep {secs} | ip netns exec {} openssl s_client -connect 10.10.1.1:443 -tls1_2 -no_ticket -CAfile {ca} -servername vip.test -sess_in {} >/dev/null 2>&1",
+                topo.var("CLIENT_NS"),
+                sess.display()
+            ),
+        ])
+        .spawn()
+        .unwrap();
+    Reaper(child)
 }
 
 /// A child process killed (if still running) and reaped when dropped.

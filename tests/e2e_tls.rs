@@ -86,10 +86,6 @@ policy = "require"
     path
 }
 
-fn stats(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
 /// The VIP's TLS counters (`vips[i].tls`).
 fn tls(v: &serde_json::Value, vip: usize) -> serde_json::Value {
     v["lb"]["vips"][vip]["tls"].clone()
@@ -186,26 +182,8 @@ fn tls_termination_end_to_end() {
     let scratch = Scratch::new("e2e-tls");
     let ca = write_certs(&scratch.0);
     let cfg = tls_config(&topo, &scratch.0);
-    let json = scratch.0.join("stats.json");
-    let mut app = Appliance::spawn(
-        &scratch.0,
-        &[
-            "lb",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--stats-json",
-            json.to_str().unwrap(),
-            "--live-json",
-        ],
-    );
-    let up = wait_for(Duration::from_secs(20), || {
-        let v = stats(&json)?;
-        let h = v["lb"]["vips"][0]["backends"].as_array()?;
-        h.iter()
-            .all(|b| b["healthy"].as_bool() == Some(true))
-            .then_some(())
-    });
-    assert!(up.is_some(), "backends never healthy\n{}", app.logs());
+    let (mut app, json) = spawn_lb(&scratch.0, &cfg);
+    wait_vip0_healthy(&app, &json);
     let got = wait_for(Duration::from_secs(10), || {
         curl(&topo, &ca, 443, "/", &[])
             .1

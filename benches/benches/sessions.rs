@@ -15,7 +15,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use qsplice_sessions::identity::Offer;
-use qsplice_sessions::{BusyCounts, Candidates, IdentityKind, SessionKey};
+use qsplice_sessions::{choose, BusyCounts, Candidates, Choice, IdentityKind, SessionKey};
 use qsplice_wire::tls::{ClientHello, HelloAssembler};
 
 const SECRET: (u64, u64) = (0x1234, 0x5678);
@@ -32,17 +32,10 @@ fn hello(name: &str) -> Vec<u8> {
 
 type Table = Candidates;
 
-/// The lcore's choice: the first offered key with a candidate that is not
-/// busy (key names never are).
-fn pick(table: &Table, busy: &BusyCounts, offer: &Offer) -> Option<u16> {
-    offer.keys.iter().find_map(|k| {
-        let name = offer.is_key_name(*k);
-        table
-            .get(k)?
-            .iter()
-            .copied()
-            .find(|&b| name || busy.get(0, *k, b) == 0)
-    })
+/// The lcore's choice (`qsplice_sessions::choose`): the first offered key
+/// with a candidate that is not busy; every backend can take a connection.
+fn pick(table: &Table, busy: &BusyCounts, offer: &Offer) -> Choice {
+    choose(offer, table, |k, b| busy.get(0, k, b) > 0, |_| true)
 }
 
 fn bench(c: &mut Criterion) {
@@ -72,7 +65,10 @@ fn bench(c: &mut Criterion) {
         // The least recently used candidate serves the session right now:
         // the next one is taken.
         busy.enter(0, offer.keys[0], 1);
-        assert_eq!(pick(&table, &busy, &offer), Some(2));
+        assert!(matches!(
+            pick(&table, &busy, &offer),
+            Choice::Hit { backend: 2, .. }
+        ));
         g.bench_function(format!("lookup_first_busy/{name}"), |b| {
             b.iter(|| pick(&table, &busy, black_box(&offer)))
         });
@@ -94,8 +90,7 @@ fn bench(c: &mut Criterion) {
     for i in 0..100_000u64 {
         let k = SessionKey::of(SECRET, IdentityKind::SessionId, &i.to_be_bytes());
         for b in 0..=(i % 3) as u16 {
-            t.on_open(k, b, i);
-            t.on_close(k, b, i + u64::from(b));
+            t.learn(k, b, i + u64::from(b));
         }
     }
     g.sample_size(20);

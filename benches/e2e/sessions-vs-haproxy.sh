@@ -53,57 +53,17 @@ while (($#)); do
     shift
 done
 
-P=qh
-CLI_NS=$P-client
-DUT_C=$P-dut-c
-DUT_B=$P-dut-b
-VIP=10.10.1.1
+. benches/e2e/lib.sh
+bench_init qh sess-bench haproxy openssl go
 LOCAL_HAPROXY=10.10.2.2
-BACKENDS=(10.10.2.11 10.10.2.12 10.10.2.13)
-WORK=$(mktemp -d /tmp/qsplice-sessbench-XXXX)
-QS=target/release/qsplice
-PIDS=()
-
-log() { printf '[sess-bench] %s\n' "$*" >&2; }
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    kernel_off 2>/dev/null || true
-    scripts/netns.sh down --prefix "$P" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for t in haproxy openssl go; do
-    command -v "$t" >/dev/null || { echo "missing $t: run scripts/setup.sh" >&2; exit 1; }
-done
-cargo build --release --bin qsplice >&2
+KERNEL_ADDRS=("$LOCAL_HAPROXY")
 (cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$WORK/tlsclient" .)
-scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
 CA=$(awk -F= '/^TLS_CA=/{print $2}' "$WORK/netns.env")
 SRCS=$(for i in $(seq 100 115); do
     ip netns exec "$CLI_NS" ip addr add "10.10.1.$i/24" dev "$P-cli0" 2>/dev/null || true
     printf '10.10.1.%s,' "$i"
 done)
 SRCS=${SRCS%,}
-
-kernel_on() {
-    ip addr add $VIP/24 dev "$DUT_C"
-    ip addr add $LOCAL_HAPROXY/24 dev "$DUT_B"
-    for i in "$DUT_C" "$DUT_B"; do
-        ip link set dev "$i" arp on
-        sysctl -qw "net.ipv4.conf.$i.arp_ignore=0"
-    done
-}
-kernel_off() {
-    for i in "$DUT_C" "$DUT_B"; do
-        ip addr flush dev "$i" 2>/dev/null || true
-        ip link set dev "$i" arp off 2>/dev/null || true
-        sysctl -qw "net.ipv4.conf.$i.arp_ignore=8" 2>/dev/null || true
-    done
-    ip netns exec "$CLI_NS" ip neigh flush all 2>/dev/null || true
-}
 
 start_qsplice() {
     sed -e "s/qs-dut-c\"/$DUT_C\"/" -e "s/qs-dut-b\"/$DUT_B\"/" \

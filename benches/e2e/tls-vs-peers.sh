@@ -38,58 +38,14 @@ while (($#)); do
     shift
 done
 
-P=qt
-CLI_NS=$P-client
-DUT_C=$P-dut-c
-DUT_B=$P-dut-b
-VIP=10.10.1.1
+. benches/e2e/lib.sh
+bench_init qt tls-bench haproxy nginx go
 LOCAL_HAPROXY=10.10.2.2
 LOCAL_NGINX=10.10.2.3
-BACKENDS=(10.10.2.11 10.10.2.12 10.10.2.13)
-WORK=$(mktemp -d /tmp/qsplice-tlsbench-XXXX)
-QS=target/release/qsplice
-PIDS=()
-
-log() { printf '[tls-bench] %s\n' "$*" >&2; }
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    kernel_off 2>/dev/null || true
-    scripts/netns.sh down --prefix "$P" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for t in haproxy nginx go; do
-    command -v "$t" >/dev/null || { echo "missing $t: run scripts/setup.sh" >&2; exit 1; }
-done
-cargo build --release --bin qsplice >&2
+KERNEL_ADDRS=("$LOCAL_HAPROXY" "$LOCAL_NGINX")
 (cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$WORK/tlsclient" .)
 "$QS" tls-cert --out "$WORK/certs" --name vip.test --alg ecdsa-p256 >/dev/null
 cat "$WORK/certs/ecdsa-p256.pem" "$WORK/certs/ecdsa-p256.key" >"$WORK/certs/combined.pem"
-scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
-ip netns exec "$CLI_NS" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
-
-FWD_SAVED=$(sysctl -n net.ipv4.ip_forward)
-kernel_on() {
-    ip addr add $VIP/24 dev "$DUT_C"
-    ip addr add $LOCAL_HAPROXY/24 dev "$DUT_B"
-    ip addr add $LOCAL_NGINX/24 dev "$DUT_B"
-    for i in "$DUT_C" "$DUT_B"; do
-        ip link set dev "$i" arp on
-        sysctl -qw "net.ipv4.conf.$i.arp_ignore=0"
-    done
-}
-kernel_off() {
-    for i in "$DUT_C" "$DUT_B"; do
-        ip addr flush dev "$i" 2>/dev/null || true
-        ip link set dev "$i" arp off 2>/dev/null || true
-        sysctl -qw "net.ipv4.conf.$i.arp_ignore=8" 2>/dev/null || true
-    done
-    sysctl -qw "net.ipv4.ip_forward=$FWD_SAVED"
-    ip netns exec "$CLI_NS" ip neigh flush all 2>/dev/null || true
-}
 
 start_haproxy() {
     cat >"$WORK/haproxy.cfg" <<EOF

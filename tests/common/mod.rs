@@ -161,6 +161,42 @@ impl Drop for Appliance {
     }
 }
 
+/// The stats JSON an appliance rewrites (`None` while absent or mid-write).
+pub fn stats(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// `qsplice lb --config <cfg> --stats-json <dir>/stats.json --live-json`;
+/// returns it and the stats path.
+pub fn spawn_lb(dir: &Path, cfg: &Path) -> (Appliance, PathBuf) {
+    let json = dir.join("stats.json");
+    let app = Appliance::spawn(
+        dir,
+        &[
+            "lb",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stats-json",
+            json.to_str().unwrap(),
+            "--live-json",
+        ],
+    );
+    (app, json)
+}
+
+/// Wait (20 s at most) until every backend of the first VIP passes its
+/// health checks; fails the test with the appliance's logs otherwise.
+pub fn wait_vip0_healthy(app: &Appliance, json: &Path) {
+    let up = wait_for(Duration::from_secs(20), || {
+        stats(json)?["lb"]["vips"][0]["backends"]
+            .as_array()?
+            .iter()
+            .all(|b| b["healthy"].as_bool() == Some(true))
+            .then_some(())
+    });
+    assert!(up.is_some(), "backends never healthy\n{}", app.logs());
+}
+
 /// Poll `f` every 100 ms until it returns Some or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let t = Instant::now();

@@ -4,12 +4,14 @@
 //! Rows are `session key | backend | timestamp | state`, several rows per
 //! key: every backend known to hold the session. The timestamp is the
 //! appliance's clock when that backend last *finished* serving the session
-//! (or learned it); the state is BUSY while that backend serves the session
-//! right now. A new connection presenting a session key goes to the
-//! candidate that is not busy (and whose backend is eligible: up, under its
-//! limit) with the **oldest** timestamp — least recently used, which keeps
-//! load spread — and falls back to the VIP's ordinary scheduler when no
-//! candidate is left.
+//! (or learned it). The state column is [`BusyCounts`], shared with the
+//! lcores: BUSY while that backend serves the session right now. A new
+//! connection presenting a session key goes to the candidate that is not
+//! busy (and whose backend is eligible: up, under its limit) with the
+//! **oldest** timestamp — least recently used, which keeps load spread —
+//! and falls back to the VIP's ordinary scheduler when no candidate is left
+//! ([`choose`], run on the lcores against a published [`Candidates`]
+//! snapshot).
 //!
 //! Expiry: rows older than the reference age are deleted by a periodic
 //! [`SessionTable::sweep`] (bounding how long a session can be reused: the
@@ -94,36 +96,81 @@ pub type KeyMap<V> = HashMap<SessionKey, V, BuildHasherDefault<KeyHasher>>;
 /// used first.
 pub type Candidates = KeyMap<ArrayVec<u16, MAX_ROWS>>;
 
-/// A row's state.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum RowState {
-    /// The backend holds the session and is not serving it now.
-    Idle,
-    /// The backend is serving the session on this many connections.
-    Busy(u16),
-}
-
-/// One `session key | backend | timestamp | state` row.
+/// One `session key | backend | timestamp` row (its state is in
+/// [`BusyCounts`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     /// Backend index (in the VIP's pool).
     pub backend: u16,
     /// When the backend last finished serving the session (or learned it).
     pub ts: u64,
-    /// Idle or busy.
-    pub state: RowState,
 }
 
-/// The outcome of [`SessionTable::select`].
+/// The outcome of [`choose`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Selection {
-    /// The least recently used idle, eligible backend holding the session.
-    Hit(u16),
-    /// Rows exist but every candidate is busy or not eligible: use the
-    /// scheduler (counted as a fallback).
-    Busy,
-    /// The session is unknown: use the scheduler.
+pub enum Choice {
+    /// The least recently used candidate that is not busy and can take a
+    /// connection; `key` is the session key that chose it (`None` when it
+    /// was a ticket key name).
+    Hit {
+        /// Backend index.
+        backend: u16,
+        /// The offered session key it holds.
+        key: Option<SessionKey>,
+    },
+    /// Rows exist but no candidate is left: use the scheduler (a counted
+    /// fallback). `session`: a candidate was serving one of the offer's
+    /// sessions right now (else: every backend was down, draining or full).
+    Busy {
+        /// Some candidate was BUSY with the session.
+        session: bool,
+    },
+    /// The table knows none of the offered keys: use the scheduler.
     Miss,
+}
+
+/// The paper's selection (§5.3) for `offer`, as the lcores run it: for each
+/// offered key in order, its candidates least recently used first; one that
+/// serves one of the offer's sessions now (`busy`) is dropped — for the
+/// offer's later keys too, since a ticket's key name leads back to the same
+/// backend; key names themselves are never busy —, and one whose backend
+/// cannot take a connection (`can_take`) is passed over.
+pub fn choose(
+    offer: &identity::Offer,
+    table: &Candidates,
+    busy: impl Fn(SessionKey, u16) -> bool,
+    can_take: impl Fn(u16) -> bool,
+) -> Choice {
+    let (mut seen, mut session) = (false, false);
+    let mut busy_on: ArrayVec<u16, { identity::MAX_OFFER_KEYS }> = ArrayVec::new();
+    for &k in &offer.keys {
+        let Some(cands) = table.get(&k) else {
+            continue;
+        };
+        seen = true;
+        let name = offer.is_key_name(k);
+        for &b in cands {
+            if busy_on.contains(&b) {
+                continue;
+            }
+            if !name && busy(k, b) {
+                session = true;
+                let _ = busy_on.try_push(b);
+                continue;
+            }
+            if can_take(b) {
+                return Choice::Hit {
+                    backend: b,
+                    key: (!name).then_some(k),
+                };
+            }
+        }
+    }
+    if seen {
+        Choice::Busy { session }
+    } else {
+        Choice::Miss
+    }
 }
 
 /// Counters of the table's life.
@@ -262,32 +309,22 @@ impl SessionTable {
         }
     }
 
-    /// `backend` starts serving `key` (the appliance saw it accept the
-    /// session, or chose it for a resumption): its row is added if new and
-    /// marked busy. A key with [`MAX_ROWS`] rows replaces its oldest idle
-    /// row (or its oldest row).
-    pub fn on_open(&mut self, key: SessionKey, backend: u16, now: u64) {
+    /// `backend` holds `key` (its ServerHello created or resumed the
+    /// session): a row is added if new, timestamped `now`. A key with
+    /// [`MAX_ROWS`] rows replaces its oldest row.
+    pub fn learn(&mut self, key: SessionKey, backend: u16, now: u64) {
         self.update(key, true, |rows, st| {
-            if let Some(r) = rows.iter_mut().find(|r| r.backend == backend) {
-                r.state = match r.state {
-                    RowState::Idle => RowState::Busy(1),
-                    RowState::Busy(n) => RowState::Busy(n.saturating_add(1)),
-                };
+            if rows.iter().any(|r| r.backend == backend) {
                 return;
             }
-            let row = Row {
-                backend,
-                ts: now,
-                state: RowState::Busy(1),
-            };
+            let row = Row { backend, ts: now };
             st.learned += 1;
             if rows.is_full() {
                 let victim = rows
                     .iter()
                     .enumerate()
-                    .min_by_key(|(_, r)| (r.state != RowState::Idle, r.ts))
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
+                    .min_by_key(|(_, r)| r.ts)
+                    .map_or(0, |(i, _)| i);
                 rows[victim] = row;
                 st.replaced += 1;
             } else {
@@ -296,16 +333,12 @@ impl SessionTable {
         });
     }
 
-    /// A connection of `key` on `backend` ended: the row's timestamp becomes
-    /// `now` and, when it was the last one, the row is idle again.
-    pub fn on_close(&mut self, key: SessionKey, backend: u16, now: u64) {
+    /// A connection serving `key` on `backend` ended: the row's timestamp
+    /// becomes `now` (it is then the most recently used candidate).
+    pub fn finished(&mut self, key: SessionKey, backend: u16, now: u64) {
         self.update(key, false, |rows, _| {
             if let Some(r) = rows.iter_mut().find(|r| r.backend == backend) {
                 r.ts = r.ts.max(now);
-                r.state = match r.state {
-                    RowState::Busy(n) if n > 1 => RowState::Busy(n - 1),
-                    _ => RowState::Idle,
-                };
             }
         });
     }
@@ -315,29 +348,10 @@ impl SessionTable {
         self.update(key, false, |rows, _| rows.retain(|r| r.backend != backend));
     }
 
-    /// Choose for a new connection presenting `key`: among rows that are
-    /// idle and whose backend is `eligible`, the oldest timestamp.
-    pub fn select(&self, key: SessionKey, eligible: impl Fn(u16) -> bool) -> Selection {
-        let Some(rows) = self.rows.get(&key) else {
-            return Selection::Miss;
-        };
-        rows.iter()
-            .filter(|r| r.state == RowState::Idle && eligible(r.backend))
-            .min_by_key(|r| (r.ts, r.backend))
-            .map_or(Selection::Busy, |r| Selection::Hit(r.backend))
-    }
-
-    /// Delete idle rows whose timestamp is older than the reference age.
-    /// Busy rows stay (their session is in use). Returns rows removed.
-    pub fn sweep(&mut self, now: u64) -> usize {
-        self.sweep_with(now, |_, _| true)
-    }
-
-    /// [`sweep`](Self::sweep), where a row the table holds busy counts as
-    /// idle (and is set idle) unless `still_busy(key, backend)`: the
-    /// authoritative busy state lives elsewhere ([`BusyCounts`]), so a lost
-    /// close event cannot pin a row forever.
-    pub fn sweep_with(&mut self, now: u64, still_busy: impl Fn(SessionKey, u16) -> bool) -> usize {
+    /// Delete rows whose timestamp is older than the reference age, except
+    /// those `busy(key, backend)` says serve their session right now.
+    /// Returns rows removed.
+    pub fn sweep(&mut self, now: u64, busy: impl Fn(SessionKey, u16) -> bool) -> usize {
         let limit = now.saturating_sub(self.max_age);
         let mut stale: Vec<SessionKey> = self
             .order
@@ -349,12 +363,7 @@ impl SessionTable {
         for key in stale {
             self.update(key, false, |rows, st| {
                 let n = rows.len();
-                for r in rows.iter_mut() {
-                    if r.state != RowState::Idle && r.ts < limit && !still_busy(key, r.backend) {
-                        r.state = RowState::Idle;
-                    }
-                }
-                rows.retain(|r| r.state != RowState::Idle || r.ts >= limit);
+                rows.retain(|r| r.ts >= limit || busy(key, r.backend));
                 let gone = n - rows.len();
                 st.expired += gone as u64;
                 removed += gone;
@@ -364,10 +373,10 @@ impl SessionTable {
     }
 
     /// What lcores need for lookups: per key, every backend holding the
-    /// session in order of preference (oldest timestamp first). Busy rows
-    /// are included: whether a backend serves the session *now* is read
-    /// from [`BusyCounts`] at lookup time, which is exact, while a
-    /// snapshot lives until the next publication.
+    /// session in order of preference (oldest timestamp first). Whether a
+    /// backend serves the session *now* is read from [`BusyCounts`] at
+    /// lookup time, which is exact, while a snapshot lives until the next
+    /// publication.
     pub fn snapshot(&self) -> Candidates {
         self.cands.clone()
     }

@@ -16,27 +16,50 @@ fn keys_depend_on_kind_identity_and_secret() {
     assert_ne!(a, SessionKey::of((9, 9), IdentityKind::SessionId, b"abc"));
 }
 
+/// An offer of these keys (session IDs, looked up in order).
+fn offer(keys: &[SessionKey]) -> identity::Offer {
+    let mut o = identity::Offer::default();
+    o.keys.extend(keys.iter().copied());
+    o
+}
+
 #[test]
-fn paper_selection_least_recently_used_idle_candidate() {
+fn paper_selection_least_recently_used_candidate_not_busy() {
     let mut t = SessionTable::new(100, 1000);
     let k = key(1);
-    assert_eq!(t.select(k, |_| true), Selection::Miss);
+    let none = |_: SessionKey, _: u16| false;
+    let all = |_: u16| true;
+    assert_eq!(choose(&offer(&[k]), &t.snapshot(), none, all), Choice::Miss);
     // The session was created on backend 0 and resumed on backend 2.
-    t.on_open(k, 0, 10);
-    t.on_close(k, 0, 20);
-    t.on_open(k, 2, 30);
-    t.on_close(k, 2, 40);
+    t.learn(k, 0, 10);
+    t.finished(k, 0, 20);
+    t.learn(k, 2, 30);
+    t.finished(k, 2, 40);
     assert_eq!(t.rows(k).len(), 2);
-    // Both idle: the older timestamp (backend 0, finished at 20).
-    assert_eq!(t.select(k, |_| true), Selection::Hit(0));
-    // Backend 0 busy with this session: backend 2.
-    t.on_open(k, 0, 50);
-    assert_eq!(t.select(k, |_| true), Selection::Hit(2));
-    // Backend 2 not eligible (down / over its limit): all candidates out.
-    assert_eq!(t.select(k, |b| b != 2), Selection::Busy);
+    let hit = |b| Choice::Hit {
+        backend: b,
+        key: Some(k),
+    };
+    // The older timestamp first (backend 0, finished at 20).
+    let snap = t.snapshot();
+    assert_eq!(choose(&offer(&[k]), &snap, none, all), hit(0));
+    // Backend 0 serving this session right now: backend 2.
+    let busy0 = |_: SessionKey, b: u16| b == 0;
+    assert_eq!(choose(&offer(&[k]), &snap, busy0, all), hit(2));
+    // … and backend 2 cannot take a connection: the scheduler, counted as
+    // busy with the session.
+    assert_eq!(
+        choose(&offer(&[k]), &snap, busy0, |b| b != 2),
+        Choice::Busy { session: true }
+    );
+    // No candidate can take a connection, none busy.
+    assert_eq!(
+        choose(&offer(&[k]), &snap, none, |_| false),
+        Choice::Busy { session: false }
+    );
     // Backend 0 finishes: its timestamp is now the newest → backend 2 first.
-    t.on_close(k, 0, 60);
-    assert_eq!(t.select(k, |_| true), Selection::Hit(2));
+    t.finished(k, 0, 60);
+    assert_eq!(choose(&offer(&[k]), &t.snapshot(), none, all), hit(2));
     assert_eq!(
         t.snapshot().get(&k).map(|c| c.as_slice().to_vec()),
         Some(vec![2, 0])
@@ -44,49 +67,76 @@ fn paper_selection_least_recently_used_idle_candidate() {
 }
 
 #[test]
-fn busy_counts_nest() {
-    let mut t = SessionTable::new(10, 1000);
-    let k = key(2);
-    t.on_open(k, 1, 0);
-    t.on_open(k, 1, 1);
-    t.on_close(k, 1, 2);
+fn keys_are_tried_in_offer_order_and_key_names_are_never_busy() {
+    let mut t = SessionTable::new(100, 1000);
+    let (ticket, name, other) = (key(1), key(2), key(3));
+    t.learn(name, 1, 0); // backend 1's ticket key
+    t.learn(other, 2, 0);
+    let mut o = offer(&[ticket, name]);
+    o.ticket = Some((ticket, Some(name)));
+    let snap = t.snapshot();
+    // The ticket itself is unknown: its key name places it (no session key).
     assert_eq!(
-        t.select(k, |_| true),
-        Selection::Busy,
-        "one connection left"
+        choose(&o, &snap, |_, _| true, |_| true),
+        Choice::Hit {
+            backend: 1,
+            key: None
+        },
+        "a key name is never busy"
     );
-    t.on_close(k, 1, 3);
-    assert_eq!(t.select(k, |_| true), Selection::Hit(1));
+    // The ticket known on backend 1 and busy there: the key name must not
+    // lead back to backend 1.
+    t.learn(ticket, 1, 5);
+    let snap = t.snapshot();
+    assert_eq!(
+        choose(&o, &snap, |k, b| k == ticket && b == 1, |_| true),
+        Choice::Busy { session: true }
+    );
+    assert_eq!(
+        choose(&o, &snap, |_, _| false, |_| true),
+        Choice::Hit {
+            backend: 1,
+            key: Some(ticket)
+        }
+    );
+    // Unrelated sessions are not consulted.
+    assert_eq!(
+        choose(&offer(&[key(9)]), &snap, |_, _| false, |_| true),
+        Choice::Miss
+    );
 }
 
 #[test]
-fn sweep_removes_old_idle_rows_only() {
+fn sweep_removes_old_rows_unless_busy() {
     let mut t = SessionTable::new(10, 100);
     let (a, b) = (key(1), key(2));
-    t.on_open(a, 0, 0);
-    t.on_close(a, 0, 10);
-    t.on_open(a, 1, 0);
-    t.on_close(a, 1, 150);
-    t.on_open(b, 0, 5); // busy: kept however old
-    assert_eq!(t.sweep(200), 1, "a/0 (ts 10) is older than 200 - 100");
+    t.learn(a, 0, 0);
+    t.finished(a, 0, 10);
+    t.learn(a, 1, 0);
+    t.finished(a, 1, 150);
+    t.learn(b, 0, 5); // served right now: kept however old
+    let busy = |k: SessionKey, _: u16| k == b;
+    assert_eq!(t.sweep(200, busy), 1, "a/0 (ts 10) is older than 200 - 100");
     assert_eq!(t.rows(a).len(), 1);
     assert_eq!(t.rows(b).len(), 1);
-    assert_eq!(t.sweep(300), 1, "a/1 now too");
+    assert_eq!(t.sweep(300, busy), 1, "a/1 now too");
     assert!(t.rows(a).is_empty());
     assert_eq!(t.len(), 1);
     assert_eq!(t.stats().expired, 2);
+    assert_eq!(t.sweep(300, |_, _| false), 1, "b once its connection ended");
+    assert!(t.is_empty());
 }
 
 #[test]
 fn bounded_keys_evict_the_oldest() {
     let mut t = SessionTable::new(3, 1_000_000);
     for n in 0..3u8 {
-        t.on_open(key(n), 0, u64::from(n) * 10);
-        t.on_close(key(n), 0, u64::from(n) * 10);
+        t.learn(key(n), 0, u64::from(n) * 10);
     }
-    t.on_open(key(9), 0, 100);
+    t.learn(key(9), 0, 100);
     assert_eq!(t.len(), 3);
     assert!(t.rows(key(0)).is_empty(), "the oldest key went");
+    assert!(!t.snapshot().contains_key(&key(0)));
     assert_eq!(t.stats().evicted, 1);
 }
 
@@ -95,48 +145,48 @@ fn rows_per_key_are_bounded() {
     let mut t = SessionTable::new(3, 1_000_000);
     let k = key(1);
     for b in 0..MAX_ROWS as u16 {
-        t.on_open(k, b, u64::from(b));
-        t.on_close(k, b, u64::from(b));
+        t.learn(k, b, u64::from(b));
     }
-    t.on_open(k, 99, 100);
+    t.learn(k, 99, 100);
     assert_eq!(t.rows(k).len(), MAX_ROWS);
-    assert!(
-        t.rows(k).iter().all(|r| r.backend != 0),
-        "oldest idle replaced"
-    );
+    assert!(t.rows(k).iter().all(|r| r.backend != 0), "oldest replaced");
     assert_eq!(t.stats().replaced, 1);
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Open(u8, u16),
-    Close(u8, u16),
+    Learn(u8, u16),
+    Finished(u8, u16),
     Forget(u8, u16),
     Sweep,
 }
 
 proptest! {
     /// Random operations keep the invariants: bounded keys and rows, no
-    /// duplicate backend per key, the eviction index in step with the rows,
-    /// and `select` always returns an idle eligible row of minimal timestamp.
+    /// duplicate backend per key, the eviction index and the published
+    /// candidates in step with the rows, and `choose` returns a candidate
+    /// of minimal timestamp among those it may take.
     #[test]
     fn invariants(ops in proptest::collection::vec(prop_oneof![
-        (0u8..12, 0u16..6).prop_map(|(k, b)| Op::Open(k, b)),
-        (0u8..12, 0u16..6).prop_map(|(k, b)| Op::Close(k, b)),
+        (0u8..12, 0u16..6).prop_map(|(k, b)| Op::Learn(k, b)),
+        (0u8..12, 0u16..6).prop_map(|(k, b)| Op::Finished(k, b)),
         (0u8..12, 0u16..6).prop_map(|(k, b)| Op::Forget(k, b)),
         Just(Op::Sweep),
     ], 1..200)) {
         let mut t = SessionTable::new(8, 50);
+        // backends 3 and 4 serve every session "now"
+        let busy = |_: SessionKey, b: u16| b == 3 || b == 4;
         for (now, op) in ops.into_iter().enumerate() {
             let now = now as u64;
             match op {
-                Op::Open(k, b) => t.on_open(key(k), b, now),
-                Op::Close(k, b) => t.on_close(key(k), b, now),
+                Op::Learn(k, b) => t.learn(key(k), b, now),
+                Op::Finished(k, b) => t.finished(key(k), b, now),
                 Op::Forget(k, b) => t.forget(key(k), b),
-                Op::Sweep => { t.sweep(now); }
+                Op::Sweep => { t.sweep(now, busy); }
             }
             prop_assert!(t.len() <= 8);
             let mut n = 0;
+            let snap = t.snapshot();
             for (k, rows) in &t.rows {
                 prop_assert!(!rows.is_empty() && rows.len() <= MAX_ROWS);
                 let mut bs: Vec<u16> = rows.iter().map(|r| r.backend).collect();
@@ -153,14 +203,19 @@ proptest! {
                 prop_assert_eq!(t.cands.get(k).map(|c| c.to_vec()), Some(want));
                 n += rows.len();
                 let even = |b: u16| b % 2 == 0;
-                match t.select(*k, even) {
-                    Selection::Hit(b) => {
-                        let r = rows.iter().find(|r| r.backend == b).unwrap();
-                        prop_assert_eq!(r.state, RowState::Idle);
-                        prop_assert!(rows.iter().filter(|x| x.state == RowState::Idle && even(x.backend)).all(|x| x.ts >= r.ts));
+                let usable = |r: &&Row| !busy(*k, r.backend) && even(r.backend);
+                match choose(&offer(&[*k]), &snap, busy, even) {
+                    Choice::Hit { backend, key } => {
+                        prop_assert_eq!(key, Some(*k));
+                        let r = rows.iter().find(|r| r.backend == backend).unwrap();
+                        prop_assert!(usable(&r));
+                        prop_assert!(rows.iter().filter(usable).all(|x| (x.ts, x.backend) >= (r.ts, r.backend)));
                     }
-                    Selection::Busy => prop_assert!(rows.iter().all(|x| x.state != RowState::Idle || !even(x.backend))),
-                    Selection::Miss => prop_assert!(false, "a present key is never a miss"),
+                    Choice::Busy { session } => {
+                        prop_assert_eq!(rows.iter().filter(usable).count(), 0);
+                        prop_assert_eq!(session, rows.iter().any(|r| busy(*k, r.backend)));
+                    }
+                    Choice::Miss => prop_assert!(false, "a present key is never a miss"),
                 }
             }
             prop_assert_eq!(n, t.order.len());
@@ -173,43 +228,16 @@ proptest! {
 fn top_lists_the_newest_sessions_first() {
     let mut t = SessionTable::new(100, 1_000);
     for i in 0..10u64 {
-        t.on_open(SessionKey(i), (i % 3) as u16, i * 10);
-        t.on_close(SessionKey(i), (i % 3) as u16, i * 10);
+        t.learn(SessionKey(i), (i % 3) as u16, i * 10);
     }
     // session 2 used again, most recently
-    t.on_open(SessionKey(2), 0, 500);
-    t.on_close(SessionKey(2), 0, 500);
+    t.learn(SessionKey(2), 0, 500);
+    t.finished(SessionKey(2), 0, 500);
     let top = t.top(3);
     let keys: Vec<u64> = top.iter().map(|(k, _)| k.0).collect();
     assert_eq!(keys, vec![2, 9, 8]);
     assert_eq!(top[0].1.len(), 2, "session 2 on backends 2 and 0");
     assert_eq!(t.top(100).len(), 10);
-}
-
-#[test]
-fn snapshot_lists_busy_rows_too_in_lru_order() {
-    let mut t = SessionTable::new(10, 1000);
-    let k = key(3);
-    t.on_open(k, 1, 5);
-    t.on_close(k, 1, 50);
-    t.on_open(k, 2, 10); // busy since 10: still a candidate in the snapshot
-    let snap = t.snapshot();
-    assert_eq!(snap.get(&k).map(|c| c.to_vec()), Some(vec![2, 1]));
-}
-
-#[test]
-fn sweep_with_reconciles_rows_whose_close_was_lost() {
-    let mut t = SessionTable::new(10, 100);
-    let (a, b) = (key(1), key(2));
-    t.on_open(a, 0, 0); // its close event never arrives
-    t.on_open(b, 0, 0); // still being served
-    assert_eq!(t.sweep_with(500, |k, _| k == b), 1);
-    assert!(
-        t.rows(a).is_empty(),
-        "a's row: not busy by the counters, old → gone"
-    );
-    assert_eq!(t.rows(b).len(), 1, "b is served right now: kept");
-    assert_eq!(t.rows(b)[0].state, RowState::Busy(1));
 }
 
 #[test]
@@ -286,16 +314,15 @@ fn concurrent_learning_and_lookup() {
                     i += 1;
                     let k = key((i % 50) as u8);
                     let snap = published.load();
-                    let choice = snap
-                        .get(&k)
-                        .and_then(|c| c.iter().copied().find(|&b| busy.get(0, k, b) == 0));
+                    let choice =
+                        choose(&offer(&[k]), &snap, |k, b| busy.get(0, k, b) > 0, |_| true);
                     let b = match choice {
-                        Some(b) => {
+                        Choice::Hit { backend, .. } => {
                             hits += 1;
-                            assert!(b < 4);
-                            b
+                            assert!(backend < 4);
+                            backend
                         }
-                        None => ((i + u64::from(lc)) % 4) as u16,
+                        _ => ((i + u64::from(lc)) % 4) as u16,
                     };
                     busy.enter(0, k, b);
                     while events.push((k, b, true)).is_err() {
@@ -320,9 +347,9 @@ fn concurrent_learning_and_lookup() {
             };
             now += 1;
             if open {
-                t.on_open(k, b, now);
+                t.learn(k, b, now);
             } else {
-                t.on_close(k, b, now);
+                t.finished(k, b, now);
             }
         }
         published.store(Arc::new(t.snapshot()));
@@ -335,9 +362,9 @@ fn concurrent_learning_and_lookup() {
         while let Some((k, b, open)) = events.pop() {
             now += 1;
             if open {
-                t.on_open(k, b, now);
+                t.learn(k, b, now);
             } else {
-                t.on_close(k, b, now);
+                t.finished(k, b, now);
             }
         }
         if done {
@@ -349,9 +376,10 @@ fn concurrent_learning_and_lookup() {
     assert!(hits > 0, "published sessions were found");
     assert_eq!(t.len(), 50, "every session learned");
     assert!(busy.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
-    for k in 0..50 {
-        assert!(t.rows(key(k)).iter().all(|r| r.state == RowState::Idle));
-    }
+    // nothing is served any more: everything ages out
+    let rows: usize = (0..50).map(|k| t.rows(key(k)).len()).sum();
+    assert_eq!(t.sweep(now + 2_000_000, |k, b| busy.get(0, k, b) > 0), rows);
+    assert!(t.is_empty());
 }
 
 #[test]
@@ -359,8 +387,7 @@ fn memory_is_bounded_by_max_keys() {
     let mut t = SessionTable::new(1000, u64::MAX);
     for i in 0..20_000u64 {
         for b in 0..MAX_ROWS as u16 {
-            t.on_open(SessionKey(i), b, i);
-            t.on_close(SessionKey(i), b, i);
+            t.learn(SessionKey(i), b, i);
         }
     }
     assert_eq!(t.len(), 1000);

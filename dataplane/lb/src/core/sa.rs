@@ -42,7 +42,7 @@ use crossbeam::queue::ArrayQueue;
 use qsplice_engine::Io;
 use qsplice_netdev::{Frame, Queue};
 use qsplice_sessions::identity::{Offer, Outcome};
-use qsplice_sessions::{BusyCounts, Candidates, SessionKey};
+use qsplice_sessions::{choose, BusyCounts, Candidates, Choice, SessionKey};
 use qsplice_splice::flow::FlowId;
 use qsplice_wire::tls::{assemble_segments, ClientHello, HelloAssembler, ServerHello};
 use qsplice_wire::TcpFlags;
@@ -331,60 +331,45 @@ impl<F: Frame> LbCore<F> {
                 Offer::default()
             }
         };
-        // Table lookup: the first key with a candidate that is not serving
-        // the session right now (BUSY, shared counters) and can take a
-        // connection (up, not draining, under its limit); candidates come
-        // least recently used first. A backend found serving one of the
-        // offer's sessions is skipped for the later keys too (a ticket's
-        // key name leads to the same backend).
+        // Table lookup (`choose`): the least recently used candidate that is
+        // not serving the session right now (shared BUSY counters) and can
+        // take a connection (up, not draining, under its limit).
         let mut forced = None;
         let mut hit = None;
-        let mut busy_on: ArrayVec<u16, 8> = ArrayVec::new();
-        let hits_before = self.c.sa_hits;
+        let mut table_hit = false;
         if !offer.is_empty() {
             self.c.sa_lookups += 1;
             let snap = shared.snap.load();
-            let mut seen = false;
-            let mut session_busy = false;
-            if let (Some(table), Some(pool_snap), Some(cur)) = (
+            let pool = p.pool as u16;
+            let choice = match (
                 snap.get(p.pool),
                 self.pools.get(p.pool),
                 self.cursors.get(p.pool),
             ) {
-                let pool = p.pool as u16;
-                'keys: for k in &offer.keys {
-                    if let Some(cands) = table.get(k) {
-                        seen = true;
-                        let name = offer.is_key_name(*k);
-                        for &b in cands {
-                            if busy_on.contains(&b) {
-                                continue;
-                            }
-                            if !name && shared.busy.get(pool, *k, b) > 0 {
-                                session_busy = true;
-                                let _ = busy_on.try_push(b);
-                                continue;
-                            }
-                            if pool_snap.can_take(usize::from(b), cur) {
-                                forced = Some(usize::from(b));
-                                hit = (!name).then_some(*k);
-                                break 'keys;
-                            }
-                        }
-                    }
+                (Some(table), Some(pool_snap), Some(cur)) => choose(
+                    &offer,
+                    table,
+                    |k, b| shared.busy.get(pool, k, b) > 0,
+                    |b| pool_snap.can_take(usize::from(b), cur),
+                ),
+                _ => Choice::Miss,
+            };
+            match choice {
+                Choice::Hit { backend, key } => {
+                    self.c.sa_hits += 1;
+                    forced = Some(usize::from(backend));
+                    hit = key;
+                    table_hit = true;
                 }
-            }
-            match (forced, seen) {
-                (Some(_), _) => self.c.sa_hits += 1,
-                (None, true) => {
+                Choice::Busy { session } => {
                     self.c.sa_fallback_busy += 1;
-                    if session_busy {
+                    if session {
                         self.c.sa_fallback_session_busy += 1;
                     } else {
                         self.c.sa_fallback_backend += 1;
                     }
                 }
-                (None, false) => {
+                Choice::Miss => {
                     self.c.sa_misses += 1;
                     // Only a ticket or PSK the table cannot place yet (its
                     // key name unlearned) goes to the client's last backend;
@@ -393,7 +378,7 @@ impl<F: Frame> LbCore<F> {
                     // balanced.
                     let ticket = !offer.psk.is_empty() || offer.ticket.is_some();
                     let hint = ticket
-                        .then(|| self.sa.recent.get(&(p.pool as u16, *key.0.ip())).copied())
+                        .then(|| self.sa.recent.get(&(pool, *key.0.ip())).copied())
                         .flatten();
                     if let (Some(b), Some(pool_snap), Some(cur)) =
                         (hint, self.pools.get(p.pool), self.cursors.get(p.pool))
@@ -406,7 +391,6 @@ impl<F: Frame> LbCore<F> {
                 }
             }
         }
-        let table_hit = forced.is_some() && self.c.sa_hits > hits_before;
         let learn = Learning {
             pool: p.pool as u16,
             offer,
