@@ -62,7 +62,8 @@ enum Cmd {
         config: Option<PathBuf>,
     },
     /// Lab certificates for terminated VIPs: a fresh CA (`ca.pem`) and one
-    /// leaf per algorithm (`<alg>.pem`, `<alg>.key`) for the given names.
+    /// leaf per algorithm (`<alg>.pem`, `<alg>.key` with mode 0600) for the
+    /// given names, valid from one hour ago for --days (CA: --ca-days).
     TlsCert {
         /// Output directory (created).
         #[arg(short, long)]
@@ -74,6 +75,14 @@ enum Cmd {
         /// ml-dsa-44, ml-dsa-65, ml-dsa-87.
         #[arg(short, long, default_values_t = vec!["ecdsa-p256".to_string()])]
         alg: Vec<String>,
+        /// Validity of the leaves, days (1..=3650), from one hour before
+        /// now (clock skew).
+        #[arg(long, default_value_t = qsplice_tls::certgen::DEFAULT_LEAF_DAYS)]
+        days: u32,
+        /// Validity of the CA, days (1..=7300, at least --days), from one
+        /// hour before now.
+        #[arg(long, default_value_t = qsplice_tls::certgen::DEFAULT_CA_DAYS)]
+        ca_days: u32,
     },
     /// Parse and validate config files; print the first error of each.
     CheckConfig {
@@ -320,27 +329,27 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::TlsCert { out, name, alg } => {
-            use qsplice_tls::certgen::{KeyAlg, LabCa};
+        Cmd::TlsCert {
+            out,
+            name,
+            alg,
+            days,
+            ca_days,
+        } => {
+            use qsplice_tls::certgen::{write_lab_set, KeyAlg, LabSetOpts};
             let algs = alg
                 .iter()
                 .map(|a| a.parse::<KeyAlg>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let ca = LabCa::new().map_err(anyhow::Error::msg)?;
-            let write = |f: String, body: &str| -> Result<()> {
-                let p = out.join(f);
-                std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
-                println!("{}", p.display());
-                Ok(())
+            let opts = LabSetOpts {
+                names: name,
+                algs,
+                days,
+                ca_days,
             };
-            write("ca.pem".into(), &ca.cert_pem())?;
-            let names: Vec<&str> = name.iter().map(String::as_str).collect();
-            for a in algs {
-                let leaf = ca.leaf(a, &names).map_err(anyhow::Error::msg)?;
-                write(format!("{a}.pem"), &leaf.cert_pem)?;
-                write(format!("{a}.key"), &leaf.key_pem)?;
+            for p in write_lab_set(&out, &opts).map_err(anyhow::Error::msg)? {
+                println!("{}", p.display());
             }
             Ok(())
         }
