@@ -25,6 +25,7 @@ use qsplice_netdev::Clock;
 use qsplice_wire::MacAddr;
 use serde::Serialize;
 
+use crate::outfile::write_json;
 use crate::runtime::boot;
 
 /// Options of the DHCP subcommands.
@@ -217,14 +218,6 @@ fn server_report(shared: &ServerShared, started: Instant) -> ServerRunReport {
         server: shared.report.lock().ok().and_then(|g| g.clone()),
         io: shared.io.snapshot().into_iter().collect(),
     }
-}
-
-fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
-        .with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    Ok(())
 }
 
 /// The server loop's sleep after an empty poll, µs: `dhcp_server.idle_sleep_us`;

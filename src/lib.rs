@@ -9,6 +9,7 @@
 
 pub mod dhcp;
 pub mod lb;
+pub mod outfile;
 pub mod pktgen;
 pub mod runtime;
 pub mod stats;

@@ -21,6 +21,7 @@ use qsplice_pktgen::{
 };
 use serde::Serialize;
 
+use crate::outfile::write_json;
 use crate::runtime::boot;
 
 /// Options of `qsplice pktgen` (override the config).
@@ -343,14 +344,6 @@ pub fn render(r: &PktgenReport) -> String {
         s += &format!(" {k}={v}");
     }
     s
-}
-
-fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
-        .with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    Ok(())
 }
 
 /// `qsplice pktgen`: generates until count/duration (or a signal), then

@@ -17,6 +17,7 @@ use qsplice_engine::{
 use qsplice_wire::MacAddr;
 
 use crate::lb::LbRuntime;
+use crate::outfile::write_json;
 
 use crate::stats::{counter_map, NeighborReport, PortReport, Report};
 
@@ -329,14 +330,6 @@ fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>) {
         },
         _ => tracing::info!("SIGHUP: nothing to reload without an [lb] section"),
     }
-}
-
-fn write_json(path: &std::path::Path, r: &Report) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(r)?)
-        .with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    Ok(())
 }
 
 fn report(
