@@ -885,7 +885,8 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
             TlsPolicyConf::Prefer => PqPolicy::Prefer,
             TlsPolicyConf::Require => PqPolicy::Require,
         },
-        cipher_suites: Vec::new(),
+        cipher_suites: t.cipher_suites.clone(),
+        prefer_server_ciphers: t.prefer_server_ciphers,
         alpn: t.alpn.iter().map(|a| a.as_bytes().to_vec()).collect(),
         certs: t
             .certificates
@@ -894,6 +895,7 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
                 cert: c.cert.clone(),
                 key: c.key.clone(),
                 names: c.names.clone(),
+                ocsp: c.ocsp.clone(),
             })
             .collect(),
         tickets: t.tickets,
@@ -902,5 +904,15 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
         session_cache: t.session_cache as usize,
         session_ttl: Duration::from_secs(t.session_ttl_s),
         handshake_timeout: Duration::from_millis(t.handshake_timeout_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The names `cipher_suites` accepts are the ones the TLS crate knows.
+    #[test]
+    fn config_suite_names_are_the_tls_crate_s() {
+        let tls: Vec<&str> = qsplice_tls::stats::SUITES.iter().map(|(_, n)| *n).collect();
+        assert_eq!(qsplice_config::TLS_CIPHER_SUITES.to_vec(), tls);
     }
 }

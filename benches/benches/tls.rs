@@ -120,6 +120,7 @@ fn lab() -> Lab {
             cert: c,
             key: k,
             names: vec![],
+            ocsp: None,
         }
     };
     let ecdsa = spec(KeyAlg::EcdsaP256, "ecdsa");

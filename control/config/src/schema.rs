@@ -681,6 +681,23 @@ impl TlsGroupConf {
     }
 }
 
+/// Cipher suite names `cipher_suites` accepts: those of the aws-lc-rs
+/// provider, TLS 1.3 (`TLS13_*`) then TLS 1.2 (`TLS_ECDHE_*`).
+pub const TLS_CIPHER_SUITES: [&str; 9] = [
+    "TLS13_AES_256_GCM_SHA384",
+    "TLS13_AES_128_GCM_SHA256",
+    "TLS13_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
+/// Largest OCSP response file `ocsp` may name, bytes.
+pub const TLS_OCSP_MAX: u64 = 64 * 1024;
+
 /// One certificate chain and key of a terminated VIP.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -692,6 +709,10 @@ pub struct TlsCertConf {
     /// SNI names it serves (`*.example.com` allowed); empty: default.
     #[serde(default)]
     pub names: Vec<String>,
+    /// DER OCSP response stapled to this chain (read when the
+    /// certificates are loaded).
+    #[serde(default)]
+    pub ocsp: Option<std::path::PathBuf>,
 }
 
 /// `[lb.vips.tls_options]`.
@@ -706,6 +727,12 @@ pub struct VipTlsConf {
     pub groups: Vec<TlsGroupConf>,
     /// Also offer TLS 1.2.
     pub tls12: bool,
+    /// Allowed cipher suites, server preference order (names of
+    /// [`TLS_CIPHER_SUITES`]); empty: the provider's defaults.
+    pub cipher_suites: Vec<String>,
+    /// Choose the first suite of `cipher_suites` the client offers, rather
+    /// than the client's first choice.
+    pub prefer_server_ciphers: bool,
     /// ALPN protocols offered.
     pub alpn: Vec<String>,
     /// Stateless session tickets.
@@ -736,6 +763,8 @@ impl Default for VipTlsConf {
                 TlsGroupConf::Secp384r1,
             ],
             tls12: true,
+            cipher_suites: Vec::new(),
+            prefer_server_ciphers: true,
             alpn: vec!["http/1.1".to_string()],
             tickets: true,
             ticket_rotation_s: 3600,

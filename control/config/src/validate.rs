@@ -96,6 +96,40 @@ fn validate_vip_tls(i: usize, v: &crate::VipConf) -> R {
                 );
             }
         }
+        if let Some(path) = &c.ocsp {
+            let key = k(&format!("certificates[{j}].ocsp"));
+            match std::fs::metadata(path) {
+                Err(e) => {
+                    return err(key, path.display(), format!("cannot read the file: {e}"));
+                }
+                Ok(m) if !m.is_file() => {
+                    return err(
+                        key,
+                        path.display(),
+                        "not a regular file (a DER OCSP response is expected)",
+                    );
+                }
+                Ok(m) if m.len() == 0 => {
+                    return err(
+                        key,
+                        path.display(),
+                        "the file is empty (a DER OCSP response is expected)",
+                    );
+                }
+                Ok(m) if m.len() > crate::schema::TLS_OCSP_MAX => {
+                    return err(
+                        key,
+                        path.display(),
+                        format!(
+                            "{} bytes: an OCSP response file is at most {} bytes",
+                            m.len(),
+                            crate::schema::TLS_OCSP_MAX
+                        ),
+                    );
+                }
+                Ok(_) => {}
+            }
+        }
         for n in &c.names {
             let host = n.strip_prefix("*.").unwrap_or(n);
             let ok = !host.is_empty()
@@ -134,6 +168,7 @@ fn validate_vip_tls(i: usize, v: &crate::VipConf) -> R {
             "policy \"require\" needs at least one post-quantum group (X25519MLKEM768, SecP256r1MLKEM768, MLKEM768, MLKEM1024)",
         );
     }
+    validate_cipher_suites(&k("cipher_suites"), &t.cipher_suites, t.tls12)?;
     for a in &t.alpn {
         if a.is_empty() || a.len() > 255 {
             return err(k("alpn"), a, "an ALPN protocol id is 1-255 bytes");
@@ -148,6 +183,47 @@ fn validate_vip_tls(i: usize, v: &crate::VipConf) -> R {
         100,
         600_000,
     )?;
+    Ok(())
+}
+
+/// `cipher_suites`: known names, each once, at least one TLS 1.3 suite
+/// (TLS 1.3 is always on) and, with `tls12`, at least one TLS 1.2 suite.
+fn validate_cipher_suites(key: &str, suites: &[String], tls12: bool) -> R {
+    use crate::schema::TLS_CIPHER_SUITES;
+    if suites.is_empty() {
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    for s in suites {
+        if !TLS_CIPHER_SUITES.contains(&s.as_str()) {
+            return err(
+                key,
+                s,
+                format!(
+                    "unknown cipher suite (known: {})",
+                    TLS_CIPHER_SUITES.join(", ")
+                ),
+            );
+        }
+        if !seen.insert(s.as_str()) {
+            return err(key, s, "listed twice");
+        }
+    }
+    let is13 = |s: &String| s.starts_with("TLS13_");
+    if !suites.iter().any(is13) {
+        return err(
+            key,
+            format!("{suites:?}"),
+            "TLS 1.3 is always on: list at least one TLS13_* suite",
+        );
+    }
+    if tls12 && suites.iter().all(is13) {
+        return err(
+            key,
+            format!("{suites:?}"),
+            "tls12 = true but no TLS 1.2 suite is listed: add a TLS_ECDHE_* suite or set tls12 = false",
+        );
+    }
     Ok(())
 }
 

@@ -605,7 +605,12 @@ pub fn tls_session(data: &[u8]) {
         std::fs::write(&c, leaf.cert_pem).unwrap();
         std::fs::write(&k, leaf.key_pem).unwrap();
         qsplice_tls::TlsContext::new(&qsplice_tls::TlsSettings {
-            certs: vec![qsplice_tls::certs::CertSpec { cert: c, key: k, names: vec![] }],
+            certs: vec![qsplice_tls::certs::CertSpec {
+                cert: c,
+                key: k,
+                names: vec![],
+                ocsp: None,
+            }],
             ..Default::default()
         })
         .unwrap()

@@ -30,6 +30,37 @@ pub struct CertSpec {
     /// SNI names (`www.example.com`, `*.example.com`); empty: a default
     /// certificate.
     pub names: Vec<String>,
+    /// A DER OCSP response to staple (TLS 1.3 `status_request` in the
+    /// Certificate message, TLS 1.2 CertificateStatus), sent to clients
+    /// that ask for one. Read with the certificate; not checked (rustls
+    /// does not parse it): keeping it fresh is the operator's job.
+    pub ocsp: Option<PathBuf>,
+}
+
+/// Largest OCSP response file accepted, bytes.
+pub const OCSP_MAX: u64 = 64 * 1024;
+
+/// Reads an OCSP response file: non-empty, at most [`OCSP_MAX`] bytes.
+pub fn load_ocsp(path: &Path) -> Result<Vec<u8>, CertError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)
+        .map_err(|e| err(path, format!("cannot read the OCSP response: {e}")))?;
+    let mut der = Vec::new();
+    // One byte more than allowed tells an oversized file without reading
+    // all of it.
+    f.take(OCSP_MAX + 1)
+        .read_to_end(&mut der)
+        .map_err(|e| err(path, format!("cannot read the OCSP response: {e}")))?;
+    if der.is_empty() {
+        return Err(err(path, "the OCSP response file is empty"));
+    }
+    if der.len() as u64 > OCSP_MAX {
+        return Err(err(
+            path,
+            format!("an OCSP response file is at most {OCSP_MAX} bytes"),
+        ));
+    }
+    Ok(der)
 }
 
 /// Why certificates could not be loaded.
@@ -56,7 +87,8 @@ fn err(path: &Path, why: impl Into<String>) -> CertError {
     }
 }
 
-/// Loads one chain and key and checks that they belong together.
+/// Loads one chain and key, checks that they belong together, and reads
+/// the OCSP response to staple, if any.
 pub fn load(spec: &CertSpec, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, CertError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&spec.cert)
         .map_err(|e| err(&spec.cert, format!("cannot read certificates: {e}")))?
@@ -71,7 +103,10 @@ pub fn load(spec: &CertSpec, provider: &CryptoProvider) -> Result<Arc<CertifiedK
         .key_provider
         .load_private_key(key)
         .map_err(|e| err(&spec.key, format!("unsupported private key: {e}")))?;
-    let ck = CertifiedKey::new(chain, signer);
+    let mut ck = CertifiedKey::new(chain, signer);
+    if let Some(path) = &spec.ocsp {
+        ck.ocsp = Some(load_ocsp(path)?);
+    }
     match ck.keys_match() {
         Ok(()) => {}
         // rustls cannot compare keys it cannot derive a public key for

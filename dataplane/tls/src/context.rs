@@ -12,6 +12,11 @@
 //! - the ticket keys and the session cache, common to all its configs, so
 //!   a session resumes whichever config and lcore serve the next
 //!   connection.
+//!
+//! Every config lists the same cipher suites in the same (server) order
+//! and, with `prefer_server_ciphers`, picks the first of them the client
+//! offers (rustls' `ignore_client_order`, which concerns suites only): the
+//! per-PQ-group configs differ from the general one by their groups alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +42,14 @@ pub struct TlsSettings {
     pub groups: Vec<Group>,
     /// Post-quantum policy.
     pub policy: PqPolicy,
-    /// Allowed cipher suites by name (see [`SUITES`]); empty: rustls'
-    /// defaults (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305).
+    /// Allowed cipher suites by name (see [`SUITES`]), in server
+    /// preference order; empty: rustls' defaults (AES-256-GCM,
+    /// AES-128-GCM, ChaCha20-Poly1305).
     pub cipher_suites: Vec<String>,
+    /// Pick the first of `cipher_suites` the client offers (rustls'
+    /// `ignore_client_order`), not the client's first choice. Suites only:
+    /// key-exchange groups follow [`policy`](Self::policy) and `groups`.
+    pub prefer_server_ciphers: bool,
     /// ALPN protocols offered, in preference order (empty: no ALPN).
     pub alpn: Vec<Vec<u8>>,
     /// Certificates.
@@ -66,6 +76,7 @@ impl Default for TlsSettings {
             groups: Group::DEFAULT.to_vec(),
             policy: PqPolicy::Prefer,
             cipher_suites: Vec::new(),
+            prefer_server_ciphers: true,
             alpn: vec![b"http/1.1".to_vec()],
             certs: Vec::new(),
             tickets: true,
@@ -89,6 +100,8 @@ pub enum ContextError {
     NoGroups(&'static str),
     /// An unknown cipher suite name.
     UnknownSuite(String),
+    /// The cipher suite list leaves TLS 1.3 (always on) without a suite.
+    NoTls13Suite,
     /// rustls refused the combination.
     Rustls(String),
 }
@@ -108,6 +121,9 @@ impl core::fmt::Display for ContextError {
                     f.write_str(n)?;
                 }
                 f.write_str(")")
+            }
+            ContextError::NoTls13Suite => {
+                f.write_str("cipher_suites: TLS 1.3 is always on: list at least one TLS13_* suite")
             }
             ContextError::Rustls(e) => write!(f, "rustls: {e}"),
         }
@@ -174,6 +190,12 @@ impl TlsContext {
             }
         }
         let cipher_suites = suites(&s.cipher_suites)?;
+        if !cipher_suites
+            .iter()
+            .any(|c| c.version() == &rustls::version::TLS13)
+        {
+            return Err(ContextError::NoTls13Suite);
+        }
         let base = aws_lc_rs::default_provider();
         let store = Arc::new(CertStore::load(&s.certs, &base).map_err(ContextError::Cert)?);
         let tickets = s.tickets.then(|| TicketKeys::new(s.ticket_rotation));
@@ -196,6 +218,7 @@ impl TlsContext {
                 .with_no_client_auth()
                 .with_cert_resolver(store.clone());
             c.alpn_protocols = s.alpn.clone();
+            c.ignore_client_order = s.prefer_server_ciphers;
             c.session_storage = match &cache {
                 Some(c) => c.clone(),
                 None => Arc::new(NoServerSessionStorage {}),

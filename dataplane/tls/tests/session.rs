@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -16,11 +16,15 @@ use qsplice_tls::{
     Failure, Group, Phase, Plaintext, PqPolicy, TlsContext, TlsSession, TlsSettings, TlsStats,
 };
 use qsplice_wire::tls::HelloAssembler;
-use rustls::client::{Resumption, Tls12Resumption};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, Tls12Resumption, WebPkiServerVerifier};
 use rustls::crypto::aws_lc_rs::{self, kx_group};
 use rustls::crypto::{CryptoProvider, SupportedKxGroup};
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CipherSuite, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind,
+    RootCertStore, SupportedCipherSuite,
+};
 
 /// A test PKI: the lab CA, leaf certificates written as PEM files.
 struct Pki {
@@ -63,6 +67,7 @@ impl Pki {
             cert: cert_path,
             key: key_path,
             names: sni.iter().map(|s| s.to_string()).collect(),
+            ocsp: None,
         };
         (spec, leaf.der)
     }
@@ -736,4 +741,304 @@ fn prefer_picks_the_config_for_the_hybrid_share() {
         }
     }
     assert!(Arc::ptr_eq(ctx.config_for(None), ctx.general()));
+}
+
+// ---- cipher suite order (prefer_server_ciphers) ----
+
+/// A client offering exactly `suites`, in that order.
+fn client_with_suites(
+    pki: &Pki,
+    groups: &[&'static dyn SupportedKxGroup],
+    suites: &[SupportedCipherSuite],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let provider = CryptoProvider {
+        kx_groups: groups.to_vec(),
+        cipher_suites: suites.to_vec(),
+        ..aws_lc_rs::default_provider()
+    };
+    Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(pki.roots())
+            .with_no_client_auth(),
+    )
+}
+
+/// The suite a fresh connection negotiates, as both ends see it.
+fn negotiated(cc: &Arc<ClientConfig>, ctx: &TlsContext) -> (CipherSuite, Option<Group>) {
+    let mut srv = Server::new();
+    let c = connect(cc, "vip.test", &mut srv, ctx);
+    assert_eq!(srv.s.phase(), Phase::Established);
+    let h = srv.s.handshake().unwrap().clone();
+    assert_eq!(c.negotiated_cipher_suite().unwrap().suite(), h.suite);
+    (h.suite, h.group)
+}
+
+#[test]
+fn server_suite_order_wins_when_preferred_client_order_otherwise() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let mut pki = Pki::new("suites");
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
+    let server_order = |prefer: bool| {
+        TlsContext::new(&TlsSettings {
+            cipher_suites: [
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS13_AES_128_GCM_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            ]
+            .map(String::from)
+            .to_vec(),
+            prefer_server_ciphers: prefer,
+            ..settings(vec![spec.clone()])
+        })
+        .unwrap()
+    };
+    let (on, off) = (server_order(true), server_order(false));
+    // The client lists the server's suites the other way round.
+    let c13 = |groups: &[&'static dyn SupportedKxGroup]| {
+        client_with_suites(
+            &pki,
+            groups,
+            &[
+                cs::TLS13_AES_128_GCM_SHA256,
+                cs::TLS13_AES_256_GCM_SHA384,
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+            ],
+            &tls13(),
+        )
+    };
+    let cc = c13(&[kx_group::X25519]);
+    assert_eq!(
+        negotiated(&cc, &on),
+        (
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+            Some(Group::X25519)
+        )
+    );
+    assert_eq!(
+        negotiated(&cc, &off),
+        (CipherSuite::TLS13_AES_128_GCM_SHA256, Some(Group::X25519))
+    );
+    // The PQ `prefer` logic picks the group (here through the config that
+    // holds the hybrid group alone), the suite order the suite.
+    let hybrid_first = c13(&[kx_group::X25519MLKEM768, kx_group::X25519]);
+    assert_eq!(
+        negotiated(&hybrid_first, &on),
+        (
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+            Some(Group::X25519MlKem768)
+        )
+    );
+    assert_eq!(
+        negotiated(&hybrid_first, &off),
+        (
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+            Some(Group::X25519MlKem768)
+        )
+    );
+    // TLS 1.2 too.
+    let cc12 = client_with_suites(
+        &pki,
+        &[kx_group::X25519],
+        &[
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ],
+        &[&rustls::version::TLS12],
+    );
+    assert_eq!(
+        negotiated(&cc12, &on).0,
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+    );
+    assert_eq!(
+        negotiated(&cc12, &off).0,
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    );
+}
+
+#[test]
+fn prefer_server_ciphers_is_the_default() {
+    assert!(TlsSettings::default().prefer_server_ciphers);
+    let mut pki = Pki::new("suitedefault");
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    // rustls' default order starts with AES-256-GCM.
+    let cc = client_with_suites(
+        &pki,
+        &[kx_group::X25519],
+        &[
+            rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256,
+            rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_256_GCM_SHA384,
+        ],
+        &tls13(),
+    );
+    assert_eq!(
+        negotiated(&cc, &ctx).0,
+        CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+}
+
+#[test]
+fn suite_lists_without_tls13_or_with_unknown_names_are_refused() {
+    let mut pki = Pki::new("suitebad");
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
+    let with = |names: &[&str]| {
+        TlsContext::new(&TlsSettings {
+            cipher_suites: names.iter().map(|s| s.to_string()).collect(),
+            ..settings(vec![spec.clone()])
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    let e = with(&["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]);
+    assert!(e.contains("TLS13_"), "{e}");
+    let e = with(&["TLS13_AES_256_GCM_SHA384", "TLS_NULL_WITH_NULL_NULL"]);
+    assert!(
+        e.contains("unknown cipher suite \"TLS_NULL_WITH_NULL_NULL\""),
+        "{e}"
+    );
+}
+
+// ---- OCSP stapling ----
+
+/// The OCSP response a client was shown (`None`: no handshake got that far).
+type Recorded = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// The lab CA's verifier, recording the stapled OCSP response it is shown.
+#[derive(Debug)]
+struct OcspRecorder {
+    inner: Arc<WebPkiServerVerifier>,
+    got: Recorded,
+}
+
+impl ServerCertVerifier for OcspRecorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.got.lock().unwrap() = Some(ocsp_response.to_vec());
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A client (asking for OCSP, as rustls' client always does) whose
+/// verifier records what the server stapled.
+fn ocsp_client(
+    pki: &Pki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (Arc<ClientConfig>, Recorded) {
+    let provider = Arc::new(CryptoProvider {
+        kx_groups: vec![kx_group::X25519MLKEM768, kx_group::X25519],
+        ..aws_lc_rs::default_provider()
+    });
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(pki.roots()), provider.clone())
+            .build()
+            .unwrap();
+    let got = Arc::new(Mutex::new(None));
+    let cfg = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(OcspRecorder {
+            inner,
+            got: got.clone(),
+        }))
+        .with_no_client_auth();
+    (Arc::new(cfg), got)
+}
+
+#[test]
+fn the_ocsp_file_is_stapled_byte_for_byte() {
+    let mut pki = Pki::new("ocsp");
+    let (mut stapled, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &["vip.test"]);
+    let (plain, _) = pki.leaf(KeyAlg::EcdsaP256, &["other.test"], &["other.test"]);
+    // Any bytes: rustls staples the response without parsing it.
+    let response = pseudo_random(1500, 42);
+    let path = pki.dir.join("vip.ocsp.der");
+    std::fs::write(&path, &response).unwrap();
+    stapled.ocsp = Some(path);
+    let ctx = TlsContext::new(&settings(vec![stapled, plain])).unwrap();
+    for versions in [tls13(), vec![&rustls::version::TLS12]] {
+        let (cc, got) = ocsp_client(&pki, &versions);
+        let mut srv = Server::new();
+        let c = connect(&cc, "vip.test", &mut srv, &ctx);
+        assert!(!c.is_handshaking(), "{versions:?}");
+        assert_eq!(srv.s.phase(), Phase::Established, "{versions:?}");
+        assert_eq!(
+            got.lock().unwrap().as_deref(),
+            Some(&response[..]),
+            "{versions:?}"
+        );
+        // A certificate without a response staples nothing.
+        let mut srv = Server::new();
+        let c = connect(&cc, "other.test", &mut srv, &ctx);
+        assert!(!c.is_handshaking(), "{versions:?}");
+        assert_eq!(
+            got.lock().unwrap().as_deref(),
+            Some(&[][..]),
+            "{versions:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_ocsp_files_are_reported_with_their_path() {
+    let mut pki = Pki::new("ocspbad");
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
+    let big = pki.dir.join("big.der");
+    std::fs::write(&big, vec![1u8; 64 * 1024 + 1]).unwrap();
+    let empty = pki.dir.join("empty.der");
+    std::fs::write(&empty, []).unwrap();
+    for (file, why) in [
+        ("missing.der", "cannot read the OCSP response"),
+        ("empty.der", "empty"),
+        ("big.der", "at most 65536 bytes"),
+    ] {
+        let e = TlsContext::new(&settings(vec![CertSpec {
+            ocsp: Some(pki.dir.join(file)),
+            ..spec.clone()
+        }]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(file) && e.contains(why), "{file}: {e}");
+    }
+    // exactly the limit is fine
+    std::fs::write(&big, vec![1u8; 64 * 1024]).unwrap();
+    TlsContext::new(&settings(vec![CertSpec {
+        ocsp: Some(big),
+        ..spec
+    }]))
+    .unwrap();
 }
