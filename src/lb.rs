@@ -352,11 +352,13 @@ impl LbRuntime {
             max_connecting: l.max_connecting as usize,
             syn_rto_ms: l.syn_rto_ms,
             syn_retries: l.syn_retries,
+            retries: l.retries,
             idle_timeout_ms: l.idle_timeout_s * 1000,
             linger_ms: l.linger_ms,
             client_mss: mtu(bp),
             backend_mss: mtu(cp),
             vip_ws: l.window_scale,
+            min_mss: l.min_mss,
             hz,
             secret,
             seed: 0,
@@ -514,11 +516,11 @@ impl LbRuntime {
         // Results from the probing lcore.
         while let Some(r) = self.health.results.pop() {
             let h = &self.health_conf;
-            let Some(b) = self
-                .vips
-                .get_mut(usize::from(r.pool))
-                .and_then(|v| v.backends.get_mut(usize::from(r.backend)))
-            else {
+            let Some(v) = self.vips.get_mut(usize::from(r.pool)) else {
+                continue;
+            };
+            let vip = v.name.as_str();
+            let Some(b) = v.backends.get_mut(usize::from(r.backend)) else {
                 continue;
             };
             b.checks += 1;
@@ -529,7 +531,7 @@ impl LbRuntime {
                     if !b.healthy && b.ok_streak >= h.rise {
                         b.healthy = true;
                         changed = true;
-                        tracing::info!(backend = %b.addr, "backend up (health check)");
+                        tracing::info!(vip, backend = %b.addr, "backend up (health check)");
                     }
                 }
                 fail => {
@@ -539,7 +541,7 @@ impl LbRuntime {
                     if b.healthy && b.fail_streak >= h.fall {
                         b.healthy = false;
                         changed = true;
-                        tracing::warn!(backend = %b.addr, reason = fail.as_str(), "backend down (health check)");
+                        tracing::warn!(vip, backend = %b.addr, reason = fail.as_str(), "backend down (health check)");
                     }
                 }
             }
@@ -663,6 +665,8 @@ impl LbRuntime {
             ),
             ("lb.syn_rto_ms", self.template.syn_rto_ms == l.syn_rto_ms),
             ("lb.syn_retries", self.template.syn_retries == l.syn_retries),
+            ("lb.retries", self.template.retries == l.retries),
+            ("lb.min_mss", self.template.min_mss == l.min_mss),
             (
                 "lb.idle_timeout_s",
                 self.template.idle_timeout_ms == l.idle_timeout_s * 1000,
@@ -703,6 +707,7 @@ impl LbRuntime {
         }
         let mut n = 0;
         for (old, new) in self.vips.iter_mut().zip(&l.vips) {
+            let vip = old.name.as_str();
             let p = policy(new.policy);
             n += usize::from(old.policy != p);
             old.policy = p;
@@ -711,7 +716,7 @@ impl LbRuntime {
                     + usize::from(b.max_conns != nb.max_conns)
                     + usize::from(b.admin != nb.state);
                 if b.admin != nb.state {
-                    tracing::info!(backend = %b.addr, from = ?b.admin, to = ?nb.state, "backend state");
+                    tracing::info!(vip, backend = %b.addr, from = ?b.admin, to = ?nb.state, "backend state");
                 }
                 b.weight = nb.weight;
                 b.max_conns = nb.max_conns;

@@ -395,45 +395,9 @@ fn lb_end_to_end() {
     );
 
     // 4c. Hostile segments to the VIP: counted by reason, no harm done.
-    let before = stats(&json).unwrap();
-    let vip_mac = before["ports"][0]["mac"].as_str().unwrap().to_string();
-    let out = topo.exec(
-        topo.var("CLIENT_NS"),
-        &[
-            common::repo_root()
-                .join("tests/tools/send_frames.py")
-                .to_str()
-                .unwrap(),
-            "--lb",
-            &format!("{}-cli0", topo.prefix),
-            &vip_mac,
-            "10.10.1.2",
-            "10.10.1.1",
-            "5",
-        ],
-    );
-    assert!(out.status.success(), "send_frames.py --lb failed");
-    let mut sent: BTreeMap<String, u64> = BTreeMap::new();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some((k, n)) = l.split_once(' ') {
-            *sent.entry(k.to_string()).or_default() += n.trim().parse::<u64>().unwrap();
-        }
-    }
-    let counted = wait_for(Duration::from_secs(5), || {
-        let v = stats(&json)?;
-        sent.iter()
-            .all(|(k, n)| lb_total(&v, k) >= lb_total(&before, k) + n)
-            .then_some(())
+    common::hostile_segments(&topo, &json, &app, 80, true, || {
+        curl_backend(&topo).is_some()
     });
-    assert!(
-        counted.is_some(),
-        "hostile segments not counted: sent {sent:?}, counters {:?}",
-        stats(&json).map(|v| v["lb"]["total"].clone())
-    );
-    assert!(
-        curl_backend(&topo).is_some(),
-        "still serving after hostile input"
-    );
 
     // 5. Kill backend b2's nginx: out of rotation after failed checks,
     //    back after it restarts.

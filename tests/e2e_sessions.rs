@@ -229,6 +229,13 @@ fn session_aware_dispatch_end_to_end() {
         .as_str()
         .unwrap_or("")
         .to_string();
+    // Hostile segments to the session-aware VIP: dropped and counted.
+    {
+        let sess = scratch.0.join("sess-hostile.pem");
+        hostile_segments(&topo, &json, &app, 443, true, || {
+            s_client(&topo, &ca, 443, &sess, true).is_some()
+        });
+    }
     let sess = scratch.0.join("sess-busy.pem");
     assert_eq!(s_client(&topo, &ca, 443, &sess, true), Some(false));
     let (held_key, _) = newest(&before).expect("the new session in the dump");
@@ -575,7 +582,7 @@ fn session_aware_dispatch_end_to_end() {
             );
         }
     } else {
-        eprintln!("sessions e2e: no Go toolchain; TLS 1.3 part skipped");
+        missing_pq_client("the Go toolchain (tests/tools/tlsclient)");
     }
     let st = app.stop(Duration::from_secs(10));
     assert!(

@@ -245,7 +245,7 @@ fn tls_termination_end_to_end() {
         assert_eq!(r[0]["version"], "TLS 1.2");
         assert_eq!(r[1]["resumed"], true, "{r:?}");
     } else {
-        eprintln!("tls e2e: no Go toolchain (scripts/setup.sh installs it); Go checks skipped");
+        missing_pq_client("the Go toolchain (tests/tools/tlsclient)");
     }
 
     // 3. Chromium: X25519MLKEM768.
@@ -286,7 +286,7 @@ fn tls_termination_end_to_end() {
             "chromium negotiated the hybrid: {after}"
         );
     } else {
-        eprintln!("tls e2e: no chromium (scripts/setup.sh installs it); Chromium check skipped");
+        missing_pq_client("chromium");
     }
 
     // 4. `require`: classical-only clients refused, PQ clients served.
@@ -453,6 +453,54 @@ fn tls_termination_end_to_end() {
         );
     }
 
+    // 6a. Hostile segments (bad checksums on SYN/RST/FIN/data, malformed
+    //     options) to the TLS VIP: dropped and counted, never a connection.
+    hostile_segments(&topo, &json, &app, 443, false, || {
+        curl(&topo, &ca, 443, "/", &[]).0
+    });
+
+    // 6a'. A client announcing a tiny MSS (88, the least Linux sends) gets
+    //      segments of lb.min_mss (536), not of its MSS; counted.
+    let clamped_before = stats(&json).unwrap()["lb"]["total"]["mss_clamped"]
+        .as_u64()
+        .unwrap_or(0);
+    let out = topo.exec(
+        topo.var("CLIENT_NS"),
+        &[
+            "python3",
+            repo_root().join("tests/tools/tiny_mss.py").to_str().unwrap(),
+            &format!("{}-cli0", topo.prefix),
+            "10.10.1.1",
+            "443",
+            "/",
+            "88",
+            "--tls",
+            ca.to_str().unwrap(),
+            "vip.test",
+        ],
+    );
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |k: &str| -> u64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{k} missing: {report}"))
+    };
+    assert_eq!(field("ok"), 1, "tiny-MSS client served: {report}");
+    let max = field("max_payload");
+    assert!(
+        (89..=536).contains(&max),
+        "segments to a client announcing MSS 88 carry up to min_mss (536) bytes: {report}"
+    );
+    assert!(
+        stats(&json).unwrap()["lb"]["total"]["mss_clamped"]
+            .as_u64()
+            .unwrap_or(0)
+            > clamped_before,
+        "mss_clamped counted"
+    );
+
     // 6b. A SYN flood on the TLS VIP (forged sources): half-open entries
     //     are recycled oldest first, real clients still get through.
     let mut flood = Command::new("ip")
@@ -495,6 +543,14 @@ fn tls_termination_end_to_end() {
         v["lb"]["total"]
     );
 
+    // 6c. Round 1 of a load that is repeated across a restart (section 8).
+    let round = |go: &Path| -> serde_json::Value {
+        let r = go_run(&topo, go, &ca, 443, &["-c", "8", "-d", "3"]);
+        assert_eq!(r.len(), 1, "one load report: {r:?}");
+        r[0].clone()
+    };
+    let round1 = go.as_deref().map(round);
+
     // 7. Nothing left behind.
     let idle = wait_for(Duration::from_secs(30), || {
         let v = stats(&json)?;
@@ -517,4 +573,41 @@ fn tls_termination_end_to_end() {
         "clean exit\n{}",
         app.logs()
     );
+
+    // 8. A restarted appliance serves as well as the first one, round after
+    //    round: its backend legs reuse source ports the backends still hold
+    //    in TIME-WAIT from the previous process, and must be accepted there
+    //    (monotonic TSval, RFC 6191) — not cost a 1 s SYN retransmission.
+    let (Some(go), Some(r1)) = (go.as_deref(), round1) else {
+        return;
+    };
+    let (mut app, json) = spawn_lb(&scratch.0, &cfg);
+    wait_vip0_healthy(&app, &json);
+    let mut rounds = vec![r1];
+    for _ in 0..2 {
+        rounds.push(round(go));
+    }
+    let rate = |r: &serde_json::Value| r["per_s"].as_f64().unwrap_or(0.0);
+    for (i, r) in rounds.iter().enumerate() {
+        assert_eq!(r["errors"], 0, "round {}: {r}\n{}", i + 1, app.logs());
+        assert!(
+            r["p99_ms"].as_f64().unwrap_or(1e9) < 500.0,
+            "round {}: p99 {} ms (a SYN retransmission is 1 s): {rounds:?}",
+            i + 1,
+            r["p99_ms"]
+        );
+        assert!(
+            rate(r) >= 0.6 * rate(&rounds[0]),
+            "round {} at {:.0}/s vs round 1 {:.0}/s: {rounds:?}",
+            i + 1,
+            rate(r),
+            rate(&rounds[0])
+        );
+    }
+    eprintln!(
+        "tls rounds (full handshakes/s): {:?}",
+        rounds.iter().map(rate).collect::<Vec<_>>()
+    );
+    let st = app.stop(Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "clean exit\n{}", app.logs());
 }

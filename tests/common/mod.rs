@@ -308,3 +308,79 @@ neighbors = [{neigh}]
             .join(", "),
     )
 }
+
+/// Sends `tests/tools/send_frames.py --lb` hostile segments (malformed
+/// options, bad checksums on a SYN, a RST, a FIN and a data segment, and
+/// — with `cookie` — a forged-cookie ACK) from the client namespace to the
+/// VIP `10.10.1.1:port`, then asserts that every one was counted under the
+/// `lb.total` counter named for it and that `still_serving` still works.
+pub fn hostile_segments(
+    topo: &Topology,
+    json: &Path,
+    app: &Appliance,
+    port: u16,
+    cookie: bool,
+    still_serving: impl Fn() -> bool,
+) {
+    let total = |v: &serde_json::Value, k: &str| v["lb"]["total"][k].as_u64().unwrap_or(0);
+    let before = stats(json).expect("stats");
+    let vip_mac = before["ports"][0]["mac"].as_str().unwrap().to_string();
+    let script = repo_root().join("tests/tools/send_frames.py");
+    let port_arg = format!("--port={port}");
+    let iface = format!("{}-cli0", topo.prefix);
+    let mut args = vec![script.to_str().unwrap(), "--lb", &port_arg];
+    if !cookie {
+        args.push("--no-cookie");
+    }
+    args.extend([iface.as_str(), &vip_mac, "10.10.1.2", "10.10.1.1", "5"]);
+    let out = topo.exec(topo.var("CLIENT_NS"), &args);
+    assert!(out.status.success(), "send_frames.py --lb failed");
+    let mut sent: std::collections::BTreeMap<String, u64> = Default::default();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((k, n)) = l.split_once(' ') {
+            *sent.entry(k.to_string()).or_default() += n.trim().parse::<u64>().unwrap();
+        }
+    }
+    assert!(
+        sent.get("drop_tcp_bad_checksum").copied().unwrap_or(0) >= 20,
+        "bad checksums on SYN, RST, FIN and data: {sent:?}"
+    );
+    let counted = wait_for(Duration::from_secs(5), || {
+        let v = stats(json)?;
+        sent.iter()
+            .all(|(k, n)| total(&v, k) >= total(&before, k) + n)
+            .then_some(())
+    });
+    let after = stats(json).unwrap_or_default();
+    assert!(
+        counted.is_some(),
+        "hostile segments to port {port} not counted: sent {sent:?}, counters {}\n{}",
+        after["lb"]["total"],
+        app.logs()
+    );
+    // None of them was taken for a connection.
+    for k in ["tls_accepted", "syn_received", "conn_opened"] {
+        assert_eq!(
+            total(&after, k),
+            total(&before, k),
+            "{k}: a hostile segment to port {port} was taken for a connection"
+        );
+    }
+    assert!(still_serving(), "still serving after hostile input on port {port}");
+}
+
+/// A real client the hybrid post-quantum checks need (Go crypto/tls,
+/// Chromium) is missing: fails the test — a green suite must have pushed
+/// X25519MLKEM768 handshakes through the VIP — unless the operator opted
+/// out with `QSPLICE_SKIP_PQ_CLIENTS=1` (scripts/test.sh prints that in its
+/// summary). Returns normally only when skipping was asked for.
+pub fn missing_pq_client(what: &str) {
+    if std::env::var("QSPLICE_SKIP_PQ_CLIENTS").as_deref() == Ok("1") {
+        eprintln!("{what} missing: its post-quantum checks skipped (QSPLICE_SKIP_PQ_CLIENTS=1)");
+        return;
+    }
+    panic!(
+        "{what} is missing: scripts/setup.sh installs it; the post-quantum checks need it \
+         (QSPLICE_SKIP_PQ_CLIENTS=1 skips them explicitly)"
+    );
+}

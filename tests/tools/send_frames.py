@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Send hand-made (mostly malformed) Ethernet frames out of an interface.
 
-Usage: send_frames.py [--lb] IFACE DST_MAC SRC_IP DST_IP [COUNT]
+Usage: send_frames.py [--lb [--port=P] [--no-cookie]] IFACE DST_MAC SRC_IP DST_IP [COUNT]
 Prints one line per kind: "<kind> <count>", where <kind> is the appliance's
 drop reason for it. With --lb, hostile TCP segments to DST_IP port 80 (a
-load-balancer VIP) instead, named by the `lb` counter that counts them. (Frames shorter than an Ethernet header cannot be sent
+load-balancer VIP; --port=P: another port, e.g. a TLS VIP's 443) instead,
+named by the `lb` counter that counts them; bad checksums come as a SYN, a
+RST, a FIN and a data segment (none may be answered or end anything);
+--no-cookie leaves out the forged-cookie ACK. (Frames shorter than an Ethernet header cannot be sent
 through a veth, and DPDK's af_packet PMD joins a PACKET_FANOUT group with
 PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments before
 DPDK sees them: both cases are covered by the engine's unit tests.) Used by the end-to-end tests to
@@ -42,8 +45,11 @@ def icmp_echo(bad=False):
     return body[:2] + struct.pack("!H", c) + body[4:]
 
 
+DPORT = 80
+
+
 def tcp(src, dst, flags, seq=1, ack=0, doff=5, opts=b"", payload=b"", bad_csum=False, sport=40999):
-    hdr = struct.pack("!HHIIBBHHH", sport, 80, seq, ack, doff << 4, flags, 65535, 0, 0) + opts
+    hdr = struct.pack("!HHIIBBHHH", sport, DPORT, seq, ack, doff << 4, flags, 65535, 0, 0) + opts
     seg = hdr + payload
     ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(seg))
     c = csum(ph + seg)
@@ -53,9 +59,14 @@ def tcp(src, dst, flags, seq=1, ack=0, doff=5, opts=b"", payload=b"", bad_csum=F
 
 
 def main():
+    global DPORT
     args = sys.argv[1:]
     lb = "--lb" in args
-    args = [a for a in args if a != "--lb"]
+    cookie = "--no-cookie" not in args
+    for a in args:
+        if a.startswith("--port="):
+            DPORT = int(a.split("=", 1)[1])
+    args = [a for a in args if not a.startswith("--")]
     iface, dmac, src, dst = args[0:4]
     count = int(args[4]) if len(args) > 4 else 3
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -79,16 +90,20 @@ def main():
         "tcp_no_service": eth(0x0800, ipv4(src, dst, 6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))),
     }
     if lb:
-        SYN, ACK = 0x02, 0x10
+        FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
         kinds = {
             # data offset 60 bytes in a 20-byte segment
             "drop_tcp_malformed": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, SYN, doff=15))),
             # MSS option whose length runs past the header
             "drop_tcp_malformed ": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, SYN, doff=6, opts=bytes([1, 2, 8, 5])))),
             "drop_tcp_bad_checksum": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, SYN, bad_csum=True))),
-            # an ACK for no connection with a made-up cookie
-            "cookie_bad": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, ACK, seq=77, ack=0x12345678))),
+            "drop_tcp_bad_checksum  ": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, RST | ACK, seq=5, ack=9, bad_csum=True))),
+            "drop_tcp_bad_checksum   ": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, FIN | ACK, seq=5, ack=9, bad_csum=True))),
+            "drop_tcp_bad_checksum    ": eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, PSH | ACK, seq=5, ack=9, payload=b"GET / HTTP/1.0\r\n\r\n", bad_csum=True))),
         }
+        if cookie:
+            # an ACK for no connection with a made-up cookie
+            kinds["cookie_bad"] = eth(0x0800, ipv4(src, dst, 6, tcp(src, dst, ACK, seq=77, ack=0x12345678)))
     for kind, frame in kinds.items():
         for _ in range(count):
             s.send(frame)

@@ -500,12 +500,17 @@ pub struct LbConf {
     pub syn_rto_ms: u64,
     /// Backend SYN retransmissions before the client is reset.
     pub syn_retries: u8,
+    /// Other backends tried after one refuses or does not answer.
+    pub retries: u8,
     /// Idle timeout of a flow, s.
     pub idle_timeout_s: u64,
     /// How long a closed flow is kept for late segments, ms.
     pub linger_ms: u64,
     /// Window scale announced to clients that offer window scaling.
     pub window_scale: u8,
+    /// Smallest MSS a peer may make the appliance send (a peer announcing
+    /// less is treated as announcing this).
+    pub min_mss: u16,
     /// Terminated TLS connections per worker lcore.
     pub tls_max_conns: u32,
     /// The server mapping table of session-aware dispatch.
@@ -528,9 +533,11 @@ impl Default for LbConf {
             max_connecting: 4096,
             syn_rto_ms: 250,
             syn_retries: 3,
+            retries: 2,
             idle_timeout_s: 300,
             linger_ms: 2000,
             window_scale: 7,
+            min_mss: 536,
             tls_max_conns: 4096,
             sessions: SessionsConf::default(),
             health: HealthConf::default(),

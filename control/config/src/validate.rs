@@ -593,6 +593,7 @@ impl Config {
         in_range("lb.max_connecting", lb.max_connecting, 1, lb.max_flows)?;
         in_range("lb.syn_rto_ms", lb.syn_rto_ms, 10, 10_000)?;
         in_range("lb.syn_retries", lb.syn_retries, 0, 8)?;
+        in_range("lb.retries", lb.retries, 0, 8)?;
         in_range("lb.idle_timeout_s", lb.idle_timeout_s, 1, 86_400 * 7)?;
         in_range("lb.linger_ms", lb.linger_ms, 0, 600_000)?;
         in_range("lb.window_scale", lb.window_scale, 0, 14)?;
@@ -735,6 +736,7 @@ impl Config {
             }
         }
         in_range("lb.tls_max_conns", lb.tls_max_conns, 1, 1_000_000)?;
+        in_range("lb.min_mss", lb.min_mss, 48, 1460)?;
         in_range("lb.sessions.max_age_s", lb.sessions.max_age_s, 1, 86_400)?;
         in_range("lb.sessions.max_keys", lb.sessions.max_keys, 16, 10_000_000)?;
         in_range(

@@ -334,6 +334,29 @@ impl Snapshot {
         None
     }
 
+    /// Like [`Snapshot::pick`], but never a backend whose bit (`index % 64`)
+    /// is set in `tried`: the next attempt of a connection whose backend
+    /// refused it or did not answer (HAProxy's `redispatch`). The policy's
+    /// own choice if it is untried, else the first eligible untried backend
+    /// with room after it in index order. `None`: every eligible backend
+    /// was tried (or none can take a connection).
+    pub fn pick_excluding(&self, client_hash: u64, cur: &mut Cursor, tried: u64) -> Option<usize> {
+        let untried = |i: usize| tried & (1u64 << (i % 64)) == 0;
+        let first = self.pick(client_hash, cur)?;
+        if untried(first) {
+            return Some(first);
+        }
+        let n = self.eligible.len();
+        let at = self
+            .eligible
+            .iter()
+            .position(|&e| usize::from(e) == first)
+            .unwrap_or(0);
+        (1..n)
+            .map(|k| usize::from(self.eligible[(at + k) % n]))
+            .find(|&i| untried(i) && self.has_room(i, cur))
+    }
+
     /// The Maglev table (for tests and diagnostics).
     pub fn maglev_table(&self) -> &[u16] {
         &self.maglev

@@ -178,3 +178,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn pick_excluding_skips_tried_backends_for_every_policy() {
+    for p in [
+        Policy::RoundRobin,
+        Policy::WeightedRoundRobin,
+        Policy::LeastConnections,
+        Policy::Maglev,
+    ] {
+        let mut b = vec![be(11), be(12), be(13)];
+        b[2].state = BackendState::Down;
+        let s = Snapshot::build(1, p, b, vec![], 251);
+        let mut cur = s.cursor();
+        for h in 0..50u64 {
+            let first = s.pick(h, &mut cur.clone()).unwrap();
+            let other = s.pick_excluding(h, &mut cur, 1 << first).unwrap();
+            assert_ne!(other, first, "{p:?}");
+            assert_ne!(other, 2, "{p:?}: a down backend is never a retry");
+            // Both eligible ones tried: nothing left.
+            assert_eq!(s.pick_excluding(h, &mut cur, 0b11), None, "{p:?}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn pick_excluding_never_returns_a_tried_or_ineligible_backend(
+        n in 1usize..10, down in 0u64..1024, tried in 0u64..1024, h in any::<u64>(),
+    ) {
+        let mut b: Vec<Backend> = (0..n).map(|i| be(10 + i as u8)).collect();
+        for (i, x) in b.iter_mut().enumerate() {
+            if down & (1 << i) != 0 {
+                x.state = BackendState::Down;
+            }
+        }
+        let s = Snapshot::build(1, Policy::RoundRobin, b, vec![], 251);
+        let mut cur = s.cursor();
+        let untried_eligible = (0..n).any(|i| down & (1 << i) == 0 && tried & (1 << i) == 0);
+        match s.pick_excluding(h, &mut cur, tried) {
+            Some(i) => {
+                prop_assert!(tried & (1 << i) == 0);
+                prop_assert!(down & (1 << i) == 0);
+            }
+            None => prop_assert!(!untried_eligible),
+        }
+    }
+}

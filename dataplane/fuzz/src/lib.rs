@@ -286,6 +286,16 @@ fn tcp_segment(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
     m.set_header_len(t.header_len());
     assert_eq!(m.flags(), fl);
     let _ = (m.options_mut().len(), m.payload_mut().len());
+
+    // MSS clamp: never panics, keeps a valid checksum valid, and leaves an
+    // MSS option (if any) at >= the minimum.
+    let mut buf = seg.to_vec();
+    let mut m = TcpPacket::new_unchecked(&mut buf[..]);
+    let min = (k >> 16) as u16;
+    if m.clamp_mss_option(min).is_some() {
+        assert_eq!(m.verify_checksum(src, dst), valid);
+        assert_eq!(m.clamp_mss_option(min), None, "idempotent");
+    }
 }
 
 fn tcp_options(area: &[u8]) {

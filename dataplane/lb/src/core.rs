@@ -110,12 +110,20 @@ pub struct LbConf {
     pub syn_rto_ms: u64,
     /// Backend SYN retransmissions before giving up.
     pub syn_retries: u8,
+    /// Other backends tried when one refuses (RST to our SYN) or does not
+    /// answer within its SYN retries, before the client is reset
+    /// (`lb.retries`; HAProxy's `retries` + `option redispatch`). The
+    /// client's first segments are held meanwhile, so it sees no failure.
+    pub retries: u8,
     /// Remove a flow with no segment for this long, ms.
     pub idle_timeout_ms: u64,
     /// Keep a closed flow this long for late segments, ms.
     pub linger_ms: u64,
     /// MSS announced to clients (what the backend side can carry).
     pub client_mss: u16,
+    /// Smallest MSS a peer may make us send (`lb.min_mss`): a SYN announcing
+    /// less is taken as announcing this.
+    pub min_mss: u16,
     /// Largest MSS announced to backends (what the client side can carry).
     pub backend_mss: u16,
     /// Window scale announced to clients that offer window scaling.
@@ -232,6 +240,11 @@ struct Meta {
     closed: bool,
     tries: u8,
     deadline: u64,
+    /// Backends tried for this connection so far (bit `index % 64`): a
+    /// refused or silent backend is retried on another (`lb.retries`).
+    tried: u64,
+    /// Backends tried after the first.
+    retried: u8,
 }
 
 impl Meta {
@@ -258,6 +271,8 @@ impl Meta {
         closed: false,
         tries: 0,
         deadline: 0,
+        tried: 0,
+        retried: 0,
     };
 }
 
@@ -333,7 +348,13 @@ impl<F: Frame> LbCore<F> {
             cursors,
             bstats,
             c: LbCounters::default(),
-            sport_next: 0,
+            // A per-process random start: a restarted appliance does not
+            // walk the backends' TIME-WAIT tuples of its predecessor in order.
+            sport_next: conf.secret.isn(
+                std::net::SocketAddrV4::new(conf.local, 0),
+                std::net::SocketAddrV4::new(conf.local, u16::from(conf.lcore)),
+                0x5eed_0002,
+            ),
             ms,
             timers,
             probes: ArrayVec::new(),
@@ -402,8 +423,12 @@ impl<F: Frame> LbCore<F> {
         (now / self.conf.hz.max(1) / COOKIE_SLOT_S) as u32
     }
 
-    /// Parse the TCP segment at `l3` (IPv4 already validated by the engine).
-    fn parse(&mut self, f: &F, l3: usize, verify: bool) -> Option<(Seg, SynOptions)> {
+    /// Parse the TCP segment at `l3` (IPv4 already validated by the engine)
+    /// and verify its checksum: every path — spliced, terminated,
+    /// session-aware, health probes — acts on a segment only once it is
+    /// known intact (a forged RST or FIN with a bad checksum must not end a
+    /// flow the endpoints would keep; a bad SYN must not be answered).
+    fn parse(&mut self, f: &F, l3: usize) -> Option<(Seg, SynOptions)> {
         let d = f.data();
         let ip = Ipv4Packet::new_unchecked(d.get(l3..)?);
         let (sip, dip) = (ip.src_addr(), ip.dst_addr());
@@ -426,7 +451,7 @@ impl<F: Frame> LbCore<F> {
                 ..Default::default()
             }
         };
-        if verify && !tcp.verify_checksum(sip, dip) {
+        if !tcp.verify_checksum(sip, dip) {
             self.c.drop_tcp_bad_checksum += 1;
             return None;
         }
@@ -497,7 +522,7 @@ impl<F: Frame> LbCore<F> {
     // ----- client side --------------------------------------------------
 
     fn on_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
-        let Some((s, opts)) = self.parse(&f, l3, false) else {
+        let Some((s, opts)) = self.parse(&f, l3) else {
             return;
         };
         if let Some(vi) = self.term.vip_at(s.dst) {
@@ -537,9 +562,9 @@ impl<F: Frame> LbCore<F> {
         let ack = s.flags.contains(TcpFlags::ACK);
         let rst = s.flags.contains(TcpFlags::RST);
         if syn && !ack && !rst && !s.flags.contains(TcpFlags::FIN) {
-            self.answer_syn(io, f, l3, &s, &opts, now);
+            self.answer_syn(io, f, &s, &opts, now);
         } else if ack && !syn && !rst {
-            let _ = self.accept_forced(io, f, l3, &s, &opts, pool, now, None);
+            let _ = self.accept_forced(io, f, &s, &opts, pool, now, None);
         } else {
             self.c.no_flow += 1;
             self.reply_rst(io, pi, f, &s);
@@ -551,17 +576,17 @@ impl<F: Frame> LbCore<F> {
         &mut self,
         io: &mut Io<'_, Q>,
         f: F,
-        l3: usize,
         s: &Seg,
         opts: &SynOptions,
         now: u64,
     ) {
-        // We answer from this segment alone: check it is intact.
-        if self.parse(&f, l3, true).is_none() {
-            return;
-        }
         self.c.syn_received += 1;
         let mss = opts.mss.unwrap_or(DEFAULT_MSS);
+        // The cookie's MSS table starts at 536; `min_mss` may ask for more.
+        if mss < self.conf.min_mss {
+            self.c.mss_clamped += 1;
+        }
+        let mss = mss.max(self.conf.min_mss);
         let cookie = SynCookie::encode(
             &self.conf.secret,
             s.src,
@@ -610,7 +635,6 @@ impl<F: Frame> LbCore<F> {
         &mut self,
         io: &mut Io<'_, Q>,
         f: F,
-        l3: usize,
         s: &Seg,
         opts: &SynOptions,
         pool: usize,
@@ -635,7 +659,6 @@ impl<F: Frame> LbCore<F> {
                 return None;
             }
         };
-        self.parse(&f, l3, true)?;
         self.c.cookie_ok += 1;
         let (ws, sack) = match opts.ts {
             Some((_, tsecr)) => decode_ts(tsecr),
@@ -738,6 +761,8 @@ impl<F: Frame> LbCore<F> {
             closed: false,
             tries: 0,
             deadline: now + self.conf.syn_rto_ms * self.ms,
+            tried: 1u64 << (b % 64),
+            retried: 0,
         };
         self.connecting.push(id);
         self.c.conn_opened += 1;
@@ -879,7 +904,7 @@ impl<F: Frame> LbCore<F> {
         steered: bool,
         now: u64,
     ) {
-        let Some((s, opts)) = self.parse(&f, l3, false) else {
+        let Some((s, opts)) = self.parse(&f, l3) else {
             return;
         };
         let bp = self.conf.backend_port;
@@ -947,6 +972,9 @@ impl<F: Frame> LbCore<F> {
             if acceptable {
                 self.c.conn_refused += 1;
                 self.bstat(m.pool.into(), m.backend.into(), |st| st.failed += 1);
+                if self.redispatch(io, id, now) {
+                    return;
+                }
                 self.reset_client(io, id);
                 self.remove_flow(io, id, Gone::Failed);
             } else {
@@ -1356,6 +1384,87 @@ impl<F: Frame> LbCore<F> {
         }
     }
 
+    /// The backend of connecting flow `id` refused it or did not answer:
+    /// try another backend of the pool (not one tried already) from a new
+    /// source port, keeping the client's held segments. Returns false when
+    /// no retry is left or possible (the caller resets the client).
+    fn redispatch<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, id: FlowId, now: u64) -> bool {
+        let m = self.meta[id as usize];
+        if m.phase != Phase::Connecting || m.retried >= self.conf.retries {
+            return false;
+        }
+        let pool = usize::from(m.pool);
+        let Some(flow) = self.flows.get(id) else {
+            return false;
+        };
+        let mut params = flow.params;
+        let picked = self.pools.get(pool).and_then(|snap| {
+            let cur = self.cursors.get_mut(pool)?;
+            let b = snap.pick_excluding(client_hash(*params.client.ip()), cur, m.tried)?;
+            Some((b, snap.backends[b].addr))
+        });
+        let Some((b, server)) = picked else {
+            self.c.retry_no_backend += 1;
+            return false;
+        };
+        let bp = self.conf.backend_port;
+        let Some(backend_mac) = io.resolve(bp, *server.ip()) else {
+            self.c.retry_no_backend += 1;
+            return false;
+        };
+        let Some(sport) = self.alloc_sport(server) else {
+            self.c.no_source_port += 1;
+            return false;
+        };
+        // A new backend tuple: the flow is re-inserted under it (the
+        // client-side key is the same), meta and held segments move along.
+        let local = SocketAddrV4::new(self.conf.local, sport);
+        params.server = server;
+        params.local = local;
+        let Some(old) = self.flows.remove(id) else {
+            return false;
+        };
+        let nid = match self.flows.insert(params, now) {
+            Ok(n) => n,
+            Err(_) => {
+                // Cannot happen (one slot was just freed); end it cleanly.
+                self.forget(id, old.state, Gone::Failed);
+                return false;
+            }
+        };
+        let (bisn, bts) = self.backend_isn_ts(local, server, now);
+        let mut nm = std::mem::replace(&mut self.meta[id as usize], Meta::FREE);
+        let (old_b, old_pool) = (usize::from(nm.backend), pool);
+        nm.backend = b as u16;
+        nm.backend_mac = backend_mac;
+        nm.bisn = bisn;
+        nm.bts = bts;
+        nm.tries = 0;
+        nm.deadline = now + self.conf.syn_rto_ms * self.ms;
+        nm.tried |= 1u64 << (b % 64);
+        nm.retried += 1;
+        self.meta[nid as usize] = nm;
+        for x in self.connecting.iter_mut().filter(|x| **x == id) {
+            *x = nid;
+        }
+        for h in self.held.iter_mut().filter(|(h, _)| *h == id) {
+            h.0 = nid;
+        }
+        self.sa_rekey(id, nid);
+        if let Some(cur) = self.cursors.get_mut(old_pool) {
+            if let Some(l) = cur.local_conns.get_mut(old_b) {
+                *l -= 1;
+            }
+            if let Some(l) = cur.local_conns.get_mut(b) {
+                *l += 1;
+            }
+        }
+        self.bstat(pool, b, |st| st.opened += 1);
+        self.c.conn_retried += 1;
+        self.send_backend_syn(io, nid);
+        true
+    }
+
     /// Backend SYN retransmissions and give-ups.
     fn connect_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let mut due: ArrayVec<FlowId, 256> = ArrayVec::new();
@@ -1375,6 +1484,9 @@ impl<F: Frame> LbCore<F> {
                 let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
                 self.c.conn_timeout += 1;
                 self.bstat(pool, b, |st| st.failed += 1);
+                if self.redispatch(io, id, now) {
+                    continue;
+                }
                 self.reset_client(io, id);
                 self.remove_flow(io, id, Gone::Failed);
             }

@@ -58,10 +58,16 @@ lb_counters! {
     backend_syn_retx,
     /// Flows that reached the spliced state.
     conn_spliced,
-    /// Backend refused (RST to our SYN): client reset.
+    /// Backend refused (RST to our SYN): client reset unless retried.
     conn_refused,
-    /// Backend did not answer our SYNs: client reset.
+    /// Backend did not answer our SYNs (client reset unless retried).
     conn_timeout,
+    /// Connections retried on another backend after a refusal or a
+    /// timeout (`lb.retries`); the client saw nothing of it.
+    conn_retried,
+    /// Retries that found no other backend that could take the
+    /// connection (every eligible one tried, or ARP pending): client reset.
+    retry_no_backend,
     /// No eligible backend for a new connection: client reset.
     conn_no_backend,
     /// Client reset before the backend answered.
@@ -102,8 +108,11 @@ lb_counters! {
     no_flow,
     /// TCP header truncated, bad data offset or malformed options.
     drop_tcp_malformed,
-    /// TCP checksum wrong on a segment we answer ourselves.
+    /// TCP checksum wrong (verified on every segment to a VIP or from a
+    /// backend, before anything acts on it): dropped.
     drop_tcp_bad_checksum,
+    /// SYNs / SYN-ACKs whose MSS was below `lb.min_mss` (raised to it).
+    mss_clamped,
     /// Segment the splice translation refused.
     drop_translate,
     /// Next hop not resolved yet (ARP pending).
@@ -124,8 +133,20 @@ lb_counters! {
     /// Backend connections of terminated connections that failed (refused,
     /// timed out, no backend, no source port).
     tls_backend_failed,
-    /// Terminated connections ended (cleanly or not).
+    /// Terminated connections ended (cleanly or not): `tls_completed +
+    /// tls_failed`. At any time `tls_accepted = tls_closed + tls_active`
+    /// on each lcore.
     tls_closed,
+    /// … of which ended cleanly: handshake done, backend leg relayed, both
+    /// sides closed (close_notify / FIN) — no failure, no reset.
+    tls_completed,
+    /// … of which ended any other way: TLS failure, handshake or idle
+    /// timeout, backend failure, a client reset, an evicted half-open
+    /// connection.
+    tls_failed,
+    /// Terminated connections whose client reset (RST) them; the backend
+    /// leg is reset at once (not left to the idle timeout).
+    tls_client_reset,
     /// Terminated connections aborted with a RST (handshake timeout,
     /// idle timeout, backend failure).
     tls_reset,

@@ -324,7 +324,6 @@ impl TlsSession {
                     None
                 }
             };
-            stats.connections += 1;
             let cfg = ctx.config_for(hello.as_ref()).clone();
             match UnbufferedServerConnection::new(cfg) {
                 Ok(c) => self.conn = Some(c),

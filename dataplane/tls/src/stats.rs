@@ -74,11 +74,14 @@ pub enum Failure {
     BufferOverflow,
     /// Anything else rustls reported.
     Other,
+    /// The client closed (FIN) or reset its connection before the
+    /// handshake finished.
+    ClientClosed,
 }
 
 impl Failure {
     /// Every reason, in counter order.
-    pub const ALL: [Failure; 9] = [
+    pub const ALL: [Failure; 10] = [
         Failure::MalformedHello,
         Failure::Incompatible,
         Failure::NoCertificate,
@@ -88,6 +91,7 @@ impl Failure {
         Failure::AlertReceived,
         Failure::BufferOverflow,
         Failure::Other,
+        Failure::ClientClosed,
     ];
 
     /// Counter name.
@@ -102,6 +106,7 @@ impl Failure {
             Failure::AlertReceived => "alert_received",
             Failure::BufferOverflow => "buffer_overflow",
             Failure::Other => "other",
+            Failure::ClientClosed => "client_closed",
         }
     }
 
@@ -141,7 +146,10 @@ impl Failure {
 /// Counters of one VIP on one lcore (or, merged, of one VIP).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsStats {
-    /// Connections whose first bytes arrived.
+    /// TCP connections established on the VIP (counted by the terminator
+    /// when the client's handshake completes, whether or not it ever sends
+    /// a byte): every one ends up in `handshakes`, in a handshake-stage
+    /// `failures` reason, or is still handshaking.
     pub connections: u64,
     /// Completed handshakes, full and resumed.
     pub handshakes: u64,

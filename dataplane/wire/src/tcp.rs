@@ -471,6 +471,75 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         field::clamp_mut(b, hl, len)
     }
 
+    /// Raises the MSS option of this segment to at least `min` in place
+    /// (RFC 1624 update of the checksum, which stays valid if it was).
+    /// Returns the MSS the segment announced if it was raised, `None` when
+    /// there is no MSS option, it already was `>= min`, or the options are
+    /// malformed (left untouched).
+    ///
+    /// A peer announcing a tiny MSS (1, 8…) would otherwise make every
+    /// segment toward it carry a few bytes behind 40 bytes of headers: an
+    /// amplification an attacker gets for free (Linux clamps at
+    /// `net.ipv4.tcp_min_snd_mss`).
+    pub fn clamp_mss_option(&mut self, min: u16) -> Option<u16> {
+        let hl = usize::from(self.header_len());
+        // Find the MSS value's offset within the segment.
+        let mut at = None;
+        {
+            let b = self.buffer.as_ref();
+            if hl < 20 || hl > b.len() {
+                return None;
+            }
+            let opts = &b[20..hl];
+            let mut i = 0;
+            while i < opts.len() {
+                match opts[i] {
+                    0 => break,
+                    1 => i += 1,
+                    kind => {
+                        let len = usize::from(*opts.get(i + 1)?);
+                        if len < 2 || i + len > opts.len() {
+                            return None;
+                        }
+                        if kind == 2 {
+                            if len != 4 {
+                                return None;
+                            }
+                            at = Some(20 + i + 2);
+                            break;
+                        }
+                        i += len;
+                    }
+                }
+            }
+        }
+        let at = at?;
+        let old = {
+            let b = self.buffer.as_ref();
+            u16::from_be_bytes([b[at], b[at + 1]])
+        };
+        if old >= min {
+            return None;
+        }
+        // The aligned words covering bytes at..at+2 before and after.
+        let words = |b: &[u8]| -> [u16; 3] {
+            let s = at & !1;
+            let w = |o: usize| u16::from_be_bytes([b[o], *b.get(o + 1).unwrap_or(&0)]);
+            [w(s), if s + 2 < b.len() { w(s + 2) } else { 0 }, 0]
+        };
+        let before = words(self.buffer.as_ref());
+        self.buffer.as_mut()[at..at + 2].copy_from_slice(&min.to_be_bytes());
+        let after = words(self.buffer.as_ref());
+        let mut c = self.checksum();
+        for k in 0..2 {
+            if before[k] != after[k] {
+                c = checksum::update_u16(c, before[k], after[k]);
+            }
+        }
+        self.set_checksum(c);
+        Some(old)
+    }
+
     /// Computes and stores the checksum over the IPv4 pseudo-header and the
     /// whole buffer.
     #[inline]
@@ -695,6 +764,42 @@ impl core::iter::FusedIterator for TcpOptionsIter<'_> {}
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn clamp_mss_option_raises_tiny_mss_and_keeps_checksum_valid() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        // MSS at an even offset (first option) and at an odd one (after a NOP).
+        for opts in [
+            vec![2u8, 4, 0, 8, 1, 1, 4, 2],
+            vec![1u8, 2, 4, 0, 1, 4, 2, 0],
+        ] {
+            let mut b = vec![0u8; 20 + opts.len() + 3];
+            b[12] = ((20 + opts.len()) as u8 / 4) << 4;
+            b[13] = 0x02;
+            b[20..20 + opts.len()].copy_from_slice(&opts);
+            b[20 + opts.len()..].copy_from_slice(b"abc");
+            let mut p = TcpPacket::new_unchecked(&mut b[..]);
+            p.fill_checksum(src, dst);
+            assert_eq!(p.clamp_mss_option(536), Some(if opts[0] == 2 { 8 } else { 1 }));
+            assert!(p.verify_checksum(src, dst), "{opts:?}");
+            let mss = p.options_iter().find_map(|o| match o {
+                Ok((_, TcpOption::MaxSegmentSize(m))) => Some(m),
+                _ => None,
+            });
+            assert_eq!(mss, Some(536));
+            // Already big enough: untouched.
+            assert_eq!(p.clamp_mss_option(100), None);
+        }
+        // No MSS option, or malformed options: untouched.
+        let mut b = [0u8; 24];
+        b[12] = 6 << 4;
+        b[20..24].copy_from_slice(&[3, 3, 7, 0]);
+        assert_eq!(TcpPacket::new_unchecked(&mut b[..]).clamp_mss_option(536), None);
+        b[20..24].copy_from_slice(&[2, 9, 0, 1]);
+        let before = b;
+        assert_eq!(TcpPacket::new_unchecked(&mut b[..]).clamp_mss_option(536), None);
+        assert_eq!(b, before);
+    }
     use super::*;
     use crate::{ethertype, EthernetFrame, Ipv4Packet};
 

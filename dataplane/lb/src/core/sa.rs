@@ -423,11 +423,11 @@ impl<F: Frame> LbCore<F> {
             Ok((_, l3, _)) => l3,
             Err(_) => return,
         };
-        let Some((s, opts)) = self.parse(&first, l3, false) else {
+        let Some((s, opts)) = self.parse(&first, l3) else {
             return;
         };
         let pool = p.pool;
-        let Some(id) = self.accept_forced(io, first, l3, &s, &opts, pool, now, forced) else {
+        let Some(id) = self.accept_forced(io, first, &s, &opts, pool, now, forced) else {
             return;
         };
         if self.sa.recent.len() >= RECENT_MAX {
@@ -584,6 +584,17 @@ impl<F: Frame> LbCore<F> {
             if shared.events.push(ev).is_err() {
                 self.c.sa_events_full += 1;
             }
+        }
+    }
+
+    /// Connecting flow `id` became `nid` (redispatched to another backend):
+    /// its pending learning follows. A table hit no longer stands for the
+    /// backend the flow goes to, so it is learned as a plain connection.
+    pub(super) fn sa_rekey(&mut self, id: FlowId, nid: FlowId) {
+        if let Some(mut l) = self.sa.learning.remove(&id) {
+            l.table_hit = false;
+            l.hit = None;
+            self.sa.learning.insert(nid, l);
         }
     }
 

@@ -24,6 +24,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use qsplice_engine::Io;
@@ -52,13 +53,35 @@ const BACKEND_RX: usize = 64 * 1024;
 const BACKEND_TX: usize = 64 * 1024;
 /// Drive/poll rounds per event.
 const ROUNDS: usize = 16;
-/// A connection with no segment for this long is reset.
-const IDLE_TIMEOUT_S: u64 = 300;
 /// Half-open connections (SYN received, TCP handshake not complete) one
 /// lcore keeps, as a share of `max_conns`; beyond it the oldest half-open
 /// one is dropped (a SYN cache: under a SYN flood a real client's ACK
 /// arrives long before a thousand newer SYNs have pushed its entry out).
 const HALF_OPEN_SHARE: usize = 4;
+
+/// The TCP timestamp clock of the terminated legs: the machine's TSC in
+/// milliseconds (the splice path's `ts_clock`), stored by every lcore as it
+/// runs. smoltcp asks for a TSval through a plain `fn() -> u32`, hence a
+/// process-wide value. It runs on across restarts of the appliance (the TSC
+/// counts from boot), so a backend that still holds a previous process's
+/// connection on the same tuple in TIME-WAIT sees a newer TSval and accepts
+/// the new SYN (RFC 6191) instead of answering with the old connection's
+/// ACK — which cost a 1 s SYN retransmission (or a reset) per reused port
+/// after every restart.
+static TS_CLOCK: AtomicU32 = AtomicU32::new(0);
+
+fn term_tsval() -> u32 {
+    TS_CLOCK.load(Ordering::Relaxed)
+}
+
+/// Advances [`TS_CLOCK`] to `ts` unless another lcore already stored a
+/// later value (serial-number order: the u32 millisecond clock wraps), so
+/// a connection never sees its TSval go backwards.
+fn advance_ts_clock(ts: u32) {
+    let _ = TS_CLOCK.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+        ((ts.wrapping_sub(cur) as i32) > 0).then_some(ts)
+    });
+}
 
 /// A VIP whose TLS the appliance terminates.
 #[derive(Clone, Debug)]
@@ -104,9 +127,14 @@ struct Conn {
     want_connect: bool,
     /// The client's TCP handshake completed.
     established: bool,
+    /// The client socket left LISTEN (its SYN was taken).
+    syn_seen: bool,
     /// Deadline of this connection's pending heap entry (`u64::MAX`: none).
     armed: u64,
     backend_up: bool,
+    /// Backends tried (bit `index % 64`) and retries made (`lb.retries`).
+    tried: u64,
+    retried: u8,
     backend_fin_sent: bool,
     client_fin_sent: bool,
     failed: bool,
@@ -282,6 +310,10 @@ impl<'a, 'b, Q: Queue> Device for Dev<'a, 'b, Q> {
         let mut c = DeviceCapabilities::default();
         c.medium = Medium::Ip;
         c.max_transmission_unit = 1500;
+        // The lcore verified the IPv4 and TCP checksums before handing the
+        // segment over (`LbCore::parse`, counted `drop_tcp_bad_checksum`).
+        c.checksum.ipv4 = phy::Checksum::Tx;
+        c.checksum.tcp = phy::Checksum::Tx;
         c
     }
 }
@@ -378,8 +410,13 @@ impl<F: Frame> LbCore<F> {
         now: u64,
     ) {
         let pi = self.conf.client_port;
-        let idx = match self.term.by_client.get(&(s.src, s.dst)) {
-            Some(&i) => i,
+        let f = self.term_clamp_mss(f, l3, s);
+        let known = self.term.by_client.get(&(s.src, s.dst)).copied();
+        if let Some((_, _, pool, b)) = known.and_then(|i| self.term_server(i)) {
+            self.bstat(pool, b, |st| st.c2s_packets += 1);
+        }
+        let idx = match known {
+            Some(i) => i,
             None => {
                 let syn = s.flags.contains(TcpFlags::SYN)
                     && !s
@@ -419,8 +456,39 @@ impl<F: Frame> LbCore<F> {
         let Some(&idx) = self.term.by_backend.get(&(s.src, s.dst.port())) else {
             return Some(f);
         };
+        let f = self.term_clamp_mss(f, l3, s);
+        if let Some((_, _, pool, b)) = self.term_server(idx) {
+            self.bstat(pool, b, |st| st.s2c_packets += 1);
+        }
         self.term_event(io, idx, Some((f, l3)), now);
         None
+    }
+
+    /// The backend leg of connection `idx`, once chosen.
+    fn term_server(&self, idx: u32) -> Option<(SocketAddrV4, u16, usize, usize)> {
+        self.term.conns.get(idx as usize)?.as_ref()?.server
+    }
+
+    /// A SYN (client) or SYN-ACK (backend) announcing an MSS below
+    /// `lb.min_mss` is rewritten to announce `min_mss` before the TCP
+    /// endpoint reads it, so no peer can make us send tiny segments.
+    fn term_clamp_mss(&mut self, mut f: F, l3: usize, s: &Seg) -> F {
+        if s.flags.contains(TcpFlags::SYN) {
+            let d = f.data_mut();
+            if let Some(ip) = d.get(l3..).map(Ipv4Packet::new_unchecked) {
+                let (l4, end) = (
+                    l3 + usize::from(ip.header_len()),
+                    (l3 + usize::from(ip.total_len())).min(d.len()),
+                );
+                if let Some(seg) = d.get_mut(l4..end) {
+                    let mut tcp = qsplice_wire::TcpPacket::new_unchecked(seg);
+                    if tcp.clamp_mss_option(self.conf.min_mss).is_some() {
+                        self.c.mss_clamped += 1;
+                    }
+                }
+            }
+        }
+        f
     }
 
     fn term_open<Q: Queue<Frame = F>>(
@@ -434,6 +502,7 @@ impl<F: Frame> LbCore<F> {
             self.term_evict_half_open();
         }
         let idx = self.term.slot()?;
+        advance_ts_clock(self.ts_clock(now));
         let route = Route {
             client_mac: s.eth_src,
             cpi: self.conf.client_port,
@@ -470,6 +539,7 @@ impl<F: Frame> LbCore<F> {
             tcp::SocketBuffer::new(vec![0; CLIENT_TX]),
         );
         cs.set_nagle_enabled(false);
+        cs.set_tsval_generator(Some(term_tsval));
         cs.listen(IpListenEndpoint {
             addr: Some(IpAddress::Ipv4(*vip.ip())),
             port: vip.port(),
@@ -497,8 +567,11 @@ impl<F: Frame> LbCore<F> {
             last: now,
             want_connect: false,
             established: false,
+            syn_seen: false,
             armed: u64::MAX,
             backend_up: false,
+            tried: 0,
+            retried: 0,
             backend_fin_sent: false,
             client_fin_sent: false,
             failed: false,
@@ -571,21 +644,26 @@ impl<F: Frame> LbCore<F> {
                 break;
             }
         }
-        if !conn.established
-            && !matches!(
-                sock(&mut conn.sockets, conn.client_h).state(),
-                State::Listen | State::SynReceived
-            )
-        {
+        let cstate = sock(&mut conn.sockets, conn.client_h).state();
+        if cstate != State::Listen {
+            conn.syn_seen = true;
+        } else if conn.syn_seen && !conn.failed {
+            // smoltcp goes back to LISTEN on a RST in SYN-RECEIVED: the
+            // client gave up; nothing is left to wait for.
+            conn.failed = true;
+            self.c.tls_client_reset += 1;
+        }
+        if !conn.established && !matches!(cstate, State::Listen | State::SynReceived) {
             conn.established = true;
             self.term.half_open_count = self.term.half_open_count.saturating_sub(1);
+            self.term.stats[conn.vip].connections += 1;
         }
         if self.term_finished(&conn) {
             self.term_free(idx, conn);
             return;
         }
         // Next wake-up: smoltcp's timers, the handshake deadline, idle.
-        let mut due = now + self.term_ticks(SDuration::from_secs(IDLE_TIMEOUT_S));
+        let mut due = now + self.conf.idle_timeout_ms.max(1) * self.ms;
         if let Some(at) = conn.iface.poll_at(inst, &conn.sockets) {
             let d = at - inst;
             due = due.min(now + self.term_ticks(d).max(self.ms));
@@ -637,6 +715,7 @@ impl<F: Frame> LbCore<F> {
             }
         }
         let before = (conn.tls.outgoing().len(), conn.tls.rx_pending());
+        let bytes_before = (stats.bytes_in, stats.bytes_out);
         let p = {
             let (a, b) = (conn.client_h, conn.backend_h);
             let leg = match b {
@@ -658,6 +737,13 @@ impl<F: Frame> LbCore<F> {
         if p.handshake_done {
             conn.want_connect = true;
         }
+        // Plaintext relayed each way, on the backend's counters too (the
+        // VIP's `c2s_bytes` / `s2c_bytes` are their sums).
+        let st = &t.stats[conn.vip];
+        let (din, dout) = (
+            st.bytes_in - bytes_before.0,
+            st.bytes_out - bytes_before.1,
+        );
         let cs = sock(&mut conn.sockets, conn.client_h);
         while !conn.tls.outgoing().is_empty() && cs.can_send() {
             match cs.send_slice(conn.tls.outgoing()) {
@@ -666,6 +752,14 @@ impl<F: Frame> LbCore<F> {
                     conn.tls.consume_outgoing(n);
                     moved = true;
                 }
+            }
+        }
+        if din | dout != 0 {
+            if let Some((_, _, pool, b)) = conn.server {
+                self.bstat(pool, b, |st| {
+                    st.c2s_bytes += din;
+                    st.s2c_bytes += dout;
+                });
             }
         }
         moved
@@ -682,11 +776,15 @@ impl<F: Frame> LbCore<F> {
         let pool = self.term.vips[conn.vip].pool;
         let picked = self.pools.get(pool).and_then(|snap| {
             let cur = self.cursors.get_mut(pool)?;
-            let b = snap.pick(client_hash(*conn.client.ip()), cur)?;
+            let b = snap.pick_excluding(client_hash(*conn.client.ip()), cur, conn.tried)?;
             Some((b, snap.backends[b].addr))
         });
         let Some((b, server)) = picked else {
-            self.c.conn_no_backend += 1;
+            if conn.retried > 0 {
+                self.c.retry_no_backend += 1;
+            } else {
+                self.c.conn_no_backend += 1;
+            }
             return self.term_fail_backend(conn);
         };
         let Some(mac) = io.resolve(self.conf.backend_port, *server.ip()) else {
@@ -707,6 +805,12 @@ impl<F: Frame> LbCore<F> {
             tcp::SocketBuffer::new(vec![0; BACKEND_TX]),
         );
         bs.set_nagle_enabled(false);
+        bs.set_tsval_generator(Some(term_tsval));
+        // The connect gives up like the splice path's (`syn_rto_ms`
+        // doubling over `syn_retries`); cleared once established.
+        let rto = self.conf.syn_rto_ms.max(1);
+        let give_up = rto * ((2u64 << self.conf.syn_retries.min(10)) - 1);
+        bs.set_timeout(Some(SDuration::from_millis(give_up)));
         let local = SocketAddrV4::new(self.conf.local, sport);
         if bs
             .connect(
@@ -722,6 +826,7 @@ impl<F: Frame> LbCore<F> {
         conn.route.server_ip = Some(*server.ip());
         conn.route.server_mac = mac;
         conn.server = Some((server, sport, pool, b));
+        conn.tried |= 1u64 << (b % 64);
         self.term.by_backend.insert((server, sport), idx);
         self.c.tls_backend_opened += 1;
         self.bstat(pool, b, |st| {
@@ -761,7 +866,7 @@ impl<F: Frame> LbCore<F> {
             sock(&mut conn.sockets, conn.client_h).abort();
             return;
         }
-        if now.saturating_sub(conn.last) >= IDLE_TIMEOUT_S * 1000 * self.ms {
+        if now.saturating_sub(conn.last) >= self.conf.idle_timeout_ms.max(1) * self.ms {
             conn.failed = true;
             self.c.tls_reset += 1;
             sock(&mut conn.sockets, conn.client_h).abort();
@@ -782,14 +887,50 @@ impl<F: Frame> LbCore<F> {
             return;
         }
         let client_state = sock(&mut conn.sockets, conn.client_h).state();
+        if conn.established && client_state == State::Closed && !conn.client_fin_sent {
+            // The client reset its leg (we never sent our FIN, so this is
+            // no orderly close): end the backend leg now.
+            conn.failed = true;
+            self.c.tls_client_reset += 1;
+            if conn.tls.is_handshaking() {
+                let st = &mut self.term.stats[conn.vip];
+                conn.tls.abort(Failure::ClientClosed, st);
+            }
+            if let Some(h) = conn.backend_h {
+                sock(&mut conn.sockets, h).abort();
+            }
+            return;
+        }
         if let Some(h) = conn.backend_h {
             let bs = sock(&mut conn.sockets, h);
             let bstate = bs.state();
             if bstate == State::Established && !conn.backend_up {
                 conn.backend_up = true;
+                bs.set_timeout(None);
+                if let Some((_, _, pool, b)) = conn.server {
+                    self.bstat(pool, b, |st| st.spliced += 1);
+                }
             }
             if !conn.backend_up && bstate == State::Closed {
-                // Refused (RST) or SYN retries exhausted.
+                // Refused (RST) or the connect timed out: another backend
+                // while retries last (the client's data waits in the TLS
+                // session meanwhile).
+                if let Some((server, sport, pool, b)) = conn.server.take() {
+                    self.term.by_backend.remove(&(server, sport));
+                    self.bstat(pool, b, |st| {
+                        st.failed += 1;
+                        st.active = st.active.saturating_sub(1);
+                    });
+                    conn.sockets.remove(h);
+                    conn.backend_h = None;
+                    conn.route.server_ip = None;
+                }
+                if conn.retried < self.conf.retries {
+                    conn.retried += 1;
+                    self.c.conn_retried += 1;
+                    conn.want_connect = true;
+                    return;
+                }
                 return self.term_fail_backend(conn);
             }
             // Backend finished its response: close_notify, then FIN.
@@ -816,6 +957,8 @@ impl<F: Frame> LbCore<F> {
             && conn.tls.is_handshaking()
         {
             // The client gave up during the handshake.
+            let st = &mut self.term.stats[conn.vip];
+            conn.tls.abort(Failure::ClientClosed, st);
             sock(&mut conn.sockets, conn.client_h).close();
         }
         if conn.tls.close_sent() && conn.tls.outgoing().is_empty() && !conn.client_fin_sent {
@@ -856,10 +999,26 @@ impl<F: Frame> LbCore<F> {
         }
         self.term.free.push(idx);
         self.c.tls_closed += 1;
+        let clean = !conn.failed
+            && conn.backend_up
+            && conn.client_fin_sent
+            && conn.tls.failure().is_none();
+        if clean {
+            self.c.tls_completed += 1;
+        } else {
+            self.c.tls_failed += 1;
+            if let (true, Some((_, _, pool, b))) = (conn.backend_up, conn.server) {
+                self.bstat(pool, b, |st| st.reset += 1);
+            }
+        }
     }
 
     /// Runs due timers.
     pub(super) fn term_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        // Once per tick, not per segment: one shared cache line.
+        if !self.term.vips.is_empty() {
+            advance_ts_clock(self.ts_clock(now));
+        }
         let mut budget = 4096;
         while let Some(&Reverse((due, idx, gen))) = self.term.timers.peek() {
             if due > now || budget == 0 {
