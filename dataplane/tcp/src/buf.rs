@@ -74,11 +74,10 @@ impl Ring {
     /// Drops `n` bytes from the head.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
+        // The head is never reset when the ring empties: out-of-order
+        // data may already sit past `len`, placed relative to it.
         self.head = self.phys(n % self.cap());
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
     }
 
     /// The `n` bytes at offset `off` (clipped to the capacity), as one or
@@ -121,6 +120,14 @@ mod tests {
         assert_eq!(r.len(), 7);
         r.consume(100);
         assert_eq!(r.len(), 0);
+        // Emptied, the ring keeps its origin: data written past `len`
+        // before is still where it was put.
+        let mut r = Ring::new(8);
+        r.push(b"abc");
+        r.write_at(5, b"Z");
+        r.consume(3);
+        r.push(b"xy");
+        assert_eq!(collect(&r, 0, 3), b"xyZ");
         assert_eq!(r.slices(9, 1), (&[][..], &[][..]));
     }
 }
