@@ -114,6 +114,8 @@ pub struct Report {
     pub rev: LinkStats,
     /// Largest segment seen on the wire (TCP header + options + payload).
     pub max_seg_len: usize,
+    /// RSTs sent for segments reaching a closed endpoint.
+    pub rsts_for_closed: u64,
 }
 
 impl Report {
@@ -153,11 +155,9 @@ impl Link {
         self.stats.sent += 1;
         // Ethernet + IPv4 around the segment.
         let wire = len as u64 + 14 + 20 + 24;
-        let ser = if self.cfg.rate_bps == 0 {
-            0
-        } else {
-            wire * 8 * 1_000_000_000 / self.cfg.rate_bps
-        };
+        let ser = (wire * 8 * 1_000_000_000)
+            .checked_div(self.cfg.rate_bps)
+            .unwrap_or(0);
         let start = self.busy_until.max(now);
         let backlog_bytes = if self.cfg.rate_bps == 0 {
             0
@@ -176,7 +176,7 @@ impl Link {
             }
             return [None, None];
         }
-        let mut at = |rng: &mut SmallRng| {
+        let at = |rng: &mut SmallRng| {
             let j = if self.cfg.jitter_us > 0 {
                 rng.random_range(0..=self.cfg.jitter_us * 1000)
             } else {
@@ -207,12 +207,14 @@ enum Server {
     Conn(Box<Endpoint>),
 }
 
+type Event = Reverse<(u64, u64, usize, Vec<u8>)>;
+
 struct Sim<'s> {
     s: &'s Scenario,
     now: u64,
     rng: SmallRng,
     links: [Link; 2], // [to client (fwd), to server (rev)]
-    heap: BinaryHeap<Reverse<(u64, u64, usize, Vec<u8>)>>,
+    heap: BinaryHeap<Event>,
     ids: u64,
     client: Endpoint,
     server: Server,
@@ -226,6 +228,7 @@ struct Sim<'s> {
     server_closed: bool,
     bad_byte: Option<u64>,
     max_seg_len: usize,
+    rsts_for_closed: u64,
 }
 
 fn now_of(ns: u64, offset: u32) -> Now {
@@ -314,10 +317,15 @@ impl Sim<'_> {
         let seg = Segment::parse(bytes).expect("we wrote it");
         let now = self.now_for(to);
         if to == CLIENT {
-            self.client.input(&seg, now);
+            if self.client.is_closed() {
+                self.answer_closed(CLIENT, &seg);
+            } else {
+                self.client.input(&seg, now);
+            }
             return;
         }
         match &mut self.server {
+            Server::Conn(ep) if ep.is_closed() => self.answer_closed(SERVER, &seg),
             Server::Conn(ep) => ep.input(&seg, now),
             Server::Listen(st) => {
                 if seg.flags.contains(TcpFlags::SYN) && seg.ack.is_none() {
@@ -348,6 +356,34 @@ impl Sim<'_> {
                 }
             }
         }
+    }
+
+    /// What the lcore does for a segment of no connection: a RST (RFC
+    /// 9293 §3.10.7.1), none for a RST.
+    fn answer_closed(&mut self, who: usize, seg: &Segment<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let rst = match seg.ack {
+            Some(a) => SegmentOut {
+                seq: a,
+                ack: None,
+                flags: TcpFlags::RST,
+                window: 0,
+                options: Default::default(),
+                payload: (&[], &[]),
+            },
+            None => SegmentOut {
+                seq: 0,
+                ack: Some(seg.seq.wrapping_add(seg.seq_len())),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                options: Default::default(),
+                payload: (&[], &[]),
+            },
+        };
+        self.rsts_for_closed += 1;
+        self.send_segment(who, &rst);
     }
 
     fn apps(&mut self) {
@@ -425,6 +461,7 @@ impl Sim<'_> {
     fn finished(&self) -> bool {
         let ok = |s: State| matches!(s, State::Closed | State::TimeWait);
         ok(self.client.state())
+            && self.client.recv_ready() == 0
             && match &self.server {
                 Server::Conn(e) => ok(e.state()),
                 Server::Listen(_) => false,
@@ -463,6 +500,7 @@ pub fn run(s: &Scenario) -> Report {
         server_closed: false,
         bad_byte: None,
         max_seg_len: 0,
+        rsts_for_closed: 0,
     };
     sim.out(CLIENT);
     let mut iters = 0u64;
@@ -475,7 +513,10 @@ pub fn run(s: &Scenario) -> Report {
         let t_pkt = sim.heap.peek().map(|Reverse((t, ..))| *t);
         let t_c = sim.client.poll_at().map(|u| u.saturating_mul(1000));
         let t_s = sim.server_poll().map(|u| u.saturating_mul(1000));
-        let Some(t) = [t_pkt, t_c, t_s].into_iter().flatten().min() else {
+        // A slow reader wakes up every 100 µs while it has unread data.
+        let t_app =
+            (s.client_read_chunk > 0 && sim.client.recv_ready() > 0).then(|| sim.now + 100_000);
+        let Some(t) = [t_pkt, t_c, t_s, t_app].into_iter().flatten().min() else {
             break;
         };
         if t / 1000 > s.limit_us {
@@ -512,5 +553,6 @@ pub fn run(s: &Scenario) -> Report {
         fwd: sim.links[0].stats.clone(),
         rev: sim.links[1].stats.clone(),
         max_seg_len: sim.max_seg_len,
+        rsts_for_closed: sim.rsts_for_closed,
     }
 }
