@@ -638,6 +638,23 @@ impl Endpoint {
             .saturating_sub(self.scoreboard.covered(a, b))
     }
 
+    /// The duplicate-ACK threshold, lowered by RFC 5827 early retransmit
+    /// when fewer than 4 segments are outstanding and nothing new can be
+    /// sent (a short response's tail: not enough segments follow a loss
+    /// for 3 duplicate ACKs).
+    fn dup_thresh(&self) -> u32 {
+        let th = self.p.dup_thresh;
+        if self.unsent() > 0 {
+            return th;
+        }
+        let k = self.flight().div_ceil(self.smss.max(1));
+        if (2..4).contains(&k) {
+            th.min(k - 1)
+        } else {
+            th
+        }
+    }
+
     /// Everything un-SACKed below this is lost: RFC 6675 IsLost (DupThresh
     /// SACKed ranges, or more than (DupThresh − 1)·SMSS SACKed bytes,
     /// above), or the recovery point after an RTO.
@@ -648,12 +665,13 @@ impl Endpoint {
         if !self.sack_ok {
             return self.snd_una;
         }
-        let thr = (self.p.dup_thresh - 1).saturating_mul(self.smss);
+        let th = self.dup_thresh();
+        let thr = (th - 1).saturating_mul(self.smss);
         let (mut bytes, mut n) = (0u32, 0u32);
         for r in self.scoreboard.iter().rev() {
             bytes = bytes.saturating_add(r.len());
             n += 1;
-            if bytes > thr || n >= self.p.dup_thresh {
+            if bytes > thr || n >= th {
                 return r.start;
             }
         }
@@ -1057,8 +1075,9 @@ impl Endpoint {
             }
         }
         self.probes = 0;
-        let has_sack = seg.options.sack[0].is_some();
-        let (newly_sacked, dsack) = if self.sack_ok && has_sack {
+        // SACK blocks are ignored unless SACK was agreed.
+        let has_sack = self.sack_ok && seg.options.sack[0].is_some();
+        let (newly_sacked, dsack) = if has_sack {
             self.update_scoreboard(&seg.options.sack, ack)
         } else {
             (0, false)
@@ -1155,7 +1174,7 @@ impl Endpoint {
                 self.stats.dup_acks += 1;
                 match self.recovery {
                     Recovery::None
-                        if self.dupacks >= self.p.dup_thresh && ge(ack, self.recover) =>
+                        if self.dupacks >= self.dup_thresh() && ge(ack, self.recover) =>
                     {
                         self.enter_fast();
                     }

@@ -54,7 +54,10 @@
 //!   6675 (IsLost, pipe, NextSeg rules 1–3, entry on 3 duplicate ACKs or
 //!   IsLost(HighACK+1), limited transmit through the pipe); without SACK,
 //!   RFC 5681 fast retransmit and RFC 6582 NewReno (window inflation,
-//!   partial ACKs retransmit the next hole, RFC 3042 limited transmit).
+//!   partial ACKs retransmit the next hole, RFC 3042 limited transmit);
+//!   RFC 5827 early retransmit (threshold = outstanding segments − 1 when
+//!   fewer than 4 are outstanding and nothing new can be sent: the tail of
+//!   a short response).
 //!   RTO per RFC 6298 (SRTT/RTTVAR, min 200 ms, initial 1 s, max 60 s,
 //!   exponential backoff); on RTO cwnd = 1 segment, resend from SND.UNA
 //!   under slow start, skipping SACKed data (the scoreboard is kept). Tail

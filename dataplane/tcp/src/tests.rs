@@ -1201,3 +1201,34 @@ fn tail_loss_probe_spurious_with_dsack_keeps_cwnd() {
     assert_eq!(ep.stats().tlp_recoveries, 0);
     assert!(ep.stats().cwnd >= cwnd);
 }
+
+#[test]
+fn early_retransmit_on_a_short_tail() {
+    // RFC 5827: 3 segments outstanding, nothing more to send: the first is
+    // lost, 2 duplicate ACKs (SACKing the other two) suffice.
+    for sack_on in [true, false] {
+        let c = Config {
+            sack: sack_on,
+            ..cfg()
+        };
+        let mut ep = flight(&c, 3, 3000);
+        let una = ISS + 1;
+        ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 2000)]), ms(1));
+        assert_eq!(ep.stats().fast_retransmits, 0, "sack {sack_on}");
+        ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 3000)]), ms(1));
+        assert_eq!(ep.stats().fast_retransmits, 1, "sack {sack_on}");
+        let out = drain(&mut ep, ms(1));
+        assert_eq!((out[0].seq, out[0].len()), (una, 1000));
+    }
+    // With more data waiting, the usual threshold applies.
+    let c = Config {
+        sack: false,
+        initial_cwnd_segs: 3,
+        ..cfg()
+    };
+    let mut ep = flight(&c, 3, 10_000);
+    for _ in 0..2 {
+        ep.input(&ack(ISS + 1, 65535), ms(1));
+    }
+    assert_eq!(ep.stats().fast_retransmits, 0);
+}
