@@ -15,7 +15,8 @@
 //!   (up to `max_naks` times).
 //! * Relay mode (RFC 3046): frames are sent as a relay agent would forward
 //!   them (giaddr, hops + 1, Option 82 from templates, unicast to the
-//!   server); replies must echo Option 82 unchanged (mismatches counted).
+//!   server); replies must echo Option 82 unchanged (mismatches counted),
+//!   compared after RFC 3396 concatenation of a reply's Option 82 pieces.
 //! * Load shape: at most `concurrency` clients in flight, started at a paced
 //!   rate (GCRA, bursts of at most `burst`) or as fast as possible.
 //! * Time is a tick counter (e.g. the TSC) at `hz` passed in; timers live in
@@ -39,8 +40,8 @@ use rand::{Rng, SeedableRng};
 use crate::frame::{parse_frame, FrameError, FrameSpec};
 use crate::stats::{Latency, TesterCounters, TesterReport, RETRY_BUCKETS};
 use crate::wire::{
-    self, DhcpRepr, MessageType, RelayAgentInfo, BOOTREPLY, BOOTREQUEST, CLIENT_PORT,
-    HTYPE_ETHERNET, SERVER_PORT,
+    self, DhcpRepr, MessageType, OptionScratch, RelayAgentInfo, BOOTREPLY, BOOTREQUEST,
+    CLIENT_PORT, HTYPE_ETHERNET, SERVER_PORT,
 };
 use crate::{duration_to_ticks, ticks_to_ns};
 
@@ -1142,7 +1143,9 @@ impl Tester {
         if !port_ok {
             return Err(self.reject(ReplyError::WrongPort));
         }
-        let r = match DhcpRepr::parse(p.dhcp(frame)) {
+        // Repeated options (e.g. a split Option 82) are joined (RFC 3396).
+        let mut scratch = OptionScratch::new();
+        let r = match DhcpRepr::parse(p.dhcp(frame), &mut scratch) {
             Ok(r) => r,
             Err(e) => return Err(self.reject(ReplyError::Malformed(e))),
         };

@@ -26,6 +26,11 @@
 //!   lost before it is looked at) and a reply delay, drawn from a `SmallRng`
 //!   seeded from the configuration: a run is reproducible.
 //!
+//! * Options are read after RFC 3396 concatenation: an option split into
+//!   several instances is one value, so a split Option 82 is echoed whole
+//!   (re-split into pieces of at most 255 bytes when longer); two message
+//!   types (option 53 twice) are rejected as malformed.
+//!
 //! Every request that gets no reply is an `Err(`[`Reject`]`)` (counted in
 //! [`ServerStats`]), except RELEASE and DECLINE, which never get one
 //! (`Ok(None)`).
@@ -45,7 +50,8 @@ use crate::duration_to_ticks;
 use crate::frame::{parse_frame, FrameError, FrameSpec};
 use crate::ring::Ring;
 use crate::wire::{
-    self, AddrList, DhcpRepr, MessageType, BOOTREPLY, BOOTREQUEST, CLIENT_PORT, SERVER_PORT,
+    self, AddrList, DhcpRepr, MessageType, OptionScratch, BOOTREPLY, BOOTREQUEST, CLIENT_PORT,
+    SERVER_PORT,
 };
 
 /// One address pool: a subnet and the range of addresses handed out in it.
@@ -821,7 +827,10 @@ impl Server {
         if self.drop_p > 0.0 && self.rng.random::<f64>() < self.drop_p {
             return Err(self.count(Reject::SimulatedDrop));
         }
-        let req = match DhcpRepr::parse(dhcp) {
+        // Repeated options are joined here (RFC 3396); a single piece is
+        // borrowed from `dhcp`. No allocation: the scratch is on the stack.
+        let mut scratch = OptionScratch::new();
+        let req = match DhcpRepr::parse(dhcp, &mut scratch) {
             Ok(r) => r,
             Err(e) => return Err(self.count(Reject::Malformed(e))),
         };

@@ -7,6 +7,15 @@
 //! * [`DhcpPacket::options`] iterates the options (pad and end handled,
 //!   option overload 52 followed into `file` and `sname`), bounded by the
 //!   buffer: an option overrunning its area is an [`Error`], never a panic.
+//!   It yields the pieces as they are on the wire.
+//! * Long options (RFC 3396): an option code that appears more than once
+//!   (in the options field, then `file`, then `sname` when overloaded) is
+//!   one logical option whose value is the concatenation of the pieces, in
+//!   that order. [`DhcpRepr::parse`] and [`DhcpPacket::option_concat`]
+//!   concatenate into a caller's [`OptionScratch`] (fixed capacity, no
+//!   allocation; only repeated options are copied, a single piece is
+//!   borrowed from the message); [`DhcpRepr::emit`] splits a value longer
+//!   than 255 bytes into consecutive pieces.
 //! * [`DhcpRepr`] is the parsed, typed form of the fields and options this
 //!   crate understands; [`DhcpRepr::emit`] writes it into a caller's buffer.
 //! * [`RelayAgentInfo`] parses and emits the Option 82 sub-options.
@@ -121,7 +130,7 @@ pub enum Error {
     /// A known option has a length its definition does not allow.
     BadOptionLen,
     /// The option overload value is not 1, 2 or 3, or it appears outside the
-    /// options field.
+    /// options field, or more than once.
     BadOverload,
     /// No message type option (53).
     MissingMessageType,
@@ -131,13 +140,20 @@ pub enum Error {
     BadRelayAgentInfo,
     /// The output buffer is too small for the message (emit only).
     BufferTooSmall,
-    /// An option value is too long to be emitted (over 255 bytes).
+    /// An option value is too long: an Option 82 sub-option over 255 bytes
+    /// (emit), or the concatenated pieces of repeated options (RFC 3396)
+    /// exceed [`MAX_CONCAT_LEN`] (parse; only possible for messages longer
+    /// than [`MAX_CONCAT_LEN`] + 48 bytes).
     OptionTooLong,
+    /// Option 53 appears more than once and its pieces do not concatenate
+    /// (RFC 3396) to exactly one byte: two message types, conflicting or
+    /// repeated.
+    ConflictingMessageType,
 }
 
 impl Error {
     /// All variants, in declaration order (for counter tables).
-    pub const ALL: [Error; 12] = [
+    pub const ALL: [Error; 13] = [
         Error::Truncated,
         Error::BadCookie,
         Error::BadHlen,
@@ -150,6 +166,7 @@ impl Error {
         Error::BadRelayAgentInfo,
         Error::BufferTooSmall,
         Error::OptionTooLong,
+        Error::ConflictingMessageType,
     ];
 
     /// Stable `snake_case` name, usable as a counter name.
@@ -167,6 +184,7 @@ impl Error {
             Error::BadRelayAgentInfo => "bad_relay_agent_info",
             Error::BufferTooSmall => "buffer_too_small",
             Error::OptionTooLong => "option_too_long",
+            Error::ConflictingMessageType => "conflicting_message_type",
         }
     }
 
@@ -399,18 +417,26 @@ impl<T: AsRef<[u8]>> DhcpPacket<T> {
         let b = self.buffer.as_ref();
         b.get(f::OPTIONS..).unwrap_or(&[])
     }
-    /// Iterates the options (see [`OptionsIter`]).
+    /// Iterates the options as they are on the wire, one item per piece
+    /// (see [`OptionsIter`]).
     pub fn options(&self) -> OptionsIter<'_> {
-        let b = self.buffer.as_ref();
-        OptionsIter {
-            options: b.get(f::OPTIONS..).unwrap_or(&[]),
-            file: b.get(f::FILE..f::COOKIE).unwrap_or(&[]),
-            sname: b.get(f::SNAME..f::FILE).unwrap_or(&[]),
-            region: Region::Options,
-            pos: 0,
-            overload: 0,
-            done: false,
-        }
+        OptionsIter::new(self.buffer.as_ref())
+    }
+
+    /// The value of option `code` after RFC 3396 concatenation: the data of
+    /// every instance of `code`, in the order the options field, then
+    /// `file`, then `sname` (when overloaded) hold them, copied into
+    /// `scratch` (cleared first). `Ok(None)` if the option is absent.
+    /// Errors: those of [`OptionsIter`] (the whole option area is walked),
+    /// [`Error::OptionTooLong`] if the value exceeds [`MAX_CONCAT_LEN`].
+    pub fn option_concat<'s>(
+        &self,
+        code: u8,
+        scratch: &'s mut OptionScratch,
+    ) -> Result<Option<&'s [u8]>, Error> {
+        scratch.buf.clear();
+        let pieces = append_pieces(self.options(), code, &mut scratch.buf)?;
+        Ok((pieces > 0).then_some(scratch.buf.as_slice()))
     }
 }
 
@@ -492,11 +518,14 @@ pub struct DhcpOption<'a> {
     pub data: &'a [u8],
 }
 
-/// Iterator over the options of a [`DhcpPacket`].
+/// Iterator over the options of a [`DhcpPacket`], one item per option
+/// instance as on the wire (a repeated option yields each of its RFC 3396
+/// pieces; [`DhcpRepr::parse`] and [`DhcpPacket::option_concat`] join them).
 ///
 /// Pad options are skipped; the end option finishes an area. When the
 /// options field carries option 52 (overload), the `file` field and then the
-/// `sname` field are read next (RFC 2131 §4.1). An area that ends without an
+/// `sname` field are read next (RFC 2131 §4.1); a second option 52 is
+/// [`Error::BadOverload`]. An area that ends without an
 /// end option yields [`Error::MissingEnd`]; an option whose length byte or
 /// data would pass the end of its area yields [`Error::OptionOverrun`].
 /// After an error the iterator is finished. The iterator does at most one
@@ -513,6 +542,21 @@ pub struct OptionsIter<'a> {
 }
 
 impl<'a> OptionsIter<'a> {
+    /// The options of the DHCP message `b` (a buffer shorter than the
+    /// 240-byte header has empty areas; validate with
+    /// [`DhcpPacket::new_checked`] first).
+    fn new(b: &'a [u8]) -> Self {
+        OptionsIter {
+            options: b.get(f::OPTIONS..).unwrap_or(&[]),
+            file: b.get(f::FILE..f::COOKIE).unwrap_or(&[]),
+            sname: b.get(f::SNAME..f::FILE).unwrap_or(&[]),
+            region: Region::Options,
+            pos: 0,
+            overload: 0,
+            done: false,
+        }
+    }
+
     fn area(&self) -> &'a [u8] {
         match self.region {
             Region::Options => self.options,
@@ -573,7 +617,12 @@ impl<'a> Iterator for OptionsIter<'a> {
                     };
                     self.pos = end;
                     if code == opt::OVERLOAD {
-                        if self.region != Region::Options || len != 1 || !(1..=3).contains(&data[0])
+                        // A second 52 would concatenate (RFC 3396) to a
+                        // 2-byte value: malformed.
+                        if self.region != Region::Options
+                            || self.overload != 0
+                            || len != 1
+                            || !(1..=3).contains(&data[0])
                         {
                             return self.fail(Error::BadOverload);
                         }
@@ -586,6 +635,103 @@ impl<'a> Iterator for OptionsIter<'a> {
         None
     }
 }
+
+/// Capacity of an [`OptionScratch`]: the most bytes of concatenated
+/// (RFC 3396) option values one message may need. A value is at most the
+/// option areas together (options field + 64-byte `sname` + 128-byte
+/// `file`, less two bytes per piece), so a DHCP message of up to
+/// `MAX_CONCAT_LEN + 48` bytes (every message of an Ethernet frame up to
+/// 2 KiB) never exceeds it.
+pub const MAX_CONCAT_LEN: usize = 2048;
+
+/// Caller-provided storage for option values that are concatenated from
+/// several pieces (RFC 3396). Fixed capacity ([`MAX_CONCAT_LEN`]), no heap
+/// allocation; creating one does not initialise its bytes, so one on the
+/// stack per message is cheap. Values that are a single piece on the wire
+/// are borrowed from the message and never copied here.
+#[derive(Clone, Debug, Default)]
+pub struct OptionScratch {
+    buf: arrayvec::ArrayVec<u8, MAX_CONCAT_LEN>,
+}
+
+impl OptionScratch {
+    /// Empty storage.
+    pub const fn new() -> Self {
+        OptionScratch {
+            buf: arrayvec::ArrayVec::new_const(),
+        }
+    }
+}
+
+/// Appends the data of every instance of `code` in `iter` to `out`;
+/// returns the number of instances. Walks the whole iterator, so option
+/// errors anywhere are reported.
+fn append_pieces(
+    iter: OptionsIter<'_>,
+    code: u8,
+    out: &mut arrayvec::ArrayVec<u8, MAX_CONCAT_LEN>,
+) -> Result<usize, Error> {
+    let mut pieces = 0;
+    for o in iter {
+        let o = o?;
+        if o.code == code {
+            pieces += 1;
+            out.try_extend_from_slice(o.data)
+                .map_err(|_| Error::OptionTooLong)?;
+        }
+    }
+    Ok(pieces)
+}
+
+/// Option codes [`DhcpRepr`] keeps, each with a slot in the parse tables.
+const KNOWN: [u8; 15] = [
+    opt::MESSAGE_TYPE,
+    opt::SERVER_ID,
+    opt::REQUESTED_IP,
+    opt::LEASE_TIME,
+    opt::RENEWAL_TIME,
+    opt::REBINDING_TIME,
+    opt::SUBNET_MASK,
+    opt::ROUTER,
+    opt::DNS,
+    opt::CLIENT_ID,
+    opt::PARAMETER_REQUEST_LIST,
+    opt::MAX_MESSAGE_SIZE,
+    opt::HOSTNAME,
+    opt::MESSAGE,
+    opt::RELAY_AGENT_INFO,
+];
+
+/// The slot of `code` in [`KNOWN`].
+const fn known_slot(code: u8) -> Option<usize> {
+    Some(match code {
+        opt::MESSAGE_TYPE => 0,
+        opt::SERVER_ID => 1,
+        opt::REQUESTED_IP => 2,
+        opt::LEASE_TIME => 3,
+        opt::RENEWAL_TIME => 4,
+        opt::REBINDING_TIME => 5,
+        opt::SUBNET_MASK => 6,
+        opt::ROUTER => 7,
+        opt::DNS => 8,
+        opt::CLIENT_ID => 9,
+        opt::PARAMETER_REQUEST_LIST => 10,
+        opt::MAX_MESSAGE_SIZE => 11,
+        opt::HOSTNAME => 12,
+        opt::MESSAGE => 13,
+        opt::RELAY_AGENT_INFO => 14,
+        _ => return None,
+    })
+}
+
+// `known_slot` is the inverse of `KNOWN`.
+const _: () = {
+    let mut i = 0;
+    while i < KNOWN.len() {
+        assert!(matches!(known_slot(KNOWN[i]), Some(j) if j == i));
+        i += 1;
+    }
+};
 
 /// Option 82 (RFC 3046) sub-options: agent circuit id (1) and agent remote
 /// id (2). Other sub-options are skipped on parse (they are preserved by
@@ -633,14 +779,19 @@ impl<'a> RelayAgentInfo<'a> {
     }
 
     /// Writes the option data (sub-options, without the option's own code
-    /// and length) into `out` and returns its length. Errors:
-    /// [`Error::OptionTooLong`] if a sub-option or the total exceeds 255
-    /// bytes, [`Error::BufferTooSmall`] if `out` is too short.
+    /// and length) into `out` and returns its length. The total may exceed
+    /// 255 bytes ([`DhcpRepr::emit`] splits such a value into RFC 3396
+    /// pieces). Errors: [`Error::OptionTooLong`] if a sub-option exceeds
+    /// 255 bytes, [`Error::BufferTooSmall`] if `out` is too short.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, Error> {
-        let n = self.data_len();
-        if n > 255 {
+        if [self.circuit_id, self.remote_id]
+            .iter()
+            .flatten()
+            .any(|v| v.len() > 255)
+        {
             return Err(Error::OptionTooLong);
         }
+        let n = self.data_len();
         if out.len() < n {
             return Err(Error::BufferTooSmall);
         }
@@ -724,9 +875,10 @@ pub struct DhcpRepr<'a> {
     pub hostname: Option<&'a [u8]>,
     /// Option 56.
     pub message: Option<&'a [u8]>,
-    /// Option 82, raw (the sub-options as on the wire; parse them with
-    /// [`RelayAgentInfo::parse`]). Kept raw so that a server can echo it
-    /// unchanged (RFC 3046 §2.2). Emitted as the last option.
+    /// Option 82, raw (the sub-options as on the wire, all RFC 3396 pieces
+    /// concatenated; parse them with [`RelayAgentInfo::parse`]). Kept raw so
+    /// that a server can echo it unchanged and whole (RFC 3046 §2.2).
+    /// Emitted as the last option (as several pieces if over 255 bytes).
     pub relay_agent_info: Option<&'a [u8]>,
 }
 
@@ -814,12 +966,18 @@ impl<'a> DhcpRepr<'a> {
 
     /// Parses a whole DHCP message: validates it like
     /// [`DhcpPacket::new_checked`], then every option. Unknown options are
-    /// skipped, a repeated known option keeps its last value. Errors: those
-    /// of `new_checked` and of [`OptionsIter`], [`Error::BadOptionLen`] for
-    /// a known option of the wrong size, [`Error::BadRelayAgentInfo`] for
-    /// malformed Option 82, [`Error::MissingMessageType`] /
-    /// [`Error::BadMessageType`].
-    pub fn parse(b: &'a [u8]) -> Result<Self, Error> {
+    /// skipped. A known option that appears more than once is one long
+    /// option (RFC 3396): its pieces are concatenated in order (options
+    /// field, then `file`, then `sname`) into `scratch` (cleared first), and
+    /// the whole value is validated and kept; a single piece is borrowed
+    /// from `b`. Errors: those of `new_checked` and of [`OptionsIter`],
+    /// [`Error::BadOptionLen`] for a known option of the wrong size,
+    /// [`Error::BadRelayAgentInfo`] for malformed Option 82,
+    /// [`Error::MissingMessageType`] / [`Error::BadMessageType`],
+    /// [`Error::ConflictingMessageType`] for a repeated option 53 that does
+    /// not concatenate to one byte, [`Error::OptionTooLong`] if the
+    /// concatenated values exceed [`MAX_CONCAT_LEN`].
+    pub fn parse(b: &'a [u8], scratch: &'a mut OptionScratch) -> Result<Self, Error> {
         // Re-validate: the view may come from new_unchecked.
         let p = DhcpPacket::new_checked(b)?;
         let mut r = DhcpRepr::new(p.op(), MessageType::Discover, p.xid(), MacAddr::ZERO);
@@ -833,64 +991,88 @@ impl<'a> DhcpRepr<'a> {
         r.siaddr = p.siaddr();
         r.giaddr = p.giaddr();
         r.chaddr = *p.chaddr_raw();
-        let mut mt = None;
-        let iter = OptionsIter {
-            options: b.get(f::OPTIONS..).unwrap_or(&[]),
-            file: b.get(f::FILE..f::COOKIE).unwrap_or(&[]),
-            sname: b.get(f::SNAME..f::FILE).unwrap_or(&[]),
-            region: Region::Options,
-            pos: 0,
-            overload: 0,
-            done: false,
-        };
-        for o in iter {
+
+        // Pass 1: validate every option, note the first piece and the
+        // number of pieces of each known option.
+        let mut first: [&'a [u8]; KNOWN.len()] = [&[]; KNOWN.len()];
+        let mut pieces = [0usize; KNOWN.len()];
+        for o in OptionsIter::new(b) {
             let o = o?;
-            let d = o.data;
-            match o.code {
-                opt::MESSAGE_TYPE => {
-                    let [v] = d else {
-                        return Err(Error::BadOptionLen);
-                    };
-                    mt = Some(MessageType::from_u8(*v).ok_or(Error::BadMessageType)?);
+            if let Some(i) = known_slot(o.code) {
+                if pieces[i] == 0 {
+                    first[i] = o.data;
                 }
-                opt::SERVER_ID => r.server_id = Some(ip_of(d)?),
-                opt::REQUESTED_IP => r.requested_ip = Some(ip_of(d)?),
-                opt::LEASE_TIME => r.lease_time = Some(u32_of(d)?),
-                opt::RENEWAL_TIME => r.renewal_time = Some(u32_of(d)?),
-                opt::REBINDING_TIME => r.rebinding_time = Some(u32_of(d)?),
-                opt::SUBNET_MASK => r.subnet_mask = Some(ip_of(d)?),
-                opt::ROUTER => r.routers = addrs_of(d)?,
-                opt::DNS => r.dns_servers = addrs_of(d)?,
-                opt::CLIENT_ID => {
-                    if d.len() < 2 {
-                        return Err(Error::BadOptionLen);
-                    }
-                    r.client_id = Some(d)
-                }
-                opt::PARAMETER_REQUEST_LIST => r.parameter_request_list = Some(nonempty(d)?),
-                opt::MAX_MESSAGE_SIZE => {
-                    let [a, b] = d else {
-                        return Err(Error::BadOptionLen);
-                    };
-                    r.max_message_size = Some(u16::from_be_bytes([*a, *b]));
-                }
-                opt::HOSTNAME => r.hostname = Some(nonempty(d)?),
-                opt::MESSAGE => r.message = Some(nonempty(d)?),
-                opt::RELAY_AGENT_INFO => {
-                    RelayAgentInfo::parse(nonempty(d).map_err(|_| Error::BadRelayAgentInfo)?)?;
-                    r.relay_agent_info = Some(d);
-                }
-                _ => {}
+                pieces[i] += 1;
             }
         }
-        r.message_type = mt.ok_or(Error::MissingMessageType)?;
+        // Pass 2, only for repeated options (rare): concatenate their pieces
+        // into the scratch, one option after the other.
+        scratch.buf.clear();
+        let mut ranges = [(0usize, 0usize); KNOWN.len()];
+        for (i, &n) in pieces.iter().enumerate() {
+            if n > 1 {
+                let start = scratch.buf.len();
+                append_pieces(OptionsIter::new(b), KNOWN[i], &mut scratch.buf)?;
+                ranges[i] = (start, scratch.buf.len());
+            }
+        }
+        let joined: &'a OptionScratch = scratch;
+        let value = |code: u8| -> Option<&'a [u8]> {
+            let i = known_slot(code)?;
+            match pieces[i] {
+                0 => None,
+                1 => Some(first[i]),
+                _ => joined.buf.get(ranges[i].0..ranges[i].1),
+            }
+        };
+
+        let mt = match value(opt::MESSAGE_TYPE) {
+            None => return Err(Error::MissingMessageType),
+            Some([v]) => MessageType::from_u8(*v).ok_or(Error::BadMessageType)?,
+            Some(_) if pieces[0] > 1 => return Err(Error::ConflictingMessageType),
+            Some(_) => return Err(Error::BadOptionLen),
+        };
+        r.message_type = mt;
+        r.server_id = value(opt::SERVER_ID).map(ip_of).transpose()?;
+        r.requested_ip = value(opt::REQUESTED_IP).map(ip_of).transpose()?;
+        r.lease_time = value(opt::LEASE_TIME).map(u32_of).transpose()?;
+        r.renewal_time = value(opt::RENEWAL_TIME).map(u32_of).transpose()?;
+        r.rebinding_time = value(opt::REBINDING_TIME).map(u32_of).transpose()?;
+        r.subnet_mask = value(opt::SUBNET_MASK).map(ip_of).transpose()?;
+        if let Some(d) = value(opt::ROUTER) {
+            r.routers = addrs_of(d)?;
+        }
+        if let Some(d) = value(opt::DNS) {
+            r.dns_servers = addrs_of(d)?;
+        }
+        if let Some(d) = value(opt::CLIENT_ID) {
+            if d.len() < 2 {
+                return Err(Error::BadOptionLen);
+            }
+            r.client_id = Some(d);
+        }
+        r.parameter_request_list = value(opt::PARAMETER_REQUEST_LIST)
+            .map(nonempty)
+            .transpose()?;
+        if let Some(d) = value(opt::MAX_MESSAGE_SIZE) {
+            let [a, b] = d else {
+                return Err(Error::BadOptionLen);
+            };
+            r.max_message_size = Some(u16::from_be_bytes([*a, *b]));
+        }
+        r.hostname = value(opt::HOSTNAME).map(nonempty).transpose()?;
+        r.message = value(opt::MESSAGE).map(nonempty).transpose()?;
+        if let Some(d) = value(opt::RELAY_AGENT_INFO) {
+            RelayAgentInfo::parse(nonempty(d).map_err(|_| Error::BadRelayAgentInfo)?)?;
+            r.relay_agent_info = Some(d);
+        }
         Ok(r)
     }
 
     fn options_len(&self) -> usize {
         let addr = |o: Option<Ipv4Addr>| o.map_or(0, |_| 6);
         let u = |o: Option<u32>| o.map_or(0, |_| 6);
-        let bytes = |o: Option<&[u8]>| o.map_or(0, |d| 2 + d.len());
+        let bytes = |o: Option<&[u8]>| o.map_or(0, |d| encoded_len(d.len()));
         let list = |l: &AddrList| if l.is_empty() { 0 } else { 2 + 4 * l.len() };
         3 + addr(self.server_id)
             + addr(self.requested_ip)
@@ -921,26 +1103,15 @@ impl<'a> DhcpRepr<'a> {
     /// then end and zero padding up to [`MIN_EMIT_LEN`] (the BOOTP minimum
     /// many relays and servers expect). `sname` and `file` are zeroed.
     ///
-    /// Errors: [`Error::BufferTooSmall`], [`Error::OptionTooLong`] (a byte
-    /// option over 255 bytes), [`Error::BadHlen`] (`hlen` > 16). Nothing is
-    /// guaranteed about `out` after an error.
+    /// A byte option longer than 255 bytes is written as consecutive
+    /// pieces of 255 bytes and a last shorter one (RFC 3396 §5), which
+    /// [`Self::parse`] joins again.
+    ///
+    /// Errors: [`Error::BufferTooSmall`], [`Error::BadHlen`] (`hlen` > 16).
+    /// Nothing is guaranteed about `out` after an error.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, Error> {
         if self.hlen > 16 {
             return Err(Error::BadHlen);
-        }
-        for d in [
-            self.client_id,
-            self.parameter_request_list,
-            self.hostname,
-            self.message,
-            self.relay_agent_info,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if d.len() > 255 {
-                return Err(Error::OptionTooLong);
-            }
         }
         let total = self.buffer_len();
         let out = out.get_mut(..total).ok_or(Error::BufferTooSmall)?;
@@ -1014,6 +1185,15 @@ impl<'a> DhcpRepr<'a> {
 /// and many implementations still send).
 pub const MIN_EMIT_LEN: usize = 300;
 
+/// Longest piece of one option instance (its length is one byte).
+const MAX_PIECE: usize = 255;
+
+/// Bytes an option with `n` data bytes takes on the wire: code and length
+/// per piece of at most [`MAX_PIECE`] bytes (one empty piece for `n` = 0).
+fn encoded_len(n: usize) -> usize {
+    n + 2 * n.div_ceil(MAX_PIECE).max(1)
+}
+
 /// Option writer over a buffer already checked to be large enough.
 struct Writer<'b> {
     buf: &'b mut [u8],
@@ -1021,11 +1201,21 @@ struct Writer<'b> {
 }
 
 impl Writer<'_> {
+    /// Writes option `code` with `data`, split into pieces of at most
+    /// [`MAX_PIECE`] bytes (RFC 3396) when longer.
     fn opt(&mut self, code: u8, data: &[u8]) {
-        self.buf[self.pos] = code;
-        self.buf[self.pos + 1] = data.len() as u8;
-        self.buf[self.pos + 2..self.pos + 2 + data.len()].copy_from_slice(data);
-        self.pos += 2 + data.len();
+        let mut rest = data;
+        loop {
+            let (piece, tail) = rest.split_at(rest.len().min(MAX_PIECE));
+            self.buf[self.pos] = code;
+            self.buf[self.pos + 1] = piece.len() as u8;
+            self.buf[self.pos + 2..self.pos + 2 + piece.len()].copy_from_slice(piece);
+            self.pos += 2 + piece.len();
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+        }
     }
 
     fn addrs(&mut self, code: u8, l: &AddrList) {

@@ -9,7 +9,7 @@ use qsplice_dhcp::client::{
 };
 use qsplice_dhcp::frame::parse_frame;
 use qsplice_dhcp::server::{ExhaustionPolicy, PoolConfig, Reject, Server, ServerConfig};
-use qsplice_dhcp::wire::{AddrList, DhcpRepr, MessageType};
+use qsplice_dhcp::wire::{AddrList, DhcpRepr, MessageType, OptionScratch};
 use qsplice_dhcp::{Ipv4Addr, MacAddr};
 
 const HZ: u64 = 1_000_000_000;
@@ -225,7 +225,8 @@ fn relay_mode_selects_pool_by_giaddr_and_checks_option_82() {
             (p.meta.src_mac, p.meta.dst_mac),
             (relay().relay_mac, SERVER_MAC)
         );
-        let d = DhcpRepr::parse(p.dhcp(f)).unwrap();
+        let mut scratch = OptionScratch::new();
+        let d = DhcpRepr::parse(p.dhcp(f), &mut scratch).unwrap();
         assert_eq!(d.giaddr, relay().giaddr);
         assert_eq!(d.hops, 1);
         let info = qsplice_dhcp::wire::RelayAgentInfo::parse(d.relay_agent_info.unwrap()).unwrap();
@@ -546,7 +547,8 @@ fn relay_mode_renews_directly_with_the_server() {
         let mut replies = Vec::new();
         for f in b.iter() {
             let p = parse_frame(f).unwrap();
-            let d = DhcpRepr::parse(p.dhcp(f)).unwrap();
+            let mut scratch = OptionScratch::new();
+            let d = DhcpRepr::parse(p.dhcp(f), &mut scratch).unwrap();
             if !d.ciaddr.is_unspecified() {
                 renewals += 1;
                 // Unicast from the client's address to the server, no relay.

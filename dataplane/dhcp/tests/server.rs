@@ -7,7 +7,9 @@ use qsplice_dhcp::server::{
     ConfigError, DelayConfig, ExhaustionPolicy, PoolConfig, RateLimit, Reject, ReplyMeta,
     RequestMeta, Server, ServerConfig,
 };
-use qsplice_dhcp::wire::{self, AddrList, DhcpRepr, MessageType, BOOTREPLY, BOOTREQUEST};
+use qsplice_dhcp::wire::{
+    self, AddrList, DhcpRepr, MessageType, OptionScratch, BOOTREPLY, BOOTREQUEST,
+};
 use qsplice_dhcp::{Ipv4Addr, MacAddr};
 
 const HZ: u64 = 1_000_000_000;
@@ -71,7 +73,8 @@ impl Rig {
             Some(rm) => {
                 // Tests only: leak a copy so the reply outlives the buffer.
                 let copy: &'static [u8] = Box::leak(self.out[..rm.len].to_vec().into_boxed_slice());
-                let rep = DhcpRepr::parse(copy).unwrap();
+                let scratch = Box::leak(Box::new(OptionScratch::new()));
+                let rep = DhcpRepr::parse(copy, scratch).unwrap();
                 Ok(Some((rm, rep)))
             }
         }
@@ -680,7 +683,8 @@ fn handle_frame_replies_with_a_valid_frame() {
         (SERVER, Ipv4Addr::BROADCAST)
     );
     assert_eq!((p.meta.src_port, p.meta.dst_port), (67, 68));
-    let r = DhcpRepr::parse(p.dhcp(&out[..m.len])).unwrap();
+    let mut scratch = OptionScratch::new();
+    let r = DhcpRepr::parse(p.dhcp(&out[..m.len]), &mut scratch).unwrap();
     assert_eq!((r.message_type, r.xid), (MessageType::Offer, 0x55));
     // A corrupted frame is counted by frame reason.
     f[30] ^= 0xff;

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use qsplice_dhcp::frame::{parse_frame, FrameError, FrameSpec};
 use qsplice_dhcp::wire::{
-    opt, AddrList, DhcpPacket, DhcpRepr, Error, MessageType, RelayAgentInfo, BOOTREPLY,
-    BOOTREQUEST, MAGIC_COOKIE, MIN_EMIT_LEN,
+    opt, AddrList, DhcpPacket, DhcpRepr, Error, MessageType, OptionScratch, RelayAgentInfo,
+    BOOTREPLY, BOOTREQUEST, MAGIC_COOKIE, MIN_EMIT_LEN,
 };
 use qsplice_dhcp::{Ipv4Addr, MacAddr};
 
@@ -56,7 +56,8 @@ fn parse_real_discover_every_field() {
     let codes: Vec<u8> = p.options().map(|o| o.unwrap().code).collect();
     assert_eq!(codes, [53, 61, 50, 55]);
 
-    let r = DhcpRepr::parse(&b).unwrap();
+    let mut scratch = OptionScratch::new();
+    let r = DhcpRepr::parse(&b, &mut scratch).unwrap();
     assert_eq!(r.message_type, MessageType::Discover);
     assert_eq!(r.mac(), p.chaddr());
     assert_eq!(
@@ -97,7 +98,10 @@ fn emit_discover_matches_hand_assembled_bytes() {
         "padding"
     );
     assert_eq!(out[n], 0xaa, "nothing written past the message");
-    assert_eq!(DhcpRepr::parse(&out[..n]).unwrap(), r);
+    assert_eq!(
+        DhcpRepr::parse(&out[..n], &mut OptionScratch::new()).unwrap(),
+        r
+    );
 }
 
 #[test]
@@ -136,7 +140,10 @@ fn emit_offer_every_option_in_order() {
     let (lt, t1) = (&out[240 + 3 + 6..], &out[240 + 3 + 6 + 6..]);
     assert_eq!(&lt[..6], &[51, 4, 0, 0, 0x0e, 0x10]);
     assert_eq!(&t1[..6], &[58, 4, 0, 0, 0x07, 0x08]);
-    assert_eq!(DhcpRepr::parse(&out[..n]).unwrap(), r);
+    assert_eq!(
+        DhcpRepr::parse(&out[..n], &mut OptionScratch::new()).unwrap(),
+        r
+    );
     // Too small a buffer is an error, never a panic.
     assert_eq!(r.emit(&mut out[..n - 1]), Err(Error::BufferTooSmall));
 }
@@ -162,9 +169,17 @@ fn relay_agent_info_rfc3046() {
         );
     }
     assert_eq!(info.emit(&mut out[..10]), Err(Error::BufferTooSmall));
+    // Over 255 bytes in all is fine (DhcpRepr::emit splits it, RFC 3396);
+    // one sub-option over 255 bytes cannot be encoded.
     let long = [b'x'; 254];
-    let too_long = RelayAgentInfo {
+    let long_total = RelayAgentInfo {
         circuit_id: Some(&long),
+        remote_id: None,
+    };
+    assert_eq!(long_total.emit(&mut [0u8; 300]), Ok(256));
+    let longer = [b'x'; 256];
+    let too_long = RelayAgentInfo {
+        circuit_id: Some(&longer),
         remote_id: None,
     };
     assert_eq!(too_long.emit(&mut [0u8; 300]), Err(Error::OptionTooLong));
@@ -180,15 +195,24 @@ fn with_options(opts: &[u8]) -> Vec<u8> {
 fn validation_errors_by_reason() {
     let good = real_discover();
     assert_eq!(DhcpPacket::new_checked(&good[..239]), Err(Error::Truncated));
-    assert_eq!(DhcpRepr::parse(&good[..100]), Err(Error::Truncated));
+    assert_eq!(
+        DhcpRepr::parse(&good[..100], &mut OptionScratch::new()),
+        Err(Error::Truncated)
+    );
     let mut b = good.clone();
     b[236] = 0x64;
-    assert_eq!(DhcpRepr::parse(&b), Err(Error::BadCookie));
+    assert_eq!(
+        DhcpRepr::parse(&b, &mut OptionScratch::new()),
+        Err(Error::BadCookie)
+    );
     let mut b = good.clone();
     b[2] = 17;
-    assert_eq!(DhcpRepr::parse(&b), Err(Error::BadHlen));
+    assert_eq!(
+        DhcpRepr::parse(&b, &mut OptionScratch::new()),
+        Err(Error::BadHlen)
+    );
     b[2] = 16;
-    assert!(DhcpRepr::parse(&b).is_ok());
+    assert!(DhcpRepr::parse(&b, &mut OptionScratch::new()).is_ok());
 
     let cases: &[(&[u8], Error)] = &[
         (&[53, 1, 1], Error::MissingEnd),
@@ -212,20 +236,36 @@ fn validation_errors_by_reason() {
         (&[53, 1, 1, 82, 0, 255], Error::BadRelayAgentInfo),
         (&[53, 1, 1, 52, 1, 4, 255], Error::BadOverload),
         (&[53, 1, 1, 52, 2, 1, 1, 255], Error::BadOverload),
+        (&[53, 1, 1, 52, 1, 1, 52, 1, 1, 255], Error::BadOverload),
+        (&[53, 1, 1, 53, 1, 3, 255], Error::ConflictingMessageType),
+        (&[53, 1, 1, 53, 1, 1, 255], Error::ConflictingMessageType),
         // Overload promises `file`, which holds no end option.
         (&[53, 1, 1, 52, 1, 1, 255], Error::MissingEnd),
     ];
     for (opts, err) in cases {
-        assert_eq!(DhcpRepr::parse(&with_options(opts)), Err(*err), "{opts:?}");
+        assert_eq!(
+            DhcpRepr::parse(&with_options(opts), &mut OptionScratch::new()),
+            Err(*err),
+            "{opts:?}"
+        );
         assert!(!err.as_str().is_empty());
     }
-    // Pads, unknown options and a repeated option (last wins) are fine.
+    // Pads, unknown options and an option split in two pieces (RFC 3396)
+    // are fine.
     let b = with_options(&[
-        0, 0, 53, 1, 3, 200, 2, 9, 9, 51, 4, 0, 0, 0, 1, 51, 4, 0, 0, 0, 2, 255,
+        0, 0, 53, 1, 3, 200, 2, 9, 9, 51, 2, 0, 0, 0, 51, 2, 0, 2, 255,
     ]);
-    let r = DhcpRepr::parse(&b).unwrap();
+    let mut scratch = OptionScratch::new();
+    let r = DhcpRepr::parse(&b, &mut scratch).unwrap();
     assert_eq!(r.message_type, MessageType::Request);
     assert_eq!(r.lease_time, Some(2));
+    // A repeated option is one long option, not "last wins": two 4-byte
+    // lease times concatenate to 8 bytes, which is malformed.
+    let b = with_options(&[53, 1, 3, 51, 4, 0, 0, 0, 1, 51, 4, 0, 0, 0, 2, 255]);
+    assert_eq!(
+        DhcpRepr::parse(&b, &mut OptionScratch::new()),
+        Err(Error::BadOptionLen)
+    );
 }
 
 #[test]
@@ -235,7 +275,8 @@ fn option_overload_reads_file_then_sname() {
     b[108..115].copy_from_slice(&[54, 4, 10, 0, 0, 1, 255]);
     b[44..50].copy_from_slice(&[51, 4, 0, 0, 1, 0]);
     b[50] = 255;
-    let r = DhcpRepr::parse(&b).unwrap();
+    let mut scratch = OptionScratch::new();
+    let r = DhcpRepr::parse(&b, &mut scratch).unwrap();
     assert_eq!(r.server_id, Some(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(r.lease_time, Some(256));
     let p = DhcpPacket::new_checked(&b[..]).unwrap();
@@ -243,7 +284,8 @@ fn option_overload_reads_file_then_sname() {
     assert_eq!(codes, [53, 52, 54, 51]);
     // Overload 2 (sname only) skips file.
     b[245] = 2;
-    let r = DhcpRepr::parse(&b).unwrap();
+    let mut scratch = OptionScratch::new();
+    let r = DhcpRepr::parse(&b, &mut scratch).unwrap();
     assert_eq!((r.server_id, r.lease_time), (None, Some(256)));
 }
 
@@ -351,7 +393,8 @@ fn arb_repr() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Vec<u8>, u64, [u32; 8]
 proptest! {
     #[test]
     fn parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..700)) {
-        let _ = DhcpRepr::parse(&data);
+        let mut scratch = OptionScratch::new();
+        let _ = DhcpRepr::parse(&data, &mut scratch);
         if let Ok(p) = DhcpPacket::new_checked(&data[..]) {
             for o in p.options().take(1000) {
                 let _ = o;
@@ -365,12 +408,13 @@ proptest! {
                                           overload in proptest::collection::vec(any::<u8>(), 192)) {
         let mut b = with_options(&opts);
         b[44..236].copy_from_slice(&overload);
-        match DhcpRepr::parse(&b) {
+        match DhcpRepr::parse(&b, &mut OptionScratch::new()) {
             Ok(r) => {
                 // What parses re-emits and parses to the same thing.
                 let mut out = vec![0u8; 2000];
                 if let Ok(n) = r.emit(&mut out) {
-                    prop_assert_eq!(DhcpRepr::parse(&out[..n]).unwrap(), r);
+                    let mut sc2 = OptionScratch::new();
+                    prop_assert_eq!(DhcpRepr::parse(&out[..n], &mut sc2).unwrap(), r);
                 }
             }
             Err(e) => prop_assert!(!e.as_str().is_empty()),
@@ -419,7 +463,8 @@ proptest! {
         let n = r.emit(&mut out).unwrap();
         prop_assert_eq!(n, r.buffer_len());
         prop_assert!(n >= MIN_EMIT_LEN);
-        let back = DhcpRepr::parse(&out[..n]).unwrap();
+        let mut scratch = OptionScratch::new();
+        let back = DhcpRepr::parse(&out[..n], &mut scratch).unwrap();
         prop_assert_eq!(&back, &r);
         if let Some(raw) = back.relay_agent_info {
             prop_assert_eq!(RelayAgentInfo::parse(raw).unwrap(), info);
@@ -431,7 +476,8 @@ proptest! {
         f[off..off + n].copy_from_slice(&out[..n]);
         let total = s.emit(&mut f, n).unwrap();
         let pf = parse_frame(&f[..total]).unwrap();
-        prop_assert_eq!(DhcpRepr::parse(pf.dhcp(&f[..total])).unwrap(), r);
+        let mut sc2 = OptionScratch::new();
+        prop_assert_eq!(DhcpRepr::parse(pf.dhcp(&f[..total]), &mut sc2).unwrap(), r);
         // Any single bit flip in IP/UDP headers or payload is caught (or
         // changes a field the checksum does not cover: MACs, VLAN).
         let pos = (w[7] as usize) % (total - off + 28) + off - 28;
