@@ -1053,7 +1053,9 @@ impl Endpoint {
         // Send window (RFC 9293 §3.10.7.4, SND.WL1/WL2).
         let wnd = u32::from(seg.window) << self.snd_ws;
         let mut window_changed = false;
-        if lt(self.snd_wl1, seg.seq) || (self.snd_wl1 == seg.seq && le(self.snd_wl2, ack)) {
+        if ge(ack, self.snd_una)
+            && (lt(self.snd_wl1, seg.seq) || (self.snd_wl1 == seg.seq && le(self.snd_wl2, ack)))
+        {
             window_changed = wnd != self.snd_wnd;
             self.snd_wnd = wnd;
             self.snd_wl1 = seg.seq;
@@ -1093,6 +1095,7 @@ impl Endpoint {
                 self.snd_base = self.snd_base.wrapping_add(n);
             }
             self.snd_una = ack;
+            self.tlp_due = false;
             self.scoreboard.trim_below(ack);
             if lt(self.high_rxt, ack) {
                 self.high_rxt = ack;
