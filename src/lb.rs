@@ -359,6 +359,8 @@ impl LbRuntime {
             backend_mss: mtu(cp),
             vip_ws: l.window_scale,
             min_mss: l.min_mss,
+            syn_backlog: l.syn_backlog as usize,
+            syn_rate: l.syn_rate,
             hz,
             secret,
             seed: 0,
@@ -667,6 +669,11 @@ impl LbRuntime {
             ("lb.syn_retries", self.template.syn_retries == l.syn_retries),
             ("lb.retries", self.template.retries == l.retries),
             ("lb.min_mss", self.template.min_mss == l.min_mss),
+            (
+                "lb.syn_backlog",
+                self.template.syn_backlog == l.syn_backlog as usize,
+            ),
+            ("lb.syn_rate", self.template.syn_rate == l.syn_rate),
             (
                 "lb.idle_timeout_s",
                 self.template.idle_timeout_ms == l.idle_timeout_s * 1000,

@@ -511,6 +511,10 @@ pub struct LbConf {
     /// Smallest MSS a peer may make the appliance send (a peer announcing
     /// less is treated as announcing this).
     pub min_mss: u16,
+    /// Half-open connections answered statefully per worker lcore.
+    pub syn_backlog: u32,
+    /// Stateful SYN answers per second per worker lcore (0: no limit).
+    pub syn_rate: u32,
     /// Terminated TLS connections per worker lcore.
     pub tls_max_conns: u32,
     /// The server mapping table of session-aware dispatch.
@@ -538,6 +542,8 @@ impl Default for LbConf {
             linger_ms: 2000,
             window_scale: 7,
             min_mss: 536,
+            syn_backlog: 4096,
+            syn_rate: 50_000,
             tls_max_conns: 4096,
             sessions: SessionsConf::default(),
             health: HealthConf::default(),

@@ -737,6 +737,8 @@ impl Config {
         }
         in_range("lb.tls_max_conns", lb.tls_max_conns, 1, 1_000_000)?;
         in_range("lb.min_mss", lb.min_mss, 48, 1460)?;
+        in_range("lb.syn_backlog", lb.syn_backlog, 0, 1_000_000)?;
+        in_range("lb.syn_rate", lb.syn_rate, 0, 100_000_000)?;
         in_range("lb.sessions.max_age_s", lb.sessions.max_age_s, 1, 86_400)?;
         in_range("lb.sessions.max_keys", lb.sessions.max_keys, 16, 10_000_000)?;
         in_range(

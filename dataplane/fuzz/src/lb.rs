@@ -23,16 +23,17 @@ use qsplice_pool::{Backend, Policy, Snapshot};
 use qsplice_splice::isn::IsnSecret;
 use qsplice_wire::{Ipv4Packet, MacAddr, TcpFlags, TcpPacket};
 
-const CMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 1]);
-const BMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 2]);
-const PEER: MacAddr = MacAddr([2, 0xcc, 0, 0, 0, 1]);
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 1);
-const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 10, 2, 1);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 2);
+pub(crate) const CMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 1]);
+pub(crate) const BMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 2]);
+pub(crate) const PEER: MacAddr = MacAddr([2, 0xcc, 0, 0, 0, 1]);
+pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 1);
+pub(crate) const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 10, 2, 1);
+pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 2);
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 10, 2, 11);
 const MAX_FLOWS: usize = 32;
 
-type W = Worker<MemQueue, ManualClock, LbCore<VecFrame>>;
+/// An engine worker running the balancer on in-memory queues.
+pub(crate) type W = Worker<MemQueue, ManualClock, LbCore<VecFrame>>;
 
 struct Rig {
     w: W,
@@ -41,7 +42,7 @@ struct Rig {
     flows: Vec<(u16, u16)>,
 }
 
-fn frame(from: MacAddr, to: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(from: MacAddr, to: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(34 + tcp.len());
     f.extend_from_slice(&to.0);
     f.extend_from_slice(&from.0);
@@ -67,7 +68,7 @@ fn frame(from: MacAddr, to: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) -
 }
 
 #[allow(clippy::too_many_arguments)]
-fn segment(
+pub(crate) fn segment(
     from: MacAddr,
     to: MacAddr,
     src: SocketAddrV4,
@@ -105,6 +106,63 @@ fn segment(
     .expect("segment fits");
     buf.truncate(len);
     buf
+}
+
+/// An engine worker (ARP table of 16, no TX drain delay) around `lb`:
+/// port 0 faces clients (MAC [`CMAC`], the VIP address [`VIP`]/24),
+/// port 1 backends (MAC [`BMAC`], [`LOCAL`]/24, `backends` as pinned
+/// neighbours). Used by the `lb_segments` and `lb_stateful` targets.
+pub(crate) fn worker(lb: LbCore<VecFrame>, clock: &ManualClock, backends: &[Ipv4Addr]) -> W {
+    let econf = EngineConf {
+        burst: 32,
+        tx_drain_us: 0,
+        idle_sleep_us: 0,
+        arp: ArpConf {
+            reachable_ms: 3_600_000,
+            probe_interval_ms: 1000,
+            max_probes: 3,
+            gratuitous_on_start: false,
+            table_size: 16,
+        },
+        primary: true,
+    };
+    let port = |mac: MacAddr, addr: Ipv4Addr, neighbors: Vec<Ipv4Addr>| {
+        (
+            MemQueue::new(mac.0),
+            PortSetup {
+                name: String::new(),
+                addrs: vec![IfAddr { addr, prefix: 24 }],
+                neighbors,
+                gateway: None,
+            },
+        )
+    };
+    let ports = vec![
+        port(CMAC, VIP, vec![]),
+        port(BMAC, LOCAL, backends.to_vec()),
+    ];
+    Worker::with_service(
+        econf,
+        ports,
+        clock.clone(),
+        Arc::new(SharedCounters::default()),
+        None,
+        lb,
+    )
+}
+
+/// An ARP reply from `ip` at `mac` to `to_ip` at `to_mac` (60 bytes).
+pub(crate) fn arp_reply(to_mac: MacAddr, mac: MacAddr, ip: Ipv4Addr, to_ip: Ipv4Addr) -> Vec<u8> {
+    let mut a = vec![0u8; 60];
+    a[..6].copy_from_slice(&to_mac.0);
+    a[6..12].copy_from_slice(&mac.0);
+    a[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    a[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+    a[22..28].copy_from_slice(&mac.0);
+    a[28..32].copy_from_slice(&ip.octets());
+    a[32..38].copy_from_slice(&to_mac.0);
+    a[38..42].copy_from_slice(&to_ip.octets());
+    a
 }
 
 struct Out {
@@ -175,6 +233,8 @@ impl Rig {
             linger_ms: 200,
             client_mss: 1460,
             min_mss: 536,
+            syn_backlog: 64,
+            syn_rate: 0,
             backend_mss: 1460,
             vip_ws: 7,
             hz: 1_000_000_000,
@@ -187,39 +247,7 @@ impl Rig {
             content: Vec::new(),
         };
         let lb = LbCore::new(conf, shared);
-        let econf = EngineConf {
-            burst: 32,
-            tx_drain_us: 0,
-            idle_sleep_us: 0,
-            arp: ArpConf {
-                reachable_ms: 3_600_000,
-                probe_interval_ms: 1000,
-                max_probes: 3,
-                gratuitous_on_start: false,
-                table_size: 16,
-            },
-            primary: true,
-        };
-        let port = |mac: MacAddr, addr: Ipv4Addr, neighbors: Vec<Ipv4Addr>| {
-            (
-                MemQueue::new(mac.0),
-                PortSetup {
-                    name: String::new(),
-                    addrs: vec![IfAddr { addr, prefix: 24 }],
-                    neighbors,
-                    gateway: None,
-                },
-            )
-        };
-        let ports = vec![port(CMAC, VIP, vec![]), port(BMAC, LOCAL, vec![SERVER])];
-        let w = Worker::with_service(
-            econf,
-            ports,
-            clock.clone(),
-            Arc::new(SharedCounters::default()),
-            None,
-            lb,
-        );
+        let w = worker(lb, &clock, &[SERVER]);
         let mut r = Rig {
             w,
             clock,
@@ -227,15 +255,7 @@ impl Rig {
         };
         r.w.poll();
         // The backend's ARP reply.
-        let mut a = vec![0u8; 60];
-        a[..6].copy_from_slice(&BMAC.0);
-        a[6..12].copy_from_slice(&PEER.0);
-        a[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        a[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
-        a[22..28].copy_from_slice(&PEER.0);
-        a[28..32].copy_from_slice(&SERVER.octets());
-        a[32..38].copy_from_slice(&BMAC.0);
-        a[38..42].copy_from_slice(&LOCAL.octets());
+        let a = arp_reply(BMAC, PEER, SERVER, LOCAL);
         r.inject(1, a);
         r.drain(false);
         r

@@ -39,6 +39,7 @@ use qsplice_wire::{
 
 use crate::board::{BackendCounters, BackendStats, PoolBoard};
 use crate::counters::{LbCounters, SharedLbCounters};
+use crate::syncache::{Admit, SynCache, SynEntry};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
@@ -124,6 +125,12 @@ pub struct LbConf {
     /// Smallest MSS a peer may make us send (`lb.min_mss`): a SYN announcing
     /// less is taken as announcing this.
     pub min_mss: u16,
+    /// Half-open connections answered statefully per lcore
+    /// (`lb.syn_backlog`; beyond: SYN cookies).
+    pub syn_backlog: usize,
+    /// Stateful SYN answers per second per lcore (`lb.syn_rate`, 0: no
+    /// limit; beyond: SYN cookies).
+    pub syn_rate: u32,
     /// Largest MSS announced to backends (what the client side can carry).
     pub backend_mss: u16,
     /// Window scale announced to clients that offer window scaling.
@@ -276,6 +283,17 @@ impl Meta {
     };
 }
 
+/// What a completed handshake agreed (SYN cache entry or cookie).
+#[derive(Copy, Clone, Debug)]
+struct Accepted {
+    /// The client's MSS.
+    mss: u16,
+    /// The client's window scale (ours was announced iff `Some`).
+    ws: Option<u8>,
+    /// SACK agreed.
+    sack: bool,
+}
+
 /// Parsed IPv4/TCP header facts of a received segment.
 #[derive(Copy, Clone, Debug)]
 struct Seg {
@@ -303,6 +321,8 @@ pub struct LbCore<F> {
     conf: LbConf,
     shared: LbShared<F>,
     flows: FlowTable,
+    /// Half-open connections answered statefully (every VIP kind).
+    syncache: SynCache,
     meta: Vec<Meta>,
     connecting: Vec<FlowId>,
     held: ArrayVec<(FlowId, F), HOLD_MAX>,
@@ -339,7 +359,8 @@ impl<F: Frame> LbCore<F> {
             linger: conf.linger_ms.saturating_mul(ms),
         };
         LbCore {
-            flows: FlowTable::new(conf.max_flows, conf.seed),
+            flows: FlowTable::new(conf.max_flows),
+            syncache: SynCache::new(conf.syn_backlog, conf.syn_rate, conf.hz),
             meta: vec![Meta::FREE; conf.max_flows],
             connecting: Vec::with_capacity(conf.max_connecting),
             held: ArrayVec::new(),
@@ -364,7 +385,18 @@ impl<F: Frame> LbCore<F> {
             )
             .into_bytes(),
             rng: conf.seed | 1,
-            term: term::Terminator::new(conf.tls_vips.clone(), conf.tls_max_conns),
+            term: term::Terminator::new(
+                conf.tls_vips.clone(),
+                conf.tls_max_conns,
+                term::TermTcp {
+                    client_mss: conf.client_mss,
+                    backend_mss: conf.backend_mss,
+                    vip_ws: conf.vip_ws,
+                    min_mss: conf.min_mss,
+                    syn_rto_ms: conf.syn_rto_ms,
+                    syn_retries: conf.syn_retries,
+                },
+            ),
             sa: sa::SessionAware::new(shared.sessions.clone()),
             publishes: 0,
             conf,
@@ -526,7 +558,7 @@ impl<F: Frame> LbCore<F> {
             return;
         };
         if let Some(vi) = self.term.vip_at(s.dst) {
-            return self.term_client(io, f, l3, vi, &s, now);
+            return self.term_client(io, f, l3, vi, &s, &opts, now);
         }
         if let Some((id, dir)) = self.flows.lookup(s.src, s.dst) {
             if dir != Dir::C2S {
@@ -563,6 +595,8 @@ impl<F: Frame> LbCore<F> {
         let rst = s.flags.contains(TcpFlags::RST);
         if syn && !ack && !rst && !s.flags.contains(TcpFlags::FIN) {
             self.answer_syn(io, f, &s, &opts, now);
+        } else if rst && self.half_open_reset(&s) {
+            // The client gave up its handshake: nothing to answer.
         } else if ack && !syn && !rst {
             let _ = self.accept_forced(io, f, &s, &opts, pool, now, None);
         } else {
@@ -571,7 +605,74 @@ impl<F: Frame> LbCore<F> {
         }
     }
 
-    /// SYN to a VIP: SYN-ACK with a cookie, keeping no state.
+    /// The client's ACK `s` completes a handshake we answered: from its SYN
+    /// cache entry (consumed) or its cookie. `None`: neither (a forged or
+    /// stale ACK, or a live flow's segment on the wrong lcore).
+    fn complete_handshake(
+        &mut self,
+        s: &Seg,
+        opts: &SynOptions,
+        now: u64,
+    ) -> Option<Accepted> {
+        if let Some(e) = self.syncache.take(s.src, s.dst, s.seq, s.ack) {
+            self.c.syn_cache_hits += 1;
+            return Some(Accepted {
+                mss: e.mss,
+                ws: e.ws,
+                sack: e.sack,
+            });
+        }
+        let slot = self.cookie_slot(now);
+        let mss = SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot)?;
+        self.c.cookie_ok += 1;
+        let (ws, sack) = match opts.ts {
+            Some((_, tsecr)) => decode_ts(tsecr),
+            None => (None, false),
+        };
+        Some(Accepted {
+            mss: mss.max(self.conf.min_mss),
+            ws,
+            sack,
+        })
+    }
+
+    /// Would `s` complete a handshake (SYN cache entry or cookie)? Nothing
+    /// is consumed: session-aware dispatch checks the first data segment
+    /// before it holds the hello.
+    fn handshake_valid(&self, s: &Seg, now: u64) -> bool {
+        if let Some(e) = self.syncache.get(s.src, s.dst) {
+            if s.seq == e.irs.wrapping_add(1) && s.ack == e.iss.wrapping_add(1) {
+                return true;
+            }
+        }
+        let slot = self.cookie_slot(now);
+        SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot).is_some()
+    }
+
+    /// A client RST for its own half-open entry (sequence number exactly
+    /// where its data would start, RFC 5961): the entry is dropped.
+    fn half_open_reset(&mut self, s: &Seg) -> bool {
+        match self.syncache.get(s.src, s.dst) {
+            Some(e) if s.seq == e.irs.wrapping_add(1) => self.syncache.remove(s.src, s.dst),
+            _ => false,
+        }
+    }
+
+    /// Our ISN for a SYN answered statefully: RFC 6528 (keyed hash of the
+    /// tuple plus a 4 µs clock), not a valid cookie.
+    fn stateful_isn(&self, client: SocketAddrV4, vip: SocketAddrV4, now: u64) -> u32 {
+        let us4 = (u128::from(now) * 250_000 / u128::from(self.conf.hz.max(1))) as u32;
+        self.conf
+            .secret
+            .isn(client, vip, 0x5eed_0003)
+            .wrapping_add(us4)
+    }
+
+    /// SYN to a VIP (any kind): SYN-ACK from the SYN cache while it has
+    /// room and the SYN rate is under `syn_rate` (full options: the
+    /// client's exact MSS, window scale and SACK whether or not it sends
+    /// timestamps), else a SYN cookie keeping no state (window scale and
+    /// SACK only through the timestamp bits, as Linux does).
     fn answer_syn<Q: Queue<Frame = F>>(
         &mut self,
         io: &mut Io<'_, Q>,
@@ -582,29 +683,83 @@ impl<F: Frame> LbCore<F> {
     ) {
         self.c.syn_received += 1;
         let mss = opts.mss.unwrap_or(DEFAULT_MSS);
-        // The cookie's MSS table starts at 536; `min_mss` may ask for more.
         if mss < self.conf.min_mss {
             self.c.mss_clamped += 1;
         }
         let mss = mss.max(self.conf.min_mss);
-        let cookie = SynCookie::encode(
-            &self.conf.secret,
-            s.src,
-            s.dst,
-            s.seq,
-            mss,
-            self.cookie_slot(now),
-        );
-        // Without timestamps there is nowhere to keep the client's window
-        // scale and SACK-permitted: offer neither (as Linux does).
-        let ts = opts
-            .ts
-            .map(|(tsval, _)| (encode_ts(self.ts_clock(now), opts.ws, opts.sack_ok), tsval));
-        let ours = SynOptions {
-            mss: Some(self.conf.client_mss),
-            ws: (ts.is_some() && opts.ws.is_some()).then_some(self.conf.vip_ws),
-            sack_ok: ts.is_some() && opts.sack_ok,
-            ts,
+        // A retransmitted SYN of a held entry: the same answer again.
+        let held = self
+            .syncache
+            .get(s.src, s.dst)
+            .filter(|e| e.irs == s.seq)
+            .copied();
+        let entry = match held {
+            Some(e) => Some(e),
+            None => match self.syncache.admit(now) {
+                Admit::Stateful => {
+                    let e = SynEntry {
+                        irs: s.seq,
+                        iss: self.stateful_isn(s.src, s.dst, now),
+                        mss,
+                        ws: opts.ws,
+                        sack: opts.sack_ok,
+                        ts: opts.ts.map(|t| t.0),
+                        our_tsval: self.ts_clock(now),
+                        created: now,
+                    };
+                    if self.syncache.insert(s.src, s.dst, e) {
+                        self.c.syn_stateful += 1;
+                        Some(e)
+                    } else {
+                        self.c.syn_cache_full += 1;
+                        None
+                    }
+                }
+                Admit::Full => {
+                    self.c.syn_cache_full += 1;
+                    None
+                }
+                Admit::RateLimited => {
+                    self.c.syn_rate_limited += 1;
+                    None
+                }
+            },
+        };
+        let (isn, ours) = match entry {
+            Some(e) => (
+                e.iss,
+                SynOptions {
+                    mss: Some(self.conf.client_mss),
+                    ws: e.ws.map(|_| self.conf.vip_ws),
+                    sack_ok: e.sack,
+                    ts: e.ts.map(|v| (e.our_tsval, v)),
+                },
+            ),
+            None => {
+                self.c.syn_cookies += 1;
+                let cookie = SynCookie::encode(
+                    &self.conf.secret,
+                    s.src,
+                    s.dst,
+                    s.seq,
+                    mss,
+                    self.cookie_slot(now),
+                );
+                // Without timestamps there is nowhere to keep the client's
+                // window scale and SACK-permitted: offer neither (as Linux).
+                let ts = opts.ts.map(|(tsval, _)| {
+                    (encode_ts(self.ts_clock(now), opts.ws, opts.sack_ok), tsval)
+                });
+                (
+                    cookie,
+                    SynOptions {
+                        mss: Some(self.conf.client_mss),
+                        ws: (ts.is_some() && opts.ws.is_some()).then_some(self.conf.vip_ws),
+                        sack_ok: ts.is_some() && opts.sack_ok,
+                        ts,
+                    },
+                )
+            }
         };
         let mut ob = [0u8; 40];
         let n = write_syn_options(&mut ob, &ours);
@@ -614,7 +769,7 @@ impl<F: Frame> LbCore<F> {
             dst_mac: s.eth_src,
             src: s.dst,
             dst: s.src,
-            seq: cookie,
+            seq: isn,
             ack: s.seq.wrapping_add(1),
             flags: TcpFlags::SYN | TcpFlags::ACK,
             window: u16::MAX,
@@ -642,9 +797,7 @@ impl<F: Frame> LbCore<F> {
         forced: Option<usize>,
     ) -> Option<FlowId> {
         let pi = self.conf.client_port;
-        let slot = self.cookie_slot(now);
-        let Some(mss) = SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot)
-        else {
+        let Some(Accepted { mss, ws, sack }) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             // With several lcores the segment may belong to a live flow that
             // another lcore owns (net_af_packet's fanout rolls packets over
@@ -658,11 +811,6 @@ impl<F: Frame> LbCore<F> {
                 self.reply_rst(io, pi, f, s);
                 return None;
             }
-        };
-        self.c.cookie_ok += 1;
-        let (ws, sack) = match opts.ts {
-            Some((_, tsecr)) => decode_ts(tsecr),
-            None => (None, false),
         };
         if self.connecting.len() >= self.conf.max_connecting {
             self.c.connecting_full += 1;
@@ -1593,6 +1741,8 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         self.connect_timers(io, now);
         self.term_timers(io, now);
         self.sa_timers(io, now);
+        self.c.syn_cache_expired += self.syncache.expire(now, 1024) as u64;
+        self.c.syn_cache_active = self.syncache.len() as u64;
         self.expire(now);
         self.publish();
     }

@@ -44,8 +44,23 @@ macro_rules! lb_counters {
 }
 
 lb_counters! {
-    /// SYNs to a VIP answered with a SYN-ACK (cookie).
+    /// SYNs to a VIP answered with a SYN-ACK (`syn_stateful + syn_cookies`,
+    /// plus retransmitted SYNs answered again from the SYN cache).
     syn_received,
+    /// SYNs answered statefully (a new SYN cache entry).
+    syn_stateful,
+    /// SYNs answered with a SYN cookie (no state): the sum of the two below.
+    syn_cookies,
+    /// … because the SYN cache was full (`lb.syn_backlog`).
+    syn_cache_full,
+    /// … because SYNs arrived faster than `lb.syn_rate`.
+    syn_rate_limited,
+    /// Handshakes completed from a SYN cache entry.
+    syn_cache_hits,
+    /// SYN cache entries that expired without the client's ACK.
+    syn_cache_expired,
+    /// Half-open entries now in the SYN cache (gauge).
+    syn_cache_active,
     /// SYNs to our address on a port with no VIP: answered with RST.
     syn_no_listener,
     /// Handshake ACKs whose cookie checked out.
@@ -150,9 +165,6 @@ lb_counters! {
     /// Terminated connections aborted with a RST (handshake timeout,
     /// idle timeout, backend failure).
     tls_reset,
-    /// Half-open terminated connections dropped to make room for newer
-    /// SYNs (the half-open bound is a quarter of `tls_max_conns`).
-    tls_syn_evicted,
     /// Session-aware VIPs: handshake ACKs that only wait for the hello.
     sa_ack_waiting,
     /// Session-aware VIPs: connections dispatched by the scheduler because

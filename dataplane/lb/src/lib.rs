@@ -1,12 +1,14 @@
 //! The L4 load balancer that runs on every worker lcore (`qsplice lb`).
 //!
-//! * [`core`]: one lcore's balancer — stateless SYN-cookie accept, backend
+//! * [`core`]: one lcore's balancer — SYNs answered from a bounded SYN cache
+//!   ([`syncache`]) or with SYN cookies under pressure, backend
 //!   choice from the published pools, backend connect from the client's
 //!   ISN with a source port this lcore owns, splice, close and timers. It
 //!   plugs into the engine's worker as a [`qsplice_engine::Service`].
 //! * `core::term`: TLS termination for VIPs marked `tls = "terminate"`
-//!   (smoltcp TCP endpoints per connection, `qsplice_tls` sessions, the
-//!   backend leg opened once the handshake is done).
+//!   (`qsplice_tcp` endpoints per connection leg, created when the client's
+//!   handshake completes; `qsplice_tls` sessions; the backend leg opened once
+//!   the TLS handshake is done).
 //! * [`tcp`]: the segments the balancer originates and the SYN options.
 //! * [`board`]: backend state published by the control thread (one atomic
 //!   swap per change) and per-backend counters published back.
@@ -23,6 +25,7 @@ pub mod board;
 pub mod core;
 pub mod counters;
 pub mod health;
+pub mod syncache;
 pub mod tcp;
 
 pub use board::{BackendCounters, BackendStats, PoolBoard};

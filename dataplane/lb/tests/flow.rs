@@ -70,6 +70,8 @@ fn conf() -> LbConf {
         linger_ms: 1000,
         client_mss: 1460,
         min_mss: 536,
+        syn_backlog: 64,
+        syn_rate: 0,
         backend_mss: 1400,
         vip_ws: 7,
         hz: 1_000_000_000,
@@ -765,8 +767,11 @@ fn no_eligible_backend_resets() {
 }
 
 #[test]
-fn client_without_timestamps_gets_no_scaling_or_sack() {
-    let mut r = rig();
+fn client_without_timestamps_gets_no_scaling_or_sack_from_a_cookie() {
+    // Cookies only (no SYN cache): nowhere to keep the options.
+    let mut c = conf();
+    c.syn_backlog = 0;
+    let mut r = rig_with(c);
     let syn = SynOptions {
         mss: Some(1300),
         ws: Some(9),
@@ -998,4 +1003,60 @@ fn http_health_check_reads_the_status() {
         assert_eq!(rst.seq, req.seq.wrapping_add(req.payload.len() as u32));
         assert_eq!(r.health.results.pop().unwrap().result, want);
     }
+}
+
+#[test]
+fn client_without_timestamps_gets_scaling_sack_and_its_mss_from_the_syn_cache() {
+    let mut r = rig();
+    let syn = SynOptions {
+        mss: Some(1300),
+        ws: Some(9),
+        sack_ok: true,
+        ts: None,
+    };
+    let f = seg(CLIENT_MAC, CMAC, client(), vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]);
+    r.inject(0, f);
+    let sa = r.take_tcp(0).remove(0);
+    assert_eq!((sa.opts.ws.is_some(), sa.opts.sack_ok, sa.opts.ts), (true, true, None));
+    // A retransmitted SYN gets the same answer from the same entry.
+    let f = seg(CLIENT_MAC, CMAC, client(), vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]);
+    r.inject(0, f);
+    let again = r.take_tcp(0).remove(0);
+    assert_eq!((again.seq, again.opts.ws), (sa.seq, sa.opts.ws));
+    // The ACK completes it: the backend sees the client's options.
+    r.client_sends(2, sa.seq.wrapping_add(1), TcpFlags::ACK, None, &[]);
+    let bsyn = r.take_tcp(1).remove(0);
+    assert_eq!(bsyn.opts.mss, Some(1300), "the client's exact MSS");
+    assert_eq!((bsyn.opts.ws, bsyn.opts.sack_ok), (Some(9), true));
+    let c = r.counters.snapshot();
+    assert_eq!((c.syn_stateful, c.syn_cookies, c.syn_cache_hits), (1, 0, 1));
+}
+
+#[test]
+fn syn_cache_full_falls_back_to_cookies_and_a_stale_ack_is_refused() {
+    let mut c = conf();
+    c.syn_backlog = 1;
+    let mut r = rig_with(c);
+    let syn = SynOptions {
+        mss: Some(1460),
+        ws: Some(7),
+        sack_ok: true,
+        ts: None,
+    };
+    // First SYN: stateful (options offered without timestamps).
+    r.inject(0, seg(CLIENT_MAC, CMAC, client(), vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]));
+    let first = r.take_tcp(0).remove(0);
+    assert!(first.opts.ws.is_some() && first.opts.sack_ok);
+    // Second client while the cache is full: a cookie, no options.
+    let other = SocketAddrV4::new(*client().ip(), client().port() + 1);
+    r.inject(0, seg(CLIENT_MAC, CMAC, other, vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]));
+    let second = r.take_tcp(0).remove(0);
+    assert_eq!((second.opts.ws, second.opts.sack_ok), (None, false));
+    let c = r.counters.snapshot();
+    assert_eq!((c.syn_stateful, c.syn_cookies, c.syn_cache_full), (1, 1, 1));
+    // An ACK for the stateful entry with a wrong ack number is refused,
+    // and the stateful ISN is no cookie either.
+    r.client_sends(2, first.seq.wrapping_add(7), TcpFlags::ACK, None, &[]);
+    assert!(r.take(1).is_empty(), "no backend connection from a bad ACK");
+    assert!(r.counters.snapshot().cookie_bad >= 1);
 }

@@ -257,17 +257,7 @@ impl<F: Frame> LbCore<F> {
             }
             // Only the first data segment (seq = client ISN + 1) carries a
             // checkable cookie; later ones wait for it.
-            let slot = self.cookie_slot(now);
-            if qsplice_splice::isn::SynCookie::decode(
-                &self.conf.secret,
-                s.src,
-                s.dst,
-                s.seq,
-                s.ack,
-                slot,
-            )
-            .is_none()
-            {
+            if !self.handshake_valid(s, now) {
                 self.c.cookie_bad += 1;
                 return None;
             }
