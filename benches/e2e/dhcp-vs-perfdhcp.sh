@@ -28,6 +28,24 @@ while (($#)); do
     shift
 done
 ((EUID == 0)) || { echo "must run as root" >&2; exit 1; }
+# Address pools. Leases are never released during a sweep (1 h lease time,
+# perfdhcp -R 1000000 draws up to 1M distinct client MACs), so every rate of
+# A adds up to rate x secs bound leases to the same server process and a
+# 64,000-address pool ran out in the middle of the sweep (drops from
+# exhaustion, not from load). The pools are therefore /12s, sized from the
+# sweep: kernel servers 10.16.1.0 - 10.29.255.255 in 10.16.0.0/12 (917,248
+# addresses; 10.30.0.x stays for the interfaces), qsplice 10.32.1.0 -
+# 10.39.255.255 in 10.32.0.0/12 (524,032; 10.40.0.x for the interfaces),
+# and the run refuses a sweep (or a --clients) that could exhaust the
+# smaller one. (Each server of A and B is a fresh process: leases carry over
+# between the rates of one server only.)
+POOL=524032
+NEED=0
+for r in $RATES; do NEED=$((NEED + r * (SECS + 1))); done # + 1 s of slack per rate
+if ((NEED > POOL || CLIENTS > POOL)); then
+    echo "the sweep may bind $NEED addresses (--clients $CLIENTS) on one server; the pools hold $POOL" >&2
+    exit 2
+fi
 QS=${QS:-target/release/qsplice}
 [[ -x $QS ]] || cargo build --release
 W=$(mktemp -d /tmp/qs-dhcpbench.XXXX)
@@ -60,11 +78,11 @@ ip link set qdb-c1 netns qdb-cli; ip link set qdb-p0 netns qdb-srv
 ip netns exec qdb-cli ip link set qdb-c1 up; ip netns exec qdb-srv ip link set qdb-p0 up
 ip netns exec qdb-cli ethtool -K qdb-c1 tx off rx off >/dev/null 2>&1 || true
 ip netns exec qdb-srv ethtool -K qdb-p0 tx off rx off >/dev/null 2>&1 || true
-ip netns exec qdb-srv ip addr add 10.30.0.1/16 dev qdb-p0
-ip netns exec qdb-cli ip addr add 10.30.0.2/16 dev qdb-c1
+ip netns exec qdb-srv ip addr add 10.30.0.1/12 dev qdb-p0
+ip netns exec qdb-cli ip addr add 10.30.0.2/12 dev qdb-c1
 # qsplice dhcp-server: qdb-s (root, DPDK) <-> qdb-c2 (ns qdb-cli, perfdhcp)
 veth qdb-s qdb-c2 qdb-cli
-ip netns exec qdb-cli ip addr add 10.40.0.2/16 dev qdb-c2
+ip netns exec qdb-cli ip addr add 10.40.0.2/12 dev qdb-c2
 # qsplice dhcp-tester: qdb-t (root, DPDK) <-> qdb-p1 (ns qdb-srv)
 veth qdb-t qdb-p1 qdb-srv
 # qsplice dhcp-tester vs qsplice dhcp-server: qdb-u <-> qdb-v, both DPDK in root
@@ -85,14 +103,14 @@ stats_interval_ms = 1000
 [[ports]]
 name = "dhcp"
 device = "net_af_packet0,iface=qdb-s"
-addresses = ["10.40.0.1/16"]
+addresses = ["10.40.0.1/12"]
 [dhcp_server]
 port = "dhcp"
 offer_timeout_ms = 5000
 [[dhcp_server.pools]]
-subnet = "10.40.0.0/16"
-range_start = "10.40.1.0"
-range_end = "10.40.250.255"
+subnet = "10.32.0.0/12"
+range_start = "10.32.1.0"
+range_end = "10.39.255.255"
 lease_time_s = 3600
 EOT
 tester_toml() { # iface prefix
@@ -108,7 +126,7 @@ stats_interval_ms = 1000
 name = "dhcp"
 device = "net_af_packet0,iface=$1"
 promiscuous = true
-addresses = ["10.30.0.250/16"]
+addresses = ["10.30.0.250/12"]
 [dhcp_tester]
 port = "dhcp"
 clients = $CLIENTS
@@ -122,7 +140,7 @@ EOT
 
 start_dnsmasq() { # iface leasefile
     ip netns exec qdb-srv dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=0 \
-        --interface="$1" --bind-interfaces --dhcp-range=10.30.1.0,10.30.250.255,255.255.0.0,1h \
+        --interface="$1" --bind-interfaces --dhcp-range=10.16.1.0,10.29.255.255,255.240.0.0,1h \
         --dhcp-lease-max=1000000 --dhcp-authoritative --no-ping --quiet-dhcp \
         --dhcp-leasefile="$2" --pid-file="$W/dnsmasq.pid" --log-facility="$W/dnsmasq.log" &
     PIDS+=($!); sleep 1
@@ -132,7 +150,7 @@ start_kea() { # iface
 { "Dhcp4": { "interfaces-config": { "interfaces": [ "$1" ], "dhcp-socket-type": "raw" },
   "lease-database": { "type": "memfile", "persist": false },
   "valid-lifetime": 3600,
-  "subnet4": [ { "id": 1, "subnet": "10.30.0.0/16", "pools": [ { "pool": "10.30.1.0 - 10.30.250.255" } ] } ],
+  "subnet4": [ { "id": 1, "subnet": "10.16.0.0/12", "pools": [ { "pool": "10.16.1.0 - 10.29.255.255" } ] } ],
   "loggers": [ { "name": "kea-dhcp4", "severity": "ERROR", "output_options": [ { "output": "$W/kea.log" } ] } ] } }
 EOT
     mkdir -p /run/kea
@@ -141,17 +159,26 @@ EOT
 }
 stop_last() { local p=${PIDS[-1]}; kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; unset 'PIDS[-1]'; sleep 1; }
 
+# UdpRcvbufErrors of the client namespace, absolute (-a), without touching
+# nstat's history file (-s), printed even when zero (-z).
+rcvbuf_errors() {
+    ip netns exec qdb-cli nstat -saz UdpRcvbufErrors 2>/dev/null |
+        awk '$1 == "UdpRcvbufErrors" { v = $2 } END { print v + 0 }'
+}
 perf() { # name iface -> prints "rate drops%" lines, best rate
-    local name=$1 ifc=$2 best=0
+    local name=$1 ifc=$2 best=0 rcv0 rcv1
     for r in $RATES; do
-        ip netns exec qdb-cli nstat -n >/dev/null 2>&1 || true
+        # The counter is cumulative over the namespace's life (earlier rates
+        # and servers): report this rate's increase.
+        rcv0=$(rcvbuf_errors)
         out=$(ip netns exec qdb-cli timeout $((SECS + 10)) perfdhcp -4 -l "$ifc" -r "$r" -p "$SECS" -R 1000000 -W 1000000 2>&1 || true)
         sent=$(awk '/Statistics for: DISCOVER-OFFER/{f=1} f&&/sent packets:/{print $3; exit}' <<<"$out")
         dro=$(awk '/drops:/{s+=$2} END{print s+0}' <<<"$out")
         rate=$(awk '/^Rate:/{print $2; exit}' <<<"$out")
         pct=$(awk -v d="$dro" -v s="${sent:-0}" 'BEGIN{ if (s>0) printf "%.3f", 100*d/(2*s); else print "n/a" }')
         # perfdhcp's own socket overflowing (the kernel delivered the reply)
-        rcvbuf=$(ip netns exec qdb-cli nstat -a 2>/dev/null | awk '/UdpRcvbufErrors/{print $2}')
+        rcv1=$(rcvbuf_errors)
+        rcvbuf=$((rcv1 - rcv0))
         printf '  %-22s rate %6s/s: %s 4-way/s, drops %s%% (%s drops, perfdhcp socket overflows %s)\n' "$name" "$r" "${rate:-?}" "$pct" "$dro" "${rcvbuf:-0}"
         if [[ $pct != n/a ]] && awk -v p="$pct" 'BEGIN{exit !(p < 0.1)}'; then best=$r; fi
     done
@@ -179,14 +206,14 @@ perf "qsplice dhcp-server" qdb-c2; stop_last
 fi
 # the servers move to the tester's veth
 ip netns exec qdb-srv ip addr flush dev qdb-p0
-ip netns exec qdb-srv ip addr add 10.30.0.1/16 dev qdb-p1
+ip netns exec qdb-srv ip addr add 10.30.0.1/12 dev qdb-p1
 echo "== B. qsplice dhcp-tester, $CLIENTS clients, concurrency 256 =="
 if [[ ${SKIP_B_PEERS:-0} != 1 ]]; then
 start_dnsmasq qdb-p1 "$W/dnsmasq2.leases"; tester "vs dnsmasq" qdb-t qs-bench-t1; stop_last
 start_kea qdb-p1; tester "vs kea-dhcp4" qdb-t qs-bench-t2; stop_last
 fi
-sed -e 's/iface=qdb-s/iface=qdb-v/' -e 's/qs-bench-dhcpd/qs-bench-dhcpd2/' -e 's#10.40.0.1/16#10.30.0.1/16#' \
-    -e 's#10.40.0.0/16#10.30.0.0/16#' -e 's/10.40.1.0/10.30.1.0/' -e 's/10.40.250.255/10.30.250.255/' \
+sed -e 's/iface=qdb-s/iface=qdb-v/' -e 's/qs-bench-dhcpd/qs-bench-dhcpd2/' -e 's#10\.40\.0\.1/12#10.30.0.1/12#' \
+    -e 's#10\.32\.0\.0/12#10.16.0.0/12#' -e 's/10\.32\.1\.0/10.16.1.0/' -e 's/10\.39\.255\.255/10.29.255.255/' \
     -e 's/worker_lcores = \[1\]/main_lcore = 1\nworker_lcores = [0]/' "$W/server.toml" >"$W/server2.toml"
 "$QS" dhcp-server --config "$W/server2.toml" >"$W/server2.out" 2>&1 &
 PIDS+=($!); sleep 3
