@@ -491,6 +491,25 @@ impl Endpoint {
         self.iss
     }
 
+    /// In TIME-WAIT (or CLOSED), whether the SYN `seg` may open a new
+    /// incarnation of the 4-tuple (RFC 6191): its TSval is newer than the
+    /// last one seen when timestamps were in use, else its sequence number
+    /// is beyond RCV.NXT. The caller then drops this endpoint and handles
+    /// the SYN as a new connection; otherwise it feeds the SYN to
+    /// [`input`](Self::input), which answers with a (challenge) ACK.
+    pub fn accepts_new_syn(&self, seg: &Segment<'_>) -> bool {
+        if !matches!(self.state, State::TimeWait | State::Closed)
+            || !seg.flags.contains(TcpFlags::SYN)
+            || seg.flags.intersects(TcpFlags::ACK | TcpFlags::RST)
+        {
+            return false;
+        }
+        match (self.ts_ok, seg.options.ts) {
+            (true, Some((tsval, _))) => gt(tsval, self.ts_recent),
+            _ => gt(seg.seq, self.rcv_nxt),
+        }
+    }
+
     /// Whether SACK was negotiated.
     pub fn sack_enabled(&self) -> bool {
         self.sack_ok
@@ -1968,4 +1987,29 @@ impl Endpoint {
 
 fn plan_is_synack(plan: &Plan) -> bool {
     matches!(plan.kind, Kind::SynAck)
+}
+
+/// The RST answering `seg` when it reaches no connection (RFC 9293
+/// §3.10.7.1): `<SEQ=SEG.ACK><CTL=RST>` if it has an ACK, else
+/// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`; `None` for a RST.
+pub fn reset_reply(seg: &Segment<'_>) -> Option<SegmentOut<'static>> {
+    if seg.flags.contains(TcpFlags::RST) {
+        return None;
+    }
+    let (seq, ack, flags) = match seg.ack {
+        Some(a) => (a, None, TcpFlags::RST),
+        None => (
+            0,
+            Some(seg.seq.wrapping_add(seg.seq_len())),
+            TcpFlags::RST | TcpFlags::ACK,
+        ),
+    };
+    Some(SegmentOut {
+        seq,
+        ack,
+        flags,
+        window: 0,
+        options: OutOptions::default(),
+        payload: (&[], &[]),
+    })
 }

@@ -86,6 +86,32 @@
 //! payload for the caller to checksum with the pseudo-header.
 //! [`Endpoint::poll_at`] says when to call `output` next.
 //!
+//! # In the lcore
+//!
+//! * **Passive open.** A SYN gets a SYN-ACK without an endpoint:
+//!   [`SynOptions::from_segment`] reads the offer, [`SynAck::answer`] picks
+//!   our options (`tsval` is ours — a cookie path may encode the peer's
+//!   window scale and SACK-ok in its low bits), [`SynAck::write_options`]
+//!   writes them, the window is [`Config::syn_window`]. When the ACK that
+//!   completes the handshake validates (SYN-cache entry or cookie),
+//!   [`SynAck::handshake`] (or a [`Handshake`] rebuilt from the cookie)
+//!   goes to [`Endpoint::accept`], then that same ACK segment to
+//!   [`Endpoint::input`] (it may carry data).
+//! * **Active open** (backend leg): [`Endpoint::connect`] with our ISN.
+//! * **Per segment:** [`Segment::parse`] on the TCP bytes (checksum
+//!   verified by the caller), `input`, then `output` whose closure writes
+//!   each [`SegmentOut`] into an mbuf ([`SegmentOut::write`], then the
+//!   pseudo-header checksum) and returns `false` when no mbuf is left.
+//! * **Timers:** keep one deadline per connection, [`Endpoint::poll_at`]
+//!   after every `input` / `output` / application call; at the deadline
+//!   call `output`.
+//! * **End:** free the connection when [`Endpoint::is_closed`] (its
+//!   [`Endpoint::outcome`] says why: [`Outcome::Refused`] /
+//!   [`Outcome::TimedOut`] for a backend connect, [`Outcome::Reset`]), or
+//!   keep it through TIME-WAIT; a SYN reaching a TIME-WAIT endpoint may
+//!   start a new connection if [`Endpoint::accepts_new_syn`]. Segments for
+//!   no connection: [`reset_reply`].
+//!
 //! # Invariants
 //!
 //! * **Bounded memory, no allocation after construction.** The send and
@@ -126,7 +152,8 @@ mod segment;
 
 pub use config::{Config, Congestion, DEFAULT_MIN_SND_MSS};
 pub use endpoint::{
-    Endpoint, EndpointStats, Now, Outcome, State, MAX_SEGS_PER_CALL, OOO_RANGES, SACK_RANGES,
+    reset_reply, Endpoint, EndpointStats, Now, Outcome, State, MAX_SEGS_PER_CALL, OOO_RANGES,
+    SACK_RANGES,
 };
 pub use handshake::{Handshake, SynAck, SynOptions, TsInfo};
 pub use qsplice_wire::TcpFlags;

@@ -1232,3 +1232,55 @@ fn early_retransmit_on_a_short_tail() {
     }
     assert_eq!(ep.stats().fast_retransmits, 0);
 }
+
+#[test]
+fn reset_reply_per_rfc9293() {
+    let with_ack = seg(10, Some(77), F::ACK, 0, b"abc");
+    let r = reset_reply(&with_ack).unwrap();
+    assert_eq!((r.seq, r.ack, r.flags), (77, None, F::RST));
+    let syn = seg(10, None, F::SYN, 0, &[]);
+    let r = reset_reply(&syn).unwrap();
+    assert_eq!((r.seq, r.ack, r.flags), (0, Some(11), F::RST | F::ACK));
+    let fin = seg(10, None, F::FIN, 0, b"ab");
+    assert_eq!(reset_reply(&fin).unwrap().ack, Some(13));
+    assert!(reset_reply(&seg(1, None, F::RST, 0, &[])).is_none());
+}
+
+#[test]
+fn time_wait_accepts_newer_syn_only() {
+    let c = Config {
+        timestamps: true,
+        ..cfg()
+    };
+    let h = Handshake {
+        ts: Some(TsInfo {
+            ts_recent: 100,
+            tsecr: 0,
+        }),
+        ..hs(&c)
+    };
+    let mut ep = Endpoint::accept(&c, h, ms(0));
+    let mut probe = seg(IRS + 1, None, F::SYN, 1000, &[]);
+    probe.options.ts = Some((500, 0));
+    assert!(!ep.accepts_new_syn(&probe), "not in TIME-WAIT");
+    ep.close();
+    drain(&mut ep, ms(0));
+    let mut a = seg(IRS + 1, Some(ISS + 2), F::FIN, 65535, &[]);
+    a.options.ts = Some((200, 0));
+    ep.input(&a, ms(1));
+    assert_eq!(ep.state(), State::TimeWait);
+    assert!(ep.accepts_new_syn(&probe));
+    probe.options.ts = Some((150, 0));
+    assert!(
+        !ep.accepts_new_syn(&probe),
+        "TSval older than the last seen"
+    );
+    // Without timestamps: the sequence number decides.
+    let mut ep = established(&cfg());
+    ep.close();
+    drain(&mut ep, ms(0));
+    ep.input(&seg(IRS + 1, Some(ISS + 2), F::FIN, 65535, &[]), ms(1));
+    assert_eq!(ep.state(), State::TimeWait);
+    assert!(ep.accepts_new_syn(&seg(IRS + 100_000, None, F::SYN, 0, &[])));
+    assert!(!ep.accepts_new_syn(&seg(IRS, None, F::SYN, 0, &[])));
+}

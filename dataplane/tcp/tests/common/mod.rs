@@ -361,26 +361,8 @@ impl Sim<'_> {
     /// What the lcore does for a segment of no connection: a RST (RFC
     /// 9293 §3.10.7.1), none for a RST.
     fn answer_closed(&mut self, who: usize, seg: &Segment<'_>) {
-        if seg.flags.contains(TcpFlags::RST) {
+        let Some(rst) = qsplice_tcp::reset_reply(seg) else {
             return;
-        }
-        let rst = match seg.ack {
-            Some(a) => SegmentOut {
-                seq: a,
-                ack: None,
-                flags: TcpFlags::RST,
-                window: 0,
-                options: Default::default(),
-                payload: (&[], &[]),
-            },
-            None => SegmentOut {
-                seq: 0,
-                ack: Some(seg.seq.wrapping_add(seg.seq_len())),
-                flags: TcpFlags::RST | TcpFlags::ACK,
-                window: 0,
-                options: Default::default(),
-                payload: (&[], &[]),
-            },
         };
         self.rsts_for_closed += 1;
         self.send_segment(who, &rst);
