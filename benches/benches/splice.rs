@@ -1,13 +1,15 @@
 //! Per-segment cost of the spliced fast path: `qsplice_splice::translate`
 //! (NAT + seq/ack + timestamp option + SACK blocks + window scaling, with
 //! incremental checksums) on a data segment and on a pure ACK with SACK,
-//! compared in the same group with the plain address/port/seq/ack rewrite.
+//! compared in the same group with the plain address/port/seq/ack rewrite;
+//! and the flow table every spliced segment is looked up in (`flow_table`:
+//! lookup hit and miss, remove + insert, in cache and at the default size).
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use qsplice_splice::{translate, Translation};
+use qsplice_splice::{translate, FlowTable, SpliceParams, Translation};
 use qsplice_wire::rewrite::rewrite_dst_v4_tcp;
 use qsplice_wire::{Ipv4Packet, TcpFlags, TcpPacket};
 
@@ -101,5 +103,90 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Flow-table lookups: a small table in cache (1 024 flows, half in use:
+/// the hash and compare alone), then the default size (65 536 flows per
+/// lcore) half full (a load factor of 1/4 over the index) and full (1/2),
+/// where most lookups miss the CPU caches. Each: a hit (client→server key
+/// of a present flow, cycling over all of them so the index is touched as
+/// traffic would), a miss (an absent client key), and removing a flow and
+/// inserting it again.
+fn flow_table(c: &mut Criterion) {
+    const MAX: usize = 65_536;
+    let p = |i: usize| {
+        let client = SocketAddrV4::new(
+            Ipv4Addr::from(0x0a00_0000 | (i as u32 >> 14)),
+            1024 + (i & 0x3fff) as u16,
+        );
+        let local = SocketAddrV4::new(
+            Ipv4Addr::new(10, 10, 2, 1 + (i >> 15) as u8),
+            1024 + (i & 0x7fff) as u16,
+        );
+        SpliceParams {
+            client,
+            vip: SocketAddrV4::new(Ipv4Addr::new(10, 10, 1, 1), 443),
+            local,
+            server: SocketAddrV4::new(Ipv4Addr::new(10, 10, 2, 11), 80),
+            c2s_seq_delta: 0,
+            s2c_seq_delta: 0,
+            c2s_ts_delta: 0,
+            s2c_ts_delta: 0,
+            client_ws: 7,
+            vip_ws: 7,
+            local_ws: 7,
+            server_ws: 7,
+        }
+    };
+    let mut g = c.benchmark_group("flow_table");
+    g.throughput(Throughput::Elements(1));
+    for (name, max, n) in [
+        ("hot", 1024, 512),
+        ("half", MAX, MAX / 2),
+        ("full", MAX, MAX),
+    ] {
+        let mut t = FlowTable::new(max);
+        // A full table may refuse the odd flow (a probe window full).
+        let present: Vec<usize> = (0..n).filter(|&i| t.insert(p(i), 0).is_ok()).collect();
+        let m = present.len();
+        // Visit the flows in a scrambled order (not the insertion order).
+        let order: Vec<usize> = (0..m).map(|i| present[i * 40_503 % m]).collect();
+        let hits: Vec<_> = order.iter().map(|&i| (p(i).client, p(i).vip)).collect();
+        let misses: Vec<_> = order
+            .iter()
+            .map(|&i| (p(i + MAX).client, p(i).vip))
+            .collect();
+        let mut k = 0;
+        g.bench_function(format!("lookup_hit/{name}"), |b| {
+            b.iter(|| {
+                k = if k + 1 == m { 0 } else { k + 1 };
+                let (s, d) = hits[k];
+                t.lookup(black_box(s), black_box(d)).unwrap()
+            })
+        });
+        g.bench_function(format!("lookup_miss/{name}"), |b| {
+            b.iter(|| {
+                k = if k + 1 == m { 0 } else { k + 1 };
+                let (s, d) = misses[k];
+                t.lookup(black_box(s), black_box(d))
+            })
+        });
+        // Remove a present flow and insert it again (both keys each way);
+        // one refused is inserted again on its next turn.
+        let mut ids: Vec<_> = (0..n)
+            .map(|i| t.lookup(p(i).client, p(i).vip).map(|f| f.0))
+            .collect();
+        g.bench_function(format!("remove_insert/{name}"), |b| {
+            b.iter(|| {
+                k = if k + 1 == m { 0 } else { k + 1 };
+                let i = order[k];
+                if let Some(id) = ids[i] {
+                    t.remove(black_box(id)).unwrap();
+                }
+                ids[i] = t.insert(black_box(p(i)), 0).ok();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, flow_table);
 criterion_main!(benches);

@@ -8,13 +8,23 @@
 //! table cannot grow past its capacity (an insert into a full table fails
 //! and is counted by the caller).
 //!
+//! Clients choose their own address and port, so the index is built to
+//! withstand hash flooding: slots come from a keyed hash (SipHash-1-3 with a
+//! per-table random [`FlowKey`]), and no key is stored more than
+//! [`MAX_PROBE`] slots past its home slot — an insert that would need a
+//! longer probe fails like one into a full table and is counted
+//! ([`FlowTable::probe_overflow`]), and a lookup reads at most `MAX_PROBE`
+//! slots.
+//!
 //! Close tracking per flow: FINs in each direction and the ACKs that cover
 //! them, RST, then a short linger (TIME-WAIT-like) so late retransmissions
 //! are still translated, and an idle timeout. Time is an argument.
 
+use std::hash::Hasher;
 use std::net::SocketAddrV4;
 
 use qsplice_wire::TcpFlags;
+use siphasher::sip::SipHasher13;
 
 use crate::seq;
 use crate::translate::{SpliceParams, Translated, Translation};
@@ -191,11 +201,90 @@ impl Flow {
 /// A flow's handle in its table.
 pub type FlowId = u32;
 
+/// The longest probe: a key is stored at most `MAX_PROBE - 1` slots past its
+/// home slot, and a lookup reads at most `MAX_PROBE` slots. An insert that
+/// finds no free slot that close fails ([`InsertError::Full`]) and is
+/// counted by [`FlowTable::probe_overflow`].
+///
+/// With the keyed hash an outsider cannot aim keys at one slot, so the
+/// bound only matters for bad luck, and only near a full table: the index
+/// has at least four slots per flow (two keys each), and with every flow in
+/// use (load 1/2) about one key insert in 15 000 finds its 32 slots taken,
+/// at 90 % of the flows one in 50 000, at 80 % one in 500 000 (simulated
+/// linear probing with a random hash). The bound also caps what a lookup
+/// costs should the key ever be known.
+pub const MAX_PROBE: usize = 32;
+
 const EMPTY: u32 = u32::MAX;
+
+/// The flow table's hash key: 128 secret bits, drawn from the OS at
+/// [`FlowTable::new`]. Keys hash with SipHash-1-3 (the keyed PRF of Rust's
+/// `HashMap`): without the key, which slot a client's address and port
+/// land in is unpredictable, so a client cannot choose ports that pile up
+/// on one probe chain (hash flooding).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FlowKey {
+    k0: u64,
+    k1: u64,
+}
+
+impl std::fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlowKey(..)")
+    }
+}
+
+impl FlowKey {
+    /// A key from 16 bytes (tests and callers that hold their own secret).
+    pub fn from_bytes(b: [u8; 16]) -> FlowKey {
+        let mut k0 = [0u8; 8];
+        let mut k1 = [0u8; 8];
+        k0.copy_from_slice(&b[..8]);
+        k1.copy_from_slice(&b[8..]);
+        FlowKey {
+            k0: u64::from_le_bytes(k0),
+            k1: u64::from_le_bytes(k1),
+        }
+    }
+
+    /// A fresh random key from the OS: 16 bytes of `/dev/urandom`, or, where
+    /// that cannot be read, std's `RandomState` (itself keyed from the OS
+    /// RNG, getrandom(2)) hashing two constants.
+    pub fn random() -> FlowKey {
+        use std::io::Read;
+        let mut b = [0u8; 16];
+        match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+            Ok(()) => FlowKey::from_bytes(b),
+            Err(_) => {
+                use std::hash::BuildHasher;
+                let s = std::collections::hash_map::RandomState::new();
+                FlowKey {
+                    k0: s.hash_one(0x666c_6f77_6b30_u64),
+                    k1: s.hash_one(0x666c_6f77_6b31_u64),
+                }
+            }
+        }
+    }
+
+    /// The keyed hash of a directional pair: SipHash-1-3 of the 16 bytes
+    /// `ip₁ ‖ port₁` and `ip₂ ‖ port₂` as two little-endian 48-bit words
+    /// (zero-extended to 64 bits).
+    #[inline]
+    pub fn hash(&self, src: SocketAddrV4, dst: SocketAddrV4) -> u64 {
+        let a = u64::from(u32::from(*src.ip())) << 16 | u64::from(src.port());
+        let b = u64::from(u32::from(*dst.ip())) << 16 | u64::from(dst.port());
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write_u64(a);
+        h.write_u64(b);
+        h.finish()
+    }
+}
+
+type Key = (SocketAddrV4, SocketAddrV4);
 
 #[derive(Copy, Clone, Debug)]
 struct Slot {
-    key: (SocketAddrV4, SocketAddrV4),
+    key: Key,
     /// Flow index and direction bit (bit 31 set: S2C); EMPTY if free.
     val: u32,
 }
@@ -203,10 +292,22 @@ struct Slot {
 /// Why an insert failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum InsertError {
-    /// The table holds its maximum number of flows.
+    /// No room: the table holds its maximum number of flows, or one of the
+    /// flow's keys has no free slot within [`MAX_PROBE`] of its home (the
+    /// latter also counted by [`FlowTable::probe_overflow`]).
     Full,
     /// One of the two keys is already in use by another flow.
     Exists,
+}
+
+/// Where a probe for a key ended.
+enum Probe {
+    /// The key is in this slot.
+    Found(usize),
+    /// The key is absent; this is the first free slot of its window.
+    Vacant(usize),
+    /// The key is absent and its whole window is taken.
+    Overflow,
 }
 
 /// The flow table. See the module docs.
@@ -214,25 +315,26 @@ pub enum InsertError {
 pub struct FlowTable {
     index: Vec<Slot>,
     mask: usize,
+    /// Slots a key may be from its home, plus one: `MAX_PROBE`, or the
+    /// index's size when that is smaller.
+    window: usize,
     flows: Vec<Option<Flow>>,
     free: Vec<u32>,
-    seed: u64,
+    key: FlowKey,
     len: usize,
     sweep_at: usize,
-}
-
-fn key_hash(seed: u64, k: &(SocketAddrV4, SocketAddrV4)) -> u64 {
-    let a = u64::from(u32::from(*k.0.ip())) << 16 | u64::from(k.0.port());
-    let b = u64::from(u32::from(*k.1.ip())) << 16 | u64::from(k.1.port());
-    let mut x = (a ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.rotate_left(29);
-    x ^= x >> 32;
-    x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);
-    x ^ (x >> 29)
+    probe_overflow: u64,
 }
 
 impl FlowTable {
-    /// A table for up to `max_flows` flows; `seed` randomises the hash.
-    pub fn new(max_flows: usize, seed: u64) -> FlowTable {
+    /// A table for up to `max_flows` flows, its hash keyed by a fresh
+    /// [`FlowKey::random`].
+    pub fn new(max_flows: usize) -> FlowTable {
+        FlowTable::with_key(max_flows, FlowKey::random())
+    }
+
+    /// A table for up to `max_flows` flows with the given hash key.
+    pub fn with_key(max_flows: usize, key: FlowKey) -> FlowTable {
         // Two keys per flow, load factor ≤ 1/2.
         let cap = (max_flows.max(1) * 4).next_power_of_two();
         let empty = Slot {
@@ -245,11 +347,13 @@ impl FlowTable {
         FlowTable {
             index: vec![empty; cap],
             mask: cap - 1,
+            window: MAX_PROBE.min(cap),
             flows: (0..max_flows).map(|_| None).collect(),
             free: (0..max_flows as u32).rev().collect(),
-            seed,
+            key,
             len: 0,
             sweep_at: 0,
+            probe_overflow: 0,
         }
     }
 
@@ -268,30 +372,69 @@ impl FlowTable {
         self.flows.len()
     }
 
-    fn find_slot(&self, key: &(SocketAddrV4, SocketAddrV4)) -> Result<usize, usize> {
-        let mut i = key_hash(self.seed, key) as usize & self.mask;
-        loop {
+    /// Inserts refused because a key's probe window ([`MAX_PROBE`] slots
+    /// from its home) was full, since creation.
+    pub fn probe_overflow(&self) -> u64 {
+        self.probe_overflow
+    }
+
+    /// Slots in the index (a power of two, at least four per flow).
+    pub fn slots(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The slot where the probe for the key `(src, dst)` starts (diagnostics
+    /// and tests).
+    #[inline]
+    pub fn home(&self, src: SocketAddrV4, dst: SocketAddrV4) -> usize {
+        self.key.hash(src, dst) as usize & self.mask
+    }
+
+    /// The largest distance of a stored key from its home slot; always
+    /// below [`MAX_PROBE`]. Scans the whole index (diagnostics and tests).
+    pub fn max_displacement(&self) -> usize {
+        (0..self.index.len())
+            .filter(|&i| self.index[i].val != EMPTY)
+            .map(|i| {
+                let (s, d) = self.index[i].key;
+                i.wrapping_sub(self.home(s, d)) & self.mask
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Probe the window of `key`, whose home slot is `home`. Invariant: every
+    /// stored key sits fewer than `window` slots past its home, with no free
+    /// slot between (backward-shift deletion keeps both).
+    #[inline]
+    fn probe(&self, home: usize, key: &Key) -> Probe {
+        let mut i = home;
+        for _ in 0..self.window {
             let s = &self.index[i];
             if s.val == EMPTY {
-                return Err(i);
+                return Probe::Vacant(i);
             }
             if s.key == *key {
-                return Ok(i);
+                return Probe::Found(i);
             }
             i = (i + 1) & self.mask;
         }
+        Probe::Overflow
     }
 
     /// The flow a segment from `src` to `dst` belongs to, and its direction.
     #[inline]
     pub fn lookup(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Option<(FlowId, Dir)> {
-        let s = self.index[self.find_slot(&(src, dst)).ok()?];
-        let dir = if s.val & 0x8000_0000 != 0 {
+        let Probe::Found(i) = self.probe(self.home(src, dst), &(src, dst)) else {
+            return None;
+        };
+        let val = self.index[i].val;
+        let dir = if val & 0x8000_0000 != 0 {
             Dir::S2C
         } else {
             Dir::C2S
         };
-        Some((s.val & 0x7fff_ffff, dir))
+        Some((val & 0x7fff_ffff, dir))
     }
 
     /// The flow with this id.
@@ -305,20 +448,37 @@ impl FlowTable {
     }
 
     /// Add a spliced flow, keyed by `(client, vip)` and `(server, local)`.
+    /// Either both keys are stored or neither (the table is unchanged on
+    /// error).
     pub fn insert(&mut self, params: SpliceParams, now: u64) -> Result<FlowId, InsertError> {
         let kc = (params.client, params.vip);
         let ks = (params.server, params.local);
-        let (Err(sc), Err(_)) = (self.find_slot(&kc), self.find_slot(&ks)) else {
-            return Err(InsertError::Exists);
-        };
         if kc == ks {
             return Err(InsertError::Exists);
         }
+        let (hc, hs) = (self.home(kc.0, kc.1), self.home(ks.0, ks.1));
+        let (pc, ps) = (self.probe(hc, &kc), self.probe(hs, &ks));
+        if matches!(pc, Probe::Found(_)) || matches!(ps, Probe::Found(_)) {
+            return Err(InsertError::Exists);
+        }
+        if self.free.is_empty() {
+            return Err(InsertError::Full);
+        }
+        let (Probe::Vacant(sc), Probe::Vacant(_)) = (pc, ps) else {
+            self.probe_overflow += 1;
+            return Err(InsertError::Full);
+        };
         let id = self.free.pop().ok_or(InsertError::Full)?;
         self.index[sc] = Slot { key: kc, val: id };
-        // Re-probe: the first insert may have taken the server key's slot
-        // (ks != kc and ks was absent, so this finds a free slot).
-        let ss = self.find_slot(&ks).unwrap_or_else(|s| s);
+        // Re-probe: the client key may have taken the server key's free
+        // slot, and then the next one may be out of its window. Undoing is
+        // freeing `sc` again: it was free, and nothing else moved.
+        let Probe::Vacant(ss) = self.probe(hs, &ks) else {
+            self.index[sc].val = EMPTY;
+            self.free.push(id);
+            self.probe_overflow += 1;
+            return Err(InsertError::Full);
+        };
         self.index[ss] = Slot {
             key: ks,
             val: id | 0x8000_0000,
@@ -339,25 +499,31 @@ impl FlowTable {
     }
 
     /// Backward-shift deletion: close the gap so probes stay unbroken.
-    fn unindex(&mut self, key: &(SocketAddrV4, SocketAddrV4)) {
-        let Ok(mut hole) = self.find_slot(key) else {
+    ///
+    /// A key at slot `i` whose home is at or before the hole (cyclically:
+    /// its displacement `d` is at least the distance `gap` from the hole to
+    /// `i`) probes through the hole, so it moves into it, and its
+    /// displacement shrinks to `d − gap`: no key ever moves away from its
+    /// home, so the `window` bound holds. A key `window` or more slots past
+    /// the hole has `d < window ≤ gap` and cannot probe through it, so the
+    /// scan stops there (or at a free slot).
+    fn unindex(&mut self, key: &Key) {
+        let Probe::Found(mut hole) = self.probe(self.home(key.0, key.1), key) else {
             return;
         };
         let mut i = hole;
         loop {
             i = (i + 1) & self.mask;
+            let gap = i.wrapping_sub(hole) & self.mask;
+            if gap >= self.window {
+                break;
+            }
             let s = self.index[i];
             if s.val == EMPTY {
                 break;
             }
-            let home = key_hash(self.seed, &s.key) as usize & self.mask;
-            // Move `s` into the hole if its home is not in (hole, i].
-            let between = if hole <= i {
-                hole < home && home <= i
-            } else {
-                hole < home || home <= i
-            };
-            if !between {
+            let d = i.wrapping_sub(self.home(s.key.0, s.key.1)) & self.mask;
+            if d >= gap {
                 self.index[hole] = s;
                 hole = i;
             }

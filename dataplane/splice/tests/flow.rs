@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use proptest::prelude::*;
+use qsplice_splice::flow::FlowKey;
 use qsplice_splice::{
     Dir, FlowState, FlowTable, FlowTimers, InsertError, SpliceParams, Translated,
 };
@@ -42,7 +43,7 @@ fn seg(flags: TcpFlags, seq: u32, ack: u32, len: usize) -> Translated {
 
 #[test]
 fn found_from_both_directions() {
-    let mut t = FlowTable::new(4, 42);
+    let mut t = FlowTable::new(4);
     let p = params(40000, 50000);
     let id = t.insert(p, 0).unwrap();
     assert_eq!(t.lookup(p.client, p.vip), Some((id, Dir::C2S)));
@@ -57,7 +58,7 @@ fn found_from_both_directions() {
 
 #[test]
 fn degenerate_identical_keys_are_refused() {
-    let mut t = FlowTable::new(2, 0);
+    let mut t = FlowTable::new(2);
     let mut p = params(80, 80);
     p.server = p.client;
     p.local = p.vip;
@@ -67,7 +68,7 @@ fn degenerate_identical_keys_are_refused() {
 
 #[test]
 fn bounded_capacity() {
-    let mut t = FlowTable::new(3, 1);
+    let mut t = FlowTable::new(3);
     for i in 0..3 {
         t.insert(params(1000 + i, 2000 + i), 0).unwrap();
     }
@@ -81,7 +82,7 @@ fn bounded_capacity() {
 
 #[test]
 fn orderly_close_lingers_then_expires() {
-    let mut t = FlowTable::new(4, 7);
+    let mut t = FlowTable::new(4);
     let id = t.insert(params(1, 2), 0).unwrap();
     let f = t.get_mut(id).unwrap();
     // Client FIN at seq 100 with 10 bytes → FIN ends at 111.
@@ -119,7 +120,7 @@ fn orderly_close_lingers_then_expires() {
 
 #[test]
 fn rst_lingers_and_idle_flows_expire() {
-    let mut t = FlowTable::new(4, 7);
+    let mut t = FlowTable::new(4);
     let a = t.insert(params(1, 2), 0).unwrap();
     let b = t.insert(params(3, 4), 0).unwrap();
     t.get_mut(a)
@@ -142,7 +143,7 @@ fn rst_lingers_and_idle_flows_expire() {
 
 #[test]
 fn fin_across_sequence_wraparound() {
-    let mut t = FlowTable::new(1, 0);
+    let mut t = FlowTable::new(1);
     let id = t.insert(params(1, 2), 0).unwrap();
     let f = t.get_mut(id).unwrap();
     f.on_segment(
@@ -183,8 +184,8 @@ proptest! {
         (0u16..64, 0u16..64).prop_map(|(a, b)| Op::Insert(a, b)),
         (0u16..64).prop_map(Op::Remove),
         (0u16..64).prop_map(Op::Lookup),
-    ], 1..300), seed in any::<u64>()) {
-        let mut t = FlowTable::new(16, seed);
+    ], 1..300), key in any::<[u8; 16]>()) {
+        let mut t = FlowTable::with_key(16, FlowKey::from_bytes(key));
         // model: client port -> (local port, id)
         let mut m: HashMap<u16, (u16, u32)> = HashMap::new();
         for op in ops {
