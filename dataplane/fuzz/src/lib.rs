@@ -13,6 +13,7 @@
 //! rest; every other target takes the raw packet.
 
 pub mod lb;
+pub mod lb_stateful;
 
 use qsplice_wire::checksum::{update_u16, update_u32};
 use qsplice_wire::rewrite::{rewrite_dst_v4_tcp, rewrite_src_v4_tcp};
