@@ -384,3 +384,196 @@ pub fn missing_pq_client(what: &str) {
          (QSPLICE_SKIP_PQ_CLIENTS=1 skips them explicitly)"
     );
 }
+
+/// sha256 of a file, as `sha256sum` prints it.
+pub fn sha256_of_file(path: &str) -> String {
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sends SIGTERM to `pid` and waits up to `timeout` until it has exited
+/// (gone from `/proc`, or a zombie). For an nginx master this means its
+/// workers are gone too (it reaps them before it exits): its listening
+/// socket is closed and the kernel answers SYNs to it with RST.
+pub fn terminate_and_wait(pid: u32, timeout: Duration) -> bool {
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    wait_for(timeout, || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // `pid (comm) S ...`: the state follows the last ')'.
+        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+        matches!(state, None | Some(Some('Z')) | Some(None)).then_some(())
+    })
+    .is_some()
+}
+
+/// `n` sequential HTTP GETs of `url` from namespace `ns`, one curl (one
+/// new TCP connection) each, each bounded by `per_request_s` seconds and
+/// the whole loop by `total_s`. Returns `(status, X-Backend header)` per
+/// request that ran, in order: a failed request is `("000", "")`, and a
+/// loop cut short by `total_s` returns fewer than `n` entries.
+pub fn http_loop(
+    ns: &str,
+    url: &str,
+    n: u32,
+    per_request_s: u32,
+    total_s: u32,
+) -> Vec<(String, String)> {
+    let script = format!(
+        "for i in $(seq {n}); do curl -s -o /dev/null --connect-timeout {per_request_s} \
+         -m {per_request_s} -w '%{{http_code}} %header{{x-backend}}\\n' '{url}'; done"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "timeout", &total_s.to_string(), "sh", "-c"])
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("ip netns exec sh");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (code, b) = l.split_once(' ').unwrap_or((l, ""));
+            (code.trim().to_string(), b.trim().to_string())
+        })
+        .collect()
+}
+
+/// The spliced path's counter invariants (docs/operations.md,
+/// "Invariants") on a report taken at rest — no flow in any table, and
+/// nothing in flight between lcores. Only for an appliance whose VIPs are
+/// all spliced (no `tls = "terminate"`: terminated connections' backend
+/// legs move `conn_refused` / `conn_timeout` / `conn_retried` and the
+/// per-backend counters too). Returns every violated relation, named.
+pub fn splice_invariants(v: &serde_json::Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    let lb = &v["lb"];
+    let vips = lb["vips"].as_array().cloned().unwrap_or_default();
+    if vips.iter().any(|x| !x["tls"].is_null()) {
+        bad.push("splice_invariants: a VIP terminates TLS (they do not apply)".to_string());
+        return bad;
+    }
+    let mut check = |name: &str, what: &str, ok: bool, l: u64, r: u64| {
+        if !ok {
+            bad.push(format!("{name}: {what} ({l} vs {r})"));
+        }
+    };
+    let mut maps = vec![("lb.total".to_string(), lb["total"].clone())];
+    for (i, c) in lb["per_core"].as_array().into_iter().flatten().enumerate() {
+        maps.push((format!("lb.per_core[{i}]"), c.clone()));
+    }
+    for (name, m) in &maps {
+        let g = |k: &str| m[k].as_u64().unwrap_or(0);
+        // Every backend attempt (the first, and each retry) ended in one
+        // of these; every spliced flow ended closed or idle.
+        let l = g("conn_opened") + g("conn_retried");
+        let r = g("conn_refused")
+            + g("conn_timeout")
+            + g("conn_client_abort")
+            + g("conn_closed")
+            + g("conn_idle");
+        check(
+            name,
+            "conn_opened + conn_retried = conn_refused + conn_timeout + conn_client_abort + conn_closed + conn_idle",
+            l == r,
+            l,
+            r,
+        );
+        let (l, r) = (g("conn_spliced"), g("conn_closed") + g("conn_idle"));
+        check(name, "conn_spliced = conn_closed + conn_idle", l == r, l, r);
+        let (l, r) = (g("conn_retried"), g("conn_refused") + g("conn_timeout"));
+        check(name, "conn_retried <= conn_refused + conn_timeout", l <= r, l, r);
+        let (l, r) = (g("conn_opened"), g("cookie_ok") + g("syn_cache_hits"));
+        check(name, "conn_opened <= cookie_ok + syn_cache_hits", l <= r, l, r);
+        for k in ["flows_active", "flows_connecting"] {
+            check(name, &format!("{k} = 0 at rest"), g(k) == 0, g(k), 0);
+        }
+        if !m["syn_cookies"].is_null() {
+            let (l, r) = (g("syn_cookies"), g("syn_cache_full") + g("syn_rate_limited"));
+            check(name, "syn_cookies = syn_cache_full + syn_rate_limited", l == r, l, r);
+            let (l, r) = (g("syn_received"), g("syn_stateful") + g("syn_cookies"));
+            check(name, "syn_received >= syn_stateful + syn_cookies", l >= r, l, r);
+            let (l, r) = (
+                g("syn_stateful"),
+                g("syn_cache_hits") + g("syn_cache_expired") + g("syn_cache_active"),
+            );
+            check(
+                name,
+                "syn_stateful >= syn_cache_hits + syn_cache_expired + syn_cache_active",
+                l >= r,
+                l,
+                r,
+            );
+        }
+    }
+    let t = |k: &str| lb["total"][k].as_u64().unwrap_or(0);
+    let (l, r) = (t("steered_out"), t("steered_in"));
+    check("lb.total", "steered_out = steered_in at rest", l == r, l, r);
+    // Per-backend counters of every VIP against the lcores' totals.
+    let sum = |k: &str| -> u64 {
+        vips.iter()
+            .flat_map(|x| x["backends"].as_array().cloned().unwrap_or_default())
+            .map(|b| b[k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    for (b, want, what) in [
+        ("opened", t("conn_opened") + t("conn_retried"), "conn_opened + conn_retried"),
+        ("spliced", t("conn_spliced"), "conn_spliced"),
+        ("failed", t("conn_refused") + t("conn_timeout"), "conn_refused + conn_timeout"),
+        ("active", 0, "0 at rest"),
+        ("c2s_packets", t("c2s_packets"), "c2s_packets"),
+        ("c2s_bytes", t("c2s_bytes"), "c2s_bytes"),
+        ("s2c_packets", t("s2c_packets"), "s2c_packets"),
+        ("s2c_bytes", t("s2c_bytes"), "s2c_bytes"),
+    ] {
+        let got = sum(b);
+        check(
+            "lb.vips[*].backends[*]",
+            &format!("sum of {b} = lb.total {what}"),
+            got == want,
+            got,
+            want,
+        );
+    }
+    bad
+}
+
+/// Waits (up to `timeout`) until the balancer is at rest — no flow in any
+/// lcore's table, no connection on any backend, nothing in flight between
+/// lcores, and the connection counters unchanged between two reports —
+/// and returns that report.
+pub fn wait_lb_at_rest(json: &Path, timeout: Duration) -> Option<serde_json::Value> {
+    let mut prev: Option<serde_json::Value> = None;
+    wait_for(timeout, || {
+        let v = stats(json)?;
+        let t = &v["lb"]["total"];
+        let g = |k: &str| t[k].as_u64().unwrap_or(0);
+        let active: u64 = v["lb"]["vips"]
+            .as_array()?
+            .iter()
+            .flat_map(|x| x["backends"].as_array().cloned().unwrap_or_default())
+            .map(|b| b["active"].as_u64().unwrap_or(0))
+            .sum();
+        let conn = |t: &serde_json::Value| -> Vec<u64> {
+            t.as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| k.starts_with("conn_") || k.starts_with("flows_"))
+                        .map(|(_, n)| n.as_u64().unwrap_or(0))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let still = prev
+            .as_ref()
+            .is_some_and(|p| conn(&p["lb"]["total"]) == conn(t));
+        let rest = g("flows_active") == 0
+            && g("flows_connecting") == 0
+            && active == 0
+            && g("steered_out") == g("steered_in");
+        prev = Some(v.clone());
+        (rest && still).then_some(v)
+    })
+}

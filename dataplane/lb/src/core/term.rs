@@ -776,6 +776,23 @@ impl<F: Frame> LbCore<F> {
             }
             return;
         }
+        if conn.cli.is_closed() {
+            // The client leg is over after our FIN (both FINs, or the
+            // client reset it once it had everything): the backend leg
+            // ends too — with a FIN after a clean close, else a RST.
+            conn.want_connect = false;
+            if let Some(be) = conn.be.as_mut().filter(|b| !b.is_closed()) {
+                if conn.cli.outcome().is_none() && conn.tls.failure().is_none() {
+                    if !conn.backend_fin_sent {
+                        conn.backend_fin_sent = true;
+                        be.close();
+                    }
+                } else {
+                    be.abort();
+                }
+            }
+            return;
+        }
         if conn.tls.failure().is_some() {
             // The alert (if any) is queued on the client leg: close after it.
             if conn.tls.outgoing().is_empty() && !conn.client_fin_sent {
@@ -882,11 +899,12 @@ impl<F: Frame> LbCore<F> {
         }
         self.term.free.push(idx);
         self.c.tls_closed += 1;
+        // Clean: the response went through and we closed the client leg
+        // (a client that resets after our FIN lost nothing).
         let clean = !conn.failed
             && conn.backend_up
             && conn.client_fin_sent
-            && conn.tls.failure().is_none()
-            && conn.cli.outcome().is_none();
+            && conn.tls.failure().is_none();
         if clean {
             self.c.tls_completed += 1;
         } else {
