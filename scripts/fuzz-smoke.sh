@@ -3,12 +3,16 @@
 #
 #   scripts/fuzz-smoke.sh [TARGET...]
 #
-# Builds every fuzz target (or the ones named) with libFuzzer + sanitizer
-# coverage and runs each for FUZZ_SECONDS seconds, starting from the
-# committed seeds in dataplane/fuzz/corpus/<target>/seed-* (new corpus
-# entries land next to them and are git-ignored). Exits non-zero if any
-# target crashes, hits an assertion, times out on an input, or fails to
-# build; the reproducer is left in dataplane/fuzz/artifacts/<target>/.
+# Builds every fuzz target (or the ones named; `lb_stateful` included) with
+# libFuzzer + sanitizer coverage and runs each for FUZZ_SECONDS seconds,
+# starting from the committed corpus dataplane/fuzz/corpus/<target>/seed-*:
+# hand-written seeds plus the minimised set `seed-c-*` that
+# scripts/fuzz-campaign.sh merges back. The run works on a scratch copy
+# (dataplane/fuzz/target/smoke-corpus/<target>/), so what earlier local runs
+# left in the corpus directory (git-ignored) does not change the result and
+# the committed corpus is not touched. Exits non-zero if any target
+# crashes, hits an assertion, times out on an input, or fails to build; the
+# reproducer is left in dataplane/fuzz/artifacts/<target>/.
 #
 # Only a stable toolchain is assumed: cargo-fuzz needs nightly-only flags
 # (-Zsanitizer=address, ...), which RUSTC_BOOTSTRAP=1 unlocks on stable.
@@ -100,12 +104,23 @@ LOGDIR=$FUZZ_DIR/target/smoke-logs
 mkdir -p "$LOGDIR"
 declare -A RESULT=() RUNS=()
 FAILED=0
+CORPUS_COPY=$FUZZ_DIR/target/smoke-corpus
 for t in "${TARGETS[@]}"; do
     mkdir -p "$FUZZ_DIR/corpus/$t"
+    # The committed corpus only (tracked files; outside a git checkout,
+    # the seed-* files).
+    work=$CORPUS_COPY/$t
+    rm -rf "$work"
+    mkdir -p "$work"
+    if git ls-files --error-unmatch "$FUZZ_DIR/corpus/$t" >/dev/null 2>&1; then
+        git ls-files -z -- "$FUZZ_DIR/corpus/$t" | xargs -0 -r cp -t "$work" --
+    else
+        find "$FUZZ_DIR/corpus/$t" -maxdepth 1 -type f -name 'seed-*' -exec cp -t "$work" -- {} +
+    fi
     logf=$LOGDIR/$t.log
-    log "running $t for ${SECS}s (log: $logf)"
+    log "running $t for ${SECS}s from $(find "$work" -type f | wc -l) committed inputs (log: $logf)"
     # -timeout: any single input taking > 10 s is a hang (a bug here).
-    if cargo fuzz run "${BUILD_ARGS[@]}" --sanitizer "$SAN" "$t" -- \
+    if cargo fuzz run "${BUILD_ARGS[@]}" --sanitizer "$SAN" "$t" "$work" -- \
         -max_total_time="$SECS" -timeout=10 -print_final_stats=1 >"$logf" 2>&1; then
         RESULT[$t]=ok
     else
