@@ -13,6 +13,7 @@
 # on exit. A script may define kernel_off_hook (run first by kernel_off).
 
 bench_init() {
+    [[ -v NETNS_EXTRA ]] || NETNS_EXTRA=()
     P=$1
     TAG=$2
     shift 2
@@ -32,7 +33,7 @@ bench_init() {
     WORK=$(mktemp -d "/tmp/qsplice-$TAG-XXXX")
     trap bench_cleanup EXIT
     cargo build --release --bin qsplice >&2
-    scripts/netns.sh up --prefix "$P" --backends 3 >"$WORK/netns.env"
+    scripts/netns.sh up --prefix "$P" --backends 3 "${NETNS_EXTRA[@]}" >"$WORK/netns.env"
     # The client namespace is a load generator: let it reuse its TIME-WAIT
     # ports and give it the whole port range, or the client itself runs out
     # of ports (~28k ephemeral ports / 60 s TIME-WAIT ≈ 470 conn/s once a

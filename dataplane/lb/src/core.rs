@@ -139,7 +139,8 @@ pub struct LbConf {
     pub hz: u64,
     /// Cookie / ISN secret (the same on every lcore).
     pub secret: IsnSecret,
-    /// Flow-table hash seed.
+    /// Seed of the health probes' source-port randomisation (the flow table draws
+    /// its own random hash key).
     pub seed: u64,
     /// Path of HTTP health checks.
     pub health_path: String,
@@ -1681,6 +1682,7 @@ impl<F: Frame> LbCore<F> {
             self.shared.tls.store(Arc::new(self.term.stats.clone()));
         }
         self.c.flows_active = self.flows.len() as u64;
+        self.c.flow_probe_overflow = self.flows.probe_overflow();
         self.c.flows_connecting = self.connecting.len() as u64;
         self.shared.counters.publish(&self.c);
         for (pi, p) in self.bstats.iter().enumerate() {

@@ -97,6 +97,9 @@ lb_counters! {
     flows_connecting,
     /// New connection refused: flow table full.
     flow_table_full,
+    /// … of which the key's probe window (`MAX_PROBE` slots) was full
+    /// (the keyed hash makes this rare and unaimable).
+    flow_probe_overflow,
     /// New connection refused: too many connections waiting for backends.
     connecting_full,
     /// New connection refused: no free source port toward that backend.
