@@ -527,7 +527,10 @@ fn tls_termination_end_to_end() {
         topo.var("CLIENT_NS"),
         &[
             "python3",
-            repo_root().join("tests/tools/tiny_mss.py").to_str().unwrap(),
+            repo_root()
+                .join("tests/tools/tiny_mss.py")
+                .to_str()
+                .unwrap(),
             &format!("{}-cli0", topo.prefix),
             "10.10.1.1",
             "443",
@@ -690,7 +693,10 @@ fn tls_termination_end_to_end() {
             .unwrap_or_else(|| panic!("no {k} captured: {seen}"))
             .to_string()
     };
-    assert!(line("syn").contains("ts=0"), "the client sent no timestamps: {seen}");
+    assert!(
+        line("syn").contains("ts=0"),
+        "the client sent no timestamps: {seen}"
+    );
     let synack = line("synack");
     assert!(
         synack.contains("sack=1") && !synack.contains("ws=-1") && synack.contains("ts=0"),
@@ -745,7 +751,10 @@ fn tls_termination_end_to_end() {
     // Bytes relayed through the TLS VIP appear on its counters (the 100 MiB
     // downloads alone are over 400 MB).
     assert!(
-        v["lb"]["vips"][0]["total"]["s2c_bytes"].as_u64().unwrap_or(0) > 400 << 20,
+        v["lb"]["vips"][0]["total"]["s2c_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 400 << 20,
         "TLS VIP bytes: {}",
         v["lb"]["vips"][0]["total"]
     );
@@ -796,5 +805,9 @@ fn tls_termination_end_to_end() {
         rounds.iter().map(rate).collect::<Vec<_>>()
     );
     let st = app.stop(Duration::from_secs(10));
-    assert!(st.is_some_and(|s| s.success()), "clean exit\n{}", app.logs());
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "clean exit\n{}",
+        app.logs()
+    );
 }

@@ -39,10 +39,10 @@ use qsplice_wire::{
 
 use crate::board::{BackendCounters, BackendStats, PoolBoard};
 use crate::counters::{LbCounters, SharedLbCounters};
-use crate::syncache::{Admit, SynCache, SynEntry};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
+use crate::syncache::{Admit, SynCache, SynEntry};
 pub use sa::{
     rule_matches, ContentRule, ContentVip, EventKind, SessionEvent, SessionShared, SessionSnap,
     MAX_PENDING,
@@ -374,7 +374,7 @@ impl<F: Frame> LbCore<F> {
             // walk the backends' TIME-WAIT tuples of its predecessor in order.
             sport_next: conf.secret.isn(
                 std::net::SocketAddrV4::new(conf.local, 0),
-                std::net::SocketAddrV4::new(conf.local, u16::from(conf.lcore)),
+                std::net::SocketAddrV4::new(conf.local, conf.lcore),
                 0x5eed_0002,
             ),
             ms,
@@ -609,12 +609,7 @@ impl<F: Frame> LbCore<F> {
     /// The client's ACK `s` completes a handshake we answered: from its SYN
     /// cache entry (consumed) or its cookie. `None`: neither (a forged or
     /// stale ACK, or a live flow's segment on the wrong lcore).
-    fn complete_handshake(
-        &mut self,
-        s: &Seg,
-        opts: &SynOptions,
-        now: u64,
-    ) -> Option<Accepted> {
+    fn complete_handshake(&mut self, s: &Seg, opts: &SynOptions, now: u64) -> Option<Accepted> {
         if let Some(e) = self.syncache.take(s.src, s.dst, s.seq, s.ack) {
             self.c.syn_cache_hits += 1;
             return Some(Accepted {
@@ -1537,7 +1532,12 @@ impl<F: Frame> LbCore<F> {
     /// try another backend of the pool (not one tried already) from a new
     /// source port, keeping the client's held segments. Returns false when
     /// no retry is left or possible (the caller resets the client).
-    fn redispatch<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, id: FlowId, now: u64) -> bool {
+    fn redispatch<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        id: FlowId,
+        now: u64,
+    ) -> bool {
         let m = self.meta[id as usize];
         if m.phase != Phase::Connecting || m.retried >= self.conf.retries {
             return false;

@@ -228,9 +228,17 @@ mod tests {
         assert_eq!(c.admit(0), Admit::Stateful);
         assert!(c.insert(a(1), VIP, e(100, 0)));
         let iss = e(100, 0).iss;
-        assert_eq!(c.take(a(1), VIP, 100, iss.wrapping_add(1)), None, "seq off by one");
+        assert_eq!(
+            c.take(a(1), VIP, 100, iss.wrapping_add(1)),
+            None,
+            "seq off by one"
+        );
         assert_eq!(c.take(a(1), VIP, 101, iss), None, "ack off by one");
-        assert_eq!(c.take(a(2), VIP, 101, iss.wrapping_add(1)), None, "other client");
+        assert_eq!(
+            c.take(a(2), VIP, 101, iss.wrapping_add(1)),
+            None,
+            "other client"
+        );
         assert_eq!(c.take(a(1), VIP, 101, iss.wrapping_add(1)), Some(e(100, 0)));
         assert!(c.is_empty());
     }

@@ -1014,12 +1014,37 @@ fn client_without_timestamps_gets_scaling_sack_and_its_mss_from_the_syn_cache() 
         sack_ok: true,
         ts: None,
     };
-    let f = seg(CLIENT_MAC, CMAC, client(), vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]);
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        1,
+        0,
+        TcpFlags::SYN,
+        100,
+        &syn,
+        &[],
+    );
     r.inject(0, f);
     let sa = r.take_tcp(0).remove(0);
-    assert_eq!((sa.opts.ws.is_some(), sa.opts.sack_ok, sa.opts.ts), (true, true, None));
+    assert_eq!(
+        (sa.opts.ws.is_some(), sa.opts.sack_ok, sa.opts.ts),
+        (true, true, None)
+    );
     // A retransmitted SYN gets the same answer from the same entry.
-    let f = seg(CLIENT_MAC, CMAC, client(), vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]);
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        1,
+        0,
+        TcpFlags::SYN,
+        100,
+        &syn,
+        &[],
+    );
     r.inject(0, f);
     let again = r.take_tcp(0).remove(0);
     assert_eq!((again.seq, again.opts.ws), (sa.seq, sa.opts.ws));
@@ -1044,12 +1069,40 @@ fn syn_cache_full_falls_back_to_cookies_and_a_stale_ack_is_refused() {
         ts: None,
     };
     // First SYN: stateful (options offered without timestamps).
-    r.inject(0, seg(CLIENT_MAC, CMAC, client(), vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]));
+    r.inject(
+        0,
+        seg(
+            CLIENT_MAC,
+            CMAC,
+            client(),
+            vip(),
+            1,
+            0,
+            TcpFlags::SYN,
+            100,
+            &syn,
+            &[],
+        ),
+    );
     let first = r.take_tcp(0).remove(0);
     assert!(first.opts.ws.is_some() && first.opts.sack_ok);
     // Second client while the cache is full: a cookie, no options.
     let other = SocketAddrV4::new(*client().ip(), client().port() + 1);
-    r.inject(0, seg(CLIENT_MAC, CMAC, other, vip(), 1, 0, TcpFlags::SYN, 100, &syn, &[]));
+    r.inject(
+        0,
+        seg(
+            CLIENT_MAC,
+            CMAC,
+            other,
+            vip(),
+            1,
+            0,
+            TcpFlags::SYN,
+            100,
+            &syn,
+            &[],
+        ),
+    );
     let second = r.take_tcp(0).remove(0);
     assert_eq!((second.opts.ws, second.opts.sack_ok), (None, false));
     let c = r.counters.snapshot();

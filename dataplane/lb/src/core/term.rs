@@ -510,11 +510,11 @@ impl<F: Frame> LbCore<F> {
             let end = (*l3 + usize::from(ip.total_len())).min(data.len());
             if let Some(seg) = data.get(l4..end).and_then(TcpSegment::parse) {
                 let mut seg = seg;
-                if seg.flags.contains(TcpFlags::SYN) {
-                    if seg.options.mss.is_some_and(|m| m < self.conf.min_mss) {
-                        self.c.mss_clamped += 1;
-                        seg.options.mss = Some(self.conf.min_mss);
-                    }
+                if seg.flags.contains(TcpFlags::SYN)
+                    && seg.options.mss.is_some_and(|m| m < self.conf.min_mss)
+                {
+                    self.c.mss_clamped += 1;
+                    seg.options.mss = Some(self.conf.min_mss);
                 }
                 match (from_backend, conn.be.as_mut()) {
                     (false, _) => conn.cli.input(&seg, cnow),
@@ -542,9 +542,12 @@ impl<F: Frame> LbCore<F> {
         // Next wake-up: the endpoints' timers, the handshake deadline, idle.
         let mut due = now + self.conf.idle_timeout_ms.max(1) * self.ms;
         let us = cnow.us;
-        for at in [conn.cli.poll_at(), conn.be.as_ref().and_then(Endpoint::poll_at)]
-            .into_iter()
-            .flatten()
+        for at in [
+            conn.cli.poll_at(),
+            conn.be.as_ref().and_then(Endpoint::poll_at),
+        ]
+        .into_iter()
+        .flatten()
         {
             let d = self.term_ticks_of_us(at.saturating_sub(us));
             due = due.min(now + d.max(1));
@@ -642,10 +645,7 @@ impl<F: Frame> LbCore<F> {
         // Plaintext relayed each way, on the backend's counters too (the
         // VIP's `c2s_bytes` / `s2c_bytes` are their sums).
         let st = &t.stats[conn.vip];
-        let (din, dout) = (
-            st.bytes_in - bytes_before.0,
-            st.bytes_out - bytes_before.1,
-        );
+        let (din, dout) = (st.bytes_in - bytes_before.0, st.bytes_out - bytes_before.1);
         while !conn.tls.outgoing().is_empty() && conn.cli.may_send() {
             let n = conn.cli.send(conn.tls.outgoing());
             if n == 0 {
@@ -856,8 +856,7 @@ impl<F: Frame> LbCore<F> {
                 return;
             };
             // Backend finished its response: close_notify, then FIN.
-            if conn.backend_up && !be.may_recv() && be.recv_ready() == 0 && !conn.tls.close_sent()
-            {
+            if conn.backend_up && !be.may_recv() && be.recv_ready() == 0 && !conn.tls.close_sent() {
                 conn.tls.close();
             }
             // Client finished (close_notify or FIN) and all it sent went
@@ -901,10 +900,8 @@ impl<F: Frame> LbCore<F> {
         self.c.tls_closed += 1;
         // Clean: the response went through and we closed the client leg
         // (a client that resets after our FIN lost nothing).
-        let clean = !conn.failed
-            && conn.backend_up
-            && conn.client_fin_sent
-            && conn.tls.failure().is_none();
+        let clean =
+            !conn.failed && conn.backend_up && conn.client_fin_sent && conn.tls.failure().is_none();
         if clean {
             self.c.tls_completed += 1;
         } else {
