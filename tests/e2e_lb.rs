@@ -5,8 +5,10 @@
 //! large download and an upload compared by sha256, 20,000 short
 //! connections with no error and no leak (flow tables and mbuf pools back
 //! to idle), a SYN flood that does not stop real clients, a backend killed
-//! and brought back (health checks), and large transfers both ways under
-//! loss, reordering and duplication.
+//! at the start of a 200-request loop without one request failing
+//! (refused connections retried on another backend) and brought back
+//! (health checks), large transfers both ways under loss, reordering and
+//! duplication, and at rest the counters' invariants (docs/operations.md).
 
 mod common;
 
@@ -399,11 +401,70 @@ fn lb_end_to_end() {
         curl_backend(&topo).is_some()
     });
 
-    // 5. Kill backend b2's nginx: out of rotation after failed checks,
-    //    back after it restarts.
+    // 5. Kill backend b2's nginx right before a loop of 200 sequential
+    //    requests (a new connection each). Until health checks take it out
+    //    (interval × fall: 600 ms here) b2's kernel answers our SYNs with
+    //    RST: every such connection must be retried on another backend
+    //    (`lb.retries`) with the client's request held, so that not one
+    //    request fails. Without retries the RST reaches the client (curl:
+    //    connection reset). Then b2 is out of rotation, and back after it
+    //    restarts.
     let b2 = format!("{state}/b2");
     let pid = std::fs::read_to_string(format!("{b2}/nginx.pid")).unwrap();
-    Command::new("kill").arg(pid.trim()).status().unwrap();
+    let before = stats(&json).unwrap();
+    assert!(
+        common::terminate_and_wait(pid.trim().parse().unwrap(), Duration::from_secs(5)),
+        "b2's nginx did not exit"
+    );
+    let t0 = std::time::Instant::now();
+    let results = common::http_loop(topo.var("CLIENT_NS"), "http://10.10.1.1/", 200, 3, 150);
+    let loop_s = t0.elapsed().as_secs_f64();
+    let v = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        (lb_total(&v, "flows_connecting") == 0).then_some(v)
+    })
+    .unwrap_or_else(|| stats(&json).unwrap());
+    let delta = |k: &str| lb_total(&v, k) - lb_total(&before, k);
+    let mut by_backend: BTreeMap<&str, u32> = BTreeMap::new();
+    for (code, b) in &results {
+        *by_backend
+            .entry(if code == "200" { b.as_str() } else { "FAILED" })
+            .or_default() += 1;
+    }
+    let failed: Vec<_> = results.iter().filter(|(c, _)| c != "200").collect();
+    let counters = format!(
+        "conn_refused +{} conn_timeout +{} conn_retried +{} retry_no_backend +{}; \
+         responses by backend {by_backend:?} in {loop_s:.1} s",
+        delta("conn_refused"),
+        delta("conn_timeout"),
+        delta("conn_retried"),
+        delta("retry_no_backend"),
+    );
+    eprintln!("section 5 (b2 killed under load): {counters}");
+    assert!(
+        results.len() == 200 && failed.is_empty(),
+        "{} of 200 requests failed while b2 went down ({} ran): {failed:?}; {counters}\n{}",
+        failed.len() + 200 - results.len(),
+        results.len(),
+        app.logs()
+    );
+    assert!(
+        delta("conn_refused") > 0,
+        "no connection reached b2 before health checks took it out: the check \
+         proves nothing; {counters}"
+    );
+    assert!(
+        delta("conn_retried") > 0
+            && delta("conn_retried") == delta("conn_refused") + delta("conn_timeout")
+            && delta("retry_no_backend") == 0,
+        "every refused connection retried on another backend: {counters}"
+    );
+    let b2_failed = |v: &serde_json::Value| v["lb"]["vips"][0]["backends"][1]["failed"].as_u64();
+    assert_eq!(
+        b2_failed(&v).unwrap_or(0) - b2_failed(&before).unwrap_or(0),
+        delta("conn_refused") + delta("conn_timeout"),
+        "b2's `failed` counts the refusals: {counters}"
+    );
     let down = wait_for(Duration::from_secs(5), || {
         (healthy(&stats(&json)?) == vec![true, false, true]).then_some(())
     });
@@ -508,6 +569,24 @@ fn lb_end_to_end() {
         stored,
         vec![want.clone()],
         "upload over impaired links intact"
+    );
+
+    // 7. At rest, the counters add up (docs/operations.md, "Invariants").
+    let rest = common::wait_lb_at_rest(&json, Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "not at rest: {:?}\n{}",
+            stats(&json).map(|v| v["lb"]["total"].clone()),
+            app.logs()
+        )
+    });
+    eprintln!("at rest: lb.total {}", rest["lb"]["total"]);
+    let broken = common::splice_invariants(&rest);
+    assert!(
+        broken.is_empty(),
+        "counter invariants broken:\n  {}\nlb.total {}\nper-backend {}",
+        broken.join("\n  "),
+        rest["lb"]["total"],
+        rest["lb"]["vips"][0]["backends"]
     );
 
     let st = app.stop(Duration::from_secs(10));
