@@ -323,7 +323,21 @@ pub fn hostile_segments(
     still_serving: impl Fn() -> bool,
 ) {
     let total = |v: &serde_json::Value, k: &str| v["lb"]["total"][k].as_u64().unwrap_or(0);
-    let before = stats(json).expect("stats");
+    // The stats file lags the appliance by up to one interval: start from a
+    // settled snapshot, so earlier connections are not taken for these.
+    let key = |v: &serde_json::Value| {
+        ["syn_received", "tls_accepted", "conn_opened"].map(|k| total(v, k))
+    };
+    let mut before = stats(json).expect("stats");
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let now = stats(json).expect("stats");
+        let same = key(&now) == key(&before);
+        before = now;
+        if same {
+            break;
+        }
+    }
     let vip_mac = before["ports"][0]["mac"].as_str().unwrap().to_string();
     let script = repo_root().join("tests/tools/send_frames.py");
     let port_arg = format!("--port={port}");
@@ -366,7 +380,10 @@ pub fn hostile_segments(
             "{k}: a hostile segment to port {port} was taken for a connection"
         );
     }
-    assert!(still_serving(), "still serving after hostile input on port {port}");
+    assert!(
+        still_serving(),
+        "still serving after hostile input on port {port}"
+    );
 }
 
 /// A real client the hybrid post-quantum checks need (Go crypto/tls,
@@ -387,7 +404,10 @@ pub fn missing_pq_client(what: &str) {
 
 /// sha256 of a file, as `sha256sum` prints it.
 pub fn sha256_of_file(path: &str) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -404,7 +424,9 @@ pub fn terminate_and_wait(pid: u32, timeout: Duration) -> bool {
     wait_for(timeout, || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // `pid (comm) S ...`: the state follows the last ')'.
-        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+        let state = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start().chars().next());
         matches!(state, None | Some(Some('Z')) | Some(None)).then_some(())
     })
     .is_some()
@@ -427,7 +449,15 @@ pub fn http_loop(
          -m {per_request_s} -w '%{{http_code}} %header{{x-backend}}\\n' '{url}'; done"
     );
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "timeout", &total_s.to_string(), "sh", "-c"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "timeout",
+            &total_s.to_string(),
+            "sh",
+            "-c",
+        ])
         .arg(&script)
         .stderr(Stdio::inherit())
         .output()
@@ -484,17 +514,44 @@ pub fn splice_invariants(v: &serde_json::Value) -> Vec<String> {
         let (l, r) = (g("conn_spliced"), g("conn_closed") + g("conn_idle"));
         check(name, "conn_spliced = conn_closed + conn_idle", l == r, l, r);
         let (l, r) = (g("conn_retried"), g("conn_refused") + g("conn_timeout"));
-        check(name, "conn_retried <= conn_refused + conn_timeout", l <= r, l, r);
+        check(
+            name,
+            "conn_retried <= conn_refused + conn_timeout",
+            l <= r,
+            l,
+            r,
+        );
         let (l, r) = (g("conn_opened"), g("cookie_ok") + g("syn_cache_hits"));
-        check(name, "conn_opened <= cookie_ok + syn_cache_hits", l <= r, l, r);
+        check(
+            name,
+            "conn_opened <= cookie_ok + syn_cache_hits",
+            l <= r,
+            l,
+            r,
+        );
         for k in ["flows_active", "flows_connecting"] {
             check(name, &format!("{k} = 0 at rest"), g(k) == 0, g(k), 0);
         }
         if !m["syn_cookies"].is_null() {
-            let (l, r) = (g("syn_cookies"), g("syn_cache_full") + g("syn_rate_limited"));
-            check(name, "syn_cookies = syn_cache_full + syn_rate_limited", l == r, l, r);
+            let (l, r) = (
+                g("syn_cookies"),
+                g("syn_cache_full") + g("syn_rate_limited"),
+            );
+            check(
+                name,
+                "syn_cookies = syn_cache_full + syn_rate_limited",
+                l == r,
+                l,
+                r,
+            );
             let (l, r) = (g("syn_received"), g("syn_stateful") + g("syn_cookies"));
-            check(name, "syn_received >= syn_stateful + syn_cookies", l >= r, l, r);
+            check(
+                name,
+                "syn_received >= syn_stateful + syn_cookies",
+                l >= r,
+                l,
+                r,
+            );
             let (l, r) = (
                 g("syn_stateful"),
                 g("syn_cache_hits") + g("syn_cache_expired") + g("syn_cache_active"),
@@ -519,9 +576,17 @@ pub fn splice_invariants(v: &serde_json::Value) -> Vec<String> {
             .sum()
     };
     for (b, want, what) in [
-        ("opened", t("conn_opened") + t("conn_retried"), "conn_opened + conn_retried"),
+        (
+            "opened",
+            t("conn_opened") + t("conn_retried"),
+            "conn_opened + conn_retried",
+        ),
         ("spliced", t("conn_spliced"), "conn_spliced"),
-        ("failed", t("conn_refused") + t("conn_timeout"), "conn_refused + conn_timeout"),
+        (
+            "failed",
+            t("conn_refused") + t("conn_timeout"),
+            "conn_refused + conn_timeout",
+        ),
         ("active", 0, "0 at rest"),
         ("c2s_packets", t("c2s_packets"), "c2s_packets"),
         ("c2s_bytes", t("c2s_bytes"), "c2s_bytes"),

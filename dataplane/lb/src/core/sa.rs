@@ -244,8 +244,14 @@ impl<F: Frame> LbCore<F> {
         }
         if !self.sa.pending.contains_key(&key) {
             if !data_or_fin {
-                // The handshake's last ACK: wait for the hello (stateless).
-                self.c.sa_ack_waiting += 1;
+                // The handshake's last ACK: wait for the hello (nothing is
+                // kept; the SYN cache entry or cookie is checked again on
+                // the first data segment). A forged one is counted.
+                if self.handshake_valid(s, now) {
+                    self.c.sa_ack_waiting += 1;
+                } else {
+                    self.c.cookie_bad += 1;
+                }
                 return None;
             }
             if s.flags.contains(TcpFlags::FIN) && s.payload == 0 {
