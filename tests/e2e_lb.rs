@@ -572,15 +572,39 @@ fn lb_end_to_end() {
     );
 
     // 7. At rest, the counters add up (docs/operations.md, "Invariants").
-    let rest = common::wait_lb_at_rest(&json, Duration::from_secs(20)).unwrap_or_else(|| {
-        panic!(
-            "not at rest: {:?}\n{}",
-            stats(&json).map(|v| v["lb"]["total"].clone()),
-            app.logs()
-        )
-    });
+    //    A connection whose segments af_packet's rollover delivered to
+    //    two lcores during the SYN flood (its first data segment carries a
+    //    cookie valid on either, so each opens a flow) leaves flows that
+    //    never see their close: they stay until idle_timeout_s (300 s).
+    //    Then the general forms, counting the flows still there, must
+    //    hold on a settled report instead (seen once in five runs).
+    let (rest, broken) = match common::wait_lb_at_rest(&json, Duration::from_secs(20)) {
+        Some(v) => {
+            let b = common::splice_invariants(&v);
+            (v, b)
+        }
+        None => {
+            let v = common::wait_lb_settled(&json, Duration::from_secs(2), Duration::from_secs(20))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "counters never settled: {:?}\n{}",
+                        stats(&json).map(|v| v["lb"]["total"].clone()),
+                        app.logs()
+                    )
+                });
+            eprintln!(
+                "WARNING: not at rest: {} flows left (per backend active: {:?}); \
+                 checking the settled forms",
+                lb_total(&v, "flows_active"),
+                v["lb"]["vips"][0]["backends"]
+                    .as_array()
+                    .map(|a| a.iter().map(|b| b["active"].clone()).collect::<Vec<_>>())
+            );
+            let b = common::splice_invariants_settled(&v);
+            (v, b)
+        }
+    };
     eprintln!("at rest: lb.total {}", rest["lb"]["total"]);
-    let broken = common::splice_invariants(&rest);
     assert!(
         broken.is_empty(),
         "counter invariants broken:\n  {}\nlb.total {}\nper-backend {}",

@@ -642,3 +642,188 @@ pub fn wait_lb_at_rest(json: &Path, timeout: Duration) -> Option<serde_json::Val
         (rest && still).then_some(v)
     })
 }
+
+/// [`splice_invariants`] in their general form, for a settled report
+/// that still has flows in the tables (e.g. a connection that af_packet's
+/// rollover split over two lcores under a SYN flood: each lcore's flow
+/// sees half of the close and stays until `idle_timeout_s`). Every
+/// relation counts the flows still there; `settled` means no counter moved
+/// for longer than `linger_ms` (no flow lingering) and no segment between
+/// lcores. Only for spliced-only appliances; returns each violated one.
+pub fn splice_invariants_settled(v: &serde_json::Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    let lb = &v["lb"];
+    let vips = lb["vips"].as_array().cloned().unwrap_or_default();
+    if vips.iter().any(|x| !x["tls"].is_null()) {
+        bad.push("splice_invariants_settled: a VIP terminates TLS".to_string());
+        return bad;
+    }
+    let mut check = |name: &str, what: &str, ok: bool, l: u64, r: u64| {
+        if !ok {
+            bad.push(format!("{name}: {what} ({l} vs {r})"));
+        }
+    };
+    let mut maps = vec![("lb.total".to_string(), lb["total"].clone())];
+    for (i, c) in lb["per_core"].as_array().into_iter().flatten().enumerate() {
+        maps.push((format!("lb.per_core[{i}]"), c.clone()));
+    }
+    for (name, m) in &maps {
+        let g = |k: &str| m[k].as_u64().unwrap_or(0);
+        let l = g("conn_opened") + g("conn_retried");
+        let r = g("conn_refused")
+            + g("conn_timeout")
+            + g("conn_client_abort")
+            + g("conn_closed")
+            + g("conn_idle")
+            + g("flows_active");
+        check(
+            name,
+            "conn_opened + conn_retried = conn_refused + conn_timeout + conn_client_abort \
+             + conn_closed + conn_idle + flows_active",
+            l == r,
+            l,
+            r,
+        );
+        let l = g("conn_spliced");
+        let r = (g("conn_closed") + g("conn_idle") + g("flows_active"))
+            .saturating_sub(g("flows_connecting"));
+        check(
+            name,
+            "conn_spliced = conn_closed + conn_idle + flows_active - flows_connecting",
+            l == r,
+            l,
+            r,
+        );
+        let (l, r) = (g("conn_retried"), g("conn_refused") + g("conn_timeout"));
+        check(
+            name,
+            "conn_retried <= conn_refused + conn_timeout",
+            l <= r,
+            l,
+            r,
+        );
+        let (l, r) = (g("conn_opened"), g("cookie_ok") + g("syn_cache_hits"));
+        check(
+            name,
+            "conn_opened <= cookie_ok + syn_cache_hits",
+            l <= r,
+            l,
+            r,
+        );
+        if !m["syn_cookies"].is_null() {
+            let (l, r) = (
+                g("syn_cookies"),
+                g("syn_cache_full") + g("syn_rate_limited"),
+            );
+            check(
+                name,
+                "syn_cookies = syn_cache_full + syn_rate_limited",
+                l == r,
+                l,
+                r,
+            );
+            let (l, r) = (g("syn_received"), g("syn_stateful") + g("syn_cookies"));
+            check(
+                name,
+                "syn_received >= syn_stateful + syn_cookies",
+                l >= r,
+                l,
+                r,
+            );
+            let (l, r) = (
+                g("syn_stateful"),
+                g("syn_cache_hits") + g("syn_cache_expired") + g("syn_cache_active"),
+            );
+            check(
+                name,
+                "syn_stateful >= syn_cache_hits + syn_cache_expired + syn_cache_active",
+                l >= r,
+                l,
+                r,
+            );
+        }
+    }
+    let t = |k: &str| lb["total"][k].as_u64().unwrap_or(0);
+    let (l, r) = (t("steered_out"), t("steered_in"));
+    check(
+        "lb.total",
+        "steered_out = steered_in when settled",
+        l == r,
+        l,
+        r,
+    );
+    let sum = |k: &str| -> u64 {
+        vips.iter()
+            .flat_map(|x| x["backends"].as_array().cloned().unwrap_or_default())
+            .map(|b| b[k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let open_spliced = t("flows_active").saturating_sub(t("flows_connecting"));
+    for (b, want, what) in [
+        (
+            "opened",
+            t("conn_opened") + t("conn_retried"),
+            "conn_opened + conn_retried",
+        ),
+        ("spliced", t("conn_spliced"), "conn_spliced"),
+        (
+            "failed",
+            t("conn_refused") + t("conn_timeout"),
+            "conn_refused + conn_timeout",
+        ),
+        (
+            "active",
+            open_spliced,
+            "flows_active - flows_connecting (none lingering)",
+        ),
+        ("c2s_packets", t("c2s_packets"), "c2s_packets"),
+        ("c2s_bytes", t("c2s_bytes"), "c2s_bytes"),
+        ("s2c_packets", t("s2c_packets"), "s2c_packets"),
+        ("s2c_bytes", t("s2c_bytes"), "s2c_bytes"),
+    ] {
+        let got = sum(b);
+        check(
+            "lb.vips[*].backends[*]",
+            &format!("sum of {b} = lb.total {what}"),
+            got == want,
+            got,
+            want,
+        );
+    }
+    bad
+}
+
+/// Waits (up to `timeout`) for a settled report: the connection counters
+/// (`conn_*`, `flows_*`) unchanged for `quiet` (make it longer than
+/// `linger_ms`), and nothing in flight between lcores.
+pub fn wait_lb_settled(
+    json: &Path,
+    quiet: Duration,
+    timeout: Duration,
+) -> Option<serde_json::Value> {
+    let conn = |v: &serde_json::Value| -> Vec<u64> {
+        v["lb"]["total"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| k.starts_with("conn_") || k.starts_with("flows_"))
+                    .map(|(_, n)| n.as_u64().unwrap_or(0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut since: Option<(Vec<u64>, Instant)> = None;
+    wait_for(timeout, || {
+        let v = stats(json)?;
+        let t = &v["lb"]["total"];
+        let now = conn(&v);
+        match &since {
+            Some((c, t0)) if *c == now => {
+                let steered = t["steered_out"].as_u64() == t["steered_in"].as_u64();
+                return (steered && t0.elapsed() >= quiet).then_some(v);
+            }
+            _ => since = Some((now, Instant::now())),
+        }
+        None
+    })
+}
