@@ -124,7 +124,7 @@ fetch() { # url -> seconds (or "fail")
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:] if x!="fail"]; print("%.3f" % statistics.median(v) if v else "nan")' "$@"; }
 
 declare -A T
-for imp in none client backends; do
+for imp in ${IMPS:-none client backends}; do
     case $imp in
         none) ;;
         client) loss on "$CLI_NS" ;;
@@ -135,6 +135,11 @@ for imp in none client backends; do
         T[$imp.spliced]+="$(fetch "http://$VIP/big.bin") "
         T[$imp.tls]+="$(fetch "https://vip.test/big.bin") "
         stop_peer
+        python3 - "$WORK/qs.json" <<'PY' >&2 || true
+import json, sys
+t = json.load(open(sys.argv[1]))["lb"]["total"]
+print("[tls-loss] qsplice TLS legs:", {k: t[k] for k in sorted(t) if k.startswith("tcp_")})
+PY
         ip netns exec "$CLI_NS" ip neigh flush all
         kernel_on; start_haproxy; wait_tls
         T[$imp.haproxy]+="$(fetch "https://vip.test/big.bin") "
@@ -147,7 +152,7 @@ done
 echo
 echo "=== $MB MiB download, ${LOSS}% random loss both ways, median of $ROUNDS (MB/s) ==="
 printf '%-10s %12s %12s %14s %12s %14s\n' loss spliced "qsplice TLS" "HAProxy TLS" "TLS/spliced" "TLS/HAProxy"
-for imp in none client backends; do
+for imp in ${IMPS:-none client backends}; do
     # shellcheck disable=SC2086
     s=$(median ${T[$imp.spliced]}); t=$(median ${T[$imp.tls]}); h=$(median ${T[$imp.haproxy]})
     python3 -c '

@@ -218,5 +218,17 @@ for dev in ["qsplice", "haproxy", "nginx"]:
     ratio = lambda a, b: f"{a/b:.2f}x" if b else "nan"
     print(f"{dev:<8} {g:<15} {f[0]:>8.0f} {f[1]:>7.2f} {f[2]:>7.2f} {r[0]:>10.0f} {r[1]:>7.2f} {r[2]:>7.2f} {fc:>11.0f} {rc:>10.0f}   {ratio(q[0], f[0])} {ratio(q[1], r[0])} {ratio(q[2], fc)}")
 print("full/CPU-s, res/CPU-s: connections per CPU-second the device process used (user+system; qsplice's lcore polls, sleeping idle_sleep_us when idle)")
+# Every round starts a new device process against the same backends (whose
+# TIME-WAIT still holds the previous round's tuples): no round may degrade.
+print("round by round (full/s, resumed/s; round N / round 1):")
+worst = 1.0
+for dev in ["qsplice", "haproxy", "nginx"]:
+    f = [float(v) for v in col(dev, "full", 0)]
+    r = [float(v) for v in col(dev, "res", 0)]
+    rel = [min(f[i] / f[0] if f[0] else 0, r[i] / r[0] if r[0] else 0) for i in range(len(f))]
+    if dev == "qsplice":
+        worst = min(rel)
+    print(f"  {dev:<8} full " + " ".join(f"{x:.0f}" for x in f) + "  resumed " + " ".join(f"{x:.0f}" for x in r) + "  worst round/round1 " + f"{min(rel):.2f}")
+print(f"qsplice rounds within 10% of round 1: {'yes' if worst >= 0.9 else 'NO'} (worst {worst:.2f})")
 print("reproduce: benches/e2e/tls-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers)
 PY

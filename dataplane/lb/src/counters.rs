@@ -165,6 +165,19 @@ lb_counters! {
     /// Terminated connections whose client reset (RST) them; the backend
     /// leg is reset at once (not left to the idle timeout).
     tls_client_reset,
+    /// TCP of terminated connections (both legs, summed when a connection
+    /// ends): segments retransmitted.
+    tcp_retransmits,
+    /// … loss recoveries entered on duplicate ACKs / SACK (fast retransmit).
+    tcp_fast_recoveries,
+    /// … retransmission timeouts.
+    tcp_rto,
+    /// … tail-loss probes sent.
+    tcp_tlp,
+    /// … segments that arrived out of order.
+    tcp_ooo,
+    /// … segments dropped by PAWS (an old timestamp).
+    tcp_paws_drops,
     /// Terminated connections aborted with a RST (handshake timeout,
     /// idle timeout, backend failure).
     tls_reset,

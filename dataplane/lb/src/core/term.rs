@@ -891,6 +891,15 @@ impl<F: Frame> LbCore<F> {
     }
 
     fn term_free(&mut self, idx: u32, conn: Box<Conn>) {
+        for ep in std::iter::once(&conn.cli).chain(conn.be.as_ref()) {
+            let st = ep.stats();
+            self.c.tcp_retransmits += st.retransmits;
+            self.c.tcp_fast_recoveries += st.fast_retransmits;
+            self.c.tcp_rto += st.rto_timeouts;
+            self.c.tcp_tlp += st.tlp_probes;
+            self.c.tcp_ooo += st.ooo_segments;
+            self.c.tcp_paws_drops += st.paws_drops;
+        }
         self.term.by_client.remove(&(conn.client, conn.vip_addr));
         if let Some((server, sport, pool, b)) = conn.server {
             self.term.by_backend.remove(&(server, sport));
