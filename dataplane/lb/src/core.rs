@@ -293,6 +293,9 @@ struct Accepted {
     ws: Option<u8>,
     /// SACK agreed.
     sack: bool,
+    /// The SYN cache entry it came from (to put back if the connection
+    /// cannot be made yet and the client will retransmit).
+    entry: Option<SynEntry>,
 }
 
 /// Parsed IPv4/TCP header facts of a received segment.
@@ -616,6 +619,7 @@ impl<F: Frame> LbCore<F> {
                 mss: e.mss,
                 ws: e.ws,
                 sack: e.sack,
+                entry: Some(e),
             });
         }
         let slot = self.cookie_slot(now);
@@ -629,6 +633,7 @@ impl<F: Frame> LbCore<F> {
             mss: mss.max(self.conf.min_mss),
             ws,
             sack,
+            entry: None,
         })
     }
 
@@ -793,7 +798,7 @@ impl<F: Frame> LbCore<F> {
         forced: Option<usize>,
     ) -> Option<FlowId> {
         let pi = self.conf.client_port;
-        let Some(Accepted { mss, ws, sack }) = self.complete_handshake(s, opts, now) else {
+        let Some(acc) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             // With several lcores the segment may belong to a live flow that
             // another lcore owns (net_af_packet's fanout rolls packets over
@@ -808,6 +813,7 @@ impl<F: Frame> LbCore<F> {
                 return None;
             }
         };
+        let Accepted { mss, ws, sack, .. } = acc;
         if self.connecting.len() >= self.conf.max_connecting {
             self.c.connecting_full += 1;
             {
@@ -839,7 +845,11 @@ impl<F: Frame> LbCore<F> {
         let server = snap.backends[b].addr;
         let bp = self.conf.backend_port;
         let Some(backend_mac) = io.resolve(bp, *server.ip()) else {
-            // The client retransmits; by then ARP has answered.
+            // The client retransmits; by then ARP has answered. Its SYN
+            // cache entry must still be there to complete the handshake.
+            if let Some(e) = acc.entry {
+                self.syncache.insert(s.src, s.dst, e);
+            }
             self.c.drop_unresolved += 1;
             return None;
         };
@@ -1576,9 +1586,27 @@ impl<F: Frame> LbCore<F> {
         let nid = match self.flows.insert(params, now) {
             Ok(n) => n,
             Err(_) => {
-                // Cannot happen (one slot was just freed); end it cleanly.
+                // No free slot under the new backend tuple (the probe
+                // window is bounded): the client is reset here, the flow
+                // being gone already. Handled: the caller does nothing more.
+                let m = self.meta[id as usize];
+                let pi = self.conf.client_port;
+                let seg = Segment {
+                    src_mac: io.mac(pi),
+                    dst_mac: m.client_mac,
+                    src: old.params.vip,
+                    dst: old.params.client,
+                    seq: m.our_isn.wrapping_add(1),
+                    ack: 0,
+                    flags: TcpFlags::RST,
+                    window: 0,
+                    options: &[],
+                    payload: &[],
+                };
+                self.emit_new(io, pi, &seg);
+                self.c.retry_no_backend += 1;
                 self.forget(id, old.state, Gone::Failed);
-                return false;
+                return true;
             }
         };
         let (bisn, bts) = self.backend_isn_ts(local, server, now);

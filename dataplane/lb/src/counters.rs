@@ -97,8 +97,10 @@ lb_counters! {
     flows_connecting,
     /// New connection refused: flow table full.
     flow_table_full,
-    /// … of which the key's probe window (`MAX_PROBE` slots) was full
-    /// (the keyed hash makes this rare and unaimable).
+    /// Flow inserts refused because the key's probe window (`MAX_PROBE`
+    /// slots) was full — new connections (also in `flow_table_full`) and
+    /// redispatch re-inserts (also in `retry_no_backend`); the keyed hash
+    /// makes this rare and unaimable.
     flow_probe_overflow,
     /// New connection refused: too many connections waiting for backends.
     connecting_full,
@@ -139,8 +141,8 @@ lb_counters! {
     drop_no_buffer,
     /// Segment that makes no sense in the flow's state.
     drop_unexpected,
-    /// TLS-terminated connections accepted (client SYN to a `tls =
-    /// "terminate"` VIP).
+    /// TLS-terminated connections accepted (the client's TCP handshake to a
+    /// `tls = "terminate"` VIP completed: SYN cache entry or cookie).
     tls_accepted,
     /// TLS connections refused: this lcore's termination table was full.
     tls_refused,

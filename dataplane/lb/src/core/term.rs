@@ -714,6 +714,9 @@ impl<F: Frame> LbCore<F> {
         conn.tried |= 1u64 << (b % 64);
         self.term.by_backend.insert((server, sport), idx);
         self.c.tls_backend_opened += 1;
+        if conn.retried > 0 {
+            self.c.conn_retried += 1;
+        }
         self.bstat(pool, b, |st| {
             st.opened += 1;
             st.active += 1;
@@ -833,8 +836,9 @@ impl<F: Frame> LbCore<F> {
                     });
                 }
                 if conn.retried < self.conf.retries {
+                    // Counted in `conn_retried` once another backend is
+                    // actually opened (as on the splice path).
                     conn.retried += 1;
-                    self.c.conn_retried += 1;
                     conn.want_connect = true;
                     return;
                 }
