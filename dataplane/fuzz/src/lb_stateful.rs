@@ -20,6 +20,9 @@
 //!   the SYNs it sent on the backend queue): SYN-ACK, data (raw, an HTTP
 //!   response or a captured ServerHello), FIN, RST, raw flags;
 //! * **clock advance** by milliseconds to minutes, in up to 16 ticks;
+//! * **board republish**, as the control thread does on health changes and
+//!   reloads: one pool's policy, its backends' state (up, down, draining),
+//!   weight, connection limit and the other lcores' connection counts;
 //! * **garbage**: raw Ethernet payloads, or raw TCP bytes in a valid IPv4
 //!   packet.
 //!
@@ -55,7 +58,7 @@ use qsplice_lb::{
     SharedLbCounters, TlsVip, VipConf, HOLD_MAX,
 };
 use qsplice_netdev::mem::{ManualClock, VecFrame};
-use qsplice_pool::{Backend, Policy, Snapshot, MAGLEV_M};
+use qsplice_pool::{Backend, BackendState, Policy, Snapshot};
 use qsplice_sessions::SessionTable;
 use qsplice_splice::isn::IsnSecret;
 use qsplice_tls::TlsContext;
@@ -80,6 +83,9 @@ const SERVERS: [Ipv4Addr; 3] = [
 ];
 const DEAD: Ipv4Addr = Ipv4Addr::new(10, 10, 2, 14);
 const MAX_FLOWS: usize = 32;
+/// Maglev table size of the harness's snapshots (a prime; small, so a
+/// republished board is cheap).
+const MAGLEV_SMALL: usize = 257;
 const IDLE_MS: u64 = 5_000;
 const LINGER_MS: u64 = 500;
 const HANDSHAKE_MS: u64 = 4_000;
@@ -568,6 +574,30 @@ fn build(
     buf
 }
 
+/// The pools: HTTP (round robin; the second backend never answers ARP),
+/// TLS (round robin), session-aware (its fallback scheduler: round robin).
+fn pools() -> Vec<(Policy, Vec<Backend>)> {
+    let be = |ip: Ipv4Addr, port: u16| Backend::new(SocketAddrV4::new(ip, port));
+    vec![
+        (
+            Policy::RoundRobin,
+            vec![be(SERVERS[0], 80), be(DEAD, 80), be(SERVERS[1], 80)],
+        ),
+        (
+            Policy::RoundRobin,
+            vec![be(SERVERS[0], 8080), be(SERVERS[1], 8080)],
+        ),
+        (
+            Policy::RoundRobin,
+            vec![
+                be(SERVERS[0], 443),
+                be(SERVERS[1], 443),
+                be(SERVERS[2], 443),
+            ],
+        ),
+    ]
+}
+
 struct Rig {
     w: W,
     clock: ManualClock,
@@ -589,6 +619,8 @@ struct Rig {
     tls_syns: usize,
     /// ARP replies to inject after a drain.
     arp: Vec<Vec<u8>>,
+    /// Board versions published so far.
+    version: u64,
 }
 
 impl Rig {
@@ -596,30 +628,12 @@ impl Rig {
         let clock = ManualClock::default();
         clock.advance_ms(100_000);
         let lab = lab();
-        let be = |ip: Ipv4Addr, port: u16| Backend::new(SocketAddrV4::new(ip, port));
-        let pools = vec![
-            (
-                Policy::RoundRobin,
-                vec![be(SERVERS[0], 80), be(DEAD, 80), be(SERVERS[1], 80)],
-            ),
-            (
-                Policy::RoundRobin,
-                vec![be(SERVERS[0], 8080), be(SERVERS[1], 8080)],
-            ),
-            (
-                Policy::RoundRobin,
-                vec![
-                    be(SERVERS[0], 443),
-                    be(SERVERS[1], 443),
-                    be(SERVERS[2], 443),
-                ],
-            ),
-        ];
+        let pools = pools();
         let sizes: Vec<usize> = pools.iter().map(|p| p.1.len()).collect();
         let board = Arc::new(PoolBoard::new(
             pools
                 .into_iter()
-                .map(|(pol, b)| Snapshot::build(1, pol, b, vec![], MAGLEV_M))
+                .map(|(pol, b)| Snapshot::build(1, pol, b, vec![], MAGLEV_SMALL))
                 .collect(),
         ));
         let sessions = SessionShared::new(3, (0x5e55, 0x10a5), 256, 4 * MAX_FLOWS);
@@ -703,6 +717,7 @@ impl Rig {
             injected: 0,
             tls_syns: 0,
             arp: Vec::new(),
+            version: 1,
         };
         r.w.poll();
         for ip in SERVERS {
@@ -1220,6 +1235,49 @@ impl Rig {
         self.inject(port, f);
     }
 
+    /// The control thread republishes the board (health changes, a reload):
+    /// one pool's policy, and each backend's state, weight, connection
+    /// limit and the connection count the other lcores report.
+    fn board_op(&mut self, r: &mut In<'_>) {
+        let b = r.u8();
+        let pool = usize::from(b % 3);
+        let mut all = pools();
+        all[pool].0 = match (b >> 2) % 4 {
+            0 => Policy::RoundRobin,
+            1 => Policy::WeightedRoundRobin,
+            2 => Policy::LeastConnections,
+            _ => Policy::Maglev,
+        };
+        let mut conns = Vec::new();
+        for be in all[pool].1.iter_mut() {
+            let x = r.u8();
+            be.state = match x % 3 {
+                0 => BackendState::Up,
+                1 => BackendState::Down,
+                _ => BackendState::Draining,
+            };
+            be.weight = u32::from((x >> 2) % 4);
+            be.max_conns = u32::from((x >> 4) % 4);
+            conns.push(u32::from(x >> 6));
+        }
+        self.version += 1;
+        let v = self.version;
+        let snaps = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, (pol, bs))| {
+                let c = if i == pool { conns.clone() } else { vec![] };
+                Snapshot::build(v, pol, bs, c, MAGLEV_SMALL)
+            })
+            .collect();
+        if tracing() {
+            eprintln!("  board v{v}: pool {pool} changed");
+        }
+        self.shared.board.publish(snaps);
+        // The lcore picks it up at its next tick.
+        self.advance(1, 1);
+    }
+
     fn advance_op(&mut self, r: &mut In<'_>) {
         let b = r.u8();
         let v = u64::from(r.u8()) + 1;
@@ -1295,7 +1353,8 @@ pub fn lb_stateful(data: &[u8]) {
         match op {
             0..=3 => rig.client_op(&mut r),
             4 | 5 => rig.backend_op(&mut r),
-            6 | 7 => rig.advance_op(&mut r),
+            6 => rig.advance_op(&mut r),
+            7 => rig.board_op(&mut r),
             8 => rig.garbage(0, &mut r),
             _ => rig.garbage(1, &mut r),
         }
