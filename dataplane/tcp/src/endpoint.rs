@@ -167,7 +167,6 @@ enum Why {
     New,
     Head,
     Lost,
-    Rule3,
     Probe,
     Tlp,
 }
@@ -1781,22 +1780,12 @@ impl Endpoint {
         } else if fin_pending {
             return Some(self.new_plan(0, Why::New));
         }
-        // RFC 6675 NextSeg rule 3: nothing new to send in recovery.
-        if self.recovery == Recovery::Fast && self.sack_ok && unsent == 0 {
-            let s = self
-                .scoreboard
-                .skip_covered(seq_max(self.high_rxt, self.snd_una));
-            if lt(s, self.snd_nxt) {
-                let lim = self
-                    .scoreboard
-                    .next_start_after(s)
-                    .map_or(self.snd_nxt, |x| seq_min(x, self.snd_nxt));
-                let p = self.rtx_plan(s, lim, maxp, Why::Rule3);
-                if room >= p.len.max(1) {
-                    return Some(p);
-                }
-            }
-        }
+        // No RFC 6675 NextSeg rule 3 (nor rule 4): with nothing new to send
+        // — the whole send buffer in flight — it resends every un-SACKed
+        // segment above HighRxt as the pipe drains, segments that are in
+        // flight, not lost (spurious retransmissions by the window's worth;
+        // Linux does not either). Losses among them are found by SACKs
+        // (IsLost), lost retransmissions by `relost`, a lost tail by RTO.
         None
     }
 

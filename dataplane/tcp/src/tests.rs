@@ -1284,3 +1284,34 @@ fn time_wait_accepts_newer_syn_only() {
     assert!(ep.accepts_new_syn(&seg(IRS + 100_000, None, F::SYN, 0, &[])));
     assert!(!ep.accepts_new_syn(&seg(IRS, None, F::SYN, 0, &[])));
 }
+
+#[test]
+fn recovery_does_not_resend_in_flight_data_when_the_send_buffer_is_all_sent() {
+    // Everything queued is in flight (a send buffer the window outgrew):
+    // RFC 6675 NextSeg rule 3 would resend every un-SACKed segment above
+    // HighRxt once the pipe leaves room — segments still in flight, not
+    // lost: spurious retransmissions (half of them end to end).
+    let c = Config {
+        snd_buf: 10_000,
+        ..cfg()
+    };
+    let mut ep = flight(&c, 10, 10_000);
+    let una = ISS + 1;
+    ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 4000)]), ms(1));
+    let out = drain(&mut ep, ms(1));
+    assert_eq!(out.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![una]);
+    // Segments 4..=6 SACKed too: pipe = 3 (7, 8, 9 in flight) + 1
+    // retransmitted = 4 < cwnd 7, but nothing is lost and nothing new can go.
+    ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 7000)]), ms(2));
+    let out = drain(&mut ep, ms(2));
+    assert!(
+        out.iter().all(|o| o.payload.is_empty()),
+        "resent in-flight data: {:?}",
+        out.iter().map(|o| o.seq - una).collect::<Vec<_>>()
+    );
+    // 7, 8, 9 arrive: SACKed, then the retransmission: all acknowledged.
+    ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 10_000)]), ms(2));
+    assert!(drain(&mut ep, ms(2)).iter().all(|o| o.payload.is_empty()));
+    ep.input(&ack(una + 10_000, 65535), ms(3));
+    assert_eq!(ep.stats().retransmits, 1);
+}

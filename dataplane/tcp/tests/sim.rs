@@ -226,3 +226,75 @@ fn tail_loss_probe_helps_short_responses() {
     assert!(rto_on * 2 < rto_off, "{rto_on} vs {rto_off}");
     assert!(t_on < t_off, "{t_on} vs {t_off}");
 }
+
+/// The TLS-terminating path of the load balancer as measured end to end:
+/// our client leg (mss 1460, 64 KiB receive / 128 KiB send buffers, window
+/// shift 7, CUBIC, no TIME-WAIT; `output` run when a segment arrives or at
+/// the lcore's 1 ms timer ticks) sending to a Linux-like receiver (our
+/// endpoint: an ACK every second full segment, at once with SACK blocks for
+/// out-of-order data and hole fills, D-SACK for duplicates) over a 1 Gbit/s
+/// path of 0.5 ms RTT, with `loss` on data segments and on ACKs alike.
+fn lb_client_leg(bytes: u64, loss: f64, seed: u64) -> Scenario {
+    let (mut f, mut b) = (LinkCfg::new(250, GBIT), LinkCfg::new(250, GBIT));
+    f.loss = loss;
+    b.loss = loss;
+    let mut s = Scenario::new(bytes, f, b, seed);
+    s.server = Config {
+        mss: 1460,
+        rcv_buf: 64 * 1024,
+        snd_buf: 128 * 1024,
+        ws_local: Some(7),
+        congestion: Congestion::Cubic,
+        time_wait_us: 0,
+        ..Config::default()
+    };
+    s.client = Config {
+        rcv_buf: 6 << 20,
+        ..Config::default()
+    };
+    s.server_tick_us = 1000;
+    s
+}
+
+fn show_lb(name: &str, s: &Scenario, r: &Report) {
+    check_complete(name, s, r);
+    eprintln!(
+        "{name:>28}  wire rtx {} spurious {} | lost data {} lost acks {} | client acks sent {}",
+        r.srv_rtx_segs, r.spurious_rtx, r.fwd.lost_data, r.rev.lost, r.rev.sent,
+    );
+}
+
+#[test]
+#[ignore = "the 0.5x goal is not reached yet"]
+fn lb_client_leg_one_percent_loss_both_ways() {
+    let bytes = 40 * MIB;
+    let s0 = lb_client_leg(bytes, 0.0, 11);
+    let base = run(&s0);
+    show_lb("lb leg lossless", &s0, &base);
+    let (mut worst, mut rtx, mut spurious, mut rtos) = (f64::MAX, 0, 0, 0);
+    // SEEDS=1,2,3 runs other seeds.
+    let seeds: Vec<u64> = std::env::var("SEEDS")
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|_| vec![21, 22, 23]);
+    for seed in seeds {
+        let s = lb_client_leg(bytes, 0.01, seed);
+        let r = run(&s);
+        show_lb("lb leg 1% both ways", &s, &r);
+        worst = worst.min(r.mbit_s(bytes));
+        rtx += r.srv_rtx_segs;
+        spurious += r.spurious_rtx;
+        rtos += r.server.rto_timeouts;
+    }
+    eprintln!(
+        "lb leg: lossless {:.1} Mbit/s, 1% worst {:.1} Mbit/s ({:.2}x); rtx {rtx} spurious {spurious} rtos {rtos}",
+        base.mbit_s(bytes),
+        worst,
+        worst / base.mbit_s(bytes)
+    );
+    assert!(
+        worst >= 0.5 * base.mbit_s(bytes),
+        "{worst} vs {}",
+        base.mbit_s(bytes)
+    );
+    assert!(spurious * 10 <= rtx, "{spurious} spurious of {rtx}");
+}

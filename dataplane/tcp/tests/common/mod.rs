@@ -69,6 +69,11 @@ pub struct Scenario {
     pub limit_us: u64,
     /// The client reads at most this many bytes per event (0: all).
     pub client_read_chunk: usize,
+    /// The server runs like the lcore: its `output` is called when one of
+    /// its segments arrives or when its deadline is reached, and deadlines
+    /// (`poll_at`) are honoured only at the next whole tick (µs; 0: at
+    /// once, and `output` after every event).
+    pub server_tick_us: u64,
 }
 
 impl Scenario {
@@ -83,6 +88,7 @@ impl Scenario {
             seed,
             limit_us: 600_000_000,
             client_read_chunk: 0,
+            server_tick_us: 0,
         }
     }
 }
@@ -116,6 +122,12 @@ pub struct Report {
     pub max_seg_len: usize,
     /// RSTs sent for segments reaching a closed endpoint.
     pub rsts_for_closed: u64,
+    /// Server data segments that resent bytes already sent (seen on the
+    /// wire, lost or not).
+    pub srv_rtx_segs: u64,
+    /// Of those that reached the client, the ones whose every byte the
+    /// client had already received: spurious retransmissions.
+    pub spurious_rtx: u64,
 }
 
 impl Report {
@@ -207,7 +219,8 @@ enum Server {
     Conn(Box<Endpoint>),
 }
 
-type Event = Reverse<(u64, u64, usize, Vec<u8>)>;
+/// (arrival ns, id, to, bytes, a server retransmission)
+type Event = Reverse<(u64, u64, usize, Vec<u8>, bool)>;
 
 struct Sim<'s> {
     s: &'s Scenario,
@@ -229,6 +242,12 @@ struct Sim<'s> {
     bad_byte: Option<u64>,
     max_seg_len: usize,
     rsts_for_closed: u64,
+    /// Server data sent up to this offset (bytes after the SYN).
+    srv_high: u64,
+    srv_rtx_segs: u64,
+    spurious_rtx: u64,
+    /// Response bytes that reached the client (one bit each).
+    delivered: Vec<u64>,
 }
 
 fn now_of(ns: u64, offset: u32) -> Now {
@@ -247,17 +266,17 @@ impl Sim<'_> {
             (443, 40000)
         };
         seg.write(&mut b, sp, dp).expect("buffer sized by len()");
-        self.schedule(from, b, seg.payload_len() > 0);
+        self.schedule(from, b, seg.payload_len() > 0, false);
     }
 
-    fn schedule(&mut self, from: usize, b: Vec<u8>, data: bool) {
+    fn schedule(&mut self, from: usize, b: Vec<u8>, data: bool, rtx: bool) {
         self.max_seg_len = self.max_seg_len.max(b.len());
         let to = 1 - from;
         let link = if to == CLIENT { 0 } else { 1 };
         let arr = self.links[link].transmit(self.now, b.len(), data, &mut self.rng);
         for at in arr.into_iter().flatten() {
             self.ids += 1;
-            self.heap.push(Reverse((at, self.ids, to, b.clone())));
+            self.heap.push(Reverse((at, self.ids, to, b.clone(), rtx)));
         }
     }
 
@@ -283,10 +302,17 @@ impl Sim<'_> {
             true
         });
         for (b, data) in segs {
+            let mut rtx = false;
             if who == SERVER && data {
                 // The sender must put the right bytes at the right place.
                 let seg = Segment::parse(&b).unwrap();
                 let off = u64::from(seg.seq.wrapping_sub(SERVER_ISS.wrapping_add(1)));
+                let end = off + seg.payload.len() as u64;
+                if off < self.srv_high {
+                    rtx = true;
+                    self.srv_rtx_segs += 1;
+                }
+                self.srv_high = self.srv_high.max(end);
                 for (k, &x) in seg.payload.iter().enumerate() {
                     assert_eq!(
                         x,
@@ -298,8 +324,27 @@ impl Sim<'_> {
                     );
                 }
             }
-            self.schedule(who, b, data);
+            self.schedule(who, b, data, rtx);
         }
+    }
+
+    /// Marks the response bytes of a segment reaching the client; returns
+    /// whether all of them had arrived before.
+    fn mark_delivered(&mut self, seg: &Segment<'_>) -> bool {
+        if seg.payload.is_empty() || seg.flags.contains(TcpFlags::SYN) {
+            return false;
+        }
+        let off = u64::from(seg.seq.wrapping_sub(SERVER_ISS.wrapping_add(1)));
+        let mut all = true;
+        for i in off..off + seg.payload.len() as u64 {
+            let (w, bit) = ((i / 64) as usize, 1u64 << (i % 64));
+            if w >= self.delivered.len() {
+                self.delivered.resize(w + 1, 0);
+            }
+            all &= self.delivered[w] & bit != 0;
+            self.delivered[w] |= bit;
+        }
+        all
     }
 
     fn now_for(&self, who: usize) -> Now {
@@ -313,10 +358,13 @@ impl Sim<'_> {
         )
     }
 
-    fn deliver(&mut self, to: usize, bytes: &[u8]) {
+    fn deliver(&mut self, to: usize, bytes: &[u8], rtx: bool) {
         let seg = Segment::parse(bytes).expect("we wrote it");
         let now = self.now_for(to);
         if to == CLIENT {
+            if self.mark_delivered(&seg) && rtx {
+                self.spurious_rtx += 1;
+            }
             if self.client.is_closed() {
                 self.answer_closed(CLIENT, &seg);
             } else {
@@ -483,7 +531,12 @@ pub fn run(s: &Scenario) -> Report {
         bad_byte: None,
         max_seg_len: 0,
         rsts_for_closed: 0,
+        srv_high: 0,
+        srv_rtx_segs: 0,
+        spurious_rtx: 0,
+        delivered: Vec::new(),
     };
+    let tick_ns = s.server_tick_us * 1000;
     sim.out(CLIENT);
     let mut iters = 0u64;
     loop {
@@ -494,7 +547,17 @@ pub fn run(s: &Scenario) -> Report {
         }
         let t_pkt = sim.heap.peek().map(|Reverse((t, ..))| *t);
         let t_c = sim.client.poll_at().map(|u| u.saturating_mul(1000));
-        let t_s = sim.server_poll().map(|u| u.saturating_mul(1000));
+        let t_s = sim.server_poll().map(|u| {
+            let at = u.saturating_mul(1000);
+            if tick_ns == 0 {
+                at
+            } else {
+                // The lcore's deadline heap: the next whole tick.
+                at.max(sim.now + 1)
+                    .div_ceil(tick_ns)
+                    .saturating_mul(tick_ns)
+            }
+        });
         // A slow reader wakes up every 100 µs while it has unread data.
         let t_app =
             (s.client_read_chunk > 0 && sim.client.recv_ready() > 0).then(|| sim.now + 100_000);
@@ -505,16 +568,19 @@ pub fn run(s: &Scenario) -> Report {
             break;
         }
         sim.now = sim.now.max(t);
+        let mut server_runs = tick_ns == 0 || t_s == Some(t);
         if t_pkt == Some(t) {
-            let Reverse((_, _, to, bytes)) = sim.heap.pop().unwrap();
-            sim.deliver(to, &bytes);
+            let Reverse((_, _, to, bytes, rtx)) = sim.heap.pop().unwrap();
+            server_runs |= to == SERVER;
+            sim.deliver(to, &bytes, rtx);
         }
-        sim.apps();
-        sim.out(CLIENT);
-        sim.out(SERVER);
-        sim.apps();
-        sim.out(CLIENT);
-        sim.out(SERVER);
+        for _ in 0..2 {
+            sim.apps();
+            sim.out(CLIENT);
+            if server_runs {
+                sim.out(SERVER);
+            }
+        }
     }
     assert_eq!(sim.bad_byte, None, "response corrupted");
     let (server, server_state, server_outcome) = match &sim.server {
@@ -536,5 +602,7 @@ pub fn run(s: &Scenario) -> Report {
         rev: sim.links[1].stats.clone(),
         max_seg_len: sim.max_seg_len,
         rsts_for_closed: sim.rsts_for_closed,
+        srv_rtx_segs: sim.srv_rtx_segs,
+        spurious_rtx: sim.spurious_rtx,
     }
 }
