@@ -118,6 +118,11 @@ pub struct EndpointStats {
     pub tlp_probes: u64,
     /// Tail losses repaired by a probe (congestion response taken).
     pub tlp_recoveries: u64,
+    /// Probe timeouts in fast recovery: the cumulative ACK did not move
+    /// for max(2·SRTT, 10 ms), so what was sent before and is still
+    /// un-SACKed (a lost retransmission, a lost tail) is resent instead of
+    /// waiting for the RTO.
+    pub recovery_probes: u64,
     /// Zero-window probes sent.
     pub persist_probes: u64,
     /// Duplicate ACKs received.
@@ -257,6 +262,11 @@ pub struct Endpoint {
     tlp_due: bool,
     /// snd_nxt when a retransmitting tail loss probe went out.
     tlp_high: Option<u32>,
+    /// In fast recovery, `tlp_at` is the recovery probe: snd_nxt when it
+    /// was armed (what it will call lost if still un-SACKed).
+    probe_hi: u32,
+    /// A recovery probe fired: everything un-SACKed below this is lost.
+    lost_upto: Option<u32>,
 
     // ---- receive side ----
     irs: u32,
@@ -355,6 +365,8 @@ impl Endpoint {
             tlp_at: None,
             tlp_due: false,
             tlp_high: None,
+            probe_hi: iss,
+            lost_upto: None,
             irs: 0,
             rcv_nxt: 0,
             rcv_adv: 0,
@@ -686,14 +698,19 @@ impl Endpoint {
         let th = self.dup_thresh();
         let thr = (th - 1).saturating_mul(self.smss);
         let (mut bytes, mut n) = (0u32, 0u32);
+        let mut end = self.snd_una;
         for r in self.scoreboard.iter().rev() {
             bytes = bytes.saturating_add(r.len());
             n += 1;
             if bytes > thr || n >= th {
-                return r.start;
+                end = r.start;
+                break;
             }
         }
-        self.snd_una
+        match self.lost_upto {
+            Some(u) if self.recovery == Recovery::Fast && gt(u, end) => seq_min(u, self.snd_nxt),
+            _ => end,
+        }
     }
 
     /// RFC 6675 SetPipe: un-SACKed bytes not lost, plus retransmitted bytes
@@ -1123,6 +1140,7 @@ impl Endpoint {
             match self.recovery {
                 Recovery::Fast if ge(ack, self.recovery_point) => {
                     self.recovery = Recovery::None;
+                    self.lost_upto = None;
                     let c = if self.sack_ok {
                         self.cc.ssthresh
                     } else {
@@ -1248,9 +1266,11 @@ impl Endpoint {
         if self.sack_ok {
             self.stats.sack_recoveries += 1;
         }
-        self.tlp_at = None;
         self.tlp_due = false;
         self.tlp_high = None;
+        self.lost_upto = None;
+        let now = self.last_now;
+        self.arm_tlp(now);
     }
 
     fn on_fin_acked(&mut self, now: u64) {
@@ -1422,8 +1442,12 @@ impl Endpoint {
         }
         if self.tlp_at.is_some_and(|d| t >= d) {
             self.tlp_at = None;
-            if self.recovery == Recovery::None && self.flight() > 0 && self.sending_state() {
-                self.tlp_due = true;
+            if self.flight() > 0 && self.sending_state() {
+                match self.recovery {
+                    Recovery::None => self.tlp_due = true,
+                    Recovery::Fast if self.sack_ok => self.recovery_probe(),
+                    _ => {}
+                }
             }
         }
         self.check_time_wait(t);
@@ -1468,6 +1492,7 @@ impl Endpoint {
         let first = self.recovery == Recovery::None;
         self.cc.on_rto(self.flight(), self.smss, first);
         self.recovery = Recovery::Rto;
+        self.lost_upto = None;
         self.recovery_point = self.snd_nxt;
         self.recover = self.snd_nxt;
         self.high_rxt = self.snd_una;
@@ -1482,20 +1507,40 @@ impl Endpoint {
         self.tlp_high = None;
     }
 
+    /// The probe timeout fired in fast recovery: the cumulative ACK has not
+    /// moved for max(2·SRTT, 10 ms) — many RTTs —, so what was sent before
+    /// the timer was armed and is still un-SACKed is lost (a lost
+    /// retransmission, which no later SACK may reveal when nothing new
+    /// could be sent after it; a lost tail with too few SACKs above it).
+    /// Rule 1 resends it from SND.UNA, skipping SACKed data, within cwnd;
+    /// no further reduction (same episode). One probe per stall: the RTO
+    /// stays armed behind it.
+    fn recovery_probe(&mut self) {
+        if !gt(self.probe_hi, self.snd_una) {
+            return;
+        }
+        self.stats.recovery_probes += 1;
+        self.lost_upto = Some(self.probe_hi);
+        self.high_rxt = self.snd_una;
+        self.rtx_head = false;
+    }
+
+    /// Arms the tail loss probe (open state) or the recovery probe (fast
+    /// recovery with SACK).
     fn arm_tlp(&mut self, now: u64) {
         self.tlp_at = None;
-        if !self.p.tlp
-            || self.recovery != Recovery::None
-            || self.rtt.samples == 0
-            || self.tlp_high.is_some()
-            || self.snd_wnd == 0
-            || self.flight() == 0
-        {
+        if self.rtt.samples == 0 || self.snd_wnd == 0 || self.flight() == 0 {
             return;
         }
         let mut pto = self.rtt.srtt.saturating_mul(2).max(TLP_MIN_US);
-        if self.flight() <= self.smss {
-            pto = pto.saturating_add(TLP_DELACK_US);
+        match self.recovery {
+            Recovery::None if self.p.tlp && self.tlp_high.is_none() => {
+                if self.flight() <= self.smss {
+                    pto = pto.saturating_add(TLP_DELACK_US);
+                }
+            }
+            Recovery::Fast if self.sack_ok => self.probe_hi = self.snd_nxt,
+            _ => return,
         }
         let at = now.saturating_add(pto);
         if self.rto_at.is_none_or(|r| at < r) {

@@ -51,8 +51,14 @@
 //!   ours) minus the timestamp option, never below `min_snd_mss` (a peer
 //!   announcing MSS 1 cannot make us send tiny segments).
 //! * **Loss recovery**: SACK scoreboard ([`SACK_RANGES`] ranges) and RFC
-//!   6675 (IsLost, pipe, NextSeg rules 1–3, entry on 3 duplicate ACKs or
-//!   IsLost(HighACK+1), limited transmit through the pipe); without SACK,
+//!   6675 (IsLost, pipe, NextSeg rules 1–2, entry on 3 duplicate ACKs or
+//!   IsLost(HighACK+1), limited transmit through the pipe). Not NextSeg
+//!   rules 3–4 (as Linux): with the send buffer all in flight they resend
+//!   in-flight segments, spuriously. Instead a *recovery probe*: when the
+//!   cumulative ACK has not moved for max(2·SRTT, 10 ms) in recovery, what
+//!   was sent before and is still un-SACKed is lost and resent (a lost
+//!   retransmission or a lost tail, which no SACK may reveal) — not an
+//!   RTO's 200 ms and cwnd of 1 segment. Without SACK,
 //!   RFC 5681 fast retransmit and RFC 6582 NewReno (window inflation,
 //!   partial ACKs retransmit the next hole, RFC 3042 limited transmit);
 //!   RFC 5827 early retransmit (threshold = outstanding segments − 1 when

@@ -1315,3 +1315,39 @@ fn recovery_does_not_resend_in_flight_data_when_the_send_buffer_is_all_sent() {
     ep.input(&ack(una + 10_000, 65535), ms(3));
     assert_eq!(ep.stats().retransmits, 1);
 }
+
+#[test]
+fn lost_retransmission_is_resent_after_a_probe_timeout_not_an_rto() {
+    // The fast retransmission of the head is lost, everything after it is
+    // SACKed and nothing new can be sent (the send buffer is all in
+    // flight): no SACK can ever show the retransmission lost. Once the
+    // connection has been quiet for a probe timeout (max(2·SRTT, 10 ms)),
+    // what is still un-SACKed is resent, without an RTO (200 ms, cwnd 1).
+    let c = Config {
+        snd_buf: 10_000,
+        ..cfg()
+    };
+    let mut ep = established(&c);
+    ep.send(&data(1000));
+    drain(&mut ep, ms(0));
+    ep.input(&ack(ISS + 1001, 65535), ms(1));
+    assert_eq!(ep.stats().srtt_us, 1000);
+    let una = ISS + 1001;
+    ep.send(&data(9000));
+    assert_eq!(drain(&mut ep, ms(1)).len(), 9);
+    ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 4000)]), ms(2));
+    let out = drain(&mut ep, ms(2));
+    assert_eq!(out.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![una]);
+    ep.input(&sack(ack(una, 65535), &[(una + 1000, una + 9000)]), ms(3));
+    assert!(drain(&mut ep, ms(3)).iter().all(|o| o.payload.is_empty()));
+    let t = ep.poll_at().unwrap();
+    assert!(t <= 14_000, "next wake-up at {t} us");
+    let out = drain(&mut ep, Now::from_us(t));
+    assert_eq!(out.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![una]);
+    assert_eq!(ep.stats().rto_timeouts, 0);
+    assert_eq!(ep.stats().recovery_probes, 1);
+    // It arrives: recovery ends with cwnd = ssthresh, not 1 segment.
+    ep.input(&ack(una + 9000, 65535), Now::from_us(t + 1000));
+    assert_eq!(ep.stats().cwnd, ep.stats().ssthresh);
+    assert!(ep.stats().cwnd > 2000);
+}

@@ -259,8 +259,14 @@ fn lb_client_leg(bytes: u64, loss: f64, seed: u64) -> Scenario {
 fn show_lb(name: &str, s: &Scenario, r: &Report) {
     check_complete(name, s, r);
     eprintln!(
-        "{name:>28}  wire rtx {} spurious {} | lost data {} lost acks {} | client acks sent {}",
-        r.srv_rtx_segs, r.spurious_rtx, r.fwd.lost_data, r.rev.lost, r.rev.sent,
+        "{name:>28}  wire rtx {} spurious {} | lost data {} lost acks {} | client acks sent {} | \
+         recovery probes {}",
+        r.srv_rtx_segs,
+        r.spurious_rtx,
+        r.fwd.lost_data,
+        r.rev.lost,
+        r.rev.sent,
+        r.server.recovery_probes,
     );
 }
 
