@@ -226,4 +226,24 @@ mod tests {
         cc.on_congestion(80_000, 1000);
         assert_eq!(cc.ssthresh, 56_000);
     }
+
+    #[test]
+    fn cubic_grows_at_least_like_aimd_at_low_rtt() {
+        // 0.5 ms RTT: the cubic curve is flat for seconds (K ≈ 2.5 s for
+        // W_max = 20 segments), so the Reno-friendly region (RFC 9438 §4.3,
+        // α = 3(1−β)/(1+β) ≈ 0.53 segment per RTT) must carry the growth.
+        let mut cc = Cc::new(Congestion::Cubic, 1000, 20);
+        cc.on_congestion(20_000, 1000);
+        cc.set_cwnd(14_000);
+        let mut now = 0u64;
+        for _ in 0..20 {
+            for _ in 0..cc.cwnd / 1000 {
+                let w = cc.cwnd;
+                cc.on_ack(1000, w, 1000, now, 500);
+            }
+            now += 500;
+        }
+        // 20 RTTs: ≥ 0.5 segment per RTT, and not runaway.
+        assert!(cc.cwnd >= 24_000 && cc.cwnd <= 36_000, "{}", cc.cwnd);
+    }
 }
