@@ -349,12 +349,36 @@ fn session_aware_dispatch_end_to_end() {
     //      open on X by resuming the first; the second session then falls
     //      back to the scheduler, which picks a backend with room.
     let mut on: Vec<(PathBuf, String)> = Vec::new();
-    let mut last = String::new();
+    // Every session the dump shows now is old: a new one is a key not seen.
+    let rows_of = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["lb"]["vips"][0]["session_rows"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| {
+                        Some((
+                            r["key"].as_str()?.to_string(),
+                            r["rows"][0][0].as_str().unwrap_or("").to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut seen: std::collections::HashSet<String> = rows_of(&stats(&json).unwrap())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     for i in 0..4 {
         let sess = scratch.0.join(format!("sess-limit-{i}.pem"));
         assert_eq!(s_client(&topo, &ca, 443, &sess, true), Some(false));
-        let (key, backend) = newest(&last).expect("the new session in the dump");
-        last = key;
+        let (key, backend) = wait_for(Duration::from_secs(3), || {
+            rows_of(&stats(&json)?)
+                .into_iter()
+                .find(|(k, _)| !seen.contains(k))
+        })
+        .expect("the new session in the dump");
+        seen.insert(key);
         on.push((sess, backend));
     }
     let (x, p, q) = (0..4)
@@ -373,7 +397,23 @@ fn session_aware_dispatch_end_to_end() {
     reload(&app, &cfg, &limited);
     std::thread::sleep(Duration::from_millis(500));
     let mut holder = hold_session(&topo, &ca, &p, 4);
-    // held on X, and X's total republished (≤ 100 ms) to both lcores
+    // held on X (wait for it: a loaded box can take a while to run
+    // openssl), and X's total republished (≤ 100 ms) to both lcores
+    let held = wait_for(Duration::from_secs(3), || {
+        let v = stats(&json)?;
+        v["lb"]["vips"][0]["backends"]
+            .as_array()?
+            .iter()
+            .find(|b| b["address"] == x.as_str())
+            .and_then(|b| b["active"].as_u64())
+            .filter(|a| *a >= 1)
+    });
+    assert!(
+        held.is_some(),
+        "the held session's connection on X ({x}): {}\n{}",
+        stats(&json).unwrap()["lb"]["vips"][0]["backends"],
+        stats(&json).unwrap()["lb"]["total"]
+    );
     std::thread::sleep(Duration::from_millis(400));
     let v = stats(&json).unwrap();
     let (busy0, opened0) = (

@@ -176,6 +176,9 @@ lb_counters! {
     tcp_rto,
     /// … tail-loss probes sent.
     tcp_tlp,
+    /// … recovery probes (a lost retransmission resent after
+    /// max(2·SRTT, 10 ms) without ACK progress, instead of waiting for an RTO).
+    tcp_recovery_probes,
     /// … segments that arrived out of order.
     tcp_ooo,
     /// … segments dropped by PAWS (an old timestamp).

@@ -901,6 +901,7 @@ impl<F: Frame> LbCore<F> {
             self.c.tcp_fast_recoveries += st.fast_retransmits;
             self.c.tcp_rto += st.rto_timeouts;
             self.c.tcp_tlp += st.tlp_probes;
+            self.c.tcp_recovery_probes += st.recovery_probes;
             self.c.tcp_ooo += st.ooo_segments;
             self.c.tcp_paws_drops += st.paws_drops;
         }
