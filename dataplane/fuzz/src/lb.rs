@@ -42,7 +42,13 @@ struct Rig {
     flows: Vec<(u16, u16)>,
 }
 
-pub(crate) fn frame(from: MacAddr, to: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(
+    from: MacAddr,
+    to: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    tcp: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(34 + tcp.len());
     f.extend_from_slice(&to.0);
     f.extend_from_slice(&from.0);
