@@ -295,6 +295,16 @@ impl TlsSession {
         if matches!(self.phase, Phase::Failed | Phase::Closed) {
             return p;
         }
+        if self.close_sent {
+            // Our close_notify is out (the backend finished): nothing the
+            // client sends can go anywhere, and rustls must not see it —
+            // any error after a close_notify trips its `sent_fatal_alert`
+            // assertion (rustls #959; a remote client could abort a debug
+            // build with one byte). Input is dropped; the client's FIN
+            // ends the connection.
+            self.rx_len = 0;
+            return p;
+        }
         if self.conn.is_none() {
             if self.rx_len == 0 {
                 return p;
