@@ -1557,17 +1557,29 @@ impl<F: Frame> LbCore<F> {
             return false;
         };
         let mut params = flow.params;
-        let picked = self.pools.get(pool).and_then(|snap| {
-            let cur = self.cursors.get_mut(pool)?;
-            let b = snap.pick_excluding(client_hash(*params.client.ip()), cur, m.tried)?;
-            Some((b, snap.backends[b].addr))
-        });
-        let Some((b, server)) = picked else {
-            self.c.retry_no_backend += 1;
-            return false;
-        };
         let bp = self.conf.backend_port;
-        let Some(backend_mac) = io.resolve(bp, *server.ip()) else {
+        // The next untried backend whose MAC is known (one still being
+        // resolved is skipped for this connection, not a reason to fail).
+        let mut skip = m.tried;
+        let mut found = None;
+        for _ in 0..8 {
+            let picked = self.pools.get(pool).and_then(|snap| {
+                let cur = self.cursors.get_mut(pool)?;
+                let b = snap.pick_excluding(client_hash(*params.client.ip()), cur, skip)?;
+                Some((b, snap.backends[b].addr))
+            });
+            let Some((b, server)) = picked else {
+                break;
+            };
+            match io.resolve(bp, *server.ip()) {
+                Some(mac) => {
+                    found = Some((b, server, mac));
+                    break;
+                }
+                None => skip |= 1u64 << (b % 64),
+            }
+        }
+        let Some((b, server, backend_mac)) = found else {
             self.c.retry_no_backend += 1;
             return false;
         };
