@@ -632,8 +632,21 @@ fn tls_termination_end_to_end() {
     let want_big = sha256_of_file(&format!("{}/shared/big.bin", topo.var("STATE_DIR")));
     let (plain_clean, s) = fetch_big(&topo, None);
     assert_eq!(s, want_big, "spliced download intact");
+    let out_pkts = |v: &serde_json::Value| v["ports"][0]["opackets"].as_u64().unwrap();
+    let before = out_pkts(&settle(&json));
     let (tls_clean, s) = fetch_big(&topo, Some(&ca));
     assert_eq!(s, want_big, "TLS download intact");
+    // Full-sized segments: one TLS record is made per backend segment, and
+    // the client leg is corked until the end of each receive burst, so the
+    // records go out packed, not as a full segment and a runt each (which
+    // doubled the packets: ~138k for 100 MiB).
+    let segs = out_pkts(&settle(&json)) - before;
+    let full = (100u64 << 20) / 1448;
+    eprintln!("100 MiB over TLS: {segs} segments to the client ({full} full-sized)");
+    assert!(
+        segs * 100 <= full * 115,
+        "100 MiB over TLS took {segs} segments to the client (full-sized: {full})"
+    );
     client_loss(&topo, true);
     let (plain_lossy, s1) = fetch_big(&topo, None);
     let (tls_lossy, s2) = fetch_big(&topo, Some(&ca));

@@ -1773,7 +1773,9 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
                 Err(_) => self.c.drop_unexpected += 1,
             }
         }
-        n > 0
+        // The receive burst is over: corked TLS client legs send their tails.
+        let flushed = self.term_flush(io, now);
+        n > 0 || flushed
     }
 
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {

@@ -78,7 +78,7 @@ pub struct Config {
     /// Duplicate ACKs that trigger fast retransmit (RFC 5681: 3).
     pub dup_thresh: u32,
     /// Tail loss probe (RFC 8985 §7): when the last segments of a flight
-    /// are not acknowledged within PTO = max(2·SRTT, 10 ms), send one probe
+    /// are not acknowledged within PTO = 2·SRTT + 2 ms, send one probe
     /// so the loss is repaired by fast recovery instead of an RTO.
     pub tlp: bool,
     /// Minimum interval between ACKs sent in answer to out-of-window

@@ -28,8 +28,11 @@ pub const MAX_SEGS_PER_CALL: usize = 64;
 /// segment is in flight (RFC 8985 §7.2 uses a worst case; Linux 200 ms;
 /// peers in quick-ACK mode answer at once).
 const TLP_DELACK_US: u64 = 40_000;
-/// Floor of the probe timeout (RFC 8985: 10 ms).
-const TLP_MIN_US: u64 = 10_000;
+/// Added to 2·SRTT in the probe timeout: room for the receiver's and our
+/// own scheduling (Linux adds `TCP_TIMEOUT_MIN`, 2 ms; the early draft of
+/// TLP floored the PTO at 10 ms, which on a sub-millisecond path let a
+/// lost retransmission stall the flow for 50–100 RTTs).
+const PTO_SLACK_US: u64 = 2_000;
 
 /// The time, as the caller's clocks tell it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +122,7 @@ pub struct EndpointStats {
     /// Tail losses repaired by a probe (congestion response taken).
     pub tlp_recoveries: u64,
     /// Probe timeouts in fast recovery: the cumulative ACK did not move
-    /// for max(2·SRTT, 10 ms), so what was sent before and is still
+    /// for 2·SRTT + 2 ms, so what was sent before and is still
     /// un-SACKed (a lost retransmission, a lost tail) is resent instead of
     /// waiting for the RTO.
     pub recovery_probes: u64,
@@ -254,6 +257,8 @@ pub struct Endpoint {
     retries: u8,
     probes: u8,
     probe_due: bool,
+    /// Corked (see [`set_cork`](Endpoint::set_cork)).
+    cork: bool,
     /// A zero-window probe sent new data from here (nothing else was in
     /// flight): if the window reopens without it being accepted, sending
     /// resumes from here (as BSD does).
@@ -361,6 +366,7 @@ impl Endpoint {
             retries: 0,
             probes: 0,
             probe_due: false,
+            cork: false,
             zwp_from: None,
             tlp_at: None,
             tlp_due: false,
@@ -545,6 +551,19 @@ impl Endpoint {
             return 0;
         }
         self.sndbuf.push(data)
+    }
+
+    /// Corks the sender (`MSG_MORE`, Linux's `TCP_CORK` for one batch):
+    /// while corked, new data that would go out as a segment shorter than
+    /// the MSS because it ends at the end of the queued data is held back,
+    /// as more is about to be queued — so a writer that queues a stream in
+    /// pieces (one TLS record per received segment) does not put a runt
+    /// segment on the wire per piece. Full segments, retransmissions,
+    /// probes, ACKs and a FIN are not held. The caller must uncork when
+    /// it has nothing more to write for now (at the end of a receive
+    /// burst), then call [`output`](Self::output).
+    pub fn set_cork(&mut self, on: bool) {
+        self.cork = on;
     }
 
     /// Free space in the send buffer (0 when sending is over).
@@ -1508,7 +1527,7 @@ impl Endpoint {
     }
 
     /// The probe timeout fired in fast recovery: the cumulative ACK has not
-    /// moved for max(2·SRTT, 10 ms) — many RTTs —, so what was sent before
+    /// moved for 2·SRTT + 2 ms — several RTTs —, so what was sent before
     /// the timer was armed and is still un-SACKed is lost (a lost
     /// retransmission, which no later SACK may reveal when nothing new
     /// could be sent after it; a lost tail with too few SACKs above it).
@@ -1532,7 +1551,7 @@ impl Endpoint {
         if self.rtt.samples == 0 || self.snd_wnd == 0 || self.flight() == 0 {
             return;
         }
-        let mut pto = self.rtt.srtt.saturating_mul(2).max(TLP_MIN_US);
+        let mut pto = self.rtt.srtt.saturating_mul(2).saturating_add(PTO_SLACK_US);
         match self.recovery {
             Recovery::None if self.p.tlp && self.tlp_high.is_none() => {
                 if self.flight() <= self.smss {
@@ -1814,7 +1833,9 @@ impl Endpoint {
             let len = unsent.min(maxp).min(wroom).min(room);
             if len > 0 {
                 let full = len == maxp;
-                let all = len == unsent;
+                // The end of the queued data: a runt, unless corked (more
+                // is coming) with no FIN to carry.
+                let all = len == unsent && (!self.cork || self.fin_queued);
                 // RFC 9293 §3.8.6.2.1: a window-limited partial segment when
                 // it is at least half the largest window the peer offered.
                 let sws = len == wroom && u64::from(len) * 2 >= u64::from(self.max_snd_wnd);

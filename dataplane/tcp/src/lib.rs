@@ -55,7 +55,7 @@
 //!   IsLost(HighACK+1), limited transmit through the pipe). Not NextSeg
 //!   rules 3–4 (as Linux): with the send buffer all in flight they resend
 //!   in-flight segments, spuriously. Instead a *recovery probe*: when the
-//!   cumulative ACK has not moved for max(2·SRTT, 10 ms) in recovery, what
+//!   cumulative ACK has not moved for 2·SRTT + 2 ms in recovery, what
 //!   was sent before and is still un-SACKed is lost and resent (a lost
 //!   retransmission or a lost tail, which no SACK may reveal) — not an
 //!   RTO's 200 ms and cwnd of 1 segment. Without SACK,
@@ -67,7 +67,7 @@
 //!   RTO per RFC 6298 (SRTT/RTTVAR, min 200 ms, initial 1 s, max 60 s,
 //!   exponential backoff); on RTO cwnd = 1 segment, resend from SND.UNA
 //!   under slow start, skipping SACKed data (the scoreboard is kept). Tail
-//!   loss probe (RFC 8985 §7: PTO = max(2·SRTT, 10 ms), + 40 ms for a lone
+//!   loss probe (RFC 8985 §7: PTO = 2·SRTT + 2 ms, + 40 ms for a lone
 //!   segment): new data or the last segment, so a lost tail is repaired by
 //!   SACK recovery instead of an RTO; a probe that repaired a loss (no
 //!   D-SACK for it) reduces cwnd. Zero-window probing (persist timer with

@@ -1167,9 +1167,9 @@ fn tail_loss_probe_repairs_tail_before_rto() {
     ep.send(&data(3000));
     assert_eq!(drain(&mut ep, ms(20)).len(), 3);
     ep.input(&ack(ISS + 3001, 65535), ms(30));
-    // PTO = 2·SRTT (+40 ms for a lone segment in flight).
+    // PTO = 2·SRTT + 2 ms (+40 ms for a lone segment in flight).
     let t = ep.poll_at().unwrap();
-    assert_eq!(t, 30_000 + 20_000 + 40_000);
+    assert_eq!(t, 30_000 + 20_000 + 2_000 + 40_000);
     let out = drain(&mut ep, Now::from_us(t));
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].seq, out[0].len()), (ISS + 3001, 1000));
@@ -1350,4 +1350,47 @@ fn lost_retransmission_is_resent_after_a_probe_timeout_not_an_rto() {
     ep.input(&ack(una + 9000, 65535), Now::from_us(t + 1000));
     assert_eq!(ep.stats().cwnd, ep.stats().ssthresh);
     assert!(ep.stats().cwnd > 2000);
+}
+
+#[test]
+fn cork_holds_the_runt_until_uncorked() {
+    let c = cfg();
+    let mut ep = established(&c);
+    // Three writes of 1,470 bytes (a TLS record per received segment):
+    // corked, only full segments leave after each write.
+    ep.set_cork(true);
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        ep.send(&data(1470));
+        sent.extend(drain(&mut ep, ms(1)));
+    }
+    let lens: Vec<usize> = sent.iter().map(|o| o.payload.len()).collect();
+    assert_eq!(lens, vec![1000, 1000, 1000, 1000]);
+    assert!(sent.iter().all(|o| !o.flags.contains(F::PSH)));
+    // Uncorked at the end of the burst: the runt goes, with PSH.
+    ep.set_cork(false);
+    let tail = drain(&mut ep, ms(1));
+    assert_eq!(tail.len(), 1);
+    assert_eq!((tail[0].seq, tail[0].payload.len()), (ISS + 1 + 4000, 410));
+    assert!(tail[0].flags.contains(F::PSH));
+    // A FIN is never held: corked, the last runt leaves with it.
+    ep.set_cork(true);
+    ep.send(&data(10));
+    ep.close();
+    let fin = drain(&mut ep, ms(2));
+    assert_eq!(fin.len(), 1);
+    assert_eq!(fin[0].payload.len(), 10);
+    assert!(fin[0].flags.contains(F::FIN));
+}
+
+#[test]
+fn uncorked_sends_the_runt_at_once() {
+    let c = cfg();
+    let mut ep = established(&c);
+    ep.send(&data(1470));
+    let lens: Vec<usize> = drain(&mut ep, ms(1))
+        .iter()
+        .map(|o| o.payload.len())
+        .collect();
+    assert_eq!(lens, vec![1000, 470]);
 }

@@ -629,7 +629,11 @@ fn bytes_after_our_close_notify_are_dropped_not_processed() {
         srv.s.close();
         pump(&mut c, &mut srv, &ctx, 1 << 20);
         assert!(srv.s.close_sent());
-        for junk in [&b"x"[..], &[0x17, 0x03, 0x03, 0x00, 0x13, 1, 2, 3][..], &[0x15; 40][..]] {
+        for junk in [
+            &b"x"[..],
+            &[0x17, 0x03, 0x03, 0x00, 0x13, 1, 2, 3][..],
+            &[0x15; 40][..],
+        ] {
             srv.s.receive(junk);
             let p = srv
                 .s

@@ -780,7 +780,10 @@ pub(crate) mod tests {
             b[20 + opts.len()..].copy_from_slice(b"abc");
             let mut p = TcpPacket::new_unchecked(&mut b[..]);
             p.fill_checksum(src, dst);
-            assert_eq!(p.clamp_mss_option(536), Some(if opts[0] == 2 { 8 } else { 1 }));
+            assert_eq!(
+                p.clamp_mss_option(536),
+                Some(if opts[0] == 2 { 8 } else { 1 })
+            );
             assert!(p.verify_checksum(src, dst), "{opts:?}");
             let mss = p.options_iter().find_map(|o| match o {
                 Ok((_, TcpOption::MaxSegmentSize(m))) => Some(m),
@@ -794,10 +797,16 @@ pub(crate) mod tests {
         let mut b = [0u8; 24];
         b[12] = 6 << 4;
         b[20..24].copy_from_slice(&[3, 3, 7, 0]);
-        assert_eq!(TcpPacket::new_unchecked(&mut b[..]).clamp_mss_option(536), None);
+        assert_eq!(
+            TcpPacket::new_unchecked(&mut b[..]).clamp_mss_option(536),
+            None
+        );
         b[20..24].copy_from_slice(&[2, 9, 0, 1]);
         let before = b;
-        assert_eq!(TcpPacket::new_unchecked(&mut b[..]).clamp_mss_option(536), None);
+        assert_eq!(
+            TcpPacket::new_unchecked(&mut b[..]).clamp_mss_option(536),
+            None
+        );
         assert_eq!(b, before);
     }
     use super::*;

@@ -117,6 +117,9 @@ struct Conn {
     backend_fin_sent: bool,
     client_fin_sent: bool,
     failed: bool,
+    /// On `Terminator::corked`: the client leg is corked until the end of
+    /// this receive burst.
+    corked: bool,
 }
 
 /// The terminator's per-lcore state (a field of [`LbCore`]).
@@ -128,6 +131,10 @@ pub(super) struct Terminator {
     by_client: HashMap<(SocketAddrV4, SocketAddrV4), u32>,
     by_backend: HashMap<(SocketAddrV4, u16), u32>,
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Connections whose client leg was corked during this receive burst
+    /// (slot, generation): uncorked and flushed by `term_flush` when the
+    /// burst is over.
+    corked: Vec<(u32, u32)>,
     scratch: HelloAssembler,
     /// Per-VIP TLS counters (working copy).
     pub(super) stats: Vec<TlsStats>,
@@ -175,6 +182,7 @@ impl Terminator {
             by_client: HashMap::new(),
             by_backend: HashMap::new(),
             timers: BinaryHeap::new(),
+            corked: Vec::new(),
             scratch: HelloAssembler::new(),
             stats: vec![TlsStats::default(); n],
             max_conns: max_conns.max(1),
@@ -447,6 +455,7 @@ impl<F: Frame> LbCore<F> {
             backend_fin_sent: false,
             client_fin_sent: false,
             failed: false,
+            corked: false,
         }));
         self.term.by_client.insert((s.src, s.dst), idx);
         self.term.stats[vi].connections += 1;
@@ -502,6 +511,18 @@ impl<F: Frame> LbCore<F> {
         };
         let cnow = self.term_now(now, conn.cli_ts_off);
         let bnow = self.term_now(now, 0);
+        // A segment corks the client leg until the end of the receive
+        // burst: the TLS records made from each backend segment are sent
+        // as full-sized segments, the runt at the end once (`term_flush`).
+        // Anything else (a timer, the flush) uncorks it.
+        let cork = input.is_some();
+        if cork && !conn.corked {
+            conn.corked = true;
+            self.term.corked.push((idx, conn.gen));
+        } else if !cork {
+            conn.corked = false;
+        }
+        conn.cli.set_cork(conn.corked);
         if let Some((f, l3)) = &input {
             conn.last = now;
             let data = f.data();
@@ -927,6 +948,29 @@ impl<F: Frame> LbCore<F> {
     }
 
     /// Runs due timers.
+    /// End of a receive burst: uncorks the connections corked during it
+    /// and sends what they hold. Returns whether there were any.
+    pub(super) fn term_flush<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
+        if self.term.corked.is_empty() {
+            return false;
+        }
+        let mut i = 0;
+        while let Some(&(idx, gen)) = self.term.corked.get(i) {
+            i += 1;
+            let live = self
+                .term
+                .conns
+                .get(idx as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.gen == gen && c.corked);
+            if live {
+                self.term_event(io, idx, None, false, now);
+            }
+        }
+        self.term.corked.clear();
+        true
+    }
+
     pub(super) fn term_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let mut budget = 4096;
         while let Some(&Reverse((due, idx, gen))) = self.term.timers.peek() {
