@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
-use qsplice_config::{BackendStateConf, Config, HealthKind, PolicyConf};
+use qsplice_config::{BackendStateConf, Config, HealthKind, PolicyConf, TcpCongestion};
 use qsplice_config::{TlsGroupConf, TlsModeConf, TlsPolicyConf};
 use qsplice_dpdk::Mbuf;
 use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
@@ -359,6 +359,11 @@ impl LbRuntime {
             backend_mss: mtu(cp),
             vip_ws: l.window_scale,
             min_mss: l.min_mss,
+            congestion: match l.tcp_congestion {
+                TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,
+                TcpCongestion::Newreno => qsplice_lb::Congestion::NewReno,
+                TcpCongestion::Bbr => qsplice_lb::Congestion::Bbr,
+            },
             syn_backlog: l.syn_backlog as usize,
             syn_rate: l.syn_rate,
             hz,
@@ -669,6 +674,15 @@ impl LbRuntime {
             ("lb.syn_retries", self.template.syn_retries == l.syn_retries),
             ("lb.retries", self.template.retries == l.retries),
             ("lb.min_mss", self.template.min_mss == l.min_mss),
+            (
+                "lb.tcp_congestion",
+                self.template.congestion
+                    == match l.tcp_congestion {
+                        TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,
+                        TcpCongestion::Newreno => qsplice_lb::Congestion::NewReno,
+                        TcpCongestion::Bbr => qsplice_lb::Congestion::Bbr,
+                    },
+            ),
             (
                 "lb.syn_backlog",
                 self.template.syn_backlog == l.syn_backlog as usize,

@@ -5,7 +5,7 @@
 # end) of the same qsplice process, and HAProxy 2.6 terminating TLS in the
 # same position (kernel TCP), same run.
 #
-#   benches/e2e/tls-loss.sh [--rounds R] [--loss PCT] [--mb N]
+#   benches/e2e/tls-loss.sh [--rounds R] [--loss PCT] [--mb N] [--cc cubic|newreno|bbr]
 #
 # For each impairment — none, PCT % random loss both ways on the client
 # link (nftables `numgen` in the client namespace), PCT % on the backends'
@@ -13,17 +13,25 @@
 # big.bin R times (interleaved), sha256 checked; medians; ratios TLS /
 # spliced and qsplice TLS / HAProxy TLS. Bounded: every download has a
 # 300 s limit.
+#
+# Like for like: the spliced VIP's sender is the backends' kernel TCP and
+# HAProxy's is the kernel's, so qsplice's terminated legs use the same
+# congestion control as the backend namespaces (`lb.tcp_congestion` =
+# their net.ipv4.tcp_congestion_control, printed), unless --cc says
+# otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 ROUNDS=3
 LOSS=1
 MB=100
+CC=
 while (($#)); do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --loss) LOSS=$2; shift ;;
         --mb) MB=$2; shift ;;
+        --cc) CC=$2; shift ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -40,11 +48,19 @@ cat "$WORK/certs/ecdsa-p256.pem" "$WORK/certs/ecdsa-p256.key" >"$WORK/certs/comb
 STATE_DIR=$(sed -n 's/^STATE_DIR=//p' "$WORK/netns.env")
 read -r -a BNS <<<"$(sed -n 's/^BACKEND_NS=//p' "$WORK/netns.env")"
 WANT=$(sha256sum "$STATE_DIR/shared/big.bin" | cut -d' ' -f1)
+KERNEL_CC=$(ip netns exec "${BNS[0]}" sysctl -n net.ipv4.tcp_congestion_control)
+case ${CC:-$KERNEL_CC} in
+    cubic | newreno | bbr) CC=${CC:-$KERNEL_CC} ;;
+    reno) CC=newreno ;;
+    *) log "backends use ${KERNEL_CC}, which qsplice-tcp does not have: cubic"; CC=cubic ;;
+esac
+log "congestion control: backends and HAProxy (kernel) ${KERNEL_CC}, qsplice's TLS legs ${CC}"
 
 start_qsplice() {
     sed -e "s/qs-dut-c\"/$DUT_C\"/" -e "s/qs-dut-b\"/$DUT_B\"/" \
         -e "s/^mbufs = .*/mbufs = 32767/" -e "s/^memory_mb = .*/memory_mb = 1024/" \
         -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = 50/" \
+        -e "s/^\[lb\]$/[lb]\ntcp_congestion = \"$CC\"/" \
         conf/lb.toml >"$WORK/lb.toml"
     cat >>"$WORK/lb.toml" <<EOT
 
@@ -150,7 +166,7 @@ PY
 done
 
 echo
-echo "=== $MB MiB download, ${LOSS}% random loss both ways, median of $ROUNDS (MB/s) ==="
+echo "=== $MB MiB download, ${LOSS}% random loss both ways, median of $ROUNDS (MB/s); congestion control: kernel ${KERNEL_CC}, qsplice TLS ${CC} ==="
 printf '%-10s %12s %12s %14s %12s %14s\n' loss spliced "qsplice TLS" "HAProxy TLS" "TLS/spliced" "TLS/HAProxy"
 for imp in ${IMPS:-none client backends}; do
     # shellcheck disable=SC2086
@@ -162,4 +178,4 @@ r = lambda x: mb * 1.048576 / x
 print("%-10s %12.1f %12.1f %14.1f %11.2fx %13.2fx" % (sys.argv[2], r(s), r(t), r(h), s / t, h / t))
 ' "$MB" "$imp" "$s" "$t" "$h"
 done
-echo "(command: benches/e2e/tls-loss.sh --rounds $ROUNDS --loss $LOSS --mb $MB)"
+echo "(command: benches/e2e/tls-loss.sh --rounds $ROUNDS --loss $LOSS --mb $MB --cc $CC)"

@@ -26,8 +26,8 @@ pub use schema::{
     DhcpFaultsConf, DhcpPoolConf, DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf,
     DhcpTesterConf, EalConf, EngineConf, ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf,
     LogConf, LogFormat, MempoolConf, PolicyConf, Port, PortConf, Probability, SessionsConf,
-    TlsCertConf, TlsGroupConf, TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf, TLS_CIPHER_SUITES,
-    TLS_OCSP_MAX,
+    TcpCongestion, TlsCertConf, TlsGroupConf, TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf,
+    TLS_CIPHER_SUITES, TLS_OCSP_MAX,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

@@ -36,6 +36,20 @@ pub struct Config {
     pub pktgen: Option<PktgenConf>,
 }
 
+/// A congestion controller of `qsplice-tcp` (`lb.tcp_congestion`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpCongestion {
+    /// RFC 9438 CUBIC, as Linux by default.
+    #[default]
+    Cubic,
+    /// RFC 5681 / 6582 NewReno.
+    Newreno,
+    /// BBR's model (bandwidth × minimum RTT) sets the window; random loss
+    /// does not shrink it. No pacing.
+    Bbr,
+}
+
 /// Hugepage use.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -511,6 +525,9 @@ pub struct LbConf {
     /// Smallest MSS a peer may make the appliance send (a peer announcing
     /// less is treated as announcing this).
     pub min_mss: u16,
+    /// Congestion control of the appliance's own TCP endpoints (the client
+    /// and backend legs of TLS-terminated VIPs).
+    pub tcp_congestion: TcpCongestion,
     /// Half-open connections answered statefully per worker lcore.
     pub syn_backlog: u32,
     /// Stateful SYN answers per second per worker lcore (0: no limit).
@@ -542,6 +559,7 @@ impl Default for LbConf {
             linger_ms: 2000,
             window_scale: 7,
             min_mss: 536,
+            tcp_congestion: TcpCongestion::Cubic,
             syn_backlog: 4096,
             syn_rate: 50_000,
             tls_max_conns: 4096,

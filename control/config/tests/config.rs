@@ -797,3 +797,31 @@ fn pktgen_rules_name_key_value_and_reason() {
     let e = reject(no_streams);
     assert_eq!(e.key, "pktgen.streams", "{e}");
 }
+
+#[test]
+fn tcp_congestion_is_one_of_three() {
+    let lb = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conf/lb.toml"),
+    )
+    .unwrap();
+    assert!(lb.contains("\n[lb]\n"));
+    let cfg = |v: &str| lb.replacen("\n[lb]\n", &format!("\n[lb]\ntcp_congestion = {v}\n"), 1);
+    assert_eq!(
+        parse(&lb).unwrap().lb.unwrap().tcp_congestion,
+        qsplice_config::TcpCongestion::Cubic
+    );
+    for (v, want) in [
+        ("\"cubic\"", qsplice_config::TcpCongestion::Cubic),
+        ("\"newreno\"", qsplice_config::TcpCongestion::Newreno),
+        ("\"bbr\"", qsplice_config::TcpCongestion::Bbr),
+    ] {
+        assert_eq!(
+            parse(&cfg(v)).unwrap().lb.unwrap().tcp_congestion,
+            want,
+            "{v}"
+        );
+    }
+    let e = reject(&cfg("\"vegas\""));
+    assert_eq!(e.key, "lb.tcp_congestion");
+    assert!(e.reason.contains("bbr"), "{e}");
+}

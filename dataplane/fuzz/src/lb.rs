@@ -239,6 +239,7 @@ impl Rig {
             linger_ms: 200,
             client_mss: 1460,
             min_mss: 536,
+            congestion: qsplice_lb::Congestion::Cubic,
             syn_backlog: 64,
             syn_rate: 0,
             backend_mss: 1460,

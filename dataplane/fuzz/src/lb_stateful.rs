@@ -692,6 +692,7 @@ impl Rig {
             linger_ms: LINGER_MS,
             client_mss: 1460,
             min_mss: 536,
+            congestion: qsplice_lb::Congestion::Cubic,
             syn_backlog: 4,
             syn_rate: 20,
             backend_mss: 1460,

@@ -125,6 +125,8 @@ pub struct LbConf {
     /// Smallest MSS a peer may make us send (`lb.min_mss`): a SYN announcing
     /// less is taken as announcing this.
     pub min_mss: u16,
+    /// Congestion control of the terminated legs (`lb.tcp_congestion`).
+    pub congestion: qsplice_tcp::Congestion,
     /// Half-open connections answered statefully per lcore
     /// (`lb.syn_backlog`; beyond: SYN cookies).
     pub syn_backlog: usize,
@@ -397,6 +399,7 @@ impl<F: Frame> LbCore<F> {
                     backend_mss: conf.backend_mss,
                     vip_ws: conf.vip_ws,
                     min_mss: conf.min_mss,
+                    congestion: conf.congestion,
                     syn_rto_ms: conf.syn_rto_ms,
                     syn_retries: conf.syn_retries,
                 },

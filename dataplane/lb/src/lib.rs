@@ -34,3 +34,5 @@ pub use core::{
     SessionShared, SessionSnap, TlsVip, VipConf, HOLD_MAX, MAX_PENDING, TLS_PUBLISH_MS,
 };
 pub use counters::{LbCounters, SharedLbCounters};
+/// The congestion controllers of the terminated legs (`LbConf::congestion`).
+pub use qsplice_tcp::Congestion;

@@ -70,6 +70,7 @@ fn conf() -> LbConf {
         linger_ms: 1000,
         client_mss: 1460,
         min_mss: 536,
+        congestion: qsplice_lb::Congestion::Cubic,
         syn_backlog: 64,
         syn_rate: 0,
         backend_mss: 1400,

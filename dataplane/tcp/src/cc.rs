@@ -7,6 +7,7 @@
 //! controller decides *how much*. Adding another algorithm is one more
 //! [`Congestion`] variant and three match arms here.
 
+use crate::bbr::{Bbr, RateSample};
 use crate::config::Congestion;
 
 const MAX_CWND: u32 = 1 << 30;
@@ -41,6 +42,7 @@ pub(crate) struct Cc {
     /// (Reno, RFC 3465).
     acked_acc: u32,
     cubic: Cubic,
+    bbr: Option<Box<Bbr>>,
 }
 
 impl Cc {
@@ -51,6 +53,7 @@ impl Cc {
             ssthresh: u32::MAX,
             acked_acc: 0,
             cubic: Cubic::default(),
+            bbr: (kind == Congestion::Bbr).then(|| Box::new(Bbr::new())),
         }
     }
 
@@ -62,7 +65,7 @@ impl Cc {
     /// flight before this ACK: a window that was not used is not grown
     /// (RFC 7661 in spirit, Linux's `tcp_is_cwnd_limited`).
     pub fn on_ack(&mut self, acked: u32, flight: u32, smss: u32, now_us: u64, srtt_us: u64) {
-        if acked == 0 || flight.saturating_mul(2) < self.cwnd {
+        if acked == 0 || flight.saturating_mul(2) < self.cwnd || self.kind == Congestion::Bbr {
             return;
         }
         if self.in_slow_start() {
@@ -83,6 +86,7 @@ impl Cc {
                 }
             }
             Congestion::Cubic => self.cubic_ack(acked, smss, now_us, srtt_us),
+            Congestion::Bbr => {}
         }
     }
 
@@ -137,6 +141,9 @@ impl Cc {
         let floor = smss.saturating_mul(2);
         self.acked_acc = 0;
         self.ssthresh = match self.kind {
+            // Loss is not congestion to BBR: the window stays (and
+            // recovery ends with it).
+            Congestion::Bbr => self.cwnd.max(floor),
             Congestion::NewReno => (flight / 2).max(floor),
             Congestion::Cubic => {
                 let c = &mut self.cubic;
@@ -163,6 +170,23 @@ impl Cc {
         }
         self.cubic.epoch_start = None;
         self.cwnd = smss.max(1);
+    }
+
+    /// BBR: one ACK's model update (no-op for the other controllers).
+    #[allow(clippy::too_many_arguments)]
+    pub fn bbr_ack(
+        &mut self,
+        rs: Option<RateSample>,
+        acked: u32,
+        delivered: u64,
+        flight: u32,
+        smss: u32,
+        now_us: u64,
+    ) {
+        if let Some(b) = self.bbr.as_mut() {
+            let c = b.on_ack(self.cwnd, rs, acked, delivered, flight, smss, now_us);
+            self.cwnd = c.min(MAX_CWND);
+        }
     }
 
     pub fn set_cwnd(&mut self, cwnd: u32) {

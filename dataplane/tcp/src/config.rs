@@ -10,6 +10,11 @@ pub enum Congestion {
     /// Reno-friendly region). The default, as on Linux.
     #[default]
     Cubic,
+    /// BBR's model of the path (bottleneck bandwidth × minimum RTT, from
+    /// delivery rate samples) sets the window, 2·BDP; random loss does not
+    /// shrink it (Linux `bbr`, v1, without its pacing). No
+    /// pacing.
+    Bbr,
 }
 
 /// How an endpoint behaves: buffers, timers, options offered, limits.

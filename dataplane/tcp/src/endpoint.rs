@@ -7,9 +7,10 @@ use arrayvec::ArrayVec;
 use qsplice_splice::seq::{ge, gt, le, lt};
 use qsplice_wire::TcpFlags;
 
+use crate::bbr::RateSampler;
 use crate::buf::Ring;
 use crate::cc::Cc;
-use crate::config::{Config, Params};
+use crate::config::{Config, Congestion, Params};
 use crate::handshake::Handshake;
 use crate::ranges::{Inserted, SeqRange, SeqRanges};
 use crate::rtt::Rtt;
@@ -246,6 +247,8 @@ pub struct Endpoint {
     /// NewReno's inflated window during fast recovery without SACK.
     nr_cwnd: u32,
     cc: Cc,
+    /// Delivery rate sampling (BBR only).
+    rates: Option<Box<RateSampler>>,
     rtt: Rtt,
     /// The segment being timed: (sequence number it ends at, sent at µs).
     timed: Option<(u32, u64)>,
@@ -359,6 +362,7 @@ impl Endpoint {
             rtx_head: false,
             nr_cwnd: 0,
             cc: Cc::new(p.congestion, smss, p.initial_cwnd_segs),
+            rates: (p.congestion == Congestion::Bbr).then(|| Box::new(RateSampler::new())),
             rtt: Rtt::new(p.initial_rto_us, p.min_rto_us, p.max_rto_us),
             timed: None,
             rtx_unsampled: false,
@@ -1133,6 +1137,12 @@ impl Endpoint {
         self.probes = 0;
         // SACK blocks are ignored unless SACK was agreed.
         let has_sack = self.sack_ok && seg.options.sack[0].is_some();
+        let una_before = self.snd_una;
+        let sacked_before = if self.rates.is_some() {
+            self.scoreboard.covered(self.snd_una, self.snd_nxt)
+        } else {
+            0
+        };
         let (newly_sacked, dsack) = if has_sack {
             self.update_scoreboard(&seg.options.sack, ack)
         } else {
@@ -1243,6 +1253,9 @@ impl Endpoint {
                 }
             }
         }
+        if self.rates.is_some() {
+            self.bbr_update(una_before, sacked_before, now);
+        }
         // RFC 6675 §5 (b): IsLost(HighACK + 1).
         if self.sack_ok
             && self.recovery == Recovery::None
@@ -1253,6 +1266,27 @@ impl Endpoint {
         {
             self.enter_fast();
         }
+    }
+
+    /// BBR: what this ACK delivered (cumulative advance not SACKed before,
+    /// plus newly SACKed) feeds the rate sampler and the model.
+    fn bbr_update(&mut self, una_before: u32, sacked_before: u32, now: Now) {
+        let sacked = self.scoreboard.covered(self.snd_una, self.snd_nxt);
+        let advanced = self.snd_una.wrapping_sub(una_before);
+        // Bytes SACKed before and now below SND.UNA are in both `advanced`
+        // and `sacked_before`: delivered then, not now.
+        let newly =
+            (u64::from(advanced) + u64::from(sacked)).saturating_sub(u64::from(sacked_before));
+        let flight = self.flight();
+        let (sb, una) = (&self.scoreboard, self.snd_una);
+        let Some(r) = self.rates.as_mut() else {
+            return;
+        };
+        let sample = r.on_ack(newly, una, |q| sb.contains(q), now.us);
+        let delivered = r.delivered();
+        let acked = u32::try_from(newly).unwrap_or(u32::MAX);
+        self.cc
+            .bbr_ack(sample, acked, delivered, flight, self.smss, now.us);
     }
 
     fn rtt_on_ack(&mut self, seg: &Segment<'_>, ack: u32, now: Now) {
@@ -1640,6 +1674,12 @@ impl Endpoint {
             self.commit(&plan, now);
             n += 1;
         }
+        if self.rates.is_some() && self.unsent() == 0 && self.cwnd_room() > 0 {
+            let flight = self.flight();
+            if let Some(r) = self.rates.as_mut() {
+                r.mark_app_limited(flight);
+            }
+        }
         self.check_time_wait(now.us);
         self.update_timers(now.us);
         self.sync_stats();
@@ -1976,6 +2016,12 @@ impl Endpoint {
                     .seq
                     .wrapping_add(plan.len)
                     .wrapping_add(u32::from(plan.fin));
+                if plan.len > 0 {
+                    let flight = self.flight();
+                    if let Some(r) = self.rates.as_mut() {
+                        r.on_send(end, flight, rtx, t);
+                    }
+                }
                 if rtx {
                     self.stats.retransmits += 1;
                     self.stats.retransmit_bytes += u64::from(plan.len);

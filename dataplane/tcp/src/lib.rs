@@ -147,6 +147,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bbr;
 mod buf;
 mod cc;
 mod config;

@@ -42,21 +42,21 @@ fn config() -> impl Strategy<Value = Config> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
-        any::<bool>(),
+        prop_oneof![
+            Just(Congestion::NewReno),
+            Just(Congestion::Cubic),
+            Just(Congestion::Bbr)
+        ],
         prop_oneof![Just(2_000usize), Just(16_384), Just(300_000)],
         prop_oneof![Just(536u16), Just(1460)],
         any::<bool>(),
         prop_oneof![Just(0u64), Just(1_000_000)],
     )
-        .prop_map(|(sack, ts, ws, reno, rcv_buf, mss, tlp, tw)| Config {
+        .prop_map(|(sack, ts, ws, congestion, rcv_buf, mss, tlp, tw)| Config {
             sack,
             timestamps: ts,
             window_scaling: ws,
-            congestion: if reno {
-                Congestion::NewReno
-            } else {
-                Congestion::Cubic
-            },
+            congestion,
             rcv_buf,
             snd_buf: 64 * 1024,
             mss,

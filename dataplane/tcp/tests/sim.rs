@@ -235,6 +235,10 @@ fn tail_loss_probe_helps_short_responses() {
 /// out-of-order data and hole fills, D-SACK for duplicates) over a 1 Gbit/s
 /// path of `rtt_us`, with `loss` on data segments and on ACKs alike.
 fn lb_client_leg(bytes: u64, rtt_us: u64, loss: f64, seed: u64) -> Scenario {
+    lb_client_leg_cc(bytes, rtt_us, loss, seed, Congestion::Cubic)
+}
+
+fn lb_client_leg_cc(bytes: u64, rtt_us: u64, loss: f64, seed: u64, cc: Congestion) -> Scenario {
     let (mut f, mut b) = (
         LinkCfg::new(rtt_us / 2, GBIT),
         LinkCfg::new(rtt_us / 2, GBIT),
@@ -247,7 +251,7 @@ fn lb_client_leg(bytes: u64, rtt_us: u64, loss: f64, seed: u64) -> Scenario {
         rcv_buf: 64 * 1024,
         snd_buf: 128 * 1024,
         ws_local: Some(7),
-        congestion: Congestion::Cubic,
+        congestion: cc,
         time_wait_us: 0,
         ..Config::default()
     };
@@ -332,5 +336,39 @@ fn lb_client_leg_half_ms_rtt_reaches_the_aimd_bound() {
     let bound = 1448.0 * 8.0 / rtt_us as f64 * 1.22 / 0.01f64.sqrt();
     assert!(worst >= 0.8 * bound, "{worst} Mbit/s vs bound {bound:.1}");
     assert!(spurious * 10 <= rtx, "{spurious} spurious of {rtx}");
+    assert!(rtos <= 1, "{rtos} RTOs");
+}
+
+/// BBR on the LB client leg: random loss is not congestion, so 1 % loss
+/// both ways at 0.5 ms RTT keeps most of the lossless rate — several times
+/// the AIMD bound CUBIC is held to (`lb_client_leg_half_ms_rtt_...`).
+#[test]
+fn lb_client_leg_bbr_ignores_random_loss() {
+    let rtt_us = 500;
+    let s0 = lb_client_leg_cc(30 * MIB, rtt_us, 0.0, 11, Congestion::Bbr);
+    let base = run(&s0);
+    show_lb("bbr lossless", &s0, &base);
+    let b = base.mbit_s(30 * MIB);
+    let aimd = 1448.0 * 8.0 / rtt_us as f64 * 1.22 / 0.01f64.sqrt();
+    let mut rtos = 0;
+    for seed in [21, 22, 23] {
+        let s = lb_client_leg_cc(30 * MIB, rtt_us, 0.01, seed, Congestion::Bbr);
+        let r = run(&s);
+        show_lb("bbr 1% both ways", &s, &r);
+        let m = r.mbit_s(30 * MIB);
+        eprintln!(
+            "bbr: lossless {b:.1} Mbit/s, 1% {m:.1} Mbit/s ({:.2}x), AIMD bound {aimd:.1}",
+            m / b
+        );
+        assert!(m >= 0.6 * b, "{m} vs lossless {b}");
+        assert!(m >= 2.0 * aimd, "{m} vs the AIMD bound {aimd}");
+        assert!(
+            r.spurious_rtx * 10 <= r.srv_rtx_segs,
+            "{} spurious of {}",
+            r.spurious_rtx,
+            r.srv_rtx_segs
+        );
+        rtos += r.server.rto_timeouts;
+    }
     assert!(rtos <= 1, "{rtos} RTOs");
 }

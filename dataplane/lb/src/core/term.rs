@@ -159,6 +159,7 @@ pub(super) struct TermTcp {
     pub backend_mss: u16,
     pub vip_ws: u8,
     pub min_mss: u16,
+    pub congestion: qsplice_tcp::Congestion,
     pub syn_rto_ms: u64,
     pub syn_retries: u8,
 }
@@ -168,6 +169,7 @@ impl Terminator {
         let n = vips.len();
         let base = TcpConfig {
             min_snd_mss: t.min_mss,
+            congestion: t.congestion,
             // Our ISNs and TSvals are monotonic per tuple: no TIME-WAIT
             // needed to protect a reused tuple; a late FIN finds no
             // connection (dropped, or a RST with one lcore).
