@@ -46,8 +46,11 @@
 //!   application frees enough.
 //! * **Sending**: initial window 10 segments (RFC 6928), slow start with
 //!   byte counting, congestion avoidance by [`Congestion::NewReno`] or
-//!   [`Congestion::Cubic`] (RFC 9438); no Nagle (a server writes whole TLS
-//!   records); sender SWS avoidance; send MSS = the peer's MSS (capped by
+//!   [`Congestion::Cubic`] (RFC 9438), or the window set by BBR's model
+//!   ([`Congestion::Bbr`]: delivery-rate samples, bottleneck bandwidth ×
+//!   minimum RTT, ACK-aggregation allowance, ProbeRTT; random loss does not
+//!   shrink it; no pacing); no Nagle, but a caller that writes a stream in
+//!   pieces can cork ([`Endpoint::set_cork`]); sender SWS avoidance; send MSS = the peer's MSS (capped by
 //!   ours) minus the timestamp option, never below `min_snd_mss` (a peer
 //!   announcing MSS 1 cannot make us send tiny segments).
 //! * **Loss recovery**: SACK scoreboard ([`SACK_RANGES`] ranges) and RFC
