@@ -51,6 +51,10 @@ fn tls_config(topo: &Topology, dir: &Path) -> PathBuf {
 client_port = "client"
 backend_port = "backend"
 tls_max_conns = 512
+# As conf/lb-tls.toml: the terminated legs run BBR's model (the backends'
+# kernels run BBR here too); CUBIC is covered by qsplice-tcp's simulator
+# and property tests and by the lb_stateful fuzz target.
+tcp_congestion = "bbr"
 
 [lb.health]
 kind = "http"
