@@ -29,7 +29,11 @@
 #
 # Impairments, scheduled over the run (fractions of it): 1 % random loss
 # both ways on the client link (nftables numgen in the client namespace),
-# SYN floods (hping3 --flood under `timeout`), nginx of backend b2 killed
+# SYN floods (hping3 --flood --rand-source under `timeout`: spoofed
+# sources, as real floods are — a flood from the client's own address
+# makes the client namespace's kernel answer every SYN-ACK with a RST on
+# the same two vCPUs and walks the legitimate clients' own source ports,
+# which measures the test rig, not the appliance), nginx of backend b2 killed
 # (SIGKILL) and restarted, SIGHUP reloads. Everything started is tracked by
 # PID and stopped by PID on exit.
 #
@@ -405,7 +409,7 @@ run_event() {
             ip netns exec "$CLI_NS" nft delete table inet qsoak 2>/dev/null || true
             impaired "$LOSS_SINCE" "$((now + 5))" loss ;;
         flood_80 | flood_443)
-            timeout "$FLOOD_S" ip netns exec "$CLI_NS" hping3 --flood -q -S -p "${what#flood_}" "$VIP" \
+            timeout "$FLOOD_S" ip netns exec "$CLI_NS" hping3 --flood --rand-source -q -S -p "${what#flood_}" "$VIP" \
                 >/dev/null 2>&1 &
             PIDS+=($!)
             impaired "$now" "$((now + FLOOD_S + 5))" "$what" ;;
