@@ -359,11 +359,7 @@ impl LbRuntime {
             backend_mss: mtu(cp),
             vip_ws: l.window_scale,
             min_mss: l.min_mss,
-            congestion: match l.tcp_congestion {
-                TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,
-                TcpCongestion::Newreno => qsplice_lb::Congestion::NewReno,
-                TcpCongestion::Bbr => qsplice_lb::Congestion::Bbr,
-            },
+            congestion: congestion_of(l.tcp_congestion),
             syn_backlog: l.syn_backlog as usize,
             syn_rate: l.syn_rate,
             hz,
@@ -676,12 +672,7 @@ impl LbRuntime {
             ("lb.min_mss", self.template.min_mss == l.min_mss),
             (
                 "lb.tcp_congestion",
-                self.template.congestion
-                    == match l.tcp_congestion {
-                        TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,
-                        TcpCongestion::Newreno => qsplice_lb::Congestion::NewReno,
-                        TcpCongestion::Bbr => qsplice_lb::Congestion::Bbr,
-                    },
+                self.template.congestion == congestion_of(l.tcp_congestion),
             ),
             (
                 "lb.syn_backlog",
@@ -930,6 +921,15 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
         session_cache: t.session_cache as usize,
         session_ttl: Duration::from_secs(t.session_ttl_s),
         handshake_timeout: Duration::from_millis(t.handshake_timeout_ms),
+    }
+}
+
+/// `lb.tcp_congestion` as the terminated legs' controller.
+fn congestion_of(c: TcpCongestion) -> qsplice_lb::Congestion {
+    match c {
+        TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,
+        TcpCongestion::Newreno => qsplice_lb::Congestion::NewReno,
+        TcpCongestion::Bbr => qsplice_lb::Congestion::Bbr,
     }
 }
 

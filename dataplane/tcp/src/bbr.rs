@@ -137,6 +137,7 @@ impl RateSampler {
         &mut self,
         newly: u64,
         una: u32,
+        sacked_any: bool,
         sacked: impl Fn(u32) -> bool,
         now: u64,
     ) -> Option<RateSample> {
@@ -162,8 +163,10 @@ impl RateSampler {
             self.head = (self.head + 1) % RECORDS;
             self.len -= 1;
         }
-        // SACKed ones are marked.
-        for k in 0..self.len {
+        // SACKed ones are marked (nothing to look for without SACKed data:
+        // no walk of the ring on plain cumulative ACKs).
+        let n = if sacked_any { self.len } else { 0 };
+        for k in 0..n {
             let i = (self.head + k) % RECORDS;
             let r = self.recs[i];
             if !r.done && sacked(r.end.wrapping_sub(1)) {
@@ -410,7 +413,7 @@ mod tests {
             s.on_send(1000 * (i + 1), 1000 * i, false, u64::from(i) * 10);
         }
         // The first five are ACKed at t=1000 (RTT ~1 ms).
-        let rs = s.on_ack(5000, 5000, |_| false, 1000).unwrap();
+        let rs = s.on_ack(5000, 5000, false, |_| false, 1000).unwrap();
         assert_eq!(rs.rtt_us, Some(960));
         // Delivered 5000 since the 5th segment was sent; ack interval
         // 1000 µs > send interval 40 µs.
@@ -418,9 +421,9 @@ mod tests {
         assert_eq!(rs.prior_delivered, 0);
         // The rest by SACK at t=1100: the newest record is sampled once.
         let sacked = |q: u32| (5000..10_000).contains(&q);
-        let rs = s.on_ack(5000, 5000, sacked, 1100).unwrap();
+        let rs = s.on_ack(5000, 5000, true, sacked, 1100).unwrap();
         assert!(rs.rate > 0.0);
-        assert!(s.on_ack(0, 5000, sacked, 1200).is_none());
+        assert!(s.on_ack(0, 5000, true, sacked, 1200).is_none());
     }
 
     #[test]

@@ -1282,7 +1282,7 @@ impl Endpoint {
         let Some(r) = self.rates.as_mut() else {
             return;
         };
-        let sample = r.on_ack(newly, una, |q| sb.contains(q), now.us);
+        let sample = r.on_ack(newly, una, sacked > 0, |q| sb.contains(q), now.us);
         let delivered = r.delivered();
         let acked = u32::try_from(newly).unwrap_or(u32::MAX);
         self.cc
