@@ -326,17 +326,20 @@ sa_loop() {
     done >>"$R/sa.log"
 }
 wrk_loop() {
-    local out reqs errs non2xx
+    local out reqs errs non2xx t0 kinds
     while (($(date +%s) + 10 < END)); do
         touch "$WORK/wrk.running"
+        t0=$(date +%s)
         out=$(cx wrk -t1 -c16 -d8s -H 'Connection: close' "http://$VIP/" 2>&1) || true
         sleep 3 # its closed flows linger (lb.linger_ms, 2 s)
         rm -f "$WORK/wrk.running"
         reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")
-        errs=$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' <<<"$out" |
-            awk '{ print $1 + $2 + $3 + $4 }')
+        kinds=$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' <<<"$out")
+        errs=$(awk '{ print $1 + $2 + $3 + $4 }' <<<"${kinds:-0 0 0 0}")
         non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' <<<"$out")
-        echo "$(date +%s) wrk batch ${reqs:-0} $((${errs:-0} + ${non2xx:-0}))"
+        # start time first (the phase is judged over the whole batch), then
+        # the end, and connect/read/write/timeout/non-2xx for the record
+        echo "$t0 wrk batch ${reqs:-0} $((${errs:-0} + ${non2xx:-0})) $(date +%s) ${kinds:-0 0 0 0} ${non2xx:-0}"
         sleep 17
     done >>"$R/wrk.log"
 }
@@ -417,8 +420,14 @@ run_event() {
             dir=$STATE_DIR/b2
             pid=$(tr -dc '0-9' <"$dir/nginx.pid" 2>/dev/null || true)
             if [[ -n $pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then
-                for c in $(ps -o pid= --ppid "$pid"); do kill -KILL "$c" 2>/dev/null || true; done
+                # The master first: killed after its workers, it respawned
+                # one in between, which outlived it holding the listening
+                # sockets, and every restart failed (a backend down for the
+                # rest of the run). Then every process left in b2's namespace.
                 kill -KILL "$pid" 2>/dev/null || true
+                for c in $(ip netns pids "$P-b2" 2>/dev/null); do
+                    [[ $(cat "/proc/$c/comm" 2>/dev/null) == nginx ]] && kill -KILL "$c" 2>/dev/null
+                done
                 KILLED_BACKEND=$((KILLED_BACKEND + 1))
                 KILL_SINCE=$now
             fi ;;
@@ -520,6 +529,9 @@ for line in open(f"{work}/results.all"):
     ph = phase(t)
     if kind == "wrk":
         reqs, errs = int(f[3]), int(f[4])
+        # a batch overlapping an impairment window is impaired
+        if len(f) > 5 and any(a <= int(f[5]) and t <= b for a, b, _ in windows):
+            ph = "impaired"
         c = cnt.setdefault((kind, ph), [0, 0])
         c[0] += max(reqs - errs, 0); c[1] += errs
         continue

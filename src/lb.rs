@@ -364,7 +364,6 @@ impl LbRuntime {
             syn_rate: l.syn_rate,
             hz,
             secret,
-            seed: 0,
             health_path: l.health.http_path.clone(),
             health_status: l.health.expect_status,
             tls_vips,
@@ -456,7 +455,6 @@ impl LbRuntime {
     pub fn core_parts(&mut self, i: usize) -> (LbConf, LbShared<Mbuf>) {
         let mut c = self.template.clone();
         c.lcore = i as u16;
-        c.seed = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1);
         let shared = LbShared {
             board: self.board.clone(),
             counters: self.counters[i].clone(),

@@ -246,7 +246,6 @@ impl Rig {
             vip_ws: 7,
             hz: 1_000_000_000,
             secret: IsnSecret::from_bytes([3; 16]),
-            seed: 5,
             health_path: "/".into(),
             health_status: 200,
             tls_vips: Vec::new(),

@@ -699,7 +699,6 @@ impl Rig {
             vip_ws: 7,
             hz: 1_000_000_000,
             secret: IsnSecret::from_bytes([9; 16]),
-            seed: 11,
             health_path: "/".into(),
             health_status: 200,
             tls_vips: vec![TlsVip {

@@ -141,9 +141,6 @@ pub struct LbConf {
     pub hz: u64,
     /// Cookie / ISN secret (the same on every lcore).
     pub secret: IsnSecret,
-    /// Seed of the health probes' source-port randomisation (the flow table draws
-    /// its own random hash key).
-    pub seed: u64,
     /// Path of HTTP health checks.
     pub health_path: String,
     /// Expected status of HTTP health checks.
@@ -211,6 +208,8 @@ struct Probe {
     local: SocketAddrV4,
     mac: MacAddr,
     isn: u32,
+    /// Our TSval on the SYN (the backend leg's clock).
+    tsval: u32,
     state: ProbeState,
     deadline: u64,
 }
@@ -343,7 +342,6 @@ pub struct LbCore<F> {
     probes: ArrayVec<Probe, MAX_PROBES>,
     /// `GET <path> HTTP/1.0` request of HTTP checks (built once).
     http_req: Vec<u8>,
-    rng: u64,
     term: term::Terminator,
     sa: sa::SessionAware<F>,
     publishes: u64,
@@ -390,7 +388,6 @@ impl<F: Frame> LbCore<F> {
                 conf.health_path, conf.local
             )
             .into_bytes(),
-            rng: conf.seed | 1,
             term: term::Terminator::new(
                 conf.tls_vips.clone(),
                 conf.tls_max_conns,
@@ -1090,7 +1087,7 @@ impl<F: Frame> LbCore<F> {
                 .iter()
                 .position(|p| p.local == s.dst && p.check.addr == s.src)
             {
-                return self.probe_segment(io, f, l3, i, &s);
+                return self.probe_segment(io, f, l3, i, &s, &opts);
             }
             self.c.no_flow += 1;
             return self.reply_rst(io, bp, f, &s);
@@ -1337,16 +1334,6 @@ impl<F: Frame> LbCore<F> {
 
     // ----- health probes ----------------------------------------------------
 
-    fn next_rand(&mut self) -> u32 {
-        // xorshift64*: probe ISNs only need to differ between probes.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
-    }
-
     fn report_probe(&mut self, check: &HealthCheck, result: HealthResult) {
         if let Some(h) = &self.shared.health {
             let _ = h.results.push(HealthReport {
@@ -1376,11 +1363,21 @@ impl<F: Frame> LbCore<F> {
                 self.report_probe(&check, HealthResult::NoResources);
                 continue;
             };
+            // The probe's source port was a data flow's a moment ago, and
+            // the backend may still hold that 4-tuple in TIME-WAIT: a SYN
+            // there is taken as a new connection only when its ISN or its
+            // timestamp is newer than the old connection's (RFC 6191), so
+            // the probe takes both from the backend legs' clocks. A random
+            // ISN without timestamps was answered with the TIME-WAIT ACK
+            // half the time, and a busy backend timed out its checks.
+            let local = SocketAddrV4::new(self.conf.local, sport);
+            let (isn, tsval) = self.backend_isn_ts(local, check.addr, now);
             let probe = Probe {
                 check,
-                local: SocketAddrV4::new(self.conf.local, sport),
+                local,
                 mac,
-                isn: self.next_rand(),
+                isn,
+                tsval,
                 state: ProbeState::SynSent,
                 deadline: now + check.timeout_ms.max(1) * self.ms,
             };
@@ -1389,6 +1386,7 @@ impl<F: Frame> LbCore<F> {
                 &mut ob,
                 &SynOptions {
                     mss: Some(self.conf.backend_mss),
+                    ts: Some((tsval, 0)),
                     ..Default::default()
                 },
             );
@@ -1417,6 +1415,7 @@ impl<F: Frame> LbCore<F> {
         l3: usize,
         i: usize,
         s: &Seg,
+        opts: &SynOptions,
     ) {
         let p = self.probes[i];
         let bp = self.conf.backend_port;
@@ -1454,9 +1453,16 @@ impl<F: Frame> LbCore<F> {
                 }
                 self.probes[i].state = ProbeState::AwaitResponse(s.seq.wrapping_add(1));
                 let req = std::mem::take(&mut self.http_req);
+                // Timestamps agreed on the SYN-ACK go on every segment.
+                let mut ob = [0u8; 40];
+                let n = match opts.ts {
+                    Some((tsval, _)) => write_ts_option(&mut ob, p.tsval, tsval),
+                    None => 0,
+                };
                 seg.flags = TcpFlags::ACK | TcpFlags::PSH;
                 seg.ack = s.seq.wrapping_add(1);
                 seg.window = 65535;
+                seg.options = &ob[..n];
                 seg.payload = &req;
                 self.emit(io, bp, f, &seg);
                 self.http_req = req;

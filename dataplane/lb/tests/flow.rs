@@ -77,7 +77,6 @@ fn conf() -> LbConf {
         vip_ws: 7,
         hz: 1_000_000_000,
         secret: IsnSecret::from_bytes([7; 16]),
-        seed: 1,
         health_path: "/health".into(),
         health_status: 200,
         tls_vips: Vec::new(),
@@ -665,6 +664,72 @@ fn reused_backend_tuple_gets_a_newer_isn_and_tsval() {
     assert!((750_000..760_000).contains(&d), "ISN advanced by {d}");
     let t = second.ts.wrapping_sub(first.ts);
     assert!((3000..3100).contains(&t), "TSval advanced by {t} ms");
+}
+
+#[test]
+fn health_probe_on_a_reused_backend_tuple_gets_a_newer_isn_and_tsval() {
+    // A data flow used the only source port; a health check a moment later
+    // reuses that tuple while the backend may hold it in TIME-WAIT. Linux
+    // takes such a SYN as a new connection only when its timestamp (or
+    // ISN) is newer: a random ISN without timestamps was answered with the
+    // TIME-WAIT ACK half the time, and a busy backend was marked down.
+    let mut c = conf();
+    c.sport_max = c.sport_min;
+    let mut r = rig_with(c);
+    let (y, ts) = handshake(&mut r);
+    let leg = connect(&mut r, y, ts, b"a");
+    r.server_sends(
+        leg.local,
+        0,
+        leg.isn.wrapping_add(1),
+        TcpFlags::RST | TcpFlags::ACK,
+        0,
+        &SynOptions::default(),
+        &[],
+    );
+    assert_eq!(r.lb().flows(), 0);
+    r.take(0);
+    r.tick_ms(2000);
+    r.take(1);
+    r.health.checks.push(check(ProbeKind::Http)).unwrap();
+    r.tick_ms(2);
+    let syn = r.take_tcp(1).remove(0);
+    assert_eq!(syn.flags, TcpFlags::SYN);
+    assert_eq!(syn.src, leg.local, "same tuple");
+    let d = syn.seq.wrapping_sub(leg.isn);
+    assert!((500_000..510_000).contains(&d), "ISN advanced by {d}");
+    let (tsval, tsecr) = syn.opts.ts.expect("the probe SYN carries timestamps");
+    assert_eq!(tsecr, 0);
+    let t = tsval.wrapping_sub(leg.ts);
+    assert!((2000..2100).contains(&t), "TSval advanced by {t} ms");
+    // The request echoes the backend's TSval; the check completes.
+    let sa = SynOptions {
+        mss: Some(1460),
+        ts: Some((9000, tsval)),
+        ..Default::default()
+    };
+    r.server_sends(
+        syn.src,
+        500,
+        syn.seq.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        100,
+        &sa,
+        &[],
+    );
+    let req = r.take_tcp(1).remove(0);
+    assert_eq!(req.flags, TcpFlags::ACK | TcpFlags::PSH);
+    assert_eq!(req.opts.ts, Some((tsval, 9000)));
+    r.server_sends(
+        syn.src,
+        501,
+        req.seq.wrapping_add(req.payload.len() as u32),
+        TcpFlags::ACK | TcpFlags::PSH,
+        100,
+        &SynOptions::default(),
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    );
+    assert_eq!(r.health.results.pop().unwrap().result, HealthResult::Up);
 }
 
 #[test]
