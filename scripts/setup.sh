@@ -54,6 +54,8 @@ PACKAGES=(
     dnsmasq-base
     kea-dhcp4-server
     kea-admin
+    # promtool and a Prometheus server for tests/e2e_ops.rs (/metrics)
+    prometheus
     # a TrueType font for the labels of `qsplice dhcp-tester --plot`
     fonts-dejavu-core
     # TLS clients of tests/e2e_tls.rs: Chromium (X25519MLKEM768) and pip

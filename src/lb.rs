@@ -19,12 +19,15 @@ use qsplice_lb::{
     BackendCounters, ContentRule, ContentVip, EventKind, LbConf, LbCounters, LbShared, PoolBoard,
     SessionShared, SharedLbCounters, TlsVip, VipConf,
 };
+pub use qsplice_mgmt::report::{
+    BackendReport, LbReport, SessionRowReport, VipReport, TABLE_DUMP_ROWS,
+};
+use qsplice_mgmt::{ApiError, BackendChange};
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
 use qsplice_sessions::SessionTable;
 use qsplice_splice::isn::IsnSecret;
 use qsplice_tls::certs::CertSpec;
-use qsplice_tls::{Group, PqPolicy, TlsContext, TlsReport, TlsSettings, TlsStats};
-use serde::Serialize;
+use qsplice_tls::{Group, PqPolicy, TlsContext, TlsSettings, TlsStats};
 
 /// Session-learning events queued from the lcores at most.
 const SESSION_EVENTS: usize = 65_536;
@@ -147,100 +150,6 @@ impl ViewLag {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
-}
-
-/// Sessions shown per session-aware VIP in the report.
-pub const TABLE_DUMP_ROWS: usize = 16;
-
-/// One session of the server mapping table in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct SessionRowReport {
-    /// The session key (keyed hash of its identity), hex.
-    pub key: String,
-    /// `backend address`, `ms` (appliance clock when it last finished
-    /// serving the session), `state` (`idle` or `busy(n)`) per row.
-    pub rows: Vec<(String, u64, String)>,
-}
-
-/// One backend in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct BackendReport {
-    /// `address:port`.
-    pub address: String,
-    /// `up`, `down` or `draining` (configured).
-    pub admin: String,
-    /// Passing health checks (or checks disabled).
-    pub healthy: bool,
-    /// Health checks run.
-    pub checks: u64,
-    /// Why the last failed check failed.
-    pub last_error: String,
-    /// Connections now spliced to it.
-    pub active: u64,
-    /// Connections opened to it.
-    pub opened: u64,
-    /// Connections to it that failed.
-    pub failed: u64,
-    /// Spliced connections ended by a RST.
-    pub reset: u64,
-    /// Connections that reached the spliced state.
-    pub spliced: u64,
-    /// Client → backend segments and payload bytes.
-    pub c2s_packets: u64,
-    /// See `c2s_packets`.
-    pub c2s_bytes: u64,
-    /// Backend → client segments and payload bytes.
-    pub s2c_packets: u64,
-    /// See `s2c_packets`.
-    pub s2c_bytes: u64,
-    /// Session-aware VIPs: full TLS handshakes it made (new sessions).
-    pub tls_new: u64,
-    /// Session-aware VIPs: TLS handshakes it resumed.
-    pub tls_resumed: u64,
-}
-
-/// One VIP in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct VipReport {
-    /// Name.
-    pub name: String,
-    /// `address:port`.
-    pub address: String,
-    /// Sums over the VIP's backends: connections opened / active / failed /
-    /// reset, segments and bytes each way.
-    pub total: BTreeMap<String, u64>,
-    /// Its pool.
-    pub backends: Vec<BackendReport>,
-    /// The server mapping table (session-aware VIPs only): sessions held,
-    /// rows learned / expired / replaced, keys evicted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sessions: Option<BTreeMap<String, u64>>,
-    /// The table's newest rows (session-aware VIPs only): up to
-    /// [`TABLE_DUMP_ROWS`] sessions, most recently used first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_rows: Option<Vec<SessionRowReport>>,
-    /// TLS termination counters (terminated VIPs only): negotiated groups
-    /// (the share of post-quantum handshakes), suites, versions,
-    /// resumptions, failures by reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsReport>,
-}
-
-/// The balancer's part of the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct LbReport {
-    /// Counters summed over lcores.
-    pub total: BTreeMap<String, u64>,
-    /// Per-lcore counters.
-    pub per_core: Vec<BTreeMap<String, u64>>,
-    /// Session-aware dispatch (when a VIP uses it): how stale the lcores'
-    /// view of the table got — events applied, publications,
-    /// `view_lag_max_us` / `view_lag_avg_us` (lcore event → published
-    /// snapshot), snapshot build time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_view: Option<BTreeMap<String, u64>>,
-    /// VIPs and backends.
-    pub vips: Vec<VipReport>,
 }
 
 fn lb_map(c: &LbCounters) -> BTreeMap<String, u64> {
@@ -740,6 +649,106 @@ impl LbRuntime {
         self.publish();
         Ok(n)
     }
+    /// `POST /api/v1/vips/{vip}/backends/{address}`: change a backend's
+    /// administrative state and/or weight at once (published to the lcores
+    /// in this call). A runtime change, like HAProxy's runtime API: the
+    /// next reload applies the file again.
+    pub fn set_backend(
+        &mut self,
+        vip: &str,
+        backend: &str,
+        change: &BackendChange,
+    ) -> Result<serde_json::Value, ApiError> {
+        let state = match change.state.as_deref() {
+            None => None,
+            Some("up") => Some(BackendStateConf::Up),
+            Some("down") => Some(BackendStateConf::Down),
+            Some("draining" | "drain") => Some(BackendStateConf::Draining),
+            Some(o) => {
+                return Err(ApiError::bad_request(format!(
+                    "state `{o}`: expected up, down or draining"
+                )))
+            }
+        };
+        if let Some(w) = change.weight {
+            if !(1..=1000).contains(&w) {
+                return Err(ApiError::bad_request(format!(
+                    "weight {w}: must be 1..=1000"
+                )));
+            }
+        }
+        let vi = self
+            .vips
+            .iter()
+            .position(|v| v.name == vip || v.addr.to_string() == vip)
+            .ok_or_else(|| ApiError::not_found(format!("no VIP named `{vip}`")))?;
+        let v = &mut self.vips[vi];
+        let b = v
+            .backends
+            .iter_mut()
+            .find(|b| b.addr.to_string() == backend)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("VIP `{}` has no backend {backend}", v.name))
+            })?;
+        if let Some(st) = state {
+            b.admin = st;
+        }
+        if let Some(w) = change.weight {
+            b.weight = w;
+        }
+        let out = serde_json::json!({
+            "vip": v.name,
+            "backend": b.addr.to_string(),
+            "admin": format!("{:?}", b.admin).to_lowercase(),
+            "weight": b.weight,
+        });
+        tracing::info!(vip = %v.name, backend = %b.addr, admin = ?b.admin, weight = b.weight, "backend changed through the management API");
+        self.publish();
+        Ok(out)
+    }
+
+    /// `GET /api/v1/sessions/{vip}`: the mapping table's rows, most
+    /// recently used first, `offset..offset + limit`.
+    pub fn sessions(
+        &self,
+        vip: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<serde_json::Value, ApiError> {
+        let pi = self
+            .vips
+            .iter()
+            .position(|v| v.name == vip || v.addr.to_string() == vip)
+            .ok_or_else(|| ApiError::not_found(format!("no VIP named `{vip}`")))?;
+        let v = &self.vips[pi];
+        let t = v
+            .session_aware
+            .then(|| self.tables.get(pi))
+            .flatten()
+            .ok_or_else(|| ApiError::not_found(format!("VIP `{}` is not session-aware", v.name)))?;
+        let rows: Vec<serde_json::Value> = t
+            .top(offset.saturating_add(limit))
+            .into_iter()
+            .skip(offset)
+            .map(|(k, rows)| {
+                serde_json::json!({
+                    "key": format!("{:016x}", k.0),
+                    "rows": rows.iter().map(|r| serde_json::json!({
+                        "backend": v.backends.get(usize::from(r.backend)).map_or_else(
+                            || r.backend.to_string(), |b| b.addr.to_string()),
+                        "last_used_ms": r.ts,
+                        "busy": self.sessions.as_ref().map_or(0, |sh| sh.busy.get(pi as u16, k, r.backend)),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "vip": v.name,
+            "total": t.len(),
+            "offset": offset,
+            "sessions": rows,
+        }))
+    }
 
     /// Counters and pool state.
     pub fn report(&self) -> LbReport {
@@ -767,6 +776,8 @@ impl LbRuntime {
                         BackendReport {
                             address: b.addr.to_string(),
                             admin: format!("{:?}", b.admin).to_lowercase(),
+                            weight: b.weight,
+                            max_conns: b.max_conns,
                             healthy: b.healthy,
                             checks: b.checks,
                             last_error: b.last_error.to_string(),

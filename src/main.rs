@@ -54,6 +54,27 @@ enum Cmd {
         #[arg(long)]
         live_json: bool,
     },
+    /// Operate a running appliance through its management listener
+    /// (`[management] listen`): status, VIPs, backends, sessions, reload,
+    /// drain / enable / disable / weight.
+    Ctl {
+        /// The listener's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9180")]
+        url: String,
+        /// File holding the bearer token (`[management] token_file`);
+        /// needed by the verbs that change something when the appliance
+        /// asks for a token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Print the API's JSON instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        #[command(subcommand)]
+        verb: qsplice::ctl::CtlVerb,
+    },
     /// Show the machine's NUMA topology and the planned lcore / queue /
     /// mempool placement for a config, with warnings.
     Topo {
@@ -244,6 +265,26 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let report = qsplice::run(&cfg, &opts)?;
             println!("{}", report.render());
+            Ok(())
+        }
+        Cmd::Ctl {
+            url,
+            token_file,
+            json,
+            timeout,
+            verb,
+        } => {
+            let opts = qsplice::ctl::CtlOpts {
+                url,
+                token_file,
+                json,
+                timeout: Duration::from_secs_f64(timeout.clamp(0.1, 3600.0)),
+            };
+            let out = qsplice::ctl::run(&opts, &verb)?;
+            print!("{out}");
+            if !out.ends_with('\n') {
+                println!();
+            }
             Ok(())
         }
         Cmd::DhcpServer {

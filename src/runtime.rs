@@ -182,6 +182,9 @@ pub(crate) fn install_signal_handler() -> Arc<AtomicBool> {
 /// `qsplice run`: the appliance's L2/L3 presence (ARP, neighbour
 /// resolution, ICMP echo) on every configured port, until stopped.
 pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
+    // Before the EAL: a listener that cannot start stops the appliance
+    // before it takes any port.
+    let mgmt = start_management(cfg)?;
     let mut b = boot(cfg)?;
     let setups = port_setups(cfg);
     let workers = cfg.eal.worker_lcores.clone();
@@ -276,10 +279,20 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             }
         }
         if reload.swap(false, Ordering::SeqCst) {
-            reload_config(opts, lb.as_mut());
+            let _ = reload_config(opts, lb.as_mut(), "SIGHUP");
         }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
+        }
+        if let Some(m) = &mgmt {
+            m.poll(&mut ApiCtl {
+                b: &b,
+                shared: &shared,
+                neighbors: &neighbors,
+                started,
+                lb: lb.as_mut(),
+                opts,
+            });
         }
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
             next_stats += interval;
@@ -310,26 +323,107 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     Ok(r)
 }
 
-/// SIGHUP: re-read the config and apply what can change while running.
-fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>) {
+/// SIGHUP or `POST /api/v1/reload`: re-read the config and apply what can
+/// change while running. `Ok(changes)` or why nothing was applied.
+fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>, why: &str) -> Result<usize, String> {
     let Some(path) = &opts.config_path else {
-        tracing::warn!("SIGHUP: no config file to reload");
-        return;
+        tracing::warn!("{why}: no config file to reload");
+        return Err("no config file to reload".into());
     };
     let cfg = match qsplice_config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("SIGHUP: config not reloaded: {e}");
-            return;
+            tracing::error!("{why}: config not reloaded: {e}");
+            return Err(format!("config not reloaded: {e}"));
         }
     };
     match (lb, &cfg.lb) {
         (Some(l), Some(new)) => match l.reconfigure(new) {
-            Ok(n) => tracing::info!(changes = n, "SIGHUP: config reloaded"),
-            Err(e) => tracing::error!("SIGHUP: config not reloaded: {e}"),
+            Ok(n) => {
+                tracing::info!(changes = n, "{why}: config reloaded");
+                Ok(n)
+            }
+            Err(e) => {
+                tracing::error!("{why}: config not reloaded: {e}");
+                Err(format!("config not reloaded: {e}"))
+            }
         },
-        _ => tracing::info!("SIGHUP: nothing to reload without an [lb] section"),
+        _ => {
+            tracing::info!("{why}: nothing to reload without an [lb] section");
+            Err("nothing to reload without an [lb] section".into())
+        }
     }
+}
+
+/// The management API's view of the running appliance (built per poll).
+struct ApiCtl<'a> {
+    b: &'a Booted,
+    shared: &'a [Arc<SharedCounters>],
+    neighbors: &'a BTreeSet<NeighborReport>,
+    started: Instant,
+    lb: Option<&'a mut LbRuntime>,
+    opts: &'a RunOpts,
+}
+
+impl qsplice_mgmt::Control for ApiCtl<'_> {
+    fn report(&self) -> Report {
+        report(
+            self.b,
+            self.shared,
+            self.neighbors,
+            self.started,
+            self.lb.as_deref(),
+        )
+    }
+
+    fn sessions(
+        &self,
+        vip: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        match self.lb.as_deref() {
+            Some(l) => l.sessions(vip, offset, limit),
+            None => Err(qsplice_mgmt::ApiError::not_found("no [lb] configured")),
+        }
+    }
+
+    fn reload(&mut self) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        reload_config(self.opts, self.lb.as_deref_mut(), "management API reload")
+            .map(|n| serde_json::json!({ "reloaded": true, "changes": n }))
+            .map_err(qsplice_mgmt::ApiError::conflict)
+    }
+
+    fn set_backend(
+        &mut self,
+        vip: &str,
+        backend: &str,
+        change: &qsplice_mgmt::BackendChange,
+    ) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        match self.lb.as_deref_mut() {
+            Some(l) => l.set_backend(vip, backend, change),
+            None => Err(qsplice_mgmt::ApiError::not_found("no [lb] configured")),
+        }
+    }
+}
+
+/// Start the management listener of `cfg` (None when `listen = "off"`).
+fn start_management(cfg: &Config) -> Result<Option<qsplice_mgmt::MgmtServer>> {
+    use qsplice_config::ManagementListen;
+    let m = &cfg.management;
+    let listen = match m.parse_listen().map_err(anyhow::Error::msg)? {
+        ManagementListen::Off => return Ok(None),
+        ManagementListen::Tcp(a) => qsplice_mgmt::Listen::Tcp(a),
+        ManagementListen::Unix(p) => qsplice_mgmt::Listen::Unix(p),
+    };
+    let token = match &m.token_file {
+        Some(f) => Some(qsplice_mgmt::server::read_token(std::path::Path::new(f))?),
+        None => None,
+    };
+    let authed = token.is_some();
+    let s = qsplice_mgmt::MgmtServer::bind(&listen, token)?;
+    tracing::info!(listen = %s.local_addr(), token = authed, "management listener up");
+    Ok(Some(s))
 }
 
 fn report(

@@ -70,26 +70,6 @@ fn healthy(v: &serde_json::Value) -> Vec<bool> {
         .unwrap_or_default()
 }
 
-fn curl_backend(topo: &Topology) -> Option<String> {
-    let ns = topo.var("CLIENT_NS");
-    let out = topo.exec(
-        ns,
-        &[
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "-D-",
-            "-o",
-            "/dev/null",
-            "http://10.10.1.1/",
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
-}
-
 fn sha256_of_stdout(cmd: &mut Command) -> String {
     let out = cmd.stderr(Stdio::inherit()).output().expect("run");
     assert!(out.status.success(), "command failed: {cmd:?}");

@@ -827,3 +827,25 @@ pub fn wait_lb_settled(
         None
     })
 }
+
+/// One request to the VIP (10.10.1.1:80) from the client namespace: the
+/// backend that answered (its `X-Backend` header).
+pub fn curl_backend(topo: &Topology) -> Option<String> {
+    let ns = topo.var("CLIENT_NS");
+    let out = topo.exec(
+        ns,
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-D-",
+            "-o",
+            "/dev/null",
+            "http://10.10.1.1/",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
+}

@@ -34,6 +34,65 @@ pub struct Config {
     pub dhcp_tester: Option<DhcpTesterConf>,
     /// The packet generator (`qsplice pktgen`).
     pub pktgen: Option<PktgenConf>,
+    /// The management listener (metrics, JSON API, `qsplice ctl`).
+    pub management: ManagementConf,
+}
+
+/// `[management]`: the HTTP management listener of `qsplice run` / `lb`,
+/// on a kernel socket served by the control thread.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConf {
+    /// `"IP:port"` (port 0: any free port), `"unix:/absolute/path"`, or
+    /// `"off"`.
+    pub listen: String,
+    /// File holding the bearer token every mutating call must present
+    /// (mode 0600 or stricter). Absent: no token is asked for.
+    pub token_file: Option<String>,
+}
+
+impl Default for ManagementConf {
+    fn default() -> Self {
+        ManagementConf {
+            listen: "127.0.0.1:9180".into(),
+            token_file: None,
+        }
+    }
+}
+
+/// Where `[management] listen` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManagementListen {
+    /// Disabled.
+    Off,
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl ManagementConf {
+    /// The parsed `listen` (validation has accepted it).
+    pub fn parse_listen(&self) -> Result<ManagementListen, String> {
+        let l = self.listen.trim();
+        if l == "off" {
+            return Ok(ManagementListen::Off);
+        }
+        if let Some(p) = l.strip_prefix("unix:") {
+            let path = std::path::PathBuf::from(p);
+            if !path.is_absolute() {
+                return Err(
+                    "a Unix socket path must be absolute (\"unix:/run/qsplice.sock\")".into(),
+                );
+            }
+            return Ok(ManagementListen::Unix(path));
+        }
+        l.parse::<std::net::SocketAddr>()
+            .map(ManagementListen::Tcp)
+            .map_err(|_| {
+                "expected \"IP:port\", \"[IPv6]:port\", \"unix:/path\" or \"off\"".to_string()
+            })
+    }
 }
 
 /// A congestion controller of `qsplice-tcp` (`lb.tcp_congestion`).

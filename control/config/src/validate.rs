@@ -388,8 +388,40 @@ impl Config {
         self.validate_lb()?;
         self.validate_dhcp()?;
         self.validate_pktgen()?;
+        self.validate_management()?;
         if let Err(reason) = check_log_filter(&self.log.level) {
             return err("log.level", &self.log.level, reason);
+        }
+        Ok(())
+    }
+
+    fn validate_management(&self) -> R {
+        let m = &self.management;
+        match m.parse_listen() {
+            Err(why) => return err("management.listen", &m.listen, why),
+            Ok(crate::ManagementListen::Tcp(a)) => {
+                for p in &self.ports {
+                    if p.addresses
+                        .iter()
+                        .any(|c| std::net::IpAddr::V4(c.addr) == a.ip())
+                    {
+                        return err(
+                            "management.listen",
+                            &m.listen,
+                            format!(
+                                "is an address of the data port `{}`: the management listener is a kernel socket and must never be reachable through a DPDK data port",
+                                p.name
+                            ),
+                        );
+                    }
+                }
+            }
+            Ok(_) => {}
+        }
+        if let Some(t) = &m.token_file {
+            if t.is_empty() {
+                return err("management.token_file", "\"\"", "must be a file path");
+            }
         }
         Ok(())
     }

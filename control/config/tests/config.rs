@@ -825,3 +825,41 @@ fn tcp_congestion_is_one_of_three() {
     assert_eq!(e.key, "lb.tcp_congestion");
     assert!(e.reason.contains("bbr"), "{e}");
 }
+
+#[test]
+fn management_listen_is_a_kernel_address_never_a_data_port_address() {
+    let lb = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conf/lb.toml"),
+    )
+    .unwrap();
+    let m = parse(&lb).unwrap().management;
+    assert_eq!(
+        m.parse_listen().unwrap(),
+        qsplice_config::ManagementListen::Tcp("127.0.0.1:9180".parse().unwrap())
+    );
+    let cfg = |body: &str| format!("{lb}\n[management]\n{body}\n");
+    for (v, want) in [
+        ("\"off\"", qsplice_config::ManagementListen::Off),
+        (
+            "\"unix:/run/qsplice.sock\"",
+            qsplice_config::ManagementListen::Unix("/run/qsplice.sock".into()),
+        ),
+        (
+            "\"[::1]:9180\"",
+            qsplice_config::ManagementListen::Tcp("[::1]:9180".parse().unwrap()),
+        ),
+    ] {
+        let c = parse(&cfg(&format!("listen = {v}"))).unwrap();
+        assert_eq!(c.management.parse_listen().unwrap(), want, "{v}");
+    }
+    for bad in ["\"localhost\"", "\"unix:relative.sock\"", "\"9180\""] {
+        let e = reject(&cfg(&format!("listen = {bad}")));
+        assert_eq!(e.key, "management.listen", "{bad}: {e}");
+    }
+    // conf/lb.toml's client port owns 10.10.1.1.
+    let e = reject(&cfg("listen = \"10.10.1.1:9180\""));
+    assert_eq!(e.key, "management.listen");
+    assert!(e.reason.contains("data port"), "{e}");
+    let e = reject(&cfg("tokens = \"x\""));
+    assert!(e.to_string().contains("tokens"), "{e}");
+}

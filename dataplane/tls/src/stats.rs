@@ -269,7 +269,7 @@ impl TlsStats {
 }
 
 /// [`TlsStats`] by name, for JSON reports and the live lines.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TlsReport {
     /// See [`TlsStats::connections`].
     pub connections: u64,

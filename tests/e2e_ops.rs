@@ -1,0 +1,422 @@
+//! End to end: operating `qsplice lb` through its management listener.
+//!
+//! One appliance on the namespace topology with a token-protected listener
+//! on a loopback port: `/metrics` scraped while traffic flows and checked by
+//! Prometheus' own `promtool` (text format and OpenMetrics), its counters
+//! equal to the report's; the listener unreachable from the client
+//! namespace; `qsplice ctl` reading status, VIPs and backends, refusing
+//! changes without the token, draining / re-enabling a backend (seen in the
+//! traffic, in `ctl` and in `/metrics`), rejecting bad values with the
+//! server's reason and a non-zero exit, reloading a good config and refusing
+//! a bad one with the key; a second appliance on the same listener refuses
+//! to start.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(topo: &Topology, listen: &str, token: &std::path::Path, weight_b3: u32) -> String {
+    let backends: Vec<String> = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, b)| {
+            let w = if i == 2 { weight_b3 } else { 1 };
+            format!("    {{ address = \"{b}:80\", weight = {w} }},")
+        })
+        .collect();
+    format!(
+        r#"{base}
+[management]
+listen = "{listen}"
+token_file = "{token}"
+
+[lb]
+client_port = "client"
+backend_port = "backend"
+linger_ms = 500
+
+[lb.health]
+kind = "http"
+http_path = "/"
+interval_ms = 300
+timeout_ms = 250
+
+[[lb.vips]]
+name = "web"
+address = "10.10.1.1:80"
+policy = "round-robin"
+backends = [
+{b}
+]
+"#,
+        base = demo_config(topo, ""),
+        token = token.display(),
+        b = backends.join("\n")
+    )
+}
+
+fn ctl(url: &str, token: Option<&std::path::Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qsplice"));
+    c.args(["ctl", "--url", url]);
+    if let Some(t) = token {
+        c.args(["--token-file", t.to_str().unwrap()]);
+    }
+    c.args(args).output().expect("run qsplice ctl")
+}
+
+fn ok_json(o: &Output, what: &str) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl").args(args).output().expect("run curl")
+}
+
+/// The value of a sample line `name{labels} value` in an exposition.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[test]
+fn management_listener_metrics_and_ctl() {
+    if !require_root() {
+        return;
+    }
+    assert!(
+        Command::new("promtool")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "promtool (Debian `prometheus`) is needed: scripts/setup.sh installs it"
+    );
+    let topo = Topology::up("qops", 3);
+    let scratch = Scratch::new("e2e-ops");
+    let token = scratch.0.join("token");
+    std::fs::write(&token, "e2e-0123456789abcdef\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = format!("http://{listen}");
+    let cfg_path = scratch.0.join("lb.toml");
+    std::fs::write(&cfg_path, config(&topo, &listen, &token, 1)).unwrap();
+    let (app, json) = spawn_lb(&scratch.0, &cfg_path);
+    wait_vip0_healthy(&app, &json);
+    let backends: Vec<String> = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .map(|b| format!("{b}:80"))
+        .collect();
+    let name_of = |addr: &str| format!("b{}", backends.iter().position(|b| b == addr).unwrap() + 1);
+
+    // Traffic, then a scrape.
+    for _ in 0..9 {
+        curl_backend(&topo).unwrap_or_else(|| panic!("curl through the VIP\n{}", app.logs()));
+    }
+    let scrape = curl(&["-s", "-m", "5", "-D", "-", &format!("{url}/metrics")]);
+    let text = String::from_utf8_lossy(&scrape.stdout).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let prom = scratch.0.join("metrics.txt");
+    std::fs::write(&prom, body).unwrap();
+    let check = Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", prom.display()))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // The scrape's counters are the report's.
+    let opened: f64 = backends
+        .iter()
+        .map(|b| {
+            sample(
+                body,
+                &format!("qsplice_backend_connections_opened_total{{vip=\"web\",backend=\"{b}\"}}"),
+            )
+            .unwrap_or_else(|| panic!("no opened counter for {b} in\n{body}"))
+        })
+        .sum();
+    assert!(opened >= 9.0, "opened {opened}");
+    let v = stats(&json).unwrap();
+    let reported = v["lb"]["vips"][0]["total"]["opened"].as_u64().unwrap() as f64;
+    assert!(
+        (opened - reported).abs() <= 2.0,
+        "metrics {opened} vs report {reported} (health checks only may differ by a scrape interval)"
+    );
+    for b in &backends {
+        assert_eq!(
+            sample(
+                body,
+                &format!("qsplice_backend_up{{vip=\"web\",backend=\"{b}\"}}")
+            ),
+            Some(1.0),
+            "{b} up"
+        );
+    }
+    assert!(body.contains("qsplice_drops_total{"), "drops by reason");
+    assert!(
+        body.contains("qsplice_mempool_free_mbufs{"),
+        "mempool gauge"
+    );
+    // OpenMetrics when asked for.
+    let om = curl(&[
+        "-s",
+        "-m",
+        "5",
+        "-D",
+        "-",
+        "-H",
+        "Accept: application/openmetrics-text; version=1.0.0",
+        &format!("{url}/metrics"),
+    ]);
+    let om = String::from_utf8_lossy(&om.stdout).to_string();
+    assert!(
+        om.contains("application/openmetrics-text"),
+        "{}",
+        &om[..om.len().min(300)]
+    );
+    assert!(om.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+
+    // Not reachable from the client side: neither through the VIP's
+    // address (a data port) nor the namespace's own loopback.
+    let ns = topo.var("CLIENT_NS");
+    for target in [
+        format!("http://10.10.1.1:{port}/metrics"),
+        format!("{url}/metrics"),
+    ] {
+        let o = topo.exec(
+            ns,
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &target,
+            ],
+        );
+        assert!(
+            !o.status.success() && String::from_utf8_lossy(&o.stdout) == "000",
+            "{target} answered from the client namespace: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+
+    // ctl reads.
+    let b = ok_json(&ctl(&url, None, &["--json", "backends"]), "ctl backends");
+    let rows = b["backends"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|r| r["vip"] == "web" && r["admin"] == "up" && r["weight"] == 1));
+    let st = ctl(&url, None, &["status"]);
+    assert!(st.status.success());
+    assert!(String::from_utf8_lossy(&st.stdout).contains("vip web 10.10.1.1:80"));
+    let table = ctl(&url, None, &["backends"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains(&backends[0]));
+
+    // Changes need the token.
+    let denied = ctl(&url, None, &["drain", "web", &backends[0]]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    let raw = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer wrong",
+        &format!("{url}/api/v1/reload"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&raw.stdout), "401");
+
+    // Drain b1: new connections avoid it, ctl and /metrics say so.
+    let d = ok_json(
+        &ctl(
+            &url,
+            Some(&token),
+            &["--json", "drain", "web", &backends[0]],
+        ),
+        "ctl drain",
+    );
+    assert_eq!(d["admin"], "draining");
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..8 {
+        let b = curl_backend(&topo).expect("curl while draining");
+        *seen.entry(b).or_default() += 1;
+    }
+    assert!(
+        !seen.contains_key(&name_of(&backends[0])),
+        "drained backend chosen: {seen:?}"
+    );
+    let b = ok_json(&ctl(&url, None, &["--json", "backends"]), "ctl backends");
+    assert_eq!(b["backends"][0]["admin"], "draining");
+    let m = String::from_utf8_lossy(&curl(&["-s", &format!("{url}/metrics")]).stdout).to_string();
+    assert_eq!(
+        sample(
+            &m,
+            &format!(
+                "qsplice_backend_admin_state{{vip=\"web\",backend=\"{}\",state=\"draining\"}}",
+                backends[0]
+            )
+        ),
+        Some(1.0)
+    );
+    ok_json(
+        &ctl(
+            &url,
+            Some(&token),
+            &["--json", "enable", "web", &backends[0]],
+        ),
+        "ctl enable",
+    );
+    let back = wait_for(Duration::from_secs(5), || {
+        (curl_backend(&topo)? == name_of(&backends[0])).then_some(())
+    });
+    assert!(back.is_some(), "re-enabled backend never chosen");
+    // Weight.
+    let w = ok_json(
+        &ctl(
+            &url,
+            Some(&token),
+            &["--json", "backend", "web", &backends[1], "--weight", "5"],
+        ),
+        "weight",
+    );
+    assert_eq!(w["weight"], 5);
+    let m = String::from_utf8_lossy(&curl(&["-s", &format!("{url}/metrics")]).stdout).to_string();
+    assert_eq!(
+        sample(
+            &m,
+            &format!(
+                "qsplice_backend_weight{{vip=\"web\",backend=\"{}\"}}",
+                backends[1]
+            )
+        ),
+        Some(5.0)
+    );
+    // Bad values: the server's reason, a non-zero exit.
+    for (args, want) in [
+        (
+            vec!["backend", "web", backends[1].as_str(), "--weight", "0"],
+            "weight 0",
+        ),
+        (
+            vec![
+                "backend",
+                "web",
+                backends[1].as_str(),
+                "--state",
+                "sideways",
+            ],
+            "sideways",
+        ),
+        (
+            vec!["drain", "nope", backends[1].as_str()],
+            "no VIP named `nope`",
+        ),
+        (
+            vec!["drain", "web", "10.9.9.9:80"],
+            "no backend 10.9.9.9:80",
+        ),
+        (vec!["sessions", "web"], "not session-aware"),
+    ] {
+        let o = ctl(&url, Some(&token), &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
+    }
+
+    // Reload: a good file applies (b3's weight from the file), a bad one
+    // is refused with its key and nothing changes.
+    std::fs::write(&cfg_path, config(&topo, &listen, &token, 3)).unwrap();
+    let r = ok_json(
+        &ctl(&url, Some(&token), &["--json", "reload"]),
+        "ctl reload",
+    );
+    assert_eq!(r["reloaded"], true);
+    let b = ok_json(&ctl(&url, None, &["--json", "backends"]), "ctl backends");
+    assert_eq!(b["backends"][2]["weight"], 3);
+    std::fs::write(
+        &cfg_path,
+        config(&topo, &listen, &token, 3).replace("interval_ms = 300", "interval_ms = 0"),
+    )
+    .unwrap();
+    let o = ctl(&url, Some(&token), &["reload"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("lb.health.interval_ms"),
+        "{err}"
+    );
+    std::fs::write(&cfg_path, config(&topo, &listen, &token, 3)).unwrap();
+
+    // A second appliance cannot take the same listener: it stops before
+    // touching a port, naming the key.
+    let second = Command::new(env!("CARGO_BIN_EXE_qsplice"))
+        .args([
+            "lb",
+            "--config",
+            cfg_path.to_str().unwrap(),
+            "--duration",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && err.contains("management.listen"),
+        "{err}"
+    );
+
+    // Still serving, and the listener still answers.
+    assert!(curl_backend(&topo).is_some());
+    let mut app = app;
+    let code = app.stop(Duration::from_secs(15));
+    assert!(
+        code.is_some_and(|c| c.success()),
+        "clean exit\n{}",
+        app.logs()
+    );
+}
