@@ -5,18 +5,20 @@
 #
 #   scripts/demo.sh [--seconds N] [--keep]
 #
-#   --seconds N   how long the appliance runs (default 20; the demo stops early once done)
+#   --seconds N   upper bound on the appliance's run (default 300; the demo
+#                 stops it as soon as it is done — every tool is built before
+#                 it starts, so no build races this bound)
 #   --keep        leave the topology up afterwards (tear down: scripts/netns.sh down)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUN_SECONDS=20
+RUN_SECONDS=300
 KEEP=0
 while (($#)); do
     case "$1" in
         --seconds) RUN_SECONDS=$2; shift ;;
         --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -27,10 +29,15 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "setup (packages, hugepages)"
 scripts/setup.sh
 
-step "build"
+step "build (the appliance and every client tool, before anything starts)"
 cargo build --release --bin qsplice
 QS=target/release/qsplice
 "$QS" --version
+TLSCLIENT=
+if command -v go >/dev/null 2>&1; then
+    (cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o /tmp/qsplice-tlsclient .)
+    TLSCLIENT=/tmp/qsplice-tlsclient
+fi
 
 step "topology: client ns -- [qsplice on af_packet] -- backend ns with nginx"
 scripts/netns.sh up --prefix qs --backends 3 | tee /tmp/qsplice-demo-netns.env
@@ -87,16 +94,31 @@ step "client namespace: HTTPS to the VIP, TLS terminated on the lcore (hybrid po
 CURL_TLS=(curl -s -m 5 --cacert /tmp/qsplice-certs/ca.pem --resolve vip.test:443:10.10.1.1)
 printf '  curl (OpenSSL 3.0, classical X25519): '
 ip netns exec qs-client "${CURL_TLS[@]}" -w ' [%{http_version}, verify %{ssl_verify_result}]\n' https://vip.test/xff || echo "FAILED"
-if command -v go >/dev/null 2>&1; then
-    (cd tests/tools/tlsclient && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o /tmp/qsplice-tlsclient .)
+if [[ -n $TLSCLIENT ]]; then
     echo "  Go crypto/tls, 3 connections (X25519MLKEM768, then ticket resumption):"
-    ip netns exec qs-client /tmp/qsplice-tlsclient -addr 10.10.1.1:443 -name vip.test \
+    ip netns exec qs-client "$TLSCLIENT" -addr 10.10.1.1:443 -name vip.test \
         -ca /tmp/qsplice-certs/ca.pem -n 3 | sed 's/^/    /'
 elif command -v chromium >/dev/null 2>&1; then
     echo "  headless Chromium (X25519MLKEM768):"
     ip netns exec qs-client chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
         --user-data-dir="$(mktemp -d)" --ignore-certificate-errors \
         --host-resolver-rules="MAP vip.test 10.10.1.1" --dump-dom https://vip.test/ 2>/dev/null | sed 's/^/    /'
+fi
+
+step "operate it: qsplice ctl and Prometheus metrics on the management listener (127.0.0.1:9180, a kernel socket)"
+"$QS" ctl vips
+"$QS" ctl backends
+echo "drain b1 (no new connections to it), then 3 requests:"
+"$QS" ctl drain web 10.10.2.11:80 >/dev/null
+for i in 1 2 3; do
+    printf '  request %d -> ' "$i"
+    ip netns exec qs-client curl -s -m 5 -D- -o /dev/null http://10.10.1.1/ | grep -i '^x-backend' || echo "FAILED"
+done
+"$QS" ctl enable web 10.10.2.11:80 >/dev/null && echo "b1 enabled again"
+echo "a few lines of GET /metrics:"
+curl -s http://127.0.0.1:9180/metrics | grep -E '^qsplice_(backend_connections_opened_total|tls_handshakes_total)' | head -n 6 | sed 's/^/  /'
+if command -v promtool >/dev/null 2>&1; then
+    curl -s http://127.0.0.1:9180/metrics | promtool check metrics && echo "  promtool check metrics: OK"
 fi
 
 step "client namespace: hostile frames (bad checksums, bad lengths, unknown protocols...)"

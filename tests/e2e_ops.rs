@@ -3,7 +3,8 @@
 //! One appliance on the namespace topology with a token-protected listener
 //! on a loopback port: `/metrics` scraped while traffic flows and checked by
 //! Prometheus' own `promtool` (text format and OpenMetrics), its counters
-//! equal to the report's; the listener unreachable from the client
+//! equal to the report's; a real Prometheus server scraping it reads a
+//! non-zero connection rate from its own query API; the listener unreachable from the client
 //! namespace; `qsplice ctl` reading status, VIPs and backends, refusing
 //! changes without the token, draining / re-enabling a backend (seen in the
 //! traffic, in `ctl` and in `/metrics`), rejecting bad values with the
@@ -90,6 +91,16 @@ fn ok_json(o: &Output, what: &str) -> serde_json::Value {
             String::from_utf8_lossy(&o.stdout)
         )
     })
+}
+
+/// A child process killed (by PID) when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn curl(args: &[&str]) -> Output {
@@ -209,6 +220,60 @@ fn management_listener_metrics_and_ctl() {
         &om[..om.len().min(300)]
     );
     assert!(om.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+
+    // A real Prometheus server scrapes it while wrk runs, and its own
+    // HTTP API reads a non-zero rate of new connections.
+    let prom_port = free_port();
+    let prom_dir = scratch.0.join("prometheus");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    std::fs::write(
+        prom_dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: qsplice\n    static_configs:\n      - targets: ['{listen}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_log = std::fs::File::create(prom_dir.join("prometheus.log")).unwrap();
+    let mut prom = KillOnDrop(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", prom_dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", prom_dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(prom_log.try_clone().unwrap())
+            .stderr(prom_log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let wrk = {
+        let ns = topo.var("CLIENT_NS").to_string();
+        std::thread::spawn(move || {
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "wrk", "-t1", "-c4", "-d12s", "-H", "Connection: close", "http://10.10.1.1/"])
+                .output()
+                .expect("wrk")
+        })
+    };
+    let query = format!(
+        "http://127.0.0.1:{prom_port}/api/v1/query?query=sum(rate(qsplice_backend_connections_opened_total%7Bvip%3D%22web%22%7D%5B5s%5D))"
+    );
+    let rate = wait_for(Duration::from_secs(25), || {
+        let o = curl(&["-s", "-m", "2", &query]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let r: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+        (r > 0.0).then_some(r)
+    });
+    let up = curl(&["-s", "-m", "2", &format!("http://127.0.0.1:{prom_port}/api/v1/query?query=up%7Bjob%3D%22qsplice%22%7D")]);
+    assert!(
+        rate.is_some(),
+        "Prometheus never saw a connection rate; up: {}\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        std::fs::read_to_string(prom_dir.join("prometheus.log")).unwrap_or_default()
+    );
+    eprintln!("Prometheus: rate(qsplice_backend_connections_opened_total[5s]) = {:.0}/s", rate.unwrap());
+    let w = wrk.join().unwrap();
+    assert!(String::from_utf8_lossy(&w.stdout).contains("requests in"), "wrk ran");
+    let _ = prom.0.kill();
+    let _ = prom.0.wait();
 
     // Not reachable from the client side: neither through the VIP's
     // address (a data port) nor the namespace's own loopback.

@@ -584,6 +584,66 @@ mod tests {
         assert!(t.contains("qsplice_lb_conn_opened_total{lcore=\"0\"} 5"));
     }
 
+    /// Every metric the shipped Grafana dashboard queries exists.
+    #[test]
+    fn grafana_dashboard_queries_existing_metrics() {
+        let mut r = fixture();
+        if let Some(lb) = r.lb.as_mut() {
+            lb.per_core[0].extend(
+                ["syn_stateful", "syn_cookies", "syn_rate_limited", "syn_cache_active", "tls_active"]
+                    .map(|k| (k.to_string(), 1)),
+            );
+            let v = &mut lb.vips[0];
+            v.sessions = Some(
+                ["sessions", "learned", "expired", "replaced", "evicted", "memory_bytes"]
+                    .map(|k| (k.to_string(), 1))
+                    .into(),
+            );
+            v.tls = Some(crate::report::TlsReport {
+                connections: 1,
+                handshakes: 1,
+                resumed: 1,
+                hello_retries: 0,
+                post_quantum: 1,
+                tls13: 1,
+                tls12: 0,
+                groups: vec![("X25519MLKEM768".into(), 1)],
+                suites: vec![("TLS13_AES_256_GCM_SHA384".into(), 1)],
+                failures: vec![("alert".into(), 0)],
+                close_notify: 1,
+                bytes_in: 1,
+                bytes_out: 1,
+            });
+        }
+        let (t, _) = render(&r, false);
+        let have: std::collections::BTreeSet<&str> = t
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let dash = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conf/grafana/qsplice.json"
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&dash).unwrap();
+        let mut queried = 0;
+        for p in v["panels"].as_array().unwrap() {
+            for tgt in p["targets"].as_array().unwrap() {
+                let e = tgt["expr"].as_str().unwrap();
+                for (i, _) in e.match_indices("qsplice_") {
+                    let name: String = e[i..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(have.contains(name.as_str()), "{name} (panel {}) is not exported", p["title"]);
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 20, "{queried}");
+    }
+
     #[test]
     fn label_values_are_escaped() {
         let mut r = fixture();
