@@ -20,7 +20,7 @@ use qsplice_lb::{
     SessionShared, SharedLbCounters, TlsVip, VipConf,
 };
 pub use qsplice_mgmt::report::{
-    BackendReport, LbReport, SessionRowReport, VipReport, TABLE_DUMP_ROWS,
+    BackendReport, HistReport, LbReport, SessionRowReport, VipReport, TABLE_DUMP_ROWS,
 };
 use qsplice_mgmt::{ApiError, BackendChange};
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
@@ -72,6 +72,7 @@ pub struct LbRuntime {
     vips: Vec<VipCtl>,
     board: Arc<PoolBoard>,
     counters: Vec<Arc<SharedLbCounters>>,
+    hists: Vec<Arc<qsplice_lb::SharedLbHists>>,
     backends: Vec<Arc<BackendCounters>>,
     inboxes: Arc<Vec<ArrayQueue<Mbuf>>>,
     health: Arc<HealthShared>,
@@ -314,6 +315,7 @@ impl LbRuntime {
             counters: (0..workers)
                 .map(|_| Arc::new(SharedLbCounters::default()))
                 .collect(),
+            hists: (0..workers).map(|_| Arc::default()).collect(),
             backends: (0..workers)
                 .map(|_| Arc::new(BackendCounters::new(&sizes)))
                 .collect(),
@@ -367,6 +369,7 @@ impl LbRuntime {
         let shared = LbShared {
             board: self.board.clone(),
             counters: self.counters[i].clone(),
+            hists: self.hists[i].clone(),
             backends: self.backends[i].clone(),
             inboxes: self.inboxes.clone(),
             health: (i == 0).then(|| self.health.clone()),
@@ -882,7 +885,23 @@ impl LbRuntime {
                 }
             })
             .collect();
+        let mut hists = qsplice_lb::LbHists::default();
+        for h in &self.hists {
+            hists.add(&h.snapshot());
+        }
+        let mut histograms = BTreeMap::new();
+        hists.for_each(|name, h| {
+            histograms.insert(
+                name.to_string(),
+                HistReport {
+                    bounds_us: qsplice_lb::hist::BOUNDS_US.to_vec(),
+                    counts: h.counts.to_vec(),
+                    sum_us: h.sum_us,
+                },
+            );
+        });
         LbReport {
+            histograms,
             total: lb_map(&total),
             per_core: per.iter().map(lb_map).collect(),
             session_view: self.sessions.is_some().then(|| self.view.report()),

@@ -198,6 +198,17 @@ fn management_listener_metrics_and_ctl() {
         );
     }
     assert!(body.contains("qsplice_drops_total{"), "drops by reason");
+    // Latency histograms from the lcores: every spliced connection counted.
+    for h in [
+        "qsplice_connection_setup_seconds",
+        "qsplice_backend_connect_seconds",
+        "qsplice_flow_duration_seconds",
+    ] {
+        let n = sample(body, &format!("{h}_count")).unwrap_or(0.0);
+        assert!(n >= 9.0, "{h}_count = {n}");
+        let inf = sample(body, &format!("{h}_bucket{{le=\"+Inf\"}}"));
+        assert_eq!(inf, Some(n), "{h}: +Inf bucket = count");
+    }
     assert!(
         body.contains("qsplice_mempool_free_mbufs{"),
         "mempool gauge"
@@ -236,8 +247,14 @@ fn management_listener_metrics_and_ctl() {
     let prom_log = std::fs::File::create(prom_dir.join("prometheus.log")).unwrap();
     let mut prom = KillOnDrop(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", prom_dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", prom_dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                prom_dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(prom_log.try_clone().unwrap())
             .stderr(prom_log)
@@ -248,7 +265,18 @@ fn management_listener_metrics_and_ctl() {
         let ns = topo.var("CLIENT_NS").to_string();
         std::thread::spawn(move || {
             Command::new("ip")
-                .args(["netns", "exec", &ns, "wrk", "-t1", "-c4", "-d12s", "-H", "Connection: close", "http://10.10.1.1/"])
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "wrk",
+                    "-t1",
+                    "-c4",
+                    "-d12s",
+                    "-H",
+                    "Connection: close",
+                    "http://10.10.1.1/",
+                ])
                 .output()
                 .expect("wrk")
         })
@@ -262,16 +290,27 @@ fn management_listener_metrics_and_ctl() {
         let r: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
         (r > 0.0).then_some(r)
     });
-    let up = curl(&["-s", "-m", "2", &format!("http://127.0.0.1:{prom_port}/api/v1/query?query=up%7Bjob%3D%22qsplice%22%7D")]);
+    let up = curl(&[
+        "-s",
+        "-m",
+        "2",
+        &format!("http://127.0.0.1:{prom_port}/api/v1/query?query=up%7Bjob%3D%22qsplice%22%7D"),
+    ]);
     assert!(
         rate.is_some(),
         "Prometheus never saw a connection rate; up: {}\n{}",
         String::from_utf8_lossy(&up.stdout),
         std::fs::read_to_string(prom_dir.join("prometheus.log")).unwrap_or_default()
     );
-    eprintln!("Prometheus: rate(qsplice_backend_connections_opened_total[5s]) = {:.0}/s", rate.unwrap());
+    eprintln!(
+        "Prometheus: rate(qsplice_backend_connections_opened_total[5s]) = {:.0}/s",
+        rate.unwrap()
+    );
     let w = wrk.join().unwrap();
-    assert!(String::from_utf8_lossy(&w.stdout).contains("requests in"), "wrk ran");
+    assert!(
+        String::from_utf8_lossy(&w.stdout).contains("requests in"),
+        "wrk ran"
+    );
     let _ = prom.0.kill();
     let _ = prom.0.wait();
 

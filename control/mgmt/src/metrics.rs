@@ -16,10 +16,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::encoding::{prometheus_text, text, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::report::Report;
@@ -51,9 +52,54 @@ fn l<const N: usize>(pairs: [(&str, &str); N]) -> Labels {
         .collect()
 }
 
+/// Histograms whose buckets were counted elsewhere (by the lcores):
+/// encoded as they are, one series per label set.
+#[derive(Debug, Default)]
+struct ConstHistograms(Vec<(Labels, f64, u64, Vec<(f64, u64)>)>);
+
+impl EncodeMetric for ConstHistograms {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, sum, count, buckets) in &self.0 {
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// The report's histograms: name in the report → metric name and help.
+const HISTOGRAMS: [(&str, &str, &str); 4] = [
+    (
+        "setup",
+        "qsplice_connection_setup_seconds",
+        "Client connection setup on spliced VIPs: client SYN to flow spliced (backend connected).",
+    ),
+    (
+        "backend_connect",
+        "qsplice_backend_connect_seconds",
+        "Backend connect time: our SYN to the backend's SYN-ACK.",
+    ),
+    (
+        "tls_handshake",
+        "qsplice_tls_handshake_seconds",
+        "TLS handshake time on terminated VIPs: TCP connection established to TLS handshake complete.",
+    ),
+    (
+        "flow_duration",
+        "qsplice_flow_duration_seconds",
+        "Spliced flow duration: client SYN to the flow closed (FINs acknowledged or RST).",
+    ),
+];
+
 /// Collects samples per metric name, then registers each family once.
 #[derive(Default)]
 struct Builder {
+    hists: BTreeMap<String, (String, ConstHistograms)>,
     counters: BTreeMap<String, (String, Vec<(Labels, u64)>)>,
     gauges: BTreeMap<String, (String, Vec<(Labels, i64)>)>,
     fgauges: BTreeMap<String, (String, Vec<(Labels, f64)>)>,
@@ -84,8 +130,30 @@ impl Builder {
             .push((labels, v));
     }
 
+    fn histogram(&mut self, name: &str, help: &str, labels: Labels, h: &crate::report::HistReport) {
+        let mut buckets: Vec<(f64, u64)> = h
+            .bounds_us
+            .iter()
+            .zip(&h.counts)
+            .map(|(b, c)| (*b as f64 / 1e6, *c))
+            .collect();
+        if h.counts.len() == h.bounds_us.len() + 1 {
+            buckets.push((f64::INFINITY, h.counts[h.bounds_us.len()]));
+        }
+        let count = h.counts.iter().sum();
+        self.hists
+            .entry(name.to_string())
+            .or_insert_with(|| (help.to_string(), ConstHistograms::default()))
+            .1
+             .0
+            .push((labels, h.sum_us as f64 / 1e6, count, buckets));
+    }
+
     fn registry(self) -> Registry {
         let mut reg = Registry::default();
+        for (name, (help, h)) in self.hists {
+            reg.register(name, help, h);
+        }
         for (name, (help, samples)) in self.counters {
             let fam = Family::<Labels, Counter>::default();
             for (labels, v) in samples {
@@ -208,6 +276,11 @@ fn build(r: &Report) -> Registry {
 }
 
 fn lb_metrics(b: &mut Builder, lb: &crate::report::LbReport) {
+    for (key, name, help) in HISTOGRAMS {
+        if let Some(h) = lb.histograms.get(key) {
+            b.histogram(name, help, Labels::new(), h);
+        }
+    }
     for (i, core) in lb.per_core.iter().enumerate() {
         let lc = i.to_string();
         for (k, v) in core {
@@ -522,6 +595,15 @@ mod tests {
                 ]
                 .into()],
                 session_view: None,
+                histograms: [(
+                    "setup".to_string(),
+                    crate::report::HistReport {
+                        bounds_us: vec![100, 1000],
+                        counts: vec![1, 2, 3],
+                        sum_us: 5_000_000,
+                    },
+                )]
+                .into(),
                 vips: vec![VipReport {
                     name: "web".into(),
                     address: "10.10.1.1:80".into(),
@@ -569,6 +651,19 @@ mod tests {
             assert_eq!(value(&t, series).as_deref(), Some(want), "{series}\n{t}");
         }
         assert!(t.contains("# TYPE qsplice_lb_flows_active gauge"));
+        assert!(t.contains("# TYPE qsplice_connection_setup_seconds histogram"));
+        for (series, want) in [
+            (
+                "qsplice_connection_setup_seconds_bucket{le=\"0.0001\"}",
+                "1",
+            ),
+            ("qsplice_connection_setup_seconds_bucket{le=\"0.001\"}", "3"),
+            ("qsplice_connection_setup_seconds_bucket{le=\"+Inf\"}", "6"),
+            ("qsplice_connection_setup_seconds_count", "6"),
+            ("qsplice_connection_setup_seconds_sum", "5.0"),
+        ] {
+            assert_eq!(value(&t, series).as_deref(), Some(want), "{series}\n{t}");
+        }
         assert!(t.contains("# TYPE qsplice_lb_conn_opened_total counter"));
     }
 
@@ -590,14 +685,37 @@ mod tests {
         let mut r = fixture();
         if let Some(lb) = r.lb.as_mut() {
             lb.per_core[0].extend(
-                ["syn_stateful", "syn_cookies", "syn_rate_limited", "syn_cache_active", "tls_active"]
-                    .map(|k| (k.to_string(), 1)),
+                [
+                    "syn_stateful",
+                    "syn_cookies",
+                    "syn_rate_limited",
+                    "syn_cache_active",
+                    "tls_active",
+                ]
+                .map(|k| (k.to_string(), 1)),
             );
+            for k in ["setup", "backend_connect", "tls_handshake", "flow_duration"] {
+                lb.histograms.insert(
+                    k.to_string(),
+                    crate::report::HistReport {
+                        bounds_us: vec![100],
+                        counts: vec![1, 1],
+                        sum_us: 300,
+                    },
+                );
+            }
             let v = &mut lb.vips[0];
             v.sessions = Some(
-                ["sessions", "learned", "expired", "replaced", "evicted", "memory_bytes"]
-                    .map(|k| (k.to_string(), 1))
-                    .into(),
+                [
+                    "sessions",
+                    "learned",
+                    "expired",
+                    "replaced",
+                    "evicted",
+                    "memory_bytes",
+                ]
+                .map(|k| (k.to_string(), 1))
+                .into(),
             );
             v.tls = Some(crate::report::TlsReport {
                 connections: 1,
@@ -636,7 +754,11 @@ mod tests {
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                         .collect();
-                    assert!(have.contains(name.as_str()), "{name} (panel {}) is not exported", p["title"]);
+                    assert!(
+                        have.contains(name.as_str()),
+                        "{name} (panel {}) is not exported",
+                        p["title"]
+                    );
                     queried += 1;
                 }
             }

@@ -246,9 +246,24 @@ pub struct VipReport {
     pub tls: Option<TlsReport>,
 }
 
+/// One latency histogram (summed over lcores).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistReport {
+    /// Upper bounds of the buckets, µs; `counts` has one more (`+Inf`).
+    pub bounds_us: Vec<u64>,
+    /// Observations per bucket (not cumulative).
+    pub counts: Vec<u64>,
+    /// Sum of the observations, µs.
+    pub sum_us: u64,
+}
+
 /// The balancer's part of the report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LbReport {
+    /// Latency histograms by name: `setup` (client SYN → spliced),
+    /// `backend_connect`, `tls_handshake`, `flow_duration`.
+    #[serde(default)]
+    pub histograms: BTreeMap<String, HistReport>,
     /// Counters summed over lcores.
     pub total: BTreeMap<String, u64>,
     /// Per-lcore counters.

@@ -211,6 +211,7 @@ impl Rig {
         let shared = LbShared {
             board,
             counters: Arc::new(SharedLbCounters::default()),
+            hists: Default::default(),
             backends: Arc::new(BackendCounters::new(&[1])),
             inboxes: Arc::new(vec![ArrayQueue::new(8), ArrayQueue::new(8)]),
             health: Some(Arc::new(HealthShared::new(4))),

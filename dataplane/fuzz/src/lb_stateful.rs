@@ -651,6 +651,7 @@ impl Rig {
         let shared = LbShared {
             board,
             counters: Arc::new(SharedLbCounters::default()),
+            hists: Default::default(),
             backends: Arc::new(BackendCounters::new(&sizes)),
             inboxes: Arc::new(vec![ArrayQueue::new(8)]),
             health: None,

@@ -173,6 +173,8 @@ pub struct LbShared<F> {
     /// This lcore's TLS counters per terminated VIP (in `tls_vips` order),
     /// republished every [`TLS_PUBLISH_MS`].
     pub tls: Arc<arc_swap::ArcSwap<Vec<qsplice_tls::TlsStats>>>,
+    /// This lcore's published latency histograms.
+    pub hists: Arc<crate::hist::SharedLbHists>,
 }
 
 /// How often an lcore republishes its TLS counters (one allocation each).
@@ -183,6 +185,7 @@ impl<F> Clone for LbShared<F> {
         LbShared {
             board: self.board.clone(),
             counters: self.counters.clone(),
+            hists: self.hists.clone(),
             backends: self.backends.clone(),
             inboxes: self.inboxes.clone(),
             health: self.health.clone(),
@@ -254,6 +257,11 @@ struct Meta {
     tried: u64,
     /// Backends tried after the first.
     retried: u8,
+    /// When the client's SYN arrived (its SYN cache entry; the handshake
+    /// ACK for a cookie): `setup` and `flow_duration` histograms.
+    born: u64,
+    /// When the first SYN to the current backend went out.
+    attempt_at: u64,
 }
 
 impl Meta {
@@ -282,6 +290,8 @@ impl Meta {
         deadline: 0,
         tried: 0,
         retried: 0,
+        born: 0,
+        attempt_at: 0,
     };
 }
 
@@ -336,6 +346,7 @@ pub struct LbCore<F> {
     cursors: Vec<Cursor>,
     bstats: Vec<Vec<BackendStats>>,
     c: LbCounters,
+    h: crate::hist::LbHists,
     sport_next: u32,
     ms: u64,
     timers: FlowTimers,
@@ -373,6 +384,7 @@ impl<F: Frame> LbCore<F> {
             cursors,
             bstats,
             c: LbCounters::default(),
+            h: crate::hist::LbHists::default(),
             // A per-process random start: a restarted appliance does not
             // walk the backends' TIME-WAIT tuples of its predecessor in order.
             sport_next: conf.secret.isn(
@@ -449,6 +461,11 @@ impl<F: Frame> LbCore<F> {
 
     fn is_vip_addr(&self, ip: Ipv4Addr) -> bool {
         self.conf.vips.iter().any(|v| *v.addr.ip() == ip)
+    }
+
+    /// Ticks of the clock as microseconds.
+    fn us(&self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000 / u128::from(self.conf.hz.max(1))) as u64
     }
 
     fn ts_clock(&self, now: u64) -> u32 {
@@ -813,7 +830,13 @@ impl<F: Frame> LbCore<F> {
                 return None;
             }
         };
-        let Accepted { mss, ws, sack, .. } = acc;
+        let Accepted {
+            mss,
+            ws,
+            sack,
+            entry,
+        } = acc;
+        let born = entry.map(|e| e.created);
         if self.connecting.len() >= self.conf.max_connecting {
             self.c.connecting_full += 1;
             {
@@ -917,6 +940,8 @@ impl<F: Frame> LbCore<F> {
             deadline: now + self.conf.syn_rto_ms * self.ms,
             tried: 1u64 << (b % 64),
             retried: 0,
+            born: born.unwrap_or(now),
+            attempt_at: now,
         };
         self.connecting.push(id);
         self.c.conn_opened += 1;
@@ -1172,6 +1197,11 @@ impl<F: Frame> LbCore<F> {
         meta.server_tsval = server_tsval;
         meta.backend_ts = backend_ts;
         meta.phase = Phase::Spliced;
+        let (born, attempt_at) = (meta.born, meta.attempt_at);
+        self.h.setup.record(self.us(now.saturating_sub(born)));
+        self.h
+            .backend_connect
+            .record(self.us(now.saturating_sub(attempt_at)));
         self.connecting.retain(|x| *x != id);
         self.c.conn_spliced += 1;
         self.bstat(m.pool.into(), m.backend.into(), |st| {
@@ -1283,6 +1313,10 @@ impl<F: Frame> LbCore<F> {
         }
         if lingering && !self.meta[id as usize].closed {
             self.sa_forget(id);
+            let born = self.meta[id as usize].born;
+            self.h
+                .flow_duration
+                .record(self.us(now.saturating_sub(born)));
             let m = &mut self.meta[id as usize];
             m.closed = true;
             let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
@@ -1641,6 +1675,7 @@ impl<F: Frame> LbCore<F> {
         nm.deadline = now + self.conf.syn_rto_ms * self.ms;
         nm.tried |= 1u64 << (b % 64);
         nm.retried += 1;
+        nm.attempt_at = now;
         self.meta[nid as usize] = nm;
         for x in self.connecting.iter_mut().filter(|x| **x == id) {
             *x = nid;
@@ -1734,6 +1769,7 @@ impl<F: Frame> LbCore<F> {
         self.c.flow_probe_overflow = self.flows.probe_overflow();
         self.c.flows_connecting = self.connecting.len() as u64;
         self.shared.counters.publish(&self.c);
+        self.shared.hists.publish(&self.h);
         for (pi, p) in self.bstats.iter().enumerate() {
             for (bi, st) in p.iter().enumerate() {
                 self.shared.backends.store(pi, bi, *st);

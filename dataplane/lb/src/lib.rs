@@ -25,6 +25,7 @@ pub mod board;
 pub mod core;
 pub mod counters;
 pub mod health;
+pub mod hist;
 pub mod syncache;
 pub mod tcp;
 
@@ -34,5 +35,6 @@ pub use core::{
     SessionShared, SessionSnap, TlsVip, VipConf, HOLD_MAX, MAX_PENDING, TLS_PUBLISH_MS,
 };
 pub use counters::{LbCounters, SharedLbCounters};
+pub use hist::{Hist, LbHists, SharedLbHists};
 /// The congestion controllers of the terminated legs (`LbConf::congestion`).
 pub use qsplice_tcp::Congestion;

@@ -101,6 +101,7 @@ fn rig_with(conf: LbConf) -> Rig {
     let shared = LbShared {
         board: board.clone(),
         counters: counters.clone(),
+        hists: Default::default(),
         backends: backends.clone(),
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(health.clone()),

@@ -548,7 +548,7 @@ impl<F: Frame> LbCore<F> {
         }
         drop(input);
         for _ in 0..ROUNDS {
-            let moved = self.term_drive(&mut conn);
+            let moved = self.term_drive(&mut conn, now);
             if conn.want_connect {
                 self.term_connect(io, idx, &mut conn, now);
             }
@@ -621,7 +621,7 @@ impl<F: Frame> LbCore<F> {
 
     /// Moves bytes client leg → TLS → backend leg and back.
     /// Returns whether anything moved.
-    fn term_drive(&mut self, conn: &mut Conn) -> bool {
+    fn term_drive(&mut self, conn: &mut Conn, now: u64) -> bool {
         let t = &mut self.term;
         let vip = &t.vips[conn.vip];
         let stats = &mut t.stats[conn.vip];
@@ -664,6 +664,9 @@ impl<F: Frame> LbCore<F> {
         moved |= before != (conn.tls.outgoing().len(), conn.tls.rx_pending());
         if p.handshake_done {
             conn.want_connect = true;
+            let ticks = now.saturating_sub(conn.created);
+            let us = (u128::from(ticks) * 1_000_000 / u128::from(self.conf.hz.max(1))) as u64;
+            self.h.tls_handshake.record(us);
         }
         // Plaintext relayed each way, on the backend's counters too (the
         // VIP's `c2s_bytes` / `s2c_bytes` are their sums).
