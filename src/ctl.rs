@@ -42,6 +42,9 @@ pub enum CtlVerb {
     /// Re-read the config file and apply it (as SIGHUP); fails with the
     /// key, value and reason when the new config is refused.
     Reload,
+    /// Shut the appliance down gracefully (as SIGTERM): new connections
+    /// refused at once, open ones may finish for `lb.shutdown_grace_s`.
+    Shutdown,
     /// Change one backend: state and/or weight.
     Backend {
         /// VIP name (or address:port).
@@ -128,6 +131,7 @@ pub fn run(opts: &CtlOpts, verb: &CtlVerb) -> Result<String> {
         CtlVerb::Lcores => c.get("/api/v1/lcores")?,
         CtlVerb::Ports => c.get("/api/v1/ports")?,
         CtlVerb::Reload => c.post("/api/v1/reload", &json!({}))?,
+        CtlVerb::Shutdown => c.post("/api/v1/shutdown", &json!({}))?,
         CtlVerb::Backend {
             vip,
             backend,

@@ -55,6 +55,8 @@ struct BackendCtl {
     checks: u64,
     last_error: &'static str,
     next_check: Instant,
+    /// See `qsplice_pool::Backend::reset_epoch`.
+    reset_epoch: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +83,8 @@ pub struct LbRuntime {
     /// Per lcore: its TLS counters per terminated VIP.
     tls_stats: Vec<Arc<ArcSwap<Vec<TlsStats>>>>,
     version: u64,
+    /// `lb.shutdown_grace_s`.
+    shutdown_grace: Duration,
     next_load_refresh: Instant,
     token: u32,
     /// Session-aware dispatch: the table per pool, shared state, timers.
@@ -218,6 +222,7 @@ impl LbRuntime {
                         // First check once ARP had a chance to resolve the
                         // backend (a check that finds no MAC fails).
                         next_check: now + Duration::from_millis(300),
+                        reset_epoch: 0,
                     })
                     .collect(),
             })
@@ -328,6 +333,7 @@ impl LbRuntime {
             vips,
             template,
             version: 0,
+            shutdown_grace: Duration::from_secs(l.shutdown_grace_s),
             next_load_refresh: now,
             token: 0,
             sessions: None,
@@ -398,6 +404,7 @@ impl LbRuntime {
                         let mut x = Backend::new(b.addr);
                         x.weight = b.weight;
                         x.max_conns = b.max_conns;
+                        x.reset_epoch = b.reset_epoch;
                         x.state = match (b.admin, b.healthy) {
                             (BackendStateConf::Down, _) | (_, false) => BackendState::Down,
                             (BackendStateConf::Draining, _) => BackendState::Draining,
@@ -454,7 +461,11 @@ impl LbRuntime {
                     if b.healthy && b.fail_streak >= h.fall {
                         b.healthy = false;
                         changed = true;
-                        tracing::warn!(vip, backend = %b.addr, reason = fail.as_str(), "backend down (health check)");
+                        let reset = h.on_down == qsplice_config::OnDownConf::Reset;
+                        if reset {
+                            b.reset_epoch = b.reset_epoch.wrapping_add(1);
+                        }
+                        tracing::warn!(vip, backend = %b.addr, reason = fail.as_str(), reset_connections = reset, "backend down (health check)");
                     }
                 }
             }
@@ -649,8 +660,41 @@ impl LbRuntime {
             n += 1;
             self.health_conf = h.clone();
         }
+        let grace = Duration::from_secs(l.shutdown_grace_s);
+        if grace != self.shutdown_grace {
+            n += 1;
+            self.shutdown_grace = grace;
+        }
         self.publish();
         Ok(n)
+    }
+
+    /// `lb.shutdown_grace_s`.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+
+    /// Tell every lcore whether to take new connections (shutdown).
+    pub fn set_accept_mode(&self, m: qsplice_lb::AcceptMode) {
+        self.board.set_mode(m);
+    }
+
+    /// Connections still open on every lcore: spliced (not yet closed),
+    /// connecting, and TLS-terminated.
+    pub fn open_connections(&self) -> u64 {
+        let spliced: u64 = (0..self.vips.len())
+            .flat_map(|pi| (0..self.vips[pi].backends.len()).map(move |b| (pi, b)))
+            .map(|(pi, b)| self.active(pi, b))
+            .sum();
+        let others: u64 = self
+            .counters
+            .iter()
+            .map(|c| {
+                let s = c.snapshot();
+                s.flows_connecting + s.tls_active
+            })
+            .sum();
+        spliced + others
     }
     /// `POST /api/v1/vips/{vip}/backends/{address}`: change a backend's
     /// administrative state and/or weight at once (published to the lcores

@@ -238,9 +238,45 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let mut neighbors: BTreeSet<NeighborReport> = BTreeSet::new();
     let interval = Duration::from_millis(cfg.engine.stats_interval_ms);
     let mut next_stats = started + interval;
+    // Graceful shutdown: the deadline of the grace period once it began.
+    let mut draining: Option<Instant> = None;
     loop {
-        if stop.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
+        // A stop request (signal, --duration, `ctl shutdown`): consumed,
+        // so a second signal during the grace period is seen as such.
+        let asked = stop.swap(false, Ordering::SeqCst)
+            || (draining.is_none() && opts.duration.is_some_and(|d| started.elapsed() >= d));
+        match (draining, lb.as_ref()) {
+            (None, Some(l)) if asked && !l.shutdown_grace().is_zero() => {
+                l.set_accept_mode(qsplice_lb::AcceptMode::Draining);
+                let open = l.open_connections();
+                tracing::info!(
+                    open,
+                    grace_s = l.shutdown_grace().as_secs(),
+                    "shutdown: new connections refused; waiting for open connections to finish"
+                );
+                draining = Some(Instant::now() + l.shutdown_grace());
+            }
+            (None, _) if asked => break,
+            (Some(deadline), Some(l)) => {
+                let open = l.open_connections();
+                if open == 0 || asked || Instant::now() >= deadline {
+                    if open > 0 {
+                        tracing::warn!(
+                            open,
+                            "shutdown: {}; resetting what is still open",
+                            if asked {
+                                "asked again"
+                            } else {
+                                "grace period over"
+                            }
+                        );
+                    } else {
+                        tracing::info!("shutdown: every connection finished");
+                    }
+                    break;
+                }
+            }
+            _ => {}
         }
         // Relay what one worker learned to the others (share-nothing tables).
         for (i, l) in links.iter().enumerate() {
@@ -292,6 +328,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 started,
                 lb: lb.as_mut(),
                 opts,
+                stop: &stop,
             });
         }
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
@@ -305,6 +342,12 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             }
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(l) = lb.as_ref() {
+        // Every lcore resets what is still open on its next tick (1 ms),
+        // then the workers stop.
+        l.set_accept_mode(qsplice_lb::AcceptMode::Reset);
+        std::thread::sleep(Duration::from_millis(30));
     }
     worker_stop.store(true, Ordering::SeqCst);
     for (i, l) in workers.iter().enumerate() {
@@ -363,6 +406,7 @@ struct ApiCtl<'a> {
     started: Instant,
     lb: Option<&'a mut LbRuntime>,
     opts: &'a RunOpts,
+    stop: &'a AtomicBool,
 }
 
 impl qsplice_mgmt::Control for ApiCtl<'_> {
@@ -392,6 +436,15 @@ impl qsplice_mgmt::Control for ApiCtl<'_> {
         reload_config(self.opts, self.lb.as_deref_mut(), "management API reload")
             .map(|n| serde_json::json!({ "reloaded": true, "changes": n }))
             .map_err(qsplice_mgmt::ApiError::conflict)
+    }
+
+    fn shutdown(&mut self) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        self.stop.store(true, Ordering::SeqCst);
+        let grace = self
+            .lb
+            .as_deref()
+            .map_or(0, |l| l.shutdown_grace().as_secs());
+        Ok(serde_json::json!({ "shutdown": true, "grace_s": grace }))
     }
 
     fn set_backend(

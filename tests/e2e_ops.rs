@@ -48,6 +48,7 @@ token_file = "{token}"
 client_port = "client"
 backend_port = "backend"
 linger_ms = 500
+shutdown_grace_s = 3
 
 [lb.health]
 kind = "http"
@@ -516,11 +517,112 @@ fn management_listener_metrics_and_ctl() {
 
     // Still serving, and the listener still answers.
     assert!(curl_backend(&topo).is_some());
+
+    // Graceful shutdown through ctl: a download in progress completes, a
+    // slower one is reset when the grace period (3 s) ends, a new
+    // connection is refused at once, and the process exits 0.
+    let want = std::fs::read_to_string(topo.var("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (h, n) = l.split_once(char::is_whitespace)?;
+            (n.trim().trim_start_matches('*') == "1m.bin").then(|| h.to_string())
+        })
+        .expect("1m.bin in SHA256SUMS");
+    let download = |rate: &'static str| {
+        let ns = topo.var("CLIENT_NS").to_string();
+        let out = scratch.0.join(format!("dl-{rate}.bin"));
+        std::thread::spawn(move || {
+            let o = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "curl",
+                    "-s",
+                    "-m",
+                    "30",
+                    "--limit-rate",
+                    rate,
+                    "-o",
+                ])
+                .arg(&out)
+                .arg("http://10.10.1.1/1m.bin")
+                .output()
+                .expect("curl");
+            let sum = Command::new("sha256sum").arg(&out).output().map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+            (o.status.code(), sum.unwrap_or_default())
+        })
+    };
+    let fast = download("600k");
+    let slow = download("60k");
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = std::time::Instant::now();
+    ok_json(
+        &ctl(&url, Some(&token), &["--json", "shutdown"]),
+        "ctl shutdown",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = topo.exec(
+        ns,
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "-o",
+            "/dev/null",
+            "http://10.10.1.1/",
+        ],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(7),
+        "a new connection is refused at once (curl: couldn't connect)"
+    );
+    let (fast_rc, fast_sum) = fast.join().unwrap();
+    assert_eq!(fast_rc, Some(0), "the download in progress completes");
+    assert_eq!(fast_sum, want, "and is byte-exact");
+    let (slow_rc, _) = slow.join().unwrap();
+    assert_ne!(
+        slow_rc,
+        Some(0),
+        "the slow download is reset at the end of the grace period"
+    );
     let mut app = app;
-    let code = app.stop(Duration::from_secs(15));
+    let mut exit = None;
+    for _ in 0..100 {
+        if let Ok(Some(st)) = app.child.try_wait() {
+            exit = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let waited = t0.elapsed();
     assert!(
-        code.is_some_and(|c| c.success()),
-        "clean exit\n{}",
+        exit.is_some_and(|c| c.success()),
+        "clean exit after the grace period\n{}",
         app.logs()
     );
+    assert!(
+        waited >= Duration::from_millis(2800) && waited < Duration::from_secs(8),
+        "exit after the 3 s grace period, took {waited:?}"
+    );
+    let v = stats(&json).unwrap();
+    let t = |k: &str| v["lb"]["total"][k].as_u64().unwrap_or(0);
+    assert!(t("syn_refused_shutdown") >= 1, "{}", v["lb"]["total"]);
+    assert_eq!(
+        t("conn_reset_shutdown"),
+        1,
+        "the slow download: {}",
+        v["lb"]["total"]
+    );
+    let bad = splice_invariants(&v);
+    assert!(bad.is_empty(), "{bad:?}");
 }

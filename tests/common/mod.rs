@@ -503,16 +503,27 @@ pub fn splice_invariants(v: &serde_json::Value) -> Vec<String> {
             + g("conn_timeout")
             + g("conn_client_abort")
             + g("conn_closed")
-            + g("conn_idle");
+            + g("conn_idle")
+            + g("conn_reset_shutdown")
+            + g("conn_abort_shutdown");
         check(
             name,
-            "conn_opened + conn_retried = conn_refused + conn_timeout + conn_client_abort + conn_closed + conn_idle",
+            "conn_opened + conn_retried = conn_refused + conn_timeout + conn_client_abort + conn_closed + conn_idle + conn_reset_shutdown + conn_abort_shutdown",
             l == r,
             l,
             r,
         );
-        let (l, r) = (g("conn_spliced"), g("conn_closed") + g("conn_idle"));
-        check(name, "conn_spliced = conn_closed + conn_idle", l == r, l, r);
+        let (l, r) = (
+            g("conn_spliced"),
+            g("conn_closed") + g("conn_idle") + g("conn_reset_shutdown"),
+        );
+        check(
+            name,
+            "conn_spliced = conn_closed + conn_idle + conn_reset_shutdown",
+            l == r,
+            l,
+            r,
+        );
         let (l, r) = (g("conn_retried"), g("conn_refused") + g("conn_timeout"));
         check(
             name,
@@ -675,17 +686,19 @@ pub fn splice_invariants_settled(v: &serde_json::Value) -> Vec<String> {
             + g("conn_client_abort")
             + g("conn_closed")
             + g("conn_idle")
+            + g("conn_reset_shutdown")
+            + g("conn_abort_shutdown")
             + g("flows_active");
         check(
             name,
             "conn_opened + conn_retried = conn_refused + conn_timeout + conn_client_abort \
-             + conn_closed + conn_idle + flows_active",
+             + conn_closed + conn_idle + conn_reset_shutdown + conn_abort_shutdown + flows_active",
             l == r,
             l,
             r,
         );
         let l = g("conn_spliced");
-        let r = (g("conn_closed") + g("conn_idle") + g("flows_active"))
+        let r = (g("conn_closed") + g("conn_idle") + g("conn_reset_shutdown") + g("flows_active"))
             .saturating_sub(g("flows_connecting"));
         check(
             name,

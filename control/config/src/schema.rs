@@ -577,6 +577,9 @@ pub struct LbConf {
     pub retries: u8,
     /// Idle timeout of a flow, s.
     pub idle_timeout_s: u64,
+    /// Graceful shutdown: how long established connections may finish
+    /// after SIGTERM / `ctl shutdown` before the rest are reset, s.
+    pub shutdown_grace_s: u64,
     /// How long a closed flow is kept for late segments, ms.
     pub linger_ms: u64,
     /// Window scale announced to clients that offer window scaling.
@@ -615,6 +618,7 @@ impl Default for LbConf {
             syn_retries: 3,
             retries: 2,
             idle_timeout_s: 300,
+            shutdown_grace_s: 10,
             linger_ms: 2000,
             window_scale: 7,
             min_mss: 536,
@@ -931,6 +935,20 @@ pub struct HealthConf {
     pub http_path: String,
     /// Expected HTTP status.
     pub expect_status: u16,
+    /// What happens to a backend's established connections when health
+    /// checks mark it down.
+    pub on_down: OnDownConf,
+}
+
+/// `lb.health.on_down`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDownConf {
+    /// Reset them toward their clients at once (counted, logged).
+    #[default]
+    Reset,
+    /// Leave them to end on their own (idle timeout).
+    Keep,
 }
 
 impl Default for HealthConf {
@@ -944,6 +962,7 @@ impl Default for HealthConf {
             fall: 2,
             http_path: "/".into(),
             expect_status: 200,
+            on_down: OnDownConf::Reset,
         }
     }
 }

@@ -627,6 +627,7 @@ impl Config {
         in_range("lb.syn_retries", lb.syn_retries, 0, 8)?;
         in_range("lb.retries", lb.retries, 0, 8)?;
         in_range("lb.idle_timeout_s", lb.idle_timeout_s, 1, 86_400 * 7)?;
+        in_range("lb.shutdown_grace_s", lb.shutdown_grace_s, 0, 3600)?;
         in_range("lb.linger_ms", lb.linger_ms, 0, 600_000)?;
         in_range("lb.window_scale", lb.window_scale, 0, 14)?;
         let h = &lb.health;

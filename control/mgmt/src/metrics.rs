@@ -55,7 +55,10 @@ fn l<const N: usize>(pairs: [(&str, &str); N]) -> Labels {
 /// Histograms whose buckets were counted elsewhere (by the lcores):
 /// encoded as they are, one series per label set.
 #[derive(Debug, Default)]
-struct ConstHistograms(Vec<(Labels, f64, u64, Vec<(f64, u64)>)>);
+struct ConstHistograms(Vec<ConstHistogram>);
+
+/// One series: labels, sum (s), count, `(upper bound, count)` per bucket.
+type ConstHistogram = (Labels, f64, u64, Vec<(f64, u64)>);
 
 impl EncodeMetric for ConstHistograms {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {

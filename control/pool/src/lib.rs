@@ -49,6 +49,11 @@ pub struct Backend {
     pub max_conns: u32,
     /// State.
     pub state: BackendState,
+    /// Raised by the control thread when the backend's established
+    /// connections must be reset (health checks marked it down and
+    /// `lb.health.on_down = "reset"`): an lcore that sees it change between
+    /// two snapshots resets that backend's flows toward their clients.
+    pub reset_epoch: u32,
 }
 
 impl Backend {
@@ -59,6 +64,7 @@ impl Backend {
             weight: 1,
             max_conns: 0,
             state: BackendState::Up,
+            reset_epoch: 0,
         }
     }
     fn eligible(&self) -> bool {

@@ -8,17 +8,31 @@
 //! its view is at most one tick stale; between ticks it reads its own
 //! `Arc` with no atomic operation per packet.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use qsplice_pool::Snapshot;
+
+/// Whether the appliance takes new connections (graceful shutdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptMode {
+    /// Normal operation.
+    Serving,
+    /// Shutting down: new connections are refused (SYNs and cookie ACKs
+    /// get a RST), established ones continue.
+    Draining,
+    /// The grace period is over: every connection still open is reset
+    /// both ways, nothing new is taken.
+    Reset,
+}
 
 /// The published pools.
 #[derive(Debug)]
 pub struct PoolBoard {
     version: AtomicU64,
     pools: ArcSwap<Vec<Snapshot>>,
+    mode: AtomicU8,
 }
 
 impl PoolBoard {
@@ -27,6 +41,21 @@ impl PoolBoard {
         PoolBoard {
             version: AtomicU64::new(1),
             pools: ArcSwap::from_pointee(pools),
+            mode: AtomicU8::new(0),
+        }
+    }
+    /// Set the accept mode (control thread; lcores see it within a tick
+    /// for the reset, at once for new connections).
+    pub fn set_mode(&self, m: AcceptMode) {
+        self.mode.store(m as u8, Ordering::Release);
+    }
+    /// The accept mode.
+    #[inline]
+    pub fn mode(&self) -> AcceptMode {
+        match self.mode.load(Ordering::Acquire) {
+            0 => AcceptMode::Serving,
+            1 => AcceptMode::Draining,
+            _ => AcceptMode::Reset,
         }
     }
     /// Replace every pool's snapshot (control thread).

@@ -37,7 +37,7 @@ use qsplice_wire::{
     ethernet_l3, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpPacket,
 };
 
-use crate::board::{BackendCounters, BackendStats, PoolBoard};
+use crate::board::{AcceptMode, BackendCounters, BackendStats, PoolBoard};
 use crate::counters::{LbCounters, SharedLbCounters};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
@@ -262,6 +262,11 @@ struct Meta {
     born: u64,
     /// When the first SYN to the current backend went out.
     attempt_at: u64,
+    /// The last acknowledgement number the client sent (its receive
+    /// point, client leg) and the backend sent (backend leg): where a RST
+    /// toward each must be to be accepted (the shutdown reset).
+    c_ack: u32,
+    s_ack: u32,
 }
 
 impl Meta {
@@ -292,6 +297,8 @@ impl Meta {
         retried: 0,
         born: 0,
         attempt_at: 0,
+        c_ack: 0,
+        s_ack: 0,
     };
 }
 
@@ -347,6 +354,8 @@ pub struct LbCore<F> {
     bstats: Vec<Vec<BackendStats>>,
     c: LbCounters,
     h: crate::hist::LbHists,
+    /// The shutdown reset ran ([`AcceptMode::Reset`]).
+    resetting: bool,
     sport_next: u32,
     ms: u64,
     timers: FlowTimers,
@@ -385,6 +394,7 @@ impl<F: Frame> LbCore<F> {
             bstats,
             c: LbCounters::default(),
             h: crate::hist::LbHists::default(),
+            resetting: false,
             // A per-process random start: a restarted appliance does not
             // walk the backends' TIME-WAIT tuples of its predecessor in order.
             sport_next: conf.secret.isn(
@@ -699,6 +709,11 @@ impl<F: Frame> LbCore<F> {
         opts: &SynOptions,
         now: u64,
     ) {
+        if self.shared.board.mode() != AcceptMode::Serving {
+            self.c.syn_refused_shutdown += 1;
+            let pi = self.conf.client_port;
+            return self.reply_rst(io, pi, f, s);
+        }
         self.c.syn_received += 1;
         let mss = opts.mss.unwrap_or(DEFAULT_MSS);
         if mss < self.conf.min_mss {
@@ -815,6 +830,11 @@ impl<F: Frame> LbCore<F> {
         forced: Option<usize>,
     ) -> Option<FlowId> {
         let pi = self.conf.client_port;
+        if self.shared.board.mode() != AcceptMode::Serving {
+            self.c.syn_refused_shutdown += 1;
+            self.reply_rst(io, pi, f, s);
+            return None;
+        }
         let Some(acc) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             // With several lcores the segment may belong to a live flow that
@@ -942,6 +962,8 @@ impl<F: Frame> LbCore<F> {
             retried: 0,
             born: born.unwrap_or(now),
             attempt_at: now,
+            c_ack: s.ack,
+            s_ack: 0,
         };
         self.connecting.push(id);
         self.c.conn_opened += 1;
@@ -1197,6 +1219,7 @@ impl<F: Frame> LbCore<F> {
         meta.server_tsval = server_tsval;
         meta.backend_ts = backend_ts;
         meta.phase = Phase::Spliced;
+        meta.s_ack = s.ack;
         let (born, attempt_at) = (meta.born, meta.attempt_at);
         self.h.setup.record(self.us(now.saturating_sub(born)));
         self.h
@@ -1295,6 +1318,14 @@ impl<F: Frame> LbCore<F> {
             self.c.drop_unexpected += 1;
             return;
         };
+        // The sender's acknowledgement number as it sent it (before the
+        // rewrite): the peer-side point a shutdown RST must hit.
+        let raw_ack = {
+            let d = f.data();
+            let l4 = l3 + usize::from(d.get(l3).map_or(5, |b| b & 0x0f)) * 4;
+            d.get(l4 + 8..l4 + 12)
+                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
         let t = match translate(f.data_mut(), l3, flow.translation(dir)) {
             Ok(t) => t,
             Err(_) => {
@@ -1303,6 +1334,13 @@ impl<F: Frame> LbCore<F> {
             }
         };
         flow.on_segment(dir, &t, now, &self.timers);
+        if t.flags.contains(TcpFlags::ACK) {
+            let m = &mut self.meta[id as usize];
+            match dir {
+                Dir::C2S => m.c_ack = raw_ack,
+                Dir::S2C => m.s_ack = raw_ack,
+            }
+        }
         let lingering = matches!(flow.state, FlowState::Linger { .. });
         let fins = flow.both_fins();
         // A session stops being served once both sides have sent FIN (not
@@ -1312,22 +1350,7 @@ impl<F: Frame> LbCore<F> {
             self.sa_forget(id);
         }
         if lingering && !self.meta[id as usize].closed {
-            self.sa_forget(id);
-            let born = self.meta[id as usize].born;
-            self.h
-                .flow_duration
-                .record(self.us(now.saturating_sub(born)));
-            let m = &mut self.meta[id as usize];
-            m.closed = true;
-            let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
-            self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1));
-            if let Some(l) = self
-                .cursors
-                .get_mut(pool)
-                .and_then(|c| c.local_conns.get_mut(b))
-            {
-                *l -= 1;
-            }
+            self.mark_closed(id, now);
         }
         let m = self.meta[id as usize];
         let bytes = t.payload_len as u64;
@@ -1547,6 +1570,120 @@ impl<F: Frame> LbCore<F> {
 
     // ----- removal and timers ---------------------------------------------
 
+    /// Spliced flow `id` has closed (FINs acknowledged or a RST) and
+    /// lingers: off its backend's active count and its session, its
+    /// duration observed.
+    fn mark_closed(&mut self, id: FlowId, now: u64) {
+        self.sa_forget(id);
+        let born = self.meta[id as usize].born;
+        self.h
+            .flow_duration
+            .record(self.us(now.saturating_sub(born)));
+        let m = &mut self.meta[id as usize];
+        m.closed = true;
+        let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
+        self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1));
+        if let Some(l) = self
+            .cursors
+            .get_mut(pool)
+            .and_then(|c| c.local_conns.get_mut(b))
+        {
+            *l -= 1;
+        }
+    }
+
+    /// RSTs ending spliced flow `id` both ways: toward the client at its
+    /// last acknowledgement, toward the backend at the backend's (each end
+    /// accepts a RST exactly at its receive point).
+    fn rst_both_ways<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, id: FlowId) {
+        let m = self.meta[id as usize];
+        let Some(p) = self.flows.get(id).map(|fl| fl.params) else {
+            return;
+        };
+        let (cp, bp) = (self.conf.client_port, self.conf.backend_port);
+        let rst = |src, dst, smac, dmac, seq| Segment {
+            src_mac: smac,
+            dst_mac: dmac,
+            src,
+            dst,
+            seq,
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            options: &[],
+            payload: &[],
+        };
+        let to_client = rst(p.vip, p.client, io.mac(cp), m.client_mac, m.c_ack);
+        self.emit_new(io, cp, &to_client);
+        let to_backend = rst(p.local, p.server, io.mac(bp), m.backend_mac, m.s_ack);
+        self.emit_new(io, bp, &to_backend);
+    }
+
+    /// Health checks marked these backends (`(pool, backend)`) down with
+    /// `lb.health.on_down = "reset"`: their spliced flows end now, as if
+    /// the backend had reset them (the client learns at once instead of
+    /// waiting for the idle timeout). Slow path: a scan of the table.
+    fn reset_backends<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        dead: &[(usize, usize)],
+        now: u64,
+    ) {
+        let ids: Vec<FlowId> = self.flows.ids().collect();
+        for id in ids {
+            let m = self.meta[id as usize];
+            if m.phase != Phase::Spliced
+                || m.closed
+                || !dead.contains(&(usize::from(m.pool), usize::from(m.backend)))
+            {
+                continue;
+            }
+            self.rst_both_ways(io, id);
+            let rst = qsplice_splice::Translated {
+                flags: TcpFlags::RST,
+                seq: m.c_ack,
+                ack: 0,
+                payload_len: 0,
+            };
+            if let Some(fl) = self.flows.get_mut(id) {
+                fl.on_segment(Dir::S2C, &rst, now, &self.timers);
+            }
+            self.mark_closed(id, now);
+            self.c.conn_reset_backend_down += 1;
+        }
+        self.term_reset_backends(io, dead, now);
+    }
+
+    /// The shutdown grace period is over: every connection still open is
+    /// reset both ways (spliced: a RST to the client at its last
+    /// acknowledgement and one to the backend at its; connecting: the
+    /// client; terminated: both legs through their endpoints). Once, on
+    /// the slow path.
+    fn reset_all<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        let ids: Vec<FlowId> = self.flows.ids().collect();
+        for id in ids {
+            let m = self.meta[id as usize];
+            match m.phase {
+                Phase::Connecting => {
+                    self.reset_client(io, id);
+                    self.c.conn_abort_shutdown += 1;
+                }
+                Phase::Spliced if !m.closed => {
+                    self.rst_both_ways(io, id);
+                    self.c.conn_reset_shutdown += 1;
+                }
+                _ => {}
+            }
+            let why = if m.closed {
+                Gone::Closed
+            } else {
+                Gone::Aborted
+            };
+            self.remove_flow(io, id, why);
+        }
+        self.term_reset_all(io, now);
+    }
+
     fn remove_flow<Q: Queue<Frame = F>>(&mut self, _io: &mut Io<'_, Q>, id: FlowId, why: Gone) {
         if let Some(flow) = self.flows.remove(id) {
             self.forget(id, flow.state, why);
@@ -1741,13 +1878,25 @@ impl<F: Frame> LbCore<F> {
         }
     }
 
-    fn refresh_pools(&mut self) {
+    fn refresh_pools<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let v = self.shared.board.version();
         if v == self.pools_version {
             return;
         }
-        self.pools = self.shared.board.load();
+        let old = std::mem::replace(&mut self.pools, self.shared.board.load());
         self.pools_version = v;
+        // Backends whose connections the control thread asks to reset.
+        let mut dead = Vec::new();
+        for (pi, (o, n)) in old.iter().zip(self.pools.iter()).enumerate() {
+            for (bi, (ob, nb)) in o.backends.iter().zip(&n.backends).enumerate() {
+                if ob.addr == nb.addr && ob.reset_epoch != nb.reset_epoch {
+                    dead.push((pi, bi));
+                }
+            }
+        }
+        if !dead.is_empty() {
+            self.reset_backends(io, &dead, now);
+        }
         for (i, p) in self.pools.iter().enumerate() {
             match self.cursors.get_mut(i) {
                 Some(c) if c.local_conns.len() == p.backends.len() => {
@@ -1824,7 +1973,11 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
     }
 
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
-        self.refresh_pools();
+        self.refresh_pools(io, now);
+        if !self.resetting && self.shared.board.mode() == AcceptMode::Reset {
+            self.resetting = true;
+            self.reset_all(io, now);
+        }
         self.probe_timers(now);
         self.start_probes(io, now);
         self.connect_timers(io, now);

@@ -91,6 +91,19 @@ lb_counters! {
     conn_closed,
     /// Flows removed by the idle timeout.
     conn_idle,
+    /// SYNs and handshake-completing ACKs refused with a RST because the
+    /// appliance is shutting down (`lb.shutdown_grace_s`).
+    syn_refused_shutdown,
+    /// Spliced flows reset both ways when the shutdown grace period ended
+    /// (terminated connections count `tls_reset`).
+    conn_reset_shutdown,
+    /// Flows still connecting to a backend when the shutdown grace period
+    /// ended (the client reset).
+    conn_abort_shutdown,
+    /// Established connections (spliced, or terminated with a backend leg)
+    /// reset because health checks marked their backend down
+    /// (`lb.health.on_down = "reset"`); spliced ones then end as closed.
+    conn_reset_backend_down,
     /// Flows now in the table (gauge).
     flows_active,
     /// Flows now waiting for a backend (gauge).

@@ -29,7 +29,7 @@ pub mod hist;
 pub mod syncache;
 pub mod tcp;
 
-pub use board::{BackendCounters, BackendStats, PoolBoard};
+pub use board::{AcceptMode, BackendCounters, BackendStats, PoolBoard};
 pub use core::{
     rule_matches, ContentRule, ContentVip, EventKind, LbConf, LbCore, LbShared, SessionEvent,
     SessionShared, SessionSnap, TlsVip, VipConf, HOLD_MAX, MAX_PENDING, TLS_PUBLISH_MS,

@@ -1180,3 +1180,165 @@ fn syn_cache_full_falls_back_to_cookies_and_a_stale_ack_is_refused() {
     assert!(r.take(1).is_empty(), "no backend connection from a bad ACK");
     assert!(r.counters.snapshot().cookie_bad >= 1);
 }
+
+/// A spliced flow with a response delivered and acknowledged: returns the
+/// backend leg, the client's last acknowledgement (client leg) and the
+/// backend's (backend leg).
+fn spliced_with_response(r: &mut Rig) -> (Leg, u32, u32) {
+    let (y, our_ts) = handshake(r);
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let leg = connect(r, y, our_ts, req);
+    let c2b = |seq: u32| seq.wrapping_add(leg.isn.wrapping_sub(CISN));
+    r.server_sends(
+        leg.local,
+        SISN,
+        leg.isn.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        65160,
+        &SynOptions {
+            mss: Some(1460),
+            ws: Some(5),
+            sack_ok: true,
+            ts: Some((7000, leg.ts)),
+        },
+        &[],
+    );
+    assert_eq!(r.take_tcp(1).len(), 2, "ACK + request to the backend");
+    let c_next = CISN.wrapping_add(1).wrapping_add(req.len() as u32);
+    let backend_ack = c2b(c_next);
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+    r.server_sends(
+        leg.local,
+        SISN.wrapping_add(1),
+        backend_ack,
+        TcpFlags::ACK | TcpFlags::PSH,
+        100,
+        &SynOptions {
+            ts: Some((7001, leg.ts)),
+            ..Default::default()
+        },
+        resp,
+    );
+    assert_eq!(r.take_tcp(0).len(), 1, "response to the client");
+    let client_ack = y.wrapping_add(1).wrapping_add(resp.len() as u32);
+    r.client_sends(c_next, client_ack, TcpFlags::ACK, Some((103, our_ts)), &[]);
+    r.take(1);
+    assert_eq!(r.lb().counters().conn_spliced, 1);
+    (leg, client_ack, backend_ack)
+}
+
+fn republish(r: &Rig, version: u64, b: Backend) {
+    r.board.publish(vec![Snapshot::build(
+        version,
+        Policy::RoundRobin,
+        vec![b],
+        vec![],
+        qsplice_pool::MAGLEV_M,
+    )]);
+}
+
+#[test]
+fn backend_marked_down_has_its_flows_reset_both_ways_at_once() {
+    let mut r = rig();
+    let (leg, client_ack, backend_ack) = spliced_with_response(&mut r);
+    r.tick_ms(2);
+    assert_eq!(r.backends.get(0, 0).active, 1);
+    // Marked down without a reset request: nothing happens to the flow.
+    let mut b = Backend::new(server());
+    b.state = qsplice_pool::BackendState::Down;
+    republish(&r, 2, b.clone());
+    r.tick_ms(2);
+    assert!(r.take(0).is_empty() && r.take(1).is_empty());
+    // With one (lb.health.on_down = "reset"): a RST each way, each at the
+    // receiver's point, and the flow ends as closed.
+    b.reset_epoch = 1;
+    republish(&r, 3, b);
+    r.tick_ms(2);
+    let to_client = r.take_tcp(0);
+    assert_eq!(to_client.len(), 1, "{to_client:?}");
+    assert_eq!(to_client[0].flags, TcpFlags::RST);
+    assert_eq!((to_client[0].src, to_client[0].dst), (vip(), client()));
+    assert_eq!(
+        to_client[0].seq, client_ack,
+        "at the client's last acknowledgement"
+    );
+    let to_backend = r.take_tcp(1);
+    assert_eq!(to_backend.len(), 1, "{to_backend:?}");
+    assert_eq!(to_backend[0].flags, TcpFlags::RST);
+    assert_eq!(
+        (to_backend[0].src, to_backend[0].dst),
+        (leg.local, server())
+    );
+    assert_eq!(
+        to_backend[0].seq, backend_ack,
+        "at the backend's last acknowledgement"
+    );
+    let c = r.lb().counters();
+    assert_eq!(c.conn_reset_backend_down, 1);
+    assert_eq!(r.backends.get(0, 0).active, 0);
+    // It lingers, then goes as a closed flow.
+    r.tick_ms(2_000);
+    assert_eq!(r.lb().flows(), 0);
+    assert_eq!(r.lb().counters().conn_closed, 1);
+}
+
+#[test]
+fn shutdown_refuses_new_connections_then_resets_what_is_open() {
+    let mut r = rig();
+    let (leg, client_ack, backend_ack) = spliced_with_response(&mut r);
+    r.board.set_mode(qsplice_lb::AcceptMode::Draining);
+    // A new SYN from another client port: RST, no state.
+    let other = SocketAddrV4::new(CLIENT_IP, 40002);
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        other,
+        vip(),
+        77,
+        0,
+        TcpFlags::SYN,
+        100,
+        &SynOptions {
+            mss: Some(1460),
+            ..Default::default()
+        },
+        &[],
+    );
+    r.inject(0, f);
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].flags.contains(TcpFlags::RST), "{out:?}");
+    assert_eq!(out[0].ack, 78);
+    assert_eq!(r.lb().counters().syn_refused_shutdown, 1);
+    assert_eq!(
+        r.lb().counters().syn_received,
+        1,
+        "only the first client's SYN"
+    );
+    // The established flow still relays.
+    r.client_sends(
+        CISN.wrapping_add(1).wrapping_add(27),
+        client_ack,
+        TcpFlags::ACK | TcpFlags::PSH,
+        Some((104, 0)),
+        b"more",
+    );
+    assert_eq!(r.take_tcp(1).len(), 1, "relayed while draining");
+    r.board.set_mode(qsplice_lb::AcceptMode::Reset);
+    r.tick_ms(2);
+    let to_client = r.take_tcp(0);
+    assert_eq!(to_client.len(), 1);
+    assert_eq!(
+        (to_client[0].flags, to_client[0].seq),
+        (TcpFlags::RST, client_ack)
+    );
+    let to_backend = r.take_tcp(1);
+    assert_eq!(to_backend.len(), 1);
+    assert_eq!(
+        (to_backend[0].flags, to_backend[0].dst, to_backend[0].seq),
+        (TcpFlags::RST, server(), backend_ack)
+    );
+    let _ = leg;
+    assert_eq!(r.lb().flows(), 0);
+    assert_eq!(r.lb().counters().conn_reset_shutdown, 1);
+}

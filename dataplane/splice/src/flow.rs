@@ -442,6 +442,15 @@ impl FlowTable {
         self.flows.get(id as usize)?.as_ref()
     }
 
+    /// Ids of every flow in the table (a full scan: for the slow path).
+    pub fn ids(&self) -> impl Iterator<Item = FlowId> + '_ {
+        self.flows
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_some())
+            .map(|(i, _)| i as FlowId)
+    }
+
     /// The flow with this id, mutable.
     pub fn get_mut(&mut self, id: FlowId) -> Option<&mut Flow> {
         self.flows.get_mut(id as usize)?.as_mut()

@@ -48,6 +48,7 @@ use qsplice_wire::tls::HelloAssembler;
 use qsplice_wire::{ethertype, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpPacket};
 
 use super::{LbCore, Seg};
+use crate::board::AcceptMode;
 use crate::tcp::{SynOptions, MIN_FRAME, OUR_TTL};
 
 /// Client leg buffers: receive (TLS records in) and send (records out).
@@ -85,6 +86,8 @@ struct Route {
 
 /// One terminated connection.
 struct Conn {
+    /// Reset both legs at the next lifecycle step (backend marked down).
+    kill: bool,
     gen: u32,
     vip: usize,
     client: SocketAddrV4,
@@ -386,6 +389,10 @@ impl<F: Frame> LbCore<F> {
             }
             return self.reply_rst(io, pi, f, s);
         }
+        if self.shared.board.mode() != AcceptMode::Serving {
+            self.c.syn_refused_shutdown += 1;
+            return self.reply_rst(io, pi, f, s);
+        }
         let Some(acc) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             if self.conf.lcores > 1 {
@@ -448,6 +455,7 @@ impl<F: Frame> LbCore<F> {
                 .then(|| XffInserter::new(*s.src.ip())),
             xff_pending: Vec::new(),
             created: now,
+            kill: false,
             last: now,
             want_connect: false,
             armed: u64::MAX,
@@ -772,6 +780,17 @@ impl<F: Frame> LbCore<F> {
         }
         let hs = self.term.vips[conn.vip].ctx.handshake_timeout;
         let hs_ticks = (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
+        if self.resetting || conn.kill {
+            // The shutdown grace period is over, or the backend was marked
+            // down: both legs reset now.
+            conn.failed = true;
+            self.c.tls_reset += 1;
+            conn.cli.abort();
+            if let Some(be) = conn.be.as_mut() {
+                be.abort();
+            }
+            return;
+        }
         if conn.tls.is_handshaking() && now.saturating_sub(conn.created) >= hs_ticks {
             let st = &mut self.term.stats[conn.vip];
             conn.tls.abort(Failure::HandshakeTimeout, st);
@@ -955,6 +974,43 @@ impl<F: Frame> LbCore<F> {
     /// Runs due timers.
     /// End of a receive burst: uncorks the connections corked during it
     /// and sends what they hold. Returns whether there were any.
+    /// Terminated connections to these backends (`(pool, backend)`, marked
+    /// down by health checks): both legs reset now.
+    pub(super) fn term_reset_backends<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        dead: &[(usize, usize)],
+        now: u64,
+    ) {
+        let hit: Vec<u32> = (0..self.term.conns.len() as u32)
+            .filter(|&i| {
+                self.term.conns[i as usize].as_ref().is_some_and(|c| {
+                    c.server
+                        .is_some_and(|(_, _, pool, b)| dead.contains(&(pool, b)))
+                })
+            })
+            .collect();
+        for idx in hit {
+            if let Some(c) = self.term.conns[idx as usize].as_mut() {
+                c.kill = true;
+            }
+            self.c.conn_reset_backend_down += 1;
+            self.term_event(io, idx, None, false, now);
+        }
+    }
+
+    /// Every live terminated connection runs its lifecycle now (the
+    /// shutdown reset: `resetting` is set).
+    pub(super) fn term_reset_all<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        let live: Vec<u32> = (0..self.term.conns.len() as u32)
+            .filter(|&i| self.term.conns[i as usize].is_some())
+            .collect();
+        for idx in live {
+            self.term_event(io, idx, None, false, now);
+        }
+        self.c.tls_active = self.term.active() as u64;
+    }
+
     pub(super) fn term_flush<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
         if self.term.corked.is_empty() {
             return false;
