@@ -163,6 +163,9 @@ cache = 128
 stats_interval_ms = 1000
 idle_sleep_us = 20
 
+[management]
+listen = "127.0.0.1:0"   # any free port: a soak may run beside other appliances
+
 [arp]
 probe_interval_ms = 200
 max_probes = 5

@@ -126,7 +126,7 @@ fn management_listener_metrics_and_ctl() {
             .is_ok_and(|o| o.status.success()),
         "promtool (Debian `prometheus`) is needed: scripts/setup.sh installs it"
     );
-    let topo = Topology::up("qops", 3);
+    let topo = Topology::up("qop", 3);
     let scratch = Scratch::new("e2e-ops");
     let token = scratch.0.join("token");
     std::fs::write(&token, "e2e-0123456789abcdef\n").unwrap();
@@ -517,6 +517,83 @@ fn management_listener_metrics_and_ctl() {
 
     // Still serving, and the listener still answers.
     assert!(curl_backend(&topo).is_some());
+
+    // A backend that stops answering mid-transfer (SIGSTOP): health checks
+    // mark it down and its connection is reset toward the client at once
+    // (lb.health.on_down = "reset"), instead of hanging until the idle
+    // timeout.
+    let hdr = scratch.0.join("stall.hdr");
+    let stall = {
+        let ns = topo.var("CLIENT_NS").to_string();
+        let hdr = hdr.clone();
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let o = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "curl",
+                    "-s",
+                    "-m",
+                    "60",
+                    "--limit-rate",
+                    "50k",
+                    "-o",
+                    "/dev/null",
+                    "-D",
+                ])
+                .arg(&hdr)
+                .arg("http://10.10.1.1/1m.bin")
+                .output()
+                .expect("curl");
+            (o.status.code(), t.elapsed())
+        })
+    };
+    let served_by = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&hdr)
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
+    })
+    .expect("the stalled download's backend");
+    let stopped_ns = format!("{}-{served_by}", topo.prefix);
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &stopped_ns])
+        .output()
+        .unwrap();
+    let pids: Vec<String> = String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!pids.is_empty(), "processes of {stopped_ns}");
+    let before = stats(&json).unwrap()["lb"]["total"]["conn_reset_backend_down"]
+        .as_u64()
+        .unwrap_or(0);
+    let stopped_at = std::time::Instant::now();
+    for p in &pids {
+        let _ = Command::new("kill").args(["-STOP", p]).status();
+    }
+    let (rc, _) = stall.join().unwrap();
+    let took = stopped_at.elapsed();
+    for p in &pids {
+        let _ = Command::new("kill").args(["-CONT", p]).status();
+    }
+    assert!(
+        matches!(rc, Some(56) | Some(18)),
+        "the client sees a reset, curl rc {rc:?}"
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "reset {took:?} after the backend stopped"
+    );
+    let after = wait_for(Duration::from_secs(3), || {
+        let n = stats(&json)?["lb"]["total"]["conn_reset_backend_down"].as_u64()?;
+        (n > before).then_some(n)
+    });
+    assert!(after.is_some(), "conn_reset_backend_down counted");
+    // It comes back once it answers again.
+    wait_vip0_healthy(&app, &json);
 
     // Graceful shutdown through ctl: a download in progress completes, a
     // slower one is reset when the grace period (3 s) ends, a new
