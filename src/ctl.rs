@@ -42,6 +42,8 @@ pub enum CtlVerb {
     /// Re-read the config file and apply it (as SIGHUP); fails with the
     /// key, value and reason when the new config is refused.
     Reload,
+    /// Reopen the access log file (as SIGUSR1; after logrotate moved it).
+    ReopenAccessLog,
     /// Shut the appliance down gracefully (as SIGTERM): new connections
     /// refused at once, open ones may finish for `lb.shutdown_grace_s`.
     Shutdown,
@@ -132,6 +134,7 @@ pub fn run(opts: &CtlOpts, verb: &CtlVerb) -> Result<String> {
         CtlVerb::Ports => c.get("/api/v1/ports")?,
         CtlVerb::Reload => c.post("/api/v1/reload", &json!({}))?,
         CtlVerb::Shutdown => c.post("/api/v1/shutdown", &json!({}))?,
+        CtlVerb::ReopenAccessLog => c.post("/api/v1/access-log/reopen", &json!({}))?,
         CtlVerb::Backend {
             vip,
             backend,

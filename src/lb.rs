@@ -75,6 +75,8 @@ pub struct LbRuntime {
     board: Arc<PoolBoard>,
     counters: Vec<Arc<SharedLbCounters>>,
     hists: Vec<Arc<qsplice_lb::SharedLbHists>>,
+    /// The access log (`[lb.access_log]`), drained by [`Self::drain_access_log`].
+    access: Option<crate::accesslog::AccessLog>,
     backends: Vec<Arc<BackendCounters>>,
     inboxes: Arc<Vec<ArrayQueue<Mbuf>>>,
     health: Arc<HealthShared>,
@@ -283,6 +285,7 @@ impl LbRuntime {
             health_status: l.health.expect_status,
             tls_vips,
             tls_max_conns: l.tls_max_conns as usize,
+            access_sample: l.access_log.sample,
             content: l
                 .vips
                 .iter()
@@ -321,6 +324,16 @@ impl LbRuntime {
                 .map(|_| Arc::new(SharedLbCounters::default()))
                 .collect(),
             hists: (0..workers).map(|_| Arc::default()).collect(),
+            access: match &l.access_log.path {
+                Some(p) => {
+                    let rings: Vec<_> = (0..workers)
+                        .map(|_| Arc::new(ArrayQueue::new(l.access_log.ring as usize)))
+                        .collect();
+                    let names = l.vips.iter().map(|v| (v.address, v.name.clone())).collect();
+                    Some(crate::accesslog::AccessLog::new(p, rings, names, hz)?)
+                }
+                None => None,
+            },
             backends: (0..workers)
                 .map(|_| Arc::new(BackendCounters::new(&sizes)))
                 .collect(),
@@ -376,6 +389,7 @@ impl LbRuntime {
             board: self.board.clone(),
             counters: self.counters[i].clone(),
             hists: self.hists[i].clone(),
+            access: self.access.as_ref().map(|a| a.ring(i)),
             backends: self.backends[i].clone(),
             inboxes: self.inboxes.clone(),
             health: (i == 0).then(|| self.health.clone()),
@@ -667,6 +681,21 @@ impl LbRuntime {
         }
         self.publish();
         Ok(n)
+    }
+
+    /// Write what the lcores logged (`tsc_now`: their clock now).
+    pub fn drain_access_log(&mut self, tsc_now: u64) {
+        if let Some(a) = self.access.as_mut() {
+            a.drain(tsc_now);
+        }
+    }
+
+    /// Reopen the access log file (SIGUSR1, `POST /api/v1/access-log/reopen`).
+    pub fn reopen_access_log(&mut self) -> Result<bool> {
+        match self.access.as_mut() {
+            Some(a) => a.reopen().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// `lb.shutdown_grace_s`.

@@ -7,6 +7,7 @@
 //! the topology report.
 #![forbid(unsafe_code)]
 
+pub mod accesslog;
 pub mod ctl;
 pub mod dhcp;
 pub mod lb;

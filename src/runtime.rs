@@ -193,6 +193,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
         tracing::warn!("cannot install the SIGHUP (reload) handler: {e}");
     }
+    let reopen = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, reopen.clone()) {
+        tracing::warn!("cannot install the SIGUSR1 (reopen the access log) handler: {e}");
+    }
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut shared = Vec::new();
     let mut links = Vec::new();
@@ -235,6 +239,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     tracing::info!(workers = ?workers, "workers running");
 
     let started = Instant::now();
+    let ctl_clock = TscClock::new(b.eal);
     let mut neighbors: BTreeSet<NeighborReport> = BTreeSet::new();
     let interval = Duration::from_millis(cfg.engine.stats_interval_ms);
     let mut next_stats = started + interval;
@@ -319,6 +324,12 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
+            l.drain_access_log(qsplice_netdev::Clock::now(&ctl_clock));
+            if reopen.swap(false, Ordering::SeqCst) {
+                if let Err(e) = l.reopen_access_log() {
+                    tracing::error!("SIGUSR1: {e:#}");
+                }
+            }
         }
         if let Some(m) = &mgmt {
             m.poll(&mut ApiCtl {
@@ -355,6 +366,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         if code != 0 {
             tracing::error!(worker = i, lcore = l, code, "worker exited with an error");
         }
+    }
+    if let Some(l) = lb.as_mut() {
+        // What the lcores logged last (the shutdown resets among it).
+        l.drain_access_log(qsplice_netdev::Clock::now(&ctl_clock));
     }
     let r = report(&b, &shared, &neighbors, started, lb.as_ref());
     for p in &mut b.ports {
@@ -436,6 +451,16 @@ impl qsplice_mgmt::Control for ApiCtl<'_> {
         reload_config(self.opts, self.lb.as_deref_mut(), "management API reload")
             .map(|n| serde_json::json!({ "reloaded": true, "changes": n }))
             .map_err(qsplice_mgmt::ApiError::conflict)
+    }
+
+    fn reopen_access_log(&mut self) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        match self.lb.as_deref_mut().map(LbRuntime::reopen_access_log) {
+            Some(Ok(true)) => Ok(serde_json::json!({ "reopened": true })),
+            Some(Ok(false)) | None => Err(qsplice_mgmt::ApiError::conflict(
+                "no access log is configured ([lb.access_log] path)",
+            )),
+            Some(Err(e)) => Err(qsplice_mgmt::ApiError::conflict(format!("{e:#}"))),
+        }
     }
 
     fn shutdown(&mut self) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {

@@ -50,6 +50,9 @@ backend_port = "backend"
 linger_ms = 500
 shutdown_grace_s = 3
 
+[lb.access_log]
+path = "{access}"
+
 [lb.health]
 kind = "http"
 http_path = "/"
@@ -66,6 +69,7 @@ backends = [
 "#,
         base = demo_config(topo, ""),
         token = token.display(),
+        access = token.with_file_name("access.log").display(),
         b = backends.join("\n")
     )
 }
@@ -342,6 +346,56 @@ fn management_listener_metrics_and_ctl() {
             String::from_utf8_lossy(&o.stdout)
         );
     }
+
+    // The access log: one JSON line per connection, written by the control
+    // thread from the lcores' records.
+    let access = scratch.0.join("access.log");
+    let lines = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("access log line {l:?}: {e}"))
+            })
+            .collect()
+    };
+    let logged = wait_for(Duration::from_secs(3), || {
+        let v = lines(&access);
+        (v.iter().filter(|l| l["end"] == "fin").count() >= 9).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("access log: {:?}", lines(&access)));
+    let l = logged.iter().find(|l| l["end"] == "fin").unwrap();
+    assert_eq!(l["vip"], "web");
+    assert_eq!(l["vip_address"], "10.10.1.1:80");
+    assert!(
+        l["client"].as_str().unwrap().starts_with("10.10.1.2:"),
+        "{l}"
+    );
+    assert!(backends.iter().any(|b| l["backend"] == b.as_str()), "{l}");
+    assert!(
+        l["bytes_c2s"].as_u64().unwrap() > 0 && l["bytes_s2c"].as_u64().unwrap() > 0,
+        "{l}"
+    );
+    assert!(l["setup_ms"].as_f64().unwrap() > 0.0, "{l}");
+    assert!(l["time"].as_str().unwrap().ends_with('Z'), "{l}");
+    // Rotation: move the file away, reopen through ctl, new lines go to a
+    // new file.
+    std::fs::rename(&access, scratch.0.join("access.log.1")).unwrap();
+    ok_json(
+        &ctl(&url, Some(&token), &["--json", "reopen-access-log"]),
+        "reopen",
+    );
+    for _ in 0..3 {
+        curl_backend(&topo).expect("curl after the rotation");
+    }
+    let rotated = wait_for(Duration::from_secs(3), || {
+        (lines(&access).iter().filter(|l| l["end"] == "fin").count() >= 3).then_some(())
+    });
+    assert!(
+        rotated.is_some(),
+        "lines after the reopen: {:?}",
+        lines(&access)
+    );
 
     // ctl reads.
     let b = ok_json(&ctl(&url, None, &["--json", "backends"]), "ctl backends");
@@ -700,6 +754,15 @@ fn management_listener_metrics_and_ctl() {
         "the slow download: {}",
         v["lb"]["total"]
     );
+    // The last lines tell how each of those ended.
+    let ends: Vec<String> = lines(&access)
+        .iter()
+        .map(|l| l["end"].as_str().unwrap_or("").to_string())
+        .collect();
+    for want in ["backend_down", "shutdown"] {
+        assert!(ends.iter().any(|e| e == want), "{want} in {ends:?}");
+    }
+    assert_eq!(t("access_log_lost"), 0);
     let bad = splice_invariants(&v);
     assert!(bad.is_empty(), "{bad:?}");
 }

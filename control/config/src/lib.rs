@@ -22,12 +22,12 @@ pub use schema::{
     PktgenStreamConf,
 };
 pub use schema::{
-    parse_mac, ArpConf, BackendConf, BackendStateConf, Cidr, Config, ContentRuleConf,
-    DhcpFaultsConf, DhcpPoolConf, DhcpRelayConf, DhcpRetransmitConf, DhcpServerConf,
-    DhcpTesterConf, EalConf, EngineConf, ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf,
-    LogConf, LogFormat, ManagementConf, ManagementListen, MempoolConf, OnDownConf, PolicyConf,
-    Port, PortConf, Probability, SessionsConf, TcpCongestion, TlsCertConf, TlsGroupConf,
-    TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf, TLS_CIPHER_SUITES, TLS_OCSP_MAX,
+    parse_mac, AccessLogConf, ArpConf, BackendConf, BackendStateConf, Cidr, Config,
+    ContentRuleConf, DhcpFaultsConf, DhcpPoolConf, DhcpRelayConf, DhcpRetransmitConf,
+    DhcpServerConf, DhcpTesterConf, EalConf, EngineConf, ExhaustionConf, HealthConf, HealthKind,
+    Hugepages, LbConf, LogConf, LogFormat, ManagementConf, ManagementListen, MempoolConf,
+    OnDownConf, PolicyConf, Port, PortConf, Probability, SessionsConf, TcpCongestion, TlsCertConf,
+    TlsGroupConf, TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf, TLS_CIPHER_SUITES, TLS_OCSP_MAX,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

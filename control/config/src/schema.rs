@@ -598,6 +598,8 @@ pub struct LbConf {
     pub tls_max_conns: u32,
     /// The server mapping table of session-aware dispatch.
     pub sessions: SessionsConf,
+    /// The access log (one line per connection).
+    pub access_log: AccessLogConf,
     /// Active health checks.
     pub health: HealthConf,
     /// Virtual services.
@@ -627,8 +629,31 @@ impl Default for LbConf {
             syn_rate: 50_000,
             tls_max_conns: 4096,
             sessions: SessionsConf::default(),
+            access_log: AccessLogConf::default(),
             health: HealthConf::default(),
             vips: Vec::new(),
+        }
+    }
+}
+
+/// `[lb.access_log]`: one JSON line per connection at its end.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogConf {
+    /// File to append to, `"-"` for stdout; absent: no access log.
+    pub path: Option<String>,
+    /// Log one connection in this many (1: every connection).
+    pub sample: u32,
+    /// Records each lcore's ring holds before the control thread drains it.
+    pub ring: u32,
+}
+
+impl Default for AccessLogConf {
+    fn default() -> Self {
+        AccessLogConf {
+            path: None,
+            sample: 1,
+            ring: 16384,
         }
     }
 }

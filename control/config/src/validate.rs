@@ -628,6 +628,15 @@ impl Config {
         in_range("lb.retries", lb.retries, 0, 8)?;
         in_range("lb.idle_timeout_s", lb.idle_timeout_s, 1, 86_400 * 7)?;
         in_range("lb.shutdown_grace_s", lb.shutdown_grace_s, 0, 3600)?;
+        in_range("lb.access_log.sample", lb.access_log.sample, 1, 1_000_000)?;
+        in_range("lb.access_log.ring", lb.access_log.ring, 64, 1 << 20)?;
+        if lb.access_log.path.as_deref() == Some("") {
+            return err(
+                "lb.access_log.path",
+                "\"\"",
+                "must be a file path or \"-\" (stdout)",
+            );
+        }
         in_range("lb.linger_ms", lb.linger_ms, 0, 600_000)?;
         in_range("lb.window_scale", lb.window_scale, 0, 14)?;
         let h = &lb.health;

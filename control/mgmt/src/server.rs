@@ -142,6 +142,8 @@ pub trait Control {
     fn sessions(&self, vip: &str, offset: usize, limit: usize) -> Result<Value, ApiError>;
     /// Re-read the config file and apply it (as SIGHUP).
     fn reload(&mut self) -> Result<Value, ApiError>;
+    /// Reopen the access log file (as SIGUSR1).
+    fn reopen_access_log(&mut self) -> Result<Value, ApiError>;
     /// Begin the graceful shutdown (as SIGTERM).
     fn shutdown(&mut self) -> Result<Value, ApiError>;
     /// Change one backend's state or weight.
@@ -313,6 +315,7 @@ impl MgmtServer {
             }
             (Method::Post, ["api", "v1", "reload"]) => ctl.reload(),
             (Method::Post, ["api", "v1", "shutdown"]) => ctl.shutdown(),
+            (Method::Post, ["api", "v1", "access-log", "reopen"]) => ctl.reopen_access_log(),
             (Method::Post, ["api", "v1", "vips", vip, "backends", backend]) => {
                 match serde_json::from_str::<BackendChange>(if body.trim().is_empty() {
                     "{}"

@@ -212,6 +212,7 @@ impl Rig {
             board,
             counters: Arc::new(SharedLbCounters::default()),
             hists: Default::default(),
+            access: None,
             backends: Arc::new(BackendCounters::new(&[1])),
             inboxes: Arc::new(vec![ArrayQueue::new(8), ArrayQueue::new(8)]),
             health: Some(Arc::new(HealthShared::new(4))),
@@ -251,6 +252,7 @@ impl Rig {
             health_status: 200,
             tls_vips: Vec::new(),
             tls_max_conns: 16,
+            access_sample: 1,
             content: Vec::new(),
         };
         let lb = LbCore::new(conf, shared);

@@ -652,6 +652,7 @@ impl Rig {
             board,
             counters: Arc::new(SharedLbCounters::default()),
             hists: Default::default(),
+            access: None,
             backends: Arc::new(BackendCounters::new(&sizes)),
             inboxes: Arc::new(vec![ArrayQueue::new(8)]),
             health: None,
@@ -709,6 +710,7 @@ impl Rig {
                 x_forwarded_for: true,
             }],
             tls_max_conns: 8,
+            access_sample: 1,
             content: Vec::new(),
         };
         let lb = LbCore::new(conf, shared.clone());

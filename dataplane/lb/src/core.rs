@@ -37,6 +37,7 @@ use qsplice_wire::{
     ethernet_l3, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpPacket,
 };
 
+use crate::access::{AccessRecord, EndReason, SaDecision};
 use crate::board::{AcceptMode, BackendCounters, BackendStats, PoolBoard};
 use crate::counters::{LbCounters, SharedLbCounters};
 use crate::health::{
@@ -149,6 +150,8 @@ pub struct LbConf {
     pub tls_vips: Vec<TlsVip>,
     /// Terminated connections one lcore holds at most.
     pub tls_max_conns: usize,
+    /// Access log: one connection in this many is logged (1: all).
+    pub access_sample: u32,
     /// Content-aware (LARD-style) VIPs and their rules.
     pub content: Vec<ContentVip>,
 }
@@ -175,6 +178,8 @@ pub struct LbShared<F> {
     pub tls: Arc<arc_swap::ArcSwap<Vec<qsplice_tls::TlsStats>>>,
     /// This lcore's published latency histograms.
     pub hists: Arc<crate::hist::SharedLbHists>,
+    /// This lcore's access-log ring (None: no access log).
+    pub access: Option<Arc<crate::access::AccessRing>>,
 }
 
 /// How often an lcore republishes its TLS counters (one allocation each).
@@ -186,6 +191,7 @@ impl<F> Clone for LbShared<F> {
             board: self.board.clone(),
             counters: self.counters.clone(),
             hists: self.hists.clone(),
+            access: self.access.clone(),
             backends: self.backends.clone(),
             inboxes: self.inboxes.clone(),
             health: self.health.clone(),
@@ -267,6 +273,10 @@ struct Meta {
     /// toward each must be to be accepted (the shutdown reset).
     c_ack: u32,
     s_ack: u32,
+    /// When the flow was spliced (0: never).
+    spliced_at: u64,
+    /// How it ended, for the access log (set where it ends).
+    how: EndReason,
 }
 
 impl Meta {
@@ -299,6 +309,8 @@ impl Meta {
         attempt_at: 0,
         c_ack: 0,
         s_ack: 0,
+        spliced_at: 0,
+        how: EndReason::Fin,
     };
 }
 
@@ -337,6 +349,26 @@ enum Gone {
     Closed,
 }
 
+/// What the access log needs of a flow that left the table.
+#[derive(Clone, Copy, Debug)]
+struct Ended {
+    client: SocketAddrV4,
+    vip: SocketAddrV4,
+    server: SocketAddrV4,
+    bytes: [u64; 2],
+}
+
+impl Ended {
+    fn of(f: &qsplice_splice::flow::Flow) -> Ended {
+        Ended {
+            client: f.params.client,
+            vip: f.params.vip,
+            server: f.params.server,
+            bytes: f.bytes,
+        }
+    }
+}
+
 /// One lcore's balancer. See the module docs.
 #[derive(Debug)]
 pub struct LbCore<F> {
@@ -356,6 +388,11 @@ pub struct LbCore<F> {
     h: crate::hist::LbHists,
     /// The shutdown reset ran ([`AcceptMode::Reset`]).
     resetting: bool,
+    /// The access log's sampling and ring.
+    access: crate::access::AccessLogger,
+    /// The clock at the last segment or tick (for records made where no
+    /// `now` is passed).
+    now: u64,
     sport_next: u32,
     ms: u64,
     timers: FlowTimers,
@@ -395,6 +432,11 @@ impl<F: Frame> LbCore<F> {
             c: LbCounters::default(),
             h: crate::hist::LbHists::default(),
             resetting: false,
+            access: crate::access::AccessLogger::new(
+                shared.access.clone(),
+                conf.access_sample,
+            ),
+            now: 0,
             // A per-process random start: a restarted appliance does not
             // walk the backends' TIME-WAIT tuples of its predecessor in order.
             sport_next: conf.secret.isn(
@@ -585,6 +627,7 @@ impl<F: Frame> LbCore<F> {
     // ----- client side --------------------------------------------------
 
     fn on_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
+        self.now = now;
         let Some((s, opts)) = self.parse(&f, l3) else {
             return;
         };
@@ -964,6 +1007,8 @@ impl<F: Frame> LbCore<F> {
             attempt_at: now,
             c_ack: s.ack,
             s_ack: 0,
+            spliced_at: 0,
+            how: EndReason::Fin,
         };
         self.connecting.push(id);
         self.c.conn_opened += 1;
@@ -1082,6 +1127,7 @@ impl<F: Frame> LbCore<F> {
             Phase::Connecting => {
                 if s.flags.contains(TcpFlags::RST) {
                     self.c.conn_client_abort += 1;
+                    self.meta[id as usize].how = EndReason::ClientAbort;
                     self.remove_flow(io, id, Gone::Aborted);
                 } else if s.payload > 0 || s.flags.contains(TcpFlags::FIN) {
                     self.hold(id, f);
@@ -1220,6 +1266,7 @@ impl<F: Frame> LbCore<F> {
         meta.backend_ts = backend_ts;
         meta.phase = Phase::Spliced;
         meta.s_ack = s.ack;
+        meta.spliced_at = now;
         let (born, attempt_at) = (meta.born, meta.attempt_at);
         self.h.setup.record(self.us(now.saturating_sub(born)));
         self.h
@@ -1350,7 +1397,12 @@ impl<F: Frame> LbCore<F> {
             self.sa_forget(id);
         }
         if lingering && !self.meta[id as usize].closed {
-            self.mark_closed(id, now);
+            let how = if t.flags.contains(TcpFlags::RST) {
+                EndReason::Reset
+            } else {
+                EndReason::Fin
+            };
+            self.mark_closed(id, now, how);
         }
         let m = self.meta[id as usize];
         let bytes = t.payload_len as u64;
@@ -1570,10 +1622,41 @@ impl<F: Frame> LbCore<F> {
 
     // ----- removal and timers ---------------------------------------------
 
+    /// The access-log record of a spliced VIP's connection, at its end.
+    fn log_flow(&mut self, m: &Meta, end: &Ended, why: Gone) {
+        let how = match why {
+            Gone::Failed => EndReason::ConnectFailed,
+            _ => m.how,
+        };
+        let setup_us = if m.spliced_at > 0 {
+            self.us(m.spliced_at.saturating_sub(m.born))
+        } else {
+            0
+        };
+        let r = AccessRecord {
+            lcore: self.conf.lcore,
+            vip: end.vip,
+            client: end.client,
+            backend: Some(end.server),
+            start: m.born,
+            end: self.now,
+            setup_us,
+            c2s_bytes: end.bytes[0],
+            s2c_bytes: end.bytes[1],
+            how,
+            tls: None,
+            sa: SaDecision::None,
+        };
+        if !self.access.push(r) {
+            self.c.access_log_lost += 1;
+        }
+    }
+
     /// Spliced flow `id` has closed (FINs acknowledged or a RST) and
     /// lingers: off its backend's active count and its session, its
     /// duration observed.
-    fn mark_closed(&mut self, id: FlowId, now: u64) {
+    fn mark_closed(&mut self, id: FlowId, now: u64, how: EndReason) {
+        self.meta[id as usize].how = how;
         self.sa_forget(id);
         let born = self.meta[id as usize].born;
         self.h
@@ -1648,7 +1731,7 @@ impl<F: Frame> LbCore<F> {
             if let Some(fl) = self.flows.get_mut(id) {
                 fl.on_segment(Dir::S2C, &rst, now, &self.timers);
             }
-            self.mark_closed(id, now);
+            self.mark_closed(id, now, EndReason::BackendDown);
             self.c.conn_reset_backend_down += 1;
         }
         self.term_reset_backends(io, dead, now);
@@ -1667,10 +1750,12 @@ impl<F: Frame> LbCore<F> {
                 Phase::Connecting => {
                     self.reset_client(io, id);
                     self.c.conn_abort_shutdown += 1;
+                    self.meta[id as usize].how = EndReason::Shutdown;
                 }
                 Phase::Spliced if !m.closed => {
                     self.rst_both_ways(io, id);
                     self.c.conn_reset_shutdown += 1;
+                    self.meta[id as usize].how = EndReason::Shutdown;
                 }
                 _ => {}
             }
@@ -1686,14 +1771,17 @@ impl<F: Frame> LbCore<F> {
 
     fn remove_flow<Q: Queue<Frame = F>>(&mut self, _io: &mut Io<'_, Q>, id: FlowId, why: Gone) {
         if let Some(flow) = self.flows.remove(id) {
-            self.forget(id, flow.state, why);
+            self.forget(id, Ended::of(&flow), why);
         }
     }
 
     /// Release everything a removed flow held.
-    fn forget(&mut self, id: FlowId, _state: FlowState, why: Gone) {
+    fn forget(&mut self, id: FlowId, end: Ended, why: Gone) {
         self.sa_forget(id);
         let m = std::mem::replace(&mut self.meta[id as usize], Meta::FREE);
+        if m.phase != Phase::Free && self.access.wants() {
+            self.log_flow(&m, &end, why);
+        }
         let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
         match m.phase {
             Phase::Connecting => {
@@ -1797,7 +1885,7 @@ impl<F: Frame> LbCore<F> {
                 };
                 self.emit_new(io, pi, &seg);
                 self.c.retry_no_backend += 1;
-                self.forget(id, old.state, Gone::Failed);
+                self.forget(id, Ended::of(&old), Gone::Failed);
                 return true;
             }
         };
@@ -1864,17 +1952,18 @@ impl<F: Frame> LbCore<F> {
     }
 
     fn expire(&mut self, now: u64) {
-        let mut gone: ArrayVec<(FlowId, FlowState), EXPIRE_BUDGET> = ArrayVec::new();
+        let mut gone: ArrayVec<(FlowId, bool, Ended), EXPIRE_BUDGET> = ArrayVec::new();
         let budget = EXPIRE_BUDGET.min(self.flows.capacity() / 64 + 16);
         self.flows.expire(now, &self.timers, budget, |id, flow| {
-            let _ = gone.try_push((id, flow.state));
+            let closed = matches!(flow.state, FlowState::Linger { .. });
+            let _ = gone.try_push((id, closed, Ended::of(&flow)));
         });
-        for (id, state) in gone {
-            let closed = matches!(state, FlowState::Linger { .. });
+        for (id, closed, end) in gone {
             if !closed {
                 self.c.conn_idle += 1;
+                self.meta[id as usize].how = EndReason::Idle;
             }
-            self.forget(id, state, if closed { Gone::Closed } else { Gone::Aborted });
+            self.forget(id, end, if closed { Gone::Closed } else { Gone::Aborted });
         }
     }
 
@@ -1973,6 +2062,7 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
     }
 
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        self.now = now;
         self.refresh_pools(io, now);
         if !self.resetting && self.shared.board.mode() == AcceptMode::Reset {
             self.resetting = true;

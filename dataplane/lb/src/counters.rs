@@ -104,6 +104,9 @@ lb_counters! {
     /// reset because health checks marked their backend down
     /// (`lb.health.on_down = "reset"`); spliced ones then end as closed.
     conn_reset_backend_down,
+    /// Access-log records lost because the lcore's ring was full (the
+    /// control thread fell behind).
+    access_log_lost,
     /// Flows now in the table (gauge).
     flows_active,
     /// Flows now waiting for a backend (gauge).

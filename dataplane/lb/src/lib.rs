@@ -21,6 +21,7 @@
 //! that arrive elsewhere are handed over through a bounded lock-free inbox.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod board;
 pub mod core;
 pub mod counters;

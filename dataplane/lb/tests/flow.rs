@@ -81,6 +81,7 @@ fn conf() -> LbConf {
         health_status: 200,
         tls_vips: Vec::new(),
         tls_max_conns: 16,
+        access_sample: 1,
         content: Vec::new(),
     }
 }
@@ -102,6 +103,7 @@ fn rig_with(conf: LbConf) -> Rig {
         board: board.clone(),
         counters: counters.clone(),
         hists: Default::default(),
+        access: None,
         backends: backends.clone(),
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(health.clone()),

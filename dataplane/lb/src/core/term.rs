@@ -48,6 +48,7 @@ use qsplice_wire::tls::HelloAssembler;
 use qsplice_wire::{ethertype, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpPacket};
 
 use super::{LbCore, Seg};
+use crate::access::{AccessRecord, EndReason, SaDecision, TlsAccess};
 use crate::board::AcceptMode;
 use crate::tcp::{SynOptions, MIN_FRAME, OUR_TTL};
 
@@ -88,6 +89,13 @@ struct Route {
 struct Conn {
     /// Reset both legs at the next lifecycle step (backend marked down).
     kill: bool,
+    /// Plaintext relayed from the client and to it (access log).
+    bytes_in: u64,
+    bytes_out: u64,
+    /// TLS handshake time, µs (0: not completed).
+    hs_us: u64,
+    /// Client SYN time where known (SYN cache entry), else the connection's.
+    born: u64,
     gen: u32,
     vip: usize,
     client: SocketAddrV4,
@@ -456,6 +464,10 @@ impl<F: Frame> LbCore<F> {
             xff_pending: Vec::new(),
             created: now,
             kill: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            hs_us: 0,
+            born: acc.entry.map_or(now, |e| e.created),
             last: now,
             want_connect: false,
             armed: u64::MAX,
@@ -675,11 +687,14 @@ impl<F: Frame> LbCore<F> {
             let ticks = now.saturating_sub(conn.created);
             let us = (u128::from(ticks) * 1_000_000 / u128::from(self.conf.hz.max(1))) as u64;
             self.h.tls_handshake.record(us);
+            conn.hs_us = us.max(1);
         }
         // Plaintext relayed each way, on the backend's counters too (the
         // VIP's `c2s_bytes` / `s2c_bytes` are their sums).
         let st = &t.stats[conn.vip];
         let (din, dout) = (st.bytes_in - bytes_before.0, st.bytes_out - bytes_before.1);
+        conn.bytes_in += din;
+        conn.bytes_out += dout;
         while !conn.tls.outgoing().is_empty() && conn.cli.may_send() {
             let n = conn.cli.send(conn.tls.outgoing());
             if n == 0 {
@@ -969,11 +984,40 @@ impl<F: Frame> LbCore<F> {
                 self.bstat(pool, b, |st| st.reset += 1);
             }
         }
+        if self.access.wants() {
+            let how = if clean {
+                EndReason::Fin
+            } else if self.resetting {
+                EndReason::Shutdown
+            } else if conn.kill {
+                EndReason::BackendDown
+            } else if conn.cli.outcome() == Some(Outcome::Reset) {
+                EndReason::Reset
+            } else if conn.server.is_some() && !conn.backend_up {
+                EndReason::ConnectFailed
+            } else {
+                EndReason::TlsFailed
+            };
+            let r = AccessRecord {
+                lcore: self.conf.lcore,
+                vip: conn.vip_addr,
+                client: conn.client,
+                backend: conn.server.map(|(s, _, _, _)| s),
+                start: conn.born,
+                end: self.now,
+                setup_us: conn.hs_us,
+                c2s_bytes: conn.bytes_in,
+                s2c_bytes: conn.bytes_out,
+                how,
+                tls: Some(TlsAccess::of(conn.tls.handshake())),
+                sa: SaDecision::None,
+            };
+            if !self.access.push(r) {
+                self.c.access_log_lost += 1;
+            }
+        }
     }
 
-    /// Runs due timers.
-    /// End of a receive burst: uncorks the connections corked during it
-    /// and sends what they hold. Returns whether there were any.
     /// Terminated connections to these backends (`(pool, backend)`, marked
     /// down by health checks): both legs reset now.
     pub(super) fn term_reset_backends<Q: Queue<Frame = F>>(
@@ -1011,6 +1055,8 @@ impl<F: Frame> LbCore<F> {
         self.c.tls_active = self.term.active() as u64;
     }
 
+    /// End of a receive burst: uncorks the connections corked during it
+    /// and sends what they hold. Returns whether there were any.
     pub(super) fn term_flush<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
         if self.term.corked.is_empty() {
             return false;
@@ -1032,6 +1078,7 @@ impl<F: Frame> LbCore<F> {
         true
     }
 
+    /// Runs due timers.
     pub(super) fn term_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let mut budget = 4096;
         while let Some(&Reverse((due, idx, gen))) = self.term.timers.peek() {

@@ -1,0 +1,239 @@
+//! The access log's writer, on the control thread: drains the lcores'
+//! record rings, formats one JSON line per connection and appends it to the
+//! file (or stdout). SIGUSR1 or `POST /api/v1/access-log/reopen` reopens
+//! the file (logrotate's `postrotate`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use qsplice_lb::access::{AccessRecord, AccessRing};
+use serde_json::{json, Value};
+
+/// Records written per drain at most (the control loop has other work; the
+/// rest waits for the next iteration, 5 ms later).
+const PER_DRAIN: usize = 8192;
+
+/// The open access log.
+pub struct AccessLog {
+    /// None: stdout.
+    path: Option<PathBuf>,
+    out: Box<dyn Write + Send>,
+    rings: Vec<Arc<AccessRing>>,
+    vip_names: HashMap<SocketAddrV4, String>,
+    hz: u64,
+    /// Lines written.
+    pub written: u64,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("path", &self.path)
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+fn open(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        None => Box::new(std::io::LineWriter::new(std::io::stdout())),
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("lb.access_log.path {}: cannot open", p.display()))?;
+            Box::new(std::io::BufWriter::with_capacity(1 << 16, f))
+        }
+    })
+}
+
+impl AccessLog {
+    /// Open `path` (`"-"`: stdout) for the lcores' `rings`.
+    pub fn new(
+        path: &str,
+        rings: Vec<Arc<AccessRing>>,
+        vip_names: HashMap<SocketAddrV4, String>,
+        hz: u64,
+    ) -> Result<Self> {
+        let path = (path != "-").then(|| PathBuf::from(path));
+        let out = open(&path)?;
+        Ok(AccessLog {
+            path,
+            out,
+            rings,
+            vip_names,
+            hz: hz.max(1),
+            written: 0,
+        })
+    }
+
+    /// Lcore `i`'s ring.
+    pub fn ring(&self, i: usize) -> Arc<AccessRing> {
+        self.rings[i].clone()
+    }
+
+    /// Reopen the file (after a rotation moved it away).
+    pub fn reopen(&mut self) -> Result<()> {
+        let _ = self.out.flush();
+        self.out = open(&self.path)?;
+        tracing::info!(path = ?self.path, "access log reopened");
+        Ok(())
+    }
+
+    /// Write what the lcores pushed. `tsc_now` is the lcores' clock now
+    /// (records carry that clock; it becomes wall time here).
+    pub fn drain(&mut self, tsc_now: u64) {
+        let wall_now = SystemTime::now();
+        let mut n = 0;
+        for ring in &self.rings {
+            while n < PER_DRAIN {
+                let Some(r) = ring.pop() else {
+                    break;
+                };
+                n += 1;
+                let line = format_record(&r, &self.vip_names, self.hz, tsc_now, wall_now);
+                if let Err(e) = writeln!(self.out, "{line}") {
+                    tracing::warn!("access log: {e}");
+                    return;
+                }
+                self.written += 1;
+            }
+        }
+        if n > 0 {
+            let _ = self.out.flush();
+        }
+    }
+}
+
+/// RFC 3339 UTC time with microseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+fn ms(us: u64) -> f64 {
+    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// One record as a JSON line (docs/operations.md lists the fields).
+pub fn format_record(
+    r: &AccessRecord,
+    vip_names: &HashMap<SocketAddrV4, String>,
+    hz: u64,
+    tsc_now: u64,
+    wall_now: SystemTime,
+) -> Value {
+    let ticks_us = |t: u64| (u128::from(t) * 1_000_000 / u128::from(hz.max(1))) as u64;
+    let ago = Duration::from_micros(ticks_us(tsc_now.saturating_sub(r.end)));
+    let end = wall_now.checked_sub(ago).unwrap_or(wall_now);
+    let mut v = json!({
+        "time": rfc3339(end),
+        "client": r.client.to_string(),
+        "vip": vip_names.get(&r.vip).cloned().unwrap_or_default(),
+        "vip_address": r.vip.to_string(),
+        "backend": r.backend.map(|b| b.to_string()),
+        "bytes_c2s": r.c2s_bytes,
+        "bytes_s2c": r.s2c_bytes,
+        "duration_ms": ms(ticks_us(r.end.saturating_sub(r.start))),
+        "setup_ms": ms(r.setup_us),
+        "end": r.how.as_str(),
+        "lcore": r.lcore,
+    });
+    if let Some(t) = &r.tls {
+        let version = match t.version {
+            0x0304 => "1.3",
+            0x0303 => "1.2",
+            0 => "",
+            _ => "other",
+        };
+        v["tls"] = json!({
+            "version": version,
+            "group": t.group.map(|g| g.name()),
+            "resumed": t.resumed,
+            "sni": String::from_utf8_lossy(t.sni()),
+        });
+    }
+    if let Some(d) = r.sa.as_str() {
+        v["session"] = json!(d);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qsplice_lb::access::{EndReason, SaDecision, TlsAccess};
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_micros(1_796_445_123_456_789);
+        assert_eq!(rfc3339(t), "2026-12-05T04:32:03.456789Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_record_becomes_one_json_line() {
+        let vip: SocketAddrV4 = "10.10.1.1:443".parse().unwrap();
+        let mut tls = TlsAccess::of(None);
+        tls.version = 0x0304;
+        tls.group = Some(qsplice_tls::Group::X25519MlKem768);
+        tls.sni[..8].copy_from_slice(b"vip.test");
+        tls.sni_len = 8;
+        let r = AccessRecord {
+            lcore: 1,
+            vip,
+            client: "10.10.1.2:40001".parse().unwrap(),
+            backend: Some("10.10.2.11:80".parse().unwrap()),
+            start: 1_000_000,
+            end: 3_500_000,
+            setup_us: 1234,
+            c2s_bytes: 77,
+            s2c_bytes: 1_048_576,
+            how: EndReason::Fin,
+            tls: Some(tls),
+            sa: SaDecision::None,
+        };
+        let names = [(vip, "web-tls".to_string())].into_iter().collect();
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_445_123);
+        // 1 MHz clock: the record ended 0.5 s before "now".
+        let v = format_record(&r, &names, 1_000_000, 4_000_000, now);
+        assert_eq!(v["time"], "2026-12-05T04:32:02.500000Z");
+        assert_eq!(v["vip"], "web-tls");
+        assert_eq!(v["backend"], "10.10.2.11:80");
+        assert_eq!(v["duration_ms"], 2500.0);
+        assert_eq!(v["setup_ms"], 1.234);
+        assert_eq!(v["end"], "fin");
+        assert_eq!(v["tls"]["version"], "1.3");
+        assert_eq!(v["tls"]["group"], "X25519MLKEM768");
+        assert_eq!(v["tls"]["sni"], "vip.test");
+        assert!(v.get("session").is_none());
+        let line = v.to_string();
+        assert!(!line.contains('\n'));
+    }
+}
