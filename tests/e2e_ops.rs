@@ -4,7 +4,9 @@
 //! on a loopback port: `/metrics` scraped while traffic flows and checked by
 //! Prometheus' own `promtool` (text format and OpenMetrics), its counters
 //! equal to the report's; a real Prometheus server scraping it reads a
-//! non-zero connection rate from its own query API; the listener unreachable from the client
+//! non-zero connection rate from its own query API; the status page
+//! rendered by headless Chromium shows a backend with a non-zero rate; the
+//! listener unreachable from the client
 //! namespace; `qsplice ctl` reading status, VIPs and backends, refusing
 //! changes without the token, draining / re-enabling a backend (seen in the
 //! traffic, in `ctl` and in `/metrics`), rejecting bad values with the
@@ -311,6 +313,54 @@ fn management_listener_metrics_and_ctl() {
         "Prometheus: rate(qsplice_backend_connections_opened_total[5s]) = {:.0}/s",
         rate.unwrap()
     );
+    // The status page in a real browser while wrk still runs: headless
+    // Chromium loads it, its script polls /api/v1/status, and the rendered
+    // DOM has a backend row with a non-zero connection rate.
+    let chromium = |extra: &[String]| {
+        let profile = scratch.0.join("chromium");
+        let mut c = Command::new("timeout");
+        c.args([
+            "60",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=6000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("{url}/"));
+        c.output().expect("run chromium")
+    };
+    let dom = String::from_utf8_lossy(&chromium(&["--dump-dom".to_string()]).stdout).to_string();
+    let rates: Vec<f64> = dom
+        .split("<tr class=\"backend\"")
+        .skip(1)
+        .filter_map(|row| {
+            let cell = row.split("<td class=\"rate\">").nth(1)?;
+            cell.split('<').next()?.replace(',', "").parse().ok()
+        })
+        .collect();
+    assert_eq!(rates.len(), 3, "three backend rows in the page: {dom}");
+    assert!(
+        rates.iter().any(|r| *r > 0.0),
+        "a backend row with a non-zero rate: {rates:?}\n{dom}"
+    );
+    if let Ok(png) = std::env::var("QSPLICE_STATUS_SCREENSHOT") {
+        let o = chromium(&[
+            format!("--screenshot={png}"),
+            "--window-size=1280,1100".to_string(),
+        ]);
+        assert!(
+            o.status.success(),
+            "screenshot: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     let w = wrk.join().unwrap();
     assert!(
         String::from_utf8_lossy(&w.stdout).contains("requests in"),

@@ -155,6 +155,10 @@ pub trait Control {
     ) -> Result<Value, ApiError>;
 }
 
+/// `GET /`: the live status page (HTML + inline script reading
+/// `/api/v1/status`; no external asset).
+const STATUS_PAGE: &str = include_str!("status.html");
+
 /// Requests answered per [`MgmtServer::poll`] at most (the control thread
 /// has other work).
 const PER_POLL: usize = 16;
@@ -288,6 +292,15 @@ impl MgmtServer {
                 let (text, ctype) =
                     metrics::render(&ctl.report(), metrics::wants_openmetrics(&accept));
                 let resp = Response::from_string(text).with_header(header("Content-Type", ctype));
+                if let Err(e) = req.respond(resp) {
+                    tracing::debug!("management: {e}");
+                }
+                return;
+            }
+            (Method::Get | Method::Head, []) => {
+                let resp = Response::from_string(STATUS_PAGE)
+                    .with_header(header("Content-Type", "text/html; charset=utf-8"))
+                    .with_header(header("Cache-Control", "no-store"));
                 if let Err(e) = req.respond(resp) {
                     tracing::debug!("management: {e}");
                 }
