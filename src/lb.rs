@@ -81,6 +81,8 @@ pub struct LbRuntime {
     inboxes: Arc<Vec<ArrayQueue<Mbuf>>>,
     health: Arc<HealthShared>,
     health_conf: qsplice_config::HealthConf,
+    /// The `[lb]` section now in force (a reload compares against it).
+    running: qsplice_config::LbConf,
     template: LbConf,
     /// Per lcore: its TLS counters per terminated VIP.
     tls_stats: Vec<Arc<ArcSwap<Vec<TlsStats>>>>,
@@ -343,6 +345,7 @@ impl LbRuntime {
                 .map(|_| Arc::new(ArcSwap::from_pointee(Vec::new())))
                 .collect(),
             health_conf: l.health.clone(),
+            running: l.clone(),
             vips,
             template,
             version: 0,
@@ -584,73 +587,13 @@ impl LbRuntime {
     /// settings changed.
     pub fn reconfigure(&mut self, l: &qsplice_config::LbConf) -> Result<usize> {
         let h = &l.health;
-        let fixed = [
-            (
-                "lb.max_flows",
-                self.template.max_flows == l.max_flows as usize,
-            ),
-            (
-                "lb.max_connecting",
-                self.template.max_connecting == l.max_connecting as usize,
-            ),
-            (
-                "lb.source_port_min",
-                self.template.sport_min == l.source_port_min,
-            ),
-            (
-                "lb.source_port_max",
-                self.template.sport_max == l.source_port_max,
-            ),
-            ("lb.syn_rto_ms", self.template.syn_rto_ms == l.syn_rto_ms),
-            ("lb.syn_retries", self.template.syn_retries == l.syn_retries),
-            ("lb.retries", self.template.retries == l.retries),
-            ("lb.min_mss", self.template.min_mss == l.min_mss),
-            (
-                "lb.tcp_congestion",
-                self.template.congestion == congestion_of(l.tcp_congestion),
-            ),
-            (
-                "lb.syn_backlog",
-                self.template.syn_backlog == l.syn_backlog as usize,
-            ),
-            ("lb.syn_rate", self.template.syn_rate == l.syn_rate),
-            (
-                "lb.idle_timeout_s",
-                self.template.idle_timeout_ms == l.idle_timeout_s * 1000,
-            ),
-            ("lb.linger_ms", self.template.linger_ms == l.linger_ms),
-            ("lb.window_scale", self.template.vip_ws == l.window_scale),
-            (
-                "lb.health.http_path",
-                self.template.health_path == h.http_path,
-            ),
-            (
-                "lb.health.expect_status",
-                self.template.health_status == h.expect_status,
-            ),
-            ("lb.vips", self.vips.len() == l.vips.len()),
-        ];
-        if let Some((k, _)) = fixed.iter().find(|(_, same)| !same) {
-            anyhow::bail!("key `{k}` changed: it takes a restart to apply");
-        }
-        for (i, (old, new)) in self.vips.iter().zip(&l.vips).enumerate() {
-            if old.session_aware != (new.policy == PolicyConf::SessionAware) {
-                anyhow::bail!("key `lb.vips[{i}].policy` changed to or from session-aware: it takes a restart");
-            }
-            if old.name != new.name || old.addr != new.address {
-                anyhow::bail!("key `lb.vips[{i}]` changed name or address: it takes a restart");
-            }
-            if old.backends.len() != new.backends.len()
-                || old
-                    .backends
-                    .iter()
-                    .zip(&new.backends)
-                    .any(|(a, b)| a.addr != b.address)
-            {
-                anyhow::bail!(
-                    "key `lb.vips[{i}].backends` added, removed or reordered backends: it takes a restart"
-                );
-            }
+        // All or nothing: a reload applies only what the running balancer
+        // can change live; any other changed key refuses the whole reload,
+        // named, instead of being silently ignored.
+        if let Some(k) = unchangeable_key(&self.running, l) {
+            anyhow::bail!(
+                "key `{k}` changed: it takes a restart to apply (a reload applies backends' weight, max_conns and state, VIP policies other than to or from session-aware, [lb.health] and lb.shutdown_grace_s)"
+            );
         }
         let mut n = 0;
         for (old, new) in self.vips.iter_mut().zip(&l.vips) {
@@ -679,6 +622,7 @@ impl LbRuntime {
             n += 1;
             self.shutdown_grace = grace;
         }
+        self.running = l.clone();
         self.publish();
         Ok(n)
     }
@@ -1026,6 +970,80 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
 }
 
 /// `lb.tcp_congestion` as the terminated legs' controller.
+/// The first key of `new` that differs from `running` and that a reload
+/// cannot apply (None: every change applies live).
+fn unchangeable_key(
+    running: &qsplice_config::LbConf,
+    new: &qsplice_config::LbConf,
+) -> Option<String> {
+    // What a reload applies, copied over; whatever still differs cannot.
+    let mut m = running.clone();
+    m.health = new.health.clone();
+    m.shutdown_grace_s = new.shutdown_grace_s;
+    for (mv, nv) in m.vips.iter_mut().zip(&new.vips) {
+        let sa = |p: PolicyConf| p == PolicyConf::SessionAware;
+        if sa(mv.policy) == sa(nv.policy) {
+            mv.policy = nv.policy;
+        }
+        if mv.backends.len() == nv.backends.len() {
+            for (mb, nb) in mv.backends.iter_mut().zip(&nv.backends) {
+                if mb.address == nb.address {
+                    mb.weight = nb.weight;
+                    mb.max_conns = nb.max_conns;
+                    mb.state = nb.state;
+                }
+            }
+        }
+    }
+    if m == *new {
+        return None;
+    }
+    macro_rules! first_differing {
+        ($prefix:expr, $a:expr, $b:expr, $($f:ident),*) => {
+            $( if $a.$f != $b.$f { return Some(format!("{}{}", $prefix, stringify!($f))); } )*
+        };
+    }
+    first_differing!(
+        "lb.",
+        m,
+        new,
+        client_port,
+        backend_port,
+        local,
+        source_port_min,
+        source_port_max,
+        max_flows,
+        max_connecting,
+        syn_rto_ms,
+        syn_retries,
+        retries,
+        idle_timeout_s,
+        linger_ms,
+        window_scale,
+        min_mss,
+        tcp_congestion,
+        syn_backlog,
+        syn_rate,
+        tls_max_conns,
+        sessions,
+        access_log
+    );
+    if m.vips.len() != new.vips.len() {
+        return Some("lb.vips (VIPs added or removed)".into());
+    }
+    for (i, (a, b)) in m.vips.iter().zip(&new.vips).enumerate() {
+        let prefix = format!("lb.vips[{i}].");
+        if a.policy != b.policy {
+            return Some(format!("{prefix}policy (to or from session-aware)"));
+        }
+        if a.backends != b.backends {
+            return Some(format!("{prefix}backends (added, removed or reordered)"));
+        }
+        first_differing!(prefix, a, b, name, address, tls, tls_options, rules);
+    }
+    Some("lb".into())
+}
+
 fn congestion_of(c: TcpCongestion) -> qsplice_lb::Congestion {
     match c {
         TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,
@@ -1036,6 +1054,52 @@ fn congestion_of(c: TcpCongestion) -> qsplice_lb::Congestion {
 
 #[cfg(test)]
 mod tests {
+    /// A reload names the first key it cannot apply; what it can apply
+    /// passes.
+    #[test]
+    fn reload_refuses_what_it_cannot_apply_and_names_it() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/lb.toml")).unwrap();
+        let running = qsplice_config::parse(&text).unwrap().lb.unwrap();
+        let with = |f: &dyn Fn(&mut qsplice_config::LbConf)| {
+            let mut n = running.clone();
+            f(&mut n);
+            super::unchangeable_key(&running, &n)
+        };
+        assert_eq!(with(&|_| {}), None);
+        assert_eq!(
+            with(&|n| {
+                n.vips[0].backends[1].weight = 7;
+                n.vips[0].backends[2].state = qsplice_config::BackendStateConf::Draining;
+                n.vips[0].policy = qsplice_config::PolicyConf::LeastConnections;
+                n.health.interval_ms = 2000;
+                n.shutdown_grace_s = 1;
+            }),
+            None,
+            "weights, states, policies, health and the grace period apply live"
+        );
+        assert_eq!(
+            with(&|n| n.syn_backlog += 1).as_deref(),
+            Some("lb.syn_backlog")
+        );
+        assert_eq!(
+            with(&|n| n.vips[0].tls = qsplice_config::TlsModeConf::Terminate).as_deref(),
+            Some("lb.vips[0].tls")
+        );
+        assert!(with(&|n| {
+            n.vips[0].backends.pop();
+        })
+        .is_some_and(|k| k.starts_with("lb.vips[0].backends")));
+        assert!(
+            with(&|n| n.vips[0].policy = qsplice_config::PolicyConf::SessionAware)
+                .is_some_and(|k| k.starts_with("lb.vips[0].policy"))
+        );
+        assert!(with(&|n| {
+            n.vips.pop();
+        })
+        .is_some_and(|k| k.starts_with("lb.vips")));
+    }
+
     /// The names `cipher_suites` accepts are the ones the TLS crate knows.
     #[test]
     fn config_suite_names_are_the_tls_crate_s() {

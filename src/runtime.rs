@@ -320,7 +320,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             }
         }
         if reload.swap(false, Ordering::SeqCst) {
-            let _ = reload_config(opts, lb.as_mut(), "SIGHUP");
+            let _ = reload_config(cfg, opts, lb.as_mut(), "SIGHUP");
         }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
@@ -340,6 +340,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 lb: lb.as_mut(),
                 opts,
                 stop: &stop,
+                cfg,
             });
         }
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
@@ -383,7 +384,12 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
 
 /// SIGHUP or `POST /api/v1/reload`: re-read the config and apply what can
 /// change while running. `Ok(changes)` or why nothing was applied.
-fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>, why: &str) -> Result<usize, String> {
+fn reload_config(
+    running: &Config,
+    opts: &RunOpts,
+    lb: Option<&mut LbRuntime>,
+    why: &str,
+) -> Result<usize, String> {
     let Some(path) = &opts.config_path else {
         tracing::warn!("{why}: no config file to reload");
         return Err("no config file to reload".into());
@@ -395,6 +401,14 @@ fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>, why: &str) -> Resul
             return Err(format!("config not reloaded: {e}"));
         }
     };
+    // Only [lb] changes live: any other section that changed refuses the
+    // whole reload (named), rather than being ignored.
+    if let Some(k) = changed_section(running, &cfg) {
+        tracing::error!("{why}: config not reloaded: `{k}` changed: it takes a restart to apply");
+        return Err(format!(
+            "config not reloaded: `{k}` changed: it takes a restart to apply (a reload applies parts of [lb] only)"
+        ));
+    }
     match (lb, &cfg.lb) {
         (Some(l), Some(new)) => match l.reconfigure(new) {
             Ok(n) => {
@@ -413,6 +427,24 @@ fn reload_config(opts: &RunOpts, lb: Option<&mut LbRuntime>, why: &str) -> Resul
     }
 }
 
+/// The first section of `new` outside `[lb]` that differs from `running`.
+fn changed_section(running: &Config, new: &Config) -> Option<&'static str> {
+    macro_rules! check {
+        ($($f:ident => $name:expr),*) => {
+            $( if running.$f != new.$f { return Some($name); } )*
+        };
+    }
+    check!(
+        eal => "eal", mempool => "mempool", engine => "engine", arp => "arp", ports => "ports",
+        log => "log", management => "management", dhcp_server => "dhcp_server",
+        dhcp_tester => "dhcp_tester", pktgen => "pktgen"
+    );
+    if running.lb.is_some() != new.lb.is_some() {
+        return Some("lb (section added or removed)");
+    }
+    None
+}
+
 /// The management API's view of the running appliance (built per poll).
 struct ApiCtl<'a> {
     b: &'a Booted,
@@ -422,6 +454,7 @@ struct ApiCtl<'a> {
     lb: Option<&'a mut LbRuntime>,
     opts: &'a RunOpts,
     stop: &'a AtomicBool,
+    cfg: &'a Config,
 }
 
 impl qsplice_mgmt::Control for ApiCtl<'_> {
@@ -448,9 +481,14 @@ impl qsplice_mgmt::Control for ApiCtl<'_> {
     }
 
     fn reload(&mut self) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
-        reload_config(self.opts, self.lb.as_deref_mut(), "management API reload")
-            .map(|n| serde_json::json!({ "reloaded": true, "changes": n }))
-            .map_err(qsplice_mgmt::ApiError::conflict)
+        reload_config(
+            self.cfg,
+            self.opts,
+            self.lb.as_deref_mut(),
+            "management API reload",
+        )
+        .map(|n| serde_json::json!({ "reloaded": true, "changes": n }))
+        .map_err(qsplice_mgmt::ApiError::conflict)
     }
 
     fn reopen_access_log(&mut self) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
