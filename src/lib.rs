@@ -7,7 +7,6 @@
 //! the topology report.
 #![forbid(unsafe_code)]
 
-pub mod accesslog;
 pub mod ctl;
 pub mod dhcp;
 pub mod lb;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use crate::{Error, Result};
 use qsplice_lb::access::{AccessRecord, AccessRing};
 use serde_json::{json, Value};
 
@@ -47,7 +47,12 @@ fn open(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>> {
                 .create(true)
                 .append(true)
                 .open(p)
-                .with_context(|| format!("lb.access_log.path {}: cannot open", p.display()))?;
+                .map_err(|e| {
+                    Error(format!(
+                        "lb.access_log.path {}: cannot open: {e}",
+                        p.display()
+                    ))
+                })?;
             Box::new(std::io::BufWriter::with_capacity(1 << 16, f))
         }
     })
