@@ -246,7 +246,7 @@ impl<F> LbRuntime<F> {
             tls_vips.push(TlsVip {
                 addr: v.address,
                 pool: i,
-                ctx: Arc::new(ctx),
+                ctx: Arc::new(ArcSwap::from_pointee(ctx)),
                 x_forwarded_for: t.x_forwarded_for,
             });
         }
@@ -444,7 +444,7 @@ impl<F> LbRuntime<F> {
         let mut changed = false;
         self.sessions_step(now);
         for t in &self.template.tls_vips {
-            if let Some(k) = &t.ctx.tickets {
+            if let Some(k) = &t.ctx.load().tickets {
                 if k.rotate_if_due(now) {
                     tracing::info!(vip = %t.addr, rotations = k.rotations(), "TLS ticket keys rotated");
                 }
@@ -595,7 +595,36 @@ impl<F> LbRuntime<F> {
                 "key `{k}` changed: it takes a restart to apply (a reload applies backends' weight, max_conns and state, VIP policies other than to or from session-aware, [lb.health] and lb.shutdown_grace_s)"
             )));
         }
+        // Every terminated VIP's TLS context is rebuilt — certificate files
+        // are read again even when their paths did not change, as a rotated
+        // certificate is replaced in place — before anything is applied: a
+        // bad certificate refuses the whole reload.
+        let mut new_ctx = Vec::new();
+        for (i, (old, new)) in self.running.vips.iter().zip(&l.vips).enumerate() {
+            let (Some(ot), Some(nt)) = (&old.tls_options, &new.tls_options) else {
+                continue;
+            };
+            let Some(ti) = self
+                .template
+                .tls_vips
+                .iter()
+                .position(|t| t.addr == new.address)
+            else {
+                continue;
+            };
+            let ctx = self.template.tls_vips[ti]
+                .ctx
+                .load()
+                .rebuild(&tls_settings(nt))
+                .map_err(|e| Error(format!("key `lb.vips[{i}].tls_options`: {e}")))?;
+            new_ctx.push((ti, new.name.clone(), ctx, ot != nt));
+        }
         let mut n = 0;
+        for (ti, name, ctx, changed) in new_ctx {
+            self.template.tls_vips[ti].ctx.store(Arc::new(ctx));
+            tracing::info!(vip = %name, options_changed = changed, "TLS configuration and certificates reloaded (new handshakes use them)");
+            n += usize::from(changed);
+        }
         for (old, new) in self.vips.iter_mut().zip(&l.vips) {
             let vip = old.name.as_str();
             let p = policy(new.policy);
@@ -969,7 +998,6 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
     }
 }
 
-/// `lb.tcp_congestion` as the terminated legs' controller.
 /// The first key of `new` that differs from `running` and that a reload
 /// cannot apply (None: every change applies live).
 fn unchangeable_key(
@@ -981,6 +1009,19 @@ fn unchangeable_key(
     m.health = new.health.clone();
     m.shutdown_grace_s = new.shutdown_grace_s;
     for (mv, nv) in m.vips.iter_mut().zip(&new.vips) {
+        // A terminated VIP's TLS options are rebuilt live (certificates,
+        // groups, policy, suites, ALPN, tickets...), except the
+        // `X-Forwarded-For` switch each lcore copied at start.
+        if let (TlsModeConf::Terminate, TlsModeConf::Terminate, Some(mt), Some(nt)) = (
+            mv.tls,
+            nv.tls,
+            mv.tls_options.as_mut(),
+            nv.tls_options.as_ref(),
+        ) {
+            let xff = mt.x_forwarded_for;
+            *mt = nt.clone();
+            mt.x_forwarded_for = xff;
+        }
         let sa = |p: PolicyConf| p == PolicyConf::SessionAware;
         if sa(mv.policy) == sa(nv.policy) {
             mv.policy = nv.policy;
@@ -1039,11 +1080,17 @@ fn unchangeable_key(
         if a.backends != b.backends {
             return Some(format!("{prefix}backends (added, removed or reordered)"));
         }
+        if let (Some(x), Some(y)) = (&a.tls_options, &b.tls_options) {
+            if x.x_forwarded_for != y.x_forwarded_for {
+                return Some(format!("{prefix}tls_options.x_forwarded_for"));
+            }
+        }
         first_differing!(prefix, a, b, name, address, tls, tls_options, rules);
     }
     Some("lb".into())
 }
 
+/// `lb.tcp_congestion` as the terminated legs' controller.
 fn congestion_of(c: TcpCongestion) -> qsplice_lb::Congestion {
     match c {
         TcpCongestion::Cubic => qsplice_lb::Congestion::Cubic,

@@ -706,7 +706,7 @@ impl Rig {
             tls_vips: vec![TlsVip {
                 addr: vip(TLS),
                 pool: 1,
-                ctx: lab.ctx.clone(),
+                ctx: Arc::new(qsplice_lb::ArcSwap::new(lab.ctx.clone())),
                 x_forwarded_for: true,
             }],
             tls_max_conns: 8,

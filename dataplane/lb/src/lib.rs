@@ -30,6 +30,8 @@ pub mod hist;
 pub mod syncache;
 pub mod tcp;
 
+/// The swappable cell of [`TlsVip::ctx`].
+pub use arc_swap::ArcSwap;
 pub use board::{AcceptMode, BackendCounters, BackendStats, PoolBoard};
 pub use core::{
     rule_matches, ContentRule, ContentVip, EventKind, LbConf, LbCore, LbShared, SessionEvent,

@@ -144,6 +144,9 @@ pub struct TlsContext {
     pub cache: Option<Arc<SessionCache>>,
     /// See [`TlsSettings::handshake_timeout`].
     pub handshake_timeout: Duration,
+    /// Ticket rotation, cache size and TTL: what a rebuild must match to
+    /// keep the ticket keys and the cache.
+    state: (Duration, usize, Duration),
 }
 
 fn suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, ContextError> {
@@ -169,6 +172,18 @@ fn suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, ContextError> {
 impl TlsContext {
     /// Loads certificates and builds every configuration.
     pub fn new(s: &TlsSettings) -> Result<TlsContext, ContextError> {
+        Self::build(s, None)
+    }
+
+    /// A new context for changed settings (a reload: certificates,
+    /// groups, policy, suites, ALPN...) that keeps this one's ticket keys
+    /// and session cache when the new settings keep them with the same
+    /// parameters, so sessions issued before the reload still resume.
+    pub fn rebuild(&self, s: &TlsSettings) -> Result<TlsContext, ContextError> {
+        Self::build(s, Some(self))
+    }
+
+    fn build(s: &TlsSettings, old: Option<&TlsContext>) -> Result<TlsContext, ContextError> {
         if s.certs.is_empty() {
             return Err(ContextError::NoCertificates);
         }
@@ -198,9 +213,16 @@ impl TlsContext {
         }
         let base = aws_lc_rs::default_provider();
         let store = Arc::new(CertStore::load(&s.certs, &base).map_err(ContextError::Cert)?);
-        let tickets = s.tickets.then(|| TicketKeys::new(s.ticket_rotation));
-        let cache =
-            (s.session_cache > 0).then(|| SessionCache::new(s.session_cache, s.session_ttl));
+        let state = (s.ticket_rotation, s.session_cache, s.session_ttl);
+        let keep = old.filter(|o| o.state == state);
+        let tickets = s.tickets.then(|| {
+            keep.and_then(|o| o.tickets.clone())
+                .unwrap_or_else(|| TicketKeys::new(s.ticket_rotation))
+        });
+        let cache = (s.session_cache > 0).then(|| {
+            keep.and_then(|o| o.cache.clone())
+                .unwrap_or_else(|| SessionCache::new(s.session_cache, s.session_ttl))
+        });
         let build = |kx: Vec<Group>| -> Result<Arc<ServerConfig>, ContextError> {
             let provider = CryptoProvider {
                 cipher_suites: cipher_suites.clone(),
@@ -247,6 +269,7 @@ impl TlsContext {
             tickets,
             cache,
             handshake_timeout: s.handshake_timeout,
+            state,
         })
     }
 

@@ -71,8 +71,10 @@ pub struct TlsVip {
     pub addr: SocketAddrV4,
     /// Index of its pool on the board.
     pub pool: usize,
-    /// Its TLS configuration (shared by all lcores).
-    pub ctx: Arc<TlsContext>,
+    /// Its TLS configuration, shared by all lcores and replaced whole by a
+    /// reload (new handshakes take the new one; a connection keeps the
+    /// rustls configuration its handshake chose).
+    pub ctx: Arc<arc_swap::ArcSwap<TlsContext>>,
     /// Add `X-Forwarded-For` to the HTTP/1.1 requests relayed.
     pub x_forwarded_for: bool,
 }
@@ -596,7 +598,7 @@ impl<F: Frame> LbCore<F> {
             due = due.min(now + d.max(1));
         }
         if conn.tls.is_handshaking() {
-            let hs = self.term.vips[conn.vip].ctx.handshake_timeout;
+            let hs = self.term.vips[conn.vip].ctx.load().handshake_timeout;
             let t = conn.created + (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
             due = due.min(t.max(now + 1));
         }
@@ -675,7 +677,8 @@ impl<F: Frame> LbCore<F> {
                 xff: conn.xff.as_mut(),
                 pending: &mut conn.xff_pending,
             };
-            conn.tls.process(&vip.ctx, &mut t.scratch, &mut leg, stats)
+            conn.tls
+                .process(&vip.ctx.load(), &mut t.scratch, &mut leg, stats)
         };
         if conn.xff_pending.len() > XFF_PENDING_MAX {
             let st = &mut t.stats[conn.vip];
@@ -793,7 +796,7 @@ impl<F: Frame> LbCore<F> {
         if conn.failed {
             return;
         }
-        let hs = self.term.vips[conn.vip].ctx.handshake_timeout;
+        let hs = self.term.vips[conn.vip].ctx.load().handshake_timeout;
         let hs_ticks = (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
         if self.resetting || conn.kill {
             // The shutdown grace period is over, or the backend was marked
