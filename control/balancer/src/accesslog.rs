@@ -4,6 +4,7 @@
 //! the file (logrotate's `postrotate`).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
@@ -24,8 +25,11 @@ pub struct AccessLog {
     path: Option<PathBuf>,
     out: Box<dyn Write + Send>,
     rings: Vec<Arc<AccessRing>>,
+    /// VIP names, already JSON strings (quoted, escaped).
     vip_names: HashMap<SocketAddrV4, String>,
     hz: u64,
+    /// The line being formatted (reused: no allocation per record).
+    line: String,
     /// Lines written.
     pub written: u64,
 }
@@ -68,12 +72,17 @@ impl AccessLog {
     ) -> Result<Self> {
         let path = (path != "-").then(|| PathBuf::from(path));
         let out = open(&path)?;
+        let vip_names = vip_names
+            .into_iter()
+            .map(|(a, n)| (a, Value::String(n).to_string()))
+            .collect();
         Ok(AccessLog {
             path,
             out,
             rings,
             vip_names,
             hz: hz.max(1),
+            line: String::with_capacity(512),
             written: 0,
         })
     }
@@ -102,8 +111,17 @@ impl AccessLog {
                     break;
                 };
                 n += 1;
-                let line = format_record(&r, &self.vip_names, self.hz, tsc_now, wall_now);
-                if let Err(e) = writeln!(self.out, "{line}") {
+                self.line.clear();
+                write_record(
+                    &mut self.line,
+                    &r,
+                    &self.vip_names,
+                    self.hz,
+                    tsc_now,
+                    wall_now,
+                );
+                self.line.push('\n');
+                if let Err(e) = self.out.write_all(self.line.as_bytes()) {
                     tracing::warn!("access log: {e}");
                     return;
                 }
@@ -118,6 +136,12 @@ impl AccessLog {
 
 /// RFC 3339 UTC time with microseconds.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut s = String::new();
+    write_rfc3339(&mut s, t);
+    s
+}
+
+fn write_rfc3339(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -131,43 +155,53 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         d.subsec_micros()
-    )
+    );
 }
 
-fn ms(us: u64) -> f64 {
-    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
-}
-
-/// One record as a JSON line (docs/operations.md lists the fields).
-pub fn format_record(
+/// One record as a JSON line into `out` (no newline; docs/operations.md
+/// lists the fields). `vip_names` holds JSON strings.
+pub fn write_record(
+    out: &mut String,
     r: &AccessRecord,
     vip_names: &HashMap<SocketAddrV4, String>,
     hz: u64,
     tsc_now: u64,
     wall_now: SystemTime,
-) -> Value {
+) {
     let ticks_us = |t: u64| (u128::from(t) * 1_000_000 / u128::from(hz.max(1))) as u64;
     let ago = Duration::from_micros(ticks_us(tsc_now.saturating_sub(r.end)));
     let end = wall_now.checked_sub(ago).unwrap_or(wall_now);
-    let mut v = json!({
-        "time": rfc3339(end),
-        "client": r.client.to_string(),
-        "vip": vip_names.get(&r.vip).cloned().unwrap_or_default(),
-        "vip_address": r.vip.to_string(),
-        "backend": r.backend.map(|b| b.to_string()),
-        "bytes_c2s": r.c2s_bytes,
-        "bytes_s2c": r.s2c_bytes,
-        "duration_ms": ms(ticks_us(r.end.saturating_sub(r.start))),
-        "setup_ms": ms(r.setup_us),
-        "end": r.how.as_str(),
-        "lcore": r.lcore,
-    });
+    out.push_str("{\"time\":\"");
+    write_rfc3339(out, end);
+    let _ = write!(out, "\",\"client\":\"{}\",\"vip\":", r.client);
+    out.push_str(vip_names.get(&r.vip).map_or("\"\"", String::as_str));
+    let _ = write!(out, ",\"vip_address\":\"{}\",\"backend\":", r.vip);
+    match r.backend {
+        Some(b) => {
+            let _ = write!(out, "\"{b}\"");
+        }
+        None => out.push_str("null"),
+    }
+    let dur = ticks_us(r.end.saturating_sub(r.start));
+    let _ = write!(
+        out,
+        ",\"bytes_c2s\":{},\"bytes_s2c\":{},\"duration_ms\":{}.{:03},\"setup_ms\":{}.{:03},\"end\":\"{}\",\"lcore\":{}",
+        r.c2s_bytes,
+        r.s2c_bytes,
+        dur / 1000,
+        dur % 1000,
+        r.setup_us / 1000,
+        r.setup_us % 1000,
+        r.how.as_str(),
+        r.lcore
+    );
     if let Some(t) = &r.tls {
         let version = match t.version {
             0x0304 => "1.3",
@@ -175,17 +209,37 @@ pub fn format_record(
             0 => "",
             _ => "other",
         };
-        v["tls"] = json!({
-            "version": version,
-            "group": t.group.map(|g| g.name()),
-            "resumed": t.resumed,
-            "sni": String::from_utf8_lossy(t.sni()),
-        });
+        let _ = write!(out, ",\"tls\":{{\"version\":\"{version}\",\"group\":");
+        match t.group {
+            Some(g) => {
+                let _ = write!(out, "\"{}\"", g.name());
+            }
+            None => out.push_str("null"),
+        }
+        let sni = Value::String(String::from_utf8_lossy(t.sni()).into_owned());
+        let _ = write!(out, ",\"resumed\":{},\"sni\":{sni}}}", t.resumed);
     }
     if let Some(d) = r.sa.as_str() {
-        v["session"] = json!(d);
+        let _ = write!(out, ",\"session\":\"{d}\"");
     }
-    v
+    out.push('}');
+}
+
+/// [`write_record`] as a JSON value (tests, tools).
+pub fn format_record(
+    r: &AccessRecord,
+    vip_names: &HashMap<SocketAddrV4, String>,
+    hz: u64,
+    tsc_now: u64,
+    wall_now: SystemTime,
+) -> Value {
+    let names = vip_names
+        .iter()
+        .map(|(a, n)| (*a, Value::String(n.clone()).to_string()))
+        .collect();
+    let mut s = String::new();
+    write_record(&mut s, r, &names, hz, tsc_now, wall_now);
+    serde_json::from_str(&s).unwrap_or_else(|e| json!({ "error": e.to_string(), "line": s }))
 }
 
 #[cfg(test)]
