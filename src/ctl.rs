@@ -33,6 +33,9 @@ pub enum CtlVerb {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Terminated VIPs: certificates served (subject, names, expiry) and
+    /// ticket keys (age, rotations).
+    Tls,
     /// Per-lcore engine and balancer counters.
     Lcores,
     /// Ports, mempools and neighbours.
@@ -131,6 +134,7 @@ pub fn run(opts: &CtlOpts, verb: &CtlVerb) -> Result<String> {
             escape(vip)
         ))?,
         CtlVerb::Lcores => c.get("/api/v1/lcores")?,
+        CtlVerb::Tls => c.get("/api/v1/tls")?,
         CtlVerb::Ports => c.get("/api/v1/ports")?,
         CtlVerb::Reload => c.post("/api/v1/reload", &json!({}))?,
         CtlVerb::Shutdown => c.post("/api/v1/shutdown", &json!({}))?,
@@ -161,6 +165,7 @@ pub fn run(opts: &CtlOpts, verb: &CtlVerb) -> Result<String> {
         CtlVerb::Vips => vips_table(&v),
         CtlVerb::Backends => backends_table(&v),
         CtlVerb::Sessions { .. } => sessions_table(&v),
+        CtlVerb::Tls => tls_table(&v),
         _ => serde_json::to_string_pretty(&v)?,
     })
 }
@@ -219,6 +224,46 @@ fn backends_table(v: &Value) -> String {
             n(x, "failed"),
             s(x, "last_error")
         );
+    }
+    out
+}
+
+fn tls_table(v: &Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut out = format!(
+        "{:<16} {:<32} {:<24} {:>10}  {}\n",
+        "VIP", "SUBJECT", "NAMES", "DAYS LEFT", "TICKET KEY"
+    );
+    for x in v["tls"].as_array().into_iter().flatten() {
+        let keys = match x.get("tickets").filter(|t| !t.is_null()) {
+            Some(t) => format!(
+                "age {} s of {} s, {} rotations",
+                n(t, "key_age_s"),
+                n(t, "rotation_s"),
+                n(t, "rotations")
+            ),
+            None => "off".to_string(),
+        };
+        for c in x["certificates"].as_array().into_iter().flatten() {
+            let names: Vec<&str> = c["names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let left = (c["not_after"].as_i64().unwrap_or(0) - now) / 86_400;
+            let _ = writeln!(
+                out,
+                "{:<16} {:<32} {:<24} {:>10}  {}",
+                s(x, "vip"),
+                s(c, "subject"),
+                names.join(","),
+                left,
+                keys
+            );
+        }
     }
     out
 }

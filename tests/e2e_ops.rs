@@ -666,6 +666,28 @@ fn management_listener_metrics_and_ctl() {
         )
     };
     assert_eq!(String::from_utf8_lossy(&https("certs").stdout), "200");
+    // What is served, and for how long (tls-cert's default: 90 days).
+    let tls_state = |what: &str| ok_json(&ctl(&url, None, &["--json", "tls"]), what);
+    let st = tls_state("ctl tls");
+    let cert = &st["tls"][0]["certificates"][0];
+    assert_eq!(st["tls"][0]["vip"], "web-tls", "{st}");
+    assert_eq!(cert["names"][0], "vip.test", "{st}");
+    let not_after = cert["not_after"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let days = (not_after - now) / 86_400;
+    assert!((85..=91).contains(&days), "{days} days left: {st}");
+    assert!(
+        st["tls"][0]["tickets"]["rotation_s"].as_u64().unwrap() > 0,
+        "{st}"
+    );
+    let m = String::from_utf8_lossy(&curl(&["-s", &format!("{url}/metrics")]).stdout).to_string();
+    assert!(
+        m.contains("qsplice_tls_certificate_expiry_timestamp_seconds{vip=\"web-tls\""),
+        "expiry metric"
+    );
     std::fs::create_dir_all(scratch.0.join("old-ca")).unwrap();
     std::fs::copy(
         scratch.0.join("certs/ca.pem"),
@@ -692,6 +714,18 @@ fn management_listener_metrics_and_ctl() {
         String::from_utf8_lossy(&https("certs2").stdout),
         "200",
         "the new certificate"
+    );
+    let after = tls_state("ctl tls after the rotation");
+    assert!(
+        after["tls"][0]["certificates"][0]["not_after"]
+            .as_i64()
+            .unwrap()
+            >= not_after
+    );
+    assert_ne!(
+        after["tls"][0]["certificates"][0]["subject"],
+        serde_json::Value::Null,
+        "{after}"
     );
     let old = https("old-ca").status.code();
     assert!(

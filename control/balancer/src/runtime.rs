@@ -18,6 +18,7 @@ use qsplice_lb::{
 pub use qsplice_mgmt::report::{
     BackendReport, HistReport, LbReport, SessionRowReport, VipReport, TABLE_DUMP_ROWS,
 };
+use qsplice_mgmt::report::{CertReport, TicketReport};
 use qsplice_mgmt::{ApiError, BackendChange};
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
 use qsplice_sessions::SessionTable;
@@ -920,6 +921,32 @@ impl<F> LbRuntime<F> {
                             })
                             .collect()
                     });
+                let ctx = self
+                    .template
+                    .tls_vips
+                    .iter()
+                    .find(|t| t.addr == v.addr)
+                    .map(|t| t.ctx.load_full());
+                let certificates = ctx
+                    .iter()
+                    .flat_map(|c| c.served())
+                    .map(|c| CertReport {
+                        names: c.names.clone(),
+                        subject: c.subject.clone(),
+                        not_after: c.not_after,
+                    })
+                    .collect();
+                let tickets = ctx.as_ref().and_then(|c| c.tickets.as_ref()).map(|k| {
+                    let (issued, accepted, rejected) = k.counts();
+                    TicketReport {
+                        rotations: k.rotations(),
+                        key_age_s: k.key_age(Instant::now()).as_secs(),
+                        rotation_s: k.interval().as_secs(),
+                        issued,
+                        accepted,
+                        rejected,
+                    }
+                });
                 VipReport {
                     name: v.name.clone(),
                     address: v.addr.to_string(),
@@ -928,6 +955,8 @@ impl<F> LbRuntime<F> {
                     sessions,
                     session_rows,
                     tls,
+                    certificates,
+                    tickets,
                 }
             })
             .collect();

@@ -430,6 +430,33 @@ fn lb_metrics(b: &mut Builder, lb: &crate::report::LbReport) {
                 }
             }
         }
+        for c in &v.certificates {
+            b.gauge(
+                "qsplice_tls_certificate_expiry_timestamp_seconds",
+                "notAfter of a served certificate (Unix time): alert on it minus time().",
+                l([
+                    ("vip", vip),
+                    ("subject", &c.subject),
+                    ("names", &c.names.join(",")),
+                ]),
+                c.not_after,
+            );
+        }
+        if let Some(k) = &v.tickets {
+            let vl = || l([("vip", vip)]);
+            b.gauge(
+                "qsplice_tls_ticket_key_age_seconds",
+                "Age of the current TLS ticket key.",
+                vl(),
+                gauge_value(k.key_age_s),
+            );
+            b.counter(
+                "qsplice_tls_ticket_rotations",
+                "TLS ticket key rotations.",
+                vl(),
+                k.rotations,
+            );
+        }
         if let Some(t) = &v.tls {
             let vl = || l([("vip", vip)]);
             b.counter(
@@ -618,6 +645,12 @@ mod tests {
                     sessions: None,
                     session_rows: None,
                     tls: None,
+                    certificates: vec![crate::report::CertReport {
+                        names: vec!["vip.test".into()],
+                        subject: "CN=vip.test".into(),
+                        not_after: 1_800_000_000,
+                    }],
+                    tickets: None,
                 }],
             }),
             mempools: vec![("mbuf_s0".into(), 8000, 8191)],
@@ -650,6 +683,7 @@ mod tests {
             ("qsplice_backend_weight{vip=\"web\",backend=\"10.10.2.11:80\"}", "3"),
             ("qsplice_backend_connections_opened_total{vip=\"web\",backend=\"10.10.2.11:80\"}", "3"),
             ("qsplice_backend_bytes_total{vip=\"web\",backend=\"10.10.2.12:80\",direction=\"s2c\"}", "2000000"),
+            ("qsplice_tls_certificate_expiry_timestamp_seconds{vip=\"web\",subject=\"CN=vip.test\",names=\"vip.test\"}", "1800000000"),
         ] {
             assert_eq!(value(&t, series).as_deref(), Some(want), "{series}\n{t}");
         }

@@ -244,6 +244,40 @@ pub struct VipReport {
     /// resumptions, failures by reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsReport>,
+    /// Terminated VIPs: the certificates served (after the last reload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertReport>,
+    /// Terminated VIPs with tickets: the ticket keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<TicketReport>,
+}
+
+/// A served certificate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertReport {
+    /// Names it is configured for (empty: the default certificate).
+    pub names: Vec<String>,
+    /// The leaf's subject.
+    pub subject: String,
+    /// The leaf's notAfter, Unix seconds.
+    pub not_after: i64,
+}
+
+/// A terminated VIP's ticket keys.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TicketReport {
+    /// Rotations since start.
+    pub rotations: u64,
+    /// Age of the current key, s.
+    pub key_age_s: u64,
+    /// Rotation interval, s.
+    pub rotation_s: u64,
+    /// Tickets issued / accepted / rejected.
+    pub issued: u64,
+    /// See `issued`.
+    pub accepted: u64,
+    /// See `issued`.
+    pub rejected: u64,
 }
 
 /// One latency histogram (summed over lcores).

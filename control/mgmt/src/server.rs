@@ -308,6 +308,7 @@ impl MgmtServer {
             }
             (Method::Get, ["api", "v1", "status"]) => Ok(to_value(&ctl.report())),
             (Method::Get, ["api", "v1", "vips"]) => Ok(vips(&ctl.report())),
+            (Method::Get, ["api", "v1", "tls"]) => Ok(tls(&ctl.report())),
             (Method::Get, ["api", "v1", "backends"]) => Ok(backends(&ctl.report())),
             (Method::Get, ["api", "v1", "lcores"]) => Ok(lcores(&ctl.report())),
             (Method::Get, ["api", "v1", "ports"]) => {
@@ -421,6 +422,26 @@ fn respond_json(req: Request, status: u16, v: &Value) {
 /// counters, and its backends.
 pub fn vips(r: &Report) -> Value {
     json!({ "vips": r.lb.as_ref().map(|l| to_value(&l.vips)).unwrap_or(json!([])) })
+}
+
+/// `GET /api/v1/tls`: per terminated VIP, the certificates served (subject,
+/// names, expiry), the ticket keys (age, rotations) and the TLS counters.
+pub fn tls(r: &Report) -> Value {
+    let rows: Vec<Value> =
+        r.lb.iter()
+            .flat_map(|l| l.vips.iter())
+            .filter(|v| v.tls.is_some())
+            .map(|v| {
+                json!({
+                    "vip": v.name,
+                    "address": v.address,
+                    "certificates": v.certificates,
+                    "tickets": v.tickets,
+                    "counters": v.tls,
+                })
+            })
+            .collect();
+    json!({ "tls": rows })
 }
 
 /// `GET /api/v1/backends`: every backend of every VIP, one row each.

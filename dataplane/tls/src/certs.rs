@@ -122,9 +122,22 @@ pub fn load(spec: &CertSpec, provider: &CryptoProvider) -> Result<Arc<CertifiedK
     Ok(Arc::new(ck))
 }
 
+/// A served certificate, for the management API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The names it is configured for (empty: the default).
+    pub names: Vec<String>,
+    /// The leaf's subject.
+    pub subject: String,
+    /// The leaf's notAfter, Unix seconds.
+    pub not_after: i64,
+}
+
 /// The certificate resolver (see the module docs).
 #[derive(Debug, Default)]
 pub struct CertStore {
+    /// Every certificate loaded, with the names it was configured for.
+    loaded: Vec<(Vec<String>, Arc<CertifiedKey>)>,
     exact: HashMap<String, Vec<Arc<CertifiedKey>>>,
     wildcard: HashMap<String, Vec<Arc<CertifiedKey>>>,
     default: Vec<Arc<CertifiedKey>>,
@@ -137,6 +150,7 @@ impl CertStore {
         let mut all = Vec::new();
         for spec in specs {
             let ck = load(spec, provider)?;
+            s.loaded.push((spec.names.clone(), ck.clone()));
             s.add(&spec.names, ck.clone());
             all.push(ck);
         }
@@ -160,6 +174,27 @@ impl CertStore {
             }
             .push(ck.clone());
         }
+    }
+
+    /// What is served: per loaded certificate, its configured names, the
+    /// leaf's subject and its notAfter (Unix seconds).
+    pub fn served(&self) -> Vec<CertInfo> {
+        self.loaded
+            .iter()
+            .map(|(names, ck)| {
+                let (subject, not_after) = ck
+                    .cert
+                    .first()
+                    .and_then(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
+                    .map(|(_, c)| (c.subject().to_string(), c.validity().not_after.timestamp()))
+                    .unwrap_or_default();
+                CertInfo {
+                    names: names.clone(),
+                    subject,
+                    not_after,
+                }
+            })
+            .collect()
     }
 
     /// Candidates for `sni`, best first.

@@ -147,6 +147,7 @@ pub struct TlsContext {
     /// Ticket rotation, cache size and TTL: what a rebuild must match to
     /// keep the ticket keys and the cache.
     state: (Duration, usize, Duration),
+    served: Vec<crate::certs::CertInfo>,
 }
 
 fn suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, ContextError> {
@@ -270,7 +271,13 @@ impl TlsContext {
             cache,
             handshake_timeout: s.handshake_timeout,
             state,
+            served: store.served(),
         })
+    }
+
+    /// The certificates this context serves (names, subject, expiry).
+    pub fn served(&self) -> &[crate::certs::CertInfo] {
+        &self.served
     }
 
     /// The policy.

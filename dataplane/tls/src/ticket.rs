@@ -116,6 +116,11 @@ impl TicketKeys {
         due
     }
 
+    /// Age of the current key.
+    pub fn key_age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.set.load().created)
+    }
+
     /// Rotations so far.
     pub fn rotations(&self) -> u64 {
         self.rotations.load(Ordering::Relaxed)
