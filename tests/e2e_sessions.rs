@@ -31,6 +31,9 @@ fn config(topo: &Topology, dir: &Path) -> PathBuf {
 client_port = "client"
 backend_port = "backend"
 
+[lb.access_log]
+path = "{access}"
+
 [lb.health]
 kind = "tcp"
 interval_ms = 300
@@ -71,7 +74,8 @@ policy = "round-robin"
 backends = [
 {backends}
 ]
-"#
+"#,
+        access = dir.join("access.log").display(),
     );
     let path = dir.join("sessions.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -190,6 +194,19 @@ fn session_aware_dispatch_end_to_end() {
     assert_eq!(resumed.iter().sum::<u64>(), u64::from(sa_r), "{resumed:?}");
     let t = &v["lb"]["total"];
     assert!(t["sa_hits"].as_u64().unwrap_or(0) >= 57, "{t}");
+    // The access log records each decision: as many `hit` lines on the
+    // session-aware VIP as table hits.
+    let hits = t["sa_hits"].as_u64().unwrap_or(0) as usize;
+    let logged = wait_for(Duration::from_secs(3), || {
+        let n = std::fs::read_to_string(scratch.0.join("access.log"))
+            .ok()?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["vip"] == "sa" && l["session"] == "hit")
+            .count();
+        (n >= hits).then_some(n)
+    });
+    assert!(logged.is_some(), "{hits} `hit` lines in the access log");
     let hit_resumed = wait_for(Duration::from_secs(3), || {
         let n = stats(&json)?["lb"]["total"]["sa_hit_resumed"].as_u64()?;
         (n as f64 >= 0.95 * f64::from(sa_n)).then_some(n)

@@ -292,6 +292,16 @@ mod tests {
         assert_eq!(v["tls"]["group"], "X25519MLKEM768");
         assert_eq!(v["tls"]["sni"], "vip.test");
         assert!(v.get("session").is_none());
+        let hit = AccessRecord {
+            sa: SaDecision::Hit,
+            tls: None,
+            backend: None,
+            ..r
+        };
+        let v = format_record(&hit, &names, 1_000_000, 4_000_000, now);
+        assert_eq!(v["session"], "hit");
+        assert_eq!(v["backend"], serde_json::Value::Null);
+        assert!(v.get("tls").is_none());
         let line = v.to_string();
         assert!(!line.contains('\n'));
     }

@@ -277,6 +277,8 @@ struct Meta {
     spliced_at: u64,
     /// How it ended, for the access log (set where it ends).
     how: EndReason,
+    /// Session-aware dispatch's decision (access log).
+    sa: SaDecision,
 }
 
 impl Meta {
@@ -311,6 +313,7 @@ impl Meta {
         s_ack: 0,
         spliced_at: 0,
         how: EndReason::Fin,
+        sa: SaDecision::None,
     };
 }
 
@@ -1009,6 +1012,7 @@ impl<F: Frame> LbCore<F> {
             s_ack: 0,
             spliced_at: 0,
             how: EndReason::Fin,
+            sa: SaDecision::None,
         };
         self.connecting.push(id);
         self.c.conn_opened += 1;
@@ -1645,7 +1649,7 @@ impl<F: Frame> LbCore<F> {
             s2c_bytes: end.bytes[1],
             how,
             tls: None,
-            sa: SaDecision::None,
+            sa: m.sa,
         };
         if !self.access.push(r) {
             self.c.access_log_lost += 1;

@@ -48,6 +48,7 @@ use qsplice_wire::tls::{assemble_segments, ClientHello, HelloAssembler, ServerHe
 use qsplice_wire::TcpFlags;
 
 use super::{LbCore, Seg};
+use crate::access::SaDecision;
 
 /// Connections one lcore holds while their ClientHello completes.
 pub const MAX_PENDING: usize = 1024;
@@ -314,7 +315,7 @@ impl<F: Frame> LbCore<F> {
         if let Some(rules) = self.content_rules(key.1).cloned() {
             let forced = http_head(&mut self.sa.bytes, &p)
                 .and_then(|n| self.content_pick(&rules, p.pool, n));
-            return self.sa_open(io, p, forced, None, now);
+            return self.sa_open(io, p, forced, None, SaDecision::None, now);
         }
         let Some(shared) = self.sa.shared.clone() else {
             return;
@@ -333,6 +334,8 @@ impl<F: Frame> LbCore<F> {
         let mut forced = None;
         let mut hit = None;
         let mut table_hit = false;
+        // No session offered: a new session, the scheduler's choice.
+        let mut decision = SaDecision::Miss;
         if !offer.is_empty() {
             self.c.sa_lookups += 1;
             let snap = shared.snap.load();
@@ -353,12 +356,14 @@ impl<F: Frame> LbCore<F> {
             match choice {
                 Choice::Hit { backend, key } => {
                     self.c.sa_hits += 1;
+                    decision = SaDecision::Hit;
                     forced = Some(usize::from(backend));
                     hit = key;
                     table_hit = true;
                 }
                 Choice::Busy { session } => {
                     self.c.sa_fallback_busy += 1;
+                    decision = SaDecision::Fallback;
                     if session {
                         self.c.sa_fallback_session_busy += 1;
                     } else {
@@ -393,7 +398,7 @@ impl<F: Frame> LbCore<F> {
             table_hit,
             hit,
         };
-        self.sa_open(io, p, forced, Some(learn), now);
+        self.sa_open(io, p, forced, Some(learn), decision, now);
     }
 
     /// Opens a held connection: accept with the first segment (it carries
@@ -405,6 +410,7 @@ impl<F: Frame> LbCore<F> {
         mut p: Pending<F>,
         forced: Option<usize>,
         learn: Option<Learning>,
+        decision: SaDecision,
         now: u64,
     ) {
         let client = p.client;
@@ -428,6 +434,9 @@ impl<F: Frame> LbCore<F> {
         };
         if self.sa.recent.len() >= RECENT_MAX {
             self.sa.recent.clear();
+        }
+        if let Some(m) = self.meta.get_mut(id as usize) {
+            m.sa = decision;
         }
         let backend = self.meta.get(id as usize).map_or(0, |m| m.backend);
         self.sa.recent.insert((pool as u16, client), backend);
