@@ -11,7 +11,9 @@
 //! changes without the token, draining / re-enabling a backend (seen in the
 //! traffic, in `ctl` and in `/metrics`), rejecting bad values with the
 //! server's reason and a non-zero exit, reloading a good config and refusing
-//! a bad one with the key; a second appliance on the same listener refuses
+//! a bad one with the key; a certificate rotated in place and reloaded;
+//! twenty live changes under wrk (keep-alive and `Connection: close`) with
+//! no socket error; a second appliance on the same listener refuses
 //! to start.
 
 mod common;
@@ -745,6 +747,50 @@ fn management_listener_metrics_and_ctl() {
         "{err}"
     );
     std::fs::write(&cfg_path, config(&topo, &listen, &token, 3)).unwrap();
+
+    // Twenty live changes under load (weights, drains, re-enables, states,
+    // reloads) while wrk runs keep-alive and `Connection: close` through
+    // the VIP: not one socket error, not one non-2xx answer.
+    let wrk = |close: bool| {
+        let ns = topo.var("CLIENT_NS").to_string();
+        std::thread::spawn(move || {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns, "wrk", "-t1", "-c8", "-d9s"]);
+            if close {
+                c.args(["-H", "Connection: close"]);
+            }
+            let o = c.arg("http://10.10.1.1/").output().expect("wrk");
+            String::from_utf8_lossy(&o.stdout).to_string()
+        })
+    };
+    let (keep, close) = (wrk(false), wrk(true));
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..20usize {
+        let b = backends[i % 3].as_str();
+        let w = (1 + i % 4).to_string();
+        let args: Vec<&str> = match i % 5 {
+            0 => vec!["--json", "backend", "web", b, "--weight", &w],
+            1 => vec!["--json", "drain", "web", b],
+            2 => vec!["--json", "enable", "web", b],
+            3 => vec!["--json", "reload"],
+            _ => vec![
+                "--json", "backend", "web", b, "--state", "up", "--weight", "1",
+            ],
+        };
+        ok_json(
+            &ctl(&url, Some(&token), &args),
+            &format!("change {i}: {args:?}"),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (what, h) in [("keep-alive", keep), ("Connection: close", close)] {
+        let out = h.join().unwrap();
+        assert!(out.contains("requests in"), "{what}: {out}");
+        assert!(
+            !out.contains("Socket errors") && !out.contains("Non-2xx"),
+            "{what} under 20 changes: {out}"
+        );
+    }
 
     // A second appliance cannot take the same listener: it stops before
     // touching a port, naming the key.
