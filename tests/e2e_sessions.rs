@@ -499,6 +499,29 @@ fn session_aware_dispatch_end_to_end() {
         (t["ca_matched"].as_u64()? >= 9).then_some(())
     });
     assert!(matched.is_some(), "ca_matched counts the 9 rule hits");
+    // Rules change live: a reload that sends img.test to b3 instead of b2
+    // applies to the next request; then back.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let moved = text.replacen(
+        "host = \"img.test\"\nbackends = [\"10.10.2.12:80\"]",
+        "host = \"img.test\"\nbackends = [\"10.10.2.13:80\"]",
+        1,
+    );
+    assert_ne!(moved, text, "the rule to change");
+    reload(&app, &cfg, &moved);
+    let now_b3 = wait_for(Duration::from_secs(3), || {
+        (backend_of(&["-H", "Host: img.test", "http://10.10.1.1/"]) == "b3").then_some(())
+    });
+    assert!(
+        now_b3.is_some(),
+        "img.test to b3 after the reload\n{}",
+        app.logs()
+    );
+    reload(&app, &cfg, &text);
+    let back = wait_for(Duration::from_secs(3), || {
+        (backend_of(&["-H", "Host: img.test", "http://10.10.1.1/"]) == "b2").then_some(())
+    });
+    assert!(back.is_some(), "img.test back to b2");
 
     // 2. Expiry: rows older than max_age_s (3 s) are swept; the session
     //    then goes to the scheduler.

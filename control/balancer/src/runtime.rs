@@ -295,29 +295,7 @@ impl<F> LbRuntime<F> {
                 .filter(|v| !v.rules.is_empty())
                 .map(|v| ContentVip {
                     addr: v.address,
-                    rules: v
-                        .rules
-                        .iter()
-                        .map(|r| ContentRule {
-                            host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
-                            path_prefix: r.path_prefix.clone(),
-                            cookie: r.cookie.as_ref().and_then(|c| {
-                                c.split_once('=')
-                                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                            }),
-                            backends: r
-                                .backends
-                                .iter()
-                                .filter_map(|b| {
-                                    v.backends
-                                        .iter()
-                                        .position(|x| x.address == *b)
-                                        .map(|i| i as u16)
-                                })
-                                .collect(),
-                        })
-                        .collect::<Vec<_>>()
-                        .into(),
+                    rules: Arc::new(ArcSwap::from_pointee(content_rules(v))),
                 })
                 .collect(),
         };
@@ -621,6 +599,16 @@ impl<F> LbRuntime<F> {
             new_ctx.push((ti, new.name.clone(), ctx, ot != nt));
         }
         let mut n = 0;
+        for (old, new) in self.running.vips.iter().zip(&l.vips) {
+            if old.rules == new.rules {
+                continue;
+            }
+            if let Some(c) = self.template.content.iter().find(|c| c.addr == new.address) {
+                c.rules.store(Arc::new(content_rules(new)));
+                tracing::info!(vip = %new.name, rules = new.rules.len(), "content rules reloaded");
+                n += 1;
+            }
+        }
         for (ti, name, ctx, changed) in new_ctx {
             self.template.tls_vips[ti].ctx.store(Arc::new(ctx));
             tracing::info!(vip = %name, options_changed = changed, "TLS configuration and certificates reloaded (new handshakes use them)");
@@ -1027,6 +1015,31 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
     }
 }
 
+/// A VIP's content rules as the lcores match them.
+fn content_rules(v: &qsplice_config::VipConf) -> Vec<ContentRule> {
+    v.rules
+        .iter()
+        .map(|r| ContentRule {
+            host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            path_prefix: r.path_prefix.clone(),
+            cookie: r.cookie.as_ref().and_then(|c| {
+                c.split_once('=')
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+            }),
+            backends: r
+                .backends
+                .iter()
+                .filter_map(|b| {
+                    v.backends
+                        .iter()
+                        .position(|x| x.address == *b)
+                        .map(|i| i as u16)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// The first key of `new` that differs from `running` and that a reload
 /// cannot apply (None: every change applies live).
 fn unchangeable_key(
@@ -1050,6 +1063,12 @@ fn unchangeable_key(
             let xff = mt.x_forwarded_for;
             *mt = nt.clone();
             mt.x_forwarded_for = xff;
+        }
+        // Content rules are swapped live on a VIP that has some before and
+        // after (adding the first or removing the last changes how its
+        // connections are accepted).
+        if !mv.rules.is_empty() && !nv.rules.is_empty() {
+            mv.rules = nv.rules.clone();
         }
         let sa = |p: PolicyConf| p == PolicyConf::SessionAware;
         if sa(mv.policy) == sa(nv.policy) {
@@ -1175,6 +1194,27 @@ mod tests {
             n.vips.pop();
         })
         .is_some_and(|k| k.starts_with("lb.vips")));
+        // Content rules swap live on a VIP that keeps some; the first rule
+        // (or removing the last) changes how it accepts: a restart.
+        let rule = |host: &str| qsplice_config::ContentRuleConf {
+            host: Some(host.into()),
+            path_prefix: None,
+            cookie: None,
+            backends: vec![running.vips[0].backends[0].address],
+        };
+        let mut with_rules = running.clone();
+        with_rules.vips[0].rules = vec![rule("a.test")];
+        let mut changed = with_rules.clone();
+        changed.vips[0].rules = vec![rule("b.test"), rule("c.test")];
+        assert_eq!(super::unchangeable_key(&with_rules, &changed), None);
+        assert_eq!(
+            super::unchangeable_key(&running, &with_rules).as_deref(),
+            Some("lb.vips[0].rules")
+        );
+        assert_eq!(
+            super::unchangeable_key(&with_rules, &running).as_deref(),
+            Some("lb.vips[0].rules")
+        );
     }
 
     /// The names `cipher_suites` accepts are the ones the TLS crate knows.

@@ -312,7 +312,7 @@ impl<F: Frame> LbCore<F> {
         let Some(p) = self.sa.pending.remove(&key) else {
             return;
         };
-        if let Some(rules) = self.content_rules(key.1).cloned() {
+        if let Some(rules) = self.content_rules(key.1) {
             let forced = http_head(&mut self.sa.bytes, &p)
                 .and_then(|n| self.content_pick(&rules, p.pool, n));
             return self.sa_open(io, p, forced, None, SaDecision::None, now);
@@ -625,12 +625,13 @@ pub struct ContentRule {
 }
 
 /// The rules of one content-aware VIP.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ContentVip {
     /// The VIP.
     pub addr: SocketAddrV4,
-    /// Rules, first match wins (shared: a decision clones the `Arc`).
-    pub rules: Arc<[ContentRule]>,
+    /// Rules, first match wins; shared by every lcore and replaced whole
+    /// by a reload (a decision takes the current set).
+    pub rules: Arc<arc_swap::ArcSwap<Vec<ContentRule>>>,
 }
 
 /// The held pieces of `p` in order into `buf`; the head's length once
@@ -711,12 +712,12 @@ pub fn rule_matches(rule: &ContentRule, head: &[u8]) -> bool {
 
 impl<F: Frame> LbCore<F> {
     /// The content rules of VIP `vip`, if it has any.
-    pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<&Arc<[ContentRule]>> {
+    pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<Arc<Vec<ContentRule>>> {
         self.conf
             .content
             .iter()
             .find(|c| c.addr == vip)
-            .map(|c| &c.rules)
+            .map(|c| c.rules.load_full())
     }
 
     /// The backend for the held head (`len` bytes of `self.sa.bytes`).
