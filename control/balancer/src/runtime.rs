@@ -635,6 +635,19 @@ impl<F> LbRuntime<F> {
             n += 1;
             self.health_conf = h.clone();
         }
+        if self.sessions_conf != l.sessions {
+            for t in &mut self.tables {
+                t.set_limits(l.sessions.max_keys as usize, l.sessions.max_age_s * 1000);
+            }
+            self.sessions_conf = l.sessions.clone();
+            self.sessions_dirty = true;
+            tracing::info!(
+                max_keys = l.sessions.max_keys,
+                max_age_s = l.sessions.max_age_s,
+                "session tables' limits reloaded"
+            );
+            n += 1;
+        }
         let grace = Duration::from_secs(l.shutdown_grace_s);
         if grace != self.shutdown_grace {
             n += 1;
@@ -1050,6 +1063,7 @@ fn unchangeable_key(
     let mut m = running.clone();
     m.health = new.health.clone();
     m.shutdown_grace_s = new.shutdown_grace_s;
+    m.sessions = new.sessions.clone();
     for (mv, nv) in m.vips.iter_mut().zip(&new.vips) {
         // A terminated VIP's TLS options are rebuilt live (certificates,
         // groups, policy, suites, ALPN, tickets...), except the
@@ -1177,6 +1191,11 @@ mod tests {
         assert_eq!(
             with(&|n| n.syn_backlog += 1).as_deref(),
             Some("lb.syn_backlog")
+        );
+        assert_eq!(
+            with(&|n| n.sessions.max_age_s += 1),
+            None,
+            "[lb.sessions] applies live"
         );
         assert_eq!(
             with(&|n| n.vips[0].tls = qsplice_config::TlsModeConf::Terminate).as_deref(),

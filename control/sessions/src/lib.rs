@@ -215,6 +215,31 @@ impl SessionTable {
         }
     }
 
+    /// Removes the session holding the oldest row (the LRU key). False when
+    /// the table is empty.
+    fn evict_oldest(&mut self) -> bool {
+        let Some(&(_, victim, _)) = self.order.iter().next() else {
+            return false;
+        };
+        self.cands.remove(&victim);
+        if let Some(rows) = self.rows.remove(&victim) {
+            for r in &rows {
+                self.order.remove(&(r.ts, victim, r.backend));
+            }
+        }
+        self.stats.evicted += 1;
+        true
+    }
+
+    /// New bounds (a reload): rows older than `max_age` go at the next
+    /// sweep; when `max_keys` shrinks below the sessions held, the least
+    /// recently used are evicted now (counted).
+    pub fn set_limits(&mut self, max_keys: usize, max_age: u64) {
+        self.max_keys = max_keys.max(1);
+        self.max_age = max_age;
+        while self.rows.len() > self.max_keys && self.evict_oldest() {}
+    }
+
     /// Sessions in the table.
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -276,15 +301,7 @@ impl SessionTable {
                 return;
             }
             if self.rows.len() >= self.max_keys {
-                if let Some(&(_, victim, _)) = self.order.iter().next() {
-                    self.cands.remove(&victim);
-                    if let Some(rows) = self.rows.remove(&victim) {
-                        for r in &rows {
-                            self.order.remove(&(r.ts, victim, r.backend));
-                        }
-                    }
-                    self.stats.evicted += 1;
-                }
+                self.evict_oldest();
             }
             self.rows.insert(key, ArrayVec::new());
         }

@@ -395,3 +395,20 @@ fn memory_is_bounded_by_max_keys() {
     assert!(per_key < 600, "{per_key} B per session");
     assert!(t.memory() > 0);
 }
+
+#[test]
+fn new_limits_evict_the_least_recently_used_now_and_age_at_the_next_sweep() {
+    let mut t = SessionTable::new(10, 1_000);
+    for i in 0..8u64 {
+        t.learn(SessionKey(i), 0, 100 + i);
+    }
+    assert_eq!(t.len(), 8);
+    t.set_limits(5, 1_000);
+    assert_eq!(t.len(), 5, "three least recently used evicted");
+    assert_eq!(t.stats().evicted, 3);
+    assert!(t.rows(SessionKey(0)).is_empty() && !t.rows(SessionKey(7)).is_empty());
+    // A shorter lifetime applies at the next sweep.
+    t.set_limits(5, 50);
+    assert_eq!(t.sweep(160, |_, _| false), 5);
+    assert!(t.is_empty());
+}
