@@ -107,18 +107,6 @@ start_qsplice() {
     QS_PID=$!
 }
 
-wait_vip() {
-    for _ in $(seq 1 100); do
-        if ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://$VIP/"; then
-            # and every backend reachable (health checks / ARP settled)
-            sleep 1
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "VIP not answering" >&2
-    return 1
-}
 
 # wrk → "value p50_ms p99_ms"
 wrk_run() {

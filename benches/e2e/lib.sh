@@ -77,3 +77,18 @@ kernel_off() {
     sysctl -qw "net.ipv4.ip_forward=$FWD_SAVED"
     ip netns exec "$CLI_NS" ip neigh flush all 2>/dev/null || true
 }
+
+# Wait until the VIP answers plain HTTP (then one more second for health
+# checks and ARP to settle on every backend). Scripts whose VIP is not plain
+# HTTP define their own wait_vip after sourcing this file.
+wait_vip() {
+    for _ in $(seq 1 100); do
+        if ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://$VIP/"; then
+            sleep 1
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "VIP not answering" >&2
+    return 1
+}

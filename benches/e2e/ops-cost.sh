@@ -61,17 +61,6 @@ PY
     QS_PID=$!
 }
 
-wait_vip() {
-    for _ in $(seq 1 100); do
-        if ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://$VIP/"; then
-            sleep 1
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "VIP not answering" >&2
-    return 1
-}
 
 scrape_loop() { # every second until killed
     while :; do

@@ -796,11 +796,10 @@ impl<F: Frame> LbCore<F> {
         if conn.failed {
             return;
         }
-        let hs = self.term.vips[conn.vip].ctx.load().handshake_timeout;
-        let hs_ticks = (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
-        if self.resetting || conn.kill {
-            // The shutdown grace period is over, or the backend was marked
-            // down: both legs reset now.
+        // Both legs reset now: the shutdown grace period is over, the
+        // backend was marked down, or the connection idled out.
+        let idle = now.saturating_sub(conn.last) >= self.conf.idle_timeout_ms.max(1) * self.ms;
+        if self.resetting || conn.kill || idle {
             conn.failed = true;
             self.c.tls_reset += 1;
             conn.cli.abort();
@@ -809,21 +808,17 @@ impl<F: Frame> LbCore<F> {
             }
             return;
         }
-        if conn.tls.is_handshaking() && now.saturating_sub(conn.created) >= hs_ticks {
+        let hs_over = || {
+            let hs = self.term.vips[conn.vip].ctx.load().handshake_timeout;
+            let hs_ticks = (hs.as_micros() * u128::from(self.conf.hz) / 1_000_000) as u64;
+            now.saturating_sub(conn.created) >= hs_ticks
+        };
+        if conn.tls.is_handshaking() && hs_over() {
             let st = &mut self.term.stats[conn.vip];
             conn.tls.abort(Failure::HandshakeTimeout, st);
             conn.failed = true;
             self.c.tls_reset += 1;
             conn.cli.abort();
-            return;
-        }
-        if now.saturating_sub(conn.last) >= self.conf.idle_timeout_ms.max(1) * self.ms {
-            conn.failed = true;
-            self.c.tls_reset += 1;
-            conn.cli.abort();
-            if let Some(be) = conn.be.as_mut() {
-                be.abort();
-            }
             return;
         }
         if conn.cli.is_closed() && !conn.client_fin_sent {
