@@ -516,10 +516,69 @@ impl qsplice_mgmt::Control for ApiCtl<'_> {
         backend: &str,
         change: &qsplice_mgmt::BackendChange,
     ) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
-        match self.lb.as_deref_mut() {
-            Some(l) => l.set_backend(vip, backend, change),
-            None => Err(qsplice_mgmt::ApiError::not_found("no [lb] configured")),
+        self.apply_edit(|l| qsplice_balancer::edit::set_backend(l, vip, backend, change))
+    }
+
+    fn change(
+        &mut self,
+        c: qsplice_mgmt::Change,
+    ) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        use qsplice_mgmt::{ApiError, Change};
+        match c {
+            Change::RotateTickets { vip } => match self.lb.as_deref_mut() {
+                Some(l) => l.rotate_tickets(vip.as_deref()),
+                None => Err(ApiError::not_found("no [lb] configured")),
+            },
+            Change::ReloadTls => {
+                // The running config again: every terminated VIP's
+                // certificate files are read anew (and nothing else moves).
+                let Some(l) = self.lb.as_deref_mut() else {
+                    return Err(ApiError::not_found("no [lb] configured"));
+                };
+                let running = l.running().clone();
+                l.reconfigure(&running)
+                    .map(|n| serde_json::json!({ "reloaded": "tls", "changes": n }))
+                    .map_err(|e| ApiError::conflict(format!("TLS not reloaded: {e}")))
+            }
+            c => self.apply_edit(|l| qsplice_balancer::edit::edit(l, &c)),
         }
+    }
+}
+
+impl ApiCtl<'_> {
+    /// A management API change: an edit of the running `[lb]` section,
+    /// validated with the rest of the running config the way a file is,
+    /// then applied all or nothing (the reload path).
+    fn apply_edit(
+        &mut self,
+        f: impl FnOnce(
+            &mut qsplice_config::LbConf,
+        ) -> Result<qsplice_balancer::edit::Edit, qsplice_mgmt::ApiError>,
+    ) -> Result<serde_json::Value, qsplice_mgmt::ApiError> {
+        use qsplice_mgmt::ApiError;
+        let Some(l) = self.lb.as_deref_mut() else {
+            return Err(ApiError::not_found("no [lb] configured"));
+        };
+        let mut new = l.running().clone();
+        let edit = f(&mut new)?;
+        let mut cfg = self.cfg.clone();
+        cfg.lb = Some(new);
+        if let Err(e) = cfg.validate() {
+            return Err(ApiError::bad_request(format!("refused: {e}")));
+        }
+        let Some(new) = cfg.lb.as_ref() else {
+            return Err(ApiError::bad_request("no [lb]"));
+        };
+        let n = l
+            .reconfigure(new)
+            .map_err(|e| ApiError::conflict(format!("refused: {e}")))?;
+        let mut out = edit.summary;
+        if let Some((vip, backend)) = edit.force {
+            let reset = l.force_reset_addr(vip, backend);
+            out["reset_backends"] = serde_json::json!(reset);
+        }
+        out["changes"] = serde_json::json!(n);
+        Ok(out)
     }
 }
 

@@ -87,6 +87,12 @@ impl AccessLog {
         })
     }
 
+    /// Name the VIP at `addr` (added or renamed while running).
+    pub fn set_vip_name(&mut self, addr: SocketAddrV4, name: &str) {
+        self.vip_names
+            .insert(addr, Value::String(name.to_string()).to_string());
+    }
+
     /// Lcore `i`'s ring.
     pub fn ring(&self, i: usize) -> Arc<AccessRing> {
         self.rings[i].clone()

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod accesslog;
+pub mod edit;
 pub mod runtime;
 
 pub use runtime::{

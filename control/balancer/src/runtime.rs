@@ -19,7 +19,7 @@ pub use qsplice_mgmt::report::{
     BackendReport, HistReport, LbReport, SessionRowReport, VipReport, TABLE_DUMP_ROWS,
 };
 use qsplice_mgmt::report::{CertReport, TicketReport};
-use qsplice_mgmt::{ApiError, BackendChange};
+use qsplice_mgmt::ApiError;
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
 use qsplice_sessions::SessionTable;
 use qsplice_splice::isn::IsnSecret;
@@ -32,6 +32,13 @@ const SESSION_EVENTS: usize = 65_536;
 /// snapshot is slow (a large table); small tables are republished at every
 /// control step that changed them. Never more than half a sweep interval.
 const SESSION_PUBLISH_MAX: Duration = Duration::from_millis(100);
+
+/// VIP addresses one process may have known (removed ones keep their
+/// slot so that their flows' indices stay valid).
+const MAX_VIP_SLOTS: usize = 1024;
+/// Backend addresses one VIP may have known (the same reason; flows hold
+/// a 16-bit index).
+const MAX_BACKEND_SLOTS: usize = 4096;
 
 /// Steering inbox size per lcore.
 const INBOX: usize = 4096;
@@ -54,8 +61,36 @@ struct BackendCtl {
     next_check: Instant,
     /// See `qsplice_pool::Backend::reset_epoch`.
     reset_epoch: u32,
+    /// Removed while running (the slot stays, never selected, until the
+    /// same address is added again; its flows end naturally).
+    removed: bool,
 }
 
+impl BackendCtl {
+    fn new(b: &qsplice_config::BackendConf, now: Instant) -> Self {
+        BackendCtl {
+            addr: b.address,
+            weight: b.weight,
+            max_conns: b.max_conns,
+            admin: b.state,
+            healthy: true,
+            ok_streak: 0,
+            fail_streak: 0,
+            checks: 0,
+            last_error: "",
+            // First check once ARP had a chance to resolve the backend (a
+            // check that finds no MAC fails).
+            next_check: now + Duration::from_millis(300),
+            reset_epoch: 0,
+            removed: false,
+        }
+    }
+}
+
+/// One VIP slot: its pool index on the board is its index in
+/// `LbRuntime::vips`. Slots are only appended: a removed VIP keeps its slot
+/// (closed) so that the indices its flows hold stay valid, and adding the
+/// same address again reopens it.
 #[derive(Clone, Debug)]
 struct VipCtl {
     name: String,
@@ -63,6 +98,13 @@ struct VipCtl {
     policy: Policy,
     session_aware: bool,
     backends: Vec<BackendCtl>,
+    /// The config entry it runs (the last one, once removed).
+    conf: qsplice_config::VipConf,
+    removed: bool,
+    /// Index in `template.tls_vips` (terminated VIPs).
+    tls: Option<usize>,
+    /// Index in `template.content` (a VIP that has had content rules).
+    content: Option<usize>,
 }
 
 /// The balancer as the control thread runs it.
@@ -90,7 +132,10 @@ pub struct LbRuntime<F> {
     token: u32,
     /// Session-aware dispatch: the table per pool, shared state, timers.
     sessions: Option<Arc<SessionShared>>,
-    tables: Vec<SessionTable>,
+    /// Per VIP slot: its mapping table (session-aware VIPs).
+    tables: Vec<Option<SessionTable>>,
+    /// The VIP set changed: the next publication carries the services.
+    services_dirty: bool,
     sessions_conf: qsplice_config::SessionsConf,
     sessions_dirty: bool,
     next_sweep: Instant,
@@ -203,64 +248,9 @@ impl<F> LbRuntime<F> {
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         let mtu = |i: usize| cfg.ports[i].mtu.saturating_sub(40);
         let now = Instant::now();
-        let vips: Vec<VipCtl> = l
-            .vips
-            .iter()
-            .map(|v| VipCtl {
-                name: v.name.clone(),
-                addr: v.address,
-                policy: policy(v.policy),
-                session_aware: v.policy == PolicyConf::SessionAware,
-                backends: v
-                    .backends
-                    .iter()
-                    .map(|b| BackendCtl {
-                        addr: b.address,
-                        weight: b.weight,
-                        max_conns: b.max_conns,
-                        admin: b.state,
-                        healthy: true,
-                        ok_streak: 0,
-                        fail_streak: 0,
-                        checks: 0,
-                        last_error: "",
-                        // First check once ARP had a chance to resolve the
-                        // backend (a check that finds no MAC fails).
-                        next_check: now + Duration::from_millis(300),
-                        reset_epoch: 0,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let sizes: Vec<usize> = vips.iter().map(|v| v.backends.len()).collect();
         let secret = IsnSecret::from_bytes(random_secret()?);
-        let mut tls_vips = Vec::new();
-        for (i, v) in l.vips.iter().enumerate() {
-            if v.tls != TlsModeConf::Terminate {
-                continue;
-            }
-            let Some(t) = &v.tls_options else {
-                return Err(Error(format!("key `lb.vips[{i}].tls_options` is missing")));
-            };
-            let ctx = TlsContext::new(&tls_settings(t))
-                .map_err(|e| Error(format!("key `lb.vips[{i}].tls_options`: {e}")))?;
-            tls_vips.push(TlsVip {
-                addr: v.address,
-                pool: i,
-                ctx: Arc::new(ArcSwap::from_pointee(ctx)),
-                x_forwarded_for: t.x_forwarded_for,
-            });
-        }
         let template = LbConf {
-            vips: vips
-                .iter()
-                .enumerate()
-                .map(|(i, v)| VipConf {
-                    addr: v.addr,
-                    pool: i,
-                    session_aware: v.session_aware,
-                })
-                .collect(),
+            vips: Vec::new(),
             client_port: cp,
             backend_port: bp,
             local,
@@ -286,18 +276,25 @@ impl<F> LbRuntime<F> {
             secret,
             health_path: l.health.http_path.clone(),
             health_status: l.health.expect_status,
-            tls_vips,
+            tls_vips: Vec::new(),
             tls_max_conns: l.tls_max_conns as usize,
             access_sample: l.access_log.sample,
-            content: l
-                .vips
-                .iter()
-                .filter(|v| !v.rules.is_empty())
-                .map(|v| ContentVip {
-                    addr: v.address,
-                    rules: Arc::new(ArcSwap::from_pointee(content_rules(v))),
-                })
-                .collect(),
+            content: Vec::new(),
+        };
+        // The session table is shared by every lcore from the start (a
+        // session-aware VIP may be added live); its BUSY counters are sized
+        // for the flows when one is configured at start, minimal otherwise.
+        let b = random_secret()?;
+        let c = random_secret()?;
+        let session_secret = (
+            u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+            u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
+        );
+        let sa_at_start = l.vips.iter().any(|v| v.policy == PolicyConf::SessionAware);
+        let busy_flows = if sa_at_start {
+            (l.max_flows as usize).saturating_mul(workers)
+        } else {
+            0
         };
         let mut rt = LbRuntime {
             board: Arc::new(PoolBoard::new(Vec::new())),
@@ -310,13 +307,17 @@ impl<F> LbRuntime<F> {
                     let rings: Vec<_> = (0..workers)
                         .map(|_| Arc::new(ArrayQueue::new(l.access_log.ring as usize)))
                         .collect();
-                    let names = l.vips.iter().map(|v| (v.address, v.name.clone())).collect();
-                    Some(crate::accesslog::AccessLog::new(p, rings, names, hz)?)
+                    Some(crate::accesslog::AccessLog::new(
+                        p,
+                        rings,
+                        std::collections::HashMap::new(),
+                        hz,
+                    )?)
                 }
                 None => None,
             },
             backends: (0..workers)
-                .map(|_| Arc::new(BackendCounters::new(&sizes)))
+                .map(|_| Arc::new(BackendCounters::new(&[])))
                 .collect(),
             inboxes: Arc::new((0..workers).map(|_| ArrayQueue::new(INBOX)).collect()),
             health: Arc::new(HealthShared::new(256)),
@@ -325,13 +326,18 @@ impl<F> LbRuntime<F> {
                 .collect(),
             health_conf: l.health.clone(),
             running: l.clone(),
-            vips,
+            vips: Vec::new(),
             template,
             version: 0,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_s),
             next_load_refresh: now,
             token: 0,
-            sessions: None,
+            sessions: Some(SessionShared::new(
+                0,
+                session_secret,
+                SESSION_EVENTS,
+                busy_flows,
+            )),
             tables: Vec::new(),
             sessions_conf: l.sessions.clone(),
             sessions_dirty: false,
@@ -339,28 +345,226 @@ impl<F> LbRuntime<F> {
             next_session_publish: now,
             epoch: now,
             view: ViewLag::default(),
+            services_dirty: true,
         };
-        if rt.vips.iter().any(|v| v.session_aware) {
-            let b = random_secret()?;
-            let c = random_secret()?;
-            let secret = (
-                u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
-                u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
-            );
-            let flows = (l.max_flows as usize).saturating_mul(workers);
-            rt.sessions = Some(SessionShared::new(
-                rt.vips.len(),
-                secret,
-                SESSION_EVENTS,
-                flows,
-            ));
-            let max_age = l.sessions.max_age_s * 1000;
-            rt.tables = (0..rt.vips.len())
-                .map(|_| SessionTable::new(l.sessions.max_keys as usize, max_age))
-                .collect();
+        let ctxs = rt.tls_contexts(l)?;
+        rt.apply_vips(l, ctxs, now);
+        // The lcores are built from the template: it carries the services.
+        let svc = rt.services();
+        rt.template.vips = svc.vips;
+        rt.template.content = svc.content;
+        let sizes: Vec<usize> = rt.vips.iter().map(|v| v.backends.len()).collect();
+        for c in &rt.backends {
+            c.resize(&sizes);
         }
         rt.publish();
         Ok(rt)
+    }
+
+    /// Every terminated VIP's TLS context for the config `l`, built before
+    /// anything is applied (a bad certificate refuses the whole change):
+    /// an existing VIP's is rebuilt (its ticket keys and session cache
+    /// carry over; certificate files are read again even when their paths
+    /// did not change, as a rotated certificate is replaced in place), a
+    /// new VIP gets a new one. Indexed like `l.vips`.
+    fn tls_contexts(&self, l: &qsplice_config::LbConf) -> Result<Vec<Option<TlsContext>>> {
+        let mut out = Vec::with_capacity(l.vips.len());
+        for (i, v) in l.vips.iter().enumerate() {
+            if v.tls != TlsModeConf::Terminate {
+                out.push(None);
+                continue;
+            }
+            let Some(t) = &v.tls_options else {
+                return Err(Error(format!("key `lb.vips[{i}].tls_options` is missing")));
+            };
+            let old = self
+                .vips
+                .iter()
+                .find(|s| s.addr == v.address)
+                .and_then(|s| s.tls)
+                .map(|ti| self.template.tls_vips[ti].ctx.load_full());
+            let ctx = match old {
+                Some(o) => o.rebuild(&tls_settings(t)),
+                None => TlsContext::new(&tls_settings(t)),
+            }
+            .map_err(|e| Error(format!("key `lb.vips[{i}].tls_options`: {e}")))?;
+            out.push(Some(ctx));
+        }
+        Ok(out)
+    }
+
+    /// Make the VIP slots run `l.vips` (validated, checked by
+    /// [`LbRuntime::unchangeable_key`], TLS contexts built): VIPs matched by
+    /// address are updated in place (a removed one reopens), new ones get a
+    /// slot, running ones that are gone close and drain; within a VIP,
+    /// backends are matched by address the same way. Returns how many
+    /// settings changed.
+    fn apply_vips(
+        &mut self,
+        l: &qsplice_config::LbConf,
+        mut ctxs: Vec<Option<TlsContext>>,
+        now: Instant,
+    ) -> usize {
+        let mut n = 0;
+        let live = self.version > 0;
+        for (ci, nv) in l.vips.iter().enumerate() {
+            let si = match self.vips.iter().position(|s| s.addr == nv.address) {
+                Some(si) => si,
+                None => {
+                    self.vips.push(VipCtl {
+                        name: nv.name.clone(),
+                        addr: nv.address,
+                        policy: policy(nv.policy),
+                        session_aware: nv.policy == PolicyConf::SessionAware,
+                        backends: Vec::new(),
+                        conf: nv.clone(),
+                        removed: false,
+                        tls: None,
+                        content: None,
+                    });
+                    self.tables.push(None);
+                    self.services_dirty = true;
+                    n += 1;
+                    if live {
+                        tracing::info!(vip = %nv.name, address = %nv.address, "VIP added");
+                    }
+                    self.vips.len() - 1
+                }
+            };
+            let slot = &mut self.vips[si];
+            if slot.removed {
+                slot.removed = false;
+                self.services_dirty = true;
+                n += 1;
+                tracing::info!(vip = %nv.name, address = %nv.address, "VIP added again (its slot reopens)");
+            }
+            if slot.name != nv.name {
+                slot.name.clone_from(&nv.name);
+                n += 1;
+            }
+            if let Some(a) = self.access.as_mut() {
+                a.set_vip_name(nv.address, &nv.name);
+            }
+            let p = policy(nv.policy);
+            n += usize::from(slot.policy != p);
+            slot.policy = p;
+            slot.session_aware = nv.policy == PolicyConf::SessionAware;
+            // Backends by address.
+            for nb in &nv.backends {
+                match slot.backends.iter_mut().find(|b| b.addr == nb.address) {
+                    Some(b) => {
+                        n += usize::from(b.weight != nb.weight)
+                            + usize::from(b.max_conns != nb.max_conns)
+                            + usize::from(b.admin != nb.state)
+                            + usize::from(b.removed);
+                        if b.admin != nb.state {
+                            tracing::info!(vip = %nv.name, backend = %b.addr, from = ?b.admin, to = ?nb.state, "backend state");
+                        }
+                        if b.removed {
+                            tracing::info!(vip = %nv.name, backend = %b.addr, "backend added again");
+                            b.removed = false;
+                            b.next_check = now;
+                        }
+                        b.weight = nb.weight;
+                        b.max_conns = nb.max_conns;
+                        b.admin = nb.state;
+                    }
+                    None => {
+                        slot.backends.push(BackendCtl::new(nb, now));
+                        n += 1;
+                        if live {
+                            tracing::info!(vip = %nv.name, backend = %nb.address, "backend added");
+                        }
+                    }
+                }
+            }
+            for b in &mut slot.backends {
+                if !b.removed && !nv.backends.iter().any(|x| x.address == b.addr) {
+                    b.removed = true;
+                    n += 1;
+                    tracing::info!(vip = %nv.name, backend = %b.addr, "backend removed (its connections drain)");
+                }
+            }
+            // Content rules (backend indices are slot indices).
+            let rules = content_rules(nv, &slot.backends);
+            match slot.content {
+                Some(ci) if slot.conf.rules != nv.rules => {
+                    self.template.content[ci].rules.store(Arc::new(rules));
+                    tracing::info!(vip = %nv.name, rules = nv.rules.len(), "content rules changed");
+                    n += 1;
+                }
+                Some(_) => {}
+                None if !nv.rules.is_empty() => {
+                    slot.content = Some(self.template.content.len());
+                    self.template.content.push(ContentVip {
+                        addr: nv.address,
+                        rules: Arc::new(ArcSwap::from_pointee(rules)),
+                    });
+                    self.services_dirty = true;
+                    n += 1;
+                }
+                None => {}
+            }
+            // TLS.
+            if let Some(ctx) = ctxs.get_mut(ci).and_then(Option::take) {
+                match slot.tls {
+                    Some(ti) => {
+                        let changed = slot.conf.tls_options != nv.tls_options;
+                        self.template.tls_vips[ti].ctx.store(Arc::new(ctx));
+                        tracing::info!(vip = %nv.name, options_changed = changed, "TLS configuration and certificates reloaded (new handshakes use them)");
+                        n += usize::from(changed);
+                    }
+                    None => {
+                        slot.tls = Some(self.template.tls_vips.len());
+                        self.template.tls_vips.push(TlsVip {
+                            addr: nv.address,
+                            pool: si,
+                            ctx: Arc::new(ArcSwap::from_pointee(ctx)),
+                            x_forwarded_for: nv
+                                .tls_options
+                                .as_ref()
+                                .is_some_and(|t| t.x_forwarded_for),
+                        });
+                        self.services_dirty = true;
+                    }
+                }
+            }
+            if slot.session_aware && self.tables[si].is_none() {
+                self.tables[si] = Some(SessionTable::new(
+                    self.sessions_conf.max_keys as usize,
+                    self.sessions_conf.max_age_s * 1000,
+                ));
+            }
+            slot.conf = nv.clone();
+        }
+        for slot in &mut self.vips {
+            if !slot.removed && !l.vips.iter().any(|v| v.address == slot.addr) {
+                slot.removed = true;
+                self.services_dirty = true;
+                n += 1;
+                tracing::info!(vip = %slot.name, address = %slot.addr, "VIP removed (new connections refused, established ones drain)");
+            }
+        }
+        n
+    }
+
+    /// The services as the lcores see them.
+    fn services(&self) -> qsplice_lb::board::Services {
+        qsplice_lb::board::Services {
+            vips: self
+                .vips
+                .iter()
+                .enumerate()
+                .map(|(i, v)| VipConf {
+                    addr: v.addr,
+                    pool: i,
+                    session_aware: v.session_aware,
+                    open: !v.removed,
+                })
+                .collect(),
+            tls_vips: self.template.tls_vips.clone(),
+            content: self.template.content.clone(),
+        }
     }
 
     /// Lcore `i`'s settings and shared handles.
@@ -385,6 +589,22 @@ impl<F> LbRuntime<F> {
         self.backends.iter().map(|c| c.get(pool, b).active).sum()
     }
 
+    /// Connections VIP slot `pool` still holds on every lcore: spliced to
+    /// its backends, and TLS-terminated ones.
+    fn vip_open_connections(&self, pool: usize) -> u64 {
+        let Some(v) = self.vips.get(pool) else {
+            return 0;
+        };
+        let spliced: u64 = (0..v.backends.len()).map(|b| self.active(pool, b)).sum();
+        let tls: u64 = v.tls.map_or(0, |ti| {
+            self.tls_stats
+                .iter()
+                .filter_map(|lc| lc.load().get(ti).map(|st| st.active))
+                .sum()
+        });
+        spliced + tls
+    }
+
     /// Build and publish every pool's snapshot from the current state.
     fn publish(&mut self) {
         self.version += 1;
@@ -402,6 +622,7 @@ impl<F> LbRuntime<F> {
                         x.max_conns = b.max_conns;
                         x.reset_epoch = b.reset_epoch;
                         x.state = match (b.admin, b.healthy) {
+                            _ if b.removed => BackendState::Down,
                             (BackendStateConf::Down, _) | (_, false) => BackendState::Down,
                             (BackendStateConf::Draining, _) => BackendState::Draining,
                             (BackendStateConf::Up, true) => BackendState::Up,
@@ -415,7 +636,11 @@ impl<F> LbRuntime<F> {
                 Snapshot::build(self.version, v.policy, backends, conns, MAGLEV_M)
             })
             .collect();
-        self.board.publish(snaps);
+        if std::mem::take(&mut self.services_dirty) {
+            self.board.publish_services(self.services(), snaps);
+        } else {
+            self.board.publish(snaps);
+        }
     }
 
     /// Control-loop step: health checks, republishing.
@@ -475,8 +700,11 @@ impl<F> LbRuntime<F> {
                 HealthKind::Http => ProbeKind::Http,
             };
             for (pi, v) in self.vips.iter_mut().enumerate() {
+                if v.removed {
+                    continue;
+                }
                 for (bi, b) in v.backends.iter_mut().enumerate() {
-                    if b.admin == BackendStateConf::Down || now < b.next_check {
+                    if b.removed || b.admin == BackendStateConf::Down || now < b.next_check {
                         continue;
                     }
                     self.token = self.token.wrapping_add(1);
@@ -519,7 +747,11 @@ impl<F> LbRuntime<F> {
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         let mut n = 0;
         while let Some(ev) = shared.events.pop() {
-            if let Some(t) = self.tables.get_mut(usize::from(ev.pool)) {
+            if let Some(t) = self
+                .tables
+                .get_mut(usize::from(ev.pool))
+                .and_then(Option::as_mut)
+            {
                 match ev.kind {
                     EventKind::Open => t.learn(ev.key, ev.backend, ms),
                     EventKind::Close => t.finished(ev.key, ev.backend, ms),
@@ -537,6 +769,7 @@ impl<F> LbRuntime<F> {
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_millis(self.sessions_conf.sweep_interval_ms);
             for (pi, t) in self.tables.iter_mut().enumerate() {
+                let Some(t) = t else { continue };
                 let busy = |k, b| shared.busy.get(pi as u16, k, b) > 0;
                 if t.sweep(ms, busy) > 0 {
                     self.sessions_dirty = true;
@@ -546,7 +779,11 @@ impl<F> LbRuntime<F> {
         if self.sessions_dirty && now >= self.next_session_publish {
             self.sessions_dirty = false;
             let t0 = Instant::now();
-            let snap: Vec<_> = self.tables.iter().map(SessionTable::snapshot).collect();
+            let snap: Vec<_> = self
+                .tables
+                .iter()
+                .map(|t| t.as_ref().map(SessionTable::snapshot).unwrap_or_default())
+                .collect();
             shared.snap.store(Arc::new(snap));
             let build = t0.elapsed();
             self.view.published(shared.now_us(), build);
@@ -557,86 +794,30 @@ impl<F> LbRuntime<F> {
         }
     }
 
-    /// Apply a reloaded `[lb]` section: backend state, weight and limit,
-    /// VIP policies, and the health-check timers and thresholds. The VIPs
-    /// (names, addresses) and each VIP's backend addresses must be as
-    /// before, and so must what the lcores were built with (ports, source
-    /// range, table sizes, timeouts, check kind and path); a difference is
-    /// an error naming the key, and nothing changes. Returns how many
-    /// settings changed.
+    /// Apply a reloaded (or API-edited) `[lb]` section, all or nothing:
+    /// VIPs and backends added, removed (they drain) and changed (policy,
+    /// weight, limit, state, TLS options and certificates, content rules),
+    /// `[lb.health]`, `[lb.sessions]` and `lb.shutdown_grace_s`. What the
+    /// lcores were built with (ports, source range, table sizes, timeouts,
+    /// ...) and how an existing VIP address handles its connections (TLS
+    /// termination, session-aware or not, `X-Forwarded-For`) cannot change:
+    /// a difference is an error naming the key and why, and nothing
+    /// changes. Returns how many settings changed.
     pub fn reconfigure(&mut self, l: &qsplice_config::LbConf) -> Result<usize> {
+        if let Some(why) = self.unchangeable_key(l) {
+            return Err(Error(why));
+        }
+        // Everything fallible first.
+        let ctxs = self.tls_contexts(l)?;
+        let now = Instant::now();
+        let mut n = self.apply_vips(l, ctxs, now);
         let h = &l.health;
-        // All or nothing: a reload applies only what the running balancer
-        // can change live; any other changed key refuses the whole reload,
-        // named, instead of being silently ignored.
-        if let Some(k) = unchangeable_key(&self.running, l) {
-            return Err(Error(format!(
-                "key `{k}` changed: it takes a restart to apply (a reload applies backends' weight, max_conns and state, VIP policies other than to or from session-aware, [lb.health] and lb.shutdown_grace_s)"
-            )));
-        }
-        // Every terminated VIP's TLS context is rebuilt — certificate files
-        // are read again even when their paths did not change, as a rotated
-        // certificate is replaced in place — before anything is applied: a
-        // bad certificate refuses the whole reload.
-        let mut new_ctx = Vec::new();
-        for (i, (old, new)) in self.running.vips.iter().zip(&l.vips).enumerate() {
-            let (Some(ot), Some(nt)) = (&old.tls_options, &new.tls_options) else {
-                continue;
-            };
-            let Some(ti) = self
-                .template
-                .tls_vips
-                .iter()
-                .position(|t| t.addr == new.address)
-            else {
-                continue;
-            };
-            let ctx = self.template.tls_vips[ti]
-                .ctx
-                .load()
-                .rebuild(&tls_settings(nt))
-                .map_err(|e| Error(format!("key `lb.vips[{i}].tls_options`: {e}")))?;
-            new_ctx.push((ti, new.name.clone(), ctx, ot != nt));
-        }
-        let mut n = 0;
-        for (old, new) in self.running.vips.iter().zip(&l.vips) {
-            if old.rules == new.rules {
-                continue;
-            }
-            if let Some(c) = self.template.content.iter().find(|c| c.addr == new.address) {
-                c.rules.store(Arc::new(content_rules(new)));
-                tracing::info!(vip = %new.name, rules = new.rules.len(), "content rules reloaded");
-                n += 1;
-            }
-        }
-        for (ti, name, ctx, changed) in new_ctx {
-            self.template.tls_vips[ti].ctx.store(Arc::new(ctx));
-            tracing::info!(vip = %name, options_changed = changed, "TLS configuration and certificates reloaded (new handshakes use them)");
-            n += usize::from(changed);
-        }
-        for (old, new) in self.vips.iter_mut().zip(&l.vips) {
-            let vip = old.name.as_str();
-            let p = policy(new.policy);
-            n += usize::from(old.policy != p);
-            old.policy = p;
-            for (b, nb) in old.backends.iter_mut().zip(&new.backends) {
-                n += usize::from(b.weight != nb.weight)
-                    + usize::from(b.max_conns != nb.max_conns)
-                    + usize::from(b.admin != nb.state);
-                if b.admin != nb.state {
-                    tracing::info!(vip, backend = %b.addr, from = ?b.admin, to = ?nb.state, "backend state");
-                }
-                b.weight = nb.weight;
-                b.max_conns = nb.max_conns;
-                b.admin = nb.state;
-            }
-        }
         if self.health_conf != *h {
             n += 1;
             self.health_conf = h.clone();
         }
         if self.sessions_conf != l.sessions {
-            for t in &mut self.tables {
+            for t in self.tables.iter_mut().flatten() {
                 t.set_limits(l.sessions.max_keys as usize, l.sessions.max_age_s * 1000);
             }
             self.sessions_conf = l.sessions.clone();
@@ -656,6 +837,91 @@ impl<F> LbRuntime<F> {
         self.running = l.clone();
         self.publish();
         Ok(n)
+    }
+
+    /// The running `[lb]` section (the file's, with the management API's
+    /// changes since).
+    pub fn running(&self) -> &qsplice_config::LbConf {
+        &self.running
+    }
+
+    /// Reset every connection of the backends `addrs` of VIP slot `vi`
+    /// (`--force` on a removal): their reset epoch moves, the lcores reset
+    /// what they hold to them within a tick.
+    fn force_reset(&mut self, vi: usize, addrs: Option<&[SocketAddrV4]>) -> usize {
+        let mut n = 0;
+        if let Some(v) = self.vips.get_mut(vi) {
+            for b in &mut v.backends {
+                if addrs.is_none_or(|a| a.contains(&b.addr)) {
+                    b.reset_epoch = b.reset_epoch.wrapping_add(1);
+                    n += 1;
+                }
+            }
+        }
+        self.publish();
+        n
+    }
+
+    /// Why `new` cannot be applied to the running balancer (None: it can).
+    fn unchangeable_key(&self, new: &qsplice_config::LbConf) -> Option<String> {
+        if let Some(k) = unchangeable_key(&self.running, new) {
+            return Some(format!(
+                "key `{k}` changed: it takes a restart to apply (what applies live: VIPs and backends added, removed or changed, policies, TLS options and certificates, content rules, [lb.health], [lb.sessions], lb.shutdown_grace_s)"
+            ));
+        }
+        for (i, nv) in new.vips.iter().enumerate() {
+            let Some(slot) = self.vips.iter().find(|s| s.addr == nv.address) else {
+                continue;
+            };
+            let o = &slot.conf;
+            let gone = if slot.removed {
+                " (removed, still known)"
+            } else {
+                ""
+            };
+            let why = |k: &str, what: &str| {
+                Some(format!(
+                    "key `lb.vips[{i}].{k}` changed for VIP {}{gone}: {what} is fixed for its address while the appliance runs (its connections are dispatched by it); add the new service on another address or port, or restart",
+                    nv.address
+                ))
+            };
+            if o.tls != nv.tls {
+                return why("tls", "whether it terminates TLS");
+            }
+            let sa = |p: PolicyConf| p == PolicyConf::SessionAware;
+            if sa(o.policy) != sa(nv.policy) {
+                return why("policy", "session-aware dispatch (to or from)");
+            }
+            let xff = |v: &qsplice_config::VipConf| {
+                v.tls_options.as_ref().is_some_and(|t| t.x_forwarded_for)
+            };
+            if xff(o) != xff(nv) {
+                return why("tls_options.x_forwarded_for", "X-Forwarded-For insertion");
+            }
+            if slot.backends.len()
+                + nv.backends
+                    .iter()
+                    .filter(|b| !slot.backends.iter().any(|x| x.addr == b.address))
+                    .count()
+                > MAX_BACKEND_SLOTS
+            {
+                return Some(format!(
+                    "key `lb.vips[{i}].backends`: VIP {} would hold more than {MAX_BACKEND_SLOTS} backend addresses (removed ones included) since start; restart to compact",
+                    nv.address
+                ));
+            }
+        }
+        let new_vips = new
+            .vips
+            .iter()
+            .filter(|v| !self.vips.iter().any(|s| s.addr == v.address))
+            .count();
+        if self.vips.len() + new_vips > MAX_VIP_SLOTS {
+            return Some(format!(
+                "key `lb.vips`: more than {MAX_VIP_SLOTS} VIP addresses (removed ones included) since start; restart to compact"
+            ));
+        }
+        None
     }
 
     /// Write what the lcores logged (`tsc_now`: their clock now).
@@ -700,62 +966,44 @@ impl<F> LbRuntime<F> {
             .sum();
         spliced + others
     }
-    /// `POST /api/v1/vips/{vip}/backends/{address}`: change a backend's
-    /// administrative state and/or weight at once (published to the lcores
-    /// in this call). A runtime change, like HAProxy's runtime API: the
-    /// next reload applies the file again.
-    pub fn set_backend(
-        &mut self,
-        vip: &str,
-        backend: &str,
-        change: &BackendChange,
-    ) -> std::result::Result<serde_json::Value, ApiError> {
-        let state = match change.state.as_deref() {
-            None => None,
-            Some("up") => Some(BackendStateConf::Up),
-            Some("down") => Some(BackendStateConf::Down),
-            Some("draining" | "drain") => Some(BackendStateConf::Draining),
-            Some(o) => {
-                return Err(ApiError::bad_request(format!(
-                    "state `{o}`: expected up, down or draining"
-                )))
-            }
+    /// `--force` on a removal: reset the connections of the VIP at
+    /// `vip` to `backend` (or to all its backends) now. Returns how many
+    /// backends' connections were reset.
+    pub fn force_reset_addr(&mut self, vip: SocketAddrV4, backend: Option<SocketAddrV4>) -> usize {
+        let Some(vi) = self.vips.iter().position(|v| v.addr == vip) else {
+            return 0;
         };
-        if let Some(w) = change.weight {
-            if !(1..=1000).contains(&w) {
-                return Err(ApiError::bad_request(format!(
-                    "weight {w}: must be 1..=1000"
-                )));
+        let one = backend.map(|b| [b]);
+        let n = self.force_reset(vi, one.as_ref().map(|a| &a[..]));
+        tracing::warn!(vip = %vip, backend = ?backend, backends = n, "connections reset (forced removal)");
+        n
+    }
+
+    /// `POST /api/v1/tls/rotate-tickets`: new ticket keys now for every
+    /// terminated VIP (or the one named); returns the VIPs rotated.
+    pub fn rotate_tickets(
+        &mut self,
+        vip: Option<&str>,
+    ) -> std::result::Result<serde_json::Value, ApiError> {
+        let mut done = Vec::new();
+        for v in self.vips.iter().filter(|v| !v.removed) {
+            if vip.is_some_and(|n| v.name != n && v.addr.to_string() != n) {
+                continue;
+            }
+            let Some(ti) = v.tls else { continue };
+            if let Some(k) = &self.template.tls_vips[ti].ctx.load().tickets {
+                k.rotate();
+                tracing::info!(vip = %v.name, rotations = k.rotations(), "TLS ticket keys rotated (management API)");
+                done.push(v.name.clone());
             }
         }
-        let vi = self
-            .vips
-            .iter()
-            .position(|v| v.name == vip || v.addr.to_string() == vip)
-            .ok_or_else(|| ApiError::not_found(format!("no VIP named `{vip}`")))?;
-        let v = &mut self.vips[vi];
-        let b = v
-            .backends
-            .iter_mut()
-            .find(|b| b.addr.to_string() == backend)
-            .ok_or_else(|| {
-                ApiError::not_found(format!("VIP `{}` has no backend {backend}", v.name))
-            })?;
-        if let Some(st) = state {
-            b.admin = st;
+        if done.is_empty() {
+            return Err(ApiError::not_found(match vip {
+                Some(n) => format!("no terminated VIP `{n}` with tickets"),
+                None => "no terminated VIP with tickets".to_string(),
+            }));
         }
-        if let Some(w) = change.weight {
-            b.weight = w;
-        }
-        let out = serde_json::json!({
-            "vip": v.name,
-            "backend": b.addr.to_string(),
-            "admin": format!("{:?}", b.admin).to_lowercase(),
-            "weight": b.weight,
-        });
-        tracing::info!(vip = %v.name, backend = %b.addr, admin = ?b.admin, weight = b.weight, "backend changed through the management API");
-        self.publish();
-        Ok(out)
+        Ok(serde_json::json!({ "rotated": done }))
     }
 
     /// `GET /api/v1/sessions/{vip}`: the mapping table's rows, most
@@ -769,12 +1017,12 @@ impl<F> LbRuntime<F> {
         let pi = self
             .vips
             .iter()
-            .position(|v| v.name == vip || v.addr.to_string() == vip)
+            .position(|v| !v.removed && (v.name == vip || v.addr.to_string() == vip))
             .ok_or_else(|| ApiError::not_found(format!("no VIP named `{vip}`")))?;
         let v = &self.vips[pi];
         let t = v
             .session_aware
-            .then(|| self.tables.get(pi))
+            .then(|| self.tables.get(pi).and_then(Option::as_ref))
             .flatten()
             .ok_or_else(|| ApiError::not_found(format!("VIP `{}` is not session-aware", v.name)))?;
         let rows: Vec<serde_json::Value> = t
@@ -812,21 +1060,30 @@ impl<F> LbRuntime<F> {
             .vips
             .iter()
             .enumerate()
+            .filter(|&(pi, v)| !v.removed || self.vip_open_connections(pi) > 0)
             .map(|(pi, v)| {
                 let mut vt = qsplice_lb::BackendStats::default();
                 let backends = v
                     .backends
                     .iter()
                     .enumerate()
-                    .map(|(bi, b)| {
+                    .filter_map(|(bi, b)| {
                         let mut st = qsplice_lb::BackendStats::default();
                         for c in &self.backends {
                             st.add(&c.get(pi, bi));
                         }
                         vt.add(&st);
-                        BackendReport {
+                        // A removed backend is listed while it drains.
+                        if b.removed && st.active == 0 {
+                            return None;
+                        }
+                        Some(BackendReport {
                             address: b.addr.to_string(),
-                            admin: format!("{:?}", b.admin).to_lowercase(),
+                            admin: if b.removed {
+                                "removed".to_string()
+                            } else {
+                                format!("{:?}", b.admin).to_lowercase()
+                            },
                             weight: b.weight,
                             max_conns: b.max_conns,
                             healthy: b.healthy,
@@ -843,7 +1100,7 @@ impl<F> LbRuntime<F> {
                             s2c_bytes: st.s2c_bytes,
                             tls_new: st.tls_new,
                             tls_resumed: st.tls_resumed,
-                        }
+                        })
                     })
                     .collect();
                 let total = [
@@ -875,7 +1132,7 @@ impl<F> LbRuntime<F> {
                         sum.report()
                     });
                 let sessions = (v.session_aware)
-                    .then(|| self.tables.get(pi))
+                    .then(|| self.tables.get(pi).and_then(Option::as_ref))
                     .flatten()
                     .map(|t| {
                         let st = t.stats();
@@ -892,7 +1149,7 @@ impl<F> LbRuntime<F> {
                         .collect()
                     });
                 let session_rows = (v.session_aware)
-                    .then(|| self.tables.get(pi))
+                    .then(|| self.tables.get(pi).and_then(Option::as_ref))
                     .flatten()
                     .map(|t| {
                         t.top(TABLE_DUMP_ROWS)
@@ -953,6 +1210,7 @@ impl<F> LbRuntime<F> {
                     address: v.addr.to_string(),
                     total,
                     backends,
+                    removed: v.removed,
                     sessions,
                     session_rows,
                     tls,
@@ -1028,8 +1286,9 @@ fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
     }
 }
 
-/// A VIP's content rules as the lcores match them.
-fn content_rules(v: &qsplice_config::VipConf) -> Vec<ContentRule> {
+/// A VIP's content rules as the lcores match them (backends as indices
+/// of the VIP's slots).
+fn content_rules(v: &qsplice_config::VipConf, slots: &[BackendCtl]) -> Vec<ContentRule> {
     v.rules
         .iter()
         .map(|r| ContentRule {
@@ -1043,9 +1302,9 @@ fn content_rules(v: &qsplice_config::VipConf) -> Vec<ContentRule> {
                 .backends
                 .iter()
                 .filter_map(|b| {
-                    v.backends
+                    slots
                         .iter()
-                        .position(|x| x.address == *b)
+                        .position(|x| x.addr == *b && !x.removed)
                         .map(|i| i as u16)
                 })
                 .collect(),
@@ -1053,63 +1312,19 @@ fn content_rules(v: &qsplice_config::VipConf) -> Vec<ContentRule> {
         .collect()
 }
 
-/// The first key of `new` that differs from `running` and that a reload
-/// cannot apply (None: every change applies live).
+/// The first key of `new` outside the VIPs that differs from `running` and
+/// that a reload cannot apply (None: every change applies live; the VIPs
+/// themselves are checked by [`LbRuntime::reconfigure`]).
 fn unchangeable_key(
     running: &qsplice_config::LbConf,
     new: &qsplice_config::LbConf,
 ) -> Option<String> {
-    // What a reload applies, copied over; whatever still differs cannot.
-    let mut m = running.clone();
-    m.health = new.health.clone();
-    m.shutdown_grace_s = new.shutdown_grace_s;
-    m.sessions = new.sessions.clone();
-    for (mv, nv) in m.vips.iter_mut().zip(&new.vips) {
-        // A terminated VIP's TLS options are rebuilt live (certificates,
-        // groups, policy, suites, ALPN, tickets...), except the
-        // `X-Forwarded-For` switch each lcore copied at start.
-        if let (TlsModeConf::Terminate, TlsModeConf::Terminate, Some(mt), Some(nt)) = (
-            mv.tls,
-            nv.tls,
-            mv.tls_options.as_mut(),
-            nv.tls_options.as_ref(),
-        ) {
-            let xff = mt.x_forwarded_for;
-            *mt = nt.clone();
-            mt.x_forwarded_for = xff;
-        }
-        // Content rules are swapped live on a VIP that has some before and
-        // after (adding the first or removing the last changes how its
-        // connections are accepted).
-        if !mv.rules.is_empty() && !nv.rules.is_empty() {
-            mv.rules = nv.rules.clone();
-        }
-        let sa = |p: PolicyConf| p == PolicyConf::SessionAware;
-        if sa(mv.policy) == sa(nv.policy) {
-            mv.policy = nv.policy;
-        }
-        if mv.backends.len() == nv.backends.len() {
-            for (mb, nb) in mv.backends.iter_mut().zip(&nv.backends) {
-                if mb.address == nb.address {
-                    mb.weight = nb.weight;
-                    mb.max_conns = nb.max_conns;
-                    mb.state = nb.state;
-                }
-            }
-        }
-    }
-    if m == *new {
-        return None;
-    }
     macro_rules! first_differing {
-        ($prefix:expr, $a:expr, $b:expr, $($f:ident),*) => {
-            $( if $a.$f != $b.$f { return Some(format!("{}{}", $prefix, stringify!($f))); } )*
+        ($($f:ident),*) => {
+            $( if running.$f != new.$f { return Some(format!("lb.{}", stringify!($f))); } )*
         };
     }
     first_differing!(
-        "lb.",
-        m,
-        new,
         client_port,
         backend_port,
         local,
@@ -1128,28 +1343,15 @@ fn unchangeable_key(
         syn_backlog,
         syn_rate,
         tls_max_conns,
-        sessions,
         access_log
     );
-    if m.vips.len() != new.vips.len() {
-        return Some("lb.vips (VIPs added or removed)".into());
+    if running.health.http_path != new.health.http_path {
+        return Some("lb.health.http_path".into());
     }
-    for (i, (a, b)) in m.vips.iter().zip(&new.vips).enumerate() {
-        let prefix = format!("lb.vips[{i}].");
-        if a.policy != b.policy {
-            return Some(format!("{prefix}policy (to or from session-aware)"));
-        }
-        if a.backends != b.backends {
-            return Some(format!("{prefix}backends (added, removed or reordered)"));
-        }
-        if let (Some(x), Some(y)) = (&a.tls_options, &b.tls_options) {
-            if x.x_forwarded_for != y.x_forwarded_for {
-                return Some(format!("{prefix}tls_options.x_forwarded_for"));
-            }
-        }
-        first_differing!(prefix, a, b, name, address, tls, tls_options, rules);
+    if running.health.expect_status != new.health.expect_status {
+        return Some("lb.health.expect_status".into());
     }
-    Some("lb".into())
+    None
 }
 
 /// `lb.tcp_congestion` as the terminated legs' controller.
@@ -1163,77 +1365,134 @@ fn congestion_of(c: TcpCongestion) -> qsplice_lb::Congestion {
 
 #[cfg(test)]
 mod tests {
-    /// A reload names the first key it cannot apply; what it can apply
-    /// passes.
-    #[test]
-    fn reload_refuses_what_it_cannot_apply_and_names_it() {
+    use super::LbRuntime;
+    use qsplice_config::{BackendConf, BackendStateConf, Config, LbConf, PolicyConf};
+
+    fn config() -> Config {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conf/lb.toml"))
                 .unwrap();
-        let running = qsplice_config::parse(&text).unwrap().lb.unwrap();
-        let with = |f: &dyn Fn(&mut qsplice_config::LbConf)| {
+        qsplice_config::parse(&text).unwrap()
+    }
+
+    fn runtime() -> (LbRuntime<Vec<u8>>, LbConf) {
+        let cfg = config();
+        let l = cfg.lb.clone().unwrap();
+        (LbRuntime::new(&cfg, &l, 2, 1_000_000_000).unwrap(), l)
+    }
+
+    fn backend(a: &str) -> BackendConf {
+        BackendConf {
+            address: a.parse().unwrap(),
+            weight: 1,
+            max_conns: 0,
+            state: BackendStateConf::Up,
+        }
+    }
+
+    /// A reload names the first key it cannot apply and changes nothing;
+    /// what it can apply passes.
+    #[test]
+    fn reload_refuses_what_it_cannot_apply_and_names_it() {
+        let (mut rt, running) = runtime();
+        let refused = |rt: &mut LbRuntime<Vec<u8>>, f: &dyn Fn(&mut LbConf)| {
             let mut n = running.clone();
             f(&mut n);
-            super::unchangeable_key(&running, &n)
+            let e = rt.reconfigure(&n).unwrap_err().0;
+            // Nothing moved.
+            assert_eq!(rt.running(), &running);
+            e
         };
-        assert_eq!(with(&|_| {}), None);
-        assert_eq!(
-            with(&|n| {
-                n.vips[0].backends[1].weight = 7;
-                n.vips[0].backends[2].state = qsplice_config::BackendStateConf::Draining;
-                n.vips[0].policy = qsplice_config::PolicyConf::LeastConnections;
-                n.health.interval_ms = 2000;
-                n.shutdown_grace_s = 1;
-            }),
-            None,
-            "weights, states, policies, health and the grace period apply live"
-        );
-        assert_eq!(
-            with(&|n| n.syn_backlog += 1).as_deref(),
-            Some("lb.syn_backlog")
-        );
-        assert_eq!(
-            with(&|n| n.sessions.max_age_s += 1),
-            None,
-            "[lb.sessions] applies live"
-        );
-        assert_eq!(
-            with(&|n| n.vips[0].tls = qsplice_config::TlsModeConf::Terminate).as_deref(),
-            Some("lb.vips[0].tls")
-        );
-        assert!(with(&|n| {
-            n.vips[0].backends.pop();
-        })
-        .is_some_and(|k| k.starts_with("lb.vips[0].backends")));
+        let e = refused(&mut rt, &|n| n.syn_backlog += 1);
         assert!(
-            with(&|n| n.vips[0].policy = qsplice_config::PolicyConf::SessionAware)
-                .is_some_and(|k| k.starts_with("lb.vips[0].policy"))
+            e.contains("`lb.syn_backlog`") && e.contains("restart"),
+            "{e}"
         );
-        assert!(with(&|n| {
-            n.vips.pop();
-        })
-        .is_some_and(|k| k.starts_with("lb.vips")));
-        // Content rules swap live on a VIP that keeps some; the first rule
-        // (or removing the last) changes how it accepts: a restart.
-        let rule = |host: &str| qsplice_config::ContentRuleConf {
-            host: Some(host.into()),
-            path_prefix: None,
-            cookie: None,
-            backends: vec![running.vips[0].backends[0].address],
-        };
-        let mut with_rules = running.clone();
-        with_rules.vips[0].rules = vec![rule("a.test")];
-        let mut changed = with_rules.clone();
-        changed.vips[0].rules = vec![rule("b.test"), rule("c.test")];
-        assert_eq!(super::unchangeable_key(&with_rules, &changed), None);
+        let e = refused(&mut rt, &|n| n.health.http_path = "/other".into());
+        assert!(e.contains("lb.health.http_path"), "{e}");
+        let e = refused(&mut rt, &|n| {
+            n.vips[0].tls = qsplice_config::TlsModeConf::Terminate
+        });
+        assert!(
+            e.contains("lb.vips[0].tls") || e.contains("tls_options"),
+            "{e}"
+        );
+        let e = refused(&mut rt, &|n| n.vips[0].policy = PolicyConf::SessionAware);
+        assert!(
+            e.contains("lb.vips[0].policy") && e.contains("session-aware"),
+            "{e}"
+        );
+        // What applies live.
+        let mut n = running.clone();
+        n.vips[0].backends[1].weight = 7;
+        n.vips[0].backends[2].state = BackendStateConf::Draining;
+        n.vips[0].policy = PolicyConf::LeastConnections;
+        n.health.interval_ms = 2000;
+        n.shutdown_grace_s = 1;
+        n.sessions.max_age_s += 1;
+        assert!(rt.reconfigure(&n).unwrap() >= 6);
+        let r = rt.report();
+        assert_eq!(r.vips[0].backends[1].weight, 7);
+        assert_eq!(r.vips[0].backends[2].admin, "draining");
+    }
+
+    /// VIPs and backends come and go live: a removed one closes (the lcores
+    /// refuse its new connections) and keeps its slot, adding it again
+    /// reopens the same slot, a new one is appended; the lcores get the
+    /// services with the pools.
+    #[test]
+    fn vips_and_backends_are_added_and_removed_live() {
+        let (mut rt, running) = runtime();
+        let vips0 = running.vips.len();
+        let b0 = running.vips[0].backends.len();
+        let mut n = running.clone();
+        n.vips[0].backends.remove(0);
+        n.vips[0].backends.push(backend("10.10.2.99:80"));
+        let mut extra = running.vips[0].clone();
+        extra.name = "extra".into();
+        extra.address.set_port(8080);
+        extra.backends = vec![backend("10.10.2.11:80")];
+        n.vips.push(extra);
+        rt.reconfigure(&n).unwrap();
+        let svc = rt.board.services();
+        assert_eq!(svc.vips.len(), vips0 + 1);
+        assert!(svc.vips.iter().all(|v| v.open));
+        let pools = rt.board.load();
+        assert_eq!(pools.len(), vips0 + 1);
+        // The removed backend keeps its slot, never selected.
+        assert_eq!(pools[0].backends.len(), b0 + 1);
+        assert_eq!(pools[0].backends[0].state, qsplice_pool::BackendState::Down);
+        assert_eq!(pools[0].backends[b0].addr, "10.10.2.99:80".parse().unwrap());
+        // The report lists what runs (a drained removed backend is gone).
+        let r = rt.report();
+        assert_eq!(r.vips.len(), vips0 + 1);
+        assert_eq!(r.vips[0].backends.len(), b0);
+        assert!(r.vips[0]
+            .backends
+            .iter()
+            .all(|b| b.address != running.vips[0].backends[0].address.to_string()));
+        assert_eq!(r.vips[vips0].name, "extra");
+        // Remove the new VIP: closed on the board, gone from the report.
+        rt.reconfigure(&running).unwrap();
+        let svc = rt.board.services();
+        assert_eq!(svc.vips.len(), vips0 + 1);
+        assert!(!svc.vips[vips0].open);
+        assert_eq!(rt.report().vips.len(), vips0);
+        let pools = rt.board.load();
         assert_eq!(
-            super::unchangeable_key(&running, &with_rules).as_deref(),
-            Some("lb.vips[0].rules")
+            pools[0].backends[0].state,
+            qsplice_pool::BackendState::Up,
+            "re-added: same slot, selectable"
         );
         assert_eq!(
-            super::unchangeable_key(&with_rules, &running).as_deref(),
-            Some("lb.vips[0].rules")
+            pools[0].backends[b0].state,
+            qsplice_pool::BackendState::Down
         );
+        // Adding it again reopens its slot.
+        rt.reconfigure(&n).unwrap();
+        let svc = rt.board.services();
+        assert_eq!(svc.vips.len(), vips0 + 1);
+        assert!(svc.vips[vips0].open);
     }
 
     /// The names `cipher_suites` accepts are the ones the TLS crate knows.

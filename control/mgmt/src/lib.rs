@@ -14,4 +14,4 @@ pub mod metrics;
 pub mod report;
 pub mod server;
 
-pub use server::{ApiError, BackendChange, Control, Listen, MgmtServer, StartError};
+pub use server::{ApiError, BackendChange, Change, Control, Listen, MgmtServer, StartError};

@@ -332,7 +332,7 @@ fn lb_metrics(b: &mut Builder, lb: &crate::report::LbReport) {
                 lab(),
                 i64::from(bk.healthy),
             );
-            for st in ["up", "down", "draining"] {
+            for st in ["up", "down", "draining", "removed"] {
                 b.gauge(
                     "qsplice_backend_admin_state",
                     "1 for the backend's administrative state.",
@@ -642,6 +642,7 @@ mod tests {
                         backend("10.10.2.11:80", true, 3),
                         backend("10.10.2.12:80", false, 2),
                     ],
+                    removed: false,
                     sessions: None,
                     session_rows: None,
                     tls: None,

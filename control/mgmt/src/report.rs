@@ -181,7 +181,8 @@ pub struct SessionRowReport {
 pub struct BackendReport {
     /// `address:port`.
     pub address: String,
-    /// `up`, `down` or `draining` (configured).
+    /// `up`, `down` or `draining` (configured), or `removed` (removed
+    /// while running, connections still draining; listed until they end).
     pub admin: String,
     /// Scheduler weight.
     #[serde(default)]
@@ -231,6 +232,10 @@ pub struct VipReport {
     pub total: BTreeMap<String, u64>,
     /// Its pool.
     pub backends: Vec<BackendReport>,
+    /// Removed while running: new connections are refused, the listed
+    /// established ones drain (the VIP is listed until they end).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     /// The server mapping table (session-aware VIPs only): sessions held,
     /// rows learned / expired / replaced, keys evicted.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -133,6 +133,57 @@ pub struct BackendChange {
     pub weight: Option<u32>,
 }
 
+/// A change to the running configuration (the balancer's VIPs, backends
+/// and TLS). Bodies are JSON objects with the keys of the config file's
+/// `[[lb.vips]]` / `[[lb.vips.backends]]` entries; the control thread
+/// validates the whole changed config before it applies anything.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// `POST /api/v1/vips`: add a VIP.
+    AddVip(Value),
+    /// `DELETE /api/v1/vips/{vip}`: remove a VIP (new connections refused,
+    /// established ones drain; `?force=1` resets them).
+    RemoveVip {
+        /// Name or `address:port`.
+        vip: String,
+        /// Reset its connections now.
+        force: bool,
+    },
+    /// `POST /api/v1/vips/{vip}`: change a VIP's settings (`policy`, `name`).
+    SetVip {
+        /// Name or `address:port`.
+        vip: String,
+        /// The keys to change.
+        body: Value,
+    },
+    /// `POST /api/v1/vips/{vip}/backends`: add a backend.
+    AddBackend {
+        /// Name or `address:port`.
+        vip: String,
+        /// The backend entry.
+        body: Value,
+    },
+    /// `DELETE /api/v1/vips/{vip}/backends/{address}`: remove a backend
+    /// (its connections drain; `?force=1` resets them).
+    RemoveBackend {
+        /// Name or `address:port`.
+        vip: String,
+        /// `address:port`.
+        backend: String,
+        /// Reset its connections now.
+        force: bool,
+    },
+    /// `POST /api/v1/tls/rotate-tickets`: new ticket keys now (every
+    /// terminated VIP, or `?vip=`).
+    RotateTickets {
+        /// One VIP only.
+        vip: Option<String>,
+    },
+    /// `POST /api/v1/tls/reload`: re-read every terminated VIP's
+    /// certificate files (and TLS options) from the running config.
+    ReloadTls,
+}
+
 /// What the control thread does for the API.
 pub trait Control {
     /// The current report (the same as `--stats-json`).
@@ -153,6 +204,35 @@ pub trait Control {
         backend: &str,
         change: &BackendChange,
     ) -> Result<Value, ApiError>;
+    /// Apply a configuration change.
+    fn change(&mut self, c: Change) -> Result<Value, ApiError> {
+        let _ = c;
+        Err(ApiError::not_found("no [lb] configured"))
+    }
+}
+
+/// A JSON object body.
+fn json_body(body: &str) -> Result<Value, ApiError> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::bad_request("body: expected a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("body: {e}"))),
+    }
+}
+
+/// The value of `k` in a query string.
+fn query_value(query: &str, k: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+        .map(str::to_string)
+}
+
+/// A boolean query flag: `?force`, `?force=1` or `?force=true`.
+fn flag(query: &str, k: &str) -> bool {
+    query.split('&').any(|kv| {
+        kv == k || query_value(kv, k).is_some_and(|v| v == "1" || v == "true" || v == "yes")
+    })
 }
 
 /// `GET /`: the live status page (HTML + inline script reading
@@ -343,6 +423,40 @@ impl MgmtServer {
                     Err(e) => Err(ApiError::bad_request(format!("body: {e}"))),
                 }
             }
+            (Method::Post, ["api", "v1", "vips"]) => {
+                json_body(&body).and_then(|b| ctl.change(Change::AddVip(b)))
+            }
+            (Method::Delete, ["api", "v1", "vips", vip]) => ctl.change(Change::RemoveVip {
+                vip: decode(vip),
+                force: flag(&query, "force"),
+            }),
+            (Method::Post, ["api", "v1", "vips", vip]) => json_body(&body).and_then(|b| {
+                ctl.change(Change::SetVip {
+                    vip: decode(vip),
+                    body: b,
+                })
+            }),
+            (Method::Post, ["api", "v1", "vips", vip, "backends"]) => {
+                json_body(&body).and_then(|b| {
+                    ctl.change(Change::AddBackend {
+                        vip: decode(vip),
+                        body: b,
+                    })
+                })
+            }
+            (Method::Delete, ["api", "v1", "vips", vip, "backends", backend]) => {
+                ctl.change(Change::RemoveBackend {
+                    vip: decode(vip),
+                    backend: decode(backend),
+                    force: flag(&query, "force"),
+                })
+            }
+            (Method::Post, ["api", "v1", "tls", "rotate-tickets"]) => {
+                ctl.change(Change::RotateTickets {
+                    vip: query_value(&query, "vip").map(|v| decode(&v)),
+                })
+            }
+            (Method::Post, ["api", "v1", "tls", "reload"]) => ctl.change(Change::ReloadTls),
             (_, ["metrics"] | ["api", "v1", ..]) => Err(ApiError {
                 status: 405,
                 message: format!("{method} is not allowed on {path} (or no such resource)"),

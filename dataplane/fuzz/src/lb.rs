@@ -224,6 +224,7 @@ impl Rig {
                 addr: SocketAddrV4::new(VIP, 80),
                 pool: 0,
                 session_aware: false,
+                open: true,
             }],
             client_port: 0,
             backend_port: 1,

@@ -14,6 +14,24 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use qsplice_pool::Snapshot;
 
+use crate::core::{ContentVip, TlsVip, VipConf};
+
+/// The virtual services themselves, published beside the pools: which VIPs
+/// exist and take new connections, which of them terminate TLS, which
+/// dispatch on content. Indices only ever grow while the appliance runs (a
+/// removed VIP stays as a closed entry whose flows drain; adding it again
+/// reopens the same entry), so the pool and VIP indices a flow holds stay
+/// valid across every publication.
+#[derive(Clone, Debug, Default)]
+pub struct Services {
+    /// Every VIP, open or closed (pool `i` is `vips[i].pool`).
+    pub vips: Vec<VipConf>,
+    /// The TLS-terminated ones.
+    pub tls_vips: Vec<TlsVip>,
+    /// The content-aware ones.
+    pub content: Vec<ContentVip>,
+}
+
 /// Whether the appliance takes new connections (graceful shutdown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcceptMode {
@@ -32,17 +50,32 @@ pub enum AcceptMode {
 pub struct PoolBoard {
     version: AtomicU64,
     pools: ArcSwap<Vec<Snapshot>>,
+    services: ArcSwap<Services>,
     mode: AtomicU8,
 }
 
 impl PoolBoard {
-    /// A board holding `pools` as version 1.
+    /// A board holding `pools` as version 1 (and no services: the lcores
+    /// keep the ones they were built with until [`PoolBoard::publish_services`]).
     pub fn new(pools: Vec<Snapshot>) -> Self {
         PoolBoard {
             version: AtomicU64::new(1),
             pools: ArcSwap::from_pointee(pools),
+            services: ArcSwap::from_pointee(Services::default()),
             mode: AtomicU8::new(0),
         }
+    }
+    /// Replace the services and every pool's snapshot at once (control
+    /// thread): the lcores take both at their next tick. Publish the
+    /// pools of new VIPs together with them.
+    pub fn publish_services(&self, services: Services, pools: Vec<Snapshot>) {
+        self.services.store(Arc::new(services));
+        self.publish(pools);
+    }
+    /// The current services (empty until the first
+    /// [`PoolBoard::publish_services`]).
+    pub fn services(&self) -> Arc<Services> {
+        self.services.load_full()
     }
     /// Set the accept mode (control thread; lcores see it within a tick
     /// for the reset, at once for new connections).
@@ -76,12 +109,43 @@ impl PoolBoard {
 /// Counters kept per backend.
 const CELLS: usize = 11;
 
-/// Per-backend counters of one lcore, laid out `pool × backend`.
+/// Per-backend counters of one lcore, laid out `pool × backend`. The
+/// layout grows when VIPs or backends are added live: the owning lcore
+/// swaps in a larger table (one allocation per change, at a tick), carrying
+/// its values over; readers load whichever table is current.
 #[derive(Debug)]
 pub struct BackendCounters {
+    table: ArcSwap<CounterTable>,
+}
+
+#[derive(Debug, Default)]
+struct CounterTable {
+    sizes: Vec<usize>,
     offsets: Vec<usize>,
     /// [`BackendStats`] fields, in declaration order, per backend.
     cells: Vec<[AtomicU64; CELLS]>,
+}
+
+impl CounterTable {
+    fn new(pool_sizes: &[usize]) -> Self {
+        let mut offsets = Vec::with_capacity(pool_sizes.len());
+        let mut n = 0;
+        for s in pool_sizes {
+            offsets.push(n);
+            n += s;
+        }
+        CounterTable {
+            sizes: pool_sizes.to_vec(),
+            offsets,
+            cells: (0..n).map(|_| Default::default()).collect(),
+        }
+    }
+    fn cell(&self, pool: usize, backend: usize) -> Option<&[AtomicU64; CELLS]> {
+        if backend >= *self.sizes.get(pool)? {
+            return None;
+        }
+        self.cells.get(self.offsets.get(pool)? + backend)
+    }
 }
 
 /// One backend's counters (summed over lcores by the reader).
@@ -156,34 +220,93 @@ impl BackendStats {
 impl BackendCounters {
     /// Counters for pools of the given sizes.
     pub fn new(pool_sizes: &[usize]) -> Self {
-        let mut offsets = Vec::with_capacity(pool_sizes.len());
-        let mut n = 0;
-        for s in pool_sizes {
-            offsets.push(n);
-            n += s;
-        }
         BackendCounters {
-            offsets,
-            cells: (0..n).map(|_| Default::default()).collect(),
+            table: ArcSwap::from_pointee(CounterTable::new(pool_sizes)),
         }
     }
-    fn cell(&self, pool: usize, backend: usize) -> Option<&[AtomicU64; CELLS]> {
-        self.cells.get(self.offsets.get(pool)? + backend)
+    /// Make room for pools of the given sizes (the owning lcore, after it
+    /// took a publication with more VIPs or backends); values carry over.
+    pub fn resize(&self, pool_sizes: &[usize]) {
+        let old = self.table.load();
+        if old.sizes == pool_sizes {
+            return;
+        }
+        let new = CounterTable::new(pool_sizes);
+        for (p, &n) in pool_sizes.iter().enumerate() {
+            for b in 0..n {
+                if let (Some(o), Some(c)) = (old.cell(p, b), new.cell(p, b)) {
+                    for (x, y) in c.iter().zip(o.iter()) {
+                        x.store(y.load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        self.table.store(Arc::new(new));
     }
     /// Store one backend's values (the owning lcore only).
     pub fn store(&self, pool: usize, backend: usize, s: BackendStats) {
-        if let Some(c) = self.cell(pool, backend) {
+        if let Some(c) = self.table.load().cell(pool, backend) {
             for (cell, v) in c.iter().zip(s.to_array()) {
                 cell.store(v, Ordering::Relaxed);
             }
         }
     }
-    /// Read one backend's values.
+    /// Store every backend's values, `stats[pool][backend]` (the owning
+    /// lcore only; one table load for all).
+    pub fn store_all(&self, stats: &[Vec<BackendStats>]) {
+        let t = self.table.load();
+        for (pi, p) in stats.iter().enumerate() {
+            for (bi, st) in p.iter().enumerate() {
+                if let Some(c) = t.cell(pi, bi) {
+                    for (cell, v) in c.iter().zip(st.to_array()) {
+                        cell.store(v, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    /// Read one backend's values (zero outside the layout).
     pub fn get(&self, pool: usize, backend: usize) -> BackendStats {
-        self.cell(pool, backend)
+        self.table
+            .load()
+            .cell(pool, backend)
             .map(|c| {
                 BackendStats::from_array(std::array::from_fn(|i| c[i].load(Ordering::Relaxed)))
             })
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_grow_and_keep_their_values() {
+        let c = BackendCounters::new(&[2, 1]);
+        let st = BackendStats {
+            opened: 5,
+            active: 1,
+            ..Default::default()
+        };
+        c.store(0, 1, st);
+        c.store(
+            1,
+            0,
+            BackendStats {
+                opened: 7,
+                ..Default::default()
+            },
+        );
+        // Out of the layout: ignored, reads zero.
+        c.store(1, 1, st);
+        assert_eq!(c.get(1, 1), BackendStats::default());
+        c.resize(&[3, 2, 1]);
+        assert_eq!(c.get(0, 1), st);
+        assert_eq!(c.get(1, 0).opened, 7);
+        c.store_all(&[vec![], vec![BackendStats::default(), st], vec![st]]);
+        assert_eq!(c.get(1, 1), st);
+        assert_eq!(c.get(2, 0), st);
+        assert_eq!(c.get(0, 1), st, "store_all leaves what it was not given");
     }
 }

@@ -81,6 +81,9 @@ pub struct VipConf {
     /// TLS pass-through with session-aware dispatch (the backend is chosen
     /// from the ClientHello's session; see `core::sa`).
     pub session_aware: bool,
+    /// Takes new connections. A VIP removed while running stays, closed:
+    /// its SYNs get a RST, its established flows end naturally.
+    pub open: bool,
 }
 
 /// One lcore's balancer settings.
@@ -385,6 +388,8 @@ pub struct LbCore<F> {
     held: ArrayVec<(FlowId, F), HOLD_MAX>,
     pools: Arc<Vec<Snapshot>>,
     pools_version: u64,
+    /// The services last taken from the board (see `refresh_pools`).
+    services: Arc<crate::board::Services>,
     cursors: Vec<Cursor>,
     bstats: Vec<Vec<BackendStats>>,
     c: LbCounters,
@@ -430,6 +435,7 @@ impl<F: Frame> LbCore<F> {
             held: ArrayVec::new(),
             pools,
             pools_version,
+            services: shared.board.services(),
             cursors,
             bstats,
             c: LbCounters::default(),
@@ -497,6 +503,11 @@ impl<F: Frame> LbCore<F> {
             return None;
         }
         Some((port - self.conf.sport_min) % self.conf.lcores.max(1))
+    }
+
+    /// Does the VIP `vip` take new connections (not removed)?
+    fn vip_open(&self, vip: SocketAddrV4) -> bool {
+        self.conf.vips.iter().any(|v| v.addr == vip && v.open)
     }
 
     fn vip_pool(&self, vip: SocketAddrV4) -> Option<usize> {
@@ -760,6 +771,11 @@ impl<F: Frame> LbCore<F> {
             let pi = self.conf.client_port;
             return self.reply_rst(io, pi, f, s);
         }
+        if !self.vip_open(s.dst) {
+            self.c.syn_refused_removed += 1;
+            let pi = self.conf.client_port;
+            return self.reply_rst(io, pi, f, s);
+        }
         self.c.syn_received += 1;
         let mss = opts.mss.unwrap_or(DEFAULT_MSS);
         if mss < self.conf.min_mss {
@@ -878,6 +894,11 @@ impl<F: Frame> LbCore<F> {
         let pi = self.conf.client_port;
         if self.shared.board.mode() != AcceptMode::Serving {
             self.c.syn_refused_shutdown += 1;
+            self.reply_rst(io, pi, f, s);
+            return None;
+        }
+        if !self.vip_open(s.dst) {
+            self.c.syn_refused_removed += 1;
             self.reply_rst(io, pi, f, s);
             return None;
         }
@@ -1978,6 +1999,33 @@ impl<F: Frame> LbCore<F> {
         }
         let old = std::mem::replace(&mut self.pools, self.shared.board.load());
         self.pools_version = v;
+        // VIPs added, removed or changed (a new publication of services;
+        // indices only grow, so what flows hold stays valid).
+        let services = self.shared.board.services();
+        if !services.vips.is_empty() && !Arc::ptr_eq(&services, &self.services) {
+            self.conf.vips.clone_from(&services.vips);
+            self.conf.content.clone_from(&services.content);
+            self.term.set_vips(&services.tls_vips);
+            self.services = services;
+        }
+        // Room for new VIPs' and backends' counters (one allocation per
+        // change, here at a tick).
+        let grown = self.bstats.len() != self.pools.len()
+            || self
+                .bstats
+                .iter()
+                .zip(self.pools.iter())
+                .any(|(b, p)| b.len() != p.backends.len());
+        if grown {
+            self.bstats.resize_with(self.pools.len(), Vec::new);
+            for (b, p) in self.bstats.iter_mut().zip(self.pools.iter()) {
+                if b.len() < p.backends.len() {
+                    b.resize(p.backends.len(), BackendStats::default());
+                }
+            }
+            let sizes: Vec<usize> = self.bstats.iter().map(Vec::len).collect();
+            self.shared.backends.resize(&sizes);
+        }
         // Backends whose connections the control thread asks to reset.
         let mut dead = Vec::new();
         for (pi, (o, n)) in old.iter().zip(self.pools.iter()).enumerate() {
@@ -2012,11 +2060,7 @@ impl<F: Frame> LbCore<F> {
         self.c.flows_connecting = self.connecting.len() as u64;
         self.shared.counters.publish(&self.c);
         self.shared.hists.publish(&self.h);
-        for (pi, p) in self.bstats.iter().enumerate() {
-            for (bi, st) in p.iter().enumerate() {
-                self.shared.backends.store(pi, bi, *st);
-            }
-        }
+        self.shared.backends.store_all(&self.bstats);
     }
 }
 

@@ -94,6 +94,9 @@ lb_counters! {
     /// SYNs and handshake-completing ACKs refused with a RST because the
     /// appliance is shutting down (`lb.shutdown_grace_s`).
     syn_refused_shutdown,
+    /// SYNs and handshake-completing ACKs refused with a RST because their
+    /// VIP was removed while running (its established flows drain).
+    syn_refused_removed,
     /// Spliced flows reset both ways when the shutdown grace period ended
     /// (terminated connections count `tls_reset`).
     conn_reset_shutdown,

@@ -53,6 +53,7 @@ fn conf() -> LbConf {
             addr: vip(),
             pool: 0,
             session_aware: false,
+            open: true,
         }],
         client_port: 0,
         backend_port: 1,
@@ -1343,4 +1344,119 @@ fn shutdown_refuses_new_connections_then_resets_what_is_open() {
     let _ = leg;
     assert_eq!(r.lb().flows(), 0);
     assert_eq!(r.lb().counters().conn_reset_shutdown, 1);
+}
+
+/// A VIP removed while running refuses new connections and lets its
+/// established flow finish; a VIP added while running (a new pool, with
+/// counters the lcore makes room for) takes connections at the next tick.
+#[test]
+fn removed_vip_drains_and_an_added_vip_takes_connections() {
+    let mut r = rig();
+    let (leg, client_ack, _) = spliced_with_response(&mut r);
+    let new_vip = SocketAddrV4::new(VIP_IP, 8080);
+    let new_server = SocketAddrV4::new(SERVER_IP, 9090);
+    let pools = vec![
+        Snapshot::build(
+            2,
+            Policy::RoundRobin,
+            vec![Backend::new(server())],
+            vec![],
+            qsplice_pool::MAGLEV_M,
+        ),
+        Snapshot::build(
+            2,
+            Policy::RoundRobin,
+            vec![Backend::new(new_server)],
+            vec![],
+            qsplice_pool::MAGLEV_M,
+        ),
+    ];
+    r.board.publish_services(
+        qsplice_lb::board::Services {
+            vips: vec![
+                VipConf {
+                    addr: vip(),
+                    pool: 0,
+                    session_aware: false,
+                    open: false,
+                },
+                VipConf {
+                    addr: new_vip,
+                    pool: 1,
+                    session_aware: false,
+                    open: true,
+                },
+            ],
+            tls_vips: Vec::new(),
+            content: Vec::new(),
+        },
+        pools,
+    );
+    r.tick_ms(2);
+    let syn = |src: SocketAddrV4, dst: SocketAddrV4, isn: u32| {
+        seg(
+            CLIENT_MAC,
+            CMAC,
+            src,
+            dst,
+            isn,
+            0,
+            TcpFlags::SYN,
+            64240,
+            &SynOptions {
+                mss: Some(1460),
+                ..Default::default()
+            },
+            &[],
+        )
+    };
+    // The removed VIP: a RST to a new SYN, no state.
+    let other = SocketAddrV4::new(CLIENT_IP, 40002);
+    r.inject(0, syn(other, vip(), 77));
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].flags.contains(TcpFlags::RST), "{out:?}");
+    assert_eq!(r.lb().counters().syn_refused_removed, 1);
+    // Its established flow still relays.
+    r.client_sends(
+        CISN.wrapping_add(1).wrapping_add(27),
+        client_ack,
+        TcpFlags::ACK | TcpFlags::PSH,
+        Some((104, 0)),
+        b"more",
+    );
+    let relayed = r.take_tcp(1);
+    assert_eq!(relayed.len(), 1, "relayed while its VIP drains");
+    assert_eq!(relayed[0].src, leg.local);
+    // The added VIP: SYN-ACK, then the backend of its own pool.
+    let c3 = SocketAddrV4::new(CLIENT_IP, 40003);
+    r.inject(0, syn(c3, new_vip, 1000));
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].flags, TcpFlags::SYN | TcpFlags::ACK);
+    let y = out[0].seq;
+    let ack = seg(
+        CLIENT_MAC,
+        CMAC,
+        c3,
+        new_vip,
+        1001,
+        y.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::PSH,
+        64240,
+        &SynOptions::default(),
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+    r.inject(0, ack);
+    let out = r.take_tcp(1);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].flags, TcpFlags::SYN);
+    assert_eq!(out[0].dst, new_server);
+    r.tick_ms(2);
+    assert_eq!(r.backends.get(1, 0).opened, 1, "the new pool's counters");
+    assert_eq!(
+        r.backends.get(0, 0).opened,
+        1,
+        "the old pool's carried over"
+    );
 }

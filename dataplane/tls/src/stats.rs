@@ -174,6 +174,8 @@ pub struct TlsStats {
     pub bytes_in: u64,
     /// Application bytes encrypted (backend to client).
     pub bytes_out: u64,
+    /// Connections open now (a gauge, kept by the terminator).
+    pub active: u64,
 }
 
 impl TlsStats {
@@ -197,6 +199,7 @@ impl TlsStats {
         self.close_notify += o.close_notify;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.active += o.active;
     }
 
     /// Counts a completed handshake.

@@ -220,6 +220,16 @@ impl Terminator {
         }
     }
 
+    /// Take the published terminated VIPs (a VIP added or changed live;
+    /// entries are only ever appended, so a connection's `vip` index stays
+    /// valid).
+    pub(super) fn set_vips(&mut self, vips: &[TlsVip]) {
+        self.vips = vips.to_vec();
+        if self.stats.len() < self.vips.len() {
+            self.stats.resize(self.vips.len(), TlsStats::default());
+        }
+    }
+
     /// The terminated VIP at `addr`.
     pub(super) fn vip_at(&self, addr: SocketAddrV4) -> Option<usize> {
         self.vips.iter().position(|v| v.addr == addr)
@@ -403,6 +413,10 @@ impl<F: Frame> LbCore<F> {
             self.c.syn_refused_shutdown += 1;
             return self.reply_rst(io, pi, f, s);
         }
+        if !self.vip_open(s.dst) {
+            self.c.syn_refused_removed += 1;
+            return self.reply_rst(io, pi, f, s);
+        }
         let Some(acc) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             if self.conf.lcores > 1 {
@@ -483,6 +497,7 @@ impl<F: Frame> LbCore<F> {
         }));
         self.term.by_client.insert((s.src, s.dst), idx);
         self.term.stats[vi].connections += 1;
+        self.term.stats[vi].active += 1;
         self.c.tls_accepted += 1;
         // The completing ACK may carry the ClientHello already.
         self.term_event(io, idx, Some((f, l3)), false, now);
@@ -964,6 +979,9 @@ impl<F: Frame> LbCore<F> {
             self.c.tcp_paws_drops += st.paws_drops;
         }
         self.term.by_client.remove(&(conn.client, conn.vip_addr));
+        if let Some(st) = self.term.stats.get_mut(conn.vip) {
+            st.active = st.active.saturating_sub(1);
+        }
         if let Some((server, sport, pool, b)) = conn.server {
             self.term.by_backend.remove(&(server, sport));
             self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1));
