@@ -84,6 +84,95 @@ pub enum CtlVerb {
         /// Backend address:port.
         backend: String,
     },
+    /// Add a backend to a VIP (new connections may use it at once).
+    AddBackend {
+        /// VIP name (or address:port).
+        vip: String,
+        /// Backend address:port.
+        backend: String,
+        /// Scheduler weight, 1..=1000.
+        #[arg(long)]
+        weight: Option<u32>,
+        /// Connection limit (0: none).
+        #[arg(long)]
+        max_conns: Option<u32>,
+        /// up, down or draining.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Remove a backend: no new connections, established ones finish
+    /// (`--force`: reset them now).
+    RemoveBackend {
+        /// VIP name (or address:port).
+        vip: String,
+        /// Backend address:port.
+        backend: String,
+        /// Reset its connections now instead of letting them drain.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a VIP: from flags, or `--file` holding one `[[lb.vips]]` entry
+    /// (TOML, the config file's keys, or the same as JSON).
+    AddVip {
+        /// Name (with flags).
+        #[arg(long, required_unless_present = "file")]
+        name: Option<String>,
+        /// address:port clients connect to (with flags).
+        #[arg(long, required_unless_present = "file")]
+        address: Option<String>,
+        /// A backend address:port, optionally `=WEIGHT` (repeat).
+        #[arg(long = "backend")]
+        backends: Vec<String>,
+        /// Scheduling policy (round-robin, weighted-round-robin,
+        /// least-connections, maglev, session-aware).
+        #[arg(long)]
+        policy: Option<String>,
+        /// A file with the whole entry (TOML or JSON) instead of flags.
+        #[arg(long, conflicts_with_all = ["name", "address", "backends", "policy"])]
+        file: Option<PathBuf>,
+    },
+    /// Remove a VIP: new connections refused, established ones finish
+    /// (`--force`: reset them now).
+    RemoveVip {
+        /// VIP name (or address:port).
+        vip: String,
+        /// Reset its connections now instead of letting them drain.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change a VIP: its policy, name, or content rules.
+    SetVip {
+        /// VIP name (or address:port).
+        vip: String,
+        /// New scheduling policy.
+        #[arg(long)]
+        policy: Option<String>,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A file with the new `rules` (TOML `[[rules]]` tables or a JSON
+        /// object with a `rules` array; an empty array removes them).
+        #[arg(long)]
+        rules_file: Option<PathBuf>,
+    },
+    /// New TLS session-ticket keys now (every terminated VIP, or one).
+    RotateTickets {
+        /// VIP name (or address:port).
+        vip: Option<String>,
+    },
+    /// Re-read every terminated VIP's certificate and key files now.
+    ReloadTls,
+}
+
+/// A JSON or TOML file as a JSON value.
+fn read_entry(p: &std::path::Path) -> Result<Value> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return Ok(v);
+    }
+    let t: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: neither JSON nor TOML", p.display()))?;
+    Ok(serde_json::to_value(t)?)
 }
 
 /// Options common to every verb.
@@ -157,6 +246,106 @@ pub fn run(opts: &CtlOpts, verb: &CtlVerb) -> Result<String> {
         CtlVerb::Drain { vip, backend } => set(vip, backend, json!({ "state": "draining" }))?,
         CtlVerb::Enable { vip, backend } => set(vip, backend, json!({ "state": "up" }))?,
         CtlVerb::Disable { vip, backend } => set(vip, backend, json!({ "state": "down" }))?,
+        CtlVerb::AddBackend {
+            vip,
+            backend,
+            weight,
+            max_conns,
+            state,
+        } => {
+            let mut body = serde_json::Map::new();
+            body.insert("address".into(), json!(backend));
+            if let Some(w) = weight {
+                body.insert("weight".into(), json!(w));
+            }
+            if let Some(m) = max_conns {
+                body.insert("max_conns".into(), json!(m));
+            }
+            if let Some(s) = state {
+                body.insert("state".into(), json!(s));
+            }
+            c.post(
+                &format!("/api/v1/vips/{}/backends", escape(vip)),
+                &Value::Object(body),
+            )?
+        }
+        CtlVerb::RemoveBackend {
+            vip,
+            backend,
+            force,
+        } => c.delete(&format!(
+            "/api/v1/vips/{}/backends/{}{}",
+            escape(vip),
+            escape(backend),
+            if *force { "?force=1" } else { "" }
+        ))?,
+        CtlVerb::AddVip {
+            name,
+            address,
+            backends,
+            policy,
+            file,
+        } => {
+            let body = match file {
+                Some(f) => read_entry(f)?,
+                None => {
+                    let mut b = serde_json::Map::new();
+                    b.insert("name".into(), json!(name));
+                    b.insert("address".into(), json!(address));
+                    if let Some(p) = policy {
+                        b.insert("policy".into(), json!(p));
+                    }
+                    let list: Vec<Value> = backends
+                        .iter()
+                        .map(|x| match x.split_once('=') {
+                            Some((a, w)) => match w.parse::<u32>() {
+                                Ok(w) => Ok(json!({ "address": a, "weight": w })),
+                                Err(_) => Err(anyhow::anyhow!(
+                                    "--backend {x}: the weight after `=` is not a number"
+                                )),
+                            },
+                            None => Ok(json!({ "address": x })),
+                        })
+                        .collect::<Result<_>>()?;
+                    b.insert("backends".into(), Value::Array(list));
+                    Value::Object(b)
+                }
+            };
+            c.post("/api/v1/vips", &body)?
+        }
+        CtlVerb::RemoveVip { vip, force } => c.delete(&format!(
+            "/api/v1/vips/{}{}",
+            escape(vip),
+            if *force { "?force=1" } else { "" }
+        ))?,
+        CtlVerb::SetVip {
+            vip,
+            policy,
+            name,
+            rules_file,
+        } => {
+            let mut b = serde_json::Map::new();
+            if let Some(p) = policy {
+                b.insert("policy".into(), json!(p));
+            }
+            if let Some(n) = name {
+                b.insert("name".into(), json!(n));
+            }
+            if let Some(f) = rules_file {
+                let v = read_entry(f)?;
+                let rules = v.get("rules").cloned().unwrap_or(Value::Array(Vec::new()));
+                b.insert("rules".into(), rules);
+            }
+            c.post(&format!("/api/v1/vips/{}", escape(vip)), &Value::Object(b))?
+        }
+        CtlVerb::RotateTickets { vip } => c.post(
+            &match vip {
+                Some(v) => format!("/api/v1/tls/rotate-tickets?vip={}", escape(v)),
+                None => "/api/v1/tls/rotate-tickets".to_string(),
+            },
+            &json!({}),
+        )?,
+        CtlVerb::ReloadTls => c.post("/api/v1/tls/reload", &json!({}))?,
     };
     if opts.json {
         return Ok(serde_json::to_string_pretty(&v)?);
@@ -180,16 +369,30 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 
 fn vips_table(v: &Value) -> String {
     let mut out = format!(
-        "{:<16} {:<21} {:>8} {:>10} {:>10} {:>8} {:>14} {:>14}\n",
-        "VIP", "ADDRESS", "ACTIVE", "OPENED", "SPLICED", "FAILED", "BYTES C2S", "BYTES S2C"
+        "{:<16} {:<21} {:<21} {:>8} {:>10} {:>10} {:>8} {:>14} {:>14}\n",
+        "VIP",
+        "ADDRESS",
+        "POLICY",
+        "ACTIVE",
+        "OPENED",
+        "SPLICED",
+        "FAILED",
+        "BYTES C2S",
+        "BYTES S2C"
     );
     for x in v["vips"].as_array().into_iter().flatten() {
         let t = &x["total"];
+        let policy = if x["removed"].as_bool().unwrap_or(false) {
+            "(removed, draining)"
+        } else {
+            s(x, "policy")
+        };
         let _ = writeln!(
             out,
-            "{:<16} {:<21} {:>8} {:>10} {:>10} {:>8} {:>14} {:>14}",
+            "{:<16} {:<21} {:<21} {:>8} {:>10} {:>10} {:>8} {:>14} {:>14}",
             s(x, "name"),
             s(x, "address"),
+            policy,
             n(t, "active"),
             n(t, "opened"),
             n(t, "spliced"),

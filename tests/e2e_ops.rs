@@ -158,7 +158,7 @@ fn management_listener_metrics_and_ctl() {
     }
     // Lab certificates: the one served, and a second set (another CA) the
     // test rotates in.
-    for dir in ["certs", "certs2"] {
+    for dir in ["certs", "certs2", "certs3"] {
         let o = Command::new(env!("CARGO_BIN_EXE_qsplice"))
             .args(["tls-cert", "--out"])
             .arg(scratch.0.join(dir))
@@ -592,7 +592,7 @@ fn management_listener_metrics_and_ctl() {
     for (args, want) in [
         (
             vec!["backend", "web", backends[1].as_str(), "--weight", "0"],
-            "weight 0",
+            "weight` = `0`: must be between 1 and 1000",
         ),
         (
             vec![
@@ -748,14 +748,69 @@ fn management_listener_metrics_and_ctl() {
     );
     std::fs::write(&cfg_path, config(&topo, &listen, &token, 3)).unwrap();
 
-    // Twenty live changes under load (weights, drains, re-enables, states,
-    // reloads) while wrk runs keep-alive and `Connection: close` through
-    // the VIP: not one socket error, not one non-2xx answer.
+    // Twenty live changes under load while wrk runs keep-alive and
+    // `Connection: close` through the VIP: weights, drain / enable,
+    // backends added and removed, a VIP added, changed, removed (drained
+    // and forced) and added again, content rules, a certificate swapped,
+    // ticket keys rotated, reloads. Each change is visible in `ctl` and in
+    // `/metrics` at once, and not one wrk request fails.
+    let rules = scratch.0.join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[rules]]\nhost = \"pinned.test\"\nbackends = [\"{}\"]\n",
+            backends[0]
+        ),
+    )
+    .unwrap();
+    let served_by = |port: u16, host: &str| -> Option<String> {
+        let o = topo.exec(
+            ns,
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                "-D-",
+                "-o",
+                "/dev/null",
+                "-H",
+                &format!("Host: {host}"),
+                &format!("http://10.10.1.1:{port}/"),
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
+    };
+    let vips_now = || ok_json(&ctl(&url, None, &["--json", "vips"]), "ctl vips");
+    let backend_row = |vip: &str, addr: &str| -> Option<serde_json::Value> {
+        let b = ok_json(&ctl(&url, None, &["--json", "backends"]), "ctl backends");
+        b["backends"]
+            .as_array()?
+            .iter()
+            .find(|r| r["vip"] == vip && r["address"] == addr)
+            .cloned()
+    };
+    let metrics_now =
+        || String::from_utf8_lossy(&curl(&["-s", &format!("{url}/metrics")]).stdout).to_string();
+    let weight_metric = |vip: &str, b: &str| {
+        sample(
+            &metrics_now(),
+            &format!("qsplice_backend_weight{{vip=\"{vip}\",backend=\"{b}\"}}"),
+        )
+    };
+    let vip_info = |vip: &str| {
+        metrics_now()
+            .lines()
+            .find(|l| l.starts_with(&format!("qsplice_vip_info{{vip=\"{vip}\"")))
+            .map(str::to_string)
+    };
     let wrk = |close: bool| {
         let ns = topo.var("CLIENT_NS").to_string();
         std::thread::spawn(move || {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", &ns, "wrk", "-t1", "-c8", "-d9s"]);
+            c.args(["netns", "exec", &ns, "wrk", "-t1", "-c8", "-d14s"]);
             if close {
                 c.args(["-H", "Connection: close"]);
             }
@@ -764,25 +819,167 @@ fn management_listener_metrics_and_ctl() {
         })
     };
     let (keep, close) = (wrk(false), wrk(true));
+    let under_load = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(500));
-    for i in 0..20usize {
-        let b = backends[i % 3].as_str();
-        let w = (1 + i % 4).to_string();
-        let args: Vec<&str> = match i % 5 {
-            0 => vec!["--json", "backend", "web", b, "--weight", &w],
-            1 => vec!["--json", "drain", "web", b],
-            2 => vec!["--json", "enable", "web", b],
-            3 => vec!["--json", "reload"],
-            _ => vec![
-                "--json", "backend", "web", b, "--state", "up", "--weight", "1",
-            ],
-        };
-        ok_json(
-            &ctl(&url, Some(&token), &args),
+    let (b1, b2, b3) = (
+        backends[0].as_str(),
+        backends[1].as_str(),
+        backends[2].as_str(),
+    );
+    let change = |i: usize, args: &[&str]| -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let v = ok_json(
+            &ctl(&url, Some(&token), &a),
             &format!("change {i}: {args:?}"),
         );
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(150));
+        v
+    };
+    // 1. a weight
+    change(1, &["backend", "web", b1, "--weight", "4"]);
+    assert_eq!(backend_row("web", b1).unwrap()["weight"], 4);
+    assert_eq!(weight_metric("web", b1), Some(4.0));
+    // 2-3. drain, enable
+    change(2, &["drain", "web", b2]);
+    assert_eq!(backend_row("web", b2).unwrap()["admin"], "draining");
+    change(3, &["enable", "web", b2]);
+    assert_eq!(backend_row("web", b2).unwrap()["admin"], "up");
+    // 4. a VIP added: serves at once, listed, in /metrics
+    change(
+        4,
+        &[
+            "add-vip",
+            "--name",
+            "extra",
+            "--address",
+            "10.10.1.1:8080",
+            "--backend",
+            b1,
+            "--backend",
+            &format!("{b2}=2"),
+        ],
+    );
+    let v = vips_now();
+    let extra = v["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "extra");
+    assert_eq!(
+        extra.map(|e| e["policy"].clone()),
+        Some("round-robin".into()),
+        "{v}"
+    );
+    assert!(served_by(8080, "x").is_some(), "the added VIP serves");
+    assert!(vip_info("extra").is_some_and(|l| l.contains("state=\"serving\"")));
+    // 5. a backend removed from the loaded VIP: it drains (listed as
+    // removed while wrk's keep-alive connections to it last)
+    change(5, &["remove-backend", "web", b3]);
+    let row = backend_row("web", b3);
+    assert!(
+        row.as_ref().is_none_or(|r| r["admin"] == "removed"),
+        "{row:?}"
+    );
+    for _ in 0..6 {
+        assert_ne!(
+            curl_backend(&topo).as_deref(),
+            Some(name_of(b3).as_str()),
+            "no new connection to a removed backend"
+        );
     }
+    // 6. a VIP's policy
+    change(6, &["set-vip", "extra", "--policy", "least-connections"]);
+    assert!(vip_info("extra").is_some_and(|l| l.contains("policy=\"least-connections\"")));
+    // 7. the backend added back (same slot, new weight)
+    change(7, &["add-backend", "web", b3, "--weight", "2"]);
+    assert_eq!(backend_row("web", b3).unwrap()["admin"], "up");
+    assert_eq!(weight_metric("web", b3), Some(2.0));
+    // 8. the certificate swapped in place, reloaded on its own
+    for f in ["ca.pem", "ecdsa-p256.pem", "ecdsa-p256.key"] {
+        std::fs::copy(
+            scratch.0.join("certs3").join(f),
+            scratch.0.join("certs").join(f),
+        )
+        .unwrap();
+    }
+    change(8, &["reload-tls"]);
+    assert_eq!(
+        String::from_utf8_lossy(&https("certs3").stdout),
+        "200",
+        "the swapped certificate"
+    );
+    // 9. ticket keys rotated now
+    let rot = |st: &serde_json::Value| st["tls"][0]["tickets"]["rotations"].as_u64().unwrap_or(0);
+    let before = rot(&tls_state("tls before rotation"));
+    change(9, &["rotate-tickets"]);
+    assert!(rot(&tls_state("tls after rotation")) > before);
+    // 10. the loaded VIP's first content rule, live
+    change(
+        10,
+        &["set-vip", "web", "--rules-file", rules.to_str().unwrap()],
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            served_by(80, "pinned.test"),
+            Some(name_of(b1)),
+            "the rule pins the host"
+        );
+    }
+    // 11. a backend added to the new VIP
+    change(11, &["add-backend", "extra", b3]);
+    assert!(backend_row("extra", b3).is_some());
+    // 12. the new VIP removed: refused at once, gone from the listing
+    change(12, &["remove-vip", "extra"]);
+    assert_eq!(served_by(8080, "x"), None, "a removed VIP refuses");
+    let v = vips_now();
+    assert!(
+        !v["vips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "extra"),
+        "{v}"
+    );
+    assert!(vip_info("extra").is_none());
+    // 13. the file again: the API's changes are replaced by it (HAProxy's
+    // runtime API semantics), the rule goes with them
+    change(13, &["reload"]);
+    assert_eq!(backend_row("web", b1).unwrap()["weight"], 1);
+    assert_eq!(backend_row("web", b3).unwrap()["weight"], 3);
+    // 14-15. a state down and up
+    change(14, &["backend", "web", b1, "--state", "down"]);
+    assert_eq!(backend_row("web", b1).unwrap()["admin"], "down");
+    change(15, &["enable", "web", b1]);
+    // 16. the VIP added again (its slot reopens) with a weighted policy
+    change(
+        16,
+        &[
+            "add-vip",
+            "--name",
+            "extra",
+            "--address",
+            "10.10.1.1:8080",
+            "--backend",
+            b2,
+            "--policy",
+            "weighted-round-robin",
+        ],
+    );
+    assert_eq!(served_by(8080, "x"), Some(name_of(b2)));
+    // 17. a backend removed with --force, 18. another added
+    change(17, &["add-backend", "extra", b1]);
+    change(18, &["remove-backend", "extra", b2, "--force"]);
+    assert_eq!(served_by(8080, "x"), Some(name_of(b1)));
+    // 19. the VIP removed with --force
+    change(19, &["remove-vip", "extra", "--force"]);
+    assert_eq!(served_by(8080, "x"), None);
+    // 20. the file once more
+    change(20, &["reload"]);
+    eprintln!(
+        "20 live changes made in {:?} of wrk's 14 s",
+        under_load.elapsed()
+    );
     for (what, h) in [("keep-alive", keep), ("Connection: close", close)] {
         let out = h.join().unwrap();
         assert!(out.contains("requests in"), "{what}: {out}");
@@ -791,6 +988,48 @@ fn management_listener_metrics_and_ctl() {
             "{what} under 20 changes: {out}"
         );
     }
+    // Refusals name what and why, and change nothing.
+    for (args, want) in [
+        (
+            vec![
+                "add-vip",
+                "--name",
+                "bad",
+                "--address",
+                "10.10.1.1:8081",
+                "--backend",
+                "10.77.0.1:80",
+            ],
+            "backends[0].address",
+        ),
+        (
+            vec![
+                "add-vip",
+                "--name",
+                "web2",
+                "--address",
+                "10.10.1.1:80",
+                "--backend",
+                b1,
+            ],
+            "exists",
+        ),
+        (vec!["add-backend", "web", b1], "already"),
+        (
+            vec!["add-backend", "web", "10.10.2.77:80", "--weight", "0"],
+            "weight",
+        ),
+        (
+            vec!["set-vip", "web", "--policy", "session-aware"],
+            "session-aware",
+        ),
+        (vec!["remove-backend", "web", "10.10.2.77:80"], "no backend"),
+    ] {
+        let o = ctl(&url, Some(&token), &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(vips_now()["vips"].as_array().unwrap().len(), 2);
 
     // A second appliance cannot take the same listener: it stops before
     // touching a port, naming the key.

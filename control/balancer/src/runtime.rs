@@ -1211,6 +1211,7 @@ impl<F> LbRuntime<F> {
                     total,
                     backends,
                     removed: v.removed,
+                    policy: policy_name(v.conf.policy).to_string(),
                     sessions,
                     session_rows,
                     tls,
@@ -1238,7 +1239,11 @@ impl<F> LbRuntime<F> {
             histograms,
             total: lb_map(&total),
             per_core: per.iter().map(lb_map).collect(),
-            session_view: self.sessions.is_some().then(|| self.view.report()),
+            session_view: self
+                .vips
+                .iter()
+                .any(|v| v.session_aware)
+                .then(|| self.view.report()),
             vips,
         }
     }
@@ -1352,6 +1357,17 @@ fn unchangeable_key(
         return Some("lb.health.expect_status".into());
     }
     None
+}
+
+/// The config's name of a policy.
+fn policy_name(p: PolicyConf) -> &'static str {
+    match p {
+        PolicyConf::RoundRobin => "round-robin",
+        PolicyConf::WeightedRoundRobin => "weighted-round-robin",
+        PolicyConf::LeastConnections => "least-connections",
+        PolicyConf::Maglev => "maglev",
+        PolicyConf::SessionAware => "session-aware",
+    }
 }
 
 /// `lb.tcp_congestion` as the terminated legs' controller.

@@ -105,6 +105,23 @@ impl Client {
     }
 }
 
+impl Client {
+    /// DELETE `path`.
+    pub fn delete(&self, path: &str) -> Result<Value, CallError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.agent.delete(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let r = req.call();
+        let text = self.finish(&url, r)?;
+        serde_json::from_str(&text).map_err(|e| CallError::Transport {
+            url,
+            why: format!("not JSON: {e}"),
+        })
+    }
+}
+
 /// A path segment with `:`, `/`, `%`, spaces and the like escaped.
 pub fn escape(seg: &str) -> String {
     let mut s = String::with_capacity(seg.len());

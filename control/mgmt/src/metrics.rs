@@ -313,6 +313,11 @@ fn lb_metrics(b: &mut Builder, lb: &crate::report::LbReport) {
     }
     if let Some(view) = &lb.session_view {
         for (k, v) in view {
+            // Prometheus names spell units out (`promtool check metrics`).
+            let k = match k.strip_suffix("_us") {
+                Some(base) => format!("{base}_microseconds"),
+                None => k.clone(),
+            };
             b.gauge(
                 &format!("qsplice_session_view_{k}"),
                 &format!("Session-aware dispatch: the lcores' view of the table, `{k}`."),
@@ -323,6 +328,17 @@ fn lb_metrics(b: &mut Builder, lb: &crate::report::LbReport) {
     }
     for v in &lb.vips {
         let vip = v.name.as_str();
+        b.gauge(
+            "qsplice_vip_info",
+            "1 per VIP: its address, scheduling policy and state (serving, or removed and draining).",
+            l([
+                ("vip", vip),
+                ("address", v.address.as_str()),
+                ("policy", v.policy.as_str()),
+                ("state", if v.removed { "removed" } else { "serving" }),
+            ]),
+            1,
+        );
         for bk in &v.backends {
             let be = bk.address.as_str();
             let lab = || l([("vip", vip), ("backend", be)]);
@@ -643,6 +659,7 @@ mod tests {
                         backend("10.10.2.12:80", false, 2),
                     ],
                     removed: false,
+                    policy: "round-robin".into(),
                     sessions: None,
                     session_rows: None,
                     tls: None,

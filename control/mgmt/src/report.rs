@@ -236,6 +236,9 @@ pub struct VipReport {
     /// established ones drain (the VIP is listed until they end).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
+    /// Scheduling policy (the config's name for it).
+    #[serde(default)]
+    pub policy: String,
     /// The server mapping table (session-aware VIPs only): sessions held,
     /// rows learned / expired / replaced, keys evicted.
     #[serde(skip_serializing_if = "Option::is_none")]
