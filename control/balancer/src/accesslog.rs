@@ -19,11 +19,12 @@ use serde_json::{json, Value};
 /// rest waits for the next iteration, 5 ms later).
 const PER_DRAIN: usize = 8192;
 
-/// The open access log.
+/// The access log: the lcores' rings and, when it is on, the open file.
 pub struct AccessLog {
     /// None: stdout.
     path: Option<PathBuf>,
-    out: Box<dyn Write + Send>,
+    /// None: the log is off (`[lb.access_log] path` absent).
+    out: Option<Box<dyn Write + Send>>,
     rings: Vec<Arc<AccessRing>>,
     /// VIP names, already JSON strings (quoted, escaped).
     vip_names: HashMap<SocketAddrV4, String>,
@@ -63,28 +64,25 @@ fn open(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>> {
 }
 
 impl AccessLog {
-    /// Open `path` (`"-"`: stdout) for the lcores' `rings`.
-    pub fn new(
-        path: &str,
-        rings: Vec<Arc<AccessRing>>,
-        vip_names: HashMap<SocketAddrV4, String>,
-        hz: u64,
-    ) -> Result<Self> {
-        let path = (path != "-").then(|| PathBuf::from(path));
-        let out = open(&path)?;
-        let vip_names = vip_names
-            .into_iter()
-            .map(|(a, n)| (a, Value::String(n).to_string()))
-            .collect();
-        Ok(AccessLog {
-            path,
-            out,
+    /// Open `path` (`"-"`: stdout; None: off for now) for the lcores'
+    /// `rings`.
+    pub fn new(path: Option<&str>, rings: Vec<Arc<AccessRing>>, hz: u64) -> Result<Self> {
+        let mut a = AccessLog {
+            path: None,
+            out: None,
             rings,
-            vip_names,
+            vip_names: HashMap::new(),
             hz: hz.max(1),
             line: String::with_capacity(512),
             written: 0,
-        })
+        };
+        a.set_path(path)?;
+        Ok(a)
+    }
+
+    /// Is it on?
+    pub fn is_on(&self) -> bool {
+        self.out.is_some()
     }
 
     /// Name the VIP at `addr` (added or renamed while running).
@@ -98,12 +96,36 @@ impl AccessLog {
         self.rings[i].clone()
     }
 
-    /// Reopen the file (after a rotation moved it away).
-    pub fn reopen(&mut self) -> Result<()> {
-        let _ = self.out.flush();
-        self.out = open(&self.path)?;
-        tracing::info!(path = ?self.path, "access log reopened");
+    /// Write to `path` (`"-"`: stdout; None: off) from now on (`[lb.access_log]
+    /// path` changed by a reload); the old file is flushed and closed.
+    pub fn set_path(&mut self, path: Option<&str>) -> Result<()> {
+        let p = path.map(|p| (p != "-").then(|| PathBuf::from(p)));
+        let out = match &p {
+            Some(p) => Some(open(p)?),
+            None => None,
+        };
+        if let Some(o) = self.out.as_mut() {
+            let _ = o.flush();
+        }
+        let was_on = self.out.is_some();
+        self.out = out;
+        self.path = p.flatten();
+        if was_on || self.out.is_some() {
+            tracing::info!(path = ?path, "access log {}", if self.out.is_some() { "on" } else { "off" });
+        }
         Ok(())
+    }
+
+    /// Reopen the file (after a rotation moved it away); false when the
+    /// log is off.
+    pub fn reopen(&mut self) -> Result<bool> {
+        let Some(o) = self.out.as_mut() else {
+            return Ok(false);
+        };
+        let _ = o.flush();
+        self.out = Some(open(&self.path)?);
+        tracing::info!(path = ?self.path, "access log reopened");
+        Ok(true)
     }
 
     /// Write what the lcores pushed. `tsc_now` is the lcores' clock now
@@ -117,6 +139,10 @@ impl AccessLog {
                     break;
                 };
                 n += 1;
+                let Some(out) = self.out.as_mut() else {
+                    // Off: what was pushed before the lcores heard is dropped.
+                    continue;
+                };
                 self.line.clear();
                 write_record(
                     &mut self.line,
@@ -127,7 +153,7 @@ impl AccessLog {
                     wall_now,
                 );
                 self.line.push('\n');
-                if let Err(e) = self.out.write_all(self.line.as_bytes()) {
+                if let Err(e) = out.write_all(self.line.as_bytes()) {
                     tracing::warn!("access log: {e}");
                     return;
                 }
@@ -135,7 +161,9 @@ impl AccessLog {
             }
         }
         if n > 0 {
-            let _ = self.out.flush();
+            if let Some(o) = self.out.as_mut() {
+                let _ = o.flush();
+            }
         }
     }
 }

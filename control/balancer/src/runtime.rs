@@ -115,7 +115,9 @@ pub struct LbRuntime<F> {
     counters: Vec<Arc<SharedLbCounters>>,
     hists: Vec<Arc<qsplice_lb::SharedLbHists>>,
     /// The access log (`[lb.access_log]`), drained by [`Self::drain_access_log`].
-    access: Option<crate::accesslog::AccessLog>,
+    /// The access log's writer and the lcores' rings (always there: the
+    /// log can be turned on by a reload).
+    access: crate::accesslog::AccessLog,
     backends: Vec<Arc<BackendCounters>>,
     inboxes: Arc<Vec<ArrayQueue<F>>>,
     health: Arc<HealthShared>,
@@ -278,7 +280,11 @@ impl<F> LbRuntime<F> {
             health_status: l.health.expect_status,
             tls_vips: Vec::new(),
             tls_max_conns: l.tls_max_conns as usize,
-            access_sample: l.access_log.sample,
+            access_sample: if l.access_log.path.is_some() {
+                l.access_log.sample
+            } else {
+                0
+            },
             content: Vec::new(),
         };
         // The session table is shared by every lcore from the start (a
@@ -302,20 +308,13 @@ impl<F> LbRuntime<F> {
                 .map(|_| Arc::new(SharedLbCounters::default()))
                 .collect(),
             hists: (0..workers).map(|_| Arc::default()).collect(),
-            access: match &l.access_log.path {
-                Some(p) => {
-                    let rings: Vec<_> = (0..workers)
-                        .map(|_| Arc::new(ArrayQueue::new(l.access_log.ring as usize)))
-                        .collect();
-                    Some(crate::accesslog::AccessLog::new(
-                        p,
-                        rings,
-                        std::collections::HashMap::new(),
-                        hz,
-                    )?)
-                }
-                None => None,
-            },
+            access: crate::accesslog::AccessLog::new(
+                l.access_log.path.as_deref(),
+                (0..workers)
+                    .map(|_| Arc::new(ArrayQueue::new(l.access_log.ring as usize)))
+                    .collect(),
+                hz,
+            )?,
             backends: (0..workers)
                 .map(|_| Arc::new(BackendCounters::new(&[])))
                 .collect(),
@@ -442,9 +441,7 @@ impl<F> LbRuntime<F> {
                 slot.name.clone_from(&nv.name);
                 n += 1;
             }
-            if let Some(a) = self.access.as_mut() {
-                a.set_vip_name(nv.address, &nv.name);
-            }
+            self.access.set_vip_name(nv.address, &nv.name);
             let p = policy(nv.policy);
             n += usize::from(slot.policy != p);
             slot.policy = p;
@@ -548,6 +545,15 @@ impl<F> LbRuntime<F> {
         n
     }
 
+    /// The lcores' access-log sampling (0: off).
+    fn access_sample(&self) -> u32 {
+        if self.access.is_on() {
+            self.running.access_log.sample
+        } else {
+            0
+        }
+    }
+
     /// The services as the lcores see them.
     fn services(&self) -> qsplice_lb::board::Services {
         qsplice_lb::board::Services {
@@ -564,6 +570,7 @@ impl<F> LbRuntime<F> {
                 .collect(),
             tls_vips: self.template.tls_vips.clone(),
             content: self.template.content.clone(),
+            access_sample: self.access_sample(),
         }
     }
 
@@ -575,7 +582,7 @@ impl<F> LbRuntime<F> {
             board: self.board.clone(),
             counters: self.counters[i].clone(),
             hists: self.hists[i].clone(),
-            access: self.access.as_ref().map(|a| a.ring(i)),
+            access: Some(self.access.ring(i)),
             backends: self.backends[i].clone(),
             inboxes: self.inboxes.clone(),
             health: (i == 0).then(|| self.health.clone()),
@@ -809,8 +816,16 @@ impl<F> LbRuntime<F> {
         }
         // Everything fallible first.
         let ctxs = self.tls_contexts(l)?;
+        let mut n = 0;
+        if self.running.access_log.path != l.access_log.path {
+            self.access.set_path(l.access_log.path.as_deref())?;
+            n += 1;
+        }
+        if self.running.access_log != l.access_log {
+            self.services_dirty = true;
+        }
         let now = Instant::now();
-        let mut n = self.apply_vips(l, ctxs, now);
+        n += self.apply_vips(l, ctxs, now);
         let h = &l.health;
         if self.health_conf != *h {
             n += 1;
@@ -926,17 +941,12 @@ impl<F> LbRuntime<F> {
 
     /// Write what the lcores logged (`tsc_now`: their clock now).
     pub fn drain_access_log(&mut self, tsc_now: u64) {
-        if let Some(a) = self.access.as_mut() {
-            a.drain(tsc_now);
-        }
+        self.access.drain(tsc_now);
     }
 
     /// Reopen the access log file (SIGUSR1, `POST /api/v1/access-log/reopen`).
     pub fn reopen_access_log(&mut self) -> Result<bool> {
-        match self.access.as_mut() {
-            Some(a) => a.reopen().map(|()| true),
-            None => Ok(false),
-        }
+        self.access.reopen()
     }
 
     /// `lb.shutdown_grace_s`.
@@ -1347,9 +1357,11 @@ fn unchangeable_key(
         tcp_congestion,
         syn_backlog,
         syn_rate,
-        tls_max_conns,
-        access_log
+        tls_max_conns
     );
+    if running.access_log.ring != new.access_log.ring {
+        return Some("lb.access_log.ring (the lcores' rings are allocated at start)".into());
+    }
     if running.health.http_path != new.health.http_path {
         return Some("lb.health.http_path".into());
     }
@@ -1509,6 +1521,34 @@ mod tests {
         let svc = rt.board.services();
         assert_eq!(svc.vips.len(), vips0 + 1);
         assert!(svc.vips[vips0].open);
+    }
+
+    /// The access log turns on, moves and turns off by reload; its rings
+    /// (allocated at start) cannot be resized.
+    #[test]
+    fn access_log_changes_live() {
+        let (mut rt, running) = runtime();
+        assert_eq!(rt.board.services().access_sample, 0, "off");
+        let dir = std::env::temp_dir().join(format!("qsplice-al-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut on = running.clone();
+        on.access_log.path = Some(dir.join("a.log").display().to_string());
+        on.access_log.sample = 3;
+        rt.reconfigure(&on).unwrap();
+        assert!(dir.join("a.log").exists());
+        assert_eq!(rt.board.services().access_sample, 3);
+        let mut bad = on.clone();
+        bad.access_log.ring += 1;
+        let e = rt.reconfigure(&bad).unwrap_err().0;
+        assert!(e.contains("lb.access_log.ring"), "{e}");
+        let mut unwritable = on.clone();
+        unwritable.access_log.path = Some("/nonexistent/dir/a.log".into());
+        let e = rt.reconfigure(&unwritable).unwrap_err().0;
+        assert!(e.contains("cannot open"), "{e}");
+        assert_eq!(rt.board.services().access_sample, 3, "unchanged");
+        rt.reconfigure(&running).unwrap();
+        assert_eq!(rt.board.services().access_sample, 0, "off again");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The names `cipher_suites` accepts are the ones the TLS crate knows.

@@ -162,19 +162,25 @@ pub struct AccessLogger {
 }
 
 impl AccessLogger {
-    /// Log every `sample`-th connection into `ring` (None: off).
+    /// Log every `sample`-th connection into `ring` (None or a sample of
+    /// 0: off).
     pub fn new(ring: Option<std::sync::Arc<AccessRing>>, sample: u32) -> Self {
         AccessLogger {
             ring,
-            sample: sample.max(1),
+            sample,
             seen: 0,
         }
+    }
+
+    /// A new sampling rate (0: off), taken from a publication.
+    pub fn set_sample(&mut self, sample: u32) {
+        self.sample = sample;
     }
 
     /// Is the access log on (records are worth building)?
     #[inline]
     pub fn wants(&mut self) -> bool {
-        if self.ring.is_none() {
+        if self.ring.is_none() || self.sample == 0 {
             return false;
         }
         self.seen = self.seen.wrapping_add(1);
@@ -223,5 +229,9 @@ mod tests {
         assert_eq!(ring.len(), 2);
         let mut off = AccessLogger::new(None, 1);
         assert!(!off.wants());
+        l.set_sample(0);
+        assert!(!(0..9).any(|_| l.wants()), "sample 0: off");
+        l.set_sample(1);
+        assert!(l.wants());
     }
 }

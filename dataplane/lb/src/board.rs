@@ -30,6 +30,8 @@ pub struct Services {
     pub tls_vips: Vec<TlsVip>,
     /// The content-aware ones.
     pub content: Vec<ContentVip>,
+    /// Access log: one connection in this many is logged (0: off).
+    pub access_sample: u32,
 }
 
 /// Whether the appliance takes new connections (graceful shutdown).

@@ -153,7 +153,7 @@ pub struct LbConf {
     pub tls_vips: Vec<TlsVip>,
     /// Terminated connections one lcore holds at most.
     pub tls_max_conns: usize,
-    /// Access log: one connection in this many is logged (1: all).
+    /// Access log: one connection in this many is logged (1: all; 0: off).
     pub access_sample: u32,
     /// Content-aware (LARD-style) VIPs and their rules.
     pub content: Vec<ContentVip>,
@@ -2006,6 +2006,7 @@ impl<F: Frame> LbCore<F> {
             self.conf.vips.clone_from(&services.vips);
             self.conf.content.clone_from(&services.content);
             self.term.set_vips(&services.tls_vips);
+            self.access.set_sample(services.access_sample);
             self.services = services;
         }
         // Room for new VIPs' and backends' counters (one allocation per

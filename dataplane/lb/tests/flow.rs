@@ -1389,6 +1389,7 @@ fn removed_vip_drains_and_an_added_vip_takes_connections() {
             ],
             tls_vips: Vec::new(),
             content: Vec::new(),
+            access_sample: 1,
         },
         pools,
     );
