@@ -31,6 +31,7 @@ pub struct AccessLog {
     hz: u64,
     /// The line being formatted (reused: no allocation per record).
     line: String,
+    date: DateCache,
     /// Lines written.
     pub written: u64,
 }
@@ -74,6 +75,7 @@ impl AccessLog {
             vip_names: HashMap::new(),
             hz: hz.max(1),
             line: String::with_capacity(512),
+            date: DateCache::default(),
             written: 0,
         };
         a.set_path(path)?;
@@ -144,13 +146,14 @@ impl AccessLog {
                     continue;
                 };
                 self.line.clear();
-                write_record(
+                write_record_cached(
                     &mut self.line,
                     &r,
                     &self.vip_names,
                     self.hz,
                     tsc_now,
                     wall_now,
+                    &mut self.date,
                 );
                 self.line.push('\n');
                 if let Err(e) = out.write_all(self.line.as_bytes()) {
@@ -176,27 +179,95 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 fn write_rfc3339(out: &mut String, t: SystemTime) {
+    write_rfc3339_cached(out, t, &mut DateCache::default());
+}
+
+/// The `YYYY-MM-DDTHH:MM:SS` of the last second formatted (lines come in
+/// bursts within the same second).
+#[derive(Debug, Default)]
+pub struct DateCache {
+    secs: Option<u64>,
+    text: String,
+}
+
+fn write_rfc3339_cached(out: &mut String, t: SystemTime, cache: &mut DateCache) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
-    );
+    if cache.secs != Some(secs) {
+        let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        cache.text.clear();
+        let _ = write!(
+            cache.text,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+        );
+        cache.secs = Some(secs);
+    }
+    out.push_str(&cache.text);
+    out.push('.');
+    push_padded(out, u64::from(d.subsec_micros()), 6);
+    out.push('Z');
+}
+
+/// `n` in decimal (no allocation, no `fmt` machinery).
+fn push_u64(out: &mut String, n: u64) {
+    push_padded(out, n, 1);
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, mut n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
+}
+
+/// `a.b.c.d:port`.
+fn push_sock(out: &mut String, a: &SocketAddrV4) {
+    for (k, o) in a.ip().octets().iter().enumerate() {
+        if k > 0 {
+            out.push('.');
+        }
+        push_u64(out, u64::from(*o));
+    }
+    out.push(':');
+    push_u64(out, u64::from(a.port()));
+}
+
+/// `us` microseconds as milliseconds with three decimals.
+fn push_ms(out: &mut String, us: u64) {
+    push_u64(out, us / 1000);
+    out.push('.');
+    push_padded(out, us % 1000, 3);
+}
+
+/// Lcore clock ticks as microseconds.
+fn ticks_us(t: u64, hz: u64) -> u64 {
+    let hz = hz.max(1);
+    match t.checked_mul(1_000_000) {
+        Some(x) => x / hz,
+        None => (u128::from(t) * 1_000_000 / u128::from(hz)) as u64,
+    }
 }
 
 /// One record as a JSON line into `out` (no newline; docs/operations.md
@@ -209,33 +280,58 @@ pub fn write_record(
     tsc_now: u64,
     wall_now: SystemTime,
 ) {
-    let ticks_us = |t: u64| (u128::from(t) * 1_000_000 / u128::from(hz.max(1))) as u64;
-    let ago = Duration::from_micros(ticks_us(tsc_now.saturating_sub(r.end)));
+    write_record_cached(
+        out,
+        r,
+        vip_names,
+        hz,
+        tsc_now,
+        wall_now,
+        &mut DateCache::default(),
+    );
+}
+
+/// [`write_record`] with the date of the previous line kept in `cache`.
+pub fn write_record_cached(
+    out: &mut String,
+    r: &AccessRecord,
+    vip_names: &HashMap<SocketAddrV4, String>,
+    hz: u64,
+    tsc_now: u64,
+    wall_now: SystemTime,
+    cache: &mut DateCache,
+) {
+    let ago = Duration::from_micros(ticks_us(tsc_now.saturating_sub(r.end), hz));
     let end = wall_now.checked_sub(ago).unwrap_or(wall_now);
     out.push_str("{\"time\":\"");
-    write_rfc3339(out, end);
-    let _ = write!(out, "\",\"client\":\"{}\",\"vip\":", r.client);
+    write_rfc3339_cached(out, end, cache);
+    out.push_str("\",\"client\":\"");
+    push_sock(out, &r.client);
+    out.push_str("\",\"vip\":");
     out.push_str(vip_names.get(&r.vip).map_or("\"\"", String::as_str));
-    let _ = write!(out, ",\"vip_address\":\"{}\",\"backend\":", r.vip);
-    match r.backend {
+    out.push_str(",\"vip_address\":\"");
+    push_sock(out, &r.vip);
+    out.push_str("\",\"backend\":");
+    match &r.backend {
         Some(b) => {
-            let _ = write!(out, "\"{b}\"");
+            out.push('"');
+            push_sock(out, b);
+            out.push('"');
         }
         None => out.push_str("null"),
     }
-    let dur = ticks_us(r.end.saturating_sub(r.start));
-    let _ = write!(
-        out,
-        ",\"bytes_c2s\":{},\"bytes_s2c\":{},\"duration_ms\":{}.{:03},\"setup_ms\":{}.{:03},\"end\":\"{}\",\"lcore\":{}",
-        r.c2s_bytes,
-        r.s2c_bytes,
-        dur / 1000,
-        dur % 1000,
-        r.setup_us / 1000,
-        r.setup_us % 1000,
-        r.how.as_str(),
-        r.lcore
-    );
+    out.push_str(",\"bytes_c2s\":");
+    push_u64(out, r.c2s_bytes);
+    out.push_str(",\"bytes_s2c\":");
+    push_u64(out, r.s2c_bytes);
+    out.push_str(",\"duration_ms\":");
+    push_ms(out, ticks_us(r.end.saturating_sub(r.start), hz));
+    out.push_str(",\"setup_ms\":");
+    push_ms(out, r.setup_us);
+    out.push_str(",\"end\":\"");
+    out.push_str(r.how.as_str());
+    out.push_str("\",\"lcore\":");
+    push_u64(out, u64::from(r.lcore));
     if let Some(t) = &r.tls {
         let version = match t.version {
             0x0304 => "1.3",
@@ -243,10 +339,14 @@ pub fn write_record(
             0 => "",
             _ => "other",
         };
-        let _ = write!(out, ",\"tls\":{{\"version\":\"{version}\",\"group\":");
+        out.push_str(",\"tls\":{\"version\":\"");
+        out.push_str(version);
+        out.push_str("\",\"group\":");
         match t.group {
             Some(g) => {
-                let _ = write!(out, "\"{}\"", g.name());
+                out.push('"');
+                out.push_str(g.name());
+                out.push('"');
             }
             None => out.push_str("null"),
         }
@@ -254,7 +354,9 @@ pub fn write_record(
         let _ = write!(out, ",\"resumed\":{},\"sni\":{sni}}}", t.resumed);
     }
     if let Some(d) = r.sa.as_str() {
-        let _ = write!(out, ",\"session\":\"{d}\"");
+        out.push_str(",\"session\":\"");
+        out.push_str(d);
+        out.push('"');
     }
     out.push('}');
 }
@@ -280,6 +382,48 @@ pub fn format_record(
 mod tests {
     use super::*;
     use qsplice_lb::access::{EndReason, SaDecision, TlsAccess};
+
+    /// The hand-written number and address formatting is `fmt`'s.
+    #[test]
+    fn digits_match_fmt() {
+        let mut vals = vec![0u64, 1, 9, 10, 99, 100, 999, 1000, 65_535, u64::MAX, u64::MAX - 1];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vals.push(x >> (x % 64));
+        }
+        for v in vals {
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+            for w in [3, 6] {
+                s.clear();
+                push_padded(&mut s, v, w);
+                assert_eq!(s, format!("{v:0w$}"));
+            }
+            s.clear();
+            push_ms(&mut s, v);
+            assert_eq!(s, format!("{}.{:03}", v / 1000, v % 1000));
+            let a = SocketAddrV4::new(std::net::Ipv4Addr::from(v as u32), (v >> 32) as u16);
+            s.clear();
+            push_sock(&mut s, &a);
+            assert_eq!(s, a.to_string());
+            assert_eq!(
+                ticks_us(v, 2_500_000_000),
+                (u128::from(v) * 1_000_000 / 2_500_000_000) as u64
+            );
+        }
+        // The cached date is the uncached one, across a second boundary.
+        let mut cache = DateCache::default();
+        for us in [1_796_445_123_999_999u64, 1_796_445_124_000_000, 1_796_445_124_000_001] {
+            let t = UNIX_EPOCH + Duration::from_micros(us);
+            let mut s = String::new();
+            write_rfc3339_cached(&mut s, t, &mut cache);
+            assert_eq!(s, rfc3339(t));
+        }
+    }
 
     #[test]
     fn rfc3339_dates() {
