@@ -386,7 +386,19 @@ mod tests {
     /// The hand-written number and address formatting is `fmt`'s.
     #[test]
     fn digits_match_fmt() {
-        let mut vals = vec![0u64, 1, 9, 10, 99, 100, 999, 1000, 65_535, u64::MAX, u64::MAX - 1];
+        let mut vals = vec![
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            65_535,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..2000 {
             x ^= x << 13;
@@ -417,7 +429,11 @@ mod tests {
         }
         // The cached date is the uncached one, across a second boundary.
         let mut cache = DateCache::default();
-        for us in [1_796_445_123_999_999u64, 1_796_445_124_000_000, 1_796_445_124_000_001] {
+        for us in [
+            1_796_445_123_999_999u64,
+            1_796_445_124_000_000,
+            1_796_445_124_000_001,
+        ] {
             let t = UNIX_EPOCH + Duration::from_micros(us);
             let mut s = String::new();
             write_rfc3339_cached(&mut s, t, &mut cache);

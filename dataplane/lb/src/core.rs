@@ -68,6 +68,9 @@ const COOKIE_SLOT_S: u64 = 64;
 const SPORT_TRIES: usize = 64;
 /// Flows examined for expiry per tick.
 const EXPIRE_BUDGET: usize = 1024;
+/// A gap between two ticks longer than this (ms) is a stall of the lcore
+/// itself: pending health probes get that time back.
+const PROBE_STALL_MS: u64 = 20;
 /// MSS assumed when a SYN carries none (RFC 9293).
 const DEFAULT_MSS: u16 = 536;
 
@@ -388,6 +391,8 @@ pub struct LbCore<F> {
     held: ArrayVec<(FlowId, F), HOLD_MAX>,
     pools: Arc<Vec<Snapshot>>,
     pools_version: u64,
+    /// Clock at the last `probe_timers` (stall detection).
+    last_tick: u64,
     /// The services last taken from the board (see `refresh_pools`).
     services: Arc<crate::board::Services>,
     cursors: Vec<Cursor>,
@@ -436,6 +441,7 @@ impl<F: Frame> LbCore<F> {
             pools,
             pools_version,
             services: shared.board.services(),
+            last_tick: 0,
             cursors,
             bstats,
             c: LbCounters::default(),
@@ -1634,6 +1640,19 @@ impl<F: Frame> LbCore<F> {
     }
 
     fn probe_timers(&mut self, now: u64) {
+        // A probe measures the backend, not this lcore: when the lcore
+        // itself did not run for a while (descheduled on a busy host), the
+        // answers may be sitting unread in its rx ring, so the time it
+        // missed is added to every pending probe's deadline instead of
+        // failing them all at once.
+        let gap = now.saturating_sub(self.last_tick);
+        if self.last_tick > 0 && gap > PROBE_STALL_MS * self.ms {
+            for p in &mut self.probes {
+                p.deadline = p.deadline.saturating_add(gap);
+            }
+            self.c.probe_stalls += 1;
+        }
+        self.last_tick = now;
         let mut i = 0;
         while i < self.probes.len() {
             if self.probes[i].deadline <= now {

@@ -97,6 +97,10 @@ lb_counters! {
     /// SYNs and handshake-completing ACKs refused with a RST because their
     /// VIP was removed while running (its established flows drain).
     syn_refused_removed,
+    /// Ticks of the probing lcore that came more than 20 ms after the
+    /// previous one (it was not running): pending health probes got that
+    /// time back instead of timing out.
+    probe_stalls,
     /// Spliced flows reset both ways when the shutdown grace period ended
     /// (terminated connections count `tls_reset`).
     conn_reset_shutdown,

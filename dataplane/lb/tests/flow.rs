@@ -1461,3 +1461,48 @@ fn removed_vip_drains_and_an_added_vip_takes_connections() {
         "the old pool's carried over"
     );
 }
+
+/// A stall of the probing lcore itself (not scheduled for 500 ms, its
+/// rx ring filling meanwhile) does not fail the probes it had pending: the
+/// backend's answer read after the stall counts; a backend that never
+/// answers still times out.
+#[test]
+fn a_stalled_prober_does_not_fail_its_probes() {
+    let mut r = rig();
+    r.health.checks.push(check(ProbeKind::Tcp)).unwrap();
+    r.tick_ms(2);
+    let stalls = r.lb().counters().probe_stalls;
+    let syn = r.take_tcp(1).remove(0);
+    // The lcore does not run for 500 ms (> the 300 ms timeout); the
+    // backend answered meanwhile.
+    r.clock.advance_ms(500);
+    r.server_sends(
+        syn.src,
+        1,
+        syn.seq.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    r.tick_ms(1);
+    assert_eq!(
+        r.health.results.pop().map(|x| x.result),
+        Some(HealthResult::Up)
+    );
+    assert_eq!(r.lb().counters().probe_stalls, stalls + 1);
+    r.take(1); // our RST closing the check
+               // The same stall with no answer: the probe gets the stall back, then
+               // times out on its own clock.
+    r.health.checks.push(check(ProbeKind::Tcp)).unwrap();
+    r.tick_ms(2);
+    assert_eq!(r.take(1).len(), 1);
+    r.clock.advance_ms(500);
+    r.tick_ms(1);
+    assert!(r.health.results.pop().is_none(), "not failed by the stall");
+    r.tick_ms(400);
+    assert_eq!(
+        r.health.results.pop().map(|x| x.result),
+        Some(HealthResult::Timeout)
+    );
+}
