@@ -30,6 +30,11 @@ PACKAGES=(
     libudev-dev
     # dpdk-testpmd, the peer of benches/e2e/fwd-vs-testpmd.sh
     dpdk-dev
+    # AF_XDP ports (`net_af_xdp` vdevs): DPDK's PMD, libxdp (its XDP
+    # dispatcher wants bpffs, mounted below) and libbpf
+    librte-net-af-xdp23
+    libxdp1
+    libbpf1
     # demo / test topology (scripts/netns.sh) and traffic tools
     nginx
     iproute2
@@ -245,6 +250,25 @@ setup_hugepages() {
 }
 
 # ---------------------------------------------------------------------------
+# bpffs (libxdp keeps its XDP dispatcher there; without it, AF_XDP ports load
+# a single program and print "No bpffs found at /sys/fs/bpf")
+# ---------------------------------------------------------------------------
+bpffs_status="skipped"
+setup_bpffs() {
+    if awk '$2 == "/sys/fs/bpf" && $3 == "bpf" { found = 1 } END { exit !found }' /proc/mounts; then
+        bpffs_status="mounted at /sys/fs/bpf"
+        return
+    fi
+    if { "${SUDO[@]}" mkdir -p /sys/fs/bpf && "${SUDO[@]}" mount -t bpf bpf /sys/fs/bpf; } 2>/dev/null; then
+        bpffs_status="mounted at /sys/fs/bpf (now)"
+        log "bpffs: mounted at /sys/fs/bpf"
+    else
+        bpffs_status="NOT mounted (AF_XDP ports load without libxdp's dispatcher)"
+        warn "cannot mount bpffs at /sys/fs/bpf"
+    fi
+}
+
+# ---------------------------------------------------------------------------
 main() {
     if ((do_packages)); then
         install_packages
@@ -253,6 +277,7 @@ main() {
     fi
     if ((do_hugepages)); then
         setup_hugepages
+        setup_bpffs
     fi
 
     local total free mount no_huge
@@ -268,6 +293,7 @@ main() {
     printf '  %-12s %s\n' "go:" "$go_status"
     printf '  %-12s %s free / %s total x 2 MB (target %s)\n' "hugepages:" "$free" "$total" "$HP_TARGET"
     printf '  %-12s %s\n' "mount:" "$mount"
+    printf '  %-12s %s\n' "bpffs:" "$bpffs_status"
     if ((no_huge)); then
         printf '  %-12s YES - DPDK will run with --no-huge (%s)\n' "--no-huge:" \
             "${hugepages_note:-fewer than $HP_MIN free 2 MB pages or no hugetlbfs mount}"

@@ -239,6 +239,18 @@ impl Drop for Scratch {
 /// two queue pairs per af_packet port with big rings (fanout rollover is
 /// rarer), a larger mempool, and a 20 µs idle sleep so the client and
 /// backends in the namespaces get CPU.
+/// The PMD the single-lcore end-to-end configs use for the DUT veths:
+/// `QSPLICE_E2E_PMD=af_packet` (default) or `af_xdp`. Two-lcore configs stay
+/// on af_packet: DPDK 22.11's net_af_xdp takes a veth for one combined
+/// channel (veths report rx/tx channels, not combined ones), so one queue.
+pub fn e2e_pmd() -> &'static str {
+    match std::env::var("QSPLICE_E2E_PMD").as_deref() {
+        Err(_) | Ok("") | Ok("af_packet") => "af_packet",
+        Ok("af_xdp") => "af_xdp",
+        Ok(o) => panic!("QSPLICE_E2E_PMD={o}: expected af_packet or af_xdp"),
+    }
+}
+
 pub fn two_lcore_config(topo: &Topology) -> String {
     let q = |k: &str| {
         (
@@ -248,7 +260,7 @@ pub fn two_lcore_config(topo: &Topology) -> String {
     };
     let (c0, c1) = q("DUT_CLIENT_IF");
     let (b0, b1) = q("DUT_BACKEND_IF");
-    demo_config(topo, "")
+    demo_config_on(topo, "", "af_packet")
         .replace(
             "worker_lcores = [1]",
             "worker_lcores = [1, 2]\nlcore_map = \"0@0,1@1,2@0\"",
@@ -263,6 +275,11 @@ pub fn two_lcore_config(topo: &Topology) -> String {
 }
 
 pub fn demo_config(topo: &Topology, extra_port_keys: &str) -> String {
+    demo_config_on(topo, extra_port_keys, e2e_pmd())
+}
+
+/// [`demo_config`] on the PMD `pmd` (`af_packet` or `af_xdp`).
+pub fn demo_config_on(topo: &Topology, extra_port_keys: &str, pmd: &str) -> String {
     format!(
         r#"
 [eal]
@@ -286,13 +303,13 @@ max_probes = 5
 
 [[ports]]
 name = "client"
-device = "net_af_packet0,iface={c}"
+device = "net_{pmd}0,iface={c}"
 addresses = ["10.10.1.1/24"]
 {extra}
 
 [[ports]]
 name = "backend"
-device = "net_af_packet1,iface={b}"
+device = "net_{pmd}1,iface={b}"
 addresses = ["10.10.2.1/24"]
 neighbors = [{neigh}]
 "#,

@@ -320,9 +320,10 @@ impl PortConf {
             .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key))
             .map(|(_, v)| v)
     }
-    /// The kernel interface (`iface=`) of an af_packet vdev.
+    /// The kernel interface (`iface=`) of an af_packet or af_xdp vdev.
     pub fn iface(&self) -> Option<&str> {
-        if !self.dev_name().starts_with("net_af_packet") {
+        let n = self.dev_name();
+        if !n.starts_with("net_af_packet") && !n.starts_with("net_af_xdp") {
             return None;
         }
         self.vdev_arg("iface")

@@ -288,6 +288,51 @@ fn check_vdev(key: &str, p: &PortConf, workers: usize) -> R {
             return err(key, dev, format!("vdev option `{k}` is given twice"));
         }
     }
+    if name.starts_with("net_af_xdp") {
+        let Some(iface) = p.iface() else {
+            return err(key, dev, "net_af_xdp needs `iface=<interface>`");
+        };
+        if iface.len() > IFNAME_MAX
+            || iface
+                .bytes()
+                .any(|b| b == b'/' || b.is_ascii_whitespace() || b == b':')
+        {
+            return err(
+                key,
+                dev,
+                format!("`{iface}` is not a Linux interface name (at most {IFNAME_MAX} characters, no `/`, `:` or spaces)"),
+            );
+        }
+        for k in ["start_queue", "busy_budget"] {
+            if let Some(v) = p.vdev_arg(k) {
+                if v.parse::<u32>().is_err() {
+                    return err(key, dev, format!("{k}=`{v}` is not a non-negative integer"));
+                }
+            }
+        }
+        let queues = match p.vdev_arg("queue_count") {
+            None => 1,
+            Some(q) => match q.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return err(
+                        key,
+                        dev,
+                        format!("queue_count=`{q}` is not a positive integer"),
+                    )
+                }
+            },
+        };
+        if queues < workers {
+            return err(
+                key,
+                dev,
+                format!(
+                    "net_af_xdp has {queues} queue(s) but each of the {workers} worker lcores polls its own queue: add `,queue_count={workers}` (and give the interface that many queues)"
+                ),
+            );
+        }
+    }
     if name.starts_with("net_af_packet") {
         let Some(iface) = p.iface() else {
             return err(key, dev, "net_af_packet needs `iface=<interface>`");

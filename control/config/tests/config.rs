@@ -863,3 +863,38 @@ fn management_listen_is_a_kernel_address_never_a_data_port_address() {
     let e = reject(&cfg("tokens = \"x\""));
     assert!(e.to_string().contains("tokens"), "{e}");
 }
+
+/// AF_XDP ports: the interface is required, queue counts are checked
+/// against the worker lcores like af_packet's queue pairs.
+#[test]
+fn af_xdp_ports() {
+    let xdp = with(
+        "net_af_packet0,iface=veth0",
+        "net_af_xdp0,iface=veth0,start_queue=0,busy_budget=0",
+    );
+    parse(&xdp).unwrap_or_else(|e| panic!("{e}"));
+    let e = reject(&with(
+        "net_af_packet0,iface=veth0",
+        "net_af_xdp0,start_queue=0",
+    ));
+    assert_eq!(e.key, "ports[0].device", "{e}");
+    assert!(e.reason.contains("iface"), "{e}");
+    let e = reject(&with(
+        "net_af_packet0,iface=veth0",
+        "net_af_xdp0,iface=veth0,queue_count=x",
+    ));
+    assert!(e.reason.contains("queue_count"), "{e}");
+    let e = reject(&with(
+        "net_af_packet0,iface=veth0",
+        "net_af_xdp0,iface=veth0,start_queue=-1",
+    ));
+    assert!(e.reason.contains("start_queue"), "{e}");
+    let two = xdp.replace("worker_lcores = [1]", "worker_lcores = [1, 2]");
+    let e = reject(&two);
+    assert!(e.reason.contains("queue_count=2"), "{e}");
+    parse(&format!(
+        "{}\n[mempool]\nmbufs = 16383\n",
+        two.replace("busy_budget=0", "busy_budget=0,queue_count=2")
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
