@@ -8,6 +8,8 @@
 #   build   cargo build --workspace --all-targets [--locked]
 #   netns   scripts/netns.sh up/check/down self-test (prefix qsst)
 #   test    cargo test --workspace [--locked] [CARGO_TEST_ARGS...]
+#   af_xdp  the single-lcore end-to-end suites again over AF_XDP ports
+#           (QSPLICE_E2E_PMD=af_xdp; root only; skipped with CARGO_TEST_ARGS)
 #   fuzz    scripts/fuzz-smoke.sh, if present (FUZZ_SECONDS, default 10)
 #
 # Environment:
@@ -72,7 +74,7 @@ esac
 # ---------------------------------------------------------------------------
 # bookkeeping + cleanup
 # ---------------------------------------------------------------------------
-STAGES=(setup build netns test fuzz)
+STAGES=(setup build netns test af_xdp fuzz)
 declare -A STATUS=() SECS=()
 for s in "${STAGES[@]}"; do STATUS[$s]="not run"; SECS[$s]=""; done
 T0=$SECONDS
@@ -210,6 +212,17 @@ fi
 
 # 4. tests (end-to-end tests build and spawn the qsplice binary themselves)
 run_stage test "cargo test --workspace ${LOCKED[*]} ${CARGO_TEST_ARGS[*]}" cargo test --workspace "${LOCKED[@]}" "${CARGO_TEST_ARGS[@]}"
+
+# 4b. the single-lcore end-to-end suites once more over AF_XDP (the whole
+#     suite ran on af_packet above; tests/e2e_af_xdp.rs runs in both)
+if [[ $(id -u) != 0 ]]; then
+    skip_stage af_xdp "not root"
+elif ((${#CARGO_TEST_ARGS[@]})); then
+    skip_stage af_xdp "CARGO_TEST_ARGS given"
+else
+    run_stage af_xdp "QSPLICE_E2E_PMD=af_xdp cargo test -p qsplice --test e2e_presence --test e2e_sessions --test e2e_ops" \
+        env QSPLICE_E2E_PMD=af_xdp cargo test "${LOCKED[@]}" -p qsplice --test e2e_presence --test e2e_sessions --test e2e_ops
+fi
 
 # 5. fuzz smoke
 if ((QUICK)); then

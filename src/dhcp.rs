@@ -238,7 +238,7 @@ pub fn server_idle_sleep_us(cfg: &Config, s: &DhcpServerConf) -> u64 {
     }
     let kernel_backed = port_index(cfg, &s.port).is_ok_and(|i| {
         let d = &cfg.ports[i].device;
-        d.starts_with("net_af_packet") || d.starts_with("net_tap")
+        d.starts_with("net_af_packet") || d.starts_with("net_af_xdp") || d.starts_with("net_tap")
     });
     if kernel_backed {
         50

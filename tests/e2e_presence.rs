@@ -141,9 +141,12 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
             "malformed frames of kind {kind} counted under {name}: {r}"
         );
     }
-    // Every mbuf is back in its pool once the ports are stopped.
+    // Every mbuf is back in its pool when the workers stop — except, on
+    // AF_XDP, the ones each queue's XSK fill ring holds for the kernel
+    // (2,048 per queue, lent for the port's life).
+    let lent = if e2e_pmd() == "af_xdp" { 2 * 2048 } else { 0 };
     for pool in r["mempools"].as_array().unwrap() {
         let (free, size) = (pool[1].as_u64().unwrap(), pool[2].as_u64().unwrap());
-        assert!(free + 64 >= size, "mempool leak: {free}/{size} free");
+        assert!(free + 64 + lent >= size, "mempool leak: {free}/{size} free");
     }
 }

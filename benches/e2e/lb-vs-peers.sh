@@ -4,6 +4,7 @@
 # same topology (scripts/netns.sh) in one run.
 #
 #   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
+#                              [--pmd af_packet|af_xdp|both]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -12,7 +13,9 @@
 # with wrk's p50/p99 latency for the first two, and each figure's ratio to
 # qsplice. The devices take turns on the same veths: the kernel ones get the
 # VIP and backend-side addresses on the DUT interfaces (qb-dut-c / qb-dut-b);
-# qsplice binds them with net_af_packet. Each device connects to the
+# qsplice binds them with net_af_packet (default), net_af_xdp (`--pmd
+# af_xdp`, one worker: a veth is one AF_XDP queue for DPDK 22.11), or both
+# in turn (`--pmd both`: rows qsplice and qsplice-xdp). Each device connects to the
 # backends from its own address (qsplice 10.10.2.1, HAProxy 10.10.2.2,
 # nftables SNAT 10.10.2.3): the backends keep closed connections in
 # TIME-WAIT, and one device's leftovers must not refuse the next device's
@@ -25,6 +28,7 @@ ROUNDS=3
 CONNS=64
 WORKERS=1
 IDLE_SLEEP_US=0   # qsplice engine.idle_sleep_us: >0 lends idle CPU to the load generator on small machines
+PMD=af_packet
 while (($#)); do
     case "$1" in
         --seconds) SECS=$2; shift ;;
@@ -32,11 +36,23 @@ while (($#)); do
         --conns) CONNS=$2; shift ;;
         --workers) WORKERS=$2; shift ;;
         --idle-sleep-us) IDLE_SLEEP_US=$2; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --pmd) PMD=$2; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+case $PMD in
+    af_packet) QS_DEVS=(qsplice) ;;
+    af_xdp) QS_DEVS=(qsplice-xdp) ;;
+    both) QS_DEVS=(qsplice qsplice-xdp) ;;
+    *) echo "--pmd must be af_packet, af_xdp or both" >&2; exit 2 ;;
+esac
+if [[ $PMD != af_packet ]] && ((WORKERS > 1)); then
+    echo "--pmd $PMD: one worker only (DPDK 22.11's net_af_xdp sees a veth as one combined channel)" >&2
+    exit 2
+fi
 
 . benches/e2e/lib.sh
 bench_init qb lb-bench wrk haproxy nft
@@ -86,8 +102,9 @@ table ip qsbench {
 EOF
 }
 
-start_qsplice() {
-    local lcores="[1]" map="" q=""
+start_qsplice() { # qsplice|qsplice-xdp
+    local lcores="[1]" map="" q="" xdp=()
+    [[ $1 == qsplice-xdp ]] && xdp=(-e 's/net_af_packet\([01]\),iface=/net_af_xdp\1,iface=/')
     if ((WORKERS > 1)); then
         lcores="[$(seq -s, 1 "$WORKERS")]"
         q=",qpairs=$WORKERS"
@@ -95,7 +112,7 @@ start_qsplice() {
         local n; n=$(nproc)
         map="lcore_map = \"$(for i in $(seq 0 "$WORKERS"); do printf '%s%d@%d' "${i:+,}" "$i" $((i % n)); done | sed 's/^,//')\""
     fi
-    sed -e "s/qs-dut-c\"/$DUT_C$q\"/" -e "s/qs-dut-b\"/$DUT_B$q\"/" \
+    sed -e "s/qs-dut-c\"/$DUT_C$q\"/" -e "s/qs-dut-b\"/$DUT_B$q\"/" "${xdp[@]}" \
         -e "s/^worker_lcores = .*/worker_lcores = $lcores\n$map/" \
         -e "s/^mbufs = .*/mbufs = 32767/" \
         -e "s/^memory_mb = .*/memory_mb = 1024/" \
@@ -150,17 +167,19 @@ measure() { # device
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-    log "round $r/$ROUNDS: qsplice"
-    start_qsplice; wait_vip; measure qsplice
+    for qd in "${QS_DEVS[@]}"; do
+    log "round $r/$ROUNDS: $qd"
+    start_qsplice "$qd"; wait_vip; measure "$qd"
     kill -TERM "$QS_PID"; wait "$QS_PID" 2>/dev/null || true
-    python3 - "$WORK/qs.json" <<'PY' >&2 || true
+    python3 - "$WORK/qs.json" "$qd" <<'PY' >&2 || true
 import json, sys
 t = json.load(open(sys.argv[1]))["lb"]["total"]
 keys = ["conn_spliced", "conn_timeout", "conn_refused", "backend_syn_retx", "drop_unexpected",
         "cookie_bad", "no_flow", "held_dropped", "drop_unresolved", "flow_table_full", "no_source_port"]
-print("[lb-bench] qsplice counters:", {k: t.get(k, 0) for k in keys if t.get(k, 0)})
+print(f"[lb-bench] {sys.argv[2]} counters:", {k: t.get(k, 0) for k in keys if t.get(k, 0)})
 PY
     ip netns exec "$CLI_NS" ip neigh flush all
+    done
 
     log "round $r/$ROUNDS: haproxy"
     kernel_on; start_haproxy; wait_vip; measure haproxy
@@ -172,9 +191,10 @@ PY
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs = sys.argv[1:]
+qs_devs = qs_devs.split()
 res = {}
 $(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
 def med(dev, m, i):
@@ -183,12 +203,14 @@ def med(dev, m, i):
     return statistics.median(vals) if vals else float("nan")
 print(f"qsplice lb vs peers: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
 print(f"{'device':<10} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
-q = [med("qsplice", "conn", 0), med("qsplice", "req", 0), med("qsplice", "bulk", 0)]
-for dev in ["qsplice", "haproxy", "nftables"]:
+q0 = qs_devs[0]
+q = [med(q0, "conn", 0), med(q0, "req", 0), med(q0, "bulk", 0)]
+print(f"(ratios against {q0})")
+for dev in qs_devs + ["haproxy", "nftables"]:
     c, cl50, cl99 = (med(dev, "conn", i) for i in range(3))
     r, rl50, rl99 = (med(dev, "req", i) for i in range(3))
     b = med(dev, "bulk", 0)
     ratio = "  ".join(f"{qv / v:.2f}x" if v else "-" for qv, v in zip(q, [c, r, b]))
     print(f"{dev:<10} {c:>9.0f} {cl50:>7.2f} {cl99:>7.2f} {r:>9.0f} {rl50:>7.2f} {rl99:>7.2f} {b:>8.1f}   {ratio}")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle)
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--pmd", pmd)
 PY

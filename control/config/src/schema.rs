@@ -1109,7 +1109,7 @@ pub struct DhcpServerConf {
     pub faults: DhcpFaultsConf,
     /// Sleep after an empty poll, µs; unset: `engine.idle_sleep_us` when
     /// that is non-zero, else 50 on kernel-backed ports (`net_af_packet`,
-    /// `net_tap`: a busy-polling lcore takes the CPU the kernel's veth path
+    /// `net_af_xdp`, `net_tap`: a busy-polling lcore takes the CPU the kernel's veth path
     /// and the peers on the same machine need) and 0 (busy polling) on
     /// others.
     pub idle_sleep_us: Option<u64>,
