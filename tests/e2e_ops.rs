@@ -988,6 +988,55 @@ fn management_listener_metrics_and_ctl() {
             "{what} under 20 changes: {out}"
         );
     }
+    // A TLS-terminated VIP added live from a file (one `[[lb.vips]]` entry
+    // in TOML), serving HTTPS at once with its certificate, then removed.
+    let tls_vip = scratch.0.join("tls-vip.toml");
+    std::fs::write(
+        &tls_vip,
+        format!(
+            "name = \"tls-live\"\naddress = \"10.10.1.1:8443\"\ntls = \"terminate\"\n\
+             backends = [{{ address = \"{b2}\" }}]\n\n[tls_options]\ncertificates = [\n    \
+             {{ cert = \"{c}/ecdsa-p256.pem\", key = \"{c}/ecdsa-p256.key\", names = [\"vip.test\"] }},\n]\n",
+            c = scratch.0.join("certs").display()
+        ),
+    )
+    .unwrap();
+    ok_json(
+        &ctl(&url, Some(&token), &["--json", "add-vip", "--file", tls_vip.to_str().unwrap()]),
+        "add a TLS VIP from a file",
+    );
+    let https8443 = topo.exec(
+        ns,
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-D-",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            scratch.0.join("certs3/ca.pem").to_str().unwrap(),
+            "--resolve",
+            "vip.test:8443:10.10.1.1",
+            "https://vip.test:8443/",
+        ],
+    );
+    let head = String::from_utf8_lossy(&https8443.stdout).to_string();
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains(&format!("X-Backend: {}", name_of(b2))),
+        "HTTPS through a VIP added live: {head}"
+    );
+    let t = ok_json(&ctl(&url, None, &["--json", "tls"]), "ctl tls");
+    assert!(
+        t["tls"].as_array().unwrap().iter().any(|v| v["vip"] == "tls-live"),
+        "{t}"
+    );
+    ok_json(
+        &ctl(&url, Some(&token), &["--json", "remove-vip", "tls-live"]),
+        "remove the TLS VIP",
+    );
+
     // Refusals name what and why, and change nothing.
     for (args, want) in [
         (
