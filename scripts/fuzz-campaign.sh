@@ -4,10 +4,14 @@
 # the corpus minimised back into the committed corpus and one markdown row
 # per target appended to a report.
 #
-#   scripts/fuzz-campaign.sh [--runs N] [--seconds S] [--report FILE] [--no-merge] [TARGET...]
+#   scripts/fuzz-campaign.sh [--runs N] [--seconds S] [--timeout T] [--report FILE] [--no-merge] [TARGET...]
 #
 #   --runs N       executions per target (default 10000000)
 #   --seconds S    time per target, whichever comes first (default 3600)
+#   --timeout T    libFuzzer's per-input limit, wall-clock seconds (default
+#                  10); raise it when the campaign runs at idle priority
+#                  beside other work, where a starved process can exceed
+#                  it on an input that replays in milliseconds
 #   --report FILE  markdown table to append to (default
 #                  dataplane/fuzz/target/campaign.md; a header is written
 #                  when the file is new)
@@ -36,6 +40,7 @@ cd "$REPO_ROOT"
 FUZZ_DIR=dataplane/fuzz
 RUNS=10000000
 SECS=3600
+TIMEOUT=10
 REPORT=$FUZZ_DIR/target/campaign.md
 MERGE=1
 TARGETS=()
@@ -43,6 +48,7 @@ while (($#)); do
     case $1 in
         --runs) RUNS=${2:?}; shift ;;
         --seconds) SECS=${2:?}; shift ;;
+        --timeout) TIMEOUT=${2:?}; shift ;;
         --report) REPORT=${2:?}; shift ;;
         --no-merge) MERGE=0 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -51,8 +57,8 @@ while (($#)); do
     esac
     shift
 done
-for v in "$RUNS" "$SECS"; do
-    [[ $v =~ ^[0-9]+$ ]] && ((v > 0)) || { echo "fuzz-campaign: --runs/--seconds must be positive integers" >&2; exit 2; }
+for v in "$RUNS" "$SECS" "$TIMEOUT"; do
+    [[ $v =~ ^[0-9]+$ ]] && ((v > 0)) || { echo "fuzz-campaign: --runs/--seconds/--timeout must be positive integers" >&2; exit 2; }
 done
 
 log() { echo "[fuzz-campaign] $*" >&2; }
@@ -139,7 +145,7 @@ for t in "${TARGETS[@]}"; do
     log "$t: -runs=$RUNS -max_total_time=$SECS ($(find "$work" -type f | wc -l) corpus files)"
     rc=0
     cargo fuzz run --fuzz-dir "$FUZZ_DIR" --sanitizer "$SAN" "$t" "$work" -- \
-        -runs="$RUNS" -max_total_time="$SECS" -timeout=10 -print_final_stats=1 \
+        -runs="$RUNS" -max_total_time="$SECS" -timeout="$TIMEOUT" -print_final_stats=1 \
         >"$logf" 2>&1 || rc=$?
     new_arts=$(find "$FUZZ_DIR/artifacts/$t" -type f | sort |
         comm -13 "$WORKROOT/$t.artifacts-before" - | tr '\n' ' ')
@@ -164,7 +170,7 @@ for t in "${TARGETS[@]}"; do
         rm -rf "$merged"
         mkdir -p "$merged"
         cargo fuzz run --fuzz-dir "$FUZZ_DIR" --sanitizer "$SAN" "$t" "$merged" "$work" -- \
-            -merge=1 -timeout=10 >"$WORKROOT/$t.merge.log" 2>&1 || log "$t: merge failed (see $WORKROOT/$t.merge.log)"
+            -merge=1 -timeout="$TIMEOUT" >"$WORKROOT/$t.merge.log" 2>&1 || log "$t: merge failed (see $WORKROOT/$t.merge.log)"
         find "$corpus" -maxdepth 1 -type f -name 'seed-c-*' -delete
         declare -A hand=()
         for f in "$corpus"/seed-*; do
