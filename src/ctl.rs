@@ -333,7 +333,12 @@ pub fn run(opts: &CtlOpts, verb: &CtlVerb) -> Result<String> {
             }
             if let Some(f) = rules_file {
                 let v = read_entry(f)?;
-                let rules = v.get("rules").cloned().unwrap_or(Value::Array(Vec::new()));
+                let rules = v.get("rules").cloned().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: no `rules` key (TOML `[[rules]]` tables, or JSON {{\"rules\": [...]}}; an empty list removes them)",
+                        f.display()
+                    )
+                })?;
                 b.insert("rules".into(), rules);
             }
             c.post(&format!("/api/v1/vips/{}", escape(vip)), &Value::Object(b))?

@@ -1002,7 +1002,11 @@ fn management_listener_metrics_and_ctl() {
     )
     .unwrap();
     ok_json(
-        &ctl(&url, Some(&token), &["--json", "add-vip", "--file", tls_vip.to_str().unwrap()]),
+        &ctl(
+            &url,
+            Some(&token),
+            &["--json", "add-vip", "--file", tls_vip.to_str().unwrap()],
+        ),
         "add a TLS VIP from a file",
     );
     let https8443 = topo.exec(
@@ -1029,7 +1033,11 @@ fn management_listener_metrics_and_ctl() {
     );
     let t = ok_json(&ctl(&url, None, &["--json", "tls"]), "ctl tls");
     assert!(
-        t["tls"].as_array().unwrap().iter().any(|v| v["vip"] == "tls-live"),
+        t["tls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["vip"] == "tls-live"),
         "{t}"
     );
     ok_json(

@@ -288,20 +288,15 @@ impl<F> LbRuntime<F> {
             content: Vec::new(),
         };
         // The session table is shared by every lcore from the start (a
-        // session-aware VIP may be added live); its BUSY counters are sized
-        // for the flows when one is configured at start, minimal otherwise.
+        // session-aware VIP may be added live), its BUSY counters sized for
+        // every flow the lcores can hold (4 bytes a slot, at most 16 MiB).
         let b = random_secret()?;
         let c = random_secret()?;
         let session_secret = (
             u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
             u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
         );
-        let sa_at_start = l.vips.iter().any(|v| v.policy == PolicyConf::SessionAware);
-        let busy_flows = if sa_at_start {
-            (l.max_flows as usize).saturating_mul(workers)
-        } else {
-            0
-        };
+        let busy_flows = (l.max_flows as usize).saturating_mul(workers);
         let mut rt = LbRuntime {
             board: Arc::new(PoolBoard::new(Vec::new())),
             counters: (0..workers)
@@ -1216,7 +1211,13 @@ impl<F> LbRuntime<F> {
                     }
                 });
                 VipReport {
-                    name: v.name.clone(),
+                    // A draining slot keeps a distinct name: the same name
+                    // may already serve at another address.
+                    name: if v.removed {
+                        format!("{} (removed {})", v.name, v.addr)
+                    } else {
+                        v.name.clone()
+                    },
                     address: v.addr.to_string(),
                     total,
                     backends,

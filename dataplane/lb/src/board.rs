@@ -71,8 +71,12 @@ impl PoolBoard {
     /// thread): the lcores take both at their next tick. Publish the
     /// pools of new VIPs together with them.
     pub fn publish_services(&self, services: Services, pools: Vec<Snapshot>) {
+        // Pools first, services second, then the version: an lcore loads
+        // services before pools, so it never takes new services (a new
+        // VIP) without their pools.
+        self.pools.store(Arc::new(pools));
         self.services.store(Arc::new(services));
-        self.publish(pools);
+        self.version.fetch_add(1, Ordering::Release);
     }
     /// The current services (empty until the first
     /// [`PoolBoard::publish_services`]).

@@ -903,11 +903,6 @@ impl<F: Frame> LbCore<F> {
             self.reply_rst(io, pi, f, s);
             return None;
         }
-        if !self.vip_open(s.dst) {
-            self.c.syn_refused_removed += 1;
-            self.reply_rst(io, pi, f, s);
-            return None;
-        }
         let Some(acc) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             // With several lcores the segment may belong to a live flow that
@@ -923,6 +918,14 @@ impl<F: Frame> LbCore<F> {
                 return None;
             }
         };
+        // A new connection's handshake (its SYN cache entry or a valid
+        // cookie), so not a draining flow's stray segment: a removed VIP
+        // refuses it.
+        if !self.vip_open(s.dst) {
+            self.c.syn_refused_removed += 1;
+            self.reply_rst(io, pi, f, s);
+            return None;
+        }
         let Accepted {
             mss,
             ws,
@@ -1646,7 +1649,7 @@ impl<F: Frame> LbCore<F> {
         // missed is added to every pending probe's deadline instead of
         // failing them all at once.
         let gap = now.saturating_sub(self.last_tick);
-        if self.last_tick > 0 && gap > PROBE_STALL_MS * self.ms {
+        if self.last_tick > 0 && gap > PROBE_STALL_MS * self.ms && !self.probes.is_empty() {
             for p in &mut self.probes {
                 p.deadline = p.deadline.saturating_add(gap);
             }
@@ -2016,11 +2019,14 @@ impl<F: Frame> LbCore<F> {
         if v == self.pools_version {
             return;
         }
+        // Services before pools: the control thread stores the pools first
+        // (see `PoolBoard::publish_services`), so new services always come
+        // with their pools; old services with new pools last one tick.
+        let services = self.shared.board.services();
         let old = std::mem::replace(&mut self.pools, self.shared.board.load());
         self.pools_version = v;
         // VIPs added, removed or changed (a new publication of services;
         // indices only grow, so what flows hold stays valid).
-        let services = self.shared.board.services();
         if !services.vips.is_empty() && !Arc::ptr_eq(&services, &self.services) {
             self.conf.vips.clone_from(&services.vips);
             self.conf.content.clone_from(&services.content);

@@ -711,13 +711,16 @@ pub fn rule_matches(rule: &ContentRule, head: &[u8]) -> bool {
 }
 
 impl<F: Frame> LbCore<F> {
-    /// The content rules of VIP `vip`, if it has any.
+    /// The content rules of VIP `vip`, if it has any (None also when its
+    /// rules were all removed live: its connections are spliced at once
+    /// again, not held for the request).
     pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<Arc<Vec<ContentRule>>> {
         self.conf
             .content
             .iter()
             .find(|c| c.addr == vip)
             .map(|c| c.rules.load_full())
+            .filter(|r| !r.is_empty())
     }
 
     /// The backend for the held head (`len` bytes of `self.sa.bytes`).

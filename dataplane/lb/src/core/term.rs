@@ -413,10 +413,6 @@ impl<F: Frame> LbCore<F> {
             self.c.syn_refused_shutdown += 1;
             return self.reply_rst(io, pi, f, s);
         }
-        if !self.vip_open(s.dst) {
-            self.c.syn_refused_removed += 1;
-            return self.reply_rst(io, pi, f, s);
-        }
         let Some(acc) = self.complete_handshake(s, opts, now) else {
             self.c.cookie_bad += 1;
             if self.conf.lcores > 1 {
@@ -424,6 +420,12 @@ impl<F: Frame> LbCore<F> {
             }
             return self.reply_rst(io, pi, f, s);
         };
+        // A new connection's handshake: a removed VIP refuses it (a
+        // draining connection's stray segment never gets here).
+        if !self.vip_open(s.dst) {
+            self.c.syn_refused_removed += 1;
+            return self.reply_rst(io, pi, f, s);
+        }
         let Some(idx) = self.term.slot() else {
             self.c.tls_refused += 1;
             return self.reply_rst(io, pi, f, s);
