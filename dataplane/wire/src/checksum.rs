@@ -58,13 +58,23 @@ fn sum_native(data: &[u8]) -> u64 {
             let x = u64::from_ne_bytes(b);
             acc += (x & 0xffff_ffff) + (x >> 32);
         }
+        // The 0..7 tail bytes (at an offset that is a multiple of 8, so
+        // 16-bit words stay aligned) as a native 32-bit word, a native
+        // 16-bit word and a last byte padded with zero on the right (RFC
+        // 1071's odd-byte rule) — fixed-size loads, not a variable-length
+        // copy (a `memcpy` call and a store-forwarding stall per packet).
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            // Zero padding on the right is exactly RFC 1071's odd-byte rule.
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            let x = u64::from_ne_bytes(b);
-            acc += (x & 0xffff_ffff) + (x >> 32);
+        let mut i = 0;
+        if rest.len() >= 4 {
+            acc += u64::from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]));
+            i = 4;
+        }
+        if rest.len() >= i + 2 {
+            acc += u64::from(u16::from_ne_bytes([rest[i], rest[i + 1]]));
+            i += 2;
+        }
+        if let Some(&last) = rest.get(i) {
+            acc += u64::from(u16::from_ne_bytes([last, 0]));
         }
         total += u64::from(fold64(acc));
     }
