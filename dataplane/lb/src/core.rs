@@ -554,6 +554,22 @@ impl<F: Frame> LbCore<F> {
     /// known intact (a forged RST or FIN with a bad checksum must not end a
     /// flow the endpoints would keep; a bad SYN must not be answered).
     fn parse(&mut self, f: &F, l3: usize) -> Option<(Seg, SynOptions)> {
+        self.parse_with(f, l3, true)
+    }
+
+    /// The timestamps option of the (already validated) TCP segment in `f`.
+    fn timestamps_of(f: &F, l3: usize) -> Option<(u32, u32)> {
+        let d = f.data();
+        let ip = Ipv4Packet::new_unchecked(d.get(l3..)?);
+        let l4 = l3 + usize::from(ip.header_len());
+        let end = l3 + usize::from(ip.total_len());
+        let tcp = TcpPacket::new_checked(d.get(l4..end)?).ok()?;
+        SynOptions::timestamps(tcp.options())
+    }
+
+    /// [`Self::parse`]; with `ts` false a non-SYN segment's timestamps are
+    /// left unread (`opts.ts` None: see [`Self::timestamps_of`]).
+    fn parse_with(&mut self, f: &F, l3: usize, ts: bool) -> Option<(Seg, SynOptions)> {
         let d = f.data();
         let ip = Ipv4Packet::new_unchecked(d.get(l3..)?);
         let (sip, dip) = (ip.src_addr(), ip.dst_addr());
@@ -572,7 +588,11 @@ impl<F: Frame> LbCore<F> {
             o
         } else {
             SynOptions {
-                ts: SynOptions::timestamps(tcp.options()),
+                ts: if ts {
+                    SynOptions::timestamps(tcp.options())
+                } else {
+                    None
+                },
                 ..Default::default()
             }
         };
@@ -648,10 +668,16 @@ impl<F: Frame> LbCore<F> {
 
     fn on_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
         self.now = now;
-        let Some((s, opts)) = self.parse(&f, l3) else {
+        // A spliced flow's segment needs no options here (the translation
+        // walks them once): the timestamps are read only on the other paths.
+        let Some((s, mut opts)) = self.parse_with(&f, l3, false) else {
             return;
         };
+        let syn = s.flags.contains(TcpFlags::SYN);
         if let Some(vi) = self.term.vip_at(s.dst) {
+            if !syn {
+                opts.ts = Self::timestamps_of(&f, l3);
+            }
             return self.term_client(io, f, l3, vi, &s, &opts, now);
         }
         if let Some((id, dir)) = self.flows.lookup(s.src, s.dst) {
@@ -669,6 +695,9 @@ impl<F: Frame> LbCore<F> {
             }
             // The client reuses the 4-tuple of a closed flow: start afresh.
             self.remove_flow(io, id, Gone::Closed);
+        }
+        if !syn {
+            opts.ts = Self::timestamps_of(&f, l3);
         }
         let pi = self.conf.client_port;
         let Some(pool) = self.vip_pool(s.dst) else {
