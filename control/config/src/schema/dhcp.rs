@@ -1,0 +1,568 @@
+//! `[dhcp_server]` and `[dhcp_tester]`: the DHCP modes' schema and their validation rules.
+
+use super::*;
+
+/// A probability 0.0..=1.0 (compared bit for bit, so configs stay `Eq`).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Probability(pub f64);
+
+impl PartialEq for Probability {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.to_bits() == o.0.to_bits()
+    }
+}
+impl Eq for Probability {}
+
+/// `[[dhcp_server.pools]]`: one subnet and the range handed out in it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpPoolConf {
+    /// The subnet, `10.20.0.0/24` (relayed requests pick the pool whose
+    /// subnet holds giaddr; direct ones the pool holding the server address,
+    /// else the first).
+    pub subnet: Cidr,
+    /// First address handed out.
+    pub range_start: Ipv4Addr,
+    /// Last address handed out (inclusive).
+    pub range_end: Ipv4Addr,
+    /// Option 3 (routers), at most 8.
+    #[serde(default)]
+    pub routers: Vec<Ipv4Addr>,
+    /// Option 6 (DNS servers), at most 8.
+    #[serde(default)]
+    pub dns_servers: Vec<Ipv4Addr>,
+    /// Lease time, seconds (T1/T2 are 1/2 and 7/8 of it).
+    #[serde(default = "default_lease_time")]
+    pub lease_time_s: u64,
+}
+
+fn default_lease_time() -> u64 {
+    3600
+}
+
+/// `dhcp_server.exhaustion`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExhaustionConf {
+    /// Stay silent.
+    #[default]
+    NoReply,
+    /// Answer DHCPNAK.
+    Nak,
+}
+
+/// `[dhcp_server.faults]`: fault simulation.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpFaultsConf {
+    /// Probability that a request is dropped unseen (0.0–1.0).
+    pub drop_rate: Probability,
+    /// Fixed delay added to every reply, ms (0: none). Exclusive with the
+    /// uniform delay below.
+    pub delay_ms: u64,
+    /// Uniform delay: smallest, ms.
+    pub delay_min_ms: u64,
+    /// Uniform delay: largest, ms (0: no uniform delay).
+    pub delay_max_ms: u64,
+    /// Replies held for delay at once, at most (a bounded, preallocated
+    /// timer structure; replies beyond it are dropped and counted).
+    pub max_delayed: u32,
+    /// Token-bucket limit on requests per second (0: none).
+    pub rate_limit_pps: u64,
+    /// Bucket size of the rate limit.
+    pub rate_limit_burst: u64,
+}
+
+impl Default for DhcpFaultsConf {
+    fn default() -> Self {
+        DhcpFaultsConf {
+            drop_rate: Probability(0.0),
+            delay_ms: 0,
+            delay_min_ms: 0,
+            delay_max_ms: 0,
+            max_delayed: 4096,
+            rate_limit_pps: 0,
+            rate_limit_burst: 64,
+        }
+    }
+}
+
+/// `[dhcp_server]`: the DHCP server simulator.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpServerConf {
+    /// Name of the `[[ports]]` entry it serves on.
+    pub port: String,
+    /// Server identifier and source of replies; empty: the port's first
+    /// address.
+    #[serde(deserialize_with = "opt_ipv4")]
+    pub server_ip: Option<Ipv4Addr>,
+    /// The pools (at least one).
+    pub pools: Vec<DhcpPoolConf>,
+    /// An unclaimed offer returns to the pool after this long, ms.
+    pub offer_timeout_ms: u64,
+    /// A declined address stays out of use this long, s.
+    pub decline_quarantine_s: u64,
+    /// Pool exhausted: `"no-reply"` or `"nak"`.
+    pub exhaustion: ExhaustionConf,
+    /// NAK requests for unknown leases (RFC 2131 §4.3.2) instead of silence.
+    pub authoritative: bool,
+    /// Echo Option 82 in replies to relayed requests (RFC 3046).
+    pub echo_option82: bool,
+    /// Upper bound on addresses over all pools (lease table size).
+    pub max_leases: u32,
+    /// Seed of the fault simulation.
+    pub seed: u64,
+    /// Fault simulation.
+    pub faults: DhcpFaultsConf,
+    /// Sleep after an empty poll, µs; unset: `engine.idle_sleep_us` when
+    /// that is non-zero, else 50 on kernel-backed ports (`net_af_packet`,
+    /// `net_af_xdp`, `net_tap`: a busy-polling lcore takes the CPU the kernel's veth path
+    /// and the peers on the same machine need) and 0 (busy polling) on
+    /// others.
+    pub idle_sleep_us: Option<u64>,
+}
+
+impl Default for DhcpServerConf {
+    fn default() -> Self {
+        DhcpServerConf {
+            port: String::new(),
+            server_ip: None,
+            pools: Vec::new(),
+            offer_timeout_ms: 30_000,
+            decline_quarantine_s: 600,
+            exhaustion: ExhaustionConf::NoReply,
+            authoritative: true,
+            echo_option82: true,
+            max_leases: 1 << 20,
+            seed: 1,
+            faults: DhcpFaultsConf::default(),
+            idle_sleep_us: None,
+        }
+    }
+}
+
+/// `[dhcp_tester.retransmit]`: RFC 2131 §4.1 retransmission.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpRetransmitConf {
+    /// First wait, ms (RFC: 4000).
+    pub initial_ms: u64,
+    /// Factor applied after each retransmission (RFC: 2).
+    pub multiplier: u32,
+    /// Largest wait, ms (RFC: 64000).
+    pub max_ms: u64,
+    /// ± this percentage of randomisation of each wait.
+    pub jitter_pct: u8,
+    /// DISCOVER retransmissions before the client fails.
+    pub discover_retries: u8,
+    /// REQUEST retransmissions before the client fails.
+    pub request_retries: u8,
+}
+
+impl Default for DhcpRetransmitConf {
+    fn default() -> Self {
+        DhcpRetransmitConf {
+            initial_ms: 4000,
+            multiplier: 2,
+            max_ms: 64_000,
+            jitter_pct: 25,
+            discover_retries: 4,
+            request_retries: 4,
+        }
+    }
+}
+
+/// `[dhcp_tester.relay]`: relay-agent mode (RFC 3046).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpRelayConf {
+    /// giaddr and source address of relayed frames (the tester answers ARP
+    /// for it).
+    #[serde(deserialize_with = "opt_ipv4")]
+    pub giaddr: Option<Ipv4Addr>,
+    /// The server's unicast address.
+    #[serde(deserialize_with = "opt_ipv4")]
+    pub server_ip: Option<Ipv4Addr>,
+    /// The server's (or next hop's) MAC, `aa:bb:cc:dd:ee:ff`.
+    pub server_mac: String,
+    /// Hops already on the message (the relay sends hops + 1).
+    pub hops: u8,
+    /// Refuse to relay at hops ≥ this.
+    pub max_hops: u8,
+    /// Circuit-ID template; `{index}` is the client index; empty: none.
+    pub circuit_id: String,
+    /// Remote-ID template; empty: none.
+    pub remote_id: String,
+}
+
+impl Default for DhcpRelayConf {
+    fn default() -> Self {
+        DhcpRelayConf {
+            giaddr: None,
+            server_ip: None,
+            server_mac: String::new(),
+            hops: 0,
+            max_hops: 16,
+            circuit_id: "port-{index}".into(),
+            remote_id: "qsplice".into(),
+        }
+    }
+}
+
+/// `[dhcp_tester]`: the DHCP load tester.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpTesterConf {
+    /// Name of the `[[ports]]` entry it sends on (set it promiscuous: the
+    /// clients' MACs are not the port's).
+    pub port: String,
+    /// Virtual clients.
+    pub clients: u32,
+    /// Clients in flight at most (0: all).
+    pub concurrency: u32,
+    /// New clients per second (0: as fast as concurrency allows).
+    pub rate: u64,
+    /// Largest burst of new clients at `rate`.
+    pub burst: u32,
+    /// MAC of client 0; client i has base_mac + i.
+    pub base_mac: String,
+    /// 802.1Q VLAN id of sent frames (0: untagged).
+    pub vlan: u16,
+    /// Set the broadcast flag (replies broadcast) instead of unicast replies.
+    pub broadcast: bool,
+    /// Send option 61 (client identifier).
+    pub client_id: bool,
+    /// NAKs a client takes (restarting) before failing.
+    pub max_naks: u8,
+    /// Renew (unicast REQUEST) this long after BOUND, ms (0: no renew).
+    pub renew_after_ms: u64,
+    /// Send a RELEASE at the end.
+    pub release: bool,
+    /// Ethernet destination of unicast renew/release; empty: learned from
+    /// the first reply.
+    pub server_mac: String,
+    /// Seed of the jitter / xid generator.
+    pub seed: u64,
+    /// Give up (clients still in flight count as unfinished) after this
+    /// long, s.
+    pub timeout_s: u64,
+    /// Retransmission.
+    pub retransmit: DhcpRetransmitConf,
+    /// Relay-agent mode (absent: direct clients).
+    pub relay: Option<DhcpRelayConf>,
+}
+
+impl Default for DhcpTesterConf {
+    fn default() -> Self {
+        DhcpTesterConf {
+            port: String::new(),
+            clients: 1000,
+            concurrency: 0,
+            rate: 0,
+            burst: 16,
+            base_mac: "02:00:00:00:00:00".into(),
+            vlan: 0,
+            broadcast: true,
+            client_id: true,
+            max_naks: 3,
+            renew_after_ms: 0,
+            release: false,
+            server_mac: String::new(),
+            seed: 1,
+            timeout_s: 120,
+            retransmit: DhcpRetransmitConf::default(),
+            relay: None,
+        }
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut n = 0;
+    for part in s.split([':', '-']) {
+        if n == 6 || part.len() != 2 {
+            return None;
+        }
+        out[n] = u8::from_str_radix(part, 16).ok()?;
+        n += 1;
+    }
+    (n == 6).then_some(out)
+}
+
+type Checked = Result<(), crate::ConfigError>;
+
+fn bad(key: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> Checked {
+    Err(crate::ConfigError::new(key, value, reason))
+}
+
+fn within<T: PartialOrd + fmt::Display + Copy>(key: &str, v: T, lo: T, hi: T) -> Checked {
+    if v < lo || v > hi {
+        return bad(key, v, format!("must be in {lo}..={hi}"));
+    }
+    Ok(())
+}
+
+fn mac_key(key: &str, s: &str, required: bool) -> Checked {
+    if s.is_empty() {
+        if required {
+            return bad(key, "", "is required: a MAC address like 02:00:00:00:00:01");
+        }
+        return Ok(());
+    }
+    match parse_mac(s) {
+        None => bad(key, s, "not a MAC address (expected aa:bb:cc:dd:ee:ff)"),
+        Some(m) if m[0] & 1 == 1 => bad(key, s, "must be a unicast MAC (multicast bit set)"),
+        Some(_) => Ok(()),
+    }
+}
+
+impl Config {
+    /// The `[dhcp_server]` / `[dhcp_tester]` rules (called by `validate`).
+    pub(crate) fn validate_dhcp(&self) -> Checked {
+        if self.dhcp_server.is_none() && self.dhcp_tester.is_none() {
+            return Ok(());
+        }
+        if self.eal.worker_lcores.len() != 1 {
+            return bad(
+                "eal.worker_lcores",
+                format!("{:?}", self.eal.worker_lcores),
+                "the DHCP modes keep their lease / client tables on one lcore: configure exactly one worker",
+            );
+        }
+        let port = |key: &str, name: &str| -> Result<&PortConf, crate::ConfigError> {
+            if name.is_empty() {
+                return Err(crate::ConfigError::new(
+                    key,
+                    "",
+                    "is required: the name of a [[ports]] entry",
+                ));
+            }
+            self.ports.iter().find(|p| p.name == name).ok_or_else(|| {
+                crate::ConfigError::new(key, name, "no [[ports]] entry has this name")
+            })
+        };
+        if let Some(s) = &self.dhcp_server {
+            let p = port("dhcp_server.port", &s.port)?;
+            if s.server_ip.is_none() && p.addresses.is_empty() {
+                return bad(
+                    "dhcp_server.server_ip",
+                    "",
+                    format!("is required: port `{}` has no address to use", p.name),
+                );
+            }
+            if s.pools.is_empty() {
+                return bad(
+                    "dhcp_server.pools",
+                    "[]",
+                    "at least one [[dhcp_server.pools]] entry is needed",
+                );
+            }
+            within(
+                "dhcp_server.offer_timeout_ms",
+                s.offer_timeout_ms,
+                100,
+                3_600_000,
+            )?;
+            within(
+                "dhcp_server.decline_quarantine_s",
+                s.decline_quarantine_s,
+                0,
+                7 * 86_400,
+            )?;
+            within("dhcp_server.max_leases", s.max_leases, 1, 1 << 24)?;
+            if let Some(v) = s.idle_sleep_us {
+                within("dhcp_server.idle_sleep_us", v, 0, 1_000_000)?;
+            }
+            let mut total: u64 = 0;
+            for (i, pool) in s.pools.iter().enumerate() {
+                let k = |f: &str| format!("dhcp_server.pools[{i}].{f}");
+                let net = pool.subnet;
+                if !(1..=30).contains(&net.prefix) {
+                    return bad(
+                        k("subnet"),
+                        net,
+                        "prefix length must be 1..=30 (a pool needs host addresses)",
+                    );
+                }
+                let (lo, hi) = (u32::from(net.network()), u32::from(net.broadcast()));
+                for (f, a) in [
+                    ("range_start", pool.range_start),
+                    ("range_end", pool.range_end),
+                ] {
+                    let v = u32::from(a);
+                    if v <= lo || v >= hi {
+                        return bad(
+                            k(f),
+                            a,
+                            format!("must be a host address of {}/{} (not its network or broadcast address)", net.network(), net.prefix),
+                        );
+                    }
+                }
+                if pool.range_end < pool.range_start {
+                    return bad(
+                        k("range_end"),
+                        pool.range_end,
+                        format!("is before range_start {}", pool.range_start),
+                    );
+                }
+                if pool.routers.len() > 8 {
+                    return bad(k("routers"), pool.routers.len(), "at most 8 routers");
+                }
+                if pool.dns_servers.len() > 8 {
+                    return bad(
+                        k("dns_servers"),
+                        pool.dns_servers.len(),
+                        "at most 8 DNS servers",
+                    );
+                }
+                within(
+                    &k("lease_time_s"),
+                    pool.lease_time_s,
+                    1,
+                    u64::from(u32::MAX) - 1,
+                )?;
+                for (j, other) in s.pools.iter().enumerate().take(i) {
+                    let m = net.mask_u32().min(other.subnet.mask_u32());
+                    if u32::from(net.addr) & m == u32::from(other.subnet.addr) & m {
+                        return bad(
+                            k("subnet"),
+                            net,
+                            format!("overlaps dhcp_server.pools[{j}].subnet {}", other.subnet),
+                        );
+                    }
+                }
+                total += u64::from(u32::from(pool.range_end) - u32::from(pool.range_start)) + 1;
+            }
+            if total > u64::from(s.max_leases) {
+                return bad(
+                    "dhcp_server.max_leases",
+                    s.max_leases,
+                    format!(
+                        "the pools hold {total} addresses: raise max_leases or shrink the ranges"
+                    ),
+                );
+            }
+            let f = &s.faults;
+            if !(0.0..=1.0).contains(&f.drop_rate.0) {
+                return bad(
+                    "dhcp_server.faults.drop_rate",
+                    f.drop_rate.0,
+                    "must be a probability in 0.0..=1.0",
+                );
+            }
+            within("dhcp_server.faults.delay_ms", f.delay_ms, 0, 60_000)?;
+            within("dhcp_server.faults.delay_max_ms", f.delay_max_ms, 0, 60_000)?;
+            if f.delay_max_ms > 0 && f.delay_ms > 0 {
+                return bad(
+                    "dhcp_server.faults.delay_max_ms",
+                    f.delay_max_ms,
+                    "a fixed delay_ms and a uniform delay_min_ms..delay_max_ms exclude each other",
+                );
+            }
+            if f.delay_min_ms > f.delay_max_ms && (f.delay_max_ms > 0 || f.delay_min_ms > 0) {
+                return bad(
+                    "dhcp_server.faults.delay_min_ms",
+                    f.delay_min_ms,
+                    format!("is above delay_max_ms ({})", f.delay_max_ms),
+                );
+            }
+            within("dhcp_server.faults.max_delayed", f.max_delayed, 1, 1 << 20)?;
+            within(
+                "dhcp_server.faults.rate_limit_pps",
+                f.rate_limit_pps,
+                0,
+                1_000_000_000,
+            )?;
+            if f.rate_limit_pps > 0 {
+                within(
+                    "dhcp_server.faults.rate_limit_burst",
+                    f.rate_limit_burst,
+                    1,
+                    1_000_000,
+                )?;
+            }
+        }
+        if let Some(t) = &self.dhcp_tester {
+            let p = port("dhcp_tester.port", &t.port)?;
+            if !p.promiscuous {
+                return bad(
+                    format!("ports[{}].promiscuous", self.ports.iter().position(|q| q.name == p.name).unwrap_or(0)),
+                    "false",
+                    "the DHCP tester's port must be promiscuous: replies go to the virtual clients' MACs",
+                );
+            }
+            within("dhcp_tester.clients", t.clients, 1, 1 << 24)?;
+            within("dhcp_tester.concurrency", t.concurrency, 0, t.clients)?;
+            within("dhcp_tester.rate", t.rate, 0, 100_000_000)?;
+            within("dhcp_tester.burst", t.burst, 1, 256)?;
+            mac_key("dhcp_tester.base_mac", &t.base_mac, true)?;
+            if let Some(m) = parse_mac(&t.base_mac) {
+                let mut b = [0u8; 8];
+                b[2..].copy_from_slice(&m);
+                let v = u64::from_be_bytes(b);
+                if v + u64::from(t.clients) > 1 << 48 {
+                    return bad(
+                        "dhcp_tester.base_mac",
+                        &t.base_mac,
+                        "base_mac + clients passes ff:ff:ff:ff:ff:ff",
+                    );
+                }
+            }
+            within("dhcp_tester.vlan", t.vlan, 0, 4094)?;
+            within("dhcp_tester.timeout_s", t.timeout_s, 1, 7 * 86_400)?;
+            mac_key("dhcp_tester.server_mac", &t.server_mac, false)?;
+            let r = &t.retransmit;
+            within(
+                "dhcp_tester.retransmit.initial_ms",
+                r.initial_ms,
+                1,
+                600_000,
+            )?;
+            within("dhcp_tester.retransmit.multiplier", r.multiplier, 1, 16)?;
+            within(
+                "dhcp_tester.retransmit.max_ms",
+                r.max_ms,
+                r.initial_ms,
+                3_600_000,
+            )?;
+            within("dhcp_tester.retransmit.jitter_pct", r.jitter_pct, 0, 100)?;
+            if let Some(rl) = &t.relay {
+                if rl.giaddr.is_none() {
+                    return bad("dhcp_tester.relay.giaddr", "", "is required in relay mode");
+                }
+                if rl.server_ip.is_none() {
+                    return bad(
+                        "dhcp_tester.relay.server_ip",
+                        "",
+                        "is required in relay mode: relayed requests are unicast",
+                    );
+                }
+                mac_key("dhcp_tester.relay.server_mac", &rl.server_mac, true)?;
+                within("dhcp_tester.relay.max_hops", rl.max_hops, 1, 255)?;
+                if rl.hops >= rl.max_hops {
+                    return bad(
+                        "dhcp_tester.relay.hops",
+                        rl.hops,
+                        format!(
+                            "must be below max_hops ({}): a relay refuses such a message",
+                            rl.max_hops
+                        ),
+                    );
+                }
+                for (f, v) in [("circuit_id", &rl.circuit_id), ("remote_id", &rl.remote_id)] {
+                    if v.len() > 200 {
+                        return bad(
+                            format!("dhcp_tester.relay.{f}"),
+                            v,
+                            "at most 200 bytes (an option holds 255)",
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
