@@ -776,11 +776,20 @@ impl<F: Frame> LbCore<F> {
             }
             return;
         }
-        let f = match self.term_backend(io, f, l3, &s, now) {
-            Some(f) => f,
-            None => return,
+        // The flow table first: a backend tuple is either a spliced flow's
+        // or a terminated connection's leg (source ports are allocated
+        // against both), and a spliced segment should not pay the
+        // terminator's SipHash lookup whenever TLS connections exist.
+        let hit = self.flows.lookup(s.src, s.dst);
+        let f = if matches!(hit, Some((_, Dir::S2C))) {
+            f
+        } else {
+            match self.term_backend(io, f, l3, &s, now) {
+                Some(f) => f,
+                None => return,
+            }
         };
-        let Some((id, Dir::S2C)) = self.flows.lookup(s.src, s.dst) else {
+        let Some((id, Dir::S2C)) = hit else {
             if let Some(i) = self
                 .probes
                 .iter()
