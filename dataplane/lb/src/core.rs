@@ -283,6 +283,8 @@ struct Meta {
     closed: bool,
     tries: u8,
     deadline: u64,
+    /// Its index in `LbCore::connecting` while connecting (O(1) removal).
+    cidx: u32,
     /// Backends tried for this connection so far (bit `index % 64`): a
     /// refused or silent backend is retried on another (`lb.retries`).
     tried: u64,
@@ -330,6 +332,7 @@ impl Meta {
         closed: false,
         tries: 0,
         deadline: 0,
+        cidx: 0,
         tried: 0,
         retried: 0,
         born: 0,
@@ -407,6 +410,9 @@ pub struct LbCore<F> {
     syncache: SynCache,
     meta: Vec<Meta>,
     connecting: Vec<FlowId>,
+    /// No connecting flow's deadline is earlier (a lower bound: removals do
+    /// not raise it): `connect_timers` scans only from then on.
+    connect_due: u64,
     held: ArrayVec<(FlowId, F), HOLD_MAX>,
     pools: Arc<Vec<Snapshot>>,
     pools_version: u64,
@@ -456,6 +462,7 @@ impl<F: Frame> LbCore<F> {
             syncache: SynCache::new(conf.syn_backlog, conf.syn_rate, conf.hz),
             meta: vec![Meta::FREE; conf.max_flows],
             connecting: Vec::with_capacity(conf.max_connecting),
+            connect_due: u64::MAX,
             held: ArrayVec::new(),
             pools,
             pools_version,

@@ -1546,3 +1546,97 @@ fn removed_vip_stray_ack_with_several_lcores_is_dropped_not_reset() {
     assert_eq!(r.lb().counters().cookie_bad, 1);
     assert_eq!(r.lb().counters().syn_refused_removed, 0);
 }
+
+/// Many connections connecting at once, answered by the backend in another
+/// order than they were opened (the connecting list is kept by index, the
+/// last one moving into a removed one's place), and some never answered
+/// (their SYN retransmissions and give-up come from the deadline scan):
+/// every one is accounted for and the connecting list ends empty.
+#[test]
+fn many_connecting_flows_answered_out_of_order_or_timing_out() {
+    let mut r = rig();
+    let n = 15u16; // conf(): max_connecting = 16
+    let mut legs = Vec::new();
+    for k in 0..n {
+        let c = SocketAddrV4::new(CLIENT_IP, 41000 + k);
+        let isn = 1000 + u32::from(k) * 100_000;
+        let syn = SynOptions {
+            mss: Some(1460),
+            ..Default::default()
+        };
+        r.inject(
+            0,
+            seg(
+                CLIENT_MAC,
+                CMAC,
+                c,
+                vip(),
+                isn,
+                0,
+                TcpFlags::SYN,
+                500,
+                &syn,
+                &[],
+            ),
+        );
+        let sa = r.take_tcp(0).remove(0);
+        r.inject(
+            0,
+            seg(
+                CLIENT_MAC,
+                CMAC,
+                c,
+                vip(),
+                isn + 1,
+                sa.seq.wrapping_add(1),
+                TcpFlags::ACK | TcpFlags::PSH,
+                500,
+                &SynOptions::default(),
+                b"GET / HTTP/1.0\r\n\r\n",
+            ),
+        );
+        let mut out = r.take_tcp(1);
+        assert_eq!(out.len(), 1, "connection {k}: {:?}", r.lb().counters());
+        let bsyn = out.remove(0);
+        assert_eq!(bsyn.flags, TcpFlags::SYN);
+        legs.push(bsyn);
+    }
+    r.tick_ms(1);
+    assert_eq!(r.lb().counters().flows_connecting, u64::from(n));
+    // Every third one never answers; the others answer last-opened first,
+    // then first-opened, alternating.
+    let mut order: Vec<usize> = (0..legs.len()).filter(|i| i % 3 != 0).collect();
+    let (a, b): (Vec<usize>, Vec<usize>) = order.drain(..).partition(|i| i % 2 == 0);
+    for i in a.into_iter().rev().chain(b) {
+        let l = &legs[i];
+        r.server_sends(
+            l.src,
+            7000,
+            l.seq.wrapping_add(1),
+            TcpFlags::SYN | TcpFlags::ACK,
+            500,
+            &SynOptions {
+                mss: Some(1460),
+                ..Default::default()
+            },
+            &[],
+        );
+    }
+    let answered = legs.len() - legs.len().div_ceil(3);
+    assert_eq!(r.lb().counters().conn_spliced, answered as u64);
+    r.tick_ms(1);
+    assert_eq!(
+        r.lb().counters().flows_connecting,
+        (legs.len() - answered) as u64
+    );
+    // The silent ones: retransmitted on their deadlines, then given up.
+    r.tick_ms(5_000);
+    let c = r.lb().counters();
+    assert_eq!(c.flows_connecting, 0, "{c:?}");
+    assert_eq!(c.conn_timeout, (legs.len() - answered) as u64, "{c:?}");
+    assert_eq!(
+        c.backend_syn_retx,
+        2 * (legs.len() - answered) as u64,
+        "two retransmissions each (syn_retries = 2): {c:?}"
+    );
+}

@@ -343,6 +343,7 @@ impl<F: Frame> LbCore<F> {
             closed: false,
             tries: 0,
             deadline: now + self.conf.syn_rto_ms * self.ms,
+            cidx: 0,
             tried: 1u64 << (b % 64),
             retried: 0,
             born: born.unwrap_or(now),
@@ -353,7 +354,7 @@ impl<F: Frame> LbCore<F> {
             how: EndReason::Fin,
             sa: SaDecision::None,
         };
-        self.connecting.push(id);
+        self.connecting_add(id);
         self.c.conn_opened += 1;
         if let Some(cur) = self.cursors.get_mut(pool) {
             if let Some(l) = cur.local_conns.get_mut(b) {

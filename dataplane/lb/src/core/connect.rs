@@ -164,7 +164,7 @@ impl<F: Frame> LbCore<F> {
         self.h
             .backend_connect
             .record(self.us(now.saturating_sub(attempt_at)));
-        self.connecting.retain(|x| *x != id);
+        self.connecting_remove(id);
         self.c.conn_spliced += 1;
         self.bstat(m.pool.into(), m.backend.into(), |st| {
             st.active += 1;
@@ -339,9 +339,13 @@ impl<F: Frame> LbCore<F> {
         nm.retried += 1;
         nm.attempt_at = now;
         self.meta[nid as usize] = nm;
-        for x in self.connecting.iter_mut().filter(|x| **x == id) {
-            *x = nid;
+        // Its place in `connecting` (nm.cidx) passes to the new id.
+        if let Some(x) = self.connecting.get_mut(nm.cidx as usize) {
+            if *x == id {
+                *x = nid;
+            }
         }
+        self.connect_due = self.connect_due.min(nm.deadline);
         for h in self.held.iter_mut().filter(|(h, _)| *h == id) {
             h.0 = nid;
         }
@@ -360,19 +364,61 @@ impl<F: Frame> LbCore<F> {
         true
     }
 
-    /// Backend SYN retransmissions and give-ups.
+    /// Add connecting flow `id` (its deadline set).
+    pub(super) fn connecting_add(&mut self, id: FlowId) {
+        let m = &mut self.meta[id as usize];
+        m.cidx = self.connecting.len() as u32;
+        self.connect_due = self.connect_due.min(m.deadline);
+        self.connecting.push(id);
+    }
+
+    /// Take connecting flow `id` out of `connecting`, in O(1) (the last
+    /// one takes its place).
+    pub(super) fn connecting_remove(&mut self, id: FlowId) {
+        let i = self.meta[id as usize].cidx as usize;
+        if self.connecting.get(i) != Some(&id) {
+            // Not where its index says (never expected; tests and fuzzing
+            // run with debug assertions): the slow way.
+            debug_assert!(
+                !self.connecting.contains(&id),
+                "connecting flow {id} not at its index {i}"
+            );
+            self.connecting.retain(|x| *x != id);
+            for (k, &x) in self.connecting.iter().enumerate() {
+                self.meta[x as usize].cidx = k as u32;
+            }
+            return;
+        }
+        self.connecting.swap_remove(i);
+        if let Some(&moved) = self.connecting.get(i) {
+            self.meta[moved as usize].cidx = i as u32;
+        }
+    }
+
+    /// Backend SYN retransmissions and give-ups. Scans the connecting
+    /// flows only once the earliest deadline may have passed.
     pub(super) fn connect_timers<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        if now < self.connect_due {
+            return;
+        }
         let mut due: ArrayVec<FlowId, 256> = ArrayVec::new();
+        let mut next = u64::MAX;
         for &id in &self.connecting {
-            if self.meta[id as usize].deadline <= now && due.try_push(id).is_err() {
+            let d = self.meta[id as usize].deadline;
+            if d > now {
+                next = next.min(d);
+            } else if due.try_push(id).is_err() {
+                next = now; // more are due: the next tick goes on
                 break;
             }
         }
+        self.connect_due = next;
         for id in due {
             let m = &mut self.meta[id as usize];
             if m.tries < self.conf.syn_retries {
                 m.tries += 1;
                 m.deadline = now + ((self.conf.syn_rto_ms * self.ms) << m.tries.min(10));
+                self.connect_due = self.connect_due.min(m.deadline);
                 self.c.backend_syn_retx += 1;
                 self.send_backend_syn(io, id);
             } else {

@@ -164,16 +164,17 @@ impl<F: Frame> LbCore<F> {
     /// Release everything a removed flow held.
     pub(super) fn forget(&mut self, id: FlowId, end: Ended, why: Gone) {
         self.sa_forget(id);
+        if self.meta[id as usize].phase == Phase::Connecting {
+            // (by its index in `connecting`, which the meta holds)
+            self.connecting_remove(id);
+        }
         let m = std::mem::replace(&mut self.meta[id as usize], Meta::FREE);
         if m.phase != Phase::Free && self.access.wants() {
             self.log_flow(&m, &end, why);
         }
         let (pool, b) = (usize::from(m.pool), usize::from(m.backend));
         match m.phase {
-            Phase::Connecting => {
-                self.connecting.retain(|x| *x != id);
-                self.held.retain(|(h, _)| *h != id);
-            }
+            Phase::Connecting => self.held.retain(|(h, _)| *h != id),
             Phase::Spliced if m.closed => {} // already off the active counts
             Phase::Spliced => self.bstat(pool, b, |st| st.active = st.active.saturating_sub(1)),
             Phase::Free => return,
