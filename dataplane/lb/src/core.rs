@@ -108,6 +108,87 @@ pub struct VipConf {
     pub open: bool,
 }
 
+/// What the lcore knows of one VIP address, found by binary search
+/// ([`VipIndex`]) instead of scanning every VIP list per packet.
+#[derive(Copy, Clone, Debug)]
+struct VipEntry {
+    pool: u32,
+    open: bool,
+    session_aware: bool,
+    /// Index in the terminator's VIPs (`u32::MAX`: not terminated).
+    tls: u32,
+    /// Index in `LbConf::content` (`u32::MAX`: no content rules).
+    content: u32,
+}
+
+impl VipEntry {
+    fn tls(&self) -> Option<usize> {
+        (self.tls != u32::MAX).then_some(self.tls as usize)
+    }
+    fn content(&self) -> Option<usize> {
+        (self.content != u32::MAX).then_some(self.content as usize)
+    }
+}
+
+/// The VIPs by address (sorted; rebuilt when the services change) and the
+/// VIP IP addresses.
+#[derive(Clone, Debug, Default)]
+struct VipIndex {
+    by_addr: Vec<(u64, VipEntry)>,
+    ips: Vec<u32>,
+}
+
+impl VipIndex {
+    fn key(a: SocketAddrV4) -> u64 {
+        (u64::from(u32::from(*a.ip())) << 16) | u64::from(a.port())
+    }
+
+    fn build(vips: &[VipConf], tls: &[TlsVip], content: &[ContentVip]) -> VipIndex {
+        let mut by_addr: Vec<(u64, VipEntry)> = Vec::with_capacity(vips.len());
+        for v in vips {
+            let k = Self::key(v.addr);
+            if by_addr.iter().any(|(x, _)| *x == k) {
+                continue; // the first entry of an address wins, as before
+            }
+            by_addr.push((
+                k,
+                VipEntry {
+                    pool: v.pool as u32,
+                    open: v.open,
+                    session_aware: v.session_aware,
+                    tls: tls
+                        .iter()
+                        .position(|t| t.addr == v.addr)
+                        .map_or(u32::MAX, |i| i as u32),
+                    content: content
+                        .iter()
+                        .position(|c| c.addr == v.addr)
+                        .map_or(u32::MAX, |i| i as u32),
+                },
+            ));
+        }
+        by_addr.sort_unstable_by_key(|(k, _)| *k);
+        let mut ips: Vec<u32> = vips.iter().map(|v| u32::from(*v.addr.ip())).collect();
+        ips.sort_unstable();
+        ips.dedup();
+        VipIndex { by_addr, ips }
+    }
+
+    #[inline]
+    fn get(&self, a: SocketAddrV4) -> Option<&VipEntry> {
+        let k = Self::key(a);
+        self.by_addr
+            .binary_search_by_key(&k, |(x, _)| *x)
+            .ok()
+            .map(|i| &self.by_addr[i].1)
+    }
+
+    #[inline]
+    fn has_ip(&self, ip: Ipv4Addr) -> bool {
+        self.ips.binary_search(&u32::from(ip)).is_ok()
+    }
+}
+
 /// One lcore's balancer settings.
 #[derive(Clone, Debug)]
 pub struct LbConf {
@@ -418,6 +499,8 @@ pub struct LbCore<F> {
     pools_version: u64,
     /// Clock at the last `probe_timers` (stall detection).
     last_tick: u64,
+    /// `conf.vips` (with the TLS and content VIPs) by address.
+    vix: VipIndex,
     /// The services last taken from the board (see `refresh_pools`).
     services: Arc<crate::board::Services>,
     cursors: Vec<Cursor>,
@@ -467,6 +550,7 @@ impl<F: Frame> LbCore<F> {
             pools,
             pools_version,
             services: shared.board.services(),
+            vix: VipIndex::build(&conf.vips, &conf.tls_vips, &conf.content),
             last_tick: 0,
             cursors,
             bstats,
@@ -539,26 +623,19 @@ impl<F: Frame> LbCore<F> {
 
     /// Does the VIP `vip` take new connections (not removed)?
     fn vip_open(&self, vip: SocketAddrV4) -> bool {
-        self.conf.vips.iter().any(|v| v.addr == vip && v.open)
+        self.vix.get(vip).is_some_and(|e| e.open)
     }
 
     fn vip_pool(&self, vip: SocketAddrV4) -> Option<usize> {
-        self.conf
-            .vips
-            .iter()
-            .find(|v| v.addr == vip)
-            .map(|v| v.pool)
+        self.vix.get(vip).map(|e| e.pool as usize)
     }
 
     fn vip_session_aware(&self, vip: SocketAddrV4) -> bool {
-        self.conf
-            .vips
-            .iter()
-            .any(|v| v.addr == vip && v.session_aware)
+        self.vix.get(vip).is_some_and(|e| e.session_aware)
     }
 
     fn is_vip_addr(&self, ip: Ipv4Addr) -> bool {
-        self.conf.vips.iter().any(|v| *v.addr.ip() == ip)
+        self.vix.has_ip(ip)
     }
 
     /// Ticks of the clock as microseconds.
@@ -700,7 +777,7 @@ impl<F: Frame> LbCore<F> {
             return;
         };
         let syn = s.flags.contains(TcpFlags::SYN);
-        if let Some(vi) = self.term.vip_at(s.dst) {
+        if let Some(vi) = self.vix.get(s.dst).and_then(VipEntry::tls) {
             if !syn {
                 opts.ts = Self::timestamps_of(&f, l3);
             }
@@ -893,5 +970,44 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
     fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
         self.publishes = TLS_PUBLISH_MS - 1;
         self.publish();
+    }
+}
+
+#[cfg(test)]
+mod vip_index_tests {
+    use super::*;
+
+    #[test]
+    fn finds_each_vip_by_address_and_port() {
+        let v = |a: &str, pool, open, sa| VipConf {
+            addr: a.parse().unwrap(),
+            pool,
+            session_aware: sa,
+            open,
+        };
+        let vips = [
+            v("10.0.0.2:443", 0, true, false),
+            v("10.0.0.1:80", 1, false, false),
+            v("10.0.0.1:8443", 2, true, true),
+            v("10.0.0.1:80", 3, true, false), // a second entry: the first wins
+        ];
+        let content = [ContentVip {
+            addr: "10.0.0.1:80".parse().unwrap(),
+            rules: Arc::new(arc_swap::ArcSwap::from_pointee(Vec::new())),
+        }];
+        let ix = VipIndex::build(&vips, &[], &content);
+        let e = ix.get("10.0.0.1:80".parse().unwrap()).unwrap();
+        assert_eq!(
+            (e.pool, e.open, e.content(), e.tls()),
+            (1, false, Some(0), None)
+        );
+        let e = ix.get("10.0.0.1:8443".parse().unwrap()).unwrap();
+        assert_eq!((e.pool, e.open, e.session_aware), (2, true, true));
+        assert_eq!(ix.get("10.0.0.2:443".parse().unwrap()).unwrap().pool, 0);
+        assert!(ix.get("10.0.0.2:80".parse().unwrap()).is_none());
+        assert!(ix.get("10.0.0.3:443".parse().unwrap()).is_none());
+        assert!(ix.has_ip("10.0.0.1".parse().unwrap()));
+        assert!(ix.has_ip("10.0.0.2".parse().unwrap()));
+        assert!(!ix.has_ip("10.0.0.3".parse().unwrap()));
     }
 }

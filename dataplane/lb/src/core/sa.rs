@@ -715,10 +715,10 @@ impl<F: Frame> LbCore<F> {
     /// rules were all removed live: its connections are spliced at once
     /// again, not held for the request).
     pub(super) fn content_rules(&self, vip: SocketAddrV4) -> Option<Arc<Vec<ContentRule>>> {
-        self.conf
-            .content
-            .iter()
-            .find(|c| c.addr == vip)
+        self.vix
+            .get(vip)
+            .and_then(super::VipEntry::content)
+            .and_then(|i| self.conf.content.get(i))
             .map(|c| c.rules.load_full())
             .filter(|r| !r.is_empty())
     }

@@ -230,11 +230,6 @@ impl Terminator {
         }
     }
 
-    /// The terminated VIP at `addr`.
-    pub(super) fn vip_at(&self, addr: SocketAddrV4) -> Option<usize> {
-        self.vips.iter().position(|v| v.addr == addr)
-    }
-
     /// Is `(server, sport)` a backend leg of a terminated connection?
     pub(super) fn owns_backend(&self, server: SocketAddrV4, sport: u16) -> bool {
         self.by_backend.contains_key(&(server, sport))

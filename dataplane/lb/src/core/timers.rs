@@ -226,6 +226,7 @@ impl<F: Frame> LbCore<F> {
             self.conf.vips.clone_from(&services.vips);
             self.conf.content.clone_from(&services.content);
             self.term.set_vips(&services.tls_vips);
+            self.vix = VipIndex::build(&services.vips, &services.tls_vips, &services.content);
             self.access.set_sample(services.access_sample);
             self.services = services;
         }
