@@ -260,6 +260,22 @@ fn is_pci(s: &str) -> bool {
         && matches!(func.as_bytes()[0], b'0'..=b'7')
 }
 
+/// A kernel interface name of a vdev (`iface=`).
+fn check_iface(key: &str, dev: &str, iface: &str) -> R {
+    if iface.len() > IFNAME_MAX
+        || iface
+            .bytes()
+            .any(|b| b == b'/' || b.is_ascii_whitespace() || b == b':')
+    {
+        return err(
+            key,
+            dev,
+            format!("`{iface}` is not a Linux interface name (at most {IFNAME_MAX} characters, no `/`, `:` or spaces)"),
+        );
+    }
+    Ok(())
+}
+
 /// Check a vdev spec: `net_<driver><instance>[,key=value...]`, and what the
 /// engine's model needs of it (one queue pair per worker).
 fn check_vdev(key: &str, p: &PortConf, workers: usize) -> R {
@@ -292,17 +308,7 @@ fn check_vdev(key: &str, p: &PortConf, workers: usize) -> R {
         let Some(iface) = p.iface() else {
             return err(key, dev, "net_af_xdp needs `iface=<interface>`");
         };
-        if iface.len() > IFNAME_MAX
-            || iface
-                .bytes()
-                .any(|b| b == b'/' || b.is_ascii_whitespace() || b == b':')
-        {
-            return err(
-                key,
-                dev,
-                format!("`{iface}` is not a Linux interface name (at most {IFNAME_MAX} characters, no `/`, `:` or spaces)"),
-            );
-        }
+        check_iface(key, dev, iface)?;
         for k in ["start_queue", "busy_budget"] {
             if let Some(v) = p.vdev_arg(k) {
                 if v.parse::<u32>().is_err() {
@@ -337,17 +343,7 @@ fn check_vdev(key: &str, p: &PortConf, workers: usize) -> R {
         let Some(iface) = p.iface() else {
             return err(key, dev, "net_af_packet needs `iface=<interface>`");
         };
-        if iface.len() > IFNAME_MAX
-            || iface
-                .bytes()
-                .any(|b| b == b'/' || b.is_ascii_whitespace() || b == b':')
-        {
-            return err(
-                key,
-                dev,
-                format!("`{iface}` is not a Linux interface name (at most {IFNAME_MAX} characters, no `/`, `:` or spaces)"),
-            );
-        }
+        check_iface(key, dev, iface)?;
         let qpairs = match p.vdev_arg("qpairs") {
             None => 1,
             Some(q) => match q.parse::<usize>() {
