@@ -39,7 +39,9 @@
 //! `sa_fallback_busy = sa_fallback_session_busy + sa_fallback_backend`,
 //! after a tick `tls_accepted = tls_closed + tls_active`); the flow table
 //! and hold buffer stay within their bounds; frames sent per input frame
-//! stay bounded (8, plus what the data injected so far could fill). At
+//! stay bounded (8, plus what the data injected so far could fill, plus
+//! the client segments held for a connecting backend, released one for
+//! one by its SYN-ACK). At
 //! the end, after the clock has run past every timeout (idle, linger, TLS
 //! handshake, SYN cache, hello wait, backend SYN retries) with no more
 //! input: no flow, no held segment, no connecting flow, no terminated
@@ -935,9 +937,12 @@ impl Rig {
         8 + (self.injected + 8192 * self.tls_syns) / 256
     }
 
-    /// Inject one frame, run the lcore, drain and check.
+    /// Inject one frame, run the lcore, drain and check. Client segments
+    /// held while a backend connects are released one for one by its
+    /// SYN-ACK (a splice forwards segments, it does not coalesce them), so
+    /// what is held before the step is allowed on top.
     fn inject(&mut self, port: usize, f: Vec<u8>) {
-        let allowed = self.allowance();
+        let allowed = self.allowance() + self.w.service().held();
         trace_frame("in ", port, &f);
         self.w
             .queue_mut(port)
