@@ -214,6 +214,9 @@ pub struct GenLoop<Q: Queue, C: Clock> {
     pending: Burst<Q::Frame>,
     /// Buffers allocated in bulk, not yet built into frames.
     stash: Burst<Q::Frame>,
+    /// Frames in `pending` and their bytes incl. FCS (as far as known:
+    /// the count tells whether the sum is current).
+    pending_bytes: (usize, u64),
     tx_pkts: u64,
     tx_bytes: u64,
     tx_retries: u64,
@@ -245,6 +248,7 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
             receive: cfg.receive,
             pending: Burst::new(),
             stash: Burst::new(),
+            pending_bytes: (0, 0),
             tx_pkts: 0,
             tx_bytes: 0,
             tx_retries: 0,
@@ -277,18 +281,32 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
         if active {
             if self.pending.is_empty() {
                 let max = self.burst;
-                self.gen
+                let bytes = self.gen.bytes;
+                let n = self
+                    .gen
                     .fill(&mut self.tx_q, &mut self.stash, &mut self.pending, max, now);
+                self.pending_bytes = (n, self.gen.bytes - bytes);
             }
             if !self.pending.is_empty() {
-                let bytes: u64 = self.pending.iter().map(|f| (f.len() + FCS) as u64).sum();
                 let before = self.pending.len();
+                // What is left after the burst is summed (rarely: the
+                // device took everything); what was there is known.
+                let bytes = if before == self.pending_bytes.0 {
+                    self.pending_bytes.1
+                } else {
+                    self.pending.iter().map(|f| (f.len() + FCS) as u64).sum()
+                };
                 let n = self.tx_q.tx_burst(&mut self.pending);
                 if n > 0 {
                     self.first_tx.get_or_insert(now);
                     self.last_tx = now;
                 }
-                let left: u64 = self.pending.iter().map(|f| (f.len() + FCS) as u64).sum();
+                let left: u64 = if n == before {
+                    0
+                } else {
+                    self.pending.iter().map(|f| (f.len() + FCS) as u64).sum()
+                };
+                self.pending_bytes = (self.pending.len(), left);
                 self.tx_pkts += n as u64;
                 self.tx_bytes += bytes - left;
                 if n < before {

@@ -1,11 +1,17 @@
 //! Stream templates: the headers of a stream are built once; per packet the
-//! hot path copies the template prefix, zeroes the padding and rewrites the
-//! varying fields (addresses, ports, lengths, sequence number, timestamp)
-//! with RFC 1624 incremental checksum updates (eq. 3, accumulated over the
-//! changed words and folded once per checksum).
+//! hot path copies the template prefix (a fixed 64- or 96-byte copy, the
+//! template padded with zeros), zeroes what padding is left and writes the
+//! varying fields (addresses, ports, lengths, sequence number, timestamp).
+//!
+//! Checksums are not updated field by field: each is the template's
+//! constant part (with the length fields of the current frame size),
+//! summed once, plus the varying fields' values added whole into a `u64`
+//! and folded once: one's-complement addition is addition modulo 0xffff,
+//! where 2^16 ≡ 1, so a 32- or 64-bit field counts as its 16-bit words
+//! (RFC 1071 §2), as long as every field starts at an even offset, which
+//! the payload header's fields do.
 
-use qsplice_wire::checksum::fold;
-use qsplice_wire::{ethertype, ip_proto, Ipv4Addr, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
+use qsplice_wire::{ethertype, ip_proto, Ipv4Addr, Ipv4Packet, TcpFlags, TcpPacket};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -96,19 +102,34 @@ pub fn min_frame_size(vlan: bool, proto: Proto) -> usize {
     (header_len(vlan, proto) + FCS).max(64)
 }
 
-/// A built stream: template bytes, offsets, base values, field cursors.
+/// Template bytes kept per stream: the longest prefix (802.1Q, IPv4, TCP
+/// and payload headers: 76 bytes) padded with zeros, so that the hot path
+/// copies a fixed size.
+const TMPL: usize = 96;
+/// The fixed copy of the common case (an untagged UDP template, 60 bytes,
+/// into a 64-byte frame).
+const SHORT: usize = 64;
+
+/// A built stream: template bytes, offsets, the checksums' constant parts,
+/// field cursors.
 #[derive(Debug)]
 pub struct Stream {
     /// The spec it was built from.
     pub spec: StreamSpec,
-    tmpl: Vec<u8>,
+    tmpl: [u8; TMPL],
+    hl: usize,
     l3: usize,
-    l4: usize,
-    pay: usize,
-    base_ip_csum: u16,
-    base_l4_csum: u16,
-    base_total_len: u16,
-    base_l4_len: u16,
+    /// Big-endian word sum of the IPv4 header without its varying
+    /// fields (total length, addresses) and checksum.
+    ip_k: u64,
+    /// The same for the L4 checksum: pseudo-header protocol, L4 header and
+    /// payload header without their varying fields.
+    l4_k: u64,
+    /// The frame length (without FCS) the template's length fields and
+    /// `sized_k` are for (0: none yet). A stream of one size sets it once.
+    sized_len: usize,
+    /// `ip_k` and `l4_k` with the length fields of `sized_len` added.
+    sized_k: (u64, u64),
     src_span: u32,
     dst_span: u32,
     sport_span: u32,
@@ -131,12 +152,43 @@ fn span_port(r: (u16, u16)) -> u32 {
     u32::from(r.1.saturating_sub(r.0)) + 1
 }
 
+/// Sum of the big-endian 16-bit words of `b` (even length).
+fn word_sum(b: &[u8]) -> u64 {
+    b.chunks_exact(2)
+        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum()
+}
+
+/// Folds a word sum to 16 bits with end-around carry (not complemented).
+#[inline(always)]
+fn fold64(s: u64) -> u16 {
+    // 64 → 32 bits with end-around carry, then 32 → 16 (RFC 1071 §4.1:
+    // after one fold at most one carry is left, the second adds it).
+    let (a, c) = (s as u32).overflowing_add((s >> 32) as u32);
+    let x = a.wrapping_add(u32::from(c));
+    let x = (x >> 16) + (x & 0xffff);
+    (x + (x >> 16)) as u16
+}
+
+/// A 16-bit field's contribution to a word sum.
+#[inline(always)]
+fn w16(x: u16) -> u64 {
+    u64::from(x)
+}
+
+/// A 32-bit field's: added whole (2^16 ≡ 1 modulo 0xffff, so it counts
+/// as its two 16-bit words once folded).
+#[inline(always)]
+fn w32(x: u32) -> u64 {
+    u64::from(x)
+}
+
 impl Stream {
-    /// Builds the template (headers for the smallest frame; checksums
-    /// computed once in full).
+    /// Builds the template (headers for the smallest frame) and the
+    /// checksums' constant parts.
     pub fn new(spec: StreamSpec) -> Self {
         let hl = header_len(spec.vlan.is_some(), spec.proto);
-        let mut t = vec![0u8; hl];
+        let mut t = [0u8; TMPL];
         t[0..6].copy_from_slice(&spec.dst_mac);
         t[6..12].copy_from_slice(&spec.src_mac);
         let mut l3 = 14;
@@ -152,52 +204,31 @@ impl Stream {
             Proto::TcpSyn => 20,
         };
         let pay = l4 + l4_hl;
+        // Varying fields stay zero in the template: they are written, and
+        // added to the checksums, per packet.
         payload::write_header(&mut t[pay..], spec.id, 0, 0);
-        let (src, dst) = (spec.src_ip.0, spec.dst_ip.0);
-        let total = (hl - l3) as u16;
-        let l4_len = (hl - l4) as u16;
+        let proto = match spec.proto {
+            Proto::Udp => ip_proto::UDP,
+            Proto::TcpSyn => ip_proto::TCP,
+        };
         {
-            let mut ip = Ipv4Packet::new_unchecked(&mut t[l3..]);
+            let mut ip = Ipv4Packet::new_unchecked(&mut t[l3..l3 + 20]);
             ip.set_version(4);
             ip.set_header_len(20);
-            ip.set_total_len(total);
             ip.set_ident(0);
             ip.set_dont_frag(true);
             ip.set_ttl(spec.ttl);
-            ip.set_protocol(match spec.proto {
-                Proto::Udp => ip_proto::UDP,
-                Proto::TcpSyn => ip_proto::TCP,
-            });
-            ip.set_src_addr(src);
-            ip.set_dst_addr(dst);
-            ip.fill_checksum();
+            ip.set_protocol(proto);
         }
-        match spec.proto {
-            Proto::Udp => {
-                let mut u = UdpPacket::new_unchecked(&mut t[l4..]);
-                u.set_src_port(spec.src_port.0);
-                u.set_dst_port(spec.dst_port.0);
-                u.set_len(l4_len);
-                u.fill_checksum(src, dst);
-            }
-            Proto::TcpSyn => {
-                let mut s = TcpPacket::new_unchecked(&mut t[l4..]);
-                s.set_src_port(spec.src_port.0);
-                s.set_dst_port(spec.dst_port.0);
-                s.set_seq_number(0);
-                s.set_ack_number(0);
-                s.set_header_len(20);
-                s.set_flags(TcpFlags::SYN);
-                s.set_window_len(65535);
-                s.fill_checksum(src, dst);
-            }
+        if spec.proto == Proto::TcpSyn {
+            let mut s = TcpPacket::new_unchecked(&mut t[l4..pay]);
+            s.set_ack_number(0);
+            s.set_header_len(20);
+            s.set_flags(TcpFlags::SYN);
+            s.set_window_len(65535);
         }
-        let base_ip_csum = u16::from_be_bytes([t[l3 + 10], t[l3 + 11]]);
-        let off = match spec.proto {
-            Proto::Udp => 6,
-            Proto::TcpSyn => 16,
-        };
-        let base_l4_csum = u16::from_be_bytes([t[l4 + off], t[l4 + off + 1]]);
+        let ip_k = word_sum(&t[l3..l4]);
+        let l4_k = word_sum(&t[l4..hl]) + w16(u16::from(proto));
         Stream {
             src_span: span_ip(spec.src_ip),
             dst_span: span_ip(spec.dst_ip),
@@ -205,13 +236,12 @@ impl Stream {
             dport_span: span_port(spec.dst_port),
             spec,
             tmpl: t,
+            hl,
             l3,
-            l4,
-            pay,
-            base_ip_csum,
-            base_l4_csum,
-            base_total_len: total,
-            base_l4_len: l4_len,
+            ip_k,
+            l4_k,
+            sized_len: 0,
+            sized_k: (0, 0),
             cur: [0; 4],
             next_seq: 0,
             sent: 0,
@@ -220,9 +250,10 @@ impl Stream {
 
     /// Bytes of the template prefix (the smallest frame, without FCS).
     pub fn header_len(&self) -> usize {
-        self.tmpl.len()
+        self.hl
     }
 
+    #[inline(always)]
     fn advance(&mut self, rng: &mut SmallRng) -> [u32; 4] {
         let spans = [
             self.src_span,
@@ -242,86 +273,102 @@ impl Stream {
         }
     }
 
+    /// Writes the length fields of `len`-byte frames (IPv4 total length,
+    /// UDP length) into the template and adds them, and the pseudo
+    /// header's L4 length, to the checksums' constant parts.
+    #[cold]
+    fn resize<const L3: usize, const TCP: bool>(&mut self, len: usize) {
+        let l4 = L3 + 20;
+        let total = (len - L3) as u16;
+        let l4_len = (len - l4) as u16;
+        self.tmpl[L3 + 2..L3 + 4].copy_from_slice(&total.to_be_bytes());
+        let mut l4_k = self.l4_k + w16(l4_len);
+        if !TCP {
+            self.tmpl[l4 + 4..l4 + 6].copy_from_slice(&l4_len.to_be_bytes());
+            l4_k += w16(l4_len);
+        }
+        self.sized_k = (self.ip_k + w16(total), l4_k);
+        self.sized_len = len;
+    }
+
     /// Writes the next packet of the stream into `buf` (exactly the frame
     /// without FCS; `buf.len() >= header_len()`), stamped with `tsc`.
     /// Returns the sequence number used.
+    #[inline]
     pub fn emit(&mut self, buf: &mut [u8], tsc: u64, rng: &mut SmallRng) -> u32 {
-        let hl = self.tmpl.len();
+        // One body per header layout: its offsets are constants, so the
+        // single length check below covers every field write.
+        match (self.l3, self.spec.proto) {
+            (14, Proto::Udp) => self.emit_as::<14, false>(buf, tsc, rng),
+            (18, Proto::Udp) => self.emit_as::<18, false>(buf, tsc, rng),
+            (14, Proto::TcpSyn) => self.emit_as::<14, true>(buf, tsc, rng),
+            _ => self.emit_as::<18, true>(buf, tsc, rng),
+        }
+    }
+
+    #[inline(always)]
+    fn emit_as<const L3: usize, const TCP: bool>(
+        &mut self,
+        buf: &mut [u8],
+        tsc: u64,
+        rng: &mut SmallRng,
+    ) -> u32 {
+        let l4 = L3 + 20;
+        let pay = l4 + if TCP { 20 } else { 8 };
+        let hl = pay + payload::HEADER_LEN;
         let len = buf.len();
-        buf[..hl].copy_from_slice(&self.tmpl);
-        buf[hl..].fill(0);
+        assert!(len >= hl, "frame shorter than its headers");
+        if len != self.sized_len {
+            self.resize::<L3, TCP>(len);
+        }
+        // The template, zero-padded: fixed-size copies in the common cases.
+        if len >= TMPL {
+            buf[..TMPL].copy_from_slice(&self.tmpl);
+            if len > TMPL {
+                buf[TMPL..].fill(0);
+            }
+        } else if hl <= SHORT && len >= SHORT {
+            buf[..SHORT].copy_from_slice(&self.tmpl[..SHORT]);
+            if len > SHORT {
+                buf[SHORT..].fill(0);
+            }
+        } else {
+            buf.copy_from_slice(&self.tmpl[..len]);
+        }
         let [si, di, sp, dp] = self.advance(rng);
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         self.sent += 1;
-        let (l3, l4, pay) = (self.l3, self.l4, self.pay);
-        let src0 = self.spec.src_ip.0;
-        let dst0 = self.spec.dst_ip.0;
-        let src = Ipv4Addr::from(u32::from(src0).wrapping_add(si));
-        let dst = Ipv4Addr::from(u32::from(dst0).wrapping_add(di));
+        let src = u32::from(self.spec.src_ip.0).wrapping_add(si);
+        let dst = u32::from(self.spec.dst_ip.0).wrapping_add(di);
         let sport = self.spec.src_port.0.wrapping_add(sp as u16);
         let dport = self.spec.dst_port.0.wrapping_add(dp as u16);
-        let total = (len - l3) as u16;
-        let l4_len = (len - l4) as u16;
-        // IPv4 header: RFC 1624 eq. 3 over all changed words, folded once
-        // (one's complement addition is associative: same result as one
-        // `update_*` per field).
-        let mut ia = 0u32;
-        acc16(&mut ia, self.base_total_len, total);
-        acc32(&mut ia, u32::from(src0), u32::from(src));
-        acc32(&mut ia, u32::from(dst0), u32::from(dst));
-        buf[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-        buf[l3 + 12..l3 + 16].copy_from_slice(&src.octets());
-        buf[l3 + 16..l3 + 20].copy_from_slice(&dst.octets());
-        let ic = !fold(u32::from(!self.base_ip_csum) + ia);
-        buf[l3 + 10..l3 + 12].copy_from_slice(&ic.to_be_bytes());
+        let (n_src, n_dst, n_seq) = (w32(src), w32(dst), w32(seq));
+        let n_tsc = w32((tsc >> 32) as u32) + w32(tsc as u32);
+        let (ip_k, l4_k) = self.sized_k;
+        // IPv4 header.
+        buf[L3 + 12..L3 + 16].copy_from_slice(&src.to_be_bytes());
+        buf[L3 + 16..L3 + 20].copy_from_slice(&dst.to_be_bytes());
+        let ic = !fold64(ip_k + n_src + n_dst);
+        buf[L3 + 10..L3 + 12].copy_from_slice(&ic.to_be_bytes());
         // L4: pseudo header (addresses, length), ports, seq, timestamp.
-        let mut a = 0u32;
-        acc32(&mut a, u32::from(src0), u32::from(src));
-        acc32(&mut a, u32::from(dst0), u32::from(dst));
-        acc16(&mut a, self.base_l4_len, l4_len);
-        acc16(&mut a, self.spec.src_port.0, sport);
-        acc16(&mut a, self.spec.dst_port.0, dport);
+        let mut a = l4_k + n_src + n_dst + w16(sport) + w16(dport) + n_seq + n_tsc;
         buf[l4..l4 + 2].copy_from_slice(&sport.to_be_bytes());
         buf[l4 + 2..l4 + 4].copy_from_slice(&dport.to_be_bytes());
-        let csum_off = match self.spec.proto {
-            Proto::Udp => {
-                acc16(&mut a, self.base_l4_len, l4_len);
-                buf[l4 + 4..l4 + 6].copy_from_slice(&l4_len.to_be_bytes());
-                6
-            }
-            Proto::TcpSyn => {
-                acc32(&mut a, 0, seq);
-                buf[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
-                16
-            }
-        };
-        acc32(&mut a, 0, seq);
-        acc32(&mut a, 0, (tsc >> 32) as u32);
-        acc32(&mut a, 0, tsc as u32);
-        let mut c = !fold(u32::from(!self.base_l4_csum) + a);
+        if TCP {
+            a += n_seq;
+            buf[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        }
         buf[pay + payload::OFF_SEQ..pay + payload::OFF_SEQ + 4].copy_from_slice(&seq.to_be_bytes());
         buf[pay + payload::OFF_TSC..pay + payload::OFF_TSC + 8].copy_from_slice(&tsc.to_be_bytes());
-        if self.spec.proto == Proto::Udp && c == 0 {
+        let mut c = !fold64(a);
+        let csum_off = if TCP { 16 } else { 6 };
+        if !TCP && c == 0 {
             c = 0xffff;
         }
         buf[l4 + csum_off..l4 + csum_off + 2].copy_from_slice(&c.to_be_bytes());
         seq
     }
-}
-
-/// RFC 1624: adds `~old + new` of one changed 16-bit word to an accumulator
-/// (at most 16 words per packet here: no overflow of the u32).
-#[inline(always)]
-fn acc16(a: &mut u32, old: u16, new: u16) {
-    *a += u32::from(!old) + u32::from(new);
-}
-
-/// [`acc16`] for a 32-bit field at an even offset.
-#[inline(always)]
-fn acc32(a: &mut u32, old: u32, new: u32) {
-    acc16(a, (old >> 16) as u16, (new >> 16) as u16);
-    acc16(a, old as u16, new as u16);
 }
 
 /// Frame sizes (including FCS).
@@ -379,6 +426,7 @@ impl Sizer {
     }
 
     /// The next frame size (including FCS).
+    #[inline]
     pub fn next(&mut self, rng: &mut SmallRng) -> u16 {
         match &self.dist {
             SizeDist::Fixed(n) => *n,
