@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
-use qsplice_netdev::{Burst, Clock, Frame, Queue};
+use qsplice_netdev::{Burst, Clock, Frame, Queue, MAX_BURST};
 use rand::rngs::SmallRng;
 
 use crate::pacer::{Pacer, Rate};
@@ -82,13 +82,13 @@ impl Generator {
         (self.count > 0 && self.sent >= self.count) || self.deadline.is_some_and(|d| now >= d)
     }
 
-    /// Builds up to `max` paced frames into `out`, taking buffers from
-    /// `stash` (refilled from `q` in bulk when empty; frames left there stay
-    /// for the next call). Returns how many were built.
+    /// Builds up to `max` paced frames into `out`: first the burst's sizes
+    /// (and the pacer's tokens for them), then its buffers in one bulk
+    /// allocation straight into `out`, then the frames. Returns how many
+    /// were built.
     pub fn fill<Q: Queue>(
         &mut self,
         q: &mut Q,
-        stash: &mut Burst<Q::Frame>,
         out: &mut Burst<Q::Frame>,
         max: usize,
         now: u64,
@@ -97,41 +97,82 @@ impl Generator {
             return 0;
         }
         self.pacer.refill(now);
-        let mut n = 0;
-        while n < max && !out.is_full() {
-            if self.count > 0 && self.sent >= self.count {
-                break;
+        let mut room = max.min(out.capacity() - out.len());
+        if self.count > 0 {
+            room = room.min(usize::try_from(self.count - self.sent).unwrap_or(usize::MAX));
+        }
+        let nstreams = self.streams.len();
+        let mut sizes = [0u16; MAX_BURST];
+        let mut k = 0;
+        let mut si = self.next;
+        // At max rate with one size, the burst is `room` frames of it (each
+        // stream's minimum applied).
+        if let (Rate::Max, Some(fixed)) = (self.pacer.rate(), self.sizer.fixed()) {
+            for size in &mut sizes[..room] {
+                let min = self.streams[si].min_frame;
+                *size = if fixed < min {
+                    self.clamped += 1;
+                    min
+                } else {
+                    fixed
+                };
+                si = if si + 1 >= nstreams { 0 } else { si + 1 };
             }
+            k = room;
+        }
+        while k < room {
             let size = self.sizer.next(&mut self.rng);
-            let s = &mut self.streams[self.next];
-            let min = s.header_len() + FCS;
-            let size = if usize::from(size) < min.max(64) {
+            let min = self.streams[si].min_frame;
+            let size = if size < min {
                 self.clamped += 1;
-                min.max(64) as u16
+                min
             } else {
                 size
             };
             if !self.pacer.take(size) {
                 break;
             }
-            if stash.is_empty() {
-                q.alloc_bulk(stash, max - n);
-            }
-            let Some(mut f) = stash.pop() else { break };
+            sizes[k] = size;
+            k += 1;
+            si = if si + 1 >= nstreams { 0 } else { si + 1 };
+        }
+        if k == 0 {
+            return 0;
+        }
+        let start = out.len();
+        q.alloc_bulk(out, k);
+        let got = out.len() - start;
+        if nstreams == 1 && self.sizer.fixed().is_some() {
+            // One stream, one size: the stream builds the whole burst.
+            let size = sizes[0];
+            let n = self.streams[0].emit_burst(
+                &mut out[start..],
+                usize::from(size) - FCS,
+                now,
+                &mut self.rng,
+            );
+            out.truncate(start + n);
+            self.bytes += u64::from(size) * n as u64;
+            self.sent += n as u64;
+            debug_assert!(n <= got);
+            return n;
+        }
+        let mut n = 0;
+        let mut si = self.next;
+        for (f, &size) in out[start..].iter_mut().zip(&sizes[..k]) {
             if !f.set_len(usize::from(size) - FCS) {
                 break;
             }
-            s.emit(f.data_mut(), now, &mut self.rng);
-            self.next = if self.next + 1 >= self.streams.len() {
-                0
-            } else {
-                self.next + 1
-            };
-            self.sent += 1;
+            self.streams[si].emit(f.data_mut(), now, &mut self.rng);
+            si = if si + 1 >= nstreams { 0 } else { si + 1 };
             self.bytes += u64::from(size);
-            out.push(f);
             n += 1;
         }
+        // Buffers not built (allocation short, or a size the buffers do not
+        // hold) go back to the pool.
+        out.truncate(start + n);
+        self.next = si;
+        self.sent += n as u64;
         n
     }
 }
@@ -212,8 +253,6 @@ pub struct GenLoop<Q: Queue, C: Clock> {
     shared: Arc<GenShared>,
     receive: bool,
     pending: Burst<Q::Frame>,
-    /// Buffers allocated in bulk, not yet built into frames.
-    stash: Burst<Q::Frame>,
     /// Frames in `pending` and their bytes incl. FCS (as far as known:
     /// the count tells whether the sum is current).
     pending_bytes: (usize, u64),
@@ -241,13 +280,12 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
             rx: RxSide::new(cfg.streams.len(), hz),
             tx_q,
             rx_q,
-            burst: (cfg.burst as usize).clamp(1, qsplice_netdev::MAX_BURST),
+            burst: (cfg.burst as usize).clamp(1, MAX_BURST),
             drain: clock.us_to_cycles(cfg.drain_ms * 1000),
             clock,
             shared,
             receive: cfg.receive,
             pending: Burst::new(),
-            stash: Burst::new(),
             pending_bytes: (0, 0),
             tx_pkts: 0,
             tx_bytes: 0,
@@ -282,9 +320,7 @@ impl<Q: Queue, C: Clock> GenLoop<Q, C> {
             if self.pending.is_empty() {
                 let max = self.burst;
                 let bytes = self.gen.bytes;
-                let n = self
-                    .gen
-                    .fill(&mut self.tx_q, &mut self.stash, &mut self.pending, max, now);
+                let n = self.gen.fill(&mut self.tx_q, &mut self.pending, max, now);
                 self.pending_bytes = (n, self.gen.bytes - bytes);
             }
             if !self.pending.is_empty() {

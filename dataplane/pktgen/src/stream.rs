@@ -11,6 +11,7 @@
 //! (RFC 1071 §2), as long as every field starts at an even offset, which
 //! the payload header's fields do.
 
+use qsplice_netdev::Frame;
 use qsplice_wire::{ethertype, ip_proto, Ipv4Addr, Ipv4Packet, TcpFlags, TcpPacket};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -135,6 +136,9 @@ pub struct Stream {
     sport_span: u32,
     dport_span: u32,
     cur: [u32; 4],
+    /// Smallest frame size incl. FCS this stream sends (its headers and
+    /// FCS, at least 64): smaller sizes are raised to it.
+    pub min_frame: u16,
     /// Next sequence number (= packets built so far, mod 2^32).
     pub next_seq: u32,
     /// Packets built.
@@ -188,6 +192,7 @@ impl Stream {
     /// checksums' constant parts.
     pub fn new(spec: StreamSpec) -> Self {
         let hl = header_len(spec.vlan.is_some(), spec.proto);
+        let (spec_vlan, spec_proto) = (spec.vlan.is_some(), spec.proto);
         let mut t = [0u8; TMPL];
         t[0..6].copy_from_slice(&spec.dst_mac);
         t[6..12].copy_from_slice(&spec.src_mac);
@@ -240,6 +245,7 @@ impl Stream {
             l3,
             ip_k,
             l4_k,
+            min_frame: min_frame_size(spec_vlan, spec_proto) as u16,
             sized_len: 0,
             sized_k: (0, 0),
             cur: [0; 4],
@@ -253,18 +259,20 @@ impl Stream {
         self.hl
     }
 
+    /// The field offsets of the next packet (the cursors' values before
+    /// they move on).
     #[inline(always)]
-    fn advance(&mut self, rng: &mut SmallRng) -> [u32; 4] {
+    fn advance(&self, cur: &mut [u32; 4], rng: &mut SmallRng) -> [u32; 4] {
         let spans = [
             self.src_span,
             self.dst_span,
             self.sport_span,
             self.dport_span,
         ];
-        let v = self.cur;
+        let v = *cur;
         match self.spec.mode {
             FieldMode::Inc => {
-                for (c, s) in self.cur.iter_mut().zip(spans) {
+                for (c, s) in cur.iter_mut().zip(spans) {
                     *c = if c.wrapping_add(1) >= s { 0 } else { *c + 1 };
                 }
                 v
@@ -297,30 +305,98 @@ impl Stream {
     #[inline]
     pub fn emit(&mut self, buf: &mut [u8], tsc: u64, rng: &mut SmallRng) -> u32 {
         // One body per header layout: its offsets are constants, so the
-        // single length check below covers every field write.
+        // single length check covers every field write.
         match (self.l3, self.spec.proto) {
-            (14, Proto::Udp) => self.emit_as::<14, false>(buf, tsc, rng),
-            (18, Proto::Udp) => self.emit_as::<18, false>(buf, tsc, rng),
-            (14, Proto::TcpSyn) => self.emit_as::<14, true>(buf, tsc, rng),
-            _ => self.emit_as::<18, true>(buf, tsc, rng),
+            (14, Proto::Udp) => self.emit_one::<14, false>(buf, tsc, rng),
+            (18, Proto::Udp) => self.emit_one::<18, false>(buf, tsc, rng),
+            (14, Proto::TcpSyn) => self.emit_one::<14, true>(buf, tsc, rng),
+            _ => self.emit_one::<18, true>(buf, tsc, rng),
+        }
+    }
+
+    /// Builds consecutive packets of the stream, `len` bytes each (without
+    /// FCS, at least `header_len()`), stamped with `tsc`, into the fresh
+    /// buffers `frames`. Returns how many were built: all of them, unless a
+    /// buffer cannot hold `len` bytes (it and those after it are left).
+    pub fn emit_burst<F: Frame>(
+        &mut self,
+        frames: &mut [F],
+        len: usize,
+        tsc: u64,
+        rng: &mut SmallRng,
+    ) -> usize {
+        match (self.l3, self.spec.proto) {
+            (14, Proto::Udp) => self.burst_as::<14, false, F>(frames, len, tsc, rng),
+            (18, Proto::Udp) => self.burst_as::<18, false, F>(frames, len, tsc, rng),
+            (14, Proto::TcpSyn) => self.burst_as::<14, true, F>(frames, len, tsc, rng),
+            _ => self.burst_as::<18, true, F>(frames, len, tsc, rng),
         }
     }
 
     #[inline(always)]
-    fn emit_as<const L3: usize, const TCP: bool>(
+    fn emit_one<const L3: usize, const TCP: bool>(
         &mut self,
         buf: &mut [u8],
         tsc: u64,
         rng: &mut SmallRng,
     ) -> u32 {
+        if buf.len() != self.sized_len {
+            self.resize::<L3, TCP>(buf.len());
+        }
+        let mut cur = self.cur;
+        let seq = self.next_seq;
+        self.write::<L3, TCP>(buf, &mut cur, seq, tsc, rng);
+        self.cur = cur;
+        self.next_seq = seq.wrapping_add(1);
+        self.sent += 1;
+        seq
+    }
+
+    #[inline(always)]
+    fn burst_as<const L3: usize, const TCP: bool, F: Frame>(
+        &mut self,
+        frames: &mut [F],
+        len: usize,
+        tsc: u64,
+        rng: &mut SmallRng,
+    ) -> usize {
+        if len != self.sized_len {
+            self.resize::<L3, TCP>(len);
+        }
+        // The cursors in locals for the burst (kept in registers: the
+        // frames' bytes cannot alias them).
+        let mut cur = self.cur;
+        let mut seq = self.next_seq;
+        let mut n = 0;
+        for f in frames.iter_mut() {
+            if !f.set_len(len) {
+                break;
+            }
+            self.write::<L3, TCP>(f.data_mut(), &mut cur, seq, tsc, rng);
+            seq = seq.wrapping_add(1);
+            n += 1;
+        }
+        self.cur = cur;
+        self.next_seq = seq;
+        self.sent += n as u64;
+        n
+    }
+
+    /// One packet into `buf` (its length is `self.sized_len`).
+    #[inline(always)]
+    fn write<const L3: usize, const TCP: bool>(
+        &self,
+        buf: &mut [u8],
+        cur: &mut [u32; 4],
+        seq: u32,
+        tsc: u64,
+        rng: &mut SmallRng,
+    ) {
         let l4 = L3 + 20;
         let pay = l4 + if TCP { 20 } else { 8 };
         let hl = pay + payload::HEADER_LEN;
         let len = buf.len();
         assert!(len >= hl, "frame shorter than its headers");
-        if len != self.sized_len {
-            self.resize::<L3, TCP>(len);
-        }
         // The template, zero-padded: fixed-size copies in the common cases.
         if len >= TMPL {
             buf[..TMPL].copy_from_slice(&self.tmpl);
@@ -335,10 +411,7 @@ impl Stream {
         } else {
             buf.copy_from_slice(&self.tmpl[..len]);
         }
-        let [si, di, sp, dp] = self.advance(rng);
-        let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
-        self.sent += 1;
+        let [si, di, sp, dp] = self.advance(cur, rng);
         let src = u32::from(self.spec.src_ip.0).wrapping_add(si);
         let dst = u32::from(self.spec.dst_ip.0).wrapping_add(di);
         let sport = self.spec.src_port.0.wrapping_add(sp as u16);
@@ -367,7 +440,6 @@ impl Stream {
             c = 0xffff;
         }
         buf[l4 + csum_off..l4 + csum_off + 2].copy_from_slice(&c.to_be_bytes());
-        seq
     }
 }
 
@@ -442,6 +514,15 @@ impl Sizer {
                 };
                 s
             }
+        }
+    }
+
+    /// The size, when every frame has the same.
+    #[inline]
+    pub fn fixed(&self) -> Option<u16> {
+        match self.dist {
+            SizeDist::Fixed(n) => Some(n),
+            _ => None,
         }
     }
 

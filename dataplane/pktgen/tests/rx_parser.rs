@@ -72,8 +72,7 @@ fn one_frame(seed: u64, vlan: bool, proto: Proto, size: u16) -> Vec<u8> {
     // Stream ids come from the specs; make the first one id 3.
     let mut q = MemQueue::new([2, 0, 0, 0, 0, 1]);
     let mut b: Burst<VecFrame> = Burst::new();
-    let mut stash = qsplice_netdev::Burst::new();
-    g.fill(&mut q, &mut stash, &mut b, 1, 12345);
+    g.fill(&mut q, &mut b, 1, 12345);
     b.pop().unwrap().into_vec()
 }
 
