@@ -108,7 +108,8 @@ pub fn min_frame_size(vlan: bool, proto: Proto) -> usize {
 /// copies a fixed size.
 const TMPL: usize = 96;
 /// The fixed copy of the common case (an untagged UDP template, 60 bytes,
-/// into a 64-byte frame).
+/// into a 64-byte frame); frames up to `TMPL` take a second, overlapping
+/// one of `TMPL - SHORT` bytes.
 const SHORT: usize = 64;
 
 /// A built stream: template bytes, offsets, the checksums' constant parts,
@@ -403,11 +404,11 @@ impl Stream {
             if len > TMPL {
                 buf[TMPL..].fill(0);
             }
-        } else if hl <= SHORT && len >= SHORT {
+        } else if len >= SHORT {
+            // Two fixed-size copies, overlapping, cover SHORT..TMPL.
             buf[..SHORT].copy_from_slice(&self.tmpl[..SHORT]);
-            if len > SHORT {
-                buf[SHORT..].fill(0);
-            }
+            let t = len - (TMPL - SHORT);
+            buf[t..t + (TMPL - SHORT)].copy_from_slice(&self.tmpl[t..t + (TMPL - SHORT)]);
         } else {
             buf.copy_from_slice(&self.tmpl[..len]);
         }
