@@ -102,6 +102,11 @@ impl Generator {
             room = room.min(usize::try_from(self.count - self.sent).unwrap_or(usize::MAX));
         }
         let nstreams = self.streams.len();
+        if nstreams == 1 {
+            if let Some(fixed) = self.sizer.fixed() {
+                return self.fill_one(q, out, room, fixed, now);
+            }
+        }
         let mut sizes = [0u16; MAX_BURST];
         let mut k = 0;
         let mut si = self.next;
@@ -141,22 +146,6 @@ impl Generator {
         }
         let start = out.len();
         q.alloc_bulk(out, k);
-        let got = out.len() - start;
-        if nstreams == 1 && self.sizer.fixed().is_some() {
-            // One stream, one size: the stream builds the whole burst.
-            let size = sizes[0];
-            let n = self.streams[0].emit_burst(
-                &mut out[start..],
-                usize::from(size) - FCS,
-                now,
-                &mut self.rng,
-            );
-            out.truncate(start + n);
-            self.bytes += u64::from(size) * n as u64;
-            self.sent += n as u64;
-            debug_assert!(n <= got);
-            return n;
-        }
         let mut n = 0;
         let mut si = self.next;
         for (f, &size) in out[start..].iter_mut().zip(&sizes[..k]) {
@@ -172,6 +161,49 @@ impl Generator {
         // hold) go back to the pool.
         out.truncate(start + n);
         self.next = si;
+        self.sent += n as u64;
+        n
+    }
+
+    /// [`Generator::fill`] for one stream of one size: the stream builds
+    /// the whole burst with its cursors in registers.
+    fn fill_one<Q: Queue>(
+        &mut self,
+        q: &mut Q,
+        out: &mut Burst<Q::Frame>,
+        room: usize,
+        fixed: u16,
+        now: u64,
+    ) -> usize {
+        let min = self.streams[0].min_frame;
+        let size = fixed.max(min);
+        let k = match self.pacer.rate() {
+            Rate::Max => room,
+            _ => {
+                let mut k = 0;
+                while k < room && self.pacer.take(size) {
+                    k += 1;
+                }
+                k
+            }
+        };
+        if k == 0 {
+            return 0;
+        }
+        let start = out.len();
+        q.alloc_bulk(out, k);
+        let n = self.streams[0].emit_burst(
+            &mut out[start..],
+            usize::from(size) - FCS,
+            now,
+            &mut self.rng,
+        );
+        // Buffers not built (a size the buffers do not hold) go back.
+        out.truncate(start + n);
+        if fixed < min {
+            self.clamped += n as u64;
+        }
+        self.bytes += u64::from(size) * n as u64;
         self.sent += n as u64;
         n
     }
