@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use qsplice_netdev::mem::VecFrame;
 use qsplice_pktgen::stream::{rng, FieldMode, Proto, Stream, StreamSpec};
 use qsplice_wire::Ipv4Addr;
 
@@ -49,5 +50,30 @@ fn emit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, emit);
+/// A burst of 32 frames of one stream built at once (`Stream::emit_burst`,
+/// what the lcore does for one stream of one size), per frame.
+fn emit_burst(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pktgen_emit_burst");
+    g.throughput(Throughput::Elements(32));
+    for (name, proto, mode, len) in [
+        ("udp_inc", Proto::Udp, FieldMode::Inc, 64usize),
+        ("tcp_syn_inc", Proto::TcpSyn, FieldMode::Inc, 80),
+    ] {
+        let mut s = Stream::new(spec(proto, mode));
+        let mut r = rng(7);
+        let mut frames: Vec<VecFrame> = (0..32)
+            .map(|_| VecFrame::from_bytes(&vec![0; len]))
+            .collect();
+        let mut tsc = 1u64 << 40;
+        g.bench_function(BenchmarkId::new(name, len), |b| {
+            b.iter(|| {
+                tsc += 97;
+                black_box(s.emit_burst(black_box(&mut frames[..]), len, tsc, &mut r))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, emit, emit_burst);
 criterion_main!(benches);
