@@ -10,8 +10,9 @@
 # it as JSON to target/bench/pktgen-vs-testpmd.json. Both sides: 2 lcores
 # (main + 1 sending), burst 32, hugepages when available (else --no-huge for
 # both). qsplice runs TX only (`receive = false`: net_null's rx would invent
-# frames); its per-packet work is the template copy, field rewrite with
-# RFC 1624 checksum updates, sequence number and TSC stamp.
+# frames); its per-packet work is the template copy, stepped addresses and
+# ports, both checksums, sequence number and TSC stamp (testpmd's txonly
+# sends one fixed header without a UDP checksum).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
