@@ -11,7 +11,11 @@
 #   req/s      wrk, keep-alive, C connections: requests per second
 #   MB/s       wrk, keep-alive, 4 connections, GET /1m.bin: bulk throughput
 # with wrk's p50/p99 latency for the first two, and each figure's ratio to
-# qsplice. The devices take turns on the same veths: the kernel ones get the
+# qsplice. Bulk also gets a ceiling: `dpdk-testpmd --forward-mode=io` as a
+# wire between the two DUT veths on the same PMD (rows testpmd-io /
+# testpmd-io-xdp), the client fetching GET /1m.bin from the first backend
+# directly (an address in the backend subnet is added to the client for
+# that round): what any DPDK program can move on that path. The devices take turns on the same veths: the kernel ones get the
 # VIP and backend-side addresses on the DUT interfaces (qb-dut-c / qb-dut-b);
 # qsplice binds them with net_af_packet (default), net_af_xdp (`--pmd
 # af_xdp`, one worker: a veth is one AF_XDP queue for DPDK 22.11), or both
@@ -44,9 +48,9 @@ while (($#)); do
 done
 
 case $PMD in
-    af_packet) QS_DEVS=(qsplice) ;;
-    af_xdp) QS_DEVS=(qsplice-xdp) ;;
-    both) QS_DEVS=(qsplice qsplice-xdp) ;;
+    af_packet) QS_DEVS=(qsplice); TP_DEVS=(testpmd-io) ;;
+    af_xdp) QS_DEVS=(qsplice-xdp); TP_DEVS=(testpmd-io-xdp) ;;
+    both) QS_DEVS=(qsplice qsplice-xdp); TP_DEVS=(testpmd-io testpmd-io-xdp) ;;
     *) echo "--pmd must be af_packet, af_xdp or both" >&2; exit 2 ;;
 esac
 if [[ $PMD != af_packet ]] && ((WORKERS > 1)); then
@@ -55,7 +59,7 @@ if [[ $PMD != af_packet ]] && ((WORKERS > 1)); then
 fi
 
 . benches/e2e/lib.sh
-bench_init qb lb-bench wrk haproxy nft
+bench_init qb lb-bench wrk haproxy nft dpdk-testpmd
 LOCAL=10.10.2.1        # qsplice (conf/lb.toml)
 LOCAL_HAPROXY=10.10.2.2
 LOCAL_NFT=10.10.2.3
@@ -124,6 +128,35 @@ start_qsplice() { # qsplice|qsplice-xdp
     QS_PID=$!
 }
 
+# testpmd io forwarding as a wire between the DUT veths (testpmd-io |
+# testpmd-io-xdp); the client gets WIRE_IP in the backend subnet.
+WIRE_IP=10.10.2.200
+start_testpmd() {
+    local drv=net_af_packet extra=""
+    if [[ $1 == testpmd-io-xdp ]]; then drv=net_af_xdp; extra=",start_queue=0,queue_count=1"; fi
+    CLI_IF=$(ip -n "$CLI_NS" -o -4 addr show to 10.10.1.0/24 | awk '{print $2; exit}')
+    ip -n "$CLI_NS" addr add "$WIRE_IP/24" dev "$CLI_IF"
+    dpdk-testpmd -l 0,1 --no-huge -m 1024 --no-pci --file-prefix "tpw$$" --log-level=warning \
+        --vdev "${drv}0,iface=$DUT_C$extra" --vdev "${drv}1,iface=$DUT_B$extra" -- \
+        --forward-mode=io --nb-cores=1 --burst=32 --total-num-mbufs=32768 --stats-period 1 \
+        </dev/null >"$WORK/testpmd.log" 2>&1 &
+    # (--stats-period: without it testpmd waits for a key on stdin and
+    # leaves at once on /dev/null.)
+    PIDS+=($!)
+    TP_PID=$!
+    for _ in $(seq 1 100); do
+        ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://${BACKENDS[0]}/" && return 0
+        sleep 0.2
+    done
+    echo "testpmd wire not passing traffic" >&2
+    return 1
+}
+stop_testpmd() {
+    kill -INT "$TP_PID" 2>/dev/null || true
+    wait "$TP_PID" 2>/dev/null || true
+    ip -n "$CLI_NS" addr del "$WIRE_IP/24" dev "$CLI_IF" 2>/dev/null || true
+    ip netns exec "$CLI_NS" ip neigh flush all
+}
 
 # wrk → "value p50_ms p99_ms"
 wrk_run() {
@@ -131,7 +164,7 @@ wrk_run() {
     case $mode in
         conn) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H 'Connection: close' "http://$VIP/") ;;
         req) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://$VIP/") ;;
-        bulk) out=$(ip netns exec "$CLI_NS" wrk -t2 -c4 -d"${SECS}s" "http://$VIP/1m.bin") ;;
+        bulk) out=$(ip netns exec "$CLI_NS" wrk -t2 -c4 -d"${SECS}s" "http://${2:-$VIP}/1m.bin") ;;
     esac
     echo "$out" >>"$WORK/wrk.log"
     if grep -q 'Socket errors' <<<"$out"; then log "$mode: $(grep 'Socket errors' <<<"$out")"; fi
@@ -181,6 +214,14 @@ PY
     ip netns exec "$CLI_NS" ip neigh flush all
     done
 
+    for td in "${TP_DEVS[@]}"; do
+    log "round $r/$ROUNDS: $td (bulk only)"
+    start_testpmd "$td"
+    RES[$td.bulk]+="$(wrk_run bulk "${BACKENDS[0]}");"
+    log "$td bulk: $(tail -c 40 <<<"${RES[$td.bulk]}")"
+    stop_testpmd
+    done
+
     log "round $r/$ROUNDS: haproxy"
     kernel_on; start_haproxy; wait_vip; measure haproxy
     kill -TERM "$HAPROXY_PID"; wait "$HAPROXY_PID" 2>/dev/null || true
@@ -191,26 +232,32 @@ PY
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle, pmd, qs_devs = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs = sys.argv[1:]
 qs_devs = qs_devs.split()
+tp_devs = tp_devs.split()
 res = {}
 $(for k in "${!RES[@]}"; do echo "res['$k'] = '${RES[$k]}'"; done)
 def med(dev, m, i):
-    vals = [float(x.split()[i]) for x in res[f"{dev}.{m}"].split(";") if x.strip()]
+    vals = [float(x.split()[i]) for x in res.get(f"{dev}.{m}", "").split(";") if x.strip()]
     vals = [v for v in vals if v == v]
     return statistics.median(vals) if vals else float("nan")
 print(f"qsplice lb vs peers: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
-print(f"{'device':<10} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
+print(f"{'device':<14} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
 q0 = qs_devs[0]
 q = [med(q0, "conn", 0), med(q0, "req", 0), med(q0, "bulk", 0)]
 print(f"(ratios against {q0})")
-for dev in qs_devs + ["haproxy", "nftables"]:
+for dev in qs_devs + tp_devs + ["haproxy", "nftables"]:
     c, cl50, cl99 = (med(dev, "conn", i) for i in range(3))
     r, rl50, rl99 = (med(dev, "req", i) for i in range(3))
     b = med(dev, "bulk", 0)
-    ratio = "  ".join(f"{qv / v:.2f}x" if v else "-" for qv, v in zip(q, [c, r, b]))
-    print(f"{dev:<10} {c:>9.0f} {cl50:>7.2f} {cl99:>7.2f} {r:>9.0f} {rl50:>7.2f} {rl99:>7.2f} {b:>8.1f}   {ratio}")
+    ratio = "  ".join(f"{qv / v:.2f}x" if v == v and v else "-" for qv, v in zip(q, [c, r, b]))
+    print(f"{dev:<14} {c:>9.0f} {cl50:>7.2f} {cl99:>7.2f} {r:>9.0f} {rl50:>7.2f} {rl99:>7.2f} {b:>8.1f}   {ratio}")
+# Each qsplice row against the testpmd wire on its own PMD.
+for qd, td in zip(qs_devs, tp_devs):
+    qb, tb = med(qd, "bulk", 0), med(td, "bulk", 0)
+    if tb == tb and tb:
+        print(f"bulk {qd} / {td}: {qb / tb:.2f}x")
 print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--pmd", pmd)
 PY
