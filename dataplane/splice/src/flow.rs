@@ -271,8 +271,12 @@ impl FlowKey {
     /// (zero-extended to 64 bits).
     #[inline]
     pub fn hash(&self, src: SocketAddrV4, dst: SocketAddrV4) -> u64 {
-        let a = u64::from(u32::from(*src.ip())) << 16 | u64::from(src.port());
-        let b = u64::from(u32::from(*dst.ip())) << 16 | u64::from(dst.port());
+        self.hash_packed(pack(src), pack(dst))
+    }
+
+    /// [`FlowKey::hash`] of two [`pack`]ed endpoints.
+    #[inline]
+    pub fn hash_packed(&self, a: u64, b: u64) -> u64 {
         let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
         h.write_u64(a);
         h.write_u64(b);
@@ -280,7 +284,17 @@ impl FlowKey {
     }
 }
 
-type Key = (SocketAddrV4, SocketAddrV4);
+/// An endpoint as one word: `ip << 16 | port` (48 bits). The index stores
+/// and compares keys in this form, and the packet path builds it from the
+/// header fields it has just read: a key rebuilt from a `SocketAddrV4`
+/// spilled to the stack with narrower stores is a store-forwarding stall
+/// (`--bench lb_path` measured one on every spliced segment).
+#[inline(always)]
+pub fn pack(a: SocketAddrV4) -> u64 {
+    u64::from(u32::from(*a.ip())) << 16 | u64::from(a.port())
+}
+
+type Key = (u64, u64);
 
 #[derive(Copy, Clone, Debug)]
 struct Slot {
@@ -338,10 +352,7 @@ impl FlowTable {
         // Two keys per flow, load factor ≤ 1/2.
         let cap = (max_flows.max(1) * 4).next_power_of_two();
         let empty = Slot {
-            key: (
-                SocketAddrV4::new(0.into(), 0),
-                SocketAddrV4::new(0.into(), 0),
-            ),
+            key: (0, 0),
             val: EMPTY,
         };
         FlowTable {
@@ -387,7 +398,12 @@ impl FlowTable {
     /// and tests).
     #[inline]
     pub fn home(&self, src: SocketAddrV4, dst: SocketAddrV4) -> usize {
-        self.key.hash(src, dst) as usize & self.mask
+        self.home_packed(&(pack(src), pack(dst)))
+    }
+
+    #[inline]
+    fn home_packed(&self, k: &Key) -> usize {
+        self.key.hash_packed(k.0, k.1) as usize & self.mask
     }
 
     /// The largest distance of a stored key from its home slot; always
@@ -396,8 +412,7 @@ impl FlowTable {
         (0..self.index.len())
             .filter(|&i| self.index[i].val != EMPTY)
             .map(|i| {
-                let (s, d) = self.index[i].key;
-                i.wrapping_sub(self.home(s, d)) & self.mask
+                i.wrapping_sub(self.home_packed(&self.index[i].key)) & self.mask
             })
             .max()
             .unwrap_or(0)
@@ -425,7 +440,14 @@ impl FlowTable {
     /// The flow a segment from `src` to `dst` belongs to, and its direction.
     #[inline]
     pub fn lookup(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Option<(FlowId, Dir)> {
-        let Probe::Found(i) = self.probe(self.home(src, dst), &(src, dst)) else {
+        self.lookup_packed(pack(src), pack(dst))
+    }
+
+    /// [`FlowTable::lookup`] of two [`pack`]ed endpoints (the packet path).
+    #[inline]
+    pub fn lookup_packed(&self, src: u64, dst: u64) -> Option<(FlowId, Dir)> {
+        let key = (src, dst);
+        let Probe::Found(i) = self.probe(self.home_packed(&key), &key) else {
             return None;
         };
         let val = self.index[i].val;
@@ -460,12 +482,12 @@ impl FlowTable {
     /// Either both keys are stored or neither (the table is unchanged on
     /// error).
     pub fn insert(&mut self, params: SpliceParams, now: u64) -> Result<FlowId, InsertError> {
-        let kc = (params.client, params.vip);
-        let ks = (params.server, params.local);
+        let kc = (pack(params.client), pack(params.vip));
+        let ks = (pack(params.server), pack(params.local));
         if kc == ks {
             return Err(InsertError::Exists);
         }
-        let (hc, hs) = (self.home(kc.0, kc.1), self.home(ks.0, ks.1));
+        let (hc, hs) = (self.home_packed(&kc), self.home_packed(&ks));
         let (pc, ps) = (self.probe(hc, &kc), self.probe(hs, &ks));
         if matches!(pc, Probe::Found(_)) || matches!(ps, Probe::Found(_)) {
             return Err(InsertError::Exists);
@@ -500,8 +522,8 @@ impl FlowTable {
     /// Remove a flow (both keys). Returns it.
     pub fn remove(&mut self, id: FlowId) -> Option<Flow> {
         let f = self.flows.get_mut(id as usize)?.take()?;
-        self.unindex(&(f.params.client, f.params.vip));
-        self.unindex(&(f.params.server, f.params.local));
+        self.unindex(&(pack(f.params.client), pack(f.params.vip)));
+        self.unindex(&(pack(f.params.server), pack(f.params.local)));
         self.free.push(id);
         self.len -= 1;
         Some(f)
@@ -517,7 +539,7 @@ impl FlowTable {
     /// the hole has `d < window ≤ gap` and cannot probe through it, so the
     /// scan stops there (or at a free slot).
     fn unindex(&mut self, key: &Key) {
-        let Probe::Found(mut hole) = self.probe(self.home(key.0, key.1), key) else {
+        let Probe::Found(mut hole) = self.probe(self.home_packed(key), key) else {
             return;
         };
         let mut i = hole;
@@ -531,7 +553,7 @@ impl FlowTable {
             if s.val == EMPTY {
                 break;
             }
-            let d = i.wrapping_sub(self.home(s.key.0, s.key.1)) & self.mask;
+            let d = i.wrapping_sub(self.home_packed(&s.key)) & self.mask;
             if d >= gap {
                 self.index[hole] = s;
                 hole = i;
