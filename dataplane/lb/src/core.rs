@@ -953,7 +953,11 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
     fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
         let me = usize::from(self.conf.lcore);
         let mut n = 0;
-        while n < INBOX_BURST {
+        // `is_empty` is two plain loads; `pop` on an empty queue issues a
+        // full fence (crossbeam's ArrayQueue), once per poll otherwise. A
+        // frame pushed just after the check waits for the next poll.
+        let queued = self.shared.inboxes.get(me).is_some_and(|q| !q.is_empty());
+        while queued && n < INBOX_BURST {
             let Some(f) = self.shared.inboxes.get(me).and_then(ArrayQueue::pop) else {
                 break;
             };

@@ -411,9 +411,7 @@ impl FlowTable {
     pub fn max_displacement(&self) -> usize {
         (0..self.index.len())
             .filter(|&i| self.index[i].val != EMPTY)
-            .map(|i| {
-                i.wrapping_sub(self.home_packed(&self.index[i].key)) & self.mask
-            })
+            .map(|i| i.wrapping_sub(self.home_packed(&self.index[i].key)) & self.mask)
             .max()
             .unwrap_or(0)
     }
