@@ -136,6 +136,7 @@ fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
         burst: cfg.engine.burst as usize,
         tx_drain_us: cfg.engine.tx_drain_us,
         idle_sleep_us: cfg.engine.idle_sleep_us,
+        idle_spin_us: cfg.engine.idle_spin_us,
         arp: ArpConf {
             reachable_ms: cfg.arp.reachable_ms,
             probe_interval_ms: cfg.arp.probe_interval_ms,

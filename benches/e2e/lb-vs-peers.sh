@@ -4,7 +4,7 @@
 # same topology (scripts/netns.sh) in one run.
 #
 #   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
-#                              [--pmd af_packet|af_xdp|both]
+#                              [--idle-spin-us S] [--pmd af_packet|af_xdp|both]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -32,6 +32,7 @@ ROUNDS=3
 CONNS=64
 WORKERS=1
 IDLE_SLEEP_US=0   # qsplice engine.idle_sleep_us: >0 lends idle CPU to the load generator on small machines
+IDLE_SPIN_US=0    # qsplice engine.idle_spin_us: poll on through gaps this short before sleeping
 PMD=af_packet
 while (($#)); do
     case "$1" in
@@ -40,6 +41,7 @@ while (($#)); do
         --conns) CONNS=$2; shift ;;
         --workers) WORKERS=$2; shift ;;
         --idle-sleep-us) IDLE_SLEEP_US=$2; shift ;;
+        --idle-spin-us) IDLE_SPIN_US=$2; shift ;;
         --pmd) PMD=$2; shift ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -120,7 +122,7 @@ start_qsplice() { # qsplice|qsplice-xdp
         -e "s/^worker_lcores = .*/worker_lcores = $lcores\n$map/" \
         -e "s/^mbufs = .*/mbufs = 32767/" \
         -e "s/^memory_mb = .*/memory_mb = 1024/" \
-        -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = $IDLE_SLEEP_US/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
         conf/lb.toml >"$WORK/lb.toml"
     "$QS" lb --config "$WORK/lb.toml" --stats-json "$WORK/qs.json" --live-json \
         >"$WORK/qsplice.out" 2>&1 &
@@ -232,9 +234,9 @@ PY
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin = sys.argv[1:]
 qs_devs = qs_devs.split()
 tp_devs = tp_devs.split()
 res = {}
@@ -259,5 +261,5 @@ for qd, td in zip(qs_devs, tp_devs):
     qb, tb = med(qd, "bulk", 0), med(td, "bulk", 0)
     if tb == tb and tb:
         print(f"bulk {qd} / {td}: {qb / tb:.2f}x")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--pmd", pmd)
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd)
 PY

@@ -206,6 +206,9 @@ pub struct EngineConf {
     pub stats_interval_ms: u64,
     /// Sleep after an empty poll, µs; 0 = pure busy polling.
     pub idle_sleep_us: u64,
+    /// With `idle_sleep_us`, keep polling until nothing has arrived for
+    /// this long, µs, before sleeping; 0 = sleep after the first empty poll.
+    pub idle_spin_us: u64,
 }
 
 impl Default for EngineConf {
@@ -215,6 +218,7 @@ impl Default for EngineConf {
             tx_drain_us: 100,
             stats_interval_ms: 1000,
             idle_sleep_us: 0,
+            idle_spin_us: 0,
         }
     }
 }

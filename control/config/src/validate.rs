@@ -581,6 +581,12 @@ impl Config {
             0,
             1_000_000,
         )?;
+        in_range(
+            "engine.idle_spin_us",
+            self.engine.idle_spin_us,
+            0,
+            1_000_000,
+        )?;
         Ok(())
     }
 

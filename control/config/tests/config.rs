@@ -161,6 +161,13 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "worker_lcores = [1]",
+        "worker_lcores = [1]\n[engine]\nidle_sleep_us = 50\nidle_spin_us = 2000000",
+        "engine.idle_spin_us",
+        "2000000",
+        "between",
+    ),
+    (
+        "worker_lcores = [1]",
         "worker_lcores = [1]\n[arp]\ntable_size = 1000",
         "arp.table_size",
         "1000",

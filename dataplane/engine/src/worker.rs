@@ -73,6 +73,37 @@ pub struct ArpConf {
     pub table_size: usize,
 }
 
+/// When an lcore with `idle_sleep_us` sleeps: after a poll that received
+/// nothing, once nothing has been received for `spin` cycles.
+#[derive(Copy, Clone, Debug)]
+pub struct Idle {
+    /// Sleeping at all (`idle_sleep_us > 0`).
+    pub enabled: bool,
+    spin: u64,
+    last_busy: u64,
+}
+
+impl Idle {
+    /// A policy starting at `now`.
+    pub fn new(enabled: bool, spin: u64, now: u64) -> Idle {
+        Idle {
+            enabled,
+            spin,
+            last_busy: now,
+        }
+    }
+
+    /// After a poll at `now` that received something (`busy`) or not:
+    /// whether to sleep now.
+    pub fn sleep_after(&mut self, busy: bool, now: u64) -> bool {
+        if busy {
+            self.last_busy = now;
+            return false;
+        }
+        self.enabled && now.saturating_sub(self.last_busy) >= self.spin
+    }
+}
+
 /// Engine settings for one worker.
 #[derive(Copy, Clone, Debug)]
 pub struct EngineConf {
@@ -82,6 +113,9 @@ pub struct EngineConf {
     pub tx_drain_us: u64,
     /// Sleep this long after a poll that found nothing (0: busy poll).
     pub idle_sleep_us: u64,
+    /// With `idle_sleep_us`, sleep only once nothing has been received for
+    /// this long (0: after the first empty poll).
+    pub idle_spin_us: u64,
     /// ARP settings.
     pub arp: ArpConf,
     /// The primary worker (queue 0 of every port, which receives non-RSS
@@ -439,9 +473,18 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
 
     /// Run until `stop` is set, then flush and publish.
     pub fn run(&mut self, stop: &AtomicBool) {
+        let mut idle = Idle::new(
+            self.conf.idle_sleep_us > 0,
+            self.clock.us_to_cycles(self.conf.idle_spin_us),
+            self.clock.now(),
+        );
         while !stop.load(Ordering::Relaxed) {
             let busy = self.poll();
-            if !busy && self.conf.idle_sleep_us > 0 {
+            if idle.enabled && idle.sleep_after(busy, self.clock.now()) {
+                // Buffered frames leave before the lcore sleeps.
+                for pi in 0..self.ports.len() {
+                    self.flush(pi);
+                }
                 std::thread::sleep(std::time::Duration::from_micros(self.conf.idle_sleep_us));
             }
         }
@@ -804,5 +847,30 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         ));
         self.send(pi, f);
         true
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use super::Idle;
+
+    #[test]
+    fn sleeps_only_after_the_spin_has_passed_without_traffic() {
+        // No spin: the first empty poll sleeps.
+        let mut i = Idle::new(true, 0, 0);
+        assert!(i.sleep_after(false, 1));
+        // A spin of 100 cycles: busy at 50, empty polls until 149 spin on.
+        let mut i = Idle::new(true, 100, 0);
+        assert!(!i.sleep_after(true, 50));
+        assert!(!i.sleep_after(false, 60));
+        assert!(!i.sleep_after(false, 149));
+        assert!(i.sleep_after(false, 150));
+        // Traffic again restarts the spin.
+        assert!(!i.sleep_after(true, 200));
+        assert!(!i.sleep_after(false, 250));
+        assert!(i.sleep_after(false, 300));
+        // Disabled: never.
+        let mut i = Idle::new(false, 0, 0);
+        assert!(!i.sleep_after(false, 1_000_000));
     }
 }

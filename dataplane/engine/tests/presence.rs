@@ -87,6 +87,7 @@ fn rig(primary: bool, neighbors: Vec<Ipv4Addr>) -> Rig {
         burst: 32,
         tx_drain_us: 100,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
         arp: ArpConf {
             reachable_ms: 30_000,
             probe_interval_ms: 1000,

@@ -123,6 +123,7 @@ pub(crate) fn worker(lb: LbCore<VecFrame>, clock: &ManualClock, backends: &[Ipv4
         burst: 32,
         tx_drain_us: 0,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
         arp: ArpConf {
             reachable_ms: 3_600_000,
             probe_interval_ms: 1000,

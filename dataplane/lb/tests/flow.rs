@@ -116,6 +116,7 @@ fn rig_with(conf: LbConf) -> Rig {
         burst: 32,
         tx_drain_us: 0,
         idle_sleep_us: 0,
+        idle_spin_us: 0,
         arp: ArpConf {
             reachable_ms: 600_000,
             probe_interval_ms: 1000,
