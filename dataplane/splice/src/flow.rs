@@ -337,6 +337,10 @@ pub struct FlowTable {
     key: FlowKey,
     len: usize,
     sweep_at: usize,
+    /// One bit per flow slot, set while it holds a flow: the expiry sweep
+    /// reads these words and touches only the flows that exist (a mostly
+    /// empty table costs a word per 64 slots, not a flow's cache lines).
+    occupied: Vec<u64>,
     probe_overflow: u64,
 }
 
@@ -364,6 +368,7 @@ impl FlowTable {
             key,
             len: 0,
             sweep_at: 0,
+            occupied: vec![0; max_flows.div_ceil(64)],
             probe_overflow: 0,
         }
     }
@@ -513,6 +518,7 @@ impl FlowTable {
             val: id | 0x8000_0000,
         };
         self.flows[id as usize] = Some(Flow::new(params, now));
+        self.occupied[id as usize / 64] |= 1 << (id % 64);
         self.len += 1;
         Ok(id)
     }
@@ -520,6 +526,7 @@ impl FlowTable {
     /// Remove a flow (both keys). Returns it.
     pub fn remove(&mut self, id: FlowId) -> Option<Flow> {
         let f = self.flows.get_mut(id as usize)?.take()?;
+        self.occupied[id as usize / 64] &= !(1 << (id % 64));
         self.unindex(&(pack(f.params.client), pack(f.params.vip)));
         self.unindex(&(pack(f.params.server), pack(f.params.local)));
         self.free.push(id);
@@ -572,18 +579,33 @@ impl FlowTable {
     ) -> usize {
         let n = self.flows.len();
         let mut removed = 0;
-        for _ in 0..budget.min(n) {
-            let id = self.sweep_at as FlowId;
-            self.sweep_at = (self.sweep_at + 1) % n.max(1);
-            if self.flows[id as usize]
-                .as_ref()
-                .is_some_and(|f| f.expired(now, timers))
-            {
-                if let Some(f) = self.remove(id) {
-                    on_removed(id, f);
-                    removed += 1;
+        let mut left = budget.min(n);
+        while left > 0 {
+            let start = self.sweep_at;
+            let (word, bit) = (start / 64, start % 64);
+            // Slots start..start+span: within one word, the budget, the table.
+            let span = (64 - bit).min(left).min(n - start);
+            let mask = if span == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << span) - 1) << bit
+            };
+            let mut w = self.occupied[word] & mask;
+            while w != 0 {
+                let id = (word * 64 + w.trailing_zeros() as usize) as FlowId;
+                w &= w - 1;
+                if self.flows[id as usize]
+                    .as_ref()
+                    .is_some_and(|f| f.expired(now, timers))
+                {
+                    if let Some(f) = self.remove(id) {
+                        on_removed(id, f);
+                        removed += 1;
+                    }
                 }
             }
+            left -= span;
+            self.sweep_at = if start + span >= n { 0 } else { start + span };
         }
         removed
     }
