@@ -220,8 +220,8 @@ if [[ $(id -u) != 0 ]]; then
 elif ((${#CARGO_TEST_ARGS[@]})); then
     skip_stage af_xdp "CARGO_TEST_ARGS given"
 else
-    run_stage af_xdp "QSPLICE_E2E_PMD=af_xdp cargo test -p qsplice --test e2e_presence --test e2e_sessions --test e2e_ops" \
-        env QSPLICE_E2E_PMD=af_xdp cargo test "${LOCKED[@]}" -p qsplice --test e2e_presence --test e2e_sessions --test e2e_ops
+    run_stage af_xdp "QSPLICE_E2E_PMD=af_xdp cargo test -p qsplice --test e2e_presence --test e2e_sessions --test e2e_ops --test e2e_dhcp --test e2e_pktgen" \
+        env QSPLICE_E2E_PMD=af_xdp cargo test "${LOCKED[@]}" -p qsplice --test e2e_presence --test e2e_sessions --test e2e_ops --test e2e_dhcp --test e2e_pktgen
 fi
 
 # 5. fuzz smoke

@@ -20,6 +20,8 @@
 //!
 //! Namespaces and veths are made and removed by the test (prefix `qd…`);
 //! every process is stopped by PID; every wait is bounded.
+//! `QSPLICE_E2E_PMD=af_xdp` binds qsplice's ports with `net_af_xdp`
+//! instead of `net_af_packet` (the test stage `af_xdp` of scripts/test.sh).
 
 mod common;
 
@@ -150,12 +152,13 @@ stats_interval_ms = 500
 }
 
 fn server_config(iface: &str, prefix: &str, faults: &str) -> String {
+    let pmd = e2e_pmd();
     format!(
         r#"{}idle_sleep_us = 20
 
 [[ports]]
 name = "dhcp"
-device = "net_af_packet0,iface={iface}"
+device = "net_{pmd}0,iface={iface}"
 addresses = ["10.30.0.1/16"]
 
 [dhcp_server]
@@ -245,11 +248,12 @@ fn run_tester(dir: &Path, cfg: &str, limit: Duration) -> (serde_json::Value, Str
 }
 
 fn tester_config(iface: &str, prefix: &str, body: &str) -> String {
+    let pmd = e2e_pmd();
     format!(
         r#"{}
 [[ports]]
 name = "dhcp"
-device = "net_af_packet0,iface={iface}"
+device = "net_{pmd}0,iface={iface}"
 promiscuous = true
 addresses = ["10.31.0.1/16"]
 

@@ -8,7 +8,8 @@
 //! The veth pair is made and removed by the test (prefix `qp-`); frames go
 //! to a MAC that is not the kernel's (the rx port is promiscuous), so the
 //! kernel never routes them. The generator process is stopped by PID;
-//! every wait is bounded.
+//! every wait is bounded. `QSPLICE_E2E_PMD=af_xdp` binds both ends with
+//! `net_af_xdp` instead (the test stage `af_xdp` of scripts/test.sh).
 
 mod common;
 
@@ -57,6 +58,7 @@ impl Drop for Veth {
 }
 
 fn config(prefix: &str, body: &str) -> String {
+    let pmd = e2e_pmd();
     format!(
         r#"[eal]
 main_lcore = 0
@@ -73,12 +75,12 @@ stats_interval_ms = 500
 
 [[ports]]
 name = "tx"
-device = "net_af_packet0,iface=qp-a"
+device = "net_{pmd}0,iface=qp-a"
 addresses = ["198.18.255.254/16"]
 
 [[ports]]
 name = "rx"
-device = "net_af_packet1,iface=qp-b"
+device = "net_{pmd}1,iface=qp-b"
 addresses = ["198.19.255.254/16"]
 promiscuous = true
 
