@@ -9,6 +9,7 @@
 
 pub mod ctl;
 pub mod dhcp;
+mod kernel;
 pub mod lb;
 pub mod outfile;
 pub mod pktgen;

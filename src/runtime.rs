@@ -44,6 +44,11 @@ pub(crate) struct Booted {
     pub(crate) names: Vec<String>,
     /// queues[w] = worker w's queue on every port, in port order.
     pub(crate) queues: Vec<Vec<EthQueue>>,
+    /// The kernel interfaces (exception path) — kept open while we run.
+    pub(crate) kernel_ports: Vec<EthPort>,
+    /// kernel_queues[w] = worker w's queue of each port's kernel interface,
+    /// with the port's index.
+    pub(crate) kernel_queues: Vec<Vec<(usize, EthQueue)>>,
 }
 
 fn mac_str(m: [u8; 6]) -> String {
@@ -99,6 +104,7 @@ pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
     let worker_pools: Vec<Mempool> = workers.iter().map(|w| pool_of(*w)).collect();
 
     let mut ports = Vec::new();
+    let mut kernel_ports = Vec::new();
     let mut queues: Vec<Vec<EthQueue>> = workers.iter().map(|_| Vec::new()).collect();
     for p in &cfg.ports {
         let dev_name = p.device.split(',').next().unwrap_or(&p.device);
@@ -111,6 +117,7 @@ pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
             mtu: p.mtu,
             promiscuous: p.promiscuous,
             rss: p.rss,
+            mac: None,
         };
         let mut port = EthPort::configure(eal, id, &conf, &worker_pools)
             .with_context(|| format!("ports `{}`: configure {}", p.name, p.device))?;
@@ -121,6 +128,37 @@ pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
         }
         ports.push(port);
     }
+    // The exception path: each port's kernel interface, with the port's MAC
+    // (the kernel's frames leave through the port as they are) and one
+    // queue pair per worker like every port.
+    let mut kernel_queues: Vec<Vec<(usize, EthQueue)>> =
+        workers.iter().map(|_| Vec::new()).collect();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let Some(iface) = &p.kernel_iface else {
+            continue;
+        };
+        let dev = qsplice_config::kernel_vdev(pi);
+        let id = EthPort::id_by_name(eal, &dev)
+            .with_context(|| format!("ports `{}`: kernel interface {iface}", p.name))?;
+        let conf = PortConf {
+            queues: workers.len() as u16,
+            rx_desc: qsplice_config::KERNEL_DESC,
+            tx_desc: qsplice_config::KERNEL_DESC,
+            mtu: p.mtu,
+            promiscuous: false,
+            rss: false,
+            mac: Some(ports[pi].info().mac),
+        };
+        let mut port = EthPort::configure(eal, id, &conf, &worker_pools)
+            .with_context(|| format!("ports `{}`: kernel interface {iface} ({dev})", p.name))?;
+        crate::kernel::configure(iface, p)
+            .with_context(|| format!("ports `{}`: kernel interface {iface}", p.name))?;
+        tracing::info!(port = %p.name, iface = %iface, mac = %mac_str(port.info().mac), "kernel interface up (exception path)");
+        for (w, q) in port.take_queues().into_iter().enumerate() {
+            kernel_queues[w].push((pi, q));
+        }
+        kernel_ports.push(port);
+    }
     let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
     Ok(Booted {
         eal,
@@ -128,6 +166,8 @@ pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
         pools,
         names,
         queues,
+        kernel_ports,
+        kernel_queues,
     })
 }
 
@@ -145,6 +185,7 @@ fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
             table_size: cfg.arp.table_size as usize,
         },
         primary,
+        kernel_poll_us: cfg.engine.kernel_poll_us,
     }
 }
 
@@ -212,6 +253,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         let qs = std::mem::take(&mut b.queues[i]);
         let ports: Vec<(EthQueue, PortSetup)> =
             qs.into_iter().zip(setups.iter().cloned()).collect();
+        let kq = std::mem::take(&mut b.kernel_queues[i]);
         let conf = engine_conf(cfg, i == 0);
         let clock = TscClock::new(b.eal);
         let (sc2, link2, st) = (sc.clone(), link.clone(), worker_stop.clone());
@@ -224,10 +266,16 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                     Some((lconf, lshared)) => {
                         let svc = qsplice_lb::LbCore::new(lconf, lshared);
                         let mut w = Worker::with_service(conf, ports, clock, sc2, Some(link2), svc);
+                        for (pi, q) in kq {
+                            w.attach_kernel(pi, q);
+                        }
                         w.run(&st);
                     }
                     None => {
                         let mut w = Worker::new(conf, ports, clock, sc2, Some(link2));
+                        for (pi, q) in kq {
+                            w.attach_kernel(pi, q);
+                        }
                         w.run(&st);
                     }
                 }
@@ -374,8 +422,11 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         l.drain_access_log(qsplice_netdev::Clock::now(&ctl_clock));
     }
     let r = report(&b, &shared, &neighbors, started, lb.as_ref());
-    for p in &mut b.ports {
+    for p in b.ports.iter_mut().chain(b.kernel_ports.iter_mut()) {
         p.stop();
+    }
+    for p in &cfg.ports {
+        crate::kernel::cleanup(p);
     }
     if let Some(p) = &opts.stats_json {
         write_json(p, &r)?;
@@ -718,8 +769,11 @@ pub fn fwd_bench(cfg: &Config, opts: &FwdBenchOpts) -> Result<FwdBenchResult> {
     for l in &workers {
         b.eal.wait(*l);
     }
-    for p in &mut b.ports {
+    for p in b.ports.iter_mut().chain(b.kernel_ports.iter_mut()) {
         p.stop();
+    }
+    for p in &cfg.ports {
+        crate::kernel::cleanup(p);
     }
     let pps = (t1 - t0) as f64 / dt;
     Ok(FwdBenchResult {

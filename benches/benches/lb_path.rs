@@ -123,6 +123,7 @@ fn worker() -> (W, ManualClock) {
         tls_max_conns: 16,
         access_sample: 0,
         content: Vec::new(),
+        kernel_ports: 0,
     };
     let clock = ManualClock::default();
     clock.advance_ms(5_000);
@@ -158,6 +159,7 @@ fn worker() -> (W, ManualClock) {
             table_size: 64,
         },
         primary: true,
+        kernel_poll_us: 100,
     };
     let port = |mac: MacAddr, name: &str, addr: Ipv4Addr, neighbors: Vec<Ipv4Addr>| {
         (

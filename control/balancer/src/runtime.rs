@@ -286,6 +286,12 @@ impl<F> LbRuntime<F> {
                 0
             },
             content: Vec::new(),
+            kernel_ports: cfg
+                .ports
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.kernel_iface.is_some())
+                .fold(0u8, |m, (i, _)| m | (1 << i)),
         };
         // The session table is shared by every lcore from the start (a
         // session-aware VIP may be added live), its BUSY counters sized for

@@ -209,6 +209,8 @@ pub struct EngineConf {
     /// With `idle_sleep_us`, keep polling until nothing has arrived for
     /// this long, µs, before sleeping; 0 = sleep after the first empty poll.
     pub idle_spin_us: u64,
+    /// Poll the ports' kernel interfaces (exception path) this often, µs.
+    pub kernel_poll_us: u64,
 }
 
 impl Default for EngineConf {
@@ -219,6 +221,7 @@ impl Default for EngineConf {
             stats_interval_ms: 1000,
             idle_sleep_us: 0,
             idle_spin_us: 0,
+            kernel_poll_us: 200,
         }
     }
 }
@@ -277,7 +280,17 @@ pub struct PortConf {
     /// absent: none).
     #[serde(deserialize_with = "opt_ipv4")]
     pub gateway: Option<Ipv4Addr>,
+    /// The exception path: a kernel interface of this name (a DPDK
+    /// `net_tap` device) stands for the port in the kernel, with the port's
+    /// MAC, MTU and addresses; what the dataplane does not serve on the
+    /// port's addresses goes to it, and what the kernel sends leaves
+    /// through the port (a routing daemon, sshd, … run unchanged).
+    pub kernel_iface: Option<String>,
 }
+
+/// Rx and tx descriptors of each queue of a kernel interface (exception
+/// path: control traffic, not the data path).
+pub const KERNEL_DESC: u16 = 128;
 
 /// `""` → `None`, else an IPv4 address.
 fn opt_ipv4<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
@@ -288,6 +301,11 @@ fn opt_ipv4<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, 
     s.parse()
         .map(Some)
         .map_err(|_| serde::de::Error::custom(format!("invalid IPv4 address `{s}`")))
+}
+
+/// The DPDK device name of port `i`'s kernel interface (`net_tap` PMD).
+pub fn kernel_vdev(i: usize) -> String {
+    format!("net_tap_qsk{i}")
 }
 
 /// The name the spec uses for a `[[ports]]` entry.
@@ -306,6 +324,7 @@ impl Default for PortConf {
             addresses: Vec::new(),
             neighbors: Vec::new(),
             gateway: None,
+            kernel_iface: None,
         }
     }
 }
@@ -477,7 +496,14 @@ impl Config {
         let rings: u64 = self
             .ports
             .iter()
-            .map(|p| (u64::from(p.rx_desc) + u64::from(p.tx_desc)) * u64::from(workers))
+            .map(|p| {
+                let kernel = if p.kernel_iface.is_some() {
+                    2 * u64::from(KERNEL_DESC)
+                } else {
+                    0
+                };
+                (u64::from(p.rx_desc) + u64::from(p.tx_desc) + kernel) * u64::from(workers)
+            })
             .sum();
         rings + u64::from(workers) * self.mbufs_per_worker()
     }
@@ -552,6 +578,12 @@ impl Config {
                 pci = true;
             }
             a.push(p.device.clone());
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if let Some(k) = &p.kernel_iface {
+                a.push("--vdev".into());
+                a.push(format!("{},iface={k}", kernel_vdev(i)));
+            }
         }
         if !pci {
             a.push("--no-pci".into());

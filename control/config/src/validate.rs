@@ -587,6 +587,12 @@ impl Config {
             0,
             1_000_000,
         )?;
+        in_range(
+            "engine.kernel_poll_us",
+            self.engine.kernel_poll_us,
+            10,
+            100_000,
+        )?;
         Ok(())
     }
 
@@ -849,6 +855,33 @@ impl Config {
         let mut names = HashSet::new();
         let mut devs = HashSet::new();
         let mut addrs: HashSet<Ipv4Addr> = HashSet::new();
+        let ifaces: Vec<&str> = self.ports.iter().filter_map(|p| p.iface()).collect();
+        let mut kernel = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            if let Some(name) = &p.kernel_iface {
+                let key = format!("ports[{i}].kernel_iface");
+                if name.is_empty()
+                    || name.len() > IFNAME_MAX
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                    || name == "."
+                    || name == ".."
+                {
+                    return err(
+                        key,
+                        name,
+                        format!("must be a Linux interface name: 1-{IFNAME_MAX} of [A-Za-z0-9_.-]"),
+                    );
+                }
+                if ifaces.contains(&name.as_str()) {
+                    return err(key, name, "is the kernel interface a port's device uses (`iface=`); the exception path creates its own");
+                }
+                if !kernel.insert(name.as_str()) {
+                    return err(key, name, "another port has this kernel interface");
+                }
+            }
+        }
         for (i, p) in self.ports.iter().enumerate() {
             let k = |f: &str| format!("ports[{i}].{f}");
             if p.name.is_empty() {

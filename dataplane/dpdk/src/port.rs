@@ -51,6 +51,9 @@ pub struct PortConf {
     pub promiscuous: bool,
     /// Request RSS over the queues (only applied if the PMD supports it).
     pub rss: bool,
+    /// Set this MAC address before starting (`None`: keep the device's).
+    /// On a `net_tap` device it is also the kernel interface's address.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// What was learned about a port while configuring it.
@@ -242,6 +245,12 @@ impl EthPort {
             check(r, "rte_eth_tx_queue_setup", || {
                 ctx(&format!("tx queue {q}, {tx_desc} descriptors"))
             })?;
+        }
+        if let Some(m) = conf.mac {
+            let mut addr = sys::rte_ether_addr { addr_bytes: m };
+            // SAFETY: port id valid (configured); DPDK copies the address.
+            let r = unsafe { sys::rte_eth_dev_default_mac_addr_set(port_id, &mut addr) };
+            check(r, "rte_eth_dev_default_mac_addr_set", || ctx(&name))?;
         }
         // SAFETY: port id valid. A PMD that cannot change the MTU (veth via
         // af_packet follows the kernel interface) is not an error.

@@ -113,6 +113,7 @@ fn eal_ports_mbufs_rings() {
         mtu: 1500,
         promiscuous: false,
         rss: true,
+        mac: None,
     };
     let mut ring_port =
         EthPort::configure(eal, ring_id, &conf, &[pool]).expect("configure net_ring0");

@@ -176,6 +176,13 @@ counters! {
     neigh_table_full,
     /// ICMP echo requests answered.
     icmp_echo_replied,
+    /// Frames to our addresses the dataplane does not serve, handed to the
+    /// port's kernel interface (the exception path: BGP, BFD, SSH, …).
+    kernel_in,
+    /// Frames the kernel interface sent, transmitted on its port.
+    kernel_out,
+    /// Frames for the kernel interface its queue refused.
+    kernel_in_dropped,
 }
 
 impl Counters {

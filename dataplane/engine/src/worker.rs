@@ -122,6 +122,9 @@ pub struct EngineConf {
     /// traffic such as ARP) resolves configured neighbours and announces
     /// our addresses.
     pub primary: bool,
+    /// How often the kernel interfaces (exception path) are polled, µs.
+    /// Their receive is a system call, so it is not made on every loop.
+    pub kernel_poll_us: u64,
 }
 
 /// A command from the control thread to a worker.
@@ -334,6 +337,27 @@ struct PortState<Q: Queue> {
     txbuf: Burst<Q::Frame>,
 }
 
+/// A port's exception path: this worker's queue of the kernel interface
+/// (a `net_tap` device) that stands for the port in the kernel. Frames to
+/// the port's addresses that the dataplane does not serve go in; what the
+/// kernel sends comes out and leaves through the port.
+struct KernelPath<Q: Queue> {
+    q: Q,
+    txbuf: Burst<Q::Frame>,
+}
+
+impl<Q: Queue> KernelPath<Q> {
+    fn flush(&mut self, c: &mut Counters) {
+        if self.txbuf.is_empty() {
+            return;
+        }
+        let sent = self.q.tx_burst(&mut self.txbuf);
+        c.kernel_in += sent as u64;
+        c.kernel_in_dropped += self.txbuf.len() as u64;
+        self.txbuf.clear();
+    }
+}
+
 impl<Q: Queue> PortState<Q> {
     #[inline]
     fn owns(&self, ip: Ipv4Addr) -> bool {
@@ -359,6 +383,10 @@ pub struct Worker<Q: Queue, C: Clock, S: Service<Q> = NoService> {
     service: S,
     conf: EngineConf,
     ports: Vec<PortState<Q>>,
+    /// `kernel[pi]`: port `pi`'s exception path, if it has one.
+    kernel: Vec<Option<KernelPath<Q>>>,
+    kernel_cycles: u64,
+    next_kernel: u64,
     neigh: NeighborTable,
     c: Counters,
     shared: Arc<SharedCounters>,
@@ -418,7 +446,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             max_probes: conf.arp.max_probes,
         };
         let drain_cycles = clock.us_to_cycles(conf.tx_drain_us).max(1);
-        let ports = ports
+        let ports: Vec<PortState<Q>> = ports
             .into_iter()
             .map(|(q, setup)| PortState {
                 mac: MacAddr(q.mac()),
@@ -429,11 +457,16 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             .collect();
         let mut conf = conf;
         conf.burst = conf.burst.clamp(1, qsplice_netdev::MAX_BURST);
+        let kernel_cycles = clock.us_to_cycles(conf.kernel_poll_us).max(1);
+        let kernel = (0..ports.len()).map(|_| None).collect();
         Worker {
             service,
             neigh: NeighborTable::new(conf.arp.table_size, timers),
             conf,
             ports,
+            kernel,
+            kernel_cycles,
+            next_kernel: 0,
             c: Counters::default(),
             shared,
             clock,
@@ -444,6 +477,28 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             next_tick: 0,
             started: false,
         }
+    }
+
+    /// Give port `pi` an exception path: `q` is this worker's queue of the
+    /// kernel interface that stands for the port (before [`Worker::run`]).
+    /// Frames to the port's addresses that neither the engine nor the
+    /// service handles — TCP/UDP the service declines, other IP protocols,
+    /// ICMP other than echo requests — and ARP replies (after the engine
+    /// learned from them) go to the kernel; every frame the kernel sends
+    /// leaves through the port. So a routing daemon (BGP, BFD), sshd or any
+    /// other kernel service runs on the appliance's own addresses.
+    pub fn attach_kernel(&mut self, pi: usize, q: Q) {
+        if let Some(k) = self.kernel.get_mut(pi) {
+            *k = Some(KernelPath {
+                q,
+                txbuf: Burst::new(),
+            });
+        }
+    }
+
+    /// Access a port's kernel-interface queue (tests).
+    pub fn kernel_queue_mut(&mut self, pi: usize) -> Option<&mut Q> {
+        self.kernel.get_mut(pi)?.as_mut().map(|k| &mut k.q)
     }
 
     /// Counters so far (the worker's working copy).
@@ -525,6 +580,10 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         {
             let (svc, mut io) = self.io(now);
             busy |= svc.poll(&mut io, now);
+        }
+        if now >= self.next_kernel {
+            self.next_kernel = now + self.kernel_cycles;
+            busy |= self.poll_kernel();
         }
         self.c.polls += 1;
         if !busy {
@@ -609,6 +668,48 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
 
     fn flush(&mut self, pi: usize) {
         port_flush(&mut self.ports[pi], &mut self.c);
+        if let Some(k) = &mut self.kernel[pi] {
+            k.flush(&mut self.c);
+        }
+    }
+
+    /// Hand `f` (to our addresses on port `pi`, not served here) to the
+    /// port's kernel interface; without one it is dropped as `r`.
+    fn hand_to_kernel(&mut self, pi: usize, f: Q::Frame, r: DropReason) {
+        let Some(k) = &mut self.kernel[pi] else {
+            return self.c.drop(r);
+        };
+        if k.txbuf.is_full() {
+            k.flush(&mut self.c);
+        }
+        if k.txbuf.try_push(f).is_err() {
+            self.c.kernel_in_dropped += 1;
+        }
+    }
+
+    /// Take what the kernel interfaces sent and transmit it on their ports.
+    fn poll_kernel(&mut self) -> bool {
+        let mut busy = false;
+        for pi in 0..self.ports.len() {
+            let Some(k) = &mut self.kernel[pi] else {
+                continue;
+            };
+            let mut rx: Burst<Q::Frame> = Burst::new();
+            let n = k.q.rx_burst(&mut rx, self.conf.burst);
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            for f in rx.drain(..) {
+                if f.len() < 14 {
+                    self.c.drop(DropReason::EthTruncated);
+                    continue;
+                }
+                self.c.kernel_out += 1;
+                port_send(&mut self.ports[pi], &mut self.c, self.conf.burst, f);
+            }
+        }
+        busy
     }
 
     /// The service's view of this worker.
@@ -685,7 +786,12 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         }
         if op == ARP_REPLY {
             self.c.arp_replies_received += 1;
-            return; // consumed
+            // Consumed, unless the kernel interface's own resolutions wait
+            // for it (the kernel asked through the exception path).
+            if self.kernel[pi].is_some() {
+                self.hand_to_kernel(pi, f, DropReason::ArpNotForUs);
+            }
+            return;
         }
         if !for_us {
             return self.c.drop(DropReason::ArpNotForUs);
@@ -747,32 +853,35 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             ip_proto::ICMP => {}
             ip_proto::TCP | ip_proto::UDP => {
                 let (svc, mut io) = self.io(now);
-                if svc.on_ipv4(&mut io, pi, f, l3, now).is_some() {
-                    self.c.drop(if proto == ip_proto::TCP {
+                if let Some(f) = svc.on_ipv4(&mut io, pi, f, l3, now) {
+                    let r = if proto == ip_proto::TCP {
                         DropReason::TcpNoService
                     } else {
                         DropReason::UdpNoService
-                    });
+                    };
+                    self.hand_to_kernel(pi, f, r);
                 }
                 return;
             }
-            _ => return self.c.drop(DropReason::UnknownProtocol),
+            _ => return self.hand_to_kernel(pi, f, DropReason::UnknownProtocol),
         }
         let our_mac = port.mac;
         let l4 = l3 + hl;
         let end = l3 + tl;
-        let data = f.data_mut();
         {
-            let Ok(icmp) = Icmpv4Packet::new_checked(&data[l4..end]) else {
+            let Ok(icmp) = Icmpv4Packet::new_checked(&f.data()[l4..end]) else {
                 return self.c.drop(DropReason::IcmpTruncated);
             };
             if !icmp.verify_checksum() {
                 return self.c.drop(DropReason::IcmpBadChecksum);
             }
             if icmp.msg_type() != Icmpv4Packet::<&[u8]>::ECHO_REQUEST || icmp.code() != 0 {
-                return self.c.drop(DropReason::IcmpUnhandled);
+                // Echo replies to the kernel's pings, unreachables for its
+                // connections, …
+                return self.hand_to_kernel(pi, f, DropReason::IcmpUnhandled);
             }
         }
+        let data = f.data_mut();
         // Echo reply in place: ICMP type 8 → 0; swap addresses (the IPv4
         // checksum is a sum, a swap leaves it unchanged); reset TTL; swap MACs.
         {

@@ -96,6 +96,7 @@ fn rig(primary: bool, neighbors: Vec<Ipv4Addr>) -> Rig {
             table_size: 64,
         },
         primary,
+        kernel_poll_us: 100,
     };
     let setup = PortSetup {
         name: "client".into(),
@@ -527,4 +528,189 @@ fn random_garbage_never_panics() {
         "every frame is either answered, consumed, or counted as a drop"
     );
     let _ = Frame::len(&VecFrame::from_bytes(&[]));
+}
+
+// ---------------------------------------------------------------------------
+// The exception path: a port's kernel interface
+// ---------------------------------------------------------------------------
+
+fn kernel_rig() -> Rig {
+    let mut r = rig(false, vec![]);
+    r.w.attach_kernel(0, MemQueue::new(OUR_MAC));
+    r
+}
+
+impl Rig {
+    fn to_kernel(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.w.kernel_queue_mut(0).expect("kernel path").tx)
+            .into_iter()
+            .map(VecFrame::into_vec)
+            .collect()
+    }
+}
+
+fn udp(sport: u16, dport: u16, body: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]); // no checksum (IPv4 allows it)
+    u.extend_from_slice(body);
+    u
+}
+
+#[test]
+fn unserved_traffic_to_our_address_goes_to_the_kernel_unchanged() {
+    let mut r = kernel_rig();
+    // BFD control (UDP 3784), OSPF-like protocol 89, an echo reply to a
+    // ping the kernel sent: none is served by the dataplane.
+    let bfd = eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 17, &udp(49152, 3784, &[0x20; 24])),
+    );
+    let ospf = eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 89, &[1, 2, 3, 4]),
+    );
+    let mut reply = echo_request(7, 1);
+    reply[0] = 0;
+    let c = csum(&{
+        let mut z = reply.clone();
+        z[2] = 0;
+        z[3] = 0;
+        z
+    });
+    reply[2..4].copy_from_slice(&c.to_be_bytes());
+    let echo_reply = eth(OUR_MAC, PEER_MAC, 0x0800, &ipv4(PEER_IP, VIP, 1, &reply));
+    for f in [&bfd, &ospf, &echo_reply] {
+        r.inject(f.clone());
+    }
+    let out = r.run();
+    assert!(out.is_empty(), "nothing answered on the wire: {out:?}");
+    let k = r.to_kernel();
+    assert_eq!(
+        k,
+        vec![bfd, ospf, echo_reply],
+        "handed over byte for byte, in order"
+    );
+    let c = r.w.counters();
+    assert_eq!(c.kernel_in, 3);
+    assert_eq!(c.drops_of(DropReason::UdpNoService), 0);
+    assert_eq!(c.drops_of(DropReason::UnknownProtocol), 0);
+    assert_eq!(c.drops_of(DropReason::IcmpUnhandled), 0);
+}
+
+#[test]
+fn what_the_dataplane_answers_or_rejects_never_reaches_the_kernel() {
+    let mut r = kernel_rig();
+    // An echo request is answered by the engine itself.
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 1, &echo_request(1, 1)),
+    ));
+    // Not our address, bad checksum, another MAC: dropped as before.
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, [10, 10, 1, 77], 17, &udp(1, 2, b"x")),
+    ));
+    let mut bad = ipv4(PEER_IP, VIP, 17, &udp(1, 2, b"x"));
+    bad[10] ^= 0xff;
+    r.inject(eth(OUR_MAC, PEER_MAC, 0x0800, &bad));
+    r.inject(eth(
+        [0x02, 9, 9, 9, 9, 9],
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 17, &udp(1, 2, b"x")),
+    ));
+    // An ARP request for us is answered here (the kernel does not answer
+    // it a second time).
+    r.inject(eth(
+        [0xff; 6],
+        PEER_MAC,
+        0x0806,
+        &arp(1, PEER_MAC, PEER_IP, [0; 6], VIP),
+    ));
+    let out = r.run();
+    assert_eq!(out.len(), 2, "echo reply and ARP reply");
+    assert!(r.to_kernel().is_empty());
+    let c = r.w.counters();
+    assert_eq!(c.kernel_in, 0);
+    assert_eq!(c.drops_of(DropReason::Ipv4NotForUs), 1);
+    assert_eq!(c.drops_of(DropReason::Ipv4BadChecksum), 1);
+    assert_eq!(c.drops_of(DropReason::NotOurMac), 1);
+}
+
+#[test]
+fn arp_replies_are_learned_and_passed_to_the_kernel() {
+    let mut r = kernel_rig();
+    let reply = eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0806,
+        &arp(2, PEER_MAC, PEER_IP, OUR_MAC, VIP),
+    );
+    r.inject(reply.clone());
+    r.run();
+    assert_eq!(
+        r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)),
+        Some(MacAddr(PEER_MAC))
+    );
+    assert_eq!(r.to_kernel(), vec![reply]);
+}
+
+#[test]
+fn what_the_kernel_sends_leaves_through_the_port() {
+    let mut r = kernel_rig();
+    let syn = eth(PEER_MAC, OUR_MAC, 0x0800, &ipv4(VIP, PEER_IP, 6, &[0; 20]));
+    let arp_req = eth(
+        [0xff; 6],
+        OUR_MAC,
+        0x0806,
+        &arp(1, OUR_MAC, VIP, [0; 6], PEER_IP),
+    );
+    {
+        let k = r.w.kernel_queue_mut(0).unwrap();
+        k.rx.push_back(VecFrame::from_bytes(&syn));
+        k.rx.push_back(VecFrame::from_bytes(&arp_req));
+        k.rx.push_back(VecFrame::from_bytes(&[1, 2, 3])); // a runt
+    }
+    let out = r.run();
+    assert_eq!(
+        out,
+        vec![syn, arp_req],
+        "forwarded as the kernel built them"
+    );
+    let c = r.w.counters();
+    assert_eq!(c.kernel_out, 2);
+    assert_eq!(c.drops_of(DropReason::EthTruncated), 1);
+}
+
+#[test]
+fn without_a_kernel_path_unserved_traffic_is_dropped_by_reason() {
+    let mut r = rig(false, vec![]);
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 17, &udp(1, 3784, b"x")),
+    ));
+    r.inject(eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 89, &[0; 8]),
+    ));
+    assert!(r.run().is_empty());
+    let c = r.w.counters();
+    assert_eq!(c.drops_of(DropReason::UdpNoService), 1);
+    assert_eq!(c.drops_of(DropReason::UnknownProtocol), 1);
+    assert_eq!(c.kernel_in, 0);
 }

@@ -132,6 +132,7 @@ pub(crate) fn worker(lb: LbCore<VecFrame>, clock: &ManualClock, backends: &[Ipv4
             table_size: 16,
         },
         primary: true,
+        kernel_poll_us: 100,
     };
     let port = |mac: MacAddr, addr: Ipv4Addr, neighbors: Vec<Ipv4Addr>| {
         (
@@ -256,6 +257,7 @@ impl Rig {
             tls_max_conns: 16,
             access_sample: 1,
             content: Vec::new(),
+            kernel_ports: 0,
         };
         let lb = LbCore::new(conf, shared);
         let w = worker(lb, &clock, &[SERVER]);

@@ -717,6 +717,7 @@ impl Rig {
             tls_max_conns: 8,
             access_sample: 1,
             content: Vec::new(),
+            kernel_ports: 0,
         };
         let lb = LbCore::new(conf, shared.clone());
         let mut neigh = SERVERS.to_vec();

@@ -130,6 +130,19 @@ impl VipEntry {
     }
 }
 
+/// The TCP destination port of a valid IPv4 packet at `l3` (0 if the
+/// header is cut short: no VIP or source port is 0).
+#[inline]
+fn tcp_dport<F: Frame>(f: &F, l3: usize) -> u16 {
+    let d = f.data();
+    let Some(&vihl) = d.get(l3) else { return 0 };
+    let l4 = l3 + usize::from(vihl & 0x0f) * 4;
+    match d.get(l4 + 2..l4 + 4) {
+        Some(b) => u16::from_be_bytes([b[0], b[1]]),
+        None => 0,
+    }
+}
+
 /// The VIPs by address (sorted; rebuilt when the services change) and the
 /// VIP IP addresses.
 #[derive(Clone, Debug, Default)]
@@ -260,6 +273,12 @@ pub struct LbConf {
     pub access_sample: u32,
     /// Content-aware (LARD-style) VIPs and their rules.
     pub content: Vec<ContentVip>,
+    /// Ports with a kernel interface (exception path), bit `i` for port
+    /// `i`: there, TCP the balancer does not serve — to a VIP address on a
+    /// port without a VIP, to `local` outside the source port range — is
+    /// declined (the engine hands it to the kernel, which runs BGP, SSH, …)
+    /// instead of answered with a RST.
+    pub kernel_ports: u8,
 }
 
 /// What one lcore shares with the control thread and the other lcores.
@@ -637,6 +656,11 @@ impl<F: Frame> LbCore<F> {
         self.vix.get(vip).is_some_and(|e| e.session_aware)
     }
 
+    #[inline]
+    fn kernel_path(&self, pi: usize) -> bool {
+        pi < 8 && self.conf.kernel_ports & (1 << pi) != 0
+    }
+
     fn is_vip_addr(&self, ip: Ipv4Addr) -> bool {
         self.vix.has_ip(ip)
     }
@@ -941,8 +965,21 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
             return Some(f);
         }
         if pi == self.conf.backend_port && dst == self.conf.local {
+            if self.kernel_path(pi)
+                && !(self.conf.sport_min..=self.conf.sport_max).contains(&tcp_dport(&f, l3))
+            {
+                return Some(f);
+            }
             self.on_backend(io, f, l3, false, now);
         } else if pi == self.conf.client_port && self.is_vip_addr(dst) {
+            if self.kernel_path(pi)
+                && self
+                    .vix
+                    .get(SocketAddrV4::new(dst, tcp_dport(&f, l3)))
+                    .is_none()
+            {
+                return Some(f);
+            }
             self.on_client(io, f, l3, now);
         } else {
             return Some(f);

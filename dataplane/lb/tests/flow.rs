@@ -84,6 +84,7 @@ fn conf() -> LbConf {
         tls_max_conns: 16,
         access_sample: 1,
         content: Vec::new(),
+        kernel_ports: 0,
     }
 }
 
@@ -125,6 +126,7 @@ fn rig_with(conf: LbConf) -> Rig {
             table_size: 64,
         },
         primary: true,
+        kernel_poll_us: 100,
     };
     let ports = vec![
         (
