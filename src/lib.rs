@@ -13,6 +13,7 @@ mod kernel;
 pub mod lb;
 pub mod outfile;
 pub mod pktgen;
+mod routes;
 pub mod runtime;
 pub mod stats;
 

@@ -288,6 +288,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     tracing::info!(workers = ?workers, "workers running");
 
     let started = Instant::now();
+    let mut routes = cfg
+        .bgp
+        .as_ref()
+        .map(|c| crate::routes::RouteCtl::new(c, workers.len(), started));
     let ctl_clock = TscClock::new(b.eal);
     let mut neighbors: BTreeSet<NeighborReport> = BTreeSet::new();
     let interval = Duration::from_millis(cfg.engine.stats_interval_ms);
@@ -371,6 +375,9 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         if reload.swap(false, Ordering::SeqCst) {
             let _ = reload_config(cfg, opts, lb.as_mut(), "SIGHUP");
         }
+        if let Some(rc) = routes.as_mut() {
+            rc.step(&b, &shared, lb.as_ref(), draining.is_some(), Instant::now());
+        }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
             l.drain_access_log(qsplice_netdev::Clock::now(&ctl_clock));
@@ -390,11 +397,13 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 opts,
                 stop: &stop,
                 cfg,
+                routes: routes.as_ref(),
             });
         }
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
             next_stats += interval;
-            let r = report(&b, &shared, &neighbors, started, lb.as_ref());
+            let mut r = report(&b, &shared, &neighbors, started, lb.as_ref());
+            r.bgp = routes.as_ref().map(crate::routes::RouteCtl::report);
             println!("{}", r.render());
             if opts.live_json {
                 if let Some(p) = &opts.stats_json {
@@ -403,6 +412,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             }
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(rc) = routes.as_mut() {
+        // Before anything is reset: the router stops sending here first.
+        rc.withdraw_all();
     }
     if let Some(l) = lb.as_ref() {
         // Every lcore resets what is still open on its next tick (1 ms),
@@ -421,7 +434,8 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         // What the lcores logged last (the shutdown resets among it).
         l.drain_access_log(qsplice_netdev::Clock::now(&ctl_clock));
     }
-    let r = report(&b, &shared, &neighbors, started, lb.as_ref());
+    let mut r = report(&b, &shared, &neighbors, started, lb.as_ref());
+    r.bgp = routes.as_ref().map(crate::routes::RouteCtl::report);
     for p in b.ports.iter_mut().chain(b.kernel_ports.iter_mut()) {
         p.stop();
     }
@@ -507,17 +521,20 @@ struct ApiCtl<'a> {
     opts: &'a RunOpts,
     stop: &'a AtomicBool,
     cfg: &'a Config,
+    routes: Option<&'a crate::routes::RouteCtl>,
 }
 
 impl qsplice_mgmt::Control for ApiCtl<'_> {
     fn report(&self) -> Report {
-        report(
+        let mut r = report(
             self.b,
             self.shared,
             self.neighbors,
             self.started,
             self.lb.as_deref(),
-        )
+        );
+        r.bgp = self.routes.map(crate::routes::RouteCtl::report);
+        r
     }
 
     fn sessions(
@@ -693,6 +710,7 @@ fn report(
         ports,
         neighbors: neighbors.iter().cloned().collect(),
         lb: lb.map(LbRuntime::report),
+        bgp: None,
         mempools: b
             .pools
             .iter()

@@ -219,9 +219,45 @@ fn policy(p: PolicyConf) -> Policy {
         PolicyConf::WeightedRoundRobin => Policy::WeightedRoundRobin,
         PolicyConf::LeastConnections => Policy::LeastConnections,
         PolicyConf::Maglev => Policy::Maglev,
+        PolicyConf::MaglevFlow => Policy::MaglevFlow,
         // Its fallback scheduler.
         PolicyConf::SessionAware => Policy::RoundRobin,
     }
+}
+
+/// The cluster's cookie / ISN secret from `lb.cluster_secret_file`: a
+/// regular file only its owner can read (mode 0600 or stricter) holding at
+/// least 32 hex digits (128 bits; `openssl rand -hex 32`). Longer secrets
+/// are folded into 16 bytes (XOR); whitespace around the digits is ignored.
+pub fn read_cluster_secret(path: &std::path::Path) -> Result<[u8; 16]> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| {
+        Error(format!(
+            "lb.cluster_secret_file = {:?}: {why}",
+            path.display().to_string()
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "mode {mode:04o} lets group or others read it; chmod 600"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let hex = text.trim();
+    if hex.len() < 32 || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("must hold an even number (at least 32) of hex digits and nothing else (openssl rand -hex 32)".into()));
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let byte = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("00"), 16).unwrap_or(0);
+        out[i % 16] ^= byte;
+    }
+    Ok(out)
 }
 
 /// 16 bytes from the kernel's CSPRNG (the cookie secret).
@@ -250,7 +286,12 @@ impl<F> LbRuntime<F> {
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         let mtu = |i: usize| cfg.ports[i].mtu.saturating_sub(40);
         let now = Instant::now();
-        let secret = IsnSecret::from_bytes(random_secret()?);
+        // A cluster shares its secret: a handshake that completes through
+        // another node (ECMP moved the flow) still validates.
+        let secret = IsnSecret::from_bytes(match &l.cluster_secret_file {
+            Some(p) => read_cluster_secret(std::path::Path::new(p))?,
+            None => random_secret()?,
+        });
         let template = LbConf {
             vips: Vec::new(),
             client_port: cp,
@@ -950,6 +991,26 @@ impl<F> LbRuntime<F> {
         self.access.reopen()
     }
 
+    /// The VIP addresses this node can serve now: those with at least one
+    /// open VIP that has a backend in rotation (administratively up, not
+    /// removed, healthy). What `[bgp]` announces.
+    pub fn serviceable_vip_ips(&self) -> Vec<std::net::Ipv4Addr> {
+        let mut ips: Vec<std::net::Ipv4Addr> = self
+            .vips
+            .iter()
+            .filter(|v| !v.removed)
+            .filter(|v| {
+                v.backends
+                    .iter()
+                    .any(|b| !b.removed && b.healthy && b.admin == BackendStateConf::Up)
+            })
+            .map(|v| *v.addr.ip())
+            .collect();
+        ips.sort_unstable();
+        ips.dedup();
+        ips
+    }
+
     /// `lb.shutdown_grace_s`.
     pub fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace
@@ -1385,6 +1446,7 @@ fn policy_name(p: PolicyConf) -> &'static str {
         PolicyConf::WeightedRoundRobin => "weighted-round-robin",
         PolicyConf::LeastConnections => "least-connections",
         PolicyConf::Maglev => "maglev",
+        PolicyConf::MaglevFlow => "maglev-flow",
         PolicyConf::SessionAware => "session-aware",
     }
 }
@@ -1563,5 +1625,71 @@ mod tests {
     fn config_suite_names_are_the_tls_crate_s() {
         let tls: Vec<&str> = qsplice_tls::stats::SUITES.iter().map(|(_, n)| *n).collect();
         assert_eq!(qsplice_config::TLS_CIPHER_SUITES.to_vec(), tls);
+    }
+}
+
+#[cfg(test)]
+mod cluster_secret_tests {
+    use super::read_cluster_secret;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn file(name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("qsplice-secret-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn every_node_reading_the_file_gets_the_same_secret() {
+        let hex = "00112233445566778899aabbccddeeff";
+        let a = file("a", &format!("{hex}\n"), 0o600);
+        let b = file("b", hex, 0o400);
+        let sa = read_cluster_secret(&a).unwrap();
+        assert_eq!(sa, read_cluster_secret(&b).unwrap());
+        assert_eq!(sa[0], 0x00);
+        assert_eq!(sa[15], 0xff);
+        // 64 digits fold into 16 bytes, and differ from the first half alone.
+        let c = file("c", &format!("{hex}{hex}"), 0o600);
+        assert_eq!(read_cluster_secret(&c).unwrap(), [0; 16]);
+        for p in [a, b, c] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn a_readable_short_or_non_hex_secret_is_refused_with_the_reason() {
+        let cases = [
+            (
+                "open",
+                "00112233445566778899aabbccddeeff",
+                0o644,
+                "chmod 600",
+            ),
+            ("short", "0011", 0o600, "at least 32"),
+            (
+                "odd",
+                "00112233445566778899aabbccddeeff0",
+                0o600,
+                "even number",
+            ),
+            (
+                "text",
+                "this is not hex but is long enough!!",
+                0o600,
+                "hex digits",
+            ),
+        ];
+        for (name, text, mode, why) in cases {
+            let p = file(name, text, mode);
+            let e = read_cluster_secret(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("lb.cluster_secret_file") && e.contains(why),
+                "{name}: {e}"
+            );
+            let _ = std::fs::remove_file(p);
+        }
+        let e = read_cluster_secret(std::path::Path::new("/nonexistent/qs")).unwrap_err();
+        assert!(e.to_string().contains("No such file"), "{e}");
     }
 }

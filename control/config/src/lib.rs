@@ -18,7 +18,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
-    kernel_vdev, parse_ip_range, parse_port_range, PktgenConf, PktgenFields, PktgenProto,
+    kernel_vdev, parse_ip_range, parse_port_range, BgpConf, PktgenConf, PktgenFields, PktgenProto,
     PktgenSizeMode, PktgenStreamConf, KERNEL_DESC,
 };
 pub use schema::{

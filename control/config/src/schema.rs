@@ -43,6 +43,41 @@ pub struct Config {
     pub pktgen: Option<PktgenConf>,
     /// The management listener (metrics, JSON API, `qsplice ctl`).
     pub management: ManagementConf,
+    /// Route announcement of the VIPs by a BGP speaker (scale-out behind
+    /// ECMP; needs `[lb]`).
+    pub bgp: Option<BgpConf>,
+}
+
+/// `[bgp]`: announce each VIP address while this node can serve it, through
+/// a BGP speaker on the node (BIRD 2) driven by its own control socket.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BgpConf {
+    /// The speaker: `"bird"` (BIRD 2).
+    pub speaker: String,
+    /// BIRD's control socket (`bird -s`).
+    pub control_socket: String,
+    /// The file qsplice writes with the routes to announce; the speaker's
+    /// configuration includes it.
+    pub routes_file: String,
+    /// Name of the static protocol in `routes_file` (export it to the BGP
+    /// sessions by this name).
+    pub protocol: String,
+    /// Withdraw every route when a data port's link is down or a worker
+    /// lcore stops polling for this long, ms.
+    pub stall_ms: u64,
+}
+
+impl Default for BgpConf {
+    fn default() -> Self {
+        BgpConf {
+            speaker: "bird".into(),
+            control_socket: "/run/bird/bird.ctl".into(),
+            routes_file: String::new(),
+            protocol: "qsplice_vips".into(),
+            stall_ms: 1000,
+        }
+    }
 }
 
 /// `[management]`: the HTTP management listener of `qsplice run` / `lb`,

@@ -429,9 +429,54 @@ impl Config {
         self.validate_lb()?;
         self.validate_dhcp()?;
         self.validate_pktgen()?;
+        self.validate_bgp()?;
         self.validate_management()?;
         if let Err(reason) = check_log_filter(&self.log.level) {
             return err("log.level", &self.log.level, reason);
+        }
+        Ok(())
+    }
+
+    fn validate_bgp(&self) -> R {
+        let Some(b) = &self.bgp else {
+            return Ok(());
+        };
+        if self.lb.is_none() {
+            return err("bgp", "[bgp]", "announces VIPs: needs an [lb] section");
+        }
+        if b.speaker != "bird" {
+            return err(
+                "bgp.speaker",
+                &b.speaker,
+                "the supported speaker is \"bird\" (BIRD 2)",
+            );
+        }
+        for (k, v) in [
+            ("bgp.control_socket", &b.control_socket),
+            ("bgp.routes_file", &b.routes_file),
+        ] {
+            if v.is_empty() {
+                return err(k, "\"\"", "is required: an absolute path");
+            }
+            if !v.starts_with('/') {
+                return err(k, v, "must be an absolute path");
+            }
+        }
+        let p = b.protocol.as_bytes();
+        if p.is_empty()
+            || p.len() > 64
+            || !(p[0].is_ascii_alphabetic() || p[0] == b'_')
+            || !p.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
+            return err(
+                "bgp.protocol",
+                &b.protocol,
+                "must be a BIRD symbol: a letter or `_`, then letters, digits, `_` (at most 64)",
+            );
+        }
+        in_range("bgp.stall_ms", b.stall_ms, 100, 60_000)?;
+        if !self.ports.iter().any(|p| p.kernel_iface.is_some()) {
+            return err("bgp", "[bgp]", "the speaker's sessions run over the exception path: give the port facing the router a `kernel_iface`");
         }
         Ok(())
     }

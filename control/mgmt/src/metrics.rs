@@ -275,6 +275,34 @@ fn build(r: &Report) -> Registry {
     if let Some(lb) = &r.lb {
         lb_metrics(&mut b, lb);
     }
+    if let Some(g) = &r.bgp {
+        b.gauge(
+            "qsplice_bgp_serving",
+            "1 while this node can serve (ports up, workers polling, not draining).",
+            l([]),
+            i64::from(g.serving),
+        );
+        for v in &g.announced {
+            b.gauge(
+                "qsplice_bgp_announced",
+                "1 for each VIP address the BGP speaker announces now.",
+                l([("vip", v)]),
+                1,
+            );
+        }
+        b.counter(
+            "qsplice_bgp_updates",
+            "Announcement changes the BGP speaker accepted.",
+            l([]),
+            g.updates,
+        );
+        b.counter(
+            "qsplice_bgp_failures",
+            "Failed attempts to update the BGP speaker (retried).",
+            l([]),
+            g.failures,
+        );
+    }
     b.registry()
 }
 
@@ -672,6 +700,15 @@ mod tests {
                 }],
             }),
             mempools: vec![("mbuf_s0".into(), 8000, 8191)],
+            bgp: Some(crate::report::BgpReport {
+                announced: vec!["10.99.0.1".into()],
+                wanted: vec!["10.99.0.1".into()],
+                serving: true,
+                reason: String::new(),
+                updates: 3,
+                failures: 1,
+                last_error: String::new(),
+            }),
         }
     }
 
@@ -692,6 +729,9 @@ mod tests {
             ("qsplice_drops_total{lcore=\"0\",layer=\"lb\",reason=\"tcp_bad_checksum\"}", "9"),
             ("qsplice_lb_conn_opened_total{lcore=\"0\"}", "5"),
             ("qsplice_lb_flows_active{lcore=\"0\"}", "2"),
+            ("qsplice_bgp_announced{vip=\"10.99.0.1\"}", "1"),
+            ("qsplice_bgp_serving ", "1"),
+            ("qsplice_bgp_failures_total ", "1"),
             ("qsplice_port_packets_total{port=\"client\",direction=\"rx\"}", "100"),
             ("qsplice_port_rx_missed_total{port=\"client\"}", "1"),
             ("qsplice_mempool_free_mbufs{pool=\"mbuf_s0\"}", "8000"),

@@ -43,6 +43,26 @@ pub struct NeighborReport {
     pub mac: String,
 }
 
+/// Route announcement (`[bgp]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BgpReport {
+    /// VIP addresses the speaker announces now (as last applied).
+    pub announced: Vec<String>,
+    /// VIP addresses this node would announce now.
+    pub wanted: Vec<String>,
+    /// Whether the node can serve (ports up, workers polling, not
+    /// draining); when not, why.
+    pub serving: bool,
+    /// Why not serving (empty when serving).
+    pub reason: String,
+    /// Changes the speaker accepted.
+    pub updates: u64,
+    /// Failed attempts (speaker down, bad configuration); retried.
+    pub failures: u64,
+    /// The last failure's message.
+    pub last_error: String,
+}
+
 /// Everything `qsplice run` reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -60,6 +80,9 @@ pub struct Report {
     pub lb: Option<LbReport>,
     /// Mbufs free / total per mempool.
     pub mempools: Vec<(String, u32, u32)>,
+    /// Route announcement, when `[bgp]` is configured.
+    #[serde(default)]
+    pub bgp: Option<BgpReport>,
 }
 
 impl Report {
@@ -158,6 +181,18 @@ impl Report {
         }
         for (name, free, size) in &self.mempools {
             let _ = writeln!(s, "  mempool {name}: {free}/{size} free");
+        }
+        if let Some(g) = &self.bgp {
+            let _ = writeln!(
+                s,
+                "  bgp: announced [{}]{}",
+                g.announced.join(", "),
+                if g.serving {
+                    String::new()
+                } else {
+                    format!(" — not serving: {}", g.reason)
+                }
+            );
         }
         s
     }

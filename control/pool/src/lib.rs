@@ -83,6 +83,10 @@ pub enum Policy {
     LeastConnections,
     /// Maglev consistent hashing on the client address.
     Maglev,
+    /// Maglev consistent hashing on the connection (client address and
+    /// port, VIP address and port): a client's connections spread over the
+    /// backends, each one to the same backend on every node of a cluster.
+    MaglevFlow,
 }
 
 /// Default Maglev table size: a prime well above 100 × the backend count.
@@ -126,9 +130,19 @@ fn addr_key(a: SocketAddrV4) -> [u8; 6] {
     k
 }
 
-/// Hash of a client address for Maglev lookups (same on every lcore).
+/// Hash of a client address for Maglev lookups (same on every lcore and
+/// every node: fixed keys).
 pub fn client_hash(client: std::net::Ipv4Addr) -> u64 {
     hash64(&client.octets(), 0x6d61_676c_6576)
+}
+
+/// Hash of a connection for [`Policy::MaglevFlow`] (same on every lcore
+/// and every node: fixed keys).
+pub fn flow_hash(client: SocketAddrV4, vip: SocketAddrV4) -> u64 {
+    let mut k = [0u8; 12];
+    k[..6].copy_from_slice(&addr_key(client));
+    k[6..].copy_from_slice(&addr_key(vip));
+    hash64(&k, 0x6d61_676c_6576_6c77)
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -172,10 +186,19 @@ fn smooth_wrr(items: &[(u16, u32)]) -> Vec<u16> {
 }
 
 /// The Maglev lookup table of size `m` (prime) over `(index, weight, key)`.
+///
+/// The table depends only on the set of `(weight, key)`, not on the order of
+/// `items` or on the indices: backends are taken in the order of their keys
+/// (addresses). So nodes whose backend slots were numbered differently (a
+/// backend added live on one, from the file on another) build the same
+/// table, and the same flow goes to the same backend address everywhere.
 fn maglev_table(items: &[(u16, u32, [u8; 6])], m: usize) -> Vec<u16> {
     if items.is_empty() {
         return Vec::new();
     }
+    let mut items = items.to_vec();
+    items.sort_unstable_by_key(|(i, _, k)| (*k, *i));
+    let items = &items[..];
     let perm: Vec<(usize, usize)> = items
         .iter()
         .map(|(_, _, k)| {
@@ -243,7 +266,7 @@ impl Snapshot {
         } else {
             Vec::new()
         };
-        let maglev = if policy == Policy::Maglev {
+        let maglev = if matches!(policy, Policy::Maglev | Policy::MaglevFlow) {
             maglev_table(
                 &eligible
                     .iter()
@@ -296,6 +319,18 @@ impl Snapshot {
         i < self.backends.len() && self.eligible.contains(&(i as u16)) && self.has_room(i, cur)
     }
 
+    /// The hash [`Snapshot::pick`] takes for a connection from `client` to
+    /// `vip`: the client address's for [`Policy::Maglev`], the connection's
+    /// for [`Policy::MaglevFlow`], 0 for the policies that ignore it.
+    #[inline]
+    pub fn key_hash(&self, client: SocketAddrV4, vip: SocketAddrV4) -> u64 {
+        match self.policy {
+            Policy::Maglev => client_hash(*client.ip()),
+            Policy::MaglevFlow => flow_hash(client, vip),
+            _ => 0,
+        }
+    }
+
     /// Pick a backend for a new connection from `client_hash` (used by
     /// Maglev). Backends at their connection limit are skipped (Maglev then
     /// probes the following table slots). `None`: no eligible backend.
@@ -319,7 +354,7 @@ impl Snapshot {
                     );
                     la.cmp(&lb).then(a.cmp(&b))
                 }),
-            Policy::Maglev => {
+            Policy::Maglev | Policy::MaglevFlow => {
                 let m = self.maglev.len();
                 let start = (client_hash % m as u64) as usize;
                 (0..m.min(64))

@@ -151,7 +151,62 @@ fn maglev_is_deterministic_across_builds() {
     );
 }
 
+#[test]
+fn maglev_flow_spreads_one_client_and_agrees_with_itself() {
+    let b: Vec<Backend> = (11..15).map(be).collect();
+    let s = Snapshot::build(1, Policy::MaglevFlow, b, vec![], MAGLEV_M);
+    let vip = SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 1), 80);
+    let client = |p: u16| SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), p);
+    let mut cur = s.cursor();
+    let mut seen = [0u32; 4];
+    for p in 30_000..34_000u16 {
+        let h = s.key_hash(client(p), vip);
+        assert_eq!(h, flow_hash(client(p), vip));
+        seen[s.pick(h, &mut cur).unwrap()] += 1;
+    }
+    // One client's connections reach every backend, about evenly.
+    for n in seen {
+        assert!((800..1200).contains(&n), "{seen:?}");
+    }
+    // Other policies need no hash.
+    let rr = Snapshot::build(1, Policy::RoundRobin, vec![be(11)], vec![], MAGLEV_M);
+    assert_eq!(rr.key_hash(client(1), vip), 0);
+    let m = Snapshot::build(1, Policy::Maglev, vec![be(11)], vec![], MAGLEV_M);
+    assert_eq!(m.key_hash(client(1), vip), client_hash(*client(9).ip()));
+}
+
 proptest! {
+    /// Two nodes whose backend slots are numbered differently (a backend
+    /// added live on one, from the file on the other; removed slots in
+    /// between) send every flow to the same backend address.
+    #[test]
+    fn maglev_picks_the_same_address_whatever_the_slot_order(
+        n in 2usize..8,
+        rot in 0usize..8,
+        down_extra in any::<bool>(),
+        hashes in proptest::collection::vec(any::<u64>(), 64),
+    ) {
+        let a: Vec<Backend> = (0..n).map(|i| be(11 + i as u8)).collect();
+        let mut b = a.clone();
+        b.rotate_left(rot % n);
+        if down_extra {
+            // A removed slot (published Down) on node B only.
+            let mut gone = be(99);
+            gone.state = BackendState::Down;
+            b.insert(0, gone);
+        }
+        for policy in [Policy::Maglev, Policy::MaglevFlow] {
+            let sa = Snapshot::build(1, policy, a.clone(), vec![], 1009);
+            let sb = Snapshot::build(7, policy, b.clone(), vec![], 1009);
+            let (mut ca, mut cb) = (sa.cursor(), sb.cursor());
+            for h in &hashes {
+                let x = sa.backends[sa.pick(*h, &mut ca).unwrap()].addr;
+                let y = sb.backends[sb.pick(*h, &mut cb).unwrap()].addr;
+                prop_assert_eq!(x, y);
+            }
+        }
+    }
+
     #[test]
     fn wrr_gives_each_backend_its_weight(ws in proptest::collection::vec(1u32..20, 1..8)) {
         let b: Vec<Backend> = ws.iter().enumerate().map(|(i, w)| Backend { weight: *w, ..be(i as u8 + 1) }).collect();

@@ -43,7 +43,7 @@ use arrayvec::ArrayVec;
 use crossbeam::queue::ArrayQueue;
 use qsplice_engine::{Io, Service};
 use qsplice_netdev::{Frame, Queue};
-use qsplice_pool::{client_hash, Cursor, Snapshot};
+use qsplice_pool::{Cursor, Snapshot};
 use qsplice_splice::flow::{Dir, FlowId, FlowState, FlowTable, FlowTimers, InsertError};
 use qsplice_splice::isn::{IsnSecret, SynCookie};
 use qsplice_splice::translate::{scale_window, translate, SpliceParams};

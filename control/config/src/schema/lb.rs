@@ -57,6 +57,10 @@ pub struct LbConf {
     pub health: HealthConf,
     /// Virtual services.
     pub vips: Vec<VipConf>,
+    /// The cluster's shared secret for SYN cookies and ISNs (a file of
+    /// hex, mode 0600): every node that reads the same file validates a
+    /// cookie or ISN another node issued. Absent: a random secret per run.
+    pub cluster_secret_file: Option<String>,
 }
 
 impl Default for LbConf {
@@ -85,6 +89,7 @@ impl Default for LbConf {
             access_log: AccessLogConf::default(),
             health: HealthConf::default(),
             vips: Vec::new(),
+            cluster_secret_file: None,
         }
     }
 }
@@ -146,6 +151,9 @@ pub enum PolicyConf {
     LeastConnections,
     /// Maglev consistent hashing on the client address.
     Maglev,
+    /// Maglev consistent hashing on the connection (client address and
+    /// port, VIP).
+    MaglevFlow,
     /// TLS pass-through: the backend that holds the client's TLS session
     /// (server mapping table), else round robin.
     SessionAware,

@@ -270,7 +270,7 @@ impl<F: Frame> LbCore<F> {
         for _ in 0..8 {
             let picked = self.pools.get(pool).and_then(|snap| {
                 let cur = self.cursors.get_mut(pool)?;
-                let b = snap.pick_excluding(client_hash(*params.client.ip()), cur, skip)?;
+                let b = snap.pick_excluding(snap.key_hash(params.client, params.vip), cur, skip)?;
                 Some((b, snap.backends[b].addr))
             });
             let Some((b, server)) = picked else {

@@ -37,7 +37,6 @@ use std::sync::Arc;
 
 use qsplice_engine::Io;
 use qsplice_netdev::{Frame, Queue};
-use qsplice_pool::client_hash;
 use qsplice_tcp::{
     Config as TcpConfig, Endpoint, Handshake, Now, Outcome, Segment as TcpSegment, SegmentOut,
     State, TsInfo, MAX_SEGS_PER_CALL,
@@ -740,7 +739,8 @@ impl<F: Frame> LbCore<F> {
         let pool = self.term.vips[conn.vip].pool;
         let picked = self.pools.get(pool).and_then(|snap| {
             let cur = self.cursors.get_mut(pool)?;
-            let b = snap.pick_excluding(client_hash(*conn.client.ip()), cur, conn.tried)?;
+            let b =
+                snap.pick_excluding(snap.key_hash(conn.client, conn.vip_addr), cur, conn.tried)?;
             Some((b, snap.backends[b].addr))
         });
         let Some((b, server)) = picked else {
