@@ -44,6 +44,10 @@ PACKAGES=(
     wrk
     hping3
     tcpdump
+    # scale-out: the BGP speaker on the nodes and the ECMP router of
+    # tests/e2e_cluster.rs (scripts/cluster.sh); nftables (below) also
+    # keeps the kernel stack off af_packet ports that have a kernel_iface
+    bird2
     python3
     procps
     kmod

@@ -298,11 +298,35 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let mut next_stats = started + interval;
     // Graceful shutdown: the deadline of the grace period once it began.
     let mut draining: Option<Instant> = None;
+    // [bgp]: the routes were withdrawn for a shutdown; it proceeds then.
+    let mut withdrawn_until: Option<Instant> = None;
     loop {
         // A stop request (signal, --duration, `ctl shutdown`): consumed,
         // so a second signal during the grace period is seen as such.
-        let asked = stop.swap(false, Ordering::SeqCst)
-            || (draining.is_none() && opts.duration.is_some_and(|d| started.elapsed() >= d));
+        let mut asked = stop.swap(false, Ordering::SeqCst)
+            || (draining.is_none()
+                && withdrawn_until.is_none()
+                && opts.duration.is_some_and(|d| started.elapsed() >= d));
+        // With [bgp], a shutdown first withdraws the routes and keeps
+        // taking new connections for `bgp.withdraw_delay_ms`, while the
+        // router moves the traffic to the other nodes; then it drains as
+        // usual. A second request ends the wait at once.
+        if let (Some(rc), None) = (routes.as_mut(), draining) {
+            match withdrawn_until {
+                None if asked => {
+                    rc.withdraw_all();
+                    let delay = cfg.bgp.as_ref().map_or(0, |c| c.withdraw_delay_ms);
+                    tracing::info!(
+                        delay_ms = delay,
+                        "shutdown: routes withdrawn; still taking new connections while the router moves away"
+                    );
+                    withdrawn_until = Some(Instant::now() + Duration::from_millis(delay));
+                    asked = false;
+                }
+                Some(t) if !asked && Instant::now() >= t => asked = true,
+                _ => {}
+            }
+        }
         match (draining, lb.as_ref()) {
             (None, Some(l)) if asked && !l.shutdown_grace().is_zero() => {
                 l.set_accept_mode(qsplice_lb::AcceptMode::Draining);
@@ -376,7 +400,13 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             let _ = reload_config(cfg, opts, lb.as_mut(), "SIGHUP");
         }
         if let Some(rc) = routes.as_mut() {
-            rc.step(&b, &shared, lb.as_ref(), draining.is_some(), Instant::now());
+            rc.step(
+                &b,
+                &shared,
+                lb.as_ref(),
+                draining.is_some() || withdrawn_until.is_some(),
+                Instant::now(),
+            );
         }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());

@@ -66,6 +66,10 @@ pub struct BgpConf {
     /// Withdraw every route when a data port's link is down or a worker
     /// lcore stops polling for this long, ms.
     pub stall_ms: u64,
+    /// On shutdown, the routes are withdrawn first and new connections
+    /// are still taken for this long (the router moves traffic away) before
+    /// the usual drain, ms.
+    pub withdraw_delay_ms: u64,
 }
 
 impl Default for BgpConf {
@@ -76,6 +80,7 @@ impl Default for BgpConf {
             routes_file: String::new(),
             protocol: "qsplice_vips".into(),
             stall_ms: 1000,
+            withdraw_delay_ms: 1000,
         }
     }
 }

@@ -475,6 +475,7 @@ impl Config {
             );
         }
         in_range("bgp.stall_ms", b.stall_ms, 100, 60_000)?;
+        in_range("bgp.withdraw_delay_ms", b.withdraw_delay_ms, 0, 60_000)?;
         if !self.ports.iter().any(|p| p.kernel_iface.is_some()) {
             return err("bgp", "[bgp]", "the speaker's sessions run over the exception path: give the port facing the router a `kernel_iface`");
         }
