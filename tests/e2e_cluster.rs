@@ -1,0 +1,408 @@
+//! Scale-out, part 1 (issue 15): two qsplice nodes behind a router running
+//! BIRD with kernel ECMP on the 5-tuple (`scripts/cluster.sh`). Each node's
+//! BGP speaker (BIRD) runs on its kernel interface — the exception path —
+//! and qsplice drives it: the VIP is announced while the node can serve,
+//! withdrawn when its backends are out, on a graceful shutdown (before it
+//! refuses anything) and, by BFD on the router, when the node dies.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Cluster {
+    prefix: String,
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl Cluster {
+    fn up(tag: &str) -> Cluster {
+        let prefix = format!("{}{}", tag, std::process::id() % 100_000);
+        let out = Command::new(repo_root().join("scripts/cluster.sh"))
+            .args(["up", "--prefix", &prefix, "--backends", "2"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/cluster.sh");
+        let c = Cluster {
+            prefix,
+            vars: String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    l.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect(),
+        };
+        assert!(out.status.success(), "cluster.sh up failed");
+        c
+    }
+    fn var(&self, k: &str) -> &str {
+        self.vars
+            .get(k)
+            .unwrap_or_else(|| panic!("cluster.sh did not print {k}"))
+    }
+    fn ns(&self, ns: &str, args: &[&str]) -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .expect("ip netns exec");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    /// The router's next hops toward the VIP.
+    fn next_hops(&self) -> Vec<String> {
+        let r = self.ns(
+            self.var("ROUTER_NS"),
+            &["ip", "route", "show", self.var("VIP")],
+        );
+        ["10.20.0.2", "10.21.0.2"]
+            .iter()
+            .filter(|h| r.contains(*h))
+            .map(|h| h.to_string())
+            .collect()
+    }
+    fn wait_hops(&self, want: &[&str], timeout: Duration) -> Option<Duration> {
+        let t = Instant::now();
+        wait_for(timeout, || {
+            let h = self.next_hops();
+            (h.len() == want.len() && want.iter().all(|w| h.iter().any(|x| x == w)))
+                .then(|| t.elapsed())
+        })
+    }
+    /// `n` new connections (Connection: close, 16 at a time) from the
+    /// client: how many answered 200.
+    fn connections(&self, dir: &Path, n: usize) -> usize {
+        let urls = dir.join(format!("urls-{n}.txt"));
+        let line = format!("url = \"http://{}/\"\n", self.var("VIP"));
+        std::fs::write(&urls, line.repeat(n)).unwrap();
+        let out = Command::new("timeout")
+            .args([
+                "120",
+                "ip",
+                "netns",
+                "exec",
+                self.var("CLIENT_NS"),
+                "curl",
+                "-s",
+                "-m",
+                "5",
+            ])
+            .args([
+                "--parallel",
+                "--parallel-max",
+                "16",
+                "-H",
+                "Connection: close",
+            ])
+            .args(["-o", "/dev/null", "-w", "%{http_code}\\n", "-K"])
+            .arg(&urls)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| *l == "200")
+            .count()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/cluster.sh"))
+            .args(["down", "--prefix", &self.prefix])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn node_config(c: &Cluster, n: &str, dir: &Path) -> PathBuf {
+    let up = |a: &str, b: &str| {
+        if n == "a" {
+            a.to_string()
+        } else {
+            b.to_string()
+        }
+    };
+    let state = c.var("STATE_DIR");
+    let (ip, rip, local) = (
+        up("10.20.0.2", "10.21.0.2"),
+        up("10.20.0.1", "10.21.0.1"),
+        up("10.10.2.1", "10.10.2.2"),
+    );
+    let text = format!(
+        r#"
+[eal]
+main_lcore = 0
+worker_lcores = [1]
+memory_mb = 256
+hugepages = "off"
+log_level = "warning"
+
+[mempool]
+mbufs = 4095
+cache = 128
+
+[engine]
+idle_sleep_us = 50
+stats_interval_ms = 0
+
+[management]
+listen = "unix:{dir}/mgmt-{n}.sock"
+
+[[ports]]
+name = "up"
+device = "net_af_packet0,iface={upif}"
+addresses = ["{ip}/24", "{vip}/32"]
+neighbors = ["{rip}"]
+gateway = "{rip}"
+kernel_iface = "{kif}"
+rx_desc = 512
+tx_desc = 512
+
+[[ports]]
+name = "down"
+device = "net_af_packet1,iface={downif}"
+addresses = ["{local}/24"]
+neighbors = ["10.10.2.11", "10.10.2.12"]
+rx_desc = 512
+tx_desc = 512
+
+[lb]
+client_port = "up"
+backend_port = "down"
+cluster_secret_file = "{dir}/cluster.secret"
+shutdown_grace_s = 5
+
+[lb.health]
+interval_ms = 300
+timeout_ms = 200
+
+[[lb.vips]]
+name = "web"
+address = "{vip}:80"
+policy = "maglev-flow"
+backends = [{{ address = "10.10.2.11:80" }}, {{ address = "10.10.2.12:80" }}]
+
+[bgp]
+control_socket = "{state}/bird-n{n}.ctl"
+routes_file = "{state}/vips-n{n}.conf"
+withdraw_delay_ms = 1500
+"#,
+        dir = dir.display(),
+        upif = c.var(&format!("NODE_{}_UP_IF", n.to_uppercase())),
+        downif = c.var(&format!("NODE_{}_DOWN_IF", n.to_uppercase())),
+        kif = c.var(&format!("NODE_{}_KERNEL_IF", n.to_uppercase())),
+        vip = c.var("VIP"),
+    );
+    let p = dir.join(format!("node-{n}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn spawn_node(c: &Cluster, n: &str, dir: &Path) -> Child {
+    let cfg = node_config(c, n, dir);
+    let ns = c.var(&format!("NODE_{}_NS", n.to_uppercase()));
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            env!("CARGO_BIN_EXE_qsplice"),
+            "lb",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdout(std::fs::File::create(dir.join(format!("q-{n}.log"))).unwrap())
+        .stderr(std::fs::File::create(dir.join(format!("q-{n}.err"))).unwrap())
+        .spawn()
+        .expect("spawn qsplice in the node namespace")
+}
+
+/// The node's BIRD (after its qsplice: the BGP session runs on the kernel
+/// interface qsplice creates). Killed by `cluster.sh down` (pid file).
+fn start_bird(c: &Cluster, n: &str) {
+    let state = c.var("STATE_DIR");
+    let ok = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            c.var(&format!("NODE_{}_NS", n.to_uppercase())),
+            "bird",
+        ])
+        .args(["-c", &format!("{state}/bird-n{n}.conf")])
+        .args(["-s", &format!("{state}/bird-n{n}.ctl")])
+        .args(["-P", &format!("{state}/bird-n{n}.pid")])
+        .status()
+        .expect("bird (Debian bird2): scripts/setup.sh installs it");
+    assert!(ok.success(), "node {n}: bird did not start");
+}
+
+fn api(dir: &Path, n: &str, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-m", "5", "--unix-socket"])
+        .arg(dir.join(format!("mgmt-{n}.sock")))
+        .args(["-X", method]);
+    if let Some(b) = body {
+        c.args(["-d", b]);
+    }
+    let o = c
+        .arg(format!("http://qsplice{path}"))
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn opened(dir: &Path, n: &str) -> u64 {
+    api(dir, n, "GET", "/api/v1/status", None)["lb"]["total"]["conn_opened"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn logs(dir: &Path) -> String {
+    let mut s = String::new();
+    for f in ["q-a.log", "q-a.err", "q-b.log", "q-b.err"] {
+        s += &format!(
+            "--- {f}\n{}\n",
+            std::fs::read_to_string(dir.join(f)).unwrap_or_default()
+        );
+    }
+    s
+}
+
+#[test]
+fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new("cluster");
+    let dir = scratch.0.clone();
+    let c = Cluster::up("cl");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let s = dir.join("cluster.secret");
+        std::fs::write(
+            &s,
+            "5f1e0c9a3b7d2e4f6a8c0b1d3e5f7a9c5f1e0c9a3b7d2e4f6a8c0b1d3e5f7a9c\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut a = spawn_node(&c, "a", &dir);
+    let mut b = spawn_node(&c, "b", &dir);
+    // The kernel interfaces exist once the ports are up.
+    for n in ["a", "b"] {
+        let k = c.var(&format!("NODE_{}_KERNEL_IF", n.to_uppercase()));
+        let ns = c.var(&format!("NODE_{}_NS", n.to_uppercase()));
+        let up = wait_for(Duration::from_secs(20), || {
+            c.ns(ns, &["ip", "-4", "addr", "show", "dev", k])
+                .contains("inet ")
+                .then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "node {n}: kernel interface {k} never got its address\n{}",
+            logs(&dir)
+        );
+        start_bird(&c, n);
+    }
+
+    // 1. Both nodes announce; the router spreads 2,000 connections.
+    let t = c.wait_hops(&["10.20.0.2", "10.21.0.2"], Duration::from_secs(30));
+    assert!(
+        t.is_some(),
+        "ECMP route never had both nodes: {:?}\n{}",
+        c.next_hops(),
+        logs(&dir)
+    );
+    let ok = c.connections(&dir, 2000);
+    let (oa, ob) = (opened(&dir, "a"), opened(&dir, "b"));
+    assert_eq!(
+        ok,
+        2000,
+        "every connection answered 200 (a {oa}, b {ob})\n{}",
+        logs(&dir)
+    );
+    for (n, o) in [("a", oa), ("b", ob)] {
+        assert!(
+            o * 100 > 2000 * 30,
+            "node {n} took {o} of 2000 (> 30 % each): a {oa}, b {ob}"
+        );
+    }
+
+    // 2. A node without a healthy backend withdraws, and announces again
+    //    when one is back.
+    for be in ["10.10.2.11:80", "10.10.2.12:80"] {
+        let r = api(
+            &dir,
+            "b",
+            "POST",
+            &format!("/api/v1/vips/web/backends/{be}"),
+            Some(r#"{"state":"down"}"#),
+        );
+        assert_eq!(r["admin"], "down", "{r}");
+    }
+    assert!(
+        c.wait_hops(&["10.20.0.2"], Duration::from_secs(3))
+            .is_some(),
+        "node b kept its route with every backend down: {:?}",
+        c.next_hops()
+    );
+    api(
+        &dir,
+        "b",
+        "POST",
+        "/api/v1/vips/web/backends/10.10.2.11:80",
+        Some(r#"{"state":"up"}"#),
+    );
+    assert!(
+        c.wait_hops(&["10.20.0.2", "10.21.0.2"], Duration::from_secs(5))
+            .is_some(),
+        "node b did not announce again: {:?}",
+        c.next_hops()
+    );
+    let bgp = &api(&dir, "b", "GET", "/api/v1/status", None)["bgp"];
+    assert_eq!(bgp["announced"], serde_json::json!(["10.99.0.1"]), "{bgp}");
+    assert_eq!(bgp["serving"], true);
+
+    // 3. SIGKILL node A: BFD on the router withdraws its route within 3 s,
+    //    and new connections all succeed through B.
+    a.kill().unwrap();
+    let _ = a.wait();
+    let gone = c.wait_hops(&["10.21.0.2"], Duration::from_secs(3));
+    assert!(
+        gone.is_some(),
+        "node a's route outlived it by 3 s: {:?}",
+        c.next_hops()
+    );
+    eprintln!("node a killed: route withdrawn after {:?}", gone.unwrap());
+    let ok = c.connections(&dir, 300);
+    assert_eq!(ok, 300, "connections after node a's death\n{}", logs(&dir));
+
+    // 4. Graceful shutdown of B: the route goes first, while B still takes
+    //    connections (withdraw_delay_ms), then B exits by itself.
+    let r = api(&dir, "b", "POST", "/api/v1/shutdown", None);
+    assert_eq!(r["shutdown"], true, "{r}");
+    let t = c.wait_hops(&[], Duration::from_secs(1));
+    assert!(
+        t.is_some(),
+        "node b's route not withdrawn at once: {:?}",
+        c.next_hops()
+    );
+    assert!(
+        matches!(b.try_wait(), Ok(None)),
+        "node b withdrew by exiting, not before"
+    );
+    let st = api(&dir, "b", "GET", "/api/v1/status", None);
+    assert_eq!(st["bgp"]["serving"], false, "{}", st["bgp"]);
+    let exited = wait_for(Duration::from_secs(15), || b.try_wait().ok().flatten());
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "node b did not exit cleanly\n{}",
+        logs(&dir)
+    );
+    let f = std::fs::read_to_string(Path::new(c.var("STATE_DIR")).join("vips-nb.conf")).unwrap();
+    assert!(!f.contains("route "), "routes file left announcing: {f}");
+}
