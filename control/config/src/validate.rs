@@ -1065,7 +1065,14 @@ impl Config {
             let descs: Vec<String> = self
                 .ports
                 .iter()
-                .map(|p| format!("{}+{}", p.rx_desc, p.tx_desc))
+                .map(|p| {
+                    if p.kernel_iface.is_some() {
+                        let k = crate::KERNEL_DESC;
+                        format!("{}+{} + kernel interface {k}+{k}", p.rx_desc, p.tx_desc)
+                    } else {
+                        format!("{}+{}", p.rx_desc, p.tx_desc)
+                    }
+                })
                 .collect();
             return err(
                 "mempool.mbufs",

@@ -905,3 +905,146 @@ fn af_xdp_ports() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+const LB_MIN: &str = r#"
+[lb]
+client_port = "client"
+backend_port = "backend"
+[[lb.vips]]
+name = "web"
+address = "10.10.1.1:80"
+policy = "maglev-flow"
+backends = [{ address = "10.10.2.11:80" }]
+"#;
+
+#[test]
+fn kernel_iface_and_bgp_rules_name_key_value_and_reason() {
+    let k = |v: &str| {
+        with(
+            "neighbors = [\"10.10.1.2\"]",
+            &format!("neighbors = [\"10.10.1.2\"]\nkernel_iface = \"{v}\""),
+        )
+    };
+    let ok = parse(&format!("{}{LB_MIN}", k("qs-up"))).unwrap();
+    assert_eq!(ok.ports[0].kernel_iface.as_deref(), Some("qs-up"));
+    let s = ok.eal_args(1, false).join(" ");
+    assert!(s.contains("--vdev net_tap_qsk0,iface=qs-up"), "{s}");
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            k("this-name-is-too-long"),
+            "ports[0].kernel_iface",
+            "this-name-is-too-long",
+            "interface name",
+        ),
+        (
+            k("bad/name"),
+            "ports[0].kernel_iface",
+            "bad/name",
+            "interface name",
+        ),
+        (k(""), "ports[0].kernel_iface", "", "interface name"),
+        (k("veth0"), "ports[0].kernel_iface", "veth0", "iface="),
+        (
+            with(
+                "addresses = [\"10.10.2.1/24\"]",
+                "addresses = [\"10.10.2.1/24\"]\nkernel_iface = \"k0\"",
+            )
+            .replacen(
+                "neighbors = [\"10.10.1.2\"]",
+                "neighbors = [\"10.10.1.2\"]\nkernel_iface = \"k0\"",
+                1,
+            ),
+            "ports[1].kernel_iface",
+            "k0",
+            "another port",
+        ),
+        (
+            with(
+                "worker_lcores = [1]",
+                "worker_lcores = [1]\n[engine]\nkernel_poll_us = 5",
+            ),
+            "engine.kernel_poll_us",
+            "5",
+            "between",
+        ),
+        (
+            format!("{}\n[bgp]\nroutes_file = \"/run/v.conf\"\n", k("k0")),
+            "bgp",
+            "[bgp]",
+            "[lb]",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[bgp]\nroutes_file = \"/run/v.conf\"\n"),
+            "bgp",
+            "[bgp]",
+            "kernel_iface",
+        ),
+        (
+            format!("{}{LB_MIN}\n[bgp]\n", k("k0")),
+            "bgp.routes_file",
+            "\"\"",
+            "required",
+        ),
+        (
+            format!("{}{LB_MIN}\n[bgp]\nroutes_file = \"v.conf\"\n", k("k0")),
+            "bgp.routes_file",
+            "v.conf",
+            "absolute",
+        ),
+        (
+            format!(
+                "{}{LB_MIN}\n[bgp]\nroutes_file = \"/v\"\nspeaker = \"frr\"\n",
+                k("k0")
+            ),
+            "bgp.speaker",
+            "frr",
+            "bird",
+        ),
+        (
+            format!(
+                "{}{LB_MIN}\n[bgp]\nroutes_file = \"/v\"\nprotocol = \"9vips\"\n",
+                k("k0")
+            ),
+            "bgp.protocol",
+            "9vips",
+            "BIRD symbol",
+        ),
+        (
+            format!(
+                "{}{LB_MIN}\n[bgp]\nroutes_file = \"/v\"\nwithdraw_delay_ms = 70000\n",
+                k("k0")
+            ),
+            "bgp.withdraw_delay_ms",
+            "70000",
+            "between",
+        ),
+    ];
+    for (text, key, value, why) in cases {
+        let e = reject(&text).to_string();
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(value) && e.contains(why),
+            "{key}: {e}"
+        );
+    }
+    let e = reject(&format!(
+        "{}{LB_MIN}\n[bgp]\nroutes_file = \"/v\"\nholdtime = 3\n",
+        k("k0")
+    ))
+    .to_string();
+    assert!(e.contains("holdtime"), "unknown [bgp] key: {e}");
+    let b = parse(&format!(
+        "{}{LB_MIN}\n[bgp]\nroutes_file = \"/v\"\n",
+        k("k0")
+    ))
+    .unwrap();
+    let g = b.bgp.unwrap();
+    assert_eq!(
+        (
+            g.speaker.as_str(),
+            g.control_socket.as_str(),
+            g.protocol.as_str()
+        ),
+        ("bird", "/run/bird/bird.ctl", "qsplice_vips")
+    );
+    assert_eq!((g.stall_ms, g.withdraw_delay_ms), (1000, 1000));
+}

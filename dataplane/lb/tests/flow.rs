@@ -813,6 +813,67 @@ fn forged_ack_and_unknown_port_get_rst_and_no_state() {
 }
 
 #[test]
+fn with_a_kernel_interface_unserved_tcp_goes_to_the_kernel_not_a_rst() {
+    let mut c = conf();
+    c.kernel_ports = 0b11;
+    let mut r = rig_with(c);
+    r.w.attach_kernel(0, MemQueue::new(CMAC.0));
+    r.w.attach_kernel(1, MemQueue::new(BMAC.0));
+    // SSH / BGP to the VIP address on a port without a VIP.
+    let ssh = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        SocketAddrV4::new(VIP_IP, 179),
+        77,
+        0,
+        TcpFlags::SYN,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    r.inject(0, ssh.clone());
+    assert!(r.take(0).is_empty(), "no RST from the balancer");
+    let k: Vec<Vec<u8>> =
+        r.w.kernel_queue_mut(0)
+            .unwrap()
+            .tx
+            .drain(..)
+            .map(VecFrame::into_vec)
+            .collect();
+    assert_eq!(k.len(), 1);
+    assert_eq!(
+        k[0][..ssh.len().min(k[0].len())],
+        ssh[..ssh.len().min(k[0].len())]
+    );
+    // To the backend-side address outside the source-port range.
+    let mgmt = seg(
+        SERVER_MAC,
+        BMAC,
+        server(),
+        SocketAddrV4::new(LOCAL_IP, 22),
+        5,
+        0,
+        TcpFlags::SYN,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    r.inject(1, mgmt);
+    assert!(r.take(1).is_empty());
+    assert_eq!(r.w.kernel_queue_mut(1).unwrap().tx.len(), 1);
+    // The VIP itself is still the balancer's: a SYN to it is answered.
+    r.client_sends(900, 0, TcpFlags::SYN, None, &[]);
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert!(r.w.kernel_queue_mut(0).unwrap().tx.is_empty());
+    let c = r.counters.snapshot();
+    assert_eq!(c.syn_no_listener, 0);
+    assert_eq!(r.w.counters().kernel_in, 2);
+}
+
+#[test]
 fn no_eligible_backend_resets() {
     let mut r = rig();
     let mut b = Backend::new(server());
