@@ -33,20 +33,58 @@ struct Key {
     aead: LessSafeKey,
 }
 
+/// One ticket key's material: its name (in every ticket it seals) and
+/// its AES-256-GCM secret. A cluster shares these (`qsplice-cluster`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterial {
+    /// Key name.
+    pub name: [u8; NAME_LEN],
+    /// AES-256-GCM key.
+    pub secret: [u8; 32],
+}
+
+impl core::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "KeyMaterial({:02x?}, ..)", &self.name[..4])
+    }
+}
+
+impl KeyMaterial {
+    /// Fresh random material.
+    pub fn generate() -> KeyMaterial {
+        let rng = SystemRandom::new();
+        let mut m = KeyMaterial {
+            name: [0; NAME_LEN],
+            secret: [0; 32],
+        };
+        rng.fill(&mut m.name).expect("system random");
+        rng.fill(&mut m.secret).expect("system random");
+        m
+    }
+}
+
 impl Key {
     fn generate(rng: &SystemRandom) -> Key {
         let mut name = [0u8; NAME_LEN];
         let mut secret = [0u8; 32];
         rng.fill(&mut name).expect("system random");
         rng.fill(&mut secret).expect("system random");
-        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &secret).expect("key length"));
-        Key { name, aead }
+        Key::from_material(&KeyMaterial { name, secret })
+    }
+
+    fn from_material(m: &KeyMaterial) -> Key {
+        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &m.secret).expect("key length"));
+        Key { name: m.name, aead }
     }
 }
 
 struct KeySet {
     current: Arc<Key>,
     previous: Option<Arc<Key>>,
+    /// The key that becomes current at the next rotation (cluster keys:
+    /// published an interval ahead, so every node decrypts what a node
+    /// that rotated first seals).
+    next: Option<Arc<Key>>,
     created: Instant,
 }
 
@@ -56,6 +94,8 @@ pub struct TicketKeys {
     interval: Duration,
     rng: SystemRandom,
     rotations: AtomicU64,
+    /// Keys come from the cluster: no local rotation on schedule.
+    managed: std::sync::atomic::AtomicBool,
     issued: AtomicU64,
     accepted: AtomicU64,
     rejected: AtomicU64,
@@ -78,11 +118,13 @@ impl TicketKeys {
             set: ArcSwap::from_pointee(KeySet {
                 current: Arc::new(Key::generate(&rng)),
                 previous: None,
+                next: None,
                 created: Instant::now(),
             }),
             interval: interval.max(Duration::from_secs(1)),
             rng,
             rotations: AtomicU64::new(0),
+            managed: std::sync::atomic::AtomicBool::new(false),
             issued: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -101,14 +143,49 @@ impl TicketKeys {
         self.set.store(Arc::new(KeySet {
             current: Arc::new(Key::generate(&self.rng)),
             previous: Some(old.current.clone()),
+            next: None,
             created: Instant::now(),
         }));
         self.rotations.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Take the keys a cluster agreed on: seal with `current`, open with
+    /// any of the three. From then on the keys rotate only by the next
+    /// `install` (the cluster rotates), never on the local schedule.
+    /// `age` is how old `current` is. Counts a rotation when the current
+    /// key changes.
+    pub fn install(
+        &self,
+        previous: Option<&KeyMaterial>,
+        current: &KeyMaterial,
+        next: Option<&KeyMaterial>,
+        age: Duration,
+    ) {
+        let old = self.set.load_full();
+        let changed = old.current.name != current.name;
+        self.set.store(Arc::new(KeySet {
+            current: Arc::new(Key::from_material(current)),
+            previous: previous.map(|m| Arc::new(Key::from_material(m))),
+            next: next.map(|m| Arc::new(Key::from_material(m))),
+            created: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        }));
+        self.managed.store(true, Ordering::Relaxed);
+        if changed {
+            self.rotations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the keys come from a cluster ([`TicketKeys::install`]).
+    pub fn managed(&self) -> bool {
+        self.managed.load(Ordering::Relaxed)
+    }
+
     /// Rotates if the current key is older than the interval (call it from
     /// the control thread's periodic work). Returns whether it rotated.
     pub fn rotate_if_due(&self, now: Instant) -> bool {
+        if self.managed() {
+            return false;
+        }
         let due = now.saturating_duration_since(self.set.load().created) >= self.interval;
         if due {
             self.rotate();
@@ -179,7 +256,10 @@ impl TicketKeys {
         let key = if name == set.current.name {
             &set.current
         } else {
-            set.previous.as_ref().filter(|k| name == k.name)?
+            [set.previous.as_ref(), set.next.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|k| name == k.name)?
         };
         let mut buf = sealed.to_vec();
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
@@ -263,5 +343,47 @@ mod tests {
         let b = TicketKeys::new(Duration::from_secs(60)).ticketer();
         let c = a.encrypt(b"z").unwrap();
         assert_eq!(b.decrypt(&c), None);
+    }
+
+    #[test]
+    fn installed_cluster_keys_are_shared_and_not_rotated_locally() {
+        let (k1, k2, k3) = (
+            KeyMaterial::generate(),
+            KeyMaterial::generate(),
+            KeyMaterial::generate(),
+        );
+        let a = TicketKeys::new(Duration::from_secs(60));
+        let b = TicketKeys::new(Duration::from_secs(60));
+        a.install(None, &k1, Some(&k2), Duration::ZERO);
+        b.install(None, &k1, Some(&k2), Duration::ZERO);
+        let c = a.ticketer().encrypt(b"state").unwrap();
+        assert_eq!(
+            b.ticketer().decrypt(&c).as_deref(),
+            Some(&b"state"[..]),
+            "node b opens node a's ticket"
+        );
+        // a rotates first (next becomes current): b, not yet rotated, still
+        // opens what a seals now.
+        a.install(Some(&k1), &k2, Some(&k3), Duration::ZERO);
+        let c2 = a.ticketer().encrypt(b"new").unwrap();
+        assert_eq!(b.ticketer().decrypt(&c2).as_deref(), Some(&b"new"[..]));
+        assert_eq!(
+            a.ticketer().decrypt(&c).as_deref(),
+            Some(&b"state"[..]),
+            "previous"
+        );
+        assert_eq!(a.rotations(), 2);
+        assert!(a.managed());
+        assert!(
+            !a.rotate_if_due(Instant::now() + Duration::from_secs(3600)),
+            "the cluster rotates"
+        );
+        // A key from outside the set is refused.
+        let other = TicketKeys::new(Duration::from_secs(60));
+        assert_eq!(other.ticketer().decrypt(&c2), None);
+        assert!(
+            format!("{k1:?}").starts_with("KeyMaterial("),
+            "no secret printed"
+        );
     }
 }

@@ -1,0 +1,363 @@
+//! State the nodes of a qsplice cluster share through Redis.
+//!
+//! **TLS ticket keys.** Every node must seal and open tickets with the same
+//! keys, so a ticket issued through node A resumes through node B. Per
+//! terminated VIP, Redis holds one record (`<prefix>:tickets:<vip>`):
+//! `previous`, `current`, `next` key and the `current` key's creation time
+//! (Redis' clock, `TIME`, so the nodes' clocks do not matter). Nodes seal
+//! with `current` and open with any of the three. When `current` is older
+//! than the VIP's rotation interval, the node that takes the rotation lock
+//! (`SET <prefix>:lock:<vip> <node> NX PX`) shifts the record: `next`
+//! becomes `current` and a new `next` is drawn. Because `next` was published
+//! a whole interval before it is used, a node that has not yet seen the
+//! rotation still opens the tickets of one that has.
+//!
+//! The sync runs on its own thread ([`ClusterSync::spawn`]), never on an
+//! lcore and never blocking the control loop; Redis being away only stops
+//! rotation (the installed keys stay in use) and is counted.
+
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qsplice_tls::ticket::{KeyMaterial, TicketKeys};
+
+/// One VIP's shared ticket keys, as stored in Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedKeys {
+    /// Rotations so far (1 at creation).
+    pub epoch: u64,
+    /// When `current` became current, ms since the Unix epoch (Redis' clock).
+    pub created_ms: u64,
+    /// The key rotated out last (opened, not sealed with).
+    pub previous: Option<KeyMaterial>,
+    /// Sealing key.
+    pub current: KeyMaterial,
+    /// The key that becomes current at the next rotation.
+    pub next: KeyMaterial,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn key_str(k: &KeyMaterial) -> String {
+    format!("{}:{}", hex(&k.name), hex(&k.secret))
+}
+
+fn key_parse(s: &str) -> Option<KeyMaterial> {
+    let (n, k) = s.split_once(':')?;
+    Some(KeyMaterial {
+        name: unhex(n)?,
+        secret: unhex(k)?,
+    })
+}
+
+impl SharedKeys {
+    /// A first record: fresh `current` and `next`.
+    pub fn first(now_ms: u64) -> SharedKeys {
+        SharedKeys {
+            epoch: 1,
+            created_ms: now_ms,
+            previous: None,
+            current: KeyMaterial::generate(),
+            next: KeyMaterial::generate(),
+        }
+    }
+
+    /// The record after one rotation at `now_ms`.
+    pub fn rotated(&self, now_ms: u64) -> SharedKeys {
+        SharedKeys {
+            epoch: self.epoch + 1,
+            created_ms: now_ms,
+            previous: Some(self.current.clone()),
+            current: self.next.clone(),
+            next: KeyMaterial::generate(),
+        }
+    }
+
+    /// The stored text: `v1 <epoch> <created_ms> <prev|-> <cur> <next>`,
+    /// each key `name:secret` in hex.
+    pub fn encode(&self) -> String {
+        format!(
+            "v1 {} {} {} {} {}",
+            self.epoch,
+            self.created_ms,
+            self.previous.as_ref().map_or("-".to_string(), key_str),
+            key_str(&self.current),
+            key_str(&self.next)
+        )
+    }
+
+    /// Parse [`SharedKeys::encode`]'s text (`None`: not a record).
+    pub fn decode(s: &str) -> Option<SharedKeys> {
+        let mut it = s.split(' ');
+        if it.next()? != "v1" {
+            return None;
+        }
+        let epoch = it.next()?.parse().ok()?;
+        let created_ms = it.next()?.parse().ok()?;
+        let previous = match it.next()? {
+            "-" => None,
+            p => Some(key_parse(p)?),
+        };
+        let current = key_parse(it.next()?)?;
+        let next = key_parse(it.next()?)?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(SharedKeys {
+            epoch,
+            created_ms,
+            previous,
+            current,
+            next,
+        })
+    }
+
+    /// Whether `current` has served `interval` at `now_ms`.
+    pub fn due(&self, now_ms: u64, interval: Duration) -> bool {
+        now_ms.saturating_sub(self.created_ms) >= interval.as_millis() as u64
+    }
+}
+
+/// Settings of the sync (`[cluster]`).
+#[derive(Clone, Debug)]
+pub struct SyncConf {
+    /// `redis://host:port/db` (or `redis+unix:///path`).
+    pub redis_url: String,
+    /// Key prefix shared by the cluster's nodes.
+    pub prefix: String,
+    /// This node's name (holder of the rotation lock).
+    pub node: String,
+    /// How often the records are read.
+    pub interval: Duration,
+    /// Connect / read / write timeout.
+    pub timeout: Duration,
+}
+
+/// Counters and state of the sync, read by the control thread's report.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Connected to Redis now.
+    pub connected: AtomicBool,
+    /// Sync rounds that reached Redis.
+    pub rounds: AtomicU64,
+    /// Rounds that failed (Redis away, timeout, refused command).
+    pub errors: AtomicU64,
+    /// Rotations this node performed (it held the lock).
+    pub rotations_led: AtomicU64,
+    /// Key sets installed from Redis.
+    pub installs: AtomicU64,
+    /// The last error's message.
+    pub last_error: Mutex<String>,
+}
+
+/// The terminated VIPs whose keys are synced: `(vip address, keys)`,
+/// republished by the control thread when the VIP set changes.
+pub type KeyTable = Arc<Mutex<Vec<(String, Arc<TicketKeys>)>>>;
+
+/// The sync thread's handle.
+#[derive(Debug)]
+pub struct ClusterSync {
+    /// Its counters.
+    pub stats: Arc<SyncStats>,
+    /// What it syncs (the control thread replaces the list).
+    pub keys: KeyTable,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClusterSync {
+    /// Start the sync thread (`qsplice-cluster`).
+    pub fn spawn(conf: SyncConf) -> std::io::Result<ClusterSync> {
+        let stats = Arc::new(SyncStats::default());
+        let keys: KeyTable = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, k2, st2) = (stats.clone(), keys.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("qsplice-cluster".into())
+            .spawn(move || run(conf, &k2, &s2, &st2))?;
+        Ok(ClusterSync {
+            stats,
+            keys,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Replace the list of VIPs whose keys are synced.
+    pub fn set_keys(&self, v: Vec<(String, Arc<TicketKeys>)>) {
+        if let Ok(mut k) = self.keys.lock() {
+            *k = v;
+        }
+    }
+}
+
+impl Drop for ClusterSync {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool) {
+    let client = match redis::Client::open(conf.redis_url.as_str()) {
+        Ok(c) => c,
+        Err(e) => {
+            set_error(stats, format!("redis url: {e}"));
+            return;
+        }
+    };
+    let mut conn: Option<redis::Connection> = None;
+    // Per VIP: the epoch and current key name installed last (a Redis
+    // that restarted empty starts again at epoch 1 with other keys).
+    let mut installed: HashMap<String, (u64, [u8; 16])> = HashMap::new();
+    let mut logged = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        let vips: Vec<(String, Arc<TicketKeys>)> =
+            keys.lock().map(|k| k.clone()).unwrap_or_default();
+        let r = (|| -> redis::RedisResult<()> {
+            if conn.is_none() {
+                let c = client.get_connection_with_timeout(conf.timeout)?;
+                c.set_read_timeout(Some(conf.timeout))?;
+                c.set_write_timeout(Some(conf.timeout))?;
+                conn = Some(c);
+            }
+            let c = conn.as_mut().expect("connected");
+            for (vip, k) in &vips {
+                sync_vip(c, &conf, vip, k, &mut installed, stats)?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                stats.connected.store(conn.is_some(), Ordering::Relaxed);
+                stats.rounds.fetch_add(1, Ordering::Relaxed);
+                if !logged.is_empty() {
+                    tracing::info!("cluster: Redis reachable again");
+                    logged.clear();
+                }
+            }
+            Err(e) => {
+                conn = None;
+                stats.connected.store(false, Ordering::Relaxed);
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                let msg = e.to_string();
+                if msg != logged {
+                    tracing::warn!(
+                        "cluster: Redis {}: {msg}; keeping the installed ticket keys",
+                        conf.redis_url
+                    );
+                    logged = msg.clone();
+                }
+                set_error(stats, msg);
+            }
+        }
+        // Sleep in small steps so a stop is seen quickly.
+        let mut left = conf.interval;
+        while !left.is_zero() && !stop.load(Ordering::Relaxed) {
+            let d = left.min(Duration::from_millis(50));
+            std::thread::sleep(d);
+            left -= d;
+        }
+    }
+}
+
+fn set_error(stats: &SyncStats, msg: String) {
+    if let Ok(mut e) = stats.last_error.lock() {
+        *e = msg;
+    }
+}
+
+fn redis_now_ms(c: &mut redis::Connection) -> redis::RedisResult<u64> {
+    let (s, us): (u64, u64) = redis::cmd("TIME").query(c)?;
+    Ok(s * 1000 + us / 1000)
+}
+
+fn sync_vip(
+    c: &mut redis::Connection,
+    conf: &SyncConf,
+    vip: &str,
+    k: &TicketKeys,
+    installed: &mut HashMap<String, (u64, [u8; 16])>,
+    stats: &SyncStats,
+) -> redis::RedisResult<()> {
+    let key = format!("{}:tickets:{vip}", conf.prefix);
+    let lock = format!("{}:lock:{vip}", conf.prefix);
+    let now = redis_now_ms(c)?;
+    let stored: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
+    let rec = stored.as_deref().and_then(SharedKeys::decode);
+    let needs_write = match &rec {
+        None => true,
+        Some(r) => r.due(now, k.interval()),
+    };
+    let rec = if needs_write {
+        // One node rotates (or creates); the others read its result.
+        let hold = (conf.timeout * 4).as_millis().max(1000) as u64;
+        let got: Option<String> = redis::cmd("SET")
+            .arg(&lock)
+            .arg(&conf.node)
+            .arg("NX")
+            .arg("PX")
+            .arg(hold)
+            .query(c)?;
+        if got.is_some() {
+            // Re-read under the lock: another node may have just done it.
+            let again: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
+            let cur = again.as_deref().and_then(SharedKeys::decode);
+            let new = match cur {
+                None => SharedKeys::first(now),
+                Some(r) if r.due(now, k.interval()) => r.rotated(now),
+                Some(r) => r,
+            };
+            if Some(&new) != rec.as_ref() {
+                let _: () = redis::cmd("SET").arg(&key).arg(new.encode()).query(c)?;
+                stats.rotations_led.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(vip, epoch = new.epoch, node = %conf.node, "cluster: ticket keys rotated");
+            }
+            let holder: Option<String> = redis::cmd("GET").arg(&lock).query(c)?;
+            if holder.as_deref() == Some(conf.node.as_str()) {
+                let _: () = redis::cmd("DEL").arg(&lock).query(c)?;
+            }
+            Some(new)
+        } else {
+            rec
+        }
+    } else {
+        rec
+    };
+    if let Some(r) = rec {
+        let id = (r.epoch, r.current.name);
+        if installed.get(vip) != Some(&id) || !k.managed() {
+            k.install(
+                r.previous.as_ref(),
+                &r.current,
+                Some(&r.next),
+                Duration::from_millis(now.saturating_sub(r.created_ms)),
+            );
+            installed.insert(vip.to_string(), id);
+            stats.installs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! Ticket-key sync against a real Redis (Debian `redis-server`, installed by
+//! `scripts/setup.sh`), two "nodes" in one process: a ticket sealed by one
+//! opens on the other, across a rotation, and Redis going away is counted
+//! while the installed keys keep working.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qsplice_cluster::{ClusterSync, SyncConf};
+use qsplice_tls::ticket::TicketKeys;
+
+struct Redis {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis(dir: &PathBuf) -> Redis {
+    let sock = dir.join("redis.sock");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocket",
+        ])
+        .arg(&sock)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian redis-server) must be installed: scripts/setup.sh");
+    let t = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Redis {
+        child,
+        dir: dir.clone(),
+    }
+}
+
+fn node(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>) {
+    let s = ClusterSync::spawn(SyncConf {
+        redis_url: format!("redis+unix://{}", dir.join("redis.sock").display()),
+        prefix: "qstest".into(),
+        node: name.into(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(300),
+    })
+    .unwrap();
+    let k = TicketKeys::new(Duration::from_secs(2));
+    s.set_keys(vec![("10.99.0.1:443".into(), k.clone())]);
+    (s, k)
+}
+
+fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_nodes_share_ticket_keys_across_rotation_and_outage() {
+    let dir = std::env::temp_dir().join(format!("qsplice-redis-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = start_redis(&dir);
+    let (a, ka) = node(&dir, "a");
+    let (b, kb) = node(&dir, "b");
+    wait("both nodes to install", Duration::from_secs(5), || {
+        ka.managed() && kb.managed()
+    });
+    let (ta, tb) = (ka.ticketer(), kb.ticketer());
+    let t1 = ta.encrypt(b"issued on a").unwrap();
+    assert_eq!(
+        tb.decrypt(&t1).as_deref(),
+        Some(&b"issued on a"[..]),
+        "resumes on b"
+    );
+    let led = |s: &ClusterSync| s.stats.rotations_led.load(Ordering::Relaxed);
+    assert_eq!(led(&a) + led(&b), 1, "exactly one node created the record");
+
+    // The 2 s interval passes: exactly one node rotates, both follow.
+    let r0 = ka.rotations();
+    wait("a rotation", Duration::from_secs(6), || {
+        ka.rotations() > r0 && kb.rotations() > r0
+    });
+    assert_eq!(led(&a) + led(&b), 2, "one rotation, by one node");
+    let t2 = tb.encrypt(b"issued on b").unwrap();
+    assert_eq!(ta.decrypt(&t2).as_deref(), Some(&b"issued on b"[..]));
+    assert_eq!(
+        ta.decrypt(&t1).as_deref(),
+        Some(&b"issued on a"[..]),
+        "previous key still opens"
+    );
+    assert!(
+        !ka.rotate_if_due(Instant::now() + Duration::from_secs(60)),
+        "no local schedule"
+    );
+
+    // Redis away: counted, the installed keys keep working.
+    drop(redis);
+    let e0 = a.stats.errors.load(Ordering::Relaxed);
+    wait("errors counted", Duration::from_secs(5), || {
+        a.stats.errors.load(Ordering::Relaxed) > e0
+    });
+    assert!(!a.stats.connected.load(Ordering::Relaxed));
+    assert!(!a.stats.last_error.lock().unwrap().is_empty());
+    assert_eq!(
+        tb.decrypt(&ta.encrypt(b"x").unwrap()).as_deref(),
+        Some(&b"x"[..])
+    );
+
+    // Redis back (empty: no persistence): the nodes converge on new keys.
+    let _redis = start_redis(&dir);
+    let i0 = ka.rotations();
+    wait("reconnect", Duration::from_secs(5), || {
+        a.stats.connected.load(Ordering::Relaxed) && b.stats.connected.load(Ordering::Relaxed)
+    });
+    wait("new keys on both", Duration::from_secs(5), || {
+        ka.rotations() > i0 && kb.rotations() > i0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        tb.decrypt(&ta.encrypt(b"y").unwrap()).as_deref(),
+        Some(&b"y"[..])
+    );
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
