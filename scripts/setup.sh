@@ -48,6 +48,9 @@ PACKAGES=(
     # tests/e2e_cluster.rs (scripts/cluster.sh); nftables (below) also
     # keeps the kernel stack off af_packet ports that have a kernel_iface
     bird2
+    # scale-out: the cluster's shared store (tests/e2e_cluster.rs,
+    # control/cluster's tests)
+    redis-server
     python3
     procps
     kmod

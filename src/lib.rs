@@ -7,6 +7,7 @@
 //! the topology report.
 #![forbid(unsafe_code)]
 
+mod cluster;
 pub mod ctl;
 pub mod dhcp;
 mod kernel;

@@ -292,6 +292,15 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         .bgp
         .as_ref()
         .map(|c| crate::routes::RouteCtl::new(c, workers.len(), started));
+    let cluster = match (&cfg.cluster, lb.as_ref()) {
+        (Some(c), Some(l)) => {
+            let s = crate::cluster::start(c)?;
+            s.set_keys(l.ticket_keys());
+            Some(s)
+        }
+        _ => None,
+    };
+    let mut next_cluster_keys = started;
     let ctl_clock = TscClock::new(b.eal);
     let mut neighbors: BTreeSet<NeighborReport> = BTreeSet::new();
     let interval = Duration::from_millis(cfg.engine.stats_interval_ms);
@@ -408,6 +417,13 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 Instant::now(),
             );
         }
+        if let (Some(c), Some(l)) = (&cluster, lb.as_ref()) {
+            // A reload may have replaced a VIP's keys.
+            if Instant::now() >= next_cluster_keys {
+                c.set_keys(l.ticket_keys());
+                next_cluster_keys = Instant::now() + Duration::from_millis(100);
+            }
+        }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
             l.drain_access_log(qsplice_netdev::Clock::now(&ctl_clock));
@@ -428,12 +444,14 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 stop: &stop,
                 cfg,
                 routes: routes.as_ref(),
+                cluster: cluster.as_ref(),
             });
         }
         if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next_stats {
             next_stats += interval;
             let mut r = report(&b, &shared, &neighbors, started, lb.as_ref());
             r.bgp = routes.as_ref().map(crate::routes::RouteCtl::report);
+            r.cluster = cluster.as_ref().map(crate::cluster::report);
             println!("{}", r.render());
             if opts.live_json {
                 if let Some(p) = &opts.stats_json {
@@ -466,6 +484,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     }
     let mut r = report(&b, &shared, &neighbors, started, lb.as_ref());
     r.bgp = routes.as_ref().map(crate::routes::RouteCtl::report);
+    r.cluster = cluster.as_ref().map(crate::cluster::report);
     for p in b.ports.iter_mut().chain(b.kernel_ports.iter_mut()) {
         p.stop();
     }
@@ -552,6 +571,7 @@ struct ApiCtl<'a> {
     stop: &'a AtomicBool,
     cfg: &'a Config,
     routes: Option<&'a crate::routes::RouteCtl>,
+    cluster: Option<&'a qsplice_cluster::ClusterSync>,
 }
 
 impl qsplice_mgmt::Control for ApiCtl<'_> {
@@ -564,6 +584,7 @@ impl qsplice_mgmt::Control for ApiCtl<'_> {
             self.lb.as_deref(),
         );
         r.bgp = self.routes.map(crate::routes::RouteCtl::report);
+        r.cluster = self.cluster.map(crate::cluster::report);
         r
     }
 
@@ -741,6 +762,7 @@ fn report(
         neighbors: neighbors.iter().cloned().collect(),
         lb: lb.map(LbRuntime::report),
         bgp: None,
+        cluster: None,
         mempools: b
             .pools
             .iter()

@@ -3,7 +3,10 @@
 //! BGP speaker (BIRD) runs on its kernel interface — the exception path —
 //! and qsplice drives it: the VIP is announced while the node can serve,
 //! withdrawn when its backends are out, on a graceful shutdown (before it
-//! refuses anything) and, by BFD on the router, when the node dies.
+//! refuses anything) and, by BFD on the router, when the node dies. The
+//! nodes share TLS ticket keys through Redis (in the router namespace,
+//! reached over each node's exception path): a ticket issued through one
+//! node resumes through the other.
 
 mod common;
 
@@ -12,6 +15,43 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use qsplice_tls::certgen::{KeyAlg, LabCa};
+
+/// Redis in the router namespace, killed by PID on drop.
+struct Redis(Child);
+
+impl Redis {
+    fn start(c: &Cluster) -> Redis {
+        Redis(
+            Command::new("ip")
+                .args(["netns", "exec", c.var("ROUTER_NS"), "redis-server"])
+                .args([
+                    "--port",
+                    "6379",
+                    "--bind",
+                    "0.0.0.0",
+                    "--protected-mode",
+                    "no",
+                ])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian redis-server): scripts/setup.sh installs it"),
+        )
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cluster_state(dir: &Path, n: &str) -> serde_json::Value {
+    api(dir, n, "GET", "/api/v1/status", None)["cluster"].clone()
+}
 
 struct Cluster {
     prefix: String,
@@ -186,6 +226,22 @@ address = "{vip}:80"
 policy = "maglev-flow"
 backends = [{{ address = "10.10.2.11:80" }}, {{ address = "10.10.2.12:80" }}]
 
+[[lb.vips]]
+name = "tls"
+address = "{vip}:443"
+tls = "terminate"
+policy = "maglev-flow"
+backends = [{{ address = "10.10.2.11:80" }}, {{ address = "10.10.2.12:80" }}]
+[lb.vips.tls_options]
+certificates = [{{ cert = "{dir}/ecdsa-p256.pem", key = "{dir}/ecdsa-p256.key", names = ["vip.test"] }}]
+
+[cluster]
+redis = "redis://{rip}:6379"
+name = "cl-test"
+node = "node-{n}"
+sync_interval_ms = 200
+timeout_ms = 300
+
 [bgp]
 control_socket = "{state}/bird-n{n}.ctl"
 routes_file = "{state}/vips-n{n}.conf"
@@ -290,6 +346,12 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
         .unwrap();
         std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    let ca = LabCa::new().unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+    let leaf = ca.leaf(KeyAlg::EcdsaP256, &["vip.test"]).unwrap();
+    std::fs::write(dir.join("ecdsa-p256.pem"), leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("ecdsa-p256.key"), leaf.key_pem).unwrap();
+    let redis = Redis::start(&c);
     let mut a = spawn_node(&c, "a", &dir);
     let mut b = spawn_node(&c, "b", &dir);
     // The kernel interfaces exist once the ports are up.
@@ -332,17 +394,102 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
         );
     }
 
+    // 1b. TLS tickets: both nodes run the keys Redis holds (reached over
+    //     their exception paths); a chain of 16 resumptions spread by ECMP
+    //     crosses nodes, and every one resumes.
+    for n in ["a", "b"] {
+        let ok = wait_for(Duration::from_secs(10), || {
+            let st = cluster_state(&dir, n);
+            (st["connected"] == true && st["installs"].as_u64() >= Some(1)).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "node {n} never synced with Redis: {}\n{}",
+            cluster_state(&dir, n),
+            logs(&dir)
+        );
+    }
+    let led: u64 = ["a", "b"]
+        .iter()
+        .map(|n| {
+            cluster_state(&dir, n)["rotations_led"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(led, 1, "one node created the shared keys");
+    let tls_ok = |n: &str| {
+        api(&dir, n, "GET", "/api/v1/status", None)["lb"]["total"]["tls_accepted"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    match go_client(&dir) {
+        Some(bin) => {
+            let vip = format!("{}:443", c.var("VIP"));
+            let r = go_tls_run(
+                c.var("CLIENT_NS"),
+                &bin,
+                &dir.join("ca.pem"),
+                &vip,
+                &["-n", "16"],
+            );
+            assert_eq!(r.len(), 16, "{r:?}\n{}", logs(&dir));
+            for (i, x) in r.iter().enumerate() {
+                assert_eq!(x["status"], 200, "{x}");
+                assert_eq!(x["resumed"], i > 0, "connection {i} (a ticket from the previous one, maybe from the other node): {x}");
+            }
+            let (ta, tb) = (tls_ok("a"), tls_ok("b"));
+            // 16 connections from fresh source ports on one node: 2^-15.
+            assert!(
+                ta > 0 && tb > 0,
+                "TLS connections on both nodes: a {ta}, b {tb}"
+            );
+        }
+        None => missing_pq_client("the Go toolchain (tests/tools/tlsclient)"),
+    }
+
+    // 1c. Redis away: the nodes keep serving on their installed keys and
+    //     count the gap; they reconnect when it returns.
+    drop(redis);
+    let ok = c.connections(&dir, 200);
+    assert_eq!(ok, 200, "connections while Redis is down");
+    for n in ["a", "b"] {
+        let st = wait_for(Duration::from_secs(5), || {
+            let st = cluster_state(&dir, n);
+            (st["connected"] == false && st["errors"].as_u64() > Some(0)).then_some(st)
+        });
+        assert!(
+            st.is_some(),
+            "node {n} did not count Redis' absence: {}",
+            cluster_state(&dir, n)
+        );
+    }
+    let _redis = Redis::start(&c);
+    for n in ["a", "b"] {
+        let ok = wait_for(Duration::from_secs(10), || {
+            (cluster_state(&dir, n)["connected"] == true).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "node {n} did not reconnect: {}",
+            cluster_state(&dir, n)
+        );
+    }
+
     // 2. A node without a healthy backend withdraws, and announces again
     //    when one is back.
-    for be in ["10.10.2.11:80", "10.10.2.12:80"] {
-        let r = api(
-            &dir,
-            "b",
-            "POST",
-            &format!("/api/v1/vips/web/backends/{be}"),
-            Some(r#"{"state":"down"}"#),
-        );
-        assert_eq!(r["admin"], "down", "{r}");
+    // (every VIP on the address: web and tls)
+    for vip in ["web", "tls"] {
+        for be in ["10.10.2.11:80", "10.10.2.12:80"] {
+            let r = api(
+                &dir,
+                "b",
+                "POST",
+                &format!("/api/v1/vips/{vip}/backends/{be}"),
+                Some(r#"{"state":"down"}"#),
+            );
+            assert_eq!(r["admin"], "down", "{r}");
+        }
     }
     assert!(
         c.wait_hops(&["10.20.0.2"], Duration::from_secs(3))

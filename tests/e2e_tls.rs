@@ -193,26 +193,6 @@ fn client_loss(topo: &Topology, on: bool) {
 }
 
 /// Builds tests/tools/tlsclient (Go) into `dir`; `None` without Go.
-fn go_client(dir: &Path) -> Option<PathBuf> {
-    let go = ["go", "/usr/local/bin/go"].into_iter().find(|g| {
-        Command::new(g)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })?;
-    let bin = dir.join("tlsclient");
-    let st = Command::new(go)
-        .args(["build", "-o", bin.to_str().unwrap(), "."])
-        .current_dir(repo_root().join("tests/tools/tlsclient"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("HOME", dir)
-        .status()
-        .ok()?;
-    st.success().then_some(bin)
-}
-
 fn go_run(
     topo: &Topology,
     bin: &Path,
@@ -220,20 +200,13 @@ fn go_run(
     port: u16,
     args: &[&str],
 ) -> Vec<serde_json::Value> {
-    let addr = format!("10.10.1.1:{port}");
-    let mut a = vec![
-        bin.to_str().unwrap(),
-        "-addr",
-        &addr,
-        "-ca",
-        ca.to_str().unwrap(),
-    ];
-    a.extend_from_slice(args);
-    let out = topo.exec(topo.var("CLIENT_NS"), &a);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    go_tls_run(
+        topo.var("CLIENT_NS"),
+        bin,
+        ca,
+        &format!("10.10.1.1:{port}"),
+        args,
+    )
 }
 
 #[test]

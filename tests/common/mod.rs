@@ -879,3 +879,52 @@ pub fn curl_backend(topo: &Topology) -> Option<String> {
         .lines()
         .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
 }
+
+/// Build the Go TLS client of `tests/tools/tlsclient` (crypto/tls with
+/// X25519MLKEM768 and tickets) into `dir`; `None` without a Go toolchain.
+pub fn go_client(dir: &Path) -> Option<PathBuf> {
+    let go = ["go", "/usr/local/bin/go"].into_iter().find(|g| {
+        Command::new(g)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })?;
+    let bin = dir.join("tlsclient");
+    let st = Command::new(go)
+        .args(["build", "-o", bin.to_str().unwrap(), "."])
+        .current_dir(repo_root().join("tests/tools/tlsclient"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("HOME", dir)
+        .status()
+        .ok()?;
+    st.success().then_some(bin)
+}
+
+/// Run the Go TLS client in namespace `ns` against `addr`: one JSON line
+/// per connection (status, group, version, resumed).
+pub fn go_tls_run(
+    ns: &str,
+    bin: &Path,
+    ca: &Path,
+    addr: &str,
+    args: &[&str],
+) -> Vec<serde_json::Value> {
+    let mut a = vec![
+        "netns",
+        "exec",
+        ns,
+        bin.to_str().unwrap(),
+        "-addr",
+        addr,
+        "-ca",
+        ca.to_str().unwrap(),
+    ];
+    a.extend_from_slice(args);
+    let out = Command::new("ip").args(&a).output().expect("ip netns exec");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

@@ -1011,6 +1011,19 @@ impl<F> LbRuntime<F> {
         ips
     }
 
+    /// The ticket keys of every terminated VIP that issues tickets, by VIP
+    /// address (what `[cluster]` shares between nodes).
+    pub fn ticket_keys(&self) -> Vec<(String, Arc<qsplice_tls::ticket::TicketKeys>)> {
+        self.template
+            .tls_vips
+            .iter()
+            .filter_map(|t| {
+                let k = t.ctx.load().tickets.clone()?;
+                Some((t.addr.to_string(), k))
+            })
+            .collect()
+    }
+
     /// `lb.shutdown_grace_s`.
     pub fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace

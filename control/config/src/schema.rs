@@ -46,6 +46,37 @@ pub struct Config {
     /// Route announcement of the VIPs by a BGP speaker (scale-out behind
     /// ECMP; needs `[lb]`).
     pub bgp: Option<BgpConf>,
+    /// State shared with the other nodes of a cluster through Redis
+    /// (needs `[lb]`).
+    pub cluster: Option<ClusterConf>,
+}
+
+/// `[cluster]`: what the nodes of a cluster share through Redis.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConf {
+    /// `redis://host:port[/db]` or `redis+unix:///path`.
+    pub redis: String,
+    /// Key prefix: the nodes of one cluster use the same.
+    pub name: String,
+    /// This node's name in locks and logs (empty: host name and PID).
+    pub node: String,
+    /// How often the shared records are read, ms.
+    pub sync_interval_ms: u64,
+    /// Connect / read / write timeout toward Redis, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for ClusterConf {
+    fn default() -> Self {
+        ClusterConf {
+            redis: String::new(),
+            name: "qsplice".into(),
+            node: String::new(),
+            sync_interval_ms: 500,
+            timeout_ms: 500,
+        }
+    }
 }
 
 /// `[bgp]`: announce each VIP address while this node can serve it, through

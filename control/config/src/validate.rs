@@ -430,10 +430,60 @@ impl Config {
         self.validate_dhcp()?;
         self.validate_pktgen()?;
         self.validate_bgp()?;
+        self.validate_cluster()?;
         self.validate_management()?;
         if let Err(reason) = check_log_filter(&self.log.level) {
             return err("log.level", &self.log.level, reason);
         }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> R {
+        let Some(c) = &self.cluster else {
+            return Ok(());
+        };
+        if self.lb.is_none() {
+            return err(
+                "cluster",
+                "[cluster]",
+                "shares the balancer's state: needs an [lb] section",
+            );
+        }
+        if c.redis.is_empty() {
+            return err(
+                "cluster.redis",
+                "\"\"",
+                "is required: redis://host:port[/db] or redis+unix:///path",
+            );
+        }
+        let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|p| c.redis.starts_with(p) && c.redis.len() > p.len());
+        if !scheme_ok {
+            return err(
+                "cluster.redis",
+                &c.redis,
+                "must be redis://host:port[/db], rediss://… or redis+unix:///path",
+            );
+        }
+        let ok = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+        };
+        if !ok(&c.name) {
+            return err("cluster.name", &c.name, "must be 1-64 of [A-Za-z0-9_.:-]");
+        }
+        if !c.node.is_empty() && !ok(&c.node) {
+            return err(
+                "cluster.node",
+                &c.node,
+                "must be 1-64 of [A-Za-z0-9_.:-] (or empty: host name and PID)",
+            );
+        }
+        in_range("cluster.sync_interval_ms", c.sync_interval_ms, 50, 60_000)?;
+        in_range("cluster.timeout_ms", c.timeout_ms, 10, 10_000)?;
         Ok(())
     }
 

@@ -1048,3 +1048,77 @@ fn kernel_iface_and_bgp_rules_name_key_value_and_reason() {
     );
     assert_eq!((g.stall_ms, g.withdraw_delay_ms), (1000, 1000));
 }
+
+#[test]
+fn cluster_rules_name_key_value_and_reason() {
+    let ok = parse(&format!(
+        "{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://10.0.0.5:6379/0\"\n"
+    ))
+    .unwrap();
+    let c = ok.cluster.unwrap();
+    assert_eq!(
+        (
+            c.name.as_str(),
+            c.node.as_str(),
+            c.sync_interval_ms,
+            c.timeout_ms
+        ),
+        ("qsplice", "", 500, 500)
+    );
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            format!("{BASE}\n[cluster]\nredis = \"redis://r:6379\"\n"),
+            "cluster",
+            "[cluster]",
+            "[lb]",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\n"),
+            "cluster.redis",
+            "\"\"",
+            "required",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"http://r\"\n"),
+            "cluster.redis",
+            "http://r",
+            "redis://",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\nname = \"a b\"\n"),
+            "cluster.name",
+            "a b",
+            "1-64",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\nnode = \"n/1\"\n"),
+            "cluster.node",
+            "n/1",
+            "1-64",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\nsync_interval_ms = 1\n"),
+            "cluster.sync_interval_ms",
+            "1",
+            "between",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\ntimeout_ms = 0\n"),
+            "cluster.timeout_ms",
+            "0",
+            "between",
+        ),
+    ];
+    for (text, key, value, why) in cases {
+        let e = reject(&text).to_string();
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(value) && e.contains(why),
+            "{key}: {e}"
+        );
+    }
+    let e = reject(&format!(
+        "{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\nsentinel = 1\n"
+    ))
+    .to_string();
+    assert!(e.contains("sentinel"), "{e}");
+}

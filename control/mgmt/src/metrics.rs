@@ -303,6 +303,26 @@ fn build(r: &Report) -> Registry {
             g.failures,
         );
     }
+    if let Some(c) = &r.cluster {
+        b.gauge(
+            "qsplice_cluster_connected",
+            "1 while the cluster store (Redis) is reachable.",
+            l([]),
+            i64::from(c.connected),
+        );
+        b.counter(
+            "qsplice_cluster_sync_errors",
+            "Cluster sync rounds that failed (Redis away, timeout).",
+            l([]),
+            c.errors,
+        );
+        b.counter(
+            "qsplice_cluster_ticket_rotations_led",
+            "Ticket-key rotations this node performed for the cluster.",
+            l([]),
+            c.rotations_led,
+        );
+    }
     b.registry()
 }
 
@@ -709,6 +729,7 @@ mod tests {
                 failures: 1,
                 last_error: String::new(),
             }),
+            cluster: None,
         }
     }
 

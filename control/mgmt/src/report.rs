@@ -63,6 +63,23 @@ pub struct BgpReport {
     pub last_error: String,
 }
 
+/// State shared through Redis (`[cluster]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterReport {
+    /// Connected to Redis now.
+    pub connected: bool,
+    /// Sync rounds that reached Redis.
+    pub rounds: u64,
+    /// Rounds that failed.
+    pub errors: u64,
+    /// Ticket-key rotations this node performed (holding the lock).
+    pub rotations_led: u64,
+    /// Shared key sets installed.
+    pub installs: u64,
+    /// The last error.
+    pub last_error: String,
+}
+
 /// Everything `qsplice run` reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -83,6 +100,9 @@ pub struct Report {
     /// Route announcement, when `[bgp]` is configured.
     #[serde(default)]
     pub bgp: Option<BgpReport>,
+    /// Cluster state sync, when `[cluster]` is configured.
+    #[serde(default)]
+    pub cluster: Option<ClusterReport>,
 }
 
 impl Report {

@@ -1,0 +1,47 @@
+//! `[cluster]`: start the Redis sync of the state the nodes share (today:
+//! TLS ticket keys, `qsplice-cluster`) and report it.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use qsplice_cluster::{ClusterSync, SyncConf};
+use qsplice_config::ClusterConf;
+use qsplice_mgmt::report::ClusterReport;
+
+/// This node's default name: host name and PID.
+fn default_node() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub(crate) fn start(c: &ClusterConf) -> Result<ClusterSync> {
+    let node = if c.node.is_empty() {
+        default_node()
+    } else {
+        c.node.clone()
+    };
+    tracing::info!(redis = %c.redis, cluster = %c.name, %node, "cluster: sharing TLS ticket keys through Redis");
+    ClusterSync::spawn(SyncConf {
+        redis_url: c.redis.clone(),
+        prefix: c.name.clone(),
+        node,
+        interval: Duration::from_millis(c.sync_interval_ms),
+        timeout: Duration::from_millis(c.timeout_ms),
+    })
+    .context("starting the cluster sync thread")
+}
+
+pub(crate) fn report(s: &ClusterSync) -> ClusterReport {
+    let st = &s.stats;
+    ClusterReport {
+        connected: st.connected.load(Ordering::Relaxed),
+        rounds: st.rounds.load(Ordering::Relaxed),
+        errors: st.errors.load(Ordering::Relaxed),
+        rotations_led: st.rotations_led.load(Ordering::Relaxed),
+        installs: st.installs.load(Ordering::Relaxed),
+        last_error: st.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+    }
+}
