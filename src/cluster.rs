@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use qsplice_cluster::{ClusterSync, SyncConf};
+use qsplice_cluster::{ClusterSync, SyncConf, VipShare};
 use qsplice_config::ClusterConf;
 use qsplice_mgmt::report::ClusterReport;
 
@@ -23,7 +23,7 @@ pub(crate) fn start(c: &ClusterConf) -> Result<ClusterSync> {
     } else {
         c.node.clone()
     };
-    tracing::info!(redis = %c.redis, cluster = %c.name, %node, "cluster: sharing TLS ticket keys through Redis");
+    tracing::info!(redis = %c.redis, cluster = %c.name, %node, "cluster: sharing TLS ticket keys and sessions through Redis");
     ClusterSync::spawn(SyncConf {
         redis_url: c.redis.clone(),
         prefix: c.name.clone(),
@@ -34,6 +34,21 @@ pub(crate) fn start(c: &ClusterConf) -> Result<ClusterSync> {
     .context("starting the cluster sync thread")
 }
 
+/// Hand the sync thread the terminated VIPs' state as the balancer holds
+/// it now (a reload may have replaced a VIP's keys or cache).
+pub(crate) fn publish(s: &ClusterSync, lb: &crate::lb::LbRuntime) {
+    s.set_vips(
+        lb.tls_state()
+            .into_iter()
+            .map(|(vip, tickets, cache)| VipShare {
+                vip,
+                tickets,
+                cache,
+            })
+            .collect(),
+    );
+}
+
 pub(crate) fn report(s: &ClusterSync) -> ClusterReport {
     let st = &s.stats;
     ClusterReport {
@@ -42,6 +57,8 @@ pub(crate) fn report(s: &ClusterSync) -> ClusterReport {
         errors: st.errors.load(Ordering::Relaxed),
         rotations_led: st.rotations_led.load(Ordering::Relaxed),
         installs: st.installs.load(Ordering::Relaxed),
+        sessions_out: st.sessions_out.load(Ordering::Relaxed),
+        sessions_in: st.sessions_in.load(Ordering::Relaxed),
         last_error: st.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
     }
 }

@@ -295,7 +295,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let cluster = match (&cfg.cluster, lb.as_ref()) {
         (Some(c), Some(l)) => {
             let s = crate::cluster::start(c)?;
-            s.set_keys(l.ticket_keys());
+            crate::cluster::publish(&s, l);
             Some(s)
         }
         _ => None,
@@ -420,7 +420,7 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         if let (Some(c), Some(l)) = (&cluster, lb.as_ref()) {
             // A reload may have replaced a VIP's keys.
             if Instant::now() >= next_cluster_keys {
-                c.set_keys(l.ticket_keys());
+                crate::cluster::publish(c, l);
                 next_cluster_keys = Instant::now() + Duration::from_millis(100);
             }
         }

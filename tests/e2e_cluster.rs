@@ -235,6 +235,16 @@ backends = [{{ address = "10.10.2.11:80" }}, {{ address = "10.10.2.12:80" }}]
 [lb.vips.tls_options]
 certificates = [{{ cert = "{dir}/ecdsa-p256.pem", key = "{dir}/ecdsa-p256.key", names = ["vip.test"] }}]
 
+[[lb.vips]]
+name = "tls12"
+address = "{vip}:8443"
+tls = "terminate"
+policy = "maglev-flow"
+backends = [{{ address = "10.10.2.11:80" }}, {{ address = "10.10.2.12:80" }}]
+[lb.vips.tls_options]
+certificates = [{{ cert = "{dir}/ecdsa-p256.pem", key = "{dir}/ecdsa-p256.key", names = ["vip.test"] }}]
+tickets = false
+
 [cluster]
 redis = "redis://{rip}:6379"
 name = "cl-test"
@@ -448,6 +458,53 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
         None => missing_pq_client("the Go toolchain (tests/tools/tlsclient)"),
     }
 
+    // 1b'. TLS 1.2 session IDs (tickets off): a session made through one
+    //      node resumes through either (the stateful cache is shared).
+    let sess = dir.join("tls12.sess");
+    let s_client = |extra: &[&str]| -> String {
+        let vip = format!("{}:8443", c.var("VIP"));
+        let mut a = vec![
+            "netns",
+            "exec",
+            c.var("CLIENT_NS"),
+            "openssl",
+            "s_client",
+            "-connect",
+            &vip,
+        ];
+        a.extend_from_slice(&["-servername", "vip.test", "-tls1_2", "-no_ticket"]);
+        let ca = dir.join("ca.pem");
+        a.extend_from_slice(&["-CAfile", ca.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        let o = Command::new("ip")
+            .args(&a)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let first = s_client(&["-sess_out", sess.to_str().unwrap()]);
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    let before = (tls_ok("a"), tls_ok("b"));
+    std::thread::sleep(Duration::from_millis(800)); // one sync round or more
+    for i in 0..12 {
+        let r = s_client(&["-sess_in", sess.to_str().unwrap()]);
+        assert!(
+            r.contains("Reused, TLSv1.2"),
+            "resumption {i} was not a session-ID resumption:\n{r}"
+        );
+    }
+    let (da, db) = (tls_ok("a") - before.0, tls_ok("b") - before.1);
+    assert!(
+        da > 0 && db > 0,
+        "resumptions on both nodes (12 from fresh ports on one: 2^-11): a {da}, b {db}"
+    );
+    let shared: u64 = ["a", "b"]
+        .iter()
+        .map(|n| cluster_state(&dir, n)["sessions_in"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(shared >= 1, "a session crossed through Redis");
+
     // 1c. Redis away: the nodes keep serving on their installed keys and
     //     count the gap; they reconnect when it returns.
     drop(redis);
@@ -478,8 +535,8 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
 
     // 2. A node without a healthy backend withdraws, and announces again
     //    when one is back.
-    // (every VIP on the address: web and tls)
-    for vip in ["web", "tls"] {
+    // (every VIP on the address)
+    for vip in ["web", "tls", "tls12"] {
         for be in ["10.10.2.11:80", "10.10.2.12:80"] {
             let r = api(
                 &dir,

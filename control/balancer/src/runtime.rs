@@ -1011,16 +1011,24 @@ impl<F> LbRuntime<F> {
         ips
     }
 
-    /// The ticket keys of every terminated VIP that issues tickets, by VIP
-    /// address (what `[cluster]` shares between nodes).
-    pub fn ticket_keys(&self) -> Vec<(String, Arc<qsplice_tls::ticket::TicketKeys>)> {
+    /// Each terminated VIP's ticket keys and session cache, by VIP address
+    /// (what `[cluster]` shares between nodes): `(vip, tickets, cache)`.
+    #[allow(clippy::type_complexity)]
+    pub fn tls_state(
+        &self,
+    ) -> Vec<(
+        String,
+        Option<Arc<qsplice_tls::ticket::TicketKeys>>,
+        Option<Arc<qsplice_tls::cache::SessionCache>>,
+    )> {
         self.template
             .tls_vips
             .iter()
-            .filter_map(|t| {
-                let k = t.ctx.load().tickets.clone()?;
-                Some((t.addr.to_string(), k))
+            .map(|t| {
+                let c = t.ctx.load();
+                (t.addr.to_string(), c.tickets.clone(), c.cache.clone())
             })
+            .filter(|(_, t, c)| t.is_some() || c.is_some())
             .collect()
     }
 

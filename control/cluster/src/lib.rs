@@ -12,6 +12,14 @@
 //! a whole interval before it is used, a node that has not yet seen the
 //! rotation still opens the tickets of one that has.
 //!
+//! **TLS session-ID cache.** A TLS 1.2 session (or TLS 1.3 stateful PSK)
+//! stored on one node is appended to a Redis stream per VIP
+//! (`<prefix>:sessions:<vip>`, trimmed to about the cache's size, each
+//! entry with its node and Redis time); every node reads the stream and
+//! imports the other nodes' sessions into its cache (with their age, so
+//! the TTL holds). A resumption on another node therefore finds the
+//! session one sync interval after the handshake.
+//!
 //! The sync runs on its own thread ([`ClusterSync::spawn`]), never on an
 //! lcore and never blocking the control loop; Redis being away only stops
 //! rotation (the installed keys stay in use) and is counted.
@@ -23,6 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use qsplice_tls::cache::SessionCache;
 use qsplice_tls::ticket::{KeyMaterial, TicketKeys};
 
 /// One VIP's shared ticket keys, as stored in Redis.
@@ -163,13 +172,32 @@ pub struct SyncStats {
     pub rotations_led: AtomicU64,
     /// Key sets installed from Redis.
     pub installs: AtomicU64,
+    /// Sessions this node appended to the cluster's streams.
+    pub sessions_out: AtomicU64,
+    /// Sessions imported from other nodes.
+    pub sessions_in: AtomicU64,
     /// The last error's message.
     pub last_error: Mutex<String>,
 }
 
-/// The terminated VIPs whose keys are synced: `(vip address, keys)`,
-/// republished by the control thread when the VIP set changes.
-pub type KeyTable = Arc<Mutex<Vec<(String, Arc<TicketKeys>)>>>;
+/// What one terminated VIP shares.
+#[derive(Clone, Debug)]
+pub struct VipShare {
+    /// The VIP address (`ip:port`): the records' name.
+    pub vip: String,
+    /// Its ticket keys (tickets on).
+    pub tickets: Option<Arc<TicketKeys>>,
+    /// Its session-ID cache (cache on).
+    pub cache: Option<Arc<SessionCache>>,
+}
+
+/// The terminated VIPs whose state is synced, republished by the control
+/// thread when the VIP set changes.
+pub type KeyTable = Arc<Mutex<Vec<VipShare>>>;
+
+/// Sessions one node appends per VIP and round at most (the rest wait in
+/// the cache's outbox, itself bounded).
+const SESSIONS_PER_ROUND: usize = 2048;
 
 /// The sync thread's handle.
 #[derive(Debug)]
@@ -200,8 +228,13 @@ impl ClusterSync {
         })
     }
 
-    /// Replace the list of VIPs whose keys are synced.
-    pub fn set_keys(&self, v: Vec<(String, Arc<TicketKeys>)>) {
+    /// Replace the list of VIPs whose state is synced.
+    pub fn set_vips(&self, v: Vec<VipShare>) {
+        for x in &v {
+            if let Some(c) = &x.cache {
+                c.share(c.capacity());
+            }
+        }
         if let Ok(mut k) = self.keys.lock() {
             *k = v;
         }
@@ -229,10 +262,11 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool) {
     // Per VIP: the epoch and current key name installed last (a Redis
     // that restarted empty starts again at epoch 1 with other keys).
     let mut installed: HashMap<String, (u64, [u8; 16])> = HashMap::new();
+    // Per VIP: the last session-stream entry read.
+    let mut last_ids: HashMap<String, String> = HashMap::new();
     let mut logged = String::new();
     while !stop.load(Ordering::Relaxed) {
-        let vips: Vec<(String, Arc<TicketKeys>)> =
-            keys.lock().map(|k| k.clone()).unwrap_or_default();
+        let vips: Vec<VipShare> = keys.lock().map(|k| k.clone()).unwrap_or_default();
         let r = (|| -> redis::RedisResult<()> {
             if conn.is_none() {
                 let c = client.get_connection_with_timeout(conf.timeout)?;
@@ -241,8 +275,14 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool) {
                 conn = Some(c);
             }
             let c = conn.as_mut().expect("connected");
-            for (vip, k) in &vips {
-                sync_vip(c, &conf, vip, k, &mut installed, stats)?;
+            let now = redis_now_ms(c)?;
+            for v in &vips {
+                if let Some(k) = &v.tickets {
+                    sync_vip(c, &conf, &v.vip, k, now, &mut installed, stats)?;
+                }
+                if let Some(cache) = &v.cache {
+                    sync_sessions(c, &conf, &v.vip, cache, now, &mut last_ids, stats)?;
+                }
             }
             Ok(())
         })();
@@ -291,17 +331,18 @@ fn redis_now_ms(c: &mut redis::Connection) -> redis::RedisResult<u64> {
     Ok(s * 1000 + us / 1000)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sync_vip(
     c: &mut redis::Connection,
     conf: &SyncConf,
     vip: &str,
     k: &TicketKeys,
+    now: u64,
     installed: &mut HashMap<String, (u64, [u8; 16])>,
     stats: &SyncStats,
 ) -> redis::RedisResult<()> {
     let key = format!("{}:tickets:{vip}", conf.prefix);
     let lock = format!("{}:lock:{vip}", conf.prefix);
-    let now = redis_now_ms(c)?;
     let stored: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
     let rec = stored.as_deref().and_then(SharedKeys::decode);
     let needs_write = match &rec {
@@ -354,6 +395,89 @@ fn sync_vip(
             );
             installed.insert(vip.to_string(), id);
             stats.installs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// Append this node's new sessions to the VIP's stream, import the other
+/// nodes'.
+fn sync_sessions(
+    c: &mut redis::Connection,
+    conf: &SyncConf,
+    vip: &str,
+    cache: &SessionCache,
+    now: u64,
+    last_ids: &mut HashMap<String, String>,
+    stats: &SyncStats,
+) -> redis::RedisResult<()> {
+    let key = format!("{}:sessions:{vip}", conf.prefix);
+    let out = cache.drain_outbox(SESSIONS_PER_ROUND);
+    if !out.is_empty() {
+        let mut p = redis::pipe();
+        for (k, v) in &out {
+            p.cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(cache.capacity().max(1000))
+                .arg("*")
+                .arg("n")
+                .arg(&conf.node)
+                .arg("t")
+                .arg(now)
+                .arg("k")
+                .arg(k.as_slice())
+                .arg("v")
+                .arg(v.as_slice())
+                .ignore();
+        }
+        let _: () = p.query(c)?;
+        stats
+            .sessions_out
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+    }
+    let last = last_ids
+        .entry(vip.to_string())
+        .or_insert_with(|| "0-0".into());
+    loop {
+        let r: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(SESSIONS_PER_ROUND)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(last.as_str())
+            .query(c)?;
+        let Some(r) = r else { break };
+        let ids: Vec<redis::streams::StreamId> = r.keys.into_iter().flat_map(|k| k.ids).collect();
+        if ids.is_empty() {
+            break;
+        }
+        let full = ids.len() >= SESSIONS_PER_ROUND;
+        for e in ids {
+            *last = e.id.clone();
+            let field = |f: &str| -> Option<Vec<u8>> {
+                e.map
+                    .get(f)
+                    .and_then(|v| redis::from_redis_value_ref::<Vec<u8>>(v).ok())
+            };
+            let (Some(n), Some(t), Some(k), Some(v)) =
+                (field("n"), field("t"), field("k"), field("v"))
+            else {
+                continue;
+            };
+            if n == conf.node.as_bytes() {
+                continue;
+            }
+            let t: u64 = std::str::from_utf8(&t)
+                .ok()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            cache.import(k, v, Duration::from_millis(now.saturating_sub(t)));
+            stats.sessions_in.fetch_add(1, Ordering::Relaxed);
+        }
+        if !full {
+            break;
         }
     }
     Ok(())

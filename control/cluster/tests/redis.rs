@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qsplice_cluster::{ClusterSync, SyncConf};
+use qsplice_cluster::{ClusterSync, SyncConf, VipShare};
+use qsplice_tls::cache::SessionCache;
 use qsplice_tls::ticket::TicketKeys;
 
 struct Redis {
@@ -58,6 +59,11 @@ fn start_redis(dir: &PathBuf) -> Redis {
 }
 
 fn node(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>) {
+    let (s, k, _) = node_with_cache(dir, name);
+    (s, k)
+}
+
+fn node_with_cache(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>, Arc<SessionCache>) {
     let s = ClusterSync::spawn(SyncConf {
         redis_url: format!("redis+unix://{}", dir.join("redis.sock").display()),
         prefix: "qstest".into(),
@@ -67,8 +73,13 @@ fn node(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>) {
     })
     .unwrap();
     let k = TicketKeys::new(Duration::from_secs(2));
-    s.set_keys(vec![("10.99.0.1:443".into(), k.clone())]);
-    (s, k)
+    let cache = SessionCache::new(1000, Duration::from_secs(30));
+    s.set_vips(vec![VipShare {
+        vip: "10.99.0.1:443".into(),
+        tickets: Some(k.clone()),
+        cache: Some(cache.clone()),
+    }]);
+    (s, k, cache)
 }
 
 fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -145,6 +156,46 @@ fn two_nodes_share_ticket_keys_across_rotation_and_outage() {
         tb.decrypt(&ta.encrypt(b"y").unwrap()).as_deref(),
         Some(&b"y"[..])
     );
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_session_stored_on_one_node_resumes_on_the_other() {
+    let dir = std::env::temp_dir().join(format!("qsplice-redis-s-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _redis = start_redis(&dir);
+    let (a, _, ca) = node_with_cache(&dir, "a");
+    let (b, _, cb) = node_with_cache(&dir, "b");
+    let now = Instant::now();
+    for i in 0..50u8 {
+        ca.put_at(vec![b'a', i], vec![i; 100], now);
+    }
+    cb.put_at(b"from-b".to_vec(), b"state-b".to_vec(), now);
+    wait("sessions to cross", Duration::from_secs(5), || {
+        cb.lookup_at(&[b'a', 49], Instant::now(), false).is_some()
+            && ca.lookup_at(b"from-b", Instant::now(), false).is_some()
+    });
+    for i in 0..50u8 {
+        assert_eq!(
+            cb.lookup_at(&[b'a', i], Instant::now(), false),
+            Some(vec![i; 100])
+        );
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(a.stats.sessions_out.load(Ordering::Relaxed), 50);
+    assert_eq!(
+        b.stats.sessions_in.load(Ordering::Relaxed),
+        50,
+        "each session imported once"
+    );
+    assert_eq!(
+        a.stats.sessions_in.load(Ordering::Relaxed),
+        1,
+        "its own sessions are not imported back"
+    );
+    assert_eq!(ca.imported.load(Ordering::Relaxed), 1);
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }

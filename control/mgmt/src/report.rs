@@ -76,6 +76,12 @@ pub struct ClusterReport {
     pub rotations_led: u64,
     /// Shared key sets installed.
     pub installs: u64,
+    /// TLS sessions this node appended to the cluster's streams.
+    #[serde(default)]
+    pub sessions_out: u64,
+    /// TLS sessions imported from other nodes.
+    #[serde(default)]
+    pub sessions_in: u64,
     /// The last error.
     pub last_error: String,
 }

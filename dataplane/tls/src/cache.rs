@@ -55,9 +55,50 @@ pub struct SessionCache {
     misses: AtomicU64,
     evicted: AtomicU64,
     expired: AtomicU64,
+    /// Sessions stored here that a cluster sync has not taken yet
+    /// (`None`: not shared). Bounded; the oldest is dropped when full.
+    outbox: Mutex<Option<VecDeque<(Vec<u8>, Vec<u8>)>>>,
+    outbox_cap: AtomicU64,
+    /// Sessions dropped from a full outbox (never reached the cluster).
+    pub share_dropped: AtomicU64,
+    /// Sessions imported from other nodes.
+    pub imported: AtomicU64,
 }
 
 impl SessionCache {
+    /// Share this cache with a cluster: from now on every session stored
+    /// here (a full handshake on this node) is also queued, at most `cap`
+    /// at a time, for [`SessionCache::drain_outbox`].
+    pub fn share(&self, cap: usize) {
+        let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if o.is_none() {
+            *o = Some(VecDeque::new());
+        }
+        self.outbox_cap.store(cap.max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Take up to `max` queued sessions (the cluster sync thread).
+    pub fn drain_outbox(&self, max: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        match o.as_mut() {
+            Some(q) => {
+                let n = q.len().min(max);
+                q.drain(..n).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// A session another node stored, `age` old (not queued again).
+    pub fn import(&self, key: Vec<u8>, value: Vec<u8>, age: Duration) {
+        if age >= self.ttl {
+            return;
+        }
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        self.insert(key, value, at);
+        self.imported.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A cache of at most `capacity` sessions (rounded up to a multiple of
     /// the shard count), each valid for `ttl`.
     pub fn new(capacity: usize, ttl: Duration) -> Arc<SessionCache> {
@@ -70,6 +111,10 @@ impl SessionCache {
             misses: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            outbox: Mutex::new(None),
+            outbox_cap: AtomicU64::new(0),
+            share_dropped: AtomicU64::new(0),
+            imported: AtomicU64::new(0),
         })
     }
 
@@ -104,8 +149,23 @@ impl SessionCache {
         }
     }
 
-    /// Stores `value` under `key` at `now`.
+    /// Stores `value` under `key` at `now` (and queues it for the cluster
+    /// when shared).
     pub fn put_at(&self, key: Vec<u8>, value: Vec<u8>, now: Instant) {
+        {
+            let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(q) = o.as_mut() {
+                if q.len() as u64 >= self.outbox_cap.load(Ordering::Relaxed) {
+                    q.pop_front();
+                    self.share_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                q.push_back((key.clone(), value.clone()));
+            }
+        }
+        self.insert(key, value, now);
+    }
+
+    fn insert(&self, key: Vec<u8>, value: Vec<u8>, now: Instant) {
         let mut s = self.shard(&key);
         s.seq += 1;
         let seq = s.seq;
