@@ -44,6 +44,9 @@ pub struct CacheCounts {
     pub entries: u64,
 }
 
+/// A stored session: key (session ID) and rustls' state.
+pub type Session = (Vec<u8>, Vec<u8>);
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct SessionCache {
@@ -57,7 +60,7 @@ pub struct SessionCache {
     expired: AtomicU64,
     /// Sessions stored here that a cluster sync has not taken yet
     /// (`None`: not shared). Bounded; the oldest is dropped when full.
-    outbox: Mutex<Option<VecDeque<(Vec<u8>, Vec<u8>)>>>,
+    outbox: Mutex<Option<VecDeque<Session>>>,
     outbox_cap: AtomicU64,
     /// Sessions dropped from a full outbox (never reached the cluster).
     pub share_dropped: AtomicU64,
@@ -78,7 +81,7 @@ impl SessionCache {
     }
 
     /// Take up to `max` queued sessions (the cluster sync thread).
-    pub fn drain_outbox(&self, max: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn drain_outbox(&self, max: usize) -> Vec<Session> {
         let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         match o.as_mut() {
             Some(q) => {
