@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use qsplice_cluster::{ClusterSync, SyncConf, VipShare};
+use qsplice_cluster::{ClusterSync, RowMsg, SyncConf, VipShare};
 use qsplice_config::ClusterConf;
 use qsplice_mgmt::report::ClusterReport;
 
@@ -49,6 +49,32 @@ pub(crate) fn publish(s: &ClusterSync, lb: &crate::lb::LbRuntime) {
     );
 }
 
+/// Exchange server-mapping-table rows: what this node learned goes out,
+/// what the others learned is learned here (control thread, every loop).
+pub(crate) fn exchange_rows(s: &ClusterSync, lb: &mut crate::lb::LbRuntime) {
+    let out = lb.take_rows();
+    if !out.is_empty() {
+        s.send_rows(out.into_iter().map(|r| RowMsg {
+            vip: r.vip.to_string(),
+            key: r.key,
+            backend: r.backend.to_string(),
+        }));
+    }
+    let now = std::time::Instant::now();
+    for r in s.received_rows() {
+        if let (Ok(vip), Ok(backend)) = (r.vip.parse(), r.backend.parse()) {
+            lb.import_row(
+                &qsplice_balancer::SharedRow {
+                    vip,
+                    key: r.key,
+                    backend,
+                },
+                now,
+            );
+        }
+    }
+}
+
 pub(crate) fn report(s: &ClusterSync) -> ClusterReport {
     let st = &s.stats;
     ClusterReport {
@@ -59,6 +85,9 @@ pub(crate) fn report(s: &ClusterSync) -> ClusterReport {
         installs: st.installs.load(Ordering::Relaxed),
         sessions_out: st.sessions_out.load(Ordering::Relaxed),
         sessions_in: st.sessions_in.load(Ordering::Relaxed),
+        rows_out: st.rows_out.load(Ordering::Relaxed),
+        rows_in: st.rows_in.load(Ordering::Relaxed),
+        rows_dropped: st.rows_dropped.load(Ordering::Relaxed),
         last_error: st.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
     }
 }

@@ -292,10 +292,11 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         .bgp
         .as_ref()
         .map(|c| crate::routes::RouteCtl::new(c, workers.len(), started));
-    let cluster = match (&cfg.cluster, lb.as_ref()) {
+    let cluster = match (&cfg.cluster, lb.as_mut()) {
         (Some(c), Some(l)) => {
             let s = crate::cluster::start(c)?;
             crate::cluster::publish(&s, l);
+            l.share_rows();
             Some(s)
         }
         _ => None,
@@ -417,12 +418,13 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 Instant::now(),
             );
         }
-        if let (Some(c), Some(l)) = (&cluster, lb.as_ref()) {
+        if let (Some(c), Some(l)) = (&cluster, lb.as_mut()) {
             // A reload may have replaced a VIP's keys.
             if Instant::now() >= next_cluster_keys {
                 crate::cluster::publish(c, l);
                 next_cluster_keys = Instant::now() + Duration::from_millis(100);
             }
+            crate::cluster::exchange_rows(c, l);
         }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());

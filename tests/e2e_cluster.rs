@@ -245,6 +245,12 @@ backends = [{{ address = "10.10.2.11:80" }}, {{ address = "10.10.2.12:80" }}]
 certificates = [{{ cert = "{dir}/ecdsa-p256.pem", key = "{dir}/ecdsa-p256.key", names = ["vip.test"] }}]
 tickets = false
 
+[[lb.vips]]
+name = "passthrough"
+address = "{vip}:9443"
+policy = "session-aware"
+backends = [{{ address = "10.10.2.11:443" }}, {{ address = "10.10.2.12:443" }}]
+
 [cluster]
 redis = "redis://{rip}:6379"
 name = "cl-test"
@@ -505,6 +511,54 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
         .sum();
     assert!(shared >= 1, "a session crossed through Redis");
 
+    // 1b''. Session-aware pass-through: the backend that holds a TLS
+    //       session is found through either node (table rows shared).
+    let sess9 = dir.join("pass.sess");
+    let pass = |extra: &[&str]| -> String {
+        let vip = format!("{}:9443", c.var("VIP"));
+        let mut a = vec![
+            "netns",
+            "exec",
+            c.var("CLIENT_NS"),
+            "openssl",
+            "s_client",
+            "-connect",
+            &vip,
+        ];
+        a.extend_from_slice(&["-tls1_2", "-no_ticket"]);
+        a.extend_from_slice(extra);
+        let o = Command::new("ip")
+            .args(&a)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let first = pass(&["-sess_out", sess9.to_str().unwrap()]);
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    let hits = |n: &str| {
+        api(&dir, n, "GET", "/api/v1/status", None)["lb"]["total"]["sa_hits"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(1500)); // learned, shared, published
+    let before = (hits("a"), hits("b"));
+    for i in 0..12 {
+        let r = pass(&["-sess_in", sess9.to_str().unwrap()]);
+        assert!(
+            r.contains("Reused, TLSv1.2"),
+            "pass-through resumption {i} reached a backend without the session:\n{r}\n{}",
+            logs(&dir)
+        );
+    }
+    let (ha, hb) = (hits("a") - before.0, hits("b") - before.1);
+    assert!(ha > 0 && hb > 0, "table hits on both nodes: a {ha}, b {hb}");
+    let rows: u64 = ["a", "b"]
+        .iter()
+        .map(|n| cluster_state(&dir, n)["rows_in"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(rows >= 1, "a row crossed through Redis");
+
     // 1c. Redis away: the nodes keep serving on their installed keys and
     //     count the gap; they reconnect when it returns.
     drop(redis);
@@ -536,8 +590,9 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
     // 2. A node without a healthy backend withdraws, and announces again
     //    when one is back.
     // (every VIP on the address)
-    for vip in ["web", "tls", "tls12"] {
-        for be in ["10.10.2.11:80", "10.10.2.12:80"] {
+    for vip in ["web", "tls", "tls12", "passthrough"] {
+        let port = if vip == "passthrough" { 443 } else { 80 };
+        for be in [format!("10.10.2.11:{port}"), format!("10.10.2.12:{port}")] {
             let r = api(
                 &dir,
                 "b",

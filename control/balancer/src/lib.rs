@@ -15,7 +15,8 @@ pub mod edit;
 pub mod runtime;
 
 pub use runtime::{
-    BackendReport, HistReport, LbReport, LbRuntime, SessionRowReport, VipReport, TABLE_DUMP_ROWS,
+    BackendReport, HistReport, LbReport, LbRuntime, SessionRowReport, SharedRow, VipReport,
+    TABLE_DUMP_ROWS,
 };
 
 /// Why the balancer's control side refused something (a config it cannot

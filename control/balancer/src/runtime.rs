@@ -21,7 +21,7 @@ pub use qsplice_mgmt::report::{
 use qsplice_mgmt::report::{CertReport, TicketReport};
 use qsplice_mgmt::ApiError;
 use qsplice_pool::{Backend, BackendState, Policy, Snapshot, MAGLEV_M};
-use qsplice_sessions::SessionTable;
+use qsplice_sessions::{SessionKey, SessionTable};
 use qsplice_splice::isn::IsnSecret;
 use qsplice_tls::certs::CertSpec;
 use qsplice_tls::{Group, PqPolicy, TlsContext, TlsSettings, TlsStats};
@@ -87,6 +87,21 @@ impl BackendCtl {
     }
 }
 
+/// A server-mapping-table row one node learned, as the cluster shares it
+/// (by addresses: backend indices differ between nodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedRow {
+    /// The session-aware VIP.
+    pub vip: SocketAddrV4,
+    /// The table key (keyed with the cluster's secret).
+    pub key: u64,
+    /// The backend that holds the session.
+    pub backend: SocketAddrV4,
+}
+
+/// Learned rows waiting for the cluster sync at most.
+const ROWS_OUT_MAX: usize = 65_536;
+
 /// One VIP slot: its pool index on the board is its index in
 /// `LbRuntime::vips`. Slots are only appended: a removed VIP keeps its slot
 /// (closed) so that the indices its flows hold stay valid, and adding the
@@ -144,6 +159,13 @@ pub struct LbRuntime<F> {
     next_session_publish: Instant,
     epoch: Instant,
     view: ViewLag,
+    /// Rows learned here for the cluster (`Some` once sharing is on).
+    rows_out: Option<std::collections::VecDeque<SharedRow>>,
+    /// Rows lost to a full `rows_out`.
+    rows_dropped: u64,
+    /// Rows imported from other nodes / that matched no VIP or backend here.
+    rows_imported: u64,
+    rows_unknown: u64,
 }
 
 /// How stale the lcores' view of the session table gets: for every event
@@ -337,8 +359,26 @@ impl<F> LbRuntime<F> {
         // The session table is shared by every lcore from the start (a
         // session-aware VIP may be added live), its BUSY counters sized for
         // every flow the lcores can hold (4 bytes a slot, at most 16 MiB).
-        let b = random_secret()?;
-        let c = random_secret()?;
+        // With a cluster secret the table keys are the same on every node,
+        // so rows learned by one node mean the same session on another.
+        let (b, c) = match &l.cluster_secret_file {
+            Some(p) => {
+                let s = read_cluster_secret(std::path::Path::new(p))?;
+                let mut h = siphasher::sip::SipHasher24::new_with_keys(
+                    u64::from_le_bytes(s[..8].try_into().unwrap_or_default()),
+                    u64::from_le_bytes(s[8..].try_into().unwrap_or_default()),
+                );
+                std::hash::Hasher::write(&mut h, b"qsplice session table key");
+                let x = std::hash::Hasher::finish(&h).to_le_bytes();
+                std::hash::Hasher::write(&mut h, b"2");
+                let y = std::hash::Hasher::finish(&h).to_le_bytes();
+                let (mut b, mut c) = ([0u8; 16], [0u8; 16]);
+                b[..8].copy_from_slice(&x);
+                c[..8].copy_from_slice(&y);
+                (b, c)
+            }
+            None => (random_secret()?, random_secret()?),
+        };
         let session_secret = (
             u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
             u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
@@ -385,6 +425,10 @@ impl<F> LbRuntime<F> {
             next_sweep: now,
             next_session_publish: now,
             epoch: now,
+            rows_out: None,
+            rows_dropped: 0,
+            rows_imported: 0,
+            rows_unknown: 0,
             view: ViewLag::default(),
             services_dirty: true,
         };
@@ -801,6 +845,21 @@ impl<F> LbRuntime<F> {
                 .get_mut(usize::from(ev.pool))
                 .and_then(Option::as_mut)
             {
+                if let (EventKind::Open, Some(out)) = (&ev.kind, self.rows_out.as_mut()) {
+                    let vip = self.vips.get(usize::from(ev.pool));
+                    let be = vip.and_then(|v| v.backends.get(usize::from(ev.backend)));
+                    if let (Some(v), Some(be)) = (vip, be) {
+                        if out.len() >= ROWS_OUT_MAX {
+                            out.pop_front();
+                            self.rows_dropped += 1;
+                        }
+                        out.push_back(SharedRow {
+                            vip: v.addr,
+                            key: ev.key.0,
+                            backend: be.addr,
+                        });
+                    }
+                }
                 match ev.kind {
                     EventKind::Open => t.learn(ev.key, ev.backend, ms),
                     EventKind::Close => t.finished(ev.key, ev.backend, ms),
@@ -1030,6 +1089,48 @@ impl<F> LbRuntime<F> {
             })
             .filter(|(_, t, c)| t.is_some() || c.is_some())
             .collect()
+    }
+
+    /// Start collecting the rows session-aware VIPs learn, for the cluster.
+    pub fn share_rows(&mut self) {
+        if self.rows_out.is_none() {
+            self.rows_out = Some(std::collections::VecDeque::new());
+        }
+    }
+
+    /// The rows learned since the last call (the cluster sync sends them).
+    pub fn take_rows(&mut self) -> Vec<SharedRow> {
+        self.rows_out
+            .as_mut()
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// A row another node learned: the same session key now maps to that
+    /// backend here too (if this node serves that VIP with that backend).
+    pub fn import_row(&mut self, r: &SharedRow, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let slot = self.vips.iter().position(|v| v.addr == r.vip && !v.removed);
+        let found = slot.and_then(|pi| {
+            let b = self.vips[pi]
+                .backends
+                .iter()
+                .position(|b| b.addr == r.backend && !b.removed)?;
+            Some((pi, b))
+        });
+        match found.and_then(|(pi, b)| Some((self.tables.get_mut(pi)?.as_mut()?, b))) {
+            Some((t, b)) => {
+                t.learn(SessionKey(r.key), b as u16, ms);
+                self.rows_imported += 1;
+                self.sessions_dirty = true;
+            }
+            None => self.rows_unknown += 1,
+        }
+    }
+
+    /// Rows shared so far: (imported, unknown here, dropped before sending).
+    pub fn row_counts(&self) -> (u64, u64, u64) {
+        (self.rows_imported, self.rows_unknown, self.rows_dropped)
     }
 
     /// `lb.shutdown_grace_s`.

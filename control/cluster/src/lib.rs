@@ -20,6 +20,13 @@
 //! the TTL holds). A resumption on another node therefore finds the
 //! session one sync interval after the handshake.
 //!
+//! **Session-aware dispatch rows.** A row one node's server mapping table
+//! learns (session key, keyed with the cluster's secret, → backend
+//! address) is appended to the stream `<prefix>:rows`; every other node
+//! reads it and learns the same row, so a resumption that ECMP sends to
+//! another node still goes to the backend that holds the session. The BUSY
+//! column stays per node.
+//!
 //! The sync runs on its own thread ([`ClusterSync::spawn`]), never on an
 //! lcore and never blocking the control loop; Redis being away only stops
 //! rotation (the installed keys stay in use) and is counted.
@@ -176,6 +183,12 @@ pub struct SyncStats {
     pub sessions_out: AtomicU64,
     /// Sessions imported from other nodes.
     pub sessions_in: AtomicU64,
+    /// Mapping-table rows sent / received / lost to a full queue.
+    pub rows_out: AtomicU64,
+    /// See `rows_out`.
+    pub rows_in: AtomicU64,
+    /// See `rows_out`.
+    pub rows_dropped: AtomicU64,
     /// The last error's message.
     pub last_error: Mutex<String>,
 }
@@ -195,6 +208,20 @@ pub struct VipShare {
 /// thread when the VIP set changes.
 pub type KeyTable = Arc<Mutex<Vec<VipShare>>>;
 
+/// A server-mapping-table row as the cluster shares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowMsg {
+    /// The session-aware VIP (`ip:port`).
+    pub vip: String,
+    /// The table key.
+    pub key: u64,
+    /// The backend (`ip:port`).
+    pub backend: String,
+}
+
+/// Rows queued each way at most.
+const ROWS_MAX: usize = 65_536;
+
 /// Sessions one node appends per VIP and round at most (the rest wait in
 /// the cache's outbox, itself bounded).
 const SESSIONS_PER_ROUND: usize = 2048;
@@ -206,6 +233,10 @@ pub struct ClusterSync {
     pub stats: Arc<SyncStats>,
     /// What it syncs (the control thread replaces the list).
     pub keys: KeyTable,
+    /// Rows this node learned, for the cluster (control thread pushes).
+    pub rows_out: Arc<Mutex<std::collections::VecDeque<RowMsg>>>,
+    /// Rows other nodes learned (control thread drains).
+    pub rows_in: Arc<Mutex<std::collections::VecDeque<RowMsg>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -216,16 +247,42 @@ impl ClusterSync {
         let stats = Arc::new(SyncStats::default());
         let keys: KeyTable = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let rows_out: Arc<Mutex<std::collections::VecDeque<RowMsg>>> = Arc::default();
+        let rows_in: Arc<Mutex<std::collections::VecDeque<RowMsg>>> = Arc::default();
         let (s2, k2, st2) = (stats.clone(), keys.clone(), stop.clone());
+        let rows = (rows_out.clone(), rows_in.clone());
         let thread = std::thread::Builder::new()
             .name("qsplice-cluster".into())
-            .spawn(move || run(conf, &k2, &s2, &st2))?;
+            .spawn(move || run(conf, &k2, &s2, &st2, &rows))?;
         Ok(ClusterSync {
             stats,
             keys,
+            rows_out,
+            rows_in,
             stop,
             thread: Some(thread),
         })
+    }
+
+    /// Queue rows this node learned (bounded; the oldest are dropped).
+    pub fn send_rows(&self, rows: impl IntoIterator<Item = RowMsg>) {
+        if let Ok(mut q) = self.rows_out.lock() {
+            for r in rows {
+                if q.len() >= ROWS_MAX {
+                    q.pop_front();
+                    self.stats.rows_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                q.push_back(r);
+            }
+        }
+    }
+
+    /// Rows other nodes learned since the last call.
+    pub fn received_rows(&self) -> Vec<RowMsg> {
+        self.rows_in
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
     }
 
     /// Replace the list of VIPs whose state is synced.
@@ -250,7 +307,12 @@ impl Drop for ClusterSync {
     }
 }
 
-fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool) {
+type RowQueues = (
+    Arc<Mutex<std::collections::VecDeque<RowMsg>>>,
+    Arc<Mutex<std::collections::VecDeque<RowMsg>>>,
+);
+
+fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool, rows: &RowQueues) {
     let client = match redis::Client::open(conf.redis_url.as_str()) {
         Ok(c) => c,
         Err(e) => {
@@ -264,6 +326,7 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool) {
     let mut installed: HashMap<String, (u64, [u8; 16])> = HashMap::new();
     // Per VIP: the last session-stream entry read.
     let mut last_ids: HashMap<String, String> = HashMap::new();
+    let mut rows_last = "0-0".to_string();
     let mut logged = String::new();
     while !stop.load(Ordering::Relaxed) {
         let vips: Vec<VipShare> = keys.lock().map(|k| k.clone()).unwrap_or_default();
@@ -284,6 +347,7 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool) {
                     sync_sessions(c, &conf, &v.vip, cache, now, &mut last_ids, stats)?;
                 }
             }
+            sync_rows(c, &conf, rows, &mut rows_last, stats)?;
             Ok(())
         })();
         match r {
@@ -475,6 +539,109 @@ fn sync_sessions(
                 .unwrap_or(0);
             cache.import(k, v, Duration::from_millis(now.saturating_sub(t)));
             stats.sessions_in.fetch_add(1, Ordering::Relaxed);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Send the rows this node learned; receive the others'.
+fn sync_rows(
+    c: &mut redis::Connection,
+    conf: &SyncConf,
+    rows: &RowQueues,
+    last: &mut String,
+    stats: &SyncStats,
+) -> redis::RedisResult<()> {
+    let key = format!("{}:rows", conf.prefix);
+    let out: Vec<RowMsg> = rows
+        .0
+        .lock()
+        .map(|mut q| {
+            let n = q.len().min(SESSIONS_PER_ROUND);
+            q.drain(..n).collect()
+        })
+        .unwrap_or_default();
+    if !out.is_empty() {
+        let mut p = redis::pipe();
+        for r in &out {
+            p.cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(ROWS_MAX)
+                .arg("*")
+                .arg("n")
+                .arg(&conf.node)
+                .arg("v")
+                .arg(&r.vip)
+                .arg("k")
+                .arg(r.key)
+                .arg("b")
+                .arg(&r.backend)
+                .ignore();
+        }
+        if let Err(e) = p.query::<()>(c) {
+            // Put them back (they are sent after the reconnect).
+            if let Ok(mut q) = rows.0.lock() {
+                for r in out.into_iter().rev() {
+                    q.push_front(r);
+                }
+            }
+            return Err(e);
+        }
+        stats
+            .rows_out
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+    }
+    loop {
+        let r: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(SESSIONS_PER_ROUND)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(last.as_str())
+            .query(c)?;
+        let Some(r) = r else { break };
+        let ids: Vec<redis::streams::StreamId> = r.keys.into_iter().flat_map(|k| k.ids).collect();
+        if ids.is_empty() {
+            break;
+        }
+        let full = ids.len() >= SESSIONS_PER_ROUND;
+        let mut got = Vec::new();
+        for e in ids {
+            *last = e.id.clone();
+            let field = |f: &str| -> Option<String> {
+                e.map
+                    .get(f)
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            };
+            let (Some(n), Some(v), Some(k), Some(b)) =
+                (field("n"), field("v"), field("k"), field("b"))
+            else {
+                continue;
+            };
+            if n == conf.node {
+                continue;
+            }
+            let Ok(key) = k.parse() else { continue };
+            got.push(RowMsg {
+                vip: v,
+                key,
+                backend: b,
+            });
+        }
+        stats.rows_in.fetch_add(got.len() as u64, Ordering::Relaxed);
+        if let Ok(mut q) = rows.1.lock() {
+            for r in got {
+                if q.len() >= ROWS_MAX {
+                    q.pop_front();
+                    stats.rows_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                q.push_back(r);
+            }
         }
         if !full {
             break;

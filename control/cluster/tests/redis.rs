@@ -9,13 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qsplice_cluster::{ClusterSync, SyncConf, VipShare};
+use qsplice_cluster::{ClusterSync, RowMsg, SyncConf, VipShare};
 use qsplice_tls::cache::SessionCache;
 use qsplice_tls::ticket::TicketKeys;
 
 struct Redis {
     child: Child,
-    dir: PathBuf,
 }
 
 impl Drop for Redis {
@@ -52,10 +51,7 @@ fn start_redis(dir: &PathBuf) -> Redis {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Redis {
-        child,
-        dir: dir.clone(),
-    }
+    Redis { child }
 }
 
 fn node(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>) {
@@ -196,6 +192,42 @@ fn a_session_stored_on_one_node_resumes_on_the_other() {
         "its own sessions are not imported back"
     );
     assert_eq!(ca.imported.load(Ordering::Relaxed), 1);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mapping_table_rows_learned_on_one_node_reach_the_others_once() {
+    let dir = std::env::temp_dir().join(format!("qsplice-redis-r-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _redis = start_redis(&dir);
+    let (a, _) = node(&dir, "a");
+    let (b, _) = node(&dir, "b");
+    let row = |k: u64| RowMsg {
+        vip: "10.99.0.1:9443".into(),
+        key: k,
+        backend: "10.10.2.12:443".into(),
+    };
+    a.send_rows((0..100).map(row));
+    let mut got = Vec::new();
+    let t = Instant::now();
+    while got.len() < 100 && t.elapsed() < Duration::from_secs(5) {
+        got.extend(b.received_rows());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        got,
+        (0..100).map(row).collect::<Vec<_>>(),
+        "in order, whole"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        a.received_rows().is_empty(),
+        "a node does not learn its own rows back"
+    );
+    assert!(b.received_rows().is_empty(), "each row once");
+    assert_eq!(a.stats.rows_out.load(Ordering::Relaxed), 100);
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }

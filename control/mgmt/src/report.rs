@@ -82,6 +82,16 @@ pub struct ClusterReport {
     /// TLS sessions imported from other nodes.
     #[serde(default)]
     pub sessions_in: u64,
+    /// Session-aware table rows sent to / received from the cluster, and
+    /// lost to a full queue.
+    #[serde(default)]
+    pub rows_out: u64,
+    /// See `rows_out`.
+    #[serde(default)]
+    pub rows_in: u64,
+    /// See `rows_out`.
+    #[serde(default)]
+    pub rows_dropped: u64,
     /// The last error.
     pub last_error: String,
 }
