@@ -345,12 +345,17 @@ pub fn hostile_segments(
     let key = |v: &serde_json::Value| {
         ["syn_received", "tls_accepted", "conn_opened"].map(|k| total(v, k))
     };
+    // Settled: two snapshots at least a second apart *in the appliance's
+    // own time* (a file not rewritten meanwhile proves nothing) agree.
+    let up = |v: &serde_json::Value| v["uptime_s"].as_f64().unwrap_or(0.0);
     let mut before = stats(json).expect("stats");
-    for _ in 0..10 {
+    for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(1100));
         let now = stats(json).expect("stats");
-        let same = key(&now) == key(&before);
-        before = now;
+        let same = key(&now) == key(&before) && up(&now) >= up(&before) + 1.0;
+        if up(&now) >= up(&before) + 1.0 || key(&now) != key(&before) {
+            before = now;
+        }
         if same {
             break;
         }
