@@ -664,8 +664,15 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
 
     // 4. Graceful shutdown of B: the route goes first, while B still takes
     //    connections (withdraw_delay_ms), then B exits by itself.
-    let r = api(&dir, "b", "POST", "/api/v1/shutdown", None);
-    assert_eq!(r["shutdown"], true, "{r}");
+    // Through `qsplice ctl`, over the listener's Unix socket.
+    let o = Command::new(env!("CARGO_BIN_EXE_qsplice"))
+        .args(["ctl", "--json", "--url"])
+        .arg(format!("unix:{}", dir.join("mgmt-b.sock").display()))
+        .arg("shutdown")
+        .output()
+        .expect("qsplice ctl");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(r["shutdown"], true, "ctl shutdown: {r} {}", String::from_utf8_lossy(&o.stderr));
     let t = c.wait_hops(&[], Duration::from_secs(1));
     assert!(
         t.is_some(),
