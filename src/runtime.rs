@@ -186,6 +186,7 @@ fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
         },
         primary,
         kernel_poll_us: cfg.engine.kernel_poll_us,
+        kernel_max_pps: cfg.engine.kernel_max_pps,
     }
 }
 

@@ -672,7 +672,12 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
         .output()
         .expect("qsplice ctl");
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    assert_eq!(r["shutdown"], true, "ctl shutdown: {r} {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        r["shutdown"],
+        true,
+        "ctl shutdown: {r} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let t = c.wait_hops(&[], Duration::from_secs(1));
     assert!(
         t.is_some(),

@@ -160,6 +160,7 @@ fn worker() -> (W, ManualClock) {
         },
         primary: true,
         kernel_poll_us: 100,
+        kernel_max_pps: 0,
     };
     let port = |mac: MacAddr, name: &str, addr: Ipv4Addr, neighbors: Vec<Ipv4Addr>| {
         (

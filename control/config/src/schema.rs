@@ -282,6 +282,9 @@ pub struct EngineConf {
     pub idle_spin_us: u64,
     /// Poll the ports' kernel interfaces (exception path) this often, µs.
     pub kernel_poll_us: u64,
+    /// Frames per second one worker hands to the kernel interfaces at most
+    /// (0: no limit).
+    pub kernel_max_pps: u64,
 }
 
 impl Default for EngineConf {
@@ -293,6 +296,7 @@ impl Default for EngineConf {
             idle_sleep_us: 0,
             idle_spin_us: 0,
             kernel_poll_us: 200,
+            kernel_max_pps: 20_000,
         }
     }
 }

@@ -689,6 +689,12 @@ impl Config {
             10,
             100_000,
         )?;
+        in_range(
+            "engine.kernel_max_pps",
+            self.engine.kernel_max_pps,
+            0,
+            10_000_000,
+        )?;
         Ok(())
     }
 

@@ -183,6 +183,8 @@ counters! {
     kernel_out,
     /// Frames for the kernel interface its queue refused.
     kernel_in_dropped,
+    /// Frames for the kernel interface beyond `engine.kernel_max_pps`.
+    kernel_in_limited,
 }
 
 impl Counters {

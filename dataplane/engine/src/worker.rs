@@ -125,6 +125,10 @@ pub struct EngineConf {
     /// How often the kernel interfaces (exception path) are polled, µs.
     /// Their receive is a system call, so it is not made on every loop.
     pub kernel_poll_us: u64,
+    /// Frames per second this worker hands to the kernel interfaces at
+    /// most (each is a system call); beyond, dropped and counted
+    /// (`kernel_in_limited`). 0: no limit.
+    pub kernel_max_pps: u64,
 }
 
 /// A command from the control thread to a worker.
@@ -387,6 +391,10 @@ pub struct Worker<Q: Queue, C: Clock, S: Service<Q> = NoService> {
     kernel: Vec<Option<KernelPath<Q>>>,
     kernel_cycles: u64,
     next_kernel: u64,
+    /// Token bucket of `kernel_max_pps`: tokens (×1) and when last filled.
+    kernel_tokens: u64,
+    kernel_filled: u64,
+    hz: u64,
     neigh: NeighborTable,
     c: Counters,
     shared: Arc<SharedCounters>,
@@ -467,6 +475,9 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             kernel,
             kernel_cycles,
             next_kernel: 0,
+            kernel_tokens: conf.kernel_max_pps,
+            kernel_filled: 0,
+            hz: clock.hz(),
             c: Counters::default(),
             shared,
             clock,
@@ -679,6 +690,24 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         let Some(k) = &mut self.kernel[pi] else {
             return self.c.drop(r);
         };
+        // A flood to the appliance's own addresses must not turn into a
+        // system call per frame on the lcore: a token bucket (burst = one
+        // second's worth) bounds what reaches the kernel.
+        let max = self.conf.kernel_max_pps;
+        if max > 0 {
+            let now = self.clock.now();
+            let dt = now.saturating_sub(self.kernel_filled);
+            let add = (u128::from(dt) * u128::from(max) / u128::from(self.hz.max(1))) as u64;
+            if add > 0 {
+                self.kernel_tokens = (self.kernel_tokens + add).min(max);
+                self.kernel_filled = now;
+            }
+            if self.kernel_tokens == 0 {
+                self.c.kernel_in_limited += 1;
+                return;
+            }
+            self.kernel_tokens -= 1;
+        }
         if k.txbuf.is_full() {
             k.flush(&mut self.c);
         }

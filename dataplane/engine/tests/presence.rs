@@ -81,6 +81,10 @@ struct Rig {
 }
 
 fn rig(primary: bool, neighbors: Vec<Ipv4Addr>) -> Rig {
+    rig_limited(primary, neighbors, 0)
+}
+
+fn rig_limited(primary: bool, neighbors: Vec<Ipv4Addr>, kernel_max_pps: u64) -> Rig {
     let clock = ManualClock::default();
     clock.advance_ms(1);
     let conf = EngineConf {
@@ -97,6 +101,7 @@ fn rig(primary: bool, neighbors: Vec<Ipv4Addr>) -> Rig {
         },
         primary,
         kernel_poll_us: 100,
+        kernel_max_pps,
     };
     let setup = PortSetup {
         name: "client".into(),
@@ -713,4 +718,38 @@ fn without_a_kernel_path_unserved_traffic_is_dropped_by_reason() {
     assert_eq!(c.drops_of(DropReason::UdpNoService), 1);
     assert_eq!(c.drops_of(DropReason::UnknownProtocol), 1);
     assert_eq!(c.kernel_in, 0);
+}
+
+#[test]
+fn a_flood_to_the_kernel_is_bounded_per_second() {
+    let mut r = rig_limited(false, vec![], 50);
+    r.w.attach_kernel(0, MemQueue::new(OUR_MAC));
+    let f = eth(
+        OUR_MAC,
+        PEER_MAC,
+        0x0800,
+        &ipv4(PEER_IP, VIP, 17, &udp(1, 22, b"x")),
+    );
+    for _ in 0..4 {
+        for _ in 0..30 {
+            r.inject(f.clone());
+        }
+        r.run();
+    }
+    let c = r.w.counters();
+    assert_eq!(c.kernel_in, 50, "a second's worth of tokens");
+    assert_eq!(c.kernel_in_limited, 70);
+    assert_eq!(r.to_kernel().len(), 50);
+    // (the four runs above took 8 ms: no refill worth a token at 50/s)
+    // A second later the bucket is full again.
+    r.clock.advance_ms(1000);
+    for _ in 0..2 {
+        for _ in 0..30 {
+            r.inject(f.clone());
+        }
+        r.run();
+    }
+    let c = r.w.counters();
+    assert_eq!(c.kernel_in, 100);
+    assert_eq!(c.kernel_in_limited, 80);
 }

@@ -133,6 +133,7 @@ pub(crate) fn worker(lb: LbCore<VecFrame>, clock: &ManualClock, backends: &[Ipv4
         },
         primary: true,
         kernel_poll_us: 100,
+        kernel_max_pps: 0,
     };
     let port = |mac: MacAddr, addr: Ipv4Addr, neighbors: Vec<Ipv4Addr>| {
         (

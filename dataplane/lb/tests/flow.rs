@@ -127,6 +127,7 @@ fn rig_with(conf: LbConf) -> Rig {
         },
         primary: true,
         kernel_poll_us: 100,
+        kernel_max_pps: 0,
     };
     let ports = vec![
         (
