@@ -51,6 +51,7 @@ PACKAGES=(
     # scale-out: the cluster's shared store (tests/e2e_cluster.rs,
     # control/cluster's tests)
     redis-server
+    redis-sentinel
     python3
     procps
     kmod

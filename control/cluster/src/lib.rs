@@ -154,7 +154,9 @@ impl SharedKeys {
 /// Settings of the sync (`[cluster]`).
 #[derive(Clone, Debug)]
 pub struct SyncConf {
-    /// `redis://host:port/db` (or `redis+unix:///path`).
+    /// `redis://host:port/db`, `rediss://…`, `redis+unix:///path`, or
+    /// `redis+sentinel://host:port[,host:port…]/master` (Redis Sentinel
+    /// names the master; a failover is followed at the next reconnect).
     pub redis_url: String,
     /// Key prefix shared by the cluster's nodes.
     pub prefix: String,
@@ -301,8 +303,16 @@ impl ClusterSync {
 impl Drop for ClusterSync {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Joined only if it ends promptly: a connect to an unreachable
+        // sentinel may block, and shutdown must not wait for it.
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + Duration::from_millis(500);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -312,8 +322,57 @@ type RowQueues = (
     Arc<Mutex<std::collections::VecDeque<RowMsg>>>,
 );
 
+/// How the sync reaches Redis: one server, or the master that Redis
+/// Sentinel names (`redis+sentinel://host:port[,host:port…]/master`).
+enum Connector {
+    Direct(redis::Client),
+    Sentinel(redis::sentinel::SentinelClient),
+}
+
+impl Connector {
+    fn open(url: &str) -> redis::RedisResult<Connector> {
+        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            let (hosts, master) = parse_sentinel(rest).ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "expected redis+sentinel://host:port[,host:port...]/master",
+                ))
+            })?;
+            let urls: Vec<String> = hosts.iter().map(|h| format!("redis://{h}")).collect();
+            return Ok(Connector::Sentinel(redis::sentinel::SentinelClient::build(
+                urls,
+                master,
+                None,
+                redis::sentinel::SentinelServerType::Master,
+            )?));
+        }
+        Ok(Connector::Direct(redis::Client::open(url)?))
+    }
+
+    fn connect(&mut self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+        match self {
+            Connector::Direct(c) => c.get_connection_with_timeout(timeout),
+            Connector::Sentinel(s) => s.get_connection(),
+        }
+    }
+}
+
+/// `host:port[,host:port…]/master` → the sentinels and the master's name.
+pub fn parse_sentinel(rest: &str) -> Option<(Vec<String>, String)> {
+    let (hosts, master) = rest.split_once('/')?;
+    let hosts: Vec<String> = hosts.split(',').map(str::to_string).collect();
+    let ok_host = |h: &String| {
+        h.rsplit_once(':')
+            .is_some_and(|(a, p)| !a.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+    };
+    if master.is_empty() || master.contains('/') || hosts.is_empty() || !hosts.iter().all(ok_host) {
+        return None;
+    }
+    Some((hosts, master.to_string()))
+}
+
 fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool, rows: &RowQueues) {
-    let client = match redis::Client::open(conf.redis_url.as_str()) {
+    let mut client = match Connector::open(conf.redis_url.as_str()) {
         Ok(c) => c,
         Err(e) => {
             set_error(stats, format!("redis url: {e}"));
@@ -332,7 +391,7 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool, ro
         let vips: Vec<VipShare> = keys.lock().map(|k| k.clone()).unwrap_or_default();
         let r = (|| -> redis::RedisResult<()> {
             if conn.is_none() {
-                let c = client.get_connection_with_timeout(conf.timeout)?;
+                let c = client.connect(conf.timeout)?;
                 c.set_read_timeout(Some(conf.timeout))?;
                 c.set_write_timeout(Some(conf.timeout))?;
                 conn = Some(c);

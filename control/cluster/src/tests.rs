@@ -37,3 +37,17 @@ proptest! {
         let _ = SharedKeys::decode(&s);
     }
 }
+
+#[test]
+fn sentinel_urls_name_hosts_and_master() {
+    assert_eq!(
+        parse_sentinel("10.0.0.1:26379,s2:26380/mymaster"),
+        Some((
+            vec!["10.0.0.1:26379".into(), "s2:26380".into()],
+            "mymaster".into()
+        ))
+    );
+    for bad in ["", "h:1/", "/m", "h/m", "h:0/m", "h:x/m", ":1/m", "h:1/m/x"] {
+        assert_eq!(parse_sentinel(bad), None, "{bad}");
+    }
+}

@@ -231,3 +231,66 @@ fn mapping_table_rows_learned_on_one_node_reach_the_others_once() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_master_is_found_through_redis_sentinel() {
+    let dir = std::env::temp_dir().join(format!("qsplice-redis-sent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let sport = port + 1;
+    let server = Redis {
+        child: Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server"),
+    };
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!("port {sport}\nbind 127.0.0.1\nsentinel monitor qsm 127.0.0.1 {port} 1\n"),
+    )
+    .unwrap();
+    let sentinel = Redis {
+        child: Command::new("redis-sentinel")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel (Debian redis-sentinel): scripts/setup.sh installs it"),
+    };
+    let s = ClusterSync::spawn(SyncConf {
+        redis_url: format!("redis+sentinel://127.0.0.1:{sport}/qsm"),
+        prefix: "qssent".into(),
+        node: "a".into(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(300),
+    })
+    .unwrap();
+    let k = TicketKeys::new(Duration::from_secs(60));
+    s.set_vips(vec![VipShare {
+        vip: "10.99.0.1:443".into(),
+        tickets: Some(k.clone()),
+        cache: None,
+    }]);
+    wait(
+        "keys through the sentinel's master",
+        Duration::from_secs(10),
+        || k.managed(),
+    );
+    assert!(s.stats.connected.load(Ordering::Relaxed));
+    drop(s);
+    drop((sentinel, server));
+    let _ = std::fs::remove_dir_all(&dir);
+}

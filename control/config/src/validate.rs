@@ -458,7 +458,18 @@ impl Config {
         }
         let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
             .iter()
-            .any(|p| c.redis.starts_with(p) && c.redis.len() > p.len());
+            .any(|p| c.redis.starts_with(p) && c.redis.len() > p.len())
+            || c.redis.strip_prefix("redis+sentinel://").is_some_and(|r| {
+                r.split_once('/').is_some_and(|(hosts, master)| {
+                    !master.is_empty()
+                        && !master.contains('/')
+                        && hosts.split(',').all(|h| {
+                            h.rsplit_once(':').is_some_and(|(a, p)| {
+                                !a.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                            })
+                        })
+                })
+            });
         if !scheme_ok {
             return err(
                 "cluster.redis",

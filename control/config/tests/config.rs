@@ -1051,6 +1051,17 @@ fn kernel_iface_and_bgp_rules_name_key_value_and_reason() {
 
 #[test]
 fn cluster_rules_name_key_value_and_reason() {
+    for good in [
+        "redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/qsplice",
+        "redis+unix:///run/redis.sock",
+    ] {
+        parse(&format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"{good}\"\n")).unwrap();
+    }
+    let e = reject(&format!(
+        "{BASE}{LB_MIN}\n[cluster]\nredis = \"redis+sentinel://h/m\"\n"
+    ))
+    .to_string();
+    assert!(e.contains("cluster.redis") && e.contains("sentinel"), "{e}");
     let ok = parse(&format!(
         "{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://10.0.0.5:6379/0\"\n"
     ))
