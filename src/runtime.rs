@@ -248,6 +248,21 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         Some(l) => Some(LbRuntime::new(cfg, l, workers.len(), hz)?),
         None => None,
     };
+    // The cluster's flow sync: rings between the lcores and its thread,
+    // and the backend-side addresses taken over from dead nodes.
+    let flowsync = match (&cfg.cluster, lb.as_mut()) {
+        (Some(c), Some(l)) if c.flow_sync => {
+            let claims = Arc::new(qsplice_engine::AddrClaims::new());
+            let fs = Arc::new(qsplice_lb::FlowSyncShared::new(
+                workers.len(),
+                c.flow_queue,
+                claims,
+            ));
+            l.set_flowsync(fs.clone());
+            Some(fs)
+        }
+        _ => None,
+    };
     for (i, lcore) in workers.iter().enumerate() {
         let sc = Arc::new(SharedCounters::default());
         let link = ControlLink::new(1024);
@@ -265,10 +280,15 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
                 // touched on its own NUMA node.
                 match lb_core {
                     Some((lconf, lshared)) => {
+                        let claims = lshared.flowsync.as_ref().map(|f| f.claims.clone());
+                        let bp = lconf.backend_port;
                         let svc = qsplice_lb::LbCore::new(lconf, lshared);
                         let mut w = Worker::with_service(conf, ports, clock, sc2, Some(link2), svc);
                         for (pi, q) in kq {
                             w.attach_kernel(pi, q);
+                        }
+                        if let Some(c) = claims {
+                            w.attach_claims(bp, c);
                         }
                         w.run(&st);
                     }
@@ -295,8 +315,8 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         .map(|c| crate::routes::RouteCtl::new(c, workers.len(), started));
     let cluster = match (&cfg.cluster, lb.as_mut()) {
         (Some(c), Some(l)) => {
-            let s = crate::cluster::start(c)?;
-            crate::cluster::publish(&s, l);
+            let s = crate::cluster::start(c, flowsync.clone(), l)?;
+            crate::cluster::publish(&s.sync, l);
             l.share_rows();
             Some(s)
         }
@@ -422,10 +442,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
         if let (Some(c), Some(l)) = (&cluster, lb.as_mut()) {
             // A reload may have replaced a VIP's keys.
             if Instant::now() >= next_cluster_keys {
-                crate::cluster::publish(c, l);
+                crate::cluster::publish(&c.sync, l);
                 next_cluster_keys = Instant::now() + Duration::from_millis(100);
             }
-            crate::cluster::exchange_rows(c, l);
+            crate::cluster::exchange_rows(&c.sync, l);
         }
         if let Some(l) = lb.as_mut() {
             l.control(Instant::now());
@@ -488,6 +508,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let mut r = report(&b, &shared, &neighbors, started, lb.as_ref());
     r.bgp = routes.as_ref().map(crate::routes::RouteCtl::report);
     r.cluster = cluster.as_ref().map(crate::cluster::report);
+    if let Some(c) = cluster {
+        // The dataplane stopped: a survivor may take our address now.
+        c.leave();
+    }
     for p in b.ports.iter_mut().chain(b.kernel_ports.iter_mut()) {
         p.stop();
     }
@@ -574,7 +598,7 @@ struct ApiCtl<'a> {
     stop: &'a AtomicBool,
     cfg: &'a Config,
     routes: Option<&'a crate::routes::RouteCtl>,
-    cluster: Option<&'a qsplice_cluster::ClusterSync>,
+    cluster: Option<&'a crate::cluster::Cluster>,
 }
 
 impl qsplice_mgmt::Control for ApiCtl<'_> {

@@ -139,6 +139,7 @@ fn worker() -> (W, ManualClock) {
         counters: Arc::new(SharedLbCounters::default()),
         hists: Default::default(),
         access: None,
+        flowsync: None,
         backends: Arc::new(BackendCounters::new(&[1])),
         inboxes: Arc::new((0..1).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(Arc::new(HealthShared::new(16))),

@@ -155,6 +155,8 @@ pub struct LbRuntime<F> {
     services_dirty: bool,
     sessions_conf: qsplice_config::SessionsConf,
     sessions_dirty: bool,
+    /// The cluster's flow sync (`[cluster] flow_sync`), once set.
+    flowsync: Option<Arc<qsplice_lb::FlowSyncShared>>,
     next_sweep: Instant,
     next_session_publish: Instant,
     epoch: Instant,
@@ -422,6 +424,7 @@ impl<F> LbRuntime<F> {
             tables: Vec::new(),
             sessions_conf: l.sessions.clone(),
             sessions_dirty: false,
+            flowsync: None,
             next_sweep: now,
             next_session_publish: now,
             epoch: now,
@@ -674,8 +677,24 @@ impl<F> LbRuntime<F> {
             health: (i == 0).then(|| self.health.clone()),
             sessions: self.sessions.clone(),
             tls: self.tls_stats[i].clone(),
+            flowsync: self.flowsync.clone(),
         };
         (c, shared)
+    }
+
+    /// Turn the cluster's flow sync on (before the lcores' parts are taken).
+    pub fn set_flowsync(&mut self, fs: Arc<qsplice_lb::FlowSyncShared>) {
+        self.flowsync = Some(fs);
+    }
+
+    /// The balancer's lcores' settings as the flow sync needs them: the
+    /// backend-side address, the first source port, the lcore count.
+    pub fn backend_side(&self) -> (std::net::Ipv4Addr, u16, u16) {
+        (
+            self.template.local,
+            self.template.sport_min,
+            self.template.lcores,
+        )
     }
 
     fn active(&self, pool: usize, b: usize) -> u64 {

@@ -27,11 +27,17 @@
 //! another node still goes to the backend that holds the session. The BUSY
 //! column stays per node.
 //!
+//! **Flows** ([`flows`]): every spliced flow's record, adopted by another
+//! node when ECMP moves the flow there, and a dead node's backend-side
+//! address taken over by a survivor.
+//!
 //! The sync runs on its own thread ([`ClusterSync::spawn`]), never on an
 //! lcore and never blocking the control loop; Redis being away only stops
 //! rotation (the installed keys stay in use) and is counted.
 
 #![forbid(unsafe_code)]
+
+pub mod flows;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -324,13 +330,13 @@ type RowQueues = (
 
 /// How the sync reaches Redis: one server, or the master that Redis
 /// Sentinel names (`redis+sentinel://host:port[,host:port…]/master`).
-enum Connector {
+pub(crate) enum Connector {
     Direct(redis::Client),
     Sentinel(redis::sentinel::SentinelClient),
 }
 
 impl Connector {
-    fn open(url: &str) -> redis::RedisResult<Connector> {
+    pub(crate) fn open(url: &str) -> redis::RedisResult<Connector> {
         if let Some(rest) = url.strip_prefix("redis+sentinel://") {
             let (hosts, master) = parse_sentinel(rest).ok_or_else(|| {
                 redis::RedisError::from((
@@ -349,7 +355,7 @@ impl Connector {
         Ok(Connector::Direct(redis::Client::open(url)?))
     }
 
-    fn connect(&mut self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+    pub(crate) fn connect(&mut self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
         match self {
             Connector::Direct(c) => c.get_connection_with_timeout(timeout),
             Connector::Sentinel(s) => s.get_connection(),

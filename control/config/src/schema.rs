@@ -65,6 +65,14 @@ pub struct ClusterConf {
     pub sync_interval_ms: u64,
     /// Connect / read / write timeout toward Redis, ms.
     pub timeout_ms: u64,
+    /// Publish every spliced flow's record and adopt other nodes' flows
+    /// (failover of established connections; address takeover).
+    pub flow_sync: bool,
+    /// A flow record's lifetime in Redis, s (long-lived flows are
+    /// published again every period).
+    pub flow_ttl_s: u64,
+    /// Records (and lookups) queued per lcore toward the sync at most.
+    pub flow_queue: usize,
 }
 
 impl Default for ClusterConf {
@@ -75,6 +83,9 @@ impl Default for ClusterConf {
             node: String::new(),
             sync_interval_ms: 500,
             timeout_ms: 500,
+            flow_sync: true,
+            flow_ttl_s: 120,
+            flow_queue: 16_384,
         }
     }
 }

@@ -495,6 +495,8 @@ impl Config {
         }
         in_range("cluster.sync_interval_ms", c.sync_interval_ms, 50, 60_000)?;
         in_range("cluster.timeout_ms", c.timeout_ms, 10, 10_000)?;
+        in_range("cluster.flow_ttl_s", c.flow_ttl_s, 10, 86_400)?;
+        in_range("cluster.flow_queue", c.flow_queue as u64, 256, 1 << 20)?;
         Ok(())
     }
 

@@ -1076,6 +1076,10 @@ fn cluster_rules_name_key_value_and_reason() {
         ),
         ("qsplice", "", 500, 500)
     );
+    assert_eq!(
+        (c.flow_sync, c.flow_ttl_s, c.flow_queue),
+        (true, 120, 16_384)
+    );
     let cases: Vec<(String, &str, &str, &str)> = vec![
         (
             format!("{BASE}\n[cluster]\nredis = \"redis://r:6379\"\n"),
@@ -1117,6 +1121,18 @@ fn cluster_rules_name_key_value_and_reason() {
             format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\ntimeout_ms = 0\n"),
             "cluster.timeout_ms",
             "0",
+            "between",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\nflow_ttl_s = 5\n"),
+            "cluster.flow_ttl_s",
+            "5",
+            "between",
+        ),
+        (
+            format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://r\"\nflow_queue = 10\n"),
+            "cluster.flow_queue",
+            "10",
             "between",
         ),
     ];

@@ -33,8 +33,9 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// Counters of the balancer that are gauges (everything else in its
 /// counter set only grows).
-pub const LB_GAUGES: [&str; 4] = [
+pub const LB_GAUGES: [&str; 5] = [
     "flows_active",
+    "flows_adopted",
     "flows_connecting",
     "syn_cache_active",
     "tls_active",
@@ -322,6 +323,63 @@ fn build(r: &Report) -> Registry {
             l([]),
             c.rotations_led,
         );
+        if let Some(f) = &c.flows {
+            b.gauge(
+                "qsplice_cluster_flows_connected",
+                "1 while the flow sync reaches Redis.",
+                l([]),
+                i64::from(f.connected),
+            );
+            for (name, help, v) in [
+                ("published", "Flow records written to Redis.", f.published),
+                (
+                    "dropped",
+                    "Flow records lost to a full queue toward Redis.",
+                    f.dropped,
+                ),
+                ("found", "Flow lookups that found a record.", f.found),
+                (
+                    "not_found",
+                    "Flow lookups no node had a record for.",
+                    f.not_found,
+                ),
+                (
+                    "unavailable",
+                    "Flow lookups Redis could not answer.",
+                    f.unavailable,
+                ),
+                (
+                    "loaded",
+                    "Flows installed from dead nodes' records.",
+                    f.loaded,
+                ),
+                (
+                    "takeovers",
+                    "Dead nodes' backend-side addresses taken over.",
+                    f.takeovers,
+                ),
+                (
+                    "redis_ops",
+                    "Redis commands the flow sync sent.",
+                    f.redis_ops,
+                ),
+                ("errors", "Flow sync rounds that failed.", f.errors),
+            ] {
+                b.counter(&format!("qsplice_cluster_flows_{name}"), help, l([]), v);
+            }
+            b.gauge(
+                "qsplice_cluster_flows_backlog",
+                "Flow records waiting for Redis.",
+                l([]),
+                gauge_value(f.backlog),
+            );
+            b.gauge(
+                "qsplice_cluster_claimed_addresses",
+                "Backend-side addresses of dead nodes this node serves now.",
+                l([]),
+                gauge_value(f.claimed.len() as u64),
+            );
+        }
     }
     b.registry()
 }

@@ -94,6 +94,44 @@ pub struct ClusterReport {
     pub rows_dropped: u64,
     /// The last error.
     pub last_error: String,
+    /// The flow sync (`cluster.flow_sync`).
+    #[serde(default)]
+    pub flows: Option<FlowSyncReport>,
+}
+
+/// The cluster's flow sync: records out, lookups answered, takeovers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSyncReport {
+    /// Reaches Redis now.
+    pub connected: bool,
+    /// Records written to Redis.
+    pub published: u64,
+    /// Records lost to a full queue toward Redis.
+    pub dropped: u64,
+    /// Records waiting for Redis now.
+    pub backlog: u64,
+    /// Lookups that found a record.
+    pub found: u64,
+    /// Lookups no node had a record for.
+    pub not_found: u64,
+    /// Lookups Redis could not answer.
+    pub unavailable: u64,
+    /// Flows installed from dead nodes' records.
+    pub loaded: u64,
+    /// Installs lost to a full lcore ring.
+    pub load_dropped: u64,
+    /// Backend-side addresses of dead nodes served now.
+    pub claimed: Vec<String>,
+    /// Takeovers so far.
+    pub takeovers: u64,
+    /// Peers seen going away.
+    pub peers_dead: u64,
+    /// Redis commands sent.
+    pub redis_ops: u64,
+    /// Rounds that failed.
+    pub errors: u64,
+    /// The last error.
+    pub last_error: String,
 }
 
 /// Everything `qsplice run` reports.

@@ -24,11 +24,13 @@
 //!   nothing a packet contains can make the worker panic.
 #![forbid(unsafe_code)]
 
+pub mod claims;
 pub mod counters;
 pub mod fwd;
 pub mod neigh;
 pub mod worker;
 
+pub use claims::{AddrClaims, MAX_CLAIMS};
 pub use counters::{Counters, DropReason, SharedCounters};
 pub use neigh::{NeighState, NeighborTable};
 pub use worker::{

@@ -11,6 +11,7 @@ use qsplice_wire::{
     Ipv4Addr, Ipv4Packet, MacAddr,
 };
 
+use crate::claims::{AddrClaims, MAX_CLAIMS};
 use crate::counters::{Counters, DropReason, SharedCounters};
 use crate::neigh::{Learned, NeighTimers, NeighborTable, Probe};
 
@@ -339,6 +340,9 @@ struct PortState<Q: Queue> {
     mac: MacAddr,
     setup: PortSetup,
     txbuf: Burst<Q::Frame>,
+    /// Addresses claimed at run time (this worker's copy of
+    /// [`AddrClaims`], refreshed at the tick; usually empty).
+    claimed: ArrayVec<Ipv4Addr, MAX_CLAIMS>,
 }
 
 /// A port's exception path: this worker's queue of the kernel interface
@@ -366,6 +370,7 @@ impl<Q: Queue> PortState<Q> {
     #[inline]
     fn owns(&self, ip: Ipv4Addr) -> bool {
         self.setup.addrs.iter().any(|a| a.addr == ip)
+            || (!self.claimed.is_empty() && self.claimed.contains(&ip))
     }
     #[inline]
     fn on_link(&self, ip: Ipv4Addr) -> bool {
@@ -400,6 +405,11 @@ pub struct Worker<Q: Queue, C: Clock, S: Service<Q> = NoService> {
     shared: Arc<SharedCounters>,
     clock: C,
     link: Option<ControlLink>,
+    /// Per port: its claimed-address set and the version last read.
+    claims: Vec<Option<(Arc<AddrClaims>, u64)>>,
+    /// Gratuitous ARPs still to send for claimed addresses: port, address,
+    /// when, how many more.
+    garps: ArrayVec<(u8, Ipv4Addr, u64, u8), 16>,
     drain_cycles: u64,
     tick_cycles: u64,
     next_drain: u64,
@@ -461,12 +471,14 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                 q,
                 setup,
                 txbuf: Burst::new(),
+                claimed: ArrayVec::new(),
             })
             .collect();
         let mut conf = conf;
         conf.burst = conf.burst.clamp(1, qsplice_netdev::MAX_BURST);
         let kernel_cycles = clock.us_to_cycles(conf.kernel_poll_us).max(1);
         let kernel = (0..ports.len()).map(|_| None).collect();
+        let claims = (0..ports.len()).map(|_| None).collect();
         Worker {
             service,
             neigh: NeighborTable::new(conf.arp.table_size, timers),
@@ -482,6 +494,8 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             shared,
             clock,
             link,
+            claims,
+            garps: ArrayVec::new(),
             drain_cycles,
             tick_cycles: ms,
             next_drain: 0,
@@ -504,6 +518,73 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                 q,
                 txbuf: Burst::new(),
             });
+        }
+    }
+
+    /// Let port `pi` serve the addresses in `claims` besides its own (read
+    /// at every tick when they change): ARP requests for them are
+    /// answered, frames to them are ours, and the primary worker announces
+    /// each new one with three gratuitous ARPs a second apart, so the
+    /// neighbours' caches move to this port's MAC (address takeover, as
+    /// keepalived/VRRP does).
+    pub fn attach_claims(&mut self, pi: usize, claims: Arc<AddrClaims>) {
+        if let Some(c) = self.claims.get_mut(pi) {
+            *c = Some((claims, u64::MAX));
+        }
+    }
+
+    /// Addresses port `pi` serves now besides its configured ones.
+    pub fn claimed(&self, pi: usize) -> &[Ipv4Addr] {
+        self.ports.get(pi).map_or(&[], |p| p.claimed.as_slice())
+    }
+
+    /// Take the claimed-address sets' changes; queue the announcements.
+    fn refresh_claims(&mut self, now: u64) {
+        let second = self.hz.max(1);
+        for pi in 0..self.claims.len() {
+            let Some((claims, seen)) = &mut self.claims[pi] else {
+                continue;
+            };
+            if claims.version() == *seen {
+                continue;
+            }
+            let Some((v, list)) = claims.read() else {
+                continue;
+            };
+            *seen = v;
+            let port = &mut self.ports[pi];
+            for &a in &list {
+                if !port.claimed.contains(&a) && self.conf.primary {
+                    let _ = self.garps.try_push((pi as u8, a, now, 3));
+                }
+            }
+            port.claimed = list;
+            self.garps
+                .retain(|g| usize::from(g.0) != pi || self.ports[pi].claimed.contains(&g.1));
+        }
+        let mut i = 0;
+        while i < self.garps.len() {
+            let (pi, ip, at, left) = self.garps[i];
+            if now < at {
+                i += 1;
+                continue;
+            }
+            if self.send_arp(
+                usize::from(pi),
+                ARP_REQUEST,
+                MacAddr::BROADCAST,
+                MacAddr::ZERO,
+                ip,
+                ip,
+            ) {
+                self.c.arp_gratuitous_sent += 1;
+            }
+            if left > 1 {
+                self.garps[i] = (pi, ip, now + second, left - 1);
+                i += 1;
+            } else {
+                self.garps.remove(i);
+            }
         }
     }
 
@@ -639,6 +720,9 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
 
     /// Millisecond timer: control commands, neighbour timers, counters.
     fn tick(&mut self, now: u64) {
+        if !self.garps.is_empty() || self.claims.iter().any(Option::is_some) {
+            self.refresh_claims(now);
+        }
         if let Some(link) = &self.link {
             while let Some(CoreCmd::Neigh { port, ip, mac }) = link.cmds.pop() {
                 self.neigh.learn(port, ip, mac, now, true);

@@ -33,6 +33,7 @@
 //! | `core/forward.rs` | a spliced flow's segments translated and sent on |
 //! | `core/probes.rs` | health probes through the dataplane |
 //! | `core/timers.rs` | closes, resets, removal (access log), idle expiry, new publications, counters |
+//! | `core/adopt.rs` | cluster flow sync: spliced flows published, unknown flows looked up and adopted |
 //! | `core/term.rs` | TLS termination |
 //! | `core/sa.rs` | session-aware and content-aware dispatch (the held ClientHello or request) |
 
@@ -54,6 +55,7 @@ use qsplice_wire::{
 use crate::access::{AccessRecord, EndReason, SaDecision};
 use crate::board::{AcceptMode, BackendCounters, BackendStats, PoolBoard};
 use crate::counters::{LbCounters, SharedLbCounters};
+use crate::flowsync::{Adopt, FlowSyncShared};
 use crate::health::{
     http_status, HealthCheck, HealthReport, HealthResult, HealthShared, ProbeKind,
 };
@@ -65,6 +67,7 @@ pub use sa::{
 pub use term::TlsVip;
 
 mod accept;
+mod adopt;
 mod connect;
 mod forward;
 mod probes;
@@ -305,6 +308,9 @@ pub struct LbShared<F> {
     pub hists: Arc<crate::hist::SharedLbHists>,
     /// This lcore's access-log ring (None: no access log).
     pub access: Option<Arc<crate::access::AccessRing>>,
+    /// The cluster's flow sync (None: off): records of spliced flows go
+    /// out, flows this node does not know are looked up and adopted.
+    pub flowsync: Option<Arc<FlowSyncShared>>,
 }
 
 /// How often an lcore republishes its TLS counters (one allocation each).
@@ -322,6 +328,7 @@ impl<F> Clone for LbShared<F> {
             health: self.health.clone(),
             sessions: self.sessions.clone(),
             tls: self.tls.clone(),
+            flowsync: self.flowsync.clone(),
         }
     }
 }
@@ -406,6 +413,10 @@ struct Meta {
     how: EndReason,
     /// Session-aware dispatch's decision (access log).
     sa: SaDecision,
+    /// Adopted from another node's record (flow sync), not opened here.
+    adopted: bool,
+    /// The flow-sync generation it was last published in (low 32 bits).
+    pub_gen: u32,
 }
 
 impl Meta {
@@ -442,6 +453,8 @@ impl Meta {
         spliced_at: 0,
         how: EndReason::Fin,
         sa: SaDecision::None,
+        adopted: false,
+        pub_gen: 0,
     };
 }
 
@@ -481,6 +494,8 @@ enum Gone {
     Failed,
     Aborted,
     Closed,
+    /// Left to the cluster at shutdown (flow sync): counted by the caller.
+    Left,
 }
 
 /// What the access log needs of a flow that left the table.
@@ -545,6 +560,8 @@ pub struct LbCore<F> {
     term: term::Terminator,
     sa: sa::SessionAware<F>,
     publishes: u64,
+    /// Flow sync: lookups in flight and their answers (see `core/adopt.rs`).
+    adopt: adopt::Adoption,
 }
 
 impl<F: Frame> LbCore<F> {
@@ -614,6 +631,7 @@ impl<F: Frame> LbCore<F> {
             ),
             sa: sa::SessionAware::new(shared.sessions.clone()),
             publishes: 0,
+            adopt: adopt::Adoption::new(shared.flowsync.is_some()),
             conf,
             shared,
         }
@@ -843,6 +861,14 @@ impl<F: Frame> LbCore<F> {
             // The client reuses the 4-tuple of a closed flow: start afresh.
             self.remove_flow(io, id, Gone::Closed);
         }
+        let f = if self.adopt.on() && !syn {
+            match self.adopt_client(f, &s, now) {
+                Some(f) => f,
+                None => return,
+            }
+        } else {
+            f
+        };
         if !syn {
             opts.ts = Self::timestamps_of(&f, l3);
         }
@@ -889,9 +915,17 @@ impl<F: Frame> LbCore<F> {
             return;
         };
         let bp = self.conf.backend_port;
-        let Some(owner) = self.owner_of(s.dst.port()) else {
-            self.c.no_flow += 1;
-            return self.reply_rst(io, bp, f, &s);
+        let foreign = *s.dst.ip() != self.conf.local;
+        let owner = if foreign {
+            FlowSyncShared::owner(s.dst.port(), self.conf.sport_min, self.conf.lcores) as u16
+        } else {
+            match self.owner_of(s.dst.port()) {
+                Some(o) => o,
+                None => {
+                    self.c.no_flow += 1;
+                    return self.reply_rst(io, bp, f, &s);
+                }
+            }
         };
         if owner != self.conf.lcore && !steered {
             let Some(inbox) = self.shared.inboxes.get(usize::from(owner)) else {
@@ -909,6 +943,12 @@ impl<F: Frame> LbCore<F> {
         // against both), and a spliced segment should not pay the
         // terminator's SipHash lookup whenever TLS connections exist.
         let hit = self.flows.lookup_packed(s.key.0, s.key.1);
+        if foreign && !matches!(hit, Some((_, Dir::S2C))) {
+            // A flow of the peer whose address this is, not (yet) installed
+            // from its records: no RST (it lives on), the backend retransmits.
+            self.c.adopt_backend_miss += 1;
+            return;
+        }
         let f = if matches!(hit, Some((_, Dir::S2C))) {
             f
         } else {
@@ -971,6 +1011,9 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
                 return Some(f);
             }
             self.on_backend(io, f, l3, false, now);
+        } else if pi == self.conf.backend_port && self.adopt.claims(dst) {
+            // A dead peer's backend-side address this node took over.
+            self.on_backend(io, f, l3, false, now);
         } else if pi == self.conf.client_port && self.is_vip_addr(dst) {
             if self.kernel_path(pi)
                 && self
@@ -1005,9 +1048,10 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
                 Err(_) => self.c.drop_unexpected += 1,
             }
         }
+        let adopted = self.adopt.on() && self.adopt_answers(io, now);
         // The receive burst is over: corked TLS client legs send their tails.
         let flushed = self.term_flush(io, now);
-        n > 0 || flushed
+        n > 0 || flushed || adopted
     }
 
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
@@ -1025,6 +1069,9 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         self.c.syn_cache_expired += self.syncache.expire(now, 1024) as u64;
         self.c.syn_cache_active = self.syncache.len() as u64;
         self.expire(now);
+        if self.adopt.on() {
+            self.adopt_tick(now);
+        }
         self.publish();
     }
 

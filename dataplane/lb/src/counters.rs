@@ -104,6 +104,37 @@ lb_counters! {
     /// Spliced flows reset both ways when the shutdown grace period ended
     /// (terminated connections count `tls_reset`).
     conn_reset_shutdown,
+    /// Spliced flows left to the cluster at shutdown (flow sync on): no
+    /// RST, another node adopts them from their records.
+    conn_left_to_cluster,
+    /// Records of spliced flows queued for the cluster (flow sync).
+    flows_published,
+    /// … not queued because the ring was full (published later).
+    flows_publish_full,
+    /// Records queued again (the sync's epoch rolled over, or Redis came back).
+    flows_republished,
+    /// Segments of unknown flows looked up in the cluster's records.
+    adopt_lookups,
+    /// … not looked up: the lookup ring or the per-tick budget was full.
+    adopt_lookup_full,
+    /// Segments dropped while their lookup was in flight (or Redis away).
+    adopt_waiting,
+    /// Flows adopted from a lookup (a client segment found its record).
+    adopted,
+    /// Flows installed from a dead peer's records (address takeover).
+    adopt_installed,
+    /// Lookups no node had a record for.
+    adopt_not_found,
+    /// Lookups Redis could not answer.
+    adopt_unavailable,
+    /// Records not installed: the client's or backend's MAC not resolved yet.
+    adopt_unresolved,
+    /// Records for a VIP this node does not serve.
+    adopt_no_vip,
+    /// Backend segments to a taken-over address with no flow (dropped, not reset).
+    adopt_backend_miss,
+    /// Adopted flows that ended (closed, idle or at shutdown).
+    adopted_ended,
     /// Flows still connecting to a backend when the shutdown grace period
     /// ended (the client reset).
     conn_abort_shutdown,
@@ -116,6 +147,8 @@ lb_counters! {
     access_log_lost,
     /// Flows now in the table (gauge).
     flows_active,
+    /// Adopted flows in the table (gauge; part of `flows_active`).
+    flows_adopted,
     /// Flows now waiting for a backend (gauge).
     flows_connecting,
     /// New connection refused: flow table full.

@@ -13,6 +13,8 @@
 //! * [`board`]: backend state published by the control thread (one atomic
 //!   swap per change) and per-backend counters published back.
 //! * [`counters`]: per-core counters.
+//! * [`flowsync`]: the rings between the lcores and the cluster's flow
+//!   sync (records of spliced flows out, lookups out, found records in).
 //!
 //! **Invariants.** Per-lcore state is share-nothing; all memory is
 //! allocated in [`core::LbCore::new`]; nothing a packet contains can make
@@ -25,6 +27,7 @@ pub mod access;
 pub mod board;
 pub mod core;
 pub mod counters;
+pub mod flowsync;
 pub mod health;
 pub mod hist;
 pub mod syncache;
@@ -38,6 +41,7 @@ pub use core::{
     SessionShared, SessionSnap, TlsVip, VipConf, HOLD_MAX, MAX_PENDING, TLS_PUBLISH_MS,
 };
 pub use counters::{LbCounters, SharedLbCounters};
+pub use flowsync::{Adopt, FlowSyncShared};
 pub use hist::{Hist, LbHists, SharedLbHists};
 /// The congestion controllers of the terminated legs (`LbConf::congestion`).
 pub use qsplice_tcp::Congestion;

@@ -8,13 +8,18 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 use proptest::prelude::*;
+use qsplice_engine::AddrClaims;
 use qsplice_engine::{ArpConf, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
 use qsplice_lb::health::{HealthCheck, HealthResult, HealthShared, ProbeKind};
 use qsplice_lb::tcp::{write_segment, Segment, SynOptions};
-use qsplice_lb::{BackendCounters, LbConf, LbCore, LbShared, PoolBoard, SharedLbCounters, VipConf};
+use qsplice_lb::{
+    Adopt, BackendCounters, FlowSyncShared, LbConf, LbCore, LbShared, PoolBoard, SharedLbCounters,
+    VipConf,
+};
 use qsplice_netdev::mem::{ManualClock, MemQueue, VecFrame};
 use qsplice_pool::{Backend, Policy, Snapshot};
 use qsplice_splice::isn::IsnSecret;
+use qsplice_splice::SpliceParams;
 use qsplice_wire::{Ipv4Packet, MacAddr, TcpFlags, TcpPacket};
 
 const CMAC: MacAddr = MacAddr([2, 0x51, 0, 0, 0, 1]);
@@ -89,6 +94,10 @@ fn conf() -> LbConf {
 }
 
 fn rig_with(conf: LbConf) -> Rig {
+    rig_full(conf, None)
+}
+
+fn rig_full(conf: LbConf, flowsync: Option<Arc<FlowSyncShared>>) -> Rig {
     let clock = ManualClock::default();
     clock.advance_ms(5_000);
     let board = Arc::new(PoolBoard::new(vec![Snapshot::build(
@@ -106,6 +115,7 @@ fn rig_with(conf: LbConf) -> Rig {
         counters: counters.clone(),
         hists: Default::default(),
         access: None,
+        flowsync: flowsync.clone(),
         backends: backends.clone(),
         inboxes: Arc::new((0..conf.lcores).map(|_| ArrayQueue::new(64)).collect()),
         health: Some(health.clone()),
@@ -163,6 +173,10 @@ fn rig_with(conf: LbConf) -> Rig {
         None,
         lb,
     );
+    let mut w = w;
+    if let Some(fs) = &flowsync {
+        w.attach_claims(1, fs.claims.clone());
+    }
     let mut r = Rig {
         w,
         clock,
@@ -353,6 +367,9 @@ impl Rig {
     }
     fn lb(&self) -> &LbCore<VecFrame> {
         self.w.service()
+    }
+    fn counters_now(&self) -> qsplice_lb::LbCounters {
+        self.lb().counters().clone()
     }
     fn tick_ms(&mut self, ms: u64) {
         for _ in 0..ms {
@@ -1704,4 +1721,288 @@ fn many_connecting_flows_answered_out_of_order_or_timing_out() {
         2 * (legs.len() - answered) as u64,
         "two retransmissions each (syn_retries = 2): {c:?}"
     );
+}
+
+// ----- cluster flow sync ------------------------------------------------
+
+fn rig_sync() -> (Rig, Arc<FlowSyncShared>) {
+    let fs = Arc::new(FlowSyncShared::new(1, 64, Arc::new(AddrClaims::new())));
+    (rig_full(conf(), Some(fs.clone())), fs)
+}
+
+/// A flow another node spliced: client and VIP as in the rig, the backend
+/// leg from `local`.
+fn peer_flow(local: SocketAddrV4) -> SpliceParams {
+    SpliceParams {
+        client: client(),
+        vip: vip(),
+        local,
+        server: server(),
+        c2s_seq_delta: 1000,
+        s2c_seq_delta: 2000,
+        c2s_ts_delta: 30,
+        s2c_ts_delta: 40,
+        client_ws: 7,
+        vip_ws: 7,
+        local_ws: 7,
+        server_ws: 7,
+    }
+}
+
+#[test]
+fn a_spliced_flow_is_published_once_with_its_translation() {
+    let (mut r, fs) = rig_sync();
+    let (y, our_ts) = handshake(&mut r);
+    let leg = connect(&mut r, y, our_ts, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(fs.out[0].is_empty(), "not spliced yet: nothing published");
+    let sa = SynOptions {
+        mss: Some(1460),
+        ws: Some(5),
+        sack_ok: true,
+        ts: Some((9000, leg.ts)),
+    };
+    r.server_sends(
+        leg.local,
+        SISN,
+        leg.isn.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        65535,
+        &sa,
+        &[],
+    );
+    let _ = r.take(1);
+    let p = fs.out[0].pop().expect("the record of the spliced flow");
+    assert!(fs.out[0].is_empty(), "one record per connection");
+    assert_eq!(
+        (p.client, p.vip, p.local, p.server),
+        (client(), vip(), leg.local, server())
+    );
+    assert_eq!(p.s2c_seq_delta, y.wrapping_sub(SISN));
+    assert_eq!(p.c2s_seq_delta, leg.isn.wrapping_sub(CISN));
+    assert_eq!(
+        (p.client_ws, p.vip_ws, p.local_ws, p.server_ws),
+        (9, 7, 9, 5)
+    );
+    assert_eq!(r.counters_now().flows_published, 1);
+    // A new generation (epoch rolled over, Redis back): published again.
+    fs.republish();
+    r.tick_ms(2);
+    assert_eq!(fs.out[0].pop(), Some(p));
+    assert_eq!(r.counters_now().flows_republished, 1);
+}
+
+#[test]
+fn an_unknown_mid_flow_segment_is_looked_up_then_adopted_and_translated() {
+    let (mut r, fs) = rig_sync();
+    let local = SocketAddrV4::new(LOCAL_IP, 10005);
+    let p = peer_flow(local);
+    // A segment of a flow another node spliced: no RST, a lookup.
+    r.client_sends(
+        5000,
+        9000,
+        TcpFlags::ACK | TcpFlags::PSH,
+        Some((77, 88)),
+        b"more",
+    );
+    assert!(
+        r.take(0).is_empty(),
+        "no RST to a flow the cluster may know"
+    );
+    assert!(r.take(1).is_empty());
+    assert_eq!(fs.lookups[0].pop(), Some((client(), vip())));
+    // Its retransmission does not ask again while the lookup is out.
+    r.client_sends(
+        5000,
+        9000,
+        TcpFlags::ACK | TcpFlags::PSH,
+        Some((77, 88)),
+        b"more",
+    );
+    assert!(fs.lookups[0].is_empty());
+    let c = r.counters_now();
+    assert_eq!((c.adopt_lookups, c.adopt_waiting), (1, 1));
+    // The record arrives: the flow is adopted.
+    fs.answers[0].push(Adopt::Found(p)).unwrap();
+    r.tick_ms(1);
+    assert_eq!(r.lb().flows(), 1);
+    assert_eq!(r.counters_now().adopted, 1);
+    r.client_sends(
+        5000,
+        9000,
+        TcpFlags::ACK | TcpFlags::PSH,
+        Some((77, 88)),
+        b"more",
+    );
+    let out = r.take_tcp(1);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let o = &out[0];
+    assert_eq!((o.src, o.dst), (local, server()));
+    assert_eq!((o.eth_src, o.eth_dst), (BMAC, SERVER_MAC));
+    assert_eq!(o.seq, 6000, "seq + c2s_seq_delta");
+    assert_eq!(o.ack, 7000, "ack - s2c_seq_delta");
+    assert_eq!(o.opts.ts, Some((107, 48)), "TSval + 30, TSecr - 40");
+    assert_eq!(o.payload, b"more");
+    // The backend's answer goes to the client (the MAC its segment came from).
+    r.server_sends(
+        local,
+        7000,
+        6004,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"ok",
+    );
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].src, out[0].dst), (vip(), client()));
+    assert_eq!((out[0].eth_src, out[0].eth_dst), (CMAC, CLIENT_MAC));
+    assert_eq!((out[0].seq, out[0].ack), (9000, 5004));
+}
+
+#[test]
+fn a_segment_no_node_knows_gets_the_usual_rst_after_the_lookup() {
+    let (mut r, fs) = rig_sync();
+    r.client_sends(5000, 12345, TcpFlags::ACK, Some((1, 2)), &[]);
+    assert!(r.take(0).is_empty());
+    assert!(fs.lookups[0].pop().is_some());
+    fs.answers[0]
+        .push(Adopt::NotFound((client(), vip())))
+        .unwrap();
+    r.tick_ms(1);
+    r.client_sends(5000, 12345, TcpFlags::ACK, Some((1, 2)), &[]);
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].flags, out[0].seq), (TcpFlags::RST, 12345));
+    // Redis away: dropped quietly, no RST.
+    let other = SocketAddrV4::new(CLIENT_IP, 40002);
+    let f = seg(
+        CLIENT_MAC,
+        CMAC,
+        other,
+        vip(),
+        1,
+        2,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        &[],
+    );
+    r.inject(0, f.clone());
+    assert!(fs.lookups[0].pop().is_some());
+    fs.answers[0]
+        .push(Adopt::Unavailable((other, vip())))
+        .unwrap();
+    r.tick_ms(1);
+    r.inject(0, f);
+    assert!(r.take(0).is_empty(), "no RST while Redis cannot say");
+    let c = r.counters_now();
+    assert_eq!((c.adopt_not_found, c.adopt_unavailable), (1, 1));
+}
+
+#[test]
+fn a_dead_peers_address_is_taken_over_announced_and_its_flows_installed() {
+    let (mut r, fs) = rig_sync();
+    let peer_ip = Ipv4Addr::new(10, 10, 2, 9);
+    let local = SocketAddrV4::new(peer_ip, 31007);
+    // The client's MAC, as ARP taught it (installs resolve it).
+    let mut a = vec![0u8; 60];
+    a[..6].copy_from_slice(&[0xff; 6]);
+    a[6..12].copy_from_slice(&CLIENT_MAC.0);
+    a[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    a[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    a[22..28].copy_from_slice(&CLIENT_MAC.0);
+    a[28..32].copy_from_slice(&CLIENT_IP.octets());
+    a[38..42].copy_from_slice(&VIP_IP.octets());
+    r.inject(0, a);
+    let _ = r.take(0);
+    // Before the takeover, frames to the peer's address are not ours.
+    r.server_sends(local, 1, 1, TcpFlags::ACK, 100, &SynOptions::default(), &[]);
+    assert!(r.take(1).is_empty());
+    fs.claims.set(&[peer_ip]);
+    r.tick_ms(1);
+    let garp = r.take(1);
+    assert_eq!(garp.len(), 1, "a gratuitous ARP for the address");
+    assert_eq!(&garp[0][12..14], &[0x08, 0x06]);
+    assert_eq!(&garp[0][28..32], &peer_ip.octets(), "sender IP");
+    assert_eq!(&garp[0][38..42], &peer_ip.octets(), "target IP");
+    assert_eq!(&garp[0][22..28], &BMAC.0);
+    r.tick_ms(1000);
+    assert_eq!(r.take(1).len(), 1, "announced again a second later");
+    // A backend segment before the flow is installed: no RST (it lives on).
+    r.server_sends(
+        local,
+        7000,
+        6004,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"x",
+    );
+    assert!(r.take(1).is_empty(), "no RST on a taken-over address");
+    assert_eq!(r.counters_now().adopt_backend_miss, 1);
+    fs.answers[0]
+        .push(Adopt::Install(peer_flow(local)))
+        .unwrap();
+    r.tick_ms(1);
+    assert_eq!(r.counters_now().adopt_installed, 1);
+    r.server_sends(
+        local,
+        7000,
+        6004,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"x",
+    );
+    let out = r.take_tcp(0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].src, out[0].dst, out[0].seq),
+        (vip(), client(), 9000)
+    );
+    assert_eq!(out[0].eth_dst, CLIENT_MAC);
+    // Released: the address is not ours any more.
+    fs.claims.set(&[]);
+    r.tick_ms(1);
+    let before = r.w.counters().rx_packets;
+    r.server_sends(
+        local,
+        7001,
+        6004,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"y",
+    );
+    assert!(r.take(0).is_empty());
+    assert!(r.w.counters().rx_packets > before);
+}
+
+#[test]
+fn at_shutdown_with_flow_sync_spliced_flows_leave_without_a_rst() {
+    let (mut r, _fs) = rig_sync();
+    let (y, our_ts) = handshake(&mut r);
+    let leg = connect(&mut r, y, our_ts, b"GET / HTTP/1.1\r\n\r\n");
+    r.server_sends(
+        leg.local,
+        SISN,
+        leg.isn.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        65535,
+        &SynOptions {
+            mss: Some(1460),
+            ws: Some(5),
+            sack_ok: true,
+            ts: Some((9000, leg.ts)),
+        },
+        &[],
+    );
+    let _ = r.take(1);
+    r.board.set_mode(qsplice_lb::AcceptMode::Reset);
+    r.tick_ms(2);
+    assert!(r.take(0).is_empty(), "no RST to the client");
+    assert!(r.take(1).is_empty(), "no RST to the backend");
+    assert_eq!(r.lb().flows(), 0);
+    let c = r.counters_now();
+    assert_eq!((c.conn_left_to_cluster, c.conn_reset_shutdown), (1, 0));
 }

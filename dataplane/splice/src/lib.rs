@@ -19,10 +19,13 @@
 //! * [`flow`]: the per-lcore table of spliced flows (found from either
 //!   direction, fixed capacity, no allocation after creation) and each
 //!   flow's FIN/RST/idle tracking.
+//! * [`record`]: a spliced flow's parameters as the nodes of a cluster
+//!   share them (45 bytes), so another node can adopt the flow.
 #![forbid(unsafe_code)]
 
 pub mod flow;
 pub mod isn;
+pub mod record;
 pub mod seq;
 pub mod translate;
 

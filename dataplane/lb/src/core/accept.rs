@@ -353,6 +353,8 @@ impl<F: Frame> LbCore<F> {
             spliced_at: 0,
             how: EndReason::Fin,
             sa: SaDecision::None,
+            adopted: false,
+            pub_gen: 0,
         };
         self.connecting_add(id);
         self.c.conn_opened += 1;

@@ -166,6 +166,9 @@ impl<F: Frame> LbCore<F> {
             .record(self.us(now.saturating_sub(attempt_at)));
         self.connecting_remove(id);
         self.c.conn_spliced += 1;
+        if self.adopt.on() {
+            self.sync_publish(id);
+        }
         self.bstat(m.pool.into(), m.backend.into(), |st| {
             st.active += 1;
             st.spliced += 1;

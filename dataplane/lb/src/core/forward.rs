@@ -41,7 +41,7 @@ impl<F: Frame> LbCore<F> {
         dir: Dir,
         now: u64,
     ) {
-        if dir == Dir::S2C && !self.sa.is_idle() {
+        if dir == Dir::S2C && !self.sa.is_idle() && !self.meta[id as usize].adopted {
             self.sa_learn(id, f.data(), l3);
         }
         let Some(flow) = self.flows.get_mut(id) else {

@@ -133,6 +133,18 @@ impl<F: Frame> LbCore<F> {
                     self.c.conn_abort_shutdown += 1;
                     self.meta[id as usize].how = EndReason::Shutdown;
                 }
+                // With flow sync the flow lives on through another node
+                // (the router moved the client side there when the routes
+                // were withdrawn; a survivor takes the backend side over
+                // with this node's address): it leaves without a RST.
+                Phase::Spliced if !m.closed && self.adopt.on() => {
+                    if m.adopted {
+                        self.c.adopted_ended += 1;
+                    } else {
+                        self.c.conn_left_to_cluster += 1;
+                    }
+                    self.meta[id as usize].how = EndReason::Shutdown;
+                }
                 Phase::Spliced if !m.closed => {
                     self.rst_both_ways(io, id);
                     self.c.conn_reset_shutdown += 1;
@@ -142,6 +154,8 @@ impl<F: Frame> LbCore<F> {
             }
             let why = if m.closed {
                 Gone::Closed
+            } else if m.phase == Phase::Spliced && self.adopt.on() {
+                Gone::Left
             } else {
                 Gone::Aborted
             };
@@ -188,7 +202,13 @@ impl<F: Frame> LbCore<F> {
                 *l -= 1;
             }
         }
-        if why == Gone::Closed {
+        if m.adopted {
+            // Adopted flows were counted when adopted, not opened here.
+            self.c.flows_adopted = self.c.flows_adopted.saturating_sub(1);
+            if why == Gone::Closed {
+                self.c.adopted_ended += 1;
+            }
+        } else if why == Gone::Closed {
             self.c.conn_closed += 1;
         }
     }
@@ -201,7 +221,10 @@ impl<F: Frame> LbCore<F> {
             let _ = gone.try_push((id, closed, Ended::of(&flow)));
         });
         for (id, closed, end) in gone {
-            if !closed {
+            if !closed && self.meta[id as usize].adopted {
+                self.c.adopted_ended += 1;
+                self.meta[id as usize].how = EndReason::Idle;
+            } else if !closed {
                 self.c.conn_idle += 1;
                 self.meta[id as usize].how = EndReason::Idle;
             }
