@@ -444,14 +444,21 @@ fn flows_state(dir: &Path, n: &str) -> serde_json::Value {
 /// A rate-limited download of `/big.bin` from the client namespace.
 struct Download {
     child: Child,
-    out: PathBuf,
 }
 
 impl Download {
     fn start(c: &Cluster, dir: &Path, tag: &str, rate: &str) -> Download {
         let out = dir.join(format!("dl-{tag}.bin"));
         let child = Command::new("ip")
-            .args(["netns", "exec", c.var("CLIENT_NS"), "curl", "-s", "-m", "120"])
+            .args([
+                "netns",
+                "exec",
+                c.var("CLIENT_NS"),
+                "curl",
+                "-s",
+                "-m",
+                "120",
+            ])
             .args(["--limit-rate", rate, "-o"])
             .arg(&out)
             .args(["-w", "%{http_code} %{size_download}"])
@@ -460,7 +467,7 @@ impl Download {
             .stderr(Stdio::null())
             .spawn()
             .expect("curl");
-        Download { child, out }
+        Download { child }
     }
     /// Wait for the end: (curl's exit status, "code size").
     fn finish(mut self, timeout: Duration) -> (Option<i32>, String) {
@@ -486,7 +493,10 @@ impl Drop for Download {
 }
 
 fn sha256_of(p: &Path) -> String {
-    let o = Command::new("sha256sum").arg(p).output().expect("sha256sum");
+    let o = Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum");
     String::from_utf8_lossy(&o.stdout)
         .split_whitespace()
         .next()
@@ -497,9 +507,15 @@ fn sha256_of(p: &Path) -> String {
 /// Which node carries the running download: the one whose server→client
 /// bytes grow.
 fn carrier(dir: &Path) -> &'static str {
-    let b0 = (lb_total(dir, "a", "s2c_bytes"), lb_total(dir, "b", "s2c_bytes"));
+    let b0 = (
+        lb_total(dir, "a", "s2c_bytes"),
+        lb_total(dir, "b", "s2c_bytes"),
+    );
     std::thread::sleep(Duration::from_millis(700));
-    let b1 = (lb_total(dir, "a", "s2c_bytes"), lb_total(dir, "b", "s2c_bytes"));
+    let b1 = (
+        lb_total(dir, "a", "s2c_bytes"),
+        lb_total(dir, "b", "s2c_bytes"),
+    );
     if b1.0 - b0.0 >= b1.1 - b0.1 {
         "a"
     } else {
@@ -882,7 +898,10 @@ fn established_flows_survive_a_drain_and_a_node_death() {
     );
     let o = Command::new(env!("CARGO_BIN_EXE_qsplice"))
         .args(["ctl", "--json", "--url"])
-        .arg(format!("unix:{}", dir.join(format!("mgmt-{x}.sock")).display()))
+        .arg(format!(
+            "unix:{}",
+            dir.join(format!("mgmt-{x}.sock")).display()
+        ))
         .arg("shutdown")
         .output()
         .expect("qsplice ctl");
@@ -910,13 +929,21 @@ fn established_flows_survive_a_drain_and_a_node_death() {
     );
     assert_eq!(sha256_of(&dir.join("dl-drain.bin")), want, "sha256 intact");
     let adopted = lb_total(&dir, y, "adopted") + lb_total(&dir, y, "adopt_installed");
-    assert!(adopted >= 1, "node {y} adopted the flow\n{}", flows_state(&dir, y));
+    assert!(
+        adopted >= 1,
+        "node {y} adopted the flow\n{}",
+        flows_state(&dir, y)
+    );
     // The drained node left: its address is served by the survivor now.
     let claimed = wait_for(Duration::from_secs(5), || {
         let f = flows_state(&dir, y);
         (f["claimed"] == serde_json::json!([local(x)])).then_some(())
     });
-    assert!(claimed.is_some(), "node {y} took {x}'s address over: {}", flows_state(&dir, y));
+    assert!(
+        claimed.is_some(),
+        "node {y} took {x}'s address over: {}",
+        flows_state(&dir, y)
+    );
     eprintln!(
         "drain of {x}: download completed through {y}; {y} flows: {}",
         flows_state(&dir, y)
@@ -935,7 +962,11 @@ fn established_flows_survive_a_drain_and_a_node_death() {
     let released = wait_for(Duration::from_secs(5), || {
         (flows_state(&dir, y)["claimed"] == serde_json::json!([])).then_some(())
     });
-    assert!(released.is_some(), "node {y} kept {x}'s address: {}", flows_state(&dir, y));
+    assert!(
+        released.is_some(),
+        "node {y} kept {x}'s address: {}",
+        flows_state(&dir, y)
+    );
 
     // 2. SIGKILL the node carrying a 200 MB download: BFD withdraws its
     //    route within 3 s, the survivor takes its address over and the
@@ -947,9 +978,18 @@ fn established_flows_survive_a_drain_and_a_node_death() {
     let y = other(x);
     nodes.get_mut(x).unwrap().kill();
     let gone = c.wait_hops(&[hop(y)], Duration::from_secs(3));
-    assert!(gone.is_some(), "node {x}'s route outlived it by 3 s: {:?}", c.next_hops());
+    assert!(
+        gone.is_some(),
+        "node {x}'s route outlived it by 3 s: {:?}",
+        c.next_hops()
+    );
     let ok = c.connections(&dir, 200);
-    assert_eq!(ok, 200, "new connections after node {x}'s death\n{}", logs(&dir));
+    assert_eq!(
+        ok,
+        200,
+        "new connections after node {x}'s death\n{}",
+        logs(&dir)
+    );
     let (st, out) = dl.finish(Duration::from_secs(90));
     assert_eq!(
         (st, out.as_str()),
@@ -961,7 +1001,10 @@ fn established_flows_survive_a_drain_and_a_node_death() {
     assert_eq!(sha256_of(&dir.join("dl-kill.bin")), want, "sha256 intact");
     let f = flows_state(&dir, y);
     assert_eq!(f["claimed"], serde_json::json!([local(x)]), "{f}");
-    assert!(f["loaded"].as_u64() >= Some(1), "the dead node's flows installed: {f}");
+    assert!(
+        f["loaded"].as_u64() >= Some(1),
+        "the dead node's flows installed: {f}"
+    );
     eprintln!(
         "SIGKILL of {x}: route withdrawn after {:?}; download completed through {y}; {y} flows: {f}",
         gone.unwrap()
@@ -981,7 +1024,10 @@ fn established_flows_survive_a_drain_and_a_node_death() {
     }
     let f = flows_state(&dir, y);
     assert_eq!(f["connected"], false, "{f}");
-    assert!(f["errors"].as_u64() > Some(0) && f["backlog"].as_u64() >= Some(1), "{f}");
+    assert!(
+        f["errors"].as_u64() > Some(0) && f["backlog"].as_u64() >= Some(1),
+        "{f}"
+    );
     let _redis = Redis::start(&c);
     let caught_up = wait_for(Duration::from_secs(15), || {
         let f = flows_state(&dir, y);

@@ -527,6 +527,7 @@ pub fn splice_invariants(v: &serde_json::Value) -> Vec<String> {
             + g("conn_closed")
             + g("conn_idle")
             + g("conn_reset_shutdown")
+            + g("conn_left_to_cluster")
             + g("conn_abort_shutdown");
         check(
             name,
@@ -537,11 +538,14 @@ pub fn splice_invariants(v: &serde_json::Value) -> Vec<String> {
         );
         let (l, r) = (
             g("conn_spliced"),
-            g("conn_closed") + g("conn_idle") + g("conn_reset_shutdown"),
+            g("conn_closed")
+                + g("conn_idle")
+                + g("conn_reset_shutdown")
+                + g("conn_left_to_cluster"),
         );
         check(
             name,
-            "conn_spliced = conn_closed + conn_idle + conn_reset_shutdown",
+            "conn_spliced = conn_closed + conn_idle + conn_reset_shutdown + conn_left_to_cluster",
             l == r,
             l,
             r,
@@ -709,8 +713,10 @@ pub fn splice_invariants_settled(v: &serde_json::Value) -> Vec<String> {
             + g("conn_closed")
             + g("conn_idle")
             + g("conn_reset_shutdown")
+            + g("conn_left_to_cluster")
             + g("conn_abort_shutdown")
-            + g("flows_active");
+            + g("flows_active")
+            - g("flows_adopted");
         check(
             name,
             "conn_opened + conn_retried = conn_refused + conn_timeout + conn_client_abort \
@@ -720,11 +726,16 @@ pub fn splice_invariants_settled(v: &serde_json::Value) -> Vec<String> {
             r,
         );
         let l = g("conn_spliced");
-        let r = (g("conn_closed") + g("conn_idle") + g("conn_reset_shutdown") + g("flows_active"))
-            .saturating_sub(g("flows_connecting"));
+        let r = (g("conn_closed")
+            + g("conn_idle")
+            + g("conn_reset_shutdown")
+            + g("conn_left_to_cluster")
+            + g("flows_active")
+            - g("flows_adopted"))
+        .saturating_sub(g("flows_connecting"));
         check(
             name,
-            "conn_spliced = conn_closed + conn_idle + flows_active - flows_connecting",
+            "conn_spliced = conn_closed + conn_idle + conn_left_to_cluster + flows_active - flows_adopted - flows_connecting",
             l == r,
             l,
             r,

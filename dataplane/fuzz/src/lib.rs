@@ -458,6 +458,19 @@ pub fn packet_parser(data: &[u8]) {
     }
 }
 
+/// A cluster flow record as read back from Redis (`qsplice_splice::record`):
+/// any bytes decode or are refused, never a panic; what decodes encodes
+/// back to the same bytes, and the key of its client-side pair parses back.
+pub fn flow_record(data: &[u8]) {
+    use qsplice_splice::record;
+    if let Some(p) = record::decode(data) {
+        assert_eq!(&record::encode(&p)[..], data);
+        let k = record::client_key(p.client, p.vip);
+        assert_eq!(record::parse_key(&k), Some((p.client, p.vip)));
+    }
+    let _ = record::parse_key(data);
+}
+
 /// `splice_translate` target: the first 25 bytes choose a splice
 /// translation (addresses, ports, deltas, window shift), the rest is an
 /// Ethernet frame. Asserts: a refused frame is left unchanged; a translated
