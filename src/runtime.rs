@@ -253,11 +253,10 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
     let flowsync = match (&cfg.cluster, lb.as_mut()) {
         (Some(c), Some(l)) if c.flow_sync => {
             let claims = Arc::new(qsplice_engine::AddrClaims::new());
-            let fs = Arc::new(qsplice_lb::FlowSyncShared::new(
-                workers.len(),
-                c.flow_queue,
-                claims,
-            ));
+            let fs = Arc::new(
+                qsplice_lb::FlowSyncShared::new(workers.len(), c.flow_queue, claims)
+                    .with_lookup_rate(c.adopt_max_pps),
+            );
             l.set_flowsync(fs.clone());
             Some(fs)
         }

@@ -388,11 +388,25 @@ impl Runner {
     }
 
     fn answer(&self, lcore: usize, a: Adopt) {
-        if let Some(q) = self.shared.answers.get(lcore) {
-            if q.push(a).is_err() && matches!(a, Adopt::Install(_)) {
-                self.stats.load_dropped.fetch_add(1, Ordering::Relaxed);
+        let Some(q) = self.shared.answers.get(lcore) else {
+            return;
+        };
+        // An answer to a lookup is worth nothing late (the segment is
+        // retransmitted and asked again); an install of a dead node's flow
+        // waits for room (the lcore drains its ring every poll) up to a
+        // second.
+        let mut a = a;
+        for _ in 0..1000 {
+            match q.push(a) {
+                Ok(()) => return,
+                Err(back) if matches!(back, Adopt::Install(_)) => {
+                    a = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return,
             }
         }
+        self.stats.load_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Take the lcores' new records into the backlog.

@@ -73,6 +73,9 @@ pub struct ClusterConf {
     pub flow_ttl_s: u64,
     /// Records (and lookups) queued per lcore toward the sync at most.
     pub flow_queue: usize,
+    /// Lookups of unknown flows per second per lcore at most (a flood of
+    /// stray segments must not become a flood of Redis commands).
+    pub adopt_max_pps: u32,
 }
 
 impl Default for ClusterConf {
@@ -86,6 +89,7 @@ impl Default for ClusterConf {
             flow_sync: true,
             flow_ttl_s: 120,
             flow_queue: 16_384,
+            adopt_max_pps: 16_000,
         }
     }
 }

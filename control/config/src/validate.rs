@@ -497,6 +497,7 @@ impl Config {
         in_range("cluster.timeout_ms", c.timeout_ms, 10, 10_000)?;
         in_range("cluster.flow_ttl_s", c.flow_ttl_s, 10, 86_400)?;
         in_range("cluster.flow_queue", c.flow_queue as u64, 256, 1 << 20)?;
+        in_range("cluster.adopt_max_pps", c.adopt_max_pps, 1000, 1_000_000)?;
         Ok(())
     }
 

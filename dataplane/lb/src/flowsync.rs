@@ -54,6 +54,8 @@ pub struct FlowSyncShared {
     /// Backend-side addresses this node serves besides its own (claimed
     /// from dead peers; the engine answers ARP for them).
     pub claims: Arc<AddrClaims>,
+    /// Lookups one lcore may ask per millisecond.
+    pub lookups_per_ms: u32,
 }
 
 impl FlowSyncShared {
@@ -68,7 +70,15 @@ impl FlowSyncShared {
             answers: (0..lcores).map(|_| ArrayQueue::new(cap)).collect(),
             generation: AtomicU64::new(0),
             claims,
+            lookups_per_ms: 64,
         }
+    }
+
+    /// Bound the lookups per lcore to `pps` per second (at least one per
+    /// millisecond).
+    pub fn with_lookup_rate(mut self, pps: u32) -> FlowSyncShared {
+        self.lookups_per_ms = (pps / 1000).max(1);
+        self
     }
 
     /// Ask every lcore to publish its spliced flows again.

@@ -16,7 +16,7 @@
 //!
 //! Lookups in flight are a direct-mapped table of [`PENDING`] entries (a
 //! retransmission does not ask twice; a flood of stray ACKs is bounded by
-//! [`LOOKUPS_PER_TICK`] and the ring, counted). An adopted flow keeps no
+//! [`FlowSyncShared::lookups_per_ms`] and the ring, counted). An adopted flow keeps no
 //! state the record does not give: the translation is a function of the
 //! record alone.
 
@@ -30,8 +30,6 @@ use super::*;
 
 /// Lookups in flight per lcore (direct-mapped by pair).
 pub(super) const PENDING: usize = 256;
-/// New lookups per millisecond tick at most (64 k/s).
-pub(super) const LOOKUPS_PER_TICK: u32 = 64;
 /// Flows examined per tick when republishing.
 const REPUBLISH_PER_TICK: usize = 1024;
 /// A lookup not answered in this long (ms) may be asked again.
@@ -98,7 +96,7 @@ impl Adoption {
             } else {
                 Vec::new()
             },
-            budget: LOOKUPS_PER_TICK,
+            budget: 0,
             claimed: ArrayVec::new(),
             claims_seen: u64::MAX,
             generation: 0,
@@ -320,10 +318,10 @@ impl<F: Frame> LbCore<F> {
     /// Millisecond work: the lookup budget, the claimed-address copy, the
     /// republish sweep.
     pub(super) fn adopt_tick(&mut self, _now: u64) {
-        self.adopt.budget = LOOKUPS_PER_TICK;
         let Some(fs) = self.shared.flowsync.clone() else {
             return;
         };
+        self.adopt.budget = fs.lookups_per_ms;
         if fs.claims.version() != self.adopt.claims_seen {
             if let Some((v, list)) = fs.claims.read() {
                 self.adopt.claims_seen = v;
