@@ -45,7 +45,7 @@ use qsplice_lb::{Adopt, FlowSyncShared};
 use qsplice_splice::record;
 use qsplice_splice::SpliceParams;
 
-use crate::Connector;
+use crate::conn::{Conn, Connector, Pipe};
 
 /// Records per `HSET` at most.
 pub const BATCH: usize = 1024;
@@ -278,7 +278,7 @@ impl Runner {
                 return;
             }
         };
-        let mut conn: Option<redis::Connection> = None;
+        let mut conn: Option<Conn> = None;
         let mut next_round = Instant::now();
         let mut next_connect = Instant::now();
         let mut logged = String::new();
@@ -296,11 +296,7 @@ impl Runner {
             }
             if conn.is_none() && Instant::now() >= next_connect {
                 next_connect = Instant::now() + Duration::from_millis(200);
-                match client.connect(self.conf.timeout).and_then(|c| {
-                    c.set_read_timeout(Some(self.conf.timeout))?;
-                    c.set_write_timeout(Some(self.conf.timeout))?;
-                    Ok(c)
-                }) {
+                match client.connect(self.conf.timeout) {
                     Ok(c) => conn = Some(c),
                     Err(e) => self.failed(&mut logged, e),
                 }
@@ -423,7 +419,7 @@ impl Runner {
     }
 
     /// Write up to [`BATCH`] records. Returns whether it wrote any.
-    fn publish(&mut self, c: &mut redis::Connection) -> redis::RedisResult<bool> {
+    fn publish(&mut self, c: &mut Conn) -> redis::RedisResult<bool> {
         if self.backlog.is_empty() || self.epoch == 0 {
             return Ok(false);
         }
@@ -453,7 +449,7 @@ impl Runner {
     /// Look the pairs up in every known node's newest hashes.
     fn lookup(
         &mut self,
-        c: &mut redis::Connection,
+        c: &mut Conn,
         pairs: &[(usize, (SocketAddrV4, SocketAddrV4))],
     ) -> redis::RedisResult<()> {
         // The node list as it is now: a node that joined since the last
@@ -466,12 +462,14 @@ impl Runner {
         // The next epoch too: a node whose clock reading rolled over first
         // already writes there.
         let epochs = [self.epoch + 1, self.epoch, self.epoch.saturating_sub(1)];
-        let mut pipe = redis::pipe();
+        let mut pipe = Pipe::new();
         for (_, (cl, vip)) in pairs {
             let k = record::client_key(*cl, *vip);
             for n in &names {
                 for e in epochs {
-                    pipe.cmd("HGET").arg(self.keys.flows(n, e)).arg(&k[..]);
+                    let mut c = redis::cmd("HGET");
+                    c.arg(self.keys.flows(n, e)).arg(&k[..]);
+                    pipe.add(c, false);
                 }
             }
         }
@@ -501,7 +499,7 @@ impl Runner {
     }
 
     /// Liveness, the node list, claims and loads.
-    fn round(&mut self, c: &mut redis::Connection, leaving: bool) -> redis::RedisResult<()> {
+    fn round(&mut self, c: &mut Conn, leaving: bool) -> redis::RedisResult<()> {
         let t0 = Instant::now();
         let (s, us): (u64, u64) = redis::cmd("TIME").query(c)?;
         self.ops(1);
@@ -520,10 +518,14 @@ impl Runner {
             // Publish what is left, then let the survivors take over.
             while self.publish(c)? {}
             let claims: Vec<Ipv4Addr> = self.claimed.clone();
-            let mut p = redis::pipe();
-            p.cmd("DEL").arg(self.keys.alive(&me)).ignore();
+            let mut p = Pipe::new();
+            let mut del = redis::cmd("DEL");
+            del.arg(self.keys.alive(&me));
+            p.add(del, true);
             for a in &claims {
-                p.cmd("DEL").arg(self.keys.claim(*a)).ignore();
+                let mut del = redis::cmd("DEL");
+                del.arg(self.keys.claim(*a));
+                p.add(del, true);
             }
             p.query::<()>(c)?;
             self.ops(1 + claims.len());
@@ -532,20 +534,16 @@ impl Runner {
         }
         let alive_ms = 3 * self.conf.interval.as_millis() as u64;
         let addrs: Vec<String> = self.conf.addrs.iter().map(|a| a.to_string()).collect();
-        let (nodes,): (HashMap<String, String>,) = redis::pipe()
-            .cmd("SET")
-            .arg(self.keys.alive(&me))
-            .arg(1)
-            .arg("PX")
-            .arg(alive_ms)
-            .ignore()
-            .cmd("HSET")
-            .arg(self.keys.nodes())
-            .arg(&me)
-            .arg(addrs.join(","))
-            .ignore()
-            .cmd("HGETALL")
-            .arg(self.keys.nodes())
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.alive(&me)).arg(1).arg("PX").arg(alive_ms);
+        let mut hset = redis::cmd("HSET");
+        hset.arg(self.keys.nodes()).arg(&me).arg(addrs.join(","));
+        let mut all = redis::cmd("HGETALL");
+        all.arg(self.keys.nodes());
+        let (nodes,): (HashMap<String, String>,) = Pipe::new()
+            .add(set, true)
+            .add(hset, true)
+            .add(all, false)
             .query(c)?;
         self.ops(3);
         self.nodes = nodes
@@ -553,9 +551,11 @@ impl Runner {
             .map(|(n, a)| (n, parse_addrs(&a)))
             .collect();
         let names: Vec<String> = self.nodes.keys().cloned().collect();
-        let mut p = redis::pipe();
+        let mut p = Pipe::new();
         for n in &names {
-            p.cmd("EXISTS").arg(self.keys.alive(n));
+            let mut e = redis::cmd("EXISTS");
+            e.arg(self.keys.alive(n));
+            p.add(e, false);
         }
         let exists: Vec<bool> = if names.is_empty() {
             Vec::new()
@@ -662,7 +662,7 @@ impl Runner {
     }
 
     /// Install dead node `n`'s records whose backend-side address is `a`.
-    fn load(&mut self, c: &mut redis::Connection, n: &str, a: Ipv4Addr) -> redis::RedisResult<()> {
+    fn load(&mut self, c: &mut Conn, n: &str, a: Ipv4Addr) -> redis::RedisResult<()> {
         let mut count = 0u64;
         for e in [self.epoch, self.epoch.saturating_sub(1)] {
             let key = self.keys.flows(n, e);
@@ -704,24 +704,27 @@ impl Runner {
     }
 
     /// Dead nodes with no records left leave the node list.
-    fn forget_empty(
-        &mut self,
-        c: &mut redis::Connection,
-        names: &[String],
-    ) -> redis::RedisResult<()> {
+    fn forget_empty(&mut self, c: &mut Conn, names: &[String]) -> redis::RedisResult<()> {
         let dead: Vec<&String> = names.iter().filter(|n| !self.alive.contains(*n)).collect();
         if dead.is_empty() {
             return Ok(());
         }
-        let mut p = redis::pipe();
+        // One key per EXISTS: in a Redis Cluster the two hashes may live
+        // on different shards.
+        let mut p = Pipe::new();
         for n in &dead {
-            p.cmd("EXISTS")
-                .arg(self.keys.flows(n, self.epoch))
-                .arg(self.keys.flows(n, self.epoch.saturating_sub(1)));
+            for e in [self.epoch, self.epoch.saturating_sub(1)] {
+                let mut x = redis::cmd("EXISTS");
+                x.arg(self.keys.flows(n, e));
+                p.add(x, false);
+            }
         }
         let counts: Vec<u64> = p.query(c)?;
-        self.ops(dead.len());
-        for (n, k) in dead.iter().zip(counts) {
+        self.ops(p.len());
+        for (n, k) in dead
+            .iter()
+            .zip(counts.chunks(2).map(|c| c.iter().sum::<u64>()))
+        {
             // Its address is still claimed while its flows may live.
             if k == 0
                 && !self

@@ -37,7 +37,11 @@
 
 #![forbid(unsafe_code)]
 
+mod conn;
 pub mod flows;
+
+pub use conn::parse_cluster;
+use conn::{Conn, Connector};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -328,41 +332,6 @@ type RowQueues = (
     Arc<Mutex<std::collections::VecDeque<RowMsg>>>,
 );
 
-/// How the sync reaches Redis: one server, or the master that Redis
-/// Sentinel names (`redis+sentinel://host:port[,host:port…]/master`).
-pub(crate) enum Connector {
-    Direct(redis::Client),
-    Sentinel(redis::sentinel::SentinelClient),
-}
-
-impl Connector {
-    pub(crate) fn open(url: &str) -> redis::RedisResult<Connector> {
-        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            let (hosts, master) = parse_sentinel(rest).ok_or_else(|| {
-                redis::RedisError::from((
-                    redis::ErrorKind::InvalidClientConfig,
-                    "expected redis+sentinel://host:port[,host:port...]/master",
-                ))
-            })?;
-            let urls: Vec<String> = hosts.iter().map(|h| format!("redis://{h}")).collect();
-            return Ok(Connector::Sentinel(redis::sentinel::SentinelClient::build(
-                urls,
-                master,
-                None,
-                redis::sentinel::SentinelServerType::Master,
-            )?));
-        }
-        Ok(Connector::Direct(redis::Client::open(url)?))
-    }
-
-    pub(crate) fn connect(&mut self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
-        match self {
-            Connector::Direct(c) => c.get_connection_with_timeout(timeout),
-            Connector::Sentinel(s) => s.get_connection(),
-        }
-    }
-}
-
 /// `host:port[,host:port…]/master` → the sentinels and the master's name.
 pub fn parse_sentinel(rest: &str) -> Option<(Vec<String>, String)> {
     let (hosts, master) = rest.split_once('/')?;
@@ -385,7 +354,7 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool, ro
             return;
         }
     };
-    let mut conn: Option<redis::Connection> = None;
+    let mut conn: Option<Conn> = None;
     // Per VIP: the epoch and current key name installed last (a Redis
     // that restarted empty starts again at epoch 1 with other keys).
     let mut installed: HashMap<String, (u64, [u8; 16])> = HashMap::new();
@@ -398,8 +367,6 @@ fn run(conf: SyncConf, keys: &KeyTable, stats: &SyncStats, stop: &AtomicBool, ro
         let r = (|| -> redis::RedisResult<()> {
             if conn.is_none() {
                 let c = client.connect(conf.timeout)?;
-                c.set_read_timeout(Some(conf.timeout))?;
-                c.set_write_timeout(Some(conf.timeout))?;
                 conn = Some(c);
             }
             let c = conn.as_mut().expect("connected");
@@ -455,14 +422,14 @@ fn set_error(stats: &SyncStats, msg: String) {
     }
 }
 
-fn redis_now_ms(c: &mut redis::Connection) -> redis::RedisResult<u64> {
+fn redis_now_ms(c: &mut Conn) -> redis::RedisResult<u64> {
     let (s, us): (u64, u64) = redis::cmd("TIME").query(c)?;
     Ok(s * 1000 + us / 1000)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn sync_vip(
-    c: &mut redis::Connection,
+    c: &mut Conn,
     conf: &SyncConf,
     vip: &str,
     k: &TicketKeys,
@@ -532,7 +499,7 @@ fn sync_vip(
 /// Append this node's new sessions to the VIP's stream, import the other
 /// nodes'.
 fn sync_sessions(
-    c: &mut redis::Connection,
+    c: &mut Conn,
     conf: &SyncConf,
     vip: &str,
     cache: &SessionCache,
@@ -614,7 +581,7 @@ fn sync_sessions(
 
 /// Send the rows this node learned; receive the others'.
 fn sync_rows(
-    c: &mut redis::Connection,
+    c: &mut Conn,
     conf: &SyncConf,
     rows: &RowQueues,
     last: &mut String,

@@ -456,25 +456,28 @@ impl Config {
                 "is required: redis://host:port[/db] or redis+unix:///path",
             );
         }
+        let hosts_ok = |hosts: &str| {
+            hosts.split(',').all(|h| {
+                h.rsplit_once(':')
+                    .is_some_and(|(a, p)| !a.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            })
+        };
         let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
             .iter()
             .any(|p| c.redis.starts_with(p) && c.redis.len() > p.len())
             || c.redis.strip_prefix("redis+sentinel://").is_some_and(|r| {
                 r.split_once('/').is_some_and(|(hosts, master)| {
-                    !master.is_empty()
-                        && !master.contains('/')
-                        && hosts.split(',').all(|h| {
-                            h.rsplit_once(':').is_some_and(|(a, p)| {
-                                !a.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
-                            })
-                        })
+                    !master.is_empty() && !master.contains('/') && hosts_ok(hosts)
                 })
-            });
+            })
+            || c.redis
+                .strip_prefix("redis+cluster://")
+                .is_some_and(|r| !r.is_empty() && hosts_ok(r));
         if !scheme_ok {
             return err(
                 "cluster.redis",
                 &c.redis,
-                "must be redis://host:port[/db], rediss://… or redis+unix:///path",
+                "must be redis://host:port[/db], rediss://…, redis+unix:///path, redis+sentinel://host:port[,…]/master or redis+cluster://host:port[,…]",
             );
         }
         let ok = |v: &str| {

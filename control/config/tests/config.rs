@@ -1054,6 +1054,7 @@ fn cluster_rules_name_key_value_and_reason() {
     for good in [
         "redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/qsplice",
         "redis+unix:///run/redis.sock",
+        "redis+cluster://10.0.0.5:7000,10.0.0.6:7000",
     ] {
         parse(&format!("{BASE}{LB_MIN}\n[cluster]\nredis = \"{good}\"\n")).unwrap();
     }
@@ -1062,6 +1063,14 @@ fn cluster_rules_name_key_value_and_reason() {
     ))
     .to_string();
     assert!(e.contains("cluster.redis") && e.contains("sentinel"), "{e}");
+    let e = reject(&format!(
+        "{BASE}{LB_MIN}\n[cluster]\nredis = \"redis+cluster://h\"\n"
+    ))
+    .to_string();
+    assert!(
+        e.contains("cluster.redis") && e.contains("redis+cluster://"),
+        "{e}"
+    );
     let ok = parse(&format!(
         "{BASE}{LB_MIN}\n[cluster]\nredis = \"redis://10.0.0.5:6379/0\"\n"
     ))
