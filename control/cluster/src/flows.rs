@@ -580,6 +580,10 @@ impl Runner {
             }
         }
         self.alive = alive;
+        let peers = self.alive.iter().filter(|n| **n != me).count();
+        self.shared
+            .peers_alive
+            .store(peers as u32, Ordering::Relaxed);
         // Claims: orphans we can take (keep what we hold).
         let orphans = orphans(&self.nodes, &self.alive);
         let claim_ms = 3 * self.conf.interval.as_millis() as u64;
@@ -658,6 +662,8 @@ impl Runner {
             self.loaded.insert((n, a));
         }
         self.forget_empty(c, &names)?;
+        // This node's earlier flows are installed: strays may be reset.
+        self.shared.ready.store(true, Ordering::Release);
         Ok(())
     }
 

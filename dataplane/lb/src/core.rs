@@ -861,14 +861,6 @@ impl<F: Frame> LbCore<F> {
             // The client reuses the 4-tuple of a closed flow: start afresh.
             self.remove_flow(io, id, Gone::Closed);
         }
-        let f = if self.adopt.on() && !syn {
-            match self.adopt_client(f, &s, now) {
-                Some(f) => f,
-                None => return,
-            }
-        } else {
-            f
-        };
         if !syn {
             opts.ts = Self::timestamps_of(&f, l3);
         }
@@ -877,6 +869,16 @@ impl<F: Frame> LbCore<F> {
             self.c.syn_no_listener += u64::from(s.flags.contains(TcpFlags::SYN));
             self.c.no_flow += u64::from(!s.flags.contains(TcpFlags::SYN));
             return self.reply_rst(io, pi, f, &s);
+        };
+        // A segment of a flow another node may have spliced (flow sync):
+        // looked up before anything answers it.
+        let f = if self.adopt.on() && !syn {
+            match self.adopt_client(f, &s, now) {
+                Some(f) => f,
+                None => return,
+            }
+        } else {
+            f
         };
         let f = if self.vip_session_aware(s.dst) || self.content_rules(s.dst).is_some() {
             match self.sa_client(io, f, l3, &s, pool, now) {
@@ -943,9 +945,17 @@ impl<F: Frame> LbCore<F> {
         // against both), and a spliced segment should not pay the
         // terminator's SipHash lookup whenever TLS connections exist.
         let hit = self.flows.lookup_packed(s.key.0, s.key.1);
-        if foreign && !matches!(hit, Some((_, Dir::S2C))) {
-            // A flow of the peer whose address this is, not (yet) installed
-            // from its records: no RST (it lives on), the backend retransmits.
+        if !matches!(hit, Some((_, Dir::S2C)))
+            && (foreign
+                || self
+                    .shared
+                    .flowsync
+                    .as_ref()
+                    .is_some_and(|fs| !fs.is_ready()))
+        {
+            // A flow of the peer whose address this is, or of this node's
+            // earlier run, not (yet) installed from its records: no RST
+            // (it lives on), the backend retransmits.
             self.c.adopt_backend_miss += 1;
             return;
         }

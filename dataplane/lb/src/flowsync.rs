@@ -16,7 +16,7 @@
 //! outage), a bounded number per tick.
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
@@ -56,6 +56,13 @@ pub struct FlowSyncShared {
     pub claims: Arc<AddrClaims>,
     /// Lookups one lcore may ask per millisecond.
     pub lookups_per_ms: u32,
+    /// The sync's first round is done: this node's own earlier flows (a
+    /// restart under the same name) are installed. Until then a backend
+    /// segment for no flow is dropped, not reset (it may be such a flow).
+    pub ready: AtomicBool,
+    /// Other nodes alive at the last round: with none, a shutdown resets
+    /// its open flows as without a cluster (nobody can adopt them).
+    pub peers_alive: AtomicU32,
 }
 
 impl FlowSyncShared {
@@ -71,6 +78,8 @@ impl FlowSyncShared {
             generation: AtomicU64::new(0),
             claims,
             lookups_per_ms: 64,
+            ready: AtomicBool::new(false),
+            peers_alive: AtomicU32::new(0),
         }
     }
 
@@ -79,6 +88,16 @@ impl FlowSyncShared {
     pub fn with_lookup_rate(mut self, pps: u32) -> FlowSyncShared {
         self.lookups_per_ms = (pps / 1000).max(1);
         self
+    }
+
+    /// See [`FlowSyncShared::ready`].
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// See [`FlowSyncShared::peers_alive`].
+    pub fn has_peers(&self) -> bool {
+        self.peers_alive.load(Ordering::Relaxed) > 0
     }
 
     /// Ask every lcore to publish its spliced flows again.

@@ -1980,7 +1980,17 @@ fn a_dead_peers_address_is_taken_over_announced_and_its_flows_installed() {
 
 #[test]
 fn at_shutdown_with_flow_sync_spliced_flows_leave_without_a_rst() {
-    let (mut r, _fs) = rig_sync();
+    for peers in [1, 0] {
+        shutdown_with_peers(peers);
+    }
+}
+
+/// With another node alive the flow is left to it; alone, it is reset as
+/// without a cluster.
+fn shutdown_with_peers(peers: u32) {
+    let (mut r, fs) = rig_sync();
+    fs.peers_alive
+        .store(peers, std::sync::atomic::Ordering::Relaxed);
     let (y, our_ts) = handshake(&mut r);
     let leg = connect(&mut r, y, our_ts, b"GET / HTTP/1.1\r\n\r\n");
     r.server_sends(
@@ -2000,9 +2010,47 @@ fn at_shutdown_with_flow_sync_spliced_flows_leave_without_a_rst() {
     let _ = r.take(1);
     r.board.set_mode(qsplice_lb::AcceptMode::Reset);
     r.tick_ms(2);
-    assert!(r.take(0).is_empty(), "no RST to the client");
-    assert!(r.take(1).is_empty(), "no RST to the backend");
+    let (to_client, to_backend) = (r.take(0).len(), r.take(1).len());
     assert_eq!(r.lb().flows(), 0);
     let c = r.counters_now();
-    assert_eq!((c.conn_left_to_cluster, c.conn_reset_shutdown), (1, 0));
+    if peers > 0 {
+        assert_eq!((to_client, to_backend), (0, 0), "no RST either way");
+        assert_eq!((c.conn_left_to_cluster, c.conn_reset_shutdown), (1, 0));
+    } else {
+        assert_eq!((to_client, to_backend), (1, 1), "a RST each way");
+        assert_eq!((c.conn_left_to_cluster, c.conn_reset_shutdown), (0, 1));
+    }
+}
+
+#[test]
+fn until_the_sync_is_ready_a_stray_backend_segment_is_dropped_not_reset() {
+    let (mut r, fs) = rig_sync();
+    let local = SocketAddrV4::new(LOCAL_IP, 10009);
+    r.server_sends(
+        local,
+        1,
+        1,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"x",
+    );
+    assert!(
+        r.take(1).is_empty(),
+        "maybe a flow of this node's earlier run"
+    );
+    assert_eq!(r.counters_now().adopt_backend_miss, 1);
+    fs.ready.store(true, std::sync::atomic::Ordering::Release);
+    r.server_sends(
+        local,
+        1,
+        1,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"x",
+    );
+    let out = r.take_tcp(1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags, TcpFlags::RST);
 }

@@ -125,6 +125,13 @@ impl<F: Frame> LbCore<F> {
     /// the slow path.
     pub(super) fn reset_all<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let ids: Vec<FlowId> = self.flows.ids().collect();
+        // Flow sync with another node alive: spliced flows live on there.
+        let leave = self.adopt.on()
+            && self
+                .shared
+                .flowsync
+                .as_ref()
+                .is_some_and(|fs| fs.has_peers());
         for id in ids {
             let m = self.meta[id as usize];
             match m.phase {
@@ -137,7 +144,7 @@ impl<F: Frame> LbCore<F> {
                 // (the router moved the client side there when the routes
                 // were withdrawn; a survivor takes the backend side over
                 // with this node's address): it leaves without a RST.
-                Phase::Spliced if !m.closed && self.adopt.on() => {
+                Phase::Spliced if !m.closed && leave => {
                     if m.adopted {
                         self.c.adopted_ended += 1;
                     } else {
@@ -154,7 +161,7 @@ impl<F: Frame> LbCore<F> {
             }
             let why = if m.closed {
                 Gone::Closed
-            } else if m.phase == Phase::Spliced && self.adopt.on() {
+            } else if m.phase == Phase::Spliced && leave {
                 Gone::Left
             } else {
                 Gone::Aborted
