@@ -154,6 +154,9 @@ fn a_flow_published_by_one_node_is_adopted_by_another_and_its_address_taken_over
         sb.claims.list().is_empty(),
         "A is alive: nothing to take over"
     );
+    wait("B to see A alive", Duration::from_secs(5), || {
+        sb.is_ready() && sb.has_peers()
+    });
     // A leaves: B takes 10.10.2.1 over and installs A's flows on the
     // lcores that receive the backends' segments for each source port.
     a.leave();
@@ -172,6 +175,7 @@ fn a_flow_published_by_one_node_is_adopted_by_another_and_its_address_taken_over
     assert_eq!(l0, want0);
     assert_eq!(l1, vec![Adopt::Install(fa[1])]);
     assert_eq!(b.stats.takeovers.load(Ordering::Relaxed), 1);
+    assert!(!sb.has_peers(), "A left: B is alone");
     // A comes back under the same name: B releases the address, and A
     // installs its own earlier flows (B may have adopted their client side).
     let (a2, sa2) = node(&dir, "na", "10.10.2.1");
