@@ -334,6 +334,60 @@ pub fn ipv4(data: &[u8]) {
     rewrite(data, 0);
 }
 
+/// IPv6 and its extension-header walk, then ICMPv6 (echo, neighbor
+/// messages and their options) at the upper layer the walk found: any
+/// bytes are parsed or refused, never a panic, and the walk stays inside
+/// the payload.
+pub fn ipv6(data: &[u8]) {
+    use qsplice_wire::{Icmpv6Packet, Ipv6Packet};
+    let Ok(ip) = Ipv6Packet::new_checked(data) else {
+        return;
+    };
+    assert_eq!(ip.version(), 6);
+    assert_eq!(ip.payload().len(), usize::from(ip.payload_len()));
+    let _ = (ip.traffic_class(), ip.flow_label(), ip.hop_limit());
+    if let Ok(u) = ip.upper_layer() {
+        assert!(u.offset >= 40 && u.offset <= 40 + ip.payload().len());
+        assert!(usize::from(u.ext_headers) <= qsplice_wire::ipv6::MAX_EXT_HEADERS);
+        let end = 40 + ip.payload().len();
+        if u.proto == qsplice_wire::ipv6::next_header::ICMPV6 {
+            icmpv6_message(&data[u.offset..end], ip.src_addr(), ip.dst_addr());
+        }
+    }
+}
+
+/// An ICMPv6 message alone (the fuzz input is the message; the addresses
+/// of the pseudo-header are fixed).
+pub fn icmpv6(data: &[u8]) {
+    icmpv6_message(data, "fe80::1".parse().unwrap(), "ff02::1".parse().unwrap());
+}
+
+fn icmpv6_message(data: &[u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+    use qsplice_wire::icmpv6::{kind, nd_option};
+    let Ok(m) = qsplice_wire::Icmpv6Packet::new_checked(data) else {
+        return;
+    };
+    let _ = (m.code(), m.checksum(), m.verify_checksum(src, dst));
+    match m.msg_type() {
+        kind::ECHO_REQUEST | kind::ECHO_REPLY => {
+            let _ = (m.echo_ident(), m.echo_seq());
+        }
+        kind::NEIGHBOR_SOLICIT | kind::NEIGHBOR_ADVERT => {
+            assert!(m.nd_target().is_some());
+            let _ = (m.nd_flags(), m.nd_link_layer(nd_option::SOURCE_LL));
+            let _ = m.nd_link_layer(nd_option::TARGET_LL);
+        }
+        _ => {}
+    }
+    // Filling the checksum makes it verify.
+    let mut v = data.to_vec();
+    let mut w = qsplice_wire::Icmpv6Packet::new_unchecked(&mut v[..]);
+    w.fill_checksum(src, dst);
+    assert!(qsplice_wire::Icmpv6Packet::new_checked(&v[..])
+        .unwrap()
+        .verify_checksum(src, dst));
+}
+
 fn ipv4_packet(data: &[u8]) {
     let Ok(ip) = Ipv4Packet::new_checked(data) else {
         return;

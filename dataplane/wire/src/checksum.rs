@@ -120,6 +120,23 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u16) -> u3
     (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto) + u32::from(len)
 }
 
+/// The IPv6 pseudo-header's unfolded sum (RFC 8200 §8.1): source and
+/// destination addresses, the upper-layer packet length (32 bits) and the
+/// next-header value. Add the upper-layer packet with [`sum`].
+#[inline]
+pub fn pseudo_header_v6(
+    src: core::net::Ipv6Addr,
+    dst: core::net::Ipv6Addr,
+    next_header: u8,
+    len: u32,
+) -> u32 {
+    let mut s = 0u32;
+    for w in src.segments().iter().chain(dst.segments().iter()) {
+        s += u32::from(*w);
+    }
+    s + (len >> 16) + (len & 0xffff) + u32::from(next_header)
+}
+
 /// RFC 1624 incremental update (equation 3, `HC' = ~(~HC + ~m + m')`) of
 /// checksum `csum` after one 16-bit word of the covered data changed from
 /// `old` to `new`.

@@ -45,10 +45,14 @@
 //! map the outcome to an [`Error`] (whose [`Error::as_str`] names are stable
 //! counter names).
 //!
-//! The crate is `#![forbid(unsafe_code)]`. IPv6 is not implemented yet: an
-//! `Ipv6Packet` would be one more view next to [`Ipv4Packet`] (with
-//! [`ethertype::IPV6`] already defined and [`ethernet_l3`] already reporting
-//! it), plus a `pseudo_header_v6` in [`checksum`].
+//! IPv6: [`Ipv6Packet`] (with a bounded walk of the extension headers,
+//! [`Ipv6Packet::upper_layer`]), [`Icmpv6Packet`] (echo and Neighbor
+//! Discovery's neighbor messages with their link-layer options), the
+//! pseudo-header sum [`checksum::pseudo_header_v6`], and the derived
+//! addresses of [`ipv6`] (solicited-node multicast, its MAC, the EUI-64
+//! link-local address).
+//!
+//! The crate is `#![forbid(unsafe_code)]`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -56,10 +60,12 @@
 use core::fmt;
 use core::str::FromStr;
 
-pub use core::net::Ipv4Addr;
+pub use core::net::{Ipv4Addr, Ipv6Addr};
 
 pub mod checksum;
 pub mod http1;
+pub mod icmpv6;
+pub mod ipv6;
 pub mod rewrite;
 pub mod tls;
 
@@ -74,7 +80,9 @@ mod udp;
 pub use arp::{ArpOp, ArpPacket, ArpRepr};
 pub use ethernet::{ethernet_l3, EthernetFrame, VlanHeader};
 pub use icmpv4::Icmpv4Packet;
+pub use icmpv6::Icmpv6Packet;
 pub use ipv4::Ipv4Packet;
+pub use ipv6::{Ipv6Packet, UpperLayer};
 pub use tcp::{TcpFlags, TcpOption, TcpOptionsIter, TcpPacket};
 pub use udp::UdpPacket;
 
