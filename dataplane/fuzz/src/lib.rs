@@ -339,7 +339,7 @@ pub fn ipv4(data: &[u8]) {
 /// bytes are parsed or refused, never a panic, and the walk stays inside
 /// the payload.
 pub fn ipv6(data: &[u8]) {
-    use qsplice_wire::{Icmpv6Packet, Ipv6Packet};
+    use qsplice_wire::Ipv6Packet;
     let Ok(ip) = Ipv6Packet::new_checked(data) else {
         return;
     };
