@@ -87,8 +87,9 @@ fn af_packet_iface(p: &PortConf) -> Option<&str> {
 }
 
 /// Configure `iface` for port `p`: its MTU and addresses (replacing any
-/// left from an earlier run), IPv6 off (the dataplane does not carry IPv6
-/// yet, so the kernel would only send router solicitations nobody answers),
+/// left from an earlier run), IPv6 off (the dataplane answers NDP and
+/// ICMPv6 echo for the port's IPv6 addresses itself and hands no IPv6 to
+/// the kernel yet: it would only send router solicitations),
 /// link up. Control thread, at start.
 pub(crate) fn configure(iface: &str, p: &PortConf) -> Result<()> {
     ip(&["link", "set", "dev", iface, "mtu", &p.mtu.to_string()])?;

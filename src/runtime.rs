@@ -203,6 +203,15 @@ fn port_setups(cfg: &Config) -> Vec<PortSetup> {
                     prefix: c.prefix,
                 })
                 .collect(),
+            addrs6: p
+                .addresses
+                .v6()
+                .iter()
+                .map(|c| qsplice_engine::IfAddr6 {
+                    addr: c.addr,
+                    prefix: c.prefix,
+                })
+                .collect(),
             neighbors: p.neighbors.clone(),
             gateway: p.gateway,
         })

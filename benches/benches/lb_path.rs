@@ -168,6 +168,7 @@ fn worker() -> (W, ManualClock) {
             MemQueue::new(mac.0),
             PortSetup {
                 name: name.into(),
+                addrs6: vec![],
                 addrs: vec![IfAddr { addr, prefix: 24 }],
                 neighbors,
                 gateway: None,

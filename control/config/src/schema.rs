@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -362,8 +362,10 @@ pub struct PortConf {
     pub promiscuous: bool,
     /// RSS over worker queues where the PMD supports it.
     pub rss: bool,
-    /// IPv4 addresses (CIDR) owned on this port.
-    pub addresses: Vec<Cidr>,
+    /// Addresses (CIDR) owned on this port: IPv4 (`10.0.0.1/24`) and IPv6
+    /// (`2001:db8::1/64`) in one list; it dereferences to the IPv4 ones
+    /// ([`PortAddrs::v6`] for the others).
+    pub addresses: PortAddrs,
     /// Neighbours to resolve at start and keep fresh.
     pub neighbors: Vec<Ipv4Addr>,
     /// Next hop for destinations outside the port's subnets (`""` or
@@ -411,7 +413,7 @@ impl Default for PortConf {
             mtu: 1500,
             promiscuous: false,
             rss: true,
-            addresses: Vec::new(),
+            addresses: PortAddrs::default(),
             neighbors: Vec::new(),
             gateway: None,
             kernel_iface: None,
@@ -491,6 +493,128 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `ports[].addresses`: IPv4 and IPv6 interface addresses in one list.
+/// Dereferences to the IPv4 ones (what most rules are about).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "Vec<PortAddr>")]
+pub struct PortAddrs {
+    v4: Vec<Cidr>,
+    /// Position of each IPv4 address in the list (for error keys).
+    pos4: Vec<usize>,
+    v6: Vec<Cidr6>,
+    pos6: Vec<usize>,
+}
+
+/// One entry of `ports[].addresses`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum PortAddr {
+    /// `a.b.c.d/len`.
+    V4(Cidr),
+    /// `x:y::z/len`.
+    V6(Cidr6),
+}
+
+impl TryFrom<String> for PortAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.contains(':') {
+            s.parse().map(PortAddr::V6)
+        } else {
+            s.parse().map(PortAddr::V4)
+        }
+    }
+}
+
+impl From<Vec<PortAddr>> for PortAddrs {
+    fn from(v: Vec<PortAddr>) -> PortAddrs {
+        let mut a = PortAddrs::default();
+        for (i, x) in v.into_iter().enumerate() {
+            match x {
+                PortAddr::V4(c) => {
+                    a.v4.push(c);
+                    a.pos4.push(i);
+                }
+                PortAddr::V6(c) => {
+                    a.v6.push(c);
+                    a.pos6.push(i);
+                }
+            }
+        }
+        a
+    }
+}
+
+impl From<Vec<Cidr>> for PortAddrs {
+    fn from(v: Vec<Cidr>) -> PortAddrs {
+        PortAddrs::from(v.into_iter().map(PortAddr::V4).collect::<Vec<_>>())
+    }
+}
+
+impl std::ops::Deref for PortAddrs {
+    type Target = Vec<Cidr>;
+    fn deref(&self) -> &Vec<Cidr> {
+        &self.v4
+    }
+}
+
+impl<'a> IntoIterator for &'a PortAddrs {
+    type Item = &'a Cidr;
+    type IntoIter = std::slice::Iter<'a, Cidr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.v4.iter()
+    }
+}
+
+impl PortAddrs {
+    /// The IPv6 addresses.
+    pub fn v6(&self) -> &[Cidr6] {
+        &self.v6
+    }
+    /// The list position of IPv4 address `j` (error keys).
+    pub fn pos4(&self, j: usize) -> usize {
+        self.pos4.get(j).copied().unwrap_or(j)
+    }
+    /// The list position of IPv6 address `j`.
+    pub fn pos6(&self, j: usize) -> usize {
+        self.pos6.get(j).copied().unwrap_or(j)
+    }
+}
+
+/// An IPv6 interface address with its prefix, `2001:db8::1/64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr6 {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// Prefix length 0..=128.
+    pub prefix: u8,
+}
+
+impl FromStr for Cidr6 {
+    type Err = String;
+    /// `x:y::z/len`; the message of an error names what is wrong.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| "missing `/prefix` (expected e.g. 2001:db8::1/64)".to_string())?;
+        let addr: Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("invalid IPv6 address `{a}`"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= 128)
+            .ok_or_else(|| format!("invalid prefix length `{p}` (must be 0..=128)"))?;
+        Ok(Cidr6 { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// An interface address with its prefix, `10.10.1.1/24`.

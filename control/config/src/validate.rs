@@ -974,6 +974,7 @@ impl Config {
         let mut names = HashSet::new();
         let mut devs = HashSet::new();
         let mut addrs: HashSet<Ipv4Addr> = HashSet::new();
+        let mut addrs6: HashSet<std::net::Ipv6Addr> = HashSet::new();
         let ifaces: Vec<&str> = self.ports.iter().filter_map(|p| p.iface()).collect();
         let mut kernel = HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
@@ -1024,7 +1025,16 @@ impl Config {
             for (j, c) in p.addresses.iter().enumerate() {
                 if !addrs.insert(c.addr) {
                     return err(
-                        format!("ports[{i}].addresses[{j}]"),
+                        format!("ports[{i}].addresses[{}]", p.addresses.pos4(j)),
+                        c,
+                        "this address is already configured (on this or another port)",
+                    );
+                }
+            }
+            for (j, c) in p.addresses.v6().iter().enumerate() {
+                if !addrs6.insert(c.addr) {
+                    return err(
+                        format!("ports[{i}].addresses[{}]", p.addresses.pos6(j)),
                         c,
                         "this address is already configured (on this or another port)",
                     );
@@ -1070,8 +1080,18 @@ impl Config {
                 "at least one IPv4 address (CIDR) is needed",
             );
         }
+        for (j, c) in p.addresses.v6().iter().enumerate() {
+            let key = format!("ports[{i}].addresses[{}]", p.addresses.pos6(j));
+            let a = c.addr;
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                return err(key, c, "not a usable unicast address");
+            }
+            if a.to_ipv4_mapped().is_some() {
+                return err(key, c, "an IPv4-mapped address: write the IPv4 address");
+            }
+        }
         for (j, c) in p.addresses.iter().enumerate() {
-            let key = format!("ports[{i}].addresses[{j}]");
+            let key = format!("ports[{i}].addresses[{}]", p.addresses.pos4(j));
             let a = c.addr;
             if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
                 return err(key, c, "not a usable unicast address");

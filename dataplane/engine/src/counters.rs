@@ -32,8 +32,42 @@ drop_reasons! {
     L2Multicast = "l2_multicast",
     /// EtherType we do not handle.
     UnknownEthertype = "unknown_ethertype",
-    /// IPv6 (not handled yet).
+    /// IPv6 on a port without IPv6 addresses.
     Ipv6 = "ipv6",
+    /// IPv6 header truncated.
+    Ipv6Truncated = "ipv6_truncated",
+    /// IP version field is not 6.
+    Ipv6BadVersion = "ipv6_bad_version",
+    /// Payload length beyond the frame.
+    Ipv6BadPayloadLen = "ipv6_bad_payload_len",
+    /// Source address multicast, or one of ours.
+    Ipv6BadSource = "ipv6_bad_source",
+    /// Destination neither ours, nor all-nodes, nor our solicited-node group.
+    Ipv6NotForUs = "ipv6_not_for_us",
+    /// An extension header runs past the payload.
+    Ipv6ExtTruncated = "ipv6_ext_truncated",
+    /// A Hop-by-Hop header that is not first.
+    Ipv6ExtInvalid = "ipv6_ext_invalid",
+    /// More extension headers than the walk follows (8).
+    Ipv6ExtTooMany = "ipv6_ext_too_many",
+    /// IPv6 fragment (reassembly is not supported).
+    Ipv6Fragment = "ipv6_fragment",
+    /// TCP, UDP or another protocol over IPv6 with no service.
+    Ipv6NoService = "ipv6_no_service",
+    /// ICMPv6 shorter than its message's fixed part.
+    Icmpv6Truncated = "icmpv6_truncated",
+    /// ICMPv6 checksum wrong.
+    Icmpv6BadChecksum = "icmpv6_bad_checksum",
+    /// ICMPv6 type we do not act on (echo replies, errors, echo behind
+    /// extension headers or to a group).
+    Icmpv6Unhandled = "icmpv6_unhandled",
+    /// Router solicitations, advertisements and redirects (ignored).
+    Icmpv6RouterIgnored = "icmpv6_router_ignored",
+    /// A neighbor message that breaks RFC 4861 (hop limit not 255, bad
+    /// code, multicast target, zero-length option, DAD to a unicast).
+    NdpInvalid = "ndp_invalid",
+    /// A neighbor solicitation for an address that is not ours.
+    NdpNotForUs = "ndp_not_for_us",
     /// ARP shorter than its fixed 28 bytes.
     ArpTruncated = "arp_truncated",
     /// ARP for another hardware/protocol type.
@@ -80,7 +114,7 @@ macro_rules! counters {
     ($( $(#[$m:meta])* $name:ident, )*) => {
         /// One core's counters (plain integers: the owner's working copy,
         /// or a snapshot/sum read by the control thread).
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Debug, PartialEq, Eq)]
         pub struct Counters {
             $( $(#[$m])* pub $name: u64, )*
             /// Drops, indexed by `DropReason as usize`.
@@ -90,10 +124,25 @@ macro_rules! counters {
         /// The published copy of one core's counters, on its own cache lines.
         /// Written only by the owning lcore (relaxed stores), read by control.
         #[repr(align(64))]
-        #[derive(Debug, Default)]
+        #[derive(Debug)]
         pub struct SharedCounters {
             $( $name: AtomicU64, )*
             drops: [AtomicU64; DropReason::COUNT],
+        }
+
+        impl Default for Counters {
+            fn default() -> Self {
+                Counters { $( $name: 0, )* drops: [0; DropReason::COUNT] }
+            }
+        }
+
+        impl Default for SharedCounters {
+            fn default() -> Self {
+                SharedCounters {
+                    $( $name: AtomicU64::new(0), )*
+                    drops: std::array::from_fn(|_| AtomicU64::new(0)),
+                }
+            }
         }
 
         impl SharedCounters {
@@ -176,6 +225,16 @@ counters! {
     neigh_table_full,
     /// ICMP echo requests answered.
     icmp_echo_replied,
+    /// ICMPv6 echo requests answered.
+    icmpv6_echo_replied,
+    /// Neighbor solicitations for our IPv6 addresses answered.
+    ndp_solicits_answered,
+    /// Unsolicited neighbor advertisements sent (at start).
+    ndp_adverts_sent,
+    /// Neighbor advertisements received.
+    ndp_adverts_received,
+    /// Another host advertising or probing (DAD) one of our IPv6 addresses.
+    ndp_conflicts,
     /// Frames to our addresses the dataplane does not serve, handed to the
     /// port's kernel interface (the exception path: BGP, BFD, SSH, …).
     kernel_in,

@@ -34,6 +34,6 @@ pub use claims::{AddrClaims, MAX_CLAIMS};
 pub use counters::{Counters, DropReason, SharedCounters};
 pub use neigh::{NeighState, NeighborTable};
 pub use worker::{
-    ArpConf, ControlLink, CoreCmd, CoreEvent, EngineConf, IfAddr, Io, NoService, PortSetup,
-    Service, Worker,
+    ArpConf, ControlLink, CoreCmd, CoreEvent, EngineConf, IfAddr, IfAddr6, Io, NoService,
+    PortSetup, Service, Worker,
 };

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use crossbeam::queue::ArrayQueue;
 use qsplice_netdev::{Burst, Clock, Frame, Queue};
+use qsplice_wire::icmpv6::na_flags;
 use qsplice_wire::{
     checksum, ethernet_l3, ethertype, ip_proto, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet,
-    Ipv4Addr, Ipv4Packet, MacAddr,
+    Icmpv6Packet, Ipv4Addr, Ipv4Packet, Ipv6Addr, Ipv6Packet, MacAddr,
 };
 
 use crate::claims::{AddrClaims, MAX_CLAIMS};
@@ -46,6 +47,15 @@ impl IfAddr {
     }
 }
 
+/// An IPv6 address the appliance owns on a port, with its prefix.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IfAddr6 {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0..=128.
+    pub prefix: u8,
+}
+
 /// Static description of one port as a worker sees it.
 #[derive(Clone, Debug)]
 pub struct PortSetup {
@@ -53,6 +63,9 @@ pub struct PortSetup {
     pub name: String,
     /// Addresses the appliance owns on this port.
     pub addrs: Vec<IfAddr>,
+    /// IPv6 addresses the appliance owns on this port (with any, the port
+    /// also has its EUI-64 link-local address and answers NDP).
+    pub addrs6: Vec<IfAddr6>,
     /// Neighbours to resolve at start and keep fresh (primary worker only).
     pub neighbors: Vec<Ipv4Addr>,
     /// Next hop for destinations outside the port's subnets.
@@ -343,6 +356,9 @@ struct PortState<Q: Queue> {
     /// Addresses claimed at run time (this worker's copy of
     /// [`AddrClaims`], refreshed at the tick; usually empty).
     claimed: ArrayVec<Ipv4Addr, MAX_CLAIMS>,
+    /// IPv6 addresses answered: the configured ones and the link-local
+    /// (empty: IPv6 off on this port).
+    v6: Vec<Ipv6Addr>,
 }
 
 /// A port's exception path: this worker's queue of the kernel interface
@@ -375,6 +391,20 @@ impl<Q: Queue> PortState<Q> {
     #[inline]
     fn on_link(&self, ip: Ipv4Addr) -> bool {
         self.setup.addrs.iter().any(|a| a.contains(ip))
+    }
+    #[inline]
+    fn owns6(&self, ip: Ipv6Addr) -> bool {
+        self.v6.contains(&ip)
+    }
+    /// Frames to `ip` are ours: one of our addresses, all-nodes, or the
+    /// solicited-node group of one of them.
+    fn accepts6(&self, ip: Ipv6Addr) -> bool {
+        self.owns6(ip)
+            || ip == ALL_NODES
+            || self
+                .v6
+                .iter()
+                .any(|a| qsplice_wire::ipv6::solicited_node(*a) == ip)
     }
     /// Our address to use as the source toward `ip`.
     fn source_for(&self, ip: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -426,6 +456,27 @@ impl<Q: Queue, C: Clock, S: Service<Q>> std::fmt::Debug for Worker<Q, C, S> {
     }
 }
 
+/// The all-nodes link-local multicast group.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// Write an IPv6 neighbor advertisement of `target` (from `target` to `to`,
+/// hop limit 255, a target link-layer option with `mac`) at the start of
+/// `l3` (at least 72 bytes).
+fn write_na(l3: &mut [u8], target: Ipv6Addr, to: Ipv6Addr, flags: u8, mac: MacAddr) {
+    {
+        let mut ip = Ipv6Packet::new_unchecked(&mut *l3);
+        ip.set_version_tc_flow(0, 0);
+        ip.set_payload_len(32);
+        ip.set_next_header(qsplice_wire::ipv6::next_header::ICMPV6);
+        ip.set_hop_limit(255);
+        ip.set_src_addr(target);
+        ip.set_dst_addr(to);
+    }
+    let msg = &mut l3[40..72];
+    let _ = qsplice_wire::icmpv6::write_neighbor_advert(msg, target, flags, mac);
+    Icmpv6Packet::new_unchecked(msg).fill_checksum(target, to);
+}
+
 /// Fix a word's checksum contribution after changing it (RFC 1624).
 #[inline(always)]
 fn csum_update(csum: u16, old: u16, new: u16) -> u16 {
@@ -468,10 +519,20 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             .into_iter()
             .map(|(q, setup)| PortState {
                 mac: MacAddr(q.mac()),
-                q,
+                v6: if setup.addrs6.is_empty() {
+                    Vec::new()
+                } else {
+                    let ll = qsplice_wire::ipv6::link_local(MacAddr(q.mac()));
+                    let mut v: Vec<Ipv6Addr> = setup.addrs6.iter().map(|a| a.addr).collect();
+                    if !v.contains(&ll) {
+                        v.push(ll);
+                    }
+                    v
+                },
                 setup,
                 txbuf: Burst::new(),
                 claimed: ArrayVec::new(),
+                q,
             })
             .collect();
         let mut conf = conf;
@@ -708,6 +769,12 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                 }
             }
             if self.conf.arp.gratuitous_on_start {
+                for i in 0..self.ports[pi].v6.len() {
+                    let a = self.ports[pi].v6[i];
+                    if self.send_na(pi, a, ALL_NODES, na_flags::OVERRIDE) {
+                        self.c.ndp_adverts_sent += 1;
+                    }
+                }
                 for i in 0..self.ports[pi].setup.addrs.len() {
                     let ip = self.ports[pi].setup.addrs[i].addr;
                     if self.send_arp(pi, ARP_REQUEST, MacAddr::BROADCAST, MacAddr::ZERO, ip, ip) {
@@ -848,7 +915,8 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             return;
         };
         let dst = MacAddr([data[0], data[1], data[2], data[3], data[4], data[5]]);
-        if dst != self.ports[pi].mac && !dst.is_broadcast() {
+        let v6_group = dst.0[0] == 0x33 && dst.0[1] == 0x33 && !self.ports[pi].v6.is_empty();
+        if dst != self.ports[pi].mac && !dst.is_broadcast() && !v6_group {
             self.c.drop(if dst.is_multicast() {
                 DropReason::L2Multicast
             } else {
@@ -859,7 +927,8 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         match et {
             ethertype::ARP => self.handle_arp(pi, f, l3, now),
             ethertype::IPV4 => self.handle_ipv4(pi, f, l3, now),
-            ethertype::IPV6 => self.c.drop(DropReason::Ipv6),
+            ethertype::IPV6 if self.ports[pi].v6.is_empty() => self.c.drop(DropReason::Ipv6),
+            ethertype::IPV6 => self.handle_ipv6(pi, f, l3),
             _ => self.c.drop(DropReason::UnknownEthertype),
         }
     }
@@ -1031,6 +1100,203 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
 
     /// Build and queue an ARP packet on port `pi`. Returns false (counted)
     /// when no buffer is available.
+    fn handle_ipv6(&mut self, pi: usize, f: Q::Frame, l3: usize) {
+        use qsplice_wire::ipv6::next_header;
+        use qsplice_wire::Error as E;
+        let (src, dst, hop, up) = {
+            let ip = match Ipv6Packet::new_checked(&f.data()[l3..]) {
+                Ok(ip) => ip,
+                Err(e) => {
+                    return self.c.drop(match e {
+                        E::Truncated => DropReason::Ipv6Truncated,
+                        E::BadVersion => DropReason::Ipv6BadVersion,
+                        _ => DropReason::Ipv6BadPayloadLen,
+                    })
+                }
+            };
+            let up = match ip.upper_layer() {
+                Ok(u) => u,
+                Err(e) => {
+                    return self.c.drop(match e {
+                        E::Truncated => DropReason::Ipv6ExtTruncated,
+                        E::BadOption => DropReason::Ipv6ExtInvalid,
+                        _ => DropReason::Ipv6ExtTooMany,
+                    })
+                }
+            };
+            (
+                ip.src_addr(),
+                ip.dst_addr(),
+                ip.hop_limit(),
+                (up, 40 + usize::from(ip.payload_len())),
+            )
+        };
+        let (up, end) = up;
+        let port = &self.ports[pi];
+        if !port.accepts6(dst) {
+            return self.c.drop(DropReason::Ipv6NotForUs);
+        }
+        if src.is_multicast() || port.owns6(src) {
+            return self.c.drop(DropReason::Ipv6BadSource);
+        }
+        if up.fragment {
+            return self.c.drop(DropReason::Ipv6Fragment);
+        }
+        match up.proto {
+            next_header::ICMPV6 => {
+                self.handle_icmpv6(pi, f, l3, (up.offset, end), (src, dst, hop), up.ext_headers)
+            }
+            // (The kernel interface runs IPv4 only: nothing to hand it.)
+            _ => self.c.drop(DropReason::Ipv6NoService),
+        }
+    }
+
+    fn handle_icmpv6(
+        &mut self,
+        pi: usize,
+        mut f: Q::Frame,
+        l3: usize,
+        (off, end): (usize, usize),
+        (src, dst, hop): (Ipv6Addr, Ipv6Addr, u8),
+        ext: u8,
+    ) {
+        use qsplice_wire::icmpv6::{kind, nd_option};
+        let (t, code, target, slla, tlla) = {
+            let msg = &f.data()[l3 + off..l3 + end];
+            let m = match Icmpv6Packet::new_checked(msg) {
+                Ok(m) => m,
+                Err(_) => return self.c.drop(DropReason::Icmpv6Truncated),
+            };
+            if !m.verify_checksum(src, dst) {
+                return self.c.drop(DropReason::Icmpv6BadChecksum);
+            }
+            let nd = matches!(m.msg_type(), kind::NEIGHBOR_SOLICIT | kind::NEIGHBOR_ADVERT);
+            let (slla, tlla) = if nd {
+                match (
+                    m.nd_link_layer(nd_option::SOURCE_LL),
+                    m.nd_link_layer(nd_option::TARGET_LL),
+                ) {
+                    (Ok(s), Ok(t)) => (s, t),
+                    _ => return self.c.drop(DropReason::NdpInvalid),
+                }
+            } else {
+                (None, None)
+            };
+            (m.msg_type(), m.code(), m.nd_target(), slla, tlla)
+        };
+        let port = &self.ports[pi];
+        let our_mac = port.mac;
+        match t {
+            kind::ECHO_REQUEST => {
+                if !port.owns6(dst) || ext > 0 {
+                    return self.c.drop(DropReason::Icmpv6Unhandled);
+                }
+                // Echo reply in place: type 128 → 129, addresses swapped.
+                let data = f.data_mut();
+                {
+                    let mut eth = EthernetFrame::new_unchecked(&mut *data);
+                    let smac = eth.src();
+                    eth.set_dst(smac);
+                    eth.set_src(our_mac);
+                }
+                {
+                    let mut ip = Ipv6Packet::new_unchecked(&mut data[l3..]);
+                    ip.set_src_addr(dst);
+                    ip.set_dst_addr(src);
+                    ip.set_hop_limit(64);
+                }
+                let mut m = Icmpv6Packet::new_unchecked(&mut data[l3 + off..l3 + end]);
+                m.set_msg_type(kind::ECHO_REPLY);
+                m.fill_checksum(dst, src);
+                self.c.icmpv6_echo_replied += 1;
+                self.send(pi, f);
+            }
+            kind::NEIGHBOR_SOLICIT => {
+                let Some(target) = target else {
+                    return self.c.drop(DropReason::NdpInvalid);
+                };
+                let dad = src.is_unspecified();
+                if hop != 255
+                    || code != 0
+                    || target.is_multicast()
+                    || (dad && (slla.is_some() || !dst.is_multicast()))
+                {
+                    return self.c.drop(DropReason::NdpInvalid);
+                }
+                if !port.owns6(target) {
+                    return self.c.drop(DropReason::NdpNotForUs);
+                }
+                if dad {
+                    // Another host probes our address (RFC 4862 DAD): ours
+                    // is defended by the advertisement below.
+                    self.c.ndp_conflicts += 1;
+                }
+                let (to, to_mac, flags) = if dad {
+                    (
+                        ALL_NODES,
+                        qsplice_wire::ipv6::multicast_mac(ALL_NODES),
+                        na_flags::OVERRIDE,
+                    )
+                } else {
+                    let smac = slla.unwrap_or_else(|| EthernetFrame::new_unchecked(f.data()).src());
+                    (src, smac, na_flags::SOLICITED | na_flags::OVERRIDE)
+                };
+                // The advertisement in place of the solicitation (it may
+                // need a few more bytes: the target link-layer option).
+                if !f.set_len(l3 + 40 + 32) {
+                    return self.c.drop(DropReason::NoBuffer);
+                }
+                let data = f.data_mut();
+                {
+                    let mut eth = EthernetFrame::new_unchecked(&mut *data);
+                    eth.set_dst(to_mac);
+                    eth.set_src(our_mac);
+                }
+                write_na(&mut data[l3..], target, to, flags, our_mac);
+                self.c.ndp_solicits_answered += 1;
+                self.send(pi, f);
+            }
+            kind::NEIGHBOR_ADVERT => {
+                if hop != 255 || code != 0 || target.is_none_or(|t| t.is_multicast()) {
+                    return self.c.drop(DropReason::NdpInvalid);
+                }
+                self.c.ndp_adverts_received += 1;
+                if target.is_some_and(|t| port.owns6(t)) && tlla.is_some_and(|m| m != our_mac) {
+                    self.c.ndp_conflicts += 1;
+                }
+            }
+            kind::ROUTER_SOLICIT | kind::ROUTER_ADVERT | kind::REDIRECT => {
+                self.c.drop(DropReason::Icmpv6RouterIgnored)
+            }
+            _ => self.c.drop(DropReason::Icmpv6Unhandled),
+        }
+    }
+
+    /// Send an unsolicited neighbor advertisement of `target` to `to`.
+    fn send_na(&mut self, pi: usize, target: Ipv6Addr, to: Ipv6Addr, flags: u8) -> bool {
+        let our_mac = self.ports[pi].mac;
+        let Some(mut f) = self.ports[pi].q.alloc() else {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        };
+        let l3 = EthernetFrame::<&[u8]>::HEADER_LEN;
+        if !f.set_len(l3 + 40 + 32) {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        }
+        let data = f.data_mut();
+        data.fill(0);
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *data);
+            eth.set_dst(qsplice_wire::ipv6::multicast_mac(to));
+            eth.set_src(our_mac);
+            eth.set_ethertype(ethertype::IPV6);
+        }
+        write_na(&mut data[l3..], target, to, flags, our_mac);
+        self.send(pi, f);
+        true
+    }
+
     fn send_arp(
         &mut self,
         pi: usize,

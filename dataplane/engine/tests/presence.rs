@@ -105,6 +105,7 @@ fn rig_limited(primary: bool, neighbors: Vec<Ipv4Addr>, kernel_max_pps: u64) -> 
     };
     let setup = PortSetup {
         name: "client".into(),
+        addrs6: vec![],
         addrs: vec![IfAddr {
             addr: Ipv4Addr::from(VIP),
             prefix: 24,

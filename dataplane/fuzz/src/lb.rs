@@ -140,6 +140,7 @@ pub(crate) fn worker(lb: LbCore<VecFrame>, clock: &ManualClock, backends: &[Ipv4
             MemQueue::new(mac.0),
             PortSetup {
                 name: String::new(),
+                addrs6: vec![],
                 addrs: vec![IfAddr { addr, prefix: 24 }],
                 neighbors,
                 gateway: None,

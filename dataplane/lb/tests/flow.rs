@@ -144,6 +144,7 @@ fn rig_full(conf: LbConf, flowsync: Option<Arc<FlowSyncShared>>) -> Rig {
             MemQueue::new(CMAC.0),
             PortSetup {
                 name: "client".into(),
+                addrs6: vec![],
                 addrs: vec![IfAddr {
                     addr: VIP_IP,
                     prefix: 24,
@@ -156,6 +157,7 @@ fn rig_full(conf: LbConf, flowsync: Option<Arc<FlowSyncShared>>) -> Rig {
             MemQueue::new(BMAC.0),
             PortSetup {
                 name: "backend".into(),
+                addrs6: vec![],
                 addrs: vec![IfAddr {
                     addr: LOCAL_IP,
                     prefix: 24,

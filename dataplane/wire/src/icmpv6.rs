@@ -229,7 +229,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
 /// with a target link-layer option carrying `mac` into `out` (at least 32
 /// bytes); returns its length (32). The checksum is left to
 /// [`Icmpv6Packet::fill_checksum`].
-pub fn write_neighbor_advert(out: &mut [u8], target: Ipv6Addr, flags: u8, mac: MacAddr) -> Option<usize> {
+pub fn write_neighbor_advert(
+    out: &mut [u8],
+    target: Ipv6Addr,
+    flags: u8,
+    mac: MacAddr,
+) -> Option<usize> {
     let b = out.get_mut(..32)?;
     b.fill(0);
     b[0] = kind::NEIGHBOR_ADVERT;
@@ -280,7 +285,10 @@ mod tests {
     fn refuses_short_messages_and_bad_options() {
         let v = ns();
         assert_eq!(Icmpv6Packet::new_checked(&v[..23]), Err(Error::Truncated));
-        assert_eq!(Icmpv6Packet::new_checked(&[128u8, 0, 0, 0][..]), Err(Error::Truncated));
+        assert_eq!(
+            Icmpv6Packet::new_checked(&[128u8, 0, 0, 0][..]),
+            Err(Error::Truncated)
+        );
         let mut z = v.clone();
         z[25] = 0;
         let p = Icmpv6Packet::new_checked(&z[..]).unwrap();
@@ -299,7 +307,13 @@ mod tests {
     fn neighbor_advert_bytes() {
         let mut b = [0u8; 32];
         let mac = MacAddr([2, 0x51, 0, 0, 0, 9]);
-        let n = write_neighbor_advert(&mut b, a("2001:db8::1"), na_flags::SOLICITED | na_flags::OVERRIDE, mac).unwrap();
+        let n = write_neighbor_advert(
+            &mut b,
+            a("2001:db8::1"),
+            na_flags::SOLICITED | na_flags::OVERRIDE,
+            mac,
+        )
+        .unwrap();
         assert_eq!(n, 32);
         let mut want = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
         want.extend_from_slice(&a("2001:db8::1").octets());

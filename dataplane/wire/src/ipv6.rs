@@ -349,7 +349,10 @@ mod tests {
         let b = fixture();
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
         assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0, 5));
-        assert_eq!((p.payload_len(), p.next_header(), p.hop_limit()), (24, 0, 64));
+        assert_eq!(
+            (p.payload_len(), p.next_header(), p.hop_limit()),
+            (24, 0, 64)
+        );
         assert_eq!(p.src_addr(), "fe80::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.dst_addr(), "fe80::2".parse::<Ipv6Addr>().unwrap());
         assert_eq!(
@@ -431,7 +434,10 @@ mod tests {
         p.set_src_addr("2001:db8::1".parse().unwrap());
         p.set_dst_addr("2001:db8::2".parse().unwrap());
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
-        assert_eq!((p.traffic_class(), p.flow_label(), p.hop_limit()), (0xb8, 0x12345, 255));
+        assert_eq!(
+            (p.traffic_class(), p.flow_label(), p.hop_limit()),
+            (0xb8, 0x12345, 255)
+        );
         assert_eq!(p.upper_layer().unwrap().proto, 59);
     }
 
