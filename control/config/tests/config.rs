@@ -286,6 +286,41 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
         "already configured",
     ),
     (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"2001:db8::1/64\", \"10.10.1.1/24\", \"ff02::1/64\"]",
+        "ports[0].addresses[2]",
+        "ff02::1/64",
+        "unicast",
+    ),
+    (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"10.10.1.1/24\", \"2001:db8::1/129\"]",
+        "ports[0].addresses[1]",
+        "2001:db8::1/129",
+        "0..=128",
+    ),
+    (
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"10.10.1.1/24\", \"2001:db8::zz/64\"]",
+        "ports[0].addresses[1]",
+        "2001:db8::zz/64",
+        "invalid IPv6 address",
+    ),
+    (
+        "addresses = [\"10.10.2.1/24\"]",
+        "addresses = [\"2001:db8::1/64\", \"10.10.2.1/24\", \"2001:db8::1/64\"]",
+        "ports[1].addresses[2]",
+        "2001:db8::1/64",
+        "already configured",
+    ),
+    (
+        "addresses = [\"10.10.2.1/24\"]",
+        "addresses = [\"2001:db8::7/64\", \"10.10.2.0/24\"]",
+        "ports[1].addresses[1]",
+        "10.10.2.0/24",
+        "network address",
+    ),
+    (
         "neighbors = [\"10.10.1.2\"]",
         "neighbors = [\"192.168.0.1\"]",
         "ports[0].neighbors[0]",
@@ -1157,4 +1192,19 @@ fn cluster_rules_name_key_value_and_reason() {
     ))
     .to_string();
     assert!(e.contains("sentinel"), "{e}");
+}
+
+#[test]
+fn ports_take_ipv6_addresses_beside_ipv4_ones() {
+    let c = parse(&with(
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"2001:db8:1::1/64\", \"10.10.1.1/24\", \"fe80::1/64\"]",
+    ))
+    .unwrap();
+    let a = &c.ports[0].addresses;
+    assert_eq!(a.len(), 1, "dereferences to the IPv4 addresses");
+    assert_eq!(a[0].addr, "10.10.1.1".parse::<std::net::Ipv4Addr>().unwrap());
+    let v6: Vec<String> = a.v6().iter().map(|c| c.to_string()).collect();
+    assert_eq!(v6, ["2001:db8:1::1/64", "fe80::1/64"]);
+    assert_eq!((a.pos4(0), a.pos6(0), a.pos6(1)), (1, 0, 2));
 }
