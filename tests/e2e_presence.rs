@@ -22,7 +22,14 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
     let topo = Topology::up("qp", 2);
     let scratch = Scratch::new("e2e-presence");
     let cfg_path = scratch.0.join("qsplice.toml");
-    std::fs::write(&cfg_path, demo_config(&topo, "")).unwrap();
+    // The client port also has an IPv6 address (NDP and ICMPv6 echo).
+    let cfg = demo_config(&topo, "").replacen(
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"10.10.1.1/24\", \"2001:db8:1::1/64\"]",
+        1,
+    );
+    assert!(cfg.contains("2001:db8:1::1/64"));
+    std::fs::write(&cfg_path, cfg).unwrap();
     let json = scratch.0.join("stats.json");
     let mut app = Appliance::spawn(
         &scratch.0,
@@ -83,8 +90,63 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
         "client's ARP entry for the VIP ({neigh}) is the DPDK port's MAC {vip_mac}"
     );
 
-    // Hostile input: malformed frames of every kind, then ping again.
+    // IPv6: the client resolves the port's address by NDP and pings it.
     let cli_if = format!("{}-cli0", topo.prefix);
+    for k in [
+        "net.ipv6.conf.all.disable_ipv6=0".to_string(),
+        format!("net.ipv6.conf.{cli_if}.disable_ipv6=0"),
+        format!("net.ipv6.conf.{cli_if}.accept_ra=0"),
+    ] {
+        topo.exec(&client, &["sysctl", "-qw", &k]);
+    }
+    topo.exec(
+        &client,
+        &["ip", "-6", "addr", "add", "2001:db8:1::2/64", "dev", &cli_if, "nodad"],
+    );
+    let ping6 = topo.exec(
+        &client,
+        &["ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", "2001:db8:1::1"],
+    );
+    assert!(
+        ping6.status.success(),
+        "ping -6 failed: {}{}\n{}",
+        String::from_utf8_lossy(&ping6.stdout),
+        String::from_utf8_lossy(&ping6.stderr),
+        app.logs()
+    );
+    let neigh6 = topo.exec(&client, &["ip", "-6", "neigh", "show", "2001:db8:1::1"]);
+    let neigh6 = String::from_utf8_lossy(&neigh6.stdout).to_lowercase();
+    assert!(
+        neigh6.contains(&vip_mac),
+        "client's neighbor entry for 2001:db8:1::1 ({neigh6}) is the DPDK port's MAC {vip_mac}"
+    );
+    let send6 = topo.exec(
+        &client,
+        &[
+            repo_root()
+                .join("tests/tools/send_frames.py")
+                .to_str()
+                .unwrap(),
+            "--v6",
+            &cli_if,
+            &vip_mac,
+            "2001:db8:1::2",
+            "2001:db8:1::1",
+            "3",
+        ],
+    );
+    assert!(
+        send6.status.success(),
+        "send_frames.py --v6: {}",
+        String::from_utf8_lossy(&send6.stderr)
+    );
+    let kinds6: Vec<String> = String::from_utf8_lossy(&send6.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    assert!(kinds6.len() >= 10, "{kinds6:?}");
+
+    // Hostile input: malformed frames of every kind, then ping again.
     let send = topo.exec(
         &client,
         &[
@@ -118,6 +180,15 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
         "VIP stops answering after malformed input\n{}",
         app.logs()
     );
+    let ping6 = topo.exec(
+        &client,
+        &["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:1::1"],
+    );
+    assert!(
+        ping6.status.success(),
+        "the IPv6 address stops answering after malformed input\n{}",
+        app.logs()
+    );
 
     // Let the live report catch up, then stop and read the final report.
     std::thread::sleep(Duration::from_millis(500));
@@ -134,7 +205,10 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
     assert!(counter(&r, "icmp_echo_replied") >= 8, "{r}");
     assert!(counter(&r, "arp_requests_answered") >= 1, "{r}");
     assert!(counter(&r, "arp_replies_received") >= 2, "{r}");
-    for kind in &kinds {
+    assert!(counter(&r, "icmpv6_echo_replied") >= 8, "{r}");
+    assert!(counter(&r, "ndp_solicits_answered") >= 1, "{r}");
+    assert!(counter(&r, "ndp_adverts_sent") >= 2, "address and link-local announced: {r}");
+    for kind in kinds.iter().chain(&kinds6) {
         let name = format!("drop_{kind}");
         assert!(
             counter(&r, &name) >= 3,

@@ -2,12 +2,16 @@
 """Send hand-made (mostly malformed) Ethernet frames out of an interface.
 
 Usage: send_frames.py [--lb [--port=P] [--no-cookie]] IFACE DST_MAC SRC_IP DST_IP [COUNT]
+       send_frames.py --v6 IFACE DST_MAC SRC_IP6 DST_IP6 [COUNT]
 Prints one line per kind: "<kind> <count>", where <kind> is the appliance's
 drop reason for it. With --lb, hostile TCP segments to DST_IP port 80 (a
 load-balancer VIP; --port=P: another port, e.g. a TLS VIP's 443) instead,
 named by the `lb` counter that counts them; bad checksums come as a SYN, a
 RST, a FIN and a data segment (none may be answered or end anything);
---no-cookie leaves out the forged-cookie ACK. (Frames shorter than an Ethernet header cannot be sent
+--no-cookie leaves out the forged-cookie ACK. With --v6, hostile IPv6
+frames to DST_IP6 (an address of the port): bad headers, extension-header
+chains, fragments, bad ICMPv6 checksums, neighbor messages that break RFC
+4861, named by the engine's drop reason. (Frames shorter than an Ethernet header cannot be sent
 through a veth, and DPDK's af_packet PMD joins a PACKET_FANOUT group with
 PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments before
 DPDK sees them: both cases are covered by the engine's unit tests.) Used by the end-to-end tests to
@@ -58,6 +62,41 @@ def tcp(src, dst, flags, seq=1, ack=0, doff=5, opts=b"", payload=b"", bad_csum=F
     return seg[:16] + struct.pack("!H", c) + seg[18:]
 
 
+def ipv6(src, dst, nh, payload, ver=6, plen=None, hop=255):
+    plen = len(payload) if plen is None else plen
+    return (struct.pack("!IHBB", (ver << 28), plen, nh, hop)
+            + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + payload)
+
+
+def icmp6(src, dst, body, bad=False):
+    ph = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+          + struct.pack("!IxxxB", len(body), 58))
+    c = csum(ph + body[:2] + b"\0\0" + body[4:])
+    if bad:
+        c ^= 0x0F0F
+    return body[:2] + struct.pack("!H", c) + body[4:]
+
+
+def v6_kinds(eth, src, dst):
+    def ns(target):
+        return struct.pack("!BBHI", 135, 0, 0, 0) + socket.inet_pton(socket.AF_INET6, target)
+    echo = struct.pack("!BBHHH", 128, 0, 0, 0x4242, 1) + b"qsplice-e2e"
+    opts = lambda n, last: b"".join(bytes([60 if i < n - 1 else last, 0, 1, 4, 0, 0, 0, 0]) for i in range(n))
+    return {
+        "ipv6_bad_version": eth(0x86DD, ipv6(src, dst, 58, icmp6(src, dst, echo), ver=4)),
+        "ipv6_bad_payload_len": eth(0x86DD, ipv6(src, dst, 58, icmp6(src, dst, echo), plen=1400)),
+        "ipv6_ext_too_many": eth(0x86DD, ipv6(src, dst, 60, opts(9, 58) + icmp6(src, dst, echo))),
+        "ipv6_ext_invalid": eth(0x86DD, ipv6(src, dst, 60, bytes([0, 0, 1, 4, 0, 0, 0, 0]) + bytes([58, 0, 1, 4, 0, 0, 0, 0]) + icmp6(src, dst, echo))),
+        "ipv6_ext_truncated": eth(0x86DD, ipv6(src, dst, 60, bytes([58, 9, 1, 4, 0, 0, 0, 0]))),
+        "ipv6_fragment": eth(0x86DD, ipv6(src, dst, 44, struct.pack("!BBHI", 58, 0, 1, 7) + icmp6(src, dst, echo))),
+        "ipv6_no_service": eth(0x86DD, ipv6(src, dst, 6, b"\0" * 20)),
+        "ipv6_not_for_us": eth(0x86DD, ipv6(src, "2001:db8:1::77", 58, icmp6(src, "2001:db8:1::77", echo))),
+        "icmpv6_bad_checksum": eth(0x86DD, ipv6(src, dst, 58, icmp6(src, dst, echo, bad=True))),
+        "ndp_invalid": eth(0x86DD, ipv6(src, dst, 58, icmp6(src, dst, ns(dst)), hop=64)),
+        "ndp_not_for_us": eth(0x86DD, ipv6(src, dst, 58, icmp6(src, dst, ns("2001:db8:1::77")))),
+    }
+
+
 def main():
     global DPORT
     args = sys.argv[1:]
@@ -89,6 +128,8 @@ def main():
         "ipv4_not_for_us": eth(0x0800, ipv4(src, "10.10.1.77", 1, icmp_echo())),
         "tcp_no_service": eth(0x0800, ipv4(src, dst, 6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))),
     }
+    if "--v6" in sys.argv[1:]:
+        kinds = v6_kinds(eth, src, dst)
     if lb:
         FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
         kinds = {
