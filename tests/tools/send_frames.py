@@ -117,7 +117,8 @@ def main():
         f = dmac + smac + struct.pack("!H", etype) + payload
         return f + b"\0" * max(0, 60 - len(f))
 
-    kinds = {
+    v6 = "--v6" in sys.argv[1:]
+    kinds = v6_kinds(eth, src, dst) if v6 else {
         "ipv4_bad_checksum": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), bad_csum=True)),
         "ipv4_bad_version": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), ver=6)),
         "ipv4_bad_header_len": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), ihl=3)),
@@ -128,8 +129,6 @@ def main():
         "ipv4_not_for_us": eth(0x0800, ipv4(src, "10.10.1.77", 1, icmp_echo())),
         "tcp_no_service": eth(0x0800, ipv4(src, dst, 6, struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))),
     }
-    if "--v6" in sys.argv[1:]:
-        kinds = v6_kinds(eth, src, dst)
     if lb:
         FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
         kinds = {
