@@ -212,8 +212,10 @@ fn port_setups(cfg: &Config) -> Vec<PortSetup> {
                     prefix: c.prefix,
                 })
                 .collect(),
-            neighbors: p.neighbors.clone(),
+            neighbors: p.neighbors.to_vec(),
             gateway: p.gateway,
+            neighbors6: p.neighbors.v6().to_vec(),
+            gateway6: p.gateway6,
         })
         .collect()
 }

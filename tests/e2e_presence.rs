@@ -101,11 +101,30 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
     }
     topo.exec(
         &client,
-        &["ip", "-6", "addr", "add", "2001:db8:1::2/64", "dev", &cli_if, "nodad"],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::2/64",
+            "dev",
+            &cli_if,
+            "nodad",
+        ],
     );
     let ping6 = topo.exec(
         &client,
-        &["ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", "2001:db8:1::1"],
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "2001:db8:1::1",
+        ],
     );
     assert!(
         ping6.status.success(),
@@ -119,6 +138,23 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
     assert!(
         neigh6.contains(&vip_mac),
         "client's neighbor entry for 2001:db8:1::1 ({neigh6}) is the DPDK port's MAC {vip_mac}"
+    );
+    // The appliance learned the client's IPv6 address from its
+    // solicitation (NDP), like ARP: it is in the report's neighbours.
+    let learned6 = wait_for(Duration::from_secs(10), || {
+        let r = read()?;
+        r["neighbors"]
+            .as_array()?
+            .iter()
+            .any(|n| n["ip"] == "2001:db8:1::2")
+            .then_some(())
+    });
+    assert!(
+        learned6.is_some(),
+        "the client's IPv6 address not among the neighbours: {}",
+        read()
+            .map(|r| r["neighbors"].to_string())
+            .unwrap_or_default()
     );
     let send6 = topo.exec(
         &client,
@@ -182,7 +218,17 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
     );
     let ping6 = topo.exec(
         &client,
-        &["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:1::1"],
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "2001:db8:1::1",
+        ],
     );
     assert!(
         ping6.status.success(),
@@ -207,7 +253,10 @@ fn vip_answers_arp_and_ping_and_counts_malformed_frames() {
     assert!(counter(&r, "arp_replies_received") >= 2, "{r}");
     assert!(counter(&r, "icmpv6_echo_replied") >= 8, "{r}");
     assert!(counter(&r, "ndp_solicits_answered") >= 1, "{r}");
-    assert!(counter(&r, "ndp_adverts_sent") >= 2, "address and link-local announced: {r}");
+    assert!(
+        counter(&r, "ndp_adverts_sent") >= 2,
+        "address and link-local announced: {r}"
+    );
     for kind in kinds.iter().chain(&kinds6) {
         let name = format!("drop_{kind}");
         assert!(

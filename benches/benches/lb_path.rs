@@ -172,6 +172,8 @@ fn worker() -> (W, ManualClock) {
                 addrs: vec![IfAddr { addr, prefix: 24 }],
                 neighbors,
                 gateway: None,
+                neighbors6: vec![],
+                gateway6: None,
             },
         )
     };

@@ -366,12 +366,18 @@ pub struct PortConf {
     /// (`2001:db8::1/64`) in one list; it dereferences to the IPv4 ones
     /// ([`PortAddrs::v6`] for the others).
     pub addresses: PortAddrs,
-    /// Neighbours to resolve at start and keep fresh.
-    pub neighbors: Vec<Ipv4Addr>,
+    /// Neighbours to resolve at start and keep fresh: IPv4 (ARP) and
+    /// IPv6 (NDP) in one list; it dereferences to the IPv4 ones
+    /// ([`NeighborList::v6`] for the others).
+    pub neighbors: NeighborList,
     /// Next hop for destinations outside the port's subnets (`""` or
     /// absent: none).
     #[serde(deserialize_with = "opt_ipv4")]
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 next hop for destinations outside the port's IPv6 prefixes
+    /// (`""` or absent: none).
+    #[serde(deserialize_with = "opt_ipv6")]
+    pub gateway6: Option<Ipv6Addr>,
     /// The exception path: a kernel interface of this name (a DPDK
     /// `net_tap` device) stands for the port in the kernel, with the port's
     /// MAC, MTU and addresses; what the dataplane does not serve on the
@@ -395,6 +401,87 @@ fn opt_ipv4<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, 
         .map_err(|_| serde::de::Error::custom(format!("invalid IPv4 address `{s}`")))
 }
 
+/// `""` → `None`, else an IPv6 address.
+fn opt_ipv6<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ipv6Addr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("invalid IPv6 address `{s}`")))
+}
+
+/// `ports[].neighbors`: IPv4 and IPv6 neighbours in one list.
+/// Dereferences to the IPv4 ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "Vec<std::net::IpAddr>")]
+pub struct NeighborList {
+    v4: Vec<Ipv4Addr>,
+    pos4: Vec<usize>,
+    v6: Vec<Ipv6Addr>,
+    pos6: Vec<usize>,
+}
+
+impl From<Vec<std::net::IpAddr>> for NeighborList {
+    fn from(v: Vec<std::net::IpAddr>) -> NeighborList {
+        let mut n = NeighborList::default();
+        for (i, a) in v.into_iter().enumerate() {
+            match a {
+                std::net::IpAddr::V4(a) => {
+                    n.v4.push(a);
+                    n.pos4.push(i);
+                }
+                std::net::IpAddr::V6(a) => {
+                    n.v6.push(a);
+                    n.pos6.push(i);
+                }
+            }
+        }
+        n
+    }
+}
+
+impl From<Vec<Ipv4Addr>> for NeighborList {
+    fn from(v: Vec<Ipv4Addr>) -> NeighborList {
+        NeighborList::from(v.into_iter().map(std::net::IpAddr::V4).collect::<Vec<_>>())
+    }
+}
+
+impl std::ops::Deref for NeighborList {
+    type Target = Vec<Ipv4Addr>;
+    fn deref(&self) -> &Vec<Ipv4Addr> {
+        &self.v4
+    }
+}
+
+impl NeighborList {
+    /// The IPv6 neighbours.
+    pub fn v6(&self) -> &[Ipv6Addr] {
+        &self.v6
+    }
+    /// The list position of IPv4 neighbour `j` (error keys).
+    pub fn pos4(&self, j: usize) -> usize {
+        self.pos4.get(j).copied().unwrap_or(j)
+    }
+    /// The list position of IPv6 neighbour `j`.
+    pub fn pos6(&self, j: usize) -> usize {
+        self.pos6.get(j).copied().unwrap_or(j)
+    }
+}
+
+impl Cidr6 {
+    /// Whether `ip` is in this prefix.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        let m = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix.min(128)))
+        };
+        (u128::from(ip) ^ u128::from(self.addr)) & m == 0
+    }
+}
+
 /// The DPDK device name of port `i`'s kernel interface (`net_tap` PMD).
 pub fn kernel_vdev(i: usize) -> String {
     format!("net_tap_qsk{i}")
@@ -414,8 +501,9 @@ impl Default for PortConf {
             promiscuous: false,
             rss: true,
             addresses: PortAddrs::default(),
-            neighbors: Vec::new(),
+            neighbors: NeighborList::default(),
             gateway: None,
+            gateway6: None,
             kernel_iface: None,
         }
     }

@@ -1112,8 +1112,44 @@ impl Config {
             }
         }
         let mut seen = HashSet::new();
+        let v6 = p.addresses.v6();
+        let on_link6 = |n: std::net::Ipv6Addr| {
+            (!v6.is_empty() && n.is_unicast_link_local()) || v6.iter().any(|c| c.contains(n))
+        };
+        let mut seen6 = HashSet::new();
+        for (j, n) in p.neighbors.v6().iter().enumerate() {
+            let key = format!("ports[{i}].neighbors[{}]", p.neighbors.pos6(j));
+            if !on_link6(*n) || n.is_multicast() {
+                return err(
+                    key,
+                    n,
+                    format!(
+                        "not on a link of port `{}` (inside one of its IPv6 prefixes, or link-local on a port with IPv6)",
+                        p.name
+                    ),
+                );
+            }
+            if v6.iter().any(|c| c.addr == *n) {
+                return err(key, n, "is one of the port's own addresses");
+            }
+            if !seen6.insert(*n) {
+                return err(key, n, "listed twice");
+            }
+        }
+        if let Some(g) = p.gateway6 {
+            if !on_link6(g) || g.is_multicast() || v6.iter().any(|c| c.addr == g) {
+                return err(
+                    k("gateway6"),
+                    g,
+                    format!(
+                        "must be a neighbour on a link of port `{}` (inside one of its IPv6 prefixes or link-local; not one of its own addresses)",
+                        p.name
+                    ),
+                );
+            }
+        }
         for (j, n) in p.neighbors.iter().enumerate() {
-            let key = format!("ports[{i}].neighbors[{j}]");
+            let key = format!("ports[{i}].neighbors[{}]", p.neighbors.pos4(j));
             if !p.addresses.iter().any(|c| c.contains(*n)) {
                 return err(
                     key,

@@ -1203,8 +1203,64 @@ fn ports_take_ipv6_addresses_beside_ipv4_ones() {
     .unwrap();
     let a = &c.ports[0].addresses;
     assert_eq!(a.len(), 1, "dereferences to the IPv4 addresses");
-    assert_eq!(a[0].addr, "10.10.1.1".parse::<std::net::Ipv4Addr>().unwrap());
+    assert_eq!(
+        a[0].addr,
+        "10.10.1.1".parse::<std::net::Ipv4Addr>().unwrap()
+    );
     let v6: Vec<String> = a.v6().iter().map(|c| c.to_string()).collect();
     assert_eq!(v6, ["2001:db8:1::1/64", "fe80::1/64"]);
     assert_eq!((a.pos4(0), a.pos6(0), a.pos6(1)), (1, 0, 2));
+}
+
+#[test]
+fn ipv6_neighbors_and_gateway6_are_checked_against_the_port_links() {
+    let v6 = |neigh: &str, gw: &str| {
+        with(
+            "addresses = [\"10.10.1.1/24\"]\nneighbors = [\"10.10.1.2\"]",
+            &format!(
+                "addresses = [\"10.10.1.1/24\", \"2001:db8:1::1/64\"]\nneighbors = [{neigh}]\ngateway6 = \"{gw}\""
+            ),
+        )
+    };
+    let c = parse(&v6(
+        "\"10.10.1.2\", \"2001:db8:1::2\", \"fe80::9\"",
+        "fe80::1",
+    ))
+    .unwrap();
+    let p = &c.ports[0];
+    assert_eq!(p.neighbors.len(), 1, "dereferences to the IPv4 neighbours");
+    assert_eq!(p.neighbors.v6().len(), 2);
+    assert_eq!(p.gateway6, Some("fe80::1".parse().unwrap()));
+    for (text, key, value, why) in [
+        (
+            v6("\"10.10.1.2\", \"2001:db8:2::2\"", ""),
+            "ports[0].neighbors[1]",
+            "2001:db8:2::2",
+            "not on a link",
+        ),
+        (
+            v6("\"2001:db8:1::1\", \"10.10.1.2\"", ""),
+            "ports[0].neighbors[0]",
+            "2001:db8:1::1",
+            "own addresses",
+        ),
+        (
+            v6("\"10.10.1.2\"", "2001:db8:9::1"),
+            "ports[0].gateway6",
+            "2001:db8:9::1",
+            "on a link",
+        ),
+        (
+            v6("\"10.10.1.2\"", "nope"),
+            "ports[0].gateway6",
+            "nope",
+            "invalid IPv6 address",
+        ),
+    ] {
+        let e = reject(&text).to_string();
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(value) && e.contains(why),
+            "{key}: {e}"
+        );
+    }
 }

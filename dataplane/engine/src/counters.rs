@@ -231,6 +231,8 @@ counters! {
     ndp_solicits_answered,
     /// Unsolicited neighbor advertisements sent (at start).
     ndp_adverts_sent,
+    /// Neighbor solicitations we sent (resolution and refresh probes).
+    ndp_solicits_sent,
     /// Neighbor advertisements received.
     ndp_adverts_received,
     /// Another host advertising or probing (DAD) one of our IPv6 addresses.

@@ -1,12 +1,37 @@
-//! Per-lcore IPv4 neighbour (ARP) table: fixed capacity, allocation-free
-//! after creation, timers driven by the caller's clock.
+//! Per-lcore neighbour table — IPv4 (ARP) by default, IPv6 (NDP) as
+//! `NeighborTable<Ipv6Addr>`: fixed capacity, allocation-free after
+//! creation, timers driven by the caller's clock.
 //!
 //! Open addressing with a bounded probe window: a key lives within
 //! [`WINDOW`] slots of its hash; when the window is full, the least recently
 //! updated unpinned entry is evicted. Lookups therefore touch at most
 //! `WINDOW` slots, and a flood of ARP senders cannot grow memory.
 
-use qsplice_wire::{Ipv4Addr, MacAddr};
+use qsplice_wire::{Ipv4Addr, Ipv6Addr, MacAddr};
+
+/// An address family the table can hold.
+pub trait NeighAddr: Copy + Eq + core::fmt::Debug {
+    /// The key's hash (with its port).
+    fn slot_hash(&self, port: u8) -> usize;
+}
+
+impl NeighAddr for Ipv4Addr {
+    #[inline]
+    fn slot_hash(&self, port: u8) -> usize {
+        let x = (u32::from(*self) ^ (u32::from(port) << 24)).wrapping_mul(0x9e37_79b1);
+        (x ^ (x >> 15)) as usize
+    }
+}
+
+impl NeighAddr for Ipv6Addr {
+    #[inline]
+    fn slot_hash(&self, port: u8) -> usize {
+        let v = u128::from(*self);
+        let x = ((v as u64) ^ ((v >> 64) as u64).rotate_left(17) ^ (u64::from(port) << 56))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (x ^ (x >> 29)) as usize
+    }
+}
 
 /// Slots searched from a key's home slot.
 pub const WINDOW: usize = 8;
@@ -45,8 +70,8 @@ pub enum NeighState {
 }
 
 #[derive(Copy, Clone, Debug)]
-struct Entry {
-    ip: Ipv4Addr,
+struct Entry<A> {
+    ip: A,
     port: u8,
     pinned: bool,
     updated: u64,
@@ -55,11 +80,11 @@ struct Entry {
 
 /// What a probe the table asks the caller to send looks like.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Probe {
+pub struct Probe<A = Ipv4Addr> {
     /// Port to send on.
     pub port: u8,
     /// Address to resolve.
-    pub ip: Ipv4Addr,
+    pub ip: A,
     /// Unicast the request to this MAC (refresh of a known entry), or
     /// broadcast when `None`.
     pub unicast: Option<MacAddr>,
@@ -91,18 +116,17 @@ pub struct NeighTimers {
 
 /// The table. See the module docs.
 #[derive(Debug)]
-pub struct NeighborTable {
-    slots: Vec<Option<Entry>>,
+pub struct NeighborTable<A = Ipv4Addr> {
+    slots: Vec<Option<Entry<A>>>,
     mask: usize,
     timers: NeighTimers,
 }
 
-fn hash(ip: Ipv4Addr, port: u8) -> usize {
-    let x = (u32::from(ip) ^ (u32::from(port) << 24)).wrapping_mul(0x9e37_79b1);
-    (x ^ (x >> 15)) as usize
+fn hash<A: NeighAddr>(ip: A, port: u8) -> usize {
+    ip.slot_hash(port)
 }
 
-impl NeighborTable {
+impl<A: NeighAddr> NeighborTable<A> {
     /// A table with `capacity` slots (rounded up to a power of two, at least `WINDOW`).
     pub fn new(capacity: usize, timers: NeighTimers) -> Self {
         let cap = capacity.max(WINDOW).next_power_of_two();
@@ -113,7 +137,7 @@ impl NeighborTable {
         }
     }
 
-    fn find(&self, port: u8, ip: Ipv4Addr) -> Option<usize> {
+    fn find(&self, port: u8, ip: A) -> Option<usize> {
         let h = hash(ip, port);
         (0..WINDOW)
             .map(|i| (h + i) & self.mask)
@@ -122,7 +146,7 @@ impl NeighborTable {
 
     /// Find a slot for a new key: an empty one in the window, else the least
     /// recently updated unpinned one.
-    fn place(&self, port: u8, ip: Ipv4Addr) -> Option<usize> {
+    fn place(&self, port: u8, ip: A) -> Option<usize> {
         let h = hash(ip, port);
         let window = (0..WINDOW).map(|i| (h + i) & self.mask);
         if let Some(s) = window.clone().find(|&s| self.slots[s].is_none()) {
@@ -135,7 +159,7 @@ impl NeighborTable {
 
     /// The MAC for `ip` on `port`, if known (reachable or stale).
     #[inline]
-    pub fn lookup(&self, port: u8, ip: Ipv4Addr) -> Option<MacAddr> {
+    pub fn lookup(&self, port: u8, ip: A) -> Option<MacAddr> {
         match self.slots[self.find(port, ip)?]?.state {
             NeighState::Reachable { mac, .. } | NeighState::Stale { mac, .. } => Some(mac),
             _ => None,
@@ -143,21 +167,14 @@ impl NeighborTable {
     }
 
     /// The state of an entry (for diagnostics and tests).
-    pub fn state(&self, port: u8, ip: Ipv4Addr) -> Option<NeighState> {
+    pub fn state(&self, port: u8, ip: A) -> Option<NeighState> {
         Some(self.slots[self.find(port, ip)?]?.state)
     }
 
     /// Record that `ip` on `port` is at `mac`. Creates the entry only when
     /// `create` is set (the ARP was addressed to us, RFC 826's merge rule
     /// otherwise only updates existing entries).
-    pub fn learn(
-        &mut self,
-        port: u8,
-        ip: Ipv4Addr,
-        mac: MacAddr,
-        now: u64,
-        create: bool,
-    ) -> Learned {
+    pub fn learn(&mut self, port: u8, ip: A, mac: MacAddr, now: u64, create: bool) -> Learned {
         let reachable = NeighState::Reachable {
             mac,
             expires: now.saturating_add(self.timers.reachable),
@@ -199,7 +216,7 @@ impl NeighborTable {
 
     /// Ask for `ip` on `port` to be resolved (and, if `pinned`, kept fresh
     /// and never evicted). Returns false if the table has no room.
-    pub fn want(&mut self, port: u8, ip: Ipv4Addr, now: u64, pinned: bool) -> bool {
+    pub fn want(&mut self, port: u8, ip: A, now: u64, pinned: bool) -> bool {
         if let Some(s) = self.find(port, ip) {
             if let Some(e) = self.slots[s].as_mut() {
                 e.pinned |= pinned;
@@ -235,7 +252,7 @@ impl NeighborTable {
     /// Advance timers: call `send` for every request due now, return how many
     /// resolutions failed in this call. Stale unpinned entries that stop
     /// answering are removed; pinned ones go to `Failed` and are retried.
-    pub fn poll(&mut self, now: u64, mut send: impl FnMut(Probe)) -> u64 {
+    pub fn poll(&mut self, now: u64, mut send: impl FnMut(Probe<A>)) -> u64 {
         let t = self.timers;
         let mut failed = 0;
         for slot in self.slots.iter_mut() {
@@ -313,7 +330,7 @@ impl NeighborTable {
     }
 
     /// Every entry as `(port, ip, state)` (control-plane dumps).
-    pub fn entries(&self) -> impl Iterator<Item = (u8, Ipv4Addr, NeighState)> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = (u8, A, NeighState)> + '_ {
         self.slots.iter().flatten().map(|e| (e.port, e.ip, e.state))
     }
 }

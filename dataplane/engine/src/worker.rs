@@ -1,5 +1,6 @@
 //! The per-lcore worker: rx burst → classify → ARP/ICMP → TX buffers.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -70,6 +71,10 @@ pub struct PortSetup {
     pub neighbors: Vec<Ipv4Addr>,
     /// Next hop for destinations outside the port's subnets.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 neighbours to resolve at start and keep fresh (NDP).
+    pub neighbors6: Vec<Ipv6Addr>,
+    /// IPv6 next hop for destinations outside the port's IPv6 prefixes.
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// ARP timers and table size.
@@ -152,8 +157,8 @@ pub enum CoreCmd {
     Neigh {
         /// Port index.
         port: u8,
-        /// Neighbour address.
-        ip: Ipv4Addr,
+        /// Neighbour address (IPv4: ARP; IPv6: NDP).
+        ip: IpAddr,
         /// Its MAC.
         mac: MacAddr,
     },
@@ -166,8 +171,8 @@ pub enum CoreEvent {
     NeighLearned {
         /// Port index.
         port: u8,
-        /// Neighbour address.
-        ip: Ipv4Addr,
+        /// Neighbour address (IPv4: ARP; IPv6: NDP).
+        ip: IpAddr,
         /// Its MAC.
         mac: MacAddr,
     },
@@ -250,6 +255,7 @@ impl<Q: Queue> Service<Q> for NoService {
 pub struct Io<'a, Q: Queue> {
     ports: &'a mut [PortState<Q>],
     neigh: &'a mut NeighborTable,
+    neigh6: &'a mut NeighborTable<Ipv6Addr>,
     c: &'a mut Counters,
     burst: usize,
     now: u64,
@@ -298,6 +304,27 @@ impl<Q: Queue> Io<'_, Q> {
             Some(m) => Some(m),
             None => {
                 if !self.neigh.want(port, hop, self.now, false) {
+                    self.c.neigh_table_full += 1;
+                }
+                None
+            }
+        }
+    }
+    /// The MAC to send IPv6 `ip` to from port `pi` (NDP): the address
+    /// itself when on-link (a configured prefix, or link-local), else the
+    /// port's `gateway6`. `None` while unresolved (resolution is started).
+    #[inline]
+    pub fn resolve6(&mut self, pi: usize, ip: Ipv6Addr) -> Option<MacAddr> {
+        let hop = if self.ports[pi].on_link6(ip) {
+            ip
+        } else {
+            self.ports[pi].setup.gateway6?
+        };
+        let port = pi as u8;
+        match self.neigh6.lookup(port, hop) {
+            Some(m) => Some(m),
+            None => {
+                if !self.neigh6.want(port, hop, self.now, false) {
                     self.c.neigh_table_full += 1;
                 }
                 None
@@ -396,6 +423,38 @@ impl<Q: Queue> PortState<Q> {
     fn owns6(&self, ip: Ipv6Addr) -> bool {
         self.v6.contains(&ip)
     }
+    /// Is IPv6 `ip` on one of the port's links (a configured prefix, or
+    /// link-local when IPv6 is on)?
+    fn on_link6(&self, ip: Ipv6Addr) -> bool {
+        (!self.v6.is_empty() && ip.is_unicast_link_local())
+            || self.setup.addrs6.iter().any(|a| {
+                let m = if a.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(a.prefix.min(128)))
+                };
+                (u128::from(ip) ^ u128::from(a.addr)) & m == 0
+            })
+    }
+    /// Our IPv6 address to use as the source toward `ip`.
+    fn source6_for(&self, ip: Ipv6Addr) -> Option<Ipv6Addr> {
+        if ip.is_unicast_link_local() {
+            return self.v6.iter().copied().find(|a| a.is_unicast_link_local());
+        }
+        self.setup
+            .addrs6
+            .iter()
+            .find(|a| {
+                let m = if a.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(a.prefix.min(128)))
+                };
+                (u128::from(ip) ^ u128::from(a.addr)) & m == 0
+            })
+            .map(|a| a.addr)
+            .or_else(|| self.v6.first().copied())
+    }
     /// Frames to `ip` are ours: one of our addresses, all-nodes, or the
     /// solicited-node group of one of them.
     fn accepts6(&self, ip: Ipv6Addr) -> bool {
@@ -431,6 +490,7 @@ pub struct Worker<Q: Queue, C: Clock, S: Service<Q> = NoService> {
     kernel_filled: u64,
     hz: u64,
     neigh: NeighborTable,
+    neigh6: NeighborTable<Ipv6Addr>,
     c: Counters,
     shared: Arc<SharedCounters>,
     clock: C,
@@ -543,6 +603,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         Worker {
             service,
             neigh: NeighborTable::new(conf.arp.table_size, timers),
+            neigh6: NeighborTable::new(conf.arp.table_size, timers),
             conf,
             ports,
             kernel,
@@ -592,6 +653,11 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         if let Some(c) = self.claims.get_mut(pi) {
             *c = Some((claims, u64::MAX));
         }
+    }
+
+    /// The IPv6 neighbour table (NDP).
+    pub fn neighbors6(&self) -> &NeighborTable<Ipv6Addr> {
+        &self.neigh6
     }
 
     /// Addresses port `pi` serves now besides its configured ones.
@@ -768,6 +834,14 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                     self.c.neigh_table_full += 1;
                 }
             }
+            if !self.ports[pi].v6.is_empty() {
+                for i in 0..self.ports[pi].setup.neighbors6.len() {
+                    let ip = self.ports[pi].setup.neighbors6[i];
+                    if !self.neigh6.want(pi as u8, ip, now, true) {
+                        self.c.neigh_table_full += 1;
+                    }
+                }
+            }
             if self.conf.arp.gratuitous_on_start {
                 for i in 0..self.ports[pi].v6.len() {
                     let a = self.ports[pi].v6[i];
@@ -792,12 +866,23 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         }
         if let Some(link) = &self.link {
             while let Some(CoreCmd::Neigh { port, ip, mac }) = link.cmds.pop() {
-                self.neigh.learn(port, ip, mac, now, true);
+                match ip {
+                    IpAddr::V4(ip) => {
+                        self.neigh.learn(port, ip, mac, now, true);
+                    }
+                    IpAddr::V6(ip) => {
+                        self.neigh6.learn(port, ip, mac, now, true);
+                    }
+                }
             }
         }
         let mut probes: ArrayVec<Probe, 64> = ArrayVec::new();
-        let failed = self.neigh.poll(now, |p| {
+        let mut failed = self.neigh.poll(now, |p| {
             let _ = probes.try_push(p);
+        });
+        let mut probes6: ArrayVec<Probe<Ipv6Addr>, 64> = ArrayVec::new();
+        failed += self.neigh6.poll(now, |p| {
+            let _ = probes6.try_push(p);
         });
         if failed > 0 {
             self.c.neigh_failed += failed;
@@ -817,6 +902,11 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             let dst = p.unicast.unwrap_or(MacAddr::BROADCAST);
             if self.send_arp(pi, ARP_REQUEST, dst, MacAddr::ZERO, src, p.ip) {
                 self.c.arp_requests_sent += 1;
+            }
+        }
+        for p in probes6 {
+            if self.send_ns(usize::from(p.port), p.ip, p.unicast) {
+                self.c.ndp_solicits_sent += 1;
             }
         }
         self.shared.publish(&self.c);
@@ -899,6 +989,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             Io {
                 ports: &mut self.ports,
                 neigh: &mut self.neigh,
+                neigh6: &mut self.neigh6,
                 c: &mut self.c,
                 burst: self.conf.burst,
                 now,
@@ -928,7 +1019,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             ethertype::ARP => self.handle_arp(pi, f, l3, now),
             ethertype::IPV4 => self.handle_ipv4(pi, f, l3, now),
             ethertype::IPV6 if self.ports[pi].v6.is_empty() => self.c.drop(DropReason::Ipv6),
-            ethertype::IPV6 => self.handle_ipv6(pi, f, l3),
+            ethertype::IPV6 => self.handle_ipv6(pi, f, l3, now),
             _ => self.c.drop(DropReason::UnknownEthertype),
         }
     }
@@ -960,7 +1051,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                 if let Some(link) = &self.link {
                     let _ = link.events.push(CoreEvent::NeighLearned {
                         port: pi as u8,
-                        ip: sip,
+                        ip: IpAddr::V4(sip),
                         mac: smac,
                     });
                 }
@@ -1100,7 +1191,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
 
     /// Build and queue an ARP packet on port `pi`. Returns false (counted)
     /// when no buffer is available.
-    fn handle_ipv6(&mut self, pi: usize, f: Q::Frame, l3: usize) {
+    fn handle_ipv6(&mut self, pi: usize, f: Q::Frame, l3: usize, now: u64) {
         use qsplice_wire::ipv6::next_header;
         use qsplice_wire::Error as E;
         let (src, dst, hop, up) = {
@@ -1143,9 +1234,15 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             return self.c.drop(DropReason::Ipv6Fragment);
         }
         match up.proto {
-            next_header::ICMPV6 => {
-                self.handle_icmpv6(pi, f, l3, (up.offset, end), (src, dst, hop), up.ext_headers)
-            }
+            next_header::ICMPV6 => self.handle_icmpv6(
+                pi,
+                f,
+                l3,
+                (up.offset, end),
+                (src, dst, hop),
+                up.ext_headers,
+                now,
+            ),
             // (The kernel interface runs IPv4 only: nothing to hand it.)
             _ => self.c.drop(DropReason::Ipv6NoService),
         }
@@ -1159,9 +1256,10 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         (off, end): (usize, usize),
         (src, dst, hop): (Ipv6Addr, Ipv6Addr, u8),
         ext: u8,
+        now: u64,
     ) {
         use qsplice_wire::icmpv6::{kind, nd_option};
-        let (t, code, target, slla, tlla) = {
+        let (t, code, target, slla, tlla, flags) = {
             let msg = &f.data()[l3 + off..l3 + end];
             let m = match Icmpv6Packet::new_checked(msg) {
                 Ok(m) => m,
@@ -1182,7 +1280,14 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             } else {
                 (None, None)
             };
-            (m.msg_type(), m.code(), m.nd_target(), slla, tlla)
+            (
+                m.msg_type(),
+                m.code(),
+                m.nd_target(),
+                slla,
+                tlla,
+                m.nd_flags(),
+            )
         };
         let port = &self.ports[pi];
         let our_mac = port.mac;
@@ -1230,6 +1335,8 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                     // Another host probes our address (RFC 4862 DAD): ours
                     // is defended by the advertisement below.
                     self.c.ndp_conflicts += 1;
+                } else if let Some(mac) = slla {
+                    self.learn6(pi, src, mac, true, now);
                 }
                 let (to, to_mac, flags) = if dad {
                     (
@@ -1261,8 +1368,15 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                     return self.c.drop(DropReason::NdpInvalid);
                 }
                 self.c.ndp_adverts_received += 1;
-                if target.is_some_and(|t| port.owns6(t)) && tlla.is_some_and(|m| m != our_mac) {
-                    self.c.ndp_conflicts += 1;
+                let solicited = flags & na_flags::SOLICITED != 0 && port.owns6(dst);
+                match (target, tlla) {
+                    (Some(t), Some(m)) if port.owns6(t) => {
+                        if m != our_mac {
+                            self.c.ndp_conflicts += 1;
+                        }
+                    }
+                    (Some(t), Some(m)) => self.learn6(pi, t, m, solicited, now),
+                    _ => {}
                 }
             }
             kind::ROUTER_SOLICIT | kind::ROUTER_ADVERT | kind::REDIRECT => {
@@ -1270,6 +1384,78 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             }
             _ => self.c.drop(DropReason::Icmpv6Unhandled),
         }
+    }
+
+    /// Record `ip` → `mac` on port `pi` (creating the entry only if
+    /// `create`) and tell the control thread, as ARP learning does.
+    fn learn6(&mut self, pi: usize, ip: Ipv6Addr, mac: MacAddr, create: bool, now: u64) {
+        if !mac.is_unicast() || !self.ports[pi].on_link6(ip) {
+            return;
+        }
+        let learned = self.neigh6.learn(pi as u8, ip, mac, now, create);
+        if matches!(learned, Learned::New | Learned::Changed) {
+            self.c.neigh_learned += 1;
+        }
+        if learned != Learned::Ignored {
+            if let Some(link) = &self.link {
+                let _ = link.events.push(CoreEvent::NeighLearned {
+                    port: pi as u8,
+                    ip: IpAddr::V6(ip),
+                    mac,
+                });
+            }
+        }
+    }
+
+    /// Send a neighbor solicitation for `target`: to its solicited-node
+    /// group, or to `unicast` (a refresh of a known entry).
+    fn send_ns(&mut self, pi: usize, target: Ipv6Addr, unicast: Option<MacAddr>) -> bool {
+        let Some(src) = self.ports.get(pi).and_then(|p| p.source6_for(target)) else {
+            return false;
+        };
+        let our_mac = self.ports[pi].mac;
+        let Some(mut f) = self.ports[pi].q.alloc() else {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        };
+        let l3 = EthernetFrame::<&[u8]>::HEADER_LEN;
+        if !f.set_len(l3 + 40 + 32) {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        }
+        let (dst, dst_mac) = match unicast {
+            Some(m) => (target, m),
+            None => {
+                let g = qsplice_wire::ipv6::solicited_node(target);
+                (g, qsplice_wire::ipv6::multicast_mac(g))
+            }
+        };
+        let data = f.data_mut();
+        data.fill(0);
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *data);
+            eth.set_dst(dst_mac);
+            eth.set_src(our_mac);
+            eth.set_ethertype(ethertype::IPV6);
+        }
+        {
+            let mut ip = Ipv6Packet::new_unchecked(&mut data[l3..]);
+            ip.set_version_tc_flow(0, 0);
+            ip.set_payload_len(32);
+            ip.set_next_header(qsplice_wire::ipv6::next_header::ICMPV6);
+            ip.set_hop_limit(255);
+            ip.set_src_addr(src);
+            ip.set_dst_addr(dst);
+        }
+        let msg = &mut data[l3 + 40..l3 + 72];
+        msg[0] = qsplice_wire::icmpv6::kind::NEIGHBOR_SOLICIT;
+        msg[8..24].copy_from_slice(&target.octets());
+        msg[24] = qsplice_wire::icmpv6::nd_option::SOURCE_LL;
+        msg[25] = 1;
+        msg[26..32].copy_from_slice(&our_mac.0);
+        Icmpv6Packet::new_unchecked(msg).fill_checksum(src, dst);
+        self.send(pi, f);
+        true
     }
 
     /// Send an unsolicited neighbor advertisement of `target` to `to`.

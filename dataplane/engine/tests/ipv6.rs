@@ -27,6 +27,14 @@ fn peer() -> Ipv6Addr {
 }
 
 fn rig(primary: bool, v6: bool) -> (Worker<MemQueue, ManualClock>, ManualClock) {
+    rig_with(primary, v6, vec![])
+}
+
+fn rig_with(
+    primary: bool,
+    v6: bool,
+    neighbors6: Vec<Ipv6Addr>,
+) -> (Worker<MemQueue, ManualClock>, ManualClock) {
     let clock = ManualClock::default();
     clock.advance_ms(1);
     let conf = EngineConf {
@@ -61,6 +69,8 @@ fn rig(primary: bool, v6: bool) -> (Worker<MemQueue, ManualClock>, ManualClock) 
         },
         neighbors: vec![],
         gateway: None,
+        neighbors6,
+        gateway6: None,
     };
     let w = Worker::new(
         conf,
@@ -389,4 +399,86 @@ proptest! {
         }
         let _ = run(&mut w, &c, vec![f]);
     }
+}
+
+#[test]
+fn resolves_configured_ipv6_neighbors_by_ndp_and_learns_from_solicitations() {
+    let (mut w, c) = rig_with(true, true, vec![peer()]);
+    let out = run(&mut w, &c, vec![]);
+    let ns: Vec<&Vec<u8>> = out
+        .iter()
+        .filter(|f| {
+            f[12..14] == [0x86, 0xdd]
+                && Icmpv6Packet::new_checked(&f[54..])
+                    .is_ok_and(|m| m.msg_type() == kind::NEIGHBOR_SOLICIT)
+        })
+        .collect();
+    assert_eq!(ns.len(), 1, "one solicitation for the configured neighbour");
+    let f = ns[0];
+    let group = solicited_node(peer());
+    assert_eq!(MacAddr::from_bytes(&f[0..6]).unwrap(), multicast_mac(group));
+    let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.hop_limit()),
+        (ours(), group, 255)
+    );
+    let m = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert!(m.verify_checksum(ours(), group));
+    assert_eq!(m.nd_target(), Some(peer()));
+    assert_eq!(
+        m.nd_link_layer(nd_option::SOURCE_LL),
+        Ok(Some(MacAddr(OUR_MAC)))
+    );
+    assert_eq!(w.counters().ndp_solicits_sent, 1);
+    // The neighbour answers: resolved.
+    let mut na = vec![
+        kind::NEIGHBOR_ADVERT,
+        0,
+        0,
+        0,
+        na_flags::SOLICITED | na_flags::OVERRIDE,
+        0,
+        0,
+        0,
+    ];
+    na.extend_from_slice(&peer().octets());
+    na.extend_from_slice(&[nd_option::TARGET_LL, 1]);
+    na.extend_from_slice(&PEER_MAC);
+    let na = icmp(peer(), ours(), na);
+    run(&mut w, &c, vec![ip6(OUR_MAC, peer(), ours(), 58, 255, &na)]);
+    assert_eq!(w.neighbors6().lookup(0, peer()), Some(MacAddr(PEER_MAC)));
+    assert_eq!(w.counters().ndp_adverts_received, 1);
+    // Unanswered probes of another configured neighbour fail after the
+    // probes run out; an unsolicited advertisement creates nothing.
+    let other: Ipv6Addr = "2001:db8:1::9".parse().unwrap();
+    let (mut w, c) = rig_with(false, true, vec![]);
+    let mut na = vec![kind::NEIGHBOR_ADVERT, 0, 0, 0, na_flags::OVERRIDE, 0, 0, 0];
+    na.extend_from_slice(&other.octets());
+    na.extend_from_slice(&[nd_option::TARGET_LL, 1]);
+    na.extend_from_slice(&PEER_MAC);
+    let all: Ipv6Addr = "ff02::1".parse().unwrap();
+    let na = icmp(other, all, na);
+    run(
+        &mut w,
+        &c,
+        vec![ip6(multicast_mac(all).0, other, all, 58, 255, &na)],
+    );
+    assert_eq!(
+        w.neighbors6().lookup(0, other),
+        None,
+        "unsolicited: not created"
+    );
+    // A solicitation from a neighbour (with its MAC) teaches us its address.
+    let group = solicited_node(ours());
+    let m = icmp(peer(), group, ns_msg(ours(), Some(PEER_MAC)));
+    run(
+        &mut w,
+        &c,
+        vec![ip6(multicast_mac(group).0, peer(), group, 58, 255, &m)],
+    );
+    assert_eq!(w.neighbors6().lookup(0, peer()), Some(MacAddr(PEER_MAC)));
+}
+
+fn ns_msg(target: Ipv6Addr, slla: Option<[u8; 6]>) -> Vec<u8> {
+    ns(target, slla)
 }

@@ -112,6 +112,8 @@ fn rig_limited(primary: bool, neighbors: Vec<Ipv4Addr>, kernel_max_pps: u64) -> 
         }],
         neighbors,
         gateway: None,
+        neighbors6: vec![],
+        gateway6: None,
     };
     let shared = Arc::new(SharedCounters::default());
     let link = ControlLink::new(64);
@@ -195,7 +197,7 @@ fn answers_arp_request_for_vip_in_place_and_learns_sender() {
         r.link.events.pop(),
         Some(CoreEvent::NeighLearned {
             port: 0,
-            ip: Ipv4Addr::from(PEER_IP),
+            ip: Ipv4Addr::from(PEER_IP).into(),
             mac: MacAddr(PEER_MAC)
         })
     );
@@ -254,7 +256,7 @@ fn neighbour_from_control_command_is_applied() {
         .cmds
         .push(CoreCmd::Neigh {
             port: 0,
-            ip: Ipv4Addr::from(PEER_IP),
+            ip: Ipv4Addr::from(PEER_IP).into(),
             mac: MacAddr(PEER_MAC),
         })
         .unwrap();

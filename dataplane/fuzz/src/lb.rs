@@ -144,6 +144,8 @@ pub(crate) fn worker(lb: LbCore<VecFrame>, clock: &ManualClock, backends: &[Ipv4
                 addrs: vec![IfAddr { addr, prefix: 24 }],
                 neighbors,
                 gateway: None,
+                neighbors6: vec![],
+                gateway6: None,
             },
         )
     };

@@ -151,6 +151,8 @@ fn rig_full(conf: LbConf, flowsync: Option<Arc<FlowSyncShared>>) -> Rig {
                 }],
                 neighbors: vec![],
                 gateway: None,
+                neighbors6: vec![],
+                gateway6: None,
             },
         ),
         (
@@ -164,6 +166,8 @@ fn rig_full(conf: LbConf, flowsync: Option<Arc<FlowSyncShared>>) -> Rig {
                 }],
                 neighbors: vec![SERVER_IP],
                 gateway: None,
+                neighbors6: vec![],
+                gateway6: None,
             },
         ),
     ];
