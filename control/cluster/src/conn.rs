@@ -86,6 +86,7 @@ pub fn parse_cluster(rest: &str) -> Option<Vec<String>> {
 }
 
 /// A connection to one server or to a Redis Cluster.
+#[allow(clippy::large_enum_variant)] // one per sync thread
 pub(crate) enum Conn {
     One(redis::Connection),
     Cluster(redis::cluster::ClusterConnection),

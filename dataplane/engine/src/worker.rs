@@ -1248,6 +1248,7 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_icmpv6(
         &mut self,
         pi: usize,
@@ -1370,11 +1371,10 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                 self.c.ndp_adverts_received += 1;
                 let solicited = flags & na_flags::SOLICITED != 0 && port.owns6(dst);
                 match (target, tlla) {
-                    (Some(t), Some(m)) if port.owns6(t) => {
-                        if m != our_mac {
-                            self.c.ndp_conflicts += 1;
-                        }
+                    (Some(t), Some(m)) if port.owns6(t) && m != our_mac => {
+                        self.c.ndp_conflicts += 1;
                     }
+                    (Some(t), Some(_)) if port.owns6(t) => {}
                     (Some(t), Some(m)) => self.learn6(pi, t, m, solicited, now),
                     _ => {}
                 }

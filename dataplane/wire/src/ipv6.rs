@@ -425,7 +425,7 @@ mod tests {
 
     #[test]
     fn emit_round_trip() {
-        let mut b = vec![0u8; 48];
+        let mut b = [0u8; 48];
         let mut p = Ipv6Packet::new_unchecked(&mut b[..]);
         p.set_version_tc_flow(0xb8, 0x12345);
         p.set_payload_len(8);
