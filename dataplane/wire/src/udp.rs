@@ -128,6 +128,16 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let ph = checksum::pseudo_header_v4(src, dst, ip_proto::UDP, d.len() as u16);
         checksum::fold(checksum::sum(d, ph)) == 0xffff
     }
+    /// Whether the checksum verifies over the IPv6 pseudo-header. Unlike
+    /// IPv4, a zero checksum is invalid over IPv6 (RFC 8200 §8.1).
+    pub fn verify_checksum_v6(&self, src: core::net::Ipv6Addr, dst: core::net::Ipv6Addr) -> bool {
+        if self.checksum() == 0 {
+            return false;
+        }
+        let d = self.datagram();
+        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, d.len() as u32);
+        checksum::fold(checksum::sum(d, ph)) == 0xffff
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -173,6 +183,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let c = !checksum::fold(checksum::sum(d, ph));
         self.set_checksum(if c == 0 { 0xffff } else { c })
     }
+    /// Compute and store the checksum over the IPv6 pseudo-header (a
+    /// computed zero is sent as `0xffff`).
+    pub fn fill_checksum_v6(&mut self, src: core::net::Ipv6Addr, dst: core::net::Ipv6Addr) {
+        self.set_checksum(0);
+        let d = self.datagram();
+        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, d.len() as u32);
+        let c = !checksum::fold(checksum::sum(d, ph));
+        self.set_checksum(if c == 0 { 0xffff } else { c })
+    }
 }
 
 impl<T: AsRef<[u8]>> AsRef<[u8]> for UdpPacket<T> {
@@ -185,6 +204,23 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for UdpPacket<T> {
 mod tests {
     use super::*;
     use crate::Ipv4Packet;
+
+    #[test]
+    fn checksum_over_the_ipv6_pseudo_header_and_zero_is_invalid() {
+        let src: core::net::Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+        let dst: core::net::Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        let mut d = [0x02, 0x22, 0x02, 0x23, 0, 12, 0, 0, b'a', b'b', b'c', b'd'];
+        let mut p = UdpPacket::new_unchecked(&mut d[..]);
+        p.fill_checksum_v6(src, dst);
+        assert_eq!(p.checksum(), 0xdb53, "independent implementation");
+        let p = UdpPacket::new_checked(&d[..]).unwrap();
+        assert!(p.verify_checksum_v6(src, dst));
+        let mut z = d;
+        z[6..8].copy_from_slice(&[0, 0]);
+        assert!(!UdpPacket::new_checked(&z[..])
+            .unwrap()
+            .verify_checksum_v6(src, dst));
+    }
 
     /// A DNS query for example.com A (as sent by `dig`) from 192.168.1.100:53000 to
     /// 192.168.1.1:53, IPv4 + UDP, UDP checksum 0x3175.
