@@ -2060,3 +2060,42 @@ fn until_the_sync_is_ready_a_stray_backend_segment_is_dropped_not_reset() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].flags, TcpFlags::RST);
 }
+
+#[test]
+fn segments_to_a_taken_over_address_are_steered_by_source_port_even_outside_the_range() {
+    let mut c = conf();
+    c.lcores = 2;
+    let fs = Arc::new(FlowSyncShared::new(2, 64, Arc::new(AddrClaims::new())));
+    let mut r = rig_full(c, Some(fs.clone()));
+    let peer_ip = Ipv4Addr::new(10, 10, 2, 9);
+    fs.claims.set(&[peer_ip]);
+    r.tick_ms(1);
+    let _ = r.take(1); // the gratuitous ARP
+                       // The dead peer used source ports outside this node's range: the
+                       // owner is (port − sport_min) mod lcores all the same (31001 → 1).
+    r.server_sends(
+        SocketAddrV4::new(peer_ip, 31001),
+        1,
+        2,
+        TcpFlags::ACK,
+        10,
+        &SynOptions::default(),
+        b"x",
+    );
+    assert!(r.take(0).is_empty() && r.take(1).is_empty(), "no RST");
+    r.tick_ms(1);
+    assert_eq!(r.counters.snapshot().steered_out, 1, "to lcore 1's inbox");
+    assert_eq!(FlowSyncShared::owner(31001, 10000, 2), 1);
+    // Port 31000 is this lcore's: a miss, dropped without a RST.
+    r.server_sends(
+        SocketAddrV4::new(peer_ip, 31000),
+        1,
+        2,
+        TcpFlags::ACK,
+        10,
+        &SynOptions::default(),
+        b"x",
+    );
+    assert!(r.take(0).is_empty() && r.take(1).is_empty(), "no RST");
+    assert_eq!(r.counters_now().adopt_backend_miss, 1);
+}
