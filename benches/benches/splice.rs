@@ -1,4 +1,5 @@
 //! Per-segment cost of the spliced fast path: `qsplice_splice::translate`
+//! (and `translate6`, the same segments over IPv6)
 //! (NAT + seq/ack + timestamp option + SACK blocks + window scaling, with
 //! incremental checksums) on a data segment and on a pure ACK with SACK,
 //! compared in the same group with the plain address/port/seq/ack rewrite;
@@ -6,12 +7,12 @@
 //! lookup hit and miss, remove + insert, in cache and at the default size).
 
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use qsplice_splice::{translate, FlowTable, SpliceParams, Translation};
+use qsplice_splice::{translate, translate6, FlowTable, SpliceParams, Translation, Translation6};
 use qsplice_wire::rewrite::rewrite_dst_v4_tcp;
-use qsplice_wire::{Ipv4Packet, TcpFlags, TcpPacket};
+use qsplice_wire::{Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket};
 
 fn frame(opts: &[u8], payload_len: usize) -> Vec<u8> {
     let thl = 20 + opts.len();
@@ -39,6 +40,36 @@ fn frame(opts: &[u8], payload_len: usize) -> Vec<u8> {
     t.set_window_len(1000);
     t.options_mut().copy_from_slice(opts);
     t.fill_checksum(s, d);
+    f
+}
+
+/// The IPv6 counterpart of [`frame`]: Ethernet + IPv6 + TCP.
+fn frame6(opts: &[u8], payload_len: usize) -> Vec<u8> {
+    let thl = 20 + opts.len();
+    let mut f = vec![0x5au8; 14 + 40 + thl + payload_len];
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[14..54 + thl].fill(0);
+    let (s, d): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:1::2".parse().unwrap(),
+        "2001:db8:1::1".parse().unwrap(),
+    );
+    let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
+    ip.set_version_tc_flow(0, 0);
+    ip.set_payload_len((thl + payload_len) as u16);
+    ip.set_next_header(6);
+    ip.set_hop_limit(64);
+    ip.set_src_addr(s);
+    ip.set_dst_addr(d);
+    let mut t = TcpPacket::new_unchecked(ip.payload_mut());
+    t.set_src_port(40000);
+    t.set_dst_port(80);
+    t.set_seq_number(1);
+    t.set_ack_number(2);
+    t.set_header_len(thl as u8);
+    t.set_flags(TcpFlags::ACK | TcpFlags::PSH);
+    t.set_window_len(1000);
+    t.options_mut().copy_from_slice(opts);
+    t.fill_checksum_v6(s, d);
     f
 }
 
@@ -74,6 +105,32 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 translate(black_box(&mut f), 14, &t).unwrap();
                 translate(black_box(&mut f), 14, &back).unwrap()
+            })
+        });
+    }
+    // The same segments over IPv6 (no IP checksum; the pseudo-header's
+    // 128-bit addresses updated at once).
+    let t6 = Translation6 {
+        src: SocketAddrV6::new("2001:db8:2::1".parse().unwrap(), 50001, 0, 0),
+        dst: SocketAddrV6::new("2001:db8:2::11".parse().unwrap(), 80, 0, 0),
+        seq_delta: 0,
+        ack_delta: 0x7000_0000,
+        tsval_delta: 1000,
+        tsecr_delta: 0x100,
+        win_shift: 0,
+    };
+    let back6 = t6.inverse(
+        SocketAddrV6::new("2001:db8:1::2".parse().unwrap(), 40000, 0, 0),
+        SocketAddrV6::new("2001:db8:1::1".parse().unwrap(), 80, 0, 0),
+    );
+    for (name, mut f) in [
+        ("data_1448B_ts", frame6(&ts, 1448)),
+        ("ack_ts_sack", frame6(&ts_sack, 0)),
+    ] {
+        g.bench_function(format!("translate6/{name}"), |b| {
+            b.iter(|| {
+                translate6(black_box(&mut f), 14, &t6).unwrap();
+                translate6(black_box(&mut f), 14, &back6).unwrap()
             })
         });
     }

@@ -512,6 +512,52 @@ pub fn packet_parser(data: &[u8]) {
     }
 }
 
+/// `translate6` over arbitrary bytes: the first 40 bytes choose the
+/// translation, the rest is an Ethernet frame. A refused frame is left
+/// unchanged; a translated frame whose TCP checksum was valid stays valid.
+pub fn splice_translate6(data: &[u8]) {
+    use qsplice_splice::translate6::{translate6, Translation6};
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    if data.len() < 54 {
+        return;
+    }
+    let (h, rest) = data.split_at(54);
+    let a = |i: usize| {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&h[i..i + 16]);
+        Ipv6Addr::from(b)
+    };
+    let u32at = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let t = Translation6 {
+        src: SocketAddrV6::new(a(0), u16::from_be_bytes([h[32], h[33]]), 0, 0),
+        dst: SocketAddrV6::new(a(16), u16::from_be_bytes([h[34], h[35]]), 0, 0),
+        seq_delta: u32at(36),
+        ack_delta: u32at(40),
+        tsval_delta: u32at(44),
+        tsecr_delta: u32at(48),
+        win_shift: (h[52] as i8) % 17,
+    };
+    let valid = |f: &[u8]| -> Option<bool> {
+        let ip = qsplice_wire::Ipv6Packet::new_checked(f.get(14..)?).ok()?;
+        if ip.next_header() != 6 {
+            return None;
+        }
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        Some(tcp.verify_checksum_v6(ip.src_addr(), ip.dst_addr()))
+    };
+    let mut frame = rest.to_vec();
+    let was_valid = valid(&frame) == Some(true);
+    let before = frame.clone();
+    match translate6(&mut frame, 14, &t) {
+        Ok(_) => {
+            if was_valid {
+                assert_eq!(valid(&frame), Some(true), "checksum broken by translate6");
+            }
+        }
+        Err(_) => assert_eq!(frame, before, "refused frame changed"),
+    }
+}
+
 /// A cluster flow record as read back from Redis (`qsplice_splice::record`):
 /// any bytes decode or are refused, never a panic; what decodes encodes
 /// back to the same bytes, and the key of its client-side pair parses back.

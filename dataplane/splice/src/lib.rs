@@ -16,6 +16,8 @@
 //!   option, window values between legs with different window scales — with
 //!   RFC 1624 incremental checksum updates, in place, without touching the
 //!   payload.
+//! * [`translate6`]: the same rewrite for TCP/IPv6 segments (no IP
+//!   checksum; the pseudo-header's 128-bit addresses updated at once).
 //! * [`flow`]: the per-lcore table of spliced flows (found from either
 //!   direction, fixed capacity, no allocation after creation) and each
 //!   flow's FIN/RST/idle tracking.
@@ -28,7 +30,9 @@ pub mod isn;
 pub mod record;
 pub mod seq;
 pub mod translate;
+pub mod translate6;
 
 pub use flow::{Dir, Flow, FlowId, FlowState, FlowTable, FlowTimers, InsertError};
 pub use isn::{IsnSecret, SynCookie, MSS_TABLE};
 pub use translate::{translate, SpliceParams, Translated, Translation};
+pub use translate6::{translate6, Translation6};

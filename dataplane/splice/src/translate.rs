@@ -220,6 +220,59 @@ pub fn translate(frame: &mut [u8], l3: usize, t: &Translation) -> Result<Transla
         )
     };
     let seg = ip_buf.get_mut(hl..tl).ok_or(Error::BadTotalLen)?;
+    let (new_src, new_dst) = (*t.src.ip(), *t.dst.ip());
+    // TCP checksum: pseudo-header addresses first, then the header fields.
+    let translated = rewrite_segment(
+        seg,
+        |csum| {
+            let c = update_u32(csum, u32::from(old_src), u32::from(new_src));
+            update_u32(c, u32::from(old_dst), u32::from(new_dst))
+        },
+        &TcpRewrite {
+            sport: t.src.port(),
+            dport: t.dst.port(),
+            seq_delta: t.seq_delta,
+            ack_delta: t.ack_delta,
+            tsval_delta: t.tsval_delta,
+            tsecr_delta: t.tsecr_delta,
+            win_shift: t.win_shift,
+        },
+    )?;
+    let mut ip = Ipv4Packet::new_unchecked(ip_buf);
+    let ic = update_u32(
+        update_u32(ip.checksum(), u32::from(old_src), u32::from(new_src)),
+        u32::from(old_dst),
+        u32::from(new_dst),
+    );
+    ip.set_src_addr(new_src);
+    ip.set_dst_addr(new_dst);
+    ip.set_checksum(ic);
+    Ok(translated)
+}
+
+/// The TCP part of a translation (ports and deltas), common to both IP
+/// versions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TcpRewrite {
+    pub(crate) sport: u16,
+    pub(crate) dport: u16,
+    pub(crate) seq_delta: u32,
+    pub(crate) ack_delta: u32,
+    pub(crate) tsval_delta: u32,
+    pub(crate) tsecr_delta: u32,
+    pub(crate) win_shift: i8,
+}
+
+/// Rewrite the TCP segment `seg` (header, options; never the payload):
+/// `addr_csum` turns the stored checksum into one with the pseudo-header's
+/// new addresses, then the header fields are updated (RFC 1624). The
+/// options are planned before anything is written: on error `seg` is
+/// unchanged.
+pub(crate) fn rewrite_segment(
+    seg: &mut [u8],
+    addr_csum: impl FnOnce(u16) -> u16,
+    t: &TcpRewrite,
+) -> Result<Translated> {
     let tcp = TcpPacket::new_checked(&*seg)?;
     let thl = tcp.header_len() as usize;
     let plan = plan_options(tcp.options())?;
@@ -234,16 +287,13 @@ pub fn translate(frame: &mut [u8], l3: usize, t: &Translation) -> Result<Transla
     );
     let payload_len = seg.len() - thl;
 
-    let (new_src, new_dst) = (*t.src.ip(), *t.dst.ip());
     let nseq = seq.wrapping_add(t.seq_delta);
     let nack = ack.wrapping_add(t.ack_delta);
     let nwin = scale_window(win, t.win_shift);
 
-    // TCP checksum: pseudo-header addresses, then the header fields.
-    let mut c = update_u32(csum, u32::from(old_src), u32::from(new_src));
-    c = update_u32(c, u32::from(old_dst), u32::from(new_dst));
-    c = update_u16(c, sport, t.src.port());
-    c = update_u16(c, dport, t.dst.port());
+    let mut c = addr_csum(csum);
+    c = update_u16(c, sport, t.sport);
+    c = update_u16(c, dport, t.dport);
     c = update_u32(c, seq, nseq);
     c = update_u32(c, ack, nack);
     c = update_u16(c, win, nwin);
@@ -282,22 +332,13 @@ pub fn translate(frame: &mut [u8], l3: usize, t: &Translation) -> Result<Transla
     }
     {
         let mut tcp = TcpPacket::new_unchecked(&mut *seg);
-        tcp.set_src_port(t.src.port());
-        tcp.set_dst_port(t.dst.port());
+        tcp.set_src_port(t.sport);
+        tcp.set_dst_port(t.dport);
         tcp.set_seq_number(nseq);
         tcp.set_ack_number(nack);
         tcp.set_window_len(nwin);
         tcp.set_checksum(c);
     }
-    let mut ip = Ipv4Packet::new_unchecked(ip_buf);
-    let ic = update_u32(
-        update_u32(ip.checksum(), u32::from(old_src), u32::from(new_src)),
-        u32::from(old_dst),
-        u32::from(new_dst),
-    );
-    ip.set_src_addr(new_src);
-    ip.set_dst_addr(new_dst);
-    ip.set_checksum(ic);
     Ok(Translated {
         flags,
         seq: nseq,
