@@ -14,7 +14,7 @@
 //! by a little does not decode to a neighbouring MSS index.
 
 use std::hash::Hasher;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddrV4, SocketAddrV6};
 
 use siphasher::sip::SipHasher24;
 
@@ -23,6 +23,38 @@ pub const MSS_TABLE: [u16; 4] = [536, 1220, 1440, 1460];
 
 /// Cookies older than this many time slots are refused.
 pub const COOKIE_MAX_AGE: u32 = 2;
+
+/// A connection endpoint the ISNs and cookies are computed over: an
+/// IPv4 or an IPv6 address and port (the hash input is the address's
+/// octets, so the two families never collide by accident of encoding).
+pub trait Endpoint: Copy {
+    /// Feed the address's octets to `h`.
+    fn write_ip(&self, h: &mut SipHasher24);
+    /// The port.
+    fn port_of(&self) -> u16;
+}
+
+impl Endpoint for SocketAddrV4 {
+    #[inline]
+    fn write_ip(&self, h: &mut SipHasher24) {
+        h.write(&self.ip().octets());
+    }
+    #[inline]
+    fn port_of(&self) -> u16 {
+        self.port()
+    }
+}
+
+impl Endpoint for SocketAddrV6 {
+    #[inline]
+    fn write_ip(&self, h: &mut SipHasher24) {
+        h.write(&self.ip().octets());
+    }
+    #[inline]
+    fn port_of(&self) -> u16 {
+        self.port()
+    }
+}
 
 /// The per-appliance secret (shared by all lcores; rotate by replacing it).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,24 +83,17 @@ impl IsnSecret {
         }
     }
 
-    fn hash(&self, client: SocketAddrV4, vip: SocketAddrV4, extra: u32, tag: u8) -> u32 {
+    fn hash<A: Endpoint>(&self, client: A, vip: A, extra: u32, tag: u8) -> u32 {
         self.hash2(client, vip, extra, 0, tag)
     }
 
-    fn hash2(
-        &self,
-        client: SocketAddrV4,
-        vip: SocketAddrV4,
-        extra: u32,
-        extra2: u32,
-        tag: u8,
-    ) -> u32 {
+    fn hash2<A: Endpoint>(&self, client: A, vip: A, extra: u32, extra2: u32, tag: u8) -> u32 {
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
         h.write(&extra2.to_be_bytes());
-        h.write(&client.ip().octets());
-        h.write(&vip.ip().octets());
-        h.write(&client.port().to_be_bytes());
-        h.write(&vip.port().to_be_bytes());
+        client.write_ip(&mut h);
+        vip.write_ip(&mut h);
+        h.write(&client.port_of().to_be_bytes());
+        h.write(&vip.port_of().to_be_bytes());
         h.write(&extra.to_be_bytes());
         h.write_u8(tag);
         h.finish() as u32
@@ -76,7 +101,7 @@ impl IsnSecret {
 
     /// The appliance's ISN toward `client` for a connection to `vip` in time
     /// slot `slot` (the paper's `vs_seq`, keyed).
-    pub fn isn(&self, client: SocketAddrV4, vip: SocketAddrV4, slot: u32) -> u32 {
+    pub fn isn<A: Endpoint>(&self, client: A, vip: A, slot: u32) -> u32 {
         self.hash(client, vip, slot, 0)
     }
 }
@@ -93,10 +118,10 @@ impl SynCookie {
 
     /// The cookie (our ISN) answering a SYN with sequence `client_isn` and
     /// MSS option `mss`, in time slot `slot` (e.g. `now / 64 s`).
-    pub fn encode(
+    pub fn encode<A: Endpoint>(
         secret: &IsnSecret,
-        client: SocketAddrV4,
-        vip: SocketAddrV4,
+        client: A,
+        vip: A,
         client_isn: u32,
         mss: u16,
         slot: u32,
@@ -118,10 +143,10 @@ impl SynCookie {
     /// Validate the ACK completing a cookie handshake: `ack_seq` is the
     /// ACK's sequence number (client ISN + 1) and `ack_num` its
     /// acknowledgement (cookie + 1). Returns the MSS the SYN carried.
-    pub fn decode(
+    pub fn decode<A: Endpoint>(
         secret: &IsnSecret,
-        client: SocketAddrV4,
-        vip: SocketAddrV4,
+        client: A,
+        vip: A,
         ack_seq: u32,
         ack_num: u32,
         slot: u32,
@@ -151,6 +176,31 @@ mod tests {
 
     fn sa(a: [u8; 4], p: u16) -> SocketAddrV4 {
         SocketAddrV4::new(Ipv4Addr::from(a), p)
+    }
+
+    #[test]
+    fn ipv6_cookies_round_trip_and_bind_the_tuple() {
+        let s = IsnSecret::from_bytes(S);
+        let c = SocketAddrV6::new("2001:db8:1::2".parse().unwrap(), 40000, 0, 0);
+        let v = SocketAddrV6::new("2001:db8:1::1".parse().unwrap(), 443, 0, 0);
+        let cookie = SynCookie::encode(&s, c, v, 1000, 1440, 5);
+        assert_eq!(
+            SynCookie::decode(&s, c, v, 1001, cookie.wrapping_add(1), 5),
+            Some(1440)
+        );
+        let other = SocketAddrV6::new("2001:db8:1::3".parse().unwrap(), 40000, 0, 0);
+        assert_eq!(
+            SynCookie::decode(&s, other, v, 1001, cookie.wrapping_add(1), 5),
+            None,
+            "another client address"
+        );
+        assert_ne!(s.isn(c, v, 7), s.isn(other, v, 7));
+        // An IPv4-mapped address is another endpoint than its IPv4 form.
+        let c4 = sa([10, 10, 1, 2], 40000);
+        let v4 = sa([10, 10, 1, 1], 443);
+        let c6 = SocketAddrV6::new(c4.ip().to_ipv6_mapped(), 40000, 0, 0);
+        let v6 = SocketAddrV6::new(v4.ip().to_ipv6_mapped(), 443, 0, 0);
+        assert_ne!(s.isn(c4, v4, 7), s.isn(c6, v6, 7));
     }
 
     #[test]

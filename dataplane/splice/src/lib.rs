@@ -33,6 +33,6 @@ pub mod translate;
 pub mod translate6;
 
 pub use flow::{Dir, Flow, FlowId, FlowState, FlowTable, FlowTimers, InsertError};
-pub use isn::{IsnSecret, SynCookie, MSS_TABLE};
+pub use isn::{Endpoint, IsnSecret, SynCookie, MSS_TABLE};
 pub use translate::{translate, SpliceParams, Translated, Translation};
 pub use translate6::{translate6, Translation6};
