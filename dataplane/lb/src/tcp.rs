@@ -5,7 +5,7 @@
 //! Everything is written into a caller's buffer (a frame taken from the
 //! pool, or the received frame being answered); nothing allocates.
 
-use std::net::SocketAddrV4;
+use std::net::{SocketAddrV4, SocketAddrV6};
 
 use qsplice_wire::checksum;
 use qsplice_wire::{
@@ -210,6 +210,88 @@ pub fn write_segment(buf: &mut [u8], s: &Segment<'_>) -> Option<usize> {
     Some(framelen)
 }
 
+/// A segment the balancer originates toward an IPv6 peer (SYN-ACK, RST,
+/// backend SYN over IPv6): [`Segment`] with IPv6 endpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment6<'a> {
+    /// Ethernet source.
+    pub src_mac: MacAddr,
+    /// Ethernet destination.
+    pub dst_mac: MacAddr,
+    /// IPv6 source and TCP source port.
+    pub src: SocketAddrV6,
+    /// IPv6 destination and TCP destination port.
+    pub dst: SocketAddrV6,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Window field.
+    pub window: u16,
+    /// Flow label (RFC 6437: the same for every segment of a flow).
+    pub flow_label: u32,
+    /// Options, a multiple of 4 bytes, at most 40.
+    pub options: &'a [u8],
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+/// Length of the frame [`write_segment6`] produces.
+pub const fn segment6_len(options_len: usize, payload_len: usize) -> usize {
+    14 + 40 + 20 + options_len + payload_len
+}
+
+/// Write `s` as an untagged Ethernet/IPv6/TCP frame at the start of `buf`
+/// (hop limit [`OUR_TTL`], the TCP checksum over the IPv6 pseudo-header).
+/// Returns the frame length, or `None` when the options are malformed or
+/// `buf` is too short.
+pub fn write_segment6(buf: &mut [u8], s: &Segment6<'_>) -> Option<usize> {
+    let ol = s.options.len();
+    if ol > 40 || ol % 4 != 0 {
+        return None;
+    }
+    let len = segment6_len(ol, s.payload.len());
+    let framelen = len.max(MIN_FRAME);
+    let buf = buf.get_mut(..framelen)?;
+    buf[len..].fill(0);
+    let tcp_len = 20 + ol + s.payload.len();
+    if tcp_len > usize::from(u16::MAX) {
+        return None;
+    }
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.set_dst(s.dst_mac);
+        eth.set_src(s.src_mac);
+        eth.set_ethertype(ethertype::IPV6);
+    }
+    {
+        let mut ip = qsplice_wire::Ipv6Packet::new_unchecked(&mut buf[14..len]);
+        ip.set_version_tc_flow(0, s.flow_label);
+        ip.set_payload_len(tcp_len as u16);
+        ip.set_next_header(ip_proto::TCP);
+        ip.set_hop_limit(OUR_TTL);
+        ip.set_src_addr(*s.src.ip());
+        ip.set_dst_addr(*s.dst.ip());
+    }
+    {
+        let mut tcp = TcpPacket::new_unchecked(&mut buf[54..len]);
+        tcp.set_src_port(s.src.port());
+        tcp.set_dst_port(s.dst.port());
+        tcp.set_seq_number(s.seq);
+        tcp.set_ack_number(s.ack);
+        tcp.set_header_len((20 + ol) as u8);
+        tcp.set_flags(s.flags);
+        tcp.set_window_len(s.window);
+        tcp.set_urgent_at(0);
+        tcp.options_mut().copy_from_slice(s.options);
+        tcp.payload_mut().copy_from_slice(s.payload);
+        tcp.fill_checksum_v6(*s.src.ip(), *s.dst.ip());
+    }
+    Some(framelen)
+}
+
 /// Sequence space a segment occupies (payload, plus one each for SYN and FIN).
 pub fn seg_len(flags: TcpFlags, payload: usize) -> u32 {
     payload as u32
@@ -228,6 +310,58 @@ pub fn rst_for(flags: TcpFlags, seq: u32, ack: u32, payload: usize) -> (u32, u32
             seq.wrapping_add(seg_len(flags, payload)),
             TcpFlags::RST | TcpFlags::ACK,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests6 {
+    use super::*;
+
+    #[test]
+    fn ipv6_syn_ack_frame() {
+        let mut opts = [0u8; 40];
+        let n = write_syn_options(
+            &mut opts,
+            &SynOptions {
+                mss: Some(1440),
+                ws: Some(7),
+                sack_ok: true,
+                ts: Some((5, 6)),
+            },
+        );
+        let s = Segment6 {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            src: "[2001:db8:1::1]:443".parse().unwrap(),
+            dst: "[2001:db8:1::2]:40000".parse().unwrap(),
+            seq: 77,
+            ack: 1001,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 65535,
+            flow_label: 0xabcde,
+            options: &opts[..n],
+            payload: &[],
+        };
+        let mut buf = [0u8; 128];
+        let len = write_segment6(&mut buf, &s).unwrap();
+        assert_eq!(len, segment6_len(n, 0));
+        let f = &buf[..len];
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        let ip = qsplice_wire::Ipv6Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(
+            (ip.flow_label(), ip.hop_limit(), ip.next_header()),
+            (0xabcde, OUR_TTL, 6)
+        );
+        assert_eq!(usize::from(ip.payload_len()), 20 + n);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum_v6(*s.src.ip(), *s.dst.ip()));
+        assert_eq!((tcp.seq_number(), tcp.ack_number()), (77, 1001));
+        let o = SynOptions::parse(tcp.options()).unwrap();
+        assert_eq!(
+            (o.mss, o.ws, o.sack_ok, o.ts),
+            (Some(1440), Some(7), true, Some((5, 6)))
+        );
+        assert_eq!(write_segment6(&mut [0u8; 40], &s), None, "buffer too short");
     }
 }
 
