@@ -227,6 +227,10 @@ struct Runner {
     claimed: Vec<Ipv4Addr>,
     /// (dead node, address) whose records were installed.
     loaded: HashSet<(String, Ipv4Addr)>,
+    /// Backend-side addresses of the records this node published, with
+    /// the last epoch it did (a taken-over address stays claimed while
+    /// this node still republishes flows on it).
+    locals: HashMap<Ipv4Addr, u64>,
     /// Redis time minus the local clock, ms (set every round).
     offset_ms: i128,
     epoch: u64,
@@ -250,6 +254,7 @@ impl Runner {
             alive: HashSet::new(),
             claimed: Vec::new(),
             loaded: HashSet::new(),
+            locals: HashMap::new(),
             offset_ms: 0,
             epoch: 0,
             started: Instant::now(),
@@ -286,11 +291,18 @@ impl Runner {
             let stopping = stop.load(Ordering::Relaxed);
             self.collect();
             let mut lookups: Vec<(usize, (SocketAddrV4, SocketAddrV4))> = Vec::new();
-            for (i, q) in self.shared.lookups.iter().enumerate() {
-                while lookups.len() < LOOKUPS_PER_ROUND {
-                    match q.pop() {
-                        Some(p) => lookups.push((i, p)),
-                        None => break,
+            // Round robin over the lcores: a mass failover does not starve
+            // the last ones.
+            let mut any = true;
+            while any && lookups.len() < LOOKUPS_PER_ROUND {
+                any = false;
+                for (i, q) in self.shared.lookups.iter().enumerate() {
+                    if lookups.len() >= LOOKUPS_PER_ROUND {
+                        break;
+                    }
+                    if let Some(p) = q.pop() {
+                        lookups.push((i, p));
+                        any = true;
                     }
                 }
             }
@@ -407,13 +419,14 @@ impl Runner {
 
     /// Take the lcores' new records into the backlog.
     fn collect(&mut self) {
+        // A full backlog stops draining: the lcores' rings fill and the
+        // lcores count it (`flows_publish_full`) and publish again later.
         for q in &self.shared.out {
-            while let Some(p) = q.pop() {
-                if self.backlog.len() >= BACKLOG_MAX {
-                    self.backlog.pop_front();
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            while self.backlog.len() < BACKLOG_MAX {
+                match q.pop() {
+                    Some(p) => self.backlog.push_back(p),
+                    None => break,
                 }
-                self.backlog.push_back(p);
             }
         }
     }
@@ -430,6 +443,7 @@ impl Runner {
         for p in self.backlog.iter().take(n) {
             hset.arg(&record::client_key(p.client, p.vip)[..])
                 .arg(&record::encode(p)[..]);
+            self.locals.insert(*p.local.ip(), self.epoch);
         }
         let expire = 2 * self.ttl_ms() + 2 * self.conf.interval.as_millis() as u64;
         redis::pipe()
@@ -657,9 +671,16 @@ impl Runner {
             self.loaded.extend(served.iter().map(|a| (me.clone(), *a)));
         }
         self.first_round = false;
+        // One scan per dead node for every address to load from it.
+        let mut by_node: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
         for (n, a) in todo {
-            self.load(c, &n, a)?;
-            self.loaded.insert((n, a));
+            by_node.entry(n).or_default().push(a);
+        }
+        for (n, addrs) in by_node {
+            self.load(c, &n, &addrs)?;
+            for a in addrs {
+                self.loaded.insert((n.clone(), a));
+            }
         }
         self.forget_empty(c, &names)?;
         // This node's earlier flows are installed: strays may be reset.
@@ -668,9 +689,11 @@ impl Runner {
     }
 
     /// Install dead node `n`'s records whose backend-side address is `a`.
-    fn load(&mut self, c: &mut Conn, n: &str, a: Ipv4Addr) -> redis::RedisResult<()> {
+    fn load(&mut self, c: &mut Conn, n: &str, addrs: &[Ipv4Addr]) -> redis::RedisResult<()> {
         let mut count = 0u64;
-        for e in [self.epoch, self.epoch.saturating_sub(1)] {
+        let alive_ms = 3 * self.conf.interval.as_millis() as u64;
+        let mut beat = Instant::now();
+        for e in [self.epoch + 1, self.epoch, self.epoch.saturating_sub(1)] {
             let key = self.keys.flows(n, e);
             let mut cursor = "0".to_string();
             loop {
@@ -685,7 +708,7 @@ impl Runner {
                     let Some(r) = record::decode(&pair[1]) else {
                         continue;
                     };
-                    if *r.local.ip() != a {
+                    if !addrs.contains(r.local.ip()) {
                         continue;
                     }
                     let lcore = FlowSyncShared::owner(
@@ -700,10 +723,21 @@ impl Runner {
                     break;
                 }
                 cursor = next;
+                // A long scan must not make this node look dead.
+                if beat.elapsed() >= self.conf.interval {
+                    beat = Instant::now();
+                    redis::cmd("SET")
+                        .arg(self.keys.alive(&self.conf.node))
+                        .arg(1)
+                        .arg("PX")
+                        .arg(alive_ms)
+                        .query::<()>(c)?;
+                    self.ops(1);
+                }
             }
         }
         if count > 0 {
-            tracing::info!(node = %n, addr = %a, records = count, "cluster flows: installed a dead node's flows");
+            tracing::info!(node = %n, addrs = ?addrs, records = count, "cluster flows: installed a dead node's flows");
         }
         self.stats.loaded.fetch_add(count, Ordering::Relaxed);
         Ok(())
@@ -719,7 +753,7 @@ impl Runner {
         // on different shards.
         let mut p = Pipe::new();
         for n in &dead {
-            for e in [self.epoch, self.epoch.saturating_sub(1)] {
+            for e in [self.epoch + 1, self.epoch, self.epoch.saturating_sub(1)] {
                 let mut x = redis::cmd("EXISTS");
                 x.arg(self.keys.flows(n, e));
                 p.add(x, false);
@@ -729,21 +763,54 @@ impl Runner {
         self.ops(p.len());
         for (n, k) in dead
             .iter()
-            .zip(counts.chunks(2).map(|c| c.iter().sum::<u64>()))
+            .zip(counts.chunks(3).map(|c| c.iter().sum::<u64>()))
         {
-            // Its address is still claimed while its flows may live.
-            if k == 0
-                && !self
-                    .claimed
-                    .iter()
-                    .any(|a| self.nodes.get(*n).is_some_and(|v| v.contains(a)))
-            {
-                redis::cmd("HDEL")
-                    .arg(self.keys.nodes())
-                    .arg(n.as_str())
-                    .query::<()>(c)?;
-                self.ops(1);
+            if k > 0 {
+                continue; // its records may still be needed
             }
+            let addrs = self.nodes.get(*n).cloned().unwrap_or_default();
+            // Addresses of it this node serves: kept while this node still
+            // republishes flows on them (adopted, long-lived), else given up.
+            let recent = |a: &Ipv4Addr| self.locals.get(a).is_some_and(|e| *e + 1 >= self.epoch);
+            let mine: Vec<Ipv4Addr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| self.claimed.contains(a))
+                .collect();
+            if mine.iter().any(recent) {
+                continue;
+            }
+            for a in &mine {
+                redis::cmd("DEL").arg(self.keys.claim(*a)).query::<()>(c)?;
+                self.ops(1);
+                self.claimed.retain(|x| x != a);
+                tracing::info!(addr = %a, node = %n, "cluster flows: no flow left on a taken-over address; released");
+            }
+            if !mine.is_empty() {
+                self.shared.claims.set(&self.claimed);
+            }
+            // Another node's claim on one of its addresses: it still serves
+            // flows there.
+            let mut p = Pipe::new();
+            for a in addrs.iter().filter(|a| !mine.contains(a)) {
+                let mut x = redis::cmd("EXISTS");
+                x.arg(self.keys.claim(*a));
+                p.add(x, false);
+            }
+            let held: Vec<u64> = if p.len() == 0 {
+                Vec::new()
+            } else {
+                self.ops(p.len());
+                p.query(c)?
+            };
+            if held.iter().any(|h| *h > 0) {
+                continue;
+            }
+            redis::cmd("HDEL")
+                .arg(self.keys.nodes())
+                .arg(n.as_str())
+                .query::<()>(c)?;
+            self.ops(1);
         }
         Ok(())
     }

@@ -64,6 +64,10 @@ fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 const LCORES: u16 = 2;
 
 fn node(dir: &Path, name: &str, addr: &str) -> (FlowSync, Arc<FlowSyncShared>) {
+    node_ttl(dir, name, addr, Duration::from_secs(60))
+}
+
+fn node_ttl(dir: &Path, name: &str, addr: &str, ttl: Duration) -> (FlowSync, Arc<FlowSyncShared>) {
     let shared = Arc::new(FlowSyncShared::new(
         usize::from(LCORES),
         1024,
@@ -76,7 +80,7 @@ fn node(dir: &Path, name: &str, addr: &str) -> (FlowSync, Arc<FlowSyncShared>) {
             node: name.into(),
             interval: Duration::from_millis(100),
             timeout: Duration::from_millis(300),
-            ttl: Duration::from_secs(60),
+            ttl,
             addrs: vec![addr.parse().unwrap()],
             sport_min: 20000,
             lcores: LCORES,
@@ -219,4 +223,35 @@ fn redis_away_answers_unavailable_keeps_records_and_republishes_on_return() {
         "the lcores are asked to publish again (Redis came back empty)"
     );
     assert_eq!(ask(&sa, &f), Adopt::Found(f));
+}
+
+#[test]
+fn a_taken_over_address_is_released_once_no_flow_is_left_on_it() {
+    let dir = tmp("c");
+    let _redis = start_redis(&dir);
+    let ttl = Duration::from_secs(1);
+    let (a, sa) = node_ttl(&dir, "na", "10.10.2.1", ttl);
+    let (b, sb) = node_ttl(&dir, "nb", "10.10.2.2", ttl);
+    sa.out[0].push(flow(40000, "10.10.2.1", 20000)).unwrap();
+    wait("A to publish", Duration::from_secs(5), || {
+        a.stats.published.load(Ordering::Relaxed) == 1
+    });
+    a.leave();
+    wait("B to take A's address over", Duration::from_secs(5), || {
+        !sb.claims.list().is_empty()
+    });
+    // A's records expire (two lifetimes) and B published no flow on the
+    // address: the claim is released and A leaves the node list.
+    wait("B to release A's address", Duration::from_secs(15), || {
+        sb.claims.list().is_empty()
+    });
+    let nodes = Command::new("redis-cli")
+        .args(["-s"])
+        .arg(dir.join("redis.sock"))
+        .args(["hkeys", "qsflows:nodes"])
+        .output()
+        .unwrap();
+    let nodes = String::from_utf8_lossy(&nodes.stdout).to_string();
+    assert!(!nodes.contains("na") && nodes.contains("nb"), "{nodes}");
+    drop(b);
 }

@@ -5,9 +5,10 @@
 //!
 //! The control side writes the set ([`AddrClaims::set`]); each worker reads
 //! it at its millisecond tick when the version moved ([`AddrClaims::read`]),
-//! so the per-packet path only sees a worker-local copy. Lock-free: the
-//! writer stores the addresses and then bumps the version; a reader that
-//! sees the version move under it tries again at its next tick.
+//! so the per-packet path only sees a worker-local copy. Lock-free, a
+//! sequence lock: the version is odd while the single writer (the sync
+//! thread) changes the addresses; a reader that sees it odd, or moved
+//! under it, tries again at its next tick.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -49,8 +50,10 @@ impl AddrClaims {
         if same {
             return false;
         }
+        // Odd while the slots change (a reader seeing it waits).
+        self.version.fetch_add(1, Ordering::AcqRel);
         for (s, w) in self.addrs.iter().zip(want.iter()) {
-            s.store(*w, Ordering::Relaxed);
+            s.store(*w, Ordering::Release);
         }
         self.version.fetch_add(1, Ordering::Release);
         true
@@ -65,9 +68,12 @@ impl AddrClaims {
     /// read again later).
     pub fn read(&self) -> Option<(u64, ArrayVec<Ipv4Addr, MAX_CLAIMS>)> {
         let v = self.version.load(Ordering::Acquire);
+        if v % 2 == 1 {
+            return None;
+        }
         let mut out = ArrayVec::new();
         for s in &self.addrs {
-            let a = s.load(Ordering::Relaxed);
+            let a = s.load(Ordering::Acquire);
             if a != 0 {
                 out.push(Ipv4Addr::from(a));
             }

@@ -855,7 +855,10 @@ impl<F: Frame> LbCore<F> {
                 Some(FlowState::Linger { .. })
             );
             let new_syn = s.flags.contains(TcpFlags::SYN) && !s.flags.contains(TcpFlags::ACK);
-            if !(closed && new_syn) {
+            // An adopted copy sees one direction only and may never reach
+            // Linger: a new SYN on its 4-tuple is a new connection too.
+            let stale = closed || self.meta[id as usize].adopted;
+            if !(stale && new_syn) {
                 return self.client_segment(io, f, l3, id, &s, now);
             }
             // The client reuses the 4-tuple of a closed flow: start afresh.
@@ -945,17 +948,9 @@ impl<F: Frame> LbCore<F> {
         // against both), and a spliced segment should not pay the
         // terminator's SipHash lookup whenever TLS connections exist.
         let hit = self.flows.lookup_packed(s.key.0, s.key.1);
-        if !matches!(hit, Some((_, Dir::S2C)))
-            && (foreign
-                || self
-                    .shared
-                    .flowsync
-                    .as_ref()
-                    .is_some_and(|fs| !fs.is_ready()))
-        {
-            // A flow of the peer whose address this is, or of this node's
-            // earlier run, not (yet) installed from its records: no RST
-            // (it lives on), the backend retransmits.
+        if foreign && !matches!(hit, Some((_, Dir::S2C))) {
+            // A flow of the peer whose address this is, not (yet) installed
+            // from its records: no RST (it lives on), the backend retransmits.
             self.c.adopt_backend_miss += 1;
             return;
         }
@@ -974,6 +969,20 @@ impl<F: Frame> LbCore<F> {
                 .position(|p| p.local == s.dst && p.check.addr == s.src)
             {
                 return self.probe_segment(io, f, l3, i, &s, &opts);
+            }
+            // With flow sync, no RST while the segment may belong to a flow
+            // that lives on elsewhere: this node's earlier run's (until the
+            // sync reloaded them), or one left to the cluster at shutdown.
+            if self.adopt.on()
+                && (self.resetting
+                    || self
+                        .shared
+                        .flowsync
+                        .as_ref()
+                        .is_some_and(|fs| !fs.is_ready()))
+            {
+                self.c.adopt_backend_miss += 1;
+                return;
             }
             self.c.no_flow += 1;
             return self.reply_rst(io, bp, f, &s);
@@ -1080,7 +1089,7 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         self.c.syn_cache_active = self.syncache.len() as u64;
         self.expire(now);
         if self.adopt.on() {
-            self.adopt_tick(now);
+            self.adopt_tick(io, now);
         }
         self.publish();
     }

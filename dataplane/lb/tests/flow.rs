@@ -1967,6 +1967,32 @@ fn a_dead_peers_address_is_taken_over_announced_and_its_flows_installed() {
         (vip(), client(), 9000)
     );
     assert_eq!(out[0].eth_dst, CLIENT_MAC);
+    // A record of a flow that had closed (no segment ever comes) is gone
+    // after the install grace; the flow in use stays (idle timeout 60 s).
+    // (The grace is counted back from the clock: on a clock younger than
+    // the idle timeout it is the idle timeout; move it forward.)
+    r.clock.advance_ms(120_000);
+    r.server_sends(
+        local,
+        7001,
+        6004,
+        TcpFlags::ACK,
+        100,
+        &SynOptions::default(),
+        b"z",
+    );
+    let _ = r.take(0);
+    let mut idle = peer_flow(SocketAddrV4::new(peer_ip, 31009));
+    idle.client = SocketAddrV4::new(CLIENT_IP, 40999);
+    fs.answers[0].push(Adopt::Install(idle)).unwrap();
+    r.tick_ms(1);
+    assert_eq!(r.lb().flows(), 2);
+    r.tick_ms(31_000);
+    assert_eq!(
+        r.lb().flows(),
+        1,
+        "the untouched install expired after its grace"
+    );
     // Released: the address is not ours any more.
     fs.claims.set(&[]);
     r.tick_ms(1);

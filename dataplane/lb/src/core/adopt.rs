@@ -40,6 +40,12 @@ const NOT_FOUND_MS: u64 = 2000;
 const UNAVAILABLE_MS: u64 = 200;
 /// Answers taken per poll.
 const ANSWERS_PER_POLL: usize = 64;
+/// A flow installed from a dead node's records that sees no segment for
+/// this long (ms) is removed (its records include flows that had closed).
+const INSTALL_GRACE_MS: u64 = 30_000;
+/// Installs waiting for a MAC (ARP) at most, and how long each waits (ms).
+const RETRY_MAX: usize = 64;
+const RETRY_MS: u64 = 2_000;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Look {
@@ -79,6 +85,9 @@ pub(super) struct Adoption {
     generation: u64,
     cursor: usize,
     sweeping: bool,
+    /// Installs whose client's or backend's MAC was not resolved yet:
+    /// retried every tick until their deadline.
+    retry: ArrayVec<(SpliceParams, u64), RETRY_MAX>,
 }
 
 impl Adoption {
@@ -102,6 +111,7 @@ impl Adoption {
             generation: 0,
             cursor: 0,
             sweeping: false,
+            retry: ArrayVec::new(),
         }
     }
 
@@ -139,7 +149,9 @@ impl<F: Frame> LbCore<F> {
             // Left unpublished: the next republish sweep tries again.
             self.c.flows_publish_full += 1;
             self.meta[id as usize].pub_gen = (self.adopt.generation as u32).wrapping_sub(1);
+            // (From the start: a sweep under way may be past this flow.)
             self.adopt.sweeping = true;
+            self.adopt.cursor = 0;
         }
     }
 
@@ -167,8 +179,13 @@ impl<F: Frame> LbCore<F> {
             }
         }
         if s.flags.contains(TcpFlags::RST) {
-            // A RST for a flow we do not know: nothing to adopt for.
-            self.c.no_flow += 1;
+            // Nothing to adopt for a RST: the usual path (a half-open
+            // entry's reset, else counted).
+            return Some(f);
+        }
+        if self.resetting {
+            // Shutting down: the flows left to the cluster are not ours.
+            self.c.adopt_waiting += 1;
             return None;
         }
         let fs = self.shared.flowsync.as_ref()?;
@@ -223,15 +240,18 @@ impl<F: Frame> LbCore<F> {
                     if e.key == key {
                         self.adopt.pending[i].look = Look::Free;
                     }
-                    if self.install(io, &p, mac, now) {
+                    if self.install(io, &p, mac, now) == Installed::Yes {
                         self.c.adopted += 1;
                     }
                 }
-                Adopt::Install(p) => {
-                    if self.install(io, &p, None, now) {
-                        self.c.adopt_installed += 1;
+                Adopt::Install(p) => match self.install(io, &p, None, now) {
+                    Installed::Yes => self.c.adopt_installed += 1,
+                    Installed::Unresolved => {
+                        // ARP is asked meanwhile: retried at the next ticks.
+                        let _ = self.adopt.retry.try_push((p, now + RETRY_MS * ms));
                     }
-                }
+                    Installed::No => {}
+                },
                 Adopt::NotFound((c, v)) | Adopt::Unavailable((c, v)) => {
                     let key = (pack(c), pack(v));
                     let i = Adoption::slot(key);
@@ -261,21 +281,23 @@ impl<F: Frame> LbCore<F> {
         p: &SpliceParams,
         client_mac: Option<MacAddr>,
         now: u64,
-    ) -> bool {
+    ) -> Installed {
         let Some(pool) = self.vip_pool(p.vip) else {
             self.c.adopt_no_vip += 1;
-            return false;
+            return Installed::No;
         };
         let (cp, bp) = (self.conf.client_port, self.conf.backend_port);
+        let client_mac_given = client_mac;
         let client_mac = match client_mac {
             Some(m) => Some(m),
             None => io.resolve(cp, *p.client.ip()),
         };
         let (Some(client_mac), Some(backend_mac)) = (client_mac, io.resolve(bp, *p.server.ip()))
         else {
-            // ARP is asked meanwhile; the next segment looks it up again.
+            // ARP is asked meanwhile; the next segment looks it up again
+            // (an install is retried by the caller).
             self.c.adopt_unresolved += 1;
-            return false;
+            return Installed::Unresolved;
         };
         let backend = self
             .pools
@@ -284,12 +306,24 @@ impl<F: Frame> LbCore<F> {
             .map_or(u16::MAX, |b| b as u16);
         let id = match self.flows.insert(*p, now) {
             Ok(id) => id,
-            Err(InsertError::Exists) => return false,
+            Err(InsertError::Exists) => return Installed::No,
             Err(InsertError::Full) => {
                 self.c.flow_table_full += 1;
-                return false;
+                return Installed::No;
             }
         };
+        if client_mac_given.is_none() {
+            // Installed ahead of any segment (a dead node's records, some
+            // of flows that had closed): gone after a short grace unless a
+            // segment comes. (Saturating: on a clock younger than the idle
+            // timeout, the grace is the idle timeout.)
+            let grace = INSTALL_GRACE_MS.saturating_mul(self.ms);
+            if let Some(fl) = self.flows.get_mut(id) {
+                fl.last_seen = now
+                    .saturating_sub(self.timers.idle)
+                    .saturating_add(grace.min(self.timers.idle));
+            }
+        }
         self.meta[id as usize] = Meta {
             phase: Phase::Spliced,
             pool: pool as u16,
@@ -312,15 +346,27 @@ impl<F: Frame> LbCore<F> {
         {
             *l += 1;
         }
-        true
+        Installed::Yes
     }
 
     /// Millisecond work: the lookup budget, the claimed-address copy, the
     /// republish sweep.
-    pub(super) fn adopt_tick(&mut self, _now: u64) {
+    pub(super) fn adopt_tick<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let Some(fs) = self.shared.flowsync.clone() else {
             return;
         };
+        if !self.adopt.retry.is_empty() {
+            let pending = std::mem::take(&mut self.adopt.retry);
+            for (p, deadline) in pending {
+                match self.install(io, &p, None, now) {
+                    Installed::Yes => self.c.adopt_installed += 1,
+                    Installed::Unresolved if now < deadline => {
+                        let _ = self.adopt.retry.try_push((p, deadline));
+                    }
+                    _ => {}
+                }
+            }
+        }
         self.adopt.budget = fs.lookups_per_ms;
         if fs.claims.version() != self.adopt.claims_seen {
             if let Some((v, list)) = fs.claims.read() {
@@ -361,4 +407,14 @@ impl<F: Frame> LbCore<F> {
             self.adopt.sweeping = false;
         }
     }
+}
+
+/// What [`LbCore::install`] did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Installed {
+    Yes,
+    /// The client's or the backend's MAC is not known yet.
+    Unresolved,
+    /// Not installed (no such VIP here, already there, table full).
+    No,
 }
