@@ -1375,7 +1375,14 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                         self.c.ndp_conflicts += 1;
                     }
                     (Some(t), Some(_)) if port.owns6(t) => {}
-                    (Some(t), Some(m)) => self.learn6(pi, t, m, solicited, now),
+                    (Some(t), Some(m)) => {
+                        // RFC 4861 §7.2.5: without the Override flag an
+                        // advertisement does not replace a known MAC.
+                        let known = self.neigh6.lookup(pi as u8, t);
+                        if flags & na_flags::OVERRIDE != 0 || known.is_none_or(|k| k == m) {
+                            self.learn6(pi, t, m, solicited, now);
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -448,6 +448,16 @@ fn resolves_configured_ipv6_neighbors_by_ndp_and_learns_from_solicitations() {
     run(&mut w, &c, vec![ip6(OUR_MAC, peer(), ours(), 58, 255, &na)]);
     assert_eq!(w.neighbors6().lookup(0, peer()), Some(MacAddr(PEER_MAC)));
     assert_eq!(w.counters().ndp_adverts_received, 1);
+    // Without the Override flag, an advertisement does not move a known
+    // neighbour to another MAC (RFC 4861 §7.2.5).
+    let other_mac = [0x02, 0xee, 0, 0, 0, 9];
+    let mut na = vec![kind::NEIGHBOR_ADVERT, 0, 0, 0, na_flags::SOLICITED, 0, 0, 0];
+    na.extend_from_slice(&peer().octets());
+    na.extend_from_slice(&[nd_option::TARGET_LL, 1]);
+    na.extend_from_slice(&other_mac);
+    let na = icmp(peer(), ours(), na);
+    run(&mut w, &c, vec![ip6(OUR_MAC, peer(), ours(), 58, 255, &na)]);
+    assert_eq!(w.neighbors6().lookup(0, peer()), Some(MacAddr(PEER_MAC)));
     // Unanswered probes of another configured neighbour fail after the
     // probes run out; an unsolicited advertisement creates nothing.
     let other: Ipv6Addr = "2001:db8:1::9".parse().unwrap();
