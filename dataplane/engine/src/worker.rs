@@ -57,6 +57,17 @@ pub struct IfAddr6 {
     pub prefix: u8,
 }
 
+impl IfAddr6 {
+    /// Whether `ip` is in this address's prefix.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        let m = match self.prefix {
+            0 => 0,
+            p => u128::MAX << (128 - u32::from(p.min(128))),
+        };
+        (u128::from(ip) ^ u128::from(self.addr)) & m == 0
+    }
+}
+
 /// Static description of one port as a worker sees it.
 #[derive(Clone, Debug)]
 pub struct PortSetup {
@@ -427,14 +438,7 @@ impl<Q: Queue> PortState<Q> {
     /// link-local when IPv6 is on)?
     fn on_link6(&self, ip: Ipv6Addr) -> bool {
         (!self.v6.is_empty() && ip.is_unicast_link_local())
-            || self.setup.addrs6.iter().any(|a| {
-                let m = if a.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(a.prefix.min(128)))
-                };
-                (u128::from(ip) ^ u128::from(a.addr)) & m == 0
-            })
+            || self.setup.addrs6.iter().any(|a| a.contains(ip))
     }
     /// Our IPv6 address to use as the source toward `ip`.
     fn source6_for(&self, ip: Ipv6Addr) -> Option<Ipv6Addr> {
@@ -444,14 +448,7 @@ impl<Q: Queue> PortState<Q> {
         self.setup
             .addrs6
             .iter()
-            .find(|a| {
-                let m = if a.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(a.prefix.min(128)))
-                };
-                (u128::from(ip) ^ u128::from(a.addr)) & m == 0
-            })
+            .find(|a| a.contains(ip))
             .map(|a| a.addr)
             .or_else(|| self.v6.first().copied())
     }
