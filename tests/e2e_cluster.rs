@@ -532,49 +532,9 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
     let scratch = Scratch::new("cluster");
     let dir = scratch.0.clone();
     let c = Cluster::up("cl");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let s = dir.join("cluster.secret");
-        std::fs::write(
-            &s,
-            "5f1e0c9a3b7d2e4f6a8c0b1d3e5f7a9c5f1e0c9a3b7d2e4f6a8c0b1d3e5f7a9c\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let ca = LabCa::new().unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
-    let leaf = ca.leaf(KeyAlg::EcdsaP256, &["vip.test"]).unwrap();
-    std::fs::write(dir.join("ecdsa-p256.pem"), leaf.cert_pem).unwrap();
-    std::fs::write(dir.join("ecdsa-p256.key"), leaf.key_pem).unwrap();
-    let redis = Redis::start(&c);
-    let mut a = spawn_node(&c, "a", &dir);
-    let mut b = spawn_node(&c, "b", &dir);
-    // The kernel interfaces exist once the ports are up.
-    for n in ["a", "b"] {
-        let k = c.var(&format!("NODE_{}_KERNEL_IF", n.to_uppercase()));
-        let ns = c.var(&format!("NODE_{}_NS", n.to_uppercase()));
-        let up = wait_for(Duration::from_secs(20), || {
-            c.ns(ns, &["ip", "-4", "addr", "show", "dev", k])
-                .contains("inet ")
-                .then_some(())
-        });
-        assert!(
-            up.is_some(),
-            "node {n}: kernel interface {k} never got its address\n{}",
-            logs(&dir)
-        );
-        start_bird(&c, n);
-    }
-
-    // 1. Both nodes announce; the router spreads 2,000 connections.
-    let t = c.wait_hops(&["10.20.0.2", "10.21.0.2"], Duration::from_secs(30));
-    assert!(
-        t.is_some(),
-        "ECMP route never had both nodes: {:?}\n{}",
-        c.next_hops(),
-        logs(&dir)
-    );
+    // 1. Both nodes announce (start_cluster waits for both next hops); the
+    //    router spreads 2,000 connections.
+    let (redis, mut a, mut b) = start_cluster(&c, &dir);
     let ok = c.connections(&dir, 2000);
     let (oa, ob) = (opened(&dir, "a"), opened(&dir, "b"));
     assert_eq!(
