@@ -18,4 +18,4 @@ mod routes;
 pub mod runtime;
 pub mod stats;
 
-pub use runtime::{fwd_bench, run, FwdBenchOpts, RunOpts};
+pub use runtime::{fwd_bench, run, FanoutClash, FwdBenchOpts, RunOpts};

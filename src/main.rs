@@ -218,6 +218,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("qsplice: error: {e:#}");
+            if e.downcast_ref::<qsplice::FanoutClash>().is_some() {
+                return ExitCode::from(75); // EX_TEMPFAIL: a restart succeeds
+            }
             ExitCode::FAILURE
         }
     }

@@ -55,12 +55,61 @@ fn mac_str(m: [u8; 6]) -> String {
     MacAddr(m).to_string()
 }
 
+/// A start refused because DPDK's af_packet fanout group id for one of our
+/// interfaces is taken by another process in this network namespace. The
+/// id derives from the pid, so a new process (a restart) gets another one:
+/// `main` exits with 75 (EX_TEMPFAIL) for supervisors and scripts to retry.
+#[derive(Debug)]
+pub struct FanoutClash {
+    /// The kernel interface of the refused port.
+    pub iface: String,
+    /// The group id DPDK would use.
+    pub id: u16,
+}
+
+impl std::fmt::Display for FanoutClash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "net_af_packet on {}: PACKET_FANOUT group {:#06x} (DPDK derives it from pid {} xor the ifindex) \
+             is already used by another process in this network namespace for another interface; \
+             the kernel would refuse the port. Start again (a new pid gets another group)",
+            self.iface,
+            self.id,
+            std::process::id()
+        )
+    }
+}
+impl std::error::Error for FanoutClash {}
+
+/// Refuse to start, with the reason, where the af_packet PMD would fail to
+/// join its fanout group (see [`qsplice_dpdk::af_packet_fanout_clash`]).
+fn check_af_packet_fanout(args: &[String]) -> Result<()> {
+    for w in args.windows(2) {
+        if w[0] != "--vdev" || !w[1].starts_with("net_af_packet") {
+            continue;
+        }
+        let Some(iface) = w[1].split(',').find_map(|kv| kv.strip_prefix("iface=")) else {
+            continue;
+        };
+        if let Some(id) = qsplice_dpdk::af_packet_fanout_clash(iface) {
+            return Err(FanoutClash {
+                iface: iface.to_string(),
+                id,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Bring up EAL, mempools and ports from `cfg`.
 pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
     let needed_mb = cfg.eal.memory_mb;
     let huge = qsplice_config::hugepages_available(needed_mb);
     let args = cfg.eal_args(std::process::id(), huge);
     tracing::info!(hugepages = huge, args = %args.join(" "), "starting EAL");
+    check_af_packet_fanout(&args)?;
     let eal = Eal::init(&args).context("EAL initialisation")?;
     tracing::info!(version = %Eal::version(), "EAL up");
 

@@ -632,7 +632,20 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
     let first = s_client(&["-sess_out", sess.to_str().unwrap()]);
     assert!(first.contains("New, TLSv1.2"), "{first}");
     let before = (tls_ok("a"), tls_ok("b"));
-    std::thread::sleep(Duration::from_millis(800)); // one sync round or more
+    // The other node has the session once it read it from the stream (the
+    // import goes straight into the shared cache).
+    let crossed = wait_for(Duration::from_secs(10), || {
+        let n: u64 = ["a", "b"]
+            .iter()
+            .map(|n| cluster_state(&dir, n)["sessions_in"].as_u64().unwrap_or(0))
+            .sum();
+        (n >= 1).then_some(())
+    });
+    assert!(
+        crossed.is_some(),
+        "the TLS 1.2 session never crossed through Redis\n{}",
+        logs(&dir)
+    );
     for i in 0..12 {
         let r = s_client(&["-sess_in", sess.to_str().unwrap()]);
         assert!(
@@ -681,7 +694,21 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
             .as_u64()
             .unwrap_or(0)
     };
-    std::thread::sleep(Duration::from_millis(1500)); // learned, shared, published
+    // Learned by the first node's lcore, written to the stream, read by the
+    // other node and handed to its lcores at their next tick.
+    let crossed = wait_for(Duration::from_secs(10), || {
+        let n: u64 = ["a", "b"]
+            .iter()
+            .map(|n| cluster_state(&dir, n)["rows_in"].as_u64().unwrap_or(0))
+            .sum();
+        (n >= 1).then_some(())
+    });
+    assert!(
+        crossed.is_some(),
+        "the session-table row never crossed through Redis\n{}",
+        logs(&dir)
+    );
+    std::thread::sleep(Duration::from_millis(500)); // the lcores' tick
     let before = (hits("a"), hits("b"));
     for i in 0..12 {
         let r = pass(&["-sess_in", sess9.to_str().unwrap()]);
@@ -692,7 +719,15 @@ fn two_nodes_behind_ecmp_announce_withdraw_and_survive_a_node_death() {
         );
     }
     let (ha, hb) = (hits("a") - before.0, hits("b") - before.1);
-    assert!(ha > 0 && hb > 0, "table hits on both nodes: a {ha}, b {hb}");
+    let lb = |n: &str| api(&dir, n, "GET", "/api/v1/status", None)["lb"]["total"].clone();
+    assert!(
+        ha > 0 && hb > 0,
+        "table hits on both nodes: a {ha}, b {hb}\ncluster a {}\ncluster b {}\nlb a {}\nlb b {}",
+        cluster_state(&dir, "a"),
+        cluster_state(&dir, "b"),
+        lb("a"),
+        lb("b")
+    );
     let rows: u64 = ["a", "b"]
         .iter()
         .map(|n| cluster_state(&dir, n)["rows_in"].as_u64().unwrap_or(0))

@@ -14,7 +14,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use qsplice_tls::certgen::{KeyAlg, LabCa};
@@ -576,9 +576,14 @@ fn tls_termination_end_to_end() {
     };
     let rss_before = rss(app.child.id());
     let mut ok = 0;
-    for _ in 0..30 {
-        if curl(&topo, &ca, 443, "/", &[]).0 {
+    let mut failed = Vec::new();
+    for i in 0..30 {
+        let t = Instant::now();
+        let (good, out) = curl(&topo, &ca, 443, "/", &[]);
+        if good {
             ok += 1;
+        } else {
+            failed.push(format!("request {i} after {:?}: {out}", t.elapsed()));
         }
     }
     let rss_during = rss(app.child.id());
@@ -586,7 +591,11 @@ fn tls_termination_end_to_end() {
     assert_eq!(
         ok,
         30,
-        "{ok}/30 TLS requests during the SYN flood\n{}",
+        "{ok}/30 TLS requests during the SYN flood:\n{}\nlb: {}\n{}",
+        failed.join("\n"),
+        stats(&json)
+            .map(|v| v["lb"]["total"].to_string())
+            .unwrap_or_default(),
         app.logs()
     );
     let v = settle(&json);

@@ -109,21 +109,49 @@ pub struct Appliance {
 
 impl Appliance {
     /// Start `qsplice <args>`; stdout/stderr go to files in `dir`.
+    ///
+    /// Several appliances in one namespace (tests run concurrently) can meet
+    /// DPDK's af_packet fanout-id clash (the id derives from the pid): qsplice
+    /// then refuses at once with exit code 75, and a new process (another
+    /// pid) is started, as a supervisor would. Waits until EAL is up, the
+    /// process exited otherwise, or 20 s.
     pub fn spawn(dir: &Path, args: &[&str]) -> Appliance {
         std::fs::create_dir_all(dir).unwrap();
-        let out = std::fs::File::create(dir.join("qsplice.out")).unwrap();
-        let err = std::fs::File::create(dir.join("qsplice.err")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_qsplice"))
-            .args(args)
-            .current_dir(repo_root())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn qsplice");
-        Appliance {
-            child,
-            dir: dir.to_path_buf(),
+        for attempt in 0.. {
+            let out = std::fs::File::create(dir.join("qsplice.out")).unwrap();
+            let err = std::fs::File::create(dir.join("qsplice.err")).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_qsplice"))
+                .args(args)
+                .current_dir(repo_root())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("spawn qsplice");
+            let mut app = Appliance {
+                child,
+                dir: dir.to_path_buf(),
+            };
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                match app.child.try_wait() {
+                    Ok(Some(s)) if s.code() == Some(75) && attempt < 5 => break,
+                    Ok(Some(_)) => return app,
+                    _ => {}
+                }
+                if app.logs().contains("EAL up") {
+                    return app;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.elapsed() >= Duration::from_secs(20) {
+                return app;
+            }
+            eprintln!(
+                "qsplice refused with 75 (af_packet fanout clash), starting it again:\n{}",
+                app.logs()
+            );
         }
+        unreachable!()
     }
 
     pub fn logs(&self) -> String {

@@ -13,6 +13,7 @@
 //!   owned by one lcore, and implements [`qsplice_netdev::Queue`].
 //! * [`Ring`]: a DPDK ring of mbufs between lcores.
 //! * [`tsc`]/[`tsc_hz`] and [`TscClock`].
+//! * [`af_packet_fanout_clash`]: the af_packet PMD's fanout-group pre-flight.
 //!
 //! ## Soundness model
 //! * EAL is initialised at most once per process and never torn down while
@@ -28,12 +29,14 @@
 
 mod eal;
 mod error;
+mod fanout;
 mod mbuf;
 mod port;
 mod ring;
 
 pub use eal::{lcore_id, socket_id, tsc, tsc_hz, Eal, LaunchError, TscClock};
 pub use error::DpdkError;
+pub use fanout::{af_packet_fanout_arg, af_packet_fanout_clash};
 pub use mbuf::{Mbuf, Mempool};
 pub use port::{EthPort, EthQueue, LinkStatus, PortConf, PortInfo, PortStats};
 pub use ring::Ring;
