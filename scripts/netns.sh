@@ -2,7 +2,7 @@
 # qsplice demo / test network topology built from network namespaces.
 #
 # Usage:
-#   scripts/netns.sh up     [--prefix P] [--backends N] [--bigfile MB]
+#   scripts/netns.sh up     [--prefix P] [--backends N] [--bigfile MB] [--ipv6]
 #   scripts/netns.sh down   [--prefix P]
 #   scripts/netns.sh status [--prefix P]
 #   scripts/netns.sh check  [--prefix P]
@@ -11,6 +11,11 @@
 #   --backends N   number of nginx backends, 1..8 (default: 3)
 #   --bigfile MB   also create html/big.bin of MB MiB (one random file,
 #                  hard-linked into every backend)
+#   --ipv6         dual-stack: the client link gets 2001:db8:1::/64 (client
+#                  ::2, the appliance ::1), the backend link 2001:db8:2::/64
+#                  (backend K ::(10+K) in hex digits, i.e. ::11, ::12 …,
+#                  the appliance ::1), nginx listens on IPv6 too; `up` also
+#                  prints VIP6, CLIENT_IP6, BACKEND_SIDE_IP6, BACKENDS6
 #
 # Topology (qsplice runs in the ROOT namespace and binds P-dut-c / P-dut-b
 # with DPDK net_af_packet; those two ends are UP and carry no IP address):
@@ -35,6 +40,9 @@ set -euo pipefail
 VIP=10.10.1.1
 CLIENT_IP=10.10.1.2
 BACKEND_SIDE_IP=10.10.2.1
+VIP6=2001:db8:1::1
+CLIENT_IP6=2001:db8:1::2
+BACKEND_SIDE_IP6=2001:db8:2::1
 MAX_BACKENDS=8
 
 log()  { printf '[netns] %s\n' "$*" >&2; }
@@ -58,6 +66,7 @@ esac
 PREFIX=qs
 NBACKENDS=3
 BIGFILE_MB=0
+IPV6=0
 while (($#)); do
     case "$1" in
         --prefix)     [[ $# -ge 2 ]] || die "--prefix needs a value"; PREFIX=$2; shift ;;
@@ -66,6 +75,7 @@ while (($#)); do
         --backends=*) NBACKENDS=${1#*=} ;;
         --bigfile)    [[ $# -ge 2 ]] || die "--bigfile needs a value"; BIGFILE_MB=$2; shift ;;
         --bigfile=*)  BIGFILE_MB=${1#*=} ;;
+        --ipv6)       IPV6=1 ;;
         -h|--help)    usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -93,6 +103,15 @@ STATE_DIR=/tmp/qsplice-netns-$PREFIX
 backend_ns() { echo "$PREFIX-b$1"; }
 sw_port()    { echo "$PREFIX-sw$1"; }
 backend_ip() { echo "10.10.2.$((10 + $1))"; }
+backend_ip6() { echo "2001:db8:2::$((10 + $1))"; }
+# Turn IPv6 on for interface IFNAME in NS (prep_ns/prep_if turn it off).
+enable_ipv6() {
+    local ns=$1 ifname=$2
+    set_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 0
+    set_if_sysctl "$ns" ipv6 "$ifname" disable_ipv6 0
+    set_if_sysctl "$ns" ipv6 "$ifname" accept_ra 0
+    set_if_sysctl "$ns" ipv6 "$ifname" accept_dad 0
+}
 # every namespace name this prefix can own (client, switch, b1..b8)
 all_ns() {
     local k
@@ -281,6 +300,7 @@ http {
 
     server {
         listen 80 default_server;
+$(if ((IPV6)); then echo "        listen [::]:80 default_server;"; fi)
         server_name _;
         add_header X-Backend b$k always;
         client_max_body_size 0;
@@ -335,6 +355,7 @@ http {
     # session cache and per-process random ticket keys.
     server {
         listen 443 ssl default_server;
+$(if ((IPV6)); then echo "        listen [::]:443 ssl default_server;"; fi)
         server_name _;
         ssl_certificate $dir/tls.pem;
         ssl_certificate_key $dir/tls.key;
@@ -531,6 +552,11 @@ cmd_up() {
     nsx "$CLIENT_NS" ip addr add "$CLIENT_IP/24" dev "$CLI_IF"
     nsx "$CLIENT_NS" ip link set dev "$CLI_IF" up
     nsx "$CLIENT_NS" ip route add default via "$VIP" dev "$CLI_IF"
+    if ((IPV6)); then
+        enable_ipv6 "$CLIENT_NS" "$CLI_IF"
+        nsx "$CLIENT_NS" ip -6 addr add "$CLIENT_IP6/64" dev "$CLI_IF" nodad
+        nsx "$CLIENT_NS" ip -6 route add default via "$VIP6" dev "$CLI_IF"
+    fi
 
     # Switch.
     nsx "$SW_NS" ip link add "$BRIDGE" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
@@ -553,6 +579,11 @@ cmd_up() {
         nsx "$ns" ip addr add "$ip/24" dev "$BK_IF"
         nsx "$ns" ip link set dev "$BK_IF" up
         nsx "$ns" ip route add default via "$BACKEND_SIDE_IP" dev "$BK_IF"
+        if ((IPV6)); then
+            enable_ipv6 "$ns" "$BK_IF"
+            nsx "$ns" ip -6 addr add "$(backend_ip6 "$k")/64" dev "$BK_IF" nodad
+            nsx "$ns" ip -6 route add default via "$BACKEND_SIDE_IP6" dev "$BK_IF"
+        fi
     done
     nsx "$SW_NS" ip link set dev "$BRIDGE" up
 
@@ -590,6 +621,16 @@ cmd_up() {
     echo "STATE_DIR=$STATE_DIR"
     echo "SHA256SUMS=$STATE_DIR/shared/SHA256SUMS"
     echo "TLS_CA=$STATE_DIR/shared/ca.pem"
+    if ((IPV6)); then
+        local b6=""
+        for ((k = 1; k <= NBACKENDS; k++)); do
+            b6+="${b6:+ }$(backend_ip6 "$k")"
+        done
+        echo "VIP6=$VIP6"
+        echo "CLIENT_IP6=$CLIENT_IP6"
+        echo "BACKEND_SIDE_IP6=$BACKEND_SIDE_IP6"
+        echo "BACKENDS6=$b6"
+    fi
 }
 
 # ---------------------------------------------------------------------------

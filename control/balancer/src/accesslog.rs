@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,7 +27,7 @@ pub struct AccessLog {
     out: Option<Box<dyn Write + Send>>,
     rings: Vec<Arc<AccessRing>>,
     /// VIP names, already JSON strings (quoted, escaped).
-    vip_names: HashMap<SocketAddrV4, String>,
+    vip_names: HashMap<SocketAddr, String>,
     hz: u64,
     /// The line being formatted (reused: no allocation per record).
     line: String,
@@ -88,7 +88,7 @@ impl AccessLog {
     }
 
     /// Name the VIP at `addr` (added or renamed while running).
-    pub fn set_vip_name(&mut self, addr: SocketAddrV4, name: &str) {
+    pub fn set_vip_name(&mut self, addr: SocketAddr, name: &str) {
         self.vip_names
             .insert(addr, Value::String(name.to_string()).to_string());
     }
@@ -243,15 +243,23 @@ fn push_padded(out: &mut String, mut n: u64, width: usize) {
 }
 
 /// `a.b.c.d:port`.
-fn push_sock(out: &mut String, a: &SocketAddrV4) {
-    for (k, o) in a.ip().octets().iter().enumerate() {
-        if k > 0 {
-            out.push('.');
+fn push_sock(out: &mut String, a: &SocketAddr) {
+    match a {
+        SocketAddr::V4(a) => {
+            for (k, o) in a.ip().octets().iter().enumerate() {
+                if k > 0 {
+                    out.push('.');
+                }
+                push_u64(out, u64::from(*o));
+            }
+            out.push(':');
+            push_u64(out, u64::from(a.port()));
         }
-        push_u64(out, u64::from(*o));
+        SocketAddr::V6(a) => {
+            use std::fmt::Write;
+            let _ = write!(out, "[{}]:{}", a.ip(), a.port());
+        }
     }
-    out.push(':');
-    push_u64(out, u64::from(a.port()));
 }
 
 /// `us` microseconds as milliseconds with three decimals.
@@ -275,7 +283,7 @@ fn ticks_us(t: u64, hz: u64) -> u64 {
 pub fn write_record(
     out: &mut String,
     r: &AccessRecord,
-    vip_names: &HashMap<SocketAddrV4, String>,
+    vip_names: &HashMap<SocketAddr, String>,
     hz: u64,
     tsc_now: u64,
     wall_now: SystemTime,
@@ -295,7 +303,7 @@ pub fn write_record(
 pub fn write_record_cached(
     out: &mut String,
     r: &AccessRecord,
-    vip_names: &HashMap<SocketAddrV4, String>,
+    vip_names: &HashMap<SocketAddr, String>,
     hz: u64,
     tsc_now: u64,
     wall_now: SystemTime,
@@ -364,7 +372,7 @@ pub fn write_record_cached(
 /// [`write_record`] as a JSON value (tests, tools).
 pub fn format_record(
     r: &AccessRecord,
-    vip_names: &HashMap<SocketAddrV4, String>,
+    vip_names: &HashMap<SocketAddr, String>,
     hz: u64,
     tsc_now: u64,
     wall_now: SystemTime,
@@ -418,10 +426,20 @@ mod tests {
             s.clear();
             push_ms(&mut s, v);
             assert_eq!(s, format!("{}.{:03}", v / 1000, v % 1000));
-            let a = SocketAddrV4::new(std::net::Ipv4Addr::from(v as u32), (v >> 32) as u16);
+            let a = SocketAddr::V4(std::net::SocketAddrV4::new(
+                std::net::Ipv4Addr::from(v as u32),
+                (v >> 32) as u16,
+            ));
             s.clear();
             push_sock(&mut s, &a);
             assert_eq!(s, a.to_string());
+            let a6 = SocketAddr::new(
+                std::net::Ipv6Addr::from(u128::from(v) << 17).into(),
+                v as u16,
+            );
+            s.clear();
+            push_sock(&mut s, &a6);
+            assert_eq!(s, a6.to_string());
             assert_eq!(
                 ticks_us(v, 2_500_000_000),
                 (u128::from(v) * 1_000_000 / 2_500_000_000) as u64
@@ -452,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_record_becomes_one_json_line() {
-        let vip: SocketAddrV4 = "10.10.1.1:443".parse().unwrap();
+        let vip: SocketAddr = "10.10.1.1:443".parse().unwrap();
         let mut tls = TlsAccess::of(None);
         tls.version = 0x0304;
         tls.group = Some(qsplice_tls::Group::X25519MlKem768);

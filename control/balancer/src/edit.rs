@@ -9,7 +9,7 @@
 //! is refused with the key, the value and why. Like HAProxy's runtime API,
 //! the changes live in memory: the next reload applies the file again.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use qsplice_config::{BackendConf, BackendStateConf, ContentRuleConf, LbConf, PolicyConf, VipConf};
 use qsplice_mgmt::{ApiError, BackendChange, Change};
@@ -22,7 +22,7 @@ pub struct Edit {
     pub summary: Value,
     /// `--force` on a removal: reset the connections of this VIP (all its
     /// backends, or the one given) once the change is applied.
-    pub force: Option<(SocketAddrV4, Option<SocketAddrV4>)>,
+    pub force: Option<(SocketAddr, Option<SocketAddr>)>,
 }
 
 /// `POST /api/v1/vips/{vip}`: the keys a VIP's settings change may give.

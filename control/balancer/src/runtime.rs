@@ -1,7 +1,7 @@
 //! [`LbRuntime`]: the balancer as the control thread runs it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,9 @@ const LOAD_REFRESH: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
 struct BackendCtl {
-    addr: SocketAddrV4,
+    addr: SocketAddr,
+    /// The address the lcores use (`addr`, or its IPv4 stand-in).
+    lane: SocketAddrV4,
     weight: u32,
     max_conns: u32,
     admin: BackendStateConf,
@@ -67,9 +69,10 @@ struct BackendCtl {
 }
 
 impl BackendCtl {
-    fn new(b: &qsplice_config::BackendConf, now: Instant) -> Self {
+    fn new(b: &qsplice_config::BackendConf, lane: SocketAddrV4, now: Instant) -> Self {
         BackendCtl {
             addr: b.address,
+            lane,
             weight: b.weight,
             max_conns: b.max_conns,
             admin: b.state,
@@ -84,6 +87,45 @@ impl BackendCtl {
             reset_epoch: 0,
             removed: false,
         }
+    }
+}
+
+/// IPv6 addresses and their IPv4 stand-ins, given out in order and never
+/// taken back while the process runs: a flow holds its stand-in, and a
+/// VIP or backend removed and added again finds its own.
+#[derive(Clone, Debug)]
+struct Standins {
+    by6: std::collections::BTreeMap<std::net::Ipv6Addr, std::net::Ipv4Addr>,
+    local6: Option<std::net::Ipv6Addr>,
+}
+
+impl Standins {
+    /// Stand-in 0 stays for `lb.local` on a backend port without IPv4.
+    fn new(local6: Option<std::net::Ipv6Addr>) -> Standins {
+        Standins {
+            by6: Default::default(),
+            local6,
+        }
+    }
+
+    /// The address the lcores use for `a`.
+    fn lane(&mut self, a: SocketAddr) -> SocketAddrV4 {
+        match a {
+            SocketAddr::V4(v) => v,
+            SocketAddr::V6(v) => {
+                let next = self.by6.len() as u32 + 1;
+                let s = *self
+                    .by6
+                    .entry(*v.ip())
+                    .or_insert_with(|| qsplice_lb::six::static_standin(next));
+                SocketAddrV4::new(s, v.port())
+            }
+        }
+    }
+
+    /// What the lcores read.
+    fn map(&self, narrow: Vec<SocketAddrV4>) -> qsplice_lb::six::SixMap {
+        qsplice_lb::six::SixMap::new(self.by6.iter().map(|(a, b)| (*a, *b)), self.local6, narrow)
     }
 }
 
@@ -109,7 +151,9 @@ const ROWS_OUT_MAX: usize = 65_536;
 #[derive(Clone, Debug)]
 struct VipCtl {
     name: String,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
+    /// The address the lcores use (`addr`, or its IPv4 stand-in).
+    lane: SocketAddrV4,
     policy: Policy,
     session_aware: bool,
     backends: Vec<BackendCtl>,
@@ -126,6 +170,8 @@ struct VipCtl {
 #[derive(Debug)]
 pub struct LbRuntime<F> {
     vips: Vec<VipCtl>,
+    /// IPv4 stand-ins of IPv6 VIPs and backends (see `qsplice_lb::six`).
+    standins: Standins,
     board: Arc<PoolBoard>,
     counters: Vec<Arc<SharedLbCounters>>,
     hists: Vec<Arc<qsplice_lb::SharedLbHists>>,
@@ -304,10 +350,24 @@ impl<F> LbRuntime<F> {
     pub fn new(cfg: &Config, l: &qsplice_config::LbConf, workers: usize, hz: u64) -> Result<Self> {
         let cp = cfg.port_index(&l.client_port).unwrap_or(0);
         let bp = cfg.port_index(&l.backend_port).unwrap_or(0);
+        let local6 = l.local6.or_else(|| {
+            cfg.ports[bp]
+                .addresses
+                .v6()
+                .iter()
+                .map(|c| c.addr)
+                .find(|a| !a.is_unicast_link_local())
+        });
+        // Without IPv4 on the backend port the lcores' `local` is a stand-in
+        // (for `local6`).
         let local = l
             .local
             .or_else(|| cfg.ports[bp].addresses.first().map(|c| c.addr))
-            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            .unwrap_or(if local6.is_some() {
+                qsplice_lb::six::static_standin(0)
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED
+            });
         let mtu = |i: usize| cfg.ports[i].mtu.saturating_sub(40);
         let now = Instant::now();
         // A cluster shares its secret: a handshake that completes through
@@ -387,6 +447,7 @@ impl<F> LbRuntime<F> {
         );
         let busy_flows = (l.max_flows as usize).saturating_mul(workers);
         let mut rt = LbRuntime {
+            standins: Standins::new(local6),
             board: Arc::new(PoolBoard::new(Vec::new())),
             counters: (0..workers)
                 .map(|_| Arc::new(SharedLbCounters::default()))
@@ -499,9 +560,11 @@ impl<F> LbRuntime<F> {
             let si = match self.vips.iter().position(|s| s.addr == nv.address) {
                 Some(si) => si,
                 None => {
+                    let lane = self.standins.lane(nv.address);
                     self.vips.push(VipCtl {
                         name: nv.name.clone(),
                         addr: nv.address,
+                        lane,
                         policy: policy(nv.policy),
                         session_aware: nv.policy == PolicyConf::SessionAware,
                         backends: Vec::new(),
@@ -556,7 +619,8 @@ impl<F> LbRuntime<F> {
                         b.admin = nb.state;
                     }
                     None => {
-                        slot.backends.push(BackendCtl::new(nb, now));
+                        let lane = self.standins.lane(nb.address);
+                        slot.backends.push(BackendCtl::new(nb, lane, now));
                         n += 1;
                         if live {
                             tracing::info!(vip = %nv.name, backend = %nb.address, "backend added");
@@ -583,7 +647,7 @@ impl<F> LbRuntime<F> {
                 None if !nv.rules.is_empty() => {
                     slot.content = Some(self.template.content.len());
                     self.template.content.push(ContentVip {
-                        addr: nv.address,
+                        addr: slot.lane,
                         rules: Arc::new(ArcSwap::from_pointee(rules)),
                     });
                     self.services_dirty = true;
@@ -603,7 +667,7 @@ impl<F> LbRuntime<F> {
                     None => {
                         slot.tls = Some(self.template.tls_vips.len());
                         self.template.tls_vips.push(TlsVip {
-                            addr: nv.address,
+                            addr: slot.lane,
                             pool: si,
                             ctx: Arc::new(ArcSwap::from_pointee(ctx)),
                             x_forwarded_for: nv
@@ -651,7 +715,7 @@ impl<F> LbRuntime<F> {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| VipConf {
-                    addr: v.addr,
+                    addr: v.lane,
                     pool: i,
                     session_aware: v.session_aware,
                     open: !v.removed,
@@ -660,7 +724,24 @@ impl<F> LbRuntime<F> {
             tls_vips: self.template.tls_vips.clone(),
             content: self.template.content.clone(),
             access_sample: self.access_sample(),
+            six: self.six_map(),
         }
+    }
+
+    /// The IPv6 addresses the lcores know by their stand-ins, and the VIPs
+    /// whose two legs differ in family (a smaller MSS to their clients).
+    fn six_map(&self) -> qsplice_lb::six::SixMap {
+        let narrow = self
+            .vips
+            .iter()
+            .filter(|v| {
+                v.backends
+                    .iter()
+                    .any(|b| !b.removed && b.addr.is_ipv6() && !v.addr.is_ipv6())
+            })
+            .map(|v| v.lane)
+            .collect();
+        self.standins.map(narrow)
     }
 
     /// Lcore `i`'s settings and shared handles.
@@ -729,7 +810,7 @@ impl<F> LbRuntime<F> {
                     .backends
                     .iter()
                     .map(|b| {
-                        let mut x = Backend::new(b.addr);
+                        let mut x = Backend::new(b.lane);
                         x.weight = b.weight;
                         x.max_conns = b.max_conns;
                         x.reset_epoch = b.reset_epoch;
@@ -823,7 +904,7 @@ impl<F> LbRuntime<F> {
                     let check = HealthCheck {
                         pool: pi as u16,
                         backend: bi as u16,
-                        addr: b.addr,
+                        addr: b.lane,
                         kind,
                         timeout_ms,
                         token: self.token,
@@ -873,9 +954,9 @@ impl<F> LbRuntime<F> {
                             self.rows_dropped += 1;
                         }
                         out.push_back(SharedRow {
-                            vip: v.addr,
+                            vip: v.lane,
                             key: ev.key.0,
-                            backend: be.addr,
+                            backend: be.lane,
                         });
                     }
                 }
@@ -983,7 +1064,7 @@ impl<F> LbRuntime<F> {
     /// Reset every connection of the backends `addrs` of VIP slot `vi`
     /// (`--force` on a removal): their reset epoch moves, the lcores reset
     /// what they hold to them within a tick.
-    fn force_reset(&mut self, vi: usize, addrs: Option<&[SocketAddrV4]>) -> usize {
+    fn force_reset(&mut self, vi: usize, addrs: Option<&[SocketAddr]>) -> usize {
         let mut n = 0;
         if let Some(v) = self.vips.get_mut(vi) {
             for b in &mut v.backends {
@@ -1082,7 +1163,11 @@ impl<F> LbRuntime<F> {
                     .iter()
                     .any(|b| !b.removed && b.healthy && b.admin == BackendStateConf::Up)
             })
-            .map(|v| *v.addr.ip())
+            .filter_map(|v| match v.addr {
+                // (BGP announces IPv4 VIPs only.)
+                SocketAddr::V4(a) => Some(*a.ip()),
+                SocketAddr::V6(_) => None,
+            })
             .collect();
         ips.sort_unstable();
         ips.dedup();
@@ -1129,12 +1214,12 @@ impl<F> LbRuntime<F> {
     /// backend here too (if this node serves that VIP with that backend).
     pub fn import_row(&mut self, r: &SharedRow, now: Instant) {
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
-        let slot = self.vips.iter().position(|v| v.addr == r.vip && !v.removed);
+        let slot = self.vips.iter().position(|v| v.lane == r.vip && !v.removed);
         let found = slot.and_then(|pi| {
             let b = self.vips[pi]
                 .backends
                 .iter()
-                .position(|b| b.addr == r.backend && !b.removed)?;
+                .position(|b| b.lane == r.backend && !b.removed)?;
             Some((pi, b))
         });
         match found.and_then(|(pi, b)| Some((self.tables.get_mut(pi)?.as_mut()?, b))) {
@@ -1182,7 +1267,7 @@ impl<F> LbRuntime<F> {
     /// `--force` on a removal: reset the connections of the VIP at
     /// `vip` to `backend` (or to all its backends) now. Returns how many
     /// backends' connections were reset.
-    pub fn force_reset_addr(&mut self, vip: SocketAddrV4, backend: Option<SocketAddrV4>) -> usize {
+    pub fn force_reset_addr(&mut self, vip: SocketAddr, backend: Option<SocketAddr>) -> usize {
         let Some(vi) = self.vips.iter().position(|v| v.addr == vip) else {
             return 0;
         };
@@ -1334,7 +1419,7 @@ impl<F> LbRuntime<F> {
                     .template
                     .tls_vips
                     .iter()
-                    .position(|t| t.addr == v.addr)
+                    .position(|t| t.addr == v.lane)
                     .map(|ti| {
                         let mut sum = TlsStats::default();
                         for lc in &self.tls_stats {
@@ -1396,7 +1481,7 @@ impl<F> LbRuntime<F> {
                     .template
                     .tls_vips
                     .iter()
-                    .find(|t| t.addr == v.addr)
+                    .find(|t| t.addr == v.lane)
                     .map(|t| t.ctx.load_full());
                 let certificates = ctx
                     .iter()

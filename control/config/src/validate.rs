@@ -758,7 +758,7 @@ impl Config {
                     format!("is not an address of the backend port `{}`", bport.name),
                 );
             }
-            None if bport.addresses.is_empty() => {
+            None if bport.addresses.is_empty() && bport.addresses.v6().is_empty() => {
                 return err(
                     "lb.backend_port",
                     &lb.backend_port,
@@ -766,6 +766,18 @@ impl Config {
                 );
             }
             _ => {}
+        }
+        if let Some(a) = lb.local6 {
+            if !bport.addresses.v6().iter().any(|c| c.addr == a) {
+                return err(
+                    "lb.local6",
+                    a,
+                    format!(
+                        "is not an IPv6 address of the backend port `{}`",
+                        bport.name
+                    ),
+                );
+            }
         }
         if lb.source_port_min < 1024 {
             return err(
@@ -841,7 +853,11 @@ impl Config {
             if !names.insert(v.name.as_str()) {
                 return err(k("name"), &v.name, "another VIP has this name");
             }
-            if !cport.addresses.iter().any(|c| c.addr == *v.address.ip()) {
+            let on_port = match v.address.ip() {
+                std::net::IpAddr::V4(a) => cport.addresses.iter().any(|c| c.addr == a),
+                std::net::IpAddr::V6(a) => cport.addresses.v6().iter().any(|c| c.addr == a),
+            };
+            if !on_port {
                 return err(
                     k("address"),
                     v.address,
@@ -880,21 +896,60 @@ impl Config {
                 if b.address.port() == 0 {
                     return err(bk("address"), b.address, "port 0 is not a service port");
                 }
-                let ip = *b.address.ip();
-                let on_link = bport.addresses.iter().any(|c| c.contains(ip));
-                if !on_link && bport.gateway.is_none() {
-                    return err(
-                        bk("address"),
-                        b.address,
-                        format!("is not on a subnet of the backend port `{}` and that port has no gateway", bport.name),
-                    );
-                }
-                if bport.addresses.iter().any(|c| c.addr == ip) {
-                    return err(
-                        bk("address"),
-                        b.address,
-                        "is one of the appliance's own addresses",
-                    );
+                match b.address.ip() {
+                    std::net::IpAddr::V4(ip) => {
+                        let on_link = bport.addresses.iter().any(|c| c.contains(ip));
+                        if !on_link && bport.gateway.is_none() {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                format!("is not on a subnet of the backend port `{}` and that port has no gateway", bport.name),
+                            );
+                        }
+                        if bport.addresses.iter().any(|c| c.addr == ip) {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                "is one of the appliance's own addresses",
+                            );
+                        }
+                        if bport.addresses.is_empty() {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                format!("an IPv4 backend needs an IPv4 address on the backend port `{}`", bport.name),
+                            );
+                        }
+                    }
+                    std::net::IpAddr::V6(ip) => {
+                        let v6 = bport.addresses.v6();
+                        let on_link =
+                            v6.iter().any(|c| c.contains(ip)) || ip.is_unicast_link_local();
+                        if !on_link && bport.gateway6.is_none() {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                format!("is not in an IPv6 prefix of the backend port `{}` and that port has no gateway6", bport.name),
+                            );
+                        }
+                        if v6.iter().any(|c| c.addr == ip) {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                "is one of the appliance's own addresses",
+                            );
+                        }
+                        if lb.local6.is_none() && v6.is_empty() {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                format!("an IPv6 backend needs an IPv6 source address: give the backend port `{}` an IPv6 address or set lb.local6", bport.name),
+                            );
+                        }
+                        if ip.is_multicast() || ip.is_unspecified() || ip.is_loopback() {
+                            return err(bk("address"), b.address, "is not a unicast address");
+                        }
+                    }
                 }
                 in_range(&bk("weight"), b.weight, 1, 1000)?;
             }

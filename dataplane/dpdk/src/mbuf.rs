@@ -303,6 +303,14 @@ impl qsplice_netdev::Frame for Mbuf {
         Mbuf::set_len(self, len)
     }
     #[inline(always)]
+    fn adj(&mut self, n: usize) -> bool {
+        Mbuf::adj(self, n)
+    }
+    #[inline(always)]
+    fn prepend(&mut self, n: usize) -> bool {
+        Mbuf::prepend(self, n)
+    }
+    #[inline(always)]
     fn rss_hash(&self) -> Option<u32> {
         Mbuf::rss_hash(self)
     }

@@ -232,6 +232,23 @@ pub trait Service<Q: Queue> {
         l3: usize,
         now: u64,
     ) -> Option<Q::Frame>;
+    /// A TCP or UDP (`proto`) segment for one of our IPv6 addresses on
+    /// port `pi`: the IPv6 header is valid, extension headers (none
+    /// fragmenting) were walked, and `(l3, l4, end)` are the offsets of the
+    /// IPv6 header, the upper-layer header and the end of the packet. The
+    /// upper-layer checksum is not verified yet. Return the frame to
+    /// decline it (the worker counts an `ipv6_no_service` drop).
+    fn on_ipv6(
+        &mut self,
+        _io: &mut Io<'_, Q>,
+        _pi: usize,
+        f: Q::Frame,
+        _proto: u8,
+        _offsets: (usize, usize, usize),
+        _now: u64,
+    ) -> Option<Q::Frame> {
+        Some(f)
+    }
     /// Called on every loop iteration after the rx bursts (e.g. to take
     /// frames other lcores steered here). Returns whether it did any work.
     fn poll(&mut self, _io: &mut Io<'_, Q>, _now: u64) -> bool {
@@ -1240,7 +1257,23 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
                 up.ext_headers,
                 now,
             ),
-            // (The kernel interface runs IPv4 only: nothing to hand it.)
+            next_header::TCP | next_header::UDP => {
+                let (svc, mut io) = self.io(now);
+                if svc
+                    .on_ipv6(
+                        &mut io,
+                        pi,
+                        f,
+                        up.proto,
+                        (l3, l3 + up.offset, l3 + end),
+                        now,
+                    )
+                    .is_some()
+                {
+                    // (The kernel interface runs IPv4 only: nothing to hand it.)
+                    self.c.drop(DropReason::Ipv6NoService);
+                }
+            }
             _ => self.c.drop(DropReason::Ipv6NoService),
         }
     }

@@ -4,7 +4,7 @@
 //! lcore never formats, allocates or makes a system call for it; a full
 //! ring loses the record and counts it (`access_log_lost`).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crossbeam::queue::ArrayQueue;
 
@@ -97,11 +97,11 @@ pub struct AccessRecord {
     /// The lcore that served it.
     pub lcore: u16,
     /// VIP (address:port).
-    pub vip: SocketAddrV4,
+    pub vip: SocketAddr,
     /// Client address:port.
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// The backend it was sent to (none: it never got one).
-    pub backend: Option<SocketAddrV4>,
+    pub backend: Option<SocketAddr>,
     /// Lcore clock when it began (the client's SYN where known) and ended.
     pub start: u64,
     /// See `start`.

@@ -32,6 +32,8 @@ pub struct Services {
     pub content: Vec<ContentVip>,
     /// Access log: one connection in this many is logged (0: off).
     pub access_sample: u32,
+    /// IPv6 addresses and their IPv4 stand-ins (see `crate::six`).
+    pub six: crate::six::SixMap,
 }
 
 /// Whether the appliance takes new connections (graceful shutdown).

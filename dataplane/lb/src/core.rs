@@ -69,6 +69,7 @@ pub use term::TlsVip;
 mod accept;
 mod adopt;
 mod connect;
+mod edge;
 mod forward;
 mod probes;
 mod sa;
@@ -562,6 +563,8 @@ pub struct LbCore<F> {
     publishes: u64,
     /// Flow sync: lookups in flight and their answers (see `core/adopt.rs`).
     adopt: adopt::Adoption,
+    /// IPv6 legs: stand-ins and translation (see `core/edge.rs`).
+    edge: edge::Edge,
 }
 
 impl<F: Frame> LbCore<F> {
@@ -632,6 +635,16 @@ impl<F: Frame> LbCore<F> {
             sa: sa::SessionAware::new(shared.sessions.clone()),
             publishes: 0,
             adopt: adopt::Adoption::new(shared.flowsync.is_some()),
+            edge: edge::Edge::new(
+                shared.board.services().six.clone(),
+                conf.local,
+                conf.lcore,
+                conf.max_flows,
+                // A client stand-in outlives any flow of it that sits idle,
+                // its linger, and two SYN-cookie slots.
+                (conf.idle_timeout_ms + conf.linger_ms + 2 * COOKIE_SLOT_S * 1000 + 2000)
+                    .saturating_mul(ms),
+            ),
             conf,
             shared,
         }
@@ -794,7 +807,7 @@ impl<F: Frame> LbCore<F> {
         match write_segment(f.data_mut(), seg) {
             Some(len) => {
                 f.set_len(len);
-                io.send(pi, f);
+                self.edge.send(io, pi, f);
             }
             None => self.c.drop_no_buffer += 1,
         }
@@ -1088,10 +1101,29 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         self.c.syn_cache_expired += self.syncache.expire(now, 1024) as u64;
         self.c.syn_cache_active = self.syncache.len() as u64;
         self.expire(now);
+        if self.edge.on() {
+            self.c.six_clients = self.edge.tick(now);
+        }
         if self.adopt.on() {
             self.adopt_tick(io, now);
         }
         self.publish();
+    }
+
+    fn on_ipv6(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        proto: u8,
+        offsets: (usize, usize, usize),
+        now: u64,
+    ) -> Option<Q::Frame> {
+        if proto != ip_proto::TCP || !self.edge.on() {
+            return Some(f);
+        }
+        self.now = now;
+        self.on_ipv6_tcp(io, pi, f, offsets, now)
     }
 
     fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {

@@ -290,6 +290,26 @@ lb_counters! {
     ca_fallback,
     /// Content-aware VIPs: no rule matched, or no whole head (scheduler).
     ca_unmatched,
+    /// Flow sync: spliced flows with an IPv6 leg, not shared with the
+    /// cluster (their stand-in addresses are this node's own).
+    flows_not_shared,
+    /// IPv6 segments taken in (translated to the IPv4 path with stand-ins).
+    six_in,
+    /// Segments sent out as IPv6 (translated from stand-ins).
+    six_out,
+    /// IPv6 clients with a stand-in address right now (gauge, this lcore).
+    six_clients,
+    /// IPv6 segments dropped: no client stand-in free (every slot of the
+    /// address's window holds a client in use).
+    six_clients_full,
+    /// IPv6 segments dropped: to `lb.local6` from an address that is no
+    /// backend.
+    six_unknown_source,
+    /// IPv6 segments dropped: not translatable (truncated, bad lengths).
+    six_bad,
+    /// Segments to a stand-in that could not leave as IPv6 (its address
+    /// gone, no `lb.local6`, no headroom).
+    six_untranslatable,
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! * [`board`]: backend state published by the control thread (one atomic
 //!   swap per change) and per-backend counters published back.
 //! * [`counters`]: per-core counters.
+//! * [`six`]: IPv6 VIPs, clients and backends on the IPv4 lcore path —
+//!   stand-in addresses from 240.0.0.0/4 and header translation at the
+//!   edges (NAT64/46 included).
 //! * [`flowsync`]: the rings between the lcores and the cluster's flow
 //!   sync (records of spliced flows out, lookups out, found records in).
 //!
@@ -30,6 +33,7 @@ pub mod counters;
 pub mod flowsync;
 pub mod health;
 pub mod hist;
+pub mod six;
 pub mod syncache;
 pub mod tcp;
 

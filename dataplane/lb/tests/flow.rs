@@ -1478,6 +1478,7 @@ fn removed_vip_drains_and_an_added_vip_takes_connections() {
             tls_vips: Vec::new(),
             content: Vec::new(),
             access_sample: 1,
+            six: Default::default(),
         },
         pools,
     );
@@ -1625,6 +1626,7 @@ fn removed_vip_stray_ack_with_several_lcores_is_dropped_not_reset() {
             tls_vips: Vec::new(),
             content: Vec::new(),
             access_sample: 1,
+            six: Default::default(),
         },
         pools,
     );

@@ -40,6 +40,18 @@ pub trait Frame: Sized {
     /// nothing) when `len` exceeds the buffer's capacity. New bytes are not
     /// zeroed.
     fn set_len(&mut self, len: usize) -> bool;
+    /// Remove `n` bytes from the front (the frame then starts `n` bytes
+    /// later). False (nothing changed) if `n` exceeds the length or the
+    /// frame type cannot.
+    fn adj(&mut self, _n: usize) -> bool {
+        false
+    }
+    /// Add `n` bytes in front of the frame from the buffer's headroom (their
+    /// contents are not defined). False (nothing changed) if the headroom is
+    /// too small or the frame type cannot.
+    fn prepend(&mut self, _n: usize) -> bool {
+        false
+    }
     /// The NIC's RSS hash of this frame, when the device computed one.
     fn rss_hash(&self) -> Option<u32> {
         None

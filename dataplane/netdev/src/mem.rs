@@ -13,17 +13,22 @@ use crate::{Burst, Clock, Frame, Queue};
 pub struct VecFrame {
     buf: Vec<u8>,
     cap: usize,
+    /// Bytes [`Frame::prepend`] may still add in front (an mbuf's headroom).
+    headroom: usize,
 }
 
 impl VecFrame {
     /// Data room of frames made by [`MemQueue::alloc`], like a default mbuf.
     pub const DEFAULT_CAP: usize = 2048;
+    /// Headroom of a new frame, like DPDK's `RTE_PKTMBUF_HEADROOM`.
+    pub const HEADROOM: usize = 128;
 
     /// A frame holding a copy of `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         VecFrame {
             buf: bytes.to_vec(),
             cap: Self::DEFAULT_CAP.max(bytes.len()),
+            headroom: Self::HEADROOM,
         }
     }
     /// The frame's bytes, consuming it.
@@ -44,6 +49,24 @@ impl Frame for VecFrame {
             return false;
         }
         self.buf.resize(len, 0);
+        true
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.buf.len() {
+            return false;
+        }
+        self.buf.drain(..n);
+        self.headroom += n;
+        self.cap -= n;
+        true
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.headroom {
+            return false;
+        }
+        self.buf.splice(0..0, std::iter::repeat_n(0xa5, n));
+        self.headroom -= n;
+        self.cap += n;
         true
     }
 }
@@ -106,6 +129,7 @@ impl Queue for MemQueue {
         Some(VecFrame {
             buf: Vec::new(),
             cap: VecFrame::DEFAULT_CAP,
+            headroom: VecFrame::HEADROOM,
         })
     }
     fn mac(&self) -> [u8; 6] {

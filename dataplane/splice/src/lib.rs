@@ -18,6 +18,8 @@
 //!   payload.
 //! * [`translate6`]: the same rewrite for TCP/IPv6 segments (no IP
 //!   checksum; the pseudo-header's 128-bit addresses updated at once).
+//! * [`family`]: TCP/IPv6 ↔ TCP/IPv4 header translation in place (SIIT
+//!   for TCP), how IPv6 legs ride the IPv4 splice path (NAT64/46 too).
 //! * [`flow`]: the per-lcore table of spliced flows (found from either
 //!   direction, fixed capacity, no allocation after creation) and each
 //!   flow's FIN/RST/idle tracking.
@@ -25,6 +27,7 @@
 //!   share them (45 bytes), so another node can adopt the flow.
 #![forbid(unsafe_code)]
 
+pub mod family;
 pub mod flow;
 pub mod isn;
 pub mod record;

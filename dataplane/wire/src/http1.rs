@@ -79,7 +79,8 @@ pub struct XffInserter {
 
 impl XffInserter {
     /// An inserter adding `X-Forwarded-For: {client}`.
-    pub fn new(client: core::net::Ipv4Addr) -> XffInserter {
+    pub fn new(client: impl Into<core::net::IpAddr>) -> XffInserter {
+        let client: core::net::IpAddr = client.into();
         XffInserter {
             header: format!("X-Forwarded-For: {client}\r\n").into_bytes(),
             state: State::RequestLine,

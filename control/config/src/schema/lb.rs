@@ -14,6 +14,10 @@ pub struct LbConf {
     /// first address.
     #[serde(deserialize_with = "opt_ipv4")]
     pub local: Option<Ipv4Addr>,
+    /// IPv6 source address of connections to IPv6 backends; empty: the
+    /// backend port's first global IPv6 address.
+    #[serde(deserialize_with = "opt_ipv6")]
+    pub local6: Option<Ipv6Addr>,
     /// Lowest source port of backend connections.
     pub source_port_min: u16,
     /// Highest source port of backend connections.
@@ -69,6 +73,7 @@ impl Default for LbConf {
             client_port: String::new(),
             backend_port: String::new(),
             local: None,
+            local6: None,
             source_port_min: 10_000,
             source_port_max: 60_999,
             max_flows: 65_536,
@@ -165,8 +170,9 @@ pub enum PolicyConf {
 pub struct VipConf {
     /// Name (counters, logs).
     pub name: String,
-    /// `address:port` clients connect to.
-    pub address: std::net::SocketAddrV4,
+    /// `address:port` clients connect to: IPv4 `a.b.c.d:p` or IPv6
+    /// `[a:b::c]:p` (an address of the client port).
+    pub address: std::net::SocketAddr,
     /// Scheduling policy.
     #[serde(default)]
     pub policy: PolicyConf,
@@ -197,7 +203,7 @@ pub struct ContentRuleConf {
     #[serde(default)]
     pub cookie: Option<String>,
     /// Backends (addresses among the VIP's) that serve matching requests.
-    pub backends: Vec<std::net::SocketAddrV4>,
+    pub backends: Vec<std::net::SocketAddr>,
 }
 
 /// What a VIP does with TLS.
@@ -373,8 +379,9 @@ pub enum BackendStateConf {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConf {
-    /// `address:port`.
-    pub address: std::net::SocketAddrV4,
+    /// `address:port`, IPv4 or IPv6 (`[a:b::c]:p`) whatever the VIP's
+    /// family (NAT64/46 where they differ).
+    pub address: std::net::SocketAddr,
     /// Weight (weighted policies), 1..=1000.
     #[serde(default = "one")]
     pub weight: u32,

@@ -135,11 +135,18 @@ impl<F: Frame> LbCore<F> {
                 }
             },
         };
+        // One leg IPv4, the other IPv6: what the client may send must fit
+        // the other leg's 20-byte larger header.
+        let client_mss = if self.edge.on() && self.edge.six.is_narrow(s.dst) {
+            self.conf.client_mss.saturating_sub(20)
+        } else {
+            self.conf.client_mss
+        };
         let (isn, ours) = match entry {
             Some(e) => (
                 e.iss,
                 SynOptions {
-                    mss: Some(self.conf.client_mss),
+                    mss: Some(client_mss),
                     ws: e.ws.map(|_| self.conf.vip_ws),
                     sack_ok: e.sack,
                     ts: e.ts.map(|v| (e.our_tsval, v)),
@@ -163,7 +170,7 @@ impl<F: Frame> LbCore<F> {
                 (
                     cookie,
                     SynOptions {
-                        mss: Some(self.conf.client_mss),
+                        mss: Some(client_mss),
                         ws: (ts.is_some() && opts.ws.is_some()).then_some(self.conf.vip_ws),
                         sack_ok: ts.is_some() && opts.sack_ok,
                         ts,
@@ -272,7 +279,7 @@ impl<F: Frame> LbCore<F> {
         };
         let server = snap.backends[b].addr;
         let bp = self.conf.backend_port;
-        let Some(backend_mac) = io.resolve(bp, *server.ip()) else {
+        let Some(backend_mac) = self.edge.resolve(io, bp, *server.ip()) else {
             // The client retransmits; by then ARP has answered. Its SYN
             // cache entry must still be there to complete the handshake.
             if let Some(e) = acc.entry {

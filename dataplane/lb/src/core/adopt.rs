@@ -141,6 +141,13 @@ impl<F: Frame> LbCore<F> {
         let Some(p) = self.flows.get(id).map(|fl| fl.params) else {
             return;
         };
+        // A flow with an IPv6 leg is not shared: its stand-ins mean
+        // nothing on another node (counted; see `crate::six`).
+        if crate::six::is_standin(*p.client.ip()) || crate::six::is_standin(*p.server.ip()) {
+            self.c.flows_not_shared += 1;
+            self.meta[id as usize].pub_gen = self.adopt.generation as u32;
+            return;
+        }
         let q = &fs.out[usize::from(self.conf.lcore)];
         if q.push(p).is_ok() {
             self.c.flows_published += 1;
@@ -159,7 +166,7 @@ impl<F: Frame> LbCore<F> {
     /// handshake, or the cluster knows no such flow); `None` when it was
     /// taken (dropped while the flow is looked up).
     pub(super) fn adopt_client(&mut self, f: F, s: &Seg, now: u64) -> Option<F> {
-        if self.handshake_valid(s, now) {
+        if self.handshake_valid(s, now) || crate::six::is_standin(*s.src.ip()) {
             return Some(f);
         }
         let i = Adoption::slot(s.key);
@@ -290,9 +297,10 @@ impl<F: Frame> LbCore<F> {
         let client_mac_given = client_mac;
         let client_mac = match client_mac {
             Some(m) => Some(m),
-            None => io.resolve(cp, *p.client.ip()),
+            None => self.edge.resolve(io, cp, *p.client.ip()),
         };
-        let (Some(client_mac), Some(backend_mac)) = (client_mac, io.resolve(bp, *p.server.ip()))
+        let (Some(client_mac), Some(backend_mac)) =
+            (client_mac, self.edge.resolve(io, bp, *p.server.ip()))
         else {
             // ARP is asked meanwhile; the next segment looks it up again
             // (an install is retried by the caller).

@@ -279,7 +279,7 @@ impl<F: Frame> LbCore<F> {
             let Some((b, server)) = picked else {
                 break;
             };
-            match io.resolve(bp, *server.ip()) {
+            match self.edge.resolve(io, bp, *server.ip()) {
                 Some(mac) => {
                     found = Some((b, server, mac));
                     break;

@@ -121,6 +121,6 @@ impl<F: Frame> LbCore<F> {
             eth.set_src(io.mac(pi));
             eth.set_dst(dst_mac);
         }
-        io.send(pi, f);
+        self.edge.send(io, pi, f);
     }
 }

@@ -24,7 +24,7 @@ impl<F: Frame> LbCore<F> {
                 break;
             };
             let bp = self.conf.backend_port;
-            let Some(mac) = io.resolve(bp, *check.addr.ip()) else {
+            let Some(mac) = self.edge.resolve(io, bp, *check.addr.ip()) else {
                 self.report_probe(&check, HealthResult::Unresolved);
                 continue;
             };

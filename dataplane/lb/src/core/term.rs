@@ -258,6 +258,7 @@ impl Terminator {
 /// IPv4, TCP with its checksum) and queues it. False: no mbuf.
 fn emit<Q: Queue>(
     io: &mut Io<'_, Q>,
+    edge: &mut super::edge::Edge,
     pi: usize,
     dst_mac: MacAddr,
     src: SocketAddrV4,
@@ -297,7 +298,7 @@ fn emit<Q: Queue>(
         }
         TcpPacket::new_unchecked(&mut d[34..len]).fill_checksum(*src.ip(), *dst.ip());
     }
-    io.send(pi, fr);
+    edge.send(io, pi, fr);
     true
 }
 
@@ -472,7 +473,7 @@ impl<F: Frame> LbCore<F> {
             tls: TlsSession::new(),
             xff: self.term.vips[vi]
                 .x_forwarded_for
-                .then(|| XffInserter::new(*s.src.ip())),
+                .then(|| XffInserter::new(self.edge.real(*s.src.ip()))),
             xff_pending: Vec::new(),
             created: now,
             kill: false,
@@ -634,15 +635,16 @@ impl<F: Frame> LbCore<F> {
         let r = conn.route;
         let mut lost = 0u64;
         let (vip, client) = (conn.vip_addr, conn.client);
+        let edge = &mut self.edge;
         let mut n = conn.cli.output(cnow, MAX_SEGS_PER_CALL, |seg| {
-            let ok = emit(io, r.cpi, r.client_mac, vip, client, seg);
+            let ok = emit(io, edge, r.cpi, r.client_mac, vip, client, seg);
             lost += u64::from(!ok);
             ok
         });
         if let (Some(be), Some((server, sport, _, _))) = (conn.be.as_mut(), conn.server) {
             let local = SocketAddrV4::new(self.conf.local, sport);
             n += be.output(bnow, MAX_SEGS_PER_CALL, |seg| {
-                let ok = emit(io, r.bpi, r.server_mac, local, server, seg);
+                let ok = emit(io, edge, r.bpi, r.server_mac, local, server, seg);
                 lost += u64::from(!ok);
                 ok
             });
@@ -751,7 +753,7 @@ impl<F: Frame> LbCore<F> {
             }
             return self.term_fail_backend(conn);
         };
-        let Some(mac) = io.resolve(self.conf.backend_port, *server.ip()) else {
+        let Some(mac) = self.edge.resolve(io, self.conf.backend_port, *server.ip()) else {
             // ARP is under way; retried from the timer.
             if now.saturating_sub(conn.created) > 3000 * self.ms {
                 self.c.drop_unresolved += 1;
@@ -1013,9 +1015,9 @@ impl<F: Frame> LbCore<F> {
             };
             let r = AccessRecord {
                 lcore: self.conf.lcore,
-                vip: conn.vip_addr,
-                client: conn.client,
-                backend: conn.server.map(|(s, _, _, _)| s),
+                vip: self.edge.real_sock(conn.vip_addr),
+                client: self.edge.real_sock(conn.client),
+                backend: conn.server.map(|(s, _, _, _)| self.edge.real_sock(s)),
                 start: conn.born,
                 end: self.now,
                 setup_us: conn.hs_us,

@@ -16,9 +16,9 @@ impl<F: Frame> LbCore<F> {
         };
         let r = AccessRecord {
             lcore: self.conf.lcore,
-            vip: end.vip,
-            client: end.client,
-            backend: Some(end.server),
+            vip: self.edge.real_sock(end.vip),
+            client: self.edge.real_sock(end.client),
+            backend: Some(self.edge.real_sock(end.server)),
             start: m.born,
             end: self.now,
             setup_us,
@@ -258,6 +258,9 @@ impl<F: Frame> LbCore<F> {
             self.term.set_vips(&services.tls_vips);
             self.vix = VipIndex::build(&services.vips, &services.tls_vips, &services.content);
             self.access.set_sample(services.access_sample);
+            if services.six != self.edge.six {
+                self.edge.set_map(services.six.clone());
+            }
             self.services = services;
         }
         // Room for new VIPs' and backends' counters (one allocation per
@@ -310,6 +313,8 @@ impl<F: Frame> LbCore<F> {
         self.c.flows_active = self.flows.len() as u64;
         self.c.flow_probe_overflow = self.flows.probe_overflow();
         self.c.flows_connecting = self.connecting.len() as u64;
+        self.c.six_out = self.edge.out;
+        self.c.six_untranslatable = self.edge.untranslatable;
         self.shared.counters.publish(&self.c);
         self.shared.hists.publish(&self.h);
         self.shared.backends.store_all(&self.bstats);
