@@ -3,6 +3,7 @@
 
 Usage: send_frames.py [--lb [--port=P] [--no-cookie]] IFACE DST_MAC SRC_IP DST_IP [COUNT]
        send_frames.py --v6 IFACE DST_MAC SRC_IP6 DST_IP6 [COUNT]
+       send_frames.py --syn-flood6 [--port=P] [--seconds=S] IFACE DST_MAC SRC_PREFIX6 DST_IP6 COUNT
 Prints one line per kind: "<kind> <count>", where <kind> is the appliance's
 drop reason for it. With --lb, hostile TCP segments to DST_IP port 80 (a
 load-balancer VIP; --port=P: another port, e.g. a TLS VIP's 443) instead,
@@ -16,7 +17,12 @@ through a veth, and DPDK's af_packet PMD joins a PACKET_FANOUT group with
 PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments before
 DPDK sees them: both cases are covered by the engine's unit tests.) Used by the end-to-end tests to
 check that the appliance counts and drops bad input instead of failing.
+With --syn-flood6, COUNT SYNs to DST_IP6 port P (default 80), each from a
+random address in SRC_PREFIX6 (a /64, e.g. 2001:db8:1::) and a random
+port, for at most S seconds (default 10); prints "sent N".
 """
+import os
+import time
 import socket
 import struct
 import sys
@@ -97,6 +103,30 @@ def v6_kinds(eth, src, dst):
     }
 
 
+def syn_flood6(s, eth, prefix, dst, count, seconds):
+    """COUNT SYNs from random sources in PREFIX/64 to DST:DPORT (bounded in time)."""
+    net = socket.inet_pton(socket.AF_INET6, prefix)[:8]
+    d = socket.inet_pton(socket.AF_INET6, dst)
+    end = time.monotonic() + seconds
+    sent = 0
+    while sent < count and time.monotonic() < end:
+        rnd = os.urandom(1024)
+        for k in range(0, 1024 - 12, 12):
+            if sent >= count:
+                break
+            src = net + rnd[k:k + 8]
+            sport = 1024 + int.from_bytes(rnd[k + 8:k + 10], "big") % 60000
+            seq = int.from_bytes(rnd[k + 8:k + 12], "big")
+            hdr = struct.pack("!HHIIBBHHH", sport, DPORT, seq, 0, 6 << 4, 0x02, 65535, 0, 0)
+            hdr += bytes([2, 4, 0x05, 0xA0])  # MSS 1440
+            ph = src + d + struct.pack("!IxxxB", len(hdr), 6)
+            seg = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
+            ip = struct.pack("!IHBB", 6 << 28, len(seg), 6, 64) + src + d
+            s.send(eth(0x86DD, ip + seg))
+            sent += 1
+    print("sent", sent)
+
+
 def main():
     global DPORT
     args = sys.argv[1:]
@@ -117,6 +147,12 @@ def main():
         f = dmac + smac + struct.pack("!H", etype) + payload
         return f + b"\0" * max(0, 60 - len(f))
 
+    if "--syn-flood6" in sys.argv[1:]:
+        secs = 10.0
+        for a in sys.argv[1:]:
+            if a.startswith("--seconds="):
+                secs = float(a.split("=", 1)[1])
+        return syn_flood6(s, eth, src, dst, count, secs)
     v6 = "--v6" in sys.argv[1:]
     kinds = v6_kinds(eth, src, dst) if v6 else {
         "ipv4_bad_checksum": eth(0x0800, ipv4(src, dst, 1, icmp_echo(), bad_csum=True)),

@@ -331,6 +331,37 @@ impl Snapshot {
         }
     }
 
+    /// [`Snapshot::key_hash`] of any address family (an IPv6 client or
+    /// VIP: the lcores' IPv4 stand-ins differ between lcores and nodes,
+    /// the hash must not). Equals `key_hash` for IPv4 pairs.
+    pub fn key_hash_ip(&self, client: std::net::SocketAddr, vip: std::net::SocketAddr) -> u64 {
+        use std::net::SocketAddr::V4;
+        match (client, vip) {
+            (V4(c), V4(v)) => self.key_hash(c, v),
+            _ => match self.policy {
+                Policy::Maglev => match client.ip() {
+                    std::net::IpAddr::V4(a) => client_hash(a),
+                    std::net::IpAddr::V6(a) => hash64(&a.octets(), 0x6d61_676c_6576),
+                },
+                Policy::MaglevFlow => {
+                    let mut k = [0u8; 36];
+                    let mut put = |at: usize, a: std::net::SocketAddr| {
+                        let ip = match a.ip() {
+                            std::net::IpAddr::V4(x) => x.to_ipv6_mapped(),
+                            std::net::IpAddr::V6(x) => x,
+                        };
+                        k[at..at + 16].copy_from_slice(&ip.octets());
+                        k[at + 16..at + 18].copy_from_slice(&a.port().to_be_bytes());
+                    };
+                    put(0, client);
+                    put(18, vip);
+                    hash64(&k, 0x6d61_676c_6576_6c77)
+                }
+                _ => 0,
+            },
+        }
+    }
+
     /// Pick a backend for a new connection from `client_hash` (used by
     /// Maglev). Backends at their connection limit are skipped (Maglev then
     /// probes the following table slots). `None`: no eligible backend.

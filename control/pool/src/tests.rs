@@ -280,3 +280,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn key_hash_ip_is_key_hash_for_ipv4_and_family_aware_for_ipv6() {
+    let b = vec![be(1), be(2), be(3)];
+    let c4: SocketAddrV4 = "192.0.2.7:40000".parse().unwrap();
+    let v4: SocketAddrV4 = "10.0.0.1:80".parse().unwrap();
+    let c6: std::net::SocketAddr = "[2001:db8::7]:40000".parse().unwrap();
+    let v6: std::net::SocketAddr = "[2001:db8:1::1]:80".parse().unwrap();
+    for p in [Policy::Maglev, Policy::MaglevFlow, Policy::RoundRobin] {
+        let s = Snapshot::build(1, p, b.clone(), vec![], MAGLEV_M);
+        assert_eq!(s.key_hash_ip(c4.into(), v4.into()), s.key_hash(c4, v4));
+        let h = s.key_hash_ip(c6, v6);
+        assert_eq!(h, s.key_hash_ip(c6, v6), "stable");
+        let other: std::net::SocketAddr = "[2001:db8::8]:40000".parse().unwrap();
+        if p != Policy::RoundRobin {
+            assert_ne!(
+                h,
+                s.key_hash_ip(other, v6),
+                "{p:?}: the client's address counts"
+            );
+        }
+        let port: std::net::SocketAddr = "[2001:db8::7]:40001".parse().unwrap();
+        assert_eq!(
+            h == s.key_hash_ip(port, v6),
+            p != Policy::MaglevFlow,
+            "{p:?}: the port counts for maglev-flow only"
+        );
+    }
+}

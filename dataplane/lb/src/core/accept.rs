@@ -268,7 +268,7 @@ impl<F: Frame> LbCore<F> {
             None => self
                 .cursors
                 .get_mut(pool)
-                .and_then(|cur| snap.pick(snap.key_hash(s.src, s.dst), cur)),
+                .and_then(|cur| snap.pick(self.edge.key_hash(snap, s.src, s.dst), cur)),
         };
         let Some(b) = picked else {
             self.c.conn_no_backend += 1;

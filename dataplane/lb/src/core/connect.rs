@@ -273,7 +273,11 @@ impl<F: Frame> LbCore<F> {
         for _ in 0..8 {
             let picked = self.pools.get(pool).and_then(|snap| {
                 let cur = self.cursors.get_mut(pool)?;
-                let b = snap.pick_excluding(snap.key_hash(params.client, params.vip), cur, skip)?;
+                let b = snap.pick_excluding(
+                    self.edge.key_hash(snap, params.client, params.vip),
+                    cur,
+                    skip,
+                )?;
                 Some((b, snap.backends[b].addr))
             });
             let Some((b, server)) = picked else {

@@ -108,6 +108,24 @@ impl Edge {
         std::net::SocketAddr::new(self.real(*a.ip()), a.port())
     }
 
+    /// The scheduler's hash of a connection (see
+    /// [`qsplice_pool::Snapshot::key_hash_ip`]): of the real addresses when
+    /// one is a stand-in, so that an IPv6 client hashes alike on every
+    /// lcore and node.
+    #[inline]
+    pub(super) fn key_hash(
+        &self,
+        snap: &qsplice_pool::Snapshot,
+        client: SocketAddrV4,
+        vip: SocketAddrV4,
+    ) -> u64 {
+        if self.on && (six::is_standin(*client.ip()) || six::is_standin(*vip.ip())) {
+            snap.key_hash_ip(self.real_sock(client), self.real_sock(vip))
+        } else {
+            snap.key_hash(client, vip)
+        }
+    }
+
     /// The next hop's MAC toward `ip` on port `pi` (NDP for a stand-in).
     #[inline]
     pub(super) fn resolve<Q: Queue>(

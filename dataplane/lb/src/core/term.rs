@@ -741,8 +741,11 @@ impl<F: Frame> LbCore<F> {
         let pool = self.term.vips[conn.vip].pool;
         let picked = self.pools.get(pool).and_then(|snap| {
             let cur = self.cursors.get_mut(pool)?;
-            let b =
-                snap.pick_excluding(snap.key_hash(conn.client, conn.vip_addr), cur, conn.tried)?;
+            let b = snap.pick_excluding(
+                self.edge.key_hash(snap, conn.client, conn.vip_addr),
+                cur,
+                conn.tried,
+            )?;
             Some((b, snap.backends[b].addr))
         });
         let Some((b, server)) = picked else {

@@ -1,0 +1,399 @@
+//! End to end: IPv6 on `qsplice lb` — two worker lcores (af_packet) in
+//! front of three nginx backends on a dual-stack topology
+//! (`scripts/netns.sh up --ipv6`).
+//!
+//! One appliance run covers: curl -6 through a spliced IPv6 VIP reaching
+//! every IPv6 backend (HTTP health checks over IPv6 keep them up); NAT64
+//! (IPv6 VIP, IPv4 backends) and NAT46 (IPv4 VIP, IPv6 backends); IPv4
+//! and IPv6 clients at once on one service; TLS termination on an IPv6
+//! VIP (curl, and Go's crypto/tls with X25519MLKEM768), X-Forwarded-For
+//! carrying the client's IPv6 address; a 100 MB download over IPv6 byte
+//! exact, then again with 1 % loss each way on the client link (nftables);
+//! a SYN flood from random IPv6 sources while curl -6 still succeeds; the
+//! access log naming IPv6 clients; every connection closed afterwards and
+//! nothing left untranslatable.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use qsplice_tls::certgen::{KeyAlg, LabCa};
+
+fn config(topo: &Topology, dir: &Path) -> PathBuf {
+    let v6: Vec<String> = topo
+        .var("BACKENDS6")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let v4: Vec<String> = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let list = |bs: &[String], port: u16, six: bool| -> String {
+        bs.iter()
+            .map(|b| {
+                if six {
+                    format!("{{ address = \"[{b}]:{port}\" }}")
+                } else {
+                    format!("{{ address = \"{b}:{port}\" }}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let neigh6: Vec<String> = v6.iter().map(|b| format!("\"{b}\"")).collect();
+    let base = two_lcore_config(topo)
+        .replace(
+            "addresses = [\"10.10.1.1/24\"]",
+            "addresses = [\"10.10.1.1/24\", \"2001:db8:1::1/64\"]",
+        )
+        .replace(
+            "addresses = [\"10.10.2.1/24\"]",
+            "addresses = [\"10.10.2.1/24\", \"2001:db8:2::1/64\"]",
+        )
+        .replacen(
+            "neighbors = [",
+            &format!("neighbors = [{}, ", neigh6.join(", ")),
+            1,
+        );
+    let d = dir.display();
+    let cfg = format!(
+        r#"{base}
+[lb]
+client_port = "client"
+backend_port = "backend"
+tls_max_conns = 512
+
+[lb.health]
+kind = "http"
+interval_ms = 300
+timeout_ms = 250
+
+[lb.access_log]
+path = "{d}/access.log"
+
+[[lb.vips]]
+name = "web6"
+address = "[2001:db8:1::1]:80"
+backends = [{b6}]
+
+[[lb.vips]]
+name = "web"
+address = "10.10.1.1:80"
+backends = [{b6}]
+
+[[lb.vips]]
+name = "nat64"
+address = "[2001:db8:1::1]:8080"
+backends = [{b4}]
+
+[[lb.vips]]
+name = "nat46"
+address = "10.10.1.1:8080"
+backends = [{b6}]
+
+[[lb.vips]]
+name = "tls6"
+address = "[2001:db8:1::1]:443"
+tls = "terminate"
+backends = [{b6}]
+[lb.vips.tls_options]
+certificates = [{{ cert = "{d}/ecdsa-p256.pem", key = "{d}/ecdsa-p256.key", names = ["vip.test"] }}]
+x_forwarded_for = true
+"#,
+        b6 = list(&v6, 80, true),
+        b4 = list(&v4, 80, false),
+    );
+    let path = dir.join("lb6.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn write_certs(dir: &Path) -> PathBuf {
+    let ca = LabCa::new().unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+    let leaf = ca.leaf(KeyAlg::EcdsaP256, &["vip.test"]).unwrap();
+    std::fs::write(dir.join("ecdsa-p256.pem"), leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("ecdsa-p256.key"), leaf.key_pem).unwrap();
+    dir.join("ca.pem")
+}
+
+/// `curl URL` from the client namespace: (success, body and headers).
+fn curl(topo: &Topology, url: &str, extra: &[&str]) -> (bool, String) {
+    let mut a = vec!["curl", "-sS", "-m", "10", "-D-"];
+    a.extend_from_slice(extra);
+    a.push(url);
+    let o = topo.exec(topo.var("CLIENT_NS"), &a);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// The backend that answered (`X-Backend`).
+fn backend_of(out: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
+}
+
+/// big.bin through `url` from the client namespace: its sha256.
+fn sha_of(topo: &Topology, url: &str) -> String {
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ip netns exec {} curl -sf -m 240 '{url}' | sha256sum",
+                topo.var("CLIENT_NS")
+            ),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn client_loss(topo: &Topology, on: bool) {
+    let script = if on {
+        "add table inet qsloss\n\
+         add chain inet qsloss in { type filter hook input priority 0 ; }\n\
+         add chain inet qsloss out { type filter hook output priority 0 ; }\n\
+         add rule inet qsloss in meta l4proto tcp numgen random mod 100 < 1 drop\n\
+         add rule inet qsloss out meta l4proto tcp numgen random mod 100 < 1 drop\n"
+    } else {
+        "delete table inet qsloss\n"
+    };
+    let st = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "printf '{script}' | ip netns exec {} nft -f -",
+                topo.var("CLIENT_NS")
+            ),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success() || !on, "nft loss rules");
+}
+
+#[test]
+fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::up_with("q6", 3, &["--ipv6", "--bigfile", "100"]);
+    let scratch = Scratch::new("e2e-ipv6");
+    let dir = scratch.0.clone();
+    let ca = write_certs(&dir);
+    let cfg = config(&topo, &dir);
+    let (app, json) = spawn_lb(&dir, &cfg);
+
+    // Every VIP's backends healthy — the IPv6 ones by HTTP checks over
+    // IPv6 — and still so after several check rounds.
+    let healthy = || {
+        stats(&json).and_then(|v| {
+            let vips = v["lb"]["vips"].as_array()?.clone();
+            (vips.len() == 5
+                && vips.iter().all(|x| {
+                    x["backends"]
+                        .as_array()
+                        .is_some_and(|bs| bs.iter().all(|b| b["healthy"].as_bool() == Some(true)))
+                }))
+            .then_some(v)
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), healthy).is_some(),
+        "backends never healthy\n{}",
+        app.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let v = healthy().unwrap_or_else(|| panic!("a backend went down\n{}", app.logs()));
+    for b in v["lb"]["vips"][0]["backends"].as_array().unwrap() {
+        assert!(
+            b["address"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("[2001:db8:2::")),
+            "IPv6 backends are shown by their addresses: {b}"
+        );
+    }
+
+    // 1. curl -6 through the spliced IPv6 VIP reaches every backend.
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let (ok, out) = curl(&topo, "http://[2001:db8:1::1]/", &[]);
+        assert!(
+            ok && out.contains(" 200 "),
+            "request {i}: {out}\n{}",
+            app.logs()
+        );
+        seen.extend(backend_of(&out));
+    }
+    assert_eq!(seen.len(), 3, "every backend took requests: {seen:?}");
+
+    // 2. NAT64 and NAT46.
+    for (url, what) in [
+        ("http://[2001:db8:1::1]:8080/", "NAT64"),
+        ("http://10.10.1.1:8080/", "NAT46"),
+    ] {
+        for i in 0..6 {
+            let (ok, out) = curl(&topo, url, &[]);
+            assert!(ok && out.contains(" 200 "), "{what} request {i}: {out}");
+        }
+    }
+    let (_, out) = curl(&topo, "http://10.10.1.1:8080/whoami", &[]);
+    assert!(
+        out.contains("2001:db8:2::1"),
+        "a NAT46 backend sees the appliance's IPv6 address: {out}"
+    );
+
+    // 3. IPv4 and IPv6 clients at once on one service (the same pool).
+    let ns = topo.var("CLIENT_NS").to_string();
+    let (ns4, ns6) = (ns.clone(), ns.clone());
+    let t4 = std::thread::spawn(move || http_loop(&ns4, "http://10.10.1.1/", 60, 5, 60));
+    let t6 = std::thread::spawn(move || http_loop(&ns6, "http://[2001:db8:1::1]/", 60, 5, 60));
+    for (fam, r) in [("IPv4", t4.join().unwrap()), ("IPv6", t6.join().unwrap())] {
+        let ok = r.iter().filter(|(c, _)| c == "200").count();
+        assert_eq!(ok, 60, "{fam} clients during the mixed run: {r:?}");
+    }
+
+    // 4. TLS termination on the IPv6 VIP.
+    let resolve = "vip.test:443:[2001:db8:1::1]";
+    let ca_s = ca.to_str().unwrap();
+    let (ok, out) = curl(
+        &topo,
+        "https://vip.test/xff",
+        &["--cacert", ca_s, "--resolve", resolve],
+    );
+    assert!(
+        ok && out.contains(" 200 "),
+        "curl -6 https: {out}\n{}",
+        app.logs()
+    );
+    assert!(
+        out.contains("xff 2001:db8:1::2"),
+        "X-Forwarded-For carries the client's IPv6 address: {out}"
+    );
+    match go_client(&dir) {
+        Some(bin) => {
+            let r = go_tls_run(
+                topo.var("CLIENT_NS"),
+                &bin,
+                &ca,
+                "[2001:db8:1::1]:443",
+                &["-n", "4", "-groups", "X25519MLKEM768"],
+            );
+            assert_eq!(r.len(), 4, "{r:?}\n{}", app.logs());
+            for x in &r {
+                assert_eq!(x["status"], 200, "{x}");
+                assert_eq!(x["group"], "X25519MLKEM768", "{x}");
+            }
+        }
+        None => missing_pq_client("the Go toolchain (tests/tools/tlsclient)"),
+    }
+
+    // 5. 100 MB over IPv6, byte exact; then with 1 % loss each way.
+    let want = std::fs::read_to_string(topo.var("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .find(|l| l.ends_with("big.bin"))
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .expect("big.bin in SHA256SUMS");
+    assert_eq!(
+        sha_of(&topo, "http://[2001:db8:1::1]/big.bin"),
+        want,
+        "\n{}",
+        app.logs()
+    );
+    client_loss(&topo, true);
+    let lossy = sha_of(&topo, "http://[2001:db8:1::1]/big.bin");
+    client_loss(&topo, false);
+    assert_eq!(lossy, want, "the download under 1 % loss\n{}", app.logs());
+
+    // 6. A SYN flood from random IPv6 sources; curl -6 still gets through.
+    let mac = stats(&json).unwrap()["ports"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flood = Command::new("ip")
+        .args(["netns", "exec", &ns, "python3"])
+        .arg(repo_root().join("tests/tools/send_frames.py"))
+        .args([
+            "--syn-flood6",
+            "--seconds=8",
+            &format!("{}-cli0", topo.prefix),
+            &mac,
+            "2001:db8:1::",
+            "2001:db8:1::1",
+            "300000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("send_frames.py");
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut failed = Vec::new();
+    for i in 0..20 {
+        let (ok, out) = curl(&topo, "http://[2001:db8:1::1]/", &[]);
+        if !(ok && out.contains(" 200 ")) {
+            failed.push(format!("request {i}: {out}"));
+        }
+    }
+    let sent = flood.wait_with_output().unwrap();
+    let sent = String::from_utf8_lossy(&sent.stdout).to_string();
+    let v = stats(&json).unwrap();
+    let t = &v["lb"]["total"];
+    assert!(
+        failed.is_empty(),
+        "curl -6 during the flood ({sent}): {failed:?}\n{t}"
+    );
+    assert!(
+        t["syn_received"].as_u64().unwrap_or(0) > 1000,
+        "the flood reached the VIP ({sent}): {t}"
+    );
+    eprintln!(
+        "flood: {} SYNs answered: {} (cookies {}), client stand-ins full {}",
+        sent.trim(),
+        t["syn_received"],
+        t["syn_cookies"],
+        t["six_clients_full"]
+    );
+
+    // 7. Counters and the access log.
+    let v = wait_lb_at_rest(&json, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("connections left open\n{}", app.logs()));
+    let t = &v["lb"]["total"];
+    let g = |k: &str| t[k].as_u64().unwrap_or(0);
+    assert!(g("six_in") > 10_000 && g("six_out") > 10_000, "{t}");
+    for k in [
+        "six_untranslatable",
+        "six_bad",
+        "six_unknown_source",
+        "drop_translate",
+    ] {
+        assert_eq!(g(k), 0, "{k}: {t}");
+    }
+    eprintln!(
+        "six_in {} six_out {} six_clients {}",
+        g("six_in"),
+        g("six_out"),
+        g("six_clients")
+    );
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"[2001:db8:1::2]:") && l.contains("\"[2001:db8:2::1"))
+            && log
+                .lines()
+                .any(|l| l.contains("\"10.10.1.2:") && l.contains("[2001:db8:2::1")),
+        "the access log names IPv6 clients and backends: {}",
+        log.lines().take(5).collect::<Vec<_>>().join("\n")
+    );
+    drop(app);
+}
