@@ -923,6 +923,13 @@ impl Config {
                     }
                     std::net::IpAddr::V6(ip) => {
                         let v6 = bport.addresses.v6();
+                        if lb.local6.is_none() && v6.is_empty() {
+                            return err(
+                                bk("address"),
+                                b.address,
+                                format!("an IPv6 backend needs an IPv6 source address: give the backend port `{}` an IPv6 address or set lb.local6", bport.name),
+                            );
+                        }
                         let on_link =
                             v6.iter().any(|c| c.contains(ip)) || ip.is_unicast_link_local();
                         if !on_link && bport.gateway6.is_none() {
@@ -937,13 +944,6 @@ impl Config {
                                 bk("address"),
                                 b.address,
                                 "is one of the appliance's own addresses",
-                            );
-                        }
-                        if lb.local6.is_none() && v6.is_empty() {
-                            return err(
-                                bk("address"),
-                                b.address,
-                                format!("an IPv6 backend needs an IPv6 source address: give the backend port `{}` an IPv6 address or set lb.local6", bport.name),
                             );
                         }
                         if ip.is_multicast() || ip.is_unspecified() || ip.is_loopback() {

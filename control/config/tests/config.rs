@@ -1264,3 +1264,100 @@ fn ipv6_neighbors_and_gateway6_are_checked_against_the_port_links() {
         );
     }
 }
+
+#[test]
+fn ipv6_vips_and_backends_are_checked_with_key_value_and_reason() {
+    let dual = with(
+        "addresses = [\"10.10.1.1/24\"]",
+        "addresses = [\"10.10.1.1/24\", \"2001:db8:1::1/64\"]",
+    );
+    let dual = dual.replacen(
+        "addresses = [\"10.10.2.1/24\"]",
+        "addresses = [\"10.10.2.1/24\", \"2001:db8:2::1/64\"]",
+        1,
+    );
+    let lb = |vip: &str, backend: &str, extra: &str| {
+        format!(
+            "\n[lb]\nclient_port = \"client\"\nbackend_port = \"backend\"\n{extra}\n[[lb.vips]]\nname = \"v\"\naddress = \"{vip}\"\nbackends = [{{ address = \"{backend}\" }}]\n"
+        )
+    };
+    // Every combination of families is accepted.
+    for (vip, be) in [
+        ("[2001:db8:1::1]:80", "[2001:db8:2::11]:80"),
+        ("[2001:db8:1::1]:80", "10.10.2.11:80"),
+        ("10.10.1.1:80", "[2001:db8:2::11]:80"),
+        ("10.10.1.1:80", "[fe80::11]:80"),
+    ] {
+        let c = parse(&format!("{dual}{}", lb(vip, be, "")))
+            .unwrap_or_else(|e| panic!("{vip} {be}: {e}"));
+        assert_eq!(c.lb.unwrap().vips[0].address.to_string(), vip);
+    }
+    let ok = parse(&format!(
+        "{dual}{}",
+        lb(
+            "[2001:db8:1::1]:80",
+            "[2001:db8:2::11]:80",
+            "local6 = \"2001:db8:2::1\""
+        )
+    ))
+    .unwrap();
+    assert_eq!(
+        ok.lb.unwrap().local6,
+        Some("2001:db8:2::1".parse().unwrap())
+    );
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            format!(
+                "{dual}{}",
+                lb("[2001:db8:1::9]:80", "[2001:db8:2::11]:80", "")
+            ),
+            "lb.vips[0].address",
+            "[2001:db8:1::9]:80",
+            "not one of the client port",
+        ),
+        (
+            format!("{BASE}{}", lb("10.10.1.1:80", "[2001:db8:2::11]:80", "")),
+            "lb.vips[0].backends[0].address",
+            "[2001:db8:2::11]:80",
+            "IPv6 source address",
+        ),
+        (
+            format!("{dual}{}", lb("10.10.1.1:80", "[2001:db8:3::11]:80", "")),
+            "lb.vips[0].backends[0].address",
+            "[2001:db8:3::11]:80",
+            "gateway6",
+        ),
+        (
+            format!("{dual}{}", lb("10.10.1.1:80", "[2001:db8:2::1]:80", "")),
+            "lb.vips[0].backends[0].address",
+            "[2001:db8:2::1]:80",
+            "own addresses",
+        ),
+        (
+            format!(
+                "{dual}{}",
+                lb(
+                    "10.10.1.1:80",
+                    "[2001:db8:2::11]:80",
+                    "local6 = \"2001:db8:2::7\""
+                )
+            ),
+            "lb.local6",
+            "2001:db8:2::7",
+            "not an IPv6 address of the backend port",
+        ),
+    ];
+    for (text, key, value, why) in cases {
+        let e = reject(&text).to_string();
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(value) && e.contains(why),
+            "{key}: {e}"
+        );
+    }
+    let e = reject(&format!(
+        "{dual}{}",
+        lb("10.10.1.1:80", "10.10.2.11:80", "local6 = \"nope\"")
+    ))
+    .to_string();
+    assert!(e.contains("local6") && e.contains("nope"), "{e}");
+}

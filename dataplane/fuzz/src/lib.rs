@@ -558,6 +558,71 @@ pub fn splice_translate6(data: &[u8]) {
     }
 }
 
+/// IP family translation (`qsplice_splice::family`): any bytes, any
+/// offsets — refused unchanged or translated; a TCP/IPv6 segment with a
+/// good checksum becomes a TCP/IPv4 one with good checksums, and back to
+/// IPv6 with a good checksum again; IPv4 input likewise never panics.
+pub fn splice_family(data: &[u8]) {
+    use qsplice_splice::family::{tcp4_to_6, tcp6_to_4};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    if data.len() < 4 {
+        return;
+    }
+    let (h, rest) = data.split_at(4);
+    let l4 = 54 + usize::from(h[0] % 4) * 8;
+    let (s4, d4) = (Ipv4Addr::new(240, 0, 0, h[1]), Ipv4Addr::new(248, 0, 1, h[2]));
+    let v6 = |f: &[u8]| -> Option<(Ipv6Addr, Ipv6Addr, bool)> {
+        let ip = qsplice_wire::Ipv6Packet::new_checked(f.get(14..)?).ok()?;
+        if ip.next_header() != 6 || l4 != 54 {
+            return None;
+        }
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        Some((
+            ip.src_addr(),
+            ip.dst_addr(),
+            tcp.verify_checksum_v6(ip.src_addr(), ip.dst_addr()),
+        ))
+    };
+    let mut f = rest.to_vec();
+    let before = f.clone();
+    let orig = v6(&f);
+    match tcp6_to_4(&mut f, (0, 14, l4), s4, d4) {
+        Err(_) => assert_eq!(f, before, "refused frame changed"),
+        Ok(start) => {
+            let ip = qsplice_wire::Ipv4Packet::new_checked(&f[start + 14..]).expect("IPv4 out");
+            assert!(ip.verify_checksum(), "IPv4 header checksum");
+            let end = start + 14 + usize::from(ip.total_len());
+            if let Some((a, b, good)) = orig {
+                let tcp = TcpPacket::new_checked(ip.payload()).expect("TCP out");
+                if good {
+                    assert!(tcp.verify_checksum(s4, d4), "TCP checksum broken 6→4");
+                }
+                let mut g = vec![0u8; 20];
+                g.extend_from_slice(&f[start..end]);
+                let s = tcp4_to_6(&mut g, (20, 34, 54), a, b, u32::from(h[3])).expect("4→6");
+                assert_eq!(s, 0);
+                let ip6 = qsplice_wire::Ipv6Packet::new_checked(&g[14..]).expect("IPv6 out");
+                let tcp = TcpPacket::new_checked(ip6.payload()).expect("TCP out");
+                if good {
+                    assert!(tcp.verify_checksum_v6(a, b), "TCP checksum broken 4→6");
+                }
+            }
+        }
+    }
+    // The same bytes as IPv4, offsets from the input.
+    let mut f = rest.to_vec();
+    let before = f.clone();
+    let l3 = 14 + usize::from(h[0] % 3);
+    let l4 = l3 + 20 + usize::from(h[1] % 3) * 4;
+    let room = 40 + l3 - l4.min(40 + l3);
+    let mut g = vec![0u8; room];
+    g.extend_from_slice(&f);
+    if tcp4_to_6(&mut f, (0, l3, l4), Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED, 7).is_err() {
+        assert_eq!(f, before, "refused frame changed");
+    }
+    let _ = tcp4_to_6(&mut g, (room, room + l3, room + l4), Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, 7);
+}
+
 /// A cluster flow record as read back from Redis (`qsplice_splice::record`):
 /// any bytes decode or are refused, never a panic; what decodes encodes
 /// back to the same bytes, and the key of its client-side pair parses back.
