@@ -63,6 +63,9 @@ fn config(topo: &Topology, dir: &Path) -> PathBuf {
     let d = dir.display();
     let cfg = format!(
         r#"{base}
+[management]
+listen = "unix:{d}/mgmt.sock"
+
 [lb]
 client_port = "client"
 backend_port = "backend"
@@ -236,6 +239,57 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         seen.extend(backend_of(&out));
     }
     assert_eq!(seen.len(), 3, "every backend took requests: {seen:?}");
+
+    // 1b. The management API by IPv6 addresses: a VIP added live, a
+    //     backend drained and enabled again, the VIP removed.
+    let url = format!("unix:{}", dir.join("mgmt.sock").display());
+    let ctl = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_qsplice"))
+            .args(["ctl", "--url", &url])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ctl {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    ctl(&[
+        "add-vip",
+        "--name",
+        "api6",
+        "--address",
+        "[2001:db8:1::1]:9090",
+        "--backend",
+        "[2001:db8:2::12]:80",
+    ]);
+    let served = wait_for(Duration::from_secs(10), || {
+        let (ok, out) = curl(&topo, "http://[2001:db8:1::1]:9090/", &[]);
+        (ok && backend_of(&out).as_deref() == Some("b2")).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the VIP added over the API serves
+{}",
+        app.logs()
+    );
+    assert!(ctl(&["backends"]).contains("[2001:db8:2::11]:80"));
+    ctl(&["drain", "web6", "[2001:db8:2::11]:80"]);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..6 {
+        let (ok, out) = curl(&topo, "http://[2001:db8:1::1]/", &[]);
+        assert!(ok, "request {i} with b1 drained: {out}");
+        assert_ne!(
+            backend_of(&out).as_deref(),
+            Some("b1"),
+            "b1 is drained: {out}"
+        );
+    }
+    ctl(&["enable", "web6", "[2001:db8:2::11]:80"]);
+    ctl(&["remove-vip", "api6"]);
 
     // 2. NAT64 and NAT46.
     for (url, what) in [

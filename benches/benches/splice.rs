@@ -1,5 +1,6 @@
 //! Per-segment cost of the spliced fast path: `qsplice_splice::translate`
-//! (and `translate6`, the same segments over IPv6)
+//! (and `translate6`, the same segments over IPv6; `ipv6_edge`, an IPv6
+//! leg carried through the IPv4 path: translated in, spliced, out)
 //! (NAT + seq/ack + timestamp option + SACK blocks + window scaling, with
 //! incremental checksums) on a data segment and on a pure ACK with SACK,
 //! compared in the same group with the plain address/port/seq/ack rewrite;
@@ -10,6 +11,7 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use qsplice_splice::family::{tcp4_to_6, tcp6_to_4};
 use qsplice_splice::{translate, translate6, FlowTable, SpliceParams, Translation, Translation6};
 use qsplice_wire::rewrite::rewrite_dst_v4_tcp;
 use qsplice_wire::{Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket};
@@ -131,6 +133,48 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 translate6(black_box(&mut f), 14, &t6).unwrap();
                 translate6(black_box(&mut f), 14, &back6).unwrap()
+            })
+        });
+    }
+    // An IPv6 leg on the IPv4 lcore path (`qsplice_splice::family`): the
+    // segment translated to IPv4 with stand-ins on the way in, spliced by
+    // `translate`, and translated back to IPv6 on the way out — per segment
+    // what an IPv6 flow pays over `translate/`.
+    let (a4, b4) = (Ipv4Addr::new(248, 0, 0, 7), Ipv4Addr::new(240, 0, 0, 1));
+    let (c6, v6): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:1::2".parse().unwrap(),
+        "2001:db8:1::1".parse().unwrap(),
+    );
+    let (l6, s6): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:2::1".parse().unwrap(),
+        "2001:db8:2::11".parse().unwrap(),
+    );
+    let t_in = Translation {
+        src: SocketAddrV4::new(Ipv4Addr::new(10, 10, 2, 1), 50001),
+        dst: SocketAddrV4::new(Ipv4Addr::new(240, 0, 0, 2), 80),
+        ..t
+    };
+    let back_in = t_in.inverse(SocketAddrV4::new(a4, 40000), SocketAddrV4::new(b4, 80));
+    for (name, mut f) in [
+        ("data_1448B_ts", frame6(&ts, 1448)),
+        ("ack_ts_sack", frame6(&ts_sack, 0)),
+    ] {
+        g.bench_function(format!("ipv6_edge/{name}"), |b| {
+            b.iter(|| {
+                // Client → backend: in, splice, out.
+                let s = tcp6_to_4(black_box(&mut f), (0, 14, 54), a4, b4).unwrap();
+                translate(&mut f[s..], 14, &t_in).unwrap();
+                tcp4_to_6(&mut f, (s, s + 14, 54), l6, s6, 0x12345).unwrap();
+                // Backend → client.
+                let s = tcp6_to_4(
+                    black_box(&mut f),
+                    (0, 14, 54),
+                    Ipv4Addr::new(240, 0, 0, 2),
+                    Ipv4Addr::new(10, 10, 2, 1),
+                )
+                .unwrap();
+                translate(&mut f[s..], 14, &back_in).unwrap();
+                tcp4_to_6(&mut f, (s, s + 14, 54), v6, c6, 0x54321).unwrap()
             })
         });
     }

@@ -4,7 +4,7 @@
 # same topology (scripts/netns.sh) in one run.
 #
 #   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
-#                              [--idle-spin-us S] [--pmd af_packet|af_xdp|both]
+#                              [--idle-spin-us S] [--pmd af_packet|af_xdp|both] [--ipv6]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -24,6 +24,11 @@
 # nftables SNAT 10.10.2.3): the backends keep closed connections in
 # TIME-WAIT, and one device's leftovers must not refuse the next device's
 # SYNs. Bounded: every load runs N seconds.
+# --ipv6: the topology is dual-stack (scripts/netns.sh up --ipv6) and every
+# device is also measured over IPv6 in the same run, on the same process
+# (rows qsplice-v6, haproxy-v6, nftables-v6: the VIP [2001:db8:1::1]:80,
+# the backends over IPv6, sources 2001:db8:2::1/::2/::3), with each
+# device's IPv6/IPv4 ratio printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,6 +39,7 @@ WORKERS=1
 IDLE_SLEEP_US=0   # qsplice engine.idle_sleep_us: >0 lends idle CPU to the load generator on small machines
 IDLE_SPIN_US=0    # qsplice engine.idle_spin_us: poll on through gaps this short before sleeping
 PMD=af_packet
+IPV6=0
 while (($#)); do
     case "$1" in
         --seconds) SECS=$2; shift ;;
@@ -43,6 +49,7 @@ while (($#)); do
         --idle-sleep-us) IDLE_SLEEP_US=$2; shift ;;
         --idle-spin-us) IDLE_SPIN_US=$2; shift ;;
         --pmd) PMD=$2; shift ;;
+        --ipv6) IPV6=1 ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -60,13 +67,42 @@ if [[ $PMD != af_packet ]] && ((WORKERS > 1)); then
     exit 2
 fi
 
+NETNS_EXTRA=()
+((IPV6)) && NETNS_EXTRA=(--ipv6)
 . benches/e2e/lib.sh
 bench_init qb lb-bench wrk haproxy nft dpdk-testpmd
+VIP6=2001:db8:1::1
+BACKENDS6=(2001:db8:2::11 2001:db8:2::12 2001:db8:2::13)
+LOCAL6_HAPROXY=2001:db8:2::2
+LOCAL6_NFT=2001:db8:2::3
+HOST=$VIP          # what wrk connects to (the device's VIP, IPv4 or [IPv6])
+FWD6_SAVED=$(sysctl -n net.ipv6.conf.all.forwarding)
 LOCAL=10.10.2.1        # qsplice (conf/lb.toml)
 LOCAL_HAPROXY=10.10.2.2
 LOCAL_NFT=10.10.2.3
 KERNEL_ADDRS=("$LOCAL_HAPROXY" "$LOCAL_NFT")
-kernel_off_hook() { nft delete table ip qsbench 2>/dev/null || true; }
+kernel_off_hook() {
+    nft delete table ip qsbench 2>/dev/null || true
+    nft delete table ip6 qsbench6 2>/dev/null || true
+    if ((IPV6)); then
+        local i
+        for i in "$DUT_C" "$DUT_B"; do
+            ip -6 addr flush dev "$i" 2>/dev/null || true
+            sysctl -qw "net.ipv6.conf.$i.disable_ipv6=1" 2>/dev/null || true
+        done
+        sysctl -qw "net.ipv6.conf.all.forwarding=$FWD6_SAVED" 2>/dev/null || true
+    fi
+}
+# The kernel's IPv6 side (after kernel_on): the VIP and sources on the DUT veths.
+kernel_on6() {
+    ((IPV6)) || return 0
+    local i a
+    for i in "$DUT_C" "$DUT_B"; do
+        sysctl -qw "net.ipv6.conf.$i.disable_ipv6=0" "net.ipv6.conf.$i.accept_dad=0" "net.ipv6.conf.$i.accept_ra=0"
+    done
+    ip -6 addr add "$VIP6/64" dev "$DUT_C" nodad
+    for a in "$LOCAL6_HAPROXY" "$LOCAL6_NFT"; do ip -6 addr add "$a/64" dev "$DUT_B" nodad; done
+}
 
 start_haproxy() {
     cat >"$WORK/haproxy.cfg" <<EOF
@@ -85,6 +121,15 @@ backend web
     balance roundrobin
     source $LOCAL_HAPROXY
 $(for i in "${!BACKENDS[@]}"; do echo "    server b$((i + 1)) ${BACKENDS[$i]}:80"; done)
+$(if ((IPV6)); then
+    echo "frontend vip6"
+    echo "    bind [$VIP6]:80"
+    echo "    default_backend web6"
+    echo "backend web6"
+    echo "    balance roundrobin"
+    echo "    source [$LOCAL6_HAPROXY]"
+    for i in "${!BACKENDS6[@]}"; do echo "    server b$((i + 1)) [${BACKENDS6[$i]}]:80"; done
+fi)
 EOF
     haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
     PIDS+=($!)
@@ -106,6 +151,21 @@ table ip qsbench {
     }
 }
 EOF
+    if ((IPV6)); then
+        sysctl -qw net.ipv6.conf.all.forwarding=1
+        nft -f - <<EOF
+table ip6 qsbench6 {
+    chain pre {
+        type nat hook prerouting priority dstnat;
+        ip6 daddr $VIP6 tcp dport 80 dnat to numgen inc mod 3 map { 0 : ${BACKENDS6[0]}, 1 : ${BACKENDS6[1]}, 2 : ${BACKENDS6[2]} }
+    }
+    chain post {
+        type nat hook postrouting priority srcnat;
+        oifname "$DUT_B" snat to $LOCAL6_NFT fully-random
+    }
+}
+EOF
+    fi
 }
 
 start_qsplice() { # qsplice|qsplice-xdp
@@ -124,6 +184,22 @@ start_qsplice() { # qsplice|qsplice-xdp
         -e "s/^memory_mb = .*/memory_mb = 1024/" \
         -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
         conf/lb.toml >"$WORK/lb.toml"
+    if ((IPV6)); then
+        # The same service on an IPv6 VIP, the backends over IPv6.
+        python3 - "$WORK/lb.toml" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace('addresses = ["10.10.1.1/24"]', 'addresses = ["10.10.1.1/24", "2001:db8:1::1/64"]')
+s = s.replace('addresses = ["10.10.2.1/24"]', 'addresses = ["10.10.2.1/24", "2001:db8:2::1/64"]')
+s = s.replace('neighbors = ["10.10.2.11", "10.10.2.12", "10.10.2.13"]',
+              'neighbors = ["10.10.2.11", "10.10.2.12", "10.10.2.13", "2001:db8:2::11", "2001:db8:2::12", "2001:db8:2::13"]')
+m = re.search(r"\[\[lb\.vips\]\].*?(?=\n\[\[|\Z)", s, re.S)
+v6 = m.group(0).replace('name = "web"', 'name = "web6"').replace('"10.10.1.1:80"', '"[2001:db8:1::1]:80"')
+v6 = re.sub(r'"10\.10\.2\.(\d+):80"', lambda x: '"[2001:db8:2::%s]:80"' % x.group(1), v6)
+open(p, "w").write(s.rstrip() + "\n\n" + v6.strip() + "\n")
+PY
+    fi
     "$QS" lb --config "$WORK/lb.toml" --stats-json "$WORK/qs.json" --live-json \
         >"$WORK/qsplice.out" 2>&1 &
     PIDS+=($!)
@@ -164,9 +240,9 @@ stop_testpmd() {
 wrk_run() {
     local mode=$1 out
     case $mode in
-        conn) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H 'Connection: close' "http://$VIP/") ;;
-        req) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://$VIP/") ;;
-        bulk) out=$(ip netns exec "$CLI_NS" wrk -t2 -c4 -d"${SECS}s" "http://${2:-$VIP}/1m.bin") ;;
+        conn) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H 'Connection: close' "http://$HOST/") ;;
+        req) out=$(ip netns exec "$CLI_NS" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://$HOST/") ;;
+        bulk) out=$(ip netns exec "$CLI_NS" wrk -t2 -c4 -d"${SECS}s" "http://${2:-$HOST}/1m.bin") ;;
     esac
     echo "$out" >>"$WORK/wrk.log"
     if grep -q 'Socket errors' <<<"$out"; then log "$mode: $(grep 'Socket errors' <<<"$out")"; fi
@@ -192,6 +268,18 @@ else:
 PY
 }
 
+wait_vip6() {
+    for _ in $(seq 1 100); do
+        if ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://[$VIP6]/"; then
+            sleep 1
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "IPv6 VIP not answering" >&2
+    return 1
+}
+
 declare -A RES
 measure() { # device
     local dev=$1 m
@@ -205,6 +293,7 @@ for r in $(seq 1 "$ROUNDS"); do
     for qd in "${QS_DEVS[@]}"; do
     log "round $r/$ROUNDS: $qd"
     start_qsplice "$qd"; wait_vip; measure "$qd"
+    if ((IPV6)); then HOST="[$VIP6]"; wait_vip6; measure "$qd-v6"; HOST=$VIP; fi
     kill -TERM "$QS_PID"; wait "$QS_PID" 2>/dev/null || true
     python3 - "$WORK/qs.json" "$qd" <<'PY' >&2 || true
 import json, sys
@@ -225,18 +314,21 @@ PY
     done
 
     log "round $r/$ROUNDS: haproxy"
-    kernel_on; start_haproxy; wait_vip; measure haproxy
+    kernel_on; kernel_on6; start_haproxy; wait_vip; measure haproxy
+    if ((IPV6)); then HOST="[$VIP6]"; wait_vip6; measure haproxy-v6; HOST=$VIP; fi
     kill -TERM "$HAPROXY_PID"; wait "$HAPROXY_PID" 2>/dev/null || true
     kernel_off
 
     log "round $r/$ROUNDS: nftables"
-    kernel_on; start_nft; wait_vip; measure nftables
+    kernel_on; kernel_on6; start_nft; wait_vip; measure nftables
+    if ((IPV6)); then HOST="[$VIP6]"; wait_vip6; measure nftables-v6; HOST=$VIP; fi
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6 = sys.argv[1:]
+ipv6 = ipv6 == "1"
 qs_devs = qs_devs.split()
 tp_devs = tp_devs.split()
 res = {}
@@ -250,7 +342,8 @@ print(f"{'device':<14} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'
 q0 = qs_devs[0]
 q = [med(q0, "conn", 0), med(q0, "req", 0), med(q0, "bulk", 0)]
 print(f"(ratios against {q0})")
-for dev in qs_devs + tp_devs + ["haproxy", "nftables"]:
+six = lambda ds: [x for d in ds for x in ([d, d + "-v6"] if ipv6 else [d])]
+for dev in six(qs_devs) + tp_devs + six(["haproxy", "nftables"]):
     c, cl50, cl99 = (med(dev, "conn", i) for i in range(3))
     r, rl50, rl99 = (med(dev, "req", i) for i in range(3))
     b = med(dev, "bulk", 0)
@@ -261,5 +354,11 @@ for qd, td in zip(qs_devs, tp_devs):
     qb, tb = med(qd, "bulk", 0), med(td, "bulk", 0)
     if tb == tb and tb:
         print(f"bulk {qd} / {td}: {qb / tb:.2f}x")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd)
+if ipv6:
+    for dev in qs_devs + ["haproxy", "nftables"]:
+        v4 = [med(dev, m, 0) for m in ("conn", "req", "bulk")]
+        v6 = [med(dev + "-v6", m, 0) for m in ("conn", "req", "bulk")]
+        r = "  ".join(f"{b / a:.2f}x" if a == a and a else "-" for a, b in zip(v4, v6))
+        print(f"IPv6/IPv4 {dev}: {r} (conn/s, req/s, MB/s)")
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--ipv6" if ipv6 else "")
 PY

@@ -24,9 +24,10 @@
 //!
 //! A client slot holds its address while the client sends (every segment
 //! refreshes it) and for `keep` after (longer than a flow may sit idle,
-//! plus two SYN-cookie slots). A slot made by a SYN is *provisional*: a SYN
-//! flood from random IPv6 sources recycles provisional slots and cannot
-//! push out clients that completed a handshake. The home slot of an
+//! plus two SYN-cookie slots). A new slot is *provisional* until its
+//! client sends a second, non-SYN segment: a flood of SYNs (or ACKs, or
+//! anything) from random IPv6 sources only recycles provisional slots and
+//! cannot push out clients that completed a handshake. The home slot of an
 //! address is a keyed hash (SipHash with a per-lcore random key), so the
 //! same client finds the same stand-in again — what a SYN cookie needs —
 //! unless an earlier slot of its window changed meanwhile.
@@ -202,8 +203,9 @@ impl Clients {
         self.used == 0
     }
 
-    /// The stand-in of client `a` at clock `now`, made if needed; `syn`:
-    /// the segment is a SYN (a new slot is provisional).
+    /// The stand-in of client `a` at clock `now`, made if needed (a new
+    /// slot is provisional); `syn`: the segment is a SYN (a later non-SYN
+    /// segment of the same client confirms its slot).
     #[inline]
     pub fn intern(&mut self, a: Ipv6Addr, syn: bool, now: u64) -> Result<Ipv4Addr, Full> {
         let home = self.hasher.hash_one(a.octets()) as usize;
@@ -237,14 +239,14 @@ impl Clients {
         if s.state == State::Free {
             self.used += 1;
         }
+        // New slots are provisional whatever the segment: a flood of ACKs
+        // (or anything else) from random sources must not pin slots. A
+        // client's second segment confirms it.
+        let _ = syn;
         *s = Slot {
             addr: a,
             seen: now,
-            state: if syn {
-                State::Provisional
-            } else {
-                State::Confirmed
-            },
+            state: State::Provisional,
         };
         Ok(Ipv4Addr::from(self.base | si as u32))
     }
@@ -303,8 +305,11 @@ mod tests {
         let mut c = Clients::new(0, 64, 1_000_000);
         let mut real = Vec::new();
         for i in 0..40 {
-            if let Ok(s) = c.intern(a(i), false, 1) {
-                real.push((a(i), s));
+            // A SYN, then the handshake's ACK: confirmed.
+            if c.intern(a(i), true, 1).is_ok() {
+                if let Ok(s) = c.intern(a(i), false, 1) {
+                    real.push((a(i), s));
+                }
             }
         }
         assert!(
@@ -312,8 +317,9 @@ mod tests {
             "most of 40 fit in 64 slots: {}",
             real.len()
         );
+        // SYNs and ACKs from random sources, once each.
         for i in 1000..200_000 {
-            let _ = c.intern(a(i), true, 2);
+            let _ = c.intern(a(i), i % 2 == 0, 2);
         }
         for (addr, s) in &real {
             assert_eq!(c.get(*s), Some(*addr));
@@ -337,6 +343,7 @@ mod tests {
         // Every slot confirmed and fresh: the next one waits.
         let mut c = Clients::new(0, 8, 1_000_000);
         for i in 0..8 {
+            c.intern(a(i), true, 1).unwrap();
             c.intern(a(i), false, 1).unwrap();
         }
         assert_eq!(c.intern(a(99), true, 2), Err(Full::Window));

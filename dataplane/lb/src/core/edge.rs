@@ -144,13 +144,20 @@ impl Edge {
     #[inline(always)]
     pub(super) fn send<Q: Queue>(&mut self, io: &mut Io<'_, Q>, pi: usize, f: Q::Frame) {
         if self.on {
-            let to_standin = match ethernet_l3(f.data()) {
-                Ok((_, l3, _)) => f
-                    .data()
-                    .get(l3 + 16)
-                    .is_some_and(|b| *b >= (six::STATIC_BASE >> 24) as u8),
-                Err(_) => false,
+            let d = f.data();
+            // Untagged IPv4 (what the balancer builds and mostly forwards):
+            // the destination's first byte at 30; anything else parsed.
+            let l3 = if d.get(12..14) == Some(&[8, 0]) {
+                Some(14)
+            } else {
+                ethernet_l3(d)
+                    .ok()
+                    .filter(|(t, _, _)| *t == 0x0800)
+                    .map(|(_, l3, _)| l3)
             };
+            let to_standin = l3
+                .and_then(|l3| d.get(l3 + 16))
+                .is_some_and(|b| *b >= (six::STATIC_BASE >> 24) as u8);
             if to_standin {
                 return self.send6(io, pi, f);
             }
