@@ -5,7 +5,7 @@
 //! spends N × this per second.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -13,7 +13,7 @@ use qsplice_balancer::accesslog::{write_record_cached, DateCache};
 use qsplice_lb::access::{AccessRecord, EndReason, SaDecision, TlsAccess};
 
 fn record(tls: bool) -> AccessRecord {
-    let vip: SocketAddrV4 = if tls { "10.10.1.1:443" } else { "10.10.1.1:80" }
+    let vip: SocketAddr = if tls { "10.10.1.1:443" } else { "10.10.1.1:80" }
         .parse()
         .unwrap();
     AccessRecord {
@@ -40,7 +40,7 @@ fn record(tls: bool) -> AccessRecord {
 }
 
 fn bench(c: &mut Criterion) {
-    let names: HashMap<SocketAddrV4, String> = [
+    let names: HashMap<SocketAddr, String> = [
         ("10.10.1.1:80".parse().unwrap(), "\"web\"".to_string()),
         ("10.10.1.1:443".parse().unwrap(), "\"web-tls\"".to_string()),
     ]

@@ -133,12 +133,13 @@ impl Standins {
 /// (by addresses: backend indices differ between nodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedRow {
-    /// The session-aware VIP.
-    pub vip: SocketAddrV4,
+    /// The session-aware VIP (its configured address: stand-ins are a
+    /// node's own).
+    pub vip: SocketAddr,
     /// The table key (keyed with the cluster's secret).
     pub key: u64,
     /// The backend that holds the session.
-    pub backend: SocketAddrV4,
+    pub backend: SocketAddr,
 }
 
 /// Learned rows waiting for the cluster sync at most.
@@ -829,7 +830,11 @@ impl<F> LbRuntime<F> {
                 Snapshot::build(self.version, v.policy, backends, conns, MAGLEV_M)
             })
             .collect();
-        if std::mem::take(&mut self.services_dirty) {
+        // The stand-ins change with the backends too (an IPv6 backend added
+        // to a running VIP needs its address on the lcores before its
+        // first connection).
+        let six_moved = self.board.services().six != self.six_map();
+        if std::mem::take(&mut self.services_dirty) || six_moved {
             self.board.publish_services(self.services(), snaps);
         } else {
             self.board.publish(snaps);
@@ -843,7 +848,8 @@ impl<F> LbRuntime<F> {
         for t in &self.template.tls_vips {
             if let Some(k) = &t.ctx.load().tickets {
                 if k.rotate_if_due(now) {
-                    tracing::info!(vip = %t.addr, rotations = k.rotations(), "TLS ticket keys rotated");
+                    let vip = self.vips.get(t.pool).map(|v| v.addr);
+                    tracing::info!(vip = ?vip, rotations = k.rotations(), "TLS ticket keys rotated");
                 }
             }
         }
@@ -954,9 +960,9 @@ impl<F> LbRuntime<F> {
                             self.rows_dropped += 1;
                         }
                         out.push_back(SharedRow {
-                            vip: v.lane,
+                            vip: v.addr,
                             key: ev.key.0,
-                            backend: be.lane,
+                            backend: be.addr,
                         });
                     }
                 }
@@ -1184,12 +1190,17 @@ impl<F> LbRuntime<F> {
         Option<Arc<qsplice_tls::ticket::TicketKeys>>,
         Option<Arc<qsplice_tls::cache::SessionCache>>,
     )> {
+        // Named by the configured address (stand-ins are a node's own).
         self.template
             .tls_vips
             .iter()
             .map(|t| {
                 let c = t.ctx.load();
-                (t.addr.to_string(), c.tickets.clone(), c.cache.clone())
+                let name = self
+                    .vips
+                    .get(t.pool)
+                    .map_or_else(|| t.addr.to_string(), |v| v.addr.to_string());
+                (name, c.tickets.clone(), c.cache.clone())
             })
             .filter(|(_, t, c)| t.is_some() || c.is_some())
             .collect()
@@ -1214,12 +1225,12 @@ impl<F> LbRuntime<F> {
     /// backend here too (if this node serves that VIP with that backend).
     pub fn import_row(&mut self, r: &SharedRow, now: Instant) {
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
-        let slot = self.vips.iter().position(|v| v.lane == r.vip && !v.removed);
+        let slot = self.vips.iter().position(|v| v.addr == r.vip && !v.removed);
         let found = slot.and_then(|pi| {
             let b = self.vips[pi]
                 .backends
                 .iter()
-                .position(|b| b.lane == r.backend && !b.removed)?;
+                .position(|b| b.addr == r.backend && !b.removed)?;
             Some((pi, b))
         });
         match found.and_then(|(pi, b)| Some((self.tables.get_mut(pi)?.as_mut()?, b))) {
@@ -1637,6 +1648,7 @@ fn unchangeable_key(
         client_port,
         backend_port,
         local,
+        local6,
         source_port_min,
         source_port_max,
         max_flows,

@@ -767,6 +767,13 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(a) = lb.local.filter(|a| u32::from(*a) >= 0xF000_0000) {
+            return err(
+                "lb.local",
+                a,
+                "240.0.0.0/4 is reserved (class E; the balancer's stand-ins for IPv6 addresses)",
+            );
+        }
         if let Some(a) = lb.local6 {
             if !bport.addresses.v6().iter().any(|c| c.addr == a) {
                 return err(
@@ -870,6 +877,13 @@ impl Config {
             if v.address.port() == 0 {
                 return err(k("address"), v.address, "port 0 is not a service port");
             }
+            if matches!(v.address.ip(), std::net::IpAddr::V4(a) if u32::from(a) >= 0xF000_0000) {
+                return err(
+                    k("address"),
+                    v.address,
+                    "240.0.0.0/4 is reserved (class E; the balancer's stand-ins for IPv6 addresses)",
+                );
+            }
             if !seen.insert(v.address) {
                 return err(
                     k("address"),
@@ -897,6 +911,13 @@ impl Config {
                     return err(bk("address"), b.address, "port 0 is not a service port");
                 }
                 match b.address.ip() {
+                    std::net::IpAddr::V4(ip) if u32::from(ip) >= 0xF000_0000 => {
+                        return err(
+                            bk("address"),
+                            b.address,
+                            "240.0.0.0/4 is reserved (class E; the balancer's stand-ins for IPv6 addresses)",
+                        );
+                    }
                     std::net::IpAddr::V4(ip) => {
                         let on_link = bport.addresses.iter().any(|c| c.contains(ip));
                         if !on_link && bport.gateway.is_none() {
@@ -923,7 +944,8 @@ impl Config {
                     }
                     std::net::IpAddr::V6(ip) => {
                         let v6 = bport.addresses.v6();
-                        if lb.local6.is_none() && v6.is_empty() {
+                        if lb.local6.is_none() && v6.iter().all(|c| c.addr.is_unicast_link_local())
+                        {
                             return err(
                                 bk("address"),
                                 b.address,

@@ -55,6 +55,7 @@
 
 pub mod frame;
 pub mod wire;
+pub mod wire6;
 
 pub use core::net::Ipv4Addr;
 pub use qsplice_wire::MacAddr;

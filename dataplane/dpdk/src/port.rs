@@ -16,9 +16,24 @@ const RSS_FRAG_IPV4: u64 = 1 << 3;
 const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
 const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
 const RSS_NONFRAG_IPV4_OTHER: u64 = 1 << 7;
-/// What qsplice asks RSS to hash on: IPv4 addresses and L4 ports.
-const RSS_WANTED: u64 =
-    RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP | RSS_NONFRAG_IPV4_OTHER;
+const RSS_IPV6: u64 = 1 << 8;
+const RSS_FRAG_IPV6: u64 = 1 << 9;
+const RSS_NONFRAG_IPV6_TCP: u64 = 1 << 10;
+const RSS_NONFRAG_IPV6_UDP: u64 = 1 << 11;
+const RSS_NONFRAG_IPV6_OTHER: u64 = 1 << 13;
+/// What qsplice asks RSS to hash on: IPv4 and IPv6 addresses and L4 ports
+/// (an IPv6 client's segments must spread over the queues like an IPv4
+/// one's, and stay on one queue per flow).
+const RSS_WANTED: u64 = RSS_IPV4
+    | RSS_FRAG_IPV4
+    | RSS_NONFRAG_IPV4_TCP
+    | RSS_NONFRAG_IPV4_UDP
+    | RSS_NONFRAG_IPV4_OTHER
+    | RSS_IPV6
+    | RSS_FRAG_IPV6
+    | RSS_NONFRAG_IPV6_TCP
+    | RSS_NONFRAG_IPV6_UDP
+    | RSS_NONFRAG_IPV6_OTHER;
 /// RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE: all mbufs of a tx queue come from one
 /// pool and have refcount 1, so the driver can free them in bulk.
 const TX_OFFLOAD_MBUF_FAST_FREE: u64 = 1 << 16;

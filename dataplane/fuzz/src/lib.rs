@@ -623,6 +623,46 @@ pub fn splice_family(data: &[u8]) {
     let _ = tcp4_to_6(&mut g, (room, room + l3, room + l4), Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, 7);
 }
 
+/// DHCPv6 messages (`qsplice_dhcp::wire6`): any bytes parse or are
+/// refused, never a panic; every accessor and nested view of what parses
+/// is safe; its options written again with `Writer` read back the same.
+pub fn dhcp6(data: &[u8]) {
+    use qsplice_dhcp::wire6::{Dhcp6Packet, Duid, Writer};
+    let Ok(p) = Dhcp6Packet::new_checked(data) else {
+        return;
+    };
+    let _ = (p.xid(), p.hop_count(), p.link_address(), p.peer_address());
+    let _ = (p.elapsed_time(), p.preference(), p.rapid_commit(), p.status());
+    for ia in p.ia_nas().chain(p.ia_pds()) {
+        let _ = (ia.addrs().count(), ia.prefixes().count(), ia.status());
+    }
+    for id in [p.client_id(), p.server_id()].into_iter().flatten() {
+        let _ = Duid::parse(id);
+    }
+    if let Some(Ok(inner)) = p.relay_msg() {
+        let _ = (inner.ia_nas().count(), inner.client_id());
+    }
+    let mut buf = vec![0u8; data.len() + 64];
+    let mut w = if p.is_relay() {
+        Writer::relay(
+            &mut buf,
+            p.msg_type(),
+            p.hop_count(),
+            p.link_address().unwrap(),
+            p.peer_address().unwrap(),
+        )
+        .unwrap()
+    } else {
+        Writer::message(&mut buf, p.msg_type(), p.xid()).unwrap()
+    };
+    for o in p.options() {
+        let (c, v) = o.expect("validated");
+        w.option(c, v).unwrap();
+    }
+    let n = w.finish().unwrap();
+    assert_eq!(&buf[..n], data, "options written again differ");
+}
+
 /// A cluster flow record as read back from Redis (`qsplice_splice::record`):
 /// any bytes decode or are refused, never a panic; what decodes encodes
 /// back to the same bytes, and the key of its client-side pair parses back.

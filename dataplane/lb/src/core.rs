@@ -1029,12 +1029,18 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         l3: usize,
         now: u64,
     ) -> Option<Q::Frame> {
-        let (proto, dst) = {
+        let (proto, src, dst) = {
             let ip = Ipv4Packet::new_unchecked(&f.data()[l3..]);
-            (ip.protocol(), ip.dst_addr())
+            (ip.protocol(), ip.src_addr(), ip.dst_addr())
         };
         if proto != ip_proto::TCP {
             return Some(f);
+        }
+        // Stand-ins never come from the wire: one that does is forged (to
+        // reach an IPv6 leg's flow from the IPv4 side).
+        if self.edge.on() && crate::six::is_standin(src) {
+            self.c.six_forged_source += 1;
+            return None;
         }
         if pi == self.conf.backend_port && dst == self.conf.local {
             if self.kernel_path(pi)

@@ -307,6 +307,9 @@ lb_counters! {
     six_unknown_source,
     /// IPv6 segments dropped: not translatable (truncated, bad lengths).
     six_bad,
+    /// IPv4 segments from 240.0.0.0/4 (the stand-ins' range, never a real
+    /// host) dropped while IPv6 is configured.
+    six_forged_source,
     /// Segments to a stand-in that could not leave as IPv6 (its address
     /// gone, no `lb.local6`, no headroom).
     six_untranslatable,

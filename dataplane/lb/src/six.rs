@@ -24,10 +24,11 @@
 //!
 //! A client slot holds its address while the client sends (every segment
 //! refreshes it) and for `keep` after (longer than a flow may sit idle,
-//! plus two SYN-cookie slots). A new slot is *provisional* until its
-//! client sends a second, non-SYN segment: a flood of SYNs (or ACKs, or
-//! anything) from random IPv6 sources only recycles provisional slots and
-//! cannot push out clients that completed a handshake. The home slot of an
+//! plus two SYN-cookie slots; segments sent to it count too). A new slot
+//! is *provisional* until its client completes a handshake (the balancer
+//! confirms it): a flood of SYNs, ACKs or anything else from random IPv6
+//! sources only recycles provisional slots and cannot push out clients
+//! that hold connections. The home slot of an
 //! address is a keyed hash (SipHash with a per-lcore random key), so the
 //! same client finds the same stand-in again — what a SYN cookie needs —
 //! unless an earlier slot of its window changed meanwhile.
@@ -204,8 +205,8 @@ impl Clients {
     }
 
     /// The stand-in of client `a` at clock `now`, made if needed (a new
-    /// slot is provisional); `syn`: the segment is a SYN (a later non-SYN
-    /// segment of the same client confirms its slot).
+    /// slot is provisional until [`Clients::confirm`]); `syn`: the segment
+    /// is a SYN.
     #[inline]
     pub fn intern(&mut self, a: Ipv6Addr, syn: bool, now: u64) -> Result<Ipv4Addr, Full> {
         let home = self.hasher.hash_one(a.octets()) as usize;
@@ -219,9 +220,6 @@ impl Clients {
                 }
                 _ if s.addr == a => {
                     s.seen = now;
-                    if !syn {
-                        s.state = State::Confirmed;
-                    }
                     return Ok(Ipv4Addr::from(self.base | si as u32));
                 }
                 State::Provisional => {
@@ -240,8 +238,9 @@ impl Clients {
             self.used += 1;
         }
         // New slots are provisional whatever the segment: a flood of ACKs
-        // (or anything else) from random sources must not pin slots. A
-        // client's second segment confirms it.
+        // (or anything else) from random sources must not pin slots. The
+        // balancer confirms a slot once its client completed a handshake
+        // ([`Clients::confirm`]).
         let _ = syn;
         *s = Slot {
             addr: a,
@@ -249,6 +248,35 @@ impl Clients {
             state: State::Provisional,
         };
         Ok(Ipv4Addr::from(self.base | si as u32))
+    }
+
+    /// Keep the slot of stand-in `a`: its client completed a handshake
+    /// (a SYN cache entry or a valid cookie), so the balancer holds a
+    /// connection of it.
+    #[inline]
+    pub fn confirm(&mut self, a: Ipv4Addr) {
+        if let Some(s) = self.slot_mut(a) {
+            s.state = State::Confirmed;
+        }
+    }
+
+    /// Stand-in `a` is in use at `now` (a segment sent to its client: a
+    /// flow the backend keeps talking on must not lose its client's slot).
+    #[inline]
+    pub fn touch(&mut self, a: Ipv4Addr, now: u64) {
+        if let Some(s) = self.slot_mut(a) {
+            s.seen = s.seen.max(now);
+        }
+    }
+
+    fn slot_mut(&mut self, a: Ipv4Addr) -> Option<&mut Slot> {
+        let v = u32::from(a);
+        if v & !((1 << CLIENT_SLOT_BITS) - 1) != self.base {
+            return None;
+        }
+        self.slots
+            .get_mut((v as usize) & ((1 << CLIENT_SLOT_BITS) - 1))
+            .filter(|s| s.state != State::Free)
     }
 
     /// The client behind stand-in `a` (made by this table).
@@ -305,9 +333,10 @@ mod tests {
         let mut c = Clients::new(0, 64, 1_000_000);
         let mut real = Vec::new();
         for i in 0..40 {
-            // A SYN, then the handshake's ACK: confirmed.
+            // A SYN, then the handshake's ACK: confirmed by the balancer.
             if c.intern(a(i), true, 1).is_ok() {
                 if let Ok(s) = c.intern(a(i), false, 1) {
+                    c.confirm(s);
                     real.push((a(i), s));
                 }
             }
@@ -332,6 +361,26 @@ mod tests {
     }
 
     #[test]
+    fn segments_sent_to_a_client_keep_its_slot() {
+        let mut c = Clients::new(0, 64, 1000);
+        let s = c.intern(a(1), true, 0).unwrap();
+        c.confirm(s);
+        // The client is silent; the backend keeps sending to it.
+        for t in (500..5000).step_by(500) {
+            c.touch(s, t);
+            let mut cur = 0;
+            c.sweep(t + 400, &mut cur, 64);
+            assert_eq!(c.get(s), Some(a(1)), "at {t}");
+        }
+        // A stranger's stand-in is not touched or confirmed.
+        let other = Clients::new(1, 64, 1000);
+        let mut c2 = Clients::new(1, 64, 1000);
+        c2.touch(s, 1);
+        c2.confirm(s);
+        assert!(other.is_empty() && c2.is_empty());
+    }
+
+    #[test]
     fn a_flooded_window_still_admits_a_new_client() {
         // Every slot provisional: a newcomer takes one.
         let mut c = Clients::new(0, 8, 1_000_000);
@@ -344,8 +393,19 @@ mod tests {
         let mut c = Clients::new(0, 8, 1_000_000);
         for i in 0..8 {
             c.intern(a(i), true, 1).unwrap();
-            c.intern(a(i), false, 1).unwrap();
+            let s = c.intern(a(i), false, 1).unwrap();
+            c.confirm(s);
         }
+        // A second segment alone confirms nothing (a spoofed pair).
+        let mut d = Clients::new(0, 8, 1_000_000);
+        for i in 100..108 {
+            let _ = d.intern(a(i), false, 1);
+            let _ = d.intern(a(i), false, 1);
+        }
+        assert!(
+            d.intern(a(99), true, 2).is_ok(),
+            "spoofed pairs pin nothing"
+        );
         assert_eq!(c.intern(a(99), true, 2), Err(Full::Window));
     }
 

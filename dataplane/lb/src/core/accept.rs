@@ -14,6 +14,7 @@ impl<F: Frame> LbCore<F> {
     ) -> Option<Accepted> {
         if let Some(e) = self.syncache.take(s.src, s.dst, s.seq, s.ack) {
             self.c.syn_cache_hits += 1;
+            self.edge.confirm(*s.src.ip());
             return Some(Accepted {
                 mss: e.mss,
                 ws: e.ws,
@@ -24,6 +25,7 @@ impl<F: Frame> LbCore<F> {
         let slot = self.cookie_slot(now);
         let mss = SynCookie::decode(&self.conf.secret, s.src, s.dst, s.seq, s.ack, slot)?;
         self.c.cookie_ok += 1;
+        self.edge.confirm(*s.src.ip());
         let (ws, sack) = match opts.ts {
             Some((_, tsecr)) => decode_ts(tsecr),
             None => (None, false),

@@ -25,6 +25,9 @@ pub(super) struct Edge {
     capacity: usize,
     keep: u64,
     sweep: usize,
+    /// The clock at the last IPv6 segment in or tick (slots touched by
+    /// segments sent to their clients).
+    now: u64,
     pub(super) out: u64,
     pub(super) untranslatable: u64,
 }
@@ -56,6 +59,7 @@ impl Edge {
             capacity,
             keep,
             sweep: 0,
+            now: 0,
             out: 0,
             untranslatable: 0,
         };
@@ -79,12 +83,23 @@ impl Edge {
 
     /// Expire unused client stand-ins (a bounded step); clients in use.
     pub(super) fn tick(&mut self, now: u64) -> u64 {
+        self.now = now;
         match self.clients.as_mut() {
             Some(c) => {
                 c.sweep(now, &mut self.sweep, SWEEP_BUDGET);
                 c.len() as u64
             }
             None => 0,
+        }
+    }
+
+    /// Client stand-in `ip`'s client completed a handshake: keep its slot.
+    #[inline]
+    pub(super) fn confirm(&mut self, ip: Ipv4Addr) {
+        if self.on && six::is_client_standin(ip) {
+            if let Some(c) = self.clients.as_mut() {
+                c.confirm(ip);
+            }
         }
     }
 
@@ -189,7 +204,10 @@ impl Edge {
             return;
         };
         let dst = if six::is_client_standin(d4) {
-            self.clients.as_ref().and_then(|c| c.get(d4))
+            self.clients.as_mut().and_then(|c| {
+                c.touch(d4, self.now);
+                c.get(d4)
+            })
         } else {
             self.six.to6(d4)
         };
@@ -249,8 +267,8 @@ impl<F: Frame> LbCore<F> {
         let mut t = [0u8; 16];
         t.copy_from_slice(&a[16..]);
         let (src6, dst6) = (Ipv6Addr::from(s), Ipv6Addr::from(t));
-        // A SYN alone (not a SYN-ACK) makes a provisional client slot.
         let syn = fl & 0x12 == 0x02;
+        self.edge.now = now;
         let backend = pi == self.conf.backend_port && Some(dst6) == self.edge.six.local6;
         let (src4, dst4) = if backend {
             match self.edge.six.to4(src6) {

@@ -134,6 +134,13 @@ impl<F: Frame> LbCore<F> {
                 .is_some_and(|fs| fs.has_peers());
         for id in ids {
             let m = self.meta[id as usize];
+            // A flow with an IPv6 leg was never published (its stand-ins
+            // are this node's own): reset like any other.
+            let leave = leave
+                && self.flows.get(id).is_some_and(|f| {
+                    !crate::six::is_standin(*f.params.client.ip())
+                        && !crate::six::is_standin(*f.params.server.ip())
+                });
             match m.phase {
                 Phase::Connecting => {
                     self.reset_client(io, id);
