@@ -65,6 +65,7 @@ pub mod lcore;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod server;
+pub mod server6;
 pub mod stats;
 
 mod ring;

@@ -623,11 +623,35 @@ pub fn splice_family(data: &[u8]) {
     let _ = tcp4_to_6(&mut g, (room, room + l3, room + l4), Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, 7);
 }
 
-/// DHCPv6 messages (`qsplice_dhcp::wire6`): any bytes parse or are
-/// refused, never a panic; every accessor and nested view of what parses
-/// is safe; its options written again with `Writer` read back the same.
+/// DHCPv6 messages (`qsplice_dhcp::wire6`, `qsplice_dhcp::server6`): any
+/// bytes parse or are refused, never a panic; every accessor and nested
+/// view of what parses is safe; its options written again with `Writer`
+/// read back the same; the server answers with a well-formed message or
+/// refuses.
 pub fn dhcp6(data: &[u8]) {
-    use qsplice_dhcp::wire6::{Dhcp6Packet, Duid, Writer};
+    use qsplice_dhcp::server6::{Server6, Server6Config};
+    use qsplice_dhcp::wire6::{duid_ll, Dhcp6Packet, Duid, Writer};
+    // The server answers or refuses; an answer is a well-formed message.
+    let mut server = Server6::new(&Server6Config {
+        duid: duid_ll([2, 0, 0, 0, 0, 1]).to_vec(),
+        addr_first: "2001:db8::100".parse().unwrap(),
+        addr_count: 4,
+        pd: Some(("2001:db8:100::".parse().unwrap(), 48, 50)),
+        preferred_s: 300,
+        valid_s: 600,
+        t1_s: 150,
+        t2_s: 240,
+        rapid_commit: true,
+        preference: 1,
+        offer_hold_s: 30,
+    })
+    .unwrap();
+    let mut out = [0u8; 1500];
+    for now in [0, 1000] {
+        if let Ok(n) = server.handle(now, data, &mut out) {
+            assert!(Dhcp6Packet::new_checked(&out[..n]).is_ok(), "a malformed reply");
+        }
+    }
     let Ok(p) = Dhcp6Packet::new_checked(data) else {
         return;
     };
