@@ -638,7 +638,7 @@ impl<F: Frame> LbCore<F> {
             edge: edge::Edge::new(
                 shared.board.services().six.clone(),
                 conf.local,
-                conf.lcore,
+                conf.secret,
                 conf.max_flows,
                 // A client stand-in outlives any flow of it that sits idle,
                 // its linger, and two SYN-cookie slots.

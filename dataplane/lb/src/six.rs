@@ -17,10 +17,13 @@
 //!   services ([`SixMap`]). The balancer's IPv6 source address on the
 //!   backend side (`lb.local6`) stands behind the IPv4 `local`.
 //! * 248.0.0.0/5 — **client** stand-ins, one table per lcore ([`Clients`]):
-//!   lcore bits and a slot index, so a stand-in names its slot. A client's
-//!   segments all reach the lcore that accepted it (RSS/fanout hash the
-//!   same tuple alike), and backend segments are steered by source port,
-//!   so a client stand-in is only ever looked up where it was made.
+//!   a stand-in names its slot, so the way back is one array read. The
+//!   home slot of an address is a hash keyed with the cluster's cookie
+//!   secret, the same on every lcore: a client finds the same stand-in on
+//!   whichever lcore its segment lands (a handshake ACK that af_packet's
+//!   rollover moved to another lcore still matches its SYN cookie). Backend
+//!   segments are steered by source port to the lcore that holds the flow,
+//!   whose table made the stand-in.
 //!
 //! A client slot holds its address while the client sends (every segment
 //! refreshes it) and for `keep` after (longer than a flow may sit idle,
@@ -28,13 +31,13 @@
 //! is *provisional* until its client completes a handshake (the balancer
 //! confirms it): a flood of SYNs, ACKs or anything else from random IPv6
 //! sources only recycles provisional slots and cannot push out clients
-//! that hold connections. The home slot of an
-//! address is a keyed hash (SipHash with a per-lcore random key), so the
-//! same client finds the same stand-in again — what a SYN cookie needs —
-//! unless an earlier slot of its window changed meanwhile.
+//! that hold connections. The same client finds the same stand-in again —
+//! what a SYN cookie needs — unless an earlier slot of its window changed
+//! meanwhile.
 
-use std::hash::BuildHasher;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+
+use qsplice_splice::isn::IsnSecret;
 
 /// First static stand-in (240.0.0.0).
 pub const STATIC_BASE: u32 = 0xF000_0000;
@@ -42,10 +45,8 @@ pub const STATIC_BASE: u32 = 0xF000_0000;
 pub const STATIC_MAX: u32 = 1 << 27;
 /// First client stand-in (248.0.0.0).
 pub const CLIENT_BASE: u32 = 0xF800_0000;
-/// Client slot index bits (below the lcore bits).
+/// Client slot index bits.
 pub const CLIENT_SLOT_BITS: u32 = 21;
-/// Lcores with client stand-ins (6 bits).
-pub const CLIENT_LCORES: u32 = 1 << 6;
 /// Slots looked at from a client address's home slot.
 const WINDOW: usize = 8;
 
@@ -164,16 +165,18 @@ pub struct Clients {
     mask: usize,
     base: u32,
     keep: u64,
-    hasher: std::collections::hash_map::RandomState,
+    /// The home-slot hash's key: the cluster's cookie secret, the same on
+    /// every lcore.
+    secret: IsnSecret,
     /// Slots in use (provisional or confirmed).
     used: usize,
 }
 
 impl Clients {
     /// A table of `capacity` slots (rounded up to a power of two, at most
-    /// 2^21) for lcore `lcore` (< 64); a slot unused for `keep` clock
-    /// ticks may be given to another client.
-    pub fn new(lcore: u16, capacity: usize, keep: u64) -> Clients {
+    /// 2^21); a slot unused for `keep` clock ticks may be given to another
+    /// client; home slots hashed with `secret`.
+    pub fn new(capacity: usize, keep: u64, secret: IsnSecret) -> Clients {
         let n = capacity
             .clamp(WINDOW, 1 << CLIENT_SLOT_BITS)
             .next_power_of_two();
@@ -187,9 +190,9 @@ impl Clients {
                 n
             ],
             mask: n - 1,
-            base: CLIENT_BASE | (u32::from(lcore) % CLIENT_LCORES) << CLIENT_SLOT_BITS,
+            base: CLIENT_BASE,
             keep,
-            hasher: std::collections::hash_map::RandomState::new(),
+            secret,
             used: 0,
         }
     }
@@ -209,7 +212,11 @@ impl Clients {
     /// is a SYN.
     #[inline]
     pub fn intern(&mut self, a: Ipv6Addr, syn: bool, now: u64) -> Result<Ipv4Addr, Full> {
-        let home = self.hasher.hash_one(a.octets()) as usize;
+        let home = self.secret.isn(
+            SocketAddrV6::new(a, 0, 0, 0),
+            SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+            0x5eed_0006,
+        ) as usize;
         let mut take = None;
         for i in 0..WINDOW {
             let si = (home + i) & self.mask;
@@ -311,26 +318,33 @@ impl Clients {
 mod tests {
     use super::*;
 
+    fn key() -> IsnSecret {
+        IsnSecret::from_bytes([5; 16])
+    }
+
     fn a(i: u32) -> Ipv6Addr {
         Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16)
     }
 
     #[test]
     fn a_client_keeps_its_standin_and_it_names_it_back() {
-        let mut c = Clients::new(3, 1024, 1000);
+        let mut c = Clients::new(1024, 1000, key());
         let s = c.intern(a(1), true, 0).unwrap();
         assert!(is_client_standin(s) && is_standin(s));
         assert_eq!(c.intern(a(1), false, 5), Ok(s), "the SYN's stand-in again");
         assert_eq!(c.get(s), Some(a(1)));
-        // Another lcore's stand-in is not ours.
-        let other = Clients::new(4, 1024, 1000);
+        // Every lcore hashes alike: another lcore's table gives the same
+        // client the same stand-in (a handshake completes on either), and
+        // holds nothing for a stand-in it did not make.
+        let mut other = Clients::new(1024, 1000, key());
         assert_eq!(other.get(s), None);
+        assert_eq!(other.intern(a(1), false, 6), Ok(s));
         assert_eq!(c.len(), 1);
     }
 
     #[test]
     fn a_syn_flood_cannot_push_out_confirmed_clients() {
-        let mut c = Clients::new(0, 64, 1_000_000);
+        let mut c = Clients::new(64, 1_000_000, key());
         let mut real = Vec::new();
         for i in 0..40 {
             // A SYN, then the handshake's ACK: confirmed by the balancer.
@@ -362,7 +376,7 @@ mod tests {
 
     #[test]
     fn segments_sent_to_a_client_keep_its_slot() {
-        let mut c = Clients::new(0, 64, 1000);
+        let mut c = Clients::new(64, 1000, key());
         let s = c.intern(a(1), true, 0).unwrap();
         c.confirm(s);
         // The client is silent; the backend keeps sending to it.
@@ -373,8 +387,8 @@ mod tests {
             assert_eq!(c.get(s), Some(a(1)), "at {t}");
         }
         // A stranger's stand-in is not touched or confirmed.
-        let other = Clients::new(1, 64, 1000);
-        let mut c2 = Clients::new(1, 64, 1000);
+        let other = Clients::new(64, 1000, key());
+        let mut c2 = Clients::new(64, 1000, key());
         c2.touch(s, 1);
         c2.confirm(s);
         assert!(other.is_empty() && c2.is_empty());
@@ -383,21 +397,21 @@ mod tests {
     #[test]
     fn a_flooded_window_still_admits_a_new_client() {
         // Every slot provisional: a newcomer takes one.
-        let mut c = Clients::new(0, 8, 1_000_000);
+        let mut c = Clients::new(8, 1_000_000, key());
         for i in 0..1000 {
             let _ = c.intern(a(i), true, 1);
         }
         let s = c.intern(a(5000), true, 2).unwrap();
         assert_eq!(c.get(s), Some(a(5000)));
         // Every slot confirmed and fresh: the next one waits.
-        let mut c = Clients::new(0, 8, 1_000_000);
+        let mut c = Clients::new(8, 1_000_000, key());
         for i in 0..8 {
             c.intern(a(i), true, 1).unwrap();
             let s = c.intern(a(i), false, 1).unwrap();
             c.confirm(s);
         }
         // A second segment alone confirms nothing (a spoofed pair).
-        let mut d = Clients::new(0, 8, 1_000_000);
+        let mut d = Clients::new(8, 1_000_000, key());
         for i in 100..108 {
             let _ = d.intern(a(i), false, 1);
             let _ = d.intern(a(i), false, 1);

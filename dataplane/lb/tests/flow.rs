@@ -2127,3 +2127,71 @@ fn segments_to_a_taken_over_address_are_steered_by_source_port_even_outside_the_
     assert!(r.take(0).is_empty() && r.take(1).is_empty(), "no RST");
     assert_eq!(r.counters_now().adopt_backend_miss, 1);
 }
+
+#[test]
+fn a_stateful_answer_with_timestamps_is_also_a_valid_cookie() {
+    // af_packet's rollover can hand the handshake's ACK to another lcore
+    // (whose SYN cache does not hold the entry): with timestamps, the
+    // stateful SYN-ACK is a cookie any lcore validates, options included.
+    let mut r = rig();
+    let syn = SynOptions {
+        mss: Some(1300),
+        ws: Some(9),
+        sack_ok: true,
+        ts: Some((777, 0)),
+    };
+    r.inject(
+        0,
+        seg(
+            CLIENT_MAC,
+            CMAC,
+            client(),
+            vip(),
+            1,
+            0,
+            TcpFlags::SYN,
+            100,
+            &syn,
+            &[],
+        ),
+    );
+    let sa = r.take_tcp(0).remove(0);
+    assert_eq!(r.counters.snapshot().syn_stateful, 1);
+    let secret = IsnSecret::from_bytes([7; 16]);
+    // The rig's clock is at 5 s: cookie slot 0.
+    let mss =
+        qsplice_splice::SynCookie::decode(&secret, client(), vip(), 2, sa.seq.wrapping_add(1), 0);
+    assert!(mss.is_some_and(|m| m <= 1300 && m >= 1200), "{mss:?}");
+    let (_, tsecr_ours) = sa.opts.ts.expect("timestamps answered");
+    assert_eq!(tsecr_ours, 777);
+    let (tsval, _) = sa.opts.ts.unwrap();
+    assert_eq!(
+        qsplice_lb::tcp::decode_ts(tsval),
+        (Some(9), true),
+        "the TSval carries the window scale and SACK as a cookie's does"
+    );
+    // Without timestamps the stateful ISN is no cookie (nowhere to keep the
+    // options): only the SYN cache completes it.
+    let other = SocketAddrV4::new(*client().ip(), client().port() + 1);
+    let syn = SynOptions { ts: None, ..syn };
+    r.inject(
+        0,
+        seg(
+            CLIENT_MAC,
+            CMAC,
+            other,
+            vip(),
+            1,
+            0,
+            TcpFlags::SYN,
+            100,
+            &syn,
+            &[],
+        ),
+    );
+    let sa = r.take_tcp(0).remove(0);
+    assert_eq!(
+        qsplice_splice::SynCookie::decode(&secret, other, vip(), 2, sa.seq.wrapping_add(1), 0),
+        None
+    );
+}

@@ -109,14 +109,33 @@ impl<F: Frame> LbCore<F> {
             Some(e) => Some(e),
             None => match self.syncache.admit(now) {
                 Admit::Stateful => {
+                    // With timestamps the answer is also a valid cookie
+                    // (ISN and TSval as a cookie SYN-ACK's): a handshake
+                    // ACK that reaches another lcore (af_packet's rollover
+                    // under load) still completes there, with the same
+                    // options. Without, the entry alone holds them.
+                    let (iss, our_tsval) = match opts.ts {
+                        Some(_) => (
+                            SynCookie::encode(
+                                &self.conf.secret,
+                                s.src,
+                                s.dst,
+                                s.seq,
+                                mss,
+                                self.cookie_slot(now),
+                            ),
+                            encode_ts(self.ts_clock(now), opts.ws, opts.sack_ok),
+                        ),
+                        None => (self.stateful_isn(s.src, s.dst, now), self.ts_clock(now)),
+                    };
                     let e = SynEntry {
                         irs: s.seq,
-                        iss: self.stateful_isn(s.src, s.dst, now),
+                        iss,
                         mss,
                         ws: opts.ws,
                         sack: opts.sack_ok,
                         ts: opts.ts.map(|t| t.0),
-                        our_tsval: self.ts_clock(now),
+                        our_tsval,
                         created: now,
                     };
                     if self.syncache.insert(s.src, s.dst, e) {

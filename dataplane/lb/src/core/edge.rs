@@ -21,7 +21,7 @@ pub(super) struct Edge {
     /// Any IPv6 at all (else every check is skipped).
     on: bool,
     local: Ipv4Addr,
-    lcore: u16,
+    secret: qsplice_splice::isn::IsnSecret,
     capacity: usize,
     keep: u64,
     sweep: usize,
@@ -46,7 +46,7 @@ impl Edge {
     pub(super) fn new(
         six: SixMap,
         local: Ipv4Addr,
-        lcore: u16,
+        secret: qsplice_splice::isn::IsnSecret,
         capacity: usize,
         keep: u64,
     ) -> Edge {
@@ -55,7 +55,7 @@ impl Edge {
             clients: None,
             on: false,
             local,
-            lcore,
+            secret,
             capacity,
             keep,
             sweep: 0,
@@ -72,7 +72,7 @@ impl Edge {
         self.on = !six.is_empty();
         self.six = six;
         if self.on && self.clients.is_none() {
-            self.clients = Some(Clients::new(self.lcore, self.capacity, self.keep));
+            self.clients = Some(Clients::new(self.capacity, self.keep, self.secret));
         }
     }
 
