@@ -580,3 +580,56 @@ fn tcp6_to_4_keeps_what_the_ipv4_path_checks() {
     assert!(tcp.verify_checksum(ip.src_addr(), ip.dst_addr()));
     assert_eq!(tcp.payload(), b"x");
 }
+
+#[test]
+fn hostile_ipv6_segments_are_counted_and_dropped_and_extension_headers_pass() {
+    let mut r = rig();
+    let syn = |port: u16| {
+        seg6(
+            (CLIENT_MAC, CMAC),
+            (client6(), port),
+            (vip6(), 80),
+            1,
+            0,
+            TcpFlags::SYN,
+            &SynOptions {
+                mss: Some(1440),
+                ..Default::default()
+            },
+            &[],
+        )
+    };
+    // A bad TCP checksum: no answer, counted after translation as on IPv4.
+    let mut f = syn(41000);
+    f[54 + 16] ^= 0x5a;
+    r.inject(0, f);
+    assert!(r.take(0).is_empty());
+    assert_eq!(r.lb().drop_tcp_bad_checksum, 1);
+    // A data offset past the segment.
+    let mut f = syn(41001);
+    f[54 + 12] = 15 << 4;
+    r.inject(0, f);
+    assert!(r.take(0).is_empty());
+    assert_eq!(r.lb().drop_tcp_malformed, 1);
+    // A SYN behind a hop-by-hop options header (8 bytes of padding): the
+    // engine walks it, the edge drops it in translation, the SYN is answered.
+    let mut f = syn(41002);
+    f[20] = 0; // next header: hop-by-hop
+    f.splice(54..54, [6u8, 0, 1, 4, 0, 0, 0, 0]);
+    let pl = u16::from_be_bytes([f[18], f[19]]) + 8;
+    f[18..20].copy_from_slice(&pl.to_be_bytes());
+    r.inject(0, f);
+    let out = r.take(0);
+    assert_eq!(
+        out.len(),
+        1,
+        "the SYN behind an extension header is answered"
+    );
+    let sa = parse6(&out[0]);
+    assert_eq!(
+        (sa.dst, sa.dport, sa.flags),
+        (client6(), 41002, TcpFlags::SYN | TcpFlags::ACK)
+    );
+    let c = r.lb();
+    assert_eq!((c.six_bad, c.six_untranslatable), (0, 0));
+}
