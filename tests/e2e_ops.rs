@@ -371,7 +371,31 @@ fn management_listener_metrics_and_ctl() {
         .arg(format!("{url}/"));
         c.output().expect("run chromium")
     };
+    // Load of its own while the browser renders (the first wrk may be over
+    // by now on a slow machine: Prometheus took its time).
+    let wrk2 = {
+        let ns = topo.var("CLIENT_NS").to_string();
+        std::thread::spawn(move || {
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "wrk",
+                    "-t1",
+                    "-c4",
+                    "-d12s",
+                    "-H",
+                    "Connection: close",
+                    "http://10.10.1.1/",
+                ])
+                .output()
+                .expect("wrk")
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
     let dom = String::from_utf8_lossy(&chromium(&["--dump-dom".to_string()]).stdout).to_string();
+    let _ = wrk2.join();
     let rates: Vec<f64> = dom
         .split("<tr class=\"backend\"")
         .skip(1)
