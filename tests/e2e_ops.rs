@@ -303,7 +303,8 @@ fn management_listener_metrics_and_ctl() {
             .spawn()
             .expect("start prometheus"),
     );
-    let wrk = {
+    // `wrk -c4 -d12s` with `Connection: close` in the background.
+    let close_load = || {
         let ns = topo.var("CLIENT_NS").to_string();
         std::thread::spawn(move || {
             Command::new("ip")
@@ -323,6 +324,7 @@ fn management_listener_metrics_and_ctl() {
                 .expect("wrk")
         })
     };
+    let wrk = close_load();
     let query = format!(
         "http://127.0.0.1:{prom_port}/api/v1/query?query=sum(rate(qsplice_backend_connections_opened_total%7Bvip%3D%22web%22%7D%5B5s%5D))"
     );
@@ -373,26 +375,7 @@ fn management_listener_metrics_and_ctl() {
     };
     // Load of its own while the browser renders (the first wrk may be over
     // by now on a slow machine: Prometheus took its time).
-    let wrk2 = {
-        let ns = topo.var("CLIENT_NS").to_string();
-        std::thread::spawn(move || {
-            Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &ns,
-                    "wrk",
-                    "-t1",
-                    "-c4",
-                    "-d12s",
-                    "-H",
-                    "Connection: close",
-                    "http://10.10.1.1/",
-                ])
-                .output()
-                .expect("wrk")
-        })
-    };
+    let wrk2 = close_load();
     std::thread::sleep(Duration::from_millis(500));
     let dom = String::from_utf8_lossy(&chromium(&["--dump-dom".to_string()]).stdout).to_string();
     let _ = wrk2.join();

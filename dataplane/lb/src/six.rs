@@ -208,10 +208,9 @@ impl Clients {
     }
 
     /// The stand-in of client `a` at clock `now`, made if needed (a new
-    /// slot is provisional until [`Clients::confirm`]); `syn`: the segment
-    /// is a SYN.
+    /// slot is provisional until [`Clients::confirm`]).
     #[inline]
-    pub fn intern(&mut self, a: Ipv6Addr, syn: bool, now: u64) -> Result<Ipv4Addr, Full> {
+    pub fn intern(&mut self, a: Ipv6Addr, now: u64) -> Result<Ipv4Addr, Full> {
         let home = self.secret.isn(
             SocketAddrV6::new(a, 0, 0, 0),
             SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
@@ -248,7 +247,6 @@ impl Clients {
         // (or anything else) from random sources must not pin slots. The
         // balancer confirms a slot once its client completed a handshake
         // ([`Clients::confirm`]).
-        let _ = syn;
         *s = Slot {
             addr: a,
             seen: now,
@@ -329,16 +327,16 @@ mod tests {
     #[test]
     fn a_client_keeps_its_standin_and_it_names_it_back() {
         let mut c = Clients::new(1024, 1000, key());
-        let s = c.intern(a(1), true, 0).unwrap();
+        let s = c.intern(a(1), 0).unwrap();
         assert!(is_client_standin(s) && is_standin(s));
-        assert_eq!(c.intern(a(1), false, 5), Ok(s), "the SYN's stand-in again");
+        assert_eq!(c.intern(a(1), 5), Ok(s), "the SYN's stand-in again");
         assert_eq!(c.get(s), Some(a(1)));
         // Every lcore hashes alike: another lcore's table gives the same
         // client the same stand-in (a handshake completes on either), and
         // holds nothing for a stand-in it did not make.
         let mut other = Clients::new(1024, 1000, key());
         assert_eq!(other.get(s), None);
-        assert_eq!(other.intern(a(1), false, 6), Ok(s));
+        assert_eq!(other.intern(a(1), 6), Ok(s));
         assert_eq!(c.len(), 1);
     }
 
@@ -348,8 +346,8 @@ mod tests {
         let mut real = Vec::new();
         for i in 0..40 {
             // A SYN, then the handshake's ACK: confirmed by the balancer.
-            if c.intern(a(i), true, 1).is_ok() {
-                if let Ok(s) = c.intern(a(i), false, 1) {
+            if c.intern(a(i), 1).is_ok() {
+                if let Ok(s) = c.intern(a(i), 1) {
                     c.confirm(s);
                     real.push((a(i), s));
                 }
@@ -362,11 +360,11 @@ mod tests {
         );
         // SYNs and ACKs from random sources, once each.
         for i in 1000..200_000 {
-            let _ = c.intern(a(i), i % 2 == 0, 2);
+            let _ = c.intern(a(i), 2);
         }
         for (addr, s) in &real {
             assert_eq!(c.get(*s), Some(*addr));
-            assert_eq!(c.intern(*addr, false, 3), Ok(*s));
+            assert_eq!(c.intern(*addr, 3), Ok(*s));
         }
         // After `keep` unused, a confirmed slot may go.
         let mut cur = 0;
@@ -377,7 +375,7 @@ mod tests {
     #[test]
     fn segments_sent_to_a_client_keep_its_slot() {
         let mut c = Clients::new(64, 1000, key());
-        let s = c.intern(a(1), true, 0).unwrap();
+        let s = c.intern(a(1), 0).unwrap();
         c.confirm(s);
         // The client is silent; the backend keeps sending to it.
         for t in (500..5000).step_by(500) {
@@ -399,28 +397,25 @@ mod tests {
         // Every slot provisional: a newcomer takes one.
         let mut c = Clients::new(8, 1_000_000, key());
         for i in 0..1000 {
-            let _ = c.intern(a(i), true, 1);
+            let _ = c.intern(a(i), 1);
         }
-        let s = c.intern(a(5000), true, 2).unwrap();
+        let s = c.intern(a(5000), 2).unwrap();
         assert_eq!(c.get(s), Some(a(5000)));
         // Every slot confirmed and fresh: the next one waits.
         let mut c = Clients::new(8, 1_000_000, key());
         for i in 0..8 {
-            c.intern(a(i), true, 1).unwrap();
-            let s = c.intern(a(i), false, 1).unwrap();
+            c.intern(a(i), 1).unwrap();
+            let s = c.intern(a(i), 1).unwrap();
             c.confirm(s);
         }
         // A second segment alone confirms nothing (a spoofed pair).
         let mut d = Clients::new(8, 1_000_000, key());
         for i in 100..108 {
-            let _ = d.intern(a(i), false, 1);
-            let _ = d.intern(a(i), false, 1);
+            let _ = d.intern(a(i), 1);
+            let _ = d.intern(a(i), 1);
         }
-        assert!(
-            d.intern(a(99), true, 2).is_ok(),
-            "spoofed pairs pin nothing"
-        );
-        assert_eq!(c.intern(a(99), true, 2), Err(Full::Window));
+        assert!(d.intern(a(99), 2).is_ok(), "spoofed pairs pin nothing");
+        assert_eq!(c.intern(a(99), 2), Err(Full::Window));
     }
 
     #[test]

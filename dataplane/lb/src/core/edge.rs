@@ -258,7 +258,7 @@ impl<F: Frame> LbCore<F> {
         now: u64,
     ) -> Option<F> {
         let d = f.data();
-        let (Some(a), Some(fl)) = (d.get(l3 + 8..l3 + 40), d.get(l4 + 13)) else {
+        let Some(a) = d.get(l3 + 8..l3 + 40) else {
             self.c.six_bad += 1;
             return None;
         };
@@ -267,7 +267,6 @@ impl<F: Frame> LbCore<F> {
         let mut t = [0u8; 16];
         t.copy_from_slice(&a[16..]);
         let (src6, dst6) = (Ipv6Addr::from(s), Ipv6Addr::from(t));
-        let syn = fl & 0x12 == 0x02;
         self.edge.now = now;
         let backend = pi == self.conf.backend_port && Some(dst6) == self.edge.six.local6;
         let (src4, dst4) = if backend {
@@ -285,7 +284,7 @@ impl<F: Frame> LbCore<F> {
             let Some(clients) = self.edge.clients.as_mut() else {
                 return Some(f);
             };
-            match clients.intern(src6, syn, now) {
+            match clients.intern(src6, now) {
                 Ok(s) => (s, vip),
                 Err(_) => {
                     self.c.six_clients_full += 1;
