@@ -11,13 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use qsplice_config::{parse_mac, Config, DhcpServerConf, DhcpTesterConf, ExhaustionConf};
+use qsplice_config::{
+    parse_hex_bytes, parse_mac, Config, DhcpServer6Conf, DhcpServerConf, DhcpTesterConf,
+    ExhaustionConf,
+};
 use qsplice_dhcp::client::{Pacing, RelayConfig, RetransmitConfig, Tester, TesterConfig};
 use qsplice_dhcp::lcore::{ServerLoop, ServerShared, TesterFinal, TesterLoop, TesterShared};
+use qsplice_dhcp::link6::{Server6Link, Server6Report};
 use qsplice_dhcp::server::{
     DelayConfig, ExhaustionPolicy, FaultConfig, PoolConfig, RateLimit, Server, ServerConfig,
     ServerReport,
 };
+use qsplice_dhcp::server6::Server6Config;
 use qsplice_dhcp::stats::{LatencySummary, TesterCounters, TesterReport};
 use qsplice_dhcp::wire::AddrList;
 use qsplice_dpdk::TscClock;
@@ -61,6 +66,53 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
+/// Maps `[dhcp_server.faults]` onto the crate's [`FaultConfig`].
+pub fn fault_config(s: &DhcpServerConf) -> FaultConfig {
+    let f = &s.faults;
+    let delay = if f.delay_ms > 0 {
+        DelayConfig::Fixed(ms(f.delay_ms))
+    } else if f.delay_max_ms > 0 {
+        DelayConfig::Uniform {
+            min: ms(f.delay_min_ms),
+            max: ms(f.delay_max_ms),
+        }
+    } else {
+        DelayConfig::None
+    };
+    FaultConfig {
+        drop_probability: f.drop_rate.0,
+        delay,
+        rate_limit: (f.rate_limit_pps > 0).then_some(RateLimit {
+            per_sec: f.rate_limit_pps,
+            burst: f.rate_limit_burst,
+        }),
+    }
+}
+
+/// Maps `[dhcp_server.v6]` onto the crate's [`Server6Config`].
+pub fn server6_config(v: &DhcpServer6Conf, port_mac: MacAddr) -> Result<Server6Config> {
+    let duid = if v.duid.is_empty() {
+        qsplice_dhcp::wire6::duid_ll(port_mac.0).to_vec()
+    } else {
+        parse_hex_bytes(&v.duid).ok_or_else(|| anyhow!("dhcp_server.v6.duid"))?
+    };
+    let (t1_s, t2_s) = v.t1_t2();
+    Ok(Server6Config {
+        duid,
+        addr_first: v.range_start.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED),
+        addr_count: u32::try_from(v.range_len())
+            .map_err(|_| anyhow!("dhcp_server.v6.range_end"))?,
+        pd: v.pd_pool.map(|p| (p.addr, p.prefix, v.pd_length)),
+        preferred_s: v.preferred_lifetime_s,
+        valid_s: v.valid_lifetime_s,
+        t1_s,
+        t2_s,
+        rapid_commit: v.rapid_commit,
+        preference: v.preference,
+        offer_hold_s: v.offer_hold_s,
+    })
+}
+
 /// Maps `[dhcp_server]` onto the crate's [`ServerConfig`].
 pub fn server_config(cfg: &Config, s: &DhcpServerConf, port_mac: MacAddr) -> Result<ServerConfig> {
     let port = &cfg.ports[port_index(cfg, &s.port)?];
@@ -81,18 +133,11 @@ pub fn server_config(cfg: &Config, s: &DhcpServerConf, port_mac: MacAddr) -> Res
             lease_time: Duration::from_secs(p.lease_time_s),
         })
         .collect();
-    let f = &s.faults;
-    let delay = if f.delay_ms > 0 {
-        DelayConfig::Fixed(ms(f.delay_ms))
-    } else if f.delay_max_ms > 0 {
-        DelayConfig::Uniform {
-            min: ms(f.delay_min_ms),
-            max: ms(f.delay_max_ms),
-        }
-    } else {
-        DelayConfig::None
-    };
-    let mut sc = ServerConfig::new(ip, port_mac, pools[0].clone());
+    let first = pools
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("dhcp_server.pools: none"))?;
+    let mut sc = ServerConfig::new(ip, port_mac, first);
     sc.pools = pools;
     sc.offer_timeout = ms(s.offer_timeout_ms);
     sc.decline_quarantine = Duration::from_secs(s.decline_quarantine_s);
@@ -104,14 +149,7 @@ pub fn server_config(cfg: &Config, s: &DhcpServerConf, port_mac: MacAddr) -> Res
     sc.echo_relay_agent_info = s.echo_option82;
     sc.max_leases = s.max_leases as usize;
     sc.seed = s.seed;
-    sc.faults = FaultConfig {
-        drop_probability: f.drop_rate.0,
-        delay,
-        rate_limit: (f.rate_limit_pps > 0).then_some(RateLimit {
-            per_sec: f.rate_limit_pps,
-            burst: f.rate_limit_burst,
-        }),
-    };
+    sc.faults = fault_config(s);
     Ok(sc)
 }
 
@@ -176,6 +214,8 @@ pub struct ServerRunReport {
     pub uptime_s: f64,
     /// The server's counters, leases and rejections by reason.
     pub server: Option<ServerReport>,
+    /// The DHCPv6 server's, when `[dhcp_server.v6]` is configured.
+    pub server6: Option<Server6Report>,
     /// The loop's I/O counters.
     pub io: BTreeMap<&'static str, u64>,
 }
@@ -189,6 +229,15 @@ fn server_line(r: &ServerRunReport) -> String {
             c.received, c.discover, c.request, c.release, c.decline, c.inform, c.relayed,
             c.offer_sent, c.ack_sent, c.nak_sent, x.leases_bound, x.leases_offered, x.addresses,
             c.pool_exhausted, c.delayed, x.rejects.values().sum::<u64>()
+        );
+    }
+    if let Some(x) = &r.server6 {
+        let g = |k: &str| x.received.get(k).copied().unwrap_or(0);
+        s += &format!(
+            " | v6 solicit {} request {} renew {} rebind {} release {} relayed {} | advertise {} reply {} | addresses {} prefixes {} | exhausted {} delayed {} | rejected {}",
+            g("solicit"), g("request"), g("renew"), g("rebind"), g("release"), g("relay_forw"),
+            x.advertise_sent, x.reply_sent, x.addresses_bound, x.prefixes_bound,
+            x.exhausted, x.delayed, x.rejects.values().sum::<u64>()
         );
     }
     s
@@ -205,6 +254,14 @@ pub fn render_server(r: &ServerRunReport) -> String {
             }
         }
     }
+    if let Some(x) = &r.server6 {
+        if !x.rejects.is_empty() {
+            s += "\n  v6 rejected by reason:";
+            for (k, v) in &x.rejects {
+                s += &format!(" {k}={v}");
+            }
+        }
+    }
     s += "\n  io:";
     for (k, v) in &r.io {
         s += &format!(" {k}={v}");
@@ -216,6 +273,7 @@ fn server_report(shared: &ServerShared, started: Instant) -> ServerRunReport {
     ServerRunReport {
         uptime_s: started.elapsed().as_secs_f64(),
         server: shared.report.lock().ok().and_then(|g| g.clone()),
+        server6: shared.report6.lock().ok().and_then(|g| g.clone()),
         io: shared.io.snapshot().into_iter().collect(),
     }
 }
@@ -259,24 +317,47 @@ pub fn server(cfg: &Config, opts: &DhcpOpts) -> Result<ServerRunReport> {
     let lcore = cfg.eal.worker_lcores[0];
     let q = b.queues[0].swap_remove(pi);
     let port_mac = MacAddr(qsplice_netdev::Queue::mac(&q));
-    let sc = server_config(cfg, s, port_mac)?;
     let hz = TscClock::new(b.eal).hz();
-    let server = Server::new(&sc, hz).map_err(|e| anyhow!("dhcp_server: {e}"))?;
-    tracing::info!(ip = %sc.server_ip, mac = %port_mac, pools = sc.pools.len(), "DHCP server starting");
+    let (server, ip) = if s.pools.is_empty() {
+        (None, std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        let sc = server_config(cfg, s, port_mac)?;
+        let server = Server::new(&sc, hz).map_err(|e| anyhow!("dhcp_server: {e}"))?;
+        tracing::info!(ip = %sc.server_ip, mac = %port_mac, pools = sc.pools.len(), "DHCP server starting");
+        (Some(server), sc.server_ip)
+    };
+    let link6 = match &s.v6 {
+        None => None,
+        Some(v) => {
+            let c6 = server6_config(v, port_mac)?;
+            let addrs: Vec<_> = cfg.ports[pi]
+                .addresses
+                .v6()
+                .iter()
+                .map(|c| c.addr)
+                .collect();
+            let l = Server6Link::new(&c6, port_mac, &addrs, &fault_config(s), s.seed, hz)
+                .map_err(|e| anyhow!("dhcp_server.v6: {e}"))?;
+            tracing::info!(
+                link_local = %l.link_local(), addresses = c6.addr_count,
+                prefixes = ?c6.pd, "DHCPv6 server starting"
+            );
+            Some(l)
+        }
+    };
     let shared = Arc::new(ServerShared::default());
     let stop = stop_flag();
     let worker_stop = Arc::new(AtomicBool::new(false));
     let (sh, ws, clock) = (shared.clone(), worker_stop.clone(), TscClock::new(b.eal));
     let idle = server_idle_sleep_us(cfg, s);
     tracing::info!(idle_sleep_us = idle, "DHCP server polling");
-    let (ip, burst, maxd) = (
-        sc.server_ip,
-        cfg.engine.burst as usize,
-        s.faults.max_delayed as usize,
-    );
+    let (burst, maxd) = (cfg.engine.burst as usize, s.faults.max_delayed as usize);
     b.eal
         .launch(lcore, move || {
             let mut l = ServerLoop::new(server, q, clock, ip, burst, maxd, sh);
+            if let Some(v6) = link6 {
+                l = l.with_v6(v6);
+            }
             l.run(&ws, idle);
             0
         })

@@ -93,6 +93,29 @@ impl Veth {
         v
     }
 
+    /// Turns IPv6 on for the namespace side `b` (without duplicate address
+    /// detection, so its link-local address is usable at once); the DPDK
+    /// side stays without a kernel IPv6 stack.
+    fn enable_ipv6(&self, b: &str) {
+        let pre = match &self.ns {
+            Some(ns) => format!("ip netns exec {ns} "),
+            None => String::new(),
+        };
+        for k in ["all.accept_dad", &format!("{b}.accept_dad")] {
+            ok(&format!("{pre}sysctl -qw net.ipv6.conf.{k}=0"));
+        }
+        for k in ["all.disable_ipv6", &format!("{b}.disable_ipv6")] {
+            ok(&format!("{pre}sysctl -qw net.ipv6.conf.{k}=0"));
+        }
+        let ll = wait_for(Duration::from_secs(5), || {
+            let o = sh(&format!("{pre}ip -6 addr show dev {b} scope link"));
+            String::from_utf8_lossy(&o.stdout)
+                .contains("fe80::")
+                .then_some(())
+        });
+        assert!(ll.is_some(), "{b} has no link-local address");
+    }
+
     fn cleanup(&self) {
         let _ = sh(&format!("ip link del {} 2>/dev/null", self.a));
         if let Some(ns) = &self.ns {
@@ -391,6 +414,154 @@ fn real_clients_get_leases_from_qsplice_dhcp_server() {
         Some(1),
         "udhcpc's lease: {v}"
     );
+}
+
+/// `[dhcp_server.v6]` next to the DHCPv4 pools of [`server_config`], and
+/// an IPv6 address on the port.
+fn dual_stack_server_config(iface: &str, prefix: &str, faults: &str) -> String {
+    server_config(iface, prefix, faults).replace(
+        r#"addresses = ["10.30.0.1/16"]"#,
+        r#"addresses = ["10.30.0.1/16", "2001:db8:30::1/64"]"#,
+    ) + r#"
+[dhcp_server.v6]
+range_start = "2001:db8:30::1000"
+range_end = "2001:db8:30::ffff"
+pd_pool = "2001:db8:4000::/40"
+pd_length = 56
+preferred_lifetime_s = 1800
+valid_lifetime_s = 3600
+"#
+}
+
+#[test]
+fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
+    if !require_root() {
+        return;
+    }
+    assert!(
+        have("dhclient"),
+        "dhclient is needed (scripts/setup.sh installs isc-dhcp-client)"
+    );
+    let scratch = Scratch::new("e2e-dhcp6d");
+    let veth = Veth::new("qd6-srv", "02:00:00:00:d6:01", "qd6-cli0", Some("qd6-cli"));
+    veth.enable_ipv6("qd6-cli0");
+    let json = scratch.0.join("server.json");
+    let mut app = spawn_server(
+        &scratch.0,
+        &dual_stack_server_config("qd6-srv", "qs-e2e-dhcp6d", ""),
+        &json,
+        60,
+    );
+    wait_server_up(&mut app, &json);
+
+    // ISC dhclient -6 asking for an address (IA_NA) and a prefix (IA_PD):
+    // SOLICIT to ff02::1:2, ADVERTISE, REQUEST, REPLY.
+    let lf = scratch.0.join("dhclient6.leases");
+    let pf = scratch.0.join("dhclient6.pid");
+    let dh = |extra: &str| {
+        format!(
+            "ip netns exec qd6-cli timeout 30 dhclient -6 -v -1 {extra} -N -P -lf {} -pf {} -sf /bin/true qd6-cli0",
+            lf.display(),
+            pf.display()
+        )
+    };
+    let o = sh(&dh(""));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "dhclient -6: {text}\n{}", app.logs());
+    let leases = std::fs::read_to_string(&lf).unwrap();
+    let field = |k: &str| {
+        leases
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(k))
+            .map(|a| a.trim_end_matches(" {").to_string())
+            .unwrap_or_else(|| panic!("no {k} in\n{leases}"))
+    };
+    let addr: std::net::Ipv6Addr = field("iaaddr ").parse().unwrap();
+    let range = |x: &str| u128::from(x.parse::<std::net::Ipv6Addr>().unwrap());
+    assert!(
+        (range("2001:db8:30::1000")..=range("2001:db8:30::ffff")).contains(&u128::from(addr)),
+        "{addr} outside the range"
+    );
+    let prefix = field("iaprefix ");
+    let (p, len) = prefix.split_once('/').unwrap();
+    let p: std::net::Ipv6Addr = p.parse().unwrap();
+    assert_eq!(len, "56", "{prefix}");
+    assert_eq!(
+        u128::from(p) >> 88,
+        range("2001:db8:4000::") >> 88,
+        "{prefix} outside 2001:db8:4000::/40"
+    );
+    assert!(
+        leases.contains("preferred-life 1800;") && leases.contains("max-life 3600;"),
+        "{leases}"
+    );
+    assert!(
+        leases.contains("option dhcp6.server-id 0:3:0:1:2:0:0:0:d6:1;"),
+        "DUID-LL of the port's MAC: {leases}"
+    );
+    let bound = wait_for(Duration::from_secs(5), || {
+        let v = read_json(&json)?;
+        let s6 = &v["server6"];
+        (s6["addresses_bound"].as_u64() == Some(1) && s6["prefixes_bound"].as_u64() == Some(1))
+            .then_some(v)
+    });
+    bound.unwrap_or_else(|| panic!("server did not count the binding\n{}", app.logs()));
+
+    // The server answers Neighbor Solicitations for its global address.
+    ok("ip netns exec qd6-cli ip -6 addr add 2001:db8:30::99/64 dev qd6-cli0 nodad");
+    let _ = sh("ip netns exec qd6-cli ping -6 -c 2 -W 1 2001:db8:30::1");
+    let neigh = sh("ip netns exec qd6-cli ip -6 neigh show 2001:db8:30::1");
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
+    assert!(
+        neigh.contains("lladdr 02:00:00:00:d6:01"),
+        "neighbor entry: {neigh}"
+    );
+
+    // RELEASE frees both.
+    ok(&dh("-r"));
+    let released = wait_for(Duration::from_secs(10), || {
+        let v = read_json(&json)?;
+        let s6 = &v["server6"];
+        (s6["received"]["release"].as_u64() >= Some(1)
+            && s6["addresses_bound"].as_u64() == Some(0)
+            && s6["prefixes_bound"].as_u64() == Some(0))
+        .then_some(v)
+    });
+    let v = released.unwrap_or_else(|| panic!("RELEASE did not free the leases\n{}", app.logs()));
+    assert!(v["io"]["nd_adverts"].as_u64().unwrap() >= 1, "{v}");
+    assert!(
+        v["server6"]["rejects"]
+            .as_object()
+            .is_none_or(|m| m.is_empty()),
+        "nothing refused: {v}"
+    );
+
+    // The same port still serves DHCPv4.
+    ok("ip netns exec qd6-cli ip addr flush dev qd6-cli0 scope global");
+    let lf4 = scratch.0.join("dhclient4.leases");
+    let o = sh(&format!(
+        "ip netns exec qd6-cli timeout 30 dhclient -v -1 -lf {} -pf {} -sf /bin/true qd6-cli0",
+        lf4.display(),
+        scratch.0.join("dhclient4.pid").display()
+    ));
+    assert!(
+        o.status.success(),
+        "dhclient (v4) on the dual-stack server\n{}",
+        app.logs()
+    );
+    assert!(
+        app.stop(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "{}",
+        app.logs()
+    );
+    let v = read_json(&json).unwrap();
+    assert_eq!(v["server"]["leases_bound"].as_u64(), Some(1), "{v}");
+    drop(veth);
 }
 
 #[test]

@@ -672,7 +672,8 @@ impl PortAddrs {
 }
 
 /// An IPv6 interface address with its prefix, `2001:db8::1/64`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Cidr6 {
     /// The address.
     pub addr: Ipv6Addr,
@@ -696,6 +697,13 @@ impl FromStr for Cidr6 {
             .filter(|p| *p <= 128)
             .ok_or_else(|| format!("invalid prefix length `{p}` (must be 0..=128)"))?;
         Ok(Cidr6 { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr6 {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

@@ -1361,3 +1361,98 @@ fn ipv6_vips_and_backends_are_checked_with_key_value_and_reason() {
     .to_string();
     assert!(e.contains("local6") && e.contains("nope"), "{e}");
 }
+
+#[test]
+fn dhcp_server_v6_parses_alone_or_beside_v4_and_its_rules_name_key_value_and_reason() {
+    const V6: &str = r#"
+[dhcp_server.v6]
+range_start = "2001:db8:30::1000"
+range_end = "2001:db8:30::ffff"
+pd_pool = "2001:db8:4000::/40"
+pd_length = 56
+"#;
+    let dual = format!("{DHCP}{V6}");
+    let c = parse(&dual).unwrap_or_else(|e| panic!("{e}"));
+    let v = c.dhcp_server.unwrap().v6.unwrap();
+    assert_eq!(v.range_len(), 0xf000);
+    assert_eq!(v.t1_t2(), (1800, 2880));
+    assert!(v.rapid_commit);
+    // DHCPv6 alone: no pools.
+    let alone = dual
+        .replace("[[dhcp_server.pools]]\nsubnet = \"10.30.0.0/16\"\nrange_start = \"10.30.1.0\"\nrange_end = \"10.30.9.255\"\n", "")
+        .replace("addresses = [\"10.30.0.1/16\"]", "addresses = [\"10.30.0.1/16\", \"2001:db8:30::1/64\"]");
+    let c = parse(&alone).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.dhcp_server.unwrap().pools.is_empty());
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "range_end = \"2001:db8:30::ffff\"",
+            "range_end = \"2001:db8:30::fff\"",
+            "dhcp_server.v6.range_end",
+            "2001:db8:30::fff",
+            "before range_start",
+        ),
+        (
+            "range_end = \"2001:db8:30::ffff\"",
+            "range_end = \"2001:db8:31::ffff\"",
+            "dhcp_server.v6.range_end",
+            "2001:db8:31::ffff",
+            "at most 4194304",
+        ),
+        (
+            "range_start = \"2001:db8:30::1000\"",
+            "range_start = \"ff02::1:2\"",
+            "dhcp_server.v6.range_start",
+            "ff02::1:2",
+            "unicast",
+        ),
+        (
+            "pd_length = 56",
+            "pd_length = 36",
+            "dhcp_server.v6.pd_length",
+            "36",
+            "prefix length /40",
+        ),
+        (
+            "pd_length = 56",
+            "pd_length = 64",
+            "dhcp_server.v6.pd_length",
+            "64",
+            "more than 2^22",
+        ),
+        (
+            "pd_length = 56",
+            "pd_length = 56\npreferred_lifetime_s = 9000",
+            "dhcp_server.v6.preferred_lifetime_s",
+            "9000",
+            "valid_lifetime_s",
+        ),
+        (
+            "pd_length = 56",
+            "pd_length = 56\nt1_s = 3000\nt2_s = 2000",
+            "dhcp_server.v6.t1_s",
+            "3000",
+            "t1_s ≤ t2_s",
+        ),
+        (
+            "pd_length = 56",
+            "pd_length = 56\nduid = \"zz\"",
+            "dhcp_server.v6.duid",
+            "zz",
+            "hex",
+        ),
+    ];
+    for (find, repl, key, value, why) in cases {
+        let e = reject(&dual.replace(find, repl));
+        assert_eq!((e.key.as_str(), e.value.as_str()), (*key, *value), "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
+    let e = reject(&dual.replace("pd_length = 56", "pd_length = 56\nrange = 1"));
+    assert!(e.to_string().contains("range"), "{e}");
+    let e = reject(
+        &dual
+            .replace("range_start = \"2001:db8:30::1000\"\n", "")
+            .replace("range_end = \"2001:db8:30::ffff\"\n", "")
+            .replace("pd_pool = \"2001:db8:4000::/40\"\n", ""),
+    );
+    assert_eq!(e.key, "dhcp_server.v6.range_start", "{e}");
+}

@@ -24,6 +24,8 @@ use qsplice_wire::{ethertype, ArpOp, ArpPacket, ArpRepr, EthernetFrame, MacAddr}
 
 use crate::client::{ReplyEvent, Tester, TxBatch};
 use crate::frame::parse_frame;
+use crate::frame6::{is_ipv6, neighbor_advert};
+use crate::link6::{Server6Link, Server6Report};
 use crate::server::{Server, ServerReport};
 use crate::stats::{TesterCounters, TesterReport};
 use crate::wire::{CLIENT_PORT, SERVER_PORT};
@@ -45,6 +47,8 @@ pub struct LoopCounters {
     pub alloc_failed: AtomicU64,
     /// ARP requests answered.
     pub arp_replies: AtomicU64,
+    /// IPv6 Neighbor Solicitations answered.
+    pub nd_adverts: AtomicU64,
     /// Frames that were not for us (other ARP, non-IPv4, other MACs, our own
     /// requests seen again in promiscuous mode).
     pub ignored: AtomicU64,
@@ -68,6 +72,7 @@ impl LoopCounters {
             ("tx_full", g(&self.tx_full)),
             ("alloc_failed", g(&self.alloc_failed)),
             ("arp_replies", g(&self.arp_replies)),
+            ("nd_adverts", g(&self.nd_adverts)),
             ("ignored", g(&self.ignored)),
             ("delay_overflow", g(&self.delay_overflow)),
         ]
@@ -209,12 +214,15 @@ pub struct ServerShared {
     pub io: LoopCounters,
     /// The server's report, republished periodically and at exit.
     pub report: Mutex<Option<ServerReport>>,
+    /// The DHCPv6 server's report, likewise.
+    pub report6: Mutex<Option<Server6Report>>,
 }
 
 /// The `dhcp-server` lcore loop.
 #[derive(Debug)]
 pub struct ServerLoop<Q: Queue, C: Clock> {
-    server: Server,
+    server: Option<Server>,
+    v6: Option<Server6Link>,
     q: Q,
     clock: C,
     ip: Ipv4Addr,
@@ -230,10 +238,11 @@ pub struct ServerLoop<Q: Queue, C: Clock> {
 }
 
 impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
-    /// A loop serving `server` on `q`, answering ARP for `ip` (the server
-    /// address) with the queue's MAC.
+    /// A loop serving DHCPv4 with `server` (if any) on `q`, answering ARP
+    /// for `ip` (the server address) with the queue's MAC. DHCPv6 is
+    /// added with [`ServerLoop::with_v6`].
     pub fn new(
-        server: Server,
+        server: Option<Server>,
         q: Q,
         clock: C,
         ip: Ipv4Addr,
@@ -245,6 +254,7 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
         let publish_every = clock.hz() / 10;
         ServerLoop {
             server,
+            v6: None,
             q,
             clock,
             ip,
@@ -260,9 +270,21 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
         }
     }
 
-    /// The server (counters, leases).
-    pub fn server(&self) -> &Server {
-        &self.server
+    /// Serves DHCPv6 with `link` as well (Neighbor Discovery for its
+    /// addresses included).
+    pub fn with_v6(mut self, link: Server6Link) -> Self {
+        self.v6 = Some(link);
+        self
+    }
+
+    /// The DHCPv4 server (counters, leases).
+    pub fn server(&self) -> Option<&Server> {
+        self.server.as_ref()
+    }
+
+    /// The DHCPv6 server.
+    pub fn server6(&self) -> Option<&Server6Link> {
+        self.v6.as_ref()
     }
 
     /// The queue (tests inspect a `MemQueue`'s tx).
@@ -299,17 +321,44 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
                     continue;
                 }
             }
-            match self.server.handle_frame(now, ip, data, &mut self.out) {
-                Ok(Some(m)) if m.delay > 0 => {
-                    if !self
-                        .delayed
-                        .push(now.saturating_add(m.delay), &self.out[..m.len])
-                    {
-                        LoopCounters::add(&io.delay_overflow, 1);
-                    }
+            let reply = if is_ipv6(data) {
+                let Some(v6) = self.v6.as_mut() else {
+                    LoopCounters::add(&io.ignored, 1);
+                    continue;
+                };
+                let mut na = [0u8; 128];
+                if let Some(len) = neighbor_advert(data, mac, |t| v6.owns(t), &mut na) {
+                    push_frame(&mut self.q, &mut self.tx, &na[..len], io);
+                    LoopCounters::add(&io.nd_adverts, 1);
+                    continue;
                 }
-                Ok(Some(m)) => push_frame(&mut self.q, &mut self.tx, &self.out[..m.len], io),
-                Ok(None) | Err(_) => {} // counted by the server
+                match v6.handle_frame(now, data, &mut self.out) {
+                    Ok(Some(r)) => Some((r.len, r.delay)),
+                    Ok(None) => {
+                        LoopCounters::add(&io.ignored, 1);
+                        None
+                    }
+                    Err(_) => None, // counted by the link
+                }
+            } else {
+                let Some(server) = self.server.as_mut() else {
+                    LoopCounters::add(&io.ignored, 1);
+                    continue;
+                };
+                match server.handle_frame(now, ip, data, &mut self.out) {
+                    Ok(Some(m)) => Some((m.len, m.delay)),
+                    Ok(None) | Err(_) => None, // counted by the server
+                }
+            };
+            if let Some((len, delay)) = reply {
+                if delay == 0 {
+                    push_frame(&mut self.q, &mut self.tx, &self.out[..len], io);
+                } else if !self
+                    .delayed
+                    .push(now.saturating_add(delay), &self.out[..len])
+                {
+                    LoopCounters::add(&io.delay_overflow, 1);
+                }
             }
         }
         let mut due = 0;
@@ -323,7 +372,9 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
         flush(&mut self.q, &mut self.tx, io);
         if now >= self.next_publish {
             self.next_publish = now.saturating_add(self.publish_every);
-            self.server.tick(now);
+            if let Some(s) = self.server.as_mut() {
+                s.tick(now);
+            }
             self.publish();
         }
         n + due
@@ -332,8 +383,16 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
     /// Publishes the server's report for the control thread (skipped when
     /// the control thread holds the lock: it reads a slightly older one).
     pub fn publish(&self) {
-        if let Ok(mut g) = self.shared.report.try_lock() {
-            *g = Some(self.server.report());
+        let now = self.clock.now();
+        if let Some(s) = &self.server {
+            if let Ok(mut g) = self.shared.report.try_lock() {
+                *g = Some(s.report());
+            }
+        }
+        if let Some(v6) = &self.v6 {
+            if let Ok(mut g) = self.shared.report6.try_lock() {
+                *g = Some(v6.report(now));
+            }
         }
     }
 
@@ -344,9 +403,16 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
                 std::thread::sleep(std::time::Duration::from_micros(idle_sleep_us));
             }
         }
-        let r = self.server.report();
-        if let Ok(mut g) = self.shared.report.lock() {
-            *g = Some(r);
+        let now = self.clock.now();
+        if let Some(s) = &self.server {
+            if let Ok(mut g) = self.shared.report.lock() {
+                *g = Some(s.report());
+            }
+        }
+        if let Some(v6) = &self.v6 {
+            if let Ok(mut g) = self.shared.report6.lock() {
+                *g = Some(v6.report(now));
+            }
         }
     }
 }
@@ -636,7 +702,7 @@ mod tests {
         let ss = Arc::new(ServerShared::default());
         let ts = Arc::new(TesterShared::default());
         let mut s = ServerLoop::new(
-            server(ip, scfg),
+            Some(server(ip, scfg)),
             MemQueue::new(SERVER_MAC),
             clock.clone(),
             ip,
@@ -743,7 +809,7 @@ mod tests {
         let ip = Ipv4Addr::new(10, 0, 0, 1);
         let ss = Arc::new(ServerShared::default());
         let mut s = ServerLoop::new(
-            server(ip, |_| {}),
+            Some(server(ip, |_| {})),
             MemQueue::new(SERVER_MAC),
             ManualClock::default(),
             ip,
@@ -782,7 +848,7 @@ mod tests {
         assert_eq!(ss.io.arp_replies.load(Ordering::Relaxed), 1);
         assert_eq!(ss.io.ignored.load(Ordering::Relaxed), 1);
         // the 10-byte frame went to the server, which counted it
-        assert_eq!(s.server().stats().rejected_total(), 1);
+        assert_eq!(s.server().unwrap().stats().rejected_total(), 1);
     }
 
     #[test]

@@ -54,6 +54,8 @@
 #![warn(missing_docs)]
 
 pub mod frame;
+pub mod frame6;
+pub mod link6;
 pub mod wire;
 pub mod wire6;
 

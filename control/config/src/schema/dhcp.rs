@@ -114,8 +114,10 @@ pub struct DhcpServerConf {
     pub max_leases: u32,
     /// Seed of the fault simulation.
     pub seed: u64,
-    /// Fault simulation.
+    /// Fault simulation (DHCPv4 and DHCPv6 alike).
     pub faults: DhcpFaultsConf,
+    /// DHCPv6 service on the same port (`[dhcp_server.v6]`), if any.
+    pub v6: Option<DhcpServer6Conf>,
     /// Sleep after an empty poll, µs; unset: `engine.idle_sleep_us` when
     /// that is non-zero, else 50 on kernel-backed ports (`net_af_packet`,
     /// `net_af_xdp`, `net_tap`: a busy-polling lcore takes the CPU the kernel's veth path
@@ -138,9 +140,92 @@ impl Default for DhcpServerConf {
             max_leases: 1 << 20,
             seed: 1,
             faults: DhcpFaultsConf::default(),
+            v6: None,
             idle_sleep_us: None,
         }
     }
+}
+
+/// `[dhcp_server.v6]`: DHCPv6 (RFC 8415) addresses (IA_NA) from one range
+/// and delegated prefixes (IA_PD) from one aggregate, answered on the
+/// same port as DHCPv4 (or alone, with no `[[dhcp_server.pools]]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpServer6Conf {
+    /// First address handed out (IA_NA); unset: no address service.
+    pub range_start: Option<Ipv6Addr>,
+    /// Last address handed out (inclusive).
+    pub range_end: Option<Ipv6Addr>,
+    /// Aggregate delegated prefixes are cut from (IA_PD), e.g.
+    /// `2001:db8:4000::/40`; unset: no prefix delegation.
+    pub pd_pool: Option<Cidr6>,
+    /// Length of each delegated prefix (e.g. 56).
+    pub pd_length: u8,
+    /// Preferred lifetime, s.
+    pub preferred_lifetime_s: u32,
+    /// Valid lifetime, s.
+    pub valid_lifetime_s: u32,
+    /// T1 sent in IAs, s; unset: half the preferred lifetime.
+    pub t1_s: Option<u32>,
+    /// T2 sent in IAs, s; unset: 0.8 × the preferred lifetime.
+    pub t2_s: Option<u32>,
+    /// Bind at once when a SOLICIT asks for Rapid Commit.
+    pub rapid_commit: bool,
+    /// Server Preference option in ADVERTISE (0: left out; 255: clients
+    /// take this server at once).
+    pub preference: u8,
+    /// An advertised lease is held for the client's REQUEST this long, s.
+    pub offer_hold_s: u32,
+    /// Server DUID in hex (e.g. `00:03:00:01:02:00:00:00:00:01`); empty:
+    /// DUID-LL of the port's MAC.
+    pub duid: String,
+}
+
+impl Default for DhcpServer6Conf {
+    fn default() -> Self {
+        DhcpServer6Conf {
+            range_start: None,
+            range_end: None,
+            pd_pool: None,
+            pd_length: 56,
+            preferred_lifetime_s: 3600,
+            valid_lifetime_s: 7200,
+            t1_s: None,
+            t2_s: None,
+            rapid_commit: true,
+            preference: 0,
+            offer_hold_s: 30,
+            duid: String::new(),
+        }
+    }
+}
+
+impl DhcpServer6Conf {
+    /// T1 and T2 after defaults.
+    pub fn t1_t2(&self) -> (u32, u32) {
+        let p = self.preferred_lifetime_s;
+        (self.t1_s.unwrap_or(p / 2), self.t2_s.unwrap_or(p / 5 * 4))
+    }
+
+    /// Addresses in the range (0 without one).
+    pub fn range_len(&self) -> u128 {
+        match (self.range_start, self.range_end) {
+            (Some(s), Some(e)) if e >= s => u128::from(e) - u128::from(s) + 1,
+            _ => 0,
+        }
+    }
+}
+
+/// Parses a DUID written as hex bytes, with or without `:` separators.
+pub fn parse_hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let h: String = s.chars().filter(|c| *c != ':' && *c != '-').collect();
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// `[dhcp_tester.retransmit]`: RFC 2131 §4.1 retransmission.
@@ -319,6 +404,96 @@ fn mac_key(key: &str, s: &str, required: bool) -> Checked {
     }
 }
 
+fn validate_dhcp6(v: &DhcpServer6Conf) -> Checked {
+    let k = |f: &str| format!("dhcp_server.v6.{f}");
+    match (v.range_start, v.range_end) {
+        (None, None) => {}
+        (Some(_), None) => return bad(k("range_end"), "", "is required with range_start"),
+        (None, Some(_)) => return bad(k("range_start"), "", "is required with range_end"),
+        (Some(s), Some(e)) => {
+            for (f, a) in [("range_start", s), ("range_end", e)] {
+                if a.is_unspecified() || a.is_loopback() || a.is_multicast() {
+                    return bad(k(f), a, "must be a unicast address");
+                }
+            }
+            if e < s {
+                return bad(k("range_end"), e, format!("is before range_start {s}"));
+            }
+            if v.range_len() > 1 << 22 {
+                return bad(
+                    k("range_end"),
+                    e,
+                    format!(
+                        "the range holds {} addresses: at most 4194304 (2^22)",
+                        v.range_len()
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(pd) = v.pd_pool {
+        if pd.prefix > v.pd_length || v.pd_length > 128 {
+            return bad(
+                k("pd_length"),
+                v.pd_length,
+                format!(
+                    "must be between the pool's prefix length /{} and 128",
+                    pd.prefix
+                ),
+            );
+        }
+        if v.pd_length - pd.prefix > 22 {
+            return bad(
+                k("pd_length"),
+                v.pd_length,
+                format!(
+                    "/{} prefixes from a /{} are more than 2^22",
+                    v.pd_length, pd.prefix
+                ),
+            );
+        }
+    }
+    if v.range_start.is_none() && v.pd_pool.is_none() {
+        return bad(
+            k("range_start"),
+            "",
+            "DHCPv6 needs an address range (range_start, range_end) or a pd_pool, or both",
+        );
+    }
+    let (t1, t2) = v.t1_t2();
+    if v.preferred_lifetime_s == 0 || v.preferred_lifetime_s > v.valid_lifetime_s {
+        return bad(
+            k("preferred_lifetime_s"),
+            v.preferred_lifetime_s,
+            format!("must be 1..=valid_lifetime_s ({})", v.valid_lifetime_s),
+        );
+    }
+    if t1 > t2 || t2 > v.preferred_lifetime_s {
+        return bad(
+            k("t1_s"),
+            t1,
+            format!(
+                "need t1_s ≤ t2_s ({t2}) ≤ preferred_lifetime_s ({})",
+                v.preferred_lifetime_s
+            ),
+        );
+    }
+    within(&k("offer_hold_s"), v.offer_hold_s, 1, 3600)?;
+    if !v.duid.is_empty() {
+        match parse_hex_bytes(&v.duid) {
+            Some(d) if (3..=130).contains(&d.len()) => {}
+            _ => {
+                return bad(
+                    k("duid"),
+                    &v.duid,
+                    "must be 3..=130 bytes in hex (e.g. 00:03:00:01:02:00:00:00:00:01)",
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// The `[dhcp_server]` / `[dhcp_tester]` rules (called by `validate`).
     pub(crate) fn validate_dhcp(&self) -> Checked {
@@ -346,18 +521,23 @@ impl Config {
         };
         if let Some(s) = &self.dhcp_server {
             let p = port("dhcp_server.port", &s.port)?;
-            if s.server_ip.is_none() && p.addresses.is_empty() {
+            if let Some(v6) = &s.v6 {
+                validate_dhcp6(v6)?;
+            }
+            if s.pools.is_empty() && s.v6.is_some() {
+                // DHCPv6 only: nothing below concerns it but the faults.
+            } else if s.server_ip.is_none() && p.addresses.is_empty() {
                 return bad(
                     "dhcp_server.server_ip",
                     "",
                     format!("is required: port `{}` has no address to use", p.name),
                 );
             }
-            if s.pools.is_empty() {
+            if s.pools.is_empty() && s.v6.is_none() {
                 return bad(
                     "dhcp_server.pools",
                     "[]",
-                    "at least one [[dhcp_server.pools]] entry is needed",
+                    "at least one [[dhcp_server.pools]] entry (or a [dhcp_server.v6] section) is needed",
                 );
             }
             within(
