@@ -35,6 +35,10 @@ up() {
     pair qd-tst qd-srv0 qd-srv
     ip netns exec qd-srv ip addr add 10.30.0.1/16 dev qd-srv0
     pair qd-srv qd-cli0 qd-cli
+    # IPv6 on the client side (dhclient -6, perfdhcp -6), usable at once
+    # (no duplicate address detection); the DPDK side has no kernel IPv6.
+    ip netns exec qd-cli sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.qd-cli0.accept_dad=0
+    ip netns exec qd-cli sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.qd-cli0.disable_ipv6=0
     echo "[dhcp-netns] up: qd-tst <-> qd-srv0 (ns qd-srv, 10.30.0.1/16); qd-srv <-> qd-cli0 (ns qd-cli)"
 }
 

@@ -66,6 +66,7 @@ PACKAGES=(
     udhcpc
     dnsmasq-base
     kea-dhcp4-server
+    kea-dhcp6-server
     kea-admin
     # promtool and a Prometheus server for tests/e2e_ops.rs (/metrics)
     prometheus
