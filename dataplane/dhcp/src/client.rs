@@ -735,6 +735,11 @@ impl Tester {
         })
     }
 
+    /// Whether the clients are relayed ([`TesterConfig::relay`]).
+    pub fn is_relay(&self) -> bool {
+        self.cfg.relay.is_some()
+    }
+
     /// Bytes of the tester's tables: the per-client records and the
     /// timer wheel (the fixed-size statistics are not included). Grows
     /// linearly with [`TesterConfig::clients`], about 64 bytes each.

@@ -289,14 +289,13 @@ pub fn is_ipv6(frame: &[u8]) -> bool {
 }
 
 /// If `frame` is a valid Neighbor Solicitation (hop limit 255, checksum,
-/// code 0) for an address `owns` accepts, writes the solicited Neighbor
-/// Advertisement (from `mac`, to the solicitor, or to all nodes when the
-/// solicitor is unspecified, i.e. doing DAD) into `out` (at least 90 bytes)
-/// and returns its length.
+/// code 0) for a target that `owner` maps to a MAC, writes the solicited
+/// Neighbor Advertisement (from that MAC, to the solicitor, or to all
+/// nodes when the solicitor is unspecified, i.e. doing DAD) into `out` (at
+/// least 90 bytes) and returns its length.
 pub fn neighbor_advert(
     frame: &[u8],
-    mac: MacAddr,
-    owns: impl Fn(Ipv6Addr) -> bool,
+    owner: impl Fn(Ipv6Addr) -> Option<MacAddr>,
     out: &mut [u8],
 ) -> Option<usize> {
     let (et, l3, vlan) = qsplice_wire::ethernet_l3(frame).ok()?;
@@ -316,9 +315,7 @@ pub fn neighbor_advert(
         return None;
     }
     let target = icmp.nd_target()?;
-    if !owns(target) {
-        return None;
-    }
+    let mac = owner(target)?;
     let dad = ip.src_addr().is_unspecified();
     let (to, to_mac, flags) = if dad {
         let all = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
@@ -473,9 +470,9 @@ mod tests {
     #[test]
     fn neighbor_solicitation_for_an_owned_address_is_answered() {
         let me = a("2001:db8::1");
-        let owns = |t: Ipv6Addr| t == me;
+        let owns = |t: Ipv6Addr| (t == me).then_some(SRV);
         let mut out = [0u8; 128];
-        let n = neighbor_advert(&ns_frame(a("fe80::10"), me, 255), SRV, owns, &mut out).unwrap();
+        let n = neighbor_advert(&ns_frame(a("fe80::10"), me, 255), owns, &mut out).unwrap();
         let na = &out[..n];
         assert_eq!(&na[0..6], &CLI.0);
         let ip = Ipv6Packet::new_checked(&na[14..]).unwrap();
@@ -489,19 +486,12 @@ mod tests {
         // Not ours, wrong hop limit: no answer. DAD: to all nodes.
         assert!(neighbor_advert(
             &ns_frame(a("fe80::10"), a("2001:db8::2"), 255),
-            SRV,
             owns,
             &mut out
         )
         .is_none());
-        assert!(neighbor_advert(&ns_frame(a("fe80::10"), me, 64), SRV, owns, &mut out).is_none());
-        let n = neighbor_advert(
-            &ns_frame(Ipv6Addr::UNSPECIFIED, me, 255),
-            SRV,
-            owns,
-            &mut out,
-        )
-        .unwrap();
+        assert!(neighbor_advert(&ns_frame(a("fe80::10"), me, 64), owns, &mut out).is_none());
+        let n = neighbor_advert(&ns_frame(Ipv6Addr::UNSPECIFIED, me, 255), owns, &mut out).unwrap();
         let ip = Ipv6Packet::new_checked(&out[14..n]).unwrap();
         assert_eq!(ip.dst_addr(), a("ff02::1"));
     }
@@ -511,7 +501,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_frame6(&b);
             let mut out = [0u8; 128];
-            let _ = neighbor_advert(&b, SRV, |_| true, &mut out);
+            let _ = neighbor_advert(&b, |_| Some(SRV), &mut out);
         }
 
         #[test]

@@ -17,7 +17,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hdrhistogram::Histogram;
 use qsplice_netdev::{Burst, Clock, Frame, Queue, MAX_BURST};
 use qsplice_wire::{ethertype, ArpOp, ArpPacket, ArpRepr, EthernetFrame, MacAddr};
@@ -25,9 +25,111 @@ use qsplice_wire::{ethertype, ArpOp, ArpPacket, ArpRepr, EthernetFrame, MacAddr}
 use crate::client::{ReplyEvent, Tester, TxBatch};
 use crate::frame::parse_frame;
 use crate::frame6::{is_ipv6, neighbor_advert};
+
 use crate::link6::{Server6Link, Server6Report};
 use crate::server::{Server, ServerReport};
 use crate::stats::{TesterCounters, TesterReport};
+
+/// The virtual clients a [`TesterLoop`] drives: DHCPv4 ([`Tester`]) or
+/// DHCPv6 ([`crate::client6::Tester6`]).
+pub trait Clients {
+    /// Writes the frames due at `now` into `batch`; returns how many.
+    fn poll(&mut self, now: u64, batch: &mut TxBatch) -> usize;
+    /// Whether a received frame (neither ARP nor a Neighbor Solicitation)
+    /// can be a reply to these clients; `ours` says whether a destination
+    /// MAC is one of the tester's.
+    fn relevant(&self, frame: &[u8], ours: &dyn Fn(MacAddr) -> bool) -> bool;
+    /// Handles a relevant frame; returns a client and the IPv4 address it
+    /// was just bound to (the loop then answers ARP for it).
+    fn on_frame(&mut self, now: u64, frame: &[u8]) -> Option<(u32, Ipv4Addr)>;
+    /// Whether every client finished.
+    fn is_finished(&self) -> bool;
+    /// Clients in flight.
+    fn in_flight(&self) -> u32;
+    /// Protocol counters.
+    fn counters(&self) -> &TesterCounters;
+    /// The report at `now`.
+    fn report(&self, now: u64) -> TesterReport;
+    /// Latencies: first exchange (DISCOVER→OFFER / SOLICIT→ADVERTISE),
+    /// second (REQUEST→ACK / REQUEST→REPLY), whole.
+    fn histograms(&self) -> [&Histogram<u64>; 3];
+    /// Client `i`'s MAC.
+    fn client_mac(&self, i: u32) -> MacAddr;
+    /// The address client `i` holds.
+    fn lease(&self, i: u32) -> Option<IpAddr>;
+    /// The prefix delegated to client `i` (DHCPv6).
+    fn prefix(&self, _i: u32) -> Option<(Ipv6Addr, u8)> {
+        None
+    }
+    /// The MAC that answers a Neighbor Solicitation for `target` (DHCPv6:
+    /// the clients' link-local addresses, the relay's address).
+    fn nd_owner(&self, _target: Ipv6Addr) -> Option<MacAddr> {
+        None
+    }
+}
+
+impl Clients for Tester {
+    fn poll(&mut self, now: u64, batch: &mut TxBatch) -> usize {
+        Tester::poll(self, now, batch)
+    }
+
+    fn relevant(&self, data: &[u8], ours: &dyn Fn(MacAddr) -> bool) -> bool {
+        // Cheap prefilter: only server → client (or → relay) datagrams
+        // addressed to one of our MACs reach the tester; our own requests,
+        // seen again in promiscuous mode, do not.
+        match parse_frame(data) {
+            Ok(p) => {
+                ours(p.meta.dst_mac)
+                    && p.meta.src_port == SERVER_PORT
+                    && (p.meta.dst_port == CLIENT_PORT
+                        || (self.is_relay() && p.meta.dst_port == SERVER_PORT))
+            }
+            // A damaged frame to one of our MACs is counted by the tester
+            // (parse errors); anything else is not ours.
+            Err(_) => data.len() >= 6 && ours(MacAddr(data[0..6].try_into().unwrap_or([0; 6]))),
+        }
+    }
+
+    fn on_frame(&mut self, now: u64, frame: &[u8]) -> Option<(u32, Ipv4Addr)> {
+        match self.on_reply(now, frame) {
+            Ok(ReplyEvent::Ack(i, a)) => Some((i, a)),
+            _ => None,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        Tester::is_finished(self)
+    }
+
+    fn in_flight(&self) -> u32 {
+        Tester::in_flight(self)
+    }
+
+    fn counters(&self) -> &TesterCounters {
+        &self.stats().counters
+    }
+
+    fn report(&self, now: u64) -> TesterReport {
+        Tester::report(self, now)
+    }
+
+    fn histograms(&self) -> [&Histogram<u64>; 3] {
+        let st = self.stats();
+        [
+            st.discover_offer.histogram(),
+            st.request_ack.histogram(),
+            st.total.histogram(),
+        ]
+    }
+
+    fn client_mac(&self, i: u32) -> MacAddr {
+        Tester::client_mac(self, i)
+    }
+
+    fn lease(&self, i: u32) -> Option<IpAddr> {
+        self.client_addr(i).map(IpAddr::V4)
+    }
+}
 use crate::wire::{CLIENT_PORT, SERVER_PORT};
 
 /// Largest frame a delayed-reply slot holds.
@@ -327,7 +429,7 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
                     continue;
                 };
                 let mut na = [0u8; 128];
-                if let Some(len) = neighbor_advert(data, mac, |t| v6.owns(t), &mut na) {
+                if let Some(len) = neighbor_advert(data, |t| v6.owns(t).then_some(mac), &mut na) {
                     push_frame(&mut self.q, &mut self.tx, &na[..len], io);
                     LoopCounters::add(&io.nd_adverts, 1);
                     continue;
@@ -429,7 +531,9 @@ pub struct TesterFinal {
     /// Whole exchange latencies, ns.
     pub total: Histogram<u64>,
     /// Clients bound and the address each got (index, address), for checks.
-    pub addresses: Vec<(u32, Ipv4Addr)>,
+    pub addresses: Vec<(u32, IpAddr)>,
+    /// DHCPv6 clients with a delegated prefix (index, prefix, length).
+    pub prefixes: Vec<(u32, Ipv6Addr, u8)>,
     /// Stopped by the deadline or a signal before every client finished.
     pub interrupted: bool,
 }
@@ -449,8 +553,8 @@ pub struct TesterShared {
 
 /// The `dhcp-tester` lcore loop.
 #[derive(Debug)]
-pub struct TesterLoop<Q: Queue, C: Clock> {
-    tester: Tester,
+pub struct TesterLoop<Q: Queue, C: Clock, T: Clients = Tester> {
+    tester: T,
     q: Q,
     clock: C,
     burst: usize,
@@ -493,13 +597,13 @@ fn mac_u64(m: MacAddr) -> u64 {
     u64::from_be_bytes(b)
 }
 
-impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
+impl<Q: Queue, C: Clock, T: Clients> TesterLoop<Q, C, T> {
     /// A loop driving `tester` (built for `clients` clients from `base_mac`)
-    /// on `q`. In relay mode pass `(giaddr, relay_mac)`: the loop answers ARP
-    /// for giaddr and accepts replies to the relay.
+    /// on `q`. In DHCPv4 relay mode pass `(giaddr, relay_mac)`: the loop
+    /// answers ARP for giaddr and accepts replies to the relay.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        tester: Tester,
+        tester: T,
         q: Q,
         clock: C,
         burst: usize,
@@ -531,7 +635,7 @@ impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
     }
 
     /// The tester.
-    pub fn tester(&self) -> &Tester {
+    pub fn tester(&self) -> &T {
         &self.tester
     }
 
@@ -570,25 +674,20 @@ impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
                 }
                 continue;
             }
-            // Cheap prefilter: only server → client (or → relay) datagrams
-            // addressed to one of our MACs reach the tester; our own
-            // requests, seen again in promiscuous mode, do not.
-            let relevant = match parse_frame(data) {
-                Ok(p) => {
-                    ours(p.meta.dst_mac)
-                        && p.meta.src_port == SERVER_PORT
-                        && (p.meta.dst_port == CLIENT_PORT
-                            || (self.relay.is_some() && p.meta.dst_port == SERVER_PORT))
+            if is_ipv6(data) {
+                let t = &self.tester;
+                let mut na = [0u8; 128];
+                if let Some(len) = neighbor_advert(data, |a| t.nd_owner(a), &mut na) {
+                    push_frame(&mut self.q, &mut self.tx, &na[..len], io);
+                    LoopCounters::add(&io.nd_adverts, 1);
+                    continue;
                 }
-                // A damaged frame to one of our MACs is counted by the
-                // tester (parse errors); anything else is not ours.
-                Err(_) => data.len() >= 6 && ours(MacAddr(data[0..6].try_into().unwrap_or([0; 6]))),
-            };
-            if !relevant {
+            }
+            if !self.tester.relevant(data, &ours) {
                 LoopCounters::add(&io.ignored, 1);
                 continue;
             }
-            if let Ok(ReplyEvent::Ack(i, a)) = self.tester.on_reply(now, data) {
+            if let Some((i, a)) = self.tester.on_frame(now, data) {
                 if self.bound.len() < self.bound.capacity() {
                     self.bound.insert(u32::from(a), i);
                 }
@@ -612,7 +711,7 @@ impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
     /// Publishes the counters for the control thread (skipped when busy).
     pub fn publish(&self) {
         if let Ok(mut g) = self.shared.counters.try_lock() {
-            g.clone_from(&self.tester.stats().counters);
+            g.clone_from(self.tester.counters());
         }
         self.shared
             .in_flight
@@ -622,16 +721,21 @@ impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
     /// The final result at `now`.
     pub fn finish(&self, interrupted: bool) -> TesterFinal {
         let now = self.clock.now();
-        let st = self.tester.stats();
+        let t = &self.tester;
         let addresses = (0..self.mac_n as u32)
-            .filter_map(|i| self.tester.client_addr(i).map(|a| (i, a)))
+            .filter_map(|i| t.lease(i).map(|a| (i, a)))
             .collect();
+        let prefixes = (0..self.mac_n as u32)
+            .filter_map(|i| t.prefix(i).map(|(p, l)| (i, p, l)))
+            .collect();
+        let [first, second, total] = t.histograms();
         TesterFinal {
-            report: self.tester.report(now),
-            discover_offer: st.discover_offer.histogram().clone(),
-            request_ack: st.request_ack.histogram().clone(),
-            total: st.total.histogram().clone(),
+            report: t.report(now),
+            discover_offer: first.clone(),
+            request_ack: second.clone(),
+            total: total.clone(),
             addresses,
+            prefixes,
             interrupted,
         }
     }
@@ -654,7 +758,7 @@ impl<Q: Queue, C: Clock> TesterLoop<Q, C> {
         flush(&mut self.q, &mut self.tx, &self.shared.io);
         self.publish();
         if let Ok(mut g) = self.shared.counters.lock() {
-            g.clone_from(&self.tester.stats().counters);
+            g.clone_from(self.tester.counters());
         }
         let fin = self.finish(interrupted);
         if let Ok(mut g) = self.shared.result.lock() {
