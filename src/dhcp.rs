@@ -16,6 +16,7 @@ use qsplice_config::{
     ExhaustionConf,
 };
 use qsplice_dhcp::client::{Pacing, RelayConfig, RetransmitConfig, Tester, TesterConfig};
+use qsplice_dhcp::client6::{Relay6Config, Retransmit6Config, Tester6, Tester6Config};
 use qsplice_dhcp::lcore::{ServerLoop, ServerShared, TesterFinal, TesterLoop, TesterShared};
 use qsplice_dhcp::link6::{Server6Link, Server6Report};
 use qsplice_dhcp::server::{
@@ -203,6 +204,66 @@ pub fn tester_config(t: &DhcpTesterConf, port_mac: MacAddr) -> Result<TesterConf
             circuit_id: rl.circuit_id.clone(),
             remote_id: rl.remote_id.clone(),
         });
+    }
+    Ok(tc)
+}
+
+/// Maps `[dhcp_tester]` with `[dhcp_tester.v6]` onto the crate's
+/// [`Tester6Config`].
+pub fn tester6_config(t: &DhcpTesterConf, port_mac: MacAddr) -> Result<Tester6Config> {
+    let v =
+        t.v6.as_ref()
+            .ok_or_else(|| anyhow!("no [dhcp_tester.v6] section"))?;
+    let mut tc = Tester6Config::new(t.clients);
+    tc.concurrency = if t.concurrency == 0 {
+        t.clients
+    } else {
+        t.concurrency
+    };
+    tc.pacing = if t.rate == 0 {
+        Pacing::Unlimited
+    } else {
+        Pacing::Rate {
+            per_sec: t.rate,
+            burst: t.burst,
+        }
+    };
+    tc.base_mac = mac(&t.base_mac).ok_or_else(|| anyhow!("dhcp_tester.base_mac"))?;
+    tc.vlan = (t.vlan != 0).then_some(t.vlan);
+    tc.port_mac = port_mac;
+    tc.ia_na = v.ia_na;
+    tc.ia_pd = v.ia_pd;
+    tc.iaid = v.iaid;
+    tc.rapid_commit = v.rapid_commit;
+    tc.max_naks = t.max_naks;
+    tc.renew_after = (t.renew_after_ms > 0).then(|| ms(t.renew_after_ms));
+    tc.release = t.release;
+    tc.seed = t.seed;
+    let r = &v.retransmit;
+    let rc = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
+    tc.retransmit = Retransmit6Config {
+        solicit_irt: ms(r.solicit_irt_ms),
+        solicit_mrt: ms(r.solicit_mrt_ms),
+        solicit_max_rc: rc(r.solicit_max_rc),
+        request_irt: ms(r.request_irt_ms),
+        request_mrt: ms(r.request_mrt_ms),
+        request_max_rc: rc(r.request_max_rc),
+        renew_irt: ms(r.renew_irt_ms),
+        renew_mrt: ms(r.renew_mrt_ms),
+        renew_max_rc: rc(r.renew_max_rc),
+        jitter_pct: r.jitter_pct,
+    };
+    if let Some(rl) = &v.relay {
+        let link = rl
+            .link_address
+            .ok_or_else(|| anyhow!("dhcp_tester.v6.relay.link_address"))?;
+        let mut r = Relay6Config::new(link, rl.address.unwrap_or(link));
+        r.server_ip = rl.server_ip;
+        r.server_mac = mac(&rl.server_mac).unwrap_or(MacAddr::BROADCAST);
+        r.interface_id = rl.interface_id.clone();
+        r.remote_id = rl.remote_id.clone();
+        r.remote_id_enterprise = rl.remote_id_enterprise;
+        tc.relay = Some(r);
     }
     Ok(tc)
 }
@@ -400,6 +461,12 @@ pub struct TesterRunReport {
     pub bound_addresses: u64,
     /// Distinct addresses among them.
     pub unique_addresses: u64,
+    /// DHCP version the clients spoke (4 or 6).
+    pub family: u8,
+    /// DHCPv6: clients holding a delegated prefix at the end.
+    pub delegated_prefixes: u64,
+    /// DHCPv6: distinct prefixes among them.
+    pub unique_prefixes: u64,
     /// Stopped by the deadline or a signal before every client finished.
     pub interrupted: bool,
     /// The loop's I/O counters.
@@ -424,8 +491,10 @@ fn fmt_stage(name: &str, l: &LatencySummary) -> String {
 pub fn render_tester(r: &TesterRunReport) -> String {
     let t = &r.report;
     let c = &t.counters;
+    let v6 = r.family == 6;
     let mut s = format!(
-        "dhcp-tester: {} clients, {} bound, {} failed{} in {:.3}s: success {:.2}%, {:.0} clients/s\n",
+        "dhcp-tester{}: {} clients, {} bound, {} failed{} in {:.3}s: success {:.2}%, {:.0} clients/s\n",
+        if v6 { " (DHCPv6)" } else { "" },
         t.clients_total,
         c.bound,
         c.failed,
@@ -434,8 +503,27 @@ pub fn render_tester(r: &TesterRunReport) -> String {
         t.success_rate * 100.0,
         t.clients_per_s
     );
+    let [d, o, q, a, n, m] = if v6 {
+        [
+            "solicit",
+            "advertise",
+            "request",
+            "reply",
+            "error status",
+            "interface-id mismatch",
+        ]
+    } else {
+        [
+            "discover",
+            "offer",
+            "request",
+            "ack",
+            "nak",
+            "option82 mismatch",
+        ]
+    };
     s += &format!(
-        "  discover sent {}  offer recv {}  request sent {}  ack recv {}  nak {}  timeouts {}  retries {}  renew {}/{}  release {}  reply errors {}  option82 mismatch {}\n",
+        "  {d} sent {}  {o} recv {}  {q} sent {}  {a} recv {}  {n} {}  timeouts {}  retries {}  renew {}/{}  release {}  reply errors {}  {m} {}\n",
         c.discover_sent, c.offer_received, c.request_sent, c.ack_received, c.nak_received,
         c.timeouts, c.retries, c.renew_ack, c.renew_sent, c.release_sent, c.reply_errors,
         c.option82_mismatch
@@ -444,13 +532,24 @@ pub fn render_tester(r: &TesterRunReport) -> String {
         "  addresses: {} bound, {} unique\n",
         r.bound_addresses, r.unique_addresses
     );
+    if r.delegated_prefixes > 0 {
+        s += &format!(
+            "  prefixes: {} delegated, {} unique\n",
+            r.delegated_prefixes, r.unique_prefixes
+        );
+    }
     s += &format!(
         "  {:<16} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
         "latency (us)", "count", "min", "mean", "median", "p95", "p99", "max"
     );
-    s += &fmt_stage("discover->offer", &t.discover_offer);
+    let (first, second) = if v6 {
+        ("solicit->advert", "request->reply")
+    } else {
+        ("discover->offer", "request->ack")
+    };
+    s += &fmt_stage(first, &t.discover_offer);
     s += "\n";
-    s += &fmt_stage("request->ack", &t.request_ack);
+    s += &fmt_stage(second, &t.request_ack);
     s += "\n";
     s += &fmt_stage("total", &t.total);
     s += "\n";
@@ -478,6 +577,7 @@ pub fn render_tester(r: &TesterRunReport) -> String {
 
 struct Dashboard {
     tty: bool,
+    v6: bool,
     started: Instant,
     last: (Instant, u64),
     total: u64,
@@ -497,8 +597,13 @@ impl Dashboard {
         } else {
             finished as f64 / self.total as f64
         };
+        let [d, o, q, a, n] = if self.v6 {
+            ["solicit", "advertise", "req", "reply", "error-status"]
+        } else {
+            ["disc", "offer", "req", "ack", "nak"]
+        };
         let counters = format!(
-            "disc {} offer {} req {} ack {} nak {} timeouts {} retries {} parse/net errors {} failed {} in-flight {}",
+            "{d} {} {o} {} {q} {} {a} {} {n} {} timeouts {} retries {} parse/net errors {} failed {} in-flight {}",
             c.discover_sent, c.offer_received, c.request_sent, c.ack_received, c.nak_received,
             c.timeouts, c.retries, c.reply_errors + errs, c.failed, in_flight
         );
@@ -540,32 +645,56 @@ pub fn tester(cfg: &Config, opts: &DhcpOpts) -> Result<TesterRunReport> {
     let lcore = cfg.eal.worker_lcores[0];
     let q = b.queues[0].swap_remove(pi);
     let port_mac = MacAddr(qsplice_netdev::Queue::mac(&q));
-    let tc = tester_config(t, port_mac)?;
     let hz = TscClock::new(b.eal).hz();
-    let tester = Tester::new(&tc, hz).map_err(|e| anyhow!("dhcp_tester: {e}"))?;
-    let relay = tc.relay.as_ref().map(|r| (r.giaddr, r.relay_mac));
-    tracing::info!(
-        clients = tc.clients,
-        concurrency = tc.concurrency,
-        relay = relay.is_some(),
-        "DHCP tester starting"
-    );
     let shared = Arc::new(TesterShared::default());
     let stop = stop_flag();
     let worker_stop = Arc::new(AtomicBool::new(false));
     let (sh, ws, clock) = (shared.clone(), worker_stop.clone(), TscClock::new(b.eal));
-    let (burst, clients, base) = (cfg.engine.burst as usize, tc.clients, tc.base_mac);
-    b.eal
-        .launch(lcore, move || {
-            let mut l = TesterLoop::new(tester, q, clock, burst, clients, base, relay, sh);
-            l.run(&ws);
-            0
-        })
-        .with_context(|| format!("launch the DHCP tester on lcore {lcore}"))?;
+    let burst = cfg.engine.burst as usize;
+    let family = if t.v6.is_some() { 6 } else { 4 };
+    if t.v6.is_some() {
+        let tc = tester6_config(t, port_mac)?;
+        let tester = Tester6::new(&tc, hz).map_err(|e| anyhow!("dhcp_tester.v6: {e}"))?;
+        tracing::info!(
+            clients = tc.clients,
+            concurrency = tc.concurrency,
+            relay = tc.relay.is_some(),
+            ia_na = tc.ia_na,
+            ia_pd = tc.ia_pd,
+            "DHCPv6 tester starting"
+        );
+        let (clients, base) = (tc.clients, tc.base_mac);
+        b.eal
+            .launch(lcore, move || {
+                let mut l = TesterLoop::new(tester, q, clock, burst, clients, base, None, sh);
+                l.run(&ws);
+                0
+            })
+            .with_context(|| format!("launch the DHCP tester on lcore {lcore}"))?;
+    } else {
+        let tc = tester_config(t, port_mac)?;
+        let tester = Tester::new(&tc, hz).map_err(|e| anyhow!("dhcp_tester: {e}"))?;
+        let relay = tc.relay.as_ref().map(|r| (r.giaddr, r.relay_mac));
+        tracing::info!(
+            clients = tc.clients,
+            concurrency = tc.concurrency,
+            relay = relay.is_some(),
+            "DHCP tester starting"
+        );
+        let (clients, base) = (tc.clients, tc.base_mac);
+        b.eal
+            .launch(lcore, move || {
+                let mut l = TesterLoop::new(tester, q, clock, burst, clients, base, relay, sh);
+                l.run(&ws);
+                0
+            })
+            .with_context(|| format!("launch the DHCP tester on lcore {lcore}"))?;
+    }
     let started = Instant::now();
     let deadline = opts.duration.unwrap_or(Duration::from_secs(t.timeout_s));
     let mut dash = Dashboard {
         tty: !opts.plain && std::io::stdout().is_terminal(),
+        v6: family == 6,
         started,
         last: (started, 0),
         total: u64::from(t.clients),
@@ -612,10 +741,14 @@ pub fn tester(cfg: &Config, opts: &DhcpOpts) -> Result<TesterRunReport> {
         .and_then(|mut g| g.take())
         .ok_or_else(|| anyhow!("the tester lcore ended without a result"))?;
     let unique: BTreeSet<_> = fin.addresses.iter().map(|(_, a)| *a).collect();
+    let unique_prefixes: BTreeSet<_> = fin.prefixes.iter().map(|(_, p, l)| (*p, *l)).collect();
     let r = TesterRunReport {
         report: fin.report.clone(),
         bound_addresses: fin.addresses.len() as u64,
         unique_addresses: unique.len() as u64,
+        family,
+        delegated_prefixes: fin.prefixes.len() as u64,
+        unique_prefixes: unique_prefixes.len() as u64,
         interrupted: fin.interrupted,
         io: shared.io.snapshot().into_iter().collect(),
     };
@@ -623,17 +756,27 @@ pub fn tester(cfg: &Config, opts: &DhcpOpts) -> Result<TesterRunReport> {
         write_json(p, &r)?;
     }
     if let Some(p) = &opts.plot {
-        plot(p, &fin)?;
+        plot(p, &fin, family == 6)?;
     }
     Ok(r)
 }
 
-fn plot(path: &std::path::Path, fin: &TesterFinal) -> Result<()> {
+fn plot(path: &std::path::Path, fin: &TesterFinal, v6: bool) -> Result<()> {
     qsplice_dhcp::plot::latency_png(
         path,
         &[
-            ("discover->offer", &fin.discover_offer),
-            ("request->ack", &fin.request_ack),
+            (
+                if v6 {
+                    "solicit->advertise"
+                } else {
+                    "discover->offer"
+                },
+                &fin.discover_offer,
+            ),
+            (
+                if v6 { "request->reply" } else { "request->ack" },
+                &fin.request_ack,
+            ),
             ("total", &fin.total),
         ],
     )

@@ -3,7 +3,7 @@
 //! opens on the other, across a rotation, and Redis going away is counted
 //! while the installed keys keep working.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ impl Drop for Redis {
     }
 }
 
-fn start_redis(dir: &PathBuf) -> Redis {
+fn start_redis(dir: &Path) -> Redis {
     let sock = dir.join("redis.sock");
     let child = Command::new("redis-server")
         .args([
@@ -54,12 +54,12 @@ fn start_redis(dir: &PathBuf) -> Redis {
     Redis { child }
 }
 
-fn node(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>) {
+fn node(dir: &Path, name: &str) -> (ClusterSync, Arc<TicketKeys>) {
     let (s, k, _) = node_with_cache(dir, name);
     (s, k)
 }
 
-fn node_with_cache(dir: &PathBuf, name: &str) -> (ClusterSync, Arc<TicketKeys>, Arc<SessionCache>) {
+fn node_with_cache(dir: &Path, name: &str) -> (ClusterSync, Arc<TicketKeys>, Arc<SessionCache>) {
     let s = ClusterSync::spawn(SyncConf {
         redis_url: format!("redis+unix://{}", dir.join("redis.sock").display()),
         prefix: "qstest".into(),

@@ -1456,3 +1456,69 @@ pd_length = 56
     );
     assert_eq!(e.key, "dhcp_server.v6.range_start", "{e}");
 }
+
+#[test]
+fn dhcp_tester_v6_parses_and_its_rules_name_key_value_and_reason() {
+    let v6 = DHCP.replace(
+        "[dhcp_tester.relay]\ngiaddr = \"10.31.0.1\"\nserver_ip = \"10.30.0.1\"\nserver_mac = \"02:00:00:00:00:01\"\n",
+        "[dhcp_tester.v6]\nia_pd = true\n\n[dhcp_tester.v6.relay]\nlink_address = \"2001:db8:31::1\"\n",
+    );
+    let c = parse(&v6).unwrap_or_else(|e| panic!("{e}"));
+    let t = c.dhcp_tester.unwrap().v6.unwrap();
+    assert!(t.ia_na && t.ia_pd && !t.rapid_commit);
+    assert_eq!(t.retransmit.solicit_irt_ms, 1000);
+    let r = t.relay.unwrap();
+    assert_eq!(
+        r.server_ip,
+        "ff02::1:2".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    assert_eq!(r.interface_id, "port-{index}");
+    let e = reject(&DHCP.replace("clients = 100", "clients = 100\n[dhcp_tester.v6]"));
+    assert_eq!(e.key, "dhcp_tester.relay", "{e}");
+    assert!(e.reason.contains("[dhcp_tester.v6.relay]"), "{e}");
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "ia_pd = true",
+            "ia_na = false",
+            "dhcp_tester.v6.ia_na",
+            "false",
+            "ia_pd",
+        ),
+        (
+            "ia_pd = true",
+            "[dhcp_tester.v6.retransmit]\nrequest_irt_ms = 5000\nrequest_mrt_ms = 1000",
+            "dhcp_tester.v6.retransmit.request_mrt_ms",
+            "1000",
+            "5000..=",
+        ),
+        (
+            "link_address = \"2001:db8:31::1\"",
+            "link_address = \"2001:db8:31::1\"\nserver_ip = \"2001:db8:30::1\"",
+            "dhcp_tester.v6.relay.server_mac",
+            "",
+            "required",
+        ),
+        (
+            "link_address = \"2001:db8:31::1\"",
+            "address = \"ff02::2\"",
+            "dhcp_tester.v6.relay.link_address",
+            "",
+            "required",
+        ),
+    ];
+    for (find, repl, key, value, why) in cases {
+        let text = v6.replace(find, repl);
+        // The retransmit table goes before the relay table.
+        let text = if repl.starts_with("[dhcp_tester.v6.retransmit]") {
+            text.replace(
+                "[dhcp_tester.v6.relay]\nlink_address = \"2001:db8:31::1\"\n",
+                "",
+            )
+        } else {
+            text
+        };
+        let e = reject(&text);
+        assert_eq!((e.key.as_str(), e.value.as_str()), (*key, *value), "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
+}

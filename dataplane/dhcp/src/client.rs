@@ -429,12 +429,12 @@ impl TxBatch {
         self.lens.iter().zip(&self.bufs).map(|(&n, b)| &b[..n])
     }
 
-    fn next_buf(&mut self) -> Option<&mut [u8; MAX_FRAME_LEN]> {
+    pub(crate) fn next_buf(&mut self) -> Option<&mut [u8; MAX_FRAME_LEN]> {
         let i = self.lens.len();
         self.bufs.get_mut(i)
     }
 
-    fn commit(&mut self, len: usize) {
+    pub(crate) fn commit(&mut self, len: usize) {
         if self.lens.len() < self.bufs.len() {
             self.lens.push(len)
         }

@@ -23,8 +23,10 @@ use qsplice_netdev::{Burst, Clock, Frame, Queue, MAX_BURST};
 use qsplice_wire::{ethertype, ArpOp, ArpPacket, ArpRepr, EthernetFrame, MacAddr};
 
 use crate::client::{ReplyEvent, Tester, TxBatch};
+use crate::client6::Tester6;
 use crate::frame::parse_frame;
 use crate::frame6::{is_ipv6, neighbor_advert};
+use crate::frame6::{parse_frame6, Frame6Error};
 
 use crate::link6::{Server6Link, Server6Report};
 use crate::server::{Server, ServerReport};
@@ -309,6 +311,93 @@ impl DelayQueue {
     }
 }
 
+impl Clients for Tester6 {
+    fn poll(&mut self, now: u64, batch: &mut TxBatch) -> usize {
+        Tester6::poll(self, now, batch)
+    }
+
+    fn relevant(&self, data: &[u8], ours: &dyn Fn(MacAddr) -> bool) -> bool {
+        use crate::wire6::{CLIENT_PORT as C6, SERVER_PORT as S6};
+        match parse_frame6(data) {
+            Ok(p) => {
+                let relay = self.relay();
+                ours(p.meta.dst_mac)
+                    && p.meta.src_port == S6
+                    && match relay {
+                        None => p.meta.dst_port == C6,
+                        // Our own RELAY-FORWs, seen again in promiscuous
+                        // mode, come from the relay address.
+                        Some(r) => p.meta.dst_port == S6 && p.meta.src_ip != r.relay_ip,
+                    }
+            }
+            // The link's other IPv6 traffic (MLD, router and neighbor
+            // discovery, other UDP) is not for the tester; a damaged UDP
+            // frame to one of our MACs is counted by it.
+            Err(Frame6Error::NotUdp | Frame6Error::NotDhcpPort | Frame6Error::NotIpv6) => false,
+            Err(_) => data.len() >= 6 && ours(MacAddr(data[0..6].try_into().unwrap_or([0; 6]))),
+        }
+    }
+
+    fn on_frame(&mut self, now: u64, frame: &[u8]) -> Option<(u32, Ipv4Addr)> {
+        let _ = self.on_reply(now, frame);
+        None
+    }
+
+    fn is_finished(&self) -> bool {
+        Tester6::is_finished(self)
+    }
+
+    fn in_flight(&self) -> u32 {
+        Tester6::in_flight(self)
+    }
+
+    fn counters(&self) -> &TesterCounters {
+        &self.stats().counters
+    }
+
+    fn report(&self, now: u64) -> TesterReport {
+        Tester6::report(self, now)
+    }
+
+    fn histograms(&self) -> [&Histogram<u64>; 3] {
+        let st = self.stats();
+        [
+            st.discover_offer.histogram(),
+            st.request_ack.histogram(),
+            st.total.histogram(),
+        ]
+    }
+
+    fn client_mac(&self, i: u32) -> MacAddr {
+        Tester6::client_mac(self, i)
+    }
+
+    fn lease(&self, i: u32) -> Option<IpAddr> {
+        self.client_addr(i).map(IpAddr::V6)
+    }
+
+    fn prefix(&self, i: u32) -> Option<(Ipv6Addr, u8)> {
+        self.client_prefix(i)
+    }
+
+    fn nd_owner(&self, target: Ipv6Addr) -> Option<MacAddr> {
+        if let Some(r) = self.relay() {
+            return (target == r.relay_ip || target == r.link_address).then(|| self.relay_mac());
+        }
+        // A kernel server (Kea) answers a client at its link-local address
+        // and resolves it first: the EUI-64 interface id names the MAC,
+        // hence the client.
+        let o = target.octets();
+        if o[0..8] != [0xfe, 0x80, 0, 0, 0, 0, 0, 0] || o[11] != 0xff || o[12] != 0xfe {
+            return None;
+        }
+        let mac = [o[8] ^ 2, o[9], o[10], o[13], o[14], o[15]];
+        let i = mac_u64(MacAddr(mac)).wrapping_sub(mac_u64(Tester6::client_mac(self, 0)));
+        let i = u32::try_from(i).ok().filter(|i| *i < self.clients())?;
+        (self.client_link_local(i) == target).then(|| Tester6::client_mac(self, i))
+    }
+}
+
 /// What the server loop shares with the control thread.
 #[derive(Debug, Default)]
 pub struct ServerShared {
@@ -476,6 +565,9 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
             self.next_publish = now.saturating_add(self.publish_every);
             if let Some(s) = self.server.as_mut() {
                 s.tick(now);
+            }
+            if let Some(v6) = self.v6.as_mut() {
+                v6.tick(now);
             }
             self.publish();
         }
@@ -906,6 +998,155 @@ mod tests {
         let sr = ss.report.lock().unwrap().clone().unwrap();
         assert_eq!(sr.counters.relayed, sr.counters.received);
         assert!(sr.counters.relayed >= 200);
+    }
+
+    fn v6_back_to_back(
+        tcfg: crate::client6::Tester6Config,
+        faults: crate::server::FaultConfig,
+        step_ns: u64,
+        max_iter: usize,
+    ) -> (TesterFinal, Arc<ServerShared>, Arc<TesterShared>) {
+        use crate::server6::Server6Config;
+        let clock = ManualClock::default();
+        let ss = Arc::new(ServerShared::default());
+        let ts = Arc::new(TesterShared::default());
+        let c6 = Server6Config {
+            duid: crate::wire6::duid_ll(SERVER_MAC).to_vec(),
+            addr_first: "2001:db8:30::1000".parse().unwrap(),
+            addr_count: 100_000,
+            pd: Some(("2001:db8:4000::".parse().unwrap(), 40, 56)),
+            preferred_s: 1800,
+            valid_s: 3600,
+            t1_s: 900,
+            t2_s: 1440,
+            rapid_commit: true,
+            preference: 0,
+            offer_hold_s: 30,
+        };
+        let link = Server6Link::new(
+            &c6,
+            MacAddr(SERVER_MAC),
+            &["2001:db8:30::1".parse().unwrap()],
+            &faults,
+            7,
+            1_000_000_000,
+        )
+        .unwrap();
+        let mut s = ServerLoop::new(
+            None,
+            MemQueue::new(SERVER_MAC),
+            clock.clone(),
+            Ipv4Addr::UNSPECIFIED,
+            32,
+            1024,
+            ss.clone(),
+        )
+        .with_v6(link);
+        let tester = Tester6::new(&tcfg, 1_000_000_000).unwrap();
+        let mut t = TesterLoop::new(
+            tester,
+            MemQueue::new(TESTER_MAC),
+            clock.clone(),
+            32,
+            tcfg.clients,
+            tcfg.base_mac,
+            None,
+            ts.clone(),
+        );
+        for _ in 0..max_iter {
+            if t.tester().is_finished() {
+                break;
+            }
+            t.poll_once();
+            for f in std::mem::take(&mut t.queue_mut().tx) {
+                s.queue_mut().rx.push_back(VecFrame::from_bytes(f.data()));
+            }
+            s.poll_once();
+            for f in std::mem::take(&mut s.queue_mut().tx) {
+                t.queue_mut().rx.push_back(VecFrame::from_bytes(f.data()));
+            }
+            clock.advance_ns(step_ns);
+        }
+        t.run(&AtomicBool::new(true));
+        s.run(&AtomicBool::new(true), 0);
+        let fin = ts.result.lock().unwrap().clone().unwrap();
+        (fin, ss, ts)
+    }
+
+    #[test]
+    fn dhcpv6_tester_and_server_loops_bind_addresses_and_prefixes() {
+        let mut tc = crate::client6::Tester6Config::new(500);
+        tc.port_mac = MacAddr(TESTER_MAC);
+        tc.ia_pd = true;
+        let (fin, ss, ts) = v6_back_to_back(tc, Default::default(), 20_000, 100_000);
+        assert!(!fin.interrupted);
+        assert_eq!(fin.report.counters.bound, 500, "{:?}", fin.report);
+        assert_eq!(fin.addresses.len(), 500);
+        assert_eq!(fin.prefixes.len(), 500);
+        let mut a: Vec<_> = fin.addresses.iter().map(|x| x.1).collect();
+        a.sort();
+        a.dedup();
+        assert_eq!(a.len(), 500, "addresses are unique");
+        assert!(fin.addresses.iter().all(|(_, a)| a.is_ipv6()));
+        assert!(fin.prefixes.iter().all(|p| p.2 == 56));
+        let r6 = ss.report6.lock().unwrap().clone().unwrap();
+        assert_eq!((r6.addresses_bound, r6.prefixes_bound), (500, 500));
+        assert!(r6.rejects.is_empty(), "{r6:?}");
+        assert!(ss.report.lock().unwrap().is_none(), "no DHCPv4 server");
+        assert_eq!(fin.total.len(), 500);
+        assert!(ts.io.tx_frames.load(Ordering::Relaxed) >= 1000);
+    }
+
+    #[test]
+    fn dhcpv6_relay_through_the_loops_with_drops_and_delays() {
+        use crate::client6::Relay6Config;
+        let mut tc = crate::client6::Tester6Config::new(200);
+        tc.port_mac = MacAddr(TESTER_MAC);
+        let mut r = Relay6Config::new(
+            "2001:db8:31::1".parse().unwrap(),
+            "2001:db8:31::1".parse().unwrap(),
+        );
+        r.interface_id = "port-{index}".into();
+        r.remote_id = "rack1".into();
+        r.remote_id_enterprise = 9;
+        tc.relay = Some(r);
+        tc.retransmit.solicit_irt = Duration::from_millis(50);
+        tc.retransmit.solicit_mrt = Duration::from_millis(200);
+        tc.retransmit.request_irt = Duration::from_millis(50);
+        tc.retransmit.request_mrt = Duration::from_millis(200);
+        tc.retransmit.solicit_max_rc = 20;
+        tc.retransmit.request_max_rc = 20;
+        let faults = crate::server::FaultConfig {
+            drop_probability: 0.2,
+            delay: DelayConfig::Fixed(Duration::from_millis(2)),
+            rate_limit: None,
+        };
+        let (fin, ss, _) = v6_back_to_back(tc, faults, 100_000, 200_000);
+        assert_eq!(fin.report.counters.bound, 200, "{:?}", fin.report);
+        assert_eq!(fin.report.counters.option82_mismatch, 0);
+        assert!(fin.report.counters.retries > 0);
+        assert!(fin.report.discover_offer.min_us >= 2000.0);
+        let r6 = ss.report6.lock().unwrap().clone().unwrap();
+        assert_eq!(r6.addresses_bound, 200);
+        assert!(r6.received.get("relay_forw").copied().unwrap_or(0) >= 400);
+        assert!(r6.rejects.get("simulated_drop").copied().unwrap_or(0) > 0);
+        assert!(r6.delayed > 0);
+    }
+
+    #[test]
+    fn dhcpv6_tester_answers_neighbor_solicitations_for_its_clients() {
+        let mut tc = crate::client6::Tester6Config::new(10);
+        tc.base_mac = MacAddr([2, 0, 0, 0, 1, 0]);
+        let t = Tester6::new(&tc, 1_000_000_000).unwrap();
+        let ll = t.client_link_local(7);
+        assert_eq!(Clients::nd_owner(&t, ll), Some(t.client_mac(7)));
+        let other = qsplice_wire::ipv6::link_local(MacAddr([2, 0, 0, 0, 1, 10]));
+        assert_eq!(
+            Clients::nd_owner(&t, other),
+            None,
+            "client 10 of 10 does not exist"
+        );
+        assert_eq!(Clients::nd_owner(&t, "2001:db8::7".parse().unwrap()), None);
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub use core::net::Ipv4Addr;
 pub use qsplice_wire::MacAddr;
 
 pub mod client;
+pub mod client6;
 pub mod lcore;
 #[cfg(feature = "plot")]
 pub mod plot;

@@ -348,6 +348,12 @@ impl Server6Link {
         Ok(Some(Reply6 { len, delay }))
     }
 
+    /// Frees expired leases (a bounded number per call: 65,536 per pool);
+    /// the loop calls it every 100 ms.
+    pub fn tick(&mut self, now: u64) {
+        self.server.tick(now / self.hz, 1 << 16);
+    }
+
     /// A summary at `now` (ticks; allocates: not for the packet path).
     pub fn report(&self, now: u64) -> Server6Report {
         let c = self.server.counters();
@@ -363,7 +369,8 @@ impl Server6Link {
                 rejects.insert(Link6Reject::name_of_index(i), n);
             }
         }
-        let (a, p) = self.server.bound(now / self.hz);
+        let _ = now;
+        let (a, p) = self.server.bound();
         Server6Report {
             received,
             advertise_sent: c.advertised,

@@ -158,7 +158,18 @@ struct Pool {
     leases: Vec<Lease>,
     by_owner: HashMap<Owner, u32>,
     cursor: usize,
+    /// Leases per state (index `State as usize`), kept on every change so
+    /// reports never scan; expired leases count until the sweep (or a new
+    /// owner) frees them.
+    counts: [usize; 4],
+    /// Where [`Pool::sweep`] goes on.
+    sweep_at: usize,
+    /// Free leases (each once), lowest index on top.
+    free: Vec<u32>,
 }
+
+/// Leases looked at for an expired one when none is free.
+const TAKE_SCAN: usize = 256;
 
 impl Pool {
     fn new(n: usize) -> Pool {
@@ -166,38 +177,68 @@ impl Pool {
             leases: vec![FREE; n],
             by_owner: HashMap::with_capacity(n),
             cursor: 0,
+            counts: [n, 0, 0, 0],
+            sweep_at: 0,
+            free: (0..n as u32).rev().collect(),
         }
     }
 
-    /// A usable lease for `o` at `now`: its own, else the next free or
-    /// expired one.
+    fn move_count(&mut self, from: State, to: State) {
+        self.counts[from as usize] -= 1;
+        self.counts[to as usize] += 1;
+    }
+
+    /// Frees up to `budget` expired leases from where the last sweep
+    /// stopped (bounded work per call; the whole pool in n / budget calls).
+    fn sweep(&mut self, now: u64, budget: usize) {
+        let n = self.leases.len();
+        for _ in 0..budget.min(n) {
+            let i = self.sweep_at;
+            self.sweep_at = (i + 1) % n;
+            let l = self.leases[i];
+            if l.state != State::Free && l.until <= now {
+                self.set(i as u32, State::Free, 0);
+            }
+        }
+    }
+
+    /// A usable lease for `o` at `now`: its own, else a free one (a stack
+    /// of free leases, O(1)), else an expired one found within
+    /// [`TAKE_SCAN`] leases of the cursor (bounded work per message: a
+    /// full pool answers NoAddrsAvail without scanning it).
     fn take(&mut self, o: &Owner, now: u64) -> Option<u32> {
         if let Some(&i) = self.by_owner.get(o) {
             return Some(i);
         }
         let n = self.leases.len();
-        for k in 0..n {
-            let i = (self.cursor + k) % n;
-            let l = self.leases[i];
-            let usable = match l.state {
-                State::Free => true,
-                State::Offered | State::Bound | State::Declined => l.until <= now,
-            };
-            if usable {
-                if let Some(old) = l.owner {
-                    self.by_owner.remove(&old);
+        let i = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                let mut found = None;
+                for k in 0..TAKE_SCAN.min(n) {
+                    let i = (self.cursor + k) % n;
+                    let l = self.leases[i];
+                    if l.state != State::Free && l.until <= now {
+                        found = Some(i);
+                        break;
+                    }
                 }
-                self.cursor = (i + 1) % n;
-                self.leases[i] = Lease {
-                    state: State::Offered,
-                    until: now,
-                    owner: Some(*o),
-                };
-                self.by_owner.insert(*o, i as u32);
-                return Some(i as u32);
+                self.cursor = (self.cursor + TAKE_SCAN) % n.max(1);
+                found?
             }
+        };
+        let l = self.leases[i];
+        if let Some(old) = l.owner {
+            self.by_owner.remove(&old);
         }
-        None
+        self.move_count(l.state, State::Offered);
+        self.leases[i] = Lease {
+            state: State::Offered,
+            until: now,
+            owner: Some(*o),
+        };
+        self.by_owner.insert(*o, i as u32);
+        Some(i as u32)
     }
 
     fn get(&self, o: &Owner) -> Option<u32> {
@@ -205,6 +246,11 @@ impl Pool {
     }
 
     fn set(&mut self, i: u32, state: State, until: u64) {
+        let old = self.leases[i as usize].state;
+        self.move_count(old, state);
+        if state == State::Free && old != State::Free {
+            self.free.push(i);
+        }
         let l = &mut self.leases[i as usize];
         l.state = state;
         l.until = until;
@@ -215,11 +261,8 @@ impl Pool {
         }
     }
 
-    fn count(&self, s: State, now: u64) -> usize {
-        self.leases
-            .iter()
-            .filter(|l| l.state == s && l.until > now)
-            .count()
+    fn count(&self, s: State) -> usize {
+        self.counts[s as usize]
     }
 }
 
@@ -283,12 +326,20 @@ impl Server6 {
         &self.c
     }
 
-    /// Addresses and prefixes bound at `now`.
-    pub fn bound(&self, now: u64) -> (usize, usize) {
+    /// Addresses and prefixes bound (O(1): leases that expired count until
+    /// [`Server6::tick`] frees them).
+    pub fn bound(&self) -> (usize, usize) {
         (
-            self.addrs.count(State::Bound, now),
-            self.prefixes.count(State::Bound, now),
+            self.addrs.count(State::Bound),
+            self.prefixes.count(State::Bound),
         )
+    }
+
+    /// Frees expired leases, a bounded number (`budget` per pool) from
+    /// where the last call stopped: call it periodically (seconds clock).
+    pub fn tick(&mut self, now: u64, budget: usize) {
+        self.addrs.sweep(now, budget);
+        self.prefixes.sweep(now, budget);
     }
 
     fn addr_at(&self, i: u32) -> Ipv6Addr {
@@ -642,7 +693,7 @@ mod tests {
         assert_eq!(a, "2001:db8:1::100".parse::<Ipv6Addr>().unwrap());
         let ia = p.ia_nas().next().unwrap();
         assert_eq!((ia.iaid, ia.t1, ia.t2), (7, 150, 240));
-        assert_eq!(s.bound(10), (0, 0), "offered, not bound");
+        assert_eq!(s.bound(), (0, 0), "offered, not bound");
 
         let req = client_msg(msg::REQUEST, 0x222, 1, |w| {
             server_id(w);
@@ -654,7 +705,7 @@ mod tests {
             msg::REPLY
         );
         assert_eq!(addr_of(&rep), Some(a), "the advertised address");
-        assert_eq!(s.bound(11), (1, 0));
+        assert_eq!(s.bound(), (1, 0));
 
         // Another client gets another address.
         let other = reply(&mut s, 12, &client_msg(msg::SOLICIT, 3, 2, |w| ia_na(w, 7)));
@@ -666,7 +717,8 @@ mod tests {
         });
         assert_eq!(addr_of(&reply(&mut s, 500, &renew)), Some(a));
         // Past the first valid lifetime, still bound (renewed at 500).
-        assert_eq!(s.bound(700), (1, 0));
+        s.tick(700, usize::MAX);
+        assert_eq!(s.bound(), (1, 0));
 
         let rel = client_msg(msg::RELEASE, 5, 1, |w| {
             server_id(w);
@@ -677,7 +729,7 @@ mod tests {
             Dhcp6Packet::new_checked(&r).unwrap().status(),
             Some((0, &[][..]))
         );
-        assert_eq!(s.bound(701), (0, 0));
+        assert_eq!(s.bound(), (0, 0));
         // A RENEW after the release: NoBinding.
         let r = reply(&mut s, 702, &renew);
         let ia = Dhcp6Packet::new_checked(&r)
@@ -687,6 +739,29 @@ mod tests {
             .unwrap();
         assert_eq!(ia.status().map(|(c, _)| c), Some(status::NO_BINDING));
         assert_eq!(s.counters().no_binding, 1);
+    }
+
+    #[test]
+    fn a_full_pool_answers_without_scanning_and_expired_leases_are_taken_again() {
+        let mut s = Server6::new(&cfg(4)).unwrap();
+        let rapid = |mac: u8| {
+            client_msg(msg::SOLICIT, u32::from(mac), mac, |w| {
+                w.option(opt::RAPID_COMMIT, &[]).unwrap();
+                ia_na(w, 1);
+            })
+        };
+        for mac in 1..=4 {
+            assert!(addr_of(&reply(&mut s, 1, &rapid(mac))).is_some());
+        }
+        assert_eq!(s.bound(), (4, 0));
+        assert_eq!(addr_of(&reply(&mut s, 2, &rapid(5))), None, "exhausted");
+        assert_eq!(s.counters().exhausted, 1);
+        // Past the valid lifetime (600 s) with no sweep yet: the bounded
+        // scan finds an expired lease for the newcomer.
+        let a = addr_of(&reply(&mut s, 10_000, &rapid(5)));
+        assert!(a.is_some());
+        s.tick(10_000, usize::MAX);
+        assert_eq!(s.bound(), (1, 0), "the newcomer's; the others expired");
     }
 
     #[test]
@@ -708,7 +783,11 @@ mod tests {
             (pfx.len, pfx.prefix),
             (56, "2001:db8:100::".parse().unwrap())
         );
-        assert_eq!(s.bound(1), (1, 1));
+        assert_eq!(s.bound(), (1, 1));
+        // Past the valid lifetime the sweep frees both, a bounded slice at a time.
+        s.tick(1_000_000, 1);
+        s.tick(1_000_000, 1 << 20);
+        assert_eq!(s.bound(), (0, 0), "expired");
         // Rapid commit off: an ADVERTISE even when asked.
         let mut c = cfg(4);
         c.rapid_commit = false;

@@ -687,6 +687,59 @@ pub fn dhcp6(data: &[u8]) {
     assert_eq!(&buf[..n], data, "options written again differ");
 }
 
+/// A frame reaching the DHCPv6 side of `qsplice dhcp-server`
+/// (`qsplice_dhcp::frame6`, `qsplice_dhcp::link6`) and the DHCPv6 load
+/// tester (`qsplice_dhcp::client6`): never a panic; every reply the server
+/// writes parses back as a DHCPv6 frame to port 546 or 547; a Neighbor
+/// Advertisement is only written for an address the server owns.
+pub fn dhcp6_frame(data: &[u8]) {
+    use qsplice_dhcp::client6::{Tester6, Tester6Config};
+    use qsplice_dhcp::frame6::{neighbor_advert, parse_frame6};
+    use qsplice_dhcp::link6::Server6Link;
+    use qsplice_dhcp::server::{DelayConfig, FaultConfig};
+    use qsplice_dhcp::server6::Server6Config;
+    use qsplice_dhcp::wire6::duid_ll;
+    use qsplice_wire::MacAddr;
+    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    let mut link = Server6Link::new(
+        &Server6Config {
+            duid: duid_ll(mac.0).to_vec(),
+            addr_first: "2001:db8::100".parse().unwrap(),
+            addr_count: 4,
+            pd: Some(("2001:db8:100::".parse().unwrap(), 48, 50)),
+            preferred_s: 300,
+            valid_s: 600,
+            t1_s: 150,
+            t2_s: 240,
+            rapid_commit: true,
+            preference: 1,
+            offer_hold_s: 30,
+        },
+        mac,
+        &["2001:db8::1".parse().unwrap()],
+        &FaultConfig {
+            drop_probability: 0.0,
+            delay: DelayConfig::None,
+            rate_limit: None,
+        },
+        1,
+        1_000_000_000,
+    )
+    .unwrap();
+    let _ = parse_frame6(data);
+    let mut na = [0u8; 128];
+    if let Some(n) = neighbor_advert(data, |a| link.owns(a).then_some(mac), &mut na) {
+        assert!(n <= na.len());
+    }
+    let mut out = [0u8; 2048];
+    if let Ok(Some(r)) = link.handle_frame(1_000_000_000, data, &mut out) {
+        let p = parse_frame6(&out[..r.len]).expect("a reply that does not parse");
+        assert!(p.meta.dst_port == 546 || p.meta.dst_port == 547);
+    }
+    let mut tester = Tester6::new(&Tester6Config::new(4), 1_000_000_000).unwrap();
+    let _ = tester.on_reply(0, data);
+}
+
 /// A cluster flow record as read back from Redis (`qsplice_splice::record`):
 /// any bytes decode or are refused, never a panic; what decodes encodes
 /// back to the same bytes, and the key of its client-side pair parses back.

@@ -337,6 +337,118 @@ pub struct DhcpTesterConf {
     pub retransmit: DhcpRetransmitConf,
     /// Relay-agent mode (absent: direct clients).
     pub relay: Option<DhcpRelayConf>,
+    /// DHCPv6 mode (`[dhcp_tester.v6]`): the clients speak DHCPv6 instead.
+    pub v6: Option<DhcpTester6Conf>,
+}
+
+/// `[dhcp_tester.v6]`: the virtual clients speak DHCPv6 (RFC 8415).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpTester6Conf {
+    /// Ask for an address (IA_NA).
+    pub ia_na: bool,
+    /// Ask for a delegated prefix (IA_PD).
+    pub ia_pd: bool,
+    /// IAID of both IAs.
+    pub iaid: u32,
+    /// Send Rapid Commit in SOLICIT.
+    pub rapid_commit: bool,
+    /// Retransmission (RFC 8415 §15, §7.6).
+    pub retransmit: DhcpRetransmit6Conf,
+    /// Relay-agent mode (RELAY-FORW / RELAY-REPL).
+    pub relay: Option<DhcpRelay6Conf>,
+}
+
+impl Default for DhcpTester6Conf {
+    fn default() -> Self {
+        DhcpTester6Conf {
+            ia_na: true,
+            ia_pd: false,
+            iaid: 1,
+            rapid_commit: false,
+            retransmit: DhcpRetransmit6Conf::default(),
+            relay: None,
+        }
+    }
+}
+
+/// `[dhcp_tester.v6.retransmit]`: initial and maximum retransmission
+/// times and counts per message (RFC 8415 §7.6 defaults).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpRetransmit6Conf {
+    /// SOL_TIMEOUT, ms.
+    pub solicit_irt_ms: u64,
+    /// SOL_MAX_RT, ms.
+    pub solicit_mrt_ms: u64,
+    /// SOLICITs sent before the client fails (the RFC has no limit).
+    pub solicit_max_rc: u32,
+    /// REQ_TIMEOUT, ms.
+    pub request_irt_ms: u64,
+    /// REQ_MAX_RT, ms.
+    pub request_mrt_ms: u64,
+    /// REQ_MAX_RC.
+    pub request_max_rc: u32,
+    /// REN_TIMEOUT, ms.
+    pub renew_irt_ms: u64,
+    /// REN_MAX_RT, ms.
+    pub renew_mrt_ms: u64,
+    /// RENEWs sent before the client fails.
+    pub renew_max_rc: u32,
+    /// Randomisation of each timeout, ± percent (RFC: 10).
+    pub jitter_pct: u8,
+}
+
+impl Default for DhcpRetransmit6Conf {
+    fn default() -> Self {
+        DhcpRetransmit6Conf {
+            solicit_irt_ms: 1_000,
+            solicit_mrt_ms: 3_600_000,
+            solicit_max_rc: 10,
+            request_irt_ms: 1_000,
+            request_mrt_ms: 30_000,
+            request_max_rc: 10,
+            renew_irt_ms: 10_000,
+            renew_mrt_ms: 600_000,
+            renew_max_rc: 10,
+            jitter_pct: 10,
+        }
+    }
+}
+
+/// `[dhcp_tester.v6.relay]`: the tester sends as a DHCPv6 relay agent.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpRelay6Conf {
+    /// link-address of RELAY-FORW (selects the server's subnet).
+    pub link_address: Option<Ipv6Addr>,
+    /// The relay's own address (source of RELAY-FORW; the tester answers
+    /// Neighbor Solicitations for it). Unset: `link_address`.
+    pub address: Option<Ipv6Addr>,
+    /// Where RELAY-FORWs go: a server's unicast address or ff02::1:2.
+    pub server_ip: Ipv6Addr,
+    /// The server's (or next hop's) MAC, for a unicast `server_ip`.
+    pub server_mac: String,
+    /// Interface-ID template (`{index}` = client index; empty: omitted).
+    pub interface_id: String,
+    /// Remote-ID template (empty: omitted).
+    pub remote_id: String,
+    /// Enterprise number of the Remote-ID.
+    pub remote_id_enterprise: u32,
+}
+
+impl Default for DhcpRelay6Conf {
+    fn default() -> Self {
+        DhcpRelay6Conf {
+            link_address: None,
+            address: None,
+            server_ip: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2),
+            server_mac: String::new(),
+            interface_id: "port-{index}".into(),
+            remote_id: "qsplice".into(),
+            remote_id_enterprise: 0,
+        }
+    }
 }
 
 impl Default for DhcpTesterConf {
@@ -359,6 +471,7 @@ impl Default for DhcpTesterConf {
             timeout_s: 120,
             retransmit: DhcpRetransmitConf::default(),
             relay: None,
+            v6: None,
         }
     }
 }
@@ -402,6 +515,83 @@ fn mac_key(key: &str, s: &str, required: bool) -> Checked {
         Some(m) if m[0] & 1 == 1 => bad(key, s, "must be a unicast MAC (multicast bit set)"),
         Some(_) => Ok(()),
     }
+}
+
+fn validate_tester6(v: &DhcpTester6Conf) -> Checked {
+    if !v.ia_na && !v.ia_pd {
+        return bad(
+            "dhcp_tester.v6.ia_na",
+            false,
+            "ia_na or ia_pd (or both) must be asked for",
+        );
+    }
+    let r = &v.retransmit;
+    let k = |f: &str| format!("dhcp_tester.v6.retransmit.{f}");
+    for (irt, mrt, rc, irt_v, mrt_v, rc_v) in [
+        (
+            "solicit_irt_ms",
+            "solicit_mrt_ms",
+            "solicit_max_rc",
+            r.solicit_irt_ms,
+            r.solicit_mrt_ms,
+            r.solicit_max_rc,
+        ),
+        (
+            "request_irt_ms",
+            "request_mrt_ms",
+            "request_max_rc",
+            r.request_irt_ms,
+            r.request_mrt_ms,
+            r.request_max_rc,
+        ),
+        (
+            "renew_irt_ms",
+            "renew_mrt_ms",
+            "renew_max_rc",
+            r.renew_irt_ms,
+            r.renew_mrt_ms,
+            r.renew_max_rc,
+        ),
+    ] {
+        within(&k(irt), irt_v, 1, 600_000)?;
+        within(&k(mrt), mrt_v, irt_v, 86_400_000)?;
+        within(&k(rc), rc_v, 1, 255)?;
+    }
+    within(&k("jitter_pct"), r.jitter_pct, 0, 100)?;
+    if let Some(rl) = &v.relay {
+        let k = |f: &str| format!("dhcp_tester.v6.relay.{f}");
+        let Some(link) = rl.link_address else {
+            return bad(k("link_address"), "", "is required in relay mode");
+        };
+        for (f, a) in [("link_address", Some(link)), ("address", rl.address)] {
+            if let Some(a) = a {
+                if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                    return bad(k(f), a, "must be a unicast address");
+                }
+            }
+        }
+        if rl.server_ip.is_unspecified() {
+            return bad(
+                k("server_ip"),
+                rl.server_ip,
+                "must be a unicast address or ff02::1:2",
+            );
+        }
+        mac_key(
+            &k("server_mac"),
+            &rl.server_mac,
+            !rl.server_ip.is_multicast(),
+        )?;
+        for (f, s) in [
+            ("interface_id", &rl.interface_id),
+            ("remote_id", &rl.remote_id),
+        ] {
+            if s.len() > 200 {
+                return bad(k(f), s, "at most 200 bytes");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_dhcp6(v: &DhcpServer6Conf) -> Checked {
@@ -741,6 +931,16 @@ impl Config {
                         );
                     }
                 }
+            }
+            if let Some(v6) = &t.v6 {
+                if t.relay.is_some() {
+                    return bad(
+                        "dhcp_tester.relay",
+                        "[dhcp_tester.relay]",
+                        "is the DHCPv4 relay: with [dhcp_tester.v6] use [dhcp_tester.v6.relay]",
+                    );
+                }
+                validate_tester6(v6)?;
             }
         }
         Ok(())
