@@ -443,12 +443,12 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
         "dhclient is needed (scripts/setup.sh installs isc-dhcp-client)"
     );
     let scratch = Scratch::new("e2e-dhcp6d");
-    let veth = Veth::new("qd6-srv", "02:00:00:00:d6:01", "qd6-cli0", Some("qd6-cli"));
-    veth.enable_ipv6("qd6-cli0");
+    let veth = Veth::new("qd7-srv", "02:00:00:00:d7:01", "qd7-cli0", Some("qd7-cli"));
+    veth.enable_ipv6("qd7-cli0");
     let json = scratch.0.join("server.json");
     let mut app = spawn_server(
         &scratch.0,
-        &dual_stack_server_config("qd6-srv", "qs-e2e-dhcp6d", ""),
+        &dual_stack_server_config("qd7-srv", "qs-e2e-dhcp6d", ""),
         &json,
         60,
     );
@@ -460,7 +460,7 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
     let pf = scratch.0.join("dhclient6.pid");
     let dh = |extra: &str| {
         format!(
-            "ip netns exec qd6-cli timeout 30 dhclient -6 -v -1 {extra} -N -P -lf {} -pf {} -sf /bin/true qd6-cli0",
+            "ip netns exec qd7-cli timeout 30 dhclient -6 -v -1 {extra} -N -P -lf {} -pf {} -sf /bin/true qd7-cli0",
             lf.display(),
             pf.display()
         )
@@ -500,7 +500,7 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
         "{leases}"
     );
     assert!(
-        leases.contains("option dhcp6.server-id 0:3:0:1:2:0:0:0:d6:1;"),
+        leases.contains("option dhcp6.server-id 0:3:0:1:2:0:0:0:d7:1;"),
         "DUID-LL of the port's MAC: {leases}"
     );
     let bound = wait_for(Duration::from_secs(5), || {
@@ -512,12 +512,12 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
     bound.unwrap_or_else(|| panic!("server did not count the binding\n{}", app.logs()));
 
     // The server answers Neighbor Solicitations for its global address.
-    ok("ip netns exec qd6-cli ip -6 addr add 2001:db8:30::99/64 dev qd6-cli0 nodad");
-    let _ = sh("ip netns exec qd6-cli ping -6 -c 2 -W 1 2001:db8:30::1");
-    let neigh = sh("ip netns exec qd6-cli ip -6 neigh show 2001:db8:30::1");
+    ok("ip netns exec qd7-cli ip -6 addr add 2001:db8:30::99/64 dev qd7-cli0 nodad");
+    let _ = sh("ip netns exec qd7-cli ping -6 -c 2 -W 1 2001:db8:30::1");
+    let neigh = sh("ip netns exec qd7-cli ip -6 neigh show 2001:db8:30::1");
     let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
     assert!(
-        neigh.contains("lladdr 02:00:00:00:d6:01"),
+        neigh.contains("lladdr 02:00:00:00:d7:01"),
         "neighbor entry: {neigh}"
     );
 
@@ -541,10 +541,10 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
     );
 
     // The same port still serves DHCPv4.
-    ok("ip netns exec qd6-cli ip addr flush dev qd6-cli0 scope global");
+    ok("ip netns exec qd7-cli ip addr flush dev qd7-cli0 scope global");
     let lf4 = scratch.0.join("dhclient4.leases");
     let o = sh(&format!(
-        "ip netns exec qd6-cli timeout 30 dhclient -v -1 -lf {} -pf {} -sf /bin/true qd6-cli0",
+        "ip netns exec qd7-cli timeout 30 dhclient -v -1 -lf {} -pf {} -sf /bin/true qd7-cli0",
         lf4.display(),
         scratch.0.join("dhclient4.pid").display()
     ));
@@ -940,6 +940,269 @@ remote_id = "qsplice-kea"
         .filter(|(m, a)| m.starts_with("02:51:00:00:") && a.starts_with("10.31."))
         .count();
     assert_eq!((direct_n, relay_n), (300, 200), "Kea lease file:\n{text}");
+}
+
+/// `[dhcp_tester.v6]` for `clients` clients (`extra`: more keys of the
+/// section and its tables).
+fn tester6_config(iface: &str, prefix: &str, clients: u32, base_mac: &str, extra: &str) -> String {
+    tester_config(
+        iface,
+        prefix,
+        &format!(
+            r#"clients = {clients}
+concurrency = 128
+base_mac = "{base_mac}"
+
+[dhcp_tester.v6]
+{extra}
+"#
+        ),
+    )
+}
+
+/// The DHCPv6 tester in relay mode against the DHCPv6 server (two
+/// processes, one veth pair), the server dropping 20% and delaying every
+/// reply: every client gets an address and a prefix through
+/// retransmissions, the Interface-ID comes back, both count the same.
+#[test]
+fn dhcpv6_relay_tester_against_qsplice_server_with_drops() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new("e2e-dhcp6-b2b");
+    let _veth = Veth::new("qd8-a", "02:00:00:00:d8:01", "qd8-b", None);
+    let _ = sh("ip link set qd8-b address 02:00:00:00:d8:02");
+    let json = scratch.0.join("server.json");
+    let mut srv = spawn_server(
+        &scratch.0,
+        &dual_stack_server_config("qd8-a", "qs-e2e-b2b6-s", "drop_rate = 0.2\ndelay_ms = 2"),
+        &json,
+        100,
+    );
+    wait_server_up(&mut srv, &json);
+    let clients = 2000;
+    let cfg = tester6_config(
+        "qd8-b",
+        "qs-e2e-b2b6-t",
+        clients,
+        "02:38:00:00:00:00",
+        r#"ia_pd = true
+
+[dhcp_tester.v6.retransmit]
+solicit_irt_ms = 200
+solicit_mrt_ms = 1000
+solicit_max_rc = 20
+request_irt_ms = 200
+request_mrt_ms = 1000
+request_max_rc = 20
+
+[dhcp_tester.v6.relay]
+link_address = "2001:db8:31::1"
+interface_id = "olt1/port-{index}"
+remote_id = "qsplice-e2e"
+remote_id_enterprise = 32473
+"#,
+    );
+    let (v, logs) = run_tester(&scratch.0, &cfg, Duration::from_secs(90));
+    check_report(&v, u64::from(clients));
+    assert_eq!(v["family"].as_u64(), Some(6), "{v}");
+    assert_eq!(
+        v["delegated_prefixes"].as_u64(),
+        Some(u64::from(clients)),
+        "{v}"
+    );
+    assert_eq!(
+        v["unique_prefixes"].as_u64(),
+        Some(u64::from(clients)),
+        "{v}"
+    );
+    let c = &v["counters"];
+    assert!(
+        c["retries"].as_u64().unwrap() > 0,
+        "drops recovered by retries: {v}\n{logs}"
+    );
+    assert_eq!(
+        c["option82_mismatch"].as_u64(),
+        Some(0),
+        "Interface-ID echoed: {v}"
+    );
+    assert!(
+        v["discover_offer"]["min_us"].as_f64().unwrap() >= 2000.0,
+        "the 2 ms delay: {v}"
+    );
+    assert!(
+        srv.stop(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "{}",
+        srv.logs()
+    );
+    let s = read_json(&json).unwrap();
+    let s6 = &s["server6"];
+    assert_eq!(
+        s6["addresses_bound"].as_u64(),
+        Some(u64::from(clients)),
+        "{s}"
+    );
+    assert_eq!(
+        s6["prefixes_bound"].as_u64(),
+        Some(u64::from(clients)),
+        "{s}"
+    );
+    let relayed = s6["received"]["relay_forw"].as_u64().unwrap();
+    let dropped = s6["rejects"]["simulated_drop"].as_u64().unwrap_or(0);
+    let ratio = dropped as f64 / (relayed + dropped) as f64;
+    assert!((0.15..0.25).contains(&ratio), "drop ratio {ratio}: {s}");
+    let got = |k: &str| s6["received"][k].as_u64().unwrap_or(0);
+    assert_eq!(
+        relayed,
+        got("solicit") + got("request"),
+        "every client message came inside a RELAY-FORW: {s}"
+    );
+}
+
+/// The DHCPv6 tester against ISC Kea (`kea-dhcp6`, kernel UDP sockets:
+/// Kea resolves each client's link-local address and the relay's address
+/// by Neighbor Discovery, which the tester answers): direct clients get an
+/// address and a prefix from the interface's subnet, relayed ones an
+/// address from the subnet of the relay's link-address; every lease is in
+/// Kea's lease file.
+#[test]
+fn dhcpv6_tester_against_kea_direct_and_relayed() {
+    if !require_root() {
+        return;
+    }
+    assert!(
+        have("kea-dhcp6"),
+        "kea-dhcp6 is needed (scripts/setup.sh installs kea-dhcp6-server)"
+    );
+    let scratch = Scratch::new("e2e-dhcp6-kea");
+    let veth = Veth::new("qd9-tst", "02:00:00:00:d9:01", "qd9-srv0", Some("qd9-srv"));
+    veth.enable_ipv6("qd9-srv0");
+    ok("ip netns exec qd9-srv ip -6 addr add 2001:db8:30::1/64 dev qd9-srv0 nodad");
+    ok("ip netns exec qd9-srv ip -6 route add 2001:db8:31::/64 dev qd9-srv0");
+    let d = &scratch.0;
+    let leases = d.join("kea-leases6.csv");
+    let kea = format!(
+        r#"{{ "Dhcp6": {{
+  "interfaces-config": {{ "interfaces": [ "qd9-srv0" ] }},
+  "lease-database": {{ "type": "memfile", "persist": true, "name": "{}", "lfc-interval": 0 }},
+  "server-id": {{ "type": "EN", "enterprise-id": 2495, "identifier": "0102", "persist": false }},
+  "preferred-lifetime": 1800, "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1440,
+  "subnet6": [
+    {{ "id": 1, "subnet": "2001:db8:30::/64", "interface": "qd9-srv0",
+      "pools": [ {{ "pool": "2001:db8:30::1000 - 2001:db8:30::ffff" }} ],
+      "pd-pools": [ {{ "prefix": "2001:db8:4000::", "prefix-len": 40, "delegated-len": 56 }} ] }},
+    {{ "id": 2, "subnet": "2001:db8:31::/64",
+      "pools": [ {{ "pool": "2001:db8:31::1000 - 2001:db8:31::ffff" }} ] }}
+  ],
+  "loggers": [ {{ "name": "kea-dhcp6", "severity": "WARN", "output_options": [ {{ "output": "{}" }} ] }} ]
+}} }}"#,
+        leases.display(),
+        d.join("kea.log").display()
+    );
+    std::fs::write(d.join("kea.json"), kea).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", "qd9-srv", "kea-dhcp6", "-c"])
+        .arg(d.join("kea.json"))
+        .env("KEA_PIDFILE_DIR", d)
+        .env("KEA_LOCKFILE_DIR", d)
+        .stdout(std::fs::File::create(d.join("kea.out")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kea-dhcp6");
+    let mut kea_proc = Proc(child);
+    let up = wait_for(Duration::from_secs(10), || {
+        assert!(
+            matches!(kea_proc.0.try_wait(), Ok(None)),
+            "kea-dhcp6 exited: {}",
+            std::fs::read_to_string(d.join("kea.out")).unwrap_or_default()
+        );
+        leases.exists().then_some(())
+    });
+    assert!(up.is_some(), "kea-dhcp6 did not open its lease file");
+    std::thread::sleep(Duration::from_millis(300));
+    let retx = r#"
+[dhcp_tester.v6.retransmit]
+solicit_irt_ms = 500
+solicit_mrt_ms = 2000
+request_irt_ms = 500
+request_mrt_ms = 2000
+"#;
+    // Kea's kernel resolves every client by ND: stay well inside the
+    // kernel's default neighbor table (gc_thresh3 = 1024, shared by all
+    // namespaces).
+    let direct = tester6_config(
+        "qd9-tst",
+        "qs-e2e-dhcp6-kea1",
+        300,
+        "02:60:00:00:00:00",
+        &format!("ia_pd = true\n{retx}"),
+    );
+    let (v, logs) = run_tester(d, &direct, Duration::from_secs(60));
+    check_report(&v, 300);
+    assert_eq!(v["delegated_prefixes"].as_u64(), Some(300), "{v}");
+    assert!(
+        v["io"]["nd_adverts"].as_u64().unwrap() >= 1,
+        "Kea resolved clients: {v}\n{logs}"
+    );
+    let relayed = tester6_config(
+        "qd9-tst",
+        "qs-e2e-dhcp6-kea2",
+        200,
+        "02:61:00:00:00:00",
+        &format!(
+            r#"{retx}
+[dhcp_tester.v6.relay]
+link_address = "2001:db8:31::1"
+interface_id = "olt7/port-{{index}}"
+remote_id = "qsplice-kea"
+"#
+        ),
+    );
+    let (r, logs) = run_tester(d, &relayed, Duration::from_secs(60));
+    check_report(&r, 200);
+    assert_eq!(
+        r["counters"]["option82_mismatch"].as_u64(),
+        Some(0),
+        "{r}\n{logs}"
+    );
+    drop(kea_proc);
+    // Kea's lease file: address,duid,valid_lifetime,expire,subnet_id,
+    // pref_lifetime,lease_type,iaid,prefix_len,… (lease_type 0 = IA_NA,
+    // 2 = IA_PD); the last line of an address wins.
+    let text = std::fs::read_to_string(&leases).unwrap();
+    let mut last = std::collections::BTreeMap::new();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() > 8 {
+            last.insert(
+                f[0].to_string(),
+                (f[2].to_string(), f[4].to_string(), f[6].to_string()),
+            );
+        }
+    }
+    let count = |pre: &str, subnet: &str, kind: &str| {
+        last.iter()
+            .filter(|(a, (valid, s, k))| {
+                a.starts_with(pre) && s == subnet && k == kind && valid != "0"
+            })
+            .count()
+    };
+    assert_eq!(
+        count("2001:db8:30::", "1", "0"),
+        300,
+        "direct addresses:\n{text}"
+    );
+    assert_eq!(
+        count("2001:db8:40", "1", "2"),
+        300,
+        "direct prefixes:\n{text}"
+    );
+    assert_eq!(
+        count("2001:db8:31::", "2", "0"),
+        200,
+        "relayed addresses:\n{text}"
+    );
 }
 
 /// Hand-made malformed requests (tests/tools/send_dhcp_malformed.py):

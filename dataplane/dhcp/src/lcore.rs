@@ -485,9 +485,12 @@ impl<Q: Queue, C: Clock> ServerLoop<Q, C> {
 
     /// One bounded iteration; returns the frames received.
     pub fn poll_once(&mut self) -> usize {
-        let now = self.clock.now();
         let io = &self.shared.io;
         let n = self.q.rx_burst(&mut self.rx, self.burst);
+        // Read after the burst: a clock read before it, on a preempted
+        // lcore, would date the frames it returns too early (replies
+        // "faster" than a simulated delay, delays cut short).
+        let now = self.clock.now();
         LoopCounters::add(&io.rx_frames, n as u64);
         let mut arp = [0u8; 64];
         let (ip, mac) = (self.ip, self.mac);
@@ -738,9 +741,12 @@ impl<Q: Queue, C: Clock, T: Clients> TesterLoop<Q, C, T> {
 
     /// One bounded iteration; returns frames received + sent.
     pub fn poll_once(&mut self) -> usize {
-        let now = self.clock.now();
         let io = &self.shared.io;
         let n = self.q.rx_burst(&mut self.rx, self.burst);
+        // Read after the burst: a clock read before it, on a preempted
+        // lcore, would date the frames it returns too early (replies
+        // "faster" than a simulated delay, delays cut short).
+        let now = self.clock.now();
         LoopCounters::add(&io.rx_frames, n as u64);
         let mut arp = [0u8; 64];
         let (pm, rl, lo, cn) = (self.port_mac, self.relay, self.mac_lo, self.mac_n);
