@@ -16,7 +16,16 @@
 //!    and relayed clients (giaddr selects the subnet, Kea echoes Option 82)
 //!    all bound and in Kea's lease file;
 //! 6. hand-made malformed requests (tests/tools/send_dhcp_malformed.py)
-//!    counted by reason, the server still serving.
+//!    counted by reason, the server still serving;
+//! 7. ISC `dhclient -6` gets an address (IA_NA) and a delegated prefix
+//!    (IA_PD) from the dual-stack `qsplice dhcp-server`, releases both, the
+//!    server answers Neighbor Solicitations, DHCPv4 still served;
+//! 8. the DHCPv6 tester relayed (Interface-ID, Remote-ID) against the
+//!    DHCPv6 server dropping 20% and delaying every reply: all bound via
+//!    retransmissions;
+//! 9. the DHCPv6 tester against ISC Kea `kea-dhcp6`, direct (Kea resolves
+//!    each client's link-local address by ND, the tester answers) and
+//!    relayed; every lease in Kea's lease file.
 //!
 //! Namespaces and veths are made and removed by the test (prefix `qd…`);
 //! every process is stopped by PID; every wait is bounded.
