@@ -11,15 +11,22 @@
 #      handed over in memory on one core: DORA exchanges/s of tester CPU,
 #      requests/s of server CPU, bytes of state per client.
 #
-# Usage (root): benches/e2e/dhcp-vs-perfdhcp.sh [--rates "1000 2000 4000"] [--secs 5] [--clients 20000]
-# Needs: perfdhcp (kea-admin), dnsmasq, kea-dhcp4 (scripts/setup.sh), a release build.
+# With --v6 the same run speaks DHCPv6 (RFC 8415): A. `perfdhcp -6`
+# (SOLICIT/ADVERTISE/REQUEST/REPLY) against `kea-dhcp6` and the DHCPv6 side
+# of `qsplice dhcp-server`; B. the DHCPv6 tester (IA_NA) against both
+# (dnsmasq has no DHCPv6 server mode here, C has no DHCPv6 variant).
+#
+# Usage (root): benches/e2e/dhcp-vs-perfdhcp.sh [--v6] [--rates "1000 2000 4000"] [--secs 5] [--clients 20000]
+# Needs: perfdhcp (kea-admin), dnsmasq, kea-dhcp4, kea-dhcp6 (scripts/setup.sh), a release build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATES="1000 2000 4000 8000 16000"
 SECS=5
 CLIENTS=20000
+V6=0
 while (($#)); do
     case "$1" in
+        --v6) V6=1 ;;
         --rates) RATES=$2; shift ;;
         --secs) SECS=$2; shift ;;
         --clients) CLIENTS=$2; shift ;;
@@ -50,8 +57,13 @@ QS=${QS:-target/release/qsplice}
 [[ -x $QS ]] || cargo build --release
 W=$(mktemp -d /tmp/qs-dhcpbench.XXXX)
 PIDS=()
+GC3=$(sysctl -n net.ipv6.neigh.default.gc_thresh3)
+GC2=$(sysctl -n net.ipv6.neigh.default.gc_thresh2)
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Kea answers every DHCPv6 client at its link-local address: the run
+    # raised the (host-wide) neighbor table limits; put them back.
+    sysctl -qw net.ipv6.neigh.default.gc_thresh3="$GC3" net.ipv6.neigh.default.gc_thresh2="$GC2" || true
     sleep 1
     ip netns del qdb-srv 2>/dev/null || true
     ip netns del qdb-cli 2>/dev/null || true
@@ -80,11 +92,30 @@ ip netns exec qdb-cli ethtool -K qdb-c1 tx off rx off >/dev/null 2>&1 || true
 ip netns exec qdb-srv ethtool -K qdb-p0 tx off rx off >/dev/null 2>&1 || true
 ip netns exec qdb-srv ip addr add 10.30.0.1/12 dev qdb-p0
 ip netns exec qdb-cli ip addr add 10.30.0.2/12 dev qdb-c1
+if ((V6)); then
+    # IPv6 on the namespace sides, usable at once (no DAD); the DPDK sides
+    # keep no kernel IPv6. Kea resolves each tester client by ND.
+    for n in qdb-srv qdb-cli; do
+        ip netns exec $n sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+        ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+    done
+    for i in qdb-p0 qdb-c1; do
+        n=qdb-srv; [[ $i == qdb-c1 ]] && n=qdb-cli
+        ip netns exec $n sysctl -qw net.ipv6.conf.$i.accept_dad=0 net.ipv6.conf.$i.disable_ipv6=0
+    done
+    ip netns exec qdb-srv ip -6 addr add 2001:db8:10::1/64 dev qdb-p0 nodad
+    sysctl -qw net.ipv6.neigh.default.gc_thresh3=$((CLIENTS * 2 + 4096)) net.ipv6.neigh.default.gc_thresh2=$((CLIENTS + 2048))
+fi
 # qsplice dhcp-server: qdb-s (root, DPDK) <-> qdb-c2 (ns qdb-cli, perfdhcp)
 veth qdb-s qdb-c2 qdb-cli
 ip netns exec qdb-cli ip addr add 10.40.0.2/12 dev qdb-c2
 # qsplice dhcp-tester: qdb-t (root, DPDK) <-> qdb-p1 (ns qdb-srv)
 veth qdb-t qdb-p1 qdb-srv
+if ((V6)); then
+    ip netns exec qdb-cli sysctl -qw net.ipv6.conf.qdb-c2.accept_dad=0 net.ipv6.conf.qdb-c2.disable_ipv6=0
+    ip netns exec qdb-srv sysctl -qw net.ipv6.conf.qdb-p1.accept_dad=0 net.ipv6.conf.qdb-p1.disable_ipv6=0
+    sleep 1 # link-local addresses
+fi
 # qsplice dhcp-tester vs qsplice dhcp-server: qdb-u <-> qdb-v, both DPDK in root
 ip link add qdb-u type veth peer name qdb-v
 for i in qdb-u qdb-v; do
@@ -113,6 +144,16 @@ range_start = "10.32.1.0"
 range_end = "10.39.255.255"
 lease_time_s = 3600
 EOT
+if ((V6)); then
+    cat >>"$W/server.toml" <<EOT
+[dhcp_server.v6]
+range_start = "2001:db8:10::1:0"
+range_end = "2001:db8:10::8:ffff"
+preferred_lifetime_s = 1800
+valid_lifetime_s = 3600
+rapid_commit = false
+EOT
+fi
 tester_toml() { # iface prefix
 cat <<EOT
 [eal]
@@ -136,6 +177,17 @@ timeout_s = 120
 initial_ms = 1000
 max_ms = 4000
 EOT
+if ((V6)); then
+cat <<EOT
+[dhcp_tester.v6]
+ia_na = true
+[dhcp_tester.v6.retransmit]
+solicit_irt_ms = 1000
+solicit_mrt_ms = 4000
+request_irt_ms = 1000
+request_mrt_ms = 4000
+EOT
+fi
 }
 
 start_dnsmasq() { # iface leasefile
@@ -153,8 +205,19 @@ start_kea() { # iface
   "subnet4": [ { "id": 1, "subnet": "10.16.0.0/12", "pools": [ { "pool": "10.16.1.0 - 10.29.255.255" } ] } ],
   "loggers": [ { "name": "kea-dhcp4", "severity": "ERROR", "output_options": [ { "output": "$W/kea.log" } ] } ] } }
 EOT
+    if ((V6)); then
+        cat >"$W/kea.json" <<EOT
+{ "Dhcp6": { "interfaces-config": { "interfaces": [ "$1" ] },
+  "lease-database": { "type": "memfile", "persist": false },
+  "server-id": { "type": "EN", "enterprise-id": 2495, "identifier": "0102", "persist": false },
+  "preferred-lifetime": 1800, "valid-lifetime": 3600,
+  "subnet6": [ { "id": 1, "subnet": "2001:db8:10::/64", "interface": "$1",
+    "pools": [ { "pool": "2001:db8:10::1:0 - 2001:db8:10::f:ffff" } ] } ],
+  "loggers": [ { "name": "kea-dhcp6", "severity": "ERROR", "output_options": [ { "output": "$W/kea.log" } ] } ] } }
+EOT
+    fi
     mkdir -p /run/kea
-    ip netns exec qdb-srv kea-dhcp4 -c "$W/kea.json" >"$W/kea.out" 2>&1 &
+    ip netns exec qdb-srv "kea-dhcp$FAM" -c "$W/kea.json" >"$W/kea.out" 2>&1 &
     PIDS+=($!); sleep 2
 }
 stop_last() { local p=${PIDS[-1]}; kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; unset 'PIDS[-1]'; sleep 1; }
@@ -171,8 +234,8 @@ perf() { # name iface -> prints "rate drops%" lines, best rate
         # The counter is cumulative over the namespace's life (earlier rates
         # and servers): report this rate's increase.
         rcv0=$(rcvbuf_errors)
-        out=$(ip netns exec qdb-cli timeout $((SECS + 10)) perfdhcp -4 -l "$ifc" -r "$r" -p "$SECS" -R 1000000 -W 1000000 2>&1 || true)
-        sent=$(awk '/Statistics for: DISCOVER-OFFER/{f=1} f&&/sent packets:/{print $3; exit}' <<<"$out")
+        out=$(ip netns exec qdb-cli timeout $((SECS + 10)) perfdhcp "-$FAM" -l "$ifc" -r "$r" -p "$SECS" -R 1000000 -W 1000000 2>&1 || true)
+        sent=$(awk -v x="$FIRST" '$0 ~ "Statistics for: " x {f=1} f&&/sent packets:/{print $3; exit}' <<<"$out")
         dro=$(awk '/drops:/{s+=$2} END{print s+0}' <<<"$out")
         rate=$(awk '/^Rate:/{print $2; exit}' <<<"$out")
         pct=$(awk -v d="$dro" -v s="${sent:-0}" 'BEGIN{ if (s>0) printf "%.3f", 100*d/(2*s); else print "n/a" }')
@@ -187,7 +250,7 @@ perf() { # name iface -> prints "rate drops%" lines, best rate
 tester() { # name iface prefix
     tester_toml "$2" "$3" >"$W/$3.toml"
     "$QS" dhcp-tester --config "$W/$3.toml" --json "$W/$3.json" --plain >"$W/$3.out" 2>&1 || true
-    python3 - "$W/$3.json" "$1" <<'PY'
+    python3 - "$W/$3.json" "$1 (DHCPv$FAM)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 c = r["counters"]
@@ -196,21 +259,24 @@ print(f"  {sys.argv[2]:<22} {c['bound']}/{r['clients_total']} bound in {r['elaps
 PY
 }
 
+FAM=4 FIRST=DISCOVER-OFFER
+((V6)) && FAM=6 FIRST=SOLICIT-ADVERTISE
 if [[ ${SKIP_PERFDHCP:-0} != 1 ]]; then
-echo "== A. perfdhcp (${SECS}s per rate) =="
-start_dnsmasq qdb-p0 "$W/dnsmasq.leases"; perf dnsmasq qdb-c1; stop_last
-start_kea qdb-p0; perf kea-dhcp4 qdb-c1; stop_last
+echo "== A. perfdhcp -$FAM (${SECS}s per rate) =="
+((V6)) || { start_dnsmasq qdb-p0 "$W/dnsmasq.leases"; perf dnsmasq qdb-c1; stop_last; }
+start_kea qdb-p0; perf "kea-dhcp$FAM" qdb-c1; stop_last
 "$QS" dhcp-server --config "$W/server.toml" >"$W/server.out" 2>&1 &
 PIDS+=($!); sleep 3
 perf "qsplice dhcp-server" qdb-c2; stop_last
 fi
 # the servers move to the tester's veth
-ip netns exec qdb-srv ip addr flush dev qdb-p0
+ip netns exec qdb-srv ip addr flush dev qdb-p0 scope global
 ip netns exec qdb-srv ip addr add 10.30.0.1/12 dev qdb-p1
-echo "== B. qsplice dhcp-tester, $CLIENTS clients, concurrency 256 =="
+((V6)) && ip netns exec qdb-srv ip -6 addr add 2001:db8:10::1/64 dev qdb-p1 nodad
+echo "== B. qsplice dhcp-tester (DHCPv$FAM), $CLIENTS clients, concurrency 256 =="
 if [[ ${SKIP_B_PEERS:-0} != 1 ]]; then
-start_dnsmasq qdb-p1 "$W/dnsmasq2.leases"; tester "vs dnsmasq" qdb-t qs-bench-t1; stop_last
-start_kea qdb-p1; tester "vs kea-dhcp4" qdb-t qs-bench-t2; stop_last
+((V6)) || { start_dnsmasq qdb-p1 "$W/dnsmasq2.leases"; tester "vs dnsmasq" qdb-t qs-bench-t1; stop_last; }
+start_kea qdb-p1; tester "vs kea-dhcp$FAM" qdb-t qs-bench-t2; stop_last
 fi
 sed -e 's/iface=qdb-s/iface=qdb-v/' -e 's/qs-bench-dhcpd/qs-bench-dhcpd2/' -e 's#10\.40\.0\.1/12#10.30.0.1/12#' \
     -e 's#10\.32\.0\.0/12#10.16.0.0/12#' -e 's/10\.32\.1\.0/10.16.1.0/' -e 's/10\.39\.255\.255/10.29.255.255/' \
@@ -219,6 +285,7 @@ sed -e 's/iface=qdb-s/iface=qdb-v/' -e 's/qs-bench-dhcpd/qs-bench-dhcpd2/' -e 's
 PIDS+=($!); sleep 3
 kill -0 "${PIDS[-1]}" 2>/dev/null || { echo "dhcp-server did not start:" >&2; cat "$W/server2.out" >&2; exit 1; }
 tester "vs qsplice dhcp-server" qdb-u qs-bench-t3; stop_last
+((V6)) && { echo "(work dir $W)"; exit 0; }
 echo "== C. in memory: dhcp-tester engine vs dhcp-server engine, 1M clients, one core =="
 cargo test -q --release -p qsplice-dhcp --test scale -- --ignored --nocapture 2>&1 | grep -E '^1M DORA' | sed 's/^/  /'
 echo "(work dir $W)"
