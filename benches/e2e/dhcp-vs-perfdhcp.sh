@@ -95,13 +95,15 @@ ip netns exec qdb-cli ip addr add 10.30.0.2/12 dev qdb-c1
 if ((V6)); then
     # IPv6 on the namespace sides, usable at once (no DAD); the DPDK sides
     # keep no kernel IPv6. Kea resolves each tester client by ND.
+    # accept_dad off first, on every level, then IPv6 on: a tentative
+    # link-local address is one Kea cannot bind (DHCPSRV_OPEN_SOCKET_FAIL).
     for n in qdb-srv qdb-cli; do
         ip netns exec $n sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-        ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
     done
-    for i in qdb-p0 qdb-c1; do
-        n=qdb-srv; [[ $i == qdb-c1 ]] && n=qdb-cli
-        ip netns exec $n sysctl -qw net.ipv6.conf.$i.accept_dad=0 net.ipv6.conf.$i.disable_ipv6=0
+    ip netns exec qdb-srv sysctl -qw net.ipv6.conf.qdb-p0.accept_dad=0
+    ip netns exec qdb-cli sysctl -qw net.ipv6.conf.qdb-c1.accept_dad=0
+    for n in qdb-srv qdb-cli; do
+        ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
     done
     ip netns exec qdb-srv ip -6 addr add 2001:db8:10::1/64 dev qdb-p0 nodad
     sysctl -qw net.ipv6.neigh.default.gc_thresh3=$((CLIENTS * 2 + 4096)) net.ipv6.neigh.default.gc_thresh2=$((CLIENTS + 2048))
@@ -112,9 +114,13 @@ ip netns exec qdb-cli ip addr add 10.40.0.2/12 dev qdb-c2
 # qsplice dhcp-tester: qdb-t (root, DPDK) <-> qdb-p1 (ns qdb-srv)
 veth qdb-t qdb-p1 qdb-srv
 if ((V6)); then
-    ip netns exec qdb-cli sysctl -qw net.ipv6.conf.qdb-c2.accept_dad=0 net.ipv6.conf.qdb-c2.disable_ipv6=0
-    ip netns exec qdb-srv sysctl -qw net.ipv6.conf.qdb-p1.accept_dad=0 net.ipv6.conf.qdb-p1.disable_ipv6=0
-    sleep 1 # link-local addresses
+    # (created after the namespaces' defaults were set: no DAD, IPv6 on)
+    for i in 1 2 3 4 5 6 7 8 9 10; do # link-local addresses, none tentative
+        t=$(for n in qdb-srv qdb-cli; do ip netns exec $n ip -6 addr show tentative; done)
+        l=$(for n in qdb-srv qdb-cli; do ip netns exec $n ip -6 addr show scope link; done | grep -c fe80 || true)
+        [[ -z $t && $l -ge 4 ]] && break
+        sleep 0.5
+    done
 fi
 # qsplice dhcp-tester vs qsplice dhcp-server: qdb-u <-> qdb-v, both DPDK in root
 ip link add qdb-u type veth peer name qdb-v
