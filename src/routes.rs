@@ -5,7 +5,7 @@
 //! socket), never from an lcore.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ pub(crate) struct RouteCtl {
     /// Per worker: the last poll count seen and when it last moved.
     polls: Vec<(u64, Instant)>,
     next_check: Instant,
-    wanted: BTreeSet<Ipv4Addr>,
+    wanted: BTreeSet<IpAddr>,
     reason: String,
     last_error: String,
 }
@@ -112,7 +112,7 @@ impl RouteCtl {
         self.apply(&wanted, now, false);
     }
 
-    fn apply(&mut self, want: &BTreeSet<Ipv4Addr>, now: Instant, force: bool) {
+    fn apply(&mut self, want: &BTreeSet<IpAddr>, now: Instant, force: bool) {
         match self.ann.step(want, now, force) {
             Step::Idle => {}
             Step::Applied {

@@ -1159,8 +1159,8 @@ impl<F> LbRuntime<F> {
     /// The VIP addresses this node can serve now: those with at least one
     /// open VIP that has a backend in rotation (administratively up, not
     /// removed, healthy). What `[bgp]` announces.
-    pub fn serviceable_vip_ips(&self) -> Vec<std::net::Ipv4Addr> {
-        let mut ips: Vec<std::net::Ipv4Addr> = self
+    pub fn serviceable_vip_ips(&self) -> Vec<std::net::IpAddr> {
+        let mut ips: Vec<std::net::IpAddr> = self
             .vips
             .iter()
             .filter(|v| !v.removed)
@@ -1169,11 +1169,8 @@ impl<F> LbRuntime<F> {
                     .iter()
                     .any(|b| !b.removed && b.healthy && b.admin == BackendStateConf::Up)
             })
-            .filter_map(|v| match v.addr {
-                // (BGP announces IPv4 VIPs only.)
-                SocketAddr::V4(a) => Some(*a.ip()),
-                SocketAddr::V6(_) => None,
-            })
+            // The real address (an IPv6 VIP's, never its stand-in).
+            .map(|v| v.addr.ip())
             .collect();
         ips.sort_unstable();
         ips.dedup();

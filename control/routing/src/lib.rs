@@ -6,8 +6,9 @@
 //! interface (the exception path); qsplice never speaks BGP itself. It
 //! drives BIRD through BIRD's own interfaces:
 //!
-//! * a routes file that the operator's `bird.conf` includes, holding one
-//!   static protocol with a `/32` per VIP address to announce
+//! * a routes file that the operator's `bird.conf` includes, holding two
+//!   static protocols: `<protocol>` (channel `ipv4`) with a `/32` per IPv4
+//!   VIP and `<protocol>6` (channel `ipv6`) with a `/128` per IPv6 VIP
 //!   ([`routes_file`]);
 //! * BIRD's control socket (the one `birdc` uses), where `configure`
 //!   makes BIRD re-read its configuration: a changed static protocol is
@@ -22,7 +23,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,19 +54,28 @@ impl std::fmt::Display for RoutingError {
 
 impl std::error::Error for RoutingError {}
 
-/// The routes file: one BIRD static protocol named `protocol` with a
-/// blackhole `/32` per address (BGP exports it with `next hop self`; the
-/// blackhole only matters if the operator also exports static routes into
-/// the node's kernel, where VIP traffic never arrives anyway). Addresses
-/// are sorted, so the same set always gives the same bytes.
-pub fn routes_file(protocol: &str, vips: &BTreeSet<Ipv4Addr>) -> String {
+/// The routes file: BIRD static protocols `protocol` (channel `ipv4`, a
+/// blackhole `/32` per IPv4 address) and `protocol` + `6` (channel `ipv6`,
+/// a blackhole `/128` per IPv6 address), both always present (possibly
+/// empty), so the operator's BGP channels can name them. BGP exports them
+/// with `next hop self` (an IPv6 route over an IPv4 session needs the
+/// channel's `next hop address`); the blackhole only matters if the
+/// operator also exports static routes into the node's kernel, where VIP
+/// traffic never arrives anyway. Addresses are sorted, so the same set
+/// always gives the same bytes.
+pub fn routes_file(protocol: &str, vips: &BTreeSet<IpAddr>) -> String {
     let mut s = String::from(
         "# Written by qsplice: the VIP addresses this node serves now.\n\
          # Include it from bird.conf; do not edit (it is rewritten on every change).\n",
     );
     s.push_str(&format!("protocol static {protocol} {{\n    ipv4;\n"));
-    for v in vips {
+    for v in vips.iter().filter(|v| v.is_ipv4()) {
         s.push_str(&format!("    route {v}/32 blackhole;\n"));
+    }
+    s.push_str("}\n");
+    s.push_str(&format!("protocol static {protocol}6 {{\n    ipv6;\n"));
+    for v in vips.iter().filter(|v| v.is_ipv6()) {
+        s.push_str(&format!("    route {v}/128 blackhole;\n"));
     }
     s.push_str("}\n");
     s
@@ -210,9 +220,9 @@ pub enum Step {
     /// The wanted set is now announced (and these were added / removed).
     Applied {
         /// Newly announced.
-        announced: Vec<Ipv4Addr>,
+        announced: Vec<IpAddr>,
         /// Withdrawn.
-        withdrawn: Vec<Ipv4Addr>,
+        withdrawn: Vec<IpAddr>,
     },
     /// The step failed; retried after a backoff.
     Failed(RoutingError),
@@ -225,7 +235,7 @@ pub struct Announcer {
     file: PathBuf,
     protocol: String,
     /// What BIRD was last told successfully (`None`: unknown, e.g. at start).
-    applied: Option<BTreeSet<Ipv4Addr>>,
+    applied: Option<BTreeSet<IpAddr>>,
     retry_at: Option<Instant>,
     backoff: Duration,
     /// Steps that reached BIRD, and failures.
@@ -255,19 +265,19 @@ impl Announcer {
     }
 
     /// The set last applied (`None` before the first success).
-    pub fn applied(&self) -> Option<&BTreeSet<Ipv4Addr>> {
+    pub fn applied(&self) -> Option<&BTreeSet<IpAddr>> {
         self.applied.as_ref()
     }
 
     /// Whether `want` differs from what is applied.
-    pub fn pending(&self, want: &BTreeSet<Ipv4Addr>) -> bool {
+    pub fn pending(&self, want: &BTreeSet<IpAddr>) -> bool {
         self.applied.as_ref() != Some(want)
     }
 
     /// Make `want` the announced set: write the routes file and have BIRD
     /// re-read it, unless it is already applied or a failed attempt waits
     /// for its retry time. `force` ignores the retry time (shutdown).
-    pub fn step(&mut self, want: &BTreeSet<Ipv4Addr>, now: Instant, force: bool) -> Step {
+    pub fn step(&mut self, want: &BTreeSet<IpAddr>, now: Instant, force: bool) -> Step {
         if !self.pending(want) {
             return Step::Idle;
         }

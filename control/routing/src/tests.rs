@@ -2,8 +2,10 @@ use super::*;
 use proptest::prelude::*;
 use std::io::Cursor;
 
-fn set(v: &[[u8; 4]]) -> BTreeSet<Ipv4Addr> {
-    v.iter().map(|a| Ipv4Addr::from(*a)).collect()
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn set(v: &[[u8; 4]]) -> BTreeSet<IpAddr> {
+    v.iter().map(|a| IpAddr::V4(Ipv4Addr::from(*a))).collect()
 }
 
 #[test]
@@ -13,7 +15,12 @@ fn routes_file_is_one_static_protocol_with_sorted_host_routes() {
     let a = f.find("route 10.99.0.1/32 blackhole;").unwrap();
     let b = f.find("route 10.99.0.2/32 blackhole;").unwrap();
     assert!(a < b, "sorted");
-    assert!(f.ends_with("}\n"));
+    assert!(f.ends_with("protocol static qsplice_vips6 {\n    ipv6;\n}\n"), "{f}");
+    let mut both = set(&[[10, 99, 0, 1]]);
+    both.insert(IpAddr::V6("2001:db8:1::1".parse().unwrap()));
+    let f = routes_file("qsplice_vips", &both);
+    assert!(f.contains("protocol static qsplice_vips6 {\n    ipv6;\n    route 2001:db8:1::1/128 blackhole;\n}\n"), "{f}");
+    assert_eq!(f.matches("route ").count(), 2, "{f}");
     let empty = routes_file("p", &BTreeSet::new());
     assert!(
         !empty.contains("route "),
@@ -90,13 +97,24 @@ proptest! {
 
     #[test]
     fn routes_file_lists_exactly_the_set(v in proptest::collection::btree_set(any::<u32>(), 0..20)) {
-        let s: BTreeSet<Ipv4Addr> = v.iter().map(|x| Ipv4Addr::from(*x)).collect();
+        let s: BTreeSet<IpAddr> = v
+            .iter()
+            .map(|x| if x % 2 == 0 {
+                IpAddr::V4(Ipv4Addr::from(*x))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(u128::from(*x) << 64 | 1))
+            })
+            .collect();
         let f = routes_file("p", &s);
         let routes: Vec<&str> = f.lines().filter(|l| l.trim_start().starts_with("route ")).collect();
         prop_assert_eq!(routes.len(), s.len());
+        let (v4, v6) = f.split_once("protocol static p6 {").unwrap();
         for a in &s {
-            let needle = format!("route {a}/32 blackhole;");
-            prop_assert!(f.contains(&needle));
+            let (needle, part) = match a {
+                IpAddr::V4(_) => (format!("route {a}/32 blackhole;"), v4),
+                IpAddr::V6(_) => (format!("route {a}/128 blackhole;"), v6),
+            };
+            prop_assert!(part.contains(&needle));
         }
     }
 }

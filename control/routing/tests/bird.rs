@@ -3,7 +3,7 @@
 //! wanted set changes, and a bad step leaves BIRD's routes as they were.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,14 +64,18 @@ fn start_bird(tag: &str) -> (Daemon, PathBuf, PathBuf) {
 }
 
 fn routes(sock: &Path) -> String {
+    routes_of(sock, "qsplice_vips")
+}
+
+fn routes_of(sock: &Path, protocol: &str) -> String {
     Bird::new(sock)
-        .command("show route protocol qsplice_vips")
+        .command(&format!("show route protocol {protocol}"))
         .map(|r| r.lines.join("\n"))
         .unwrap_or_default()
 }
 
-fn set(v: &[[u8; 4]]) -> BTreeSet<Ipv4Addr> {
-    v.iter().map(|a| Ipv4Addr::from(*a)).collect()
+fn set(v: &[[u8; 4]]) -> BTreeSet<IpAddr> {
+    v.iter().map(|a| IpAddr::V4(Ipv4Addr::from(*a))).collect()
 }
 
 #[test]
@@ -108,6 +112,15 @@ fn announcer_adds_and_withdraws_routes_in_a_running_bird() {
         Step::Applied { .. }
     ));
     assert!(!routes(&sock).contains("10.99.0."), "all withdrawn");
+    // IPv6 VIPs: /128s in the ipv6 static protocol, beside the IPv4 ones.
+    let mut dual = set(&[[10, 99, 0, 3]]);
+    dual.insert("2001:db8:99::1".parse().unwrap());
+    assert!(matches!(a.step(&dual, now, false), Step::Applied { .. }));
+    let r6 = routes_of(&sock, "qsplice_vips6");
+    assert!(r6.contains("2001:db8:99::1/128"), "{r6}");
+    assert!(routes(&sock).contains("10.99.0.3/32"));
+    assert!(matches!(a.step(&set(&[[10, 99, 0, 3]]), now, false), Step::Applied { .. }));
+    assert!(!routes_of(&sock, "qsplice_vips6").contains("2001:db8:99::1"), "withdrawn");
     assert_eq!(a.failures, 0);
 }
 
