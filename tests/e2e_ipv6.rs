@@ -7,8 +7,9 @@
 //! (IPv6 VIP, IPv4 backends) and NAT46 (IPv4 VIP, IPv6 backends); IPv4
 //! and IPv6 clients at once on one service; TLS termination on an IPv6
 //! VIP (curl, and Go's crypto/tls with X25519MLKEM768), X-Forwarded-For
-//! carrying the client's IPv6 address; a 100 MB download over IPv6 byte
-//! exact, then again with 1 % loss each way on the client link (nftables);
+//! carrying the client's IPv6 address; content rules (path, Host) and
+//! Maglev on IPv6 VIPs; a 1 GiB download over IPv6 byte exact, then its
+//! first 100 MiB with 1 % loss each way on the client link (nftables);
 //! a SYN flood from random IPv6 sources while curl -6 still succeeds; the
 //! access log naming IPv6 clients; every connection closed afterwards and
 //! nothing left untranslatable.
@@ -107,9 +108,28 @@ backends = [{b6}]
 [lb.vips.tls_options]
 certificates = [{{ cert = "{d}/ecdsa-p256.pem", key = "{d}/ecdsa-p256.key", names = ["vip.test"] }}]
 x_forwarded_for = true
+
+[[lb.vips]]
+name = "rules6"
+address = "[2001:db8:1::1]:81"
+backends = [{b6}]
+[[lb.vips.rules]]
+path_prefix = "/1m"
+backends = ["[{first}]:80"]
+[[lb.vips.rules]]
+host = "two.test"
+backends = ["[{second}]:80"]
+
+[[lb.vips]]
+name = "maglev6"
+address = "[2001:db8:1::1]:82"
+policy = "maglev"
+backends = [{b6}]
 "#,
         b6 = list(&v6, 80, true),
         b4 = list(&v4, 80, false),
+        first = v6[0],
+        second = v6[1],
     );
     let path = dir.join("lb6.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -143,13 +163,15 @@ fn backend_of(out: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix("X-Backend: ").map(|b| b.trim().to_string()))
 }
 
-/// big.bin through `url` from the client namespace: its sha256.
-fn sha_of(topo: &Topology, url: &str) -> String {
+/// `url` (bytes `range` of it, if given) from the client namespace: its
+/// sha256.
+fn sha_of(topo: &Topology, url: &str, range: Option<&str>) -> String {
+    let range = range.map(|r| format!("-r {r}")).unwrap_or_default();
     let o = Command::new("sh")
         .args([
             "-c",
             &format!(
-                "ip netns exec {} curl -sf -m 240 '{url}' | sha256sum",
+                "ip netns exec {} curl -sf -m 240 {range} '{url}' | sha256sum",
                 topo.var("CLIENT_NS")
             ),
         ])
@@ -190,7 +212,7 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
     if !require_root() {
         return;
     }
-    let topo = Topology::up_with("q6", 3, &["--ipv6", "--bigfile", "100"]);
+    let topo = Topology::up_with("q6", 3, &["--ipv6", "--bigfile", "1024"]);
     let scratch = Scratch::new("e2e-ipv6");
     let dir = scratch.0.clone();
     let ca = write_certs(&dir);
@@ -202,7 +224,7 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
     let healthy = || {
         stats(&json).and_then(|v| {
             let vips = v["lb"]["vips"].as_array()?.clone();
-            (vips.len() == 5
+            (vips.len() == 7
                 && vips.iter().all(|x| {
                     x["backends"]
                         .as_array()
@@ -239,6 +261,44 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         seen.extend(backend_of(&out));
     }
     assert_eq!(seen.len(), 3, "every backend took requests: {seen:?}");
+
+    // 1a. Content rules on an IPv6 VIP: the path and the Host header pick
+    //     the rule's backend every time; Maglev on an IPv6 VIP keeps a
+    //     client on one backend (it hashes the client's IPv6 address).
+    let pick = |url: &str, extra: &[&str]| {
+        let set: std::collections::BTreeSet<String> = (0..5)
+            .map(|i| {
+                let (ok, out) = curl(&topo, url, extra);
+                assert!(
+                    ok && out.contains(" 200 "),
+                    "{url} {i}: {out}\n{}",
+                    app.logs()
+                );
+                backend_of(&out).unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(set.len(), 1, "{url} {extra:?}: one backend, got {set:?}");
+        set.into_iter().next().unwrap()
+    };
+    let one = pick("http://[2001:db8:1::1]:81/1m.bin", &["-I"]);
+    let two = pick("http://[2001:db8:1::1]:81/", &["-H", "Host: two.test"]);
+    assert_eq!(
+        (one.as_str(), two.as_str()),
+        ("b1", "b2"),
+        "the rules' backends"
+    );
+    pick("http://[2001:db8:1::1]:82/", &[]);
+    // (The stats file is rewritten periodically: wait for the counters.)
+    let matched = wait_for(Duration::from_secs(5), || {
+        let v = stats(&json)?;
+        let t = &v["lb"]["total"];
+        (t["ca_matched"].as_u64()? >= 10 && t["ca_unmatched"].as_u64()? == 0).then_some(())
+    });
+    assert!(
+        matched.is_some(),
+        "content rules matched: {:?}",
+        stats(&json).map(|v| v["lb"]["total"].clone())
+    );
 
     // 1b. The management API by IPv6 addresses: a VIP added live, a
     //     backend drained and enabled again, the VIP removed.
@@ -352,7 +412,8 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         None => missing_pq_client("the Go toolchain (tests/tools/tlsclient)"),
     }
 
-    // 5. 100 MB over IPv6, byte exact; then with 1 % loss each way.
+    // 5. 1 GiB over IPv6, byte exact; then its first 100 MiB (a range
+    //    request) with 1 % loss each way.
     let want = std::fs::read_to_string(topo.var("SHA256SUMS"))
         .unwrap()
         .lines()
@@ -360,15 +421,29 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         .and_then(|l| l.split_whitespace().next().map(String::from))
         .expect("big.bin in SHA256SUMS");
     assert_eq!(
-        sha_of(&topo, "http://[2001:db8:1::1]/big.bin"),
+        sha_of(&topo, "http://[2001:db8:1::1]/big.bin", None),
         want,
         "\n{}",
         app.logs()
     );
+    let big = std::path::Path::new(topo.var("SHA256SUMS")).with_file_name("big.bin");
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            &format!("head -c 104857600 '{}' | sha256sum", big.display()),
+        ])
+        .output()
+        .unwrap();
+    let want100 = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(want100.len(), 64, "sha256 of big.bin's first 100 MiB");
     client_loss(&topo, true);
-    let lossy = sha_of(&topo, "http://[2001:db8:1::1]/big.bin");
+    let lossy = sha_of(&topo, "http://[2001:db8:1::1]/big.bin", Some("0-104857599"));
     client_loss(&topo, false);
-    assert_eq!(lossy, want, "the download under 1 % loss\n{}", app.logs());
+    assert_eq!(lossy, want100, "100 MiB under 1 % loss\n{}", app.logs());
 
     // 6. A SYN flood from random IPv6 sources; curl -6 still gets through.
     let mac = stats(&json).unwrap()["ports"][0]["mac"]

@@ -15,7 +15,10 @@ fn routes_file_is_one_static_protocol_with_sorted_host_routes() {
     let a = f.find("route 10.99.0.1/32 blackhole;").unwrap();
     let b = f.find("route 10.99.0.2/32 blackhole;").unwrap();
     assert!(a < b, "sorted");
-    assert!(f.ends_with("protocol static qsplice_vips6 {\n    ipv6;\n}\n"), "{f}");
+    assert!(
+        f.ends_with("protocol static qsplice_vips6 {\n    ipv6;\n}\n"),
+        "{f}"
+    );
     let mut both = set(&[[10, 99, 0, 1]]);
     both.insert(IpAddr::V6("2001:db8:1::1".parse().unwrap()));
     let f = routes_file("qsplice_vips", &both);

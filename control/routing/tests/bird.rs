@@ -119,8 +119,14 @@ fn announcer_adds_and_withdraws_routes_in_a_running_bird() {
     let r6 = routes_of(&sock, "qsplice_vips6");
     assert!(r6.contains("2001:db8:99::1/128"), "{r6}");
     assert!(routes(&sock).contains("10.99.0.3/32"));
-    assert!(matches!(a.step(&set(&[[10, 99, 0, 3]]), now, false), Step::Applied { .. }));
-    assert!(!routes_of(&sock, "qsplice_vips6").contains("2001:db8:99::1"), "withdrawn");
+    assert!(matches!(
+        a.step(&set(&[[10, 99, 0, 3]]), now, false),
+        Step::Applied { .. }
+    ));
+    assert!(
+        !routes_of(&sock, "qsplice_vips6").contains("2001:db8:99::1"),
+        "withdrawn"
+    );
     assert_eq!(a.failures, 0);
 }
 
