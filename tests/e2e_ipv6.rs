@@ -8,7 +8,8 @@
 //! and IPv6 clients at once on one service; TLS termination on an IPv6
 //! VIP (curl, and Go's crypto/tls with X25519MLKEM768), X-Forwarded-For
 //! carrying the client's IPv6 address; content rules (path, Host) and
-//! Maglev on IPv6 VIPs; a 1 GiB download over IPv6 byte exact, then its
+//! Maglev on IPv6 VIPs; session-aware dispatch (TLS 1.2 session IDs, TLS
+//! 1.3 tickets) on an IPv6 VIP; a 1 GiB download over IPv6 byte exact, then its
 //! first 100 MiB with 1 % loss each way on the client link (nftables);
 //! a SYN flood from random IPv6 sources while curl -6 still succeeds; the
 //! access log naming IPv6 clients; every connection closed afterwards and
@@ -125,8 +126,16 @@ name = "maglev6"
 address = "[2001:db8:1::1]:82"
 policy = "maglev"
 backends = [{b6}]
+
+[[lb.vips]]
+name = "sa6"
+address = "[2001:db8:1::1]:8443"
+policy = "session-aware"
+health = "tcp"
+backends = [{b6tls}]
 "#,
         b6 = list(&v6, 80, true),
+        b6tls = list(&v6, 443, true),
         b4 = list(&v4, 80, false),
         first = v6[0],
         second = v6[1],
@@ -184,6 +193,27 @@ fn sha_of(topo: &Topology, url: &str, range: Option<&str>) -> String {
         .to_string()
 }
 
+/// `openssl s_client` TLS 1.2 without tickets to the session-aware IPv6
+/// VIP, saving (`save`) or offering the session in `sess`: whether it
+/// resumed.
+fn s_client6(topo: &Topology, ca: &str, sess: &Path, save: bool) -> Option<bool> {
+    let cmd = format!(
+        "echo | ip netns exec {} openssl s_client -connect '[2001:db8:1::1]:8443' -tls1_2 -no_ticket -CAfile {ca} -servername vip.test {} {} 2>/dev/null",
+        topo.var("CLIENT_NS"),
+        if save { "-sess_out" } else { "-sess_in" },
+        sess.display()
+    );
+    let out = Command::new("sh").args(["-c", &cmd]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("\nReused, TLSv1.2") {
+        Some(true)
+    } else if text.contains("\nNew, TLSv1.2") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn client_loss(topo: &Topology, on: bool) {
     let script = if on {
         "add table inet qsloss\n\
@@ -224,7 +254,7 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
     let healthy = || {
         stats(&json).and_then(|v| {
             let vips = v["lb"]["vips"].as_array()?.clone();
-            (vips.len() == 7
+            (vips.len() == 8
                 && vips.iter().all(|x| {
                     x["backends"]
                         .as_array()
@@ -411,6 +441,66 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         }
         None => missing_pq_client("the Go toolchain (tests/tools/tlsclient)"),
     }
+
+    // 4a. Session-aware dispatch on an IPv6 VIP: TLS passes through to
+    //     the backends' own TLS (each nginx with its own session cache and
+    //     ticket keys, so a session resumes only where it was made). TLS
+    //     1.2 session IDs (openssl) and TLS 1.3 tickets (Go) resume — round
+    //     robin would resume about a third of them.
+    let tls_ca = topo.var("TLS_CA").to_string();
+    let (mut resumed, mut attempts) = (0, 0);
+    for s in 0..6 {
+        let sess = dir.join(format!("sess6-{s}.pem"));
+        assert_eq!(
+            s_client6(&topo, &tls_ca, &sess, true),
+            Some(false),
+            "new TLS 1.2 session {s} over IPv6\n{}",
+            app.logs()
+        );
+        // the learned row reaches the lcores within a control step or two
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..3 {
+            attempts += 1;
+            if s_client6(&topo, &tls_ca, &sess, false) == Some(true) {
+                resumed += 1;
+            }
+        }
+    }
+    eprintln!("TLS 1.2 over IPv6, session-aware: resumed {resumed}/{attempts}");
+    assert!(
+        resumed + 1 >= attempts,
+        "session-aware over IPv6 resumed {resumed}/{attempts}\n{}",
+        app.logs()
+    );
+    if let Some(bin) = go_client(&dir) {
+        let r = go_tls_run(
+            topo.var("CLIENT_NS"),
+            &bin,
+            Path::new(&tls_ca),
+            "[2001:db8:1::1]:8443",
+            &["-n", "16"],
+        );
+        assert_eq!(r.len(), 16, "{r:?}\n{}", app.logs());
+        // TLS 1.3 tickets travel encrypted: the table learns a backend's
+        // ticket key name from the first resumption it accepts, so the
+        // first few may miss; from then on every one resumes.
+        let again = r[1..].iter().filter(|x| x["resumed"] == true).count();
+        eprintln!("TLS 1.3 over IPv6, session-aware: resumed {again}/15");
+        assert!(
+            r[8..].iter().all(|x| x["resumed"] == true) && again >= 10,
+            "TLS 1.3 tickets over IPv6: {r:?}"
+        );
+    }
+    let hits = wait_for(Duration::from_secs(3), || {
+        let v = stats(&json)?;
+        let t = &v["lb"]["total"];
+        (t["sa_hits"].as_u64()? >= resumed as u64).then(|| t.clone())
+    });
+    assert!(
+        hits.is_some(),
+        "resumptions over IPv6 are table hits: {:?}",
+        stats(&json).map(|v| v["lb"]["total"].clone())
+    );
 
     // 5. 1 GiB over IPv6, byte exact; then its first 100 MiB (a range
     //    request) with 1 % loss each way.

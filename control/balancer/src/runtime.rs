@@ -686,6 +686,10 @@ impl<F> LbRuntime<F> {
                     self.sessions_conf.max_age_s * 1000,
                 ));
             }
+            if slot.conf.health != nv.health {
+                tracing::info!(vip = %nv.name, health = ?nv.health, "health check kind changed");
+                n += 1;
+            }
             slot.conf = nv.clone();
         }
         for slot in &mut self.vips {
@@ -894,14 +898,14 @@ impl<F> LbRuntime<F> {
         if self.health_conf.enabled {
             let interval = Duration::from_millis(self.health_conf.interval_ms);
             let timeout_ms = self.health_conf.timeout_ms;
-            let kind = match self.health_conf.kind {
-                HealthKind::Tcp => ProbeKind::Tcp,
-                HealthKind::Http => ProbeKind::Http,
-            };
             for (pi, v) in self.vips.iter_mut().enumerate() {
                 if v.removed {
                     continue;
                 }
+                let kind = match v.conf.health.unwrap_or(self.health_conf.kind) {
+                    HealthKind::Tcp => ProbeKind::Tcp,
+                    HealthKind::Http => ProbeKind::Http,
+                };
                 for (bi, b) in v.backends.iter_mut().enumerate() {
                     if b.removed || b.admin == BackendStateConf::Down || now < b.next_check {
                         continue;

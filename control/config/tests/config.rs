@@ -1522,3 +1522,25 @@ fn dhcp_tester_v6_parses_and_its_rules_name_key_value_and_reason() {
         assert!(e.reason.contains(why), "{e}");
     }
 }
+
+#[test]
+fn a_vip_may_choose_its_own_health_check_kind() {
+    let ok = parse(&format!("{BASE}{LB_MIN}")).unwrap();
+    assert_eq!(ok.lb.as_ref().unwrap().vips[0].health, None);
+    let text = format!(
+        "{BASE}{}",
+        LB_MIN.replace(
+            "policy = \"maglev-flow\"",
+            "policy = \"maglev-flow\"\nhealth = \"http\""
+        )
+    );
+    let ok = parse(&text).unwrap();
+    assert_eq!(
+        ok.lb.as_ref().unwrap().vips[0].health,
+        Some(qsplice_config::HealthKind::Http)
+    );
+    let e = reject(&text.replace("health = \"http\"", "health = \"icmp\""));
+    assert_eq!(e.key, "lb.vips[0].health", "{e}");
+    assert_eq!(e.value, "icmp", "{e}");
+    assert!(e.reason.contains("tcp") && e.reason.contains("http"), "{e}");
+}

@@ -187,6 +187,10 @@ pub struct VipConf {
     /// Content-aware dispatch rules (plaintext HTTP VIPs), first match wins.
     #[serde(default)]
     pub rules: Vec<ContentRuleConf>,
+    /// Health check kind for this VIP's backends (`tcp` or `http`);
+    /// absent: `lb.health.kind`.
+    #[serde(default)]
+    pub health: Option<HealthKind>,
 }
 
 /// `[[lb.vips.rules]]`: a content-aware dispatch rule.
