@@ -235,6 +235,11 @@ pub fn tester6_config(t: &DhcpTesterConf, port_mac: MacAddr) -> Result<Tester6Co
     tc.ia_pd = v.ia_pd;
     tc.iaid = v.iaid;
     tc.rapid_commit = v.rapid_commit;
+    tc.extend = match v.extend {
+        qsplice_config::Extend6Conf::Renew => qsplice_dhcp::client6::Extend6::Renew,
+        qsplice_config::Extend6Conf::Rebind => qsplice_dhcp::client6::Extend6::Rebind,
+    };
+    tc.rebind = v.rebind;
     tc.max_naks = t.max_naks;
     tc.renew_after = (t.renew_after_ms > 0).then(|| ms(t.renew_after_ms));
     tc.release = t.release;
@@ -251,6 +256,9 @@ pub fn tester6_config(t: &DhcpTesterConf, port_mac: MacAddr) -> Result<Tester6Co
         renew_irt: ms(r.renew_irt_ms),
         renew_mrt: ms(r.renew_mrt_ms),
         renew_max_rc: rc(r.renew_max_rc),
+        rebind_irt: ms(r.rebind_irt_ms),
+        rebind_mrt: ms(r.rebind_mrt_ms),
+        rebind_max_rc: rc(r.rebind_max_rc),
         jitter_pct: r.jitter_pct,
     };
     if let Some(rl) = &v.relay {
@@ -523,10 +531,15 @@ pub fn render_tester(r: &TesterRunReport) -> String {
         ]
     };
     s += &format!(
-        "  {d} sent {}  {o} recv {}  {q} sent {}  {a} recv {}  {n} {}  timeouts {}  retries {}  renew {}/{}  release {}  reply errors {}  {m} {}\n",
+        "  {d} sent {}  {o} recv {}  {q} sent {}  {a} recv {}  {n} {}  timeouts {}  retries {}  renew {}/{}{}  release {}  reply errors {}  {m} {}\n",
         c.discover_sent, c.offer_received, c.request_sent, c.ack_received, c.nak_received,
-        c.timeouts, c.retries, c.renew_ack, c.renew_sent, c.release_sent, c.reply_errors,
-        c.option82_mismatch
+        c.timeouts, c.retries, c.renew_ack, c.renew_sent,
+        if c.rebind_sent > 0 {
+            format!("  rebind {}/{}", c.rebind_ack, c.rebind_sent)
+        } else {
+            String::new()
+        },
+        c.release_sent, c.reply_errors, c.option82_mismatch
     );
     s += &format!(
         "  addresses: {} bound, {} unique\n",

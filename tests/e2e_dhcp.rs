@@ -24,8 +24,9 @@
 //!    DHCPv6 server dropping 20% and delaying every reply: all bound via
 //!    retransmissions;
 //! 9. the DHCPv6 tester against ISC Kea `kea-dhcp6`, direct (Kea resolves
-//!    each client's link-local address by ND, the tester answers) and
-//!    relayed; every lease in Kea's lease file.
+//!    each client's link-local address by ND, the tester answers; every
+//!    binding RENEWed) and relayed (every binding REBOUND); every lease in
+//!    Kea's lease file.
 //!
 //! Namespaces and veths are made and removed by the test (prefix `qd…`);
 //! every process is stopped by PID; every wait is bounded.
@@ -922,8 +923,18 @@ remote_id = "qsplice-kea"
 "#
         ),
     );
+    let relayed = relayed.replace(
+        "concurrency = 128",
+        "concurrency = 128\nrenew_after_ms = 200",
+    );
     let (r, logs) = run_tester(d, &relayed, Duration::from_secs(60));
     check_report(&r, 200);
+    let c = &r["counters"];
+    assert_eq!(
+        (c["renew_sent"].as_u64(), c["rebind_ack"].as_u64()),
+        (Some(0), Some(200)),
+        "relayed clients REBIND: {r}\n{logs}"
+    );
     assert_eq!(
         r["counters"]["option82_mismatch"].as_u64(),
         Some(0),
@@ -1140,16 +1151,23 @@ request_mrt_ms = 2000
     // Kea's kernel resolves every client by ND: stay well inside the
     // kernel's default neighbor table (gc_thresh3 = 1024, shared by all
     // namespaces).
+    // Every binding is extended 200 ms after it is made: the direct
+    // clients RENEW, the relayed ones REBIND (no Server ID, as at T2).
     let direct = tester6_config(
         "qd9-tst",
         "qs-e2e-dhcp6-kea1",
         300,
         "02:60:00:00:00:00",
         &format!("ia_pd = true\n{retx}"),
+    )
+    .replace(
+        "concurrency = 128",
+        "concurrency = 128\nrenew_after_ms = 200",
     );
     let (v, logs) = run_tester(d, &direct, Duration::from_secs(60));
     check_report(&v, 300);
     assert_eq!(v["delegated_prefixes"].as_u64(), Some(300), "{v}");
+    assert_eq!(v["counters"]["renew_ack"].as_u64(), Some(300), "{v}");
     assert!(
         v["io"]["nd_adverts"].as_u64().unwrap() >= 1,
         "Kea resolved clients: {v}\n{logs}"
@@ -1160,7 +1178,8 @@ request_mrt_ms = 2000
         200,
         "02:61:00:00:00:00",
         &format!(
-            r#"{retx}
+            r#"extend = "rebind"
+{retx}
 [dhcp_tester.v6.relay]
 link_address = "2001:db8:31::1"
 interface_id = "olt7/port-{{index}}"

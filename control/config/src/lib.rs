@@ -25,10 +25,11 @@ pub use schema::{
     parse_hex_bytes, parse_mac, AccessLogConf, ArpConf, BackendConf, BackendStateConf, Cidr, Cidr6,
     Config, ContentRuleConf, DhcpFaultsConf, DhcpPoolConf, DhcpRelay6Conf, DhcpRelayConf,
     DhcpRetransmit6Conf, DhcpRetransmitConf, DhcpServer6Conf, DhcpServerConf, DhcpTester6Conf,
-    DhcpTesterConf, EalConf, EngineConf, ExhaustionConf, HealthConf, HealthKind, Hugepages, LbConf,
-    LogConf, LogFormat, ManagementConf, ManagementListen, MempoolConf, OnDownConf, PolicyConf,
-    Port, PortAddr, PortAddrs, PortConf, Probability, SessionsConf, TcpCongestion, TlsCertConf,
-    TlsGroupConf, TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf, TLS_CIPHER_SUITES, TLS_OCSP_MAX,
+    DhcpTesterConf, EalConf, EngineConf, ExhaustionConf, Extend6Conf, HealthConf, HealthKind,
+    Hugepages, LbConf, LogConf, LogFormat, ManagementConf, ManagementListen, MempoolConf,
+    OnDownConf, PolicyConf, Port, PortAddr, PortAddrs, PortConf, Probability, SessionsConf,
+    TcpCongestion, TlsCertConf, TlsGroupConf, TlsModeConf, TlsPolicyConf, VipConf, VipTlsConf,
+    TLS_CIPHER_SUITES, TLS_OCSP_MAX,
 };
 
 /// Read, parse and validate a config file. Errors carry the file's path.

@@ -1467,6 +1467,20 @@ fn dhcp_tester_v6_parses_and_its_rules_name_key_value_and_reason() {
     let t = c.dhcp_tester.unwrap().v6.unwrap();
     assert!(t.ia_na && t.ia_pd && !t.rapid_commit);
     assert_eq!(t.retransmit.solicit_irt_ms, 1000);
+    assert_eq!(
+        (t.extend, t.rebind, t.retransmit.rebind_irt_ms),
+        (qsplice_config::Extend6Conf::Renew, true, 10_000)
+    );
+    let rb = parse(&v6.replace(
+        "ia_pd = true",
+        "ia_pd = true\nextend = \"rebind\"\nrebind = false",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rb = rb.dhcp_tester.unwrap().v6.unwrap();
+    assert_eq!(
+        (rb.extend, rb.rebind),
+        (qsplice_config::Extend6Conf::Rebind, false)
+    );
     let r = t.relay.unwrap();
     assert_eq!(
         r.server_ip,
@@ -1504,6 +1518,27 @@ fn dhcp_tester_v6_parses_and_its_rules_name_key_value_and_reason() {
             "dhcp_tester.v6.relay.link_address",
             "",
             "required",
+        ),
+        (
+            "ia_pd = true",
+            "[dhcp_tester.v6.retransmit]\nrebind_irt_ms = 0",
+            "dhcp_tester.v6.retransmit.rebind_irt_ms",
+            "0",
+            "1..=",
+        ),
+        (
+            "ia_pd = true",
+            "[dhcp_tester.v6.retransmit]\nrebind_max_rc = 256",
+            "dhcp_tester.v6.retransmit.rebind_max_rc",
+            "256",
+            "1..=255",
+        ),
+        (
+            "ia_pd = true",
+            "ia_pd = true\nextend = \"confirm\"",
+            "dhcp_tester.v6.extend",
+            "confirm",
+            "rebind",
         ),
     ];
     for (find, repl, key, value, why) in cases {

@@ -3,8 +3,9 @@
 //!
 //! A [`Tester6`] drives `clients` virtual clients, each through
 //! SOLICIT → ADVERTISE → REQUEST → REPLY → bound (or SOLICIT → REPLY with
-//! Rapid Commit) → optionally RENEW → REPLY → optionally RELEASE → done,
-//! or failed with a [`FailReason6`].
+//! Rapid Commit) → optionally RENEW → REPLY (a RENEW left unanswered:
+//! REBIND → REPLY, like a client at T2) → optionally RELEASE → done, or
+//! failed with a [`FailReason6`].
 //!
 //! * Client `i` has MAC `base_mac + i` (the 48-bit address read as an
 //!   integer), Client ID DUID-LL (type 3, hardware type 1, the MAC), the
@@ -19,7 +20,14 @@
 //!   after more than `max_naks` of them. The REQUEST carries the
 //!   ADVERTISE's Server ID and the advertised address / prefix as hints.
 //!   A REPLY with Rapid Commit to a SOLICIT binds at once.
-//! * A REPLY to a REQUEST / RENEW (or a Rapid Commit REPLY) with a
+//! * Extending: `renew_after` the binding, a RENEW to the server that
+//!   granted it ([`Tester6Config::extend`] = [`Extend6::Rebind`]: a REBIND
+//!   at once, as a client whose server is gone at T2 does). When the
+//!   RENEW's transmissions run out, a REBIND without Server ID follows
+//!   ([`Tester6Config::rebind`]; RFC 8415 §18.2.5), answered by any server
+//!   (the client then follows that server); its transmissions running out
+//!   fail the client ([`FailReason6::RebindTimeout`]).
+//! * A REPLY to a REQUEST / RENEW / REBIND (or a Rapid Commit REPLY) with a
 //!   top-level or IA status other than Success (or without the IA's
 //!   address / prefix) is an error status: the client restarts from SOLICIT,
 //!   up to `max_naks` times, then fails with [`FailReason6::TooManyErrors`].
@@ -29,7 +37,7 @@
 //!   SOLICIT, §18.2.1); a retransmission keeps the transaction id and
 //!   updates Elapsed Time; after `max_rc` transmissions the client fails
 //!   ([`Retransmit6Config`]). Every exchange (SOLICIT, REQUEST, RENEW,
-//!   RELEASE) gets a new transaction id; Elapsed Time counts from its first
+//!   REBIND, RELEASE) gets a new transaction id; Elapsed Time counts from its first
 //!   message. The RELEASE is sent once and not waited for.
 //! * Direct mode: frames from the client's MAC and link-local address, port
 //!   546, to ff02::1:2 (MAC 33:33:00:01:00:02) port 547, hop limit 1;
@@ -58,13 +66,15 @@
 //! | `discover_sent` | SOLICITs sent, retransmissions included |
 //! | `offer_received` | ADVERTISEs accepted |
 //! | `request_sent` | REQUESTs sent, retransmissions included (RENEWs are not: see `renew_sent`) |
-//! | `ack_received` | REPLYs accepted with Success (to REQUEST, RENEW, or a Rapid Commit SOLICIT) |
+//! | `ack_received` | REPLYs accepted with Success (to REQUEST, RENEW, REBIND, or a Rapid Commit SOLICIT) |
 //! | `nak_received` | REPLYs with an error status (top-level or IA) or without the IA's lease |
 //! | `timeouts` | retransmission timer expiries |
 //! | `retries` | retransmissions sent |
 //! | `bound` | clients that got their addresses / prefixes |
 //! | `renew_sent` | RENEWs sent, retransmissions included |
 //! | `renew_ack` | RENEWs answered with Success |
+//! | `rebind_sent` | REBINDs sent, retransmissions included |
+//! | `rebind_ack` | REBINDs answered with Success |
 //! | `release_sent` | RELEASEs sent |
 //! | `done`, `failed` | clients finished successfully / failed |
 //! | `reply_errors` | frames refused (by reason: [`ReplyError6`]) |
@@ -74,7 +84,8 @@
 //! Latencies: `discover_offer` = first SOLICIT of the attempt → ADVERTISE;
 //! `request_ack` = first REQUEST → REPLY; `total` = the client's first
 //! SOLICIT → bound (with Rapid Commit: SOLICIT → REPLY, and no
-//! `discover_offer` sample); `renew` = first RENEW → REPLY. Status codes
+//! `discover_offer` sample); `renew` = first RENEW (or REBIND) → REPLY.
+//! Status codes
 //! other than Success received in ADVERTISEs and REPLYs are counted in
 //! [`Tester6Stats::statuses`].
 //!
@@ -144,6 +155,14 @@ pub struct Retransmit6Config {
     /// RENEW transmissions before the client fails (the RFC bounds RENEW
     /// by T2 instead; the tester's default is 10; 0: unlimited).
     pub renew_max_rc: u8,
+    /// REBIND initial RT (REB_IRT, 10 s).
+    pub rebind_irt: Duration,
+    /// REBIND largest RT (REB_MRT, 600 s; zero: no cap).
+    pub rebind_mrt: Duration,
+    /// REBIND transmissions before the client fails (the RFC bounds REBIND
+    /// by the leases' valid lifetimes instead; the tester's default is 10;
+    /// 0: unlimited).
+    pub rebind_max_rc: u8,
     /// `RAND` is uniform in ± this percentage (RFC: 10; 0–100).
     pub jitter_pct: u8,
 }
@@ -160,6 +179,9 @@ impl Default for Retransmit6Config {
             renew_irt: Duration::from_secs(10),
             renew_mrt: Duration::from_secs(600),
             renew_max_rc: 10,
+            rebind_irt: Duration::from_secs(10),
+            rebind_mrt: Duration::from_secs(600),
+            rebind_max_rc: 10,
             jitter_pct: 10,
         }
     }
@@ -241,8 +263,13 @@ pub struct Tester6Config {
     /// each time; ADVERTISEs without a lease: soliciting on) before it
     /// fails.
     pub max_naks: u8,
-    /// Renew this long after binding.
+    /// Extend the binding this long after binding.
     pub renew_after: Option<Duration>,
+    /// How the binding is extended `renew_after` it was made.
+    pub extend: Extend6,
+    /// REBIND when a RENEW's transmissions run out (else the client fails
+    /// with [`FailReason6::RenewTimeout`]).
+    pub rebind: bool,
     /// Send a RELEASE at the end.
     pub release: bool,
     /// Seed of the jitter and transaction-id generator.
@@ -253,8 +280,8 @@ impl Tester6Config {
     /// `clients` clients with the defaults: concurrency = clients,
     /// unlimited pacing, base MAC `02:00:00:00:00:00`, no VLAN, port MAC
     /// `02:00:00:00:00:ff`, IA_NA only (IAID 1), no Rapid Commit, direct
-    /// mode, RFC retransmission, 3 error statuses, no renew, no release,
-    /// seed 1.
+    /// mode, RFC retransmission, 3 error statuses, no renew (REBIND after
+    /// an unanswered RENEW), no release, seed 1.
     pub fn new(clients: u32) -> Self {
         Tester6Config {
             clients,
@@ -271,10 +298,23 @@ impl Tester6Config {
             retransmit: Retransmit6Config::default(),
             max_naks: 3,
             renew_after: None,
+            extend: Extend6::Renew,
+            rebind: true,
             release: false,
             seed: 1,
         }
     }
+}
+
+/// How a bound client extends its binding.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Extend6 {
+    /// RENEW to the server that granted it (a client at T1); REBIND if
+    /// that goes unanswered and [`Tester6Config::rebind`] is set.
+    #[default]
+    Renew,
+    /// REBIND to any server (a client at T2 whose server stayed silent).
+    Rebind,
 }
 
 /// Why a [`Tester6Config`] was refused.
@@ -328,7 +368,8 @@ pub enum FailReason6 {
     SolicitTimeout,
     /// No REPLY after all REQUEST transmissions.
     RequestTimeout,
-    /// No REPLY after all RENEW transmissions.
+    /// No REPLY after all RENEW transmissions (and no REBIND:
+    /// [`Tester6Config::rebind`] off).
     RenewTimeout,
     /// More than `max_naks` ADVERTISEs without the requested address or
     /// prefix (NoAddrsAvail / NoPrefixAvail, or another error status).
@@ -337,17 +378,20 @@ pub enum FailReason6 {
     TooManyErrors,
     /// A message could not be built (frame larger than the batch buffers).
     EmitFailed,
+    /// No REPLY after all REBIND transmissions.
+    RebindTimeout,
 }
 
 impl FailReason6 {
     /// All variants in order.
-    pub const ALL: [FailReason6; 6] = [
+    pub const ALL: [FailReason6; 7] = [
         FailReason6::SolicitTimeout,
         FailReason6::RequestTimeout,
         FailReason6::RenewTimeout,
         FailReason6::NoAddrsAvail,
         FailReason6::TooManyErrors,
         FailReason6::EmitFailed,
+        FailReason6::RebindTimeout,
     ];
 
     /// Stable `snake_case` name.
@@ -359,6 +403,7 @@ impl FailReason6 {
             FailReason6::NoAddrsAvail => "no_addrs_avail",
             FailReason6::TooManyErrors => "too_many_error_statuses",
             FailReason6::EmitFailed => "emit_failed",
+            FailReason6::RebindTimeout => "rebind_timeout",
         }
     }
 }
@@ -537,7 +582,7 @@ pub enum Reply6Event {
     /// Client `0` is bound: its address (IA_NA) and delegated prefix
     /// (IA_PD), as configured.
     Bound(u32, Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>),
-    /// Client `0`'s RENEW was answered with Success.
+    /// Client `0`'s RENEW (or REBIND) was answered with Success.
     Renewed(u32),
     /// Client `0` got an error status (see the module docs for what it
     /// does next).
@@ -562,6 +607,8 @@ pub enum Phase6 {
     Bound,
     /// RENEW sent (or due), waiting for a REPLY.
     Renewing,
+    /// REBIND sent (or due), waiting for a REPLY from any server.
+    Rebinding,
     /// RELEASE due.
     Releasing,
     /// Finished successfully.
@@ -713,6 +760,7 @@ enum Msg {
     Solicit,
     Request,
     Renew,
+    Rebind,
     Release,
 }
 
@@ -748,7 +796,7 @@ pub struct Tester6Stats {
     pub request_ack: Latency,
     /// First SOLICIT → bound latency.
     pub total: Latency,
-    /// RENEW → REPLY latency.
+    /// RENEW (or REBIND) → REPLY latency.
     pub renew: Latency,
     /// Finished clients by retries (last bucket: that many or more).
     pub retries: [u64; RETRY_BUCKETS],
@@ -805,10 +853,11 @@ pub struct Tester6 {
     interface_id: Template,
     remote_id: Template,
     servers: Vec<ServerDuid>,
-    /// IRT / MRT (ticks) of SOLICIT, REQUEST, RENEW.
+    /// IRT / MRT (ticks) of SOLICIT, REQUEST, RENEW, REBIND.
     rt_solicit: (u64, u64),
     rt_request: (u64, u64),
     rt_renew: (u64, u64),
+    rt_rebind: (u64, u64),
     renew_ticks: Option<u64>,
     t_first: Option<u64>,
     t_last: u64,
@@ -880,6 +929,7 @@ impl Tester6 {
             (rt.solicit_irt, rt.solicit_mrt),
             (rt.request_irt, rt.request_mrt),
             (rt.renew_irt, rt.renew_mrt),
+            (rt.rebind_irt, rt.rebind_mrt),
         ] {
             if irt.is_zero() || (!mrt.is_zero() && mrt < irt) {
                 return Err(Tester6ConfigError::BadRetransmit);
@@ -943,6 +993,7 @@ impl Tester6 {
             rt_solicit: (ticks(rt.solicit_irt).max(1), ticks(rt.solicit_mrt)),
             rt_request: (ticks(rt.request_irt).max(1), ticks(rt.request_mrt)),
             rt_renew: (ticks(rt.renew_irt).max(1), ticks(rt.renew_mrt)),
+            rt_rebind: (ticks(rt.rebind_irt).max(1), ticks(rt.rebind_mrt)),
             renew_ticks: cfg.renew_after.map(ticks),
             t_first: None,
             t_last: 0,
@@ -1012,7 +1063,7 @@ impl Tester6 {
     fn holds_lease(c: &Client6) -> bool {
         matches!(
             c.phase,
-            Phase6::Bound | Phase6::Renewing | Phase6::Releasing | Phase6::Done
+            Phase6::Bound | Phase6::Renewing | Phase6::Rebinding | Phase6::Releasing | Phase6::Done
         )
     }
 
@@ -1138,7 +1189,13 @@ impl Tester6 {
         if c.flags & SEND_DUE != 0 {
             self.clients[i as usize].flags &= !SEND_DUE;
             match c.phase {
-                Phase6::Bound => self.start_phase(i, Phase6::Renewing, now, batch),
+                Phase6::Bound => {
+                    let p = match self.cfg.extend {
+                        Extend6::Renew => Phase6::Renewing,
+                        Extend6::Rebind => Phase6::Rebinding,
+                    };
+                    self.start_phase(i, p, now, batch)
+                }
                 Phase6::Releasing => {
                     let xid = self.new_xid();
                     let cm = &mut self.clients[i as usize];
@@ -1176,10 +1233,22 @@ impl Tester6 {
                 Msg::Renew,
                 self.rt_renew.1,
             ),
+            Phase6::Rebinding => (
+                rtc.rebind_max_rc,
+                FailReason6::RebindTimeout,
+                Msg::Rebind,
+                self.rt_rebind.1,
+            ),
             _ => return,
         };
         if max_rc != 0 && c.attempt >= max_rc {
-            self.finish(i, Some(fail), now);
+            if c.phase == Phase6::Renewing && self.cfg.rebind {
+                // The server that granted the binding stayed silent (its
+                // T2): any server may extend it.
+                self.start_phase(i, Phase6::Rebinding, now, batch);
+            } else {
+                self.finish(i, Some(fail), now);
+            }
             return;
         }
         let rt = self.next_rt(c.rt, 0, mrt, false);
@@ -1234,6 +1303,7 @@ impl Tester6 {
         let (m, (irt, mrt)) = match phase {
             Phase6::Soliciting => (Msg::Solicit, self.rt_solicit),
             Phase6::Requesting => (Msg::Request, self.rt_request),
+            Phase6::Rebinding => (Msg::Rebind, self.rt_rebind),
             _ => (Msg::Renew, self.rt_renew),
         };
         let rt = self.next_rt(0, irt, mrt, phase == Phase6::Soliciting);
@@ -1255,6 +1325,7 @@ impl Tester6 {
             Msg::Solicit => c.discover_sent += 1,
             Msg::Request => c.request_sent += 1,
             Msg::Renew => c.renew_sent += 1,
+            Msg::Rebind => c.rebind_sent += 1,
             Msg::Release => c.release_sent += 1,
         }
     }
@@ -1335,11 +1406,12 @@ impl Tester6 {
             Msg::Solicit => msg::SOLICIT,
             Msg::Request => msg::REQUEST,
             Msg::Renew => msg::RENEW,
+            Msg::Rebind => msg::REBIND,
             Msg::Release => msg::RELEASE,
         };
         let mut w = Writer::message(buf, t, c.xid)?;
         w.option(opt::CLIENTID, &duid_ll(self.client_mac(i).0))?;
-        if m != Msg::Solicit {
+        if m != Msg::Solicit && m != Msg::Rebind {
             if let Some(sid) = self.server_duid(c.server) {
                 w.option(opt::SERVERID, sid)?;
             }
@@ -1571,7 +1643,7 @@ impl Tester6 {
         }
         if !matches!(
             c.phase,
-            Phase6::Soliciting | Phase6::Requesting | Phase6::Renewing
+            Phase6::Soliciting | Phase6::Requesting | Phase6::Renewing | Phase6::Rebinding
         ) {
             return Err(ReplyError6::NotWaiting);
         }
@@ -1596,6 +1668,14 @@ impl Tester6 {
                     return Err(ReplyError6::ServerIdMismatch);
                 }
                 self.on_bind_reply(now, i, &m, None)
+            }
+            (msg::REPLY, Phase6::Rebinding) => {
+                // Any server may answer a REBIND; the client follows it.
+                if !self.server_known_or_room(sid) {
+                    return Err(ReplyError6::TooManyServers);
+                }
+                let server = self.intern_server(sid).unwrap_or(0);
+                self.on_bind_reply(now, i, &m, Some(server))
             }
             _ => return Err(ReplyError6::NotWaiting),
         };
@@ -1680,9 +1760,13 @@ impl Tester6 {
         self.disarm(i);
         self.stats.counters.ack_received += 1;
         let elapsed = ticks_to_ns(now.saturating_sub(c.t_phase), self.hz);
-        let renewed = c.phase == Phase6::Renewing;
+        let renewed = matches!(c.phase, Phase6::Renewing | Phase6::Rebinding);
         if renewed {
-            self.stats.counters.renew_ack += 1;
+            if c.phase == Phase6::Rebinding {
+                self.stats.counters.rebind_ack += 1;
+            } else {
+                self.stats.counters.renew_ack += 1;
+            }
             self.stats.renew.record(elapsed);
         } else {
             self.stats.counters.bound += 1;
@@ -1897,6 +1981,7 @@ mod tests {
         t: u8,
         xid: u32,
         elapsed: u16,
+        server_id: bool,
     }
 
     /// Rewrites a server's reply.
@@ -1940,6 +2025,7 @@ mod tests {
                 t: m.msg_type(),
                 xid: m.xid(),
                 elapsed: m.elapsed_time().unwrap(),
+                server_id: m.server_id().is_some(),
             });
             if self.ignore.contains(&m.msg_type()) {
                 return;
@@ -2537,6 +2623,118 @@ mod tests {
         // A RENEW / RELEASE names the server and the lease.
         let renew = net.sent.iter().find(|s| s.t == msg::RENEW).unwrap();
         assert_eq!(renew.elapsed, 0);
+    }
+
+    /// `n` clients bound by `net` (within 500 ms), then run to the end.
+    fn bind_then_run(t: &mut Tester6, net: &mut Net, n: u64) -> u64 {
+        let mut batch = TxBatch::new(64);
+        let mut now = 0;
+        while now < HZ / 2 && t.stats().counters.bound < n {
+            batch.clear();
+            t.poll(now, &mut batch);
+            for f in batch.iter() {
+                net.exchange(t, now, f);
+            }
+            now += MS;
+        }
+        assert_eq!(t.stats().counters.bound, n);
+        assert_eq!(t.client_phase(0), Some(Phase6::Bound));
+        run(t, net, MS, 600 * HZ)
+    }
+
+    fn quick_extend(n: u32) -> Tester6Config {
+        let mut c = Tester6Config::new(n);
+        c.ia_pd = true;
+        c.renew_after = Some(Duration::from_secs(1));
+        let r = &mut c.retransmit;
+        (r.renew_irt, r.renew_mrt, r.renew_max_rc) =
+            (Duration::from_millis(100), Duration::from_millis(400), 3);
+        (r.rebind_irt, r.rebind_mrt, r.rebind_max_rc) =
+            (Duration::from_millis(200), Duration::from_millis(800), 4);
+        c
+    }
+
+    #[test]
+    fn an_unanswered_renew_is_followed_by_a_rebind_without_server_id() {
+        // The server ignores RENEWs (its T1 silence): after the RENEW's
+        // three transmissions each client REBINDs, which any server may
+        // answer — this one extends the same leases.
+        let mut net = Net::new(&server_cfg(1000));
+        net.ignore.push(msg::RENEW);
+        let mut t = Tester6::new(&quick_extend(50), HZ).unwrap();
+        let addr0 = t.client_addr(0);
+        let now = bind_then_run(&mut t, &mut net, 50);
+        let s = t.stats();
+        let c = &s.counters;
+        assert_eq!((c.renew_sent, c.renew_ack), (150, 0));
+        assert_eq!((c.rebind_sent, c.rebind_ack), (50, 50));
+        assert_eq!((c.done, c.failed), (50, 0), "{:?}", t.report(now).errors);
+        assert_eq!(s.renew.count(), 50);
+        assert_eq!(net.count(msg::REBIND), 50);
+        for x in net.sent.iter() {
+            match x.t {
+                msg::REBIND => assert!(!x.server_id, "a REBIND names no server"),
+                msg::RENEW | msg::REQUEST => assert!(x.server_id),
+                _ => {}
+            }
+        }
+        // A REBIND is a new exchange: its own xid, Elapsed Time from 0.
+        let renew = net
+            .sent
+            .iter()
+            .find(|x| x.t == msg::RENEW && x.client == 7)
+            .unwrap();
+        let rebind = net
+            .sent
+            .iter()
+            .find(|x| x.t == msg::REBIND && x.client == 7)
+            .unwrap();
+        assert_ne!(renew.xid, rebind.xid);
+        assert_eq!(rebind.elapsed, 0);
+        assert!(t.client_addr(0).is_some() && addr0.is_none());
+        assert_eq!(net.server.bound(), (50, 50), "the leases stay bound");
+        let renewed = net
+            .events
+            .iter()
+            .filter(|e| matches!(e, Ok(Reply6Event::Renewed(_))))
+            .count();
+        assert_eq!(renewed, 50);
+    }
+
+    #[test]
+    fn rebind_timeouts_and_rebind_off_fail_with_their_reasons() {
+        let mut net = Net::new(&server_cfg(1000));
+        net.ignore.extend([msg::RENEW, msg::REBIND]);
+        let mut t = Tester6::new(&quick_extend(20), HZ).unwrap();
+        bind_then_run(&mut t, &mut net, 20);
+        let s = t.stats();
+        assert_eq!(s.failed(FailReason6::RebindTimeout), 20);
+        assert_eq!((s.counters.renew_sent, s.counters.rebind_sent), (60, 80));
+        assert_eq!(t.report(0).errors.get("rebind_timeout"), Some(&20));
+
+        let mut net = Net::new(&server_cfg(1000));
+        net.ignore.push(msg::RENEW);
+        let mut c = quick_extend(20);
+        c.rebind = false;
+        let mut t = Tester6::new(&c, HZ).unwrap();
+        bind_then_run(&mut t, &mut net, 20);
+        let s = t.stats();
+        assert_eq!(s.failed(FailReason6::RenewTimeout), 20);
+        assert_eq!((s.counters.renew_sent, s.counters.rebind_sent), (60, 0));
+    }
+
+    #[test]
+    fn extend_by_rebind_skips_the_renew() {
+        let mut net = Net::new(&server_cfg(1000));
+        let mut c = quick_extend(30);
+        c.extend = Extend6::Rebind;
+        c.release = true;
+        let mut t = Tester6::new(&c, HZ).unwrap();
+        bind_then_run(&mut t, &mut net, 30);
+        let c = &t.stats().counters;
+        assert_eq!((c.renew_sent, c.rebind_sent, c.rebind_ack), (0, 30, 30));
+        assert_eq!((c.done, c.release_sent), (30, 30));
+        assert_eq!(net.server.bound(), (0, 0), "released after rebinding");
     }
 
     #[test]

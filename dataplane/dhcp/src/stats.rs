@@ -113,6 +113,10 @@ pub struct TesterCounters {
     pub renew_sent: u64,
     /// Renewals acknowledged.
     pub renew_ack: u64,
+    /// Rebinding messages sent (DHCPv6 REBIND), retransmissions included.
+    pub rebind_sent: u64,
+    /// Rebinding messages answered with Success.
+    pub rebind_ack: u64,
     /// RELEASEs sent.
     pub release_sent: u64,
     /// Clients finished successfully.

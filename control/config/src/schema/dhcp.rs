@@ -353,6 +353,11 @@ pub struct DhcpTester6Conf {
     pub iaid: u32,
     /// Send Rapid Commit in SOLICIT.
     pub rapid_commit: bool,
+    /// How a bound client extends its binding (`renew_after_ms` after
+    /// binding).
+    pub extend: Extend6Conf,
+    /// REBIND when a RENEW goes unanswered.
+    pub rebind: bool,
     /// Retransmission (RFC 8415 §15, §7.6).
     pub retransmit: DhcpRetransmit6Conf,
     /// Relay-agent mode (RELAY-FORW / RELAY-REPL).
@@ -366,10 +371,23 @@ impl Default for DhcpTester6Conf {
             ia_pd: false,
             iaid: 1,
             rapid_commit: false,
+            extend: Extend6Conf::Renew,
+            rebind: true,
             retransmit: DhcpRetransmit6Conf::default(),
             relay: None,
         }
     }
+}
+
+/// How a DHCPv6 tester client extends its binding.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Extend6Conf {
+    /// RENEW to the server that granted it.
+    #[default]
+    Renew,
+    /// REBIND to any server.
+    Rebind,
 }
 
 /// `[dhcp_tester.v6.retransmit]`: initial and maximum retransmission
@@ -393,8 +411,14 @@ pub struct DhcpRetransmit6Conf {
     pub renew_irt_ms: u64,
     /// REN_MAX_RT, ms.
     pub renew_mrt_ms: u64,
-    /// RENEWs sent before the client fails.
+    /// RENEWs sent before the client REBINDs (or fails).
     pub renew_max_rc: u32,
+    /// REB_TIMEOUT, ms.
+    pub rebind_irt_ms: u64,
+    /// REB_MAX_RT, ms.
+    pub rebind_mrt_ms: u64,
+    /// REBINDs sent before the client fails.
+    pub rebind_max_rc: u32,
     /// Randomisation of each timeout, ± percent (RFC: 10).
     pub jitter_pct: u8,
 }
@@ -411,6 +435,9 @@ impl Default for DhcpRetransmit6Conf {
             renew_irt_ms: 10_000,
             renew_mrt_ms: 600_000,
             renew_max_rc: 10,
+            rebind_irt_ms: 10_000,
+            rebind_mrt_ms: 600_000,
+            rebind_max_rc: 10,
             jitter_pct: 10,
         }
     }
@@ -551,6 +578,14 @@ fn validate_tester6(v: &DhcpTester6Conf) -> Checked {
             r.renew_irt_ms,
             r.renew_mrt_ms,
             r.renew_max_rc,
+        ),
+        (
+            "rebind_irt_ms",
+            "rebind_mrt_ms",
+            "rebind_max_rc",
+            r.rebind_irt_ms,
+            r.rebind_mrt_ms,
+            r.rebind_max_rc,
         ),
     ] {
         within(&k(irt), irt_v, 1, 600_000)?;
