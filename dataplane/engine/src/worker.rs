@@ -249,6 +249,24 @@ pub trait Service<Q: Queue> {
     ) -> Option<Q::Frame> {
         Some(f)
     }
+    /// An ICMP error for one of our addresses on port `pi`, its checksum
+    /// verified: IPv4 Destination Unreachable, Time Exceeded or Parameter
+    /// Problem (`v6` false), ICMPv6 types 1–4 (`v6` true). `(l3, l4, end)`
+    /// are the offsets of the IP header, the ICMP header and the end of
+    /// the packet. Return the frame to decline it (IPv4: handed to the
+    /// kernel interface, if any, as before; IPv6: counted
+    /// `icmpv6_unhandled`).
+    fn on_icmp_error(
+        &mut self,
+        _io: &mut Io<'_, Q>,
+        _pi: usize,
+        f: Q::Frame,
+        _v6: bool,
+        _offsets: (usize, usize, usize),
+        _now: u64,
+    ) -> Option<Q::Frame> {
+        Some(f)
+    }
     /// Called on every loop iteration after the rx bursts (e.g. to take
     /// frames other lcores steered here). Returns whether it did any work.
     fn poll(&mut self, _io: &mut Io<'_, Q>, _now: u64) -> bool {
@@ -1162,7 +1180,19 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             if !icmp.verify_checksum() {
                 return self.c.drop(DropReason::IcmpBadChecksum);
             }
-            if icmp.msg_type() != Icmpv4Packet::<&[u8]>::ECHO_REQUEST || icmp.code() != 0 {
+            let (t, code) = (icmp.msg_type(), icmp.code());
+            if t != Icmpv4Packet::<&[u8]>::ECHO_REQUEST || code != 0 {
+                // Errors (destination unreachable, time exceeded, parameter
+                // problem) may concern the service's connections first.
+                let f = if matches!(t, 3 | 11 | 12) {
+                    let (svc, mut io) = self.io(now);
+                    match svc.on_icmp_error(&mut io, pi, f, false, (l3, l4, end), now) {
+                        Some(f) => f,
+                        None => return,
+                    }
+                } else {
+                    f
+                };
                 // Echo replies to the kernel's pings, unreachables for its
                 // connections, …
                 return self.hand_to_kernel(pi, f, DropReason::IcmpUnhandled);
@@ -1418,6 +1448,18 @@ impl<Q: Queue, C: Clock, S: Service<Q>> Worker<Q, C, S> {
             }
             kind::ROUTER_SOLICIT | kind::ROUTER_ADVERT | kind::REDIRECT => {
                 self.c.drop(DropReason::Icmpv6RouterIgnored)
+            }
+            1..=4 => {
+                // Errors (unreachable, packet too big, time exceeded,
+                // parameter problem): the service's connections may be
+                // concerned.
+                let (svc, mut io) = self.io(now);
+                if svc
+                    .on_icmp_error(&mut io, pi, f, true, (l3, l3 + off, l3 + end), now)
+                    .is_some()
+                {
+                    self.c.drop(DropReason::Icmpv6Unhandled);
+                }
             }
             _ => self.c.drop(DropReason::Icmpv6Unhandled),
         }

@@ -71,6 +71,7 @@ mod adopt;
 mod connect;
 mod edge;
 mod forward;
+mod icmp;
 mod probes;
 mod sa;
 mod term;
@@ -565,6 +566,9 @@ pub struct LbCore<F> {
     adopt: adopt::Adoption,
     /// IPv6 legs: stand-ins and translation (see `core/edge.rs`).
     edge: edge::Edge,
+    /// "Packet too big" errors this lcore may still take now (see
+    /// `core/icmp.rs`).
+    ptb_tokens: u32,
 }
 
 impl<F: Frame> LbCore<F> {
@@ -645,6 +649,7 @@ impl<F: Frame> LbCore<F> {
                 (conf.idle_timeout_ms + conf.linger_ms + 2 * COOKIE_SLOT_S * 1000 + 2000)
                     .saturating_mul(ms),
             ),
+            ptb_tokens: icmp::PTB_BURST,
             conf,
             shared,
         }
@@ -1068,6 +1073,18 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
         None
     }
 
+    fn on_icmp_error(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        v6: bool,
+        offsets: (usize, usize, usize),
+        now: u64,
+    ) -> Option<Q::Frame> {
+        self.on_icmp(io, pi, f, v6, offsets, false, now)
+    }
+
     fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
         let me = usize::from(self.conf.lcore);
         let mut n = 0;
@@ -1081,6 +1098,10 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
             };
             n += 1;
             self.c.steered_in += 1;
+            // ICMP errors another lcore handed here; else backend segments.
+            let Some(f) = self.steered_icmp(io, f, now) else {
+                continue;
+            };
             match ethernet_l3(f.data()) {
                 Ok((_, l3, _)) => self.on_backend(io, f, l3, true, now),
                 Err(_) => self.c.drop_unexpected += 1,
@@ -1094,6 +1115,7 @@ impl<Q: Queue> Service<Q> for LbCore<Q::Frame> {
 
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
         self.now = now;
+        self.ptb_tick();
         self.refresh_pools(io, now);
         if !self.resetting && self.shared.board.mode() == AcceptMode::Reset {
             self.resetting = true;

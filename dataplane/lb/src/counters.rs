@@ -313,6 +313,15 @@ lb_counters! {
     /// Segments to a stand-in that could not leave as IPv6 (its address
     /// gone, no `lb.local6`, no headroom).
     six_untranslatable,
+    /// "Packet too big" errors (ICMP Fragmentation Needed, ICMPv6 Packet
+    /// Too Big) about a spliced flow, handed on to the other leg's host.
+    ptb_forwarded,
+    /// … about no flow of this node (declined to the kernel interface).
+    ptb_no_flow,
+    /// … dropped by the per-lcore rate limit.
+    ptb_limited,
+    /// … too short to name a TCP segment, or with no MTU.
+    ptb_malformed,
 }
 
 #[cfg(test)]

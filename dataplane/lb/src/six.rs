@@ -255,6 +255,19 @@ impl Clients {
         Ok(Ipv4Addr::from(self.base | si as u32))
     }
 
+    /// The stand-in client `a` has now, if any (nothing is made).
+    pub fn find(&self, a: Ipv6Addr) -> Option<Ipv4Addr> {
+        let home = self.secret.isn(
+            SocketAddrV6::new(a, 0, 0, 0),
+            SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+            0x5eed_0006,
+        ) as usize;
+        (0..WINDOW)
+            .map(|i| (home + i) & self.mask)
+            .find(|&si| self.slots[si].state != State::Free && self.slots[si].addr == a)
+            .map(|si| Ipv4Addr::from(self.base | si as u32))
+    }
+
     /// Keep the slot of stand-in `a`: its client completed a handshake
     /// (a SYN cache entry or a valid cookie), so the balancer holds a
     /// connection of it.

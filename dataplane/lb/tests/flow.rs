@@ -2195,3 +2195,173 @@ fn a_stateful_answer_with_timestamps_is_also_a_valid_cookie() {
         None
     );
 }
+
+/// A "packet too big" (`wire::ptb`) from `from` to `to` in a frame.
+fn ptb_frame(
+    from_mac: MacAddr,
+    to_mac: MacAddr,
+    from: Ipv4Addr,
+    to: Ipv4Addr,
+    mtu: u32,
+    q: &qsplice_wire::ptb::Quoted,
+) -> Vec<u8> {
+    let mut b = vec![0u8; 14 + 56];
+    b[0..6].copy_from_slice(&to_mac.0);
+    b[6..12].copy_from_slice(&from_mac.0);
+    b[12..14].copy_from_slice(&[8, 0]);
+    qsplice_wire::ptb::write(&mut b[14..], from.into(), to.into(), mtu, q).unwrap();
+    b
+}
+
+/// The "packet too big" in frame `f`: (outer src, outer dst, the error).
+fn ptb_out(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, qsplice_wire::ptb::Ptb) {
+    let ip = Ipv4Packet::new_checked(&f[14..]).expect("ipv4");
+    assert!(ip.verify_checksum());
+    assert_eq!(
+        qsplice_wire::checksum::checksum(ip.payload()),
+        0,
+        "ICMP checksum"
+    );
+    let p = qsplice_wire::ptb::parse(ip.payload(), false).expect("a PTB");
+    (ip.src_addr(), ip.dst_addr(), p)
+}
+
+/// Path MTU discovery through the splice: a router on the client side
+/// reports a response segment too big — the backend gets the error about
+/// the segment *it* sent (its addresses, its sequence number); a router on
+/// the backend side reports a client segment — the client gets it about
+/// its own. Errors about no flow are declined; a burst is rate-limited.
+#[test]
+fn packet_too_big_reaches_the_host_that_sent_the_segment_in_its_own_terms() {
+    use qsplice_wire::ptb::Quoted;
+    let mut r = rig();
+    let (leg, client_ack, backend_ack) = spliced_with_response(&mut r);
+    let router_c = Ipv4Addr::new(10, 10, 1, 254);
+    let router_b = Ipv4Addr::new(10, 10, 2, 254);
+    // The client's next expected byte (the response's end) in the client
+    // leg; the backend sent it as SISN + 1 + response length.
+    let resp_len = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".len() as u32;
+    let q = Quoted {
+        src: (VIP_IP.into(), 80),
+        dst: (CLIENT_IP.into(), client().port()),
+        seq: client_ack,
+        ip_len: 1500,
+    };
+    r.inject(0, ptb_frame(CLIENT_MAC, CMAC, router_c, VIP_IP, 1400, &q));
+    assert!(r.take(0).is_empty());
+    let out = r.take(1);
+    assert_eq!(out.len(), 1, "one error toward the backend");
+    assert_eq!(&out[0][0..12], &[SERVER_MAC.0, BMAC.0].concat()[..]);
+    let (src, dst, p) = ptb_out(&out[0]);
+    assert_eq!((src, dst, p.mtu), (LOCAL_IP, SERVER_IP, 1400));
+    assert_eq!(p.quoted.src, (SERVER_IP.into(), server().port()));
+    assert_eq!(p.quoted.dst, ((*leg.local.ip()).into(), leg.local.port()));
+    assert_eq!(p.quoted.seq, SISN.wrapping_add(1).wrapping_add(resp_len));
+    assert_eq!(p.quoted.ip_len, 1500);
+
+    // The backend side: about local → backend (the request's bytes).
+    let q = Quoted {
+        src: ((*leg.local.ip()).into(), leg.local.port()),
+        dst: (SERVER_IP.into(), server().port()),
+        seq: backend_ack,
+        ip_len: 1500,
+    };
+    r.inject(1, ptb_frame(SERVER_MAC, BMAC, router_b, LOCAL_IP, 1300, &q));
+    assert!(r.take(1).is_empty());
+    let out = r.take(0);
+    assert_eq!(out.len(), 1, "one error toward the client");
+    assert_eq!(&out[0][0..12], &[CLIENT_MAC.0, CMAC.0].concat()[..]);
+    let (src, dst, p) = ptb_out(&out[0]);
+    assert_eq!((src, dst, p.mtu), (VIP_IP, CLIENT_IP, 1300));
+    assert_eq!(p.quoted.src, (CLIENT_IP.into(), client().port()));
+    assert_eq!(p.quoted.dst, (VIP_IP.into(), 80));
+    assert_eq!(
+        p.quoted.seq,
+        backend_ack.wrapping_sub(leg.isn.wrapping_sub(CISN)),
+        "the client's own sequence number"
+    );
+    assert_eq!(r.lb().counters().ptb_forwarded, 2);
+
+    // About no flow (another client port): declined, nothing sent.
+    let stray = Quoted {
+        src: (VIP_IP.into(), 80),
+        dst: (CLIENT_IP.into(), 9),
+        seq: 1,
+        ip_len: 1500,
+    };
+    r.inject(
+        0,
+        ptb_frame(CLIENT_MAC, CMAC, router_c, VIP_IP, 1400, &stray),
+    );
+    assert!(r.take(0).is_empty() && r.take(1).is_empty());
+    assert_eq!(r.lb().counters().ptb_no_flow, 1);
+    // Not "too big" (port unreachable): not the balancer's.
+    let mut unreach = ptb_frame(CLIENT_MAC, CMAC, router_c, VIP_IP, 1400, &q);
+    unreach[14 + 21] = 3;
+    let c = qsplice_wire::checksum::checksum(&{
+        let mut m = unreach[34..].to_vec();
+        m[2] = 0;
+        m[3] = 0;
+        m
+    });
+    unreach[36..38].copy_from_slice(&c.to_be_bytes());
+    r.inject(0, unreach);
+    assert!(r.take(0).is_empty() && r.take(1).is_empty());
+    assert_eq!(r.lb().counters().ptb_forwarded, 2);
+
+    // A burst: the rate limit (64 at once, then 4 per ms) holds.
+    let q = Quoted {
+        src: (VIP_IP.into(), 80),
+        dst: (CLIENT_IP.into(), client().port()),
+        seq: client_ack,
+        ip_len: 1500,
+    };
+    r.tick_ms(100);
+    for _ in 0..100 {
+        r.w.queue_mut(0)
+            .rx
+            .push_back(VecFrame::from_bytes(&ptb_frame(
+                CLIENT_MAC, CMAC, router_c, VIP_IP, 1400, &q,
+            )));
+    }
+    r.w.poll();
+    r.w.poll();
+    r.w.poll();
+    r.w.poll();
+    let out = r.take(1);
+    let c = r.lb().counters();
+    assert_eq!(out.len() as u64, c.ptb_forwarded - 2);
+    assert!((64..=70).contains(&out.len()), "{}", out.len());
+    assert_eq!(c.ptb_forwarded - 2 + c.ptb_limited, 100, "{c:?}");
+}
+
+/// With several lcores, a client-side error about a flow this lcore does
+/// not hold goes to every other lcore (the NIC spread it by the router's
+/// address, not the flow's).
+#[test]
+fn a_client_side_packet_too_big_for_no_flow_here_goes_to_the_other_lcores() {
+    use qsplice_wire::ptb::Quoted;
+    let mut c = conf();
+    c.lcores = 3;
+    let mut r = rig_with(c);
+    let q = Quoted {
+        src: (VIP_IP.into(), 80),
+        dst: (CLIENT_IP.into(), 40001),
+        seq: 1,
+        ip_len: 1500,
+    };
+    r.inject(
+        0,
+        ptb_frame(
+            CLIENT_MAC,
+            CMAC,
+            Ipv4Addr::new(10, 10, 1, 254),
+            VIP_IP,
+            1400,
+            &q,
+        ),
+    );
+    assert!(r.take(0).is_empty() && r.take(1).is_empty());
+    assert_eq!(r.lb().counters().steered_out, 2);
+    assert_eq!(r.lb().counters().ptb_forwarded, 0);
+}

@@ -66,6 +66,7 @@ pub mod checksum;
 pub mod http1;
 pub mod icmpv6;
 pub mod ipv6;
+pub mod ptb;
 pub mod rewrite;
 pub mod tls;
 

@@ -103,6 +103,11 @@ impl Edge {
         }
     }
 
+    /// The stand-in client `a` has on this lcore, if any (none is made).
+    pub(super) fn find_client(&self, a: Ipv6Addr) -> Option<Ipv4Addr> {
+        self.clients.as_ref().and_then(|c| c.find(a))
+    }
+
     /// The address `ip` stands for (itself when it is no stand-in).
     pub(super) fn real(&self, ip: Ipv4Addr) -> IpAddr {
         if !(self.on && six::is_standin(ip)) {
