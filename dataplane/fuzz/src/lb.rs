@@ -219,7 +219,7 @@ impl Rig {
             counters: Arc::new(SharedLbCounters::default()),
             hists: Default::default(),
             access: None,
-        flowsync: None,
+            flowsync: None,
             backends: Arc::new(BackendCounters::new(&[1])),
             inboxes: Arc::new(vec![ArrayQueue::new(8), ArrayQueue::new(8)]),
             health: Some(Arc::new(HealthShared::new(4))),

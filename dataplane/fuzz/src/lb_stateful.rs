@@ -655,7 +655,7 @@ impl Rig {
             counters: Arc::new(SharedLbCounters::default()),
             hists: Default::default(),
             access: None,
-        flowsync: None,
+            flowsync: None,
             backends: Arc::new(BackendCounters::new(&sizes)),
             inboxes: Arc::new(vec![ArrayQueue::new(8)]),
             health: None,

@@ -570,7 +570,10 @@ pub fn splice_family(data: &[u8]) {
     }
     let (h, rest) = data.split_at(4);
     let l4 = 54 + usize::from(h[0] % 4) * 8;
-    let (s4, d4) = (Ipv4Addr::new(240, 0, 0, h[1]), Ipv4Addr::new(248, 0, 1, h[2]));
+    let (s4, d4) = (
+        Ipv4Addr::new(240, 0, 0, h[1]),
+        Ipv4Addr::new(248, 0, 1, h[2]),
+    );
     let v6 = |f: &[u8]| -> Option<(Ipv6Addr, Ipv6Addr, bool)> {
         let ip = qsplice_wire::Ipv6Packet::new_checked(f.get(14..)?).ok()?;
         if ip.next_header() != 6 || l4 != 54 {
@@ -617,10 +620,24 @@ pub fn splice_family(data: &[u8]) {
     let room = 40 + l3 - l4.min(40 + l3);
     let mut g = vec![0u8; room];
     g.extend_from_slice(&f);
-    if tcp4_to_6(&mut f, (0, l3, l4), Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED, 7).is_err() {
+    if tcp4_to_6(
+        &mut f,
+        (0, l3, l4),
+        Ipv6Addr::LOCALHOST,
+        Ipv6Addr::UNSPECIFIED,
+        7,
+    )
+    .is_err()
+    {
         assert_eq!(f, before, "refused frame changed");
     }
-    let _ = tcp4_to_6(&mut g, (room, room + l3, room + l4), Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, 7);
+    let _ = tcp4_to_6(
+        &mut g,
+        (room, room + l3, room + l4),
+        Ipv6Addr::LOCALHOST,
+        Ipv6Addr::LOCALHOST,
+        7,
+    );
 }
 
 /// DHCPv6 messages (`qsplice_dhcp::wire6`, `qsplice_dhcp::server6`): any
@@ -649,14 +666,22 @@ pub fn dhcp6(data: &[u8]) {
     let mut out = [0u8; 1500];
     for now in [0, 1000] {
         if let Ok(n) = server.handle(now, data, &mut out) {
-            assert!(Dhcp6Packet::new_checked(&out[..n]).is_ok(), "a malformed reply");
+            assert!(
+                Dhcp6Packet::new_checked(&out[..n]).is_ok(),
+                "a malformed reply"
+            );
         }
     }
     let Ok(p) = Dhcp6Packet::new_checked(data) else {
         return;
     };
     let _ = (p.xid(), p.hop_count(), p.link_address(), p.peer_address());
-    let _ = (p.elapsed_time(), p.preference(), p.rapid_commit(), p.status());
+    let _ = (
+        p.elapsed_time(),
+        p.preference(),
+        p.rapid_commit(),
+        p.status(),
+    );
     for ia in p.ia_nas().chain(p.ia_pds()) {
         let _ = (ia.addrs().count(), ia.prefixes().count(), ia.status());
     }
@@ -906,7 +931,10 @@ pub fn tls_session(data: &[u8]) {
         use qsplice_tls::certgen::{KeyAlg, LabCa};
         let dir = std::env::temp_dir().join(format!("qsplice-fuzz-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let leaf = LabCa::new().unwrap().leaf(KeyAlg::EcdsaP256, &["vip.test"]).unwrap();
+        let leaf = LabCa::new()
+            .unwrap()
+            .leaf(KeyAlg::EcdsaP256, &["vip.test"])
+            .unwrap();
         let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
         std::fs::write(&c, leaf.cert_pem).unwrap();
         std::fs::write(&k, leaf.key_pem).unwrap();
@@ -976,4 +1004,43 @@ pub fn http_rules(data: &[u8]) {
         rule_matches(&all, data),
     );
     assert!(!a || (h && p && c), "all criteria imply each");
+}
+
+/// "Packet too big" (`qsplice_wire::ptb`): the first byte picks the
+/// family, the rest is the ICMP message. Parsing never panics; an error
+/// that parses is written back (as the balancer does, to the quoted
+/// segment's source) and parses to the same error.
+pub fn ptb(data: &[u8]) {
+    use qsplice_wire::ptb;
+    let Some((&sel, msg)) = data.split_first() else {
+        return;
+    };
+    let v6 = sel & 1 == 1;
+    let Ok(p) = ptb::parse(msg, v6) else {
+        return;
+    };
+    let q = p.quoted;
+    let mut out = [0u8; 96];
+    let n = ptb::write(&mut out, q.dst.0, q.src.0, p.mtu, &q).expect("same-family quote");
+    assert_eq!(n, ptb::len(v6));
+    let ip = if v6 { 40 } else { 20 };
+    let back = ptb::parse(&out[ip..n], v6).expect("written back, parses");
+    let want_len = if v6 {
+        q.ip_len.clamp(40, 0xffff + 40)
+    } else {
+        q.ip_len.min(0xffff)
+    };
+    let want_mtu = if v6 { p.mtu } else { p.mtu.min(0xffff) };
+    assert_eq!(
+        (back.mtu, back.quoted.src, back.quoted.dst, back.quoted.seq),
+        (want_mtu, q.src, q.dst, q.seq)
+    );
+    assert_eq!(back.quoted.ip_len, want_len);
+    match (q.dst.0, q.src.0) {
+        (std::net::IpAddr::V6(f), std::net::IpAddr::V6(t)) => {
+            let m = qsplice_wire::Icmpv6Packet::new_checked(&out[ip..n]).unwrap();
+            assert!(m.verify_checksum(f, t));
+        }
+        _ => assert_eq!(qsplice_wire::checksum::checksum(&out[ip..n]), 0),
+    }
 }
