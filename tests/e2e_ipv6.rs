@@ -4,7 +4,9 @@
 //!
 //! One appliance run covers: curl -6 through a spliced IPv6 VIP reaching
 //! every IPv6 backend (HTTP health checks over IPv6 keep them up); NAT64
-//! (IPv6 VIP, IPv4 backends) and NAT46 (IPv4 VIP, IPv6 backends); IPv4
+//! (IPv6 VIP, IPv4 backends) and NAT46 (IPv4 VIP, IPv6 backends); path
+//! MTU discovery through the splice (a client-side "packet too big" lowers
+//! the backend's path MTU, in either family); IPv4
 //! and IPv6 clients at once on one service; TLS termination on an IPv6
 //! VIP (curl, and Go's crypto/tls with X25519MLKEM768), X-Forwarded-For
 //! carrying the client's IPv6 address; content rules (path, Host) and
@@ -397,6 +399,59 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         "a NAT46 backend sees the appliance's IPv6 address: {out}"
     );
 
+    // 2a. Path MTU discovery through the splice: a router on the client
+    //     side reports a response segment too big (tests/tools/ptb.py);
+    //     the backend that sent it takes the error — it must quote the
+    //     backend's own addresses and sequence number, which Linux checks
+    //     — and lowers its path MTU toward the balancer, by 20 bytes less
+    //     or more where the legs' families differ (NAT64, NAT46).
+    let dut_mac = stats(&json).unwrap()["ports"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cli_if = format!("{}-cli0", topo.prefix);
+    for (vip, port, mtu, local, want) in [
+        ("2001:db8:1::1", 80, 1400, "2001:db8:2::1", 1400),
+        ("2001:db8:1::1", 8080, 1400, "10.10.2.1", 1380),
+        ("10.10.1.1", 80, 1300, "2001:db8:2::1", 1320),
+    ] {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", topo.var("CLIENT_NS"), "python3"])
+            .arg(repo_root().join("tests/tools/ptb.py"))
+            .args([&cli_if, &dut_mac, vip, &port.to_string(), &mtu.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ptb.py");
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let backend = v["backend"].as_str().unwrap_or("").to_string();
+        assert!(
+            v["sent"] == true && backend.starts_with('b'),
+            "ptb.py {vip}:{port}: {line}"
+        );
+        let bns = format!("{}-{backend}", topo.prefix);
+        let seen = wait_for(Duration::from_secs(3), || {
+            let o = topo.exec(&bns, &["ip", "route", "get", local]);
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            text.contains(&format!("mtu {want}")).then_some(text)
+        });
+        drop(child.stdin.take());
+        let _ = child.wait();
+        assert!(
+            seen.is_some(),
+            "{vip}:{port} (MTU {mtu}): {backend} has no path MTU {want} toward {local}: {}\n{:?}\n{}",
+            String::from_utf8_lossy(&topo.exec(&bns, &["ip", "route", "get", local]).stdout),
+            stats(&json).map(|v| v["lb"]["total"].clone()),
+            app.logs()
+        );
+    }
+
     // 3. IPv4 and IPv6 clients at once on one service (the same pool).
     let ns = topo.var("CLIENT_NS").to_string();
     let (ns4, ns6) = (ns.clone(), ns.clone());
@@ -590,6 +645,7 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
     let t = &v["lb"]["total"];
     let g = |k: &str| t[k].as_u64().unwrap_or(0);
     assert!(g("six_in") > 10_000 && g("six_out") > 10_000, "{t}");
+    assert!(g("ptb_forwarded") >= 3, "the three errors handed on: {t}");
     for k in [
         "six_untranslatable",
         "six_bad",

@@ -322,6 +322,8 @@ lb_counters! {
     ptb_limited,
     /// … too short to name a TCP segment, or with no MTU.
     ptb_malformed,
+    /// … whose flow's addresses have no form in the other leg's family.
+    ptb_untranslatable,
 }
 
 #[cfg(test)]

@@ -166,9 +166,18 @@ impl<F: Frame> LbCore<F> {
                 q.seq.wrapping_sub(par.c2s_seq_delta),
             )
         };
-        let (from, to) = (self.edge.real(*from.ip()), self.edge.real(*to.ip()));
-        let in_v6 = v6;
+        let to = self.edge.real(*to.ip());
         let out_v6 = to.is_ipv6();
+        // `local` is IPv4 on the lcore path; toward an IPv6 backend it is
+        // `lb.local6`.
+        let real = |a: Ipv4Addr| match self.edge.real(a) {
+            IpAddr::V4(v) if out_v6 && v == self.conf.local => {
+                self.edge.six.local6.map_or(IpAddr::V4(v), IpAddr::V6)
+            }
+            r => r,
+        };
+        let from = real(*from.ip());
+        let in_v6 = v6;
         let ip_len = match (in_v6, out_v6) {
             (true, false) => q.ip_len.saturating_sub(20),
             (false, true) => q.ip_len.saturating_add(20),
@@ -180,8 +189,8 @@ impl<F: Frame> LbCore<F> {
             return None;
         }
         let quoted = Quoted {
-            src: (self.edge.real(*quoted_src.ip()), quoted_src.port()),
-            dst: (self.edge.real(*quoted_dst.ip()), quoted_dst.port()),
+            src: (real(*quoted_src.ip()), quoted_src.port()),
+            dst: (real(*quoted_dst.ip()), quoted_dst.port()),
             seq,
             ip_len,
         };
@@ -203,7 +212,8 @@ impl<F: Frame> LbCore<F> {
                 self.c.ptb_forwarded += 1;
                 io.send(out_port, g);
             }
-            None => self.c.ptb_malformed += 1,
+            // (Families that do not fit: an address with no IPv6 form.)
+            None => self.c.ptb_untranslatable += 1,
         }
         None
     }
