@@ -6,7 +6,8 @@
 //! every IPv6 backend (HTTP health checks over IPv6 keep them up); NAT64
 //! (IPv6 VIP, IPv4 backends) and NAT46 (IPv4 VIP, IPv6 backends); path
 //! MTU discovery through the splice (a client-side "packet too big" lowers
-//! the backend's path MTU, in either family); IPv4
+//! the backend's path MTU, in either family) and on a TLS-terminated leg;
+//! IPv4
 //! and IPv6 clients at once on one service; TLS termination on an IPv6
 //! VIP (curl, and Go's crypto/tls with X25519MLKEM768), X-Forwarded-For
 //! carrying the client's IPv6 address; content rules (path, Host) and
@@ -497,6 +498,30 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
         None => missing_pq_client("the Go toolchain (tests/tools/tlsclient)"),
     }
 
+    // 4b. Path MTU on the TLS-terminated VIP: the appliance's own TCP
+    //     sends the response; after a "packet too big" (MTU 1300) about
+    //     its segment, its segments on that connection fit (≤ 1300 − 60
+    //     bytes of TCP payload; options included).
+    let o = Command::new("ip")
+        .args(["netns", "exec", topo.var("CLIENT_NS"), "python3"])
+        .arg(repo_root().join("tests/tools/ptb.py"))
+        .args(["--tls", &cli_if, &dut_mac, "2001:db8:1::1", "443", "1300"])
+        .output()
+        .expect("ptb.py --tls");
+    let line = String::from_utf8_lossy(&o.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_default();
+    let (before, after) = (
+        v["before_max"].as_u64().unwrap_or(0),
+        v["after_max"].as_u64().unwrap_or(u64::MAX),
+    );
+    eprintln!("TLS-terminated leg: largest segment {before} B before the error, {after} B after");
+    assert!(
+        v["sent"] == true && before > 1240 && after > 0 && after <= 1240,
+        "ptb.py --tls: {line}{}\n{:?}",
+        String::from_utf8_lossy(&o.stderr),
+        stats(&json).map(|v| v["lb"]["total"].clone())
+    );
+
     // 4a. Session-aware dispatch on an IPv6 VIP: TLS passes through to
     //     the backends' own TLS (each nginx with its own session cache and
     //     ticket keys, so a session resumes only where it was made). TLS
@@ -646,6 +671,7 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
     let g = |k: &str| t[k].as_u64().unwrap_or(0);
     assert!(g("six_in") > 10_000 && g("six_out") > 10_000, "{t}");
     assert!(g("ptb_forwarded") >= 3, "the three errors handed on: {t}");
+    assert!(g("ptb_terminated") >= 1, "the terminated leg's error: {t}");
     for k in [
         "six_untranslatable",
         "six_bad",

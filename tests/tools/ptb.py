@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Play the router that reports a response segment too big.
 
-Usage: ptb.py IFACE DUT_MAC VIP PORT MTU
+Usage: ptb.py [--tls] IFACE DUT_MAC VIP PORT MTU
 
 Opens a keep-alive HTTP connection to VIP:PORT (IPv4 or IPv6) from this
 namespace, reads one response whole (so the sender's window is empty:
@@ -15,6 +15,12 @@ until stdin closes, so that the host that sent the data still has it.
 
 Prints one JSON line: {"backend": <X-Backend of the response>,
 "seq": <quoted sequence number>, "sent": true}.
+
+With --tls, VIP:PORT terminates TLS (the appliance's own TCP sends the
+response): the connection is TLS (no verification), /1m.bin is fetched
+before the error and again after it on the same connection, and the line
+adds "before_max" / "after_max", the largest TCP payload the VIP sent
+before and after the error; it exits when done.
 """
 import json
 import select
@@ -35,37 +41,9 @@ def csum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def main():
-    iface, dut_mac, vip, port, mtu = sys.argv[1:6]
-    port, mtu = int(port), int(mtu)
-    v6 = ":" in vip
-    fam = socket.AF_INET6 if v6 else socket.AF_INET
-    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    cap.bind((iface, 0))
-    cap.setblocking(False)
-    my_mac = cap.getsockname()[4]
-
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect((vip, port))
-    local = s.getsockname()
-    s.sendall(b"GET / HTTP/1.1\r\nHost: ptb.test\r\n\r\n")
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(65536)
-    head, body = buf.split(b"\r\n\r\n", 1)
-    headers = {}
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        headers[k.strip().lower().decode()] = v.strip().decode()
-    want = int(headers.get("content-length", "0"))
-    while len(body) < want:
-        body += s.recv(65536)
-    time.sleep(0.2)
-
-    # The last segment from VIP:port to our port that carried data.
-    vip_b = socket.inet_pton(fam, vip)
-    last = None
+def capture(cap, fam, vip_b, port, lport, v6):
+    """Segments VIP:port → us:lport with data seen so far: [(seq, len)]."""
+    got = []
     deadline = time.time() + 1
     while time.time() < deadline:
         r, _, _ = select.select([cap], [], [], 0.1)
@@ -95,11 +73,63 @@ def main():
             sport, dport, seq = struct.unpack("!HHI", tcp[:8])
             doff = (tcp[12] >> 4) * 4
             data_len = plen - hl - doff
-            if sport == port and dport == local[1] and data_len > 0:
-                last = (ip[:plen], hl, seq + data_len)
-    if last is None:
+            if sport == port and dport == lport and data_len > 0:
+                got.append((bytes(ip[:plen]), hl, seq, data_len))
+    return got
+
+
+def get(s, path):
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: ptb.test\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode()
+    want = int(headers.get("content-length", "0"))
+    while len(body) < want:
+        body += s.recv(65536)
+    return headers
+
+
+def main():
+    tls = "--tls" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--tls"]
+    iface, dut_mac, vip, port, mtu = args[:5]
+    port, mtu = int(port), int(mtu)
+    v6 = ":" in vip
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    # Room for a whole response's frames (read after the fact).
+    cap.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+    cap.bind((iface, 0))
+    cap.setblocking(False)
+    my_mac = cap.getsockname()[4]
+
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect((vip, port))
+    lport = s.getsockname()[1]
+    me_ip = s.getsockname()[0]
+    vip_b = socket.inet_pton(fam, vip)
+    if tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname="vip.test")
+    headers = get(s, b"/1m.bin" if tls else b"/")
+    time.sleep(0.2)
+    segs = capture(cap, fam, vip_b, port, lport, v6)
+    if not segs:
         print(json.dumps({"sent": False, "error": "no response segment captured"}))
         return 1
+    before_max = max(x[3] for x in segs)
+    last = segs[-1]
+    last = (last[0], last[1], last[2] + last[3])
+    local = (me_ip, lport)
     ip, hl, next_seq = last
     # Quote: the segment as sent (its header, the sequence number of the
     # next one), padded as a full-sized segment's length.
@@ -122,7 +152,19 @@ def main():
         hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
         frame = mac + my_mac + b"\x08\x00" + hdr + body
     cap.send(frame)
-    print(json.dumps({"backend": headers.get("x-backend"), "seq": next_seq, "sent": True}), flush=True)
+    out = {"backend": headers.get("x-backend"), "seq": next_seq, "sent": True}
+    if tls:
+        time.sleep(0.1)
+        capture(cap, fam, vip_b, port, lport, v6)
+        get(s, b"/1m.bin")
+        time.sleep(0.2)
+        after = capture(cap, fam, vip_b, port, lport, v6)
+        out["before_max"] = before_max
+        out["after_max"] = max((x[3] for x in after), default=0)
+        print(json.dumps(out), flush=True)
+        s.close()
+        return 0
+    print(json.dumps(out), flush=True)
     # Keep the connection until told (the backend keeps its socket).
     sys.stdin.read()
     s.close()

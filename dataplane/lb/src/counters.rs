@@ -316,7 +316,11 @@ lb_counters! {
     /// "Packet too big" errors (ICMP Fragmentation Needed, ICMPv6 Packet
     /// Too Big) about a spliced flow, handed on to the other leg's host.
     ptb_forwarded,
-    /// … about no flow of this node (declined to the kernel interface).
+    /// … about a TLS-terminated connection's segment: that leg's TCP
+    /// lowered its MSS and resent its flight.
+    ptb_terminated,
+    /// … about no flow of this node (declined to the kernel interface), or
+    /// not in a terminated connection's flight.
     ptb_no_flow,
     /// … dropped by the per-lcore rate limit.
     ptb_limited,

@@ -159,6 +159,9 @@ pub struct EndpointStats {
     pub snd_wnd: u32,
     /// Payload bytes per full-sized segment we send.
     pub snd_mss: u32,
+    /// Times an ICMP "packet too big" lowered the send MSS
+    /// ([`Endpoint::path_mtu`]).
+    pub pmtu_lowered: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -529,6 +532,37 @@ impl Endpoint {
             (true, Some((tsval, _))) => gt(tsval, self.ts_recent),
             _ => gt(seg.seq, self.rcv_nxt),
         }
+    }
+
+    /// The path's MTU shrank (RFC 1191 / RFC 8201): an ICMP "packet too
+    /// big" quoted our segment `seq` and says segments may carry at most
+    /// `mss` bytes after the TCP header (options and payload). The send
+    /// MSS drops to fit (never below `min_snd_mss`), and what is in flight
+    /// — the router dropped it — goes again at once at the new size (as a
+    /// retransmission timeout would, without waiting for it). Ignored, as
+    /// Linux does, unless `snd_una ≤ seq ≤ snd_nxt` (in flight, or the
+    /// next byte of an idle connection) on a connection that sends data,
+    /// and unless it lowers the MSS.
+    /// Returns whether it applied.
+    pub fn path_mtu(&mut self, mss: u32, seq: u32, now: Now) -> bool {
+        if !self.sending_state() || lt(seq, self.snd_una) || gt(seq, self.snd_nxt) {
+            return false;
+        }
+        let opt = if self.ts_ok { 12 } else { 0 };
+        let new = mss
+            .saturating_sub(opt)
+            .max(u32::from(self.p.min_snd_mss))
+            .max(1);
+        if new >= self.smss {
+            return false;
+        }
+        self.smss = new;
+        self.stats.snd_mss = new;
+        self.stats.pmtu_lowered += 1;
+        if self.flight() > 0 {
+            self.rto_at = Some(now.us);
+        }
+        true
     }
 
     /// Whether SACK was negotiated.

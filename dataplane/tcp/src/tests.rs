@@ -1394,3 +1394,54 @@ fn uncorked_sends_the_runt_at_once() {
         .collect();
     assert_eq!(lens, vec![1000, 470]);
 }
+
+#[test]
+fn packet_too_big_lowers_the_mss_and_resends_the_flight_at_once() {
+    let mut ep = established(&cfg());
+    ep.send(&data(4000));
+    let first = drain(&mut ep, ms(0));
+    assert_eq!(
+        first.iter().map(Out::len).collect::<Vec<_>>(),
+        vec![1000; 4]
+    );
+    // Outside snd_una..=snd_nxt: ignored.
+    assert!(!ep.path_mtu(600, ISS, ms(1)));
+    assert!(!ep.path_mtu(600, ISS + 4002, ms(1)));
+    // Not lower than the MSS: ignored.
+    assert!(!ep.path_mtu(1400, ISS + 1, ms(1)));
+    assert_eq!(ep.stats().pmtu_lowered, 0);
+    // A router reports the second segment too big: 600 bytes from now on,
+    // the whole flight again at once — no waiting for the RTO.
+    assert!(ep.path_mtu(600, ISS + 1001, ms(2)));
+    assert_eq!(ep.stats().snd_mss, 600);
+    assert_eq!(ep.stats().pmtu_lowered, 1);
+    assert_eq!(ep.poll_at(), Some(2000), "due now");
+    let again = drain(&mut ep, ms(2));
+    assert!(!again.is_empty());
+    assert_eq!(again[0].seq, ISS + 1);
+    assert!(again.iter().all(|o| o.len() <= 600), "{again:?}");
+    // Everything arrives at the new size: the peer acknowledges as it goes.
+    let mut una = ISS + 1;
+    let mut t = 3;
+    let mut sent = again;
+    while una < ISS + 4001 && t < 5000 {
+        for o in &sent {
+            if o.seq == una {
+                una = o.seq + o.len();
+            }
+        }
+        ep.input(&ack(una, 65535), ms(t));
+        sent = drain(&mut ep, ms(t));
+        assert!(sent.iter().all(|o| o.len() <= 600), "{sent:?}");
+        t += 1;
+    }
+    assert_eq!(una, ISS + 4001, "the data went through at 600 bytes");
+    // Idle (all acknowledged): an error quoting the next byte still
+    // applies (Linux accepts snd_una ≤ seq ≤ snd_nxt); a forged one cannot
+    // drive the MSS below the floor (88).
+    assert!(ep.path_mtu(10, ISS + 4001, ms(t)));
+    assert_eq!(ep.stats().snd_mss, 88);
+    ep.send(&data(1000));
+    let out = drain(&mut ep, ms(t));
+    assert!(out.iter().all(|o| o.len() <= 88) && !out.is_empty());
+}

@@ -24,9 +24,11 @@
 //! not the flow's), so an lcore that does not hold the flow hands a copy
 //! to every other lcore, and the one that holds it answers. Errors are
 //! rate-limited per lcore ([`PTB_PER_MS`], burst [`PTB_BURST`]); anything
-//! else — other ICMP errors, errors about flows this node does not splice
-//! (TLS-terminated connections: their TCP is the appliance's own) — is
-//! declined (the kernel interface, if any, sees it as before).
+//! An error about a TLS-terminated connection's segment goes to that leg's
+//! TCP endpoint (the appliance's own), which lowers its MSS and sends its
+//! flight again at the new size. Anything else — other ICMP errors,
+//! errors about no connection of this node — is declined (the kernel
+//! interface, if any, sees it as before).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
@@ -79,7 +81,7 @@ impl<F: Frame> LbCore<F> {
         v6: bool,
         (_l3, l4, end): (usize, usize, usize),
         steered: bool,
-        _now: u64,
+        now: u64,
     ) -> Option<F> {
         let p = match f.data().get(l4..end).map(|m| ptb::parse(m, v6)) {
             Some(Ok(p)) => p,
@@ -119,6 +121,24 @@ impl<F: Frame> LbCore<F> {
                 return self.ptb_steer(f, owner);
             }
         }
+        if self.ptb_tokens == 0 {
+            self.c.ptb_limited += 1;
+            return None;
+        }
+        self.ptb_tokens -= 1;
+        // A TLS-terminated connection: its TCP is our own; the leg's
+        // endpoint lowers its MSS (IP and TCP headers off the MTU).
+        let mss = p.mtu.saturating_sub(if v6 { 60 } else { 40 });
+        if self.term.active() > 0 {
+            if let Some(applied) = self.term_ptb(io, client_side, (qd, qs), (mss, q.seq), now) {
+                if applied {
+                    self.c.ptb_terminated += 1;
+                } else {
+                    self.c.ptb_no_flow += 1;
+                }
+                return None;
+            }
+        }
         // Client side: about VIP → client (the flow's key is client → VIP);
         // backend side: about local → backend (key backend → local).
         let want = if client_side { Dir::C2S } else { Dir::S2C };
@@ -131,11 +151,6 @@ impl<F: Frame> LbCore<F> {
                 Some(f)
             };
         };
-        if self.ptb_tokens == 0 {
-            self.c.ptb_limited += 1;
-            return None;
-        }
-        self.ptb_tokens -= 1;
         let m = self.meta[id as usize];
         let Some(par) = self.flows.get(id).map(|fl| fl.params) else {
             return Some(f);

@@ -525,6 +525,38 @@ impl<F: Frame> LbCore<F> {
         self.term.conns.get(idx as usize)?.as_ref()?.server
     }
 
+    /// A "packet too big" about a terminated connection's segment: the
+    /// client leg's (`client_leg`, keyed (client, VIP)) or the backend
+    /// leg's (keyed (backend, source port)). `None`: no such connection;
+    /// else whether it lowered the leg's MSS (its flight is resent at once).
+    pub(super) fn term_ptb<Q: Queue<Frame = F>>(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        client_leg: bool,
+        (a, b): (SocketAddrV4, SocketAddrV4),
+        (mss, seq): (u32, u32),
+        now: u64,
+    ) -> Option<bool> {
+        let idx = if client_leg {
+            self.term.by_client.get(&(a, b))
+        } else {
+            self.term.by_backend.get(&(a, b.port()))
+        }
+        .copied()?;
+        let off = self.term.conns.get(idx as usize)?.as_ref()?.cli_ts_off;
+        let t = self.term_now(now, if client_leg { off } else { 0 });
+        let conn = self.term.conns.get_mut(idx as usize)?.as_mut()?;
+        let applied = if client_leg {
+            conn.cli.path_mtu(mss, seq, t)
+        } else {
+            conn.be.as_mut().is_some_and(|e| e.path_mtu(mss, seq, t))
+        };
+        if applied {
+            self.term_event(io, idx, None, false, now);
+        }
+        Some(applied)
+    }
+
     fn term_now(&self, now: u64, off: u32) -> Now {
         Now {
             us: self.term_us(now),
