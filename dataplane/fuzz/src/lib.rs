@@ -1044,3 +1044,51 @@ pub fn ptb(data: &[u8]) {
         _ => assert_eq!(qsplice_wire::checksum::checksum(&out[ip..n]), 0),
     }
 }
+
+/// HTTP/1.1 responses (`qsplice_wire::http_response`): the first byte
+/// picks the piece size (and whether the request was a HEAD), the rest is
+/// the server's byte stream. Never panics; every call consumes at most
+/// what it was given and makes progress or completes a response; body
+/// bytes reported add up to the responses' body lengths (plus the one
+/// under way); an error sticks.
+pub fn http_response(data: &[u8]) {
+    use qsplice_wire::http_response::ResponseReader;
+    let Some((&sel, stream)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(sel & 0x3f) + 1;
+    let mut r = ResponseReader::new();
+    r.expect_head(sel & 0x40 != 0);
+    let (mut body, mut done_body) = (0u64, 0u64);
+    let mut failed = None;
+    'outer: for piece in stream.chunks(step) {
+        let mut p = piece;
+        while !p.is_empty() {
+            match r.feed(p) {
+                Ok((n, b, done)) => {
+                    assert!(n <= p.len());
+                    assert!(n > 0 || done.is_some(), "progress");
+                    body += b;
+                    if let Some(resp) = done {
+                        done_body += resp.body_len;
+                        assert!((100..=999).contains(&resp.status));
+                    }
+                    p = &p[n..];
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break 'outer;
+                }
+            }
+        }
+    }
+    if let Some(e) = failed {
+        assert_eq!(r.feed(b"HTTP/1.1 200 OK\r\n\r\n"), Err(e));
+        return;
+    }
+    match r.finish() {
+        Ok(Some(resp)) => assert_eq!(done_body + resp.body_len, body),
+        Ok(None) => assert_eq!(done_body, body),
+        Err(_) => assert!(body >= done_body),
+    }
+}

@@ -64,6 +64,7 @@ pub use core::net::{Ipv4Addr, Ipv6Addr};
 
 pub mod checksum;
 pub mod http1;
+pub mod http_response;
 pub mod icmpv6;
 pub mod ipv6;
 pub mod ptb;
