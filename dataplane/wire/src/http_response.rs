@@ -459,11 +459,7 @@ impl ResponseReader {
                 b'\n' if self.chunk_digits > 0 => self.chunk_line_done(),
                 _ => return Err(ResponseError::BadChunk),
             },
-            State::ChunkExt => {
-                if b == b'\n' {
-                    self.chunk_line_done();
-                }
-            }
+            State::ChunkExt if b == b'\n' => self.chunk_line_done(),
             State::ChunkEnd(0) => match b {
                 b'\r' => self.state = State::ChunkEnd(1),
                 b'\n' => self.next_chunk(),
@@ -480,11 +476,7 @@ impl ResponseReader {
                 b'\n' => return Ok(Some(self.done())),
                 _ => self.state = State::Trailer,
             },
-            State::Trailer => {
-                if b == b'\n' {
-                    self.state = State::TrailerStart;
-                }
-            }
+            State::Trailer if b == b'\n' => self.state = State::TrailerStart,
             State::TrailerEnd => {
                 if b != b'\n' {
                     return Err(ResponseError::BadChunk);
