@@ -140,8 +140,9 @@
 //!
 //! Urgent data (URG is ignored; the bytes are ordinary data); LISTEN and
 //! SYN handling on a listening socket (passive opens come from the caller's
-//! SYN cache or cookies); path MTU discovery (the caller sets `mss` from
-//! its MTU); ECN; keepalives (the caller runs idle timeouts); F-RTO /
+//! SYN cache or cookies); path MTU *probing* (the caller sets `mss` from
+//! its MTU and hands on routers' "packet too big" errors:
+//! [`Endpoint::path_mtu`] lowers the send MSS and resends the flight); ECN; keepalives (the caller runs idle timeouts); F-RTO /
 //! Eifel spurious-RTO undo; RACK time-based loss detection beyond the tail
 //! probe; pacing; PRR (recovery follows RFC 6675's cwnd = ssthresh); the
 //! RFC 6298 §5.7 3 s RTO after a lost SYN; a FIN-WAIT-2 timeout (the
