@@ -1,0 +1,325 @@
+//! HTTP/1.1 sessions over a [`qsplice_tcp::Endpoint`]. See the crate docs.
+
+use qsplice_tcp::{Config, Endpoint, Now, Outcome, Segment, SegmentOut, State, SynAck, SynOptions};
+use qsplice_wire::http_response::{ResponseError, ResponseReader};
+use qsplice_wire::TcpFlags;
+
+/// What a client session reports from [`ClientSession::step`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The handshake completed `us` after the SYN.
+    Connected {
+        /// Connect time, µs.
+        us: u64,
+    },
+    /// A response was read whole.
+    Response {
+        /// Its status.
+        status: u16,
+        /// Body bytes.
+        body_len: u64,
+        /// Request sent → first response byte, µs.
+        first_byte_us: u64,
+        /// Request sent → response whole, µs.
+        us: u64,
+    },
+    /// The server's bytes are not a response ([`ResponseError`]): the
+    /// connection is reset.
+    BadResponse(ResponseError),
+    /// The server closed before every request was answered.
+    ClosedEarly,
+    /// The connection ended; `requests` were answered. Reported once.
+    Ended {
+        /// Why the endpoint ended (`None`: a normal close).
+        outcome: Option<Outcome>,
+        /// Responses read on this connection.
+        requests: u32,
+    },
+}
+
+/// One client connection that sends `requests` requests, one at a time
+/// (keep-alive), and reads each response whole before the next.
+#[derive(Debug)]
+pub struct ClientSession {
+    ep: Endpoint,
+    reader: ResponseReader,
+    left: u32,
+    answered: u32,
+    outstanding: bool,
+    head: bool,
+    opened_us: u64,
+    sent_us: u64,
+    first_byte_us: Option<u64>,
+    connected: bool,
+    closing: bool,
+    ended: bool,
+}
+
+impl ClientSession {
+    /// Opens a connection (our ISN `iss`) that will send `requests`
+    /// requests; `head`: they are `HEAD` requests (no response bodies).
+    pub fn connect(cfg: &Config, iss: u32, requests: u32, head: bool, now: Now) -> ClientSession {
+        ClientSession {
+            ep: Endpoint::connect(cfg, iss, now),
+            reader: ResponseReader::new(),
+            left: requests,
+            answered: 0,
+            outstanding: false,
+            head,
+            opened_us: now.us,
+            sent_us: 0,
+            first_byte_us: None,
+            connected: false,
+            closing: false,
+            ended: false,
+        }
+    }
+
+    /// The connection's endpoint: segments in ([`Endpoint::input`]) and
+    /// out ([`Endpoint::output`]), timers ([`Endpoint::poll_at`]).
+    pub fn endpoint(&mut self) -> &mut Endpoint {
+        &mut self.ep
+    }
+
+    /// Responses read whole so far.
+    pub fn answered(&self) -> u32 {
+        self.answered
+    }
+
+    /// The session reported [`ClientEvent::Ended`]: it may be dropped.
+    pub fn is_done(&self) -> bool {
+        self.ended
+    }
+
+    /// Moves the exchange on at `now` after input, a timer or output:
+    /// reads what arrived, sends the next request (`req`, the whole
+    /// request's bytes) when the last was answered, closes after the last
+    /// answer. Events go to `ev`.
+    pub fn step(&mut self, req: &[u8], now: Now, ev: &mut impl FnMut(ClientEvent)) {
+        if self.ended {
+            return;
+        }
+        if !self.connected && self.ep.state() == State::Established {
+            self.connected = true;
+            ev(ClientEvent::Connected {
+                us: now.us.saturating_sub(self.opened_us),
+            });
+        }
+        self.read(now, ev);
+        if self.connected
+            && !self.closing
+            && !self.outstanding
+            && self.left > 0
+            && self.ep.may_send()
+            && self.ep.send_room() >= req.len()
+        {
+            self.reader.expect_head(self.head);
+            self.ep.send(req);
+            self.left -= 1;
+            self.outstanding = true;
+            self.sent_us = now.us;
+            self.first_byte_us = None;
+        }
+        // The server's FIN.
+        if self.connected && !self.ep.may_recv() && !self.closing {
+            match self.reader.finish() {
+                Ok(Some(r)) => self.answer(r.status, r.body_len, now, ev),
+                Ok(None) => {}
+                Err(e) => ev(ClientEvent::BadResponse(e)),
+            }
+            if self.outstanding || self.left > 0 {
+                ev(ClientEvent::ClosedEarly);
+            }
+            self.closing = true;
+            self.ep.close();
+        }
+        if self.ep.is_closed() {
+            self.ended = true;
+            ev(ClientEvent::Ended {
+                outcome: self.ep.outcome(),
+                requests: self.answered,
+            });
+        }
+    }
+
+    fn read(&mut self, now: Now, ev: &mut impl FnMut(ClientEvent)) {
+        loop {
+            let (a, _) = self.ep.recv_peek();
+            if a.is_empty() {
+                return;
+            }
+            if self.first_byte_us.is_none() && self.outstanding {
+                self.first_byte_us = Some(now.us);
+            }
+            match self.reader.feed(a) {
+                Ok((n, _, done)) => {
+                    self.ep.recv_consume(n);
+                    if let Some(r) = done {
+                        self.answer(r.status, r.body_len, now, ev);
+                        if r.close || self.left == 0 {
+                            self.closing = true;
+                            self.ep.close();
+                        }
+                    }
+                }
+                Err(e) => {
+                    ev(ClientEvent::BadResponse(e));
+                    self.closing = true;
+                    self.ep.abort();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, status: u16, body_len: u64, now: Now, ev: &mut impl FnMut(ClientEvent)) {
+        self.outstanding = false;
+        self.answered += 1;
+        ev(ClientEvent::Response {
+            status,
+            body_len,
+            first_byte_us: self
+                .first_byte_us
+                .unwrap_or(now.us)
+                .saturating_sub(self.sent_us),
+            us: now.us.saturating_sub(self.sent_us),
+        });
+    }
+}
+
+/// A passive open: the SYN-ACK answering a SYN, and the endpoint once the
+/// peer's ACK completes the handshake (a listener keeps one per pending
+/// handshake, or rebuilds it from a SYN cookie).
+#[derive(Copy, Clone, Debug)]
+pub struct PassiveOpen {
+    syn: SynOptions,
+    synack: SynAck,
+    iss: u32,
+    irs: u32,
+    window: u16,
+}
+
+impl PassiveOpen {
+    /// The answer to `syn` (a SYN segment) with our ISN `iss`; `None` if
+    /// it is no SYN.
+    pub fn answer(cfg: &Config, syn: &Segment<'_>, iss: u32, now: Now) -> Option<PassiveOpen> {
+        if !syn.flags.contains(TcpFlags::SYN) || syn.flags.contains(TcpFlags::ACK) {
+            return None;
+        }
+        let so = SynOptions::from_segment(syn);
+        Some(PassiveOpen {
+            syn: so,
+            synack: SynAck::answer(cfg, &so, now.tsval),
+            iss,
+            irs: syn.seq,
+            window: cfg.syn_window(),
+        })
+    }
+
+    /// The SYN-ACK segment to send.
+    pub fn syn_ack(&self) -> SegmentOut<'static> {
+        SegmentOut {
+            seq: self.iss,
+            ack: Some(self.irs.wrapping_add(1)),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: self.window,
+            options: self.synack.out_options(),
+            payload: (&[], &[]),
+        }
+    }
+
+    /// The endpoint, if `ack` completes the handshake (it acknowledges our
+    /// SYN exactly); the ACK (and any data it carries) is taken in.
+    pub fn complete(&self, cfg: &Config, ack: &Segment<'_>, now: Now) -> Option<Endpoint> {
+        if ack.flags.contains(TcpFlags::SYN)
+            || ack.flags.contains(TcpFlags::RST)
+            || ack.ack != Some(self.iss.wrapping_add(1))
+            || ack.seq != self.irs.wrapping_add(1)
+        {
+            return None;
+        }
+        let hs = self
+            .synack
+            .handshake(&self.syn, self.iss, self.irs, ack.window, ack.options.ts);
+        let mut ep = Endpoint::accept(cfg, hs, now);
+        ep.input(ack, now);
+        Some(ep)
+    }
+}
+
+/// One server connection: every request head it reads (up to the blank
+/// line; GET / HEAD requests, no bodies) is answered with the same
+/// response bytes, in order; it closes when the client does.
+#[derive(Debug)]
+pub struct ServerSession {
+    ep: Endpoint,
+    /// The last bytes read (looking for CR LF CR LF across pieces).
+    tail: u32,
+    pending: u32,
+    written: usize,
+    requests: u64,
+    closing: bool,
+}
+
+impl ServerSession {
+    /// A session on an established endpoint ([`PassiveOpen::complete`]).
+    pub fn new(ep: Endpoint) -> ServerSession {
+        ServerSession {
+            ep,
+            tail: 0,
+            pending: 0,
+            written: 0,
+            requests: 0,
+            closing: false,
+        }
+    }
+
+    /// The connection's endpoint.
+    pub fn endpoint(&mut self) -> &mut Endpoint {
+        &mut self.ep
+    }
+
+    /// Requests read so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Whether the endpoint is closed (the session may be dropped).
+    pub fn is_closed(&self) -> bool {
+        self.ep.is_closed()
+    }
+
+    /// Reads request heads and writes `resp` for each, as far as the send
+    /// buffer takes it; closes after the client's FIN once every answer
+    /// is out.
+    pub fn step(&mut self, resp: &[u8]) {
+        loop {
+            let (a, _) = self.ep.recv_peek();
+            if a.is_empty() {
+                break;
+            }
+            let n = a.len();
+            for &b in a {
+                self.tail = (self.tail << 8) | u32::from(b);
+                if self.tail == 0x0d0a_0d0a {
+                    self.pending += 1;
+                    self.requests += 1;
+                }
+            }
+            self.ep.recv_consume(n);
+        }
+        while self.pending > 0 && self.ep.may_send() {
+            let n = self.ep.send(&resp[self.written..]);
+            self.written += n;
+            if self.written < resp.len() {
+                break;
+            }
+            self.written = 0;
+            self.pending -= 1;
+        }
+        if !self.closing && !self.ep.may_recv() && self.pending == 0 {
+            self.closing = true;
+            self.ep.close();
+        }
+    }
+}

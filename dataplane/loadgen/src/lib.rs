@@ -1,0 +1,34 @@
+//! Stateful load generation, sans IO: the HTTP/1.1 client and server
+//! sessions `qsplice loadgen` runs on each lcore, over the one user-space
+//! TCP of the codebase ([`qsplice_tcp::Endpoint`], the TLS-terminating
+//! path's, with its SACK recovery and 200 ms minimum RTO).
+//!
+//! ```text
+//! client: connect ─▶ established ─▶ request ─▶ response read whole ─▶ next request … ─▶ close
+//!         (ClientSession: connect / first-byte / whole-response times per request)
+//! server: SYN ─▶ PassiveOpen (SYN-ACK) ─▶ ACK ─▶ ServerSession: request heads ─▶ fixed response each
+//! ```
+//!
+//! A session owns its [`Endpoint`]; the caller moves segments (input /
+//! output, as for the TLS path) and calls `step` after each input, timer
+//! or output, which moves the HTTP exchange on and reports what happened
+//! ([`ClientEvent`]). Responses are read by
+//! [`qsplice_wire::http_response::ResponseReader`] (framing followed, body
+//! counted, never kept); requests a server reads are delimited by their
+//! head's end (GET / HEAD without a body). No allocation after a session
+//! is made; memory per session is the endpoint's buffers (sized by its
+//! `Config`) plus the record: 1,656 B per client session, 1,424 B per
+//! server session today (mostly the endpoint's fixed state; issue 16 asks
+//! for ≤ 2 KB per established connection, buffers included — small
+//! buffers and a slimmer endpoint are to come).
+//!
+//! Still to come for issue 16 (not here yet): the lcore service that runs
+//! many sessions on a DPDK port (pacing, address / port ranges,
+//! histograms, the `qsplice loadgen` command) and TLS sessions.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod http;
+
+pub use http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
