@@ -81,6 +81,11 @@ impl ClientSession {
         &mut self.ep
     }
 
+    /// When its endpoint wants `output` next (µs), if ever.
+    pub fn poll_at(&self) -> Option<u64> {
+        self.ep.poll_at()
+    }
+
     /// Responses read whole so far.
     pub fn answered(&self) -> u32 {
         self.answered
@@ -277,6 +282,11 @@ impl ServerSession {
     /// The connection's endpoint.
     pub fn endpoint(&mut self) -> &mut Endpoint {
         &mut self.ep
+    }
+
+    /// When its endpoint wants `output` next (µs), if ever.
+    pub fn poll_at(&self) -> Option<u64> {
+        self.ep.poll_at()
     }
 
     /// Requests read so far.

@@ -22,13 +22,21 @@
 //! for ≤ 2 KB per established connection, buffers included — small
 //! buffers and a slimmer endpoint are to come).
 //!
-//! Still to come for issue 16 (not here yet): the lcore service that runs
-//! many sessions on a DPDK port (pacing, address / port ranges,
-//! histograms, the `qsplice loadgen` command) and TLS sessions.
+//! On an lcore ([`lcore`]): [`LoadgenClient`] and [`LoadgenServer`] are
+//! engine services that run many sessions on one port (a source port per
+//! client session, passive opens per client address on the server side),
+//! tested as two engine workers back to back with loss.
+//!
+//! Still to come for issue 16 (not here yet): the `qsplice loadgen`
+//! command and its config, TSC-paced connection rates, several client
+//! addresses, HDR latency histograms and reports, TLS sessions, and the
+//! end-to-end runs against nginx / wrk.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod lcore;
 
 pub use http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
+pub use lcore::{ClientConf, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf};
