@@ -12,6 +12,7 @@ pub mod ctl;
 pub mod dhcp;
 mod kernel;
 pub mod lb;
+pub mod loadgen;
 pub mod outfile;
 pub mod pktgen;
 mod routes;

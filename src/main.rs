@@ -168,6 +168,24 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Stateful load generator on `[loadgen]`: HTTP/1.1 clients toward a
+    /// server (or a server for clients) over the appliance's own TCP;
+    /// live lines, final report. Exits non-zero when a client run has
+    /// failed connections or bad responses.
+    Loadgen {
+        /// Config file (TOML) with a `[loadgen]` section.
+        #[arg(short, long, default_value = "conf/loadgen.toml")]
+        config: PathBuf,
+        /// Connections in all (overrides loadgen.connections).
+        #[arg(long)]
+        connections: Option<u64>,
+        /// Run at most this many seconds (overrides loadgen.timeout_s).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Write the final report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Benchmark the engine's forwarding loop (use net_null ports).
     FwdBench {
         /// Config file (TOML), e.g. conf/null-bench.toml.
@@ -362,6 +380,37 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let r = qsplice::pktgen::pktgen(&cfg, &opts)?;
             println!("{}", qsplice::pktgen::render(&r));
+            Ok(())
+        }
+        Cmd::Loadgen {
+            config,
+            connections,
+            duration,
+            json,
+        } => {
+            let cfg = load(&config)?;
+            if cfg.loadgen.is_none() {
+                anyhow::bail!(
+                    "{}: no [loadgen] section (see docs/config.md)",
+                    config.display()
+                );
+            }
+            init_logging(&cfg.log);
+            let opts = qsplice::loadgen::LoadgenOpts {
+                connections,
+                duration: duration.map(Duration::from_secs_f64),
+                json,
+            };
+            let r = qsplice::loadgen::loadgen(&cfg, &opts)?;
+            println!("{}", qsplice::loadgen::render(&r));
+            if r.role == "client" && (r.failed > 0 || r.bad_responses > 0 || r.timed_out) {
+                anyhow::bail!(
+                    "{} connection(s) failed, {} bad response(s){}",
+                    r.failed,
+                    r.bad_responses,
+                    if r.timed_out { ", timed out" } else { "" }
+                );
+            }
             Ok(())
         }
         Cmd::Topo { config } => {

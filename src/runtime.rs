@@ -220,7 +220,7 @@ pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
     })
 }
 
-fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
+pub(crate) fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
     EngineConf {
         burst: cfg.engine.burst as usize,
         tx_drain_us: cfg.engine.tx_drain_us,
@@ -239,7 +239,7 @@ fn engine_conf(cfg: &Config, primary: bool) -> EngineConf {
     }
 }
 
-fn port_setups(cfg: &Config) -> Vec<PortSetup> {
+pub(crate) fn port_setups(cfg: &Config) -> Vec<PortSetup> {
     cfg.ports
         .iter()
         .map(|p| PortSetup {

@@ -12,9 +12,11 @@ use crate::lcores::parse_lcore_map;
 
 mod dhcp;
 mod lb;
+mod loadgen;
 mod pktgen;
 pub use dhcp::*;
 pub use lb::*;
+pub use loadgen::*;
 pub use pktgen::*;
 
 /// The whole config.
@@ -41,6 +43,8 @@ pub struct Config {
     pub dhcp_tester: Option<DhcpTesterConf>,
     /// The packet generator (`qsplice pktgen`).
     pub pktgen: Option<PktgenConf>,
+    /// The stateful load generator (`qsplice loadgen`).
+    pub loadgen: Option<LoadgenConf>,
     /// The management listener (metrics, JSON API, `qsplice ctl`).
     pub management: ManagementConf,
     /// Route announcement of the VIPs by a BGP speaker (scale-out behind

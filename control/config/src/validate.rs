@@ -429,6 +429,7 @@ impl Config {
         self.validate_lb()?;
         self.validate_dhcp()?;
         self.validate_pktgen()?;
+        self.validate_loadgen()?;
         self.validate_bgp()?;
         self.validate_cluster()?;
         self.validate_management()?;
@@ -1314,6 +1315,96 @@ impl Config {
 }
 
 impl Config {
+    /// The `[loadgen]` rules.
+    fn validate_loadgen(&self) -> R {
+        use crate::schema::LoadgenRole;
+        let Some(g) = &self.loadgen else {
+            return Ok(());
+        };
+        if self.eal.worker_lcores.len() != 1 {
+            return err(
+                "eal.worker_lcores",
+                format!("{:?}", self.eal.worker_lcores),
+                "qsplice loadgen runs on exactly one worker lcore (for now)",
+            );
+        }
+        let Some(port) = self.ports.iter().find(|p| p.name == g.port) else {
+            return err("loadgen.port", &g.port, "no [[ports]] entry has this name");
+        };
+        if port.addresses.is_empty() {
+            return err("loadgen.port", &g.port, "the port has no IPv4 address");
+        }
+        in_range("loadgen.timeout_s", g.timeout_s, 1, 86_400)?;
+        in_range("loadgen.tcp_buf", g.tcp_buf, 4096, 16 * 1024 * 1024)?;
+        match g.role {
+            LoadgenRole::Client => {
+                let Some(t) = g.target else {
+                    return err("loadgen.target", "", "is required for role = \"client\"");
+                };
+                if t.port() == 0
+                    || t.ip().is_unspecified()
+                    || t.ip().is_broadcast()
+                    || t.ip().is_multicast()
+                {
+                    return err("loadgen.target", t, "must be a unicast address and a port");
+                }
+                in_range("loadgen.connections", g.connections, 1, 1_000_000_000)?;
+                in_range("loadgen.concurrency", g.concurrency, 1, 65_536)?;
+                in_range("loadgen.requests", g.requests, 1, 1_000_000)?;
+                in_range("loadgen.sport_min", g.sport_min, 1024, 65_535)?;
+                let top = u32::from(g.sport_min) + g.concurrency - 1;
+                if top > 65_535 {
+                    return err(
+                        "loadgen.concurrency",
+                        g.concurrency,
+                        format!(
+                            "sport_min ({}) + concurrency − 1 is above 65535",
+                            g.sport_min
+                        ),
+                    );
+                }
+                if !matches!(g.method.as_str(), "GET" | "HEAD") {
+                    return err("loadgen.method", &g.method, "GET or HEAD");
+                }
+                let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+                if !g.path.starts_with('/') || g.path.len() > 1024 || !printable(&g.path) {
+                    return err(
+                        "loadgen.path",
+                        &g.path,
+                        "starts with '/', at most 1024 printable characters, no spaces",
+                    );
+                }
+                if g.host.len() > 255 || !printable(&g.host) {
+                    return err(
+                        "loadgen.host",
+                        &g.host,
+                        "at most 255 printable characters, no spaces",
+                    );
+                }
+            }
+            LoadgenRole::Server => {
+                let Some(l) = g.listen else {
+                    return err("loadgen.listen", "", "is required for role = \"server\"");
+                };
+                if l.port() == 0 || !port.addresses.iter().any(|c| c.addr == *l.ip()) {
+                    return err(
+                        "loadgen.listen",
+                        l,
+                        format!("must be an address of port {} and a port", g.port),
+                    );
+                }
+                in_range(
+                    "loadgen.response_bytes",
+                    g.response_bytes,
+                    0,
+                    64 * 1024 * 1024,
+                )?;
+                in_range("loadgen.max_conns", g.max_conns, 1, 1_000_000)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The `[pktgen]` rules.
     fn validate_pktgen(&self) -> R {
         use crate::schema::{parse_ip_range, parse_mac, parse_port_range, PktgenSizeMode};

@@ -1579,3 +1579,116 @@ fn a_vip_may_choose_its_own_health_check_kind() {
     assert_eq!(e.value, "icmp", "{e}");
     assert!(e.reason.contains("tcp") && e.reason.contains("http"), "{e}");
 }
+
+const LOADGEN: &str = r#"
+[loadgen]
+role = "client"
+port = "backend"
+target = "10.10.2.11:80"
+"#;
+
+#[test]
+fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
+    let c = parse(&format!("{BASE}{LOADGEN}")).unwrap_or_else(|e| panic!("{e}"));
+    let g = c.loadgen.unwrap();
+    assert_eq!(
+        (
+            g.connections,
+            g.concurrency,
+            g.requests,
+            g.method.as_str(),
+            g.path.as_str()
+        ),
+        (1000, 64, 1, "GET", "/")
+    );
+    let server = "[loadgen]\nrole = \"server\"\nport = \"client\"\nlisten = \"10.10.1.1:80\"\n";
+    let s = parse(&format!("{BASE}{server}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.loadgen.unwrap().response_bytes, 100);
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "port = \"backend\"",
+            "port = \"nope\"",
+            "loadgen.port",
+            "no [[ports]]",
+        ),
+        (
+            "target = \"10.10.2.11:80\"",
+            "",
+            "loadgen.target",
+            "required",
+        ),
+        (
+            "target = \"10.10.2.11:80\"",
+            "target = \"10.10.2.11:0\"",
+            "loadgen.target",
+            "unicast",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nconcurrency = 0",
+            "loadgen.concurrency",
+            "between 1",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nsport_min = 65500\nconcurrency = 100",
+            "loadgen.concurrency",
+            "65535",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nmethod = \"POST\"",
+            "loadgen.method",
+            "GET or HEAD",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\npath = \"no-slash\"",
+            "loadgen.path",
+            "starts with",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nrequests = 0",
+            "loadgen.requests",
+            "between 1",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\ntcp_buf = 100",
+            "loadgen.tcp_buf",
+            "between 4096",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"sniffer\"",
+            "loadgen.role",
+            "client",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nbogus = 1",
+            "loadgen.bogus",
+            "unknown key",
+        ),
+    ];
+    for (find, repl, key, why) in cases {
+        let e = reject(&format!("{BASE}{}", LOADGEN.replace(find, repl)));
+        assert_eq!(e.key, *key, "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
+    let e = reject(&format!(
+        "{BASE}{}",
+        server.replace("10.10.1.1:80", "10.10.9.9:80")
+    ));
+    assert_eq!(
+        (e.key.as_str(), e.value.as_str()),
+        ("loadgen.listen", "10.10.9.9:80"),
+        "{e}"
+    );
+    let e = reject(&format!(
+        "{BASE}{}",
+        server.replace("listen = \"10.10.1.1:80\"\n", "")
+    ));
+    assert_eq!(e.key, "loadgen.listen", "{e}");
+}

@@ -20,6 +20,8 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use qsplice_engine::{Io, Service};
 use qsplice_netdev::{Frame, Queue};
@@ -63,6 +65,80 @@ pub struct LoadgenStats {
     pub segs_dropped: u64,
     /// Segments not sent: no mbuf, or the next hop not resolved yet.
     pub segs_unsent: u64,
+}
+
+/// [`LoadgenStats`] as the control thread reads them: published by the
+/// lcore every tick (relaxed atomics, no lock), and `finished` once a
+/// client lcore opened and ended every connection.
+#[derive(Debug, Default)]
+pub struct SharedStats {
+    vals: [AtomicU64; 16],
+    finished: AtomicBool,
+}
+
+impl SharedStats {
+    fn publish(&self, s: &LoadgenStats, finished: bool) {
+        for (a, v) in self.vals.iter().zip(s.to_array()) {
+            a.store(v, Ordering::Relaxed);
+        }
+        self.finished.store(finished, Ordering::Release);
+    }
+
+    /// The last published counters.
+    pub fn snapshot(&self) -> LoadgenStats {
+        let mut a = [0u64; 16];
+        for (o, v) in a.iter_mut().zip(&self.vals) {
+            *o = v.load(Ordering::Relaxed);
+        }
+        LoadgenStats::from_array(a)
+    }
+
+    /// A client lcore is done with every connection.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+}
+
+impl LoadgenStats {
+    fn to_array(&self) -> [u64; 16] {
+        [
+            self.opened,
+            self.connected,
+            self.completed,
+            self.failed,
+            self.responses,
+            self.status_2xx,
+            self.bad_responses,
+            self.body_bytes,
+            self.connect_us_sum,
+            self.connect_us_max,
+            self.response_us_sum,
+            self.response_us_max,
+            self.segs_dropped,
+            self.segs_unsent,
+            0,
+            0,
+        ]
+    }
+
+    fn from_array(a: [u64; 16]) -> LoadgenStats {
+        LoadgenStats {
+            opened: a[0],
+            connected: a[1],
+            completed: a[2],
+            failed: a[3],
+            responses: a[4],
+            status_2xx: a[5],
+            bad_responses: a[6],
+            body_bytes: a[7],
+            connect_us_sum: a[8],
+            connect_us_max: a[9],
+            response_us_sum: a[10],
+            response_us_max: a[11],
+            segs_dropped: a[12],
+            segs_unsent: a[13],
+        }
+    }
 }
 
 /// Builds `seg` from `src` to `dst` in a new frame on port `pi` and
@@ -182,6 +258,7 @@ pub struct LoadgenClient {
     started: u64,
     iss: u32,
     stats: LoadgenStats,
+    shared: Option<Arc<SharedStats>>,
 }
 
 impl LoadgenClient {
@@ -195,8 +272,15 @@ impl LoadgenClient {
             started: 0,
             iss: 0x5eed_1000,
             stats: LoadgenStats::default(),
+            shared: None,
             conf,
         }
+    }
+
+    /// Publish the counters to `shared` every tick.
+    pub fn with_shared(mut self, shared: Arc<SharedStats>) -> LoadgenClient {
+        self.shared = Some(shared);
+        self
     }
 
     /// Counters so far.
@@ -329,8 +413,17 @@ impl<Q: Queue> Service<Q> for LoadgenClient {
         self.started != before
     }
 
+    fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
+        if let Some(sh) = &self.shared {
+            sh.publish(&self.stats, self.is_finished());
+        }
+    }
+
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let now = now_of(now, self.conf.hz);
+        if let Some(sh) = &self.shared {
+            sh.publish(&self.stats, self.is_finished());
+        }
         for i in 0..self.slots.len() {
             let due = self.slots[i]
                 .as_ref()
@@ -377,6 +470,7 @@ pub struct LoadgenServer {
     due: Vec<SocketAddrV4>,
     iss: u32,
     stats: LoadgenStats,
+    shared: Option<Arc<SharedStats>>,
 }
 
 impl std::fmt::Debug for LoadgenServer {
@@ -396,8 +490,15 @@ impl LoadgenServer {
             due: Vec::with_capacity(conf.max_conns),
             iss: 0x0bad_5eed,
             stats: LoadgenStats::default(),
+            shared: None,
             conf,
         }
+    }
+
+    /// Publish the counters to `shared` every tick.
+    pub fn with_shared(mut self, shared: Arc<SharedStats>) -> LoadgenServer {
+        self.shared = Some(shared);
+        self
     }
 
     /// Counters so far.
@@ -503,8 +604,17 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
         None
     }
 
+    fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
+        if let Some(sh) = &self.shared {
+            sh.publish(&self.stats, false);
+        }
+    }
+
     fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
         let now = now_of(now, self.conf.hz);
+        if let Some(sh) = &self.shared {
+            sh.publish(&self.stats, false);
+        }
         let mut due = std::mem::take(&mut self.due);
         due.clear();
         let before = self.conns.len();

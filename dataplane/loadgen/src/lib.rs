@@ -39,4 +39,4 @@ pub mod http;
 pub mod lcore;
 
 pub use http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
-pub use lcore::{ClientConf, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf};
+pub use lcore::{ClientConf, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats};

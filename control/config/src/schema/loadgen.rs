@@ -1,0 +1,74 @@
+//! `[loadgen]`: the stateful load generator's schema (`qsplice loadgen`).
+
+use super::*;
+
+/// What the load generator plays.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadgenRole {
+    /// HTTP/1.1 clients toward `target`.
+    #[default]
+    Client,
+    /// An HTTP/1.1 server on `listen`.
+    Server,
+}
+
+/// `[loadgen]`: HTTP/1.1 clients or a server on one port, over the
+/// appliance's own TCP.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadgenConf {
+    /// `client` or `server`.
+    pub role: LoadgenRole,
+    /// Name of the `[[ports]]` entry it runs on.
+    pub port: String,
+    /// Client: the server, `a.b.c.d:port`.
+    pub target: Option<std::net::SocketAddrV4>,
+    /// Client: connections to open in all.
+    pub connections: u64,
+    /// Client: connections open at once at most.
+    pub concurrency: u32,
+    /// Client: requests per connection (keep-alive).
+    pub requests: u32,
+    /// Client: request method, `GET` or `HEAD`.
+    pub method: String,
+    /// Client: request target.
+    pub path: String,
+    /// Client: `Host` header (empty: the target's address).
+    pub host: String,
+    /// Client: first source port (one per connection open at once).
+    pub sport_min: u16,
+    /// Server: the address and TCP port it serves (an address of `port`).
+    pub listen: Option<std::net::SocketAddrV4>,
+    /// Server: response body bytes.
+    pub response_bytes: u32,
+    /// Server: connections held at most.
+    pub max_conns: u32,
+    /// Give up after this long, s (client: unfinished connections count
+    /// as failed; server: it stops).
+    pub timeout_s: u64,
+    /// TCP receive and send buffer of each connection, bytes.
+    pub tcp_buf: u32,
+}
+
+impl Default for LoadgenConf {
+    fn default() -> Self {
+        LoadgenConf {
+            role: LoadgenRole::Client,
+            port: String::new(),
+            target: None,
+            connections: 1000,
+            concurrency: 64,
+            requests: 1,
+            method: "GET".into(),
+            path: "/".into(),
+            host: String::new(),
+            sport_min: 20_000,
+            listen: None,
+            response_bytes: 100,
+            max_conns: 65_536,
+            timeout_s: 60,
+            tcp_buf: 64 * 1024,
+        }
+    }
+}
