@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use hdrhistogram::Histogram;
 use qsplice_config::{Config, LoadgenConf, LoadgenRole};
 use qsplice_dpdk::TscClock;
 use qsplice_engine::{SharedCounters, Worker};
 use qsplice_loadgen::{
-    ClientConf, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
+    ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
 };
 use serde::Serialize;
 
@@ -28,6 +29,70 @@ pub struct LoadgenOpts {
     pub duration: Option<Duration>,
     /// Write the final report here as JSON.
     pub json: Option<PathBuf>,
+    /// Write a PNG time series of rates and latencies here.
+    pub plot: Option<PathBuf>,
+}
+
+/// A latency distribution, µs.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct LatencySummary {
+    /// Observations.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Percentiles (HDR histogram, 3 significant digits).
+    pub p50: u64,
+    /// See `p50`.
+    pub p90: u64,
+    /// See `p50`.
+    pub p99: u64,
+    /// See `p50`.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl LatencySummary {
+    fn of(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Client latencies, µs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LatencyReport {
+    /// SYN → handshake complete.
+    pub connect: LatencySummary,
+    /// Request sent → first response byte (time to first byte).
+    pub first_byte: LatencySummary,
+    /// Request sent → response read whole.
+    pub response: LatencySummary,
+}
+
+/// One point of the time series (one live interval).
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    /// Seconds since the start (end of the interval).
+    pub t_s: f64,
+    /// Connections completed per second in the interval.
+    pub connections_per_s: f64,
+    /// Responses per second in the interval.
+    pub requests_per_s: f64,
+    /// Client: response time percentiles of the interval, µs (0: none).
+    pub response_p50_us: u64,
+    /// See `response_p50_us`.
+    pub response_p99_us: u64,
 }
 
 /// The final report.
@@ -46,9 +111,18 @@ pub struct LoadgenReport {
     pub connected: u64,
     /// Connections ended cleanly after all their requests.
     pub completed: u64,
-    /// Connections that failed (refused, timed out, reset, closed early;
-    /// server: handshakes never completed).
+    /// Connections that failed (each of the kinds below; server:
+    /// handshakes never completed, connections reset).
     pub failed: u64,
+    /// Client: refused (RST to the SYN).
+    pub refused: u64,
+    /// Client: timed out (retransmissions exhausted, or still open when
+    /// the run ended).
+    pub timed_out_conns: u64,
+    /// Client: reset by the server.
+    pub reset: u64,
+    /// Client: closed by the server before every request was answered.
+    pub closed_early: u64,
     /// Responses read (client) / requests answered (server).
     pub responses: u64,
     /// Client: responses with a 2xx status.
@@ -61,21 +135,28 @@ pub struct LoadgenReport {
     pub connections_per_s: f64,
     /// Responses per second.
     pub requests_per_s: f64,
-    /// Client: mean / largest connect time, µs.
-    pub connect_us_mean: f64,
-    /// See `connect_us_mean`.
-    pub connect_us_max: u64,
-    /// Client: mean / largest request → whole response time, µs.
-    pub response_us_mean: f64,
-    /// See `response_us_mean`.
-    pub response_us_max: u64,
+    /// Client: the configured rate, connections/s (0: unpaced).
+    pub rate_target: u64,
+    /// Client with a rate: connections opened > 1 ms behind schedule.
+    pub behind: u64,
+    /// Client: latency distributions.
+    pub latency_us: LatencyReport,
     /// Segments dropped (malformed, bad checksum, no session).
     pub segs_dropped: u64,
     /// Segments not sent (no mbuf, next hop unresolved).
     pub segs_unsent: u64,
+    /// One point per live interval (`engine.stats_interval_ms`).
+    pub series: Vec<Sample>,
 }
 
-fn report(role: LoadgenRole, s: &LoadgenStats, elapsed: f64, timed_out: bool) -> LoadgenReport {
+fn report(
+    g: &LoadgenConf,
+    s: &LoadgenStats,
+    lat: Option<&Latencies>,
+    elapsed: f64,
+    timed_out: bool,
+    series: Vec<Sample>,
+) -> LoadgenReport {
     let per = |n: u64| {
         if elapsed > 0.0 {
             n as f64 / elapsed
@@ -83,30 +164,43 @@ fn report(role: LoadgenRole, s: &LoadgenStats, elapsed: f64, timed_out: bool) ->
             0.0
         }
     };
-    let mean = |sum: u64, n: u64| if n > 0 { sum as f64 / n as f64 } else { 0.0 };
+    let client = g.role == LoadgenRole::Client;
+    // Client connections still open when the run ended failed by timeout.
+    let open = if client {
+        s.opened.saturating_sub(s.completed + s.failed)
+    } else {
+        0
+    };
     LoadgenReport {
-        role: match role {
-            LoadgenRole::Client => "client",
-            LoadgenRole::Server => "server",
-        },
+        role: if client { "client" } else { "server" },
         elapsed_s: elapsed,
         timed_out,
         opened: s.opened,
         connected: s.connected,
         completed: s.completed,
-        failed: s.failed,
+        failed: s.failed + open,
+        refused: s.refused,
+        timed_out_conns: s.timed_out + open,
+        reset: s.reset,
+        closed_early: s.closed_early,
         responses: s.responses,
         status_2xx: s.status_2xx,
         bad_responses: s.bad_responses,
         body_bytes: s.body_bytes,
         connections_per_s: per(s.completed),
         requests_per_s: per(s.responses),
-        connect_us_mean: mean(s.connect_us_sum, s.connected),
-        connect_us_max: s.connect_us_max,
-        response_us_mean: mean(s.response_us_sum, s.responses),
-        response_us_max: s.response_us_max,
+        rate_target: if client { g.rate } else { 0 },
+        behind: s.behind,
+        latency_us: lat
+            .map(|l| LatencyReport {
+                connect: LatencySummary::of(&l.connect),
+                first_byte: LatencySummary::of(&l.first_byte),
+                response: LatencySummary::of(&l.response),
+            })
+            .unwrap_or_default(),
         segs_dropped: s.segs_dropped,
         segs_unsent: s.segs_unsent,
+        series,
     }
 }
 
@@ -125,17 +219,36 @@ pub fn render(r: &LoadgenReport) -> String {
     );
     if r.role == "client" {
         s += &format!(
-            "  responses: {} ({} 2xx, {} bad) {:.0}/s, body {} bytes\n  connect mean {:.0} us max {} us; response mean {:.0} us max {} us\n",
-            r.responses,
-            r.status_2xx,
-            r.bad_responses,
-            r.requests_per_s,
-            r.body_bytes,
-            r.connect_us_mean,
-            r.connect_us_max,
-            r.response_us_mean,
-            r.response_us_max
+            "  failures: refused {} timed out {} reset {} closed early {} bad responses {}\n",
+            r.refused, r.timed_out_conns, r.reset, r.closed_early, r.bad_responses
         );
+        if r.rate_target > 0 {
+            s += &format!(
+                "  rate: target {}/s, opened {:.0}/s, {} behind schedule\n",
+                r.rate_target,
+                if r.elapsed_s > 0.0 {
+                    r.opened as f64 / r.elapsed_s
+                } else {
+                    0.0
+                },
+                r.behind
+            );
+        }
+        s += &format!(
+            "  responses: {} ({} 2xx) {:.0}/s, body {} bytes\n",
+            r.responses, r.status_2xx, r.requests_per_s, r.body_bytes,
+        );
+        s += "  latency us        count      mean       p50       p90       p99     p99.9       max\n";
+        for (name, l) in [
+            ("connect", &r.latency_us.connect),
+            ("first byte", &r.latency_us.first_byte),
+            ("response", &r.latency_us.response),
+        ] {
+            s += &format!(
+                "    {:<12} {:>9} {:>9.0} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                name, l.count, l.mean, l.p50, l.p90, l.p99, l.p999, l.max
+            );
+        }
     } else {
         s += &format!(
             "  requests answered: {} ({:.0}/s)\n",
@@ -147,6 +260,29 @@ pub fn render(r: &LoadgenReport) -> String {
         r.segs_dropped, r.segs_unsent
     );
     s
+}
+
+/// Writes the time series as a PNG: rates (left), response latency
+/// percentiles (right).
+fn plot(path: &std::path::Path, r: &LoadgenReport) -> Result<()> {
+    let pts = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+        r.series.iter().map(|x| (x.t_s, f(x))).collect()
+    };
+    let (conn, req) = (pts(&|x| x.connections_per_s), pts(&|x| x.requests_per_s));
+    let (p50, p99) = (
+        pts(&|x| x.response_p50_us as f64),
+        pts(&|x| x.response_p99_us as f64),
+    );
+    qsplice_dhcp::plot::timeseries_png(
+        path,
+        (
+            "loadgen rates",
+            "per second",
+            &[("connections/s", &conn), ("requests/s", &req)],
+        ),
+        ("response latency", "us", &[("p50", &p50), ("p99", &p99)]),
+    )
+    .map_err(|e| anyhow!("--plot {}: {e}", path.display()))
 }
 
 fn tcp_config(g: &LoadgenConf) -> qsplice_tcp::Config {
@@ -169,11 +305,15 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         .iter()
         .position(|p| p.name == g.port)
         .ok_or_else(|| anyhow!("loadgen.port {}: no such port", g.port))?;
-    let local = cfg.ports[pi]
+    let locals: Vec<_> = cfg.ports[pi]
         .addresses
-        .first()
+        .iter()
+        .take(g.sources.max(1) as usize)
         .map(|c| c.addr)
-        .ok_or_else(|| anyhow!("loadgen.port {}: no IPv4 address", g.port))?;
+        .collect();
+    if locals.is_empty() {
+        return Err(anyhow!("loadgen.port {}: no IPv4 address", g.port));
+    }
     let mut b = boot(cfg)?;
     let lcore = cfg.eal.worker_lcores[0];
     let ports: Vec<_> = std::mem::take(&mut b.queues[0])
@@ -205,13 +345,15 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
             let conns = opts.connections.unwrap_or(g.connections);
             let cc = ClientConf {
                 port: pi,
-                local,
+                locals,
                 sport_min: g.sport_min,
-                sport_max: g.sport_min.saturating_add((g.concurrency - 1) as u16),
+                sport_max: g.sport_max,
                 target,
                 connections: conns,
                 concurrency: g.concurrency,
+                rate: g.rate,
                 requests: g.requests,
+                think_us: g.think_ms.saturating_mul(1000),
                 request,
                 head: g.method == "HEAD",
                 tcp: tcp_config(g),
@@ -272,6 +414,8 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
     let interval = Duration::from_millis(cfg.engine.stats_interval_ms.max(100));
     let mut next = started + interval;
     let mut timed_out = false;
+    let mut series = Vec::new();
+    let mut last = (0.0f64, LoadgenStats::default(), None::<Latencies>);
     loop {
         if shared.is_finished() || stop.load(Ordering::SeqCst) {
             break;
@@ -280,20 +424,26 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
             timed_out = true;
             break;
         }
-        if cfg.engine.stats_interval_ms > 0 && Instant::now() >= next {
+        if Instant::now() >= next {
             next += interval;
+            let t = started.elapsed().as_secs_f64();
             let s = shared.snapshot();
-            println!(
-                "loadgen {:.1}s opened {} connected {} completed {} failed {} responses {} (2xx {}, bad {})",
-                started.elapsed().as_secs_f64(),
-                s.opened,
-                s.connected,
-                s.completed,
-                s.failed,
-                s.responses,
-                s.status_2xx,
-                s.bad_responses
-            );
+            let lat = shared.latencies();
+            let sample = interval_sample(t, &s, lat.as_ref(), &last);
+            if cfg.engine.stats_interval_ms > 0 {
+                println!(
+                    "loadgen {t:.1}s opened {} completed {} failed {} | {:.0} conn/s {:.0} req/s | response p50 {} us p99 {} us",
+                    s.opened,
+                    s.completed,
+                    s.failed,
+                    sample.connections_per_s,
+                    sample.requests_per_s,
+                    sample.response_p50_us,
+                    sample.response_p99_us
+                );
+            }
+            series.push(sample);
+            last = (t, s, lat);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -304,9 +454,53 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         p.stop();
     }
     let s = shared.snapshot();
-    let r = report(role, &s, elapsed, timed_out && role == LoadgenRole::Client);
+    let lat = shared.latencies();
+    if elapsed > last.0 + 0.05 {
+        series.push(interval_sample(elapsed, &s, lat.as_ref(), &last));
+    }
+    let r = report(
+        g,
+        &s,
+        lat.as_ref(),
+        elapsed,
+        timed_out && role == LoadgenRole::Client,
+        series,
+    );
     if let Some(p) = &opts.json {
         crate::outfile::write_json(p, &r)?;
     }
+    if let Some(p) = &opts.plot {
+        plot(p, &r)?;
+    }
     Ok(r)
+}
+
+/// The point of the time series at `t` s: rates since the last point
+/// and the response-time percentiles of the responses in between (the
+/// histograms' difference).
+fn interval_sample(
+    t: f64,
+    s: &LoadgenStats,
+    lat: Option<&Latencies>,
+    last: &(f64, LoadgenStats, Option<Latencies>),
+) -> Sample {
+    let dt = (t - last.0).max(1e-3);
+    let mut p = (0, 0);
+    if let Some(l) = lat {
+        let mut h = l.response.clone();
+        if let Some(prev) = &last.2 {
+            // A histogram only grows: never fails.
+            let _ = h.subtract(&prev.response);
+        }
+        if !h.is_empty() {
+            p = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+        }
+    }
+    Sample {
+        t_s: t,
+        connections_per_s: s.completed.saturating_sub(last.1.completed) as f64 / dt,
+        requests_per_s: s.responses.saturating_sub(last.1.responses) as f64 / dt,
+        response_p50_us: p.0,
+        response_p99_us: p.1,
+    }
 }

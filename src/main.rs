@@ -185,6 +185,9 @@ enum Cmd {
         /// Write the final report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write a PNG time series of rates and latencies to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Benchmark the engine's forwarding loop (use net_null ports).
     FwdBench {
@@ -387,6 +390,7 @@ fn real_main(cli: Cli) -> Result<()> {
             connections,
             duration,
             json,
+            plot,
         } => {
             let cfg = load(&config)?;
             if cfg.loadgen.is_none() {
@@ -400,6 +404,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 connections,
                 duration: duration.map(Duration::from_secs_f64),
                 json,
+                plot,
             };
             let r = qsplice::loadgen::loadgen(&cfg, &opts)?;
             println!("{}", qsplice::loadgen::render(&r));

@@ -4,7 +4,10 @@
 //! 1. Clients: 400 connections × 5 keep-alive requests from the backend
 //!    port to nginx b1 — every response a 200 with nginx's body, every
 //!    connection closed cleanly; then again with 1 % loss each way on
-//!    b1's link (nftables in b1's namespace).
+//!    b1's link (nftables in b1's namespace). Latency percentiles, the
+//!    time series and its `--plot` PNG are checked; then 600 connections
+//!    paced at 400/s from two source addresses (nginx's namespace counts
+//!    the SYNs of each).
 //! 2. Server: `qsplice loadgen` answers on the client port; curl (HTTP/1.1
 //!    keep-alive, several URLs on one connection) and a burst of separate
 //!    curl connections from the client namespace get the configured body,
@@ -32,16 +35,25 @@ fn run_loadgen(
     json: &Path,
     secs: u64,
 ) -> (bool, serde_json::Value, String) {
-    let mut app = Appliance::spawn(
-        dir,
-        &[
-            "loadgen",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
+    run_loadgen_with(dir, cfg, json, secs, &[])
+}
+
+fn run_loadgen_with(
+    dir: &Path,
+    cfg: &Path,
+    json: &Path,
+    secs: u64,
+    extra: &[&str],
+) -> (bool, serde_json::Value, String) {
+    let mut args = vec![
+        "loadgen",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut app = Appliance::spawn(dir, &args);
     let ended = wait_for(Duration::from_secs(secs), || {
         app.child.try_wait().ok().flatten()
     });
@@ -96,7 +108,14 @@ path = "/"
 timeout_s = 60
 "#;
     let cfg = config(&topo, &dir, "client.toml", section);
-    let (ok, v, logs) = run_loadgen(&dir, &cfg, &dir.join("client.json"), 90);
+    let png = dir.join("client.png");
+    let (ok, v, logs) = run_loadgen_with(
+        &dir,
+        &cfg,
+        &dir.join("client.json"),
+        90,
+        &["--plot", png.to_str().unwrap()],
+    );
     assert!(ok, "loadgen client run\n{v}\n{logs}");
     let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
     assert_eq!(
@@ -110,11 +129,49 @@ timeout_s = 60
         "{v}"
     );
     assert_eq!(g("body_bytes"), 2000 * body, "{v}");
+    // Latency distributions: one connect time per connection, one
+    // first-byte and one response time per response, ordered percentiles.
+    let lat = |stage: &str, k: &str| v["latency_us"][stage][k].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(lat("connect", "count"), 400, "{v}");
+    assert_eq!(
+        (lat("first_byte", "count"), lat("response", "count")),
+        (2000, 2000),
+        "{v}"
+    );
+    for stage in ["connect", "first_byte", "response"] {
+        let p: Vec<u64> = ["p50", "p90", "p99", "p999", "max"]
+            .iter()
+            .map(|k| lat(stage, k))
+            .collect();
+        assert!(
+            p[0] > 0 && p.windows(2).all(|w| w[0] <= w[1]),
+            "{stage}: {p:?}\n{v}"
+        );
+    }
+    assert!(lat("first_byte", "p50") <= lat("response", "p50"), "{v}");
+    let series = v["series"].as_array().cloned().unwrap_or_default();
+    let served: f64 = series
+        .windows(2)
+        .map(|w| {
+            let dt = w[1]["t_s"].as_f64().unwrap_or(0.0) - w[0]["t_s"].as_f64().unwrap_or(0.0);
+            w[1]["requests_per_s"].as_f64().unwrap_or(0.0) * dt
+        })
+        .sum::<f64>()
+        + series.first().map_or(0.0, |x| {
+            x["requests_per_s"].as_f64().unwrap_or(0.0) * x["t_s"].as_f64().unwrap_or(0.0)
+        });
+    assert!(
+        (served - 2000.0).abs() < 5.0,
+        "the time series adds up to the responses: {served}\n{v}"
+    );
+    let png_bytes = std::fs::read(&png).expect("--plot wrote no file");
+    assert_eq!(&png_bytes[1..4], b"PNG");
     eprintln!(
-        "loadgen → nginx: {:.0} connections/s, {:.0} requests/s, response mean {:.0} µs",
+        "loadgen → nginx: {:.0} connections/s, {:.0} requests/s, response p50 {} µs p99 {} µs",
         v["connections_per_s"].as_f64().unwrap_or(0.0),
         v["requests_per_s"].as_f64().unwrap_or(0.0),
-        v["response_us_mean"].as_f64().unwrap_or(0.0)
+        lat("response", "p50"),
+        lat("response", "p99")
     );
     let b1 = topo
         .var("BACKEND_NS")
@@ -136,6 +193,65 @@ timeout_s = 60
     assert_eq!((g("completed"), g("failed")), (200, 0), "{v}");
     assert_eq!((g("responses"), g("status_2xx")), (1000, 1000), "{v}");
     assert_eq!(g("body_bytes"), 1000 * body, "{v}");
+
+    // 1b. Two source addresses at a paced rate: 600 connections at 400/s
+    //     take ≈ 1.5 s, and nginx's namespace sees the SYNs of both
+    //     addresses, half each (nftables counters).
+    let b1_counters = "add table inet qssrc\n\
+         add chain inet qssrc in { type filter hook input priority 0 ; }\n\
+         add rule inet qssrc in ip saddr 10.10.2.1 tcp flags & (syn|ack) == syn counter\n\
+         add rule inet qssrc in ip saddr 10.10.2.201 tcp flags & (syn|ack) == syn counter\n";
+    let st = Command::new("sh")
+        .args([
+            "-c",
+            &format!("printf '{b1_counters}' | ip netns exec {b1} nft -f -"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "nft counters in {b1}");
+    let two = format!(
+        "{}\n{}\n",
+        demo_config(&topo, "").replace(
+            "addresses = [\"10.10.2.1/24\"]",
+            "addresses = [\"10.10.2.1/24\", \"10.10.2.201/24\"]"
+        ),
+        section
+            .replace("connections = 400", "connections = 600")
+            .replace("requests = 5", "requests = 1\nsources = 2\nrate = 400")
+    );
+    let cfg = dir.join("client-rate.toml");
+    std::fs::write(&cfg, two).unwrap();
+    let (ok, v, logs) = run_loadgen(&dir, &cfg, &dir.join("client-rate.json"), 90);
+    let counters = topo.exec(&b1, &["nft", "list", "table", "inet", "qssrc"]);
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", &b1, "nft", "delete", "table", "inet", "qssrc",
+        ])
+        .status();
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    assert!(ok, "paced two-address run\n{v}\n{logs}");
+    assert_eq!(
+        (g("completed"), g("failed"), g("responses")),
+        (600, 0, 600),
+        "{v}"
+    );
+    let elapsed = v["elapsed_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        (1.4..3.0).contains(&elapsed),
+        "600 connections at 400/s took {elapsed} s\n{v}"
+    );
+    assert_eq!(g("rate_target"), 400, "{v}");
+    let text = String::from_utf8_lossy(&counters.stdout).to_string();
+    let syns: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(syns.len(), 2, "{text}");
+    assert!(
+        syns.iter().all(|&n| (300..=330).contains(&n)),
+        "SYNs per source address {syns:?} (300 each, retransmissions aside)\n{text}"
+    );
 
     // 2. The loadgen server on the client port; curl from the client
     //    namespace.

@@ -1351,15 +1351,31 @@ impl Config {
                 in_range("loadgen.connections", g.connections, 1, 1_000_000_000)?;
                 in_range("loadgen.concurrency", g.concurrency, 1, 65_536)?;
                 in_range("loadgen.requests", g.requests, 1, 1_000_000)?;
+                in_range("loadgen.rate", g.rate, 0, 100_000_000)?;
+                in_range("loadgen.think_ms", g.think_ms, 0, 3_600_000)?;
+                let v4 = port.addresses.len() as u32;
+                if g.sources == 0 || g.sources > v4 {
+                    return err(
+                        "loadgen.sources",
+                        g.sources,
+                        format!("between 1 and the {v4} IPv4 address(es) of port {}", g.port),
+                    );
+                }
                 in_range("loadgen.sport_min", g.sport_min, 1024, 65_535)?;
-                let top = u32::from(g.sport_min) + g.concurrency - 1;
-                if top > 65_535 {
+                if g.sport_max < g.sport_min {
+                    return err(
+                        "loadgen.sport_max",
+                        g.sport_max,
+                        format!("must not be below sport_min ({})", g.sport_min),
+                    );
+                }
+                let slots = u64::from(g.sources) * u64::from(g.sport_max - g.sport_min + 1);
+                if u64::from(g.concurrency) > slots {
                     return err(
                         "loadgen.concurrency",
                         g.concurrency,
                         format!(
-                            "sport_min ({}) + concurrency − 1 is above 65535",
-                            g.sport_min
+                            "above sources × (sport_max − sport_min + 1) = {slots}: every open connection needs its own source address and port"
                         ),
                     );
                 }

@@ -1631,9 +1631,27 @@ fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
         ),
         (
             "role = \"client\"",
-            "role = \"client\"\nsport_min = 65500\nconcurrency = 100",
+            "role = \"client\"\nsport_min = 65500\nsport_max = 65535\nconcurrency = 100",
             "loadgen.concurrency",
-            "65535",
+            "sources × (sport_max − sport_min + 1) = 36",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nsport_min = 30000\nsport_max = 29999",
+            "loadgen.sport_max",
+            "below sport_min (30000)",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nsources = 2",
+            "loadgen.sources",
+            "between 1 and the 1 IPv4",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nthink_ms = 4000000",
+            "loadgen.think_ms",
+            "between 0",
         ),
         (
             "role = \"client\"",

@@ -1,6 +1,7 @@
-//! PNG latency plot for `qsplice dhcp-tester --plot` (feature `plot`): a
-//! histogram (left) and a CDF (right) of each stage, drawn with `plotters`'
-//! bitmap backend. Labels use the first TrueType font found among common
+//! PNG plots for `--plot` (feature `plot`) of `qsplice dhcp-tester` and
+//! `pktgen` (a latency histogram, left, and CDF, right, of each stage) and
+//! of `qsplice loadgen` (time series of rates and latencies), drawn with
+//! `plotters`' bitmap backend. Labels use the first TrueType font found among common
 //! system paths (DejaVu / Liberation); without one the plot is drawn
 //! without text.
 
@@ -146,6 +147,68 @@ pub fn latency_png(path: &Path, stages: &[(&str, &Histogram<u64>)]) -> Result<()
     Ok(())
 }
 
+/// One line of a [`timeseries_png`] panel: its name and (seconds, value)
+/// points.
+pub type Line<'a> = (&'a str, &'a [(f64, f64)]);
+
+/// Writes a 1200×500 PNG of two time-series panels side by side (e.g.
+/// rates on the left, latencies on the right): each panel a caption, a
+/// y-axis label and its lines over seconds since the start.
+pub fn timeseries_png(
+    path: &Path,
+    left: (&str, &str, &[Line<'_>]),
+    right: (&str, &str, &[Line<'_>]),
+) -> Result<(), String> {
+    let text = register_font();
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let (l, r) = root.split_horizontally(600);
+    for (area, (caption, ylabel, lines)) in [(&l, left), (&r, right)] {
+        let pts = lines.iter().flat_map(|(_, p)| p.iter());
+        let xmax = pts.clone().map(|p| p.0).fold(1.0f64, f64::max);
+        let ymax = pts.map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
+        let mut b = ChartBuilder::on(area);
+        b.margin(15);
+        if text {
+            b.caption(caption, ("sans-serif", 20))
+                .x_label_area_size(35)
+                .y_label_area_size(70);
+        }
+        let mut chart = b
+            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+            .map_err(|x| e(&x))?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc("time (s)").y_desc(ylabel);
+        } else {
+            mesh.disable_x_mesh().disable_y_mesh();
+        }
+        mesh.draw().map_err(|x| e(&x))?;
+        for (i, (name, p)) in lines.iter().enumerate() {
+            let c = COLORS[i % COLORS.len()];
+            let s = chart
+                .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
+                .map_err(|x| e(&x))?;
+            if text {
+                s.label(*name).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            }
+        }
+        if text && !lines.is_empty() {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +224,24 @@ mod tests {
         latency_png(&p, &[("total", &h), ("empty", &empty)]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn writes_a_time_series_png() {
+        let rate: Vec<(f64, f64)> = (0..20)
+            .map(|i| (i as f64 * 0.5, 1000.0 + i as f64))
+            .collect();
+        let p = std::env::temp_dir().join(format!("qsplice-ts-{}.png", std::process::id()));
+        timeseries_png(
+            &p,
+            ("rates", "per second", &[("conn/s", &rate)]),
+            ("latency", "us", &[]),
+        )
+        .unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert!(bytes.len() > 2000, "{} bytes", bytes.len());
         std::fs::remove_file(&p).unwrap();
     }
 }

@@ -53,6 +53,8 @@ pub struct ClientSession {
     connected: bool,
     closing: bool,
     ended: bool,
+    think_us: u64,
+    next_req_us: u64,
 }
 
 impl ClientSession {
@@ -72,7 +74,16 @@ impl ClientSession {
             connected: false,
             closing: false,
             ended: false,
+            think_us: 0,
+            next_req_us: 0,
         }
+    }
+
+    /// Waits `us` after each response before the next request (think
+    /// time; the first request goes as soon as the handshake completes).
+    pub fn with_think_time(mut self, us: u64) -> ClientSession {
+        self.think_us = us;
+        self
     }
 
     /// The connection's endpoint: segments in ([`Endpoint::input`]) and
@@ -81,9 +92,20 @@ impl ClientSession {
         &mut self.ep
     }
 
-    /// When its endpoint wants `output` next (µs), if ever.
+    /// When it wants `step` and its endpoint `output` next (µs), if ever:
+    /// the endpoint's timers, or the end of a think time.
     pub fn poll_at(&self) -> Option<u64> {
-        self.ep.poll_at()
+        let ep = self.ep.poll_at();
+        if self.thinking() {
+            Some(ep.map_or(self.next_req_us, |t| t.min(self.next_req_us)))
+        } else {
+            ep
+        }
+    }
+
+    /// Waiting out a think time before the next request.
+    fn thinking(&self) -> bool {
+        self.connected && !self.closing && !self.outstanding && self.left > 0 && self.think_us > 0
     }
 
     /// Responses read whole so far.
@@ -115,6 +137,7 @@ impl ClientSession {
             && !self.closing
             && !self.outstanding
             && self.left > 0
+            && now.us >= self.next_req_us
             && self.ep.may_send()
             && self.ep.send_room() >= req.len()
         {
@@ -180,6 +203,7 @@ impl ClientSession {
     fn answer(&mut self, status: u16, body_len: u64, now: Now, ev: &mut impl FnMut(ClientEvent)) {
         self.outstanding = false;
         self.answered += 1;
+        self.next_req_us = now.us.saturating_add(self.think_us);
         ev(ClientEvent::Response {
             status,
             body_len,

@@ -3,29 +3,36 @@
 //! ([`LoadgenServer`]) on one port, over IPv4, with the engine answering
 //! ARP and ICMP as for every mode.
 //!
-//! * **Client**: each session owns one source port of `sport_min..=
-//!   sport_max` (its slot: a segment finds its session in O(1)); up to
-//!   `concurrency` sessions at once, `connections` in all; a session
-//!   opens as soon as the target's MAC is known, sends `requests`
-//!   requests one after the other and closes; a finished slot is reused.
+//! * **Client**: each session owns one (source address, source port)
+//!   slot (a segment finds its session by a binary search over the few
+//!   source addresses and a port offset); up to `concurrency` sessions at
+//!   once, `connections` in all, at `rate` new ones per second if set (the
+//!   worker's clock: connection *k* is due at *k*/`rate` s); a session
+//!   opens once the target's MAC is known, sends `requests` requests one
+//!   after the other (a think time apart) and closes; a finished slot goes
+//!   to the back of the free queue.
 //! * **Server**: SYNs to `local:port` get a SYN-ACK from a [`PassiveOpen`]
 //!   kept per client address and port until the handshake's ACK; then a
-//!   [`ServerSession`] answers each request head with `response`.
+//!   [`ServerSession`] answers each request head with `response`. Frames
+//!   go back to the Ethernet address the SYN came from (no ARP per peer).
 //! * Segments are checked (IPv4 header, TCP checksum) before an endpoint
 //!   sees them; malformed or stray ones are counted and dropped. Timers:
-//!   every tick (1 ms) the sessions whose deadline passed send what is due.
+//!   every tick (1 ms) the live sessions whose deadline passed send what
+//!   is due.
 //!
 //! Allocation happens when a session opens (its endpoint's buffers), never
-//! per segment.
+//! per segment; latencies go to preallocated HDR histograms.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use hdrhistogram::Histogram;
 
 use qsplice_engine::{Io, Service};
 use qsplice_netdev::{Frame, Queue};
-use qsplice_tcp::{Config, Now, Segment, SegmentOut, MAX_SEGS_PER_CALL};
+use qsplice_tcp::{Config, Now, Outcome, Segment, SegmentOut, MAX_SEGS_PER_CALL};
 use qsplice_wire::{ethertype, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket};
 
 use crate::http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
@@ -33,47 +40,117 @@ use crate::http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
 /// Shortest frame handed to a port (without FCS).
 const MIN_FRAME: usize = 60;
 
-/// Counters of a load-generator lcore (both roles use the ones that apply).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LoadgenStats {
+macro_rules! loadgen_stats {
+    ($( $(#[$m:meta])* $name:ident, )*) => {
+        /// Counters of a load-generator lcore (both roles use the ones that apply).
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct LoadgenStats {
+            $( $(#[$m])* pub $name: u64, )*
+        }
+
+        const N_STATS: usize = [$( stringify!($name), )*].len();
+
+        impl LoadgenStats {
+            fn to_array(&self) -> [u64; N_STATS] {
+                [$( self.$name, )*]
+            }
+
+            fn from_array(a: [u64; N_STATS]) -> LoadgenStats {
+                let mut it = a.into_iter();
+                LoadgenStats { $( $name: it.next().unwrap_or(0), )* }
+            }
+        }
+    };
+}
+
+loadgen_stats! {
     /// Connections opened (SYN sent / SYN answered).
-    pub opened: u64,
+    opened,
     /// Handshakes completed.
-    pub connected: u64,
+    connected,
     /// Connections that ended with both FINs after all their requests.
-    pub completed: u64,
-    /// Connections that ended otherwise (refused, timed out, reset,
-    /// aborted, closed early).
-    pub failed: u64,
+    completed,
+    /// Connections that ended otherwise (the kinds below, and handshakes a
+    /// server never saw completed).
+    failed,
+    /// Client: connections refused (RST to the SYN).
+    refused,
+    /// Client: connections timed out (SYN or data retransmissions
+    /// exhausted; the report adds those still open when the run gave up).
+    timed_out,
+    /// Client: connections the server reset.
+    reset,
+    /// Client: connections the server closed before answering every
+    /// request.
+    closed_early,
     /// Responses read whole / requests answered (server).
-    pub responses: u64,
+    responses,
     /// … of them with a 2xx status.
-    pub status_2xx: u64,
-    /// Bad responses (framing, status line).
-    pub bad_responses: u64,
+    status_2xx,
+    /// Bad responses (framing, status line); the connection is reset.
+    bad_responses,
     /// Response body bytes.
-    pub body_bytes: u64,
-    /// Sum and maximum of connect times, µs.
-    pub connect_us_sum: u64,
-    /// See `connect_us_sum`.
-    pub connect_us_max: u64,
-    /// Sum and maximum of request → whole response times, µs.
-    pub response_us_sum: u64,
-    /// See `response_us_sum`.
-    pub response_us_max: u64,
+    body_bytes,
+    /// Sum of connect times, µs (the histograms hold the distribution).
+    connect_us_sum,
+    /// Sum of request → whole response times, µs.
+    response_us_sum,
+    /// Client with a `rate`: connections opened more than 1 ms after
+    /// their scheduled time (every `concurrency` slot was busy).
+    behind,
     /// Segments dropped: malformed, bad checksum, for no session.
-    pub segs_dropped: u64,
+    segs_dropped,
     /// Segments not sent: no mbuf, or the next hop not resolved yet.
-    pub segs_unsent: u64,
+    segs_unsent,
+}
+
+/// Latency distributions of a client lcore, µs (HDR histograms, 3
+/// significant digits, up to an hour; recording never allocates).
+#[derive(Clone, Debug)]
+pub struct Latencies {
+    /// SYN sent → handshake complete.
+    pub connect: Histogram<u64>,
+    /// Request sent → first response byte.
+    pub first_byte: Histogram<u64>,
+    /// Request sent → response read whole.
+    pub response: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        Latencies {
+            connect: h(),
+            first_byte: h(),
+            response: h(),
+        }
+    }
+}
+
+impl Latencies {
+    fn copy_from(&mut self, o: &Latencies) {
+        for (a, b) in [
+            (&mut self.connect, &o.connect),
+            (&mut self.first_byte, &o.first_byte),
+            (&mut self.response, &o.response),
+        ] {
+            a.reset();
+            // Same bounds: adding never resizes, never fails.
+            let _ = a.add(b);
+        }
+    }
 }
 
 /// [`LoadgenStats`] as the control thread reads them: published by the
 /// lcore every tick (relaxed atomics, no lock), and `finished` once a
-/// client lcore opened and ended every connection.
+/// client lcore opened and ended every connection; the client's
+/// [`Latencies`] every 100 ticks (a `try_lock`: the lcore never waits)
+/// and when the worker stops.
 #[derive(Debug, Default)]
 pub struct SharedStats {
-    vals: [AtomicU64; 16],
+    vals: [AtomicU64; N_STATS],
     finished: AtomicBool,
+    latencies: Mutex<Option<Latencies>>,
 }
 
 impl SharedStats {
@@ -84,60 +161,38 @@ impl SharedStats {
         self.finished.store(finished, Ordering::Release);
     }
 
+    fn publish_latencies(&self, l: &Latencies, wait: bool) {
+        let g = if wait {
+            self.latencies.lock().ok()
+        } else {
+            self.latencies.try_lock().ok()
+        };
+        if let Some(mut g) = g {
+            match g.as_mut() {
+                Some(x) => x.copy_from(l),
+                None => *g = Some(l.clone()),
+            }
+        }
+    }
+
     /// The last published counters.
     pub fn snapshot(&self) -> LoadgenStats {
-        let mut a = [0u64; 16];
+        let mut a = [0u64; N_STATS];
         for (o, v) in a.iter_mut().zip(&self.vals) {
             *o = v.load(Ordering::Relaxed);
         }
         LoadgenStats::from_array(a)
     }
 
+    /// The last published latencies (a client lcore's; `None` before the
+    /// first publication and for a server).
+    pub fn latencies(&self) -> Option<Latencies> {
+        self.latencies.lock().ok().and_then(|g| g.clone())
+    }
+
     /// A client lcore is done with every connection.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
-    }
-}
-
-impl LoadgenStats {
-    fn to_array(&self) -> [u64; 16] {
-        [
-            self.opened,
-            self.connected,
-            self.completed,
-            self.failed,
-            self.responses,
-            self.status_2xx,
-            self.bad_responses,
-            self.body_bytes,
-            self.connect_us_sum,
-            self.connect_us_max,
-            self.response_us_sum,
-            self.response_us_max,
-            self.segs_dropped,
-            self.segs_unsent,
-            0,
-            0,
-        ]
-    }
-
-    fn from_array(a: [u64; 16]) -> LoadgenStats {
-        LoadgenStats {
-            opened: a[0],
-            connected: a[1],
-            completed: a[2],
-            failed: a[3],
-            responses: a[4],
-            status_2xx: a[5],
-            bad_responses: a[6],
-            body_bytes: a[7],
-            connect_us_sum: a[8],
-            connect_us_max: a[9],
-            response_us_sum: a[10],
-            response_us_max: a[11],
-            segs_dropped: a[12],
-            segs_unsent: a[13],
-        }
     }
 }
 
@@ -150,9 +205,21 @@ fn emit<Q: Queue>(
     dst: SocketAddrV4,
     seg: &SegmentOut<'_>,
 ) -> bool {
-    let Some(dst_mac) = io.resolve(pi, *dst.ip()) else {
-        return false;
-    };
+    match io.resolve(pi, *dst.ip()) {
+        Some(mac) => emit_to(io, pi, mac, src, dst, seg),
+        None => false,
+    }
+}
+
+/// [`emit`] to Ethernet address `dst_mac`.
+fn emit_to<Q: Queue>(
+    io: &mut Io<'_, Q>,
+    pi: usize,
+    dst_mac: MacAddr,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seg: &SegmentOut<'_>,
+) -> bool {
     let tcp_len = seg.len();
     let len = 34 + tcp_len;
     let Some(mut fr) = io.alloc(pi) else {
@@ -190,10 +257,10 @@ fn emit<Q: Queue>(
     true
 }
 
-/// A TCP segment for `local` in frame `f` (IPv4 at `l3`, header valid per
-/// the engine): (source, destination port, TCP bytes range) if the
-/// checksum verifies.
-fn tcp_in(f: &[u8], l3: usize) -> Option<(SocketAddrV4, u16, std::ops::Range<usize>)> {
+/// A TCP segment in frame `f` (IPv4 at `l3`, header valid per the
+/// engine): (source, destination, TCP bytes range) if the checksum
+/// verifies.
+fn tcp_in(f: &[u8], l3: usize) -> Option<(SocketAddrV4, SocketAddrV4, std::ops::Range<usize>)> {
     let ip = Ipv4Packet::new_checked(f.get(l3..)?).ok()?;
     if ip.protocol() != ip_proto::TCP {
         return None;
@@ -206,7 +273,7 @@ fn tcp_in(f: &[u8], l3: usize) -> Option<(SocketAddrV4, u16, std::ops::Range<usi
     }
     Some((
         SocketAddrV4::new(ip.src_addr(), tcp.src_port()),
-        tcp.dst_port(),
+        SocketAddrV4::new(ip.dst_addr(), tcp.dst_port()),
         l4..end,
     ))
 }
@@ -224,9 +291,9 @@ fn now_of(now: u64, hz: u64) -> Now {
 pub struct ClientConf {
     /// The port it runs on.
     pub port: usize,
-    /// Our address on it.
-    pub local: Ipv4Addr,
-    /// Source ports, one per session.
+    /// Our addresses on it (at least one; sessions use them in turn).
+    pub locals: Vec<Ipv4Addr>,
+    /// Source ports, one per session on each address.
     pub sport_min: u16,
     /// See `sport_min`.
     pub sport_max: u16,
@@ -236,8 +303,13 @@ pub struct ClientConf {
     pub connections: u64,
     /// Connections open at once at most.
     pub concurrency: u32,
+    /// New connections per second (paced by the worker's clock; 0: as
+    /// fast as `concurrency` allows).
+    pub rate: u64,
     /// Requests per connection.
     pub requests: u32,
+    /// Think time between a response and the next request, µs.
+    pub think_us: u64,
     /// The request's bytes (whole).
     pub request: Vec<u8>,
     /// The requests are `HEAD`s.
@@ -248,30 +320,63 @@ pub struct ClientConf {
     pub hz: u64,
 }
 
+/// Not in `LoadgenClient::live`. (Slot `i` of a client is address
+/// `i % addresses`, source port `sport_min + i / addresses`.)
+const NO_POS: u32 = u32::MAX;
+
 /// HTTP/1.1 clients on an lcore. See the module docs.
+///
+/// Sessions live in slots, one per (source address, source port): a
+/// segment finds its session by its destination address (binary search
+/// over the few local addresses) and port (an offset). Free slots are
+/// reused first in, first out, so a 4-tuple comes back as late as the
+/// range allows (a server may still hold the last one in TIME-WAIT).
+/// `live` lists the busy slots, so timers cost O(concurrency) per tick.
 #[derive(Debug)]
 pub struct LoadgenClient {
     conf: ClientConf,
+    /// Local addresses sorted, with their index in `conf.locals`.
+    by_addr: Vec<(Ipv4Addr, u32)>,
     slots: Vec<Option<Box<ClientSession>>>,
-    free: Vec<u16>,
-    active: u32,
+    free: VecDeque<u32>,
+    live: Vec<u32>,
+    pos: Vec<u32>,
     started: u64,
+    /// When the first connection could open (target resolved), µs.
+    t0: Option<u64>,
     iss: u32,
+    ticks: u32,
     stats: LoadgenStats,
+    lat: Latencies,
     shared: Option<Arc<SharedStats>>,
 }
 
 impl LoadgenClient {
-    /// A client lcore for `conf` (its slot table allocated here).
+    /// A client lcore for `conf` (its slot table and histograms allocated
+    /// here).
     pub fn new(conf: ClientConf) -> LoadgenClient {
-        let n = usize::from(conf.sport_max.saturating_sub(conf.sport_min)) + 1;
+        let na = conf.locals.len().max(1);
+        let np = usize::from(conf.sport_max.saturating_sub(conf.sport_min)) + 1;
+        let n = (na * np).min(NO_POS as usize);
+        let mut by_addr: Vec<(Ipv4Addr, u32)> = conf
+            .locals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, i as u32))
+            .collect();
+        by_addr.sort_unstable();
         LoadgenClient {
+            by_addr,
             slots: (0..n).map(|_| None).collect(),
-            free: (0..n as u16).rev().collect(),
-            active: 0,
+            free: (0..n as u32).collect(),
+            live: Vec::with_capacity((conf.concurrency as usize).min(n)),
+            pos: vec![NO_POS; n],
             started: 0,
+            t0: None,
             iss: 0x5eed_1000,
+            ticks: 0,
             stats: LoadgenStats::default(),
+            lat: Latencies::default(),
             shared: None,
             conf,
         }
@@ -288,45 +393,74 @@ impl LoadgenClient {
         &self.stats
     }
 
+    /// Latencies so far.
+    pub fn latencies(&self) -> &Latencies {
+        &self.lat
+    }
+
     /// Every connection opened and ended.
     pub fn is_finished(&self) -> bool {
-        self.started >= self.conf.connections && self.active == 0
+        self.started >= self.conf.connections && self.live.is_empty()
+    }
+
+    /// Slot `i`'s local address and port.
+    fn slot_addr(&self, i: usize) -> SocketAddrV4 {
+        let na = self.conf.locals.len().max(1);
+        SocketAddrV4::new(
+            self.conf.locals[i % na],
+            self.conf.sport_min.wrapping_add((i / na) as u16),
+        )
+    }
+
+    /// The slot of local `addr:port`, if it is one of ours.
+    fn slot_of(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+        let a = self
+            .by_addr
+            .binary_search_by(|(x, _)| x.cmp(&addr))
+            .ok()
+            .map(|k| self.by_addr[k].1 as usize)?;
+        let p = usize::from(port.wrapping_sub(self.conf.sport_min));
+        let i = p * self.conf.locals.len() + a;
+        (port >= self.conf.sport_min && i < self.slots.len()).then_some(i)
     }
 
     fn drive<Q: Queue>(&mut self, io: &mut Io<'_, Q>, i: usize, now: Now) {
+        let (pi, src, dst) = (self.conf.port, self.slot_addr(i), self.conf.target);
         let Some(s) = self.slots[i].as_mut() else {
             return;
         };
-        let st = &mut self.stats;
+        let (st, lat) = (&mut self.stats, &mut self.lat);
         let mut ev = |e: ClientEvent| match e {
             ClientEvent::Connected { us } => {
                 st.connected += 1;
                 st.connect_us_sum += us;
-                st.connect_us_max = st.connect_us_max.max(us);
+                lat.connect.saturating_record(us);
             }
             ClientEvent::Response {
                 status,
                 body_len,
+                first_byte_us,
                 us,
-                ..
             } => {
                 st.responses += 1;
                 st.status_2xx += u64::from((200..300).contains(&status));
                 st.body_bytes += body_len;
                 st.response_us_sum += us;
-                st.response_us_max = st.response_us_max.max(us);
+                lat.first_byte.saturating_record(first_byte_us);
+                lat.response.saturating_record(us);
             }
             ClientEvent::BadResponse(_) => st.bad_responses += 1,
-            ClientEvent::ClosedEarly => {}
-            ClientEvent::Ended { .. } => {}
+            ClientEvent::ClosedEarly => st.closed_early += 1,
+            ClientEvent::Ended { outcome, .. } => match outcome {
+                Some(Outcome::Refused) => st.refused += 1,
+                Some(Outcome::TimedOut) => st.timed_out += 1,
+                Some(Outcome::Reset) => st.reset += 1,
+                // Aborted: after a bad response, counted there.
+                Some(Outcome::Aborted) | None => {}
+            },
         };
         let req = &self.conf.request;
         s.step(req, now, &mut ev);
-        let (pi, src, dst) = (
-            self.conf.port,
-            SocketAddrV4::new(self.conf.local, self.conf.sport_min + i as u16),
-            self.conf.target,
-        );
         let mut unsent = 0;
         s.endpoint().output(now, MAX_SEGS_PER_CALL, |seg| {
             if !emit(io, pi, src, dst, seg) {
@@ -334,8 +468,8 @@ impl LoadgenClient {
             }
             true
         });
-        st.segs_unsent += unsent;
         s.step(req, now, &mut ev);
+        st.segs_unsent += unsent;
         if s.is_done() {
             let ok = s.answered() == self.conf.requests && s.endpoint().outcome().is_none();
             if ok {
@@ -343,19 +477,56 @@ impl LoadgenClient {
             } else {
                 self.stats.failed += 1;
             }
-            self.slots[i] = None;
-            self.free.push(i as u16);
-            self.active -= 1;
+            self.release(i);
+        }
+    }
+
+    /// Frees slot `i` (its session ended).
+    fn release(&mut self, i: usize) {
+        self.slots[i] = None;
+        let p = self.pos[i];
+        if p != NO_POS {
+            self.live.swap_remove(p as usize);
+            if let Some(&moved) = self.live.get(p as usize) {
+                self.pos[moved as usize] = p;
+            }
+            self.pos[i] = NO_POS;
+        }
+        self.free.push_back(i as u32);
+    }
+
+    /// Connections the schedule allows by `now` (all of them without a
+    /// rate).
+    fn due(&self, now_us: u64) -> u64 {
+        match (self.conf.rate, self.t0) {
+            (0, _) => u64::MAX,
+            (r, Some(t0)) => {
+                (u128::from(now_us.saturating_sub(t0)) * u128::from(r) / 1_000_000) as u64 + 1
+            }
+            (_, None) => 1,
         }
     }
 
     fn open<Q: Queue>(&mut self, io: &mut Io<'_, Q>, now: Now) {
-        while self.started < self.conf.connections && self.active < self.conf.concurrency {
+        while self.started < self.conf.connections
+            && (self.live.len() as u32) < self.conf.concurrency
+        {
             // Wait for the target's MAC (ARP is asked meanwhile).
             if io.resolve(self.conf.port, *self.conf.target.ip()).is_none() {
                 return;
             }
-            let Some(i) = self.free.pop() else {
+            let t0 = *self.t0.get_or_insert(now.us);
+            if self.started >= self.due(now.us) {
+                return;
+            }
+            if self.conf.rate > 0 {
+                let sched =
+                    t0 + (u128::from(self.started) * 1_000_000 / u128::from(self.conf.rate)) as u64;
+                if now.us > sched + 1_000 {
+                    self.stats.behind += 1;
+                }
+            }
+            let Some(i) = self.free.pop_front() else {
                 return;
             };
             self.iss = self.iss.wrapping_mul(1_103_515_245).wrapping_add(12_345);
@@ -365,12 +536,15 @@ impl LoadgenClient {
                 self.conf.requests,
                 self.conf.head,
                 now,
-            );
-            self.slots[usize::from(i)] = Some(Box::new(s));
-            self.active += 1;
+            )
+            .with_think_time(self.conf.think_us);
+            let i = i as usize;
+            self.slots[i] = Some(Box::new(s));
+            self.pos[i] = self.live.len() as u32;
+            self.live.push(i as u32);
             self.started += 1;
             self.stats.opened += 1;
-            self.drive(io, usize::from(i), now);
+            self.drive(io, i, now);
         }
     }
 }
@@ -388,15 +562,16 @@ impl<Q: Queue> Service<Q> for LoadgenClient {
             return Some(f);
         }
         let now = now_of(now, self.conf.hz);
-        let Some((src, dport, tcp)) = tcp_in(f.data(), l3) else {
+        let Some((src, dst, tcp)) = tcp_in(f.data(), l3) else {
             self.stats.segs_dropped += 1;
             return None;
         };
-        let i = usize::from(dport.wrapping_sub(self.conf.sport_min));
-        let known = src == self.conf.target && i < self.slots.len() && self.slots[i].is_some();
+        let slot = self
+            .slot_of(*dst.ip(), dst.port())
+            .filter(|&i| src == self.conf.target && self.slots[i].is_some());
         let seg = f.data().get(tcp).and_then(Segment::parse);
-        match (known, seg) {
-            (true, Some(seg)) => {
+        match (slot, seg) {
+            (Some(i), Some(seg)) => {
                 if let Some(s) = self.slots[i].as_mut() {
                     s.endpoint().input(&seg, now);
                 }
@@ -416,6 +591,7 @@ impl<Q: Queue> Service<Q> for LoadgenClient {
     fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
         if let Some(sh) = &self.shared {
             sh.publish(&self.stats, self.is_finished());
+            sh.publish_latencies(&self.lat, true);
         }
     }
 
@@ -423,8 +599,20 @@ impl<Q: Queue> Service<Q> for LoadgenClient {
         let now = now_of(now, self.conf.hz);
         if let Some(sh) = &self.shared {
             sh.publish(&self.stats, self.is_finished());
+            self.ticks = self.ticks.wrapping_add(1);
+            if self.ticks % 100 == 0 {
+                sh.publish_latencies(&self.lat, false);
+            }
         }
-        for i in 0..self.slots.len() {
+        // Backwards: a session that ends is swapped out by the last one,
+        // which this walk has already visited.
+        let mut k = self.live.len();
+        while k > 0 {
+            k -= 1;
+            let Some(&i) = self.live.get(k) else {
+                continue;
+            };
+            let i = i as usize;
             let due = self.slots[i]
                 .as_ref()
                 .is_some_and(|s| s.poll_at().is_some_and(|t| t <= now.us));
@@ -453,10 +641,12 @@ pub struct ServerConf {
     pub hz: u64,
 }
 
+/// A server connection, with the Ethernet address its SYN came from
+/// (where everything for it goes: the peer, or the router it is behind).
 enum Conn {
     /// SYN answered at µs; waiting for the ACK.
-    Pending(PassiveOpen, u64),
-    Up(Box<ServerSession>),
+    Pending(PassiveOpen, u64, MacAddr),
+    Up(Box<ServerSession>, MacAddr),
 }
 
 /// A handshake not completed this long after the SYN is forgotten, µs.
@@ -513,15 +703,16 @@ impl LoadgenServer {
 
     /// Steps connection `peer` and sends what is due; drops it once closed.
     fn drive<Q: Queue>(&mut self, io: &mut Io<'_, Q>, peer: SocketAddrV4, now: Now) {
-        let Some(Conn::Up(s)) = self.conns.get_mut(&peer) else {
+        let Some(Conn::Up(s, mac)) = self.conns.get_mut(&peer) else {
             return;
         };
         let before = s.requests();
         s.step(&self.conf.response);
         let (pi, src) = (self.conf.port, self.conf.listen);
         let mut unsent = 0;
+        let mac = *mac;
         s.endpoint().output(now, MAX_SEGS_PER_CALL, |seg| {
-            if !emit(io, pi, src, peer, seg) {
+            if !emit_to(io, pi, mac, src, peer, seg) {
                 unsent += 1;
             }
             true
@@ -553,7 +744,7 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
             return Some(f);
         }
         let now = now_of(now, self.conf.hz);
-        let Some((peer, dport, tcp)) = tcp_in(f.data(), l3) else {
+        let Some((peer, dst, tcp)) = tcp_in(f.data(), l3) else {
             self.stats.segs_dropped += 1;
             return None;
         };
@@ -561,24 +752,24 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
             self.stats.segs_dropped += 1;
             return None;
         };
-        if dport != self.conf.listen.port() {
+        if dst != self.conf.listen {
             self.stats.segs_dropped += 1;
             return None;
         }
         let syn = seg.flags.contains(qsplice_tcp::TcpFlags::SYN)
             && !seg.flags.contains(qsplice_tcp::TcpFlags::ACK);
         match self.conns.get_mut(&peer) {
-            Some(Conn::Up(s)) => {
+            Some(Conn::Up(s, _)) => {
                 s.endpoint().input(&seg, now);
                 self.drive(io, peer, now);
             }
-            Some(Conn::Pending(po, _)) if !syn => {
-                let po = *po;
+            Some(Conn::Pending(po, _, mac)) if !syn => {
+                let (po, mac) = (*po, *mac);
                 match po.complete(&self.conf.tcp, &seg, now) {
                     Some(ep) => {
                         self.stats.connected += 1;
                         self.conns
-                            .insert(peer, Conn::Up(Box::new(ServerSession::new(ep))));
+                            .insert(peer, Conn::Up(Box::new(ServerSession::new(ep)), mac));
                         self.drive(io, peer, now);
                     }
                     None => self.stats.segs_dropped += 1,
@@ -591,13 +782,26 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
                 }
                 self.iss = self.iss.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 let po = PassiveOpen::answer(&self.conf.tcp, &seg, self.iss, now)?;
-                if !emit(io, self.conf.port, self.conf.listen, peer, &po.syn_ack()) {
+                // Back to the SYN's sender, without ARP (a client with
+                // many addresses asks for ours from one of them only).
+                let Ok(mac) = EthernetFrame::new_checked(f.data()).map(|e| e.src()) else {
+                    self.stats.segs_dropped += 1;
+                    return None;
+                };
+                if !emit_to(
+                    io,
+                    self.conf.port,
+                    mac,
+                    self.conf.listen,
+                    peer,
+                    &po.syn_ack(),
+                ) {
                     self.stats.segs_unsent += 1;
                 }
                 if !matches!(self.conns.get(&peer), Some(Conn::Pending(..))) {
                     self.stats.opened += 1;
                 }
-                self.conns.insert(peer, Conn::Pending(po, now.us));
+                self.conns.insert(peer, Conn::Pending(po, now.us, mac));
             }
             _ => self.stats.segs_dropped += 1,
         }
@@ -619,12 +823,12 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
         due.clear();
         let before = self.conns.len();
         self.conns.retain(|_, c| match c {
-            Conn::Pending(_, at) => now.us.saturating_sub(*at) < PENDING_US,
-            Conn::Up(_) => true,
+            Conn::Pending(_, at, _) => now.us.saturating_sub(*at) < PENDING_US,
+            Conn::Up(..) => true,
         });
         self.stats.failed += (before - self.conns.len()) as u64;
         due.extend(self.conns.iter_mut().filter_map(|(p, c)| match c {
-            Conn::Up(s) if s.poll_at().is_some_and(|t| t <= now.us) => Some(*p),
+            Conn::Up(s, _) if s.poll_at().is_some_and(|t| t <= now.us) => Some(*p),
             _ => None,
         }));
         for &p in &due {

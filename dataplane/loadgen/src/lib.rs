@@ -23,14 +23,18 @@
 //! buffers and a slimmer endpoint are to come).
 //!
 //! On an lcore ([`lcore`]): [`LoadgenClient`] and [`LoadgenServer`] are
-//! engine services that run many sessions on one port (a source port per
-//! client session, passive opens per client address on the server side),
-//! tested as two engine workers back to back with loss.
+//! engine services that run many sessions on one port. A client session
+//! holds one (source address, source port) slot, reused oldest first; new
+//! connections are paced by the worker's clock when a rate is set, and a
+//! think time may separate a response from the next request; connect,
+//! first-byte and response times go to HDR histograms ([`Latencies`]),
+//! failures are counted by kind. The server keeps passive opens per client
+//! address and answers to the Ethernet address each SYN came from. Tested
+//! as two engine workers back to back with loss; `qsplice loadgen` runs
+//! them (src/loadgen.rs).
 //!
-//! Still to come for issue 16 (not here yet): the `qsplice loadgen`
-//! command and its config, TSC-paced connection rates, several client
-//! addresses, HDR latency histograms and reports, TLS sessions, and the
-//! end-to-end runs against nginx / wrk.
+//! Still to come for issue 16: TLS sessions, several lcores, and the
+//! load-balancer benchmark driven by loadgen on both sides.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,4 +43,6 @@ pub mod http;
 pub mod lcore;
 
 pub use http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
-pub use lcore::{ClientConf, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats};
+pub use lcore::{
+    ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
+};

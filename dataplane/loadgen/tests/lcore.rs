@@ -3,6 +3,7 @@
 //! (frames moved between them: Ethernet, ARP, IPv4, TCP checksums), with
 //! and without loss.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -36,16 +37,16 @@ fn econf() -> EngineConf {
     }
 }
 
-fn port(mac: [u8; 6], ip: Ipv4Addr) -> Vec<(MemQueue, PortSetup)> {
+fn port(mac: [u8; 6], ips: &[Ipv4Addr]) -> Vec<(MemQueue, PortSetup)> {
     vec![(
         MemQueue::new(mac),
         PortSetup {
             name: "lg".into(),
             addrs6: vec![],
-            addrs: vec![IfAddr {
-                addr: ip,
-                prefix: 24,
-            }],
+            addrs: ips
+                .iter()
+                .map(|&addr| IfAddr { addr, prefix: 24 })
+                .collect(),
             neighbors: vec![],
             gateway: None,
             neighbors6: vec![],
@@ -63,11 +64,36 @@ fn tcp() -> Config {
     }
 }
 
+/// What crossed the link.
+#[derive(Default)]
+struct Wire {
+    lost: u64,
+    /// SYNs (without ACK) by source address, and when the first and the
+    /// last were carried (simulated ns).
+    syns: HashMap<Ipv4Addr, u64>,
+    first_syn_ns: Option<u64>,
+    last_syn_ns: u64,
+}
+
 /// Moves the frames `from` sent to `to`, dropping IPv4 ones with `loss`.
-fn carry(from: &mut MemQueue, to: &mut MemQueue, rng: &mut SmallRng, loss: f64) -> u64 {
+fn carry(
+    from: &mut MemQueue,
+    to: &mut MemQueue,
+    rng: &mut SmallRng,
+    loss: f64,
+    wire: &mut Wire,
+    now_ns: u64,
+) -> u64 {
     let mut lost = 0;
     for f in from.tx.drain(..) {
         let v = f.into_vec();
+        // Ethernet + IPv4 (20 B) + TCP flags at 13: SYN alone.
+        if v.get(12..14) == Some(&[8, 0]) && v.get(23) == Some(&6) && v.get(47) == Some(&0x02) {
+            let src = Ipv4Addr::new(v[26], v[27], v[28], v[29]);
+            *wire.syns.entry(src).or_default() += 1;
+            wire.first_syn_ns.get_or_insert(now_ns);
+            wire.last_syn_ns = now_ns;
+        }
         if v.get(12..14) == Some(&[8, 0]) && rng.random::<f64>() < loss {
             lost += 1;
             continue;
@@ -79,13 +105,28 @@ fn carry(from: &mut MemQueue, to: &mut MemQueue, rng: &mut SmallRng, loss: f64) 
 
 struct Outcome {
     client: qsplice_loadgen::LoadgenStats,
+    lat: qsplice_loadgen::Latencies,
     server: qsplice_loadgen::LoadgenStats,
     server_conns: usize,
     finished: bool,
     lost: u64,
+    wire: Wire,
+    /// Simulated time when the client finished, ns after the start.
+    elapsed_ns: u64,
 }
 
 fn run(connections: u64, concurrency: u32, requests: u32, loss: f64, seed: u64) -> Outcome {
+    run_with(connections, concurrency, requests, loss, seed, |_| {})
+}
+
+fn run_with(
+    connections: u64,
+    concurrency: u32,
+    requests: u32,
+    loss: f64,
+    seed: u64,
+    tweak: impl FnOnce(&mut ClientConf),
+) -> Outcome {
     let clock = ManualClock::default();
     clock.advance_ms(1000);
     let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
@@ -98,23 +139,28 @@ fn run(connections: u64, concurrency: u32, requests: u32, loss: f64, seed: u64) 
         tcp: tcp(),
         hz: 1_000_000_000,
     });
-    let client = LoadgenClient::new(ClientConf {
+    let mut cc = ClientConf {
         port: 0,
-        local: CLIENT_IP,
+        locals: vec![CLIENT_IP],
         sport_min: 20_000,
         sport_max: 20_255,
         target: SocketAddrV4::new(SERVER_IP, 80),
         connections,
         concurrency,
+        rate: 0,
         requests,
+        think_us: 0,
         request: b"GET /3k HTTP/1.1\r\nHost: lcore.test\r\n\r\n".to_vec(),
         head: false,
         tcp: tcp(),
         hz: 1_000_000_000,
-    });
+    };
+    tweak(&mut cc);
+    let client_ips = cc.locals.clone();
+    let client = LoadgenClient::new(cc);
     let mut ws = Worker::with_service(
         econf(),
-        port([2, 0x50, 0, 0, 0, 1], SERVER_IP),
+        port([2, 0x50, 0, 0, 0, 1], &[SERVER_IP]),
         clock.clone(),
         Arc::new(SharedCounters::default()),
         None,
@@ -122,33 +168,55 @@ fn run(connections: u64, concurrency: u32, requests: u32, loss: f64, seed: u64) 
     );
     let mut wc = Worker::with_service(
         econf(),
-        port([2, 0x50, 0, 0, 0, 2], CLIENT_IP),
+        port([2, 0x50, 0, 0, 0, 2], &client_ips),
         clock.clone(),
         Arc::new(SharedCounters::default()),
         None,
         client,
     );
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut lost = 0;
+    let mut wire = Wire::default();
+    let mut elapsed_ns = 0;
     // 100 µs steps, at most 60 simulated seconds.
-    for _ in 0..600_000 {
+    for step in 1..=600_000u64 {
         clock.advance_ns(100_000);
+        let t = step * 100_000;
         wc.poll();
         wc.finish();
-        lost += carry(wc.queue_mut(0), ws.queue_mut(0), &mut rng, loss);
+        wire.lost += carry(
+            wc.queue_mut(0),
+            ws.queue_mut(0),
+            &mut rng,
+            loss,
+            &mut wire,
+            t,
+        );
         ws.poll();
         ws.finish();
-        lost += carry(ws.queue_mut(0), wc.queue_mut(0), &mut rng, loss);
+        wire.lost += carry(
+            ws.queue_mut(0),
+            wc.queue_mut(0),
+            &mut rng,
+            loss,
+            &mut wire,
+            t,
+        );
+        if wc.service().is_finished() && elapsed_ns == 0 {
+            elapsed_ns = t;
+        }
         if wc.service().is_finished() && ws.service().conns() == 0 {
             break;
         }
     }
     Outcome {
         client: wc.service().stats().clone(),
+        lat: wc.service().latencies().clone(),
         server: ws.service().stats().clone(),
         server_conns: ws.service().conns(),
         finished: wc.service().is_finished(),
-        lost,
+        lost: wire.lost,
+        wire,
+        elapsed_ns,
     }
 }
 
@@ -173,7 +241,80 @@ fn clients_and_servers_on_two_lcores_exchange_every_request() {
     );
     assert_eq!(s.completed, 300);
     assert_eq!(o.server_conns, 0);
-    assert!(c.response_us_max > 0 && c.connect_us_max > 0);
+    // Latency histograms: one connect time per connection, one
+    // first-byte and one whole-response time per response.
+    assert_eq!(o.lat.connect.len(), 300);
+    assert_eq!((o.lat.first_byte.len(), o.lat.response.len()), (900, 900));
+    assert!(o.lat.response.value_at_quantile(0.5) >= o.lat.first_byte.value_at_quantile(0.5));
+    assert!(c.response_us_sum > 0 && c.connect_us_sum > 0);
+    // One SYN per connection (no loss), all from the one address.
+    assert_eq!(o.wire.syns.get(&CLIENT_IP), Some(&300));
+}
+
+#[test]
+fn several_source_addresses_take_turns() {
+    let ips = [
+        CLIENT_IP,
+        Ipv4Addr::new(10, 50, 0, 3),
+        Ipv4Addr::new(10, 50, 0, 4),
+    ];
+    // Two source ports per address: 6 slots for 8 at once, so 6 at once;
+    // each 4-tuple is reused 20 times.
+    let o = run_with(120, 8, 2, 0.0, 3, |c| {
+        c.locals = ips.to_vec();
+        c.sport_max = c.sport_min + 1;
+    });
+    assert!(o.finished);
+    assert_eq!(
+        (o.client.completed, o.client.failed),
+        (120, 0),
+        "{:?}",
+        o.client
+    );
+    assert_eq!(o.client.responses, 240);
+    for ip in ips {
+        assert_eq!(o.wire.syns.get(&ip), Some(&40), "{:?}", o.wire.syns);
+    }
+}
+
+#[test]
+fn a_rate_paces_new_connections() {
+    // 1,000 connections/s: 200 connections take ≈ 199 ms from the first
+    // SYN to the last, whatever the concurrency allows.
+    let o = run_with(200, 64, 1, 0.0, 4, |c| c.rate = 1000);
+    assert!(o.finished);
+    assert_eq!(
+        (o.client.completed, o.client.behind),
+        (200, 0),
+        "{:?}",
+        o.client
+    );
+    let span = o.wire.last_syn_ns - o.wire.first_syn_ns.unwrap();
+    assert!(
+        (198_000_000..=201_000_000).contains(&span),
+        "first to last SYN: {span} ns"
+    );
+}
+
+#[test]
+fn a_rate_above_what_concurrency_allows_counts_late_connections() {
+    // One connection at a time cannot keep 100,000/s: most open late.
+    let o = run_with(50, 1, 1, 0.0, 5, |c| c.rate = 100_000);
+    assert!(o.finished);
+    assert_eq!(o.client.completed, 50);
+    assert!(o.client.behind >= 40, "{:?}", o.client);
+}
+
+#[test]
+fn think_time_spaces_the_requests_of_a_connection() {
+    // 3 requests with 40 ms between a response and the next request:
+    // every connection lasts ≥ 80 ms; responses themselves stay fast.
+    let o = run_with(10, 10, 3, 0.0, 6, |c| c.think_us = 40_000);
+    assert!(o.finished);
+    assert_eq!((o.client.completed, o.client.responses), (10, 30));
+    assert!(o.elapsed_ns >= 80_000_000, "{} ns", o.elapsed_ns);
+    assert!(o.elapsed_ns < 120_000_000, "{} ns", o.elapsed_ns);
+    assert!(o.lat.response.max() < 20_000, "{}", o.lat.response.max());
 }
 
 #[test]

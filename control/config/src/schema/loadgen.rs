@@ -28,6 +28,12 @@ pub struct LoadgenConf {
     pub connections: u64,
     /// Client: connections open at once at most.
     pub concurrency: u32,
+    /// Client: new connections per second, paced by the lcore's clock
+    /// (0: as fast as `concurrency` allows).
+    pub rate: u64,
+    /// Client: wait this long after a response before the next request
+    /// on the connection, ms.
+    pub think_ms: u64,
     /// Client: requests per connection (keep-alive).
     pub requests: u32,
     /// Client: request method, `GET` or `HEAD`.
@@ -36,8 +42,15 @@ pub struct LoadgenConf {
     pub path: String,
     /// Client: `Host` header (empty: the target's address).
     pub host: String,
-    /// Client: first source port (one per connection open at once).
+    /// Client: source addresses: the first `sources` IPv4 addresses of
+    /// `port`, used in turn.
+    pub sources: u32,
+    /// Client: source ports `sport_min..=sport_max` on each source
+    /// address (a connection holds one; freed ones are reused oldest
+    /// first).
     pub sport_min: u16,
+    /// See `sport_min`.
+    pub sport_max: u16,
     /// Server: the address and TCP port it serves (an address of `port`).
     pub listen: Option<std::net::SocketAddrV4>,
     /// Server: response body bytes.
@@ -59,11 +72,15 @@ impl Default for LoadgenConf {
             target: None,
             connections: 1000,
             concurrency: 64,
+            rate: 0,
+            think_ms: 0,
             requests: 1,
             method: "GET".into(),
             path: "/".into(),
             host: String::new(),
+            sources: 1,
             sport_min: 20_000,
+            sport_max: 60_999,
             listen: None,
             response_bytes: 100,
             max_conns: 65_536,
