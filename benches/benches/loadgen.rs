@@ -7,12 +7,29 @@
 //! for the pair — the sans-IO ceiling of the "new connections/s per core
 //! pair" figure (frames, IP and the NIC come on top).
 //!
+//! `loadgen/lcore_pair`: the same exchange through two engine workers on
+//! in-memory queues, one running [`LoadgenClient`] and one
+//! [`LoadgenServer`] (Ethernet, ARP, IPv4 header and TCP checksum checks,
+//! the slot and connection tables, timers), frames moved between them —
+//! both workers on this one core, so the figure is per core *pair*
+//! halved. The in-memory queue allocates a `Vec` per frame, which a
+//! mempool would not: an upper bound on the per-connection cost.
+//!
 //! `cargo bench -p qsplice-benches --bench loadgen`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use qsplice_loadgen::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qsplice_engine::{ArpConf, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
+use qsplice_loadgen::{
+    ClientConf, ClientEvent, ClientSession, LoadgenClient, LoadgenServer, PassiveOpen, ServerConf,
+    ServerSession,
+};
+use qsplice_netdev::mem::{ManualClock, MemQueue};
 use qsplice_tcp::{Config, Now, Segment, MAX_SEGS_PER_CALL};
 
 const REQ: &[u8] = b"GET /100 HTTP/1.1\r\nHost: loadgen.test\r\n\r\n";
@@ -119,6 +136,116 @@ impl Pair {
     }
 }
 
+fn econf() -> EngineConf {
+    EngineConf {
+        burst: 32,
+        tx_drain_us: 0,
+        idle_sleep_us: 0,
+        idle_spin_us: 0,
+        arp: ArpConf {
+            reachable_ms: 600_000,
+            probe_interval_ms: 100,
+            max_probes: 30,
+            gratuitous_on_start: false,
+            table_size: 64,
+        },
+        primary: true,
+        kernel_poll_us: 100,
+        kernel_max_pps: 0,
+    }
+}
+
+fn port(mac: [u8; 6], ip: Ipv4Addr) -> Vec<(MemQueue, PortSetup)> {
+    vec![(
+        MemQueue::new(mac),
+        PortSetup {
+            name: "lg".into(),
+            addrs6: vec![],
+            addrs: vec![IfAddr {
+                addr: ip,
+                prefix: 24,
+            }],
+            neighbors: vec![],
+            gateway: None,
+            neighbors6: vec![],
+            gateway6: None,
+        },
+    )]
+}
+
+/// `n` connections (one request each, 100-byte body, 64 at once) from a
+/// client worker to a server worker; the wall time they took.
+fn lcore_pair(n: u64, cfg: &Config, resp: &[u8]) -> Duration {
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 2);
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);
+    let clock = ManualClock::default();
+    clock.advance_ms(1000);
+    let server = LoadgenServer::new(ServerConf {
+        port: 0,
+        listen: SocketAddrV4::new(SERVER, 80),
+        response: resp.to_vec(),
+        max_conns: 4096,
+        tcp: cfg.clone(),
+        hz: 1_000_000_000,
+    });
+    let client = LoadgenClient::new(ClientConf {
+        port: 0,
+        locals: vec![CLIENT],
+        sport_min: 20_000,
+        sport_max: 60_999,
+        target: SocketAddrV4::new(SERVER, 80),
+        connections: n,
+        concurrency: 64,
+        rate: 0,
+        requests: 1,
+        think_us: 0,
+        request: REQ.to_vec(),
+        head: false,
+        tcp: cfg.clone(),
+        hz: 1_000_000_000,
+    });
+    let counters = || Arc::new(SharedCounters::default());
+    let mut ws = Worker::with_service(
+        econf(),
+        port([2, 0, 0, 0, 0, 1], SERVER),
+        clock.clone(),
+        counters(),
+        None,
+        server,
+    );
+    let mut wc = Worker::with_service(
+        econf(),
+        port([2, 0, 0, 0, 0, 2], CLIENT),
+        clock.clone(),
+        counters(),
+        None,
+        client,
+    );
+    let carry = |from: &mut MemQueue, to: &mut MemQueue| {
+        for f in from.tx.drain(..) {
+            to.rx.push_back(f);
+        }
+    };
+    let t0 = Instant::now();
+    // 10 µs of simulated time per round.
+    for _ in 0..100_000_000u64 {
+        clock.advance_ns(10_000);
+        wc.poll();
+        wc.finish();
+        carry(wc.queue_mut(0), ws.queue_mut(0));
+        ws.poll();
+        ws.finish();
+        carry(ws.queue_mut(0), wc.queue_mut(0));
+        if wc.service().is_finished() {
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    let st = wc.service().stats();
+    assert_eq!((st.completed, st.failed), (n, 0), "{st:?}");
+    took
+}
+
 fn bench(c: &mut Criterion) {
     let cfg = Config {
         time_wait_us: 0,
@@ -145,6 +272,10 @@ fn bench(c: &mut Criterion) {
             t += 1_000;
             black_box(p.connection(iss, t))
         })
+    });
+    let (cfg, resp) = (p.cfg.clone(), p.resp.clone());
+    g.bench_function("lcore_pair", |b| {
+        b.iter_custom(|iters| lcore_pair(iters.max(64), &cfg, &resp))
     });
     g.finish();
 }

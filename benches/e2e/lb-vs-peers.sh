@@ -5,6 +5,7 @@
 #
 #   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
 #                              [--idle-spin-us S] [--pmd af_packet|af_xdp|both] [--ipv6]
+#                              [--client wrk|loadgen]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -29,6 +30,15 @@
 # (rows qsplice-v6, haproxy-v6, nftables-v6: the VIP [2001:db8:1::1]:80,
 # the backends over IPv6, sources 2001:db8:2::1/::2/::3), with each
 # device's IPv6/IPv4 ratio printed.
+# --client loadgen: the client is `qsplice loadgen` (its own TCP on an
+# af_packet port on the client namespace's veth, from 10.10.1.100, an
+# address the namespace's kernel does not hold, one worker lcore on the
+# CPU the device's worker does not use, idle_sleep_us as the device's)
+# instead of wrk: the same three loads (conn: one request per connection;
+# req: keep-alive; bulk: GET /1m.bin on 4 connections), each for N
+# seconds; latency columns are loadgen's request → whole response
+# percentiles (wrk's include the connect time in the conn column). IPv4
+# only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,6 +50,7 @@ IDLE_SLEEP_US=0   # qsplice engine.idle_sleep_us: >0 lends idle CPU to the load 
 IDLE_SPIN_US=0    # qsplice engine.idle_spin_us: poll on through gaps this short before sleeping
 PMD=af_packet
 IPV6=0
+CLIENT=wrk
 while (($#)); do
     case "$1" in
         --seconds) SECS=$2; shift ;;
@@ -50,7 +61,8 @@ while (($#)); do
         --idle-spin-us) IDLE_SPIN_US=$2; shift ;;
         --pmd) PMD=$2; shift ;;
         --ipv6) IPV6=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --client) CLIENT=$2; shift ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -66,6 +78,12 @@ if [[ $PMD != af_packet ]] && ((WORKERS > 1)); then
     echo "--pmd $PMD: one worker only (DPDK 22.11's net_af_xdp sees a veth as one combined channel)" >&2
     exit 2
 fi
+
+case $CLIENT in
+    wrk) ;;
+    loadgen) if ((IPV6)); then echo "--client loadgen: IPv4 only" >&2; exit 2; fi ;;
+    *) echo "--client must be wrk or loadgen" >&2; exit 2 ;;
+esac
 
 NETNS_EXTRA=()
 ((IPV6)) && NETNS_EXTRA=(--ipv6)
@@ -268,6 +286,65 @@ else:
 PY
 }
 
+# qsplice loadgen as the client → "value p50_ms p99_ms" like wrk_run.
+LG_IP=10.10.1.100
+LG_WIRE_IP=10.10.2.201
+CLI_IF=$(ip -n "$CLI_NS" -o -4 addr show to 10.10.1.0/24 | awk '{print $2; exit}')
+lg_run() {
+    local mode=$1 src=$LG_IP target=$HOST:80 path=/ conns=$CONNS reqs=1000000000 nconn=1000000000 n
+    case $mode in
+        conn) reqs=1 ;;
+        req) nconn=$CONNS ;;
+        bulk) path=/1m.bin; conns=4; nconn=4 ;;
+    esac
+    # On the testpmd wire: from an address in the backend subnet that the
+    # client namespace's kernel does not hold (it holds WIRE_IP).
+    if [[ -n ${2:-} ]]; then src=$LG_WIRE_IP; target=$2:80; fi
+    n=$(nproc)
+    sed -e '/^\[\[ports\]\]/,$d' -e "s/^worker_lcores = .*/worker_lcores = [1]\nlcore_map = \"0@$((1 % n)),1@$((2 % n))\"/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
+        -e "s/^memory_mb = .*/memory_mb = 512/" conf/loadgen.toml >"$WORK/lg.toml"
+    cat >>"$WORK/lg.toml" <<EOT
+[[ports]]
+name = "client"
+device = "net_af_packet0,iface=$CLI_IF"
+addresses = ["$src/24"]
+
+[loadgen]
+role = "client"
+port = "client"
+target = "$target"
+connections = $nconn
+concurrency = $conns
+requests = $reqs
+path = "$path"
+timeout_s = $((SECS + 30))
+EOT
+    # A count it cannot finish in SECS seconds: stopped by --duration, it
+    # exits non-zero (unfinished connections); the rates stand.
+    ip netns exec "$CLI_NS" "$QS" loadgen --config "$WORK/lg.toml" --duration "$SECS" \
+        --json "$WORK/lg.json" >>"$WORK/loadgen.log" 2>&1 || true
+    python3 - "$mode" "$WORK/lg.json" <<'PY'
+import json, sys
+mode = sys.argv[1]
+try:
+    r = json.load(open(sys.argv[2]))
+except Exception:
+    print("0 nan nan"); sys.exit()
+lat = r["latency_us"]["response"]
+if mode == "bulk":
+    print(f"{r['body_bytes'] / max(r['elapsed_s'], 1e-9) / 1e6:.1f} nan nan")
+else:
+    v = r["connections_per_s"] if mode == "conn" else r["requests_per_s"]
+    print(f"{v:.0f} {lat['p50'] / 1000:.2f} {lat['p99'] / 1000:.2f}")
+PY
+    rm -f "$WORK/lg.json"
+}
+
+client_run() {
+    if [[ $CLIENT == loadgen ]]; then lg_run "$@"; else wrk_run "$@"; fi
+}
+
 wait_vip6() {
     for _ in $(seq 1 100); do
         if ip netns exec "$CLI_NS" curl -sf -m 1 -o /dev/null "http://[$VIP6]/"; then
@@ -284,7 +361,7 @@ declare -A RES
 measure() { # device
     local dev=$1 m
     for m in conn req bulk; do
-        RES[$dev.$m]+="$(wrk_run "$m");"
+        RES[$dev.$m]+="$(client_run "$m");"
         log "$dev $m: $(tail -c 40 <<<"${RES[$dev.$m]}")"
     done
 }
@@ -308,7 +385,7 @@ PY
     for td in "${TP_DEVS[@]}"; do
     log "round $r/$ROUNDS: $td (bulk only)"
     start_testpmd "$td"
-    RES[$td.bulk]+="$(wrk_run bulk "${BACKENDS[0]}");"
+    RES[$td.bulk]+="$(client_run bulk "${BACKENDS[0]}");"
     log "$td bulk: $(tail -c 40 <<<"${RES[$td.bulk]}")"
     stop_testpmd
     done

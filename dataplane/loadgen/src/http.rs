@@ -1,6 +1,8 @@
 //! HTTP/1.1 sessions over a [`qsplice_tcp::Endpoint`]. See the crate docs.
 
-use qsplice_tcp::{Config, Endpoint, Now, Outcome, Segment, SegmentOut, State, SynAck, SynOptions};
+use qsplice_tcp::{
+    Buffers, Config, Endpoint, Now, Outcome, Segment, SegmentOut, State, SynAck, SynOptions,
+};
 use qsplice_wire::http_response::{ResponseError, ResponseReader};
 use qsplice_wire::TcpFlags;
 
@@ -61,8 +63,22 @@ impl ClientSession {
     /// Opens a connection (our ISN `iss`) that will send `requests`
     /// requests; `head`: they are `HEAD` requests (no response bodies).
     pub fn connect(cfg: &Config, iss: u32, requests: u32, head: bool, now: Now) -> ClientSession {
+        ClientSession::connect_reusing(cfg, iss, requests, head, now, Buffers::default())
+    }
+
+    /// [`connect`](Self::connect) in the buffers of a session that ended
+    /// ([`into_buffers`](Self::into_buffers)): no allocation or zeroing
+    /// of the TCP buffers per connection.
+    pub fn connect_reusing(
+        cfg: &Config,
+        iss: u32,
+        requests: u32,
+        head: bool,
+        now: Now,
+        bufs: Buffers,
+    ) -> ClientSession {
         ClientSession {
-            ep: Endpoint::connect(cfg, iss, now),
+            ep: Endpoint::connect_reusing(cfg, iss, now, bufs),
             reader: ResponseReader::new(),
             left: requests,
             answered: 0,
@@ -106,6 +122,11 @@ impl ClientSession {
     /// Waiting out a think time before the next request.
     fn thinking(&self) -> bool {
         self.connected && !self.closing && !self.outstanding && self.left > 0 && self.think_us > 0
+    }
+
+    /// The TCP buffers, for the next session.
+    pub fn into_buffers(self) -> Buffers {
+        self.ep.into_buffers()
     }
 
     /// Responses read whole so far.
@@ -260,6 +281,18 @@ impl PassiveOpen {
     /// The endpoint, if `ack` completes the handshake (it acknowledges our
     /// SYN exactly); the ACK (and any data it carries) is taken in.
     pub fn complete(&self, cfg: &Config, ack: &Segment<'_>, now: Now) -> Option<Endpoint> {
+        self.complete_reusing(cfg, ack, now, &mut None)
+    }
+
+    /// [`complete`](Self::complete) in the buffers of an endpoint that
+    /// ended (taken from `bufs` only when the handshake completes).
+    pub fn complete_reusing(
+        &self,
+        cfg: &Config,
+        ack: &Segment<'_>,
+        now: Now,
+        bufs: &mut Option<Buffers>,
+    ) -> Option<Endpoint> {
         if ack.flags.contains(TcpFlags::SYN)
             || ack.flags.contains(TcpFlags::RST)
             || ack.ack != Some(self.iss.wrapping_add(1))
@@ -270,7 +303,7 @@ impl PassiveOpen {
         let hs = self
             .synack
             .handshake(&self.syn, self.iss, self.irs, ack.window, ack.options.ts);
-        let mut ep = Endpoint::accept(cfg, hs, now);
+        let mut ep = Endpoint::accept_reusing(cfg, hs, now, bufs.take().unwrap_or_default());
         ep.input(ack, now);
         Some(ep)
     }
@@ -291,6 +324,11 @@ pub struct ServerSession {
 }
 
 impl ServerSession {
+    /// The TCP buffers, for the next session.
+    pub fn into_buffers(self) -> Buffers {
+        self.ep.into_buffers()
+    }
+
     /// A session on an established endpoint ([`PassiveOpen::complete`]).
     pub fn new(ep: Endpoint) -> ServerSession {
         ServerSession {

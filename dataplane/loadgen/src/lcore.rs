@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 
 use qsplice_engine::{Io, Service};
 use qsplice_netdev::{Frame, Queue};
-use qsplice_tcp::{Config, Now, Outcome, Segment, SegmentOut, MAX_SEGS_PER_CALL};
+use qsplice_tcp::{Buffers, Config, Now, Outcome, Segment, SegmentOut, MAX_SEGS_PER_CALL};
 use qsplice_wire::{ethertype, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket};
 
 use crate::http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
@@ -346,10 +346,15 @@ pub struct LoadgenClient {
     t0: Option<u64>,
     iss: u32,
     ticks: u32,
+    /// TCP buffers of ended sessions, for the next ones.
+    spare: Vec<Buffers>,
     stats: LoadgenStats,
     lat: Latencies,
     shared: Option<Arc<SharedStats>>,
 }
+
+/// Buffers kept for reuse at most (a client keeps up to `concurrency`).
+const SPARE_MAX: usize = 4096;
 
 impl LoadgenClient {
     /// A client lcore for `conf` (its slot table and histograms allocated
@@ -375,6 +380,7 @@ impl LoadgenClient {
             t0: None,
             iss: 0x5eed_1000,
             ticks: 0,
+            spare: Vec::with_capacity((conf.concurrency as usize).min(SPARE_MAX)),
             stats: LoadgenStats::default(),
             lat: Latencies::default(),
             shared: None,
@@ -481,9 +487,13 @@ impl LoadgenClient {
         }
     }
 
-    /// Frees slot `i` (its session ended).
+    /// Frees slot `i` (its session ended); keeps its buffers.
     fn release(&mut self, i: usize) {
-        self.slots[i] = None;
+        if let Some(s) = self.slots[i].take() {
+            if self.spare.len() < self.spare.capacity() {
+                self.spare.push(s.into_buffers());
+            }
+        }
         let p = self.pos[i];
         if p != NO_POS {
             self.live.swap_remove(p as usize);
@@ -530,12 +540,13 @@ impl LoadgenClient {
                 return;
             };
             self.iss = self.iss.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let s = ClientSession::connect(
+            let s = ClientSession::connect_reusing(
                 &self.conf.tcp,
                 self.iss,
                 self.conf.requests,
                 self.conf.head,
                 now,
+                self.spare.pop().unwrap_or_default(),
             )
             .with_think_time(self.conf.think_us);
             let i = i as usize;
@@ -659,6 +670,8 @@ pub struct LoadgenServer {
     /// Reused by `tick` (no allocation per tick).
     due: Vec<SocketAddrV4>,
     iss: u32,
+    /// TCP buffers of ended connections, for the next ones.
+    spare: Vec<Buffers>,
     stats: LoadgenStats,
     shared: Option<Arc<SharedStats>>,
 }
@@ -679,6 +692,7 @@ impl LoadgenServer {
             conns: HashMap::with_capacity(conf.max_conns),
             due: Vec::with_capacity(conf.max_conns),
             iss: 0x0bad_5eed,
+            spare: Vec::with_capacity(conf.max_conns.min(SPARE_MAX)),
             stats: LoadgenStats::default(),
             shared: None,
             conf,
@@ -726,7 +740,11 @@ impl LoadgenServer {
             } else {
                 self.stats.failed += 1;
             }
-            self.conns.remove(&peer);
+            if let Some(Conn::Up(s, _)) = self.conns.remove(&peer) {
+                if self.spare.len() < self.spare.capacity() {
+                    self.spare.push(s.into_buffers());
+                }
+            }
         }
     }
 }
@@ -765,7 +783,12 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
             }
             Some(Conn::Pending(po, _, mac)) if !syn => {
                 let (po, mac) = (*po, *mac);
-                match po.complete(&self.conf.tcp, &seg, now) {
+                let mut bufs = self.spare.pop();
+                let ep = po.complete_reusing(&self.conf.tcp, &seg, now, &mut bufs);
+                if let Some(b) = bufs {
+                    self.spare.push(b);
+                }
+                match ep {
                     Some(ep) => {
                         self.stats.connected += 1;
                         self.conns

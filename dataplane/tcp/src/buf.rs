@@ -22,6 +22,25 @@ impl Ring {
         }
     }
 
+    /// An empty ring of `cap` bytes in `spare`'s memory when it has
+    /// exactly that size (no allocation, no zeroing: bytes past `len`
+    /// are never read before they are written), else a new one.
+    pub fn reuse(spare: Option<Vec<u8>>, cap: usize) -> Ring {
+        match spare {
+            Some(buf) if buf.len() == cap.max(1) => Ring {
+                buf,
+                head: 0,
+                len: 0,
+            },
+            _ => Ring::new(cap),
+        }
+    }
+
+    /// The ring's memory, for [`Ring::reuse`].
+    pub fn into_vec(self) -> Vec<u8> {
+        self.buf
+    }
+
     pub fn cap(&self) -> usize {
         self.buf.len()
     }

@@ -328,8 +328,19 @@ fn seq_max(a: u32, b: u32) -> u32 {
     }
 }
 
+/// The send and receive buffers of an endpoint that ended
+/// ([`Endpoint::into_buffers`]), for the next one of the same [`Config`]
+/// ([`Endpoint::connect_reusing`], [`Endpoint::accept_reusing`]): a caller
+/// that opens connection after connection keeps a few of these and opens
+/// without allocating or zeroing the buffers again.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    snd: Option<Vec<u8>>,
+    rcv: Option<Vec<u8>>,
+}
+
 impl Endpoint {
-    fn blank(cfg: &Config, iss: u32, now: Now) -> Endpoint {
+    fn blank_in(cfg: &Config, iss: u32, now: Now, bufs: Buffers) -> Endpoint {
         let p = Params::new(cfg);
         let smss = smss_for(&p, 536, false);
         Endpoint {
@@ -347,7 +358,7 @@ impl Endpoint {
             rcv_ws: 0,
             ws_ok: false,
             smss,
-            sndbuf: Ring::new(cfg.snd_buf_clamped()),
+            sndbuf: Ring::reuse(bufs.snd, cfg.snd_buf_clamped()),
             snd_base: iss.wrapping_add(1),
             fin_queued: false,
             fin_seq: None,
@@ -383,7 +394,7 @@ impl Endpoint {
             irs: 0,
             rcv_nxt: 0,
             rcv_adv: 0,
-            rcvbuf: Ring::new(cfg.rcv_buf_clamped()),
+            rcvbuf: Ring::reuse(bufs.rcv, cfg.rcv_buf_clamped()),
             ooo: SeqRanges::new(),
             ooo_stamp: 0,
             peer_fin_at: None,
@@ -410,7 +421,13 @@ impl Endpoint {
     /// options of [`SynAck::answer`](crate::SynAck::answer) (or the same
     /// choices made otherwise, as `hs` records them).
     pub fn accept(cfg: &Config, hs: Handshake, now: Now) -> Endpoint {
-        let mut e = Endpoint::blank(cfg, hs.iss, now);
+        Endpoint::accept_reusing(cfg, hs, now, Buffers::default())
+    }
+
+    /// [`accept`](Self::accept) in the buffers of an endpoint that ended
+    /// (allocated anew where their sizes differ from `cfg`'s).
+    pub fn accept_reusing(cfg: &Config, hs: Handshake, now: Now, bufs: Buffers) -> Endpoint {
+        let mut e = Endpoint::blank_in(cfg, hs.iss, now, bufs);
         e.state = State::Established;
         let una = hs.iss.wrapping_add(1);
         e.snd_una = una;
@@ -451,12 +468,27 @@ impl Endpoint {
     /// (options: our MSS, window scale, SACK-permitted, timestamps, as the
     /// config enables them) with sequence number `iss`.
     pub fn connect(cfg: &Config, iss: u32, now: Now) -> Endpoint {
-        let mut e = Endpoint::blank(cfg, iss, now);
+        Endpoint::connect_reusing(cfg, iss, now, Buffers::default())
+    }
+
+    /// [`connect`](Self::connect) in the buffers of an endpoint that
+    /// ended (allocated anew where their sizes differ from `cfg`'s).
+    pub fn connect_reusing(cfg: &Config, iss: u32, now: Now, bufs: Buffers) -> Endpoint {
+        let mut e = Endpoint::blank_in(cfg, iss, now, bufs);
         e.state = State::SynSent;
         e.active = true;
         e.syn_pending = true;
         e.sync_stats();
         e
+    }
+
+    /// Gives up the endpoint's buffers for a next endpoint (what they
+    /// hold is not read again).
+    pub fn into_buffers(self) -> Buffers {
+        Buffers {
+            snd: Some(self.sndbuf.into_vec()),
+            rcv: Some(self.rcvbuf.into_vec()),
+        }
     }
 
     fn set_mss(&mut self, peer_mss: u16) {

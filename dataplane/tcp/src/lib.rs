@@ -163,8 +163,8 @@ mod segment;
 
 pub use config::{Config, Congestion, DEFAULT_MIN_SND_MSS};
 pub use endpoint::{
-    reset_reply, Endpoint, EndpointStats, Now, Outcome, State, MAX_SEGS_PER_CALL, OOO_RANGES,
-    SACK_RANGES,
+    reset_reply, Buffers, Endpoint, EndpointStats, Now, Outcome, State, MAX_SEGS_PER_CALL,
+    OOO_RANGES, SACK_RANGES,
 };
 pub use handshake::{Handshake, SynAck, SynOptions, TsInfo};
 pub use qsplice_wire::TcpFlags;

@@ -1445,3 +1445,52 @@ fn packet_too_big_lowers_the_mss_and_resends_the_flight_at_once() {
     let out = drain(&mut ep, ms(t));
     assert!(out.iter().all(|o| o.len() <= 88) && !out.is_empty());
 }
+
+#[test]
+fn reused_buffers_carry_only_the_new_connections_bytes() {
+    // A first connection fills both buffers (data out of order in, data
+    // queued out); the next one, in the same memory, must see only its own.
+    let c = cfg();
+    let old = data(20_000);
+    let mut a = established(&c);
+    let r = IRS + 1;
+    for k in [1u32, 3, 0, 2] {
+        let s = seg(
+            r + k * 1000,
+            Some(ISS + 1),
+            F::ACK,
+            65535,
+            &old[k as usize * 1000..][..1000],
+        );
+        a.input(&s, ms(1));
+    }
+    assert_eq!(a.send(&old), old.len());
+    let _ = drain(&mut a, ms(1));
+    let bufs = a.into_buffers();
+
+    let new: Vec<u8> = data(9000).iter().map(|b| b ^ 0x5a).collect();
+    let mut b = Endpoint::accept_reusing(&c, hs(&c), ms(2), bufs);
+    assert_eq!(b.recv_peek().0.len(), 0, "nothing received yet");
+    for k in [2u32, 0, 1, 4, 3] {
+        let s = seg(
+            r + k * 1000,
+            Some(ISS + 1),
+            F::ACK,
+            65535,
+            &new[k as usize * 1000..][..1000],
+        );
+        b.input(&s, ms(3));
+    }
+    let (x, y) = b.recv_peek();
+    assert_eq!([x, y].concat(), new[..5000]);
+    assert_eq!(b.send(&new[5000..]), 4000);
+    let sent: Vec<u8> = drain(&mut b, ms(3))
+        .into_iter()
+        .flat_map(|o| o.payload)
+        .collect();
+    assert_eq!(
+        sent,
+        new[5000..],
+        "only the bytes queued on this connection"
+    );
+}
