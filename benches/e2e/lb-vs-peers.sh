@@ -291,11 +291,12 @@ LG_IP=10.10.1.100
 LG_WIRE_IP=10.10.2.201
 CLI_IF=$(ip -n "$CLI_NS" -o -4 addr show to 10.10.1.0/24 | awk '{print $2; exit}')
 lg_run() {
-    local mode=$1 src=$LG_IP target=$HOST:80 path=/ conns=$CONNS reqs=1000000000 nconn=1000000000 n
+    local mode=$1 src=$LG_IP target=$HOST:80 path=/ conns=$CONNS reqs=1000000 nconn=1000000000 buf=65536 n
     case $mode in
         conn) reqs=1 ;;
         req) nconn=$CONNS ;;
-        bulk) path=/1m.bin; conns=4; nconn=4 ;;
+        # A receive window like Linux's autotuned one, not 64 KiB.
+        bulk) path=/1m.bin; conns=4; nconn=4; buf=4194304 ;;
     esac
     # On the testpmd wire: from an address in the backend subnet that the
     # client namespace's kernel does not hold (it holds WIRE_IP).
@@ -318,6 +319,7 @@ connections = $nconn
 concurrency = $conns
 requests = $reqs
 path = "$path"
+tcp_buf = $buf
 timeout_s = $((SECS + 30))
 EOT
     # A count it cannot finish in SECS seconds: stopped by --duration, it
@@ -402,9 +404,9 @@ PY
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" "$CLIENT" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6 = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6, client = sys.argv[1:]
 ipv6 = ipv6 == "1"
 qs_devs = qs_devs.split()
 tp_devs = tp_devs.split()
@@ -414,7 +416,7 @@ def med(dev, m, i):
     vals = [float(x.split()[i]) for x in res.get(f"{dev}.{m}", "").split(";") if x.strip()]
     vals = [v for v in vals if v == v]
     return statistics.median(vals) if vals else float("nan")
-print(f"qsplice lb vs peers: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
+print(f"qsplice lb vs peers, client {client}: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
 print(f"{'device':<14} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
 q0 = qs_devs[0]
 q = [med(q0, "conn", 0), med(q0, "req", 0), med(q0, "bulk", 0)]
@@ -437,5 +439,5 @@ if ipv6:
         v6 = [med(dev + "-v6", m, 0) for m in ("conn", "req", "bulk")]
         r = "  ".join(f"{b / a:.2f}x" if a == a and a else "-" for a, b in zip(v4, v6))
         print(f"IPv6/IPv4 {dev}: {r} (conn/s, req/s, MB/s)")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--ipv6" if ipv6 else "")
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--client", client, "--ipv6" if ipv6 else "")
 PY
