@@ -21,10 +21,14 @@
 //! parsed by `qsplice_wire::tls` to pick the VIP's configuration for the
 //! client's key shares (see [`TlsContext::config_for`]).
 
+use std::sync::Arc;
+
 use qsplice_wire::tls::{ClientHello, HelloAssembler};
-use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
-use rustls::HandshakeKind;
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::pki_types::ServerName;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{ClientConfig, CommonState, HandshakeKind};
 
 use crate::context::TlsContext;
 use crate::groups::Group;
@@ -84,9 +88,44 @@ pub struct Progress {
     pub failed: bool,
 }
 
+/// What both sides of rustls' unbuffered API have in common, for the
+/// record loop below.
+trait Unbuffered {
+    type Data;
+    fn common(&self) -> &CommonState;
+    fn records<'c, 'i>(&'c mut self, rx: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Unbuffered for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn common(&self) -> &CommonState {
+        self
+    }
+    fn records<'c, 'i>(&'c mut self, rx: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(rx)
+    }
+}
+
+impl Unbuffered for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn common(&self) -> &CommonState {
+        self
+    }
+    fn records<'c, 'i>(&'c mut self, rx: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(rx)
+    }
+}
+
+/// The rustls connection of a session: we terminate (server) or we
+/// connect (client, e.g. the load generator).
+enum Conn {
+    Server(UnbufferedServerConnection),
+    Client(Box<UnbufferedClientConnection>),
+}
+
 /// See the module docs.
 pub struct TlsSession {
-    conn: Option<UnbufferedServerConnection>,
+    conn: Option<Conn>,
     rx: Box<[u8]>,
     rx_len: usize,
     /// Transmit buffer: `tx[tx_start..tx_end]` is to be sent; the whole
@@ -148,6 +187,46 @@ impl TlsSession {
             close_wanted: false,
             close_sent: false,
         }
+    }
+
+    /// A client session to `name` with `cfg` (the load generator's side):
+    /// its first [`process_client`](Self::process_client) queues the
+    /// ClientHello in [`outgoing`](Self::outgoing).
+    pub fn client(
+        cfg: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<TlsSession, Failure> {
+        let mut s = TlsSession::new();
+        s.connect(cfg, name)?;
+        Ok(s)
+    }
+
+    /// After [`reset`](Self::reset): a new client connection in the same
+    /// buffers.
+    pub fn connect(
+        &mut self,
+        cfg: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<(), Failure> {
+        let c = UnbufferedClientConnection::new(cfg, name).map_err(|e| Failure::of(&e, true))?;
+        self.conn = Some(Conn::Client(Box::new(c)));
+        if self.rx.len() < RX_CAP {
+            self.rx = vec![0; RX_CAP].into_boxed_slice();
+        }
+        Ok(())
+    }
+
+    /// Runs a client session ([`client`](Self::client)) as far as the
+    /// input, `plain` and the transmit buffer allow.
+    pub fn process_client(&mut self, plain: &mut dyn Plaintext, stats: &mut TlsStats) -> Progress {
+        let mut p = Progress::default();
+        if matches!(self.phase, Phase::Failed | Phase::Closed)
+            || self.close_sent && self.peer_closed
+        {
+            return p;
+        }
+        self.run(plain, stats, &mut p);
+        p
     }
 
     /// Forgets the connection, keeps the buffers (reuse from a free list).
@@ -336,7 +415,7 @@ impl TlsSession {
             };
             let cfg = ctx.config_for(hello.as_ref()).clone();
             match UnbufferedServerConnection::new(cfg) {
-                Ok(c) => self.conn = Some(c),
+                Ok(c) => self.conn = Some(Conn::Server(c)),
                 Err(e) => {
                     self.fail(Failure::of(&e, true), stats, &mut p);
                     return p;
@@ -353,13 +432,13 @@ impl TlsSession {
     /// would deframe the bad input again); the receive buffer is passed as
     /// it is (with every discard applied): the handshake deframer may hold
     /// offsets into it.
-    fn drain_alert(&mut self, conn: &mut UnbufferedServerConnection) {
+    fn drain_alert<C: Unbuffered>(&mut self, conn: &mut C) {
         let mut rx = core::mem::take(&mut self.rx);
         for _ in 0..4 {
-            if !conn.wants_write() {
+            if !conn.common().wants_write() {
                 break;
             }
-            let st = conn.process_tls_records(&mut rx[..self.rx_len]);
+            let st = conn.records(&mut rx[..self.rx_len]);
             let done = match st.state {
                 Ok(ConnectionState::EncodeTlsData(mut enc)) if self.tx_room(256) => {
                     match enc.encode(&mut self.tx[self.tx_end..]) {
@@ -395,13 +474,16 @@ impl TlsSession {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        self.steps(&mut conn, plain, stats, p);
+        match &mut conn {
+            Conn::Server(c) => self.steps(c, plain, stats, p),
+            Conn::Client(c) => self.steps(&mut **c, plain, stats, p),
+        }
         self.conn = Some(conn);
     }
 
-    fn steps(
+    fn steps<C: Unbuffered>(
         &mut self,
-        conn: &mut UnbufferedServerConnection,
+        conn: &mut C,
         plain: &mut dyn Plaintext,
         stats: &mut TlsStats,
         p: &mut Progress,
@@ -418,7 +500,7 @@ impl TlsSession {
                 self.read_blocked = false;
                 self.rx_len
             };
-            let status = conn.process_tls_records(&mut self.rx[..feed]);
+            let status = conn.records(&mut self.rx[..feed]);
             let mut discard = status.discard;
             let state = match status.state {
                 Ok(s) => s,
@@ -545,9 +627,9 @@ impl TlsSession {
                 _ => stop = true,
             }
             self.discard(discard);
-            if self.phase == Phase::Handshaking && !conn.is_handshaking() {
+            if self.phase == Phase::Handshaking && !conn.common().is_handshaking() {
                 self.phase = Phase::Established;
-                let info = handshake_info(conn, self.sni.take());
+                let info = handshake_info(conn.common(), self.sni.take());
                 stats.count_handshake(&info);
                 self.info = Some(info);
                 p.handshake_done = true;
@@ -559,7 +641,7 @@ impl TlsSession {
     }
 }
 
-fn handshake_info(conn: &UnbufferedServerConnection, sni: Option<String>) -> HandshakeInfo {
+fn handshake_info(conn: &CommonState, sni: Option<String>) -> HandshakeInfo {
     let kind = conn.handshake_kind();
     HandshakeInfo {
         version: conn

@@ -1076,3 +1076,102 @@ fn bad_ocsp_files_are_reported_with_their_path() {
     }]))
     .unwrap();
 }
+
+/// Moves TLS bytes between a client `TlsSession` and a server one until
+/// neither makes progress.
+fn pump_sessions(
+    c: &mut TlsSession,
+    cbe: &mut Backend,
+    cstats: &mut TlsStats,
+    srv: &mut Server,
+    ctx: &TlsContext,
+) {
+    for _ in 0..10_000 {
+        let before = (
+            c.outgoing().len(),
+            srv.s.outgoing().len(),
+            cbe.got.len(),
+            srv.be.got.len(),
+            cbe.out_pos,
+            srv.be.out_pos,
+        );
+        c.process_client(cbe, cstats);
+        let n = srv.s.receive(c.outgoing());
+        c.consume_outgoing(n);
+        srv.s
+            .process(ctx, &mut srv.scratch, &mut srv.be, &mut srv.stats);
+        let n = c.receive(srv.s.outgoing());
+        srv.s.consume_outgoing(n);
+        c.process_client(cbe, cstats);
+        let after = (
+            c.outgoing().len(),
+            srv.s.outgoing().len(),
+            cbe.got.len(),
+            srv.be.got.len(),
+            cbe.out_pos,
+            srv.be.out_pos,
+        );
+        if before == after && c.outgoing().is_empty() && srv.s.outgoing().is_empty() {
+            return;
+        }
+    }
+    panic!("sessions did not settle");
+}
+
+#[test]
+fn a_client_session_talks_to_a_server_session_both_sans_io() {
+    // The load generator's side of TlsSession against the terminating
+    // side: TLS 1.3 with the hybrid group and TLS 1.2, data both ways,
+    // then a resumed handshake from the client's session store.
+    let mut pki = Pki::new("client");
+    let (spec, _) = pki.leaf(KeyAlg::EcdsaP256, &["vip.test"], &[]);
+    let ctx = TlsContext::new(&settings(vec![spec])).unwrap();
+    let cases: [(
+        &'static dyn SupportedKxGroup,
+        &'static rustls::SupportedProtocolVersion,
+        Group,
+    ); 2] = [
+        (
+            kx_group::X25519MLKEM768,
+            &rustls::version::TLS13,
+            Group::X25519MlKem768,
+        ),
+        (kx_group::SECP256R1, &rustls::version::TLS12, Group::P256),
+    ];
+    for (group, version, want) in cases {
+        let cfg = Arc::new(client_config(&pki, &[group], &[version]));
+        for round in 0..2 {
+            let mut c =
+                TlsSession::client(cfg.clone(), ServerName::try_from("vip.test").unwrap()).unwrap();
+            let mut cstats = TlsStats::default();
+            let request = b"GET / HTTP/1.1\r\nHost: vip.test\r\n\r\n".to_vec();
+            let mut cbe = Backend {
+                room: usize::MAX,
+                out: request.clone(),
+                ..Backend::default()
+            };
+            let mut srv = Server::new();
+            srv.be.out = vec![b'r'; 40_000];
+            pump_sessions(&mut c, &mut cbe, &mut cstats, &mut srv, &ctx);
+            assert_eq!(c.phase(), Phase::Established, "{version:?} round {round}");
+            let info = c.handshake().expect("client handshake info").clone();
+            // A resumed TLS 1.2 handshake exchanges no key.
+            if !(round == 1 && version == &rustls::version::TLS12) {
+                assert_eq!(info.group, Some(want), "{version:?} round {round}");
+            }
+            assert_eq!(
+                info.resumed,
+                round == 1,
+                "{version:?} round {round}: {info:?}"
+            );
+            assert_eq!(srv.be.got, request, "the server read the request");
+            assert_eq!(cbe.got, vec![b'r'; 40_000], "the client read the response");
+            assert_eq!(cstats.bytes_out, request.len() as u64);
+            // close_notify both ways.
+            c.close();
+            srv.s.close();
+            pump_sessions(&mut c, &mut cbe, &mut cstats, &mut srv, &ctx);
+            assert!(c.close_sent() && c.peer_closed(), "{version:?}");
+        }
+    }
+}
