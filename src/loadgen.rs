@@ -356,6 +356,7 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
                 think_us: g.think_ms.saturating_mul(1000),
                 request,
                 head: g.method == "HEAD",
+                tls: None,
                 tcp: tcp_config(g),
                 hz,
             };
@@ -389,6 +390,7 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
                 listen,
                 response,
                 max_conns: g.max_conns as usize,
+                tls: None,
                 tcp: tcp_config(g),
                 hz,
             };

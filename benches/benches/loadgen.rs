@@ -185,6 +185,7 @@ fn lcore_pair(n: u64, cfg: &Config, resp: &[u8]) -> Duration {
         listen: SocketAddrV4::new(SERVER, 80),
         response: resp.to_vec(),
         max_conns: 4096,
+        tls: None,
         tcp: cfg.clone(),
         hz: 1_000_000_000,
     });
@@ -201,6 +202,7 @@ fn lcore_pair(n: u64, cfg: &Config, resp: &[u8]) -> Duration {
         think_us: 0,
         request: REQ.to_vec(),
         head: false,
+        tls: None,
         tcp: cfg.clone(),
         hz: 1_000_000_000,
     });

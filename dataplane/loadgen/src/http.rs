@@ -3,8 +3,14 @@
 use qsplice_tcp::{
     Buffers, Config, Endpoint, Now, Outcome, Segment, SegmentOut, State, SynAck, SynOptions,
 };
+use qsplice_tls::{Failure, Group, Phase, Plaintext, TlsContext, TlsSession, TlsStats};
 use qsplice_wire::http_response::{ResponseError, ResponseReader};
+use qsplice_wire::tls::HelloAssembler;
 use qsplice_wire::TcpFlags;
+
+/// Decrypted response bytes a TLS client session holds before parsing
+/// them (one record's plaintext at least).
+const PLAIN_CAP: usize = 2 * qsplice_tls::session::MAX_PLAINTEXT;
 
 /// What a client session reports from [`ClientSession::step`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -30,6 +36,20 @@ pub enum ClientEvent {
     BadResponse(ResponseError),
     /// The server closed before every request was answered.
     ClosedEarly,
+    /// The TLS handshake completed `us` after the TCP one.
+    TlsHandshake {
+        /// TLS handshake time, µs.
+        us: u64,
+        /// Resumed (ticket or session ID).
+        resumed: bool,
+        /// Key-exchange group (none for a resumed TLS 1.2 session).
+        group: Option<Group>,
+        /// TLS 1.3 (else 1.2).
+        tls13: bool,
+    },
+    /// The TLS connection failed (alert received or sent, bad record);
+    /// the connection is closed.
+    TlsFailed(Failure),
     /// The connection ended; `requests` were answered. Reported once.
     Ended {
         /// Why the endpoint ended (`None`: a normal close).
@@ -57,6 +77,42 @@ pub struct ClientSession {
     ended: bool,
     think_us: u64,
     next_req_us: u64,
+    connected_us: u64,
+    tls: Option<Box<TlsLeg>>,
+}
+
+/// A client session's TLS: the session, its counters, decrypted bytes
+/// not yet parsed, and how much of the current request is still to be
+/// encrypted.
+#[derive(Debug)]
+struct TlsLeg {
+    s: TlsSession,
+    stats: TlsStats,
+    plain: Vec<u8>,
+    req_left: usize,
+    close_queued: bool,
+}
+
+/// The HTTP side of a TLS client session, as [`TlsSession`] sees it.
+struct Adapter<'a> {
+    plain: &'a mut Vec<u8>,
+    req: &'a [u8],
+    req_left: &'a mut usize,
+}
+
+impl Plaintext for Adapter<'_> {
+    fn room(&self) -> usize {
+        PLAIN_CAP - self.plain.len()
+    }
+    fn put(&mut self, data: &[u8]) {
+        self.plain.extend_from_slice(data);
+    }
+    fn pending(&mut self) -> &[u8] {
+        &self.req[self.req.len() - *self.req_left..]
+    }
+    fn consume(&mut self, n: usize) {
+        *self.req_left -= n.min(*self.req_left);
+    }
 }
 
 impl ClientSession {
@@ -92,7 +148,27 @@ impl ClientSession {
             ended: false,
             think_us: 0,
             next_req_us: 0,
+            connected_us: 0,
+            tls: None,
         }
+    }
+
+    /// Speaks HTTP through `tls` (a client session,
+    /// [`TlsSession::client`]): its handshake starts once TCP's completes.
+    pub fn with_tls(mut self, tls: TlsSession) -> ClientSession {
+        self.tls = Some(Box::new(TlsLeg {
+            s: tls,
+            stats: TlsStats::default(),
+            plain: Vec::with_capacity(PLAIN_CAP),
+            req_left: 0,
+            close_queued: false,
+        }));
+        self
+    }
+
+    /// The TLS counters of this connection (bytes, failures), if TLS.
+    pub fn tls_stats(&self) -> Option<&TlsStats> {
+        self.tls.as_ref().map(|t| &t.stats)
     }
 
     /// Waits `us` after each response before the next request (think
@@ -149,9 +225,17 @@ impl ClientSession {
         }
         if !self.connected && self.ep.state() == State::Established {
             self.connected = true;
+            self.connected_us = now.us;
             ev(ClientEvent::Connected {
                 us: now.us.saturating_sub(self.opened_us),
             });
+        }
+        if self.tls.is_some() {
+            if self.connected {
+                self.step_tls(req, now, ev);
+            }
+            self.check_ended(ev);
+            return;
         }
         self.read(now, ev);
         if self.connected
@@ -182,13 +266,150 @@ impl ClientSession {
             self.closing = true;
             self.ep.close();
         }
-        if self.ep.is_closed() {
+        self.check_ended(ev);
+    }
+
+    fn check_ended(&mut self, ev: &mut impl FnMut(ClientEvent)) {
+        if self.ep.is_closed() && !self.ended {
             self.ended = true;
             ev(ClientEvent::Ended {
                 outcome: self.ep.outcome(),
                 requests: self.answered,
             });
         }
+    }
+
+    /// [`step`](Self::step) of a TLS session: TCP bytes into TLS, the
+    /// next request through it, decrypted bytes into the response reader,
+    /// TLS bytes out to TCP; close_notify before FIN.
+    fn step_tls(&mut self, req: &[u8], now: Now, ev: &mut impl FnMut(ClientEvent)) {
+        let Some(mut t) = self.tls.take() else {
+            return;
+        };
+        for _ in 0..4 {
+            // TCP → TLS.
+            loop {
+                let (a, _) = self.ep.recv_peek();
+                let n = t.s.receive(a);
+                if n == 0 {
+                    break;
+                }
+                self.ep.recv_consume(n);
+            }
+            // The next request, once the handshake is done.
+            if t.s.phase() == Phase::Established
+                && !self.closing
+                && !self.outstanding
+                && self.left > 0
+                && now.us >= self.next_req_us
+            {
+                self.reader.expect_head(self.head);
+                t.req_left = req.len();
+                self.left -= 1;
+                self.outstanding = true;
+                self.sent_us = now.us;
+                self.first_byte_us = None;
+            }
+            let p = {
+                let TlsLeg {
+                    s,
+                    stats,
+                    plain,
+                    req_left,
+                    ..
+                } = &mut *t;
+                s.process_client(
+                    &mut Adapter {
+                        plain,
+                        req,
+                        req_left,
+                    },
+                    stats,
+                )
+            };
+            if p.handshake_done {
+                if let Some(h) = t.s.handshake() {
+                    ev(ClientEvent::TlsHandshake {
+                        us: now.us.saturating_sub(self.connected_us),
+                        resumed: h.resumed,
+                        group: h.group,
+                        tls13: h.version == rustls::ProtocolVersion::TLSv1_3,
+                    });
+                }
+            }
+            if p.failed && !self.closing {
+                ev(ClientEvent::TlsFailed(
+                    t.s.failure().unwrap_or(Failure::Other),
+                ));
+                self.closing = true;
+                t.close_queued = true;
+            }
+            // Decrypted response bytes.
+            if !t.plain.is_empty() {
+                if self.first_byte_us.is_none() && self.outstanding {
+                    self.first_byte_us = Some(now.us);
+                }
+                let mut used = 0;
+                while used < t.plain.len() && !self.closing {
+                    match self.reader.feed(&t.plain[used..]) {
+                        Ok((n, _, done)) => {
+                            used += n;
+                            if let Some(r) = done {
+                                self.answer(r.status, r.body_len, now, ev);
+                                if r.close || self.left == 0 {
+                                    self.closing = true;
+                                }
+                            } else if n == 0 {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            ev(ClientEvent::BadResponse(e));
+                            self.closing = true;
+                            self.ep.abort();
+                        }
+                    }
+                }
+                if self.closing {
+                    used = t.plain.len();
+                }
+                t.plain.drain(..used);
+            }
+            // The server's close_notify or FIN.
+            if (t.s.peer_closed() || !self.ep.may_recv()) && !self.closing {
+                match self.reader.finish() {
+                    Ok(Some(r)) => self.answer(r.status, r.body_len, now, ev),
+                    Ok(None) => {}
+                    Err(e) => ev(ClientEvent::BadResponse(e)),
+                }
+                if self.outstanding || self.left > 0 {
+                    ev(ClientEvent::ClosedEarly);
+                }
+                self.closing = true;
+            }
+            if self.closing && !t.close_queued {
+                t.close_queued = true;
+                t.s.close();
+                continue;
+            }
+            // TLS → TCP.
+            let out = t.s.outgoing();
+            if !out.is_empty() {
+                let n = self.ep.send(out);
+                t.s.consume_outgoing(n);
+            }
+            if self.closing
+                && t.s.outgoing().is_empty()
+                && (t.s.close_sent() || t.s.phase() == Phase::Failed)
+                && self.ep.may_send()
+            {
+                self.ep.close();
+            }
+            if !(p.handshake_done && self.left > 0) {
+                break;
+            }
+        }
+        self.tls = Some(t);
     }
 
     fn read(&mut self, now: Now, ev: &mut impl FnMut(ClientEvent)) {
@@ -321,6 +542,60 @@ pub struct ServerSession {
     written: usize,
     requests: u64,
     closing: bool,
+    tls: Option<Box<ServerTls>>,
+}
+
+/// A server session's TLS.
+#[derive(Debug)]
+struct ServerTls {
+    s: TlsSession,
+    stats: TlsStats,
+    close_queued: bool,
+}
+
+/// The HTTP side of a TLS server session: request heads counted as they
+/// are decrypted (never kept), the fixed response encrypted per request.
+struct SrvAdapter<'a> {
+    tail: &'a mut u32,
+    pending: &'a mut u32,
+    requests: &'a mut u64,
+    written: &'a mut usize,
+    resp: &'a [u8],
+}
+
+impl Plaintext for SrvAdapter<'_> {
+    fn room(&self) -> usize {
+        PLAIN_CAP
+    }
+    fn put(&mut self, data: &[u8]) {
+        scan_heads(data, self.tail, self.pending, self.requests);
+    }
+    fn pending(&mut self) -> &[u8] {
+        if *self.pending > 0 {
+            &self.resp[*self.written..]
+        } else {
+            &[]
+        }
+    }
+    fn consume(&mut self, n: usize) {
+        *self.written += n;
+        if *self.written >= self.resp.len() {
+            *self.written = 0;
+            *self.pending -= 1;
+        }
+    }
+}
+
+/// Counts request heads (CR LF CR LF) in `data`, carrying the last bytes
+/// in `tail` across pieces.
+fn scan_heads(data: &[u8], tail: &mut u32, pending: &mut u32, requests: &mut u64) {
+    for &b in data {
+        *tail = (*tail << 8) | u32::from(b);
+        if *tail == 0x0d0a_0d0a {
+            *pending += 1;
+            *requests += 1;
+        }
+    }
 }
 
 impl ServerSession {
@@ -338,7 +613,96 @@ impl ServerSession {
             written: 0,
             requests: 0,
             closing: false,
+            tls: None,
         }
+    }
+
+    /// Speaks HTTP through `tls` (a server session waiting for its
+    /// ClientHello, [`TlsSession::new`]); drive it with
+    /// [`step_tls`](Self::step_tls).
+    pub fn with_tls(mut self, tls: TlsSession) -> ServerSession {
+        self.tls = Some(Box::new(ServerTls {
+            s: tls,
+            stats: TlsStats::default(),
+            close_queued: false,
+        }));
+        self
+    }
+
+    /// The TLS counters of this connection, if TLS.
+    pub fn tls_stats(&self) -> Option<&TlsStats> {
+        self.tls.as_ref().map(|t| &t.stats)
+    }
+
+    /// What the TLS handshake negotiated, once done.
+    pub fn tls_handshake(&self) -> Option<&qsplice_tls::HandshakeInfo> {
+        self.tls.as_ref().and_then(|t| t.s.handshake())
+    }
+
+    /// [`step`](Self::step) through TLS (`ctx`: the certificates and
+    /// groups served; `scratch`: ClientHello reassembly, shared per
+    /// lcore). Returns whether the TLS handshake completed in this call.
+    pub fn step_tls(
+        &mut self,
+        resp: &[u8],
+        ctx: &TlsContext,
+        scratch: &mut HelloAssembler,
+    ) -> bool {
+        let Some(mut t) = self.tls.take() else {
+            self.step(resp);
+            return false;
+        };
+        let mut done = false;
+        for _ in 0..4 {
+            loop {
+                let (a, _) = self.ep.recv_peek();
+                let n = t.s.receive(a);
+                if n == 0 {
+                    break;
+                }
+                self.ep.recv_consume(n);
+            }
+            let p = {
+                let ServerTls { s, stats, .. } = &mut *t;
+                s.process(
+                    ctx,
+                    scratch,
+                    &mut SrvAdapter {
+                        tail: &mut self.tail,
+                        pending: &mut self.pending,
+                        requests: &mut self.requests,
+                        written: &mut self.written,
+                        resp,
+                    },
+                    stats,
+                )
+            };
+            done |= p.handshake_done;
+            let peer_done = t.s.peer_closed() || !self.ep.may_recv();
+            if (p.failed || t.s.phase() == Phase::Failed || peer_done && self.pending == 0)
+                && !t.close_queued
+            {
+                t.close_queued = true;
+                t.s.close();
+                continue;
+            }
+            let out = t.s.outgoing();
+            if !out.is_empty() {
+                let n = self.ep.send(out);
+                t.s.consume_outgoing(n);
+            }
+            if t.close_queued
+                && !self.closing
+                && t.s.outgoing().is_empty()
+                && (t.s.close_sent() || matches!(t.s.phase(), Phase::Failed | Phase::Closed))
+            {
+                self.closing = true;
+                self.ep.close();
+            }
+            break;
+        }
+        self.tls = Some(t);
+        done
     }
 
     /// The connection's endpoint.
@@ -371,13 +735,7 @@ impl ServerSession {
                 break;
             }
             let n = a.len();
-            for &b in a {
-                self.tail = (self.tail << 8) | u32::from(b);
-                if self.tail == 0x0d0a_0d0a {
-                    self.pending += 1;
-                    self.requests += 1;
-                }
-            }
+            scan_heads(a, &mut self.tail, &mut self.pending, &mut self.requests);
             self.ep.recv_consume(n);
         }
         while self.pending > 0 && self.ep.may_send() {

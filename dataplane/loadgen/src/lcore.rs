@@ -29,6 +29,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
+use qsplice_tls::{Group, TlsContext, TlsSession};
+use qsplice_wire::tls::HelloAssembler;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 use qsplice_engine::{Io, Service};
 use qsplice_netdev::{Frame, Queue};
@@ -89,6 +93,17 @@ loadgen_stats! {
     status_2xx,
     /// Bad responses (framing, status line); the connection is reset.
     bad_responses,
+    /// Client with TLS: handshakes completed.
+    tls_handshakes,
+    /// … of them resumed (ticket or session ID).
+    tls_resumed,
+    /// … of them with a post-quantum hybrid group.
+    tls_pq,
+    /// … of them TLS 1.3.
+    tls13,
+    /// Client with TLS: connections whose TLS failed (alert, bad record,
+    /// certificate).
+    tls_failed,
     /// Response body bytes.
     body_bytes,
     /// Sum of connect times, µs (the histograms hold the distribution).
@@ -114,6 +129,8 @@ pub struct Latencies {
     pub first_byte: Histogram<u64>,
     /// Request sent → response read whole.
     pub response: Histogram<u64>,
+    /// TCP handshake complete → TLS handshake complete (TLS only).
+    pub tls_handshake: Histogram<u64>,
 }
 
 impl Default for Latencies {
@@ -123,6 +140,7 @@ impl Default for Latencies {
             connect: h(),
             first_byte: h(),
             response: h(),
+            tls_handshake: h(),
         }
     }
 }
@@ -133,6 +151,7 @@ impl Latencies {
             (&mut self.connect, &o.connect),
             (&mut self.first_byte, &o.first_byte),
             (&mut self.response, &o.response),
+            (&mut self.tls_handshake, &o.tls_handshake),
         ] {
             a.reset();
             // Same bounds: adding never resizes, never fails.
@@ -314,10 +333,25 @@ pub struct ClientConf {
     pub request: Vec<u8>,
     /// The requests are `HEAD`s.
     pub head: bool,
+    /// HTTPS: each connection runs a TLS client session first.
+    pub tls: Option<ClientTls>,
     /// TCP settings of each endpoint.
     pub tcp: Config,
     /// Clock frequency of the worker's `now`.
     pub hz: u64,
+}
+
+/// TLS settings of a client lcore.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// Configuration of connections that keep and offer sessions.
+    pub resuming: Arc<ClientConfig>,
+    /// Configuration of the others (full handshakes only).
+    pub fresh: Arc<ClientConfig>,
+    /// SNI / the name verified.
+    pub name: ServerName<'static>,
+    /// Connections per thousand that use `resuming` (spread evenly).
+    pub resume_per_mille: u32,
 }
 
 /// Not in `LoadgenClient::live`. (Slot `i` of a client is address
@@ -348,6 +382,8 @@ pub struct LoadgenClient {
     ticks: u32,
     /// TCP buffers of ended sessions, for the next ones.
     spare: Vec<Buffers>,
+    /// Spreads resuming connections evenly (per mille accumulator).
+    resume_acc: u32,
     stats: LoadgenStats,
     lat: Latencies,
     shared: Option<Arc<SharedStats>>,
@@ -381,6 +417,7 @@ impl LoadgenClient {
             iss: 0x5eed_1000,
             ticks: 0,
             spare: Vec::with_capacity((conf.concurrency as usize).min(SPARE_MAX)),
+            resume_acc: 0,
             stats: LoadgenStats::default(),
             lat: Latencies::default(),
             shared: None,
@@ -457,6 +494,19 @@ impl LoadgenClient {
             }
             ClientEvent::BadResponse(_) => st.bad_responses += 1,
             ClientEvent::ClosedEarly => st.closed_early += 1,
+            ClientEvent::TlsHandshake {
+                us,
+                resumed,
+                group,
+                tls13,
+            } => {
+                st.tls_handshakes += 1;
+                st.tls_resumed += u64::from(resumed);
+                st.tls_pq += u64::from(group.is_some_and(Group::is_post_quantum));
+                st.tls13 += u64::from(tls13);
+                lat.tls_handshake.saturating_record(us);
+            }
+            ClientEvent::TlsFailed(_) => st.tls_failed += 1,
             ClientEvent::Ended { outcome, .. } => match outcome {
                 Some(Outcome::Refused) => st.refused += 1,
                 Some(Outcome::TimedOut) => st.timed_out += 1,
@@ -549,6 +599,30 @@ impl LoadgenClient {
                 self.spare.pop().unwrap_or_default(),
             )
             .with_think_time(self.conf.think_us);
+            let s = match &self.conf.tls {
+                None => s,
+                Some(t) => {
+                    self.resume_acc += t.resume_per_mille;
+                    let cfg = if self.resume_acc >= 1000 {
+                        self.resume_acc -= 1000;
+                        &t.resuming
+                    } else {
+                        &t.fresh
+                    };
+                    match TlsSession::client(cfg.clone(), t.name.clone()) {
+                        Ok(tls) => s.with_tls(tls),
+                        Err(_) => {
+                            // A configuration rustls refuses: counted, not opened.
+                            self.stats.tls_failed += 1;
+                            self.stats.failed += 1;
+                            self.started += 1;
+                            self.stats.opened += 1;
+                            self.free.push_front(i);
+                            continue;
+                        }
+                    }
+                }
+            };
             let i = i as usize;
             self.slots[i] = Some(Box::new(s));
             self.pos[i] = self.live.len() as u32;
@@ -644,6 +718,9 @@ pub struct ServerConf {
     pub listen: SocketAddrV4,
     /// The response sent for each request (whole).
     pub response: Vec<u8>,
+    /// HTTPS: certificates and groups served (each connection a TLS
+    /// server session first).
+    pub tls: Option<Arc<TlsContext>>,
     /// Connections (and pending handshakes) held at most.
     pub max_conns: usize,
     /// TCP settings of each endpoint.
@@ -672,6 +749,8 @@ pub struct LoadgenServer {
     iss: u32,
     /// TCP buffers of ended connections, for the next ones.
     spare: Vec<Buffers>,
+    /// ClientHello reassembly (TLS), shared by the connections.
+    scratch: HelloAssembler,
     stats: LoadgenStats,
     shared: Option<Arc<SharedStats>>,
 }
@@ -693,6 +772,7 @@ impl LoadgenServer {
             due: Vec::with_capacity(conf.max_conns),
             iss: 0x0bad_5eed,
             spare: Vec::with_capacity(conf.max_conns.min(SPARE_MAX)),
+            scratch: HelloAssembler::new(),
             stats: LoadgenStats::default(),
             shared: None,
             conf,
@@ -721,7 +801,22 @@ impl LoadgenServer {
             return;
         };
         let before = s.requests();
-        s.step(&self.conf.response);
+        let step = |s: &mut ServerSession, scratch: &mut HelloAssembler, st: &mut LoadgenStats| {
+            match &self.conf.tls {
+                None => s.step(&self.conf.response),
+                Some(ctx) => {
+                    if s.step_tls(&self.conf.response, ctx, scratch) {
+                        if let Some(h) = s.tls_handshake() {
+                            st.tls_handshakes += 1;
+                            st.tls_resumed += u64::from(h.resumed);
+                            st.tls_pq += u64::from(h.group.is_some_and(Group::is_post_quantum));
+                            st.tls13 += u64::from(h.version == rustls::ProtocolVersion::TLSv1_3);
+                        }
+                    }
+                }
+            }
+        };
+        step(s, &mut self.scratch, &mut self.stats);
         let (pi, src) = (self.conf.port, self.conf.listen);
         let mut unsent = 0;
         let mac = *mac;
@@ -731,7 +826,7 @@ impl LoadgenServer {
             }
             true
         });
-        s.step(&self.conf.response);
+        step(s, &mut self.scratch, &mut self.stats);
         self.stats.responses += s.requests() - before;
         self.stats.segs_unsent += unsent;
         if s.is_closed() {
@@ -791,8 +886,11 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
                 match ep {
                     Some(ep) => {
                         self.stats.connected += 1;
-                        self.conns
-                            .insert(peer, Conn::Up(Box::new(ServerSession::new(ep)), mac));
+                        let mut srv = ServerSession::new(ep);
+                        if self.conf.tls.is_some() {
+                            srv = srv.with_tls(TlsSession::new());
+                        }
+                        self.conns.insert(peer, Conn::Up(Box::new(srv), mac));
                         self.drive(io, peer, now);
                     }
                     None => self.stats.segs_dropped += 1,

@@ -44,5 +44,6 @@ pub mod lcore;
 
 pub use http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
 pub use lcore::{
-    ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
+    ClientConf, ClientTls, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf,
+    SharedStats,
 };

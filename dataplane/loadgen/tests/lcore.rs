@@ -8,11 +8,16 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use qsplice_engine::{ArpConf, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
-use qsplice_loadgen::{ClientConf, LoadgenClient, LoadgenServer, ServerConf};
+use qsplice_loadgen::{ClientConf, ClientTls, LoadgenClient, LoadgenServer, ServerConf};
 use qsplice_netdev::mem::{ManualClock, MemQueue, VecFrame};
 use qsplice_tcp::Config;
+use qsplice_tls::certgen::{KeyAlg, LabCa};
+use qsplice_tls::certs::CertSpec;
+use qsplice_tls::client::{client_config, ClientSettings};
+use qsplice_tls::{Group, TlsContext, TlsSettings};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rustls::pki_types::ServerName;
 
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 50, 0, 2);
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 50, 0, 1);
@@ -127,6 +132,18 @@ fn run_with(
     seed: u64,
     tweak: impl FnOnce(&mut ClientConf),
 ) -> Outcome {
+    run_tls(connections, concurrency, requests, loss, seed, tweak, None)
+}
+
+fn run_tls(
+    connections: u64,
+    concurrency: u32,
+    requests: u32,
+    loss: f64,
+    seed: u64,
+    tweak: impl FnOnce(&mut ClientConf),
+    server_tls: Option<Arc<TlsContext>>,
+) -> Outcome {
     let clock = ManualClock::default();
     clock.advance_ms(1000);
     let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
@@ -135,6 +152,7 @@ fn run_with(
         port: 0,
         listen: SocketAddrV4::new(SERVER_IP, 80),
         response,
+        tls: server_tls,
         max_conns: 4096,
         tcp: tcp(),
         hz: 1_000_000_000,
@@ -152,6 +170,7 @@ fn run_with(
         think_us: 0,
         request: b"GET /3k HTTP/1.1\r\nHost: lcore.test\r\n\r\n".to_vec(),
         head: false,
+        tls: None,
         tcp: tcp(),
         hz: 1_000_000_000,
     };
@@ -327,4 +346,91 @@ fn one_percent_loss_each_way_still_answers_every_request() {
     assert_eq!((c.responses, c.status_2xx), (800, 800));
     assert_eq!(c.body_bytes, 800 * BODY as u64);
     assert_eq!(o.server.responses, 800, "{:?}", o.server);
+}
+
+/// A server certificate for `lcore.test` from a lab CA: the server's TLS
+/// context and the CA's PEM.
+fn tls_server(tag: &str) -> (Arc<TlsContext>, String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("qs-lg-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = LabCa::new().unwrap();
+    let leaf = ca.leaf(KeyAlg::EcdsaP256, &["lcore.test"]).unwrap();
+    let (cert, key) = (dir.join("leaf.pem"), dir.join("leaf.key"));
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    let ctx = TlsContext::new(&TlsSettings {
+        certs: vec![CertSpec {
+            cert,
+            key,
+            names: vec![],
+            ocsp: None,
+        }],
+        ..TlsSettings::default()
+    })
+    .unwrap();
+    (Arc::new(ctx), ca.cert_pem(), dir)
+}
+
+fn client_tls(ca: &str, groups: Vec<Group>, tls12: bool, per_mille: u32) -> ClientTls {
+    let settings = |resumption| ClientSettings {
+        groups: groups.clone(),
+        tls13: !tls12,
+        tls12,
+        ca_pem: Some(ca.to_string()),
+        resumption,
+    };
+    ClientTls {
+        resuming: client_config(&settings(true)).unwrap(),
+        fresh: client_config(&settings(false)).unwrap(),
+        name: ServerName::try_from("lcore.test").unwrap(),
+        resume_per_mille: per_mille,
+    }
+}
+
+#[test]
+fn https_clients_and_servers_hybrid_tls13_and_tls12_with_resumption() {
+    let (ctx, ca, dir) = tls_server("https");
+    // TLS 1.3 with X25519MLKEM768, half the connections resuming: every
+    // request answered through TLS; both sides count the same handshakes.
+    let t = client_tls(&ca, vec![Group::X25519MlKem768, Group::X25519], false, 500);
+    let o = run_tls(60, 8, 2, 0.0, 7, |c| c.tls = Some(t), Some(ctx.clone()));
+    assert!(o.finished, "{:?}", o.client);
+    let c = &o.client;
+    assert_eq!((c.completed, c.failed, c.tls_failed), (60, 0, 0), "{c:?}");
+    assert_eq!(
+        (c.responses, c.status_2xx, c.body_bytes),
+        (120, 120, 120 * BODY as u64)
+    );
+    assert_eq!((c.tls_handshakes, c.tls13), (60, 60), "{c:?}");
+    assert_eq!(o.server.responses, 120, "{:?}", o.server);
+    assert_eq!(o.server.tls_handshakes, 60, "{:?}", o.server);
+    // 30 connections offer a session; the first few cannot (no ticket yet).
+    assert!((20..=30).contains(&c.tls_resumed), "{c:?}");
+    assert_eq!(o.server.tls_resumed, c.tls_resumed);
+    // Full handshakes are hybrid; resumed TLS 1.3 ones too (psk_dhe_ke).
+    assert_eq!(c.tls_pq, 60, "{c:?}");
+    assert_eq!(o.lat.tls_handshake.len(), 60);
+
+    // TLS 1.2 (P-256), every connection resuming after the first, under
+    // 1 % loss each way.
+    let t = client_tls(&ca, vec![Group::P256], true, 1000);
+    let o = run_tls(40, 4, 3, 0.01, 8, |c| c.tls = Some(t), Some(ctx.clone()));
+    assert!(o.finished, "{:?}", o.client);
+    let c = &o.client;
+    assert_eq!((c.completed, c.failed, c.responses), (40, 0, 120), "{c:?}");
+    assert_eq!((c.tls_handshakes, c.tls13), (40, 0), "{c:?}");
+    assert!(c.tls_resumed >= 30, "{c:?}");
+
+    // A client that trusts another CA: every handshake fails, counted.
+    let other = LabCa::new().unwrap().cert_pem();
+    let t = client_tls(&other, vec![Group::X25519], false, 0);
+    let o = run_tls(5, 5, 1, 0.0, 9, |c| c.tls = Some(t), Some(ctx));
+    assert!(o.finished, "{:?}", o.client);
+    assert_eq!(
+        (o.client.tls_failed, o.client.failed, o.client.responses),
+        (5, 5, 0),
+        "{:?}",
+        o.client
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

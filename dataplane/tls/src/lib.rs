@@ -14,6 +14,7 @@
 //! - [`groups`]: key-exchange groups by name and the PQ policy;
 //! - [`certgen`]: a lab CA issuing ECDSA / Ed25519 / RSA / ML-DSA certificates;
 //! - [`certs`]: PEM loading and SNI / signature-scheme certificate choice;
+//! - [`client`]: client configurations for the load generator's sessions;
 //! - [`ticket`]: session-ticket keys shared by all lcores, rotated;
 //! - [`cache`]: the shared, bounded, TTL'd stateful session cache;
 //! - [`context`]: settings → per-VIP rustls configurations;
@@ -26,6 +27,7 @@
 pub mod cache;
 pub mod certgen;
 pub mod certs;
+pub mod client;
 pub mod context;
 pub mod groups;
 pub mod session;
