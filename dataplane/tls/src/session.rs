@@ -119,7 +119,7 @@ impl Unbuffered for UnbufferedClientConnection {
 /// The rustls connection of a session: we terminate (server) or we
 /// connect (client, e.g. the load generator).
 enum Conn {
-    Server(UnbufferedServerConnection),
+    Server(Box<UnbufferedServerConnection>),
     Client(Box<UnbufferedClientConnection>),
 }
 
@@ -415,7 +415,7 @@ impl TlsSession {
             };
             let cfg = ctx.config_for(hello.as_ref()).clone();
             match UnbufferedServerConnection::new(cfg) {
-                Ok(c) => self.conn = Some(Conn::Server(c)),
+                Ok(c) => self.conn = Some(Conn::Server(Box::new(c))),
                 Err(e) => {
                     self.fail(Failure::of(&e, true), stats, &mut p);
                     return p;
@@ -475,7 +475,7 @@ impl TlsSession {
             return;
         };
         match &mut conn {
-            Conn::Server(c) => self.steps(c, plain, stats, p),
+            Conn::Server(c) => self.steps(&mut **c, plain, stats, p),
             Conn::Client(c) => self.steps(&mut **c, plain, stats, p),
         }
         self.conn = Some(conn);
