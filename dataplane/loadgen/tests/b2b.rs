@@ -203,7 +203,10 @@ fn run(conns: u16, requests: u32, loss: f64, seed: u64) -> Run {
                         r.ended_ok += 1;
                     }
                 }
-                ClientEvent::BadResponse(_) | ClientEvent::ClosedEarly => r.statuses_ok = false,
+                ClientEvent::BadResponse(_)
+                | ClientEvent::ClosedEarly
+                | ClientEvent::TlsFailed(_) => r.statuses_ok = false,
+                ClientEvent::TlsHandshake { .. } => {}
             };
             c.step(REQ, now, &mut ev);
             emit(
