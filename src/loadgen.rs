@@ -10,12 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use hdrhistogram::Histogram;
+use qsplice_balancer::runtime::group_of;
 use qsplice_config::{Config, LoadgenConf, LoadgenRole};
 use qsplice_dpdk::TscClock;
 use qsplice_engine::{SharedCounters, Worker};
+use qsplice_loadgen::ClientTls;
 use qsplice_loadgen::{
     ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
 };
+use qsplice_tls::certs::CertSpec;
+use qsplice_tls::client::ServerName;
+use qsplice_tls::client::{client_config, ClientSettings};
+use qsplice_tls::{TlsContext, TlsSettings};
 use serde::Serialize;
 
 use crate::runtime::{boot, engine_conf, install_signal_handler, port_setups};
@@ -72,6 +78,8 @@ impl LatencySummary {
 /// Client latencies, µs.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LatencyReport {
+    /// TCP established → TLS handshake complete (TLS only).
+    pub tls_handshake: LatencySummary,
     /// SYN → handshake complete.
     pub connect: LatencySummary,
     /// Request sent → first response byte (time to first byte).
@@ -139,6 +147,17 @@ pub struct LoadgenReport {
     pub rate_target: u64,
     /// Client with a rate: connections opened > 1 ms behind schedule.
     pub behind: u64,
+    /// TLS: handshakes completed, of them resumed, post-quantum, TLS 1.3;
+    /// connections whose TLS failed (client).
+    pub tls_handshakes: u64,
+    /// See `tls_handshakes`.
+    pub tls_resumed: u64,
+    /// See `tls_handshakes`.
+    pub tls_pq: u64,
+    /// See `tls_handshakes`.
+    pub tls13: u64,
+    /// See `tls_handshakes`.
+    pub tls_failed: u64,
     /// Client: latency distributions.
     pub latency_us: LatencyReport,
     /// Segments dropped (malformed, bad checksum, no session).
@@ -191,8 +210,14 @@ fn report(
         requests_per_s: per(s.responses),
         rate_target: if client { g.rate } else { 0 },
         behind: s.behind,
+        tls_handshakes: s.tls_handshakes,
+        tls_resumed: s.tls_resumed,
+        tls_pq: s.tls_pq,
+        tls13: s.tls13,
+        tls_failed: s.tls_failed,
         latency_us: lat
             .map(|l| LatencyReport {
+                tls_handshake: LatencySummary::of(&l.tls_handshake),
                 connect: LatencySummary::of(&l.connect),
                 first_byte: LatencySummary::of(&l.first_byte),
                 response: LatencySummary::of(&l.response),
@@ -238,9 +263,16 @@ pub fn render(r: &LoadgenReport) -> String {
             "  responses: {} ({} 2xx) {:.0}/s, body {} bytes\n",
             r.responses, r.status_2xx, r.requests_per_s, r.body_bytes,
         );
+        if r.tls_handshakes + r.tls_failed > 0 {
+            s += &format!(
+                "  tls: {} handshakes ({} resumed, {} post-quantum, {} TLS 1.3), {} failed\n",
+                r.tls_handshakes, r.tls_resumed, r.tls_pq, r.tls13, r.tls_failed
+            );
+        }
         s += "  latency us        count      mean       p50       p90       p99     p99.9       max\n";
         for (name, l) in [
             ("connect", &r.latency_us.connect),
+            ("tls", &r.latency_us.tls_handshake),
             ("first byte", &r.latency_us.first_byte),
             ("response", &r.latency_us.response),
         ] {
@@ -254,6 +286,12 @@ pub fn render(r: &LoadgenReport) -> String {
             "  requests answered: {} ({:.0}/s)\n",
             r.responses, r.requests_per_s
         );
+        if r.tls_handshakes > 0 {
+            s += &format!(
+                "  tls: {} handshakes ({} resumed, {} post-quantum, {} TLS 1.3)\n",
+                r.tls_handshakes, r.tls_resumed, r.tls_pq, r.tls13
+            );
+        }
     }
     s += &format!(
         "  segments dropped {} unsent {}",
@@ -283,6 +321,66 @@ fn plot(path: &std::path::Path, r: &LoadgenReport) -> Result<()> {
         ("response latency", "us", &[("p50", &p50), ("p99", &p99)]),
     )
     .map_err(|e| anyhow!("--plot {}: {e}", path.display()))
+}
+
+/// The client's TLS: a configuration that keeps and offers sessions and
+/// one that does not, the server name, the resuming share.
+fn client_tls(g: &LoadgenConf, target: std::net::SocketAddrV4) -> Result<ClientTls> {
+    let ca_pem = if g.tls_ca.is_empty() {
+        None
+    } else {
+        Some(
+            qsplice_tls::client::read_ca(std::path::Path::new(&g.tls_ca))
+                .map_err(|e| anyhow!("loadgen.tls_ca {}: {e}", g.tls_ca))?,
+        )
+    };
+    let settings = |resumption| ClientSettings {
+        groups: g.tls_groups.iter().copied().map(group_of).collect(),
+        tls13: g.tls_versions.iter().any(|v| v == "1.3"),
+        tls12: g.tls_versions.iter().any(|v| v == "1.2"),
+        ca_pem: ca_pem.clone(),
+        resumption,
+    };
+    let cfg = |r| client_config(&settings(r)).map_err(|e| anyhow!("loadgen TLS client: {e}"));
+    let sni = if !g.tls_sni.is_empty() {
+        g.tls_sni.clone()
+    } else if !g.host.is_empty() {
+        g.host.clone()
+    } else {
+        target.ip().to_string()
+    };
+    let name =
+        ServerName::try_from(sni.clone()).map_err(|e| anyhow!("loadgen.tls_sni {sni:?}: {e}"))?;
+    Ok(ClientTls {
+        resuming: cfg(true)?,
+        fresh: cfg(false)?,
+        name,
+        resume_per_mille: g.tls_resume_pct * 10,
+    })
+}
+
+/// The server's TLS context: `tls_cert` / `tls_key`, the groups and
+/// versions configured.
+fn server_tls(g: &LoadgenConf) -> Result<Arc<TlsContext>> {
+    let ctx = TlsContext::new(&TlsSettings {
+        tls12: g.tls_versions.iter().any(|v| v == "1.2"),
+        groups: g.tls_groups.iter().copied().map(group_of).collect(),
+        certs: vec![CertSpec {
+            cert: g.tls_cert.clone().into(),
+            key: g.tls_key.clone().into(),
+            names: vec![],
+            ocsp: None,
+        }],
+        ..TlsSettings::default()
+    })
+    .map_err(|e| {
+        anyhow!(
+            "loadgen TLS server (tls_cert {}, tls_key {}): {e}",
+            g.tls_cert,
+            g.tls_key
+        )
+    })?;
+    Ok(Arc::new(ctx))
 }
 
 fn tcp_config(g: &LoadgenConf) -> qsplice_tcp::Config {
@@ -356,7 +454,11 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
                 think_us: g.think_ms.saturating_mul(1000),
                 request,
                 head: g.method == "HEAD",
-                tls: None,
+                tls: if g.tls {
+                    Some(client_tls(g, target)?)
+                } else {
+                    None
+                },
                 tcp: tcp_config(g),
                 hz,
             };
@@ -390,7 +492,7 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
                 listen,
                 response,
                 max_conns: g.max_conns as usize,
-                tls: None,
+                tls: if g.tls { Some(server_tls(g)?) } else { None },
                 tcp: tcp_config(g),
                 hz,
             };

@@ -1565,22 +1565,23 @@ impl<F> LbRuntime<F> {
     }
 }
 
+/// The TLS crate's group for a configured one.
+pub fn group_of(g: TlsGroupConf) -> Group {
+    match g {
+        TlsGroupConf::X25519MlKem768 => Group::X25519MlKem768,
+        TlsGroupConf::SecP256r1MlKem768 => Group::SecP256r1MlKem768,
+        TlsGroupConf::MlKem768 => Group::MlKem768,
+        TlsGroupConf::MlKem1024 => Group::MlKem1024,
+        TlsGroupConf::X25519 => Group::X25519,
+        TlsGroupConf::Secp256r1 => Group::P256,
+        TlsGroupConf::Secp384r1 => Group::P384,
+    }
+}
+
 fn tls_settings(t: &qsplice_config::VipTlsConf) -> TlsSettings {
     TlsSettings {
         tls12: t.tls12,
-        groups: t
-            .groups
-            .iter()
-            .map(|g| match g {
-                TlsGroupConf::X25519MlKem768 => Group::X25519MlKem768,
-                TlsGroupConf::SecP256r1MlKem768 => Group::SecP256r1MlKem768,
-                TlsGroupConf::MlKem768 => Group::MlKem768,
-                TlsGroupConf::MlKem1024 => Group::MlKem1024,
-                TlsGroupConf::X25519 => Group::X25519,
-                TlsGroupConf::Secp256r1 => Group::P256,
-                TlsGroupConf::Secp384r1 => Group::P384,
-            })
-            .collect(),
+        groups: t.groups.iter().copied().map(group_of).collect(),
         policy: match t.policy {
             TlsPolicyConf::Prefer => PqPolicy::Prefer,
             TlsPolicyConf::Require => PqPolicy::Require,

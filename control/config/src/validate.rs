@@ -1336,6 +1336,29 @@ impl Config {
         }
         in_range("loadgen.timeout_s", g.timeout_s, 1, 86_400)?;
         in_range("loadgen.tcp_buf", g.tcp_buf, 4096, 16 * 1024 * 1024)?;
+        if g.tls {
+            if g.tls_versions.is_empty() || g.tls_versions.iter().any(|v| v != "1.3" && v != "1.2")
+            {
+                return err(
+                    "loadgen.tls_versions",
+                    format!("{:?}", g.tls_versions),
+                    "one or both of \"1.3\" and \"1.2\"",
+                );
+            }
+            if g.tls_groups.is_empty() {
+                return err("loadgen.tls_groups", "[]", "at least one group");
+            }
+            if g.tls_versions.iter().all(|v| v == "1.2")
+                && g.tls_groups.iter().all(|x| x.is_post_quantum())
+            {
+                return err(
+                    "loadgen.tls_groups",
+                    format!("{:?}", g.tls_groups),
+                    "TLS 1.2 only, and no group TLS 1.2 can use (X25519, secp256r1, secp384r1)",
+                );
+            }
+            in_range("loadgen.tls_resume_pct", g.tls_resume_pct, 0, 100)?;
+        }
         match g.role {
             LoadgenRole::Client => {
                 let Some(t) = g.target else {
@@ -1416,6 +1439,17 @@ impl Config {
                     64 * 1024 * 1024,
                 )?;
                 in_range("loadgen.max_conns", g.max_conns, 1, 1_000_000)?;
+                if g.tls && (g.tls_cert.is_empty() || g.tls_key.is_empty()) {
+                    return err(
+                        if g.tls_cert.is_empty() {
+                            "loadgen.tls_cert"
+                        } else {
+                            "loadgen.tls_key"
+                        },
+                        "",
+                        "is required for a TLS server (role = \"server\", tls = true)",
+                    );
+                }
             }
         }
         Ok(())

@@ -1604,6 +1604,11 @@ fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
     let server = "[loadgen]\nrole = \"server\"\nport = \"client\"\nlisten = \"10.10.1.1:80\"\n";
     let s = parse(&format!("{BASE}{server}")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.loadgen.unwrap().response_bytes, 100);
+    let e = reject(&format!("{BASE}{server}tls = true\ntls_key = \"/k.pem\"\n"));
+    assert_eq!(e.key, "loadgen.tls_cert", "{e}");
+    assert!(e.reason.contains("required for a TLS server"), "{e}");
+    let e = reject(&format!("{BASE}{LOADGEN}tls = true\ntls_groups = [\"X448\"]\n"));
+    assert!(e.key.starts_with("loadgen.tls_groups"), "{e}");
     let cases: &[(&str, &str, &str, &str)] = &[
         (
             "port = \"backend\"",
@@ -1652,6 +1657,24 @@ fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
             "role = \"client\"\nthink_ms = 4000000",
             "loadgen.think_ms",
             "between 0",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\ntls = true\ntls_versions = [\"1.1\"]",
+            "loadgen.tls_versions",
+            "\"1.3\" and \"1.2\"",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\ntls = true\ntls_versions = [\"1.2\"]\ntls_groups = [\"X25519MLKEM768\"]",
+            "loadgen.tls_groups",
+            "TLS 1.2 only",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\ntls = true\ntls_resume_pct = 101",
+            "loadgen.tls_resume_pct",
+            "between 0 and 100",
         ),
         (
             "role = \"client\"",

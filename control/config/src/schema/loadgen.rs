@@ -62,6 +62,27 @@ pub struct LoadgenConf {
     pub timeout_s: u64,
     /// TCP receive and send buffer of each connection, bytes.
     pub tcp_buf: u32,
+    /// HTTPS: each connection runs TLS first (client: TLS client
+    /// sessions; server: `tls_cert` / `tls_key`).
+    pub tls: bool,
+    /// TLS versions offered / accepted: `"1.3"`, `"1.2"`.
+    pub tls_versions: Vec<String>,
+    /// Key-exchange groups, most preferred first (client: the first is
+    /// the key share sent).
+    pub tls_groups: Vec<TlsGroupConf>,
+    /// Client: verify the server's certificate against this CA file
+    /// (PEM); empty: no verification.
+    pub tls_ca: String,
+    /// Client: server name sent (SNI) and verified (empty: `host`, else
+    /// the target's address).
+    pub tls_sni: String,
+    /// Client: percentage of connections that keep and offer a TLS
+    /// session (ticket / session ID), `0..=100`.
+    pub tls_resume_pct: u32,
+    /// Server: certificate chain (PEM).
+    pub tls_cert: String,
+    /// Server: its private key (PEM).
+    pub tls_key: String,
 }
 
 impl Default for LoadgenConf {
@@ -86,6 +107,14 @@ impl Default for LoadgenConf {
             max_conns: 65_536,
             timeout_s: 60,
             tcp_buf: 64 * 1024,
+            tls: false,
+            tls_versions: vec!["1.3".into(), "1.2".into()],
+            tls_groups: vec![TlsGroupConf::X25519MlKem768, TlsGroupConf::X25519],
+            tls_ca: String::new(),
+            tls_sni: String::new(),
+            tls_resume_pct: 0,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
