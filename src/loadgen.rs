@@ -158,6 +158,9 @@ pub struct LoadgenReport {
     pub tls13: u64,
     /// See `tls_handshakes`.
     pub tls_failed: u64,
+    /// Client: TLS failures by kind (alert received, incompatible,
+    /// protocol, other — an untrusted certificate among them).
+    pub tls_failures: std::collections::BTreeMap<&'static str, u64>,
     /// Client: latency distributions.
     pub latency_us: LatencyReport,
     /// Segments dropped (malformed, bad checksum, no session).
@@ -215,6 +218,15 @@ fn report(
         tls_pq: s.tls_pq,
         tls13: s.tls13,
         tls_failed: s.tls_failed,
+        tls_failures: [
+            ("alert_received", s.tls_alert_received),
+            ("incompatible", s.tls_incompatible),
+            ("protocol", s.tls_protocol),
+            ("other", s.tls_other),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect(),
         latency_us: lat
             .map(|l| LatencyReport {
                 tls_handshake: LatencySummary::of(&l.tls_handshake),
@@ -265,8 +277,8 @@ pub fn render(r: &LoadgenReport) -> String {
         );
         if r.tls_handshakes + r.tls_failed > 0 {
             s += &format!(
-                "  tls: {} handshakes ({} resumed, {} post-quantum, {} TLS 1.3), {} failed\n",
-                r.tls_handshakes, r.tls_resumed, r.tls_pq, r.tls13, r.tls_failed
+                "  tls: {} handshakes ({} resumed, {} post-quantum, {} TLS 1.3), {} failed {:?}\n",
+                r.tls_handshakes, r.tls_resumed, r.tls_pq, r.tls13, r.tls_failed, r.tls_failures
             );
         }
         s += "  latency us        count      mean       p50       p90       p99     p99.9       max\n";

@@ -328,3 +328,200 @@ timeout_s = 60
         app.logs()
     );
 }
+
+#[test]
+fn loadgen_https_client_against_nginx_and_tls_clients_against_the_loadgen_server() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::up_with("qlt", 1, &[]);
+    let scratch = Scratch::new("e2e-loadgen-tls");
+    let dir = scratch.0.clone();
+    let ca = format!("{}/shared/ca.pem", topo.var("STATE_DIR"));
+
+    // 1. HTTPS clients to nginx b1:443 (its lab CA verified, SNI
+    //    vip.test): TLS 1.3 with the default groups (nginx's OpenSSL has
+    //    no ML-KEM: X25519 is agreed), half the connections resuming.
+    let section = format!(
+        r#"[loadgen]
+role = "client"
+port = "backend"
+target = "10.10.2.11:443"
+connections = 100
+concurrency = 16
+requests = 3
+path = "/tls"
+timeout_s = 60
+tls = true
+tls_ca = "{ca}"
+tls_sni = "vip.test"
+tls_resume_pct = 50
+"#
+    );
+    let cfg = config(&topo, &dir, "https.toml", &section);
+    let (ok, v, logs) = run_loadgen(&dir, &cfg, &dir.join("https.json"), 90);
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    assert!(ok, "loadgen HTTPS run\n{v}\n{logs}");
+    assert_eq!(
+        (g("completed"), g("failed"), g("tls_failed")),
+        (100, 0, 0),
+        "{v}"
+    );
+    assert_eq!((g("responses"), g("status_2xx")), (300, 300), "{v}");
+    // "backend b1 reused r|. TLSv1.3\n", 28 bytes each.
+    assert_eq!(g("body_bytes"), 300 * 28, "{v}");
+    assert_eq!(
+        (g("tls_handshakes"), g("tls13"), g("tls_pq")),
+        (100, 100, 0),
+        "{v}"
+    );
+    assert!((30..=50).contains(&g("tls_resumed")), "{v}");
+    assert_eq!(
+        v["latency_us"]["tls_handshake"]["count"].as_u64(),
+        Some(100),
+        "{v}"
+    );
+    eprintln!(
+        "loadgen HTTPS → nginx: {:.0} connections/s, TLS handshake p50 {} µs (resumed {} of 100)",
+        v["connections_per_s"].as_f64().unwrap_or(0.0),
+        v["latency_us"]["tls_handshake"]["p50"],
+        g("tls_resumed")
+    );
+    // TLS 1.2 only, every connection offering its session: resumed by
+    // session ID / ticket after the first.
+    let cfg = config(
+        &topo,
+        &dir,
+        "https12.toml",
+        &section
+            .replace("connections = 100", "connections = 40")
+            .replace("concurrency = 16", "concurrency = 1")
+            .replace(
+                "tls_resume_pct = 50",
+                "tls_resume_pct = 100\ntls_versions = [\"1.2\"]",
+            ),
+    );
+    let (ok, v, logs) = run_loadgen(&dir, &cfg, &dir.join("https12.json"), 90);
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    assert!(ok, "loadgen TLS 1.2 run\n{v}\n{logs}");
+    assert_eq!((g("completed"), g("responses")), (40, 120), "{v}");
+    assert_eq!(
+        (g("tls_handshakes"), g("tls13"), g("tls_resumed")),
+        (40, 0, 39),
+        "{v}"
+    );
+    // A CA nginx's certificate does not chain to: every handshake fails,
+    // counted, and the run says so (non-zero exit).
+    let other = dir.join("other-ca.pem");
+    std::fs::write(
+        &other,
+        qsplice_tls::certgen::LabCa::new().unwrap().cert_pem(),
+    )
+    .unwrap();
+    let cfg = config(
+        &topo,
+        &dir,
+        "https-bad.toml",
+        &section
+            .replace("connections = 100", "connections = 5")
+            .replace(&ca, other.to_str().unwrap()),
+    );
+    let (ok, v, _) = run_loadgen(&dir, &cfg, &dir.join("https-bad.json"), 60);
+    assert!(!ok, "a failed TLS run exits non-zero\n{v}");
+    assert_eq!(v["tls_failed"].as_u64(), Some(5), "{v}");
+
+    // 2. The loadgen server with TLS on the client port: curl (OpenSSL)
+    //    and the Go client with X25519MLKEM768 and tickets.
+    let lab = qsplice_tls::certgen::LabCa::new().unwrap();
+    let leaf = lab
+        .leaf(qsplice_tls::certgen::KeyAlg::EcdsaP256, &["vip.test"])
+        .unwrap();
+    let (cert, key, lab_ca) = (
+        dir.join("srv.pem"),
+        dir.join("srv.key"),
+        dir.join("lab-ca.pem"),
+    );
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    std::fs::write(&lab_ca, lab.cert_pem()).unwrap();
+    let section = format!(
+        r#"[loadgen]
+role = "server"
+port = "client"
+listen = "10.10.1.1:443"
+response_bytes = 5000
+timeout_s = 60
+tls = true
+tls_cert = "{}"
+tls_key = "{}"
+"#,
+        cert.display(),
+        key.display()
+    );
+    let cfg = config(&topo, &dir, "tls-server.toml", &section);
+    let json = dir.join("tls-server.json");
+    let mut app = Appliance::spawn(
+        &dir,
+        &[
+            "loadgen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let ns = topo.var("CLIENT_NS").to_string();
+    let want: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let served = wait_for(Duration::from_secs(10), || {
+        let o = topo.exec(
+            &ns,
+            &[
+                "curl",
+                "-sf",
+                "-m",
+                "3",
+                "--cacert",
+                lab_ca.to_str().unwrap(),
+                "--resolve",
+                "vip.test:443:10.10.1.1",
+                "https://vip.test/",
+            ],
+        );
+        (o.status.success() && o.stdout == want).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "curl over TLS gets the loadgen server's body\n{}",
+        app.logs()
+    );
+    let mut pq = 0;
+    if let Some(bin) = go_client(&dir) {
+        let r = go_tls_run(
+            &ns,
+            &bin,
+            &lab_ca,
+            "10.10.1.1:443",
+            &["-n", "4", "-groups", "X25519MLKEM768"],
+        );
+        assert_eq!(r.len(), 4, "{r:?}\n{}", app.logs());
+        for (i, x) in r.iter().enumerate() {
+            assert_eq!(x["status"], 200, "{x}");
+            assert_eq!(x["bytes"], 5000, "{x}");
+            assert_eq!(x["version"], "TLS 1.3", "{x}");
+            assert_eq!(x["group"], "X25519MLKEM768", "{x}");
+            assert_eq!(x["resumed"], i > 0, "a ticket resumes the next: {x}");
+        }
+        pq = 4;
+    } else {
+        eprintln!("SKIPPED: the Go TLS client (no Go toolchain): X25519MLKEM768 against the loadgen server");
+    }
+    let _ = app.stop(Duration::from_secs(10));
+    let v = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .unwrap_or_default();
+    let g = |k: &str| v[k].as_u64().unwrap_or(0);
+    assert!(g("tls_handshakes") >= 1 + pq, "{v}");
+    assert_eq!(g("tls_pq"), pq, "{v}");
+    assert!(g("responses") >= 1 + pq, "{v}");
+}

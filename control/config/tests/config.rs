@@ -1607,7 +1607,9 @@ fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
     let e = reject(&format!("{BASE}{server}tls = true\ntls_key = \"/k.pem\"\n"));
     assert_eq!(e.key, "loadgen.tls_cert", "{e}");
     assert!(e.reason.contains("required for a TLS server"), "{e}");
-    let e = reject(&format!("{BASE}{LOADGEN}tls = true\ntls_groups = [\"X448\"]\n"));
+    let e = reject(&format!(
+        "{BASE}{LOADGEN}tls = true\ntls_groups = [\"X448\"]\n"
+    ));
     assert!(e.key.starts_with("loadgen.tls_groups"), "{e}");
     let cases: &[(&str, &str, &str, &str)] = &[
         (

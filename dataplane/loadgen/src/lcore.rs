@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
-use qsplice_tls::{Group, TlsContext, TlsSession};
+use qsplice_tls::{Failure, Group, TlsContext, TlsSession};
 use qsplice_wire::tls::HelloAssembler;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
@@ -101,9 +101,17 @@ loadgen_stats! {
     tls_pq,
     /// … of them TLS 1.3.
     tls13,
-    /// Client with TLS: connections whose TLS failed (alert, bad record,
-    /// certificate).
+    /// Client with TLS: connections whose TLS failed (the kinds below).
     tls_failed,
+    /// … the server sent a fatal alert.
+    tls_alert_received,
+    /// … no version, suite, group or signature scheme in common.
+    tls_incompatible,
+    /// … the server broke the protocol (unexpected or malformed message,
+    /// bad Finished, undecryptable record).
+    tls_protocol,
+    /// … anything else (an untrusted or invalid certificate among them).
+    tls_other,
     /// Response body bytes.
     body_bytes,
     /// Sum of connect times, µs (the histograms hold the distribution).
@@ -506,7 +514,17 @@ impl LoadgenClient {
                 st.tls13 += u64::from(tls13);
                 lat.tls_handshake.saturating_record(us);
             }
-            ClientEvent::TlsFailed(_) => st.tls_failed += 1,
+            ClientEvent::TlsFailed(f) => {
+                st.tls_failed += 1;
+                match f {
+                    Failure::AlertReceived => st.tls_alert_received += 1,
+                    Failure::Incompatible => st.tls_incompatible += 1,
+                    Failure::HandshakeProtocol | Failure::BadRecord | Failure::MalformedHello => {
+                        st.tls_protocol += 1
+                    }
+                    _ => st.tls_other += 1,
+                }
+            }
             ClientEvent::Ended { outcome, .. } => match outcome {
                 Some(Outcome::Refused) => st.refused += 1,
                 Some(Outcome::TimedOut) => st.timed_out += 1,

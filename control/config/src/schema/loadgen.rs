@@ -109,7 +109,15 @@ impl Default for LoadgenConf {
             tcp_buf: 64 * 1024,
             tls: false,
             tls_versions: vec!["1.3".into(), "1.2".into()],
-            tls_groups: vec![TlsGroupConf::X25519MlKem768, TlsGroupConf::X25519],
+            // What browsers offer: hybrid first, then the classical
+            // curves (a TLS 1.2 server with an ECDSA certificate needs
+            // the certificate's curve among them).
+            tls_groups: vec![
+                TlsGroupConf::X25519MlKem768,
+                TlsGroupConf::X25519,
+                TlsGroupConf::Secp256r1,
+                TlsGroupConf::Secp384r1,
+            ],
             tls_ca: String::new(),
             tls_sni: String::new(),
             tls_resume_pct: 0,
