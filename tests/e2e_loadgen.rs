@@ -12,6 +12,10 @@
 //!    keep-alive, several URLs on one connection) and a burst of separate
 //!    curl connections from the client namespace get the configured body,
 //!    byte exact.
+//! 3. HTTPS: loadgen clients to nginx :443 (CA verified; TLS 1.3 with half
+//!    the connections resuming; TLS 1.2 resuming by session; an untrusted
+//!    CA fails every handshake); the loadgen TLS server answers curl and
+//!    the Go client with X25519MLKEM768, tickets resuming.
 
 mod common;
 
@@ -513,7 +517,7 @@ tls_key = "{}"
         }
         pq = 4;
     } else {
-        eprintln!("SKIPPED: the Go TLS client (no Go toolchain): X25519MLKEM768 against the loadgen server");
+        missing_pq_client("the Go toolchain (tests/tools/tlsclient)");
     }
     let _ = app.stop(Duration::from_secs(10));
     let v = std::fs::read_to_string(&json)
@@ -521,7 +525,7 @@ tls_key = "{}"
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .unwrap_or_default();
     let g = |k: &str| v[k].as_u64().unwrap_or(0);
-    assert!(g("tls_handshakes") >= 1 + pq, "{v}");
+    assert!(g("tls_handshakes") > pq, "{v}");
     assert_eq!(g("tls_pq"), pq, "{v}");
-    assert!(g("responses") >= 1 + pq, "{v}");
+    assert!(g("responses") > pq, "{v}");
 }

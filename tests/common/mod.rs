@@ -315,7 +315,7 @@ main_lcore = 0
 worker_lcores = [1]
 memory_mb = 256
 hugepages = "off"
-file_prefix = "qs-e2e-{pid}"
+file_prefix = "qs-{tag}"
 log_level = "warning"
 
 [mempool]
@@ -341,7 +341,12 @@ device = "net_{pmd}1,iface={b}"
 addresses = ["10.10.2.1/24"]
 neighbors = [{neigh}]
 "#,
-        pid = std::process::id(),
+        // One EAL file prefix per topology: two tests of one binary run
+        // at once, each with its own topology and appliance.
+        tag = topo
+            .var("CLIENT_NS")
+            .trim_end_matches("-client")
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
         c = topo.var("DUT_CLIENT_IF"),
         b = topo.var("DUT_BACKEND_IF"),
         extra = extra_port_keys,
