@@ -33,8 +33,15 @@
 //! as two engine workers back to back with loss; `qsplice loadgen` runs
 //! them (src/loadgen.rs).
 //!
-//! Still to come for issue 16: TLS sessions, several lcores, and the
-//! load-balancer benchmark driven by loadgen on both sides.
+//! HTTPS: a client session may speak through a TLS client session
+//! ([`ClientSession::with_tls`], rustls' unbuffered client driven by
+//! [`qsplice_tls::TlsSession`], the same record loop as the terminating
+//! side), a server session through a TLS server session
+//! ([`ServerSession::with_tls`] / [`ServerSession::step_tls`]); handshake
+//! times, resumptions, groups and failures are reported.
+//!
+//! Still to come for issue 16: several lcores, and the load-balancer
+//! benchmark driven by loadgen on both sides.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -20,6 +20,11 @@
 //! Before rustls sees the first byte, the ClientHello is reassembled and
 //! parsed by `qsplice_wire::tls` to pick the VIP's configuration for the
 //! client's key shares (see [`TlsContext::config_for`]).
+//!
+//! The same session drives rustls' unbuffered *client* for the load
+//! generator ([`TlsSession::client`], [`TlsSession::process_client`]): the
+//! record loop is shared; the plaintext adapter then takes the server's
+//! decrypted bytes and hands out requests to encrypt.
 
 use std::sync::Arc;
 
