@@ -7,7 +7,12 @@
 //!   elements/s = handshakes/s per core;
 //! - `tls_handshake/resume/*`: TLS 1.3 ticket resumption (psk_dhe_ke with
 //!   the hybrid group) and TLS 1.2 session-ID resumption;
-//! - `tls_bulk/*`: application data, 16 KiB records; bytes/s per core.
+//! - `tls_bulk/*`: application data, 16 KiB records; bytes/s per core;
+//! - `tls_handshake/client/*`: the other side — `qsplice loadgen`'s client
+//!   session (`TlsSession::client` over rustls' unbuffered client)
+//!   against the terminating server; only the client's calls are timed,
+//!   so the ratio to `full/*` says whether one loadgen core can saturate
+//!   one server core with full handshakes.
 //!
 //! `cargo bench -p qsplice-benches --bench tls`
 
@@ -90,6 +95,39 @@ fn handshake(ctx: &TlsContext, cc: &Arc<ClientConfig>, srv: &mut Server) -> Dura
     let mut c = ClientConnection::new(cc.clone(), ServerName::try_from("vip.test").unwrap())
         .expect("client");
     handshake_with(ctx, &mut c, srv)
+}
+
+/// A full handshake driven by the load generator's client session;
+/// returns the client's CPU time.
+fn client_handshake(ctx: &TlsContext, cfg: &Arc<ClientConfig>, srv: &mut Server) -> Duration {
+    let mut c = TlsSession::client(cfg.clone(), ServerName::try_from("vip.test").unwrap())
+        .expect("client session");
+    let mut cs = TlsStats::default();
+    let mut sink = Sink {
+        room: usize::MAX,
+        out: Vec::new(),
+        pos: 0,
+    };
+    let mut took = Duration::ZERO;
+    for _ in 0..16 {
+        let t = Instant::now();
+        c.process_client(&mut sink, &mut cs);
+        took += t.elapsed();
+        let out = c.outgoing().to_vec();
+        c.consume_outgoing(out.len());
+        srv.step(ctx, &out);
+        let back = srv.s.outgoing().to_vec();
+        srv.s.consume_outgoing(back.len());
+        let t = Instant::now();
+        c.receive(&back);
+        c.process_client(&mut sink, &mut cs);
+        took += t.elapsed();
+        if c.phase() == qsplice_tls::Phase::Established && c.outgoing().is_empty() {
+            assert_eq!(cs.handshakes, 1);
+            return took;
+        }
+    }
+    panic!("client handshake did not finish");
 }
 
 struct Lab {
@@ -208,6 +246,36 @@ fn bench_handshakes(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 (0..iters)
                     .map(|_| handshake(&ctx, &cc, &mut Server::new()))
+                    .sum()
+            })
+        });
+    }
+    // The load generator's client session against the server above (the
+    // chain verified against the CA, or not verified); the client's calls
+    // timed.
+    for (name, ca_pem) in [
+        (
+            "client/X25519MLKEM768+ECDSA-P256 (loadgen, CA verified)",
+            Some(lab.ca.cert_pem()),
+        ),
+        (
+            "client/X25519MLKEM768+ECDSA-P256 (loadgen, no verification)",
+            None,
+        ),
+    ] {
+        let ctx = full(&lab.ecdsa);
+        let cfg = qsplice_tls::client::client_config(&qsplice_tls::client::ClientSettings {
+            groups: vec![qsplice_tls::Group::X25519MlKem768],
+            tls13: true,
+            tls12: false,
+            ca_pem,
+            resumption: false,
+        })
+        .unwrap();
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| client_handshake(&ctx, &cfg, &mut Server::new()))
                     .sum()
             })
         });
