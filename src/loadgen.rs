@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use hdrhistogram::Histogram;
 use qsplice_balancer::runtime::group_of;
-use qsplice_config::{Config, LoadgenConf, LoadgenRole};
+use qsplice_config::{Config, LoadgenConf, LoadgenRole, ResponseMode};
 use qsplice_dpdk::TscClock;
 use qsplice_engine::{SharedCounters, Worker};
-use qsplice_loadgen::ClientTls;
+use qsplice_loadgen::{build_response, BodyFraming, ClientTls};
 use qsplice_loadgen::{
     ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
 };
@@ -493,16 +493,17 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         }
         LoadgenRole::Server => {
             let listen = g.listen.ok_or_else(|| anyhow!("loadgen.listen"))?;
-            let mut response = format!(
-                "HTTP/1.1 200 OK\r\nServer: qsplice-loadgen\r\nContent-Length: {}\r\n\r\n",
-                g.response_bytes
-            )
-            .into_bytes();
-            response.extend((0..g.response_bytes).map(|i| b'a' + (i % 26) as u8));
+            let framing = match g.response_mode {
+                ResponseMode::Length => BodyFraming::Length,
+                ResponseMode::Chunked => BodyFraming::Chunked(g.chunk_bytes as usize),
+                ResponseMode::Close => BodyFraming::Close,
+            };
+            let response = build_response(g.response_bytes as usize, framing);
             let sc = ServerConf {
                 port: pi,
                 listen,
                 response,
+                close_after_response: framing == BodyFraming::Close,
                 max_conns: g.max_conns as usize,
                 tls: if g.tls { Some(server_tls(g)?) } else { None },
                 tcp: tcp_config(g),

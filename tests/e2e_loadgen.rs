@@ -11,7 +11,8 @@
 //! 2. Server: `qsplice loadgen` answers on the client port; curl (HTTP/1.1
 //!    keep-alive, several URLs on one connection) and a burst of separate
 //!    curl connections from the client namespace get the configured body,
-//!    byte exact.
+//!    byte exact; then chunked and close-delimited bodies (curl decodes
+//!    them; keep-alive with chunked, one connection per URL with close).
 //! 3. HTTPS: loadgen clients to nginx :443 (CA verified; TLS 1.3 with half
 //!    the connections resuming; TLS 1.2 resuming by session; an untrusted
 //!    CA fails every handshake); the loadgen TLS server answers curl and
@@ -331,6 +332,68 @@ timeout_s = 60
         "connections closed cleanly: {v}\n{}",
         app.logs()
     );
+
+    // 2b. Chunked and close-delimited bodies: curl decodes them byte
+    //     exact; a chunked server keeps the connection, a close one does
+    //     not (three URLs: one connection, then three).
+    for (mode, connects) in [("chunked", ["1", "0", "0"]), ("close", ["1", "1", "1"])] {
+        let cfg = config(
+            &topo,
+            &dir,
+            &format!("server-{mode}.toml"),
+            &section.replace(
+                "response_bytes = 4321",
+                &format!("response_bytes = 4321\nresponse_mode = \"{mode}\"\nchunk_bytes = 1000"),
+            ),
+        );
+        let mut app = Appliance::spawn(&dir, &["loadgen", "--config", cfg.to_str().unwrap()]);
+        let served = wait_for(Duration::from_secs(10), || {
+            let o = topo.exec(
+                &ns,
+                &["curl", "-sf", "-m", "3", "-D", "-", "http://10.10.1.1/"],
+            );
+            let out = String::from_utf8_lossy(&o.stdout).to_string();
+            (o.status.success() && o.stdout.ends_with(&want)).then_some(out)
+        });
+        let head = served.unwrap_or_else(|| panic!("curl gets the {mode} body\n{}", app.logs()));
+        let framing = if mode == "chunked" {
+            "transfer-encoding: chunked"
+        } else {
+            "connection: close"
+        };
+        assert!(
+            head.to_ascii_lowercase().contains(framing),
+            "{mode}: {head}"
+        );
+        let o = topo.exec(
+            &ns,
+            &[
+                "curl",
+                "-sf",
+                "-m",
+                "10",
+                "-w",
+                "%{num_connects} ",
+                "http://10.10.1.1/a",
+                "http://10.10.1.1/b",
+                "http://10.10.1.1/c",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+            ],
+        );
+        let w = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success(), "{mode} curl: {w}\n{}", app.logs());
+        assert_eq!(
+            w.split_whitespace().collect::<Vec<_>>(),
+            connects,
+            "{mode}: connections for three URLs"
+        );
+        let _ = app.stop(Duration::from_secs(10));
+    }
 }
 
 #[test]

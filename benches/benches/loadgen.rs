@@ -184,6 +184,7 @@ fn lcore_pair(n: u64, cfg: &Config, resp: &[u8]) -> Duration {
         port: 0,
         listen: SocketAddrV4::new(SERVER, 80),
         response: resp.to_vec(),
+        close_after_response: false,
         max_conns: 4096,
         tls: None,
         tcp: cfg.clone(),

@@ -19,7 +19,8 @@ pub use error::ConfigError;
 pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
     kernel_vdev, parse_ip_range, parse_port_range, BgpConf, ClusterConf, LoadgenConf, LoadgenRole,
-    PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode, PktgenStreamConf, KERNEL_DESC,
+    PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode, PktgenStreamConf, ResponseMode,
+    KERNEL_DESC,
 };
 pub use schema::{
     parse_hex_bytes, parse_mac, AccessLogConf, ArpConf, BackendConf, BackendStateConf, Cidr, Cidr6,

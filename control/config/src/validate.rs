@@ -1439,6 +1439,7 @@ impl Config {
                     64 * 1024 * 1024,
                 )?;
                 in_range("loadgen.max_conns", g.max_conns, 1, 1_000_000)?;
+                in_range("loadgen.chunk_bytes", g.chunk_bytes, 1, 16 * 1024 * 1024)?;
                 if g.tls && (g.tls_cert.is_empty() || g.tls_key.is_empty()) {
                     return err(
                         if g.tls_cert.is_empty() {

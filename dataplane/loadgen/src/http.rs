@@ -357,6 +357,9 @@ impl ClientSession {
                             if let Some(r) = done {
                                 self.answer(r.status, r.body_len, now, ev);
                                 if r.close || self.left == 0 {
+                                    if self.left > 0 {
+                                        ev(ClientEvent::ClosedEarly);
+                                    }
                                     self.closing = true;
                                 }
                             } else if n == 0 {
@@ -427,6 +430,10 @@ impl ClientSession {
                     if let Some(r) = done {
                         self.answer(r.status, r.body_len, now, ev);
                         if r.close || self.left == 0 {
+                            if self.left > 0 {
+                                // `Connection: close` before every request.
+                                ev(ClientEvent::ClosedEarly);
+                            }
                             self.closing = true;
                             self.ep.close();
                         }
@@ -541,6 +548,10 @@ pub struct ServerSession {
     pending: u32,
     written: usize,
     requests: u64,
+    /// Responses written whole.
+    answered: u64,
+    /// Close after the first response (`Connection: close` responses).
+    close_after: bool,
     closing: bool,
     tls: Option<Box<ServerTls>>,
 }
@@ -560,6 +571,8 @@ struct SrvAdapter<'a> {
     pending: &'a mut u32,
     requests: &'a mut u64,
     written: &'a mut usize,
+    answered: &'a mut u64,
+    close_after: bool,
     resp: &'a [u8],
 }
 
@@ -582,6 +595,10 @@ impl Plaintext for SrvAdapter<'_> {
         if *self.written >= self.resp.len() {
             *self.written = 0;
             *self.pending -= 1;
+            *self.answered += 1;
+            if self.close_after {
+                *self.pending = 0;
+            }
         }
     }
 }
@@ -612,9 +629,18 @@ impl ServerSession {
             pending: 0,
             written: 0,
             requests: 0,
+            answered: 0,
+            close_after: false,
             closing: false,
             tls: None,
         }
+    }
+
+    /// Closes the connection after the first response (for responses
+    /// that say `Connection: close`, or delimit their body by the close).
+    pub fn close_after_response(mut self) -> ServerSession {
+        self.close_after = true;
+        self
     }
 
     /// Speaks HTTP through `tls` (a server session waiting for its
@@ -672,6 +698,8 @@ impl ServerSession {
                         pending: &mut self.pending,
                         requests: &mut self.requests,
                         written: &mut self.written,
+                        answered: &mut self.answered,
+                        close_after: self.close_after,
                         resp,
                     },
                     stats,
@@ -679,7 +707,10 @@ impl ServerSession {
             };
             done |= p.handshake_done;
             let peer_done = t.s.peer_closed() || !self.ep.may_recv();
-            if (p.failed || t.s.phase() == Phase::Failed || peer_done && self.pending == 0)
+            let answered = self.close_after && self.answered > 0;
+            if (p.failed
+                || t.s.phase() == Phase::Failed
+                || (peer_done || answered) && self.pending == 0)
                 && !t.close_queued
             {
                 t.close_queued = true;
@@ -746,10 +777,98 @@ impl ServerSession {
             }
             self.written = 0;
             self.pending -= 1;
+            self.answered += 1;
+            if self.close_after {
+                self.pending = 0;
+            }
         }
-        if !self.closing && !self.ep.may_recv() && self.pending == 0 {
+        let answered = self.close_after && self.answered > 0;
+        if !self.closing && (!self.ep.may_recv() || answered) && self.pending == 0 {
             self.closing = true;
             self.ep.close();
+        }
+    }
+}
+
+/// How a server response delimits its body.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Content-Length`.
+    Length,
+    /// `Transfer-Encoding: chunked`, chunks of at most this many bytes.
+    Chunked(usize),
+    /// `Connection: close`, no length: the body ends with the connection
+    /// (the server closes after the response).
+    Close,
+}
+
+/// A `200 OK` with `body_len` bytes of body (`a..z` repeated), framed as
+/// `framing` says.
+pub fn build_response(body_len: usize, framing: BodyFraming) -> Vec<u8> {
+    let body = (0..body_len).map(|i| b'a' + (i % 26) as u8);
+    let mut r = b"HTTP/1.1 200 OK\r\nServer: qsplice-loadgen\r\n".to_vec();
+    match framing {
+        BodyFraming::Length => {
+            r.extend(format!("Content-Length: {body_len}\r\n\r\n").bytes());
+            r.extend(body);
+        }
+        BodyFraming::Close => {
+            r.extend(b"Connection: close\r\n\r\n");
+            r.extend(body);
+        }
+        BodyFraming::Chunked(n) => {
+            r.extend(b"Transfer-Encoding: chunked\r\n\r\n");
+            let body: Vec<u8> = body.collect();
+            for c in body.chunks(n.max(1)) {
+                r.extend(format!("{:x}\r\n", c.len()).bytes());
+                r.extend_from_slice(c);
+                r.extend(b"\r\n");
+            }
+            r.extend(b"0\r\n\r\n");
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn built_responses_read_back_whole(
+            len in 0usize..20_000,
+            chunk in 1usize..5000,
+            mode in 0u8..3,
+            piece in 1usize..3000,
+        ) {
+            let framing = match mode {
+                0 => BodyFraming::Length,
+                1 => BodyFraming::Chunked(chunk),
+                _ => BodyFraming::Close,
+            };
+            let r = build_response(len, framing);
+            let mut rd = ResponseReader::new();
+            let mut got = None;
+            for p in r.chunks(piece) {
+                let mut p = p;
+                while !p.is_empty() {
+                    let (n, _, done) = rd.feed(p).unwrap();
+                    if let Some(d) = done {
+                        got = Some(d);
+                    }
+                    p = &p[n..];
+                }
+            }
+            if framing == BodyFraming::Close {
+                prop_assert!(got.is_none());
+                got = rd.finish().unwrap();
+            }
+            let got = got.expect("a whole response");
+            prop_assert_eq!(got.status, 200);
+            prop_assert_eq!(got.body_len, len as u64);
+            prop_assert_eq!(got.close, framing == BodyFraming::Close);
         }
     }
 }

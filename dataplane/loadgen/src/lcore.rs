@@ -736,6 +736,9 @@ pub struct ServerConf {
     pub listen: SocketAddrV4,
     /// The response sent for each request (whole).
     pub response: Vec<u8>,
+    /// Close each connection after its first response (`response`
+    /// says `Connection: close` or has no length).
+    pub close_after_response: bool,
     /// HTTPS: certificates and groups served (each connection a TLS
     /// server session first).
     pub tls: Option<Arc<TlsContext>>,
@@ -905,6 +908,9 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
                     Some(ep) => {
                         self.stats.connected += 1;
                         let mut srv = ServerSession::new(ep);
+                        if self.conf.close_after_response {
+                            srv = srv.close_after_response();
+                        }
                         if self.conf.tls.is_some() {
                             srv = srv.with_tls(TlsSession::new());
                         }

@@ -49,7 +49,9 @@
 pub mod http;
 pub mod lcore;
 
-pub use http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
+pub use http::{
+    build_response, BodyFraming, ClientEvent, ClientSession, PassiveOpen, ServerSession,
+};
 pub use lcore::{
     ClientConf, ClientTls, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf,
     SharedStats,

@@ -8,7 +8,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use qsplice_engine::{ArpConf, EngineConf, IfAddr, PortSetup, SharedCounters, Worker};
-use qsplice_loadgen::{ClientConf, ClientTls, LoadgenClient, LoadgenServer, ServerConf};
+use qsplice_loadgen::{
+    build_response, BodyFraming, ClientConf, ClientTls, LoadgenClient, LoadgenServer, ServerConf,
+};
 use qsplice_netdev::mem::{ManualClock, MemQueue, VecFrame};
 use qsplice_tcp::Config;
 use qsplice_tls::certgen::{KeyAlg, LabCa};
@@ -144,14 +146,34 @@ fn run_tls(
     tweak: impl FnOnce(&mut ClientConf),
     server_tls: Option<Arc<TlsContext>>,
 ) -> Outcome {
+    run_framed(
+        connections,
+        concurrency,
+        requests,
+        (loss, seed),
+        tweak,
+        server_tls,
+        BodyFraming::Length,
+    )
+}
+
+fn run_framed(
+    connections: u64,
+    concurrency: u32,
+    requests: u32,
+    (loss, seed): (f64, u64),
+    tweak: impl FnOnce(&mut ClientConf),
+    server_tls: Option<Arc<TlsContext>>,
+    framing: BodyFraming,
+) -> Outcome {
     let clock = ManualClock::default();
     clock.advance_ms(1000);
-    let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
-    response.extend((0..BODY).map(|i| b'a' + (i % 26) as u8));
+    let response = build_response(BODY, framing);
     let server = LoadgenServer::new(ServerConf {
         port: 0,
         listen: SocketAddrV4::new(SERVER_IP, 80),
         response,
+        close_after_response: framing == BodyFraming::Close,
         tls: server_tls,
         max_conns: 4096,
         tcp: tcp(),
@@ -433,4 +455,39 @@ fn https_clients_and_servers_hybrid_tls13_and_tls12_with_resumption() {
         o.client
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn chunked_and_close_delimited_responses_are_read_whole() {
+    // Chunked bodies (chunks of 700 bytes), 3 keep-alive requests each,
+    // under 1 % loss.
+    let o = run_framed(
+        60,
+        8,
+        3,
+        (0.01, 11),
+        |_| {},
+        None,
+        BodyFraming::Chunked(700),
+    );
+    assert!(o.finished, "{:?}", o.client);
+    let c = &o.client;
+    assert_eq!((c.completed, c.failed, c.responses), (60, 0, 180), "{c:?}");
+    assert_eq!(c.body_bytes, 180 * BODY as u64);
+    // Close-delimited: one request per connection, the server closes.
+    let o = run_framed(60, 8, 1, (0.0, 12), |_| {}, None, BodyFraming::Close);
+    assert!(o.finished, "{:?}", o.client);
+    let c = &o.client;
+    assert_eq!((c.completed, c.failed, c.responses), (60, 0, 60), "{c:?}");
+    assert_eq!(c.body_bytes, 60 * BODY as u64);
+    assert_eq!(o.server_conns, 0);
+    // Asking for two requests where the server closes after one: each
+    // connection fails as closed early, its one response counted.
+    let o = run_framed(10, 4, 2, (0.0, 13), |_| {}, None, BodyFraming::Close);
+    let c = &o.client;
+    assert_eq!(
+        (c.failed, c.closed_early, c.responses),
+        (10, 10, 10),
+        "{c:?}"
+    );
 }

@@ -13,6 +13,19 @@ pub enum LoadgenRole {
     Server,
 }
 
+/// How the loadgen server delimits its response bodies.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseMode {
+    /// `Content-Length`.
+    #[default]
+    Length,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// `Connection: close`, no length.
+    Close,
+}
+
 /// `[loadgen]`: HTTP/1.1 clients or a server on one port, over the
 /// appliance's own TCP.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -55,6 +68,12 @@ pub struct LoadgenConf {
     pub listen: Option<std::net::SocketAddrV4>,
     /// Server: response body bytes.
     pub response_bytes: u32,
+    /// Server: how the body is delimited: `length` (Content-Length),
+    /// `chunked`, `close` (Connection: close, the connection closes after
+    /// the response).
+    pub response_mode: ResponseMode,
+    /// Server: largest chunk of a `chunked` body, bytes.
+    pub chunk_bytes: u32,
     /// Server: connections held at most.
     pub max_conns: u32,
     /// Give up after this long, s (client: unfinished connections count
@@ -104,6 +123,8 @@ impl Default for LoadgenConf {
             sport_max: 60_999,
             listen: None,
             response_bytes: 100,
+            response_mode: ResponseMode::Length,
+            chunk_bytes: 4096,
             max_conns: 65_536,
             timeout_s: 60,
             tcp_buf: 64 * 1024,
