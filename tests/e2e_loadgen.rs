@@ -71,6 +71,36 @@ fn run_loadgen_with(
     (ok, v, logs)
 }
 
+/// curl fetches three URLs of the server on 10.10.1.1 from namespace
+/// `ns`: (success, the connections it opened for each).
+fn connects_for_three(topo: &Topology, ns: &str) -> (bool, Vec<String>) {
+    let o = topo.exec(
+        ns,
+        &[
+            "curl",
+            "-sf",
+            "-m",
+            "10",
+            "-w",
+            "%{num_connects} ",
+            "http://10.10.1.1/a",
+            "http://10.10.1.1/b",
+            "http://10.10.1.1/c",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    let w = String::from_utf8_lossy(&o.stdout);
+    (
+        o.status.success(),
+        w.split_whitespace().map(str::to_string).collect(),
+    )
+}
+
 fn loss(ns: &str, on: bool) {
     let script = if on {
         "add table inet qsloss\n\
@@ -291,33 +321,9 @@ timeout_s = 60
         app.logs()
     );
     // Three requests on one keep-alive connection, then 50 connections.
-    let o = topo.exec(
-        &ns,
-        &[
-            "curl",
-            "-sf",
-            "-m",
-            "10",
-            "-w",
-            "%{num_connects} ",
-            "http://10.10.1.1/a",
-            "http://10.10.1.1/b",
-            "http://10.10.1.1/c",
-            "-o",
-            "/dev/null",
-            "-o",
-            "/dev/null",
-            "-o",
-            "/dev/null",
-        ],
-    );
-    let w = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success(), "keep-alive curl: {w}\n{}", app.logs());
-    assert_eq!(
-        w.split_whitespace().collect::<Vec<_>>(),
-        ["1", "0", "0"],
-        "one connection for three requests"
-    );
+    let (ok, w) = connects_for_three(&topo, &ns);
+    assert!(ok, "keep-alive curl: {w:?}\n{}", app.logs());
+    assert_eq!(w, ["1", "0", "0"], "one connection for three requests");
     let r = http_loop(&ns, "http://10.10.1.1/", 50, 5, 60);
     assert_eq!(r.iter().filter(|(c, _)| c == "200").count(), 50, "{r:?}");
     let _ = app.stop(Duration::from_secs(10));
@@ -365,33 +371,9 @@ timeout_s = 60
             head.to_ascii_lowercase().contains(framing),
             "{mode}: {head}"
         );
-        let o = topo.exec(
-            &ns,
-            &[
-                "curl",
-                "-sf",
-                "-m",
-                "10",
-                "-w",
-                "%{num_connects} ",
-                "http://10.10.1.1/a",
-                "http://10.10.1.1/b",
-                "http://10.10.1.1/c",
-                "-o",
-                "/dev/null",
-                "-o",
-                "/dev/null",
-                "-o",
-                "/dev/null",
-            ],
-        );
-        let w = String::from_utf8_lossy(&o.stdout).to_string();
-        assert!(o.status.success(), "{mode} curl: {w}\n{}", app.logs());
-        assert_eq!(
-            w.split_whitespace().collect::<Vec<_>>(),
-            connects,
-            "{mode}: connections for three URLs"
-        );
+        let (ok, w) = connects_for_three(&topo, &ns);
+        assert!(ok, "{mode} curl: {w:?}\n{}", app.logs());
+        assert_eq!(w, connects, "{mode}: connections for three URLs");
         let _ = app.stop(Duration::from_secs(10));
     }
 }

@@ -287,15 +287,7 @@ impl ClientSession {
             return;
         };
         for _ in 0..4 {
-            // TCP → TLS.
-            loop {
-                let (a, _) = self.ep.recv_peek();
-                let n = t.s.receive(a);
-                if n == 0 {
-                    break;
-                }
-                self.ep.recv_consume(n);
-            }
+            tcp_to_tls(&mut self.ep, &mut t.s);
             // The next request, once the handshake is done.
             if t.s.phase() == Phase::Established
                 && !self.closing
@@ -395,12 +387,7 @@ impl ClientSession {
                 t.s.close();
                 continue;
             }
-            // TLS → TCP.
-            let out = t.s.outgoing();
-            if !out.is_empty() {
-                let n = self.ep.send(out);
-                t.s.consume_outgoing(n);
-            }
+            tls_to_tcp(&mut t.s, &mut self.ep);
             if self.closing
                 && t.s.outgoing().is_empty()
                 && (t.s.close_sent() || t.s.phase() == Phase::Failed)
@@ -680,14 +667,7 @@ impl ServerSession {
         };
         let mut done = false;
         for _ in 0..4 {
-            loop {
-                let (a, _) = self.ep.recv_peek();
-                let n = t.s.receive(a);
-                if n == 0 {
-                    break;
-                }
-                self.ep.recv_consume(n);
-            }
+            tcp_to_tls(&mut self.ep, &mut t.s);
             let p = {
                 let ServerTls { s, stats, .. } = &mut *t;
                 s.process(
@@ -717,11 +697,7 @@ impl ServerSession {
                 t.s.close();
                 continue;
             }
-            let out = t.s.outgoing();
-            if !out.is_empty() {
-                let n = self.ep.send(out);
-                t.s.consume_outgoing(n);
-            }
+            tls_to_tcp(&mut t.s, &mut self.ep);
             if t.close_queued
                 && !self.closing
                 && t.s.outgoing().is_empty()
@@ -787,6 +763,28 @@ impl ServerSession {
             self.closing = true;
             self.ep.close();
         }
+    }
+}
+
+/// Moves what TCP received into the TLS session, as far as it takes it.
+fn tcp_to_tls(ep: &mut Endpoint, tls: &mut TlsSession) {
+    loop {
+        let (a, _) = ep.recv_peek();
+        let n = tls.receive(a);
+        if n == 0 {
+            return;
+        }
+        ep.recv_consume(n);
+    }
+}
+
+/// Queues the TLS session's output on TCP, as far as the send buffer
+/// takes it.
+fn tls_to_tcp(tls: &mut TlsSession, ep: &mut Endpoint) {
+    let out = tls.outgoing();
+    if !out.is_empty() {
+        let n = ep.send(out);
+        tls.consume_outgoing(n);
     }
 }
 
