@@ -26,6 +26,16 @@ use std::time::Duration;
 
 use common::*;
 
+/// The tests of this file take turns: two DPDK af_packet processes
+/// started at the same moment can pick the same PACKET_FANOUT group id
+/// (DPDK 22.11 derives it from the pid and the ifindex, both consecutive
+/// here), and the second one's port probe fails.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn config(topo: &Topology, dir: &Path, name: &str, section: &str) -> PathBuf {
     let cfg = format!("{}\n{section}\n", demo_config(topo, ""));
     let p = dir.join(name);
@@ -126,6 +136,7 @@ fn loadgen_clients_against_nginx_and_curl_against_the_loadgen_server() {
     if !require_root() {
         return;
     }
+    let _turn = serial();
     let topo = Topology::up_with("qlg", 1, &[]);
     let scratch = Scratch::new("e2e-loadgen");
     let dir = scratch.0.clone();
@@ -383,6 +394,7 @@ fn loadgen_https_client_against_nginx_and_tls_clients_against_the_loadgen_server
     if !require_root() {
         return;
     }
+    let _turn = serial();
     let topo = Topology::up_with("qlt", 1, &[]);
     let scratch = Scratch::new("e2e-loadgen-tls");
     let dir = scratch.0.clone();

@@ -255,15 +255,7 @@ impl ClientSession {
         }
         // The server's FIN.
         if self.connected && !self.ep.may_recv() && !self.closing {
-            match self.reader.finish() {
-                Ok(Some(r)) => self.answer(r.status, r.body_len, now, ev),
-                Ok(None) => {}
-                Err(e) => ev(ClientEvent::BadResponse(e)),
-            }
-            if self.outstanding || self.left > 0 {
-                ev(ClientEvent::ClosedEarly);
-            }
-            self.closing = true;
+            self.server_closed(now, ev);
             self.ep.close();
         }
         self.check_ended(ev);
@@ -347,13 +339,7 @@ impl ClientSession {
                         Ok((n, _, done)) => {
                             used += n;
                             if let Some(r) = done {
-                                self.answer(r.status, r.body_len, now, ev);
-                                if r.close || self.left == 0 {
-                                    if self.left > 0 {
-                                        ev(ClientEvent::ClosedEarly);
-                                    }
-                                    self.closing = true;
-                                }
+                                self.closing = self.response_done(r, now, ev);
                             } else if n == 0 {
                                 break;
                             }
@@ -372,15 +358,7 @@ impl ClientSession {
             }
             // The server's close_notify or FIN.
             if (t.s.peer_closed() || !self.ep.may_recv()) && !self.closing {
-                match self.reader.finish() {
-                    Ok(Some(r)) => self.answer(r.status, r.body_len, now, ev),
-                    Ok(None) => {}
-                    Err(e) => ev(ClientEvent::BadResponse(e)),
-                }
-                if self.outstanding || self.left > 0 {
-                    ev(ClientEvent::ClosedEarly);
-                }
-                self.closing = true;
+                self.server_closed(now, ev);
             }
             if self.closing && !t.close_queued {
                 t.close_queued = true;
@@ -415,12 +393,7 @@ impl ClientSession {
                 Ok((n, _, done)) => {
                     self.ep.recv_consume(n);
                     if let Some(r) = done {
-                        self.answer(r.status, r.body_len, now, ev);
-                        if r.close || self.left == 0 {
-                            if self.left > 0 {
-                                // `Connection: close` before every request.
-                                ev(ClientEvent::ClosedEarly);
-                            }
+                        if self.response_done(r, now, ev) {
                             self.closing = true;
                             self.ep.close();
                         }
@@ -434,6 +407,37 @@ impl ClientSession {
                 }
             }
         }
+    }
+
+    /// A response was read whole: reports it; true when the connection is
+    /// to close now (the last request answered, or the server said
+    /// `Connection: close` — before the last request: closed early).
+    fn response_done(
+        &mut self,
+        r: qsplice_wire::http_response::Response,
+        now: Now,
+        ev: &mut impl FnMut(ClientEvent),
+    ) -> bool {
+        self.answer(r.status, r.body_len, now, ev);
+        if r.close && self.left > 0 {
+            ev(ClientEvent::ClosedEarly);
+        }
+        r.close || self.left == 0
+    }
+
+    /// The server ended its side (FIN, or TLS close_notify): a response
+    /// delimited by the close is complete; requests left unanswered make
+    /// the connection closed early. Marks the session closing.
+    fn server_closed(&mut self, now: Now, ev: &mut impl FnMut(ClientEvent)) {
+        match self.reader.finish() {
+            Ok(Some(r)) => self.answer(r.status, r.body_len, now, ev),
+            Ok(None) => {}
+            Err(e) => ev(ClientEvent::BadResponse(e)),
+        }
+        if self.outstanding || self.left > 0 {
+            ev(ClientEvent::ClosedEarly);
+        }
+        self.closing = true;
     }
 
     fn answer(&mut self, status: u16, body_len: u64, now: Now, ev: &mut impl FnMut(ClientEvent)) {
