@@ -1,8 +1,10 @@
 //! `qsplice loadgen`: HTTP/1.1 clients or a server on one port
-//! (`[loadgen]`), over the appliance's own TCP (`qsplice-loadgen`), on the
-//! single worker lcore; live lines while it runs, a final report (text and
-//! `--json`).
+//! (`[loadgen]`), over the appliance's own TCP (`qsplice-loadgen`), on
+//! every worker lcore (each its share of the connections, segments steered
+//! to the lcore owning them); live lines or a dashboard while it runs, a
+//! final report (text, `--json`, `--plot`).
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,11 +14,13 @@ use anyhow::{anyhow, Context, Result};
 use hdrhistogram::Histogram;
 use qsplice_balancer::runtime::group_of;
 use qsplice_config::{Config, LoadgenConf, LoadgenRole, ResponseMode};
+use qsplice_dpdk::Mbuf;
 use qsplice_dpdk::TscClock;
-use qsplice_engine::{SharedCounters, Worker};
+use qsplice_engine::{ControlLink, SharedCounters, Worker};
 use qsplice_loadgen::{build_response, BodyFraming, ClientTls};
 use qsplice_loadgen::{
-    ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats,
+    client_ports, ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf,
+    SharedStats, Steering,
 };
 use qsplice_tls::certs::CertSpec;
 use qsplice_tls::client::ServerName;
@@ -24,7 +28,7 @@ use qsplice_tls::client::{client_config, ClientSettings};
 use qsplice_tls::{TlsContext, TlsSettings};
 use serde::Serialize;
 
-use crate::runtime::{boot, engine_conf, install_signal_handler, port_setups};
+use crate::runtime::{boot, engine_conf, install_signal_handler, port_setups, relay_neighbours};
 
 /// Command-line overrides and outputs.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +41,8 @@ pub struct LoadgenOpts {
     pub json: Option<PathBuf>,
     /// Write a PNG time series of rates and latencies here.
     pub plot: Option<PathBuf>,
+    /// Plain lines even when stdout is a terminal.
+    pub plain: bool,
 }
 
 /// A latency distribution, µs.
@@ -167,6 +173,13 @@ pub struct LoadgenReport {
     pub segs_dropped: u64,
     /// Segments not sent (no mbuf, next hop unresolved).
     pub segs_unsent: u64,
+    /// Worker lcores it ran on.
+    pub lcores: usize,
+    /// Several lcores: segments handed to the lcore owning their
+    /// connection, and those dropped instead (its inbox full).
+    pub steered: u64,
+    /// See `steered`.
+    pub steer_full: u64,
     /// One point per live interval (`engine.stats_interval_ms`).
     pub series: Vec<Sample>,
 }
@@ -178,6 +191,7 @@ fn report(
     elapsed: f64,
     timed_out: bool,
     series: Vec<Sample>,
+    lcores: usize,
 ) -> LoadgenReport {
     let per = |n: u64| {
         if elapsed > 0.0 {
@@ -237,6 +251,9 @@ fn report(
             .unwrap_or_default(),
         segs_dropped: s.segs_dropped,
         segs_unsent: s.segs_unsent,
+        lcores,
+        steered: s.steered,
+        steer_full: s.steer_full,
         series,
     }
 }
@@ -309,6 +326,12 @@ pub fn render(r: &LoadgenReport) -> String {
         "  segments dropped {} unsent {}",
         r.segs_dropped, r.segs_unsent
     );
+    if r.lcores > 1 {
+        s += &format!(
+            "\n  lcores {}: segments steered to their owner {}, dropped (inbox full) {}",
+            r.lcores, r.steered, r.steer_full
+        );
+    }
     s
 }
 
@@ -425,118 +448,168 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         return Err(anyhow!("loadgen.port {}: no IPv4 address", g.port));
     }
     let mut b = boot(cfg)?;
-    let lcore = cfg.eal.worker_lcores[0];
-    let ports: Vec<_> = std::mem::take(&mut b.queues[0])
-        .into_iter()
-        .zip(port_setups(cfg))
-        .collect();
-    let econf = engine_conf(cfg, true);
+    let workers = cfg.eal.worker_lcores.clone();
+    let n = workers.len();
+    let setups = port_setups(cfg);
     let clock = TscClock::new(b.eal);
     let hz = qsplice_netdev::Clock::hz(&clock);
-    let shared = Arc::new(SharedStats::default());
+    let shared: Vec<Arc<SharedStats>> = (0..n).map(|_| Arc::new(SharedStats::default())).collect();
+    let steering = Arc::new(Steering::<Mbuf>::new(n, STEER_INBOX));
     let stop = install_signal_handler();
     let worker_stop = Arc::new(AtomicBool::new(false));
-    let (sh, ws) = (shared.clone(), worker_stop.clone());
     let role = g.role;
     let timeout = opts.duration.unwrap_or(Duration::from_secs(g.timeout_s));
+    let mut links = Vec::with_capacity(n);
+    // Client: every lcore gets its share of the connections, of the
+    // concurrency and of the rate, its own source ports and its own TLS
+    // session cache; the request is the same.
+    let request = g.target.map(|target| {
+        let host = if g.host.is_empty() {
+            target.ip().to_string()
+        } else {
+            g.host.clone()
+        };
+        format!(
+            "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: qsplice-loadgen\r\n\r\n",
+            g.method, g.path
+        )
+        .into_bytes()
+    });
+    let conns = opts.connections.unwrap_or(g.connections);
+    // Server: one response and one TLS context (ticket keys) for all.
+    let framing = match g.response_mode {
+        ResponseMode::Length => BodyFraming::Length,
+        ResponseMode::Chunked => BodyFraming::Chunked(g.chunk_bytes as usize),
+        ResponseMode::Close => BodyFraming::Close,
+    };
+    let server_ctx = match (role, g.tls) {
+        (LoadgenRole::Server, true) => Some(server_tls(g)?),
+        _ => None,
+    };
     match role {
         LoadgenRole::Client => {
-            let target = g.target.ok_or_else(|| anyhow!("loadgen.target"))?;
-            let host = if g.host.is_empty() {
-                target.ip().to_string()
-            } else {
-                g.host.clone()
-            };
-            let request = format!(
-                "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: qsplice-loadgen\r\n\r\n",
-                g.method, g.path
-            )
-            .into_bytes();
-            let conns = opts.connections.unwrap_or(g.connections);
-            let cc = ClientConf {
-                port: pi,
-                locals,
-                sport_min: g.sport_min,
-                sport_max: g.sport_max,
-                target,
-                connections: conns,
-                concurrency: g.concurrency,
-                rate: g.rate,
-                requests: g.requests,
-                think_us: g.think_ms.saturating_mul(1000),
-                request,
-                head: g.method == "HEAD",
-                tls: if g.tls {
-                    Some(client_tls(g, target)?)
-                } else {
-                    None
-                },
-                tcp: tcp_config(g),
-                hz,
-            };
-            tracing::info!(%target, connections = conns, concurrency = g.concurrency, requests = g.requests, "loadgen client starting");
-            b.eal
-                .launch(lcore, move || {
-                    let svc = LoadgenClient::new(cc).with_shared(sh);
-                    let mut w = Worker::with_service(
-                        econf,
-                        ports,
-                        clock,
-                        Arc::new(SharedCounters::default()),
-                        None,
-                        svc,
-                    );
-                    w.run(&ws);
-                    0
-                })
-                .with_context(|| format!("launch the load generator on lcore {lcore}"))?;
+            tracing::info!(target = ?g.target, connections = conns, concurrency = g.concurrency, requests = g.requests, lcores = n, "loadgen client starting")
         }
         LoadgenRole::Server => {
-            let listen = g.listen.ok_or_else(|| anyhow!("loadgen.listen"))?;
-            let framing = match g.response_mode {
-                ResponseMode::Length => BodyFraming::Length,
-                ResponseMode::Chunked => BodyFraming::Chunked(g.chunk_bytes as usize),
-                ResponseMode::Close => BodyFraming::Close,
-            };
-            let response = build_response(g.response_bytes as usize, framing);
-            let sc = ServerConf {
-                port: pi,
-                listen,
-                response,
-                close_after_response: framing == BodyFraming::Close,
-                max_conns: g.max_conns as usize,
-                tls: if g.tls { Some(server_tls(g)?) } else { None },
-                tcp: tcp_config(g),
-                hz,
-            };
-            tracing::info!(%listen, "loadgen server starting");
-            b.eal
-                .launch(lcore, move || {
-                    let svc = LoadgenServer::new(sc).with_shared(sh);
+            tracing::info!(listen = ?g.listen, lcores = n, "loadgen server starting")
+        }
+    }
+    for (k, &lcore) in workers.iter().enumerate() {
+        let ports: Vec<_> = std::mem::take(&mut b.queues[k])
+            .into_iter()
+            .zip(setups.iter().cloned())
+            .collect();
+        let econf = engine_conf(cfg, k == 0);
+        let link = ControlLink::new(1024);
+        links.push(link.clone());
+        let (sh, ws, st) = (shared[k].clone(), worker_stop.clone(), steering.clone());
+        let clock = TscClock::new(b.eal);
+        let launched = match role {
+            LoadgenRole::Client => {
+                let target = g.target.ok_or_else(|| anyhow!("loadgen.target"))?;
+                let (sport_min, sport_max) = client_ports(g.sport_min, g.sport_max, n, k);
+                let cc = ClientConf {
+                    port: pi,
+                    locals: locals.clone(),
+                    sport_min,
+                    sport_max,
+                    target,
+                    connections: share(conns, n, k),
+                    concurrency: share(u64::from(g.concurrency), n, k) as u32,
+                    rate: share(g.rate, n, k),
+                    requests: g.requests,
+                    think_us: g.think_ms.saturating_mul(1000),
+                    request: request.clone().unwrap_or_default(),
+                    head: g.method == "HEAD",
+                    tls: if g.tls {
+                        Some(client_tls(g, target)?)
+                    } else {
+                        None
+                    },
+                    tcp: tcp_config(g),
+                    hz,
+                };
+                let (lo, hi) = (g.sport_min, g.sport_max);
+                b.eal.launch(lcore, move || {
+                    let mut svc = LoadgenClient::new(cc).with_shared(sh);
+                    if n > 1 {
+                        svc = svc.with_steering(k, st, lo, hi);
+                    }
                     let mut w = Worker::with_service(
                         econf,
                         ports,
                         clock,
                         Arc::new(SharedCounters::default()),
-                        None,
+                        Some(link),
                         svc,
                     );
                     w.run(&ws);
                     0
                 })
-                .with_context(|| format!("launch the load generator on lcore {lcore}"))?;
-        }
+            }
+            LoadgenRole::Server => {
+                let listen = g.listen.ok_or_else(|| anyhow!("loadgen.listen"))?;
+                let sc = ServerConf {
+                    port: pi,
+                    listen,
+                    response: build_response(g.response_bytes as usize, framing),
+                    close_after_response: framing == BodyFraming::Close,
+                    max_conns: share(u64::from(g.max_conns), n, k).max(1) as usize,
+                    tls: server_ctx.clone(),
+                    tcp: tcp_config(g),
+                    hz,
+                };
+                b.eal.launch(lcore, move || {
+                    let mut svc = LoadgenServer::new(sc).with_shared(sh);
+                    if n > 1 {
+                        svc = svc.with_steering(k, st);
+                    }
+                    let mut w = Worker::with_service(
+                        econf,
+                        ports,
+                        clock,
+                        Arc::new(SharedCounters::default()),
+                        Some(link),
+                        svc,
+                    );
+                    w.run(&ws);
+                    0
+                })
+            }
+        };
+        launched.with_context(|| format!("launch the load generator on lcore {lcore}"))?;
     }
+    let totals = || {
+        let mut s = LoadgenStats::default();
+        let mut lat: Option<Latencies> = None;
+        for sh in &shared {
+            s.add(&sh.snapshot());
+            if let Some(l) = sh.latencies() {
+                match lat.as_mut() {
+                    Some(a) => a.merge(&l),
+                    None => lat = Some(l),
+                }
+            }
+        }
+        (s, lat)
+    };
     let started = Instant::now();
     let interval = Duration::from_millis(cfg.engine.stats_interval_ms.max(100));
     let mut next = started + interval;
     let mut timed_out = false;
     let mut series = Vec::new();
     let mut last = (0.0f64, LoadgenStats::default(), None::<Latencies>);
+    let mut dash = Dashboard {
+        tty: !opts.plain && std::io::stdout().is_terminal(),
+        client: role == LoadgenRole::Client,
+        total: conns,
+        drawn: false,
+    };
     loop {
-        if shared.is_finished() || stop.load(Ordering::SeqCst) {
+        if shared.iter().all(|s| s.is_finished()) || stop.load(Ordering::SeqCst) {
             break;
         }
+        relay_neighbours(&links);
         if started.elapsed() >= timeout {
             timed_out = true;
             break;
@@ -544,34 +617,26 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         if Instant::now() >= next {
             next += interval;
             let t = started.elapsed().as_secs_f64();
-            let s = shared.snapshot();
-            let lat = shared.latencies();
+            let (s, lat) = totals();
             let sample = interval_sample(t, &s, lat.as_ref(), &last);
             if cfg.engine.stats_interval_ms > 0 {
-                println!(
-                    "loadgen {t:.1}s opened {} completed {} failed {} | {:.0} conn/s {:.0} req/s | response p50 {} us p99 {} us",
-                    s.opened,
-                    s.completed,
-                    s.failed,
-                    sample.connections_per_s,
-                    sample.requests_per_s,
-                    sample.response_p50_us,
-                    sample.response_p99_us
-                );
+                dash.draw(t, &s, &sample);
             }
             series.push(sample);
             last = (t, s, lat);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    dash.end();
     let elapsed = started.elapsed().as_secs_f64();
     worker_stop.store(true, Ordering::SeqCst);
-    b.eal.wait(lcore);
+    for &lcore in &workers {
+        b.eal.wait(lcore);
+    }
     for p in &mut b.ports {
         p.stop();
     }
-    let s = shared.snapshot();
-    let lat = shared.latencies();
+    let (s, lat) = totals();
     if elapsed > last.0 + 0.05 {
         series.push(interval_sample(elapsed, &s, lat.as_ref(), &last));
     }
@@ -582,6 +647,7 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         elapsed,
         timed_out && role == LoadgenRole::Client,
         series,
+        n,
     );
     if let Some(p) = &opts.json {
         crate::outfile::write_json(p, &r)?;
@@ -590,6 +656,97 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         plot(p, &r)?;
     }
     Ok(r)
+}
+
+/// The live view: on a terminal a block redrawn in place (progress bar,
+/// rates, latency of the last interval, failures by kind), else one line
+/// per interval.
+struct Dashboard {
+    tty: bool,
+    client: bool,
+    total: u64,
+    drawn: bool,
+}
+
+/// Lines of the terminal block.
+const DASH_LINES: usize = 4;
+
+impl Dashboard {
+    fn draw(&mut self, t: f64, s: &LoadgenStats, x: &Sample) {
+        if !self.tty {
+            println!(
+                "loadgen {t:.1}s opened {} completed {} failed {} | {:.0} conn/s {:.0} req/s | response p50 {} us p99 {} us",
+                s.opened, s.completed, s.failed, x.connections_per_s, x.requests_per_s,
+                x.response_p50_us, x.response_p99_us
+            );
+            return;
+        }
+        let ended = s.completed + s.failed;
+        let head = if self.client {
+            let frac = if self.total == 0 {
+                1.0
+            } else {
+                (ended as f64 / self.total as f64).min(1.0)
+            };
+            let width = 30;
+            let fill = ((frac * width as f64) as usize).min(width);
+            format!(
+                "[{}{}] {:>5.1}% {ended}/{} connections  {t:>6.1}s",
+                "#".repeat(fill),
+                "-".repeat(width - fill),
+                frac * 100.0,
+                self.total
+            )
+        } else {
+            format!("server  {t:>6.1}s  {} connections ended", ended)
+        };
+        let open = s.opened.saturating_sub(ended);
+        let lines = [
+            head,
+            format!(
+                "now {:>9.0} conn/s {:>9.0} req/s   open {open}   responses {} (2xx {})   behind {}",
+                x.connections_per_s, x.requests_per_s, s.responses, s.status_2xx, s.behind
+            ),
+            format!(
+                "response p50 {} us p99 {} us (last interval)   TLS handshakes {} resumed {} PQ {}",
+                x.response_p50_us, x.response_p99_us, s.tls_handshakes, s.tls_resumed, s.tls_pq
+            ),
+            format!(
+                "failed {}: refused {} timed out {} reset {} closed early {} bad {} TLS {}   steered {} dropped {}",
+                s.failed, s.refused, s.timed_out, s.reset, s.closed_early, s.bad_responses,
+                s.tls_failed, s.steered, s.segs_dropped + s.steer_full
+            ),
+        ];
+        let mut out = String::new();
+        if self.drawn {
+            // Back to the block's first line.
+            out.push_str(&format!("\x1b[{DASH_LINES}A"));
+        }
+        for l in &lines {
+            out.push_str("\x1b[2K\r");
+            out.push_str(l);
+            out.push('\n');
+        }
+        print!("{out}");
+        let _ = std::io::stdout().flush();
+        self.drawn = true;
+    }
+
+    fn end(&self) {
+        if self.tty && self.drawn {
+            println!();
+        }
+    }
+}
+
+/// Frames each lcore's steering inbox holds.
+const STEER_INBOX: usize = 4096;
+
+/// Lcore `k`'s share of `x` split among `n` (the first `x % n` get one
+/// more).
+fn share(x: u64, n: usize, k: usize) -> u64 {
+    let n = n.max(1) as u64;
+    x / n + u64::from((k as u64) < x % n)
 }
 
 /// The point of the time series at `t` s: rates since the last point

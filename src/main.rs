@@ -170,7 +170,7 @@ enum Cmd {
     },
     /// Stateful load generator on `[loadgen]`: HTTP/1.1 clients toward a
     /// server (or a server for clients) over the appliance's own TCP;
-    /// live lines, final report. Exits non-zero when a client run has
+    /// live dashboard (lines when not a terminal), final report. Exits non-zero when a client run has
     /// failed connections or bad responses.
     Loadgen {
         /// Config file (TOML) with a `[loadgen]` section.
@@ -188,6 +188,9 @@ enum Cmd {
         /// Write a PNG time series of rates and latencies to this file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Plain progress lines even when stdout is a terminal.
+        #[arg(long)]
+        plain: bool,
     },
     /// Benchmark the engine's forwarding loop (use net_null ports).
     FwdBench {
@@ -391,6 +394,7 @@ fn real_main(cli: Cli) -> Result<()> {
             duration,
             json,
             plot,
+            plain,
         } => {
             let cfg = load(&config)?;
             if cfg.loadgen.is_none() {
@@ -405,6 +409,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 duration: duration.map(Duration::from_secs_f64),
                 json,
                 plot,
+                plain,
             };
             let r = qsplice::loadgen::loadgen(&cfg, &opts)?;
             println!("{}", qsplice::loadgen::render(&r));

@@ -282,6 +282,39 @@ pub(crate) fn install_signal_handler() -> Arc<AtomicBool> {
     stop
 }
 
+/// Passes what one worker learned about a neighbour to the others (each
+/// keeps its own table); `learned` sees each entry once.
+pub(crate) fn relay_neighbours_with(
+    links: &[ControlLink],
+    mut learned: impl FnMut(u8, std::net::IpAddr, qsplice_wire::MacAddr),
+) {
+    for (i, l) in links.iter().enumerate() {
+        while let Some(ev) = l.events.pop() {
+            match ev {
+                CoreEvent::NeighLearned { port, ip, mac } => {
+                    learned(port, ip, mac);
+                    for (j, other) in links.iter().enumerate() {
+                        if j != i && other.cmds.push(CoreCmd::Neigh { port, ip, mac }).is_err() {
+                            tracing::warn!(
+                                worker = j,
+                                "command queue full; neighbour update dropped"
+                            );
+                        }
+                    }
+                }
+                CoreEvent::NeighFailed { count } => {
+                    tracing::warn!(count, "neighbour resolution failed")
+                }
+            }
+        }
+    }
+}
+
+/// [`relay_neighbours_with`] for modes that do not report neighbours.
+pub(crate) fn relay_neighbours(links: &[ControlLink]) {
+    relay_neighbours_with(links, |_, _, _| {});
+}
+
 /// `qsplice run`: the appliance's L2/L3 presence (ARP, neighbour
 /// resolution, ICMP echo) on every configured port, until stopped.
 pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
@@ -451,41 +484,23 @@ pub fn run(cfg: &Config, opts: &RunOpts) -> Result<Report> {
             _ => {}
         }
         // Relay what one worker learned to the others (share-nothing tables).
-        for (i, l) in links.iter().enumerate() {
-            while let Some(ev) = l.events.pop() {
-                match ev {
-                    CoreEvent::NeighLearned { port, ip, mac } => {
-                        let name = cfg
-                            .ports
-                            .get(port as usize)
-                            .map(|p| p.name.clone())
-                            .unwrap_or_default();
-                        let entry = NeighborReport {
-                            port: name.clone(),
-                            ip: ip.to_string(),
-                            mac: mac.to_string(),
-                        };
-                        if !neighbors.contains(&entry) {
-                            neighbors.retain(|n| !(n.port == name && n.ip == entry.ip));
-                            neighbors.insert(entry);
-                            tracing::info!(port = %name, %ip, %mac, "neighbour learned");
-                        }
-                        for (j, other) in links.iter().enumerate() {
-                            if j != i && other.cmds.push(CoreCmd::Neigh { port, ip, mac }).is_err()
-                            {
-                                tracing::warn!(
-                                    worker = j,
-                                    "command queue full; neighbour update dropped"
-                                );
-                            }
-                        }
-                    }
-                    CoreEvent::NeighFailed { count } => {
-                        tracing::warn!(count, "neighbour resolution failed")
-                    }
-                }
+        relay_neighbours_with(&links, |port, ip, mac| {
+            let name = cfg
+                .ports
+                .get(port as usize)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            let entry = NeighborReport {
+                port: name.clone(),
+                ip: ip.to_string(),
+                mac: mac.to_string(),
+            };
+            if !neighbors.contains(&entry) {
+                neighbors.retain(|n| !(n.port == name && n.ip == entry.ip));
+                neighbors.insert(entry);
+                tracing::info!(port = %name, %ip, %mac, "neighbour learned");
             }
-        }
+        });
         if reload.swap(false, Ordering::SeqCst) {
             let _ = reload_config(cfg, opts, lb.as_mut(), "SIGHUP");
         }

@@ -13,6 +13,9 @@
 //!    curl connections from the client namespace get the configured body,
 //!    byte exact; then chunked and close-delimited bodies (curl decodes
 //!    them; keep-alive with chunked, one connection per URL with close).
+//!    Client and server also run on two worker lcores (two queue pairs):
+//!    segments the kernel's fanout hands to the other lcore are steered
+//!    to their owner.
 //! 3. HTTPS: loadgen clients to nginx :443 (CA verified; TLS 1.3 with half
 //!    the connections resuming; TLS 1.2 resuming by session; an untrusted
 //!    CA fails every handshake); the loadgen TLS server answers curl and
@@ -299,6 +302,33 @@ timeout_s = 60
         "SYNs per source address {syns:?} (300 each, retransmissions aside)\n{text}"
     );
 
+    // 1c. Two worker lcores (two af_packet queue pairs): each opens its
+    //     share from its own source ports; the kernel's fanout hash
+    //     hands many replies to the other lcore, which steers them to
+    //     their owner.
+    let two = format!(
+        "{}\n{}\n",
+        two_lcore_config(&topo),
+        section.replace("requests = 5", "requests = 3")
+    );
+    let cfg = dir.join("client-two.toml");
+    std::fs::write(&cfg, two).unwrap();
+    let (ok, v, logs) = run_loadgen(&dir, &cfg, &dir.join("client-two.json"), 90);
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    assert!(ok, "two-lcore client run\n{v}\n{logs}");
+    assert_eq!(
+        (g("lcores"), g("completed"), g("failed"), g("responses")),
+        (2, 400, 0, 1200),
+        "{v}"
+    );
+    assert_eq!(g("body_bytes"), 1200 * body, "{v}");
+    assert!(g("steered") > 0 && g("steer_full") == 0, "{v}");
+    assert_eq!(
+        v["latency_us"]["connect"]["count"].as_u64(),
+        Some(400),
+        "{v}"
+    );
+
     // 2. The loadgen server on the client port; curl from the client
     //    namespace.
     let section = r#"[loadgen]
@@ -349,6 +379,39 @@ timeout_s = 60
         "connections closed cleanly: {v}\n{}",
         app.logs()
     );
+
+    // 2a. The server on two worker lcores: 100 curl connections (their
+    //     source ports hash to either lcore, the kernel hands them to
+    //     either queue) all get the body.
+    let two = format!("{}\n{section}\n", two_lcore_config(&topo));
+    let cfg = dir.join("server-two.toml");
+    std::fs::write(&cfg, two).unwrap();
+    let json = dir.join("server-two.json");
+    let mut app = Appliance::spawn(
+        &dir,
+        &[
+            "loadgen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let served = wait_for(Duration::from_secs(10), || {
+        let o = topo.exec(&ns, &["curl", "-sf", "-m", "3", "http://10.10.1.1/"]);
+        (o.status.success() && o.stdout == want).then_some(())
+    });
+    assert!(served.is_some(), "two-lcore server\n{}", app.logs());
+    let r = http_loop(&ns, "http://10.10.1.1/", 100, 5, 60);
+    assert_eq!(r.iter().filter(|(c, _)| c == "200").count(), 100, "{r:?}");
+    let _ = app.stop(Duration::from_secs(10));
+    let v = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .unwrap_or_default();
+    let g = |k: &str| v[k].as_u64().unwrap_or(0);
+    assert!(g("responses") >= 101 && g("completed") >= 101, "{v}");
+    assert!(g("steered") > 0 && g("steer_full") == 0, "{v}");
 
     // 2b. Chunked and close-delimited bodies: curl decodes them byte
     //     exact; a chunked server keeps the connection, a close one does

@@ -1321,13 +1321,8 @@ impl Config {
         let Some(g) = &self.loadgen else {
             return Ok(());
         };
-        if self.eal.worker_lcores.len() != 1 {
-            return err(
-                "eal.worker_lcores",
-                format!("{:?}", self.eal.worker_lcores),
-                "qsplice loadgen runs on exactly one worker lcore (for now)",
-            );
-        }
+        // Each worker lcore runs its share of the connections.
+        let n = self.eal.worker_lcores.len().max(1) as u64;
         let Some(port) = self.ports.iter().find(|p| p.name == g.port) else {
             return err("loadgen.port", &g.port, "no [[ports]] entry has this name");
         };
@@ -1392,13 +1387,38 @@ impl Config {
                         format!("must not be below sport_min ({})", g.sport_min),
                     );
                 }
-                let slots = u64::from(g.sources) * u64::from(g.sport_max - g.sport_min + 1);
-                if u64::from(g.concurrency) > slots {
+                let ports = u64::from(g.sport_max - g.sport_min) + 1;
+                if ports < n {
+                    return err(
+                        "loadgen.sport_max",
+                        g.sport_max,
+                        format!("sport_min..=sport_max holds {ports} port(s), fewer than the {n} worker lcores that split it"),
+                    );
+                }
+                if u64::from(g.concurrency) < n {
+                    return err(
+                        "loadgen.concurrency",
+                        g.concurrency,
+                        format!("below the {n} worker lcores (each runs its share)"),
+                    );
+                }
+                if g.rate > 0 && g.rate < n {
+                    return err(
+                        "loadgen.rate",
+                        g.rate,
+                        format!("below the {n} worker lcores (each paces its share; 0 = unpaced)"),
+                    );
+                }
+                // The smallest lcore share of the ports against the
+                // largest share of the concurrency.
+                let slots = u64::from(g.sources) * (ports / n);
+                if u64::from(g.concurrency).div_ceil(n) > slots {
                     return err(
                         "loadgen.concurrency",
                         g.concurrency,
                         format!(
-                            "above sources × (sport_max − sport_min + 1) = {slots}: every open connection needs its own source address and port"
+                            "above sources × (sport_max − sport_min + 1) = {} ({slots} per worker lcore): every open connection needs its own source address and port",
+                            u64::from(g.sources) * ports
                         ),
                     );
                 }
@@ -1438,7 +1458,7 @@ impl Config {
                     0,
                     64 * 1024 * 1024,
                 )?;
-                in_range("loadgen.max_conns", g.max_conns, 1, 1_000_000)?;
+                in_range("loadgen.max_conns", u64::from(g.max_conns), n, 1_000_000)?;
                 in_range("loadgen.chunk_bytes", g.chunk_bytes, 1, 16 * 1024 * 1024)?;
                 if g.tls && (g.tls_cert.is_empty() || g.tls_key.is_empty()) {
                     return err(

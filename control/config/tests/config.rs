@@ -1735,3 +1735,47 @@ fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
     ));
     assert_eq!(e.key, "loadgen.listen", "{e}");
 }
+
+#[test]
+fn loadgen_on_several_worker_lcores_splits_ports_concurrency_and_rate() {
+    let four = BASE.replace("worker_lcores = [1]", "worker_lcores = [1, 2, 3, 4]");
+    let four = four.replace("iface=veth0", "iface=veth0,qpairs=4") + "\n[mempool]\nmbufs = 32768\n";
+    let ok = parse(&format!("{four}{LOADGEN}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.eal.worker_lcores.len(), 4);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "concurrency = 3",
+            "loadgen.concurrency",
+            "below the 4 worker lcores",
+        ),
+        ("rate = 3", "loadgen.rate", "below the 4 worker lcores"),
+        (
+            "sport_min = 40000\nsport_max = 40002",
+            "loadgen.sport_max",
+            "holds 3 port(s), fewer than the 4",
+        ),
+        // 10 ports: 2 per lcore (the last 4), 9 connections: 3 on some.
+        (
+            "sport_min = 40000\nsport_max = 40009\nconcurrency = 9",
+            "loadgen.concurrency",
+            "(2 per worker lcore)",
+        ),
+    ];
+    for (add, key, why) in cases {
+        let text = format!(
+            "{four}{}",
+            LOADGEN.replace("role = \"client\"", &format!("role = \"client\"\n{add}"))
+        );
+        let e = reject(&text);
+        assert_eq!(e.key, *key, "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
+    let fits = LOADGEN.replace(
+        "role = \"client\"",
+        "role = \"client\"\nsport_min = 40000\nsport_max = 40009\nconcurrency = 8\nrate = 4",
+    );
+    parse(&format!("{four}{fits}")).unwrap_or_else(|e| panic!("{e}"));
+    let server = "[loadgen]\nrole = \"server\"\nport = \"client\"\nlisten = \"10.10.1.1:80\"\nmax_conns = 3\n";
+    let e = reject(&format!("{four}{server}"));
+    assert_eq!(e.key, "loadgen.max_conns", "{e}");
+}

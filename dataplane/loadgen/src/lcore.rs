@@ -22,12 +22,22 @@
 //!
 //! Allocation happens when a session opens (its endpoint's buffers), never
 //! per segment; latencies go to preallocated HDR histograms.
+//!
+//! **Several lcores** ([`Steering`]): each lcore of a role owns part of
+//! the connections, and a segment that a port's receive distribution
+//! (af_packet's fanout hash and rollover, RSS, a single AF_XDP queue)
+//! hands to another lcore is passed to its owner through a bounded
+//! lock-free inbox, as the balancer does. A client lcore owns a
+//! contiguous share of the source ports (the owner is read from the
+//! destination port); a server lcore owns the client address and port
+//! pairs that hash to it. Nothing is shared but the inboxes.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crossbeam::queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use qsplice_tls::{Failure, Group, TlsContext, TlsSession};
 use qsplice_wire::tls::HelloAssembler;
@@ -62,6 +72,11 @@ macro_rules! loadgen_stats {
             fn from_array(a: [u64; N_STATS]) -> LoadgenStats {
                 let mut it = a.into_iter();
                 LoadgenStats { $( $name: it.next().unwrap_or(0), )* }
+            }
+
+            /// Adds `o`'s counters to these (several lcores' sum).
+            pub fn add(&mut self, o: &LoadgenStats) {
+                $( self.$name += o.$name; )*
             }
         }
     };
@@ -125,6 +140,11 @@ loadgen_stats! {
     segs_dropped,
     /// Segments not sent: no mbuf, or the next hop not resolved yet.
     segs_unsent,
+    /// Several lcores: segments handed to the lcore owning their
+    /// connection.
+    steered,
+    /// … dropped instead, the owner's inbox being full (TCP retransmits).
+    steer_full,
 }
 
 /// Latency distributions of a client lcore, µs (HDR histograms, 3
@@ -154,6 +174,19 @@ impl Default for Latencies {
 }
 
 impl Latencies {
+    /// Adds `o`'s observations to these (several lcores' distributions).
+    pub fn merge(&mut self, o: &Latencies) {
+        for (a, b) in [
+            (&mut self.connect, &o.connect),
+            (&mut self.first_byte, &o.first_byte),
+            (&mut self.response, &o.response),
+            (&mut self.tls_handshake, &o.tls_handshake),
+        ] {
+            // Same bounds: adding never resizes, never fails.
+            let _ = a.add(b);
+        }
+    }
+
     fn copy_from(&mut self, o: &Latencies) {
         for (a, b) in [
             (&mut self.connect, &o.connect),
@@ -313,6 +346,129 @@ fn now_of(now: u64, hz: u64) -> Now {
     }
 }
 
+/// Frames handed between the lcores of one role (see the module docs):
+/// one bounded inbox per lcore, of (frame, IPv4 header offset).
+pub struct Steering<F> {
+    inboxes: Vec<ArrayQueue<(F, u16)>>,
+}
+
+impl<F> std::fmt::Debug for Steering<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steering")
+            .field("lcores", &self.inboxes.len())
+            .finish()
+    }
+}
+
+impl<F> Steering<F> {
+    /// Inboxes for `lcores` lcores, `cap` frames each.
+    pub fn new(lcores: usize, cap: usize) -> Steering<F> {
+        Steering {
+            inboxes: (0..lcores.max(1))
+                .map(|_| ArrayQueue::new(cap.max(1)))
+                .collect(),
+        }
+    }
+
+    /// Number of lcores.
+    pub fn lcores(&self) -> usize {
+        self.inboxes.len()
+    }
+}
+
+/// Frames taken from the inbox per poll at most.
+const INBOX_BURST: usize = 64;
+
+/// One lcore's end of a [`Steering`].
+struct Steer<F> {
+    me: usize,
+    all: Arc<Steering<F>>,
+}
+
+impl<F> std::fmt::Debug for Steer<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steer")
+            .field("me", &self.me)
+            .field("all", &self.all)
+            .finish()
+    }
+}
+
+impl<F> Steer<F> {
+    /// Hands `f` to lcore `to` unless that is this one (then `f` comes
+    /// back).
+    fn hand(&self, to: usize, f: F, l3: usize, st: &mut LoadgenStats) -> Option<F> {
+        if to == self.me {
+            return Some(f);
+        }
+        match self.all.inboxes.get(to).map(|q| q.push((f, l3 as u16))) {
+            Some(Ok(())) => st.steered += 1,
+            // Full: dropped here (the frame goes back to its pool).
+            Some(Err(_)) => st.steer_full += 1,
+            None => st.segs_dropped += 1,
+        }
+        None
+    }
+
+    /// This lcore's inbox, if anything waits in it. (`is_empty` first:
+    /// `pop` on an empty queue costs a full fence.)
+    fn inbox(&self) -> Option<&ArrayQueue<(F, u16)>> {
+        self.all.inboxes.get(self.me).filter(|q| !q.is_empty())
+    }
+}
+
+/// The source address and the TCP ports of an IPv4 frame (header at
+/// `l3`), read without checks beyond bounds: enough to pick the lcore
+/// that owns it (which checks it whole).
+fn tcp_ports(f: &[u8], l3: usize) -> Option<(Ipv4Addr, u16, u16)> {
+    if *f.get(l3 + 9)? != ip_proto::TCP {
+        return None;
+    }
+    let src: [u8; 4] = f.get(l3 + 12..l3 + 16)?.try_into().ok()?;
+    let l4 = l3 + usize::from(f.get(l3)? & 0x0f) * 4;
+    let p = f.get(l4..l4 + 4)?;
+    Some((
+        Ipv4Addr::from(src),
+        u16::from_be_bytes([p[0], p[1]]),
+        u16::from_be_bytes([p[2], p[3]]),
+    ))
+}
+
+/// The server lcore (of `n`) that owns client `addr:port`.
+pub fn server_owner(addr: Ipv4Addr, port: u16, n: usize) -> usize {
+    let k =
+        (u64::from(u32::from(addr)) << 16 | u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (((k >> 32) * n as u64) >> 32) as usize
+}
+
+/// How `qsplice loadgen` splits a client's source ports among `n`
+/// lcores: lcore `k`'s range (the last takes the remainder).
+pub fn client_ports(sport_min: u16, sport_max: u16, n: usize, k: usize) -> (u16, u16) {
+    let total = u32::from(sport_max - sport_min) + 1;
+    let per = (total / n.max(1) as u32).max(1);
+    let lo = u32::from(sport_min) + per * k as u32;
+    let hi = if k + 1 >= n {
+        u32::from(sport_max)
+    } else {
+        lo + per - 1
+    };
+    (
+        lo.min(u32::from(sport_max)) as u16,
+        hi.min(u32::from(sport_max)) as u16,
+    )
+}
+
+/// The client lcore (of `n`) owning local port `port`, if it is in
+/// `sport_min..=sport_max` (the inverse of [`client_ports`]).
+fn client_owner(sport_min: u16, sport_max: u16, n: usize, port: u16) -> Option<usize> {
+    if port < sport_min || port > sport_max {
+        return None;
+    }
+    let total = u32::from(sport_max - sport_min) + 1;
+    let per = (total / n.max(1) as u32).max(1);
+    Some(((u32::from(port - sport_min) / per) as usize).min(n.max(1) - 1))
+}
+
 /// A client lcore's settings.
 #[derive(Clone, Debug)]
 pub struct ClientConf {
@@ -375,7 +531,7 @@ const NO_POS: u32 = u32::MAX;
 /// range allows (a server may still hold the last one in TIME-WAIT).
 /// `live` lists the busy slots, so timers cost O(concurrency) per tick.
 #[derive(Debug)]
-pub struct LoadgenClient {
+pub struct LoadgenClient<F = ()> {
     conf: ClientConf,
     /// Local addresses sorted, with their index in `conf.locals`.
     by_addr: Vec<(Ipv4Addr, u32)>,
@@ -395,15 +551,17 @@ pub struct LoadgenClient {
     stats: LoadgenStats,
     lat: Latencies,
     shared: Option<Arc<SharedStats>>,
+    /// Several lcores: the inboxes, and the source ports of all of them.
+    steer: Option<(Steer<F>, u16, u16)>,
 }
 
 /// Buffers kept for reuse at most (a client keeps up to `concurrency`).
 const SPARE_MAX: usize = 4096;
 
-impl LoadgenClient {
+impl<F> LoadgenClient<F> {
     /// A client lcore for `conf` (its slot table and histograms allocated
     /// here).
-    pub fn new(conf: ClientConf) -> LoadgenClient {
+    pub fn new(conf: ClientConf) -> LoadgenClient<F> {
         let na = conf.locals.len().max(1);
         let np = usize::from(conf.sport_max.saturating_sub(conf.sport_min)) + 1;
         let n = (na * np).min(NO_POS as usize);
@@ -429,13 +587,29 @@ impl LoadgenClient {
             stats: LoadgenStats::default(),
             lat: Latencies::default(),
             shared: None,
+            steer: None,
             conf,
         }
     }
 
     /// Publish the counters to `shared` every tick.
-    pub fn with_shared(mut self, shared: Arc<SharedStats>) -> LoadgenClient {
+    pub fn with_shared(mut self, shared: Arc<SharedStats>) -> LoadgenClient<F> {
         self.shared = Some(shared);
+        self
+    }
+
+    /// Lcore `me` of `steering`'s, the client lcores together using
+    /// source ports `sport_min..=sport_max` as split by [`client_ports`]
+    /// (this one's range is its `ClientConf`'s): segments for another
+    /// lcore's ports are handed to it.
+    pub fn with_steering(
+        mut self,
+        me: usize,
+        steering: Arc<Steering<F>>,
+        sport_min: u16,
+        sport_max: u16,
+    ) -> LoadgenClient<F> {
+        self.steer = Some((Steer { me, all: steering }, sport_min, sport_max));
         self
     }
 
@@ -652,22 +826,13 @@ impl LoadgenClient {
     }
 }
 
-impl<Q: Queue> Service<Q> for LoadgenClient {
-    fn on_ipv4(
-        &mut self,
-        io: &mut Io<'_, Q>,
-        pi: usize,
-        f: Q::Frame,
-        l3: usize,
-        now: u64,
-    ) -> Option<Q::Frame> {
-        if pi != self.conf.port {
-            return Some(f);
-        }
+impl<F: Frame> LoadgenClient<F> {
+    /// A TCP segment in frame `f` (IPv4 at `l3`) for this lcore.
+    fn segment<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
         let now = now_of(now, self.conf.hz);
         let Some((src, dst, tcp)) = tcp_in(f.data(), l3) else {
             self.stats.segs_dropped += 1;
-            return None;
+            return;
         };
         let slot = self
             .slot_of(*dst.ip(), dst.port())
@@ -682,13 +847,53 @@ impl<Q: Queue> Service<Q> for LoadgenClient {
             }
             _ => self.stats.segs_dropped += 1,
         }
+    }
+}
+
+impl<Q: Queue> Service<Q> for LoadgenClient<Q::Frame> {
+    fn on_ipv4(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        l3: usize,
+        now: u64,
+    ) -> Option<Q::Frame> {
+        if pi != self.conf.port {
+            return Some(f);
+        }
+        let f = match &self.steer {
+            Some((st, lo, hi)) => {
+                let owner = tcp_ports(f.data(), l3)
+                    .and_then(|(_, _, dport)| client_owner(*lo, *hi, st.all.lcores(), dport));
+                match owner {
+                    Some(o) => st.hand(o, f, l3, &mut self.stats)?,
+                    None => f,
+                }
+            }
+            None => f,
+        };
+        self.segment(io, f, l3, now);
         None
     }
 
     fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
+        let mut n = 0;
+        while n < INBOX_BURST {
+            let Some((f, l3)) = self
+                .steer
+                .as_ref()
+                .and_then(|(st, ..)| st.inbox())
+                .and_then(ArrayQueue::pop)
+            else {
+                break;
+            };
+            n += 1;
+            self.segment(io, f, usize::from(l3), now);
+        }
         let before = self.started;
         self.open(io, now_of(now, self.conf.hz));
-        self.started != before
+        self.started != before || n > 0
     }
 
     fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {
@@ -762,7 +967,7 @@ enum Conn {
 const PENDING_US: u64 = 3_000_000;
 
 /// HTTP/1.1 servers on an lcore. See the module docs.
-pub struct LoadgenServer {
+pub struct LoadgenServer<F = ()> {
     conf: ServerConf,
     conns: HashMap<SocketAddrV4, Conn>,
     /// Reused by `tick` (no allocation per tick).
@@ -774,9 +979,10 @@ pub struct LoadgenServer {
     scratch: HelloAssembler,
     stats: LoadgenStats,
     shared: Option<Arc<SharedStats>>,
+    steer: Option<Steer<F>>,
 }
 
-impl std::fmt::Debug for LoadgenServer {
+impl<F> std::fmt::Debug for LoadgenServer<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadgenServer")
             .field("conns", &self.conns.len())
@@ -785,9 +991,9 @@ impl std::fmt::Debug for LoadgenServer {
     }
 }
 
-impl LoadgenServer {
+impl<F> LoadgenServer<F> {
     /// A server lcore for `conf`.
-    pub fn new(conf: ServerConf) -> LoadgenServer {
+    pub fn new(conf: ServerConf) -> LoadgenServer<F> {
         LoadgenServer {
             conns: HashMap::with_capacity(conf.max_conns),
             due: Vec::with_capacity(conf.max_conns),
@@ -796,13 +1002,21 @@ impl LoadgenServer {
             scratch: HelloAssembler::new(),
             stats: LoadgenStats::default(),
             shared: None,
+            steer: None,
             conf,
         }
     }
 
     /// Publish the counters to `shared` every tick.
-    pub fn with_shared(mut self, shared: Arc<SharedStats>) -> LoadgenServer {
+    pub fn with_shared(mut self, shared: Arc<SharedStats>) -> LoadgenServer<F> {
         self.shared = Some(shared);
+        self
+    }
+
+    /// Lcore `me` of `steering`'s: segments of client address and port
+    /// pairs that [`server_owner`] gives another lcore are handed to it.
+    pub fn with_steering(mut self, me: usize, steering: Arc<Steering<F>>) -> LoadgenServer<F> {
+        self.steer = Some(Steer { me, all: steering });
         self
     }
 
@@ -865,30 +1079,21 @@ impl LoadgenServer {
     }
 }
 
-impl<Q: Queue> Service<Q> for LoadgenServer {
-    fn on_ipv4(
-        &mut self,
-        io: &mut Io<'_, Q>,
-        pi: usize,
-        f: Q::Frame,
-        l3: usize,
-        now: u64,
-    ) -> Option<Q::Frame> {
-        if pi != self.conf.port {
-            return Some(f);
-        }
+impl<F: Frame> LoadgenServer<F> {
+    /// A TCP segment in frame `f` (IPv4 at `l3`) for this lcore.
+    fn segment<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
         let now = now_of(now, self.conf.hz);
         let Some((peer, dst, tcp)) = tcp_in(f.data(), l3) else {
             self.stats.segs_dropped += 1;
-            return None;
+            return;
         };
         let Some(seg) = f.data().get(tcp).and_then(Segment::parse) else {
             self.stats.segs_dropped += 1;
-            return None;
+            return;
         };
         if dst != self.conf.listen {
             self.stats.segs_dropped += 1;
-            return None;
+            return;
         }
         let syn = seg.flags.contains(qsplice_tcp::TcpFlags::SYN)
             && !seg.flags.contains(qsplice_tcp::TcpFlags::ACK);
@@ -923,15 +1128,18 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
             _ if syn => {
                 if !self.conns.contains_key(&peer) && self.conns.len() >= self.conf.max_conns {
                     self.stats.segs_dropped += 1;
-                    return None;
+                    return;
                 }
                 self.iss = self.iss.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                let po = PassiveOpen::answer(&self.conf.tcp, &seg, self.iss, now)?;
+                let Some(po) = PassiveOpen::answer(&self.conf.tcp, &seg, self.iss, now) else {
+                    self.stats.segs_dropped += 1;
+                    return;
+                };
                 // Back to the SYN's sender, without ARP (a client with
                 // many addresses asks for ours from one of them only).
                 let Ok(mac) = EthernetFrame::new_checked(f.data()).map(|e| e.src()) else {
                     self.stats.segs_dropped += 1;
-                    return None;
+                    return;
                 };
                 if !emit_to(
                     io,
@@ -950,7 +1158,52 @@ impl<Q: Queue> Service<Q> for LoadgenServer {
             }
             _ => self.stats.segs_dropped += 1,
         }
+    }
+}
+
+impl<Q: Queue> Service<Q> for LoadgenServer<Q::Frame> {
+    fn on_ipv4(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        l3: usize,
+        now: u64,
+    ) -> Option<Q::Frame> {
+        if pi != self.conf.port {
+            return Some(f);
+        }
+        let f = match &self.steer {
+            Some(st) => match tcp_ports(f.data(), l3) {
+                Some((src, sport, _)) => st.hand(
+                    server_owner(src, sport, st.all.lcores()),
+                    f,
+                    l3,
+                    &mut self.stats,
+                )?,
+                None => f,
+            },
+            None => f,
+        };
+        self.segment(io, f, l3, now);
         None
+    }
+
+    fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
+        let mut n = 0;
+        while n < INBOX_BURST {
+            let Some((f, l3)) = self
+                .steer
+                .as_ref()
+                .and_then(Steer::inbox)
+                .and_then(ArrayQueue::pop)
+            else {
+                break;
+            };
+            n += 1;
+            self.segment(io, f, usize::from(l3), now);
+        }
+        n > 0
     }
 
     fn finish(&mut self, _io: &mut Io<'_, Q>, _now: u64) {

@@ -40,8 +40,10 @@
 //! ([`ServerSession::with_tls`] / [`ServerSession::step_tls`]); handshake
 //! times, resumptions, groups and failures are reported.
 //!
-//! Still to come for issue 16: several lcores, and the load-balancer
-//! benchmark driven by loadgen on both sides.
+//! Several lcores: each runs its own client or server service on its own
+//! queues; [`Steering`] inboxes carry segments that arrive on another
+//! lcore's queue to the lcore that owns their connection (see
+//! [`lcore`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -53,6 +55,6 @@ pub use http::{
     build_response, BodyFraming, ClientEvent, ClientSession, PassiveOpen, ServerSession,
 };
 pub use lcore::{
-    ClientConf, ClientTls, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf,
-    SharedStats,
+    client_ports, server_owner, ClientConf, ClientTls, Latencies, LoadgenClient, LoadgenServer,
+    LoadgenStats, ServerConf, SharedStats, Steering,
 };
