@@ -17,7 +17,7 @@ use qsplice_config::{Config, LoadgenConf, LoadgenRole, ResponseMode};
 use qsplice_dpdk::Mbuf;
 use qsplice_dpdk::TscClock;
 use qsplice_engine::{ControlLink, SharedCounters, Worker};
-use qsplice_loadgen::{build_response, BodyFraming, ClientTls};
+use qsplice_loadgen::{build_response, BodyFraming, ClientTls, Responses};
 use qsplice_loadgen::{
     client_ports, ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf,
     SharedStats, Steering,
@@ -482,6 +482,10 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         ResponseMode::Chunked => BodyFraming::Chunked(g.chunk_bytes as usize),
         ResponseMode::Close => BodyFraming::Close,
     };
+    let mut responses = Responses::new(build_response(g.response_bytes as usize, framing));
+    for p in &g.paths {
+        responses.add_path(&p.path, build_response(p.response_bytes as usize, framing));
+    }
     let server_ctx = match (role, g.tls) {
         (LoadgenRole::Server, true) => Some(server_tls(g)?),
         _ => None,
@@ -552,7 +556,12 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
                 let sc = ServerConf {
                     port: pi,
                     listen,
-                    response: build_response(g.response_bytes as usize, framing),
+                    also: if g.listen_all {
+                        cfg.ports[pi].addresses.iter().map(|c| c.addr).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    response: responses.clone(),
                     close_after_response: framing == BodyFraming::Close,
                     max_conns: share(u64::from(g.max_conns), n, k).max(1) as usize,
                     tls: server_ctx.clone(),

@@ -11,7 +11,7 @@
 //! 2. Server: `qsplice loadgen` answers on the client port; curl (HTTP/1.1
 //!    keep-alive, several URLs on one connection) and a burst of separate
 //!    curl connections from the client namespace get the configured body,
-//!    byte exact; then chunked and close-delimited bodies (curl decodes
+//!    byte exact, and a configured path its own size; then chunked and close-delimited bodies (curl decodes
 //!    them; keep-alive with chunked, one connection per URL with close).
 //!    Client and server also run on two worker lcores (two queue pairs):
 //!    segments the kernel's fanout hands to the other lcore are steered
@@ -337,6 +337,10 @@ port = "client"
 listen = "10.10.1.1:80"
 response_bytes = 4321
 timeout_s = 60
+
+[[loadgen.paths]]
+path = "/big"
+response_bytes = 300000
 "#;
     let cfg = config(&topo, &dir, "server.toml", section);
     let json = dir.join("server.json");
@@ -361,6 +365,32 @@ timeout_s = 60
         "curl gets the loadgen server's body\n{}",
         app.logs()
     );
+    // A path of its own: its body size (keep-alive with the default one).
+    let o = topo.exec(
+        &ns,
+        &[
+            "curl",
+            "-sf",
+            "-m",
+            "5",
+            "-w",
+            "%{size_download} ",
+            "-o",
+            "/dev/null",
+            "http://10.10.1.1/big?x=1",
+            "-o",
+            "/dev/null",
+            "http://10.10.1.1/",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["300000", "4321"],
+        "/big then /\n{}",
+        app.logs()
+    );
     // Three requests on one keep-alive connection, then 50 connections.
     let (ok, w) = connects_for_three(&topo, &ns);
     assert!(ok, "keep-alive curl: {w:?}\n{}", app.logs());
@@ -373,7 +403,7 @@ timeout_s = 60
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .unwrap_or_default();
     let g = |k: &str| v[k].as_u64().unwrap_or(0);
-    assert!(g("responses") >= 54, "requests answered: {v}");
+    assert!(g("responses") >= 56, "requests answered: {v}");
     assert!(
         g("completed") >= 51,
         "connections closed cleanly: {v}\n{}",

@@ -183,7 +183,8 @@ fn lcore_pair(n: u64, cfg: &Config, resp: &[u8]) -> Duration {
     let server = LoadgenServer::new(ServerConf {
         port: 0,
         listen: SocketAddrV4::new(SERVER, 80),
-        response: resp.to_vec(),
+        also: vec![],
+        response: qsplice_loadgen::Responses::new(resp.to_vec()),
         close_after_response: false,
         max_conns: 4096,
         tls: None,

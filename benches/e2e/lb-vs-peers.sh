@@ -5,7 +5,7 @@
 #
 #   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
 #                              [--idle-spin-us S] [--pmd af_packet|af_xdp|both] [--ipv6]
-#                              [--client wrk|loadgen]
+#                              [--client wrk|loadgen] [--server nginx|loadgen]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -39,6 +39,14 @@
 # seconds; latency columns are loadgen's request → whole response
 # percentiles (wrk's include the connect time in the conn column). IPv4
 # only.
+# --server loadgen: the backends are one `qsplice loadgen` server (its own
+# TCP on an af_packet port on b1's veth, one worker lcore) answering on
+# 10.10.2.111, .112 and .113 (`listen_all`; addresses no namespace's
+# kernel holds, so nginx stays out of it) with an 11-byte body like
+# nginx's index and 1 MiB for /1m.bin (`[[loadgen.paths]]`). With
+# `--client loadgen` too, no kernel TCP endpoint is left: only the device
+# is measured by a kernel stack (HAProxy, nftables) or not (qsplice).
+# IPv4 only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -51,6 +59,7 @@ IDLE_SPIN_US=0    # qsplice engine.idle_spin_us: poll on through gaps this short
 PMD=af_packet
 IPV6=0
 CLIENT=wrk
+SERVER=nginx
 while (($#)); do
     case "$1" in
         --seconds) SECS=$2; shift ;;
@@ -62,7 +71,8 @@ while (($#)); do
         --pmd) PMD=$2; shift ;;
         --ipv6) IPV6=1 ;;
         --client) CLIENT=$2; shift ;;
-        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+        --server) SERVER=$2; shift ;;
+        -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -84,6 +94,11 @@ case $CLIENT in
     loadgen) if ((IPV6)); then echo "--client loadgen: IPv4 only" >&2; exit 2; fi ;;
     *) echo "--client must be wrk or loadgen" >&2; exit 2 ;;
 esac
+case $SERVER in
+    nginx) ;;
+    loadgen) if ((IPV6)); then echo "--server loadgen: IPv4 only" >&2; exit 2; fi ;;
+    *) echo "--server must be nginx or loadgen" >&2; exit 2 ;;
+esac
 
 NETNS_EXTRA=()
 ((IPV6)) && NETNS_EXTRA=(--ipv6)
@@ -95,6 +110,7 @@ LOCAL6_HAPROXY=2001:db8:2::2
 LOCAL6_NFT=2001:db8:2::3
 HOST=$VIP          # what wrk connects to (the device's VIP, IPv4 or [IPv6])
 FWD6_SAVED=$(sysctl -n net.ipv6.conf.all.forwarding)
+if [[ $SERVER == loadgen ]]; then BACKENDS=(10.10.2.111 10.10.2.112 10.10.2.113); fi
 LOCAL=10.10.2.1        # qsplice (conf/lb.toml)
 LOCAL_HAPROXY=10.10.2.2
 LOCAL_NFT=10.10.2.3
@@ -187,7 +203,9 @@ EOF
 }
 
 start_qsplice() { # qsplice|qsplice-xdp
-    local lcores="[1]" map="" q="" xdp=()
+    local lcores="[1]" map="" q="" xdp=() lgs=()
+    # The loadgen server's addresses instead of nginx's.
+    [[ $SERVER == loadgen ]] && lgs=(-e 's/10\.10\.2\.1\([123]\)\b/10.10.2.11\1/g')
     [[ $1 == qsplice-xdp ]] && xdp=(-e 's/net_af_packet\([01]\),iface=/net_af_xdp\1,iface=/')
     if ((WORKERS > 1)); then
         lcores="[$(seq -s, 1 "$WORKERS")]"
@@ -201,7 +219,7 @@ start_qsplice() { # qsplice|qsplice-xdp
         -e "s/^mbufs = .*/mbufs = 32767/" \
         -e "s/^memory_mb = .*/memory_mb = 1024/" \
         -e "s/^stats_interval_ms = .*/stats_interval_ms = 1000\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
-        conf/lb.toml >"$WORK/lb.toml"
+        "${lgs[@]}" conf/lb.toml >"$WORK/lb.toml"
     if ((IPV6)); then
         # The same service on an IPv6 VIP, the backends over IPv6.
         python3 - "$WORK/lb.toml" <<'PY'
@@ -343,9 +361,55 @@ PY
     rm -f "$WORK/lg.json"
 }
 
+# The loadgen server standing in for the three backends (--server
+# loadgen), in b1's namespace on its veth, its worker on CPU 0 (the
+# devices' workers are on CPU 1).
+LGS_PID=""
+start_lg_server() {
+    stop_lg_server
+    sed -e '/^\[\[ports\]\]/,$d' -e "s/^worker_lcores = .*/worker_lcores = [1]\nlcore_map = \"0@0,1@0\"/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
+        -e "s/^memory_mb = .*/memory_mb = 512/" conf/loadgen.toml >"$WORK/lgs.toml"
+    cat >>"$WORK/lgs.toml" <<EOT
+[[ports]]
+name = "srv"
+device = "net_af_packet1,iface=$P-bk0"
+addresses = ["${BACKENDS[0]}/24", "${BACKENDS[1]}/24", "${BACKENDS[2]}/24"]
+
+[loadgen]
+role = "server"
+port = "srv"
+listen = "${BACKENDS[0]}:80"
+listen_all = true
+response_bytes = 11
+tcp_buf = 4194304
+timeout_s = 86400
+
+[[loadgen.paths]]
+path = "/1m.bin"
+response_bytes = 1048576
+EOT
+    ip netns exec "$P-b1" "$QS" loadgen --config "$WORK/lgs.toml" >"$WORK/lg-server.log" 2>&1 &
+    LGS_PID=$!
+    PIDS+=("$LGS_PID")
+    for _ in $(seq 1 100); do
+        grep -q "loadgen server starting" "$WORK/lg-server.log" && { sleep 0.5; return 0; }
+        sleep 0.1
+    done
+    echo "loadgen server did not start (see $WORK/lg-server.log)" >&2
+    return 1
+}
+stop_lg_server() {
+    [[ -n $LGS_PID ]] || return 0
+    kill -TERM "$LGS_PID" 2>/dev/null || true
+    wait "$LGS_PID" 2>/dev/null || true
+    LGS_PID=""
+}
+
 client_run() {
     if [[ $CLIENT == loadgen ]]; then lg_run "$@"; else wrk_run "$@"; fi
 }
+if [[ $SERVER == loadgen ]]; then start_lg_server; fi
 
 wait_vip6() {
     for _ in $(seq 1 100); do
@@ -404,9 +468,10 @@ PY
     kernel_off
 done
 
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" "$CLIENT" <<PY
+stop_lg_server
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" "$CLIENT" "$SERVER" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6, client = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6, client, server = sys.argv[1:]
 ipv6 = ipv6 == "1"
 qs_devs = qs_devs.split()
 tp_devs = tp_devs.split()
@@ -416,7 +481,7 @@ def med(dev, m, i):
     vals = [float(x.split()[i]) for x in res.get(f"{dev}.{m}", "").split(";") if x.strip()]
     vals = [v for v in vals if v == v]
     return statistics.median(vals) if vals else float("nan")
-print(f"qsplice lb vs peers, client {client}: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
+print(f"qsplice lb vs peers, client {client}, server {server}: {rounds} round(s) of {secs} s, {conns} connections, {workers} qsplice worker(s) / haproxy thread(s), qsplice idle_sleep_us={idle}; medians")
 print(f"{'device':<14} {'conn/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}   ratio qsplice/device (conn/s, req/s, MB/s)")
 q0 = qs_devs[0]
 q = [med(q0, "conn", 0), med(q0, "req", 0), med(q0, "bulk", 0)]
@@ -439,5 +504,5 @@ if ipv6:
         v6 = [med(dev + "-v6", m, 0) for m in ("conn", "req", "bulk")]
         r = "  ".join(f"{b / a:.2f}x" if a == a and a else "-" for a, b in zip(v4, v6))
         print(f"IPv6/IPv4 {dev}: {r} (conn/s, req/s, MB/s)")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--client", client, "--ipv6" if ipv6 else "")
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--client", client, "--server", server, "--ipv6" if ipv6 else "")
 PY

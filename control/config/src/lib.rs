@@ -18,9 +18,9 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use lcores::{parse_lcore_map, MAX_CPU, MAX_LCORE};
 pub use schema::{
-    kernel_vdev, parse_ip_range, parse_port_range, BgpConf, ClusterConf, LoadgenConf, LoadgenRole,
-    PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode, PktgenStreamConf, ResponseMode,
-    KERNEL_DESC,
+    kernel_vdev, parse_ip_range, parse_port_range, BgpConf, ClusterConf, LoadgenConf, LoadgenPath,
+    LoadgenRole, PktgenConf, PktgenFields, PktgenProto, PktgenSizeMode, PktgenStreamConf,
+    ResponseMode, KERNEL_DESC,
 };
 pub use schema::{
     parse_hex_bytes, parse_mac, AccessLogConf, ArpConf, BackendConf, BackendStateConf, Cidr, Cidr6,

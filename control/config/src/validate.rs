@@ -1460,6 +1460,36 @@ impl Config {
                 )?;
                 in_range("loadgen.max_conns", u64::from(g.max_conns), n, 1_000_000)?;
                 in_range("loadgen.chunk_bytes", g.chunk_bytes, 1, 16 * 1024 * 1024)?;
+                if g.paths.len() > 15 {
+                    return err(
+                        "loadgen.paths",
+                        g.paths.len(),
+                        "at most 15 paths (besides the default response)",
+                    );
+                }
+                for (i, p) in g.paths.iter().enumerate() {
+                    let key = format!("loadgen.paths[{i}]");
+                    if !p.path.starts_with('/')
+                        || p.path.len() > 1024
+                        || p.path.contains('?')
+                        || !p.path.bytes().all(|b| b.is_ascii_graphic())
+                    {
+                        return err(
+                            format!("{key}.path"),
+                            &p.path,
+                            "starts with '/', at most 1024 printable characters, no spaces, no '?' (the query is not matched)",
+                        );
+                    }
+                    if g.paths[..i].iter().any(|q| q.path == p.path) {
+                        return err(format!("{key}.path"), &p.path, "listed twice");
+                    }
+                    in_range(
+                        &format!("{key}.response_bytes"),
+                        p.response_bytes,
+                        0,
+                        64 * 1024 * 1024,
+                    )?;
+                }
                 if g.tls && (g.tls_cert.is_empty() || g.tls_key.is_empty()) {
                     return err(
                         if g.tls_cert.is_empty() {

@@ -1779,3 +1779,53 @@ fn loadgen_on_several_worker_lcores_splits_ports_concurrency_and_rate() {
     let e = reject(&format!("{four}{server}"));
     assert_eq!(e.key, "loadgen.max_conns", "{e}");
 }
+
+#[test]
+fn loadgen_server_paths_are_checked() {
+    let server = "[loadgen]\nrole = \"server\"\nport = \"client\"\nlisten = \"10.10.1.1:80\"\nlisten_all = true\n";
+    let path =
+        |p: &str, n: u32| format!("[[loadgen.paths]]\npath = \"{p}\"\nresponse_bytes = {n}\n");
+    let ok = parse(&format!(
+        "{BASE}{server}{}{}",
+        path("/1m.bin", 1 << 20),
+        path("/a", 0)
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = ok.loadgen.unwrap();
+    assert!(g.listen_all);
+    assert_eq!(g.paths.len(), 2);
+    assert_eq!(
+        (g.paths[0].path.as_str(), g.paths[0].response_bytes),
+        ("/1m.bin", 1 << 20)
+    );
+    for (extra, key, why) in [
+        (path("nope", 1), "loadgen.paths[0].path", "starts with '/'"),
+        (path("/a?b", 1), "loadgen.paths[0].path", "no '?'"),
+        (
+            path("/a", 1) + &path("/a", 2),
+            "loadgen.paths[1].path",
+            "listed twice",
+        ),
+        (
+            path("/a", 70 << 20),
+            "loadgen.paths[0].response_bytes",
+            "between 0",
+        ),
+        (
+            (0..16)
+                .map(|i| path(&format!("/{i}"), 1))
+                .collect::<String>(),
+            "loadgen.paths",
+            "at most 15",
+        ),
+        (
+            "[[loadgen.paths]]\npath = \"/a\"\nbytes = 3\n".to_string(),
+            "loadgen.paths[0].bytes",
+            "unknown",
+        ),
+    ] {
+        let e = reject(&format!("{BASE}{server}{extra}"));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
+}

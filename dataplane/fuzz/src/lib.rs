@@ -16,7 +16,7 @@ pub mod lb;
 pub mod lb_stateful;
 pub mod loadgen;
 
-pub use loadgen::loadgen_client;
+pub use loadgen::{loadgen_client, loadgen_server};
 
 use qsplice_wire::checksum::{update_u16, update_u32};
 use qsplice_wire::rewrite::{rewrite_dst_v4_tcp, rewrite_src_v4_tcp};

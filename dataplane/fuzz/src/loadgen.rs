@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use qsplice_loadgen::{ClientEvent, ClientSession, PassiveOpen};
+use qsplice_loadgen::{ClientEvent, ClientSession, PassiveOpen, Responses, ServerSession};
 use qsplice_tcp::{Config, Endpoint, Now, Segment, MAX_SEGS_PER_CALL};
 use qsplice_tls::client::{client_config, ClientSettings, ServerName};
 use qsplice_tls::{Group, TlsSession};
@@ -168,6 +168,171 @@ fn run(data: &[u8]) -> (u32, u32) {
     (responses, handshakes)
 }
 
+/// The server's responses in `loadgen_server`: the default and two paths
+/// (distinct bodies, so a response stream decomposes one way).
+const PATHS: [(&str, &[u8]); 2] = [
+    ("/a", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"),
+    ("/1m.bin", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nMM"),
+];
+const DEFAULT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nddd";
+
+/// The response index (0: default, k: `PATHS[k - 1]`) the request heads in
+/// `wire` select, by a reference reading: a head ends at every CR LF CR
+/// LF (overlapping ones too); its target is what follows its first
+/// space, up to a space, `?`, CR or LF.
+fn expected_indices(wire: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 3..wire.len() {
+        if &wire[i - 3..=i] == b"\r\n\r\n" {
+            let head = &wire[start..=i];
+            let k = head.iter().position(|&b| b == b' ').map_or(0, |sp| {
+                let t = &head[sp + 1..];
+                let end = t
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'?' | b'\r' | b'\n'))
+                    .unwrap_or(t.len());
+                PATHS
+                    .iter()
+                    .position(|(p, _)| p.as_bytes() == &t[..end])
+                    .map_or(0, |k| k + 1)
+            });
+            out.push(k);
+            start = i + 1;
+        }
+    }
+    out
+}
+
+/// `loadgen_server`: a loadgen server session (a default response and two
+/// paths) reading arbitrary client bytes.
+///
+/// Input: a selector byte (bits 0..5: the size of each piece the client
+/// sends, bit 6: the client closes after its bytes), then the client's
+/// bytes — request heads, pipelined or not, or anything. Invariants: no
+/// panic; the session ends or goes quiet; what the client receives is a
+/// sequence of whole responses (the last may be cut short by the end of
+/// the run), the i-th being the one the i-th request head's path selects
+/// by an independent reading ([`expected_indices`]) — or the default,
+/// which requests pipelined beyond 16 unanswered ones get; never more
+/// responses than request heads.
+pub fn loadgen_server(data: &[u8]) {
+    let Some((&sel, bytes)) = data.split_first() else {
+        return;
+    };
+    let (piece, close) = (usize::from(sel & 0x3f) * 16 + 1, sel & 0x40 != 0);
+    let cfg = Config {
+        time_wait_us: 0,
+        rcv_buf: 16 * 1024,
+        snd_buf: 16 * 1024,
+        ..Config::default()
+    };
+    let mut resp = Responses::new(DEFAULT.to_vec());
+    for (p, r) in PATHS {
+        resp.add_path(p, r.to_vec());
+    }
+    let mut t = 1_000_000u64;
+    let now = |t: u64| Now {
+        us: t,
+        tsval: (t / 1000) as u32,
+    };
+    // The handshake: an active endpoint's SYN answered by a passive open.
+    let mut cli = Endpoint::connect(&cfg, 7, now(t));
+    let mut syn = None;
+    cli.output(now(t), 1, |s| {
+        let mut b = vec![0u8; s.len()];
+        s.write(&mut b, 40000, 80);
+        syn = Some(b);
+        true
+    });
+    let syn = syn.expect("a SYN");
+    let po = PassiveOpen::answer(&cfg, &Segment::parse(&syn).expect("SYN"), 99, now(t))
+        .expect("answered");
+    let mut sa = vec![0u8; po.syn_ack().len()];
+    po.syn_ack().write(&mut sa, 80, 40000);
+    cli.input(&Segment::parse(&sa).expect("SYN-ACK"), now(t));
+    let mut ack = None;
+    cli.output(now(t), MAX_SEGS_PER_CALL, |s| {
+        if ack.is_none() {
+            let mut b = vec![0u8; s.len()];
+            s.write(&mut b, 40000, 80);
+            ack = Some(b);
+        }
+        true
+    });
+    let Some(ep) = ack
+        .as_deref()
+        .and_then(Segment::parse)
+        .and_then(|a| po.complete(&cfg, &a, now(t)))
+    else {
+        return;
+    };
+    let mut srv = ServerSession::new(ep);
+    let mut got = Vec::new();
+    let mut chunks = bytes.chunks(piece);
+    let mut closed = false;
+    for _ in 0..10_000 {
+        t += 1_000;
+        if cli.send_room() > 0 {
+            match chunks.next() {
+                Some(p) => {
+                    cli.send(p);
+                }
+                None if close && !closed => {
+                    closed = true;
+                    cli.close();
+                }
+                None => {}
+            }
+        }
+        carry(&mut cli, srv.endpoint(), now(t));
+        srv.step(&resp);
+        carry(srv.endpoint(), &mut cli, now(t));
+        srv.step(&resp);
+        loop {
+            let (a, _) = cli.recv_peek();
+            let n = a.len();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(a);
+            cli.recv_consume(n);
+        }
+        if srv.is_closed() {
+            break;
+        }
+        if chunks.len() == 0
+            && (closed || !close)
+            && srv.poll_at().is_none()
+            && cli.poll_at().is_none()
+        {
+            break;
+        }
+    }
+    let want = expected_indices(bytes);
+    let body = |k: usize| if k == 0 { DEFAULT } else { PATHS[k - 1].1 };
+    let mut at = 0;
+    let mut i = 0;
+    while at < got.len() {
+        let rest = &got[at..];
+        let k = *want.get(i).unwrap_or_else(|| {
+            panic!("response {i} without a request head ({} heads)", want.len())
+        });
+        let r = [body(k), DEFAULT]
+            .into_iter()
+            .find(|r| rest.starts_with(r) || r.starts_with(rest))
+            .unwrap_or_else(|| panic!("response {i}: not the one its path selects ({k})"));
+        at += r.len().min(rest.len());
+        i += 1;
+    }
+    assert!(
+        srv.requests() as usize == want.len() || !closed,
+        "the server counted {} heads, the reference {}",
+        srv.requests(),
+        want.len()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -189,5 +354,21 @@ mod tests {
         let mut d = vec![1u8];
         d.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(super::run(&d), (0, 0));
+    }
+
+    #[test]
+    fn the_server_harness_checks_paths() {
+        assert_eq!(
+            super::expected_indices(
+                b"GET /1m.bin HTTP/1.1\r\n\r\nGET /a?x HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
+            ),
+            [2, 1, 0]
+        );
+        // Pipelined requests in 17-byte pieces, then the close: runs clean.
+        let mut d = vec![1 | 0x40];
+        for p in ["/a", "/1m.bin", "/zz", "/a?q"] {
+            d.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: f\r\n\r\n").as_bytes());
+        }
+        super::loadgen_server(&d);
     }
 }

@@ -528,14 +528,107 @@ impl PassiveOpen {
     }
 }
 
+/// What a server answers: one response per request path it knows (the
+/// request target up to `?`), a default for the others. Paths are matched
+/// by a 64-bit FNV-1a hash and length of the target as it streams past
+/// (no request bytes kept).
+#[derive(Clone, Debug)]
+pub struct Responses {
+    default: Vec<u8>,
+    paths: Vec<(u64, u32, Vec<u8>)>,
+}
+
+/// Paths a [`Responses`] holds at most besides its default (a pending
+/// request's answer is a 4-bit index).
+pub const MAX_PATHS: usize = 15;
+
+/// Pipelined requests a server session queues answers for at most; the
+/// ones beyond get the default response.
+const MAX_PIPELINED: u32 = 16;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(path: &[u8]) -> u64 {
+    path.iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+impl Responses {
+    /// `default` for every request.
+    pub fn new(default: Vec<u8>) -> Responses {
+        Responses {
+            default,
+            paths: Vec::new(),
+        }
+    }
+
+    /// Answers requests for `path` with `resp` (false: already
+    /// [`MAX_PATHS`] paths).
+    pub fn add_path(&mut self, path: &str, resp: Vec<u8>) -> bool {
+        if self.paths.len() >= MAX_PATHS {
+            return false;
+        }
+        let p = path.split('?').next().unwrap_or(path).as_bytes();
+        self.paths.push((fnv(p), p.len() as u32, resp));
+        true
+    }
+
+    /// Response `i` (0: the default, `k`: the `k`th path).
+    fn get(&self, i: u8) -> &[u8] {
+        match i {
+            0 => &self.default,
+            k => self
+                .paths
+                .get(usize::from(k) - 1)
+                .map_or(&self.default[..], |p| &p.2[..]),
+        }
+    }
+
+    /// The response index for a target hashed to `h`, `len` bytes long.
+    fn index(&self, h: u64, len: u32) -> u8 {
+        self.paths
+            .iter()
+            .position(|p| p.0 == h && p.1 == len)
+            .map_or(0, |k| k as u8 + 1)
+    }
+}
+
+/// Request heads as they stream past: where in the head we are, the
+/// target's running hash, and the answers owed, oldest in the low bits.
+#[derive(Copy, Clone, Debug)]
+struct HeadScan {
+    /// The last bytes read (looking for CR LF CR LF across pieces).
+    tail: u32,
+    /// 0: method, 1: target, 2: the rest of the head.
+    at: u8,
+    hash: u64,
+    len: u32,
+    /// Response indices of the pending requests, 4 bits each.
+    owed: u64,
+}
+
+impl Default for HeadScan {
+    fn default() -> Self {
+        HeadScan {
+            tail: 0,
+            at: 0,
+            hash: FNV_OFFSET,
+            len: 0,
+            owed: 0,
+        }
+    }
+}
+
 /// One server connection: every request head it reads (up to the blank
-/// line; GET / HEAD requests, no bodies) is answered with the same
-/// response bytes, in order; it closes when the client does.
+/// line; GET / HEAD requests, no bodies) is answered, in order, with the
+/// response its path selects ([`Responses`]); it closes when the client
+/// does.
 #[derive(Debug)]
 pub struct ServerSession {
     ep: Endpoint,
-    /// The last bytes read (looking for CR LF CR LF across pieces).
-    tail: u32,
+    scan: HeadScan,
     pending: u32,
     written: usize,
     requests: u64,
@@ -558,13 +651,13 @@ struct ServerTls {
 /// The HTTP side of a TLS server session: request heads counted as they
 /// are decrypted (never kept), the fixed response encrypted per request.
 struct SrvAdapter<'a> {
-    tail: &'a mut u32,
+    scan: &'a mut HeadScan,
     pending: &'a mut u32,
     requests: &'a mut u64,
     written: &'a mut usize,
     answered: &'a mut u64,
     close_after: bool,
-    resp: &'a [u8],
+    resp: &'a Responses,
 }
 
 impl Plaintext for SrvAdapter<'_> {
@@ -572,34 +665,85 @@ impl Plaintext for SrvAdapter<'_> {
         PLAIN_CAP
     }
     fn put(&mut self, data: &[u8]) {
-        scan_heads(data, self.tail, self.pending, self.requests);
+        scan_heads(data, self.scan, self.pending, self.requests, self.resp);
     }
     fn pending(&mut self) -> &[u8] {
         if *self.pending > 0 {
-            &self.resp[*self.written..]
+            &self.resp.get(owed_next(self.scan))[*self.written..]
         } else {
             &[]
         }
     }
     fn consume(&mut self, n: usize) {
         *self.written += n;
-        if *self.written >= self.resp.len() {
-            *self.written = 0;
-            *self.pending -= 1;
-            *self.answered += 1;
-            if self.close_after {
-                *self.pending = 0;
-            }
+        if *self.written >= self.resp.get(owed_next(self.scan)).len() {
+            answered_one(
+                self.scan,
+                self.pending,
+                self.written,
+                self.answered,
+                self.close_after,
+            );
         }
     }
 }
 
-/// Counts request heads (CR LF CR LF) in `data`, carrying the last bytes
-/// in `tail` across pieces.
-fn scan_heads(data: &[u8], tail: &mut u32, pending: &mut u32, requests: &mut u64) {
+/// The response index the oldest pending request is owed.
+fn owed_next(scan: &HeadScan) -> u8 {
+    (scan.owed & 0xf) as u8
+}
+
+/// The oldest pending request's response is written whole.
+fn answered_one(
+    scan: &mut HeadScan,
+    pending: &mut u32,
+    written: &mut usize,
+    answered: &mut u64,
+    close_after: bool,
+) {
+    *written = 0;
+    *pending -= 1;
+    scan.owed >>= 4;
+    *answered += 1;
+    if close_after {
+        *pending = 0;
+    }
+}
+
+/// Counts request heads (CR LF CR LF) in `data` and notes the response
+/// each one's target selects, carrying the scan's state across pieces.
+fn scan_heads(
+    data: &[u8],
+    scan: &mut HeadScan,
+    pending: &mut u32,
+    requests: &mut u64,
+    resp: &Responses,
+) {
     for &b in data {
-        *tail = (*tail << 8) | u32::from(b);
-        if *tail == 0x0d0a_0d0a {
+        scan.tail = (scan.tail << 8) | u32::from(b);
+        match scan.at {
+            0 if b == b' ' => {
+                scan.at = 1;
+                scan.hash = FNV_OFFSET;
+                scan.len = 0;
+            }
+            1 if matches!(b, b' ' | b'?' | b'\r' | b'\n') => scan.at = 2,
+            1 => {
+                scan.hash = (scan.hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+                scan.len = scan.len.saturating_add(1);
+            }
+            _ => {}
+        }
+        if scan.tail == 0x0d0a_0d0a {
+            let k = if scan.at == 0 {
+                0
+            } else {
+                resp.index(scan.hash, scan.len)
+            };
+            if *pending < MAX_PIPELINED {
+                scan.owed |= u64::from(k) << (4 * *pending);
+            }
+            scan.at = 0;
             *pending += 1;
             *requests += 1;
         }
@@ -616,7 +760,7 @@ impl ServerSession {
     pub fn new(ep: Endpoint) -> ServerSession {
         ServerSession {
             ep,
-            tail: 0,
+            scan: HeadScan::default(),
             pending: 0,
             written: 0,
             requests: 0,
@@ -661,7 +805,7 @@ impl ServerSession {
     /// lcore). Returns whether the TLS handshake completed in this call.
     pub fn step_tls(
         &mut self,
-        resp: &[u8],
+        resp: &Responses,
         ctx: &TlsContext,
         scratch: &mut HelloAssembler,
     ) -> bool {
@@ -678,7 +822,7 @@ impl ServerSession {
                     ctx,
                     scratch,
                     &mut SrvAdapter {
-                        tail: &mut self.tail,
+                        scan: &mut self.scan,
                         pending: &mut self.pending,
                         requests: &mut self.requests,
                         written: &mut self.written,
@@ -736,31 +880,39 @@ impl ServerSession {
         self.ep.is_closed()
     }
 
-    /// Reads request heads and writes `resp` for each, as far as the send
-    /// buffer takes it; closes after the client's FIN once every answer
-    /// is out.
-    pub fn step(&mut self, resp: &[u8]) {
+    /// Reads request heads and writes the response each one selects in
+    /// `resp`, as far as the send buffer takes it; closes after the
+    /// client's FIN once every answer is out.
+    pub fn step(&mut self, resp: &Responses) {
         loop {
             let (a, _) = self.ep.recv_peek();
             if a.is_empty() {
                 break;
             }
             let n = a.len();
-            scan_heads(a, &mut self.tail, &mut self.pending, &mut self.requests);
+            scan_heads(
+                a,
+                &mut self.scan,
+                &mut self.pending,
+                &mut self.requests,
+                resp,
+            );
             self.ep.recv_consume(n);
         }
         while self.pending > 0 && self.ep.may_send() {
-            let n = self.ep.send(&resp[self.written..]);
+            let r = resp.get(owed_next(&self.scan));
+            let n = self.ep.send(&r[self.written..]);
             self.written += n;
-            if self.written < resp.len() {
+            if self.written < r.len() {
                 break;
             }
-            self.written = 0;
-            self.pending -= 1;
-            self.answered += 1;
-            if self.close_after {
-                self.pending = 0;
-            }
+            answered_one(
+                &mut self.scan,
+                &mut self.pending,
+                &mut self.written,
+                &mut self.answered,
+                self.close_after,
+            );
         }
         let answered = self.close_after && self.answered > 0;
         if !self.closing && (!self.ep.may_recv() || answered) && self.pending == 0 {
@@ -837,7 +989,63 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn request_heads_select_their_path_byte_fixture() {
+        let mut r = Responses::new(b"default".to_vec());
+        assert!(r.add_path("/a", b"A".to_vec()));
+        assert!(r.add_path("/1m.bin", b"M".to_vec()));
+        let wire = b"GET /1m.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+                     HEAD /a?q=1 HTTP/1.1\r\n\r\n\
+                     GET /ab HTTP/1.1\r\n\r\n\
+                     GET / HTTP/1.1\r\nX: /a\r\n\r\n";
+        let (mut scan, mut pending, mut requests) = (HeadScan::default(), 0, 0);
+        scan_heads(wire, &mut scan, &mut pending, &mut requests, &r);
+        assert_eq!((pending, requests), (4, 4));
+        let got: Vec<&[u8]> = (0..4)
+            .map(|i| r.get(((scan.owed >> (4 * i)) & 0xf) as u8))
+            .collect();
+        assert_eq!(got, [&b"M"[..], b"A", b"default", b"default"]);
+    }
+
     proptest! {
+        /// Pipelined requests for known and unknown paths (with queries),
+        /// cut into arbitrary pieces: each is owed its path's response, in
+        /// order, as its answer is written.
+        #[test]
+        fn pipelined_requests_are_owed_their_paths_responses_in_order(
+            picks in proptest::collection::vec((0usize..5, any::<bool>()), 1..16),
+            cuts in proptest::collection::vec(1usize..40, 1..50),
+        ) {
+            let paths = ["/a", "/b/c", "/1m.bin", "/zz"];
+            let mut r = Responses::new(vec![0]);
+            for (k, p) in paths.iter().enumerate().take(3) {
+                r.add_path(p, vec![k as u8 + 1]);
+            }
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for &(k, query) in &picks {
+                let path = if k < paths.len() { paths[k] } else { "/" };
+                let q = if query { "?x=/a" } else { "" };
+                wire.extend(format!("GET {path}{q} HTTP/1.1\r\nHost: h\r\n\r\n").bytes());
+                want.push(if k < 3 { k as u8 + 1 } else { 0 });
+            }
+            let (mut scan, mut pending, mut requests) = (HeadScan::default(), 0u32, 0u64);
+            let (mut at, mut c) = (0, 0);
+            while at < wire.len() {
+                let n = cuts[c % cuts.len()].min(wire.len() - at);
+                scan_heads(&wire[at..at + n], &mut scan, &mut pending, &mut requests, &r);
+                at += n;
+                c += 1;
+            }
+            prop_assert_eq!(pending as usize, want.len());
+            let (mut written, mut answered) = (0usize, 0u64);
+            for w in want {
+                prop_assert_eq!(r.get(owed_next(&scan)), &[w][..]);
+                answered_one(&mut scan, &mut pending, &mut written, &mut answered, false);
+            }
+            prop_assert_eq!(pending, 0);
+        }
+
         #[test]
         fn built_responses_read_back_whole(
             len in 0usize..20_000,

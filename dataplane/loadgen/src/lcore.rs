@@ -49,7 +49,7 @@ use qsplice_netdev::{Frame, Queue};
 use qsplice_tcp::{Buffers, Config, Now, Outcome, Segment, SegmentOut, MAX_SEGS_PER_CALL};
 use qsplice_wire::{ethertype, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket};
 
-use crate::http::{ClientEvent, ClientSession, PassiveOpen, ServerSession};
+use crate::http::{ClientEvent, ClientSession, PassiveOpen, Responses, ServerSession};
 
 /// Shortest frame handed to a port (without FCS).
 const MIN_FRAME: usize = 60;
@@ -939,8 +939,11 @@ pub struct ServerConf {
     pub port: usize,
     /// The address and TCP port it serves.
     pub listen: SocketAddrV4,
-    /// The response sent for each request (whole).
-    pub response: Vec<u8>,
+    /// More addresses it answers on, at `listen`'s TCP port (a server
+    /// standing in for several backends; sorted by `new`).
+    pub also: Vec<Ipv4Addr>,
+    /// The responses sent (whole), by request path.
+    pub response: Responses,
     /// Close each connection after its first response (`response`
     /// says `Connection: close` or has no length).
     pub close_after_response: bool,
@@ -969,9 +972,10 @@ const PENDING_US: u64 = 3_000_000;
 /// HTTP/1.1 servers on an lcore. See the module docs.
 pub struct LoadgenServer<F = ()> {
     conf: ServerConf,
-    conns: HashMap<SocketAddrV4, Conn>,
+    /// By (client, our address and port).
+    conns: HashMap<(SocketAddrV4, SocketAddrV4), Conn>,
     /// Reused by `tick` (no allocation per tick).
-    due: Vec<SocketAddrV4>,
+    due: Vec<(SocketAddrV4, SocketAddrV4)>,
     iss: u32,
     /// TCP buffers of ended connections, for the next ones.
     spare: Vec<Buffers>,
@@ -993,7 +997,8 @@ impl<F> std::fmt::Debug for LoadgenServer<F> {
 
 impl<F> LoadgenServer<F> {
     /// A server lcore for `conf`.
-    pub fn new(conf: ServerConf) -> LoadgenServer<F> {
+    pub fn new(mut conf: ServerConf) -> LoadgenServer<F> {
+        conf.also.sort_unstable();
         LoadgenServer {
             conns: HashMap::with_capacity(conf.max_conns),
             due: Vec::with_capacity(conf.max_conns),
@@ -1030,9 +1035,11 @@ impl<F> LoadgenServer<F> {
         self.conns.len()
     }
 
-    /// Steps connection `peer` and sends what is due; drops it once closed.
-    fn drive<Q: Queue>(&mut self, io: &mut Io<'_, Q>, peer: SocketAddrV4, now: Now) {
-        let Some(Conn::Up(s, mac)) = self.conns.get_mut(&peer) else {
+    /// Steps connection `key` (client, us) and sends what is due; drops
+    /// it once closed.
+    fn drive<Q: Queue>(&mut self, io: &mut Io<'_, Q>, key: (SocketAddrV4, SocketAddrV4), now: Now) {
+        let (peer, src) = key;
+        let Some(Conn::Up(s, mac)) = self.conns.get_mut(&key) else {
             return;
         };
         let before = s.requests();
@@ -1052,7 +1059,7 @@ impl<F> LoadgenServer<F> {
             }
         };
         step(s, &mut self.scratch, &mut self.stats);
-        let (pi, src) = (self.conf.port, self.conf.listen);
+        let pi = self.conf.port;
         let mut unsent = 0;
         let mac = *mac;
         s.endpoint().output(now, MAX_SEGS_PER_CALL, |seg| {
@@ -1070,7 +1077,7 @@ impl<F> LoadgenServer<F> {
             } else {
                 self.stats.failed += 1;
             }
-            if let Some(Conn::Up(s, _)) = self.conns.remove(&peer) {
+            if let Some(Conn::Up(s, _)) = self.conns.remove(&key) {
                 if self.spare.len() < self.spare.capacity() {
                     self.spare.push(s.into_buffers());
                 }
@@ -1091,16 +1098,20 @@ impl<F: Frame> LoadgenServer<F> {
             self.stats.segs_dropped += 1;
             return;
         };
-        if dst != self.conf.listen {
+        let ours = dst == self.conf.listen
+            || (dst.port() == self.conf.listen.port()
+                && self.conf.also.binary_search(dst.ip()).is_ok());
+        if !ours {
             self.stats.segs_dropped += 1;
             return;
         }
+        let key = (peer, dst);
         let syn = seg.flags.contains(qsplice_tcp::TcpFlags::SYN)
             && !seg.flags.contains(qsplice_tcp::TcpFlags::ACK);
-        match self.conns.get_mut(&peer) {
+        match self.conns.get_mut(&key) {
             Some(Conn::Up(s, _)) => {
                 s.endpoint().input(&seg, now);
-                self.drive(io, peer, now);
+                self.drive(io, key, now);
             }
             Some(Conn::Pending(po, _, mac)) if !syn => {
                 let (po, mac) = (*po, *mac);
@@ -1119,14 +1130,14 @@ impl<F: Frame> LoadgenServer<F> {
                         if self.conf.tls.is_some() {
                             srv = srv.with_tls(TlsSession::new());
                         }
-                        self.conns.insert(peer, Conn::Up(Box::new(srv), mac));
-                        self.drive(io, peer, now);
+                        self.conns.insert(key, Conn::Up(Box::new(srv), mac));
+                        self.drive(io, key, now);
                     }
                     None => self.stats.segs_dropped += 1,
                 }
             }
             _ if syn => {
-                if !self.conns.contains_key(&peer) && self.conns.len() >= self.conf.max_conns {
+                if !self.conns.contains_key(&key) && self.conns.len() >= self.conf.max_conns {
                     self.stats.segs_dropped += 1;
                     return;
                 }
@@ -1141,20 +1152,13 @@ impl<F: Frame> LoadgenServer<F> {
                     self.stats.segs_dropped += 1;
                     return;
                 };
-                if !emit_to(
-                    io,
-                    self.conf.port,
-                    mac,
-                    self.conf.listen,
-                    peer,
-                    &po.syn_ack(),
-                ) {
+                if !emit_to(io, self.conf.port, mac, dst, peer, &po.syn_ack()) {
                     self.stats.segs_unsent += 1;
                 }
-                if !matches!(self.conns.get(&peer), Some(Conn::Pending(..))) {
+                if !matches!(self.conns.get(&key), Some(Conn::Pending(..))) {
                     self.stats.opened += 1;
                 }
-                self.conns.insert(peer, Conn::Pending(po, now.us, mac));
+                self.conns.insert(key, Conn::Pending(po, now.us, mac));
             }
             _ => self.stats.segs_dropped += 1,
         }

@@ -52,7 +52,8 @@ pub mod http;
 pub mod lcore;
 
 pub use http::{
-    build_response, BodyFraming, ClientEvent, ClientSession, PassiveOpen, ServerSession,
+    build_response, BodyFraming, ClientEvent, ClientSession, PassiveOpen, Responses, ServerSession,
+    MAX_PATHS,
 };
 pub use lcore::{
     client_ports, server_owner, ClientConf, ClientTls, Latencies, LoadgenClient, LoadgenServer,

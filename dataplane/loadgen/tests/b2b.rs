@@ -92,7 +92,7 @@ fn run(conns: u16, requests: u32, loss: f64, seed: u64) -> Run {
         time_wait_us: 0,
         ..Config::default()
     };
-    let resp = response();
+    let resp = qsplice_loadgen::Responses::new(response());
     let mut rng = SmallRng::seed_from_u64(seed);
     let (mut c2s, mut s2c) = (Link::default(), Link::default());
     let mut clients: HashMap<u16, ClientSession> = HashMap::new();

@@ -166,19 +166,49 @@ fn run_framed(
     server_tls: Option<Arc<TlsContext>>,
     framing: BodyFraming,
 ) -> Outcome {
+    run_servers(
+        connections,
+        concurrency,
+        requests,
+        (loss, seed),
+        tweak,
+        server_tls,
+        framing,
+        &[],
+        |_| {},
+    )
+}
+
+/// [`run_framed`] with a server that also answers on `also` (its port
+/// holds them too), its settings tweaked.
+#[allow(clippy::too_many_arguments)]
+fn run_servers(
+    connections: u64,
+    concurrency: u32,
+    requests: u32,
+    (loss, seed): (f64, u64),
+    tweak: impl FnOnce(&mut ClientConf),
+    server_tls: Option<Arc<TlsContext>>,
+    framing: BodyFraming,
+    also: &[Ipv4Addr],
+    stweak: impl FnOnce(&mut ServerConf),
+) -> Outcome {
     let clock = ManualClock::default();
     clock.advance_ms(1000);
-    let response = build_response(BODY, framing);
-    let server = LoadgenServer::new(ServerConf {
+    let response = qsplice_loadgen::Responses::new(build_response(BODY, framing));
+    let mut sc = ServerConf {
         port: 0,
         listen: SocketAddrV4::new(SERVER_IP, 80),
+        also: also.to_vec(),
         response,
         close_after_response: framing == BodyFraming::Close,
         tls: server_tls,
         max_conns: 4096,
         tcp: tcp(),
         hz: 1_000_000_000,
-    });
+    };
+    stweak(&mut sc);
+    let server = LoadgenServer::new(sc);
     let mut cc = ClientConf {
         port: 0,
         locals: vec![CLIENT_IP],
@@ -199,9 +229,12 @@ fn run_framed(
     tweak(&mut cc);
     let client_ips = cc.locals.clone();
     let client = LoadgenClient::new(cc);
+    let server_ips: Vec<Ipv4Addr> = std::iter::once(SERVER_IP)
+        .chain(also.iter().copied())
+        .collect();
     let mut ws = Worker::with_service(
         econf(),
-        port([2, 0x50, 0, 0, 0, 1], &[SERVER_IP]),
+        port([2, 0x50, 0, 0, 0, 1], &server_ips),
         clock.clone(),
         Arc::new(SharedCounters::default()),
         None,
@@ -368,6 +401,70 @@ fn one_percent_loss_each_way_still_answers_every_request() {
     assert_eq!((c.responses, c.status_2xx), (800, 800));
     assert_eq!(c.body_bytes, 800 * BODY as u64);
     assert_eq!(o.server.responses, 800, "{:?}", o.server);
+}
+
+#[test]
+fn a_server_with_several_addresses_answers_on_each_from_that_address() {
+    let second = Ipv4Addr::new(10, 50, 0, 9);
+    let o = run_servers(
+        40,
+        8,
+        2,
+        (0.0, 14),
+        |c| c.target = SocketAddrV4::new(second, 80),
+        None,
+        BodyFraming::Length,
+        &[second],
+        |_| {},
+    );
+    // The client takes segments from its target only: every one came
+    // from the second address.
+    assert!(o.finished, "{:?}", o.client);
+    assert_eq!((o.client.completed, o.client.responses), (40, 80));
+    assert_eq!(o.client.segs_dropped, 0);
+    assert_eq!((o.server.responses, o.server.segs_dropped), (80, 0));
+}
+
+#[test]
+fn a_server_answers_each_path_with_its_own_body() {
+    // The client asks for /3k: that path's body, not the default one.
+    let o = run_servers(
+        20,
+        4,
+        3,
+        (0.01, 16),
+        |_| {},
+        None,
+        BodyFraming::Length,
+        &[],
+        |s| {
+            s.response = qsplice_loadgen::Responses::new(build_response(7, BodyFraming::Length));
+            s.response
+                .add_path("/other", build_response(1, BodyFraming::Length));
+            s.response
+                .add_path("/3k", build_response(BODY, BodyFraming::Length));
+        },
+    );
+    assert!(o.finished, "{:?}", o.client);
+    assert_eq!((o.client.completed, o.client.responses), (20, 60));
+    assert_eq!(o.client.body_bytes, 60 * BODY as u64);
+    // Another path: the default body.
+    let o = run_servers(
+        5,
+        5,
+        2,
+        (0.0, 17),
+        |c| c.request = b"GET /3kb?x=1 HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+        None,
+        BodyFraming::Length,
+        &[],
+        |s| {
+            s.response = qsplice_loadgen::Responses::new(build_response(7, BodyFraming::Length));
+            s.response
+                .add_path("/3k", build_response(BODY, BodyFraming::Length));
+        },
+    );
+    assert_eq!((o.client.responses, o.client.body_bytes), (10, 70));
 }
 
 /// A server certificate for `lcore.test` from a lab CA: the server's TLS
@@ -557,7 +654,11 @@ fn segments_reach_the_lcore_owning_their_connection_on_two_lcores_each_side() {
             LoadgenServer::new(ServerConf {
                 port: 0,
                 listen: SocketAddrV4::new(SERVER_IP, 80),
-                response: build_response(BODY, BodyFraming::Length),
+                also: vec![],
+                response: qsplice_loadgen::Responses::new(build_response(
+                    BODY,
+                    BodyFraming::Length,
+                )),
                 close_after_response: false,
                 tls: None,
                 max_conns: 2048,

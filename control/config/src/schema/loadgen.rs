@@ -26,6 +26,16 @@ pub enum ResponseMode {
     Close,
 }
 
+/// `[[loadgen.paths]]`: a loadgen server's response for one request path.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LoadgenPath {
+    /// The request target up to `?`, e.g. `/1m.bin`.
+    pub path: String,
+    /// Body bytes of its `200 OK`.
+    pub response_bytes: u32,
+}
+
 /// `[loadgen]`: HTTP/1.1 clients or a server on one port, over the
 /// appliance's own TCP.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -66,8 +76,13 @@ pub struct LoadgenConf {
     pub sport_max: u16,
     /// Server: the address and TCP port it serves (an address of `port`).
     pub listen: Option<std::net::SocketAddrV4>,
+    /// Server: answer on every IPv4 address of `port` (at `listen`'s TCP
+    /// port), standing in for several backends.
+    pub listen_all: bool,
     /// Server: response body bytes.
     pub response_bytes: u32,
+    /// Server: other body sizes for given request paths.
+    pub paths: Vec<LoadgenPath>,
     /// Server: how the body is delimited: `length` (Content-Length),
     /// `chunked`, `close` (Connection: close, the connection closes after
     /// the response).
@@ -122,7 +137,9 @@ impl Default for LoadgenConf {
             sport_min: 20_000,
             sport_max: 60_999,
             listen: None,
+            listen_all: false,
             response_bytes: 100,
+            paths: Vec::new(),
             response_mode: ResponseMode::Length,
             chunk_bytes: 4096,
             max_conns: 65_536,
