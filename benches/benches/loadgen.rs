@@ -56,7 +56,7 @@ impl Queue {
 
 struct Pair {
     cfg: Config,
-    resp: Vec<u8>,
+    resp: qsplice_loadgen::Responses,
     c2s: Queue,
     s2c: Queue,
 }
@@ -261,7 +261,7 @@ fn bench(c: &mut Criterion) {
     resp.extend([b'x'; 100]);
     let mut p = Pair {
         cfg,
-        resp,
+        resp: qsplice_loadgen::Responses::new(resp.clone()),
         c2s: Queue::default(),
         s2c: Queue::default(),
     };
@@ -277,7 +277,7 @@ fn bench(c: &mut Criterion) {
             black_box(p.connection(iss, t))
         })
     });
-    let (cfg, resp) = (p.cfg.clone(), p.resp.clone());
+    let cfg = p.cfg.clone();
     g.bench_function("lcore_pair", |b| {
         b.iter_custom(|iters| lcore_pair(iters.max(64), &cfg, &resp))
     });

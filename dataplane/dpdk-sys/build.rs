@@ -67,6 +67,10 @@ fn main() {
         .prepend_enum_name(false)
         .generate()
         .expect("bindgen failed on DPDK headers");
+    // `rte_eth_from_rings` (back-to-back ring port pairs) lives in the
+    // net_ring PMD's library, which `pkg-config libdpdk` does not list (EAL
+    // loads PMDs as plugins; the same file, so it registers once).
+    println!("cargo:rustc-link-lib=rte_net_ring");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bindings.rs");
     bindings.write_to_file(&out).expect("write bindings");
 }

@@ -15,4 +15,5 @@
 #include <rte_dev.h>
 #include <rte_bus_vdev.h>
 #include <rte_version.h>
+#include <rte_eth_ring.h>
 #include "shim.h"

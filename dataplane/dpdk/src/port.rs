@@ -369,6 +369,15 @@ pub struct EthQueue {
 }
 
 impl EthQueue {
+    /// Use `mac` as this queue's address (what the engine answers ARP
+    /// with and sends from): for PMDs whose ports have none and cannot be
+    /// given one (a `net_ring` pair's ports read 00:00:00:00:00:00 and
+    /// refuse `rte_eth_dev_default_mac_addr_set`; they deliver every frame).
+    pub fn with_mac(mut self, mac: [u8; 6]) -> EthQueue {
+        self.mac = mac;
+        self
+    }
+
     /// Port id.
     pub fn port_id(&self) -> u16 {
         self.port_id

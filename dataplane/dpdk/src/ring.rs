@@ -107,6 +107,46 @@ impl Ring {
     }
 }
 
+impl Ring {
+    /// Two Ethernet ports wired back to back through two rings (DPDK's
+    /// `net_ring` PMD, `rte_eth_from_rings`): what one transmits, the
+    /// other receives, in process, one queue pair each. Returns their port
+    /// ids (named `{name}_a` and `{name}_b`), to be configured like any
+    /// port ([`crate::EthPort::configure`] with one queue). The rings live
+    /// as long as the process: the ports keep pointers to them.
+    pub fn port_pair(
+        eal: &Eal,
+        name: &str,
+        slots: u32,
+        socket: Option<u32>,
+    ) -> Result<(u16, u16), DpdkError> {
+        let ra = Ring::create_spsc(eal, &format!("{name}_ab"), slots, socket)?;
+        let rb = Ring::create_spsc(eal, &format!("{name}_ba"), slots, socket)?;
+        let (ab, ba) = (ra.ptr.as_ptr(), rb.ptr.as_ptr());
+        // Never freed from here on (before any port points at them; a
+        // failure below leaks two rings, nothing dangles).
+        std::mem::forget(ra);
+        std::mem::forget(rb);
+        let numa = socket.unwrap_or(0);
+        let port = |side: &str, rx: *mut sys::rte_ring, tx: *mut sys::rte_ring| {
+            let n = format!("{name}_{side}");
+            let cname = CString::new(n.clone())
+                .map_err(|_| DpdkError::new("rte_eth_from_rings", 22, "name contains NUL"))?;
+            let (rxq, txq) = ([rx], [tx]);
+            // SAFETY: valid C string; one-element arrays of valid ring
+            // pointers, read during the call; the rings are never freed, so
+            // the port's pointers stay valid.
+            let id = unsafe {
+                sys::rte_eth_from_rings(cname.as_ptr(), rxq.as_ptr(), 1, txq.as_ptr(), 1, numa)
+            };
+            u16::try_from(id).map_err(|_| DpdkError::from_rte_errno("rte_eth_from_rings", n))
+        };
+        let a = port("a", ba, ab)?;
+        let b = port("b", ab, ba)?;
+        Ok((a, b))
+    }
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         let mut out: ArrayVec<Mbuf, 64> = ArrayVec::new();

@@ -503,6 +503,12 @@ impl PassiveOpen {
         self.complete_reusing(cfg, ack, now, &mut None)
     }
 
+    /// Whether `seg` is a RST for this handshake (its sequence number the
+    /// one our SYN-ACK expects next; RFC 5961: not a blind reset).
+    pub fn is_reset_by(&self, seg: &Segment<'_>) -> bool {
+        seg.flags.contains(TcpFlags::RST) && seg.seq == self.irs.wrapping_add(1)
+    }
+
     /// [`complete`](Self::complete) in the buffers of an endpoint that
     /// ended (taken from `bufs` only when the handshake completes).
     pub fn complete_reusing(

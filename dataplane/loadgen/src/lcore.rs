@@ -338,6 +338,34 @@ fn tcp_in(f: &[u8], l3: usize) -> Option<(SocketAddrV4, SocketAddrV4, std::ops::
     ))
 }
 
+/// The RST a closed port sends for `seg` (RFC 9293 §3.10.7.1).
+fn rst_for(seg: &Segment<'_>) -> SegmentOut<'static> {
+    use qsplice_tcp::TcpFlags;
+    match seg.ack {
+        Some(a) => SegmentOut {
+            seq: a,
+            ack: None,
+            flags: TcpFlags::RST,
+            window: 0,
+            options: Default::default(),
+            payload: (&[], &[]),
+        },
+        None => {
+            let len = seg.payload.len() as u32
+                + u32::from(seg.flags.contains(TcpFlags::SYN))
+                + u32::from(seg.flags.contains(TcpFlags::FIN));
+            SegmentOut {
+                seq: 0,
+                ack: Some(seg.seq.wrapping_add(len)),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                options: Default::default(),
+                payload: (&[], &[]),
+            }
+        }
+    }
+}
+
 fn now_of(now: u64, hz: u64) -> Now {
     let us = (u128::from(now) * 1_000_000 / u128::from(hz.max(1))) as u64;
     Now {
@@ -845,6 +873,21 @@ impl<F: Frame> LoadgenClient<F> {
                 }
                 self.drive(io, i, now);
             }
+            // The server's segment for a connection this client ended (no
+            // TIME-WAIT here: a retransmitted FIN whose last ACK was lost):
+            // a RST, as a closed port answers, so the server lets go at
+            // once instead of retrying until it times out.
+            (None, Some(seg))
+                if src == self.conf.target
+                    && self.slot_of(*dst.ip(), dst.port()).is_some()
+                    && !seg.flags.contains(qsplice_tcp::TcpFlags::RST) =>
+            {
+                self.stats.segs_dropped += 1;
+                let rst = rst_for(&seg);
+                if !emit(io, self.conf.port, dst, src, &rst) {
+                    self.stats.segs_unsent += 1;
+                }
+            }
             _ => self.stats.segs_dropped += 1,
         }
     }
@@ -1035,6 +1078,17 @@ impl<F> LoadgenServer<F> {
         self.conns.len()
     }
 
+    /// Connection `key` ended after both FINs (its last ACK never came):
+    /// counted completed, dropped.
+    fn finished(&mut self, key: (SocketAddrV4, SocketAddrV4)) {
+        if let Some(Conn::Up(s, _)) = self.conns.remove(&key) {
+            self.stats.completed += 1;
+            if self.spare.len() < self.spare.capacity() {
+                self.spare.push(s.into_buffers());
+            }
+        }
+    }
+
     /// Steps connection `key` (client, us) and sends what is due; drops
     /// it once closed.
     fn drive<Q: Queue>(&mut self, io: &mut Io<'_, Q>, key: (SocketAddrV4, SocketAddrV4), now: Now) {
@@ -1108,10 +1162,35 @@ impl<F: Frame> LoadgenServer<F> {
         let key = (peer, dst);
         let syn = seg.flags.contains(qsplice_tcp::TcpFlags::SYN)
             && !seg.flags.contains(qsplice_tcp::TcpFlags::ACK);
+        // A new SYN on a tuple whose last connection is past both FINs
+        // (its last ACK lost, or the client reusing the tuple at once): the
+        // old one is done, a new one starts (as Linux takes a SYN in
+        // TIME-WAIT).
+        if syn {
+            if let Some(Conn::Up(s, _)) = self.conns.get_mut(&key) {
+                let ep = s.endpoint();
+                if !ep.may_send() && !ep.may_recv() {
+                    self.finished(key);
+                }
+            }
+        }
         match self.conns.get_mut(&key) {
             Some(Conn::Up(s, _)) => {
-                s.endpoint().input(&seg, now);
+                let ep = s.endpoint();
+                let past = !ep.may_send() && !ep.may_recv();
+                ep.input(&seg, now);
+                // A RST once both FINs were exchanged (the client kept no
+                // TIME-WAIT and answered our retransmitted FIN): done.
+                if past && seg.flags.contains(qsplice_tcp::TcpFlags::RST) {
+                    self.finished(key);
+                    return;
+                }
                 self.drive(io, key, now);
+            }
+            // A stale duplicate SYN's SYN-ACK refused by the client.
+            Some(Conn::Pending(po, ..)) if po.is_reset_by(&seg) => {
+                self.conns.remove(&key);
+                self.stats.failed += 1;
             }
             Some(Conn::Pending(po, _, mac)) if !syn => {
                 let (po, mac) = (*po, *mac);
