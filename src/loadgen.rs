@@ -469,11 +469,17 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         } else {
             g.host.clone()
         };
-        format!(
-            "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: qsplice-loadgen\r\n\r\n",
+        let mut r = format!(
+            "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: qsplice-loadgen\r\n",
             g.method, g.path
-        )
-        .into_bytes()
+        );
+        if g.method == "POST" {
+            r += &format!("Content-Length: {}\r\n", g.request_bytes);
+        }
+        r += "\r\n";
+        let mut r = r.into_bytes();
+        r.extend((0..g.request_bytes).map(|i| b'a' + (i % 26) as u8));
+        r
     });
     let conns = opts.connections.unwrap_or(g.connections);
     // Server: one response and one TLS context (ticket keys) for all.

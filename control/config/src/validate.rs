@@ -1422,8 +1422,28 @@ impl Config {
                         ),
                     );
                 }
-                if !matches!(g.method.as_str(), "GET" | "HEAD") {
-                    return err("loadgen.method", &g.method, "GET or HEAD");
+                if !matches!(g.method.as_str(), "GET" | "HEAD" | "POST") {
+                    return err("loadgen.method", &g.method, "GET, HEAD or POST");
+                }
+                if g.request_bytes > 0 && g.method != "POST" {
+                    return err(
+                        "loadgen.request_bytes",
+                        g.request_bytes,
+                        format!("a request body needs method = \"POST\" (not {})", g.method),
+                    );
+                }
+                // The request (head and body) is queued whole.
+                let request =
+                    u64::from(g.request_bytes) + g.path.len() as u64 + g.host.len() as u64 + 128;
+                if request > u64::from(g.tcp_buf) {
+                    return err(
+                        "loadgen.request_bytes",
+                        g.request_bytes,
+                        format!(
+                            "the request (≈ {request} bytes with its head) must fit in tcp_buf ({})",
+                            g.tcp_buf
+                        ),
+                    );
                 }
                 let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
                 if !g.path.starts_with('/') || g.path.len() > 1024 || !printable(&g.path) {

@@ -1680,9 +1680,21 @@ fn loadgen_parses_with_defaults_and_its_rules_name_key_value_and_reason() {
         ),
         (
             "role = \"client\"",
-            "role = \"client\"\nmethod = \"POST\"",
+            "role = \"client\"\nmethod = \"PUT\"",
             "loadgen.method",
-            "GET or HEAD",
+            "GET, HEAD or POST",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nrequest_bytes = 10",
+            "loadgen.request_bytes",
+            "needs method = \"POST\"",
+        ),
+        (
+            "role = \"client\"",
+            "role = \"client\"\nmethod = \"POST\"\nrequest_bytes = 70000",
+            "loadgen.request_bytes",
+            "must fit in tcp_buf (65536)",
         ),
         (
             "role = \"client\"",

@@ -177,31 +177,69 @@ const PATHS: [(&str, &[u8]); 2] = [
 const DEFAULT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nddd";
 
 /// The response index (0: default, k: `PATHS[k - 1]`) the request heads in
-/// `wire` select, by a reference reading: a head ends at every CR LF CR
-/// LF (overlapping ones too); its target is what follows its first
-/// space, up to a space, `?`, CR or LF.
+/// `wire` select, by a reference reading: CR and LF before a head are
+/// skipped; a head ends at the first CR LF CR LF after its start; its
+/// target is what follows its first space, up to a space, `?`, CR or LF;
+/// its body — skipped — is as long as the last of its lines that starts
+/// with `content-length:` (any case) says: blanks, then the digits up to
+/// the first other byte (saturating; a line without digits says nothing).
 fn expected_indices(wire: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
-    let mut start = 0;
-    for i in 3..wire.len() {
-        if &wire[i - 3..=i] == b"\r\n\r\n" {
-            let head = &wire[start..=i];
-            let k = head.iter().position(|&b| b == b' ').map_or(0, |sp| {
-                let t = &head[sp + 1..];
-                let end = t
-                    .iter()
-                    .position(|b| matches!(b, b' ' | b'?' | b'\r' | b'\n'))
-                    .unwrap_or(t.len());
-                PATHS
-                    .iter()
-                    .position(|(p, _)| p.as_bytes() == &t[..end])
-                    .map_or(0, |k| k + 1)
-            });
-            out.push(k);
-            start = i + 1;
+    let mut pos = 0usize;
+    loop {
+        while pos < wire.len() && matches!(wire[pos], b'\r' | b'\n') {
+            pos += 1;
+        }
+        let Some(end) = wire[pos..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|e| pos + e + 4)
+        else {
+            return out;
+        };
+        let head = &wire[pos..end];
+        let k = head.iter().position(|&b| b == b' ').map_or(0, |sp| {
+            let t = &head[sp + 1..];
+            let e = t
+                .iter()
+                .position(|b| matches!(b, b' ' | b'?' | b'\r' | b'\n'))
+                .unwrap_or(t.len());
+            PATHS
+                .iter()
+                .position(|(p, _)| p.as_bytes() == &t[..e])
+                .map_or(0, |k| k + 1)
+        });
+        out.push(k);
+        let mut body = 0u64;
+        // Lines end at LF; the last line (after the final LF) is empty.
+        for line in head.split(|&b| b == b'\n') {
+            let name = b"content-length:";
+            if line.len() < name.len() || !line[..name.len()].eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let v = &line[name.len()..];
+            let v = &v[v
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t'))
+                .unwrap_or(v.len())..];
+            let digits = v.iter().take_while(|b| b.is_ascii_digit());
+            let mut n = None;
+            for d in digits {
+                n = Some(
+                    n.unwrap_or(0u64)
+                        .saturating_mul(10)
+                        .saturating_add(u64::from(d - b'0')),
+                );
+            }
+            if let Some(n) = n {
+                body = n;
+            }
+        }
+        pos = end.saturating_add(usize::try_from(body).unwrap_or(usize::MAX));
+        if pos >= wire.len() {
+            return out;
         }
     }
-    out
 }
 
 /// `loadgen_server`: a loadgen server session (a default response and two
@@ -209,7 +247,8 @@ fn expected_indices(wire: &[u8]) -> Vec<usize> {
 ///
 /// Input: a selector byte (bits 0..5: the size of each piece the client
 /// sends, bit 6: the client closes after its bytes), then the client's
-/// bytes — request heads, pipelined or not, or anything. Invariants: no
+/// bytes — request heads, pipelined or not, with `Content-Length`
+/// bodies or not, or anything. Invariants: no
 /// panic; the session ends or goes quiet; what the client receives is a
 /// sequence of whole responses (the last may be cut short by the end of
 /// the run), the i-th being the one the i-th request head's path selects

@@ -602,26 +602,48 @@ impl Responses {
 }
 
 /// Request heads as they stream past: where in the head we are, the
-/// target's running hash, and the answers owed, oldest in the low bits.
+/// target's running hash, a `Content-Length` being read, the body left
+/// to skip, and the answers owed, oldest in the low bits.
 #[derive(Copy, Clone, Debug)]
 struct HeadScan {
     /// The last bytes read (looking for CR LF CR LF across pieces).
     tail: u32,
     /// 0: method, 1: target, 2: the rest of the head.
     at: u8,
+    /// A byte other than CR / LF seen in this head (blank lines before a
+    /// request line are skipped, RFC 9112 §2.2).
+    begun: bool,
     hash: u64,
     len: u32,
+    /// Characters of `content-length:` matched on this line (`CL_NO`:
+    /// not this line, `CL_DONE`: its value ended).
+    cl_match: u8,
+    /// The value being read: (digits seen, value).
+    cl_val: (bool, u64),
+    /// This head's body length (the last `Content-Length` line's value).
+    clen: u64,
+    /// Body bytes still to skip.
+    body: u64,
     /// Response indices of the pending requests, 4 bits each.
     owed: u64,
 }
+
+const CONTENT_LENGTH: &[u8] = b"content-length:";
+const CL_NO: u8 = 0xff;
+const CL_DONE: u8 = 0xfe;
 
 impl Default for HeadScan {
     fn default() -> Self {
         HeadScan {
             tail: 0,
             at: 0,
+            begun: false,
             hash: FNV_OFFSET,
             len: 0,
+            cl_match: 0,
+            cl_val: (false, 0),
+            clen: 0,
+            body: 0,
             owed: 0,
         }
     }
@@ -717,7 +739,8 @@ fn answered_one(
 }
 
 /// Counts request heads (CR LF CR LF) in `data` and notes the response
-/// each one's target selects, carrying the scan's state across pieces.
+/// each one's target selects, skipping request bodies delimited by
+/// `Content-Length`, carrying the scan's state across pieces.
 fn scan_heads(
     data: &[u8],
     scan: &mut HeadScan,
@@ -725,8 +748,19 @@ fn scan_heads(
     requests: &mut u64,
     resp: &Responses,
 ) {
-    for &b in data {
+    let mut i = 0;
+    while i < data.len() {
+        if scan.body > 0 {
+            let n = (data.len() - i).min(usize::try_from(scan.body).unwrap_or(usize::MAX));
+            scan.body -= n as u64;
+            i += n;
+            continue;
+        }
+        let b = data[i];
+        i += 1;
         scan.tail = (scan.tail << 8) | u32::from(b);
+        let blank = !scan.begun && matches!(b, b'\r' | b'\n');
+        scan.begun |= !blank;
         match scan.at {
             0 if b == b' ' => {
                 scan.at = 1;
@@ -740,18 +774,56 @@ fn scan_heads(
             }
             _ => {}
         }
-        if scan.tail == 0x0d0a_0d0a {
-            let k = if scan.at == 0 {
-                0
-            } else {
-                resp.index(scan.hash, scan.len)
-            };
-            if *pending < MAX_PIPELINED {
-                scan.owed |= u64::from(k) << (4 * *pending);
+        // Content-Length, line by line.
+        if b == b'\n' || blank {
+            if b == b'\n' && scan.cl_val.0 {
+                scan.clen = scan.cl_val.1;
             }
-            scan.at = 0;
-            *pending += 1;
-            *requests += 1;
+            scan.cl_match = 0;
+            scan.cl_val = (false, 0);
+        } else {
+            match scan.cl_match {
+                CL_NO | CL_DONE => {}
+                m if usize::from(m) < CONTENT_LENGTH.len() => {
+                    scan.cl_match = if b.to_ascii_lowercase() == CONTENT_LENGTH[usize::from(m)] {
+                        m + 1
+                    } else {
+                        CL_NO
+                    };
+                }
+                _ => match b {
+                    b' ' | b'\t' if !scan.cl_val.0 => {}
+                    b'0'..=b'9' => {
+                        let v = scan.cl_val.1;
+                        scan.cl_val = (
+                            true,
+                            v.saturating_mul(10).saturating_add(u64::from(b - b'0')),
+                        );
+                    }
+                    _ => scan.cl_match = CL_DONE,
+                },
+            }
+        }
+        if scan.tail == 0x0d0a_0d0a {
+            if scan.begun {
+                let k = if scan.at == 0 {
+                    0
+                } else {
+                    resp.index(scan.hash, scan.len)
+                };
+                if *pending < MAX_PIPELINED {
+                    scan.owed |= u64::from(k) << (4 * *pending);
+                }
+                *pending += 1;
+                *requests += 1;
+                scan.body = scan.clen;
+            }
+            let owed = scan.owed;
+            *scan = HeadScan {
+                owed,
+                body: scan.body,
+                ..HeadScan::default()
+            };
         }
     }
 }
@@ -1013,13 +1085,38 @@ mod tests {
         assert_eq!(got, [&b"M"[..], b"A", b"default", b"default"]);
     }
 
+    #[test]
+    fn request_bodies_are_skipped_by_their_content_length() {
+        let mut r = Responses::new(b"d".to_vec());
+        r.add_path("/a", b"A".to_vec());
+        // Blank lines before a request are not requests; a body that looks
+        // like a request is not one; the last Content-Length line counts.
+        let wire = b"\r\n\r\nPOST /up HTTP/1.1\r\nHost: x\r\ncontent-LENGTH:\t 29\r\n\r\n\
+                     GET /a HTTP/1.1\r\n\r\nxxxxxxxxxx\
+                     POST /a HTTP/1.1\r\nContent-Length: 99\r\nContent-Length: 3\r\n\r\n\r\n\r\
+                     GET /b HTTP/1.1\r\n\r\n";
+        let (mut scan, mut pending, mut requests) = (HeadScan::default(), 0, 0);
+        for piece in wire.chunks(7) {
+            scan_heads(piece, &mut scan, &mut pending, &mut requests, &r);
+        }
+        assert_eq!((pending, requests), (3, 3));
+        let got: Vec<&[u8]> = (0..3)
+            .map(|i| r.get(((scan.owed >> (4 * i)) & 0xf) as u8))
+            .collect();
+        assert_eq!(got, [&b"d"[..], b"A", b"d"]);
+        assert_eq!(scan.body, 0);
+    }
+
     proptest! {
         /// Pipelined requests for known and unknown paths (with queries),
         /// cut into arbitrary pieces: each is owed its path's response, in
         /// order, as its answer is written.
         #[test]
         fn pipelined_requests_are_owed_their_paths_responses_in_order(
-            picks in proptest::collection::vec((0usize..5, any::<bool>()), 1..16),
+            picks in proptest::collection::vec(
+                (0usize..5, any::<bool>(), proptest::option::of(0usize..300), 0u8..3),
+                1..16,
+            ),
             cuts in proptest::collection::vec(1usize..40, 1..50),
         ) {
             let paths = ["/a", "/b/c", "/1m.bin", "/zz"];
@@ -1029,10 +1126,19 @@ mod tests {
             }
             let mut wire = Vec::new();
             let mut want = Vec::new();
-            for &(k, query) in &picks {
+            for &(k, query, body, case) in &picks {
                 let path = if k < paths.len() { paths[k] } else { "/" };
                 let q = if query { "?x=/a" } else { "" };
-                wire.extend(format!("GET {path}{q} HTTP/1.1\r\nHost: h\r\n\r\n").bytes());
+                match body {
+                    None => wire.extend(format!("GET {path}{q} HTTP/1.1\r\nHost: h\r\n\r\n").bytes()),
+                    Some(n) => {
+                        let name = ["Content-Length", "content-length", "CONTENT-LENGTH"][usize::from(case)];
+                        wire.extend(format!("POST {path}{q} HTTP/1.1\r\n{name}: {n}\r\n\r\n").bytes());
+                        // A body full of what a request head looks like.
+                        let fake = b"GET /a HTTP/1.1\r\n\r\n";
+                        wire.extend((0..n).map(|i| fake[i % fake.len()]));
+                    }
+                }
                 want.push(if k < 3 { k as u8 + 1 } else { 0 });
             }
             let (mut scan, mut pending, mut requests) = (HeadScan::default(), 0u32, 0u64);

@@ -59,8 +59,10 @@ pub struct LoadgenConf {
     pub think_ms: u64,
     /// Client: requests per connection (keep-alive).
     pub requests: u32,
-    /// Client: request method, `GET` or `HEAD`.
+    /// Client: request method, `GET`, `HEAD` or `POST`.
     pub method: String,
+    /// Client: `POST` body bytes (sent with `Content-Length`).
+    pub request_bytes: u32,
     /// Client: request target.
     pub path: String,
     /// Client: `Host` header (empty: the target's address).
@@ -131,6 +133,7 @@ impl Default for LoadgenConf {
             think_ms: 0,
             requests: 1,
             method: "GET".into(),
+            request_bytes: 0,
             path: "/".into(),
             host: String::new(),
             sources: 1,
