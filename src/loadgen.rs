@@ -103,6 +103,10 @@ pub struct Sample {
     pub connections_per_s: f64,
     /// Responses per second in the interval.
     pub requests_per_s: f64,
+    /// TCP payload MB/s sent and received in the interval.
+    pub tx_mb_per_s: f64,
+    /// See `tx_mb_per_s`.
+    pub rx_mb_per_s: f64,
     /// Client: response time percentiles of the interval, µs (0: none).
     pub response_p50_us: u64,
     /// See `response_p50_us`.
@@ -145,6 +149,17 @@ pub struct LoadgenReport {
     pub bad_responses: u64,
     /// Client: response body bytes.
     pub body_bytes: u64,
+    /// TCP payload bytes sent (retransmissions included) and received.
+    pub tx_bytes: u64,
+    /// See `tx_bytes`.
+    pub rx_bytes: u64,
+    /// `tx_bytes` / `rx_bytes` per second, in MB (10^6 bytes).
+    pub tx_mb_per_s: f64,
+    /// See `tx_mb_per_s`.
+    pub rx_mb_per_s: f64,
+    /// Memory an open connection holds: its session record and TCP
+    /// buffers (both ways); TLS adds its record buffers and rustls' state.
+    pub memory_per_connection_bytes: u64,
     /// Completed connections per second.
     pub connections_per_s: f64,
     /// Responses per second.
@@ -223,6 +238,12 @@ fn report(
         status_2xx: s.status_2xx,
         bad_responses: s.bad_responses,
         body_bytes: s.body_bytes,
+        tx_bytes: s.tx_bytes,
+        rx_bytes: s.rx_bytes,
+        tx_mb_per_s: per(s.tx_bytes) / 1e6,
+        rx_mb_per_s: per(s.rx_bytes) / 1e6,
+        memory_per_connection_bytes: (qsplice_loadgen::session_bytes(client)
+            + 2 * g.tcp_buf as usize) as u64,
         connections_per_s: per(s.completed),
         requests_per_s: per(s.responses),
         rate_target: if client { g.rate } else { 0 },
@@ -322,6 +343,15 @@ pub fn render(r: &LoadgenReport) -> String {
             );
         }
     }
+    s += &format!(
+        "  TCP payload: sent {} B ({:.1} MB/s), received {} B ({:.1} MB/s); {} B per open connection (record + buffers{})\n",
+        r.tx_bytes,
+        r.tx_mb_per_s,
+        r.rx_bytes,
+        r.rx_mb_per_s,
+        r.memory_per_connection_bytes,
+        if r.tls_handshakes > 0 { ", TLS state on top" } else { "" }
+    );
     s += &format!(
         "  segments dropped {} unsent {}",
         r.segs_dropped, r.segs_unsent
@@ -719,8 +749,8 @@ impl Dashboard {
         let lines = [
             head,
             format!(
-                "now {:>9.0} conn/s {:>9.0} req/s   open {open}   responses {} (2xx {})   behind {}",
-                x.connections_per_s, x.requests_per_s, s.responses, s.status_2xx, s.behind
+                "now {:>9.0} conn/s {:>9.0} req/s {:>7.1} MB/s out {:>7.1} MB/s in   open {open}   responses {} (2xx {})   behind {}",
+                x.connections_per_s, x.requests_per_s, x.tx_mb_per_s, x.rx_mb_per_s, s.responses, s.status_2xx, s.behind
             ),
             format!(
                 "response p50 {} us p99 {} us (last interval)   TLS handshakes {} resumed {} PQ {}",
@@ -789,6 +819,8 @@ fn interval_sample(
         t_s: t,
         connections_per_s: s.completed.saturating_sub(last.1.completed) as f64 / dt,
         requests_per_s: s.responses.saturating_sub(last.1.responses) as f64 / dt,
+        tx_mb_per_s: s.tx_bytes.saturating_sub(last.1.tx_bytes) as f64 / dt / 1e6,
+        rx_mb_per_s: s.rx_bytes.saturating_sub(last.1.rx_bytes) as f64 / dt / 1e6,
         response_p50_us: p.0,
         response_p99_us: p.1,
     }

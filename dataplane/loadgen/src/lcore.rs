@@ -145,6 +145,11 @@ loadgen_stats! {
     steered,
     /// … dropped instead, the owner's inbox being full (TCP retransmits).
     steer_full,
+    /// TCP payload bytes sent (retransmissions included; with TLS, the
+    /// records).
+    tx_bytes,
+    /// TCP payload bytes received (duplicates included).
+    rx_bytes,
 }
 
 /// Latency distributions of a client lcore, µs (HDR histograms, 3
@@ -371,6 +376,16 @@ fn now_of(now: u64, hz: u64) -> Now {
     Now {
         us,
         tsval: (us / 1000) as u32,
+    }
+}
+
+/// Bytes an open connection holds besides its TCP buffers: the session
+/// record (client or server; TLS state, when used, comes on top).
+pub fn session_bytes(client: bool) -> usize {
+    if client {
+        std::mem::size_of::<ClientSession>()
+    } else {
+        std::mem::size_of::<ServerSession>() + std::mem::size_of::<Conn>()
     }
 }
 
@@ -737,8 +752,9 @@ impl<F> LoadgenClient<F> {
         };
         let req = &self.conf.request;
         s.step(req, now, &mut ev);
-        let mut unsent = 0;
+        let (mut unsent, mut tx) = (0, 0);
         s.endpoint().output(now, MAX_SEGS_PER_CALL, |seg| {
+            tx += seg.payload_len() as u64;
             if !emit(io, pi, src, dst, seg) {
                 unsent += 1;
             }
@@ -746,6 +762,7 @@ impl<F> LoadgenClient<F> {
         });
         s.step(req, now, &mut ev);
         st.segs_unsent += unsent;
+        st.tx_bytes += tx;
         if s.is_done() {
             let ok = s.answered() == self.conf.requests && s.endpoint().outcome().is_none();
             if ok {
@@ -868,6 +885,7 @@ impl<F: Frame> LoadgenClient<F> {
         let seg = f.data().get(tcp).and_then(Segment::parse);
         match (slot, seg) {
             (Some(i), Some(seg)) => {
+                self.stats.rx_bytes += seg.payload.len() as u64;
                 if let Some(s) = self.slots[i].as_mut() {
                     s.endpoint().input(&seg, now);
                 }
@@ -1114,14 +1132,16 @@ impl<F> LoadgenServer<F> {
         };
         step(s, &mut self.scratch, &mut self.stats);
         let pi = self.conf.port;
-        let mut unsent = 0;
+        let (mut unsent, mut tx) = (0, 0);
         let mac = *mac;
         s.endpoint().output(now, MAX_SEGS_PER_CALL, |seg| {
+            tx += seg.payload_len() as u64;
             if !emit_to(io, pi, mac, src, peer, seg) {
                 unsent += 1;
             }
             true
         });
+        self.stats.tx_bytes += tx;
         step(s, &mut self.scratch, &mut self.stats);
         self.stats.responses += s.requests() - before;
         self.stats.segs_unsent += unsent;
@@ -1160,6 +1180,7 @@ impl<F: Frame> LoadgenServer<F> {
             return;
         }
         let key = (peer, dst);
+        self.stats.rx_bytes += seg.payload.len() as u64;
         let syn = seg.flags.contains(qsplice_tcp::TcpFlags::SYN)
             && !seg.flags.contains(qsplice_tcp::TcpFlags::ACK);
         // A new SYN on a tuple whose last connection is past both FINs

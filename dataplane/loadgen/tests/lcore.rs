@@ -315,6 +315,9 @@ fn clients_and_servers_on_two_lcores_exchange_every_request() {
     );
     assert_eq!(s.completed, 300);
     assert_eq!(o.server_conns, 0);
+    // Throughput each way: no loss, so what one side sent the other got.
+    assert_eq!((c.tx_bytes, c.rx_bytes), (s.rx_bytes, s.tx_bytes));
+    assert!(c.rx_bytes > 900 * BODY as u64 && c.tx_bytes >= 900 * 30);
     // Latency histograms: one connect time per connection, one
     // first-byte and one whole-response time per response.
     assert_eq!(o.lat.connect.len(), 300);
