@@ -92,6 +92,9 @@ pub struct LatencyReport {
     pub first_byte: LatencySummary,
     /// Request sent → response read whole.
     pub response: LatencySummary,
+    /// SYN sent → the connection's last response read whole (connect,
+    /// TLS and every request of the connection).
+    pub connection: LatencySummary,
 }
 
 /// One point of the time series (one live interval).
@@ -268,6 +271,7 @@ fn report(
                 connect: LatencySummary::of(&l.connect),
                 first_byte: LatencySummary::of(&l.first_byte),
                 response: LatencySummary::of(&l.response),
+                connection: LatencySummary::of(&l.connection),
             })
             .unwrap_or_default(),
         segs_dropped: s.segs_dropped,
@@ -325,6 +329,7 @@ pub fn render(r: &LoadgenReport) -> String {
             ("tls", &r.latency_us.tls_handshake),
             ("first byte", &r.latency_us.first_byte),
             ("response", &r.latency_us.response),
+            ("connection", &r.latency_us.connection),
         ] {
             s += &format!(
                 "    {:<12} {:>9} {:>9.0} {:>9} {:>9} {:>9} {:>9} {:>9}\n",

@@ -36,9 +36,9 @@
 # CPU the device's worker does not use, idle_sleep_us as the device's)
 # instead of wrk: the same three loads (conn: one request per connection;
 # req: keep-alive; bulk: GET /1m.bin on 4 connections), each for N
-# seconds; latency columns are loadgen's request → whole response
-# percentiles (wrk's include the connect time in the conn column). IPv4
-# only.
+# seconds; latency columns are loadgen's percentiles: conn, a new
+# connection's SYN → whole response (wrk's include the connect time too);
+# req, request → whole response. IPv4 only.
 # --server loadgen: the backends are one `qsplice loadgen` server (its own
 # TCP on an af_packet port on b1's veth, one worker lcore) answering on
 # 10.10.2.111, .112 and .113 (`listen_all`; addresses no namespace's
@@ -351,7 +351,10 @@ try:
     r = json.load(open(sys.argv[2]))
 except Exception:
     print("0 nan nan"); sys.exit()
-lat = r["latency_us"]["response"]
+# conn: a new connection's whole time (SYN → response), as a user of
+# the device waits it (wrk's conn latency includes the connect too);
+# req: request → response on open connections.
+lat = r["latency_us"]["connection" if mode == "conn" else "response"]
 if mode == "bulk":
     print(f"{r['body_bytes'] / max(r['elapsed_s'], 1e-9) / 1e6:.1f} nan nan")
 else:

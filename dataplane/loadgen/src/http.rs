@@ -30,6 +30,9 @@ pub enum ClientEvent {
         first_byte_us: u64,
         /// Request sent → response whole, µs.
         us: u64,
+        /// The connection's last response: the time from its SYN to here,
+        /// µs (`None` for the others).
+        conn_us: Option<u64>,
     },
     /// The server's bytes are not a response ([`ResponseError`]): the
     /// connection is reset.
@@ -452,6 +455,7 @@ impl ClientSession {
                 .unwrap_or(now.us)
                 .saturating_sub(self.sent_us),
             us: now.us.saturating_sub(self.sent_us),
+            conn_us: (self.left == 0).then(|| now.us.saturating_sub(self.opened_us)),
         });
     }
 }

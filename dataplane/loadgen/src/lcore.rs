@@ -164,6 +164,9 @@ pub struct Latencies {
     pub response: Histogram<u64>,
     /// TCP handshake complete → TLS handshake complete (TLS only).
     pub tls_handshake: Histogram<u64>,
+    /// SYN sent → the connection's last response whole: what a new
+    /// connection costs its user (connect, TLS, every request).
+    pub connection: Histogram<u64>,
 }
 
 impl Default for Latencies {
@@ -174,6 +177,7 @@ impl Default for Latencies {
             first_byte: h(),
             response: h(),
             tls_handshake: h(),
+            connection: h(),
         }
     }
 }
@@ -186,6 +190,7 @@ impl Latencies {
             (&mut self.first_byte, &o.first_byte),
             (&mut self.response, &o.response),
             (&mut self.tls_handshake, &o.tls_handshake),
+            (&mut self.connection, &o.connection),
         ] {
             // Same bounds: adding never resizes, never fails.
             let _ = a.add(b);
@@ -198,6 +203,7 @@ impl Latencies {
             (&mut self.first_byte, &o.first_byte),
             (&mut self.response, &o.response),
             (&mut self.tls_handshake, &o.tls_handshake),
+            (&mut self.connection, &o.connection),
         ] {
             a.reset();
             // Same bounds: adding never resizes, never fails.
@@ -709,6 +715,7 @@ impl<F> LoadgenClient<F> {
                 body_len,
                 first_byte_us,
                 us,
+                conn_us,
             } => {
                 st.responses += 1;
                 st.status_2xx += u64::from((200..300).contains(&status));
@@ -716,6 +723,9 @@ impl<F> LoadgenClient<F> {
                 st.response_us_sum += us;
                 lat.first_byte.saturating_record(first_byte_us);
                 lat.response.saturating_record(us);
+                if let Some(c) = conn_us {
+                    lat.connection.saturating_record(c);
+                }
             }
             ClientEvent::BadResponse(_) => st.bad_responses += 1,
             ClientEvent::ClosedEarly => st.closed_early += 1,

@@ -323,6 +323,10 @@ fn clients_and_servers_on_two_lcores_exchange_every_request() {
     assert_eq!(o.lat.connect.len(), 300);
     assert_eq!((o.lat.first_byte.len(), o.lat.response.len()), (900, 900));
     assert!(o.lat.response.value_at_quantile(0.5) >= o.lat.first_byte.value_at_quantile(0.5));
+    // One whole-connection time per connection (its third response), longer
+    // than any of its responses and than its connect.
+    assert_eq!(o.lat.connection.len(), 300);
+    assert!(o.lat.connection.min() >= o.lat.response.min() + o.lat.connect.min());
     assert!(c.response_us_sum > 0 && c.connect_us_sum > 0);
     // One SYN per connection (no loss), all from the one address.
     assert_eq!(o.wire.syns.get(&CLIENT_IP), Some(&300));
