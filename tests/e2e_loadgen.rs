@@ -19,7 +19,9 @@
 //! 3. HTTPS: loadgen clients to nginx :443 (CA verified; TLS 1.3 with half
 //!    the connections resuming; TLS 1.2 resuming by session; an untrusted
 //!    CA fails every handshake); the loadgen TLS server answers curl and
-//!    the Go client with X25519MLKEM768, tickets resuming.
+//!    the Go client with X25519MLKEM768, tickets resuming; loadgen clients
+//!    against qsplice's own TLS termination (`qsplice lb`), X25519MLKEM768
+//!    on every handshake, half resumed by ticket.
 
 mod common;
 
@@ -728,4 +730,142 @@ tls_key = "{}"
     assert!(g("tls_handshakes") > pq, "{v}");
     assert_eq!(g("tls_pq"), pq, "{v}");
     assert!(g("responses") > pq, "{v}");
+
+    // 3. Against qsplice's own TLS termination: `qsplice lb` terminates
+    //    10.10.1.1:443 in front of nginx b1; loadgen runs in the client
+    //    namespace (its own af_packet port on the client's veth, from
+    //    10.10.1.100, an address that namespace's kernel does not hold):
+    //    X25519MLKEM768 agreed on every handshake, half of them resumed by
+    //    ticket, every response nginx's body through the terminator.
+    let backend = topo
+        .var("BACKENDS")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let lb = format!(
+        r#"{}
+[lb]
+client_port = "client"
+backend_port = "backend"
+
+[[lb.vips]]
+name = "tls"
+address = "10.10.1.1:443"
+tls = "terminate"
+backends = [{{ address = "{backend}:80" }}]
+[lb.vips.tls_options]
+certificates = [{{ cert = "{}", key = "{}", names = ["vip.test"] }}]
+"#,
+        demo_config(&topo, ""),
+        cert.display(),
+        key.display()
+    );
+    let lb_cfg = dir.join("lb-tls.toml");
+    std::fs::write(&lb_cfg, lb).unwrap();
+    let (mut lb_app, _) = spawn_lb(&dir.join("lb"), &lb_cfg);
+    let served = wait_for(Duration::from_secs(15), || {
+        let o = topo.exec(
+            &ns,
+            &[
+                "curl",
+                "-sf",
+                "-m",
+                "2",
+                "--cacert",
+                lab_ca.to_str().unwrap(),
+                "--resolve",
+                "vip.test:443:10.10.1.1",
+                "https://vip.test/",
+            ],
+        );
+        o.status.success().then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the TLS VIP answers curl\n{}",
+        lb_app.logs()
+    );
+    let cli_if = {
+        let o = topo.exec(
+            &ns,
+            &["ip", "-o", "-4", "addr", "show", "to", "10.10.1.0/24"],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("the client namespace's veth")
+            .to_string()
+    };
+    let base = std::fs::read_to_string(repo_root().join("conf/loadgen.toml")).unwrap();
+    let base = &base[..base.find("[[ports]]").unwrap()];
+    let lg = format!(
+        r#"{}
+[[ports]]
+name = "client"
+device = "net_af_packet0,iface={cli_if}"
+addresses = ["10.10.1.100/24"]
+
+[loadgen]
+role = "client"
+port = "client"
+target = "10.10.1.1:443"
+connections = 200
+concurrency = 16
+requests = 2
+timeout_s = 60
+tls = true
+tls_ca = "{}"
+tls_sni = "vip.test"
+tls_resume_pct = 50
+"#,
+        base.replace("stats_interval_ms = 1000", "stats_interval_ms = 200"),
+        lab_ca.display()
+    );
+    let lg_cfg = dir.join("lg-to-lb.toml");
+    std::fs::write(&lg_cfg, lg).unwrap();
+    let json = dir.join("lg-to-lb.json");
+    let out = Command::new("timeout")
+        .args([
+            "90",
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_qsplice"),
+            "loadgen",
+        ])
+        .args([
+            "--config",
+            lg_cfg.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let _ = lb_app.stop(Duration::from_secs(10));
+    let v = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .unwrap_or_default();
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        out.status.success(),
+        "loadgen → qsplice TLS termination\n{v}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lb_app.logs()
+    );
+    assert_eq!(
+        (g("completed"), g("failed"), g("responses")),
+        (200, 0, 400),
+        "{v}"
+    );
+    assert_eq!(g("body_bytes"), 400 * b"backend b1\n".len() as u64, "{v}");
+    assert_eq!(
+        (g("tls_handshakes"), g("tls13"), g("tls_pq")),
+        (200, 200, 200),
+        "{v}"
+    );
+    assert!((80..=100).contains(&g("tls_resumed")), "{v}");
 }
