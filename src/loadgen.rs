@@ -160,9 +160,13 @@ pub struct LoadgenReport {
     pub tx_mb_per_s: f64,
     /// See `tx_mb_per_s`.
     pub rx_mb_per_s: f64,
-    /// Memory an open connection holds: its session record and TCP
-    /// buffers (both ways); TLS adds its record buffers and rustls' state.
-    pub memory_per_connection_bytes: u64,
+    /// Memory an open connection holds at rest (nothing queued either
+    /// way): its session record; TLS adds its record buffers and rustls'
+    /// state.
+    pub connection_record_bytes: u64,
+    /// The TCP buffers (both ways) a connection takes from its lcore's
+    /// pool only while bytes are queued, and gives back at rest.
+    pub connection_buffer_bytes: u64,
     /// Completed connections per second.
     pub connections_per_s: f64,
     /// Responses per second.
@@ -245,8 +249,8 @@ fn report(
         rx_bytes: s.rx_bytes,
         tx_mb_per_s: per(s.tx_bytes) / 1e6,
         rx_mb_per_s: per(s.rx_bytes) / 1e6,
-        memory_per_connection_bytes: (qsplice_loadgen::session_bytes(client)
-            + 2 * g.tcp_buf as usize) as u64,
+        connection_record_bytes: qsplice_loadgen::session_bytes(client) as u64,
+        connection_buffer_bytes: 2 * u64::from(g.tcp_buf),
         connections_per_s: per(s.completed),
         requests_per_s: per(s.responses),
         rate_target: if client { g.rate } else { 0 },
@@ -349,13 +353,14 @@ pub fn render(r: &LoadgenReport) -> String {
         }
     }
     s += &format!(
-        "  TCP payload: sent {} B ({:.1} MB/s), received {} B ({:.1} MB/s); {} B per open connection (record + buffers{})\n",
+        "  TCP payload: sent {} B ({:.1} MB/s), received {} B ({:.1} MB/s); per connection {} B at rest{}, + {} B of buffers while bytes are queued\n",
         r.tx_bytes,
         r.tx_mb_per_s,
         r.rx_bytes,
         r.rx_mb_per_s,
-        r.memory_per_connection_bytes,
-        if r.tls_handshakes > 0 { ", TLS state on top" } else { "" }
+        r.connection_record_bytes,
+        if r.tls_handshakes > 0 { " (+ TLS state)" } else { "" },
+        r.connection_buffer_bytes
     );
     s += &format!(
         "  segments dropped {} unsent {}",

@@ -119,6 +119,11 @@ impl Plaintext for Adapter<'_> {
 }
 
 impl ClientSession {
+    /// Whether its TCP buffers are parked (nothing queued either way).
+    pub fn is_parked(&self) -> bool {
+        self.ep.is_parked()
+    }
+
     /// Opens a connection (our ISN `iss`) that will send `requests`
     /// requests; `head`: they are `HEAD` requests (no response bodies).
     pub fn connect(cfg: &Config, iss: u32, requests: u32, head: bool, now: Now) -> ClientSession {

@@ -604,8 +604,24 @@ pub struct LoadgenClient<F = ()> {
     steer: Option<(Steer<F>, u16, u16)>,
 }
 
-/// Buffers kept for reuse at most (a client keeps up to `concurrency`).
+/// Buffers kept for reuse at most (a client keeps up to `concurrency`),
+/// and the memory they may hold together.
 const SPARE_MAX: usize = 4096;
+const SPARE_BYTES: usize = 64 << 20;
+
+/// How many buffer pairs of `tcp`'s size an lcore with `n` connections
+/// keeps for reuse.
+fn spare_cap(n: usize, tcp: &Config) -> usize {
+    let pair = (tcp.rcv_buf + tcp.snd_buf).max(1);
+    n.min(SPARE_MAX).min((SPARE_BYTES / pair).max(64))
+}
+
+/// Keeps `b` for the next connection if it holds memory and there is room.
+fn keep(spare: &mut Vec<Buffers>, b: Buffers) {
+    if !b.is_empty() && spare.len() < spare.capacity() {
+        spare.push(b);
+    }
+}
 
 impl<F> LoadgenClient<F> {
     /// A client lcore for `conf` (its slot table and histograms allocated
@@ -631,7 +647,7 @@ impl<F> LoadgenClient<F> {
             t0: None,
             iss: 0x5eed_1000,
             ticks: 0,
-            spare: Vec::with_capacity((conf.concurrency as usize).min(SPARE_MAX)),
+            spare: Vec::with_capacity(spare_cap(conf.concurrency as usize, &conf.tcp)),
             resume_acc: 0,
             stats: LoadgenStats::default(),
             lat: Latencies::default(),
@@ -672,6 +688,18 @@ impl<F> LoadgenClient<F> {
         &self.lat
     }
 
+    /// Open sessions, and of them those holding no TCP buffers (at rest:
+    /// nothing queued either way).
+    pub fn parked(&self) -> (usize, usize) {
+        let parked = self
+            .live
+            .iter()
+            .filter_map(|&i| self.slots[i as usize].as_ref())
+            .filter(|s| s.is_parked())
+            .count();
+        (self.live.len(), parked)
+    }
+
     /// Every connection opened and ended.
     pub fn is_finished(&self) -> bool {
         self.started >= self.conf.connections && self.live.is_empty()
@@ -703,6 +731,9 @@ impl<F> LoadgenClient<F> {
         let Some(s) = self.slots[i].as_mut() else {
             return;
         };
+        if s.endpoint().is_parked() {
+            s.endpoint().unpark(self.spare.pop().unwrap_or_default());
+        }
         let (st, lat) = (&mut self.stats, &mut self.lat);
         let mut ev = |e: ClientEvent| match e {
             ClientEvent::Connected { us } => {
@@ -773,6 +804,13 @@ impl<F> LoadgenClient<F> {
         s.step(req, now, &mut ev);
         st.segs_unsent += unsent;
         st.tx_bytes += tx;
+        // At rest (nothing queued either way): the buffers go back to the
+        // pool until the next segment or request.
+        if !s.is_done() {
+            if let Some(b) = s.endpoint().park() {
+                keep(&mut self.spare, b);
+            }
+        }
         if s.is_done() {
             let ok = s.answered() == self.conf.requests && s.endpoint().outcome().is_none();
             if ok {
@@ -787,9 +825,7 @@ impl<F> LoadgenClient<F> {
     /// Frees slot `i` (its session ended); keeps its buffers.
     fn release(&mut self, i: usize) {
         if let Some(s) = self.slots[i].take() {
-            if self.spare.len() < self.spare.capacity() {
-                self.spare.push(s.into_buffers());
-            }
+            keep(&mut self.spare, s.into_buffers());
         }
         let p = self.pos[i];
         if p != NO_POS {
@@ -897,6 +933,9 @@ impl<F: Frame> LoadgenClient<F> {
             (Some(i), Some(seg)) => {
                 self.stats.rx_bytes += seg.payload.len() as u64;
                 if let Some(s) = self.slots[i].as_mut() {
+                    if s.endpoint().is_parked() {
+                        s.endpoint().unpark(self.spare.pop().unwrap_or_default());
+                    }
                     s.endpoint().input(&seg, now);
                 }
                 self.drive(io, i, now);
@@ -1074,7 +1113,7 @@ impl<F> LoadgenServer<F> {
             conns: HashMap::with_capacity(conf.max_conns),
             due: Vec::with_capacity(conf.max_conns),
             iss: 0x0bad_5eed,
-            spare: Vec::with_capacity(conf.max_conns.min(SPARE_MAX)),
+            spare: Vec::with_capacity(spare_cap(conf.max_conns, &conf.tcp)),
             scratch: HelloAssembler::new(),
             stats: LoadgenStats::default(),
             shared: None,
@@ -1111,9 +1150,7 @@ impl<F> LoadgenServer<F> {
     fn finished(&mut self, key: (SocketAddrV4, SocketAddrV4)) {
         if let Some(Conn::Up(s, _)) = self.conns.remove(&key) {
             self.stats.completed += 1;
-            if self.spare.len() < self.spare.capacity() {
-                self.spare.push(s.into_buffers());
-            }
+            keep(&mut self.spare, s.into_buffers());
         }
     }
 
@@ -1124,6 +1161,9 @@ impl<F> LoadgenServer<F> {
         let Some(Conn::Up(s, mac)) = self.conns.get_mut(&key) else {
             return;
         };
+        if s.endpoint().is_parked() {
+            s.endpoint().unpark(self.spare.pop().unwrap_or_default());
+        }
         let before = s.requests();
         let step = |s: &mut ServerSession, scratch: &mut HelloAssembler, st: &mut LoadgenStats| {
             match &self.conf.tls {
@@ -1155,6 +1195,11 @@ impl<F> LoadgenServer<F> {
         step(s, &mut self.scratch, &mut self.stats);
         self.stats.responses += s.requests() - before;
         self.stats.segs_unsent += unsent;
+        if !s.is_closed() {
+            if let Some(b) = s.endpoint().park() {
+                keep(&mut self.spare, b);
+            }
+        }
         if s.is_closed() {
             if s.endpoint().outcome().is_none() {
                 self.stats.completed += 1;
@@ -1162,9 +1207,7 @@ impl<F> LoadgenServer<F> {
                 self.stats.failed += 1;
             }
             if let Some(Conn::Up(s, _)) = self.conns.remove(&key) {
-                if self.spare.len() < self.spare.capacity() {
-                    self.spare.push(s.into_buffers());
-                }
+                keep(&mut self.spare, s.into_buffers());
             }
         }
     }
@@ -1208,6 +1251,9 @@ impl<F: Frame> LoadgenServer<F> {
         match self.conns.get_mut(&key) {
             Some(Conn::Up(s, _)) => {
                 let ep = s.endpoint();
+                if ep.is_parked() {
+                    ep.unpark(self.spare.pop().unwrap_or_default());
+                }
                 let past = !ep.may_send() && !ep.may_recv();
                 ep.input(&seg, now);
                 // A RST once both FINs were exchanged (the client kept no

@@ -15,12 +15,13 @@
 //! ([`ClientEvent`]). Responses are read by
 //! [`qsplice_wire::http_response::ResponseReader`] (framing followed, body
 //! counted, never kept); requests a server reads are delimited by their
-//! head's end (GET / HEAD without a body). No allocation after a session
-//! is made; memory per session is the endpoint's buffers (sized by its
-//! `Config`) plus the record: 1,656 B per client session, 1,424 B per
-//! server session today (mostly the endpoint's fixed state; issue 16 asks
-//! for ≤ 2 KB per established connection, buffers included — small
-//! buffers and a slimmer endpoint are to come).
+//! head's end and their `Content-Length` body, and answered by path
+//! ([`Responses`]). No allocation after a session is made. Memory per
+//! session: the record (≈ 1.7 KB client, ≈ 1.5 KB server, mostly the
+//! endpoint's fixed state) always, the endpoint's two buffers (sized by
+//! its `Config`) only while bytes are queued either way: at rest the
+//! lcore parks them in its pool ([`qsplice_tcp::Endpoint::park`]), so an
+//! established connection waiting for its peer holds ≤ 2 KB.
 //!
 //! On an lcore ([`lcore`]): [`LoadgenClient`] and [`LoadgenServer`] are
 //! engine services that run many sessions on one port. A client session

@@ -120,6 +120,9 @@ struct Outcome {
     wire: Wire,
     /// Simulated time when the client finished, ns after the start.
     elapsed_ns: u64,
+    /// The most client sessions seen open at once with their TCP buffers
+    /// parked, and the most open.
+    parked_max: (usize, usize),
 }
 
 fn run(connections: u64, concurrency: u32, requests: u32, loss: f64, seed: u64) -> Outcome {
@@ -251,6 +254,7 @@ fn run_servers(
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut wire = Wire::default();
     let mut elapsed_ns = 0;
+    let mut parked_max = (0, 0);
     // 100 µs steps, at most 60 simulated seconds.
     for step in 1..=600_000u64 {
         clock.advance_ns(100_000);
@@ -278,6 +282,8 @@ fn run_servers(
         if wc.service().is_finished() && elapsed_ns == 0 {
             elapsed_ns = t;
         }
+        let (open, parked) = wc.service().parked();
+        parked_max = (parked_max.0.max(parked), parked_max.1.max(open));
         if wc.service().is_finished() && ws.service().conns() == 0 {
             break;
         }
@@ -291,6 +297,7 @@ fn run_servers(
         lost: wire.lost,
         wire,
         elapsed_ns,
+        parked_max,
     }
 }
 
@@ -394,6 +401,9 @@ fn think_time_spaces_the_requests_of_a_connection() {
     assert!(o.finished);
     assert_eq!((o.client.completed, o.client.responses), (10, 30));
     assert!(o.elapsed_ns >= 80_000_000, "{} ns", o.elapsed_ns);
+    // Waiting out the think time, every connection is at rest and holds
+    // no TCP buffer (its record only).
+    assert_eq!(o.parked_max, (10, 10));
     assert!(o.elapsed_ns < 120_000_000, "{} ns", o.elapsed_ns);
     assert!(o.lat.response.max() < 20_000, "{}", o.lat.response.max());
 }

@@ -1,5 +1,9 @@
 //! A fixed-capacity byte ring, allocated once.
 //!
+//! An empty ring can give its memory back (`park`) and take memory again
+//! before it is next written (`unpark`; a write to a parked ring allocates
+//! as a fallback): a connection at rest holds no buffer.
+//!
 //! Offsets are relative to the oldest byte (`head`). The send buffer keeps
 //! `len` queued bytes (the byte at offset 0 has sequence number `snd_base`);
 //! the receive buffer keeps `len` in-order bytes and writes out-of-order data
@@ -7,7 +11,9 @@
 
 #[derive(Debug)]
 pub(crate) struct Ring {
+    /// `cap` bytes, or none while parked.
     buf: Vec<u8>,
+    cap: usize,
     head: usize,
     len: usize,
 }
@@ -17,9 +23,38 @@ impl Ring {
     pub fn new(cap: usize) -> Ring {
         Ring {
             buf: vec![0; cap.max(1)],
+            cap: cap.max(1),
             head: 0,
             len: 0,
         }
+    }
+
+    /// Whether the ring holds no memory now.
+    pub fn is_parked(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The ring's memory, if it is empty and holds some (the caller knows
+    /// no out-of-order bytes sit past `len`); the ring keeps its capacity
+    /// and restarts at offset 0 when it takes memory again.
+    pub fn park(&mut self) -> Option<Vec<u8>> {
+        if self.len > 0 || self.is_parked() {
+            return None;
+        }
+        self.head = 0;
+        Some(std::mem::take(&mut self.buf))
+    }
+
+    /// Memory again for a parked ring: `spare` when it has the ring's
+    /// size, else newly allocated. No-op when not parked.
+    pub fn unpark(&mut self, spare: Option<Vec<u8>>) {
+        if !self.is_parked() {
+            return;
+        }
+        self.buf = match spare {
+            Some(v) if v.len() == self.cap => v,
+            _ => vec![0; self.cap],
+        };
     }
 
     /// An empty ring of `cap` bytes in `spare`'s memory when it has
@@ -29,6 +64,7 @@ impl Ring {
         match spare {
             Some(buf) if buf.len() == cap.max(1) => Ring {
                 buf,
+                cap: cap.max(1),
                 head: 0,
                 len: 0,
             },
@@ -36,13 +72,13 @@ impl Ring {
         }
     }
 
-    /// The ring's memory, for [`Ring::reuse`].
-    pub fn into_vec(self) -> Vec<u8> {
-        self.buf
+    /// The ring's memory, for [`Ring::reuse`] (`None` while parked).
+    pub fn into_vec(self) -> Option<Vec<u8>> {
+        (!self.is_parked()).then_some(self.buf)
     }
 
     pub fn cap(&self) -> usize {
-        self.buf.len()
+        self.cap
     }
 
     pub fn len(&self) -> usize {
@@ -74,9 +110,12 @@ impl Ring {
     /// Writes `data` at offset `off` from the head, clipped to the capacity.
     /// Does not change `len`.
     pub fn write_at(&mut self, off: usize, data: &[u8]) {
-        if off >= self.cap() {
+        if off >= self.cap() || data.is_empty() {
             return;
         }
+        // The owner unparks before writing; a write to a parked ring
+        // allocates rather than lose bytes.
+        self.unpark(None);
         let n = data.len().min(self.cap() - off);
         let start = self.phys(off);
         let first = n.min(self.cap() - start);
@@ -102,7 +141,7 @@ impl Ring {
     /// The `n` bytes at offset `off` (clipped to the capacity), as one or
     /// two slices.
     pub fn slices(&self, off: usize, n: usize) -> (&[u8], &[u8]) {
-        if off >= self.cap() || n == 0 {
+        if off >= self.cap() || n == 0 || self.is_parked() {
             return (&[], &[]);
         }
         let n = n.min(self.cap() - off);
@@ -148,5 +187,31 @@ mod tests {
         r.push(b"xy");
         assert_eq!(collect(&r, 0, 3), b"xyZ");
         assert_eq!(r.slices(9, 1), (&[][..], &[][..]));
+    }
+
+    #[test]
+    fn an_empty_ring_parks_its_memory_and_takes_it_back() {
+        let mut r = Ring::new(8);
+        r.push(b"abc");
+        assert!(r.park().is_none(), "not while it holds bytes");
+        r.consume(3);
+        let v = r.park().expect("empty: parks");
+        assert_eq!((v.len(), r.cap(), r.free(), r.is_parked()), (8, 8, 8, true));
+        assert!(r.park().is_none());
+        assert_eq!(r.slices(0, 4), (&[][..], &[][..]));
+        r.unpark(Some(v));
+        assert_eq!(r.push(b"0123456789"), 8);
+        assert_eq!(collect(&r, 0, 8), b"01234567");
+        // A write while parked allocates instead of losing bytes.
+        r.consume(8);
+        let _ = r.park();
+        assert_eq!(r.push(b"xy"), 2);
+        assert_eq!(collect(&r, 0, 2), b"xy");
+        // Memory of another size is not taken.
+        r.consume(2);
+        let _ = r.park();
+        r.unpark(Some(vec![0; 4]));
+        assert_eq!(r.cap(), 8);
+        assert_eq!(r.push(b"abcdefgh"), 8);
     }
 }

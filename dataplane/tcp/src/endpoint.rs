@@ -339,6 +339,13 @@ pub struct Buffers {
     rcv: Option<Vec<u8>>,
 }
 
+impl Buffers {
+    /// Whether it holds no memory (an endpoint's parked buffers).
+    pub fn is_empty(&self) -> bool {
+        self.snd.is_none() && self.rcv.is_none()
+    }
+}
+
 impl Endpoint {
     fn blank_in(cfg: &Config, iss: u32, now: Now, bufs: Buffers) -> Endpoint {
         let p = Params::new(cfg);
@@ -486,9 +493,39 @@ impl Endpoint {
     /// hold is not read again).
     pub fn into_buffers(self) -> Buffers {
         Buffers {
-            snd: Some(self.sndbuf.into_vec()),
-            rcv: Some(self.rcvbuf.into_vec()),
+            snd: self.sndbuf.into_vec(),
+            rcv: self.rcvbuf.into_vec(),
         }
+    }
+
+    /// Gives back the buffers' memory while nothing is queued either way
+    /// (no unacknowledged or unsent bytes, no received bytes unread, none
+    /// out of order): a connection at rest then holds only its record.
+    /// The windows it advertises do not change. [`unpark`](Self::unpark)
+    /// before the next [`input`](Self::input) or [`send`](Self::send)
+    /// (either allocates if it was not).
+    pub fn park(&mut self) -> Option<Buffers> {
+        if self.sndbuf.len() > 0 || self.rcvbuf.len() > 0 || !self.ooo.is_empty() {
+            return None;
+        }
+        let b = Buffers {
+            snd: self.sndbuf.park(),
+            rcv: self.rcvbuf.park(),
+        };
+        (!b.is_empty()).then_some(b)
+    }
+
+    /// Memory for parked buffers (`bufs`' when of the right size, else
+    /// new); no-op when not parked.
+    pub fn unpark(&mut self, bufs: Buffers) {
+        self.sndbuf.unpark(bufs.snd);
+        self.rcvbuf.unpark(bufs.rcv);
+    }
+
+    /// Whether a buffer is parked (call [`unpark`](Self::unpark) before
+    /// input or sending).
+    pub fn is_parked(&self) -> bool {
+        self.sndbuf.is_parked() || self.rcvbuf.is_parked()
     }
 
     fn set_mss(&mut self, peer_mss: u16) {

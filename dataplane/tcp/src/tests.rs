@@ -1494,3 +1494,59 @@ fn reused_buffers_carry_only_the_new_connections_bytes() {
         "only the bytes queued on this connection"
     );
 }
+
+#[test]
+fn an_endpoint_at_rest_parks_its_buffers_and_keeps_its_windows() {
+    let c = cfg();
+    let mut a = established(&c);
+    let r = IRS + 1;
+    let d = data(3000);
+    // Out of order data held: no parking.
+    a.input(
+        &seg(r + 1000, Some(ISS + 1), F::ACK, 65535, &d[1000..2000]),
+        ms(1),
+    );
+    assert!(a.park().is_none(), "out-of-order bytes are held");
+    a.input(&seg(r, Some(ISS + 1), F::ACK, 65535, &d[..1000]), ms(1));
+    assert!(a.park().is_none(), "unread bytes are held");
+    let (x, y) = a.recv_peek();
+    let n = x.len() + y.len();
+    assert_eq!(n, 2000);
+    a.recv_consume(n);
+    // Unacknowledged bytes queued: no parking.
+    assert_eq!(a.send(&d[..500]), 500);
+    let out = drain(&mut a, ms(2));
+    assert!(a.park().is_none(), "unacknowledged bytes are held");
+    let win_before = out.last().map(|o| o.window);
+    a.input(&seg(r + 2000, Some(ISS + 501), F::ACK, 65535, &[]), ms(3));
+    let bufs = a.park().expect("at rest: parked");
+    assert!(a.is_parked() && !bufs.is_empty());
+    assert!(a.park().is_none(), "parked once");
+    // Parked, it still answers and advertises the same window.
+    assert_eq!(a.send_room(), c.snd_buf);
+    a.input(
+        &seg(r + 2000, Some(ISS + 501), F::ACK, 65535, &d[2000..2100]),
+        ms(4),
+    );
+    let (x, y) = a.recv_peek();
+    assert_eq!(
+        [x, y].concat(),
+        d[2000..2100],
+        "a write while parked is not lost"
+    );
+    a.recv_consume(100);
+    let _ = drain(&mut a, ms(4));
+    // Memory back, then data both ways as before.
+    let again = a.park().expect("at rest again");
+    a.unpark(bufs);
+    drop(again);
+    assert_eq!(a.send(&d[..700]), 700);
+    let sent: Vec<u8> = drain(&mut a, ms(5))
+        .into_iter()
+        .flat_map(|o| o.payload)
+        .collect();
+    assert_eq!(sent, d[..700]);
+    let win_after = a.park().map(|_| ()).is_none();
+    assert!(win_after, "700 bytes unacknowledged: not at rest");
+    assert!(win_before.is_some());
+}
