@@ -3,7 +3,7 @@
 use qsplice_tcp::{
     Buffers, Config, Endpoint, Now, Outcome, Segment, SegmentOut, State, SynAck, SynOptions,
 };
-use qsplice_tls::{Failure, Group, Phase, Plaintext, TlsContext, TlsSession, TlsStats};
+use qsplice_tls::{Failure, Group, Phase, Plaintext, TlsBuffers, TlsContext, TlsSession, TlsStats};
 use qsplice_wire::http_response::{ResponseError, ResponseReader};
 use qsplice_wire::tls::HelloAssembler;
 use qsplice_wire::TcpFlags;
@@ -84,6 +84,29 @@ pub struct ClientSession {
     tls: Option<Box<TlsLeg>>,
 }
 
+/// A session's buffers — TCP both ways; with TLS the record buffers and
+/// the client's decrypted-bytes buffer — kept by an lcore for the next
+/// session, or while a session is at rest ([`ClientSession::park`],
+/// [`ServerSession::park`]).
+#[derive(Debug, Default)]
+pub struct SessionBuffers {
+    pub(crate) tcp: Buffers,
+    tls: TlsBuffers,
+    plain: Vec<u8>,
+}
+
+impl SessionBuffers {
+    /// Whether it holds no memory.
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.tls.is_empty() && self.plain.capacity() == 0
+    }
+
+    /// Bytes of memory it holds.
+    pub fn bytes(&self) -> usize {
+        self.tcp.bytes() + self.tls.bytes() + self.plain.capacity()
+    }
+}
+
 /// A client session's TLS: the session, its counters, decrypted bytes
 /// not yet parsed, and how much of the current request is still to be
 /// encrypted.
@@ -119,9 +142,13 @@ impl Plaintext for Adapter<'_> {
 }
 
 impl ClientSession {
-    /// Whether its TCP buffers are parked (nothing queued either way).
+    /// Whether a buffer is parked ([`park`](Self::park)).
     pub fn is_parked(&self) -> bool {
         self.ep.is_parked()
+            || self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.s.is_parked() || t.plain.capacity() == 0)
     }
 
     /// Opens a connection (our ISN `iss`) that will send `requests`
@@ -167,7 +194,8 @@ impl ClientSession {
         self.tls = Some(Box::new(TlsLeg {
             s: tls,
             stats: TlsStats::default(),
-            plain: Vec::with_capacity(PLAIN_CAP),
+            // Memory when first needed (`unpark`, or the first record).
+            plain: Vec::new(),
             req_left: 0,
             close_queued: false,
         }));
@@ -208,9 +236,62 @@ impl ClientSession {
         self.connected && !self.closing && !self.outstanding && self.left > 0 && self.think_us > 0
     }
 
-    /// The TCP buffers, for the next session.
-    pub fn into_buffers(self) -> Buffers {
-        self.ep.into_buffers()
+    /// The session's buffers, for the next session.
+    pub fn into_buffers(self) -> SessionBuffers {
+        let (tls, plain) = match self.tls {
+            Some(t) => {
+                let TlsLeg { s, plain, .. } = *t;
+                (s.into_buffers(), plain)
+            }
+            None => Default::default(),
+        };
+        SessionBuffers {
+            tcp: self.ep.into_buffers(),
+            tls,
+            plain,
+        }
+    }
+
+    /// Gives back the buffers that hold nothing now (TCP with nothing
+    /// queued either way; TLS with no record bytes pending; no decrypted
+    /// bytes unparsed): at rest the session holds its record and rustls'
+    /// state only. [`unpark`](Self::unpark) before it is stepped again.
+    pub fn park(&mut self) -> Option<SessionBuffers> {
+        // All or nothing: a pool of whole sets serves the next session
+        // without allocating.
+        let tls_rest = self
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.s.at_rest() && t.plain.is_empty());
+        if !self.ep.at_rest() || !tls_rest || self.is_parked() {
+            return None;
+        }
+        let tcp = self.ep.park().unwrap_or_default();
+        let (tls, plain) = match self.tls.as_mut() {
+            Some(t) => (
+                t.s.park().unwrap_or_default(),
+                if t.plain.is_empty() {
+                    std::mem::take(&mut t.plain)
+                } else {
+                    Vec::new()
+                },
+            ),
+            None => Default::default(),
+        };
+        let b = SessionBuffers { tcp, tls, plain };
+        (!b.is_empty()).then_some(b)
+    }
+
+    /// Memory again for what is parked (`b`'s parts that fit; the rest is
+    /// allocated when needed).
+    pub fn unpark(&mut self, b: SessionBuffers) {
+        self.ep.unpark(b.tcp);
+        if let Some(t) = self.tls.as_mut() {
+            t.s.unpark(b.tls);
+            if t.plain.capacity() == 0 {
+                t.plain = b.plain;
+            }
+        }
     }
 
     /// Responses read whole so far.
@@ -838,9 +919,45 @@ fn scan_heads(
 }
 
 impl ServerSession {
-    /// The TCP buffers, for the next session.
-    pub fn into_buffers(self) -> Buffers {
-        self.ep.into_buffers()
+    /// The session's buffers, for the next session.
+    pub fn into_buffers(self) -> SessionBuffers {
+        SessionBuffers {
+            tcp: self.ep.into_buffers(),
+            tls: self.tls.map(|t| t.s.into_buffers()).unwrap_or_default(),
+            plain: Vec::new(),
+        }
+    }
+
+    /// Gives back the buffers that hold nothing now (see
+    /// [`ClientSession::park`]).
+    pub fn park(&mut self) -> Option<SessionBuffers> {
+        let tls_rest = self.tls.as_ref().is_none_or(|t| t.s.at_rest());
+        if !self.ep.at_rest() || !tls_rest || self.is_parked() {
+            return None;
+        }
+        let b = SessionBuffers {
+            tcp: self.ep.park().unwrap_or_default(),
+            tls: self
+                .tls
+                .as_mut()
+                .and_then(|t| t.s.park())
+                .unwrap_or_default(),
+            plain: Vec::new(),
+        };
+        (!b.is_empty()).then_some(b)
+    }
+
+    /// Memory again for what is parked.
+    pub fn unpark(&mut self, b: SessionBuffers) {
+        self.ep.unpark(b.tcp);
+        if let Some(t) = self.tls.as_mut() {
+            t.s.unpark(b.tls);
+        }
+    }
+
+    /// Whether a buffer is parked.
+    pub fn is_parked(&self) -> bool {
+        self.ep.is_parked() || self.tls.as_ref().is_some_and(|t| t.s.is_parked())
     }
 
     /// A session on an established endpoint ([`PassiveOpen::complete`]).

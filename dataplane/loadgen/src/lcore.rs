@@ -46,10 +46,12 @@ use rustls::ClientConfig;
 
 use qsplice_engine::{Io, Service};
 use qsplice_netdev::{Frame, Queue};
-use qsplice_tcp::{Buffers, Config, Now, Outcome, Segment, SegmentOut, MAX_SEGS_PER_CALL};
+use qsplice_tcp::{Config, Now, Outcome, Segment, SegmentOut, MAX_SEGS_PER_CALL};
 use qsplice_wire::{ethertype, ip_proto, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket};
 
-use crate::http::{ClientEvent, ClientSession, PassiveOpen, Responses, ServerSession};
+use crate::http::{
+    ClientEvent, ClientSession, PassiveOpen, Responses, ServerSession, SessionBuffers,
+};
 
 /// Shortest frame handed to a port (without FCS).
 const MIN_FRAME: usize = 60;
@@ -594,7 +596,7 @@ pub struct LoadgenClient<F = ()> {
     iss: u32,
     ticks: u32,
     /// TCP buffers of ended sessions, for the next ones.
-    spare: Vec<Buffers>,
+    spare: Vec<SessionBuffers>,
     /// Spreads resuming connections evenly (per mille accumulator).
     resume_acc: u32,
     stats: LoadgenStats,
@@ -611,13 +613,15 @@ const SPARE_BYTES: usize = 64 << 20;
 
 /// How many buffer pairs of `tcp`'s size an lcore with `n` connections
 /// keeps for reuse.
-fn spare_cap(n: usize, tcp: &Config) -> usize {
-    let pair = (tcp.rcv_buf + tcp.snd_buf).max(1);
+fn spare_cap(n: usize, tcp: &Config, tls: bool) -> usize {
+    // With TLS: the record buffers (≈ 33 KiB in, 32 KiB out) and the
+    // client's decrypted bytes (32 KiB) on top.
+    let pair = (tcp.rcv_buf + tcp.snd_buf + if tls { 97 << 10 } else { 0 }).max(1);
     n.min(SPARE_MAX).min((SPARE_BYTES / pair).max(64))
 }
 
 /// Keeps `b` for the next connection if it holds memory and there is room.
-fn keep(spare: &mut Vec<Buffers>, b: Buffers) {
+fn keep(spare: &mut Vec<SessionBuffers>, b: SessionBuffers) {
     if !b.is_empty() && spare.len() < spare.capacity() {
         spare.push(b);
     }
@@ -647,7 +651,11 @@ impl<F> LoadgenClient<F> {
             t0: None,
             iss: 0x5eed_1000,
             ticks: 0,
-            spare: Vec::with_capacity(spare_cap(conf.concurrency as usize, &conf.tcp)),
+            spare: Vec::with_capacity(spare_cap(
+                conf.concurrency as usize,
+                &conf.tcp,
+                conf.tls.is_some(),
+            )),
             resume_acc: 0,
             stats: LoadgenStats::default(),
             lat: Latencies::default(),
@@ -700,6 +708,11 @@ impl<F> LoadgenClient<F> {
         (self.live.len(), parked)
     }
 
+    /// Bytes of buffers the lcore keeps for reuse (its pool).
+    pub fn pool_bytes(&self) -> usize {
+        self.spare.iter().map(SessionBuffers::bytes).sum()
+    }
+
     /// Every connection opened and ended.
     pub fn is_finished(&self) -> bool {
         self.started >= self.conf.connections && self.live.is_empty()
@@ -731,8 +744,8 @@ impl<F> LoadgenClient<F> {
         let Some(s) = self.slots[i].as_mut() else {
             return;
         };
-        if s.endpoint().is_parked() {
-            s.endpoint().unpark(self.spare.pop().unwrap_or_default());
+        if s.is_parked() {
+            s.unpark(self.spare.pop().unwrap_or_default());
         }
         let (st, lat) = (&mut self.stats, &mut self.lat);
         let mut ev = |e: ClientEvent| match e {
@@ -807,7 +820,7 @@ impl<F> LoadgenClient<F> {
         // At rest (nothing queued either way): the buffers go back to the
         // pool until the next segment or request.
         if !s.is_done() {
-            if let Some(b) = s.endpoint().park() {
+            if let Some(b) = s.park() {
                 keep(&mut self.spare, b);
             }
         }
@@ -873,13 +886,14 @@ impl<F> LoadgenClient<F> {
                 return;
             };
             self.iss = self.iss.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let mut bufs = self.spare.pop().unwrap_or_default();
             let s = ClientSession::connect_reusing(
                 &self.conf.tcp,
                 self.iss,
                 self.conf.requests,
                 self.conf.head,
                 now,
-                self.spare.pop().unwrap_or_default(),
+                std::mem::take(&mut bufs.tcp),
             )
             .with_think_time(self.conf.think_us);
             let s = match &self.conf.tls {
@@ -906,6 +920,9 @@ impl<F> LoadgenClient<F> {
                     }
                 }
             };
+            let mut s = s;
+            // The TLS parts of the buffers taken (none without TLS).
+            s.unpark(bufs);
             let i = i as usize;
             self.slots[i] = Some(Box::new(s));
             self.pos[i] = self.live.len() as u32;
@@ -933,8 +950,8 @@ impl<F: Frame> LoadgenClient<F> {
             (Some(i), Some(seg)) => {
                 self.stats.rx_bytes += seg.payload.len() as u64;
                 if let Some(s) = self.slots[i].as_mut() {
-                    if s.endpoint().is_parked() {
-                        s.endpoint().unpark(self.spare.pop().unwrap_or_default());
+                    if s.is_parked() {
+                        s.unpark(self.spare.pop().unwrap_or_default());
                     }
                     s.endpoint().input(&seg, now);
                 }
@@ -1088,7 +1105,7 @@ pub struct LoadgenServer<F = ()> {
     due: Vec<(SocketAddrV4, SocketAddrV4)>,
     iss: u32,
     /// TCP buffers of ended connections, for the next ones.
-    spare: Vec<Buffers>,
+    spare: Vec<SessionBuffers>,
     /// ClientHello reassembly (TLS), shared by the connections.
     scratch: HelloAssembler,
     stats: LoadgenStats,
@@ -1113,7 +1130,7 @@ impl<F> LoadgenServer<F> {
             conns: HashMap::with_capacity(conf.max_conns),
             due: Vec::with_capacity(conf.max_conns),
             iss: 0x0bad_5eed,
-            spare: Vec::with_capacity(spare_cap(conf.max_conns, &conf.tcp)),
+            spare: Vec::with_capacity(spare_cap(conf.max_conns, &conf.tcp, conf.tls.is_some())),
             scratch: HelloAssembler::new(),
             stats: LoadgenStats::default(),
             shared: None,
@@ -1140,6 +1157,11 @@ impl<F> LoadgenServer<F> {
         &self.stats
     }
 
+    /// Bytes of buffers the lcore keeps for reuse (its pool).
+    pub fn pool_bytes(&self) -> usize {
+        self.spare.iter().map(SessionBuffers::bytes).sum()
+    }
+
     /// Connections (and pending handshakes) held now.
     pub fn conns(&self) -> usize {
         self.conns.len()
@@ -1161,8 +1183,8 @@ impl<F> LoadgenServer<F> {
         let Some(Conn::Up(s, mac)) = self.conns.get_mut(&key) else {
             return;
         };
-        if s.endpoint().is_parked() {
-            s.endpoint().unpark(self.spare.pop().unwrap_or_default());
+        if s.is_parked() {
+            s.unpark(self.spare.pop().unwrap_or_default());
         }
         let before = s.requests();
         let step = |s: &mut ServerSession, scratch: &mut HelloAssembler, st: &mut LoadgenStats| {
@@ -1196,7 +1218,7 @@ impl<F> LoadgenServer<F> {
         self.stats.responses += s.requests() - before;
         self.stats.segs_unsent += unsent;
         if !s.is_closed() {
-            if let Some(b) = s.endpoint().park() {
+            if let Some(b) = s.park() {
                 keep(&mut self.spare, b);
             }
         }
@@ -1250,10 +1272,10 @@ impl<F: Frame> LoadgenServer<F> {
         }
         match self.conns.get_mut(&key) {
             Some(Conn::Up(s, _)) => {
-                let ep = s.endpoint();
-                if ep.is_parked() {
-                    ep.unpark(self.spare.pop().unwrap_or_default());
+                if s.is_parked() {
+                    s.unpark(self.spare.pop().unwrap_or_default());
                 }
+                let ep = s.endpoint();
                 let past = !ep.may_send() && !ep.may_recv();
                 ep.input(&seg, now);
                 // A RST once both FINs were exchanged (the client kept no
@@ -1271,10 +1293,11 @@ impl<F: Frame> LoadgenServer<F> {
             }
             Some(Conn::Pending(po, _, mac)) if !syn => {
                 let (po, mac) = (*po, *mac);
-                let mut bufs = self.spare.pop();
+                let mut sb = self.spare.pop().unwrap_or_default();
+                let mut bufs = Some(std::mem::take(&mut sb.tcp));
                 let ep = po.complete_reusing(&self.conf.tcp, &seg, now, &mut bufs);
                 if let Some(b) = bufs {
-                    self.spare.push(b);
+                    sb.tcp = b;
                 }
                 match ep {
                     Some(ep) => {
@@ -1286,6 +1309,7 @@ impl<F: Frame> LoadgenServer<F> {
                         if self.conf.tls.is_some() {
                             srv = srv.with_tls(TlsSession::new());
                         }
+                        srv.unpark(sb);
                         self.conns.insert(key, Conn::Up(Box::new(srv), mac));
                         self.drive(io, key, now);
                     }

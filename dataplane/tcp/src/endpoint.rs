@@ -344,6 +344,11 @@ impl Buffers {
     pub fn is_empty(&self) -> bool {
         self.snd.is_none() && self.rcv.is_none()
     }
+
+    /// Bytes of memory it holds.
+    pub fn bytes(&self) -> usize {
+        self.snd.as_ref().map_or(0, Vec::len) + self.rcv.as_ref().map_or(0, Vec::len)
+    }
 }
 
 impl Endpoint {
@@ -505,7 +510,7 @@ impl Endpoint {
     /// before the next [`input`](Self::input) or [`send`](Self::send)
     /// (either allocates if it was not).
     pub fn park(&mut self) -> Option<Buffers> {
-        if self.sndbuf.len() > 0 || self.rcvbuf.len() > 0 || !self.ooo.is_empty() {
+        if !self.at_rest() {
             return None;
         }
         let b = Buffers {
@@ -513,6 +518,12 @@ impl Endpoint {
             rcv: self.rcvbuf.park(),
         };
         (!b.is_empty()).then_some(b)
+    }
+
+    /// Nothing queued either way: [`park`](Self::park) would give the
+    /// buffers back.
+    pub fn at_rest(&self) -> bool {
+        self.sndbuf.len() == 0 && self.rcvbuf.len() == 0 && self.ooo.is_empty()
     }
 
     /// Memory for parked buffers (`bufs`' when of the right size, else

@@ -36,5 +36,5 @@ pub mod ticket;
 
 pub use context::{ContextError, TlsContext, TlsSettings};
 pub use groups::{Group, PqPolicy};
-pub use session::{Phase, Plaintext, Progress, TlsSession};
+pub use session::{Phase, Plaintext, Progress, TlsBuffers, TlsSession};
 pub use stats::{Failure, HandshakeInfo, TlsReport, TlsStats};

@@ -128,6 +128,26 @@ enum Conn {
     Client(Box<UnbufferedClientConnection>),
 }
 
+/// A session's record buffers, given back while it is at rest
+/// ([`TlsSession::park`]) and taken again ([`TlsSession::unpark`]).
+#[derive(Debug, Default)]
+pub struct TlsBuffers {
+    rx: Box<[u8]>,
+    tx: Vec<u8>,
+}
+
+impl TlsBuffers {
+    /// Whether it holds no memory.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty() && self.tx.is_empty()
+    }
+
+    /// Bytes of memory it holds.
+    pub fn bytes(&self) -> usize {
+        self.rx.len() + self.tx.capacity()
+    }
+}
+
 /// See the module docs.
 pub struct TlsSession {
     conn: Option<Conn>,
@@ -279,6 +299,56 @@ impl TlsSession {
     /// A close_notify has been queued in [`outgoing`](Self::outgoing).
     pub fn close_sent(&self) -> bool {
         self.close_sent
+    }
+
+    /// Gives back the record buffers while nothing is queued either way
+    /// (no TLS bytes unprocessed or unsent): a session at rest then holds
+    /// rustls' state only. [`receive`](Self::receive) and the record
+    /// writers allocate again if [`unpark`](Self::unpark) did not give
+    /// them memory first.
+    pub fn park(&mut self) -> Option<TlsBuffers> {
+        if !self.at_rest() {
+            return None;
+        }
+        self.tx_start = 0;
+        self.tx_end = 0;
+        let b = TlsBuffers {
+            rx: std::mem::take(&mut self.rx),
+            tx: std::mem::take(&mut self.tx),
+        };
+        (!b.is_empty()).then_some(b)
+    }
+
+    /// The record buffers, for another session (what they hold is not
+    /// read again).
+    pub fn into_buffers(mut self) -> TlsBuffers {
+        TlsBuffers {
+            rx: std::mem::take(&mut self.rx),
+            tx: std::mem::take(&mut self.tx),
+        }
+    }
+
+    /// No record bytes pending either way: [`park`](Self::park) would give
+    /// the buffers back.
+    pub fn at_rest(&self) -> bool {
+        self.rx_len == 0 && self.tx_start == self.tx_end && !self.read_blocked
+    }
+
+    /// Memory for the record buffers (`bufs`' when it fits; else they are
+    /// allocated when needed). Only fills what is not there.
+    pub fn unpark(&mut self, bufs: TlsBuffers) {
+        if self.rx.is_empty() && bufs.rx.len() == RX_CAP {
+            self.rx = bufs.rx;
+        }
+        if self.tx.is_empty() && !bufs.tx.is_empty() {
+            self.tx = bufs.tx;
+        }
+    }
+
+    /// Whether a record buffer has no memory now (parked, or not yet
+    /// allocated).
+    pub fn is_parked(&self) -> bool {
+        self.rx.is_empty() || self.tx.is_empty()
     }
 
     /// Bytes [`receive`](Self::receive) can take now.
