@@ -13,7 +13,8 @@
 //!    curl connections from the client namespace get the configured body,
 //!    byte exact, and a configured path its own size; then chunked and close-delimited bodies (curl decodes
 //!    them; keep-alive with chunked, one connection per URL with close).
-//!    Client and server also run on two worker lcores (two queue pairs):
+//!    Client and server also run on two worker lcores (two queue pairs;
+//!    the server also under wrk, keep-alive and `Connection: close`):
 //!    segments the kernel's fanout hands to the other lcore are steered
 //!    to their owner.
 //! 3. HTTPS: loadgen clients to nginx :443 (CA verified; TLS 1.3 with half
@@ -484,6 +485,21 @@ response_bytes = 300000
     assert!(served.is_some(), "two-lcore server\n{}", app.logs());
     let r = http_loop(&ns, "http://10.10.1.1/", 100, 5, 60);
     assert_eq!(r.iter().filter(|(c, _)| c == "200").count(), 100, "{r:?}");
+    // wrk, keep-alive and `Connection: close`: not one error.
+    for close in [false, true] {
+        let mut args = vec!["wrk", "-t2", "-c32", "-d2s"];
+        if close {
+            args.extend(["-H", "Connection: close"]);
+        }
+        args.push("http://10.10.1.1/");
+        let o = topo.exec(&ns, &args);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(text.contains("requests in"), "{text}\n{}", app.logs());
+        assert!(
+            !text.contains("Socket errors") && !text.contains("Non-2xx"),
+            "wrk (close: {close}) against the two-lcore server\n{text}"
+        );
+    }
     let _ = app.stop(Duration::from_secs(10));
     let v = std::fs::read_to_string(&json)
         .ok()
