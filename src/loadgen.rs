@@ -19,8 +19,8 @@ use qsplice_dpdk::TscClock;
 use qsplice_engine::{ControlLink, SharedCounters, Worker};
 use qsplice_loadgen::{build_response, BodyFraming, ClientTls, Responses};
 use qsplice_loadgen::{
-    client_ports, ClientConf, Latencies, LoadgenClient, LoadgenServer, LoadgenStats, ServerConf,
-    SharedStats, Steering,
+    client_ports, ClientConf, Latencies, LoadgenBoth, LoadgenClient, LoadgenServer, LoadgenStats,
+    ServerConf, SharedStats, Steering,
 };
 use qsplice_tls::certs::CertSpec;
 use qsplice_tls::client::ServerName;
@@ -119,7 +119,8 @@ pub struct Sample {
 /// The final report.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadgenReport {
-    /// `client` or `server`.
+    /// `client`, `server` or `both` (then the fields are the client's and
+    /// `server` the server side's).
     pub role: &'static str,
     /// Seconds it ran.
     pub elapsed_s: f64,
@@ -204,6 +205,34 @@ pub struct LoadgenReport {
     pub steer_full: u64,
     /// One point per live interval (`engine.stats_interval_ms`).
     pub series: Vec<Sample>,
+    /// Role `both`: the server side's counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSide>,
+}
+
+/// The server side of a `both` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerSide {
+    /// Handshakes answered (SYNs).
+    pub opened: u64,
+    /// Handshakes completed.
+    pub connected: u64,
+    /// Connections ended cleanly.
+    pub completed: u64,
+    /// Connections that failed (handshakes never completed, resets).
+    pub failed: u64,
+    /// Requests answered.
+    pub responses: u64,
+    /// TLS handshakes completed, of them post-quantum.
+    pub tls_handshakes: u64,
+    /// See `tls_handshakes`.
+    pub tls_pq: u64,
+    /// TCP payload bytes sent and received.
+    pub tx_bytes: u64,
+    /// See `tx_bytes`.
+    pub rx_bytes: u64,
+    /// Segments dropped.
+    pub segs_dropped: u64,
 }
 
 fn report(
@@ -222,7 +251,7 @@ fn report(
             0.0
         }
     };
-    let client = g.role == LoadgenRole::Client;
+    let client = g.role != LoadgenRole::Server;
     // Client connections still open when the run ended failed by timeout.
     let open = if client {
         s.opened.saturating_sub(s.completed + s.failed)
@@ -230,7 +259,11 @@ fn report(
         0
     };
     LoadgenReport {
-        role: if client { "client" } else { "server" },
+        role: match g.role {
+            LoadgenRole::Client => "client",
+            LoadgenRole::Server => "server",
+            LoadgenRole::Both => "both",
+        },
         elapsed_s: elapsed,
         timed_out,
         opened: s.opened,
@@ -284,6 +317,7 @@ fn report(
         steered: s.steered,
         steer_full: s.steer_full,
         series,
+        server: None,
     }
 }
 
@@ -300,7 +334,7 @@ pub fn render(r: &LoadgenReport) -> String {
         r.failed,
         r.connections_per_s
     );
-    if r.role == "client" {
+    if r.role != "server" {
         s += &format!(
             "  failures: refused {} timed out {} reset {} closed early {} bad responses {}\n",
             r.refused, r.timed_out_conns, r.reset, r.closed_early, r.bad_responses
@@ -366,6 +400,12 @@ pub fn render(r: &LoadgenReport) -> String {
         "  segments dropped {} unsent {}",
         r.segs_dropped, r.segs_unsent
     );
+    if let Some(v) = &r.server {
+        s += &format!(
+            "\n  server side: opened {} connected {} completed {} failed {}, requests answered {}, TLS handshakes {} ({} post-quantum), segments dropped {}",
+            v.opened, v.connected, v.completed, v.failed, v.responses, v.tls_handshakes, v.tls_pq, v.segs_dropped
+        );
+    }
     if r.lcores > 1 {
         s += &format!(
             "\n  lcores {}: segments steered to their owner {}, dropped (inbox full) {}",
@@ -533,17 +573,30 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         responses.add_path(&p.path, build_response(p.response_bytes as usize, framing));
     }
     let server_ctx = match (role, g.tls) {
-        (LoadgenRole::Server, true) => Some(server_tls(g)?),
+        (LoadgenRole::Server | LoadgenRole::Both, true) => Some(server_tls(g)?),
         _ => None,
     };
-    match role {
-        LoadgenRole::Client => {
-            tracing::info!(target = ?g.target, connections = conns, concurrency = g.concurrency, requests = g.requests, lcores = n, "loadgen client starting")
-        }
-        LoadgenRole::Server => {
-            tracing::info!(listen = ?g.listen, lcores = n, "loadgen server starting")
-        }
+    // Role "both": the server side on its own port.
+    let spi = match role {
+        LoadgenRole::Both => cfg
+            .ports
+            .iter()
+            .position(|p| p.name == g.server_port)
+            .ok_or_else(|| anyhow!("loadgen.server_port {}: no such port", g.server_port))?,
+        _ => pi,
+    };
+    let client_side = role != LoadgenRole::Server;
+    let server_side = role != LoadgenRole::Client;
+    if client_side {
+        tracing::info!(target = ?g.target, connections = conns, concurrency = g.concurrency, requests = g.requests, lcores = n, "loadgen client starting");
     }
+    if server_side {
+        tracing::info!(listen = ?g.listen, lcores = n, "loadgen server starting");
+    }
+    // In "both", the server side's counters and inboxes of its own.
+    let shared_srv: Vec<Arc<SharedStats>> =
+        (0..n).map(|_| Arc::new(SharedStats::default())).collect();
+    let steering_srv = Arc::new(Steering::<Mbuf>::new(n, STEER_INBOX));
     for (k, &lcore) in workers.iter().enumerate() {
         let ports: Vec<_> = std::mem::take(&mut b.queues[k])
             .into_iter()
@@ -552,85 +605,88 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
         let econf = engine_conf(cfg, k == 0);
         let link = ControlLink::new(1024);
         links.push(link.clone());
-        let (sh, ws, st) = (shared[k].clone(), worker_stop.clone(), steering.clone());
+        let ws = worker_stop.clone();
         let clock = TscClock::new(b.eal);
-        let launched = match role {
-            LoadgenRole::Client => {
-                let target = g.target.ok_or_else(|| anyhow!("loadgen.target"))?;
-                let (sport_min, sport_max) = client_ports(g.sport_min, g.sport_max, n, k);
-                let cc = ClientConf {
-                    port: pi,
-                    locals: locals.clone(),
-                    sport_min,
-                    sport_max,
-                    target,
-                    connections: share(conns, n, k),
-                    concurrency: share(u64::from(g.concurrency), n, k) as u32,
-                    rate: share(g.rate, n, k),
-                    requests: g.requests,
-                    think_us: g.think_ms.saturating_mul(1000),
-                    request: request.clone().unwrap_or_default(),
-                    head: g.method == "HEAD",
-                    tls: if g.tls {
-                        Some(client_tls(g, target)?)
-                    } else {
-                        None
-                    },
-                    tcp: tcp_config(g),
-                    hz,
-                };
-                let (lo, hi) = (g.sport_min, g.sport_max);
-                b.eal.launch(lcore, move || {
-                    let mut svc = LoadgenClient::new(cc).with_shared(sh);
-                    if n > 1 {
-                        svc = svc.with_steering(k, st, lo, hi);
-                    }
-                    let mut w = Worker::with_service(
-                        econf,
-                        ports,
-                        clock,
-                        Arc::new(SharedCounters::default()),
-                        Some(link),
-                        svc,
-                    );
-                    w.run(&ws);
-                    0
-                })
+        let client = if client_side {
+            let target = g.target.ok_or_else(|| anyhow!("loadgen.target"))?;
+            let (sport_min, sport_max) = client_ports(g.sport_min, g.sport_max, n, k);
+            let cc = ClientConf {
+                port: pi,
+                locals: locals.clone(),
+                sport_min,
+                sport_max,
+                target,
+                connections: share(conns, n, k),
+                concurrency: share(u64::from(g.concurrency), n, k) as u32,
+                rate: share(g.rate, n, k),
+                requests: g.requests,
+                think_us: g.think_ms.saturating_mul(1000),
+                request: request.clone().unwrap_or_default(),
+                head: g.method == "HEAD",
+                tls: if g.tls {
+                    Some(client_tls(g, target)?)
+                } else {
+                    None
+                },
+                tcp: tcp_config(g),
+                hz,
+            };
+            let mut svc = LoadgenClient::new(cc).with_shared(shared[k].clone());
+            if n > 1 {
+                svc = svc.with_steering(k, steering.clone(), g.sport_min, g.sport_max);
             }
-            LoadgenRole::Server => {
-                let listen = g.listen.ok_or_else(|| anyhow!("loadgen.listen"))?;
-                let sc = ServerConf {
-                    port: pi,
-                    listen,
-                    also: if g.listen_all {
-                        cfg.ports[pi].addresses.iter().map(|c| c.addr).collect()
-                    } else {
-                        Vec::new()
-                    },
-                    response: responses.clone(),
-                    close_after_response: framing == BodyFraming::Close,
-                    max_conns: share(u64::from(g.max_conns), n, k).max(1) as usize,
-                    tls: server_ctx.clone(),
-                    tcp: tcp_config(g),
-                    hz,
-                };
-                b.eal.launch(lcore, move || {
-                    let mut svc = LoadgenServer::new(sc).with_shared(sh);
-                    if n > 1 {
-                        svc = svc.with_steering(k, st);
-                    }
-                    let mut w = Worker::with_service(
-                        econf,
-                        ports,
-                        clock,
-                        Arc::new(SharedCounters::default()),
-                        Some(link),
-                        svc,
-                    );
-                    w.run(&ws);
-                    0
-                })
+            Some(svc)
+        } else {
+            None
+        };
+        let server = if server_side {
+            let listen = g.listen.ok_or_else(|| anyhow!("loadgen.listen"))?;
+            let sc = ServerConf {
+                port: spi,
+                listen,
+                also: if g.listen_all {
+                    cfg.ports[spi].addresses.iter().map(|c| c.addr).collect()
+                } else {
+                    Vec::new()
+                },
+                response: responses.clone(),
+                close_after_response: framing == BodyFraming::Close,
+                max_conns: share(u64::from(g.max_conns), n, k).max(1) as usize,
+                tls: server_ctx.clone(),
+                tcp: tcp_config(g),
+                hz,
+            };
+            let (sh, st) = if client_side {
+                (shared_srv[k].clone(), steering_srv.clone())
+            } else {
+                (shared[k].clone(), steering.clone())
+            };
+            let mut svc = LoadgenServer::new(sc).with_shared(sh);
+            if n > 1 {
+                svc = svc.with_steering(k, st);
             }
+            Some(svc)
+        } else {
+            None
+        };
+        let launched = match (client, server) {
+            (Some(client), Some(server)) => b.eal.launch(lcore, move || {
+                run_worker(
+                    econf,
+                    ports,
+                    clock,
+                    link,
+                    &ws,
+                    LoadgenBoth { client, server },
+                )
+            }),
+            (Some(c), None) => b
+                .eal
+                .launch(lcore, move || run_worker(econf, ports, clock, link, &ws, c)),
+            (None, Some(s)) => b
+                .eal
+                .launch(lcore, move || run_worker(econf, ports, clock, link, &ws, s)),
+            (None, None) => unreachable!("a role has a side"),
         };
         launched.with_context(|| format!("launch the load generator on lcore {lcore}"))?;
     }
@@ -656,7 +712,7 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
     let mut last = (0.0f64, LoadgenStats::default(), None::<Latencies>);
     let mut dash = Dashboard {
         tty: !opts.plain && std::io::stdout().is_terminal(),
-        client: role == LoadgenRole::Client,
+        client: role != LoadgenRole::Server,
         total: conns,
         drawn: false,
     };
@@ -695,15 +751,33 @@ pub fn loadgen(cfg: &Config, opts: &LoadgenOpts) -> Result<LoadgenReport> {
     if elapsed > last.0 + 0.05 {
         series.push(interval_sample(elapsed, &s, lat.as_ref(), &last));
     }
-    let r = report(
+    let mut r = report(
         g,
         &s,
         lat.as_ref(),
         elapsed,
-        timed_out && role == LoadgenRole::Client,
+        timed_out && role != LoadgenRole::Server,
         series,
         n,
     );
+    if role == LoadgenRole::Both {
+        let mut v = LoadgenStats::default();
+        for sh in &shared_srv {
+            v.add(&sh.snapshot());
+        }
+        r.server = Some(ServerSide {
+            opened: v.opened,
+            connected: v.connected,
+            completed: v.completed,
+            failed: v.failed,
+            responses: v.responses,
+            tls_handshakes: v.tls_handshakes,
+            tls_pq: v.tls_pq,
+            tx_bytes: v.tx_bytes,
+            rx_bytes: v.rx_bytes,
+            segs_dropped: v.segs_dropped,
+        });
+    }
     if let Some(p) = &opts.json {
         crate::outfile::write_json(p, &r)?;
     }
@@ -792,6 +866,27 @@ impl Dashboard {
             println!();
         }
     }
+}
+
+/// Runs one worker lcore's engine with `svc` until `stop`.
+fn run_worker<S: qsplice_engine::Service<qsplice_dpdk::EthQueue>>(
+    econf: qsplice_engine::EngineConf,
+    ports: Vec<(qsplice_dpdk::EthQueue, qsplice_engine::PortSetup)>,
+    clock: TscClock,
+    link: ControlLink,
+    stop: &AtomicBool,
+    svc: S,
+) -> i32 {
+    let mut w = Worker::with_service(
+        econf,
+        ports,
+        clock,
+        Arc::new(SharedCounters::default()),
+        Some(link),
+        svc,
+    );
+    w.run(stop);
+    0
 }
 
 /// Frames each lcore's steering inbox holds.

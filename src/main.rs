@@ -413,7 +413,7 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let r = qsplice::loadgen::loadgen(&cfg, &opts)?;
             println!("{}", qsplice::loadgen::render(&r));
-            if r.role == "client" && (r.failed > 0 || r.bad_responses > 0 || r.timed_out) {
+            if r.role != "server" && (r.failed > 0 || r.bad_responses > 0 || r.timed_out) {
                 anyhow::bail!(
                     "{} connection(s) failed, {} bad response(s){}",
                     r.failed,

@@ -883,3 +883,156 @@ tls_resume_pct = 50
     );
     assert!((80..=100).contains(&g("tls_resumed")), "{v}");
 }
+
+/// `role = "both"`: clients on one af_packet port and the server on
+/// another, in one process, the two ports the ends of a veth pair in a
+/// namespace of the test's own — on two worker lcores (each running both
+/// sides, frames steered to their owners), then with TLS 1.3 and
+/// X25519MLKEM768 on both sides.
+#[test]
+fn loadgen_both_sides_in_one_process_over_a_veth_pair() {
+    if !require_root() {
+        return;
+    }
+    let ns = format!("qlb{}", std::process::id());
+    let sh = |cmd: &str| {
+        let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    sh(&format!(
+        "ip netns add {ns} && ip -n {ns} link add lga type veth peer name lgb && \
+         ip -n {ns} link set lga up && ip -n {ns} link set lgb up && ip -n {ns} link set lo up"
+    ));
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _gone = Gone(ns.clone());
+    let scratch = Scratch::new("e2e-loadgen-both");
+    let dir = scratch.0.clone();
+    let lab = qsplice_tls::certgen::LabCa::new().unwrap();
+    let leaf = lab
+        .leaf(qsplice_tls::certgen::KeyAlg::EcdsaP256, &["both.test"])
+        .unwrap();
+    let (cert, key, ca) = (dir.join("b.pem"), dir.join("b.key"), dir.join("ca.pem"));
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    std::fs::write(&ca, lab.cert_pem()).unwrap();
+    let run = |name: &str, workers: usize, extra: &str| -> (bool, serde_json::Value, String) {
+        let (lcores, q) = if workers == 2 {
+            ("[1, 2]\nlcore_map = \"0@0,1@1,2@0\"", ",qpairs=2")
+        } else {
+            ("[1]", "")
+        };
+        let cfg = format!(
+            r#"[eal]
+main_lcore = 0
+worker_lcores = {lcores}
+memory_mb = 256
+hugepages = "off"
+file_prefix = "qs-lgb-{name}-{pid}"
+log_level = "warning"
+
+[mempool]
+mbufs = 16383
+cache = 128
+
+[engine]
+stats_interval_ms = 200
+idle_sleep_us = 20
+
+[[ports]]
+name = "cli"
+device = "net_af_packet0,iface=lga{q}"
+addresses = ["10.90.0.2/24"]
+
+[[ports]]
+name = "srv"
+device = "net_af_packet1,iface=lgb{q}"
+addresses = ["10.90.0.1/24"]
+
+[loadgen]
+role = "both"
+port = "cli"
+server_port = "srv"
+target = "10.90.0.1:80"
+listen = "10.90.0.1:80"
+connections = 300
+concurrency = 16
+requests = 2
+response_bytes = 2000
+timeout_s = 60
+{extra}
+"#,
+            pid = std::process::id()
+        );
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        let json = dir.join(format!("{name}.json"));
+        let out = Command::new("timeout")
+            .args([
+                "90",
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                env!("CARGO_BIN_EXE_qsplice"),
+                "loadgen",
+            ])
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ])
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        let v = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        (
+            out.status.success(),
+            v,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, v, err) = run("plain", 2, "");
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    let s = |k: &str| v["server"][k].as_u64().unwrap_or(u64::MAX);
+    assert!(ok, "both sides, two lcores\n{v}\n{err}");
+    assert_eq!(v["role"], "both", "{v}");
+    assert_eq!(
+        (g("lcores"), g("completed"), g("failed"), g("responses")),
+        (2, 300, 0, 600),
+        "{v}"
+    );
+    assert_eq!(g("body_bytes"), 600 * 2000, "{v}");
+    assert_eq!((s("connected"), s("responses")), (300, 600), "{v}");
+    assert!(g("steered") > 0, "{v}");
+    let tls = format!(
+        "tls = true\ntls_ca = \"{}\"\ntls_sni = \"both.test\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntls_resume_pct = 50\n",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    let (ok, v, err) = run("tls", 1, &tls);
+    let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    let s = |k: &str| v["server"][k].as_u64().unwrap_or(u64::MAX);
+    assert!(ok, "both sides with TLS\n{v}\n{err}");
+    assert_eq!(
+        (g("completed"), g("failed"), g("responses")),
+        (300, 0, 600),
+        "{v}"
+    );
+    assert_eq!(
+        (g("tls_handshakes"), g("tls_pq"), g("tls13")),
+        (300, 300, 300),
+        "{v}"
+    );
+    assert!((140..=160).contains(&g("tls_resumed")), "{v}");
+    assert_eq!((s("tls_handshakes"), s("tls_pq")), (300, 300), "{v}");
+}

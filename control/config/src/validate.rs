@@ -1354,10 +1354,20 @@ impl Config {
             }
             in_range("loadgen.tls_resume_pct", g.tls_resume_pct, 0, 100)?;
         }
-        match g.role {
-            LoadgenRole::Client => {
+        let (client, server) = (g.role != LoadgenRole::Server, g.role != LoadgenRole::Client);
+        let role = match g.role {
+            LoadgenRole::Client => "client",
+            LoadgenRole::Server => "server",
+            LoadgenRole::Both => "both",
+        };
+        {
+            if client {
                 let Some(t) = g.target else {
-                    return err("loadgen.target", "", "is required for role = \"client\"");
+                    return err(
+                        "loadgen.target",
+                        "",
+                        format!("is required for role = \"{role}\""),
+                    );
                 };
                 if t.port() == 0
                     || t.ip().is_unspecified()
@@ -1461,15 +1471,35 @@ impl Config {
                     );
                 }
             }
-            LoadgenRole::Server => {
-                let Some(l) = g.listen else {
-                    return err("loadgen.listen", "", "is required for role = \"server\"");
+            if server {
+                // Role "both": the server side on its own port.
+                let (key, name) = if client {
+                    ("loadgen.server_port", g.server_port.as_str())
+                } else {
+                    ("loadgen.port", g.port.as_str())
                 };
-                if l.port() == 0 || !port.addresses.iter().any(|c| c.addr == *l.ip()) {
+                let Some(sport) = self.ports.iter().find(|p| p.name == name) else {
+                    return err(key, name, "no [[ports]] entry has this name");
+                };
+                if client && name == g.port {
+                    return err(
+                        key,
+                        name,
+                        "role = \"both\" runs the server on a port of its own, not loadgen.port",
+                    );
+                }
+                let Some(l) = g.listen else {
+                    return err(
+                        "loadgen.listen",
+                        "",
+                        format!("is required for role = \"{role}\""),
+                    );
+                };
+                if l.port() == 0 || !sport.addresses.iter().any(|c| c.addr == *l.ip()) {
                     return err(
                         "loadgen.listen",
                         l,
-                        format!("must be an address of port {} and a port", g.port),
+                        format!("must be an address of port {name} and a port"),
                     );
                 }
                 in_range(

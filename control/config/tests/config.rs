@@ -1793,6 +1793,43 @@ fn loadgen_on_several_worker_lcores_splits_ports_concurrency_and_rate() {
 }
 
 #[test]
+fn loadgen_both_sides_need_a_server_port_of_their_own() {
+    let both = "[loadgen]\nrole = \"both\"\nport = \"backend\"\ntarget = \"10.10.1.1:80\"\nlisten = \"10.10.1.1:80\"\nserver_port = \"client\"\n";
+    let ok = parse(&format!("{BASE}{both}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.loadgen.unwrap().role, qsplice_config::LoadgenRole::Both);
+    for (find, repl, key, why) in [
+        (
+            "server_port = \"client\"\n",
+            "",
+            "loadgen.server_port",
+            "no [[ports]]",
+        ),
+        (
+            "server_port = \"client\"",
+            "server_port = \"backend\"",
+            "loadgen.server_port",
+            "a port of its own",
+        ),
+        (
+            "listen = \"10.10.1.1:80\"",
+            "listen = \"10.10.2.1:80\"",
+            "loadgen.listen",
+            "must be an address of port client",
+        ),
+        (
+            "target = \"10.10.1.1:80\"\n",
+            "",
+            "loadgen.target",
+            "role = \"both\"",
+        ),
+    ] {
+        let e = reject(&format!("{BASE}{}", both.replace(find, repl)));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
+}
+
+#[test]
 fn loadgen_server_paths_are_checked() {
     let server = "[loadgen]\nrole = \"server\"\nport = \"client\"\nlisten = \"10.10.1.1:80\"\nlisten_all = true\n";
     let path =

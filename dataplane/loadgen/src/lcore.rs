@@ -1419,3 +1419,44 @@ impl<Q: Queue> Service<Q> for LoadgenServer<Q::Frame> {
         self.due = due;
     }
 }
+
+/// Both sides on one lcore (`role = "both"`): the client on its port,
+/// the server on its own; each frame goes to the side whose port it came
+/// in on.
+#[derive(Debug)]
+pub struct LoadgenBoth<F = ()> {
+    /// The client side.
+    pub client: LoadgenClient<F>,
+    /// The server side.
+    pub server: LoadgenServer<F>,
+}
+
+impl<Q: Queue> Service<Q> for LoadgenBoth<Q::Frame> {
+    fn on_ipv4(
+        &mut self,
+        io: &mut Io<'_, Q>,
+        pi: usize,
+        f: Q::Frame,
+        l3: usize,
+        now: u64,
+    ) -> Option<Q::Frame> {
+        let f = self.client.on_ipv4(io, pi, f, l3, now)?;
+        self.server.on_ipv4(io, pi, f, l3, now)
+    }
+
+    fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
+        let a = self.client.poll(io, now);
+        let b = self.server.poll(io, now);
+        a || b
+    }
+
+    fn tick(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        self.client.tick(io, now);
+        self.server.tick(io, now);
+    }
+
+    fn finish(&mut self, io: &mut Io<'_, Q>, now: u64) {
+        self.client.finish(io, now);
+        self.server.finish(io, now);
+    }
+}

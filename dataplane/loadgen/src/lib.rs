@@ -57,6 +57,6 @@ pub use http::{
     MAX_PATHS,
 };
 pub use lcore::{
-    client_ports, server_owner, session_bytes, ClientConf, ClientTls, Latencies, LoadgenClient,
-    LoadgenServer, LoadgenStats, ServerConf, SharedStats, Steering,
+    client_ports, server_owner, session_bytes, ClientConf, ClientTls, Latencies, LoadgenBoth,
+    LoadgenClient, LoadgenServer, LoadgenStats, ServerConf, SharedStats, Steering,
 };

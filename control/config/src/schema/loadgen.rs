@@ -11,6 +11,9 @@ pub enum LoadgenRole {
     Client,
     /// An HTTP/1.1 server on `listen`.
     Server,
+    /// Both in one process: clients on `port` toward `target`, the server
+    /// on `server_port` (`listen`), each worker lcore running both sides.
+    Both,
 }
 
 /// How the loadgen server delimits its response bodies.
@@ -76,8 +79,11 @@ pub struct LoadgenConf {
     pub sport_min: u16,
     /// See `sport_min`.
     pub sport_max: u16,
-    /// Server: the address and TCP port it serves (an address of `port`).
+    /// Server: the address and TCP port it serves (an address of `port`;
+    /// role `both`: of `server_port`).
     pub listen: Option<std::net::SocketAddrV4>,
+    /// Role `both`: the port the server side runs on.
+    pub server_port: String,
     /// Server: answer on every IPv4 address of `port` (at `listen`'s TCP
     /// port), standing in for several backends.
     pub listen_all: bool,
@@ -140,6 +146,7 @@ impl Default for LoadgenConf {
             sport_min: 20_000,
             sport_max: 60_999,
             listen: None,
+            server_port: String::new(),
             listen_all: false,
             response_bytes: 100,
             paths: Vec::new(),
