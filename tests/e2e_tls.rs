@@ -666,7 +666,9 @@ fn tls_termination_end_to_end() {
     };
     let mut best = [f64::MAX; 2];
     let mut seen = String::new();
-    for round in 0..2 {
+    // Best of three each, interleaved: one 100 MiB transfer on this shared
+    // 2-vCPU machine (debug build in the test run) varies by ±20 %.
+    for round in 0..3 {
         for (k, ts_on) in [(0, true), (1, false)] {
             set_ts(ts_on);
             let mut sn = (round == 0 && !ts_on).then(|| sniff(443));
