@@ -185,10 +185,14 @@ fn tickets_sessions_rows_and_flows_through_a_redis_cluster() {
     );
     // Both managed does not mean both on the same key yet: each node may
     // have installed its own before it read the other's; they converge.
-    wait("b to decrypt a ticket from a", Duration::from_secs(10), || {
-        let t = ka.ticketer().encrypt(b"through a").unwrap();
-        kb.ticketer().decrypt(&t).as_deref() == Some(&b"through a"[..])
-    });
+    wait(
+        "b to decrypt a ticket from a",
+        Duration::from_secs(10),
+        || {
+            let t = ka.ticketer().encrypt(b"through a").unwrap();
+            kb.ticketer().decrypt(&t).as_deref() == Some(&b"through a"[..])
+        },
+    );
     ca[2].put_at(b"sid-1".to_vec(), b"state".to_vec(), Instant::now());
     wait("the session to reach b", Duration::from_secs(10), || {
         cb[2].lookup_at(b"sid-1", Instant::now(), false).is_some()
