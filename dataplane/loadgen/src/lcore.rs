@@ -461,10 +461,11 @@ impl<F> Steer<F> {
         None
     }
 
-    /// This lcore's inbox, if anything waits in it. (`is_empty` first:
-    /// `pop` on an empty queue costs a full fence.)
-    fn inbox(&self) -> Option<&ArrayQueue<(F, u16)>> {
-        self.all.inboxes.get(self.me).filter(|q| !q.is_empty())
+    /// The next frame other lcores handed here, with its IPv4 offset.
+    /// (`is_empty` first: `pop` on an empty queue costs a full fence.)
+    fn next(&self) -> Option<(F, usize)> {
+        let q = self.all.inboxes.get(self.me).filter(|q| !q.is_empty())?;
+        q.pop().map(|(f, l3)| (f, usize::from(l3)))
     }
 }
 
@@ -1007,16 +1008,11 @@ impl<Q: Queue> Service<Q> for LoadgenClient<Q::Frame> {
     fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
         let mut n = 0;
         while n < INBOX_BURST {
-            let Some((f, l3)) = self
-                .steer
-                .as_ref()
-                .and_then(|(st, ..)| st.inbox())
-                .and_then(ArrayQueue::pop)
-            else {
+            let Some((f, l3)) = self.steer.as_ref().and_then(|(st, ..)| st.next()) else {
                 break;
             };
             n += 1;
-            self.segment(io, f, usize::from(l3), now);
+            self.segment(io, f, l3, now);
         }
         let before = self.started;
         self.open(io, now_of(now, self.conf.hz));
@@ -1376,16 +1372,11 @@ impl<Q: Queue> Service<Q> for LoadgenServer<Q::Frame> {
     fn poll(&mut self, io: &mut Io<'_, Q>, now: u64) -> bool {
         let mut n = 0;
         while n < INBOX_BURST {
-            let Some((f, l3)) = self
-                .steer
-                .as_ref()
-                .and_then(Steer::inbox)
-                .and_then(ArrayQueue::pop)
-            else {
+            let Some((f, l3)) = self.steer.as_ref().and_then(Steer::next) else {
                 break;
             };
             n += 1;
-            self.segment(io, f, usize::from(l3), now);
+            self.segment(io, f, l3, now);
         }
         n > 0
     }
