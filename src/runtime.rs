@@ -82,16 +82,31 @@ impl std::fmt::Display for FanoutClash {
 }
 impl std::error::Error for FanoutClash {}
 
+/// The af_packet vdevs of EAL arguments `args`: (device name, interface).
+fn af_packet_vdevs(args: &[String]) -> impl Iterator<Item = (&str, &str)> {
+    args.windows(2).filter_map(|w| {
+        if w[0] != "--vdev" || !w[1].starts_with("net_af_packet") {
+            return None;
+        }
+        let name = w[1].split(',').next()?;
+        let iface = w[1].split(',').find_map(|kv| kv.strip_prefix("iface="))?;
+        Some((name, iface))
+    })
+}
+
 /// Refuse to start, with the reason, where the af_packet PMD would fail to
 /// join its fanout group (see [`qsplice_dpdk::af_packet_fanout_clash`]).
-fn check_af_packet_fanout(args: &[String]) -> Result<()> {
-    for w in args.windows(2) {
-        if w[0] != "--vdev" || !w[1].starts_with("net_af_packet") {
+///
+/// Before EAL (`eal` None) every af_packet interface is probed. After it,
+/// those whose vdev EAL failed to create are probed again: two processes
+/// starting at the same moment both pass the first check, and the one that
+/// joins second is refused by the kernel (its group id is now taken); that
+/// is the same clash, and a restart is again what cures it.
+fn check_af_packet_fanout(args: &[String], eal: Option<&Eal>) -> Result<()> {
+    for (name, iface) in af_packet_vdevs(args) {
+        if eal.is_some_and(|e| qsplice_dpdk::EthPort::id_by_name(e, name).is_ok()) {
             continue;
         }
-        let Some(iface) = w[1].split(',').find_map(|kv| kv.strip_prefix("iface=")) else {
-            continue;
-        };
         if let Some(id) = qsplice_dpdk::af_packet_fanout_clash(iface) {
             return Err(FanoutClash {
                 iface: iface.to_string(),
@@ -109,8 +124,9 @@ pub(crate) fn boot(cfg: &Config) -> Result<Booted> {
     let huge = qsplice_config::hugepages_available(needed_mb);
     let args = cfg.eal_args(std::process::id(), huge);
     tracing::info!(hugepages = huge, args = %args.join(" "), "starting EAL");
-    check_af_packet_fanout(&args)?;
+    check_af_packet_fanout(&args, None)?;
     let eal = Eal::init(&args).context("EAL initialisation")?;
+    check_af_packet_fanout(&args, Some(eal))?;
     tracing::info!(version = %Eal::version(), "EAL up");
 
     let workers = cfg.eal.worker_lcores.clone();
