@@ -35,7 +35,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,23 @@ impl Veth {
 impl Drop for Veth {
     fn drop(&mut self) {
         self.cleanup();
+    }
+}
+
+/// A daemon that wrote its PID to this file (dhclient goes to the
+/// background once bound, to renew): killed by that PID on drop, so a
+/// test that passes or fails leaves no client running.
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(&self.0).unwrap_or_default();
+        let pid = pid.trim();
+        // Still that daemon (not a pid reused since it exited).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if pid.parse::<u32>().is_ok_and(|p| p > 1) && comm.trim() == "dhclient" {
+            let _ = Command::new("kill").args(["-TERM", pid]).status();
+        }
     }
 }
 
@@ -347,6 +364,7 @@ fn real_clients_get_leases_from_qsplice_dhcp_server() {
     // ISC dhclient: one attempt, lease file in the scratch dir, no script.
     let lf = scratch.0.join("dhclient.leases");
     let pf = scratch.0.join("dhclient.pid");
+    let _dhclient = PidFile(pf.clone());
     let dh = format!(
         "ip netns exec qd1-cli timeout 30 dhclient -v -1 -lf {} -pf {} -sf /bin/true qd1-cli0",
         lf.display(),
@@ -468,6 +486,7 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
     // SOLICIT to ff02::1:2, ADVERTISE, REQUEST, REPLY.
     let lf = scratch.0.join("dhclient6.leases");
     let pf = scratch.0.join("dhclient6.pid");
+    let _dhclient6 = PidFile(pf.clone());
     let dh = |extra: &str| {
         format!(
             "ip netns exec qd7-cli timeout 30 dhclient -6 -v -1 {extra} -N -P -lf {} -pf {} -sf /bin/true qd7-cli0",
@@ -553,10 +572,11 @@ fn real_dhcpv6_client_gets_an_address_and_a_prefix_from_qsplice_dhcp_server() {
     // The same port still serves DHCPv4.
     ok("ip netns exec qd7-cli ip addr flush dev qd7-cli0 scope global");
     let lf4 = scratch.0.join("dhclient4.leases");
+    let dhclient4 = PidFile(scratch.0.join("dhclient4.pid"));
     let o = sh(&format!(
         "ip netns exec qd7-cli timeout 30 dhclient -v -1 -lf {} -pf {} -sf /bin/true qd7-cli0",
         lf4.display(),
-        scratch.0.join("dhclient4.pid").display()
+        dhclient4.0.display()
     ));
     assert!(
         o.status.success(),
