@@ -558,16 +558,21 @@ fn ipv6_vips_nat64_nat46_tls_loss_and_a_flood() {
             &bin,
             Path::new(&tls_ca),
             "[2001:db8:1::1]:8443",
-            &["-n", "16"],
+            &["-n", "32"],
         );
-        assert_eq!(r.len(), 16, "{r:?}\n{}", app.logs());
+        assert_eq!(r.len(), 32, "{r:?}\n{}", app.logs());
         // TLS 1.3 tickets travel encrypted: the table learns a backend's
         // ticket key name from the first resumption it accepts, so the
-        // first few may miss; from then on every one resumes.
+        // first few may miss: a miss lands on another backend, which
+        // makes a full handshake and a ticket of its own, so learning
+        // waits for a resumption that reaches its ticket's backend, then
+        // for the row to reach the lcores (a control step; later on a
+        // busy machine). The first 20 leave room for both; from then on
+        // every one resumes.
         let again = r[1..].iter().filter(|x| x["resumed"] == true).count();
-        eprintln!("TLS 1.3 over IPv6, session-aware: resumed {again}/15");
+        eprintln!("TLS 1.3 over IPv6, session-aware: resumed {again}/31");
         assert!(
-            r[8..].iter().all(|x| x["resumed"] == true) && again >= 10,
+            r[20..].iter().all(|x| x["resumed"] == true) && again >= 16,
             "TLS 1.3 tickets over IPv6: {r:?}"
         );
     }
