@@ -207,8 +207,12 @@ fn main() {
         Arc::new(SharedStats::default()),
         Arc::new(SharedStats::default()),
     );
+    let (cw, sw) = (
+        Arc::new(SharedCounters::default()),
+        Arc::new(SharedCounters::default()),
+    );
     {
-        let (stop, ss) = (stop.clone(), ss.clone());
+        let (stop, ss, sw) = (stop.clone(), ss.clone(), sw.clone());
         let clock = TscClock::new(eal);
         eal.launch(2, move || {
             let svc = LoadgenServer::new(server).with_shared(ss);
@@ -216,7 +220,7 @@ fn main() {
                 econf(false),
                 vec![(qb, setup(SERVER))],
                 clock,
-                Arc::new(SharedCounters::default()),
+                sw,
                 None,
                 svc,
             );
@@ -227,18 +231,12 @@ fn main() {
     }
     let t0 = Instant::now();
     {
-        let (stop, cs) = (stop.clone(), cs.clone());
+        let (stop, cs, cw) = (stop.clone(), cs.clone(), cw.clone());
         let clock = TscClock::new(eal);
         eal.launch(1, move || {
             let svc = LoadgenClient::new(client).with_shared(cs);
-            let mut w = Worker::with_service(
-                econf(true),
-                vec![(qa, setup(CLIENT))],
-                clock,
-                Arc::new(SharedCounters::default()),
-                None,
-                svc,
-            );
+            let mut w =
+                Worker::with_service(econf(true), vec![(qa, setup(CLIENT))], clock, cw, None, svc);
             w.run(&stop);
             0
         })
@@ -274,6 +272,17 @@ fn main() {
         "  client: completed {} failed {} responses {} (body {} B); server: responses {} handshakes {}",
         c.completed, c.failed, c.responses, c.body_bytes, s.responses, s.tls_handshakes
     );
+    // How busy each lcore was: a poll that found nothing to do is idle.
+    for (who, w) in [("client", cw.snapshot()), ("server", sw.snapshot())] {
+        println!(
+            "  {who} lcore: {} polls, {:.1} % idle, {:.2} frames in per busy poll, {} in / {} out",
+            w.polls,
+            100.0 * w.idle_polls as f64 / w.polls.max(1) as f64,
+            w.rx_packets as f64 / (w.polls - w.idle_polls).max(1) as f64,
+            w.rx_packets,
+            w.tx_packets
+        );
+    }
     let rate = c.completed as f64 / took;
     if let Some(l) = lat {
         println!(

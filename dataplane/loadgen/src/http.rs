@@ -252,6 +252,24 @@ impl ClientSession {
         }
     }
 
+    /// [`into_buffers`](Self::into_buffers) in place: the session (ended)
+    /// keeps its record, whose memory serves the next session, and gives
+    /// up its buffers.
+    pub fn take_buffers(&mut self) -> SessionBuffers {
+        let (tls, plain) = match self.tls.take() {
+            Some(t) => {
+                let TlsLeg { s, plain, .. } = *t;
+                (s.into_buffers(), plain)
+            }
+            None => Default::default(),
+        };
+        SessionBuffers {
+            tcp: self.ep.take_buffers(),
+            tls,
+            plain,
+        }
+    }
+
     /// Gives back the buffers that hold nothing now (TCP with nothing
     /// queued either way; TLS with no record bytes pending; no decrypted
     /// bytes unparsed): at rest the session holds its record and rustls'
@@ -924,6 +942,20 @@ impl ServerSession {
         SessionBuffers {
             tcp: self.ep.into_buffers(),
             tls: self.tls.map(|t| t.s.into_buffers()).unwrap_or_default(),
+            plain: Vec::new(),
+        }
+    }
+
+    /// [`into_buffers`](Self::into_buffers) in place: the session (ended)
+    /// keeps its record, whose memory serves the next session.
+    pub fn take_buffers(&mut self) -> SessionBuffers {
+        SessionBuffers {
+            tcp: self.ep.take_buffers(),
+            tls: self
+                .tls
+                .take()
+                .map(|t| t.s.into_buffers())
+                .unwrap_or_default(),
             plain: Vec::new(),
         }
     }

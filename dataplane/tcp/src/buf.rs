@@ -45,6 +45,18 @@ impl Ring {
         Some(std::mem::take(&mut self.buf))
     }
 
+    /// Takes the ring's memory whatever it holds (the bytes are dropped):
+    /// the ring is left empty and parked. For an ended connection whose
+    /// record is kept for the next one.
+    pub fn take(&mut self) -> Option<Vec<u8>> {
+        if self.is_parked() {
+            return None;
+        }
+        self.head = 0;
+        self.len = 0;
+        Some(std::mem::take(&mut self.buf))
+    }
+
     /// Memory again for a parked ring: `spare` when it has the ring's
     /// size, else newly allocated. No-op when not parked.
     pub fn unpark(&mut self, spare: Option<Vec<u8>>) {
@@ -158,6 +170,24 @@ mod tests {
     fn collect(r: &Ring, off: usize, n: usize) -> Vec<u8> {
         let (a, b) = r.slices(off, n);
         [a, b].concat()
+    }
+
+    #[test]
+    fn take_gives_the_memory_whatever_the_ring_holds() {
+        let mut r = Ring::new(8);
+        assert_eq!(r.push(b"abcdef"), 6);
+        r.consume(2);
+        let m = r.take().expect("memory");
+        assert_eq!(m.len(), 8);
+        assert!(r.is_parked() && r.len() == 0);
+        assert_eq!(r.take(), None, "nothing left to take");
+        // The memory serves another ring; it reads only its own bytes.
+        let mut r2 = Ring::new(8);
+        let _ = r2.park();
+        r2.unpark(Some(m));
+        assert_eq!(r2.push(b"xy"), 2);
+        assert_eq!(collect(&r2, 0, 2), b"xy");
+        assert_eq!(r2.len(), 2);
     }
 
     #[test]

@@ -503,6 +503,16 @@ impl Endpoint {
         }
     }
 
+    /// [`into_buffers`](Self::into_buffers) in place: the endpoint keeps
+    /// its record (not to be used again as a connection) and gives up its
+    /// buffers, whatever they hold.
+    pub fn take_buffers(&mut self) -> Buffers {
+        Buffers {
+            snd: self.sndbuf.take(),
+            rcv: self.rcvbuf.take(),
+        }
+    }
+
     /// Gives back the buffers' memory while nothing is queued either way
     /// (no unacknowledged or unsent bytes, no received bytes unread, none
     /// out of order): a connection at rest then holds only its record.
