@@ -1,4 +1,4 @@
-//! End to end: `qsplice loadgen` (issue 16, first slice) on the demo
+//! End to end: `qsplice loadgen` on the demo
 //! topology, over the appliance's own TCP on an af_packet port.
 //!
 //! 1. Clients: 400 connections × 5 keep-alive requests from the backend
@@ -21,6 +21,8 @@
 //!    the connections resuming; TLS 1.2 resuming by session; an untrusted
 //!    CA fails every handshake); the loadgen TLS server answers curl and
 //!    the Go client with X25519MLKEM768, tickets resuming; loadgen clients
+//!    against Go's crypto/tls server (`tests/tools/tlsserver`: the hybrid
+//!    group on every connection, resumptions seen by both sides) and
 //!    against qsplice's own TLS termination (`qsplice lb`), X25519MLKEM768
 //!    on every handshake, half resumed by ticket.
 
@@ -745,6 +747,98 @@ tls_key = "{}"
     assert_eq!(g("tls_pq"), pq, "{v}");
     assert!(g("responses") > pq, "{v}");
 
+    // 2b. The loadgen HTTPS client against another TLS implementation's
+    //     server: Go's crypto/tls (tests/tools/tlsserver) in b1's
+    //     namespace, X25519MLKEM768 only, tickets on. Every connection
+    //     agrees the hybrid group on both sides, half resume (Go says so
+    //     per request), every body arrives whole.
+    match go_tool(&dir, "tlsserver") {
+        Some(bin) => {
+            let b1 = topo
+                .var("BACKEND_NS")
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            let out = dir.join("go-server.out");
+            let child = Command::new("ip")
+                .args(["netns", "exec", &b1])
+                .arg(&bin)
+                .args(["-addr", "10.10.2.11:8444", "-body-bytes", "777", "-d", "90"])
+                .arg("-cert")
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key)
+                .stdout(std::fs::File::create(&out).unwrap())
+                .stderr(std::fs::File::create(dir.join("go-server.err")).unwrap())
+                .spawn()
+                .expect("spawn the Go TLS server");
+            let server = KillOnDrop(child);
+            let up = wait_for(Duration::from_secs(10), || {
+                std::fs::read_to_string(&out)
+                    .ok()
+                    .filter(|t| t.starts_with("listening"))
+            });
+            assert!(up.is_some(), "the Go TLS server did not start");
+            let section = format!(
+                r#"[loadgen]
+role = "client"
+port = "backend"
+target = "10.10.2.11:8444"
+connections = 60
+concurrency = 8
+requests = 2
+timeout_s = 60
+tls = true
+tls_ca = "{}"
+tls_sni = "vip.test"
+tls_groups = ["X25519MLKEM768"]
+tls_resume_pct = 50
+"#,
+                lab_ca.display()
+            );
+            let cfg = config(&topo, &dir, "go-https.toml", &section);
+            let (ok, v, logs) = run_loadgen(&dir, &cfg, &dir.join("go-https.json"), 90);
+            let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+            assert!(ok, "loadgen HTTPS → Go run\n{v}\n{logs}");
+            assert_eq!(
+                (g("completed"), g("failed"), g("tls_failed")),
+                (60, 0, 0),
+                "{v}"
+            );
+            assert_eq!((g("responses"), g("status_2xx")), (120, 120), "{v}");
+            assert_eq!(g("body_bytes"), 120 * 777, "{v}");
+            assert_eq!(
+                (g("tls_handshakes"), g("tls13"), g("tls_pq")),
+                (60, 60, 60),
+                "{v}"
+            );
+            let resumed = g("tls_resumed");
+            assert!((20..=30).contains(&resumed), "{v}");
+            drop(server);
+            let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            assert_eq!(lines.len(), 120, "one line per request: {lines:?}");
+            for l in &lines {
+                assert_eq!(l["version"], "TLS 1.3", "{l}");
+                assert_eq!(l["group"], "X25519MLKEM768", "{l}");
+            }
+            let go_resumed = lines.iter().filter(|l| l["resumed"] == true).count() as u64;
+            assert_eq!(
+                go_resumed,
+                2 * resumed,
+                "the server saw the client's resumptions (two requests each)"
+            );
+            eprintln!(
+                "loadgen HTTPS → Go crypto/tls: 60 connections, X25519MLKEM768 on each, {resumed} resumed"
+            );
+        }
+        None => missing_pq_client("the Go toolchain (tests/tools/tlsserver)"),
+    }
+
     // 3. Against qsplice's own TLS termination: `qsplice lb` terminates
     //    10.10.1.1:443 in front of nginx b1; loadgen runs in the client
     //    namespace (its own af_packet port on the client's veth, from
@@ -1035,4 +1129,15 @@ timeout_s = 60
     );
     assert!((140..=160).contains(&g("tls_resumed")), "{v}");
     assert_eq!((s("tls_handshakes"), s("tls_pq")), (300, 300), "{v}");
+}
+
+/// A child process (here `ip netns exec` of a test server) killed by PID
+/// when dropped, however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -932,16 +932,22 @@ pub fn curl_backend(topo: &Topology) -> Option<String> {
 /// Build the Go TLS client of `tests/tools/tlsclient` (crypto/tls with
 /// X25519MLKEM768 and tickets) into `dir`; `None` without a Go toolchain.
 pub fn go_client(dir: &Path) -> Option<PathBuf> {
+    go_tool(dir, "tlsclient")
+}
+
+/// Builds the Go program `tests/tools/<name>` into `dir` (None without a
+/// Go toolchain, or if it does not build).
+pub fn go_tool(dir: &Path, name: &str) -> Option<PathBuf> {
     let go = ["go", "/usr/local/bin/go"].into_iter().find(|g| {
         Command::new(g)
             .arg("version")
             .output()
             .is_ok_and(|o| o.status.success())
     })?;
-    let bin = dir.join("tlsclient");
+    let bin = dir.join(name);
     let st = Command::new(go)
         .args(["build", "-o", bin.to_str().unwrap(), "."])
-        .current_dir(repo_root().join("tests/tools/tlsclient"))
+        .current_dir(repo_root().join("tests/tools").join(name))
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
         .env("GOCACHE", dir.join("gocache"))

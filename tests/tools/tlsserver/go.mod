@@ -1,0 +1,3 @@
+module qsplice/tlsserver
+
+go 1.25
