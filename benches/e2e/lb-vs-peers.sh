@@ -5,7 +5,7 @@
 #
 #   benches/e2e/lb-vs-peers.sh [--seconds N] [--rounds R] [--conns C] [--workers W] [--idle-sleep-us U]
 #                              [--idle-spin-us S] [--pmd af_packet|af_xdp|both] [--ipv6]
-#                              [--client wrk|loadgen] [--server nginx|loadgen]
+#                              [--client wrk|loadgen] [--server nginx|loadgen] [--lg-idle-sleep-us U]
 #
 # For each device, R rounds of (medians are printed):
 #   conn/s     wrk, `Connection: close`, C connections: new TCP connections per second
@@ -33,7 +33,9 @@
 # --client loadgen: the client is `qsplice loadgen` (its own TCP on an
 # af_packet port on the client namespace's veth, from 10.10.1.100, an
 # address the namespace's kernel does not hold, one worker lcore on the
-# CPU the device's worker does not use, idle_sleep_us as the device's)
+# CPU the device's worker does not use, idle_sleep_us as the device's
+# unless --lg-idle-sleep-us U says otherwise: e.g. a busy-polling device,
+# --idle-sleep-us 0, beside a load generator that sleeps when idle)
 # instead of wrk: the same three loads (conn: one request per connection;
 # req: keep-alive; bulk: GET /1m.bin on 4 connections), each for N
 # seconds; latency columns are loadgen's percentiles: conn, a new
@@ -56,6 +58,7 @@ CONNS=64
 WORKERS=1
 IDLE_SLEEP_US=0   # qsplice engine.idle_sleep_us: >0 lends idle CPU to the load generator on small machines
 IDLE_SPIN_US=0    # qsplice engine.idle_spin_us: poll on through gaps this short before sleeping
+LG_IDLE_SLEEP_US= # the load generator's idle_sleep_us (--client/--server loadgen); default: the device's
 PMD=af_packet
 IPV6=0
 CLIENT=wrk
@@ -68,15 +71,17 @@ while (($#)); do
         --workers) WORKERS=$2; shift ;;
         --idle-sleep-us) IDLE_SLEEP_US=$2; shift ;;
         --idle-spin-us) IDLE_SPIN_US=$2; shift ;;
+        --lg-idle-sleep-us) LG_IDLE_SLEEP_US=$2; shift ;;
         --pmd) PMD=$2; shift ;;
         --ipv6) IPV6=1 ;;
         --client) CLIENT=$2; shift ;;
         --server) SERVER=$2; shift ;;
-        -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,55p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
+LG_IDLE_SLEEP_US=${LG_IDLE_SLEEP_US:-$IDLE_SLEEP_US}
 
 case $PMD in
     af_packet) QS_DEVS=(qsplice); TP_DEVS=(testpmd-io) ;;
@@ -321,7 +326,7 @@ lg_run() {
     if [[ -n ${2:-} ]]; then src=$LG_WIRE_IP; target=$2:80; fi
     n=$(nproc)
     sed -e '/^\[\[ports\]\]/,$d' -e "s/^worker_lcores = .*/worker_lcores = [1]\nlcore_map = \"0@$((1 % n)),1@$((2 % n))\"/" \
-        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0\nidle_sleep_us = $LG_IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
         -e "s/^memory_mb = .*/memory_mb = 512/" conf/loadgen.toml >"$WORK/lg.toml"
     cat >>"$WORK/lg.toml" <<EOT
 [[ports]]
@@ -371,7 +376,7 @@ LGS_PID=""
 start_lg_server() {
     stop_lg_server
     sed -e '/^\[\[ports\]\]/,$d' -e "s/^worker_lcores = .*/worker_lcores = [1]\nlcore_map = \"0@0,1@0\"/" \
-        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0\nidle_sleep_us = $IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
+        -e "s/^stats_interval_ms = .*/stats_interval_ms = 0\nidle_sleep_us = $LG_IDLE_SLEEP_US\nidle_spin_us = $IDLE_SPIN_US/" \
         -e "s/^memory_mb = .*/memory_mb = 512/" conf/loadgen.toml >"$WORK/lgs.toml"
     cat >>"$WORK/lgs.toml" <<EOT
 [[ports]]
@@ -472,9 +477,9 @@ PY
 done
 
 stop_lg_server
-python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" "$CLIENT" "$SERVER" <<PY
+python3 - "$ROUNDS" "$SECS" "$CONNS" "$WORKERS" "$IDLE_SLEEP_US" "$PMD" "${QS_DEVS[*]}" "${TP_DEVS[*]}" "$IDLE_SPIN_US" "$IPV6" "$CLIENT" "$SERVER" "$LG_IDLE_SLEEP_US" <<PY
 import statistics, sys
-rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6, client, server = sys.argv[1:]
+rounds, secs, conns, workers, idle, pmd, qs_devs, tp_devs, spin, ipv6, client, server, lg_idle = sys.argv[1:]
 ipv6 = ipv6 == "1"
 qs_devs = qs_devs.split()
 tp_devs = tp_devs.split()
@@ -507,5 +512,5 @@ if ipv6:
         v6 = [med(dev + "-v6", m, 0) for m in ("conn", "req", "bulk")]
         r = "  ".join(f"{b / a:.2f}x" if a == a and a else "-" for a, b in zip(v4, v6))
         print(f"IPv6/IPv4 {dev}: {r} (conn/s, req/s, MB/s)")
-print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--client", client, "--server", server, "--ipv6" if ipv6 else "")
+print("reproduce: benches/e2e/lb-vs-peers.sh --seconds", secs, "--rounds", rounds, "--conns", conns, "--workers", workers, "--idle-sleep-us", idle, "--idle-spin-us", spin, "--pmd", pmd, "--client", client, "--server", server, *(["--lg-idle-sleep-us", lg_idle] if lg_idle != idle else []), "--ipv6" if ipv6 else "")
 PY
