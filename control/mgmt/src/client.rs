@@ -252,6 +252,19 @@ fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// A path segment with `:`, `/`, `%`, spaces and the like escaped.
+pub fn escape(seg: &str) -> String {
+    let mut s = String::with_capacity(seg.len());
+    for b in seg.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod unix_tests {
     use super::*;
@@ -336,17 +349,4 @@ mod unix_tests {
         );
         assert!(matches!(gone.get("/x"), Err(CallError::Transport { .. })));
     }
-}
-
-/// A path segment with `:`, `/`, `%`, spaces and the like escaped.
-pub fn escape(seg: &str) -> String {
-    let mut s = String::with_capacity(seg.len());
-    for b in seg.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
 }

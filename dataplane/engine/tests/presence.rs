@@ -549,7 +549,7 @@ fn kernel_rig() -> Rig {
 }
 
 impl Rig {
-    fn to_kernel(&mut self) -> Vec<Vec<u8>> {
+    fn take_kernel_tx(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.w.kernel_queue_mut(0).expect("kernel path").tx)
             .into_iter()
             .map(VecFrame::into_vec)
@@ -599,7 +599,7 @@ fn unserved_traffic_to_our_address_goes_to_the_kernel_unchanged() {
     }
     let out = r.run();
     assert!(out.is_empty(), "nothing answered on the wire: {out:?}");
-    let k = r.to_kernel();
+    let k = r.take_kernel_tx();
     assert_eq!(
         k,
         vec![bfd, ospf, echo_reply],
@@ -648,7 +648,7 @@ fn what_the_dataplane_answers_or_rejects_never_reaches_the_kernel() {
     ));
     let out = r.run();
     assert_eq!(out.len(), 2, "echo reply and ARP reply");
-    assert!(r.to_kernel().is_empty());
+    assert!(r.take_kernel_tx().is_empty());
     let c = r.w.counters();
     assert_eq!(c.kernel_in, 0);
     assert_eq!(c.drops_of(DropReason::Ipv4NotForUs), 1);
@@ -671,7 +671,7 @@ fn arp_replies_are_learned_and_passed_to_the_kernel() {
         r.w.neighbors().lookup(0, Ipv4Addr::from(PEER_IP)),
         Some(MacAddr(PEER_MAC))
     );
-    assert_eq!(r.to_kernel(), vec![reply]);
+    assert_eq!(r.take_kernel_tx(), vec![reply]);
 }
 
 #[test]
@@ -742,7 +742,7 @@ fn a_flood_to_the_kernel_is_bounded_per_second() {
     let c = r.w.counters();
     assert_eq!(c.kernel_in, 50, "a second's worth of tokens");
     assert_eq!(c.kernel_in_limited, 70);
-    assert_eq!(r.to_kernel().len(), 50);
+    assert_eq!(r.take_kernel_tx().len(), 50);
     // (the four runs above took 8 ms: no refill worth a token at 50/s)
     // A second later the bucket is full again.
     r.clock.advance_ms(1000);
