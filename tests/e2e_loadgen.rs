@@ -82,11 +82,22 @@ fn run_loadgen_with(
     });
     let logs = app.logs();
     let ok = ended.is_some_and(|s| s.success());
-    let v = std::fs::read_to_string(json)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let v = stats(json).unwrap_or_default();
     (ok, v, logs)
+}
+
+/// `qsplice loadgen --config cfg --json json` run to completion inside
+/// namespace `ns` (bounded: 90 s).
+fn loadgen_in_ns(ns: &str, cfg: &Path, json: &Path) -> std::process::Output {
+    Command::new("timeout")
+        .args(["90", "ip", "netns", "exec", ns])
+        .args([env!("CARGO_BIN_EXE_qsplice"), "loadgen", "--config"])
+        .arg(cfg)
+        .arg("--json")
+        .arg(json)
+        .current_dir(repo_root())
+        .output()
+        .unwrap()
 }
 
 /// curl fetches three URLs of the server on 10.10.1.1 from namespace
@@ -451,10 +462,7 @@ response_bytes = 300000
     let r = http_loop(&ns, "http://10.10.1.1/", 50, 5, 60);
     assert_eq!(r.iter().filter(|(c, _)| c == "200").count(), 50, "{r:?}");
     let _ = app.stop(Duration::from_secs(10));
-    let v = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .unwrap_or_default();
+    let v = stats(&json).unwrap_or_default();
     let g = |k: &str| v[k].as_u64().unwrap_or(0);
     assert!(g("responses") >= 58, "requests answered: {v}");
     assert!(
@@ -503,10 +511,7 @@ response_bytes = 300000
         );
     }
     let _ = app.stop(Duration::from_secs(10));
-    let v = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .unwrap_or_default();
+    let v = stats(&json).unwrap_or_default();
     let g = |k: &str| v[k].as_u64().unwrap_or(0);
     assert!(g("responses") >= 101 && g("completed") >= 101, "{v}");
     assert!(g("steered") > 0 && g("steer_full") == 0, "{v}");
@@ -738,10 +743,7 @@ tls_key = "{}"
         missing_pq_client("the Go toolchain (tests/tools/tlsclient)");
     }
     let _ = app.stop(Duration::from_secs(10));
-    let v = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .unwrap_or_default();
+    let v = stats(&json).unwrap_or_default();
     let g = |k: &str| v[k].as_u64().unwrap_or(0);
     assert!(g("tls_handshakes") > pq, "{v}");
     assert_eq!(g("tls_pq"), pq, "{v}");
@@ -933,30 +935,9 @@ tls_resume_pct = 50
     let lg_cfg = dir.join("lg-to-lb.toml");
     std::fs::write(&lg_cfg, lg).unwrap();
     let json = dir.join("lg-to-lb.json");
-    let out = Command::new("timeout")
-        .args([
-            "90",
-            "ip",
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_qsplice"),
-            "loadgen",
-        ])
-        .args([
-            "--config",
-            lg_cfg.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let out = loadgen_in_ns(&ns, &lg_cfg, &json);
     let _ = lb_app.stop(Duration::from_secs(10));
-    let v = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .unwrap_or_default();
+    let v = stats(&json).unwrap_or_default();
     let g = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
     assert!(
         out.status.success(),
@@ -1065,29 +1046,8 @@ timeout_s = 60
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, cfg).unwrap();
         let json = dir.join(format!("{name}.json"));
-        let out = Command::new("timeout")
-            .args([
-                "90",
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                env!("CARGO_BIN_EXE_qsplice"),
-                "loadgen",
-            ])
-            .args([
-                "--config",
-                path.to_str().unwrap(),
-                "--json",
-                json.to_str().unwrap(),
-            ])
-            .current_dir(repo_root())
-            .output()
-            .unwrap();
-        let v = std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let out = loadgen_in_ns(&ns, &path, &json);
+        let v = stats(&json).unwrap_or_default();
         (
             out.status.success(),
             v,

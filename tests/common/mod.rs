@@ -938,23 +938,20 @@ pub fn go_client(dir: &Path) -> Option<PathBuf> {
 /// Builds the Go program `tests/tools/<name>` into `dir` (None without a
 /// Go toolchain, or if it does not build).
 pub fn go_tool(dir: &Path, name: &str) -> Option<PathBuf> {
-    let go = ["go", "/usr/local/bin/go"].into_iter().find(|g| {
-        Command::new(g)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })?;
     let bin = dir.join(name);
-    let st = Command::new(go)
-        .args(["build", "-o", bin.to_str().unwrap(), "."])
-        .current_dir(repo_root().join("tests/tools").join(name))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("HOME", dir)
-        .status()
-        .ok()?;
-    st.success().then_some(bin)
+    // The first toolchain that builds it (an older `go` on PATH may not).
+    ["go", "/usr/local/bin/go"].into_iter().find_map(|go| {
+        let st = Command::new(go)
+            .args(["build", "-o", bin.to_str().unwrap(), "."])
+            .current_dir(repo_root().join("tests/tools").join(name))
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", dir.join("gocache"))
+            .env("HOME", dir)
+            .status()
+            .ok()?;
+        st.success().then(|| bin.clone())
+    })
 }
 
 /// Run the Go TLS client in namespace `ns` against `addr`: one JSON line

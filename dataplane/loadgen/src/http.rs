@@ -158,7 +158,7 @@ impl ClientSession {
     }
 
     /// [`connect`](Self::connect) in the buffers of a session that ended
-    /// ([`into_buffers`](Self::into_buffers)): no allocation or zeroing
+    /// ([`take_buffers`](Self::take_buffers)): no allocation or zeroing
     /// of the TCP buffers per connection.
     pub fn connect_reusing(
         cfg: &Config,
@@ -236,25 +236,8 @@ impl ClientSession {
         self.connected && !self.closing && !self.outstanding && self.left > 0 && self.think_us > 0
     }
 
-    /// The session's buffers, for the next session.
-    pub fn into_buffers(self) -> SessionBuffers {
-        let (tls, plain) = match self.tls {
-            Some(t) => {
-                let TlsLeg { s, plain, .. } = *t;
-                (s.into_buffers(), plain)
-            }
-            None => Default::default(),
-        };
-        SessionBuffers {
-            tcp: self.ep.into_buffers(),
-            tls,
-            plain,
-        }
-    }
-
-    /// [`into_buffers`](Self::into_buffers) in place: the session (ended)
-    /// keeps its record, whose memory serves the next session, and gives
-    /// up its buffers.
+    /// The session's buffers, for the next session; the session (ended)
+    /// keeps its record, whose memory serves the next session too.
     pub fn take_buffers(&mut self) -> SessionBuffers {
         let (tls, plain) = match self.tls.take() {
             Some(t) => {
@@ -937,17 +920,8 @@ fn scan_heads(
 }
 
 impl ServerSession {
-    /// The session's buffers, for the next session.
-    pub fn into_buffers(self) -> SessionBuffers {
-        SessionBuffers {
-            tcp: self.ep.into_buffers(),
-            tls: self.tls.map(|t| t.s.into_buffers()).unwrap_or_default(),
-            plain: Vec::new(),
-        }
-    }
-
-    /// [`into_buffers`](Self::into_buffers) in place: the session (ended)
-    /// keeps its record, whose memory serves the next session.
+    /// The connection's buffers, for the next connection; the session
+    /// (ended) keeps its record, whose memory serves the next one too.
     pub fn take_buffers(&mut self) -> SessionBuffers {
         SessionBuffers {
             tcp: self.ep.take_buffers(),

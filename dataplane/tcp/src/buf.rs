@@ -45,9 +45,9 @@ impl Ring {
         Some(std::mem::take(&mut self.buf))
     }
 
-    /// Takes the ring's memory whatever it holds (the bytes are dropped):
-    /// the ring is left empty and parked. For an ended connection whose
-    /// record is kept for the next one.
+    /// Takes the ring's memory, for [`Ring::reuse`], whatever it holds
+    /// (the bytes are dropped; `None` while parked): the ring is left
+    /// empty and parked.
     pub fn take(&mut self) -> Option<Vec<u8>> {
         if self.is_parked() {
             return None;
@@ -82,11 +82,6 @@ impl Ring {
             },
             _ => Ring::new(cap),
         }
-    }
-
-    /// The ring's memory, for [`Ring::reuse`] (`None` while parked).
-    pub fn into_vec(self) -> Option<Vec<u8>> {
-        (!self.is_parked()).then_some(self.buf)
     }
 
     pub fn cap(&self) -> usize {

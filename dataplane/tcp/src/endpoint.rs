@@ -496,11 +496,8 @@ impl Endpoint {
 
     /// Gives up the endpoint's buffers for a next endpoint (what they
     /// hold is not read again).
-    pub fn into_buffers(self) -> Buffers {
-        Buffers {
-            snd: self.sndbuf.into_vec(),
-            rcv: self.rcvbuf.into_vec(),
-        }
+    pub fn into_buffers(mut self) -> Buffers {
+        self.take_buffers()
     }
 
     /// [`into_buffers`](Self::into_buffers) in place: the endpoint keeps
