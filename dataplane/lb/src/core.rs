@@ -720,7 +720,51 @@ impl<F: Frame> LbCore<F> {
     /// known intact (a forged RST or FIN with a bad checksum must not end a
     /// flow the endpoints would keep; a bad SYN must not be answered).
     fn parse(&mut self, f: &F, l3: usize) -> Option<(Seg, SynOptions)> {
-        self.parse_with(f, l3, true)
+        let (s, opts) = self.parse_with(f, l3, true)?;
+        self.intact(f, l3).then_some((s, opts))
+    }
+
+    /// Whether the TCP checksum of the (parsed) segment in `f` holds; a
+    /// segment whose checksum fails is counted (`drop_tcp_bad_checksum`)
+    /// and must be dropped.
+    ///
+    /// Every segment the appliance acts on is checked — anything it
+    /// answers, terminates, learns from or that changes a flow's state
+    /// (SYN, FIN, RST). One kind is not: a spliced flow's data or ACK
+    /// segment ([`Self::pass_through`]) is forwarded with its checksum
+    /// updated incrementally (RFC 1624), which carries a wrong checksum
+    /// over as wrong as it came: the receiving endpoint drops it, as it
+    /// would have without the appliance between (what IP routers and
+    /// kernel NAT do). That saves summing every byte of every forwarded
+    /// segment a second time.
+    fn intact(&mut self, f: &F, l3: usize) -> bool {
+        let d = f.data();
+        let ip = Ipv4Packet::new_unchecked(&d[l3..]);
+        let (sip, dip) = (ip.src_addr(), ip.dst_addr());
+        let l4 = l3 + usize::from(ip.header_len());
+        let end = l3 + usize::from(ip.total_len());
+        let ok = d
+            .get(l4..end)
+            .is_some_and(|b| TcpPacket::new_unchecked(b).verify_checksum(sip, dip));
+        if !ok {
+            self.c.drop_tcp_bad_checksum += 1;
+        }
+        ok
+    }
+
+    /// Whether `s`, a segment of the spliced flow `id`, is passed through
+    /// without a checksum check (see [`Self::intact`]): a data or ACK
+    /// segment — no SYN, FIN or RST — of a flow in the Spliced phase whose
+    /// payload nobody reads (the server's first response of a
+    /// session-aware flow is read for its session id).
+    #[inline]
+    fn pass_through(&self, id: FlowId, dir: Dir, s: &Seg) -> bool {
+        let m = &self.meta[id as usize];
+        m.phase == Phase::Spliced
+            && !s
+                .flags
+                .intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST)
+            && (dir == Dir::C2S || self.sa.is_idle() || m.adopted)
     }
 
     /// The timestamps option of the (already validated) TCP segment in `f`.
@@ -733,8 +777,10 @@ impl<F: Frame> LbCore<F> {
         SynOptions::timestamps(tcp.options())
     }
 
-    /// [`Self::parse`]; with `ts` false a non-SYN segment's timestamps are
-    /// left unread (`opts.ts` None: see [`Self::timestamps_of`]).
+    /// [`Self::parse`] without the checksum check (the caller checks with
+    /// [`Self::intact`] before acting on the segment); with `ts` false a
+    /// non-SYN segment's timestamps are left unread (`opts.ts` None: see
+    /// [`Self::timestamps_of`]).
     ///
     /// Inlined: returned through memory, the pair was written field by
     /// field and read back in wider loads, a store-forwarding stall that
@@ -767,10 +813,6 @@ impl<F: Frame> LbCore<F> {
                 ..Default::default()
             }
         };
-        if !tcp.verify_checksum(sip, dip) {
-            self.c.drop_tcp_bad_checksum += 1;
-            return None;
-        }
         let (sport, dport) = (tcp.src_port(), tcp.dst_port());
         let seg = Seg {
             src: SocketAddrV4::new(sip, sport),
@@ -858,12 +900,24 @@ impl<F: Frame> LbCore<F> {
         };
         let syn = s.flags.contains(TcpFlags::SYN);
         if let Some(vi) = self.vix.get(s.dst).and_then(VipEntry::tls) {
+            if !self.intact(&f, l3) {
+                return;
+            }
             if !syn {
                 opts.ts = Self::timestamps_of(&f, l3);
             }
             return self.term_client(io, f, l3, vi, &s, &opts, now);
         }
-        if let Some((id, dir)) = self.flows.lookup_packed(s.key.0, s.key.1) {
+        let hit = self.flows.lookup_packed(s.key.0, s.key.1);
+        if let Some((id, Dir::C2S)) = hit {
+            if self.pass_through(id, Dir::C2S, &s) {
+                return self.forward(io, f, l3, id, Dir::C2S, now);
+            }
+        }
+        if !self.intact(&f, l3) {
+            return;
+        }
+        if let Some((id, dir)) = hit {
             if dir != Dir::C2S {
                 self.c.drop_unexpected += 1;
                 return;
@@ -934,7 +988,9 @@ impl<F: Frame> LbCore<F> {
         steered: bool,
         now: u64,
     ) {
-        let Some((s, opts)) = self.parse(&f, l3) else {
+        // Checked below, once it is known whether the segment passes
+        // through a spliced flow (see `intact`).
+        let Some((s, opts)) = self.parse_with(&f, l3, true) else {
             return;
         };
         let bp = self.conf.backend_port;
@@ -945,8 +1001,11 @@ impl<F: Frame> LbCore<F> {
             match self.owner_of(s.dst.port()) {
                 Some(o) => o,
                 None => {
-                    self.c.no_flow += 1;
-                    return self.reply_rst(io, bp, f, &s);
+                    if self.intact(&f, l3) {
+                        self.c.no_flow += 1;
+                        self.reply_rst(io, bp, f, &s);
+                    }
+                    return;
                 }
             }
         };
@@ -966,6 +1025,14 @@ impl<F: Frame> LbCore<F> {
         // against both), and a spliced segment should not pay the
         // terminator's SipHash lookup whenever TLS connections exist.
         let hit = self.flows.lookup_packed(s.key.0, s.key.1);
+        if let Some((id, Dir::S2C)) = hit {
+            if self.pass_through(id, Dir::S2C, &s) {
+                return self.forward(io, f, l3, id, Dir::S2C, now);
+            }
+        }
+        if !self.intact(&f, l3) {
+            return;
+        }
         if foreign && !matches!(hit, Some((_, Dir::S2C))) {
             // A flow of the peer whose address this is, not (yet) installed
             // from its records: no RST (it lives on), the backend retransmits.

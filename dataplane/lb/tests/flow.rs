@@ -1373,6 +1373,93 @@ fn backend_marked_down_has_its_flows_reset_both_ways_at_once() {
     assert_eq!(r.lb().counters().conn_closed, 1);
 }
 
+/// A spliced flow's data segment with a wrong TCP checksum is forwarded
+/// with its checksum as wrong as it came (the receiving endpoint drops
+/// it); a FIN or RST with a wrong checksum is dropped and counted, and the
+/// flow carries on.
+#[test]
+fn a_spliced_flows_bad_checksum_is_carried_over_and_a_bad_fin_or_rst_changes_nothing() {
+    let mut r = rig();
+    let (leg, client_ack, _backend_ack) = spliced_with_response(&mut r);
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let c_next = CISN.wrapping_add(1).wrapping_add(req.len() as u32);
+    let bad = |mut f: Vec<u8>| {
+        f[14 + 20 + 16] ^= 0x5a; // the TCP checksum
+        f
+    };
+    let ts = SynOptions {
+        ts: Some((104, 7001)),
+        ..Default::default()
+    };
+    let data = seg(
+        CLIENT_MAC,
+        CMAC,
+        client(),
+        vip(),
+        c_next,
+        client_ack,
+        TcpFlags::ACK | TcpFlags::PSH,
+        500,
+        &ts,
+        b"more",
+    );
+    let before = r.counters_now().drop_tcp_bad_checksum;
+    r.inject(0, bad(data.clone()));
+    let out = r.take(1);
+    assert_eq!(out.len(), 1, "forwarded");
+    let ip = Ipv4Packet::new_checked(&out[0][14..]).unwrap();
+    assert!(
+        ip.verify_checksum(),
+        "the IPv4 header is the appliance's own"
+    );
+    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (tcp.src_port(), tcp.dst_port()),
+        (leg.local.port(), server().port())
+    );
+    assert_eq!(tcp.payload(), b"more");
+    assert!(
+        !tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
+        "still wrong: the backend drops it"
+    );
+    // The good copy comes out right (the same translation).
+    r.inject(0, data);
+    assert_eq!(r.take_tcp(1).len(), 1);
+    // A FIN and a RST with wrong checksums: nothing leaves, the flow stays.
+    for flags in [TcpFlags::ACK | TcpFlags::FIN, TcpFlags::RST | TcpFlags::ACK] {
+        let f = seg(
+            CLIENT_MAC,
+            CMAC,
+            client(),
+            vip(),
+            c_next.wrapping_add(4),
+            client_ack,
+            flags,
+            500,
+            &ts,
+            &[],
+        );
+        r.inject(0, bad(f));
+        let f = seg(
+            SERVER_MAC,
+            BMAC,
+            server(),
+            leg.local,
+            SISN.wrapping_add(200),
+            leg.isn,
+            flags,
+            100,
+            &ts,
+            &[],
+        );
+        r.inject(1, bad(f));
+    }
+    assert!(r.take(0).is_empty() && r.take(1).is_empty());
+    assert_eq!(r.counters_now().drop_tcp_bad_checksum, before + 4);
+    r.tick_ms(2_000);
+    assert_eq!(r.lb().flows(), 1, "no FIN or RST was taken");
+}
+
 #[test]
 fn shutdown_refuses_new_connections_then_resets_what_is_open() {
     let mut r = rig();

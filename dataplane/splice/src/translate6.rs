@@ -14,7 +14,7 @@
 
 use std::net::SocketAddrV6;
 
-use qsplice_wire::checksum::{fold, sum};
+use qsplice_wire::checksum::Delta;
 use qsplice_wire::ipv6::next_header;
 use qsplice_wire::{Error, Ipv6Packet, Result};
 
@@ -80,7 +80,7 @@ pub fn translate6(frame: &mut [u8], l3: usize, t: &Translation6) -> Result<Trans
     let translated = rewrite_segment(
         seg,
         // RFC 1624 eqn. 3 over the 16 words of both addresses.
-        |csum| !fold(u32::from(!csum) + u32::from(!fold(sum(&old, 0))) + sum(&new, 0)),
+        Delta::NONE.bytes(&old, &new),
         &TcpRewrite {
             sport: t.src.port(),
             dport: t.dst.port(),

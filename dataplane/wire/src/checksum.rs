@@ -83,7 +83,7 @@ fn sum_native(data: &[u8]) -> u64 {
 
 /// End-around-carry fold of a 64-bit sum to 16 bits. Non-zero stays non-zero.
 #[inline(always)]
-fn fold64(mut s: u64) -> u16 {
+const fn fold64(mut s: u64) -> u16 {
     s = (s & 0xffff_ffff) + (s >> 32);
     s = (s & 0xffff_ffff) + (s >> 32);
     s = (s & 0xffff) + (s >> 16);
@@ -169,6 +169,60 @@ pub const fn update_u32(csum: u16, old: u32, new: u32) -> u16 {
 #[inline(always)]
 pub fn update_addr(csum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     update_u32(csum, u32::from(old), u32::from(new))
+}
+
+/// Several RFC 1624 updates summed and folded once: the changes of one
+/// header rewrite (addresses, ports, sequence numbers, options) accumulate
+/// here, and [`Delta::apply`] turns a checksum into the rewritten one —
+/// what a chain of [`update_u16`] / [`update_u32`] calls computes, with one
+/// fold instead of one per field. The same `Delta` of the address changes
+/// applies to the IPv4 header checksum and to the TCP/UDP one.
+///
+/// Fields must sit at even offsets of the checksummed area (a field at an
+/// odd offset is passed as the aligned words containing it). 32-bit words
+/// go in whole: `!x` of a 32-bit word is `-x` modulo `2^16 - 1` as well.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta(u64);
+
+impl Delta {
+    /// No change.
+    pub const NONE: Delta = Delta(0);
+
+    /// A 16-bit word changed from `old` to `new`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn u16(self, old: u16, new: u16) -> Delta {
+        Delta(self.0 + !old as u64 + new as u64)
+    }
+
+    /// A 32-bit field (two adjacent words) changed from `old` to `new`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn u32(self, old: u32, new: u32) -> Delta {
+        Delta(self.0 + !old as u64 + new as u64)
+    }
+
+    /// A block of words changed from the bytes `old` to `new` (equal
+    /// lengths, an even offset; e.g. IPv6 addresses).
+    #[inline]
+    #[must_use]
+    pub fn bytes(self, old: &[u8], new: &[u8]) -> Delta {
+        Delta(self.0 + u64::from(!fold(sum(old, 0))) + u64::from(sum(new, 0)))
+    }
+
+    /// Both sets of changes.
+    #[inline(always)]
+    #[must_use]
+    pub const fn and(self, other: Delta) -> Delta {
+        Delta(self.0 + other.0)
+    }
+
+    /// The checksum `csum` after every change (RFC 1624 eqn. 3,
+    /// `HC' = ~(~HC + Σ~m + Σm')`).
+    #[inline(always)]
+    pub const fn apply(self, csum: u16) -> u16 {
+        !fold64(!csum as u64 + self.0)
+    }
 }
 
 #[cfg(test)]
@@ -268,5 +322,57 @@ mod tests {
         let c2 = update_u32(c, old, u32::from_be_bytes([172, 16, 9, 9]));
         d[10..12].copy_from_slice(&c2.to_be_bytes());
         assert_eq!(checksum(&d), 0);
+    }
+
+    #[test]
+    fn delta_rfc1624_example() {
+        assert_eq!(Delta::NONE.u16(0x5555, 0x3285).apply(0xdd2f), 0x0000);
+        assert_eq!(Delta::NONE.apply(0x1234), 0x1234);
+    }
+
+    proptest::proptest! {
+        /// Any set of 16-bit, 32-bit and block changes at even offsets,
+        /// accumulated in one `Delta`: the result is the full recomputation
+        /// (the buffer is never all-zero: its first word is fixed non-zero)
+        /// and the chain of single-field updates.
+        #[test]
+        fn delta_matches_recompute_and_chained_updates(
+            mut data in proptest::collection::vec(proptest::prelude::any::<u8>(), 24..200),
+            changes in proptest::collection::vec(
+                (0usize..100, 0u8..3, proptest::prelude::any::<[u8; 8]>()), 0..12),
+        ) {
+            data[0] = 0x45;
+            let n = data.len() & !1;
+            data.truncate(n);
+            let c0 = checksum(&data);
+            let (mut d, mut chained) = (Delta::NONE, c0);
+            for (at, kind, new) in changes {
+                let at = (at * 2) % (n - 8);
+                match kind {
+                    0 => {
+                        let old = u16::from_be_bytes([data[at], data[at + 1]]);
+                        let v = u16::from_be_bytes([new[0], new[1]]);
+                        d = d.u16(old, v);
+                        chained = update_u16(chained, old, v);
+                        data[at..at + 2].copy_from_slice(&new[..2]);
+                    }
+                    1 => {
+                        let old = u32::from_be_bytes(data[at..at + 4].try_into().unwrap());
+                        let v = u32::from_be_bytes(new[..4].try_into().unwrap());
+                        d = d.u32(old, v);
+                        chained = update_u32(chained, old, v);
+                        data[at..at + 4].copy_from_slice(&new[..4]);
+                    }
+                    _ => {
+                        let old: [u8; 8] = data[at..at + 8].try_into().unwrap();
+                        d = d.and(Delta::NONE.bytes(&old, &new));
+                        chained = !fold(u32::from(!chained) + u32::from(!fold(sum(&old, 0))) + sum(&new, 0));
+                        data[at..at + 8].copy_from_slice(&new);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(d.apply(c0), checksum(&data));
+            proptest::prop_assert_eq!(d.apply(c0), chained);
+        }
     }
 }
