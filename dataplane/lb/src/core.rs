@@ -154,6 +154,8 @@ fn tcp_dport<F: Frame>(f: &F, l3: usize) -> u16 {
 struct VipIndex {
     by_addr: Vec<(u64, VipEntry)>,
     ips: Vec<u32>,
+    /// Some VIP is TLS-terminated (else a client segment skips that lookup).
+    any_tls: bool,
 }
 
 impl VipIndex {
@@ -189,7 +191,21 @@ impl VipIndex {
         let mut ips: Vec<u32> = vips.iter().map(|v| u32::from(*v.addr.ip())).collect();
         ips.sort_unstable();
         ips.dedup();
-        VipIndex { by_addr, ips }
+        let any_tls = by_addr.iter().any(|(_, e)| e.tls().is_some());
+        VipIndex {
+            by_addr,
+            ips,
+            any_tls,
+        }
+    }
+
+    /// The TLS-terminated VIP at `a`.
+    #[inline]
+    fn tls(&self, a: SocketAddrV4) -> Option<usize> {
+        if !self.any_tls {
+            return None;
+        }
+        self.get(a).and_then(VipEntry::tls)
     }
 
     #[inline]
@@ -899,7 +915,7 @@ impl<F: Frame> LbCore<F> {
             return;
         };
         let syn = s.flags.contains(TcpFlags::SYN);
-        if let Some(vi) = self.vix.get(s.dst).and_then(VipEntry::tls) {
+        if let Some(vi) = self.vix.tls(s.dst) {
             if !self.intact(&f, l3) {
                 return;
             }

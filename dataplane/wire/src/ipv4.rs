@@ -247,7 +247,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Whether the header checksum is correct.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::checksum(self.header()) == 0
+        let h = self.header();
+        match <&[u8; 20]>::try_from(h) {
+            Ok(h20) => checksum::checksum20(h20) == 0,
+            Err(_) => checksum::checksum(h) == 0,
+        }
     }
 }
 

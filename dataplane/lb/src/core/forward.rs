@@ -48,38 +48,41 @@ impl<F: Frame> LbCore<F> {
             self.c.drop_unexpected += 1;
             return;
         };
-        // The sender's acknowledgement number as it sent it (before the
-        // rewrite): the peer-side point a shutdown RST must hit.
-        let raw_ack = {
-            let d = f.data();
-            let l4 = l3 + usize::from(d.get(l3).map_or(5, |b| b & 0x0f)) * 4;
-            d.get(l4 + 8..l4 + 12)
-                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        let t = match translate(f.data_mut(), l3, flow.translation(dir)) {
+        let tr = flow.translation(dir);
+        let t = match translate(f.data_mut(), l3, tr) {
             Ok(t) => t,
             Err(_) => {
                 self.c.drop_translate += 1;
                 return;
             }
         };
+        // The sender's acknowledgement number as it sent it (before the
+        // rewrite): the peer-side point a shutdown RST must hit.
+        let raw_ack = t.ack.wrapping_sub(tr.ack_delta);
         flow.on_segment(dir, &t, now, &self.timers);
+        let (lingering, fins) = (
+            matches!(flow.state, FlowState::Linger { .. }),
+            flow.both_fins(),
+        );
+        let m = &mut self.meta[id as usize];
         if t.flags.contains(TcpFlags::ACK) {
-            let m = &mut self.meta[id as usize];
             match dir {
                 Dir::C2S => m.c_ack = raw_ack,
                 Dir::S2C => m.s_ack = raw_ack,
             }
         }
-        let lingering = matches!(flow.state, FlowState::Linger { .. });
-        let fins = flow.both_fins();
+        let (pool, backend, closed) = (usize::from(m.pool), usize::from(m.backend), m.closed);
+        let dst_mac = match dir {
+            Dir::C2S => m.backend_mac,
+            Dir::S2C => m.client_mac,
+        };
         // A session stops being served once both sides have sent FIN (not
         // when the last FIN is acknowledged: a client's next connection,
         // possibly on another lcore, would race that last ACK).
         if fins && !self.sa.serves_none() {
             self.sa_forget(id);
         }
-        if lingering && !self.meta[id as usize].closed {
+        if lingering && !closed {
             let how = if t.flags.contains(TcpFlags::RST) {
                 EndReason::Reset
             } else {
@@ -87,23 +90,19 @@ impl<F: Frame> LbCore<F> {
             };
             self.mark_closed(id, now, how);
         }
-        let m = self.meta[id as usize];
         let bytes = t.payload_len as u64;
-        let rst = t.flags.contains(TcpFlags::RST);
-        let st = self
-            .bstats
-            .get_mut(usize::from(m.pool))
-            .and_then(|p| p.get_mut(usize::from(m.backend)));
-        let (pi, dst_mac) = match dir {
+        let rst = u64::from(t.flags.contains(TcpFlags::RST));
+        let st = self.bstats.get_mut(pool).and_then(|p| p.get_mut(backend));
+        let pi = match dir {
             Dir::C2S => {
                 self.c.c2s_packets += 1;
                 self.c.c2s_bytes += bytes;
                 if let Some(st) = st {
                     st.c2s_packets += 1;
                     st.c2s_bytes += bytes;
-                    st.reset += u64::from(rst);
+                    st.reset += rst;
                 }
-                (self.conf.backend_port, m.backend_mac)
+                self.conf.backend_port
             }
             Dir::S2C => {
                 self.c.s2c_packets += 1;
@@ -111,9 +110,9 @@ impl<F: Frame> LbCore<F> {
                 if let Some(st) = st {
                     st.s2c_packets += 1;
                     st.s2c_bytes += bytes;
-                    st.reset += u64::from(rst);
+                    st.reset += rst;
                 }
-                (self.conf.client_port, m.client_mac)
+                self.conf.client_port
             }
         };
         {
