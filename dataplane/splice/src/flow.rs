@@ -20,11 +20,9 @@
 //! them, RST, then a short linger (TIME-WAIT-like) so late retransmissions
 //! are still translated, and an idle timeout. Time is an argument.
 
-use std::hash::Hasher;
 use std::net::SocketAddrV4;
 
 use qsplice_wire::TcpFlags;
-use siphasher::sip::SipHasher13;
 
 use crate::seq;
 use crate::translate::{SpliceParams, Translated, Translation};
@@ -266,21 +264,55 @@ impl FlowKey {
         }
     }
 
-    /// The keyed hash of a directional pair: SipHash-1-3 of the 16 bytes
-    /// `ip₁ ‖ port₁` and `ip₂ ‖ port₂` as two little-endian 48-bit words
-    /// (zero-extended to 64 bits).
+    /// The keyed hash of a directional pair: SipHash-1-3 of the 12 bytes
+    /// `ip₁ ‖ port₁ ‖ ip₂ ‖ port₂`, each endpoint as the little-endian
+    /// 48-bit word [`pack`] makes.
     #[inline]
     pub fn hash(&self, src: SocketAddrV4, dst: SocketAddrV4) -> u64 {
         self.hash_packed(pack(src), pack(dst))
     }
 
-    /// [`FlowKey::hash`] of two [`pack`]ed endpoints.
+    /// [`FlowKey::hash`] of two [`pack`]ed endpoints: SipHash-1-3
+    /// (Aumasson and Bernstein) of the 12-byte message, written out for
+    /// its fixed length — one 8-byte block, then the last block holding
+    /// the other 4 bytes and the length; one compression round per block
+    /// and three to finish. Twelve bytes rather than two 8-byte words save
+    /// a block (a round) on every segment; the result is the reference
+    /// SipHash-1-3 of that message (`tests/flow_flood.rs` checks it
+    /// against the `siphasher` crate).
     #[inline]
     pub fn hash_packed(&self, a: u64, b: u64) -> u64 {
-        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
-        h.write_u64(a);
-        h.write_u64(b);
-        h.finish()
+        #[inline(always)]
+        fn round(v: &mut [u64; 4]) {
+            v[0] = v[0].wrapping_add(v[1]);
+            v[1] = v[1].rotate_left(13) ^ v[0];
+            v[0] = v[0].rotate_left(32);
+            v[2] = v[2].wrapping_add(v[3]);
+            v[3] = v[3].rotate_left(16) ^ v[2];
+            v[0] = v[0].wrapping_add(v[3]);
+            v[3] = v[3].rotate_left(21) ^ v[0];
+            v[2] = v[2].wrapping_add(v[1]);
+            v[1] = v[1].rotate_left(17) ^ v[2];
+            v[2] = v[2].rotate_left(32);
+        }
+        let m0 = (a & 0xffff_ffff_ffff) | (b << 48);
+        let m1 = ((b >> 16) & 0xffff_ffff) | (12 << 56);
+        let mut v = [
+            self.k0 ^ 0x736f_6d65_7073_6575,
+            self.k1 ^ 0x646f_7261_6e64_6f6d,
+            self.k0 ^ 0x6c79_6765_6e65_7261,
+            self.k1 ^ 0x7465_6462_7974_6573,
+        ];
+        for m in [m0, m1] {
+            v[3] ^= m;
+            round(&mut v);
+            v[0] ^= m;
+        }
+        v[2] ^= 0xff;
+        round(&mut v);
+        round(&mut v);
+        round(&mut v);
+        v[0] ^ v[1] ^ v[2] ^ v[3]
     }
 }
 

@@ -147,7 +147,7 @@ pub fn scale_window(v: u16, shift: i8) -> u16 {
 /// at byte offset `off` from the start of the checksummed area. Even offsets
 /// are two plain word changes; odd offsets straddle 16-bit words, which a
 /// zero byte in front of both old and new bytes keeps aligned.
-#[inline]
+#[inline(always)]
 fn delta_pair(d: Delta, off: usize, (a, b): (u32, u32), (na, nb): (u32, u32)) -> Delta {
     if off % 2 == 0 {
         return d.u32(a, na).u32(b, nb);
