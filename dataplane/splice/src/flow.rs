@@ -130,6 +130,7 @@ impl Flow {
 
     /// Account a segment that was translated in direction `dir` (`t` holds
     /// its post-translation numbers) and advance the close state.
+    #[inline]
     pub fn on_segment(&mut self, dir: Dir, t: &Translated, now: u64, timers: &FlowTimers) {
         self.last_seen = now;
         let d = dir as usize;

@@ -173,6 +173,10 @@ struct OptionPlan {
     sack: Option<(usize, usize)>,
 }
 
+/// Inlined: its plan came back through memory (a store-forwarding stall
+/// on every segment); the common layout is checked first, the general walk
+/// stays out of line.
+#[inline(always)]
 fn plan_options(opts: &[u8]) -> Result<OptionPlan> {
     // What Linux, BSD and Windows send on every segment once timestamps
     // are on: NOP, NOP, timestamps (SACK blocks follow only after a loss).
@@ -182,6 +186,12 @@ fn plan_options(opts: &[u8]) -> Result<OptionPlan> {
             sack: None,
         });
     }
+    plan_options_walk(opts)
+}
+
+/// [`plan_options`] for any layout: every option walked.
+#[inline(never)]
+fn plan_options_walk(opts: &[u8]) -> Result<OptionPlan> {
     let mut p = OptionPlan::default();
     let mut i = 0;
     while i < opts.len() {
