@@ -31,7 +31,10 @@
 //! get past them). ARP requests for the live backends are answered.
 //!
 //! Oracles, after every operation: no panic; every TCP frame the appliance
-//! sends is a well-formed IPv4/TCP frame with valid checksums, from the VIP
+//! sends is a well-formed IPv4/TCP frame with valid checksums (but a
+//! spliced flow's data or ACK segment forwarded from a corrupt one: its
+//! checksum is carried over, still wrong, and it carries no SYN, FIN or
+//! RST; see `check_sent`), from the VIP
 //! on the client port and from the local address on the backend port;
 //! every monotonic counter of the published [`LbCounters`] and TLS counters
 //! never decreases; the documented sums hold (`syn_cookies = syn_cache_full
@@ -436,10 +439,25 @@ struct Sent {
     payload: Vec<u8>,
 }
 
-/// Check a frame the appliance sent: well-formed IPv4/TCP, both
-/// checksums valid (every segment it takes in is verified, so what it
-/// forwards or builds must verify too).
-fn check_sent(f: &[u8]) -> Option<Sent> {
+/// The TCP flags of `f` if it is a TCP/IPv4 frame whose TCP checksum is
+/// wrong (what the appliance may forward with its checksum carried over).
+fn bad_tcp(f: &[u8]) -> Option<TcpFlags> {
+    let ip = Ipv4Packet::new_checked(f.get(14..)?).ok()?;
+    if ip.protocol() != 6 {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (!tcp.verify_checksum(ip.src_addr(), ip.dst_addr())).then(|| tcp.flags())
+}
+
+/// Check a frame the appliance sent: well-formed IPv4/TCP, both checksums
+/// valid — except a spliced flow's data or ACK segment forwarded from a
+/// frame `bad_in` (the one just injected) whose TCP checksum was wrong: the
+/// appliance carries a checksum over (RFC 1624) without summing the
+/// segment, so a wrong one stays wrong. Such a frame must have no SYN, FIN
+/// or RST (segments that change state are always checked), and neither
+/// must the frame it came from.
+fn check_sent(f: &[u8], bad_in: Option<TcpFlags>) -> Option<Sent> {
     if f.len() < 14 || f[12..14] != [0x08, 0x00] {
         return None;
     }
@@ -449,9 +467,11 @@ fn check_sent(f: &[u8]) -> Option<Sent> {
         return None;
     }
     let tcp = TcpPacket::new_checked(ip.payload()).expect("emitted TCP parses");
+    let state = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
+    let carried = bad_in.is_some_and(|b| !b.intersects(state)) && !tcp.flags().intersects(state);
     assert!(
-        tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
-        "emitted TCP checksum ({}:{} -> {}:{}, flags {:?})",
+        carried || tcp.verify_checksum(ip.src_addr(), ip.dst_addr()),
+        "emitted TCP checksum ({}:{} -> {}:{}, flags {:?}; bad frame in: {bad_in:?})",
         ip.src_addr(),
         tcp.src_port(),
         ip.dst_addr(),
@@ -634,6 +654,9 @@ struct Rig {
     arp: Vec<Vec<u8>>,
     /// Board versions published so far.
     version: u64,
+    /// The flags of the frame being injected if its TCP checksum is wrong
+    /// (see [`check_sent`]); `None` outside [`Rig::inject`].
+    bad_in: Option<TcpFlags>,
 }
 
 impl Rig {
@@ -739,6 +762,7 @@ impl Rig {
             tls_syns: 0,
             arp: Vec::new(),
             version: 1,
+            bad_in: None,
         };
         r.w.poll();
         for ip in SERVERS {
@@ -781,9 +805,16 @@ impl Rig {
                     }
                     continue;
                 }
-                let Some(s) = check_sent(&f) else {
+                let bad = bad_tcp(&f).is_some();
+                let Some(s) = check_sent(&f, self.bad_in) else {
                     continue;
                 };
+                if bad {
+                    // One forwarded copy at most, never learned from (the
+                    // endpoint drops it).
+                    assert!(self.bad_in.take().is_some(), "two frames with bad checksums");
+                    continue;
+                }
                 if port == 0 {
                     assert_eq!(*s.src.ip(), VIP, "client port frame not from the VIP");
                     self.learn_client(&s);
@@ -946,12 +977,14 @@ impl Rig {
     fn inject(&mut self, port: usize, f: Vec<u8>) {
         let allowed = self.allowance() + self.w.service().held();
         trace_frame("in ", port, &f);
+        self.bad_in = bad_tcp(&f);
         self.w
             .queue_mut(port)
             .rx
             .push_back(VecFrame::from_bytes(&f));
         self.w.poll();
         let n = self.drain();
+        self.bad_in = None;
         assert!(
             n <= allowed,
             "{n} frames out for one frame in (allowed {allowed})"
