@@ -413,12 +413,17 @@ fn port_flush<Q: Queue>(p: &mut PortState<Q>, c: &mut Counters) {
     }
     let bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
     let sent = p.q.tx_burst(&mut p.txbuf);
-    let unsent_bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
     c.tx_packets += sent as u64;
-    c.tx_bytes += (bytes - unsent_bytes) as u64;
-    for _ in p.txbuf.drain(..) {
-        c.drops[DropReason::TxFull as usize] += 1;
+    if p.txbuf.is_empty() {
+        c.tx_bytes += bytes as u64;
+        return;
     }
+    // The device took only part of the burst (ring full): the rest is
+    // dropped and counted.
+    let unsent_bytes: usize = p.txbuf.iter().map(|f| f.len()).sum();
+    c.tx_bytes += (bytes - unsent_bytes) as u64;
+    c.drops[DropReason::TxFull as usize] += p.txbuf.len() as u64;
+    p.txbuf.clear();
 }
 
 struct PortState<Q: Queue> {
