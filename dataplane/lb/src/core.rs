@@ -199,6 +199,16 @@ impl VipIndex {
         }
     }
 
+    /// Is the packed endpoint `k` (see `key`) a TLS-terminated VIP?
+    #[inline]
+    fn tls_key(&self, k: u64) -> bool {
+        self.any_tls
+            && self
+                .by_addr
+                .binary_search_by_key(&k, |(x, _)| *x)
+                .is_ok_and(|i| self.by_addr[i].1.tls().is_some())
+    }
+
     /// The TLS-terminated VIP at `a`.
     #[inline]
     fn tls(&self, a: SocketAddrV4) -> Option<usize> {
@@ -692,7 +702,11 @@ impl<F: Frame> LbCore<F> {
         if port < self.conf.sport_min || port > self.conf.sport_max {
             return None;
         }
-        Some((port - self.conf.sport_min) % self.conf.lcores.max(1))
+        // No division on every backend segment of a single-lcore balancer.
+        match self.conf.lcores {
+            0 | 1 => Some(0),
+            n => Some((port - self.conf.sport_min) % n),
+        }
     }
 
     /// Does the VIP `vip` take new connections (not removed)?
@@ -774,13 +788,42 @@ impl<F: Frame> LbCore<F> {
     /// payload nobody reads (the server's first response of a
     /// session-aware flow is read for its session id).
     #[inline]
-    fn pass_through(&self, id: FlowId, dir: Dir, s: &Seg) -> bool {
+    fn pass_through(&self, id: FlowId, dir: Dir, flags: TcpFlags) -> bool {
         let m = &self.meta[id as usize];
         m.phase == Phase::Spliced
-            && !s
-                .flags
-                .intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST)
+            && !flags.intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST)
             && (dir == Dir::C2S || self.sa.is_idle() || m.adopted)
+    }
+
+    /// The flow-table key (packed endpoints) and flags of the TCP segment
+    /// at `l3` (IPv4 validated by the engine), read with exactly the
+    /// length checks of [`Self::parse_with`] and nothing else: what a
+    /// spliced flow's segment needs before [`Self::forward`]. `None`: the
+    /// full parse decides (and counts why).
+    #[inline(always)]
+    fn peek(f: &F, l3: usize) -> Option<((u64, u64), TcpFlags)> {
+        let d = f.data();
+        let ip = d.get(l3..l3 + 20)?;
+        let l4 = l3 + usize::from(ip[0] & 0x0f) * 4;
+        let end = l3 + usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let tcp = d.get(l4..end)?;
+        if tcp.len() < 20 {
+            return None;
+        }
+        let thl = usize::from(tcp[12] >> 4) * 4;
+        if thl < 20 || thl > tcp.len() {
+            return None;
+        }
+        let w32 = |b: &[u8], i: usize| {
+            u64::from(u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]))
+        };
+        let w16 = |b: &[u8], i: usize| u64::from(u16::from_be_bytes([b[i], b[i + 1]]));
+        let key = (
+            w32(ip, 12) << 16 | w16(tcp, 0),
+            w32(ip, 16) << 16 | w16(tcp, 2),
+        );
+        let flags = TcpFlags::from_bits_truncate(u16::from_be_bytes([tcp[12], tcp[13]]));
+        Some((key, flags))
     }
 
     /// The timestamps option of the (already validated) TCP segment in `f`.
@@ -909,8 +952,21 @@ impl<F: Frame> LbCore<F> {
 
     fn on_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
         self.now = now;
-        // A spliced flow's segment needs no options here (the translation
-        // walks them once): the timestamps are read only on the other paths.
+        // A spliced flow's segment: its key and flags, the lookup, on
+        // (terminated VIPs are looked up by address first).
+        let mut hit = None;
+        let peeked = Self::peek(&f, l3).filter(|(k, _)| !self.vix.tls_key(k.1));
+        if let Some((key, flags)) = peeked {
+            hit = self.flows.lookup_packed(key.0, key.1);
+            if let Some((id, Dir::C2S)) = hit {
+                if self.pass_through(id, Dir::C2S, flags) {
+                    return self.forward(io, f, l3, id, Dir::C2S, now);
+                }
+            }
+        }
+        // Everything else: the whole parse. (A spliced flow's segment needs
+        // no options here — the translation walks them once: the timestamps
+        // are read only on the other paths.)
         let Some((s, mut opts)) = self.parse_with(&f, l3, false) else {
             return;
         };
@@ -924,10 +980,12 @@ impl<F: Frame> LbCore<F> {
             }
             return self.term_client(io, f, l3, vi, &s, &opts, now);
         }
-        let hit = self.flows.lookup_packed(s.key.0, s.key.1);
-        if let Some((id, Dir::C2S)) = hit {
-            if self.pass_through(id, Dir::C2S, &s) {
-                return self.forward(io, f, l3, id, Dir::C2S, now);
+        if peeked.is_none() {
+            hit = self.flows.lookup_packed(s.key.0, s.key.1);
+            if let Some((id, Dir::C2S)) = hit {
+                if self.pass_through(id, Dir::C2S, s.flags) {
+                    return self.forward(io, f, l3, id, Dir::C2S, now);
+                }
             }
         }
         if !self.intact(&f, l3) {
@@ -1004,6 +1062,20 @@ impl<F: Frame> LbCore<F> {
         steered: bool,
         now: u64,
     ) {
+        // A spliced flow's segment to our address on the lcore that owns
+        // its port: its key and flags, the lookup, on.
+        if let Some((key, flags)) = Self::peek(&f, l3) {
+            let (dip, dport) = ((key.1 >> 16) as u32, key.1 as u16);
+            if dip == u32::from(self.conf.local)
+                && (steered || self.owner_of(dport) == Some(self.conf.lcore))
+            {
+                if let Some((id, Dir::S2C)) = self.flows.lookup_packed(key.0, key.1) {
+                    if self.pass_through(id, Dir::S2C, flags) {
+                        return self.forward(io, f, l3, id, Dir::S2C, now);
+                    }
+                }
+            }
+        }
         // Checked below, once it is known whether the segment passes
         // through a spliced flow (see `intact`).
         let Some((s, opts)) = self.parse_with(&f, l3, true) else {
@@ -1042,7 +1114,7 @@ impl<F: Frame> LbCore<F> {
         // terminator's SipHash lookup whenever TLS connections exist.
         let hit = self.flows.lookup_packed(s.key.0, s.key.1);
         if let Some((id, Dir::S2C)) = hit {
-            if self.pass_through(id, Dir::S2C, &s) {
+            if self.pass_through(id, Dir::S2C, s.flags) {
                 return self.forward(io, f, l3, id, Dir::S2C, now);
             }
         }
