@@ -199,28 +199,28 @@ impl VipIndex {
         }
     }
 
-    /// Is the packed endpoint `k` (see `key`) a TLS-terminated VIP?
+    /// The TLS-terminated VIP at the packed endpoint `k` (see `key`).
     #[inline]
-    fn tls_key(&self, k: u64) -> bool {
-        self.any_tls
-            && self
-                .by_addr
-                .binary_search_by_key(&k, |(x, _)| *x)
-                .is_ok_and(|i| self.by_addr[i].1.tls().is_some())
+    fn tls_at(&self, k: u64) -> Option<usize> {
+        if !self.any_tls {
+            return None;
+        }
+        self.get_at(k).and_then(VipEntry::tls)
     }
 
     /// The TLS-terminated VIP at `a`.
     #[inline]
     fn tls(&self, a: SocketAddrV4) -> Option<usize> {
-        if !self.any_tls {
-            return None;
-        }
-        self.get(a).and_then(VipEntry::tls)
+        self.tls_at(Self::key(a))
     }
 
     #[inline]
     fn get(&self, a: SocketAddrV4) -> Option<&VipEntry> {
-        let k = Self::key(a);
+        self.get_at(Self::key(a))
+    }
+
+    #[inline]
+    fn get_at(&self, k: u64) -> Option<&VipEntry> {
         self.by_addr
             .binary_search_by_key(&k, |(x, _)| *x)
             .ok()
@@ -953,15 +953,18 @@ impl<F: Frame> LbCore<F> {
     fn on_client<Q: Queue<Frame = F>>(&mut self, io: &mut Io<'_, Q>, f: F, l3: usize, now: u64) {
         self.now = now;
         // A spliced flow's segment: its key and flags, the lookup, on
-        // (terminated VIPs are looked up by address first).
-        let mut hit = None;
-        let peeked = Self::peek(&f, l3).filter(|(k, _)| !self.vix.tls_key(k.1));
-        if let Some((key, flags)) = peeked {
-            hit = self.flows.lookup_packed(key.0, key.1);
-            if let Some((id, Dir::C2S)) = hit {
-                if self.pass_through(id, Dir::C2S, flags) {
-                    return self.forward(io, f, l3, id, Dir::C2S, now);
+        // (a terminated VIP's segments go to the terminator below). `early`
+        // holds the lookup when it was made here.
+        let mut early = None;
+        if let Some((key, flags)) = Self::peek(&f, l3) {
+            if self.vix.tls_at(key.1).is_none() {
+                let hit = self.flows.lookup_packed(key.0, key.1);
+                if let Some((id, Dir::C2S)) = hit {
+                    if self.pass_through(id, Dir::C2S, flags) {
+                        return self.forward(io, f, l3, id, Dir::C2S, now);
+                    }
                 }
+                early = Some(hit);
             }
         }
         // Everything else: the whole parse. (A spliced flow's segment needs
@@ -980,14 +983,7 @@ impl<F: Frame> LbCore<F> {
             }
             return self.term_client(io, f, l3, vi, &s, &opts, now);
         }
-        if peeked.is_none() {
-            hit = self.flows.lookup_packed(s.key.0, s.key.1);
-            if let Some((id, Dir::C2S)) = hit {
-                if self.pass_through(id, Dir::C2S, s.flags) {
-                    return self.forward(io, f, l3, id, Dir::C2S, now);
-                }
-            }
-        }
+        let hit = early.unwrap_or_else(|| self.flows.lookup_packed(s.key.0, s.key.1));
         if !self.intact(&f, l3) {
             return;
         }
@@ -1063,17 +1059,21 @@ impl<F: Frame> LbCore<F> {
         now: u64,
     ) {
         // A spliced flow's segment to our address on the lcore that owns
-        // its port: its key and flags, the lookup, on.
+        // its port: its key and flags, the lookup, on. `early` holds the
+        // lookup when it was made here.
+        let mut early = None;
         if let Some((key, flags)) = Self::peek(&f, l3) {
             let (dip, dport) = ((key.1 >> 16) as u32, key.1 as u16);
             if dip == u32::from(self.conf.local)
                 && (steered || self.owner_of(dport) == Some(self.conf.lcore))
             {
-                if let Some((id, Dir::S2C)) = self.flows.lookup_packed(key.0, key.1) {
+                let hit = self.flows.lookup_packed(key.0, key.1);
+                if let Some((id, Dir::S2C)) = hit {
                     if self.pass_through(id, Dir::S2C, flags) {
                         return self.forward(io, f, l3, id, Dir::S2C, now);
                     }
                 }
+                early = Some(hit);
             }
         }
         // Checked below, once it is known whether the segment passes
@@ -1112,12 +1112,18 @@ impl<F: Frame> LbCore<F> {
         // or a terminated connection's leg (source ports are allocated
         // against both), and a spliced segment should not pay the
         // terminator's SipHash lookup whenever TLS connections exist.
-        let hit = self.flows.lookup_packed(s.key.0, s.key.1);
-        if let Some((id, Dir::S2C)) = hit {
-            if self.pass_through(id, Dir::S2C, s.flags) {
-                return self.forward(io, f, l3, id, Dir::S2C, now);
+        let hit = match early {
+            Some(hit) => hit,
+            None => {
+                let hit = self.flows.lookup_packed(s.key.0, s.key.1);
+                if let Some((id, Dir::S2C)) = hit {
+                    if self.pass_through(id, Dir::S2C, s.flags) {
+                        return self.forward(io, f, l3, id, Dir::S2C, now);
+                    }
+                }
+                hit
             }
-        }
+        };
         if !self.intact(&f, l3) {
             return;
         }
